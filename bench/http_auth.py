@@ -1,0 +1,462 @@
+"""Authenticated JSON GET through Pentad's full stack, beside a bare Starlette endpoint, in one run.
+
+Three targets, each loaded with `wrk -t1 -c200 --latency` after a warm-up:
+
+* bare:            bench/bare_app.py under uvicorn (uvloop, httptools, 1 worker, access log off)
+* pentad_api_key:  `pentad serve`, GET /api/me with `Authorization: Bearer pak_...`
+* pentad_jwt:      the same server, GET /api/me with an access token from POST /api/auth/login
+
+The server runs on CPU 0 and wrk on CPU 1, so the two never compete for a core. Pentad gets a fresh data
+directory and SQLite database under a temporary folder, set up through the `pentad` CLI, with rate limits
+off (they exist to throttle exactly this kind of load).
+
+Writes bench/results/http_auth.json and bench/results/http_auth.md and prints the table. The figures are
+reported, never judged: the exit status says only whether the benchmark could run.
+
+Environment: BENCH_DURATION (seconds per measured run, default 10).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+WRK_SCRIPT = BENCH_DIR / "wrk_report.lua"
+VENV_BIN = Path(sys.executable).parent
+
+HOST = "127.0.0.1"
+PATH = "/api/me"
+CONNECTIONS = 200
+WARMUP_SECONDS = 2
+SERVER_CPU = "0"
+CLIENT_CPU = "1"
+STARTUP_TIMEOUT = 60.0
+CLI_TIMEOUT = 120.0
+EMAIL = "bench@example.com"
+# The issue's aim, recorded next to the figures so a reader can compare; nothing here checks it.
+AIM = {"min_ratio_to_bare": 0.5, "max_p99_ms": 20.0, "connections": CONNECTIONS}
+
+TARGET_TITLES = {
+    "bare": "bare Starlette",
+    "pentad_api_key": "Pentad, API key",
+    "pentad_jwt": "Pentad, JWT access token",
+}
+
+
+class BenchmarkError(Exception):
+    """The benchmark could not run; the message says why."""
+
+
+def _terminate_on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    # Turn SIGTERM into an exception so every `finally` (which stops the servers) still runs.
+    raise SystemExit(128 + signum)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def pinned(cpu: str, command: Sequence[str]) -> list[str]:
+    """`command` run on one CPU when the machine has CPUs 0 and 1 to give, else unchanged."""
+    if can_pin():
+        return ["taskset", "-c", cpu, *command]
+    return list(command)
+
+
+def can_pin() -> bool:
+    return shutil.which("taskset") is not None and {0, 1} <= os.sched_getaffinity(0)
+
+
+def request(
+    port: int, method: str, path: str, *, headers: dict[str, str] | None = None, body: Any = None
+) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        all_headers = dict(headers or {})
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            all_headers["Content-Type"] = "application/json"
+        connection.request(method, path, body=payload, headers=all_headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+@dataclass
+class Server:
+    """A server process on CPU 0, its output in a log file, stopped however the benchmark ends."""
+
+    name: str
+    command: list[str]
+    port: int
+    log_path: Path
+    env: dict[str, str]
+    cwd: Path
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Server]:
+        with self.log_path.open("wb") as log:
+            process = subprocess.Popen(
+                pinned(SERVER_CPU, self.command),
+                env=self.env,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                self._wait_until_listening(process)
+                yield self
+            finally:
+                _stop(process)
+
+    def _wait_until_listening(self, process: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise BenchmarkError(f"{self.name} exited with {process.returncode}:\n{self.log_tail()}")
+            with contextlib.suppress(OSError):
+                request(self.port, "GET", "/")
+                return
+            time.sleep(0.2)
+        raise BenchmarkError(f"{self.name} did not answer within {STARTUP_TIMEOUT:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+def run_wrk(port: int, authorization: str | None, duration: int) -> dict[str, Any]:
+    """One wrk run; the figures come from the summary line wrk_report.lua prints."""
+    env = dict(os.environ)
+    env["BENCH_AUTHORIZATION"] = authorization or ""
+    command = pinned(
+        CLIENT_CPU,
+        [
+            "wrk",
+            "-t1",
+            f"-c{CONNECTIONS}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            str(WRK_SCRIPT),
+            f"http://{HOST}:{port}{PATH}",
+        ],
+    )
+    try:
+        finished = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=duration + 60, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchmarkError(f"wrk did not finish within {duration + 60} s") from None
+    if finished.returncode != 0:
+        raise BenchmarkError(f"wrk failed ({finished.returncode}):\n{finished.stderr or finished.stdout}")
+    for line in finished.stdout.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            return _figures(json.loads(line.removeprefix("BENCH_RESULT ")))
+    raise BenchmarkError(f"wrk printed no BENCH_RESULT line:\n{finished.stdout}")
+
+
+def _figures(raw: dict[str, Any]) -> dict[str, Any]:
+    seconds = raw["duration_us"] / 1_000_000
+    latency = raw["latency_us"]
+    errors = raw["errors"]
+    return {
+        "rps": round(raw["requests"] / seconds, 1),
+        "p50_ms": round(latency["p50"] / 1000, 2),
+        "p90_ms": round(latency["p90"] / 1000, 2),
+        "p99_ms": round(latency["p99"] / 1000, 2),
+        "max_ms": round(latency["max"] / 1000, 2),
+        "mean_ms": round(latency["mean"] / 1000, 2),
+        "requests": raw["requests"],
+        "duration_s": round(seconds, 3),
+        "non_2xx": errors["status"],
+        "socket_errors": {name: errors[name] for name in ("connect", "read", "write", "timeout")},
+    }
+
+
+def measure(name: str, port: int, authorization: str | None, duration: int) -> dict[str, Any]:
+    """Check one request succeeds, warm the server up, then load it."""
+    headers = {"Authorization": authorization} if authorization else {}
+    status, body = request(port, "GET", PATH, headers=headers)
+    if status != 200:
+        raise BenchmarkError(f"{name}: GET {PATH} answered {status} before the load: {body[:300]!r}")
+    print(f"  {name}: warming up {WARMUP_SECONDS} s, measuring {duration} s", flush=True)
+    run_wrk(port, authorization, WARMUP_SECONDS)
+    figures = run_wrk(port, authorization, duration)
+    print(
+        f"  {name}: {figures['rps']:.0f} req/s, p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms",
+        flush=True,
+    )
+    if figures["non_2xx"] or any(figures["socket_errors"].values()):
+        print(
+            f"  {name}: WARNING {figures['non_2xx']} non-2xx responses, "
+            f"socket errors {figures['socket_errors']}",
+            flush=True,
+        )
+    return figures
+
+
+def uvicorn_command(port: int) -> list[str]:
+    # The uvicorn options `pentad serve` passes (see pentad.cli.serve), so only the application differs.
+    return [
+        str(VENV_BIN / "uvicorn"),
+        "--app-dir",
+        str(BENCH_DIR),
+        "bare_app:app",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--no-proxy-headers",
+        "--no-server-header",
+        "--log-level",
+        "warning",
+    ]
+
+
+def pentad_env(data_dir: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PENTAD_")}
+    env.update(
+        {
+            "PENTAD_DATA_DIR": str(data_dir),
+            "PENTAD_DATABASE__URL": f"sqlite+aiosqlite:///{data_dir / 'pentad.db'}",
+            "PENTAD_RATELIMIT__ENABLED": "false",
+            "PENTAD_LOG__LEVEL": "WARNING",
+        }
+    )
+    return env
+
+
+def pentad_cli(args: Sequence[str], env: dict[str, str], cwd: Path) -> str:
+    command = [str(VENV_BIN / "pentad"), *args]
+    shown = " ".join(args[:2])  # the sub-command only: later arguments may hold a password
+    try:
+        finished = subprocess.run(
+            command, env=env, cwd=cwd, capture_output=True, text=True, timeout=CLI_TIMEOUT, check=False
+        )
+    except FileNotFoundError:
+        raise BenchmarkError(f"{command[0]} not found; run `make install`") from None
+    except subprocess.TimeoutExpired:
+        raise BenchmarkError(f"`pentad {shown}` did not finish within {CLI_TIMEOUT:.0f} s") from None
+    if finished.returncode != 0:
+        raise BenchmarkError(
+            f"`pentad {shown}` failed ({finished.returncode}):\n{finished.stderr or finished.stdout}"
+        )
+    return finished.stdout
+
+
+def api_key_from(output: str) -> str:
+    keys = [word for word in output.split() if word.startswith("pak_")]
+    if len(keys) != 1:
+        raise BenchmarkError(f"expected one pak_ word in `pentad apikey create` output, found {len(keys)}")
+    return keys[0]
+
+
+def login(port: int, password: str) -> str:
+    status, body = request(port, "POST", "/api/auth/login", body={"email": EMAIL, "password": password})
+    if status != 200:
+        raise BenchmarkError(f"POST /api/auth/login answered {status}: {body[:300]!r}")
+    token: str = json.loads(body)["access_token"]
+    return token
+
+
+def bench_bare(work_dir: Path, duration: int) -> dict[str, Any]:
+    port = free_port()
+    server = Server(
+        "bare Starlette", uvicorn_command(port), port, work_dir / "bare.log", dict(os.environ), work_dir
+    )
+    with server.running():
+        return measure("bare", port, None, duration)
+
+
+def bench_pentad(work_dir: Path, duration: int) -> dict[str, dict[str, Any]]:
+    data_dir = work_dir / "pentad"
+    data_dir.mkdir()
+    env = pentad_env(data_dir)
+    password = secrets.token_urlsafe(24)
+    # Run from the data directory so a developer's ./.env cannot leak into the measured configuration.
+    pentad_cli(["migrate"], env, data_dir)
+    pentad_cli(
+        ["user", "create", "--email", EMAIL, "--password", password, "--role", "member"], env, data_dir
+    )
+    api_key = api_key_from(
+        pentad_cli(["apikey", "create", "--email", EMAIL, "--name", "bench"], env, data_dir)
+    )
+
+    port = free_port()
+    command = [str(VENV_BIN / "pentad"), "serve", "--host", HOST, "--port", str(port), "--workers", "1"]
+    server = Server("pentad serve", command, port, work_dir / "pentad.log", env, data_dir)
+    with server.running():
+        results = {"pentad_api_key": measure("pentad_api_key", port, f"Bearer {api_key}", duration)}
+        # Log in only now, so the access token is fresh for the whole measured run.
+        access_token = login(port, password)
+        results["pentad_jwt"] = measure("pentad_jwt", port, f"Bearer {access_token}", duration)
+    return results
+
+
+def wrk_version() -> str:
+    finished = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False, timeout=10)
+    first_line = (finished.stdout or finished.stderr).splitlines()[:1]
+    return first_line[0].split(" [")[0].strip() if first_line else "wrk"
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def ratio(target: dict[str, Any], bare: dict[str, Any]) -> float:
+    return round(target["rps"] / bare["rps"], 3) if bare["rps"] else 0.0
+
+
+def report(targets: dict[str, dict[str, Any]], duration: int) -> dict[str, Any]:
+    bare = targets["bare"]
+    return {
+        "benchmark": "http_auth",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": {
+            "cpu_count": os.cpu_count(),
+            "cpu_model": cpu_model(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "load": {
+            "tool": wrk_version(),
+            "threads": 1,
+            "connections": CONNECTIONS,
+            "duration_s": duration,
+            "warmup_s": WARMUP_SECONDS,
+            "path": PATH,
+            "server_cpu": SERVER_CPU if can_pin() else None,
+            "client_cpu": CLIENT_CPU if can_pin() else None,
+        },
+        "targets": targets,
+        "ratios": {
+            "api_key": ratio(targets["pentad_api_key"], bare),
+            "jwt": ratio(targets["pentad_jwt"], bare),
+        },
+        "aim": AIM,
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    load = result["load"]
+    pinning = (
+        f"server on CPU {load['server_cpu']}, wrk on CPU {load['client_cpu']}"
+        if load["server_cpu"] is not None
+        else "not pinned (fewer than 2 CPUs)"
+    )
+    lines = [
+        "# http_auth: authenticated GET /api/me",
+        "",
+        f"{result['date']} · {result['host']['cpu_count']} CPUs ({result['host']['cpu_model']}) · "
+        f"{load['tool']} -t{load['threads']} -c{load['connections']} -d{load['duration_s']}s "
+        f"after {load['warmup_s']} s warm-up · {pinning}",
+        "",
+        "| target | requests/s | p50 ms | p99 ms | vs bare | non-2xx | socket errors |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    bare = result["targets"]["bare"]
+    for name, figures in result["targets"].items():
+        errors = sum(figures["socket_errors"].values())
+        lines.append(
+            f"| {TARGET_TITLES[name]} | {figures['rps']:.0f} | {figures['p50_ms']:.2f} | "
+            f"{figures['p99_ms']:.2f} | {ratio(figures, bare):.2f} | {figures['non_2xx']} | {errors} |"
+        )
+    aim = result["aim"]
+    lines += [
+        "",
+        f"Aim (not checked): Pentad >= {aim['min_ratio_to_bare']}x bare throughput, "
+        f"p99 < {aim['max_p99_ms']:g} ms at {aim['connections']} connections.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
+def benchmark_duration() -> int:
+    raw = os.environ.get("BENCH_DURATION", "10")
+    try:
+        duration = int(raw)
+    except ValueError:
+        raise BenchmarkError(f"BENCH_DURATION must be a whole number of seconds, not {raw!r}") from None
+    if not 1 <= duration <= 3600:
+        raise BenchmarkError(f"BENCH_DURATION must be between 1 and 3600 seconds, not {duration}")
+    return duration
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _terminate_on_sigterm)
+    try:
+        duration = benchmark_duration()
+        if shutil.which("wrk") is None:
+            raise BenchmarkError("wrk is not installed (apt-get install -y wrk)")
+        with tempfile.TemporaryDirectory(prefix="pentad-bench-") as work:
+            work_dir = Path(work)
+            targets = {"bare": bench_bare(work_dir, duration)}
+            targets.update(bench_pentad(work_dir, duration))
+    except BenchmarkError as exc:
+        print(f"http_auth: could not run: {exc}", file=sys.stderr)
+        return 1
+    result = report(targets, duration)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    table = markdown(result)
+    write_atomically(RESULTS_DIR / "http_auth.json", json.dumps(result, indent=2) + "\n")
+    write_atomically(RESULTS_DIR / "http_auth.md", table)
+    print("\n" + table, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

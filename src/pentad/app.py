@@ -1,0 +1,88 @@
+"""create_app(settings): the core's middleware and routers, the enabled apps, the API docs."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import pentad
+from pentad.apps import INSTALLED
+from pentad.core.apps import AppSpec
+from pentad.core.auth.endpoints import routers as auth_routers
+from pentad.core.config import Settings, SettingsError, load_settings
+from pentad.core.db.engine import Database
+from pentad.core.errors import install_error_handlers
+from pentad.core.logging import configure_logging
+from pentad.core.platform import Platform
+from pentad.core.web.health import router as health_router
+from pentad.core.web.middleware import install_middleware
+from pentad.core.web.pages import install_pages
+
+API_DESCRIPTION = """
+Pentad's REST API. Authenticate with `Authorization: Bearer <token>`, where the token is an access
+token from `POST /api/auth/login`, an API key (`pak_…`) or a service token (`pst_…`).
+Every error is an RFC 9457 `application/problem+json` document with a stable `code`.
+"""
+
+
+def enabled_apps(settings: Settings) -> list[AppSpec]:
+    """The AppSpecs named by PENTAD_APPS (`*` = every installed app)."""
+    names = list(INSTALLED) if "*" in settings.apps else settings.apps
+    unknown = [name for name in names if name not in INSTALLED]
+    if unknown:
+        installed = ", ".join(INSTALLED) or "none"
+        raise SettingsError(
+            f"invalid setting PENTAD_APPS: unknown app {unknown[0]!r} (installed: {installed})"
+        )
+    specs = []
+    for name in names:
+        spec = importlib.import_module(INSTALLED[name]).APP
+        assert isinstance(spec, AppSpec)
+        specs.append(spec)
+    return specs
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    apps: Sequence[AppSpec] | None = None,
+) -> FastAPI:
+    settings = settings or load_settings()
+    configure_logging(settings.log)
+    specs = list(apps) if apps is not None else enabled_apps(settings)
+    platform = Platform.build(settings, specs, database=database)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await platform.close()
+
+    app = FastAPI(
+        title="Pentad",
+        version=pentad.__version__,
+        description=API_DESCRIPTION,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.platform = platform
+    install_error_handlers(app)
+    app.include_router(health_router)
+    for router in auth_routers:
+        app.include_router(router)
+    for spec in specs:
+        for router in spec.routers:
+            app.include_router(router)
+    install_pages(app, platform)
+    install_middleware(app, platform)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` and `pentad serve`."""
+    return create_app()

@@ -1,0 +1,3 @@
+"""The installed apps: name -> module whose `APP` attribute is its AppSpec."""
+
+INSTALLED: dict[str, str] = {}

@@ -1,0 +1,345 @@
+"""The `pentad` command: serve, migrate, users, API keys, service tokens, settings, encryption keys."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import click
+
+from pentad.app import enabled_apps
+from pentad.apps import INSTALLED
+from pentad.core import audit
+from pentad.core.auth.permissions import ADMIN, GLOBAL_ROLES, MEMBER
+from pentad.core.auth.service import AuthService
+from pentad.core.config import Settings, SettingsError, load_settings, masked
+from pentad.core.crypto import CryptoError, generate_key
+from pentad.core.db import keyrotation
+from pentad.core.db.migrate import upgrade
+from pentad.core.errors import AppError
+from pentad.core.platform import Platform
+
+T = TypeVar("T")
+
+DEFAULT_ADMIN_EMAIL = "admin@example.com"
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _run(work: Callable[[Platform, AuthService], Awaitable[T]]) -> T:
+    """Run `work` in one committed transaction on a platform built from the environment."""
+
+    async def main() -> T:
+        settings = _settings()
+        try:
+            platform = Platform.build(settings, enabled_apps(settings))
+        except (SettingsError, CryptoError) as exc:
+            raise click.ClickException(str(exc)) from None
+        try:
+            async with platform.database.transaction() as session:
+                return await work(platform, AuthService(session, platform))
+        finally:
+            await platform.close()
+
+    try:
+        return asyncio.run(main())
+    except AppError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pentad")
+def main() -> None:
+    """Pentad: a self-hosted real-time platform."""
+
+
+# ----------------------------------------------------------------------- serve
+
+
+@main.command()
+@click.option("--host", help="Bind address (default: PENTAD_SERVER__HOST).")
+@click.option("--port", type=int, help="Port (default: PENTAD_SERVER__PORT).")
+@click.option("--workers", type=int, help="Worker processes (default: PENTAD_SERVER__WORKERS).")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve the platform over HTTP (creates the first admin on an empty database)."""
+    import uvicorn
+
+    settings = _settings()
+    _ensure_first_admin(settings)
+    uvicorn.run(
+        "pentad.app:create_app_from_env",
+        factory=True,
+        host=host or settings.server.host,
+        port=port or settings.server.port,
+        workers=workers or settings.server.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        log_config=None,
+    )
+
+
+def _ensure_first_admin(settings: Settings) -> None:
+    email = settings.admin.email or DEFAULT_ADMIN_EMAIL
+    password = settings.admin.password.get_secret_value() if settings.admin.password else None
+    generated = password is None
+    chosen = password or secrets.token_urlsafe(18)
+
+    async def work(_platform: Platform, service: AuthService) -> bool:
+        return await service.ensure_first_admin(email, chosen) is not None
+
+    if _run(work) and generated:
+        # Printed once to the terminal, never logged.
+        click.echo(f"Created the first admin: {email} / password: {chosen}", err=True)
+        click.echo("Change it after signing in (Account > Password).", err=True)
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema up to date (core and enabled apps)."""
+    settings = _settings()
+    try:
+        specs = enabled_apps(settings)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    upgrade(settings.database.url, specs)
+    click.echo("Database is up to date.")
+
+
+# ------------------------------------------------------------------------ users
+
+
+@main.group()
+def user() -> None:
+    """Manage user accounts."""
+
+
+@user.command("create")
+@click.option("--email", required=True)
+@click.option("--password", help="Omit to be prompted (keeps it out of shell history).")
+@click.option("--name", "display_name", help="Display name.")
+@click.option(
+    "--role", "roles", multiple=True, type=click.Choice(GLOBAL_ROLES), help="Repeatable; default member."
+)
+def user_create(email: str, password: str | None, display_name: str | None, roles: tuple[str, ...]) -> None:
+    """Create a user."""
+    password = password or click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    chosen_roles = list(roles) or [MEMBER]
+    if ADMIN in chosen_roles and MEMBER not in chosen_roles:
+        chosen_roles.append(MEMBER)
+
+    async def work(_platform: Platform, service: AuthService) -> str:
+        created = await service.create_user(
+            email=email, password=password, display_name=display_name, roles=chosen_roles, actor=audit.SYSTEM
+        )
+        return str(created.id)
+
+    click.echo(f"Created user {_run(work)} ({email}).")
+
+
+@user.command("list")
+def user_list() -> None:
+    """List users."""
+
+    async def work(_platform: Platform, service: AuthService) -> list[tuple[str, ...]]:
+        users, _ = await service.list_users(search=None, limit=10_000, offset=0)
+        return [
+            (
+                u.email,
+                ",".join(sorted(u.roles)),
+                "active" if u.is_active else "disabled",
+                "2fa" if u.totp_enabled else "",
+            )
+            for u in users
+        ]
+
+    for row in _run(work):
+        click.echo("\t".join(row))
+
+
+def _set_active(email: str, active: bool) -> None:
+    async def work(_platform: Platform, service: AuthService) -> None:
+        found = await service.get_user_by_email(email)
+        await service.update_user(found.id, is_active=active, actor=audit.SYSTEM)
+
+    _run(work)
+
+
+@user.command("disable")
+@click.argument("email")
+def user_disable(email: str) -> None:
+    """Disable a user and end their sessions."""
+    _set_active(email, False)
+    click.echo(f"Disabled {email}.")
+
+
+@user.command("enable")
+@click.argument("email")
+def user_enable(email: str) -> None:
+    """Re-enable a disabled user."""
+    _set_active(email, True)
+    click.echo(f"Enabled {email}.")
+
+
+@user.command("grant")
+@click.argument("email")
+@click.argument("role")
+@click.option("--resource", help="TYPE:ID to grant a role on one resource instead of a global role.")
+def user_grant(email: str, role: str, resource: str | None) -> None:
+    """Give a user a global role, or a role on one resource (--resource chat.channel:ID)."""
+
+    async def work(_platform: Platform, service: AuthService) -> None:
+        found = await service.get_user_by_email(email)
+        if resource:
+            resource_type, sep, resource_id = resource.partition(":")
+            if not sep or not resource_id:
+                raise click.BadParameter("use TYPE:ID", param_hint="--resource")
+            await service.grant(found.id, resource_type, resource_id, role, actor=audit.SYSTEM)
+        else:
+            await service.update_user(found.id, roles=[*found.roles, role], actor=audit.SYSTEM)
+
+    _run(work)
+    click.echo(f"Granted {role} to {email}" + (f" on {resource}." if resource else "."))
+
+
+# --------------------------------------------------------------------- API keys
+
+
+@main.group()
+def apikey() -> None:
+    """Manage API keys."""
+
+
+@apikey.command("create")
+@click.option("--email", required=True, help="Owner of the key.")
+@click.option("--name", required=True)
+@click.option(
+    "--scope", "scopes", multiple=True, help="Permission key (repeatable); default: all of the owner's."
+)
+@click.option("--expires-days", type=click.IntRange(1, 3650))
+def apikey_create(email: str, name: str, scopes: tuple[str, ...], expires_days: int | None) -> None:
+    """Create an API key; it is printed once."""
+
+    async def work(_platform: Platform, service: AuthService) -> str:
+        owner = await service.get_user_by_email(email)
+        _, token = await service.create_api_key(
+            owner, name=name, scopes=list(scopes) or ["*"], expires_in_days=expires_days, actor=audit.SYSTEM
+        )
+        return token
+
+    token = _run(work)
+    click.echo("API key (shown only now):", err=True)
+    click.echo(token)
+
+
+@apikey.command("list")
+@click.option("--email", help="Only this user's keys.")
+def apikey_list(email: str | None) -> None:
+    """List API keys (never the keys themselves)."""
+
+    async def work(_platform: Platform, service: AuthService) -> list[str]:
+        owner = (await service.get_user_by_email(email)).id if email else None
+        keys = await service.list_api_keys(owner)
+        return [
+            f"{k.id}\t{k.hint}\t{k.name}\t{','.join(k.scopes)}\t{'revoked' if k.revoked_at else 'active'}"
+            for k in keys
+        ]
+
+    for line in _run(work):
+        click.echo(line)
+
+
+@apikey.command("revoke")
+@click.argument("key_id", type=click.UUID)
+def apikey_revoke(key_id: uuid.UUID) -> None:
+    """Revoke an API key by id."""
+
+    async def work(_platform: Platform, service: AuthService) -> None:
+        await service.revoke_api_key(key_id, audit.SYSTEM)
+
+    _run(work)
+    click.echo(f"Revoked {key_id}.")
+
+
+# --------------------------------------------------------------- service tokens
+
+
+@main.group("service-token")
+def service_token() -> None:
+    """Manage service tokens for machine clients (agents, scrapers)."""
+
+
+@service_token.command("create")
+@click.option("--name", required=True)
+@click.option("--scope", "scopes", multiple=True, required=True, help="Permission key (repeatable).")
+@click.option("--expires-days", type=click.IntRange(1, 3650))
+def service_token_create(name: str, scopes: tuple[str, ...], expires_days: int | None) -> None:
+    """Issue a service token; it is printed once."""
+
+    async def work(_platform: Platform, service: AuthService) -> str:
+        _, token = await service.create_service_token(
+            name=name, scopes=list(scopes), expires_in_days=expires_days, actor=audit.SYSTEM
+        )
+        return token
+
+    token = _run(work)
+    click.echo("Service token (shown only now):", err=True)
+    click.echo(token)
+
+
+# ---------------------------------------------------------------- settings, keys
+
+
+@main.group()
+def config() -> None:
+    """Inspect settings."""
+
+
+@config.command("show")
+def config_show() -> None:
+    """Print the effective settings, secrets masked."""
+    click.echo(json.dumps(masked(_settings()), indent=2, default=str))
+
+
+@main.group()
+def keys() -> None:
+    """Manage the data-encryption keys (PENTAD_CRYPTO__KEYS)."""
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new `kid:key` entry; put it first in PENTAD_CRYPTO__KEYS, then run `pentad keys rotate`."""
+    click.echo(generate_key())
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every encrypted value with the first (active) key."""
+
+    async def work(platform: Platform, service: AuthService) -> int:
+        return await keyrotation.reencrypt_all(service.session, platform.keyring)
+
+    count = _run(work)
+    click.echo(f"Re-encrypted {count} value(s).")
+
+
+def _add_app_commands() -> None:
+    for name, module in INSTALLED.items():
+        spec = importlib.import_module(module).APP
+        if spec.cli is not None:
+            main.add_command(spec.cli, name)
+
+
+_add_app_commands()

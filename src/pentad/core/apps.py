@@ -1,0 +1,37 @@
+"""AppSpec: everything an app hands the core. The core imports no app; app.py turns specs into routes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+from fastapi import APIRouter
+
+from pentad.core.auth.permissions import Permission
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """An app's contribution to the platform.
+
+    routers: REST routers (mounted as given, normally under /api/<name>).
+    pages: routers of server-rendered pages (normally under /<name>).
+    migrations: folder of Alembic version files for the app's own branch (depends on core).
+    permissions: the app's named permissions; role_permissions adds them to global roles;
+    resource_roles defines per-resource roles (e.g. channel owner) for the core grant mechanism.
+    """
+
+    name: str
+    title: str
+    description: str = ""
+    routers: Sequence[APIRouter] = ()
+    pages: Sequence[APIRouter] = ()
+    migrations: Path | None = None
+    permissions: Sequence[Permission] = ()
+    role_permissions: Mapping[str, Sequence[Permission]] = field(default_factory=dict)
+    resource_roles: Mapping[str, Mapping[str, Sequence[Permission]]] = field(default_factory=dict)
+    cli: click.Group | None = None
+    home_path: str | None = None
+    static_dir: Path | None = None

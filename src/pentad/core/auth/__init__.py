@@ -1,0 +1,1 @@
+"""Accounts, sessions, tokens, API keys, two-factor authentication and authorisation."""

@@ -1,0 +1,224 @@
+"""Settings: one pydantic-settings model, nested per area, read from PENTAD_* variables and .env.
+
+Nested fields use a double underscore: PENTAD_DATABASE__URL, PENTAD_AUTH__ACCESS_TOKEN_TTL.
+Every setting is documented in the README; `pentad config show` prints the effective values with
+secrets masked.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "PENTAD_"
+NESTED_DELIMITER = "__"
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
+
+
+class SettingsError(Exception):
+    """Raised when the environment holds an invalid setting; the message is one line a person can act on."""
+
+
+class ServerSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Address `pentad serve` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port `pentad serve` listens on.")
+    workers: int = Field(1, ge=1, le=64, description="Number of uvicorn worker processes.")
+    base_url: str = Field(
+        "http://127.0.0.1:8000", description="Public URL of the platform, used in e-mailed links."
+    )
+
+
+class DatabaseSettings(BaseModel):
+    url: str = Field(
+        "sqlite+aiosqlite:///./var/pentad.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite, postgresql+asyncpg or mysql+aiomysql.",
+    )
+    pool_size: int = Field(10, ge=1, le=500, description="Connections kept open (PostgreSQL, MariaDB).")
+    max_overflow: int = Field(20, ge=0, le=500, description="Extra connections allowed under load.")
+    echo: bool = Field(False, description="Log every SQL statement (development only).")
+    sqlite_busy_timeout_ms: int = Field(5000, ge=0, description="How long SQLite waits for a lock.")
+
+    @field_validator("url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        allowed = ("sqlite+aiosqlite://", "postgresql+asyncpg://", "mysql+aiomysql://")
+        if not value.startswith(allowed):
+            raise ValueError("must start with one of " + ", ".join(allowed))
+        return value
+
+    @property
+    def dialect(self) -> str:
+        return self.url.split("+", 1)[0]
+
+
+class AuthSettings(BaseModel):
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Signs access tokens and CSRF tokens (32+ chars). "
+        "Unset: generated once into the data directory.",
+    )
+    access_token_ttl: int = Field(600, ge=30, le=86400, description="Access token lifetime, seconds.")
+    refresh_token_ttl: int = Field(
+        30 * 86400, ge=300, description="Refresh token / browser session lifetime, seconds."
+    )
+    issuer: str = Field("pentad", description="`iss` claim of access tokens.")
+    password_min_length: int = Field(12, ge=8, le=128, description="Minimum password length.")
+    password_reset_ttl: int = Field(1800, ge=60, description="Password reset link lifetime, seconds.")
+    cookie_secure: bool = Field(False, description="Send the session cookie only over HTTPS.")
+    mfa_issuer: str = Field("Pentad", description="Name shown in authenticator apps.")
+
+
+class CryptoSettings(BaseModel):
+    keys: SecretStr | None = Field(
+        None,
+        description="Data-encryption keys as `kid:base64key,kid2:base64key` (32-byte keys). "
+        "The first is used to encrypt; all decrypt. Unset: one key is generated into the data directory.",
+    )
+
+
+class SecuritySettings(BaseModel):
+    cors_origins: CommaList = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser."
+    )
+    trusted_proxies: CommaList = Field(
+        default_factory=list,
+        description="Addresses or networks whose X-Forwarded-For header is believed.",
+    )
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted.")
+    hsts_max_age: int = Field(31_536_000, ge=0, description="Strict-Transport-Security max-age under TLS.")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+
+class RateLimitSettings(BaseModel):
+    enabled: bool = Field(True, description="Turn all rate limits on or off.")
+    storage_url: str = Field(
+        "memory://", description="`memory://` or a Redis URL such as `redis://127.0.0.1:6379/0`."
+    )
+    per_address: str = Field("600/minute", description="Requests per client address, all routes.")
+    per_principal: str = Field("1200/minute", description="Requests per user, API key or service token.")
+    login_per_address: str = Field("20/minute", description="Login attempts per client address.")
+    login_per_account: str = Field("10/15minutes", description="Login attempts per account.")
+
+
+class RedisSettings(BaseModel):
+    url: str | None = Field(None, description="Redis URL; when set, /readyz checks it.")
+
+
+class MailSettings(BaseModel):
+    host: str | None = Field(None, description="SMTP relay host; unset: e-mail is written to the log.")
+    port: int = Field(587, ge=1, le=65535, description="SMTP relay port.")
+    username: str | None = Field(None, description="SMTP user name.")
+    password: SecretStr | None = Field(None, description="SMTP password.")
+    starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+    use_tls: bool = Field(False, description="Connect with implicit TLS (port 465).")
+    sender: str = Field("Pentad <pentad@localhost>", description="From address.")
+    timeout: float = Field(10.0, gt=0, description="SMTP timeout, seconds.")
+
+
+class LogSettings(BaseModel):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    json_format: bool = Field(True, description="JSON lines (true) or human-readable console output.")
+
+
+class AdminSettings(BaseModel):
+    email: str | None = Field(None, description="E-mail of the first admin created on an empty database.")
+    password: SecretStr | None = Field(
+        None, description="Password of the first admin; unset: generated and printed once."
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=NESTED_DELIMITER,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+    )
+
+    environment: Literal["development", "production", "test"] = Field(
+        "development", description="Deployment kind; production refuses unsafe defaults."
+    )
+    data_dir: Path = Field(Path("var"), description="Local state: SQLite file, generated keys, uploads.")
+    apps: CommaList = Field(
+        default_factory=lambda: ["*"],
+        description="Apps this process runs, comma-separated or JSON list; `*` means all installed.",
+    )
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    crypto: CryptoSettings = Field(default_factory=CryptoSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    mail: MailSettings = Field(default_factory=MailSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
+
+
+def _setting_name(location: tuple[int | str, ...]) -> str:
+    return ENV_PREFIX + NESTED_DELIMITER.join(str(part).upper() for part in location)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment; turn validation errors into one clear line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = _setting_name(tuple(first["loc"]))
+        extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise SettingsError(f"invalid setting {name}: {first['msg']}{extra}") from None
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """Effective settings as plain data, with every secret replaced by a mask."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return "********" if value.get_secret_value() else ""
+        if isinstance(value, BaseModel):
+            return {name: walk(getattr(value, name)) for name in type(value).model_fields}
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    data = walk(settings)
+    data["database"]["url"] = _mask_url_password(settings.database.url)
+    if settings.redis.url:
+        data["redis"]["url"] = _mask_url_password(settings.redis.url)
+    data["ratelimit"]["storage_url"] = _mask_url_password(settings.ratelimit.storage_url)
+    return data  # type: ignore[no-any-return]
+
+
+def _mask_url_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user, has_password, _ = credentials.partition(":")
+    return f"{scheme}://{user}:********@{host}" if has_password else url

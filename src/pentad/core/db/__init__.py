@@ -1,0 +1,1 @@
+"""SQL storage: declarative base, engine and sessions, request transactions, migrations."""

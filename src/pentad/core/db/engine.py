@@ -1,0 +1,110 @@
+"""Engines and sessions for SQLite (WAL), PostgreSQL and MariaDB/MySQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from pentad.core.config import DatabaseSettings
+from pentad.core.db.transaction import run_after_commit
+
+
+def _prepare_sqlite_file(url: str) -> None:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def create_engine(settings: DatabaseSettings) -> AsyncEngine:
+    kwargs: dict[str, Any] = {"echo": settings.echo, "pool_pre_ping": settings.dialect != "sqlite"}
+    if settings.dialect == "sqlite":
+        _prepare_sqlite_file(settings.url)
+        kwargs["connect_args"] = {"timeout": settings.sqlite_busy_timeout_ms / 1000}
+    else:
+        kwargs.update(pool_size=settings.pool_size, max_overflow=settings.max_overflow, pool_recycle=1800)
+    engine = create_async_engine(settings.url, **kwargs)
+    if settings.dialect == "sqlite":
+        _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    # The sqlite3 module's own transaction handling breaks SAVEPOINT and transactional DDL;
+    # SQLAlchemy's documented fix is to disable it and emit BEGIN ourselves.
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+class Database:
+    """Owns the engine and hands out sessions; one transaction per unit of work."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        owns_engine: bool = True,
+    ) -> None:
+        self.engine = engine
+        self.sessionmaker = sessionmaker
+        self._owns_engine = owns_engine
+
+    @classmethod
+    def from_settings(cls, settings: DatabaseSettings) -> Database:
+        engine = create_engine(settings)
+        return cls(engine, async_sessionmaker(engine, expire_on_commit=False, autoflush=True))
+
+    @classmethod
+    def bound_to(cls, connection: AsyncConnection) -> Database:
+        """Sessions that live inside an outer transaction (tests roll it back afterwards)."""
+        sessionmaker = async_sessionmaker(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        return cls(connection.engine, sessionmaker, owns_engine=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session whose work commits on success, then runs its after-commit hooks."""
+        async with self.sessionmaker() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+            await run_after_commit(session)
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        if self._owns_engine:
+            await self.engine.dispose()

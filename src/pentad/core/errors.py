@@ -1,0 +1,220 @@
+"""Application errors rendered as RFC 9457 problem+json, for every failure the platform returns."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+logger = structlog.get_logger("pentad.errors")
+
+
+class AppError(Exception):
+    """An error a client can act on. Subclasses fix status and code; the message says what to do."""
+
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class BadRequest(AppError):
+    status, code = 400, "bad_request"
+
+
+class NotAuthenticated(AppError):
+    status, code = 401, "not_authenticated"
+
+    def __init__(self, message: str = "Authentication required.", **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="pentad"'})
+        super().__init__(message, **kwargs)
+
+
+class PermissionDenied(AppError):
+    status, code = 403, "permission_denied"
+
+    def __init__(self, message: str = "You do not have permission to do this.", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+
+
+class NotFound(AppError):
+    status, code = 404, "not_found"
+
+
+class Conflict(AppError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(AppError):
+    status, code = 413, "payload_too_large"
+
+
+class TooManyRequests(AppError):
+    status, code = 429, "rate_limited"
+
+
+class ServiceUnavailable(AppError):
+    status, code = 503, "unavailable"
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int] = Field(description='Where the problem is, e.g. ["body", "email"].')
+    msg: str = Field(description="What is wrong.")
+    type: str = Field(description="Machine-readable kind of problem.")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with Pentad's `code` and `request_id` extensions."""
+
+    type: str = Field("about:blank", description="URI identifying the problem type.")
+    title: str = Field(description="Short summary of the problem type.")
+    status: int = Field(description="HTTP status code.")
+    detail: str = Field(description="What went wrong and what to do about it.")
+    code: str = Field(description="Stable machine-readable error code.")
+    request_id: str | None = Field(None, description="Quote this when reporting a problem.")
+    errors: list[ValidationIssue] | None = Field(None, description="Field-level problems (400 and 422).")
+
+
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    request_id: str | None = None,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": request_id,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    body.update(extra)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def _clean_errors(raw: list[Any]) -> list[dict[str, Any]]:
+    cleaned = []
+    for item in raw:
+        loc = [part if isinstance(part, int) else str(part) for part in item.get("loc", ())]
+        cleaned.append({"loc": loc, "msg": str(item.get("msg", "")), "type": str(item.get("type", ""))})
+    return cleaned
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_app_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, AppError)
+        return problem_response(
+            exc.status,
+            exc.code,
+            exc.message,
+            request_id=_request_id(request),
+            headers=exc.headers,
+            **exc.extra,
+        )
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = _clean_errors(list(exc.errors()))
+        if any(item["type"] == "json_invalid" for item in errors):
+            return problem_response(
+                400,
+                "malformed_json",
+                "The request body is not valid JSON.",
+                request_id=_request_id(request),
+                errors=errors,
+            )
+        first = errors[0] if errors else {"loc": [], "msg": "invalid input"}
+        where = ".".join(str(part) for part in first["loc"]) or "request"
+        return problem_response(
+            422,
+            "validation_failed",
+            f"{where}: {first['msg']}",
+            request_id=_request_id(request),
+            errors=errors,
+        )
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        return problem_response(
+            exc.status_code,
+            _STATUS_CODES.get(exc.status_code, "http_error"),
+            detail,
+            request_id=_request_id(request),
+            headers=dict(exc.headers or {}),
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        logger.exception("unhandled_error", exc_type=type(exc).__name__)
+        return problem_response(
+            500,
+            "internal_error",
+            "Something went wrong on our side; the request was not applied.",
+            request_id=_request_id(request),
+        )
+
+    app.add_exception_handler(AppError, on_app_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries documenting problem+json errors for the given statuses."""
+    return {
+        status: {
+            "model": Problem,
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }

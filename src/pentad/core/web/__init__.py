@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every app: middleware stack, health and metrics routes, pages."""

@@ -1,0 +1,164 @@
+"""Test harness: a real database per run (SQLite, PostgreSQL, MariaDB), each test in a rolled-back
+transaction, the app driven in-process through httpx, the network limited to loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from pentad.app import create_app
+from pentad.core.config import Settings
+from pentad.core.db.engine import Database, create_engine
+from pentad.core.db.migrate import upgrade_async
+from pentad.core.platform import Platform
+from tests.factories import TEST_CRYPTO_KEYS, TEST_SECRET_KEY
+
+SERVER_URLS = {
+    "postgresql": os.environ.get("PENTAD_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),
+    "mariadb": os.environ.get("PENTAD_TEST_MARIADB_URL", "mysql+aiomysql://root@127.0.0.1:3306/test"),
+}
+REQUIRE_SERVICES = os.environ.get("PENTAD_TEST_REQUIRE_SERVICES") == "1"
+
+
+def _selected_databases() -> list[str]:
+    raw = os.environ.get("PENTAD_TEST_DATABASES", "sqlite,postgresql,mariadb")
+    return [name.strip() for name in raw.split(",") if name.strip()]
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests may only talk to this machine."""
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> object:
+        if self.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
+            host = str(address[0])
+            if not (host.startswith("127.") or host in ("::1", "localhost")):
+                raise OSError(f"tests may not connect to {host}")
+        return real_connect(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+def _reachable(url: str) -> bool:
+    parsed = make_url(url)
+    try:
+        with socket.create_connection((parsed.host or "127.0.0.1", parsed.port or 0), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+async def _create_server_database(admin_url: str) -> str:
+    name = f"pentad_test_{uuid.uuid4().hex[:12]}"
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as connection:
+        await connection.execute(text(f"CREATE DATABASE {name}"))
+    await engine.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def _drop_server_database(admin_url: str, url: str) -> None:
+    name = make_url(url).database
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as connection:
+        if make_url(admin_url).get_backend_name() == "postgresql":
+            await connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        else:
+            await connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session", params=_selected_databases())
+async def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test run."""
+    kind: str = request.param
+    if kind == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'pentad.db'}"
+        await upgrade_async(url)
+        yield url
+        return
+    admin_url = SERVER_URLS[kind]
+    if not _reachable(admin_url):
+        if REQUIRE_SERVICES:
+            pytest.fail(f"{kind} is required (PENTAD_TEST_REQUIRE_SERVICES=1) but not reachable")
+        pytest.skip(f"{kind} not reachable")
+    url = await _create_server_database(admin_url)
+    try:
+        await upgrade_async(url)
+        yield url
+    finally:
+        await _drop_server_database(admin_url, url)
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    from pentad.core.config import DatabaseSettings
+
+    engine = create_engine(DatabaseSettings(url=database_url, pool_size=5))  # type: ignore[call-arg]
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """The test's outer transaction; everything the test wrote is rolled back afterwards."""
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        yield connection
+        if transaction.is_active:
+            await transaction.rollback()
+
+
+@pytest.fixture
+def database(connection: AsyncConnection) -> Database:
+    return Database.bound_to(connection)
+
+
+def make_settings(data_dir: Path, database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "environment": "test",
+        "data_dir": data_dir,
+        "database": {"url": database_url},
+        "auth": {"secret_key": TEST_SECRET_KEY},
+        "crypto": {"keys": TEST_CRYPTO_KEYS},
+        "log": {"level": "WARNING", "json_format": True},
+        "apps": [],
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(values.get(key), dict):
+            values[key] = {**values[key], **value}  # type: ignore[dict-item]
+        else:
+            values[key] = value
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return make_settings(tmp_path, database_url)
+
+
+@pytest.fixture
+def app(settings: Settings, database: Database) -> Iterator[object]:
+    yield create_app(settings, database=database, apps=[])
+
+
+@pytest.fixture
+def platform(app: object) -> Platform:
+    return app.state.platform  # type: ignore[attr-defined, no-any-return]
+
+
+@pytest.fixture
+async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client

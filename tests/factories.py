@@ -1,0 +1,81 @@
+"""Small typed factories for tests: users, credentials, logins, TOTP codes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import pyotp
+
+from pentad.core import audit
+from pentad.core.auth.models import User
+from pentad.core.auth.service import AuthService
+from pentad.core.platform import Platform
+
+TEST_SECRET_KEY = "pentad-test-signing-secret-0123456789abcdef"
+TEST_CRYPTO_KEYS = "ktest1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
+DEFAULT_PASSWORD = "correct horse battery staple"
+
+
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}@example.com"
+
+
+async def create_user(
+    platform: Platform,
+    *,
+    email: str | None = None,
+    password: str = DEFAULT_PASSWORD,
+    roles: Sequence[str] = ("member",),
+    display_name: str | None = None,
+) -> User:
+    async with platform.database.transaction() as session:
+        return await AuthService(session, platform).create_user(
+            email=email or unique_email(), password=password, roles=roles, display_name=display_name,
+            actor=audit.SYSTEM,
+        )  # fmt: skip
+
+
+async def create_admin(platform: Platform, **kwargs: Any) -> User:
+    return await create_user(platform, roles=("admin", "member"), **kwargs)
+
+
+async def issue_api_key(platform: Platform, user: User, scopes: Sequence[str] = ("*",)) -> str:
+    async with platform.database.transaction() as session:
+        service = AuthService(session, platform)
+        owner = await service.get_user(user.id)
+        _, token = await service.create_api_key(
+            owner, name="test", scopes=list(scopes), expires_in_days=None, actor=audit.SYSTEM
+        )
+        return token
+
+
+async def issue_service_token(platform: Platform, scopes: Sequence[str] = ()) -> str:
+    async with platform.database.transaction() as session:
+        _, token = await AuthService(session, platform).create_service_token(
+            name=f"svc-{uuid.uuid4().hex[:8]}", scopes=list(scopes), expires_in_days=None, actor=audit.SYSTEM
+        )
+        return token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str = DEFAULT_PASSWORD) -> dict[str, Any]:
+    response = await client.post("/api/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def access_token(client: httpx.AsyncClient, user: User) -> str:
+    return str((await login(client, user.email))["access_token"])
+
+
+def totp_now(secret: str, steps_ahead: int = 0) -> str:
+    totp = pyotp.TOTP(secret)
+    return str(totp.at(int(time.time()) + steps_ahead * totp.interval))
