@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -23,7 +24,9 @@ from pentad.core.platform import Platform
 from tests.factories import TEST_CRYPTO_KEYS, TEST_SECRET_KEY
 
 SERVER_URLS = {
-    "postgresql": os.environ.get("PENTAD_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),
+    "postgresql": os.environ.get(
+        "PENTAD_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+    ),
     "mariadb": os.environ.get("PENTAD_TEST_MARIADB_URL", "mysql+aiomysql://root@127.0.0.1:3306/test"),
 }
 REQUIRE_SERVICES = os.environ.get("PENTAD_TEST_REQUIRE_SERVICES") == "1"
@@ -79,7 +82,9 @@ async def _drop_server_database(admin_url: str, url: str) -> None:
 
 
 @pytest.fixture(scope="session", params=_selected_databases())
-async def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
     """A fresh, migrated database for this test run."""
     kind: str = request.param
     if kind == "sqlite":
@@ -148,17 +153,18 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings, database: Database) -> Iterator[object]:
-    yield create_app(settings, database=database, apps=[])
+def app(settings: Settings, database: Database) -> FastAPI:
+    return create_app(settings, database=database, apps=[])
 
 
 @pytest.fixture
-def platform(app: object) -> Platform:
-    return app.state.platform  # type: ignore[attr-defined, no-any-return]
+def platform(app: FastAPI) -> Platform:
+    platform: Platform = app.state.platform
+    return platform
 
 
 @pytest.fixture
-async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))  # type: ignore[arg-type]
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import Sequence
@@ -79,3 +80,10 @@ async def access_token(client: httpx.AsyncClient, user: User) -> str:
 def totp_now(secret: str, steps_ahead: int = 0) -> str:
     totp = pyotp.TOTP(secret)
     return str(totp.at(int(time.time()) + steps_ahead * totp.interval))
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

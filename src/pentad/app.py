@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 import pentad
-from pentad.apps import INSTALLED
+from pentad.apps import enabled_apps
 from pentad.core.apps import AppSpec
 from pentad.core.auth.endpoints import routers as auth_routers
-from pentad.core.config import Settings, SettingsError, load_settings
+from pentad.core.config import Settings, load_settings
 from pentad.core.db.engine import Database
 from pentad.core.errors import install_error_handlers
 from pentad.core.logging import configure_logging
@@ -26,23 +25,6 @@ Pentad's REST API. Authenticate with `Authorization: Bearer <token>`, where the 
 token from `POST /api/auth/login`, an API key (`pak_…`) or a service token (`pst_…`).
 Every error is an RFC 9457 `application/problem+json` document with a stable `code`.
 """
-
-
-def enabled_apps(settings: Settings) -> list[AppSpec]:
-    """The AppSpecs named by PENTAD_APPS (`*` = every installed app)."""
-    names = list(INSTALLED) if "*" in settings.apps else settings.apps
-    unknown = [name for name in names if name not in INSTALLED]
-    if unknown:
-        installed = ", ".join(INSTALLED) or "none"
-        raise SettingsError(
-            f"invalid setting PENTAD_APPS: unknown app {unknown[0]!r} (installed: {installed})"
-        )
-    specs = []
-    for name in names:
-        spec = importlib.import_module(INSTALLED[name]).APP
-        assert isinstance(spec, AppSpec)
-        specs.append(spec)
-    return specs
 
 
 def create_app(

@@ -12,8 +12,7 @@ from typing import TypeVar
 
 import click
 
-from pentad.app import enabled_apps
-from pentad.apps import INSTALLED
+from pentad.apps import INSTALLED, enabled_apps
 from pentad.core import audit
 from pentad.core.auth.permissions import ADMIN, GLOBAL_ROLES, MEMBER
 from pentad.core.auth.service import AuthService

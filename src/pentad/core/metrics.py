@@ -22,7 +22,6 @@ from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -36,10 +35,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-CONTENT_TYPE = CONTENT_TYPE_LATEST
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
-GaugeMode = Literal["all", "liveall", "min", "livemin", "max", "livemax", "sum", "livesum", "mostrecent"]
+GaugeMode = Literal[
+    "all", "liveall", "min", "livemin", "max", "livemax", "sum", "livesum", "mostrecent", "livemostrecent"
+]
 
 
 class Metrics:
@@ -51,7 +51,7 @@ class Metrics:
         # expose this worker's values a second time next to the merged ones.
         self._metric_registry: CollectorRegistry | None = self.registry
         if multiprocess_dir:
-            MultiProcessCollector(self.registry, path=multiprocess_dir)
+            MultiProcessCollector(self.registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
             self._metric_registry = None
         self.http_request_duration = self.histogram(
             "pentad_http_request_duration_seconds",
@@ -82,7 +82,11 @@ class Metrics:
         multiprocess_mode: GaugeMode = "livesum",
     ) -> Gauge:
         return Gauge(
-            name, documentation, labelnames, registry=self._metric_registry, multiprocess_mode=multiprocess_mode
+            name,
+            documentation,
+            labelnames,
+            registry=self._metric_registry,
+            multiprocess_mode=multiprocess_mode,
         )
 
     def histogram(
@@ -107,7 +111,7 @@ class Metrics:
             self.http_server_errors.labels(method, route).inc()
 
     def render(self) -> bytes:
-        """The Prometheus text exposition of every metric; serve it with CONTENT_TYPE."""
+        """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
 
 

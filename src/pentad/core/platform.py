@@ -13,6 +13,7 @@ from pentad.core.config import Settings
 from pentad.core.crypto import KeyRing, load_keyring, load_signing_secret
 from pentad.core.db.engine import Database
 from pentad.core.mail import Mailer
+from pentad.core.metrics import DatabasePoolCollector, Metrics
 from pentad.core.ratelimit import RateLimiter
 
 
@@ -25,6 +26,7 @@ class Platform:
     permissions: PermissionRegistry
     limiter: RateLimiter
     mailer: Mailer
+    metrics: Metrics
     apps: list[AppSpec] = field(default_factory=list)
 
     @classmethod
@@ -36,14 +38,18 @@ class Platform:
                 permissions.add_to_role(role, granted)
             for resource_type, roles in spec.resource_roles.items():
                 permissions.add_resource_roles(resource_type, roles)
+        database = database or Database.from_settings(settings.database)
+        metrics = Metrics.from_environment()
+        metrics.add_collector(DatabasePoolCollector(database.engine))
         return cls(
             settings=settings,
-            database=database or Database.from_settings(settings.database),
+            database=database,
             keyring=load_keyring(settings),
             signing_secret=load_signing_secret(settings),
             permissions=permissions,
             limiter=RateLimiter(settings.ratelimit),
             mailer=Mailer(settings.mail),
+            metrics=metrics,
             apps=apps,
         )
 

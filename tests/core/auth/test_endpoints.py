@@ -32,7 +32,9 @@ async def _audit_actions(platform: Platform) -> list[str]:
 # ------------------------------------------------------------------ login
 
 
-async def test_login_returns_tokens_that_identify_the_user(client: httpx.AsyncClient, platform: Platform) -> None:
+async def test_login_returns_tokens_that_identify_the_user(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     user = await create_user(platform, display_name="Ada")
     tokens = await login(client, user.email)
     assert tokens["token_type"] == "bearer"
@@ -67,7 +69,9 @@ async def test_disabled_user_cannot_log_in(client: httpx.AsyncClient, platform: 
     admin = await create_admin(platform)
     user = await create_user(platform)
     admin_token = await access_token(client, admin)
-    response = await client.patch(f"/api/users/{user.id}", json={"is_active": False}, headers=bearer(admin_token))
+    response = await client.patch(
+        f"/api/users/{user.id}", json={"is_active": False}, headers=bearer(admin_token)
+    )
     assert response.status_code == 200
     response = await client.post("/api/auth/login", json={"email": user.email, "password": DEFAULT_PASSWORD})
     assert response.status_code == 401
@@ -77,7 +81,9 @@ async def test_login_brute_force_is_rate_limited(client: httpx.AsyncClient, plat
     user = await create_user(platform)
     statuses = []
     for _ in range(12):
-        response = await client.post("/api/auth/login", json={"email": user.email, "password": "guess-guess-guess"})
+        response = await client.post(
+            "/api/auth/login", json={"email": user.email, "password": "guess-guess-guess"}
+        )
         statuses.append(response.status_code)
     assert statuses[:10] == [401] * 10
     assert statuses[10:] == [429, 429]
@@ -113,7 +119,9 @@ async def test_refresh_rotates_the_token(client: httpx.AsyncClient, platform: Pl
     assert me.status_code == 200
 
 
-async def test_refresh_token_reuse_revokes_the_whole_family(client: httpx.AsyncClient, platform: Platform) -> None:
+async def test_refresh_token_reuse_revokes_the_whole_family(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     user = await create_user(platform)
     first = await login(client, user.email)
     rotated = (await client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})).json()
@@ -183,7 +191,9 @@ async def test_sessions_are_listed_and_revocable(client: httpx.AsyncClient, plat
 # ------------------------------------------------------------ passwords
 
 
-async def test_password_change_needs_the_current_password(client: httpx.AsyncClient, platform: Platform) -> None:
+async def test_password_change_needs_the_current_password(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     user = await create_user(platform)
     token = await access_token(client, user)
     response = await client.post(
@@ -236,7 +246,9 @@ async def test_two_factor_login_flow(client: httpx.AsyncClient, platform: Platfo
     code = totp_now(secret, steps_ahead=1)
     done = await client.post("/api/auth/mfa", json={"mfa_token": challenge["mfa_token"], "code": code})
     assert done.status_code == 200
-    assert (await client.get("/api/me", headers=bearer(done.json()["access_token"]))).json()["two_factor_enabled"]
+    assert (await client.get("/api/me", headers=bearer(done.json()["access_token"]))).json()[
+        "two_factor_enabled"
+    ]
 
     replay = await client.post("/api/auth/mfa", json={"mfa_token": challenge["mfa_token"], "code": code})
     assert replay.status_code == 401
@@ -275,7 +287,9 @@ async def test_disable_two_factor_needs_the_password(client: httpx.AsyncClient, 
     user = await create_user(platform)
     token = await access_token(client, user)
     await _enable_totp(client, token)
-    bad = await client.post("/api/me/2fa/disable", json={"password": "not my password"}, headers=bearer(token))
+    bad = await client.post(
+        "/api/me/2fa/disable", json={"password": "not my password"}, headers=bearer(token)
+    )
     assert bad.status_code == 401
     ok = await client.post("/api/me/2fa/disable", json={"password": DEFAULT_PASSWORD}, headers=bearer(token))
     assert ok.status_code == 204
@@ -302,7 +316,9 @@ async def test_api_key_is_shown_once_and_authenticates(client: httpx.AsyncClient
     assert listed[0]["last_used_at"] is not None
 
 
-async def test_revoked_and_tampered_api_keys_are_refused(client: httpx.AsyncClient, platform: Platform) -> None:
+async def test_revoked_and_tampered_api_keys_are_refused(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     user = await create_user(platform)
     token = await access_token(client, user)
     created = (await client.post("/api/me/api-keys", json={"name": "x"}, headers=bearer(token))).json()
@@ -369,7 +385,9 @@ async def test_admin_issues_and_revokes_service_tokens(client: httpx.AsyncClient
     assert created.status_code == 201
     token = created.json()["token"]
     assert token.startswith("pst_")
-    duplicate = await client.post("/api/service-tokens", json={"name": "agent-1", "scopes": []}, headers=headers)
+    duplicate = await client.post(
+        "/api/service-tokens", json={"name": "agent-1", "scopes": []}, headers=headers
+    )
     assert duplicate.status_code == 409
     assert (await client.get("/api/me", headers=bearer(token))).status_code == 200
     revoked = await client.delete(f"/api/service-tokens/{created.json()['id']}", headers=headers)
@@ -418,7 +436,9 @@ async def test_the_last_admin_cannot_be_demoted(client: httpx.AsyncClient, platf
     assert response.json()["code"] == "last_admin"
 
 
-async def test_disabling_a_user_ends_their_sessions_and_keys(client: httpx.AsyncClient, platform: Platform) -> None:
+async def test_disabling_a_user_ends_their_sessions_and_keys(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     admin = await create_admin(platform)
     user = await create_user(platform)
     user_tokens = await login(client, user.email)
@@ -432,8 +452,14 @@ async def test_disabling_a_user_ends_their_sessions_and_keys(client: httpx.Async
 async def test_audit_log_records_who_did_what(client: httpx.AsyncClient, platform: Platform) -> None:
     admin = await create_admin(platform)
     headers = bearer(await access_token(client, admin))
-    await client.post("/api/users", json={"email": unique_email(), "password": "a long enough password"}, headers=headers)
-    events = (await client.get("/api/audit", params={"action": "user.create", "actor_id": str(admin.id)}, headers=headers)).json()
+    await client.post(
+        "/api/users", json={"email": unique_email(), "password": "a long enough password"}, headers=headers
+    )
+    events = (
+        await client.get(
+            "/api/audit", params={"action": "user.create", "actor_id": str(admin.id)}, headers=headers
+        )
+    ).json()
     assert len(events["items"]) == 1
     event = events["items"][0]
     assert event["actor_label"] == admin.email

@@ -1,7 +1,99 @@
-"""Health and metrics routes (placeholder until the full implementation lands)."""
+"""Liveness, readiness and Prometheus metrics endpoints."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+from collections.abc import Awaitable
+from typing import Literal
 
-router = APIRouter()
+import redis.asyncio
+import structlog
+from fastapi import APIRouter, Depends, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, Field
+
+from pentad.core.auth.dependencies import require
+from pentad.core.auth.permissions import METRICS_READ
+from pentad.core.errors import problem_response, problem_responses
+from pentad.core.platform import get_platform
+
+READINESS_TIMEOUT_SECONDS = 2.0
+
+CheckStatus = Literal["ok", "failed"]
+
+logger = structlog.get_logger("pentad.health")
+router = APIRouter(tags=["operations"])
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"] = "ready"
+    checks: dict[str, CheckStatus] = Field(
+        description="Each dependency checked (`database`, and `redis` when configured) and its state."
+    )
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+async def healthz() -> Liveness:
+    return Liveness()
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: the database (and Redis, when configured) answer",
+    response_model=Readiness,
+    responses=problem_responses(503),
+)
+async def readyz(request: Request) -> Response | Readiness:
+    platform = get_platform(request)
+    probes: dict[str, Awaitable[None]] = {"database": platform.database.ping()}
+    if platform.settings.redis.url:
+        probes["redis"] = _ping_redis(platform.settings.redis.url)
+    results = await asyncio.gather(*(_check(name, probe) for name, probe in probes.items()))
+    checks = dict(zip(probes, results, strict=True))
+    if all(status == "ok" for status in checks.values()):
+        return Readiness(checks=checks)
+    return problem_response(
+        503,
+        "not_ready",
+        "A dependency of the platform is unavailable: "
+        + ", ".join(k for k, v in checks.items() if v != "ok"),
+        request_id=getattr(request.state, "request_id", None),
+        checks=checks,
+    )
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    dependencies=[Depends(require(METRICS_READ))],
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}},
+        **problem_responses(401, 403, 429),
+    },
+)
+async def metrics(request: Request) -> Response:
+    return Response(get_platform(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _check(name: str, probe: Awaitable[None]) -> CheckStatus:
+    # Readiness is public: the reason for a failure goes to the log, not to the caller.
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+            await probe
+    except Exception as exc:
+        logger.warning("readiness_check_failed", check=name, error=repr(exc))
+        return "failed"
+    return "ok"
+
+
+async def _ping_redis(url: str) -> None:
+    timeout = READINESS_TIMEOUT_SECONDS
+    async with redis.asyncio.Redis.from_url(
+        url, socket_connect_timeout=timeout, socket_timeout=timeout
+    ) as client:
+        await client.ping()

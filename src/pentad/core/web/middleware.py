@@ -1,12 +1,152 @@
-"""The HTTP middleware stack (placeholder; full stack pending)."""
+"""The HTTP middleware stack, and the outermost layer: request id, access log and request metrics.
+
+Every layer is pure ASGI; BaseHTTPMiddleware would cost a task and a body copy per request.
+"""
 
 from __future__ import annotations
 
+import re
+import time
+import uuid
+
+import structlog
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pentad.core.db.transaction import TransactionMiddleware
+from pentad.core.metrics import Metrics
 from pentad.core.platform import Platform
+from pentad.core.ratelimit import RateLimitMiddleware
+from pentad.core.security import (
+    SWAGGER_UI_CONTENT_SECURITY_POLICY,
+    BodySizeLimitMiddleware,
+    ClientAddressMiddleware,
+    SecurityHeadersMiddleware,
+    scope_client_address,
+)
+
+REQUEST_ID_HEADER = b"x-request-id"
+SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+UNMATCHED_ROUTE = "<unmatched>"
+CORS_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+CORS_REQUEST_HEADERS = ("Authorization", "Content-Type", "X-CSRF-Token", "X-Request-ID")
+CORS_EXPOSED_HEADERS = (
+    "X-Request-ID",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+)
+
+access_logger = structlog.get_logger("pentad.access")
 
 
 def install_middleware(app: FastAPI, platform: Platform) -> None:
+    """Build the stack; from the outside in: request context, client address, security headers, CORS,
+    body size limit, per-address rate limit, the request's transaction."""
+    settings = platform.settings
+    # add_middleware puts each new layer outside the ones added before it.
     app.add_middleware(TransactionMiddleware, database=platform.database)
+    if settings.ratelimit.enabled:
+        app.add_middleware(
+            RateLimitMiddleware, limiter=platform.limiter, limit=settings.ratelimit.per_address
+        )
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.security.max_body_bytes)
+    if settings.security.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.security.cors_origins,
+            allow_credentials=False,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            max_age=600,
+        )
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        hsts_max_age=settings.security.hsts_max_age,
+        path_policies={app.docs_url: SWAGGER_UI_CONTENT_SECURITY_POLICY} if app.docs_url else None,
+    )
+    app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.security.trusted_proxies)
+    app.add_middleware(RequestContextMiddleware, metrics=platform.metrics)
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name.lower() == REQUEST_ID_HEADER:
+            text = value.decode("latin-1")
+            return text if SANE_REQUEST_ID.fullmatch(text) else None
+    return None
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template (`/api/users/{user_id}`): bounded label and log cardinality."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else UNMATCHED_ROUTE
+
+
+class RequestContextMiddleware:
+    """Gives each request an id, then writes its access-log line and its metrics when it is done.
+
+    The id is the caller's X-Request-ID when that is a plain token of at most 64 characters, otherwise a
+    new one. It goes to `scope["state"]["request_id"]` (error bodies quote it), to the log context of
+    everything logged while the request runs, and back in the X-Request-ID response header.
+    """
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            if scope["type"] == "http":
+                await self._handle_http(scope, receive, send, request_id)
+            else:
+                await self.app(scope, receive, send)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
+
+    async def _handle_http(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        request_id_header = (REQUEST_ID_HEADER, request_id.encode())
+        # Stays 500 if the app fails before it starts a response; the server then sends one.
+        status = 500
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), request_id_header]
+            await send(message)
+
+        in_flight = self.metrics.http_requests_in_flight
+        in_flight.inc()
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        finally:
+            seconds = time.perf_counter() - started
+            in_flight.dec()
+            route = _route_template(scope)
+            self.metrics.observe_request(scope["method"], route, status, seconds)
+            self._log(scope, route, status, seconds)
+
+    @staticmethod
+    def _log(scope: Scope, route: str, status: int, seconds: float) -> None:
+        principal = scope["state"].get("principal")
+        access_logger.info(
+            "request",
+            method=scope["method"],
+            route=route,
+            status=status,
+            latency_ms=round(seconds * 1000, 2),
+            client=scope_client_address(scope),
+            principal_kind=principal.kind if principal is not None else None,
+            principal_id=str(principal.id) if principal is not None else None,
+        )

@@ -1,0 +1,3 @@
+from pentad.cli import main
+
+main()

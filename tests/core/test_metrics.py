@@ -1,0 +1,117 @@
+"""Metrics as Prometheus scrapes them: request latency by route template, errors, in-flight requests, the
+database pool, and metrics registered by other subsystems."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from pentad.core.metrics import DatabasePoolCollector, Metrics
+from pentad.core.platform import Platform
+
+
+def _samples(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for sample in family.samples
+    }
+
+
+def _value(metrics: Metrics, name: str, **labels: str) -> float | None:
+    return _samples(metrics).get((name, frozenset(labels.items())))
+
+
+def test_a_request_lands_in_the_latency_histogram() -> None:
+    metrics = Metrics()
+    metrics.observe_request("GET", "/api/users/{user_id}", 200, 0.042)
+    labels = {"method": "GET", "route": "/api/users/{user_id}", "status_class": "2xx"}
+    assert _value(metrics, "pentad_http_request_duration_seconds_count", **labels) == 1
+    assert _value(metrics, "pentad_http_request_duration_seconds_bucket", **labels, le="0.05") == 1
+    assert _value(metrics, "pentad_http_request_duration_seconds_bucket", **labels, le="0.025") == 0
+
+
+def test_server_errors_are_counted_and_client_errors_are_not() -> None:
+    metrics = Metrics()
+    metrics.observe_request("POST", "/api/things", 503, 0.01)
+    metrics.observe_request("POST", "/api/things", 404, 0.01)
+    assert _value(metrics, "pentad_http_server_errors_total", method="POST", route="/api/things") == 1
+    assert (
+        _value(
+            metrics,
+            "pentad_http_request_duration_seconds_count",
+            method="POST",
+            route="/api/things",
+            status_class="4xx",
+        )
+        == 1
+    )
+
+
+def test_made_up_methods_share_one_label() -> None:
+    metrics = Metrics()
+    metrics.observe_request("BREW", "<unmatched>", 405, 0.001)
+    metrics.observe_request("PROPFIND", "<unmatched>", 405, 0.001)
+    count = _value(
+        metrics,
+        "pentad_http_request_duration_seconds_count",
+        method="OTHER",
+        route="<unmatched>",
+        status_class="4xx",
+    )
+    assert count == 2
+
+
+def test_each_app_has_its_own_registry() -> None:
+    first, second = Metrics(), Metrics()
+    first.observe_request("GET", "/healthz", 200, 0.001)
+    assert (
+        _value(
+            first,
+            "pentad_http_request_duration_seconds_count",
+            method="GET",
+            route="/healthz",
+            status_class="2xx",
+        )
+        == 1
+    )
+    assert (
+        _value(
+            second,
+            "pentad_http_request_duration_seconds_count",
+            method="GET",
+            route="/healthz",
+            status_class="2xx",
+        )
+        is None
+    )
+
+
+def test_subsystems_register_their_own_metrics() -> None:
+    metrics = Metrics()
+    deliveries = metrics.counter("pentad_realtime_deliveries_total", "Messages delivered.", ["topic_kind"])
+    connections = metrics.gauge("pentad_realtime_connections", "Open WebSocket connections.")
+    job_time = metrics.histogram("pentad_job_duration_seconds", "Job run time.", ["job"], buckets=(0.1, 1.0))
+    deliveries.labels("chat").inc(3)
+    connections.set(5)
+    job_time.labels("chat.notify").observe(0.5)
+    assert _value(metrics, "pentad_realtime_deliveries_total", topic_kind="chat") == 3
+    assert _value(metrics, "pentad_realtime_connections") == 5
+    assert _value(metrics, "pentad_job_duration_seconds_bucket", job="chat.notify", le="1.0") == 1
+
+
+def test_in_flight_requests_are_a_gauge() -> None:
+    metrics = Metrics()
+    metrics.http_requests_in_flight.inc()
+    assert _value(metrics, "pentad_http_requests_in_flight") == 1
+
+
+def test_the_database_pool_is_read_at_scrape_time(platform: Platform) -> None:
+    metrics = Metrics()
+    metrics.add_collector(DatabasePoolCollector(platform.database.engine))
+    assert _value(metrics, "pentad_db_pool_checked_out") is not None
+    assert _value(metrics, "pentad_db_pool_size") is not None
+
+
+def test_the_platform_exposes_its_pool(platform: Platform) -> None:
+    names = {name for name, _ in _samples(platform.metrics)}
+    assert {"pentad_db_pool_checked_out", "pentad_db_pool_size"} <= names

@@ -1,0 +1,104 @@
+"""The `pentad` command, run as a user runs it: a real process against a fresh SQLite database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PENTAD = [sys.executable, "-m", "pentad"]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    values = {k: v for k, v in os.environ.items() if not k.startswith("PENTAD_")}
+    values.update(
+        PENTAD_DATA_DIR=str(tmp_path),
+        PENTAD_DATABASE__URL=f"sqlite+aiosqlite:///{tmp_path}/pentad.db",
+        PENTAD_LOG__LEVEL="WARNING",
+    )
+    return values
+
+
+def pentad(
+    env: dict[str, str], *args: str, check: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [*PENTAD, *args], env=env, capture_output=True, text=True, timeout=60, input=stdin, check=False
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_user_and_api_key_lifecycle(env: dict[str, str]) -> None:
+    assert "up to date" in pentad(env, "migrate").stdout
+    pentad(
+        env,
+        "user",
+        "create",
+        "--email",
+        "Ops@Example.com",
+        "--password",
+        "a long cli password",
+        "--role",
+        "admin",
+    )
+    listed = pentad(env, "user", "list").stdout
+    assert "ops@example.com\tadmin,member\tactive" in listed
+
+    created = pentad(env, "apikey", "create", "--email", "ops@example.com", "--name", "deploy")
+    token = created.stdout.strip()
+    assert token.startswith("pak_")
+    assert "shown only now" in created.stderr
+    keys = pentad(env, "apikey", "list").stdout
+    assert "deploy" in keys
+    assert token not in keys
+    key_id = keys.split("\t", 1)[0]
+    pentad(env, "apikey", "revoke", key_id)
+    assert "revoked" in pentad(env, "apikey", "list").stdout
+
+    pentad(env, "user", "create", "--email", "m@example.com", "--password", "another long password")
+    pentad(env, "user", "disable", "m@example.com")
+    assert "m@example.com\tmember\tdisabled" in pentad(env, "user", "list").stdout
+
+
+def test_errors_are_one_clear_line(env: dict[str, str]) -> None:
+    pentad(env, "migrate")
+    weak = pentad(env, "user", "create", "--email", "w@example.com", "--password", "short", check=False)
+    assert weak.returncode != 0
+    assert "at least 12 characters" in weak.stderr
+    missing = pentad(env, "user", "disable", "ghost@example.com", check=False)
+    assert missing.returncode != 0
+    assert "No such user" in missing.stderr
+    bad = pentad({**env, "PENTAD_SERVER__PORT": "eighty"}, "config", "show", check=False)
+    assert bad.returncode != 0
+    assert "invalid setting PENTAD_SERVER__PORT" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_config_show_masks_secrets(env: dict[str, str]) -> None:
+    shown = pentad({**env, "PENTAD_MAIL__PASSWORD": "mail-s3cret"}, "config", "show").stdout
+    assert '"password": "********"' in shown
+    assert "mail-s3cret" not in shown
+
+
+def test_keys_rotate_moves_secrets_to_the_new_key(env: dict[str, str], tmp_path: Path) -> None:
+    pentad(env, "migrate")
+    old = (tmp_path / "encryption-keys").read_text().strip()
+    new = pentad(env, "keys", "generate").stdout.strip()
+    rotated_env = {**env, "PENTAD_CRYPTO__KEYS": f"{new},{old}"}
+    assert "Re-encrypted 0 value(s)." in pentad(rotated_env, "keys", "rotate").stdout
+
+
+def test_grant_on_unknown_resource_type_is_refused(env: dict[str, str]) -> None:
+    pentad(env, "migrate")
+    pentad(env, "user", "create", "--email", "g@example.com", "--password", "a long cli password")
+    refused = pentad(
+        env, "user", "grant", "g@example.com", "owner", "--resource", "chat.channel:1", check=False
+    )
+    assert refused.returncode != 0
+    assert "Unknown role" in refused.stderr
