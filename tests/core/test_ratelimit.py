@@ -7,17 +7,13 @@ boundary, and a boundary a day apart cannot fall inside one test.
 
 from __future__ import annotations
 
-import ipaddress
-import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import redis.asyncio
 import structlog
 from fastapi import APIRouter, FastAPI, Request
 
@@ -27,10 +23,9 @@ from pentad.core.config import RateLimitSettings, SettingsError
 from pentad.core.db.engine import Database
 from pentad.core.errors import TooManyRequests
 from pentad.core.platform import get_platform
-from pentad.core.ratelimit import KEY_PREFIX, RateLimiter
-from tests.conftest import REQUIRE_SERVICES, make_settings
-
-REDIS_URL = os.environ.get("PENTAD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from pentad.core.ratelimit import RateLimiter
+from tests.conftest import make_settings
+from tests.core.conftest import RedisScratch
 
 probe = APIRouter(prefix="/probe")
 
@@ -72,46 +67,6 @@ def _unused_port() -> int:
         probe_socket.bind(("127.0.0.1", 0))
         port: int = probe_socket.getsockname()[1]
         return port
-
-
-class RedisScratch:
-    """The test Redis, and the keys a test counted there, deleted when the test ends."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.fragments: list[str] = []
-
-    def key(self) -> str:
-        self.fragments.append(_unique_key())
-        return self.fragments[-1]
-
-    def address(self) -> str:
-        """A client address no earlier run has used."""
-        self.fragments.append(str(ipaddress.IPv6Address(uuid.uuid4().int)))
-        return self.fragments[-1]
-
-    async def forget(self) -> None:
-        async with redis.asyncio.Redis.from_url(self.url) as client:
-            for fragment in self.fragments:
-                async for key in client.scan_iter(match=f"{KEY_PREFIX}:*{fragment}*"):
-                    await client.delete(key)
-
-
-@pytest.fixture
-async def test_redis() -> AsyncIterator[RedisScratch]:
-    parsed = urlsplit(REDIS_URL)
-    try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=1):
-            pass
-    except OSError:
-        if REQUIRE_SERVICES:
-            pytest.fail(
-                f"Redis is required (PENTAD_TEST_REQUIRE_SERVICES=1) but {REDIS_URL} is not reachable"
-            )
-        pytest.skip(f"Redis not reachable at {REDIS_URL}")
-    scratch = RedisScratch(REDIS_URL)
-    yield scratch
-    await scratch.forget()
 
 
 def _unique_key() -> str:

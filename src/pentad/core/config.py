@@ -127,7 +127,7 @@ class RedisSettings(BaseModel):
 
 
 class MailSettings(BaseModel):
-    host: str | None = Field(None, description="SMTP relay host; unset: e-mail is written to the log.")
+    host: str | None = Field(None, description="SMTP relay host; unset: no mail is sent (a warning without the content is logged).")
     port: int = Field(587, ge=1, le=65535, description="SMTP relay port.")
     username: str | None = Field(None, description="SMTP user name.")
     password: SecretStr | None = Field(None, description="SMTP password.")
@@ -143,7 +143,9 @@ class LogSettings(BaseModel):
 
 
 class AdminSettings(BaseModel):
-    email: str | None = Field(None, description="E-mail of the first admin created on an empty database.")
+    email: str | None = Field(
+        None, description="E-mail of the first admin, created when there is none; unset: admin@example.com."
+    )
     password: SecretStr | None = Field(
         None, description="Password of the first admin; unset: generated and printed once."
     )
