@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
+WEB_STAMP := web/node_modules/.installed
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .PHONY: help install run test test-fast lint format bench clean
@@ -18,7 +19,12 @@ $(STAMP): pyproject.toml uv.lock
 	$(BIN)/uv sync --frozen --quiet
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install the locked dependencies
+# Front-end libraries for /static/vendor; --ignore-scripts: no package runs code (or phones home) at install.
+$(WEB_STAMP): web/package.json web/package-lock.json
+	npm ci --prefix web --ignore-scripts --no-audit --no-fund
+	@touch $(WEB_STAMP)
+
+install: $(STAMP) $(WEB_STAMP) ## Create .venv and install the locked dependencies
 
 run: install ## Migrate the database under ./var, create the first admin, serve on http://127.0.0.1:8000
 	$(BIN)/pentad migrate

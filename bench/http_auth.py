@@ -355,7 +355,7 @@ def ratio(target: dict[str, Any], bare: dict[str, Any]) -> float:
     return round(target["rps"] / bare["rps"], 3) if bare["rps"] else 0.0
 
 
-def report(targets: dict[str, dict[str, Any]], duration: int) -> dict[str, Any]:
+def report(targets: dict[str, dict[str, Any]], duration: int, load_before: float) -> dict[str, Any]:
     bare = targets["bare"]
     return {
         "benchmark": "http_auth",
@@ -365,6 +365,8 @@ def report(targets: dict[str, dict[str, Any]], duration: int) -> dict[str, Any]:
             "cpu_model": cpu_model(),
             "platform": platform.platform(),
             "python": platform.python_version(),
+            # Anything else running skews the figures; a 1-minute load well above 0 says the run was shared.
+            "load_average_1m_before": round(load_before, 2),
         },
         "load": {
             "tool": wrk_version(),
@@ -397,7 +399,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"{result['date']} · {result['host']['cpu_count']} CPUs ({result['host']['cpu_model']}) · "
         f"{load['tool']} -t{load['threads']} -c{load['connections']} -d{load['duration_s']}s "
-        f"after {load['warmup_s']} s warm-up · {pinning}",
+        f"after {load['warmup_s']} s warm-up · {pinning} · "
+        f"load average before: {result['host']['load_average_1m_before']}",
         "",
         "| target | requests/s | p50 ms | p99 ms | vs bare | non-2xx | socket errors |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -442,6 +445,7 @@ def main() -> int:
         duration = benchmark_duration()
         if shutil.which("wrk") is None:
             raise BenchmarkError("wrk is not installed (apt-get install -y wrk)")
+        load_before = os.getloadavg()[0]
         with tempfile.TemporaryDirectory(prefix="pentad-bench-") as work:
             work_dir = Path(work)
             targets = {"bare": bench_bare(work_dir, duration)}
@@ -449,7 +453,7 @@ def main() -> int:
     except BenchmarkError as exc:
         print(f"http_auth: could not run: {exc}", file=sys.stderr)
         return 1
-    result = report(targets, duration)
+    result = report(targets, duration, load_before)
     RESULTS_DIR.mkdir(exist_ok=True)
     table = markdown(result)
     write_atomically(RESULTS_DIR / "http_auth.json", json.dumps(result, indent=2) + "\n")

@@ -88,6 +88,7 @@ def test_config_show_masks_secrets(env: dict[str, str]) -> None:
 
 def test_keys_rotate_moves_secrets_to_the_new_key(env: dict[str, str], tmp_path: Path) -> None:
     pentad(env, "migrate")
+    pentad(env, "user", "list")  # the first command that opens the platform generates the key file
     old = (tmp_path / "encryption-keys").read_text().strip()
     new = pentad(env, "keys", "generate").stdout.strip()
     rotated_env = {**env, "PENTAD_CRYPTO__KEYS": f"{new},{old}"}

@@ -90,8 +90,12 @@ def _api_key(output: str) -> str:
     return keys[0]
 
 
-def _log_tail(log_path: Path, lines: int = 40) -> str:
-    return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
+def _log_tail(log_path: Path, lines: int = 20, width: int = 1200) -> str:
+    """The last lines of the server log, each cut in the middle: a JSON traceback ends with its cause."""
+    tail = log_path.read_text(errors="replace").splitlines()[-lines:]
+    return "\n".join(
+        line if len(line) <= width else f"{line[:300]} … {line[-(width - 300) :]}" for line in tail
+    )
 
 
 @contextlib.contextmanager

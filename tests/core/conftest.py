@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis.asyncio
 
-from pentad.core.ratelimit import KEY_PREFIX
+from pentad.core.ratelimit import KEY_PREFIX, address_subject
 from tests.conftest import REQUIRE_SERVICES
 
 REDIS_URL = os.environ.get("PENTAD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -32,8 +32,9 @@ class RedisScratch:
 
     def address(self) -> str:
         """A client address no other test or earlier run uses."""
-        self.fragments.append(str(ipaddress.IPv6Address(uuid.uuid4().int)))
-        return self.fragments[-1]
+        address = str(ipaddress.IPv6Address(uuid.uuid4().int))
+        self.fragments.append(address_subject(address))
+        return address
 
     async def forget(self) -> None:
         async with redis.asyncio.Redis.from_url(self.url) as client:

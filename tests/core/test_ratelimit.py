@@ -110,6 +110,20 @@ async def test_each_address_has_its_own_count(tmp_path: Path, database_url: str,
         assert (await second.get("/probe/ping")).status_code == 200
 
 
+async def test_an_ipv6_client_is_counted_per_64(
+    tmp_path: Path, database_url: str, database: Database
+) -> None:
+    app = _app(tmp_path, database_url, database, per_address="1/day")
+    async with (
+        _client(app, peer="2001:db8:1:2::1") as first,
+        _client(app, peer="2001:db8:1:2:ffff::9") as same_network,
+        _client(app, peer="2001:db8:1:3::1") as next_network,
+    ):
+        assert (await first.get("/probe/ping")).status_code == 200
+        assert (await same_network.get("/probe/ping")).status_code == 429
+        assert (await next_network.get("/probe/ping")).status_code == 200
+
+
 async def test_health_checks_are_never_limited(tmp_path: Path, database_url: str, database: Database) -> None:
     async with _client(_app(tmp_path, database_url, database, per_address="1/day")) as client:
         for path in ("/healthz", "/healthz", "/readyz", "/readyz"):

@@ -93,13 +93,6 @@ async def test_a_route_may_set_its_own_policy(probe_client: httpx.AsyncClient) -
     assert response.headers["x-frame-options"] == "DENY"
 
 
-async def test_the_api_docs_page_may_load_swagger_ui(probe_client: httpx.AsyncClient) -> None:
-    response = await probe_client.get("/api/docs")
-    assert response.status_code == 200
-    assert "https://cdn.jsdelivr.net" in response.headers["content-security-policy"]
-    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
-
-
 async def test_no_hsts_over_plain_http(probe_client: httpx.AsyncClient) -> None:
     response = await probe_client.get("/healthz")
     assert "strict-transport-security" not in response.headers

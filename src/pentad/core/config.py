@@ -127,7 +127,9 @@ class RedisSettings(BaseModel):
 
 
 class MailSettings(BaseModel):
-    host: str | None = Field(None, description="SMTP relay host; unset: no mail is sent (a warning without the content is logged).")
+    host: str | None = Field(
+        None, description="SMTP relay host; unset: no mail is sent (a warning without the content is logged)."
+    )
     port: int = Field(587, ge=1, le=65535, description="SMTP relay port.")
     username: str | None = Field(None, description="SMTP user name.")
     password: SecretStr | None = Field(None, description="SMTP password.")

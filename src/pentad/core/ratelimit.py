@@ -6,19 +6,21 @@ use Redis (`PENTAD_RATELIMIT__STORAGE_URL=redis://…`) to share the counts. Whe
 limiter lets requests through and logs a warning at most once a minute: an outage of the limiter must not
 become an outage of the platform.
 
-RateLimitMiddleware applies the per-address limit to every HTTP request and sends RateLimit-Limit,
--Remaining and -Reset on every response of a limited request, describing whichever limit the request
-came closest to exhausting (any `enforce` during the request counts, e.g. the per-principal limit).
+RateLimitMiddleware applies the per-address limit (IPv6 per /64) to every HTTP request except health
+checks and static files. It sends RateLimit-Limit, -Remaining and -Reset on every response of a limited
+request, describing whichever limit the request came closest to exhausting: any `enforce` during the
+request counts (the per-principal limit, the login limits), found through a context variable.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
-from time import monotonic
+from time import monotonic  # imported by name so tests can move this clock without moving asyncio's
 
 import redis.asyncio
 import structlog
@@ -174,6 +176,17 @@ class RateLimiter:
             await self._pool.disconnect()
 
 
+def address_subject(address: str) -> str:
+    """What a per-address limit counts: the address, or for IPv6 its /64, since one host is usually given
+    a whole /64 and could otherwise hop to a fresh address for every request."""
+    if ":" not in address:
+        return address
+    try:
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    except ValueError:
+        return address
+
+
 class RateLimitMiddleware:
     """Applies `limit` per client address to every HTTP request except health checks and static files."""
 
@@ -191,7 +204,9 @@ class RateLimitMiddleware:
         token = _current_report.set(report)
         try:
             try:
-                await self.limiter.enforce(self.limit, "address", scope_client_address(scope))
+                await self.limiter.enforce(
+                    self.limit, "address", address_subject(scope_client_address(scope))
+                )
             except TooManyRequests as exc:
                 response = problem_response(
                     exc.status,

@@ -6,7 +6,7 @@ Every class here is a pure ASGI middleware; install_middleware (core/web/middlew
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
@@ -21,14 +21,6 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
 )
-SWAGGER_UI_CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
-)
-"""FastAPI's Swagger UI page loads its bundle from jsDelivr and starts it with an inline script."""
-
 _FORWARDED_SCHEMES = {"http", "https"}
 _WEBSOCKET_SCHEMES = {"http": "ws", "https": "wss"}
 
@@ -47,7 +39,7 @@ def scope_client_address(scope: Scope) -> str:
     return str(client[0]) if client else "unknown"
 
 
-def parse_networks(items: Iterable[str]) -> tuple[IPNetwork, ...]:
+def _parse_networks(items: Iterable[str]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(item, strict=False) for item in items)
 
 
@@ -55,7 +47,7 @@ def _parse_address(text: str) -> IPAddress | None:
     """An address from a forwarding header: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1` or `[2001:db8::1]:80`."""
     text = text.strip()
     if text.startswith("["):
-        text = text[1 : text.find("]")]
+        text = text[1:].partition("]")[0]
     elif text.count(":") == 1:
         text = text.partition(":")[0]
     try:
@@ -88,7 +80,7 @@ class ClientAddressMiddleware:
 
     def __init__(self, app: ASGIApp, *, trusted_proxies: Iterable[str]) -> None:
         self.app = app
-        self.trusted_proxies = parse_networks(trusted_proxies)
+        self.trusted_proxies = _parse_networks(trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
@@ -134,14 +126,11 @@ class SecurityHeadersMiddleware:
     """Adds browser hardening headers to every HTTP response that does not set them itself.
 
     A route may send its own Content-Security-Policy (or any other of these headers) to loosen it for one
-    page; `path_policies` does the same for routes we do not write, such as the API docs page.
-    Strict-Transport-Security is sent only when the client reached us over HTTPS, directly or through a
+    page. Strict-Transport-Security is sent only when the client reached us over HTTPS, directly or through a
     trusted proxy (ClientAddressMiddleware must run outside this one).
     """
 
-    def __init__(
-        self, app: ASGIApp, *, hsts_max_age: int, path_policies: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, hsts_max_age: int) -> None:
         self.app = app
         self.headers: list[tuple[bytes, bytes]] = [
             (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
@@ -152,16 +141,12 @@ class SecurityHeadersMiddleware:
             (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
         ]
         self.hsts_header = (b"strict-transport-security", f"max-age={hsts_max_age}".encode())
-        self.path_policies = {path: policy.encode() for path, policy in (path_policies or {}).items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = self.headers
-        path_policy = self.path_policies.get(scope["path"])
-        if path_policy is not None:
-            headers = [(b"content-security-policy", path_policy), *headers[1:]]
         scheme = scope.get("state", {}).get("scheme", scope.get("scheme"))
         if scheme == "https":
             headers = [*headers, self.hsts_header]

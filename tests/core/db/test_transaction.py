@@ -19,7 +19,7 @@ from pentad.core.auth.dependencies import db_session
 from pentad.core.auth.models import User
 from pentad.core.config import Settings
 from pentad.core.db.engine import Database
-from pentad.core.db.transaction import commit_even_on_error, on_commit
+from pentad.core.db.hooks import commit_even_on_error, on_commit
 from pentad.core.errors import Conflict
 
 announced: list[str] = []

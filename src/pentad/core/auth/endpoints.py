@@ -38,6 +38,7 @@ from pentad.core.auth.schemas import (
     MfaChallenge,
     MfaRequest,
     PasswordChange,
+    PasswordResetAccepted,
     PasswordResetConfirm,
     PasswordResetRequest,
     PermissionRead,
@@ -143,13 +144,16 @@ async def logout_all(request: Request, service: Service, principal: User) -> Res
 
 @auth_router.post(
     "/password-reset",
+    response_model=PasswordResetAccepted,
     status_code=status.HTTP_202_ACCEPTED,
     summary="E-mail a password reset link",
-    description="Answers 202 whether or not the account exists.",
+    description="Answers 202 whether or not the account exists, so it reveals nothing.",
 )
-async def request_password_reset(body: PasswordResetRequest, request: Request, service: Service) -> Response:
+async def request_password_reset(
+    body: PasswordResetRequest, request: Request, service: Service
+) -> PasswordResetAccepted:
     await service.request_password_reset(body.email, request_actor(request))
-    return Response(status_code=status.HTTP_202_ACCEPTED)
+    return PasswordResetAccepted()
 
 
 @auth_router.post(

@@ -54,6 +54,10 @@ class PasswordResetRequest(Strict):
     email: EmailStr
 
 
+class PasswordResetAccepted(BaseModel):
+    detail: str = "If the address belongs to an account, a reset link is on its way."
+
+
 class PasswordResetConfirm(Strict):
     token: Token
     new_password: Password

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -52,10 +52,11 @@ from pentad.core.auth.permissions import (
 from pentad.core.auth.principal import Principal
 from pentad.core.crypto import column_context
 from pentad.core.db.base import utcnow
-from pentad.core.db.transaction import commit_even_on_error, on_commit
+from pentad.core.db.hooks import commit_even_on_error, on_commit
 from pentad.core.errors import BadRequest, PermissionDenied
 from pentad.core.mail import Mail
 from pentad.core.platform import Platform
+from pentad.core.ratelimit import address_subject
 
 logger = structlog.get_logger("pentad.auth")
 
@@ -63,6 +64,8 @@ BROWSER = "browser"
 API = "api"
 MFA_TOKEN_TTL = 300
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+Touch = Callable[[AsyncSession, uuid.UUID, datetime], Awaitable[None]]
 
 
 def normalise_email(email: str) -> str:
@@ -555,6 +558,22 @@ class AuthService:
             scopes=scopes,
         )
 
+    def _touch_later(
+        self,
+        touch: Callable[[AsyncSession, uuid.UUID, datetime], Awaitable[None]],
+        row_id: uuid.UUID,
+        now: datetime,
+    ) -> None:
+        """Record last use in a transaction of its own after the request's commits, best effort: a read-only
+        request must not fail, or take the write lock, because of this bookkeeping."""
+        database = self.platform.database
+
+        async def record() -> None:
+            async with database.transaction() as session:
+                await touch(session, row_id, now)
+
+        on_commit(self.session, record)
+
     async def _authenticate_api_key(self, raw: str) -> Principal:
         token = tok.parse_token(raw, tok.API_KEY)
         found = await repository.get_api_key_with_user(self.session, token.id) if token else None
@@ -570,7 +589,7 @@ class AuthService:
         ):
             raise InvalidToken()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-            await repository.touch_api_key(self.session, key.id, now)
+            self._touch_later(repository.touch_api_key, key.id, now)
         scopes = None if ALL_SCOPES in key.scopes else frozenset(key.scopes)
         return self._user_principal(user, "api_key", key.id, scopes=scopes)
 
@@ -587,7 +606,7 @@ class AuthService:
         ):
             raise InvalidToken()
         if stored.last_used_at is None or now - stored.last_used_at > LAST_USED_RESOLUTION:
-            await repository.touch_service_token(self.session, stored.id, now)
+            self._touch_later(repository.touch_service_token, stored.id, now)
         return Principal(
             kind="service",
             id=stored.id,
@@ -616,7 +635,9 @@ class AuthService:
         """E-mail a single-use reset link; answers the same whether or not the account exists."""
         email = normalise_email(email)
         await self.platform.limiter.enforce(
-            self.platform.settings.ratelimit.login_per_address, "reset-address", actor.ip_address or "-"
+            self.platform.settings.ratelimit.login_per_address,
+            "reset-address",
+            address_subject(actor.ip_address or "-"),
         )
         await self.platform.limiter.enforce(
             self.platform.settings.ratelimit.login_per_account, "reset-account", email

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,22 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from pentad.core.config import DatabaseSettings
-from pentad.core.db.transaction import run_after_commit
+from pentad.core.db.hooks import run_after_commit
+
+# SQLite transactions that will write must take the write lock up front (BEGIN IMMEDIATE): a deferred
+# transaction that read first and then writes fails at once with "database is locked" if another writer
+# committed in between, and the busy timeout does not help. Read-only work keeps cheap deferred BEGINs.
+_sqlite_write_intent: ContextVar[bool] = ContextVar("pentad_sqlite_write_intent", default=False)
+
+
+@contextmanager
+def write_intent(writes: bool = True) -> Iterator[None]:
+    """Declare whether the transactions opened inside this block will write."""
+    token = _sqlite_write_intent.set(writes)
+    try:
+        yield
+    finally:
+        _sqlite_write_intent.reset(token)
 
 
 def _prepare_sqlite_file(url: str) -> None:
@@ -55,7 +71,7 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if _sqlite_write_intent.get() else "BEGIN")
 
 
 class Database:
@@ -92,14 +108,15 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session whose work commits on success, then runs its after-commit hooks."""
-        async with self.sessionmaker() as session:
-            try:
-                yield session
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
-            await run_after_commit(session)
+        with write_intent():
+            async with self.sessionmaker() as session:
+                try:
+                    yield session
+                    await session.commit()
+                except BaseException:
+                    await session.rollback()
+                    raise
+        await run_after_commit(session)
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:

@@ -1,53 +1,21 @@
-"""After-commit hooks and the one-transaction-per-request middleware.
-
-Services never commit. They register side effects (hub publishes, jobs, mail) with `on_commit`; the owner
-of the transaction (a request, a job, a CLI command) commits and then runs them. On rollback they are
-dropped, so nothing is announced that did not happen.
-"""
+"""One transaction per request: the request's session is committed before the response starts."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pentad.core.db.engine import write_intent
+from pentad.core.db.hooks import KEEP_KEY, discard_after_commit, run_after_commit
+
 if TYPE_CHECKING:
     from pentad.core.db.engine import Database
 
-AfterCommit = Callable[[], Awaitable[None]]
-
-_HOOKS_KEY = "pentad.after_commit"
-_KEEP_KEY = "pentad.commit_on_error"
-
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 logger = structlog.get_logger("pentad.db")
-
-
-def on_commit(session: AsyncSession, hook: AfterCommit) -> None:
-    """Run `hook` once the session's transaction has committed; drop it on rollback."""
-    session.info.setdefault(_HOOKS_KEY, []).append(hook)
-
-
-def commit_even_on_error(session: AsyncSession) -> None:
-    """Keep this request's writes although it answers with an error (e.g. revoking a stolen token)."""
-    session.info[_KEEP_KEY] = True
-
-
-async def run_after_commit(session: AsyncSession) -> None:
-    hooks: list[AfterCommit] = session.info.pop(_HOOKS_KEY, [])
-    session.info.pop(_KEEP_KEY, None)
-    for hook in hooks:
-        try:
-            await hook()
-        except Exception:
-            logger.exception("after_commit_hook_failed")
-
-
-def discard_after_commit(session: AsyncSession) -> None:
-    session.info.pop(_HOOKS_KEY, None)
-    session.info.pop(_KEEP_KEY, None)
 
 
 class RequestTransaction:
@@ -69,7 +37,7 @@ class RequestTransaction:
             return
         self._session = None
         try:
-            if success or session.info.get(_KEEP_KEY):
+            if success or session.info.get(KEEP_KEY):
                 await session.commit()
                 await run_after_commit(session)
             else:
@@ -97,6 +65,7 @@ class TransactionMiddleware:
             return
         transaction = RequestTransaction(self.database)
         scope.setdefault("state", {})["transaction"] = transaction
+        intent = write_intent(scope["method"] not in READ_ONLY_METHODS)
         replaced = False
 
         async def send_after_commit(message: Message) -> None:
@@ -113,10 +82,11 @@ class TransactionMiddleware:
                     return
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_after_commit)
-        finally:
-            await transaction.finish(success=False)
+        with intent:
+            try:
+                await self.app(scope, receive, send_after_commit)
+            finally:
+                await transaction.finish(success=False)
 
 
 async def _send_commit_failure(send: Send) -> None:
@@ -132,8 +102,3 @@ async def _send_commit_failure(send: Send) -> None:
     ]
     await send({"type": "http.response.start", "status": 503, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def request_transaction(scope_state: Any) -> RequestTransaction:
-    transaction: RequestTransaction = scope_state.transaction
-    return transaction

@@ -54,13 +54,13 @@ async def readyz(request: Request) -> Response | Readiness:
         probes["redis"] = _ping_redis(platform.settings.redis.url)
     results = await asyncio.gather(*(_check(name, probe) for name, probe in probes.items()))
     checks = dict(zip(probes, results, strict=True))
-    if all(status == "ok" for status in checks.values()):
+    failed = [name for name, status in checks.items() if status != "ok"]
+    if not failed:
         return Readiness(checks=checks)
     return problem_response(
         503,
         "not_ready",
-        "A dependency of the platform is unavailable: "
-        + ", ".join(k for k, v in checks.items() if v != "ok"),
+        "A dependency of the platform is unavailable: " + ", ".join(failed),
         request_id=getattr(request.state, "request_id", None),
         checks=checks,
     )

@@ -235,7 +235,7 @@ class PageAccess:
                 raise PageDenied("This form has expired or came from another site; reload the page.")
         missing = [p for p in self.permissions if not principal.has(p)]
         if missing:
-            raise PageDenied(f"You need the permission {missing[0].key!r} to open this page.")
+            raise PageDenied(f"You need the permission {missing[0].key!r} for this page.")
         return principal
 
     def __repr__(self) -> str:
@@ -262,8 +262,9 @@ def _check_same_origin(request: Request) -> None:
     origin = request.headers.get("origin")
     if origin is None:
         return
-    scheme = getattr(request.state, "scheme", request.url.scheme)
-    if origin.lower() != f"{scheme}://{request.headers.get('host', '')}".lower():
+    # Host only: behind a TLS-terminating proxy that is not listed as trusted, the scheme we see is http
+    # while the browser's Origin says https; another site always differs in the host.
+    if urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower():
         raise PageDenied("This form was sent from another site.")
 
 
@@ -293,13 +294,8 @@ Field = Annotated[str, Form()]
 # --------------------------------------------------------------------- sign-in
 
 
-def _session_cookie(response: Response, platform: Platform, value: str | None) -> None:
+def _set_session_cookie(response: Response, platform: Platform, value: str) -> None:
     settings = platform.settings.auth
-    if value is None:
-        response.delete_cookie(
-            SESSION_COOKIE, path="/", secure=settings.cookie_secure, httponly=True, samesite="lax"
-        )
-        return
     response.set_cookie(
         SESSION_COOKIE,
         value,
@@ -311,12 +307,21 @@ def _session_cookie(response: Response, platform: Platform, value: str | None) -
     )
 
 
+def _signed_out(platform: Platform) -> Response:
+    response = _redirect("/login?notice=signed-out")
+    settings = platform.settings.auth
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", secure=settings.cookie_secure, httponly=True, samesite="lax"
+    )
+    return response
+
+
 async def _start_session(
     request: Request, service: AuthService, user: User, actor: Actor, *, mfa: bool, target: str
 ) -> Response:
     browser = await service.start_browser_session(user, actor, request.headers.get("user-agent"), mfa=mfa)
     response = _redirect(target)
-    _session_cookie(response, service.platform, browser.cookie_value)
+    _set_session_cookie(response, service.platform, browser.cookie_value)
     return response
 
 
@@ -365,9 +370,7 @@ async def login_second_factor(
 @router.post("/logout")
 async def logout(request: Request, service: Service, principal: SignedIn) -> Response:
     await service.logout(principal, request_actor(request, principal))
-    response = _redirect("/login?notice=signed-out")
-    _session_cookie(response, service.platform, None)
-    return response
+    return _signed_out(service.platform)
 
 
 @router.get("/forgot-password")
@@ -476,9 +479,7 @@ async def end_session(
     except AppError as exc:
         return await _account_page(request, service, principal, **_failure(exc))
     if session_id == principal.session_id:
-        response = _redirect("/login?notice=signed-out")
-        _session_cookie(response, service.platform, None)
-        return response
+        return _signed_out(service.platform)
     return _redirect("/account?notice=session-ended#sessions")
 
 
@@ -713,7 +714,7 @@ async def audit_log(
         actor_id.strip(), action.strip(), resource_type.strip(), resource_id.strip(), since, until
     )
     try:
-        until_day = _day(until, "Until")
+        since_day, until_day = _day(since, "From"), _day(until, "Until")
         try:
             before_id = uuid.UUID(before) if before else None
         except ValueError:
@@ -724,7 +725,7 @@ async def audit_log(
             action=filters.action or None,
             resource_type=filters.resource_type or None,
             resource_id=filters.resource_id or None,
-            since=_day(since, "Since"),
+            since=since_day,
             until=until_day + timedelta(days=1) if until_day else None,
             before=before_id,
             limit=AUDIT_PAGE_SIZE,
