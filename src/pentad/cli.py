@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import os
 import secrets
+import shutil
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import click
@@ -21,6 +24,7 @@ from pentad.core.crypto import CryptoError, generate_key
 from pentad.core.db import keyrotation
 from pentad.core.db.migrate import upgrade
 from pentad.core.errors import AppError
+from pentad.core.metrics import MULTIPROCESS_DIR_VARIABLE
 from pentad.core.platform import Platform
 
 T = TypeVar("T")
@@ -75,12 +79,15 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 
     settings = _settings()
     _ensure_first_admin(settings)
+    worker_count = workers or settings.server.workers
+    if worker_count > 1:
+        _prepare_multiprocess_metrics(settings)
     uvicorn.run(
         "pentad.app:create_app_from_env",
         factory=True,
         host=host or settings.server.host,
         port=port or settings.server.port,
-        workers=workers or settings.server.workers,
+        workers=worker_count,
         loop="uvloop",
         http="httptools",
         access_log=False,
@@ -88,6 +95,14 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         server_header=False,
         log_config=None,
     )
+
+
+def _prepare_multiprocess_metrics(settings: Settings) -> None:
+    """Several workers share their metrics through files; start from an empty folder (metrics.py)."""
+    folder = Path(os.environ.get(MULTIPROCESS_DIR_VARIABLE) or settings.data_dir / "prometheus")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ[MULTIPROCESS_DIR_VARIABLE] = str(folder)
 
 
 def _ensure_first_admin(settings: Settings) -> None:

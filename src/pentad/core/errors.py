@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -193,19 +194,45 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=dict(exc.headers or {}),
         )
 
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        logger.exception("unhandled_error", exc_type=type(exc).__name__)
-        return problem_response(
-            500,
-            "internal_error",
-            "Something went wrong on our side; the request was not applied.",
-            request_id=_request_id(request),
-        )
-
     app.add_exception_handler(AppError, on_app_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(Exception, on_unexpected)
+
+
+class ErrorBoundaryMiddleware:
+    """Turns an unexpected exception into a 500 problem inside the middleware stack.
+
+    Starlette's own last-resort handler sits outside every middleware, so its 500s would miss the security
+    headers, the request id and the transaction's rollback; this layer answers before any of those unwind.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            logger.exception("unhandled_error", exc_type=type(exc).__name__)
+            if started:
+                raise
+            response = problem_response(
+                500,
+                "internal_error",
+                "Something went wrong on our side; the request was not applied.",
+                request_id=scope.get("state", {}).get("request_id"),
+            )
+            await response(scope, receive, send)
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

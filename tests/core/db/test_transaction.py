@@ -106,6 +106,8 @@ async def test_errors_roll_back_and_announce_nothing(
     response = await client.post(f"/api/tx/{route}/{marker}")
     assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.json()["request_id"] == response.headers["x-request-id"]
     assert await _stored(database, marker) == 0
     assert announced == []
 

@@ -16,6 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pentad.core.db.transaction import TransactionMiddleware
+from pentad.core.errors import ErrorBoundaryMiddleware
 from pentad.core.metrics import Metrics
 from pentad.core.platform import Platform
 from pentad.core.ratelimit import RateLimitMiddleware
@@ -47,9 +48,10 @@ _access_log_level = logging.getLogger(ACCESS_LOGGER_NAME)
 
 def install_middleware(app: FastAPI, platform: Platform) -> None:
     """Build the stack; from the outside in: request context, client address, security headers, CORS,
-    body size limit, per-address rate limit, the request's transaction."""
+    body size limit, per-address rate limit, the request's transaction, the error boundary."""
     settings = platform.settings
     # add_middleware puts each new layer outside the ones added before it.
+    app.add_middleware(ErrorBoundaryMiddleware)
     app.add_middleware(TransactionMiddleware, database=platform.database)
     if settings.ratelimit.enabled:
         app.add_middleware(
