@@ -10,6 +10,8 @@ import click
 from fastapi import APIRouter
 
 from pentad.core.auth.permissions import Permission
+from pentad.core.jobs.registry import CronSpec, JobSpec
+from pentad.core.realtime.topics import TopicSpec
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,7 @@ class AppSpec:
     migrations: folder of Alembic version files for the app's own branch (depends on core).
     permissions: the app's named permissions; role_permissions adds them to global roles;
     resource_roles defines per-resource roles (e.g. channel owner) for the core grant mechanism.
+    topics: realtime topic patterns with their authorisation; jobs and cron: background work.
     """
 
     name: str
@@ -32,6 +35,9 @@ class AppSpec:
     permissions: Sequence[Permission] = ()
     role_permissions: Mapping[str, Sequence[Permission]] = field(default_factory=dict)
     resource_roles: Mapping[str, Mapping[str, Sequence[Permission]]] = field(default_factory=dict)
+    topics: Sequence[TopicSpec] = ()
+    jobs: Sequence[JobSpec] = ()
+    cron: Sequence[CronSpec] = ()
     cli: click.Group | None = None
     home_path: str | None = None
     static_dir: Path | None = None

@@ -139,6 +139,53 @@ class MailSettings(BaseModel):
     timeout: float = Field(10.0, gt=0, description="SMTP timeout, seconds.")
 
 
+class RealtimeSettings(BaseModel):
+    broker_url: str | None = Field(
+        None,
+        description="Unset: in-process fan-out (one process). `redis://…`: fan-out and history across nodes.",
+    )
+    auth_timeout: float = Field(10.0, gt=0, description="Seconds a new socket has to authenticate.")
+    heartbeat_interval: float = Field(25.0, gt=0, description="Seconds between server pings.")
+    idle_timeout: float = Field(60.0, gt=0, description="Close a socket silent for this long, seconds.")
+    send_queue_size: int = Field(
+        1024, ge=16, description="Events queued per connection before it is closed as a slow consumer."
+    )
+    revalidate_interval: float = Field(
+        60.0, gt=0, description="Seconds between re-checks that a socket's credentials are still valid."
+    )
+    max_subscriptions: int = Field(512, ge=1, description="Topics one connection may subscribe to.")
+    max_message_bytes: int = Field(65_536, ge=1024, description="Largest client message accepted.")
+
+
+class JobsSettings(BaseModel):
+    in_process_worker: bool = Field(True, description="`pentad serve` also runs a job worker.")
+    concurrency: int = Field(4, ge=1, le=256, description="Jobs one worker runs at once.")
+    poll_interval: float = Field(1.0, gt=0, description="Seconds between polls for due jobs when idle.")
+    lease_seconds: int = Field(60, ge=5, description="A running job's lease; renewed while it runs.")
+    max_attempts: int = Field(5, ge=1, description="Attempts before a job is dead-lettered (default).")
+    backoff_base: float = Field(2.0, gt=0, description="First retry delay, seconds; doubles per attempt.")
+    backoff_max: float = Field(3600.0, gt=0, description="Longest retry delay, seconds.")
+
+
+class StorageSettings(BaseModel):
+    backend: Literal["local", "s3"] = Field("local", description="`local` folder or `s3`-compatible store.")
+    local_path: Path | None = Field(None, description="Folder of the local backend; unset: <data dir>/files.")
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, Ceph, AWS...); unset: AWS.")
+    s3_bucket: str = Field("pentad", description="Bucket holding every object.")
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_access_key: SecretStr | None = Field(None, description="S3 access key id.")
+    s3_secret_key: SecretStr | None = Field(None, description="S3 secret access key.")
+    max_object_bytes: int = Field(104_857_600, ge=1, description="Largest object accepted, bytes.")
+    signed_url_ttl: int = Field(
+        900, ge=1, le=604_800, description="Default lifetime of signed URLs, seconds."
+    )
+
+
+class CacheSettings(BaseModel):
+    url: str = Field("memory://", description="`memory://` (per process) or a Redis URL shared by all nodes.")
+    default_ttl: int = Field(300, ge=1, description="Seconds an entry lives when no TTL is given.")
+
+
 class LogSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     json_format: bool = Field(True, description="JSON lines (true) or human-readable console output.")
@@ -177,6 +224,10 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
     mail: MailSettings = Field(default_factory=MailSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)

@@ -106,9 +106,11 @@ class Database:
         return self.engine.dialect.name
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session whose work commits on success, then runs its after-commit hooks."""
-        with write_intent():
+    async def transaction(self, *, writes: bool = True) -> AsyncIterator[AsyncSession]:
+        """A session whose work commits on success, then runs its after-commit hooks.
+
+        `writes=False` declares read-only work, which on SQLite does not take the write lock."""
+        with write_intent(writes):
             async with self.sessionmaker() as session:
                 try:
                     yield session

@@ -1,0 +1,1 @@
+"""The realtime hub: topics over one WebSocket per client, with ordering, resume, presence and acks."""
