@@ -47,7 +47,9 @@ def create_app(
         title="Pentad",
         version=pentad.__version__,
         description=API_DESCRIPTION,
-        docs_url="/api/docs",
+        # FastAPI's own Swagger UI loads from a CDN with an inline script; core/web/pages.py serves /api/docs.
+        docs_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
         lifespan=lifespan,

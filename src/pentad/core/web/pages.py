@@ -773,15 +773,8 @@ async def vendor_file(name: str) -> Response:
 # ------------------------------------------------------------------- assembly
 
 
-def _remove_default_docs(app: FastAPI) -> None:
-    """FastAPI's own Swagger UI loads from a CDN with an inline script; ours replaces it."""
-    replaced = {app.docs_url, app.swagger_ui_oauth2_redirect_url}
-    app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) not in replaced]
-
-
 def install_pages(app: FastAPI, platform: Platform) -> None:
     """Mount the core's pages and static files, and each enabled app's pages."""
-    _remove_default_docs(app)
     app.add_exception_handler(SignInRequired, _on_sign_in_required)
     app.add_exception_handler(PageDenied, _on_page_denied)
     app.include_router(router)
