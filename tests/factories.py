@@ -1,7 +1,8 @@
-"""Small typed factories for tests: users, credentials, logins, TOTP codes."""
+"""Small typed factories for tests: users, credentials, logins, TOTP codes, running due jobs."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 import uuid
@@ -14,6 +15,7 @@ import pyotp
 from pentad.core import audit
 from pentad.core.auth.models import User
 from pentad.core.auth.service import AuthService
+from pentad.core.jobs.worker import Worker
 from pentad.core.platform import Platform
 
 TEST_SECRET_KEY = "pentad-test-signing-secret-0123456789abcdef"
@@ -87,3 +89,13 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+JOBS_TIMEOUT = 30.0
+
+
+async def run_due_jobs(platform: Platform) -> None:
+    """Run every job that is due, one at a time, until none is left (bounded by JOBS_TIMEOUT).
+
+    One at a time because the test's database sessions share one connection."""
+    await asyncio.wait_for(Worker(platform, concurrency=1).run(until_idle=True), JOBS_TIMEOUT)

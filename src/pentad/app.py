@@ -14,8 +14,11 @@ from pentad.core.auth.endpoints import routers as auth_routers
 from pentad.core.config import Settings, load_settings
 from pentad.core.db.engine import Database
 from pentad.core.errors import install_error_handlers
+from pentad.core.jobs.endpoints import router as jobs_router
+from pentad.core.jobs.pages import router as jobs_pages
 from pentad.core.logging import configure_logging
 from pentad.core.platform import Platform
+from pentad.core.storage.endpoints import router as files_router
 from pentad.core.web.health import router as health_router
 from pentad.core.web.middleware import install_middleware
 from pentad.core.web.pages import install_pages
@@ -40,6 +43,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.jobs.in_process_worker:
+            platform.jobs.start_worker(platform)
         yield
         await platform.close()
 
@@ -57,11 +62,14 @@ def create_app(
     app.state.platform = platform
     install_error_handlers(app)
     app.include_router(health_router)
+    app.include_router(files_router)
     for router in auth_routers:
         app.include_router(router)
+    app.include_router(jobs_router)
     for spec in specs:
         for router in spec.routers:
             app.include_router(router)
+    app.include_router(jobs_pages)
     install_pages(app, platform)
     install_middleware(app, platform)
     return app

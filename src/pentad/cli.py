@@ -1,4 +1,4 @@
-"""The `pentad` command: serve, migrate, users, API keys, service tokens, settings, encryption keys."""
+"""The `pentad` command: serve, migrate, workers and jobs, users, API keys, service tokens, settings, keys."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,6 +25,10 @@ from pentad.core.crypto import CryptoError, generate_key
 from pentad.core.db import keyrotation
 from pentad.core.db.migrate import upgrade
 from pentad.core.errors import AppError
+from pentad.core.jobs.models import JobStatus
+from pentad.core.jobs.service import JobsService
+from pentad.core.jobs.worker import Worker
+from pentad.core.logging import configure_logging
 from pentad.core.metrics import MULTIPROCESS_DIR_VARIABLE
 from pentad.core.platform import Platform
 
@@ -39,15 +44,20 @@ def _settings() -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
+def _platform() -> Platform:
+    """The platform of the environment's settings and enabled apps."""
+    settings = _settings()
+    try:
+        return Platform.build(settings, enabled_apps(settings))
+    except (SettingsError, CryptoError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _run(work: Callable[[Platform, AuthService], Awaitable[T]]) -> T:
     """Run `work` in one committed transaction on a platform built from the environment."""
 
     async def main() -> T:
-        settings = _settings()
-        try:
-            platform = Platform.build(settings, enabled_apps(settings))
-        except (SettingsError, CryptoError) as exc:
-            raise click.ClickException(str(exc)) from None
+        platform = _platform()
         try:
             async with platform.database.transaction() as session:
                 return await work(platform, AuthService(session, platform))
@@ -311,6 +321,78 @@ def service_token_create(name: str, scopes: tuple[str, ...], expires_days: int |
     token = _run(work)
     click.echo("Service token (shown only now):", err=True)
     click.echo(token)
+
+
+# ------------------------------------------------------------------------- jobs
+
+
+@main.command()
+@click.option(
+    "--concurrency", type=click.IntRange(1, 256), help="Jobs run at once (default: PENTAD_JOBS__CONCURRENCY)."
+)
+@click.option("--burst", is_flag=True, help="Run the jobs that are due, then exit.")
+def worker(concurrency: int | None, burst: bool) -> None:
+    """Run background jobs until stopped (SIGTERM or Ctrl-C); start as many as needed, on any node."""
+
+    async def main() -> None:
+        platform = _platform()
+        configure_logging(platform.settings.log)
+        runner = Worker(platform, concurrency=concurrency)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, runner.stop)
+        try:
+            await runner.run(until_idle=burst)
+        finally:
+            await platform.close()
+
+    asyncio.run(main())
+
+
+@main.group()
+def jobs() -> None:
+    """Inspect background jobs and retry dead ones."""
+
+
+@jobs.command("list")
+@click.option("--status", type=click.Choice([status.value for status in JobStatus]), help="Only this state.")
+@click.option("--name", help="Only jobs of this kind.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+def jobs_list(status: str | None, name: str | None, limit: int) -> None:
+    """List jobs, newest first: id, kind, state, attempts, due (or finished) time, last error."""
+
+    async def work(platform: Platform, service: AuthService) -> list[str]:
+        found = await JobsService(service.session, platform).list_jobs(
+            status=JobStatus(status) if status else None, name=name, before=None, limit=limit
+        )
+        return [
+            "\t".join(
+                (
+                    str(job.id),
+                    job.name,
+                    job.status,
+                    str(job.attempts),
+                    (job.finished_at or job.run_at).isoformat(timespec="seconds"),
+                    job.last_error.splitlines()[-1] if job.last_error else "",
+                )
+            )
+            for job in found
+        ]
+
+    for line in _run(work):
+        click.echo(line)
+
+
+@jobs.command("retry")
+@click.argument("job_id", type=click.UUID)
+def jobs_retry(job_id: uuid.UUID) -> None:
+    """Queue a dead job again with a fresh set of attempts."""
+
+    async def work(platform: Platform, service: AuthService) -> None:
+        await JobsService(service.session, platform).retry_job(job_id, audit.SYSTEM)
+
+    _run(work)
+    click.echo(f"Queued job {job_id} again.")
 
 
 # ---------------------------------------------------------------- settings, keys

@@ -82,6 +82,13 @@ class AuthSettings(BaseModel):
     password_reset_ttl: int = Field(1800, ge=60, description="Password reset link lifetime, seconds.")
     cookie_secure: bool = Field(False, description="Send the session cookie only over HTTPS.")
     mfa_issuer: str = Field("Pentad", description="Name shown in authenticator apps.")
+    principal_cache_ttl: float = Field(
+        5.0,
+        ge=0,
+        le=60,
+        description="Seconds a verified credential is reused without a database check; revocations clear "
+        "it at once on the same process, other nodes within this time. 0: check every request.",
+    )
 
 
 class CryptoSettings(BaseModel):
@@ -165,6 +172,12 @@ class JobsSettings(BaseModel):
     max_attempts: int = Field(5, ge=1, description="Attempts before a job is dead-lettered (default).")
     backoff_base: float = Field(2.0, gt=0, description="First retry delay, seconds; doubles per attempt.")
     backoff_max: float = Field(3600.0, gt=0, description="Longest retry delay, seconds.")
+    shutdown_grace: float = Field(
+        10.0, ge=0, description="Seconds a stopping worker lets running jobs finish before requeueing them."
+    )
+    retention_days: int = Field(
+        7, ge=1, description="Finished jobs (succeeded or dead) are deleted after this many days."
+    )
 
 
 class StorageSettings(BaseModel):
@@ -179,11 +192,33 @@ class StorageSettings(BaseModel):
     signed_url_ttl: int = Field(
         900, ge=1, le=604_800, description="Default lifetime of signed URLs, seconds."
     )
+    s3_part_size: int = Field(
+        8_388_608,
+        ge=5_242_880,
+        le=5_368_709_120,
+        description="Part size of S3 multipart uploads, bytes (5 MiB-5 GiB); a smaller upload is one PUT.",
+    )
 
 
 class CacheSettings(BaseModel):
     url: str = Field("memory://", description="`memory://` (per process) or a Redis URL shared by all nodes.")
     default_ttl: int = Field(300, ge=1, description="Seconds an entry lives when no TTL is given.")
+    lock_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="On Redis, longest a get_or_set loader holds its key's lock, and longest other callers "
+        "wait for its value before loading it themselves, seconds.",
+    )
+    memory_max_entries: int = Field(
+        10_000, ge=1, description="Entries the memory cache keeps per process; the least recently written go."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if value != "memory://" and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("use memory:// or a redis://, rediss:// or unix:// URL")
+        return value
 
 
 class LogSettings(BaseModel):

@@ -1,17 +1,46 @@
-"""Outgoing e-mail over any SMTP relay (aiosmtplib); without a relay, mail is logged without its body."""
+"""Outgoing e-mail: templated messages delivered by the durable job `core.send_mail` over any SMTP relay.
+
+Services call `enqueue_mail` inside their transaction: the message is rendered at once (text and HTML from
+the Jinja2 templates in core/mail_templates/: `<name>.subject.txt`, `<name>.txt`, optional `<name>.html`)
+and stored in the job row ENCRYPTED with the platform's key ring, bound to the job's id, because a message
+may carry a secret (a password-reset link). Only the template name stays readable (admins see it on the
+jobs page). The worker decrypts it to send, retries failed deliveries with backoff, and deletes the
+ciphertext once the message is sent; a dead-lettered message keeps it until it is retried or pruned.
+Without a relay (PENTAD_MAIL__HOST unset) the job logs a warning without the content and succeeds.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
+import uuid
+from dataclasses import asdict, dataclass
 from email.message import EmailMessage
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import aiosmtplib
 import structlog
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.core.config import MailSettings
+from pentad.core.crypto import KeyRing
+from pentad.core.jobs.queue import SecretPayload, enqueue
+from pentad.core.jobs.registry import JobSpec
+
+if TYPE_CHECKING:
+    from pentad.core.jobs.worker import JobContext
 
 logger = structlog.get_logger("pentad.mail")
+
+TEMPLATES_DIR = Path(__file__).parent / "mail_templates"
+SEND_MAIL = "core.send_mail"
+
+_templates = Environment(
+    loader=FileSystemLoader(TEMPLATES_DIR),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+)
 
 
 @dataclass(frozen=True)
@@ -22,10 +51,34 @@ class Mail:
     html: str | None = None
 
 
+def render_mail(template: str, *, to: str, **context: Any) -> Mail:
+    """Render template `template` for recipient `to`; a variable the template uses but `context` lacks
+    is an error, not an empty string."""
+    values = {"to": to, **context}
+    subject = _templates.get_template(f"{template}.subject.txt").render(values).strip()
+    text = _templates.get_template(f"{template}.txt").render(values)
+    try:
+        html: str | None = _templates.get_template(f"{template}.html").render(values)
+    except TemplateNotFound:
+        html = None
+    return Mail(to=to, subject=subject, text=text, html=html)
+
+
+async def enqueue_mail(
+    session: AsyncSession, keyring: KeyRing, template: str, *, to: str, **context: Any
+) -> uuid.UUID:
+    """Render a templated message and queue its delivery in the caller's transaction."""
+    mail = render_mail(template, to=to, **context)
+    job_id = await enqueue(
+        session, SEND_MAIL, {"template": template}, secret=SecretPayload(keyring, asdict(mail))
+    )
+    assert job_id is not None
+    return job_id
+
+
 class Mailer:
     def __init__(self, settings: MailSettings) -> None:
         self.settings = settings
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def build(self, mail: Mail) -> EmailMessage:
         message = EmailMessage()
@@ -53,18 +106,9 @@ class Mailer:
             timeout=self.settings.timeout,
         )
 
-    def send_soon(self, mail: Mail) -> None:
-        """Send in the background; failures are logged (durable, retried delivery comes with core jobs)."""
-        task = asyncio.get_running_loop().create_task(self._send_logged(mail))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
-    async def _send_logged(self, mail: Mail) -> None:
-        try:
-            await self.send(mail)
-        except Exception as exc:
-            logger.error("mail_failed", subject=mail.subject, error=type(exc).__name__)
+async def _deliver(context: JobContext, _payload: dict[str, Any]) -> None:
+    await context.platform.mailer.send(Mail(**context.secret()))
 
-    async def drain(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+SEND_MAIL_JOB = JobSpec(SEND_MAIL, _deliver)

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fastapi import Request
 from starlette.requests import HTTPConnection
 
 from pentad.core.apps import AppSpec
+from pentad.core.auth.cache import PrincipalCache
 from pentad.core.auth.permissions import PermissionRegistry
+from pentad.core.cache import Cache, build_cache
 from pentad.core.config import Settings
 from pentad.core.crypto import KeyRing, load_keyring, load_signing_secret
 from pentad.core.db.engine import Database
-from pentad.core.mail import Mailer
+from pentad.core.jobs.worker import Jobs
+from pentad.core.mail import SEND_MAIL_JOB, Mailer
 from pentad.core.metrics import DatabasePoolCollector, Metrics
 from pentad.core.ratelimit import RateLimiter
+from pentad.core.storage import Storage, build_storage
 
 
 @dataclass
@@ -25,8 +28,12 @@ class Platform:
     signing_secret: bytes
     permissions: PermissionRegistry
     limiter: RateLimiter
+    principals: PrincipalCache
     mailer: Mailer
     metrics: Metrics
+    storage: Storage
+    cache: Cache
+    jobs: Jobs
     apps: list[AppSpec] = field(default_factory=list)
 
     @classmethod
@@ -41,28 +48,31 @@ class Platform:
         database = database or Database.from_settings(settings.database)
         metrics = Metrics.from_environment()
         metrics.add_collector(DatabasePoolCollector(database.engine))
+        signing_secret = load_signing_secret(settings)
         return cls(
             settings=settings,
             database=database,
             keyring=load_keyring(settings),
-            signing_secret=load_signing_secret(settings),
+            signing_secret=signing_secret,
             permissions=permissions,
             limiter=RateLimiter(settings.ratelimit),
+            principals=PrincipalCache(settings.auth.principal_cache_ttl),
             mailer=Mailer(settings.mail),
             metrics=metrics,
+            storage=build_storage(settings, signing_secret),
+            cache=build_cache(settings.cache),
+            jobs=Jobs.build([SEND_MAIL_JOB], apps),
             apps=apps,
         )
 
     async def close(self) -> None:
-        await self.mailer.drain()
+        await self.jobs.close()
         await self.limiter.close()
+        await self.storage.close()
+        await self.cache.close()
         await self.database.dispose()
 
 
 def get_platform(connection: HTTPConnection) -> Platform:
     platform: Platform = connection.app.state.platform
     return platform
-
-
-def platform_dependency(request: Request) -> Platform:
-    return get_platform(request)

@@ -15,7 +15,7 @@ from pentad.core.auth.permissions import Permission
 from pentad.core.auth.principal import Principal
 from pentad.core.auth.service import AuthService, csrf_matches
 from pentad.core.errors import NotAuthenticated, PermissionDenied
-from pentad.core.platform import Platform, get_platform
+from pentad.core.platform import get_platform
 from pentad.core.security import client_address
 
 SESSION_COOKIE = "pentad_session"
@@ -24,13 +24,19 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _UNRESOLVED = object()
 
 
-def db_session(request: Request) -> AsyncSession:
+def request_session(request: Request) -> AsyncSession:
     """The request's session; TransactionMiddleware commits it before the response starts."""
     session: AsyncSession = request.state.transaction.session
     return session
 
 
-def auth_service(request: Request, session: AsyncSession = Depends(db_session)) -> AuthService:
+# Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in its thread pool, a
+# thread hop per dependency per request.
+async def db_session(request: Request) -> AsyncSession:
+    return request_session(request)
+
+
+async def auth_service(request: Request, session: AsyncSession = Depends(db_session)) -> AuthService:
     return AuthService(session, get_platform(request))
 
 
@@ -52,7 +58,7 @@ async def resolve_principal(request: Request, *, check_csrf_header: bool = True)
     if cached is not _UNRESOLVED:
         return cached  # type: ignore[return-value]
     platform = get_platform(request)
-    service = AuthService(db_session(request), platform)
+    service = AuthService(request_session(request), platform)
     principal: Principal | None = None
     header = request.headers.get("authorization")
     if header:
@@ -112,7 +118,3 @@ authenticated = Requirement()
 
 signed_in_user = Requirement(users_only=True)
 """Any signed-in user (not a service token)."""
-
-
-def platform_of(request: Request) -> Platform:
-    return get_platform(request)

@@ -168,25 +168,16 @@ async def confirm_password_reset(body: PasswordResetConfirm, request: Request, s
 
 
 @me_router.get("", response_model=Me, summary="Who am I")
-async def read_me(
-    service: Service,
-    principal: Annotated[Principal, Depends(require())],
-) -> Me:
-    if not principal.is_user:
-        return Me(
-            id=principal.id, kind=principal.kind, email=None, display_name=principal.label,
-            roles=[], permissions=sorted(principal.permissions), via=principal.via, two_factor_enabled=False,
-        )  # fmt: skip
-    user = await service.get_user(principal.id)
+async def read_me(principal: Annotated[Principal, Depends(require())]) -> Me:
     return Me(
-        id=user.id,
-        kind="user",
-        email=user.email,
-        display_name=user.display_name,
-        roles=sorted(user.roles),
+        id=principal.id,
+        kind=principal.kind,
+        email=principal.label if principal.is_user else None,
+        display_name=principal.display_name or principal.label,
+        roles=sorted(principal.roles),
         permissions=sorted(principal.permissions),
         via=principal.via,
-        two_factor_enabled=user.totp_enabled,
+        two_factor_enabled=principal.two_factor_enabled,
     )
 
 

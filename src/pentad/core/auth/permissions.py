@@ -25,6 +25,7 @@ AUDIT_READ = Permission("core.audit.read", "Read the audit log.")
 API_KEYS_OWN = Permission("core.api_keys.own", "Create, list and revoke one's own API keys.")
 SERVICE_TOKENS_MANAGE = Permission("core.service_tokens.manage", "Issue and revoke service tokens.")
 METRICS_READ = Permission("core.metrics.read", "Scrape Prometheus metrics.")
+JOBS_MANAGE = Permission("core.jobs.manage", "See background jobs and retry dead ones.")
 
 CORE_PERMISSIONS: tuple[Permission, ...] = (
     USERS_READ,
@@ -33,6 +34,7 @@ CORE_PERMISSIONS: tuple[Permission, ...] = (
     API_KEYS_OWN,
     SERVICE_TOKENS_MANAGE,
     METRICS_READ,
+    JOBS_MANAGE,
 )
 
 ADMIN = "admin"

@@ -21,6 +21,8 @@ class Principal:
     session_id: uuid.UUID | None = None
     mfa: bool = False
     scopes: frozenset[str] | None = None  # an API key's or service token's limit; None = unscoped
+    display_name: str = ""
+    two_factor_enabled: bool = False
 
     @property
     def is_user(self) -> bool:

@@ -7,7 +7,7 @@ import hmac
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -54,7 +54,7 @@ from pentad.core.crypto import column_context
 from pentad.core.db.base import utcnow
 from pentad.core.db.hooks import commit_even_on_error, on_commit
 from pentad.core.errors import BadRequest, PermissionDenied
-from pentad.core.mail import Mail
+from pentad.core.mail import enqueue_mail
 from pentad.core.platform import Platform
 from pentad.core.ratelimit import address_subject
 
@@ -181,8 +181,9 @@ class AuthService:
             user.is_active = is_active
             changes["is_active"] = is_active
             if not is_active:
-                await repository.revoke_sessions(self.session, user.id, now=utcnow(), reason="user_disabled")
+                await self._revoke_sessions(user.id, now=utcnow(), reason="user_disabled")
         if changes:
+            self.platform.principals.forget(user.id)
             audit.record(
                 self.session, actor, "user.update", resource_type="user", resource_id=user.id, **changes
             )
@@ -435,9 +436,7 @@ class AuthService:
         if stored.used_at is not None or not await repository.mark_refresh_token_used(
             self.session, stored.id, now
         ):
-            await repository.revoke_sessions(
-                self.session, user.id, now=now, reason="refresh_reuse", session_id=auth_session.id
-            )
+            await self._revoke_sessions(user.id, now=now, reason="refresh_reuse", session_id=auth_session.id)
             audit.record(
                 self.session, actor, "auth.refresh_reuse_detected", resource_type="session",
                 resource_id=auth_session.id, user_id=str(user.id),
@@ -457,8 +456,8 @@ class AuthService:
             raise BadRequest(
                 "Only a login session can be logged out; revoke API keys instead.", code="no_session"
             )
-        await repository.revoke_sessions(
-            self.session, principal.id, now=utcnow(), reason="logout", session_id=principal.session_id
+        await self._revoke_sessions(
+            principal.id, now=utcnow(), reason="logout", session_id=principal.session_id
         )
         audit.record(
             self.session, actor, "auth.logout", resource_type="session", resource_id=principal.session_id
@@ -467,9 +466,7 @@ class AuthService:
     async def logout_everywhere(self, principal: Principal, actor: Actor) -> int:
         if not principal.is_user:
             raise PermissionDenied("Only users have sessions.")
-        count = await repository.revoke_sessions(
-            self.session, principal.id, now=utcnow(), reason="logout_all"
-        )
+        count = await self._revoke_sessions(principal.id, now=utcnow(), reason="logout_all")
         audit.record(
             self.session,
             actor,
@@ -484,26 +481,44 @@ class AuthService:
         return await repository.list_active_sessions(self.session, user_id, utcnow())
 
     async def revoke_session(self, user_id: uuid.UUID, session_id: uuid.UUID, actor: Actor) -> None:
-        count = await repository.revoke_sessions(
-            self.session, user_id, now=utcnow(), reason="revoked", session_id=session_id
-        )
+        count = await self._revoke_sessions(user_id, now=utcnow(), reason="revoked", session_id=session_id)
         if not count:
             raise CredentialNotFound("session")
         audit.record(
             self.session, actor, "auth.session_revoke", resource_type="session", resource_id=session_id
         )
 
+    async def _revoke_sessions(
+        self,
+        user_id: uuid.UUID,
+        *,
+        now: datetime,
+        reason: str,
+        session_id: uuid.UUID | None = None,
+        keep: uuid.UUID | None = None,
+    ) -> int:
+        self.platform.principals.forget(user_id)
+        return await repository.revoke_sessions(
+            self.session, user_id, now=now, reason=reason, session_id=session_id, keep=keep
+        )
+
     # ------------------------------------------------------- authentication
 
     async def authenticate_bearer(self, raw: str) -> Principal:
+        cached = self.platform.principals.get(raw)
+        if cached is not None:
+            return cached
         kind = tok.token_kind(raw)
         if kind == tok.API_KEY:
-            return await self._authenticate_api_key(raw)
-        if kind == tok.SERVICE_TOKEN:
-            return await self._authenticate_service_token(raw)
-        return await self._authenticate_access_token(raw)
+            principal, expires_at = await self._authenticate_api_key(raw)
+        elif kind == tok.SERVICE_TOKEN:
+            principal, expires_at = await self._authenticate_service_token(raw)
+        else:
+            principal, expires_at = await self._authenticate_access_token(raw)
+        self.platform.principals.put(raw, principal, expires_at=expires_at)
+        return principal
 
-    async def _authenticate_access_token(self, raw: str) -> Principal:
+    async def _authenticate_access_token(self, raw: str) -> tuple[Principal, datetime]:
         claims = tok.read_jwt(
             self.platform.signing_secret, raw, issuer=self.settings.issuer, audience=tok.ACCESS_AUDIENCE
         )
@@ -516,9 +531,13 @@ class AuthService:
         auth_session, user = await self._live_session(session_id)
         if str(user.id) != claims["sub"]:
             raise InvalidToken()
-        return self._user_principal(user, "access_token", auth_session.id, auth_session)
+        expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
+        return self._user_principal(user, "access_token", auth_session.id, auth_session), expires_at
 
     async def authenticate_cookie(self, raw: str) -> Principal:
+        cached = self.platform.principals.get(raw)
+        if cached is not None:
+            return cached
         token = tok.parse_token(raw, tok.BROWSER_SESSION)
         if token is None:
             raise InvalidToken()
@@ -527,7 +546,9 @@ class AuthService:
             raise InvalidToken()
         if not tok.secret_matches(token.secret, auth_session.secret_hash):
             raise InvalidToken()
-        return self._user_principal(user, "session", auth_session.id, auth_session)
+        principal = self._user_principal(user, "session", auth_session.id, auth_session)
+        self.platform.principals.put(raw, principal, expires_at=auth_session.expires_at)
+        return principal
 
     async def _live_session(self, session_id: uuid.UUID) -> tuple[AuthSession, User]:
         found = await repository.get_session_with_user(self.session, session_id)
@@ -556,6 +577,8 @@ class AuthService:
             session_id=auth_session.id if auth_session else None,
             mfa=bool(auth_session and auth_session.mfa),
             scopes=scopes,
+            display_name=user.display_name,
+            two_factor_enabled=user.totp_enabled,
         )
 
     def _touch_later(
@@ -574,7 +597,7 @@ class AuthService:
 
         on_commit(self.session, record)
 
-    async def _authenticate_api_key(self, raw: str) -> Principal:
+    async def _authenticate_api_key(self, raw: str) -> tuple[Principal, datetime | None]:
         token = tok.parse_token(raw, tok.API_KEY)
         found = await repository.get_api_key_with_user(self.session, token.id) if token else None
         if token is None or found is None:
@@ -591,9 +614,9 @@ class AuthService:
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             self._touch_later(repository.touch_api_key, key.id, now)
         scopes = None if ALL_SCOPES in key.scopes else frozenset(key.scopes)
-        return self._user_principal(user, "api_key", key.id, scopes=scopes)
+        return self._user_principal(user, "api_key", key.id, scopes=scopes), key.expires_at
 
-    async def _authenticate_service_token(self, raw: str) -> Principal:
+    async def _authenticate_service_token(self, raw: str) -> tuple[Principal, datetime | None]:
         token = tok.parse_token(raw, tok.SERVICE_TOKEN)
         stored = await repository.get_service_token(self.session, token.id) if token else None
         if token is None or stored is None:
@@ -616,7 +639,7 @@ class AuthService:
             via="service_token",
             credential_id=stored.id,
             scopes=frozenset(stored.scopes),
-        )
+        ), stored.expires_at
 
     # -------------------------------------------------------------- passwords
 
@@ -626,8 +649,8 @@ class AuthService:
             raise InvalidCredentials()
         self._check_password(new, user.email)
         user.password_hash = await passwords.hash_password(new)
-        await repository.revoke_sessions(
-            self.session, user.id, now=utcnow(), reason="password_changed", keep=principal.session_id
+        await self._revoke_sessions(
+            user.id, now=utcnow(), reason="password_changed", keep=principal.session_id
         )
         audit.record(self.session, actor, "auth.password_change", resource_type="user", resource_id=user.id)
 
@@ -660,21 +683,15 @@ class AuthService:
             self.session, actor, "auth.password_reset_request", resource_type="user", resource_id=user.id
         )
         link = f"{self.platform.settings.server.base_url.rstrip('/')}/reset-password?token={token}"
-        minutes = self.settings.password_reset_ttl // 60
-        mail = Mail(
+        # Queued in this transaction: the mail goes out only if the token is stored, and is retried.
+        await enqueue_mail(
+            self.session,
+            self.platform.keyring,
+            "password_reset",
             to=user.email,
-            subject="Reset your Pentad password",
-            text=(
-                f"Someone asked to reset the password of your Pentad account.\n\n"
-                f"To choose a new password, open this link within {minutes} minutes:\n{link}\n\n"
-                f"If it wasn't you, ignore this message; your password stays as it is.\n"
-            ),
+            link=link,
+            minutes=self.settings.password_reset_ttl // 60,
         )
-
-        async def send() -> None:
-            self.platform.mailer.send_soon(mail)
-
-        on_commit(self.session, send)
 
     async def reset_password(self, raw_token: str, new_password: str, actor: Actor) -> None:
         token = tok.parse_token(raw_token, tok.PASSWORD_RESET)
@@ -692,7 +709,7 @@ class AuthService:
         self._check_password(new_password, user.email)
         stored.used_at = now
         user.password_hash = await passwords.hash_password(new_password)
-        await repository.revoke_sessions(self.session, user.id, now=now, reason="password_reset")
+        await self._revoke_sessions(user.id, now=now, reason="password_reset")
         audit.record(self.session, actor, "auth.password_reset", resource_type="user", resource_id=user.id)
 
     # ----------------------------------------------------------- two-factor
@@ -727,6 +744,7 @@ class AuthService:
         user.totp_enabled_at = utcnow()
         user.totp_last_step = step
         codes = await self._replace_recovery_codes(user)
+        self.platform.principals.forget(user.id)
         audit.record(self.session, actor, "auth.2fa_enable", resource_type="user", resource_id=user.id)
         return codes
 
@@ -740,6 +758,7 @@ class AuthService:
         user.totp_enabled_at = None
         user.totp_last_step = None
         await repository.delete_recovery_codes(self.session, user.id)
+        self.platform.principals.forget(user.id)
         audit.record(self.session, actor, "auth.2fa_disable", resource_type="user", resource_id=user.id)
 
     async def regenerate_recovery_codes(self, principal: Principal, code: str, actor: Actor) -> list[str]:
@@ -820,6 +839,7 @@ class AuthService:
         if key is None or (owner_id is not None and key.user_id != owner_id):
             raise CredentialNotFound("API key")
         if key.revoked_at is None:
+            self.platform.principals.forget(key.user_id)
             key.revoked_at = utcnow()
             audit.record(self.session, actor, "api_key.revoke", resource_type="api_key", resource_id=key.id)
         return key
@@ -858,6 +878,7 @@ class AuthService:
         if stored is None:
             raise CredentialNotFound("service token")
         if stored.revoked_at is None:
+            self.platform.principals.forget(stored.id)
             stored.revoked_at = utcnow()
             audit.record(
                 self.session,

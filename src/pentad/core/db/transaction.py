@@ -36,8 +36,17 @@ class RequestTransaction:
         if session is None:
             return
         self._session = None
+        keep = success or bool(session.info.get(KEEP_KEY))
+        if not session.in_transaction() and not session.new and not session.dirty and not session.deleted:
+            # Nothing reached the database (e.g. a credential served from the principal cache): skip the
+            # commit's round trip, but keep the contract for any hook registered without a write.
+            if keep:
+                await run_after_commit(session)
+            else:
+                discard_after_commit(session)
+            return
         try:
-            if success or session.info.get(KEEP_KEY):
+            if keep:
                 await session.commit()
                 await run_after_commit(session)
             else:

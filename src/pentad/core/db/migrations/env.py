@@ -8,7 +8,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import pentad.core.audit
-import pentad.core.auth.models  # noqa: F401  (registers the core tables on Base.metadata)
+import pentad.core.auth.models
+import pentad.core.jobs.models  # noqa: F401  (registers the core tables on Base.metadata)
 from pentad.core.config import DatabaseSettings
 from pentad.core.db.base import Base
 from pentad.core.db.engine import create_engine

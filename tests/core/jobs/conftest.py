@@ -1,0 +1,103 @@
+"""Fixtures for jobs tests: recording handlers, and live platforms for the tests that need workers to run
+at the same time (the rolled-back test transaction has a single connection, so it runs jobs one by one)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select
+
+from pentad.core.apps import AppSpec
+from pentad.core.jobs.models import Job, JobSchedule
+from pentad.core.jobs.registry import CronSpec, JobSpec
+from pentad.core.jobs.worker import JobContext
+from pentad.core.platform import Platform
+from tests.conftest import make_settings
+
+WAIT_SECONDS = 30.0
+
+
+def kind(verb: str) -> str:
+    """A job kind no other test (or earlier run on the same database) uses."""
+    return f"test.{verb}_{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Recorder:
+    """A handler that records its calls; it fails while `failures` is positive, then succeeds."""
+
+    failures: int = 0
+    pause: float = 0.0
+    calls: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    running: int = 0
+    most_at_once: int = 0
+
+    async def __call__(self, context: JobContext, payload: dict[str, Any]) -> None:
+        self.calls.append((context.attempt, payload))
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            await asyncio.sleep(self.pause)
+        finally:
+            self.running -= 1
+        if self.failures > 0:
+            self.failures -= 1
+            raise RuntimeError("failing on purpose")
+
+
+def app_with(*jobs: JobSpec, cron: Sequence[CronSpec] = ()) -> AppSpec:
+    return AppSpec(name="test", title="Test", jobs=jobs, cron=cron)
+
+
+async def get_job(platform: Platform, job_id: uuid.UUID) -> Job:
+    async with platform.database.transaction(writes=False) as session:
+        job = await session.get(Job, job_id)
+        assert job is not None
+        return job
+
+
+async def jobs_named(platform: Platform, name: str) -> list[Job]:
+    async with platform.database.transaction(writes=False) as session:
+        return list((await session.scalars(select(Job).where(Job.name == name).order_by(Job.id))).all())
+
+
+async def eventually(check: Callable[[], Any], *, within: float = WAIT_SECONDS) -> Any:
+    """Poll `check` (sync or async) until it returns something truthy; fail after `within` seconds."""
+    async with asyncio.timeout(within):
+        while True:
+            result = check()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return result
+            await asyncio.sleep(0.05)
+
+
+LivePlatform = Callable[..., Platform]
+
+
+@pytest.fixture
+async def live_platform(tmp_path: Path, database_url: str) -> AsyncIterator[LivePlatform]:
+    """Builds platforms on their own engine: what workers commit is really committed (and deleted after)."""
+    built: list[Platform] = []
+
+    def build(app: AppSpec, **jobs_settings: Any) -> Platform:
+        settings = make_settings(tmp_path, database_url, jobs={"poll_interval": 0.05, **jobs_settings})
+        platform = Platform.build(settings, [app])
+        built.append(platform)
+        return platform
+
+    yield build
+    for platform in built:
+        names = [spec.name for spec in platform.apps[0].jobs]
+        keys = [entry.key for entry in platform.apps[0].cron]
+        async with platform.database.transaction() as session:
+            await session.execute(delete(Job).where(Job.name.in_(names)))
+            await session.execute(delete(JobSchedule).where(JobSchedule.key.in_(keys)))
+        await platform.close()

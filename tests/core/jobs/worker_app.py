@@ -1,0 +1,41 @@
+"""A test app for real `pentad worker` processes.
+
+`python -m tests.core.jobs.worker_app worker` runs the real `pentad` command line with this module installed
+as the app `jobtest` (select it with PENTAD_APPS=jobtest): no hook in the product is needed to load it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from pentad.apps import INSTALLED
+from pentad.core.apps import AppSpec
+from pentad.core.jobs.registry import JobSpec
+from pentad.core.jobs.worker import JobContext
+
+SLEEP_JOB = "jobtest.sleep"
+
+
+def _record(log: Path, event: str, attempt: int) -> None:
+    with log.open("a") as handle:
+        handle.write(f"{event} {os.getpid()} {attempt}\n")
+
+
+async def _sleep_and_record(context: JobContext, payload: dict[str, Any]) -> None:
+    """Writes `start`, sleeps, writes `done`: a run killed in between leaves a start without a done."""
+    log = Path(payload["log"])
+    _record(log, "start", context.attempt)
+    await asyncio.sleep(payload["seconds"])
+    _record(log, "done", context.attempt)
+
+
+APP = AppSpec(name="jobtest", title="Job test", jobs=[JobSpec(SLEEP_JOB, _sleep_and_record)])
+
+if __name__ == "__main__":
+    INSTALLED["jobtest"] = "tests.core.jobs.worker_app"
+    from pentad.cli import main
+
+    main()
