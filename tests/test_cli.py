@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
+
+from pentad.core.config import DatabaseSettings
+from pentad.core.db.engine import Database
+from pentad.core.jobs.queue import enqueue
+from pentad.core.mail import SEND_MAIL
 
 PENTAD = [sys.executable, "-m", "pentad"]
 
@@ -103,3 +110,30 @@ def test_grant_on_unknown_resource_type_is_refused(env: dict[str, str]) -> None:
     )
     assert refused.returncode != 0
     assert "Unknown role" in refused.stderr
+
+
+async def _enqueue_unsendable_mail(url: str) -> uuid.UUID:
+    """A mail job without its encrypted message: every attempt fails."""
+    database = Database.from_settings(DatabaseSettings(url=url))  # type: ignore[call-arg]
+    try:
+        async with database.transaction() as session:
+            job_id = await enqueue(session, SEND_MAIL, {"template": "password_reset"})
+    finally:
+        await database.dispose()
+    assert job_id is not None
+    return job_id
+
+
+def test_worker_runs_due_jobs_and_dead_ones_are_retried(env: dict[str, str]) -> None:
+    env = {**env, "PENTAD_JOBS__MAX_ATTEMPTS": "1"}
+    pentad(env, "migrate")
+    job_id = asyncio.run(_enqueue_unsendable_mail(env["PENTAD_DATABASE__URL"]))
+    pentad(env, "worker", "--burst")
+    dead = pentad(env, "jobs", "list", "--status", "dead").stdout
+    assert dead.startswith(f"{job_id}\tcore.send_mail\tdead\t1\t")
+    assert "LookupError" in dead
+    assert pentad(env, "jobs", "retry", str(job_id)).stdout.strip() == f"Queued job {job_id} again."
+    assert f"{job_id}\tcore.send_mail\tqueued\t0\t" in pentad(env, "jobs", "list").stdout
+    again = pentad(env, "jobs", "retry", str(job_id), check=False)
+    assert again.returncode != 0
+    assert "Only dead jobs can be retried" in again.stderr

@@ -18,6 +18,7 @@ from pentad.core.jobs.endpoints import router as jobs_router
 from pentad.core.jobs.pages import router as jobs_pages
 from pentad.core.logging import configure_logging
 from pentad.core.platform import Platform
+from pentad.core.realtime.endpoint import RealtimeEndpoint
 from pentad.core.storage.endpoints import router as files_router
 from pentad.core.web.health import router as health_router
 from pentad.core.web.middleware import install_middleware
@@ -45,7 +46,9 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if settings.jobs.in_process_worker:
             platform.jobs.start_worker(platform)
+        await platform.hub.start()
         yield
+        await platform.hub.stop()
         await platform.close()
 
     app = FastAPI(
@@ -70,6 +73,8 @@ def create_app(
         for router in spec.routers:
             app.include_router(router)
     app.include_router(jobs_pages)
+    # A bare ASGI app (Starlette routes it as one); the annotation only knows WebSocket handlers.
+    app.router.add_websocket_route("/ws", RealtimeEndpoint(platform))  # type: ignore[arg-type]
     install_pages(app, platform)
     install_middleware(app, platform)
     return app

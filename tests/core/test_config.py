@@ -41,6 +41,9 @@ def test_masked_hides_every_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PENTAD_AUTH__SECRET_KEY", "s3cret-signing-key-" + "x" * 20)
     monkeypatch.setenv("PENTAD_MAIL__PASSWORD", "s3cret-mail")
     monkeypatch.setenv("PENTAD_RATELIMIT__STORAGE_URL", "redis://:s3cret-redis@127.0.0.1:6379/0")
+    monkeypatch.setenv("PENTAD_CACHE__URL", "redis://:s3cret-cache@127.0.0.1:6379/1")
+    monkeypatch.setenv("PENTAD_REALTIME__BROKER_URL", "redis://:s3cret-broker@127.0.0.1:6379/2")
+    monkeypatch.setenv("PENTAD_STORAGE__S3_SECRET_KEY", "s3cret-s3")
     shown = str(masked(load_settings(_env_file=None)))
     assert "s3cret" not in shown
     assert "postgresql+asyncpg://app:********@db/pentad" in shown

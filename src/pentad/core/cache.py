@@ -8,8 +8,8 @@ holder delays its key but never blocks it.
 
 Values go through JSON on both backends, so a value reads back the same wherever it was cached. An
 unreachable Redis makes the cache a pass-through (reads miss, writes are dropped, a warning is logged at most
-once a minute) rather than an outage of the platform; only delete raises, because an invalidation that is
-silently lost would keep serving stale data.
+once a minute, Redis tried again a second later) rather than an outage of the platform; only delete raises,
+because an invalidation that is silently lost would keep serving stale data.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ REDIS_TIMEOUT_SECONDS = 0.5
 FIRST_POLL_SECONDS = 0.01
 LONGEST_POLL_SECONDS = 0.2
 WARNING_INTERVAL_SECONDS = 60.0
+RETRY_SECONDS = 1.0
+"""After a Redis failure the cache passes through this long before trying Redis again, so that a Redis that
+does not answer costs one timeout a second rather than several per call."""
 
 Loader = Callable[[], Awaitable[Any]]
 
@@ -183,8 +186,14 @@ class RedisCache(Cache):
         self._values = key_prefix + "v:"
         self._locks = key_prefix + "l:"
         self._last_warning_at: float | None = None
+        self._retry_at = 0.0
+
+    def _passing_through(self) -> bool:
+        return monotonic() < self._retry_at
 
     async def _read(self, key: str) -> bytes | None:
+        if self._passing_through():
+            return None
         try:
             raw: bytes | None = await self._redis.get(self._values + key)
         except RedisError as exc:
@@ -193,6 +202,8 @@ class RedisCache(Cache):
         return raw
 
     async def _write(self, key: str, raw: bytes, ttl: float) -> None:
+        if self._passing_through():
+            return
         try:
             await self._redis.set(self._values + key, raw, px=_milliseconds(ttl))
         except RedisError as exc:
@@ -225,6 +236,8 @@ class RedisCache(Cache):
 
     async def _lock(self, key: str, token: str) -> bool:
         """Whether this caller may load the key: it took the lock, or Redis is down and there is no lock."""
+        if self._passing_through():
+            return True
         try:
             taken = await self._redis.set(
                 self._locks + key, token, nx=True, px=_milliseconds(self._lock_timeout)
@@ -235,6 +248,8 @@ class RedisCache(Cache):
         return bool(taken)
 
     async def _unlock(self, key: str, token: str) -> None:
+        if self._passing_through():
+            return
         try:
             await self._release(keys=[self._locks + key], args=[token])
         except RedisError as exc:
@@ -242,6 +257,7 @@ class RedisCache(Cache):
 
     def _unavailable(self, exc: Exception) -> None:
         now = monotonic()
+        self._retry_at = now + RETRY_SECONDS
         if self._last_warning_at is None or now - self._last_warning_at >= WARNING_INTERVAL_SECONDS:
             self._last_warning_at = now
             logger.warning("cache_unavailable", error=str(exc), passing_through=True)

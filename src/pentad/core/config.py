@@ -302,6 +302,9 @@ def masked(settings: Settings) -> dict[str, Any]:
     if settings.redis.url:
         data["redis"]["url"] = _mask_url_password(settings.redis.url)
     data["ratelimit"]["storage_url"] = _mask_url_password(settings.ratelimit.storage_url)
+    data["cache"]["url"] = _mask_url_password(settings.cache.url)
+    if settings.realtime.broker_url:
+        data["realtime"]["broker_url"] = _mask_url_password(settings.realtime.broker_url)
     return data  # type: ignore[no-any-return]
 
 

@@ -1,7 +1,7 @@
 """Outgoing e-mail: templated messages delivered by the durable job `core.send_mail` over any SMTP relay.
 
 Services call `enqueue_mail` inside their transaction: the message is rendered at once (text and HTML from
-the Jinja2 templates in core/mail_templates/: `<name>.subject.txt`, `<name>.txt`, optional `<name>.html`)
+the Jinja2 templates in core/mail_templates/: `<name>.subject.txt`, `<name>.txt` and `<name>.html`)
 and stored in the job row ENCRYPTED with the platform's key ring, bound to the job's id, because a message
 may carry a secret (a password-reset link). Only the template name stays readable (admins see it on the
 jobs page). The worker decrypts it to send, retries failed deliveries with backoff, and deletes the
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiosmtplib
 import structlog
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.core.config import MailSettings
@@ -57,10 +57,7 @@ def render_mail(template: str, *, to: str, **context: Any) -> Mail:
     values = {"to": to, **context}
     subject = _templates.get_template(f"{template}.subject.txt").render(values).strip()
     text = _templates.get_template(f"{template}.txt").render(values)
-    try:
-        html: str | None = _templates.get_template(f"{template}.html").render(values)
-    except TemplateNotFound:
-        html = None
+    html = _templates.get_template(f"{template}.html").render(values)
     return Mail(to=to, subject=subject, text=text, html=html)
 
 

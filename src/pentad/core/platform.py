@@ -17,6 +17,8 @@ from pentad.core.jobs.worker import Jobs
 from pentad.core.mail import SEND_MAIL_JOB, Mailer
 from pentad.core.metrics import DatabasePoolCollector, Metrics
 from pentad.core.ratelimit import RateLimiter
+from pentad.core.realtime.hub import Hub
+from pentad.core.realtime.publish import bind_sessions
 from pentad.core.storage import Storage, build_storage
 
 
@@ -34,6 +36,7 @@ class Platform:
     storage: Storage
     cache: Cache
     jobs: Jobs
+    hub: Hub
     apps: list[AppSpec] = field(default_factory=list)
 
     @classmethod
@@ -49,6 +52,8 @@ class Platform:
         metrics = Metrics.from_environment()
         metrics.add_collector(DatabasePoolCollector(database.engine))
         signing_secret = load_signing_secret(settings)
+        hub = Hub.build(settings.realtime, metrics, [topic for spec in apps for topic in spec.topics])
+        bind_sessions(database, hub)
         return cls(
             settings=settings,
             database=database,
@@ -62,11 +67,13 @@ class Platform:
             storage=build_storage(settings, signing_secret),
             cache=build_cache(settings.cache),
             jobs=Jobs.build([SEND_MAIL_JOB], apps),
+            hub=hub,
             apps=apps,
         )
 
     async def close(self) -> None:
         await self.jobs.close()
+        await self.hub.close()
         await self.limiter.close()
         await self.storage.close()
         await self.cache.close()

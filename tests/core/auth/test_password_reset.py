@@ -1,4 +1,4 @@
-"""Password reset by e-mailed single-use token, delivered by the mail job to a real SMTP server on loopback."""
+"""Password reset by e-mailed single-use token, sent by the mail job to a real SMTP server on loopback."""
 
 from __future__ import annotations
 

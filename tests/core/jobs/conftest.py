@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from pentad.core.apps import AppSpec
 from pentad.core.jobs.models import Job, JobSchedule
@@ -60,6 +60,12 @@ async def get_job(platform: Platform, job_id: uuid.UUID) -> Job:
         job = await session.get(Job, job_id)
         assert job is not None
         return job
+
+
+async def set_job(platform: Platform, job_id: uuid.UUID, **values: Any) -> None:
+    """Change a job row behind the workers' backs (time passing, a worker dying)."""
+    async with platform.database.transaction() as session:
+        await session.execute(update(Job).where(Job.id == job_id).values(**values))
 
 
 async def jobs_named(platform: Platform, name: str) -> list[Job]:

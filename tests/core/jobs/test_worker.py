@@ -15,14 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
 
 from pentad.app import create_app
 from pentad.core.config import Settings
 from pentad.core.db.base import utcnow
 from pentad.core.db.engine import Database
 from pentad.core.jobs import repository
-from pentad.core.jobs.models import Job, JobStatus
+from pentad.core.jobs.models import JobStatus
 from pentad.core.jobs.queue import enqueue
 from pentad.core.jobs.registry import CronSpec, JobSpec
 from pentad.core.jobs.schemas import JobProgress
@@ -30,7 +29,16 @@ from pentad.core.jobs.worker import PRUNE_JOB, Claim, JobContext, Worker, retry_
 from pentad.core.platform import Platform
 from tests.conftest import make_settings
 from tests.core.jobs import worker_app
-from tests.core.jobs.conftest import LivePlatform, Recorder, app_with, eventually, get_job, jobs_named, kind
+from tests.core.jobs.conftest import (
+    LivePlatform,
+    Recorder,
+    app_with,
+    eventually,
+    get_job,
+    jobs_named,
+    kind,
+    set_job,
+)
 from tests.factories import TEST_CRYPTO_KEYS, TEST_SECRET_KEY, run_due_jobs
 
 REPO = Path(__file__).resolve().parents[3]
@@ -48,11 +56,6 @@ async def _enqueue(
         job_id = await enqueue(session, name, payload, **kw)
     assert job_id is not None
     return job_id
-
-
-async def _set(platform: Platform, job_id: uuid.UUID, **values: Any) -> None:
-    async with platform.database.transaction() as session:
-        await session.execute(update(Job).where(Job.id == job_id).values(**values))
 
 
 # ------------------------------------------------------------------ retries
@@ -81,14 +84,14 @@ async def test_a_failing_job_is_retried_with_backoff_then_dead_lettered(
         assert job.last_error.endswith("RuntimeError: failing on purpose")
         assert before + timedelta(seconds=delay / 2) <= job.run_at <= utcnow() + timedelta(seconds=delay)
         assert job.dedupe_key == f"{name}:key"
-        await _set(platform, job_id, run_at=utcnow())
+        await set_job(platform, job_id, run_at=utcnow())
 
     await run_due_jobs(platform)
     job = await get_job(platform, job_id)
     assert (job.status, job.attempts, job.dedupe_key) == (JobStatus.DEAD, 3, None)
     assert job.finished_at is not None
     assert [attempt for attempt, _ in recorder.calls] == [1, 2, 3]
-    await _set(platform, job_id, run_at=utcnow() - timedelta(days=1))
+    await set_job(platform, job_id, run_at=utcnow() - timedelta(days=1))
     await run_due_jobs(platform)
     assert len(recorder.calls) == 3
 
@@ -167,7 +170,7 @@ async def test_a_job_whose_lease_expired_runs_again_as_its_next_attempt(
     gone = Worker(platform)
     (claim,) = await gone.claim(1)
     # Its worker died: nobody renews the lease.
-    await _set(platform, job_id, locked_until=utcnow() - timedelta(seconds=1))
+    await set_job(platform, job_id, locked_until=utcnow() - timedelta(seconds=1))
     await run_due_jobs(platform)
     assert recorder.calls == [(2, {"n": 1})]
     job = await get_job(platform, job_id)
@@ -187,7 +190,7 @@ async def test_a_job_whose_lease_expired_on_its_last_attempt_is_dead(
     job_id = await _enqueue(platform, name)
     gone = Worker(platform)
     await gone.claim(1)
-    await _set(platform, job_id, locked_until=utcnow() - timedelta(seconds=1))
+    await set_job(platform, job_id, locked_until=utcnow() - timedelta(seconds=1))
     await run_due_jobs(platform)
     assert recorder.calls == []
     job = await get_job(platform, job_id)
@@ -203,7 +206,7 @@ async def test_a_worker_that_lost_the_lease_abandons_the_job(live_platform: Live
     running = asyncio.create_task(worker.run())
     try:
         await eventually(lambda: recorder.running)
-        await _set(platform, job_id, locked_by="another-worker")
+        await set_job(platform, job_id, locked_by="another-worker")
         await worker.renew_leases()
         await eventually(lambda: not recorder.running)
     finally:
@@ -339,8 +342,8 @@ async def test_finished_jobs_are_pruned_after_the_retention(settings: Settings, 
     platform = _platform(settings, database, JobSpec(name, Recorder()))
     old, recent, dead = [await _enqueue(platform, name) for _ in range(3)]
     await run_due_jobs(platform)
-    await _set(platform, old, finished_at=utcnow() - timedelta(days=8))
-    await _set(platform, dead, status=JobStatus.DEAD, finished_at=utcnow() - timedelta(days=8))
+    await set_job(platform, old, finished_at=utcnow() - timedelta(days=8))
+    await set_job(platform, dead, status=JobStatus.DEAD, finished_at=utcnow() - timedelta(days=8))
     await _enqueue(platform, PRUNE_JOB)
     await run_due_jobs(platform)
     assert [job.id for job in await jobs_named(platform, name)] == [recent]

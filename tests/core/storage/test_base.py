@@ -165,7 +165,18 @@ def test_unsatisfiable_ranges_name_the_size(header: str, size: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "header", ["", "bytes=", "bytes=-", "bytes=2-1", "bytes=1-2,3-4", "bytes 1-2", "bits=1-2"]
+    "header",
+    [
+        "",
+        "bytes=",
+        "bytes=-",
+        "bytes=2-1",
+        "bytes=1-2,3-4",
+        "bytes 1-2",
+        "bits=1-2",
+        "bytes=\u0663-",
+        "bytes=" + "9" * 5000 + "-",
+    ],
 )
 def test_malformed_ranges_are_refused(header: str) -> None:
     with pytest.raises(InvalidRange):

@@ -3,6 +3,10 @@ a failed or replaced upload, nothing written outside its folder."""
 
 from __future__ import annotations
 
+import gc
+import glob
+import os
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,6 +16,12 @@ from pentad.core.storage import ContentTypeMismatch, InvalidKey, LocalStorage, O
 from tests.core.storage.conftest import MIB, chunks_of, patterned, read_all
 
 HTML = b"<html><body>not an image</body></html>"
+
+
+def open_files_under(root: Path) -> list[str]:
+    """Files under `root` this process holds open (Linux)."""
+    targets = (os.readlink(fd) for fd in glob.glob("/proc/self/fd/*") if os.path.islink(fd))
+    return [target for target in targets if target.startswith(str(root))]
 
 
 def files_under(root: Path) -> list[str]:
@@ -61,6 +71,24 @@ async def test_a_reader_finishes_the_version_it_started_while_a_put_replaces_it(
     assert first + await read_all(body) == expected
     _, body = await local.get("video")
     assert await read_all(body) == b"replacement"
+
+
+async def test_a_body_releases_its_file_when_read_or_closed_unread(local: LocalStorage) -> None:
+    await local.put("clip", patterned(MIB), content_type="application/octet-stream")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, unread = await local.get("clip")
+        _, partly_read = await local.get("clip", byte_range="bytes=0-")
+        await anext(partly_read)
+        _, read = await local.get("clip")
+        assert len(open_files_under(local.root)) == 3
+        await unread.aclose()
+        await partly_read.aclose()
+        await read_all(read)
+        assert open_files_under(local.root) == []
+        del unread, partly_read, read
+        gc.collect()
+    assert [str(warning.message) for warning in caught if warning.category is ResourceWarning] == []
 
 
 async def test_failed_uploads_leave_no_file(local: LocalStorage) -> None:

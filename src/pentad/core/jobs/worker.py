@@ -191,9 +191,10 @@ class Worker:
                     await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
         finally:
             DOORBELL.forget(self._wake)
+            # Leases stay renewed while running jobs get their grace period.
+            await self._shut_down()
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
-            await self._shut_down()
 
     async def _guarded(self, work: Awaitable[int], event: str) -> int:
         """A failed poll (database restarting, lock timeout) is logged; the next poll tries again."""
@@ -278,9 +279,10 @@ class Worker:
         spec = self.registry.get(claim.name)
         assert spec is not None
         log = logger.bind(job_id=str(claim.job_id), job=claim.name, attempt=claim.attempt, worker=self.id)
+        deadline = asyncio.timeout(spec.timeout)
         try:
             try:
-                async with asyncio.timeout(spec.timeout):
+                async with deadline:
                     await spec.handler(JobContext(self, claim), claim.payload)
             except asyncio.CancelledError:
                 if claim.cancelled_for is None:
@@ -288,7 +290,8 @@ class Worker:
                 await self._after_cancel(claim, log)
             except Exception as exc:
                 claim.handler_done = True
-                await self._record_failure(claim, spec, exc, log)
+                error = f"Timed out after {spec.timeout} seconds." if deadline.expired() else _describe(exc)
+                await self._record_failure(claim, spec, exc, error, log)
             else:
                 claim.handler_done = True
                 await self._finish(claim, log, status=JobStatus.SUCCEEDED, secret=None)
@@ -300,7 +303,7 @@ class Worker:
             self._running.pop(claim.job_id, None)
             self._wake.set()
 
-    async def _finish(self, claim: Claim, log: Any, **values: Any) -> bool:
+    async def _finish(self, claim: Claim, log: Any, **values: Any) -> None:
         now = utcnow()
         if values.get("status") in repository.FINISHED:
             values.update(finished_at=now, dedupe_key=None)
@@ -310,14 +313,10 @@ class Worker:
             )
         if not kept:
             log.warning("job_lease_lost", outcome=str(values.get("status")))
-        return kept
 
-    async def _record_failure(self, claim: Claim, spec: JobSpec, exc: Exception, log: Any) -> None:
-        error = (
-            f"Timed out after {spec.timeout} seconds."
-            if isinstance(exc, TimeoutError) and spec.timeout is not None
-            else _describe(exc)
-        )
+    async def _record_failure(
+        self, claim: Claim, spec: JobSpec, exc: Exception, error: str, log: Any
+    ) -> None:
         if claim.attempt >= spec.attempts_allowed(self.settings.max_attempts):
             await self._finish(claim, log, status=JobStatus.DEAD, last_error=error)
             log.warning("job_dead", error=type(exc).__name__)

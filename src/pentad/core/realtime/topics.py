@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -45,3 +46,46 @@ class TopicSpec:
     history_ttl: float = 3600.0
     client_publish: bool = False
     presence: bool = False
+
+
+class TopicConflict(ValueError):
+    """Raised when a pattern is registered twice."""
+
+
+_PARAMETER = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    parts = []
+    for segment in pattern.split("."):
+        parameter = _PARAMETER.match(segment)
+        parts.append(f"(?P<{parameter.group(1)}>[^.]+)" if parameter else re.escape(segment))
+    return re.compile(r"\.".join(parts))
+
+
+@dataclass(frozen=True)
+class TopicMatch:
+    spec: TopicSpec
+    params: Mapping[str, str]
+
+
+class TopicRegistry:
+    """The topic families the hub knows: the apps' (AppSpec.topics) and the core's own (`register`)."""
+
+    def __init__(self, specs: Iterable[TopicSpec] = ()) -> None:
+        self._compiled: list[tuple[re.Pattern[str], TopicSpec]] = []
+        for spec in specs:
+            self.register(spec)
+
+    def register(self, spec: TopicSpec) -> None:
+        if any(known.pattern == spec.pattern for _, known in self._compiled):
+            raise TopicConflict(f"topic pattern {spec.pattern!r} is registered twice")
+        self._compiled.append((_compile(spec.pattern), spec))
+
+    def match(self, topic: str) -> TopicMatch | None:
+        """The spec whose pattern matches the whole topic name (the first registered wins), or None."""
+        for regex, spec in self._compiled:
+            found = regex.fullmatch(topic)
+            if found:
+                return TopicMatch(spec, found.groupdict())
+        return None

@@ -28,7 +28,7 @@ _TCHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _PARAMETER = rf"{_TCHARS}=(?:{_TCHARS}|\"[^\"\\\x00-\x1f\x7f]*\")"
 _MEDIA_TYPE = re.compile(rf"\s*({_TCHARS}/{_TCHARS})((?:\s*;\s*{_PARAMETER})*)\s*")
 _PARAMETERS = re.compile(_PARAMETER)
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)", re.IGNORECASE)
+_RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +50,16 @@ class ObjectBody(AsyncIterator[bytes]):
     """
 
     def __init__(
-        self, chunks: AsyncGenerator[bytes, None], *, offset: int, length: int, partial: bool
+        self,
+        chunks: AsyncGenerator[bytes, None],
+        *,
+        offset: int,
+        length: int,
+        partial: bool,
+        release: Callable[[], object],
     ) -> None:
         self._chunks = chunks
+        self._release = release
         self.offset = offset
         self.length = length
         self.partial = partial
@@ -62,6 +69,8 @@ class ObjectBody(AsyncIterator[bytes]):
 
     async def aclose(self) -> None:
         await self._chunks.aclose()
+        # A generator closed before its first chunk never ran, so its own clean-up did not either.
+        self._release()
 
 
 class InvalidKey(BadRequest):

@@ -217,7 +217,11 @@ class LocalStorage:
             handle.close()
             raise
         body = ObjectBody(
-            _file_chunks(handle, length), offset=offset, length=length, partial=wanted is not None
+            _file_chunks(handle, length),
+            offset=offset,
+            length=length,
+            partial=wanted is not None,
+            release=handle.close,
         )
         return entry.stored, body
 

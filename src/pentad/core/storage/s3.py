@@ -108,8 +108,8 @@ class S3Storage:
             connect_timeout=5,
             read_timeout=60,
             retries={"mode": "standard", "max_attempts": 3},
-            # Path-style addressing and checksums only where S3 requires them: what MinIO, Ceph and older
-            # S3-compatible stores understand. AWS itself (no endpoint set) keeps its defaults.
+            # Checksums only where S3 requires them, and path-style addressing on a custom endpoint: what
+            # MinIO, Ceph and older S3-compatible stores understand. AWS (no endpoint) keeps virtual hosts.
             s3={"addressing_style": "path" if settings.s3_endpoint_url else "auto"},
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
@@ -211,8 +211,11 @@ class S3Storage:
         if known is None:
             known = _stored(key, response["ContentLength"], response)
             offset, length = 0, known.size
-        chunks = _body_chunks(response["Body"], key)
-        return known, ObjectBody(chunks, offset=offset, length=length, partial=wanted is not None)
+        body = response["Body"]
+        chunks = _body_chunks(body, key)
+        return known, ObjectBody(
+            chunks, offset=offset, length=length, partial=wanted is not None, release=body.close
+        )
 
     async def delete(self, key: str) -> None:
         key = validate_key(key)

@@ -1,0 +1,323 @@
+"""The /ws endpoint: authentication, the client operations and their acknowledgements.
+
+A bare ASGI app rather than a Starlette WebSocket handler: the hot path hands prebuilt ASGI messages to
+`send` with nothing in between. One coroutine per socket reads and handles the client's frames in order;
+the hub's writer task sends; the hub's maintenance task pings, times out and schedules revalidation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+import structlog
+from pydantic import ValidationError
+from starlette.types import Message, Receive, Scope, Send
+
+from pentad.core.auth import tokens
+from pentad.core.auth.exceptions import InvalidToken
+from pentad.core.auth.principal import Principal
+from pentad.core.auth.service import AuthService
+from pentad.core.platform import Platform
+from pentad.core.realtime.brokers import BrokerUnavailable
+from pentad.core.realtime.hub import Connection, Hub
+from pentad.core.realtime.protocol import (
+    AuthRequest,
+    AuthResult,
+    ClientFrame,
+    CloseCode,
+    ErrorCode,
+    PingRequest,
+    Pong,
+    PresenceRequest,
+    PresenceResult,
+    PrincipalInfo,
+    PublishRequest,
+    PublishResult,
+    SubscribeRequest,
+    Unsubscribed,
+    UnsubscribeRequest,
+    ack_frame,
+    client_frame_adapter,
+    encode,
+    error_frame,
+)
+from pentad.core.realtime.topics import TopicAccess, TopicAction, TopicMatch
+
+logger = structlog.get_logger("pentad.realtime")
+
+PONG_TEXT = '{"op":"pong"}'
+_PONG = Pong(op="pong")
+
+
+class RequestError(Exception):
+    """A client operation failed; answered with a failed acknowledgement."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _request_id(text: str) -> int | None:
+    """The `id` of a frame that failed validation, to address the error to it."""
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(data, dict) and type(data.get("id")) is int and 0 <= data["id"] < 2**53:
+        return int(data["id"])
+    return None
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "frame"
+    return f"{where}: {first['msg']}"
+
+
+def _token_expiry(platform: Platform, token: str) -> float | None:
+    """Unix time an access token expires; None for API keys and service tokens (checked on revalidation)."""
+    if tokens.token_kind(token) in (tokens.API_KEY, tokens.SERVICE_TOKEN):
+        return None
+    claims = tokens.read_jwt(
+        platform.signing_secret,
+        token,
+        issuer=platform.settings.auth.issuer,
+        audience=tokens.ACCESS_AUDIENCE,
+    )
+    return float(claims["exp"]) if claims else None
+
+
+class RealtimeEndpoint:
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.hub: Hub = platform.hub
+        self.settings = platform.settings.realtime
+        self.hub.revalidate = self.revalidate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (await receive())["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        connection = self.hub.connect(send)
+        try:
+            await self._serve(connection, receive)
+        except asyncio.CancelledError:
+            # The hub abandons a connection whose close frame cannot be delivered; that ends here.
+            if not connection.abandoned:
+                raise
+        except Exception:
+            logger.exception("realtime_connection_failed", connection=connection.id)
+            connection.close(CloseCode.INTERNAL_ERROR, "server error")
+        finally:
+            await self.hub.disconnect(connection)
+
+    # ------------------------------------------------------------------ reading
+
+    async def _serve(self, connection: Connection, receive: Receive) -> None:
+        try:
+            async with asyncio.timeout(self.settings.auth_timeout):
+                message = await receive()
+        except TimeoutError:
+            connection.close(CloseCode.AUTH_TIMEOUT, "no auth frame in time")
+            await _drain(receive)
+            return
+        if message["type"] == "websocket.disconnect":
+            return
+        first = self._parse(connection, message)
+        if not isinstance(first, AuthRequest):
+            connection.close(CloseCode.AUTH_FAILED, "the first frame must be auth")
+        elif await self._authenticate(connection, first):
+            while (message := await receive())["type"] != "websocket.disconnect":
+                if not connection.closed:
+                    frame = self._parse(connection, message)
+                    if frame is not None:
+                        await self._handle(connection, frame)
+            return
+        await _drain(receive)
+
+    def _parse(self, connection: Connection, message: Message) -> ClientFrame | None:
+        """The client frame, or None after answering (or closing for) a bad one."""
+        connection.last_seen = time.monotonic()
+        text: str | None = message.get("text")
+        if text is None:
+            try:
+                text = bytes(message.get("bytes") or b"").decode()
+            except UnicodeDecodeError:
+                connection.close(CloseCode.BAD_MESSAGE, "frames are UTF-8 JSON")
+                return None
+        if text == PONG_TEXT:
+            return _PONG
+        if len(text) > self.settings.max_message_bytes:
+            connection.close(CloseCode.BAD_MESSAGE, "frame too large")
+            return None
+        try:
+            return client_frame_adapter.validate_json(text)
+        except ValidationError as exc:
+            request_id = _request_id(text)
+            if request_id is None:
+                connection.close(CloseCode.BAD_MESSAGE, "not a valid frame")
+            else:
+                connection.send_text(error_frame(request_id, ErrorCode.BAD_REQUEST, _describe(exc)))
+            return None
+
+    async def _handle(self, connection: Connection, frame: ClientFrame) -> None:
+        if isinstance(frame, Pong):
+            return
+        if isinstance(frame, AuthRequest):
+            await self._authenticate(connection, frame)
+            return
+        try:
+            if isinstance(frame, SubscribeRequest):
+                await self._subscribe(connection, frame)
+            elif isinstance(frame, UnsubscribeRequest):
+                if frame.topic not in connection.topics:
+                    raise RequestError(ErrorCode.NOT_SUBSCRIBED, "You are not subscribed to this topic.")
+                await self.hub.unsubscribe(connection, frame.topic)
+                connection.send_text(ack_frame(frame.id))
+            elif isinstance(frame, PublishRequest):
+                await self._publish(connection, frame)
+            elif isinstance(frame, PresenceRequest):
+                await self._presence(connection, frame)
+            elif isinstance(frame, PingRequest):
+                connection.send_text(ack_frame(frame.id))
+        except RequestError as exc:
+            connection.send_text(error_frame(frame.id, exc.code, exc.message))
+        except BrokerUnavailable:
+            message = "The realtime broker is unavailable; try again shortly."
+            connection.send_text(error_frame(frame.id, ErrorCode.UNAVAILABLE, message))
+
+    # ------------------------------------------------------------------ authentication
+
+    async def _check_token(self, token: str) -> tuple[Principal, float | None]:
+        async with self.platform.database.transaction(writes=False) as session:
+            principal = await AuthService(session, self.platform).authenticate_bearer(token)
+        return principal, _token_expiry(self.platform, token)
+
+    async def _authenticate(self, connection: Connection, frame: AuthRequest) -> bool:
+        """Authenticate (first frame) or re-authenticate; False when the connection is being closed."""
+        first = connection.principal is None
+        try:
+            principal, expires_at = await self._check_token(frame.token)
+        except InvalidToken:
+            if first:
+                connection.close(CloseCode.AUTH_FAILED, "invalid credentials")
+                return False
+            message = "The token is invalid, expired or revoked; the connection keeps its credentials."
+            connection.send_text(error_frame(frame.id, ErrorCode.AUTH_FAILED, message))
+            return True
+        current = connection.principal
+        if current is not None and (current.kind, current.id) != (principal.kind, principal.id):
+            message = "A connection cannot change who it is; open a new one."
+            connection.send_text(error_frame(frame.id, ErrorCode.PRINCIPAL_CHANGED, message))
+            return True
+        connection.principal = principal
+        connection.token = frame.token
+        connection.expires_at = expires_at
+        connection.revalidate_at = time.monotonic() + self.settings.revalidate_interval
+        result = AuthResult(
+            principal=PrincipalInfo(id=str(principal.id), kind=principal.kind),
+            connection_id=connection.id,
+            expires_at=expires_at,
+            heartbeat_interval=self.settings.heartbeat_interval,
+            idle_timeout=self.settings.idle_timeout,
+        )
+        connection.send_text(ack_frame(frame.id, result))
+        return True
+
+    async def revalidate(self, connection: Connection) -> None:
+        """Close the socket if its credentials were revoked; end subscriptions it may no longer read."""
+        token = connection.token
+        interval = self.settings.revalidate_interval
+        try:
+            principal, _ = await self._check_token(token)
+        except InvalidToken:
+            if connection.token != token:
+                connection.revalidate_at = time.monotonic()
+                return
+            expired = connection.expires_at is not None and time.time() >= connection.expires_at
+            if expired:
+                connection.close(CloseCode.CREDENTIALS_EXPIRED, "credentials expired")
+            else:
+                connection.close(CloseCode.CREDENTIALS_REVOKED, "credentials revoked")
+            return
+        except Exception:
+            logger.exception("realtime_revalidation_failed", connection=connection.id)
+            connection.revalidate_at = time.monotonic() + interval
+            return
+        if connection.closed:
+            return
+        if connection.token == token:
+            connection.principal = principal
+        for topic in list(connection.topics):
+            match = self.hub.registry.match(topic)
+            if match is None or not await self._allowed(connection, match, topic, "subscribe"):
+                await self.hub.unsubscribe(connection, topic)
+                connection.send_text(encode(Unsubscribed(topic=topic, reason="forbidden")))
+        connection.revalidate_at = time.monotonic() + interval
+
+    # ------------------------------------------------------------------ operations
+
+    def _match(self, topic: str) -> TopicMatch:
+        match = self.hub.registry.match(topic)
+        if match is None:
+            raise RequestError(ErrorCode.UNKNOWN_TOPIC, f"There is no topic {topic!r}.")
+        return match
+
+    async def _allowed(
+        self, connection: Connection, match: TopicMatch, topic: str, action: TopicAction
+    ) -> bool:
+        """Ask the topic's authorize callback (deny by default: an error in it denies)."""
+        principal = connection.principal
+        assert principal is not None
+        async with self.platform.database.transaction(writes=False) as session:
+            access = TopicAccess(principal, topic, match.params, action, session, self.platform)
+            try:
+                return await match.spec.authorize(access) is True
+            except Exception:
+                logger.exception("realtime_authorize_failed", topic=topic, action=action)
+                return False
+
+    async def _require(
+        self, connection: Connection, match: TopicMatch, topic: str, action: TopicAction
+    ) -> None:
+        if not await self._allowed(connection, match, topic, action):
+            raise RequestError(ErrorCode.FORBIDDEN, f"You may not {action} on this topic.")
+
+    async def _subscribe(self, connection: Connection, request: SubscribeRequest) -> None:
+        match = self._match(request.topic)
+        if request.topic in connection.topics:
+            raise RequestError(ErrorCode.ALREADY_SUBSCRIBED, "You are already subscribed to this topic.")
+        if len(connection.topics) >= self.settings.max_subscriptions:
+            raise RequestError(
+                ErrorCode.TOO_MANY_SUBSCRIPTIONS, "This connection has too many subscriptions."
+            )
+        await self._require(connection, match, request.topic, "subscribe")
+        await self.hub.subscribe(
+            connection, request.id, request.topic, match.spec, request.since, request.epoch
+        )
+
+    async def _publish(self, connection: Connection, request: PublishRequest) -> None:
+        match = self._match(request.topic)
+        if not match.spec.client_publish:
+            raise RequestError(ErrorCode.PUBLISH_NOT_ALLOWED, "Clients may not publish on this topic.")
+        await self._require(connection, match, request.topic, "publish")
+        data_json = orjson.dumps(request.data).decode()
+        seq, epoch = await self.hub.publish_json(request.topic, match.spec, data_json)
+        connection.send_text(ack_frame(request.id, PublishResult(seq=seq, epoch=epoch)))
+
+    async def _presence(self, connection: Connection, request: PresenceRequest) -> None:
+        match = self._match(request.topic)
+        if not match.spec.presence:
+            raise RequestError(ErrorCode.PRESENCE_NOT_ENABLED, "This topic has no presence.")
+        await self._require(connection, match, request.topic, "presence")
+        members = await self.hub.presence(request.topic)
+        connection.send_text(ack_frame(request.id, PresenceResult(members=members)))
+
+
+async def _drain(receive: Receive) -> None:
+    """Read until the socket is gone (after the server asked to close it)."""
+    while (await receive())["type"] != "websocket.disconnect":
+        pass

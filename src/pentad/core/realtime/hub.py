@@ -1,0 +1,485 @@
+"""The hub: connections, their subscriptions, presence, and the fan-out of events to them.
+
+Hot path (one event to N local subscribers): the broker hands over the event frame already encoded; the
+hub wraps it once in a `Frame` (the ASGI message itself, shared by every subscriber) and appends it to
+each subscriber's bounded send queue. Each connection's own writer task drains its queue, so a slow
+client delays nobody else; one that falls `send_queue_size` frames behind is closed (SLOW_CONSUMER).
+Nothing per delivery encodes JSON, builds a model or creates a task.
+
+Resume: a subscription starts by buffering live events, then reads the topic's history after the
+client's `since`; it sends the acknowledgement, the history, and the buffered events newer than both,
+and only then joins the live set, so a client gets everything after `since` exactly once, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import structlog
+from pydantic import BaseModel
+from starlette.types import Send
+
+from pentad.core.auth.principal import Principal
+from pentad.core.config import RealtimeSettings
+from pentad.core.metrics import Metrics
+from pentad.core.realtime.broker_redis import RedisBroker
+from pentad.core.realtime.brokers import PRESENCE_TTL, Broker, BrokerUnavailable, MemoryBroker
+from pentad.core.realtime.protocol import (
+    PING_FRAME,
+    CloseCode,
+    Member,
+    Reset,
+    SubscribeResult,
+    ack_frame,
+    encode,
+)
+from pentad.core.realtime.topics import TopicMatch, TopicRegistry, TopicSpec
+
+logger = structlog.get_logger("pentad.realtime")
+
+CLOSE_TIMEOUT = 5.0
+"""Seconds the close frame may wait for a congested socket before the connection is abandoned."""
+TOPIC_LINGER = 5.0
+"""Seconds a topic without local subscribers stays subscribed at the broker (reconnects come back)."""
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class UnknownTopic(ValueError):
+    """No registered TopicSpec matches the topic."""
+
+
+class Frame:
+    """One frame to send: the ASGI message (shared by every recipient) and, for a live event, its Unix
+    publish time (0 for anything else: acknowledgements, pings, replayed history)."""
+
+    __slots__ = ("message", "published")
+
+    def __init__(self, text: str, published: float = 0.0) -> None:
+        self.message = {"type": "websocket.send", "text": text}
+        self.published = published
+
+
+QueueItem = Frame | list[Frame]
+"""A list is a replay burst: it takes one place in the queue, as it is bounded by the history size."""
+
+
+class Connection:
+    """One client socket: its send queue, its writer task, its principal and subscriptions."""
+
+    def __init__(self, hub: Hub, send: Send, queue_size: int) -> None:
+        self.id = uuid.uuid4().hex
+        self.hub = hub
+        self.principal: Principal | None = None
+        self.token = ""
+        self.expires_at: float | None = None
+        self.revalidate_at = math.inf
+        self.last_seen = time.monotonic()
+        self.topics: dict[str, LocalTopic] = {}
+        self.closed = False
+        self.abandoned = False
+        self._send = send
+        self._pending: deque[QueueItem] = deque()
+        self._limit = queue_size
+        self._waiter: asyncio.Future[None] | None = None
+        self._reader = asyncio.current_task()
+        self._writer = asyncio.create_task(self._write(), name=f"pentad-ws-writer-{self.id}")
+        self._closer: asyncio.Task[None] | None = None
+
+    @property
+    def member(self) -> Member:
+        assert self.principal is not None
+        return Member(id=str(self.principal.id), kind=self.principal.kind)
+
+    def push(self, item: QueueItem) -> None:
+        """Queue a frame; never blocks. A full queue closes the connection as a slow consumer."""
+        pending = self._pending
+        if len(pending) >= self._limit:
+            if not self.closed:
+                self.hub.slow_consumer_closes.inc()
+                self.close(CloseCode.SLOW_CONSUMER, "send queue full")
+            return
+        pending.append(item)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            waiter.set_result(None)
+
+    def send_text(self, text: str) -> None:
+        self.push(Frame(text))
+
+    async def _write(self) -> None:
+        pending = self._pending
+        send = self._send
+        loop = asyncio.get_running_loop()
+        latency = self.hub.publish_to_send
+        while True:
+            if not pending:
+                self._waiter = loop.create_future()
+                await self._waiter
+            first = pending[0]
+            if isinstance(first, Frame) and first.published:
+                latency.observe(time.time() - first.published)
+            while pending:
+                item = pending.popleft()
+                if isinstance(item, Frame):
+                    await send(item.message)
+                else:
+                    for frame in item:
+                        await send(frame.message)
+
+    def close(self, code: CloseCode, reason: str) -> None:
+        """Stop sending events and close the socket with `code` (the reader then sees the disconnect)."""
+        if self.closed:
+            return
+        self.closed = True
+        self._limit = 0
+        self._pending.clear()
+        self._closer = asyncio.create_task(self._close(code, reason))
+
+    async def _close(self, code: CloseCode, reason: str) -> None:
+        self._writer.cancel()
+        await asyncio.wait([self._writer])
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self._send({"type": "websocket.close", "code": int(code), "reason": reason})
+        except TimeoutError:
+            # The client reads nothing: give up on the closing handshake and end the connection.
+            self.abandoned = True
+            if self._reader is not None:
+                self._reader.cancel()
+        except Exception as exc:
+            logger.debug("realtime_close_failed", connection=self.id, error=repr(exc))
+
+    async def finish(self) -> None:
+        """After the socket is gone: stop the writer (and a pending close)."""
+        self.closed = True
+        self._limit = 0
+        self._pending.clear()
+        for task in (self._writer, self._closer):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                await asyncio.wait([task])
+
+
+class LocalTopic:
+    """A topic with subscribers on this node: who gets its events, and where the stream stands."""
+
+    def __init__(self, topic: str, spec: TopicSpec, ready: asyncio.Future[None]) -> None:
+        self.topic = topic
+        self.spec = spec
+        self.ready = ready
+        self.live: dict[Connection, None] = {}
+        self.buffering: dict[Connection, list[tuple[int, Frame]]] = {}
+        self.members: dict[str, int] = {}
+        self.epoch: str | None = None
+        self.seq = 0
+        self.idle_since: float | None = None
+
+
+class Hub:
+    """Routes events from the broker to local connections; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        settings: RealtimeSettings,
+        broker: Broker,
+        metrics: Metrics,
+        topics: Iterable[TopicSpec] = (),
+    ) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.registry = TopicRegistry(topics)
+        self.connections: set[Connection] = set()
+        self._topics: dict[str, LocalTopic] = {}
+        self._maintenance: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._ping = Frame(PING_FRAME)
+        self.revalidate: Callable[[Connection], Awaitable[None]] | None = None
+        """Set by the endpoint: re-checks a connection's credentials and subscriptions."""
+        self.connections_gauge = metrics.gauge(
+            "pentad_realtime_connections", "Open realtime WebSocket connections."
+        )
+        self.subscriptions_gauge = metrics.gauge(
+            "pentad_realtime_subscriptions", "Topic subscriptions of open realtime connections."
+        )
+        self.deliveries = metrics.counter(
+            "pentad_realtime_deliveries_total", "Events queued to subscribers (one per subscriber)."
+        )
+        self.published = metrics.counter(
+            "pentad_realtime_published_total", "Events published through this process."
+        )
+        self.slow_consumer_closes = metrics.counter(
+            "pentad_realtime_slow_consumer_closes_total", "Connections closed because their queue filled."
+        )
+        self.publish_to_send = metrics.histogram(
+            "pentad_realtime_publish_to_send_seconds",
+            "From publishing an event to writing it to a socket; sampled once per write batch.",
+            buckets=LATENCY_BUCKETS,
+        )
+
+    @classmethod
+    def build(cls, settings: RealtimeSettings, metrics: Metrics, topics: Iterable[TopicSpec]) -> Hub:
+        broker: Broker = RedisBroker(settings.broker_url) if settings.broker_url else MemoryBroker()
+        return cls(settings, broker, metrics, topics)
+
+    def register(self, spec: TopicSpec) -> None:
+        """Add a topic family (the core's own, e.g. `jobs.{job_id}`); apps use AppSpec.topics."""
+        self.registry.register(spec)
+
+    def match(self, topic: str) -> TopicMatch:
+        found = self.registry.match(topic)
+        if found is None:
+            raise UnknownTopic(f"no topic family matches {topic!r}")
+        return found
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await self.broker.start(self)
+        self._maintenance = asyncio.create_task(self._maintain(), name="pentad-realtime-maintenance")
+
+    async def stop(self) -> None:
+        """Close every socket (1012: reconnect elsewhere or later) and stop the background work."""
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance
+            self._maintenance = None
+        for connection in list(self.connections):
+            connection.close(CloseCode.SERVICE_RESTART, "server shutting down")
+        for task in list(self._background):
+            task.cancel()
+
+    async def close(self) -> None:
+        await self.broker.close()
+
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ------------------------------------------------------------------ publishing
+
+    async def publish(self, topic: str, payload: BaseModel) -> tuple[int, str]:
+        """Publish now (no transaction involved); returns (seq, epoch). See publish.publish for services."""
+        return await self.publish_json(topic, self.match(topic).spec, payload.model_dump_json())
+
+    async def publish_json(self, topic: str, spec: TopicSpec, data_json: str) -> tuple[int, str]:
+        position = await self.broker.publish(topic, data_json, spec)
+        self.published.inc()
+        return position
+
+    # ------------------------------------------------------------------ broker callbacks
+
+    def on_event(self, topic: str, seq: int, epoch: str, frame: str, published: float) -> None:
+        local = self._topics.get(topic)
+        if local is None:
+            return
+        local.seq = seq
+        local.epoch = epoch
+        item = Frame(frame, published)
+        live = local.live
+        for connection in live:
+            connection.push(item)
+        if local.buffering:
+            for buffered in local.buffering.values():
+                buffered.append((seq, item))
+        self.deliveries.inc(len(live))
+
+    def on_presence(self, topic: str, frame: str) -> None:
+        local = self._topics.get(topic)
+        if local is None:
+            return
+        item = Frame(frame)
+        for connection in local.live:
+            connection.push(item)
+
+    def on_broker_up(self) -> None:
+        self._spawn(self._catch_up())
+
+    async def _catch_up(self) -> None:
+        """After a broker outage: replay what live subscribers missed, or tell them to refetch (reset)."""
+        for local in list(self._topics.values()):
+            if not local.live or local.epoch is None:
+                continue
+            try:
+                history = await self.broker.history(local.topic, local.seq, local.epoch, local.spec)
+            except BrokerUnavailable:
+                return
+            if history.recovered:
+                for seq, frame in history.frames:
+                    if seq > local.seq:
+                        self.on_event(local.topic, seq, history.epoch, frame, time.time())
+                continue
+            local.epoch, local.seq = history.epoch, history.seq
+            reset = Frame(encode(Reset(topic=local.topic, epoch=history.epoch, seq=history.seq)))
+            for connection in local.live:
+                connection.push(reset)
+        await self._refresh_presence()
+
+    # ------------------------------------------------------------------ connections
+
+    def connect(self, send: Send) -> Connection:
+        connection = Connection(self, send, self.settings.send_queue_size)
+        self.connections.add(connection)
+        self.connections_gauge.inc()
+        return connection
+
+    async def disconnect(self, connection: Connection) -> None:
+        for topic in list(connection.topics):
+            await self.unsubscribe(connection, topic)
+        await connection.finish()
+        if connection in self.connections:
+            self.connections.discard(connection)
+            self.connections_gauge.dec()
+
+    # ------------------------------------------------------------------ subscriptions
+
+    async def subscribe(
+        self,
+        connection: Connection,
+        request_id: int,
+        topic: str,
+        spec: TopicSpec,
+        since: int | None,
+        epoch: str | None,
+    ) -> None:
+        """Subscribe, acknowledge, replay what the client missed, then go live (see module docstring).
+
+        Raises BrokerUnavailable (nothing was acknowledged then)."""
+        local = self._topics.get(topic)
+        if local is None:
+            ready = asyncio.ensure_future(self.broker.subscribe(topic))
+            local = self._topics[topic] = LocalTopic(topic, spec, ready)
+        local.idle_since = None
+        local.buffering[connection] = []
+        connection.topics[topic] = local
+        self.subscriptions_gauge.inc()
+        try:
+            await asyncio.shield(local.ready)
+            history = await self.broker.history(topic, since, epoch, spec)
+        except BaseException:
+            await self.unsubscribe(connection, topic)
+            if local.ready.done() and local.ready.exception() is not None:
+                self._drop(local)
+            raise
+        buffered = local.buffering.pop(connection, [])
+        if connection.topics.get(topic) is not local:
+            return
+        if local.epoch is None or local.seq < history.seq:
+            local.epoch, local.seq = history.epoch, history.seq
+        result = SubscribeResult(epoch=history.epoch, seq=history.seq, recovered=history.recovered)
+        connection.send_text(ack_frame(request_id, result))
+        last = history.seq
+        if history.frames:
+            connection.push([Frame(frame) for _, frame in history.frames])
+        for seq, item in buffered:
+            if seq > last:
+                connection.push(item)
+                last = seq
+        local.live[connection] = None
+        if spec.presence:
+            await self._join(connection, local)
+
+    async def unsubscribe(self, connection: Connection, topic: str) -> None:
+        local = connection.topics.pop(topic, None)
+        if local is None:
+            return
+        self.subscriptions_gauge.dec()
+        was_live = connection in local.live
+        local.live.pop(connection, None)
+        local.buffering.pop(connection, None)
+        if was_live and local.spec.presence:
+            await self._leave(connection, local)
+        if not local.live and not local.buffering:
+            local.idle_since = time.monotonic()
+
+    def _drop(self, local: LocalTopic) -> None:
+        if self._topics.get(local.topic) is local and not local.live and not local.buffering:
+            del self._topics[local.topic]
+            self.broker.unsubscribe(local.topic)
+
+    # ------------------------------------------------------------------ presence
+
+    async def _join(self, connection: Connection, local: LocalTopic) -> None:
+        member = connection.member
+        count = local.members.get(member.id, 0)
+        local.members[member.id] = count + 1
+        if count == 0:
+            try:
+                await self.broker.presence_join(local.topic, member)
+            except BrokerUnavailable as exc:
+                logger.warning("realtime_presence_failed", topic=local.topic, error=str(exc))
+
+    async def _leave(self, connection: Connection, local: LocalTopic) -> None:
+        member = connection.member
+        count = local.members.get(member.id, 0) - 1
+        if count > 0:
+            local.members[member.id] = count
+            return
+        local.members.pop(member.id, None)
+        try:
+            await self.broker.presence_leave(local.topic, member)
+        except BrokerUnavailable as exc:
+            logger.warning("realtime_presence_failed", topic=local.topic, error=str(exc))
+
+    async def presence(self, topic: str) -> list[Member]:
+        return await self.broker.presence_list(topic)
+
+    async def _refresh_presence(self) -> None:
+        for local in list(self._topics.values()):
+            if not local.members:
+                continue
+            members = {c.member.id: c.member for c in local.live if c.principal is not None}
+            try:
+                await self.broker.presence_refresh(local.topic, list(members.values()))
+            except BrokerUnavailable:
+                return
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def _tick_seconds(self) -> float:
+        s = self.settings
+        return max(0.05, min(1.0, s.heartbeat_interval, s.idle_timeout / 4, s.revalidate_interval))
+
+    async def _maintain(self) -> None:
+        """One task for all sockets: pings, idle and expiry checks, revalidation, lingering topics."""
+        tick = self._tick_seconds()
+        next_ping = time.monotonic() + self.settings.heartbeat_interval
+        next_presence = time.monotonic() + PRESENCE_TTL / 3
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            wall = time.time()
+            ping = now >= next_ping
+            if ping:
+                next_ping = now + self.settings.heartbeat_interval
+            for connection in list(self.connections):
+                self._check(connection, now, wall, ping)
+            for local in list(self._topics.values()):
+                if local.idle_since is not None and now - local.idle_since > TOPIC_LINGER:
+                    self._drop(local)
+            if now >= next_presence:
+                next_presence = now + PRESENCE_TTL / 3
+                self._spawn(self._refresh_presence())
+
+    def _check(self, connection: Connection, now: float, wall: float, ping: bool) -> None:
+        if connection.closed:
+            return
+        if connection.expires_at is not None and wall >= connection.expires_at:
+            connection.close(CloseCode.CREDENTIALS_EXPIRED, "credentials expired")
+        elif now - connection.last_seen > self.settings.idle_timeout:
+            connection.close(CloseCode.IDLE_TIMEOUT, "idle")
+        else:
+            if ping and connection.principal is not None:
+                connection.push(self._ping)
+            if now >= connection.revalidate_at and self.revalidate is not None:
+                connection.revalidate_at = math.inf
+                self._spawn(self.revalidate(connection))
