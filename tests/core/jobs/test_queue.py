@@ -12,7 +12,8 @@ import pytest
 
 from pentad.app import create_app
 from pentad.core.config import Settings
-from pentad.core.crypto import CryptoError
+from pentad.core.crypto import CryptoError, KeyRing, generate_key
+from pentad.core.db import keyrotation
 from pentad.core.db.base import utcnow
 from pentad.core.db.engine import Database
 from pentad.core.jobs.models import JobStatus
@@ -21,7 +22,7 @@ from pentad.core.jobs.registry import JobSpec
 from pentad.core.jobs.worker import JobContext, Worker
 from pentad.core.platform import Platform
 from tests.core.jobs.conftest import LivePlatform, Recorder, app_with, eventually, get_job, jobs_named, kind
-from tests.factories import run_due_jobs
+from tests.factories import TEST_CRYPTO_KEYS, run_due_jobs
 
 
 def _platform(settings: Settings, database: Database, *jobs: JobSpec) -> Platform:
@@ -155,6 +156,22 @@ async def test_secret_values_are_stored_encrypted_and_deleted_after_success(
     await run_due_jobs(platform)
     assert seen == [{"link": link}]
     assert (await get_job(platform, job_id)).secret is None
+
+
+async def test_key_rotation_reencrypts_the_secret_values_of_jobs(
+    settings: Settings, database: Database
+) -> None:
+    name = kind("rotated")
+    platform = _platform(settings, database, JobSpec(name, Recorder()))
+    async with platform.database.transaction() as session:
+        job_id = await enqueue(session, name, secret=SecretPayload(platform.keyring, {"token": "t0ken"}))
+    assert job_id is not None
+    fresh = generate_key()
+    async with platform.database.transaction() as session:
+        await keyrotation.reencrypt_all(session, KeyRing.parse(f"{fresh},{TEST_CRYPTO_KEYS}"))
+    stored = await get_job(platform, job_id)
+    assert stored.secret is not None
+    assert KeyRing.parse(fresh).decrypt(stored.secret, context=secret_context(job_id)) == '{"token": "t0ken"}'
 
 
 async def test_asking_for_a_secret_the_job_does_not_carry_fails_the_job(

@@ -17,7 +17,7 @@ async def _noop(_context: JobContext, _payload: dict[str, Any]) -> None:
 
 def test_lists_its_kinds() -> None:
     registry = JobRegistry([JobSpec("b.two", _noop), JobSpec("a.one", _noop)])
-    assert registry.names == ["a.one", "b.two"]
+    assert [spec.name for spec in registry.specs] == ["a.one", "b.two"]
     assert registry.get("a.one") is not None
     assert registry.get("c.three") is None
 

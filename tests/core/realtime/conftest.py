@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,31 +148,41 @@ class Peer:
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self._ids = iter(range(1, 1_000_000))
+        self._backlog: list[dict[str, Any]] = []
 
     async def send(self, frame: dict[str, Any]) -> None:
         await self.ws.send(orjson.dumps(frame).decode())
 
     async def recv(self) -> dict[str, Any]:
+        if self._backlog:
+            return self._backlog.pop(0)
         async with asyncio.timeout(WAIT):
             frame: dict[str, Any] = orjson.loads(await self.ws.recv())
         return frame
 
     async def recv_op(self, *ops: str) -> dict[str, Any]:
-        """The next frame with one of `ops`, skipping pings."""
+        """The next frame with one of `ops`, answering pings and skipping presence changes not asked for."""
         while True:
             frame = await self.recv()
+            if frame["op"] in ops:
+                return frame
             if frame["op"] == "ping":
                 await self.send({"op": "pong"})
-                continue
-            assert frame["op"] in ops, frame
-            return frame
+            else:
+                assert frame["op"] in ("join", "leave"), frame
 
     async def request(self, op: str, **fields: Any) -> dict[str, Any]:
+        """Send a request and return its acknowledgement; other frames read meanwhile are kept for recv."""
         request_id = next(self._ids)
         await self.send({"op": op, "id": request_id, **fields})
-        ack = await self.recv_op("ack")
-        assert ack["id"] == request_id, ack
-        return ack
+        skipped = []
+        while True:
+            frame = await self.recv()
+            if frame["op"] == "ack":
+                assert frame["id"] == request_id, frame
+                self._backlog[:0] = skipped
+                return frame
+            skipped.append(frame)
 
     async def closed_with(self) -> int:
         """Read until the server closes the socket; its close code."""
@@ -276,6 +286,10 @@ class ServeProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "tests.core.realtime.serve_test_app"),
@@ -317,9 +331,15 @@ def serve_environment(data_dir: Path, database_url: str, **extra: str) -> dict[s
     }
 
 
-Probe = Callable[[], Awaitable[bool]]
-
-
 async def ready_status(url: str) -> int:
     async with httpx.AsyncClient(timeout=5) as client:
         return (await client.get(url + "/readyz")).status_code
+
+
+async def wait_ready_status(url: str, status: int) -> None:
+    """Until GET /readyz answers `status`."""
+    async with asyncio.timeout(WAIT):
+        while True:
+            if await ready_status(url) == status:
+                return
+            await asyncio.sleep(0.05)

@@ -4,6 +4,8 @@ Also importable as an installed app (`APP`), so `pentad serve` subprocesses can 
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 from pentad.core.apps import AppSpec
 from pentad.core.auth.permissions import Permission
 from pentad.core.auth.service import AuthService
@@ -15,6 +17,12 @@ ROOM_READ = Permission("rtest.rooms.read", "Follow a test room.")
 async def may_read_room(access: TopicAccess) -> bool:
     service = AuthService(access.session, access.platform)
     return await service.can(access.principal, ROOM_READ, "room", access.params["room_id"])
+
+
+class Note(BaseModel):
+    """The payload the tests publish."""
+
+    text: str
 
 
 ROOM_TOPIC = TopicSpec("test.room.{room_id}", may_read_room, history_size=2000, presence=True)

@@ -20,7 +20,7 @@ from pentad.core.errors import AppError
 from pentad.core.jobs.endpoints import Service
 from pentad.core.jobs.models import JobStatus
 from pentad.core.jobs.service import JobsService
-from pentad.core.web.pages import PageAccess, _failure, _redirect, _render
+from pentad.core.web.pages import PageAccess, failure_context, render_page, see_other
 
 JOBS_PAGE_SIZE = 50
 RETRIED_NOTICE = "The job was queued again."
@@ -56,7 +56,7 @@ async def _jobs_page(
     older = _jobs_url(status, name, before=str(jobs[-1].id)) if len(jobs) == JOBS_PAGE_SIZE else None
     if request.query_params.get("notice") == "job-retried":
         context.setdefault("notice", RETRIED_NOTICE)
-    return _render(
+    return render_page(
         request,
         "admin_jobs.html",
         principal,
@@ -95,6 +95,6 @@ async def retry_job(
         await service.retry_job(job_id, request_actor(request, principal))
     except AppError as exc:
         return await _jobs_page(
-            request, service, principal, status=status, name=name, before="", **_failure(exc)
+            request, service, principal, status=status, name=name, before="", **failure_context(exc)
         )
-    return _redirect(_jobs_url(status, name, notice="job-retried"))
+    return see_other(_jobs_url(status, name, notice="job-retried"))

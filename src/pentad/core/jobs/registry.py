@@ -83,8 +83,8 @@ class JobRegistry:
             keys.add(entry.key)
 
     @property
-    def names(self) -> list[str]:
-        return sorted(self._jobs)
+    def specs(self) -> list[JobSpec]:
+        return [self._jobs[name] for name in sorted(self._jobs)]
 
     def get(self, name: str) -> JobSpec | None:
         return self._jobs.get(name)

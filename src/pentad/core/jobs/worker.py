@@ -28,7 +28,7 @@ import socket
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -225,7 +225,7 @@ class Worker:
     async def claim(self, limit: int) -> list[Claim]:
         """Take up to `limit` due jobs this worker has room for; they are leased to it from now on."""
         active = Counter(claim.name for claim in self._running.values())
-        room = {name: self._limit_of(spec) - active[name] for name, spec in self._specs()}
+        room = {spec.name: self._limit_of(spec) - active[spec.name] for spec in self.registry.specs}
         names = [name for name, free in room.items() if free > 0]
         if not names:
             return []
@@ -266,12 +266,6 @@ class Worker:
                     Claim(job.id, job.name, job.attempts, dict(job.payload), job.secret, now + self.lease)
                 )
         return claims
-
-    def _specs(self) -> Iterable[tuple[str, JobSpec]]:
-        for name in self.registry.names:
-            spec = self.registry.get(name)
-            assert spec is not None
-            yield name, spec
 
     # ----------------------------------------------------------------- running
 

@@ -123,12 +123,13 @@ class Connection:
             if not pending:
                 self._waiter = loop.create_future()
                 await self._waiter
-            first = pending[0]
-            if isinstance(first, Frame) and first.published:
-                latency.observe(time.time() - first.published)
+            observed = False
             while pending:
                 item = pending.popleft()
                 if isinstance(item, Frame):
+                    if item.published and not observed:
+                        latency.observe(time.time() - item.published)
+                        observed = True
                     await send(item.message)
                 else:
                     for frame in item:
@@ -220,7 +221,7 @@ class Hub:
         )
         self.publish_to_send = metrics.histogram(
             "pentad_realtime_publish_to_send_seconds",
-            "From publishing an event to writing it to a socket; sampled once per write batch.",
+            "From publishing an event to writing it to a socket (the first event of each write batch).",
             buckets=LATENCY_BUCKETS,
         )
 
@@ -259,6 +260,11 @@ class Hub:
 
     async def close(self) -> None:
         await self.broker.close()
+
+    async def check_broker(self) -> None:
+        """For /readyz: raises BrokerUnavailable while the broker is unreachable (the hub reconnects)."""
+        if not self.broker.healthy:
+            raise BrokerUnavailable("the realtime broker is unavailable")
 
     def _spawn(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)

@@ -32,7 +32,8 @@ class Liveness(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready"] = "ready"
     checks: dict[str, CheckStatus] = Field(
-        description="Each dependency checked (`database`, and `redis` when configured) and its state."
+        description="Each dependency checked (`database`; `redis` and `realtime` (the hub's broker) when "
+        "configured) and its state."
     )
 
 
@@ -52,6 +53,8 @@ async def readyz(request: Request) -> Response | Readiness:
     probes: dict[str, Awaitable[None]] = {"database": platform.database.ping()}
     if platform.settings.redis.url:
         probes["redis"] = _ping_redis(platform.settings.redis.url)
+    if platform.settings.realtime.broker_url:
+        probes["realtime"] = platform.hub.check_broker()
     results = await asyncio.gather(*(_check(name, probe) for name, probe in probes.items()))
     checks = dict(zip(probes, results, strict=True))
     failed = [name for name, status in checks.items() if status != "ok"]

@@ -29,7 +29,14 @@ from pentad.core import audit
 from pentad.core.audit import Actor
 from pentad.core.auth.dependencies import SESSION_COOKIE, auth_service, request_actor, resolve_principal
 from pentad.core.auth.models import User
-from pentad.core.auth.permissions import API_KEYS_OWN, AUDIT_READ, USERS_MANAGE, USERS_READ, Permission
+from pentad.core.auth.permissions import (
+    API_KEYS_OWN,
+    AUDIT_READ,
+    JOBS_MANAGE,
+    USERS_MANAGE,
+    USERS_READ,
+    Permission,
+)
 from pentad.core.auth.principal import Principal
 from pentad.core.auth.schemas import (
     ApiKeyCreate,
@@ -131,10 +138,12 @@ def _nav(principal: Principal) -> list[NavLink]:
         links.append(NavLink("/admin/users", "Users"))
     if principal.has(AUDIT_READ):
         links.append(NavLink("/admin/audit", "Audit log"))
+    if principal.has(JOBS_MANAGE):
+        links.append(NavLink("/admin/jobs", "Jobs"))
     return links
 
 
-def _render(
+def render_page(
     request: Request,
     template: str,
     principal: Principal | None,
@@ -167,13 +176,13 @@ def _csrf_of(request: Request, principal: Principal | None) -> str:
     return csrf_token(get_platform(request).signing_secret, principal.session_id)
 
 
-def _failure(exc: AppError) -> dict[str, Any]:
+def failure_context(exc: AppError) -> dict[str, Any]:
     """Render arguments for a failed action: its message and status (a 4xx also rolls the request back)."""
     retry = {k: v for k, v in exc.headers.items() if k.lower() == "retry-after"}
     return {"error": exc.message, "status_code": exc.status, "headers": retry}
 
 
-def _redirect(url: str) -> RedirectResponse:
+def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303, headers=NO_STORE)
 
 
@@ -271,13 +280,13 @@ def _check_same_origin(request: Request) -> None:
 async def _on_sign_in_required(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SignInRequired)
     query = f"?{urlencode({'next': exc.next_path})}" if exc.next_path not in (None, "/") else ""
-    return _redirect(f"/login{query}")
+    return see_other(f"/login{query}")
 
 
 async def _on_page_denied(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PageDenied)
     principal = getattr(request.state, "principal", None)
-    return _render(
+    return render_page(
         request, "error.html", principal, status_code=403, title="Not allowed", message=exc.message
     )
 
@@ -308,7 +317,7 @@ def _set_session_cookie(response: Response, platform: Platform, value: str) -> N
 
 
 def _signed_out(platform: Platform) -> Response:
-    response = _redirect("/login?notice=signed-out")
+    response = see_other("/login?notice=signed-out")
     settings = platform.settings.auth
     response.delete_cookie(
         SESSION_COOKIE, path="/", secure=settings.cookie_secure, httponly=True, samesite="lax"
@@ -320,7 +329,7 @@ async def _start_session(
     request: Request, service: AuthService, user: User, actor: Actor, *, mfa: bool, target: str
 ) -> Response:
     browser = await service.start_browser_session(user, actor, request.headers.get("user-agent"), mfa=mfa)
-    response = _redirect(target)
+    response = see_other(target)
     _set_session_cookie(response, service.platform, browser.cookie_value)
     return response
 
@@ -329,8 +338,8 @@ async def _start_session(
 async def login_page(request: Request, next: str = "") -> Response:
     target = safe_next(next)
     if await _session_principal(request) is not None:
-        return _redirect(target)
-    return _render(request, "login.html", None, next=target, email="")
+        return see_other(target)
+    return render_page(request, "login.html", None, next=target, email="")
 
 
 @router.post("/login")
@@ -344,9 +353,11 @@ async def login(
         body = _parse(LoginRequest, email=email, password=password)
         user = await service.check_password_login(body.email, body.password, actor)
     except AppError as exc:
-        return _render(request, "login.html", None, next=target, email=email, **_failure(exc))
+        return render_page(request, "login.html", None, next=target, email=email, **failure_context(exc))
     if user.totp_enabled:
-        return _render(request, "login_2fa.html", None, next=target, mfa_token=service.issue_mfa_token(user))
+        return render_page(
+            request, "login_2fa.html", None, next=target, mfa_token=service.issue_mfa_token(user)
+        )
     return await _start_session(request, service, user, actor, mfa=False, target=target)
 
 
@@ -362,8 +373,10 @@ async def login_second_factor(
         user = await service.complete_mfa(body.mfa_token, body.code, actor)
     except AppError as exc:
         if exc.code == "invalid_token":
-            return _render(request, "login.html", None, next=target, email="", **_failure(exc))
-        return _render(request, "login_2fa.html", None, next=target, mfa_token=mfa_token, **_failure(exc))
+            return render_page(request, "login.html", None, next=target, email="", **failure_context(exc))
+        return render_page(
+            request, "login_2fa.html", None, next=target, mfa_token=mfa_token, **failure_context(exc)
+        )
     return await _start_session(request, service, user, actor, mfa=True, target=target)
 
 
@@ -375,7 +388,7 @@ async def logout(request: Request, service: Service, principal: SignedIn) -> Res
 
 @router.get("/forgot-password")
 async def forgot_password_page(request: Request) -> Response:
-    return _render(request, "forgot_password.html", None, email="", sent=False)
+    return render_page(request, "forgot_password.html", None, email="", sent=False)
 
 
 @router.post("/forgot-password")
@@ -385,13 +398,15 @@ async def forgot_password(request: Request, service: Service, email: Field = "")
         body = _parse(PasswordResetRequest, email=email)
         await service.request_password_reset(body.email, request_actor(request))
     except AppError as exc:
-        return _render(request, "forgot_password.html", None, email=email, sent=False, **_failure(exc))
-    return _render(request, "forgot_password.html", None, email=body.email, sent=True)
+        return render_page(
+            request, "forgot_password.html", None, email=email, sent=False, **failure_context(exc)
+        )
+    return render_page(request, "forgot_password.html", None, email=body.email, sent=True)
 
 
 @router.get("/reset-password")
 async def reset_password_page(request: Request, token: str = "") -> Response:
-    return _render(request, "reset_password.html", None, token=token)
+    return render_page(request, "reset_password.html", None, token=token)
 
 
 @router.post("/reset-password")
@@ -409,8 +424,8 @@ async def reset_password(
             raise InvalidForm("The two new passwords differ.")
         await service.reset_password(body.token, body.new_password, request_actor(request))
     except AppError as exc:
-        return _render(request, "reset_password.html", None, token=token, **_failure(exc))
-    return _redirect("/login?notice=password-reset")
+        return render_page(request, "reset_password.html", None, token=token, **failure_context(exc))
+    return see_other("/login?notice=password-reset")
 
 
 # ------------------------------------------------------------------------ home
@@ -419,7 +434,7 @@ async def reset_password(
 @router.get("/")
 async def home(request: Request, principal: SignedIn) -> Response:
     apps = [spec for spec in get_platform(request).apps if spec.home_path]
-    return _render(request, "home.html", principal, apps=apps)
+    return render_page(request, "home.html", principal, apps=apps)
 
 
 # --------------------------------------------------------------------- account
@@ -430,7 +445,7 @@ async def _account_page(
 ) -> Response:
     user = await service.get_user(principal.id)
     keys = await service.list_api_keys(principal.id) if principal.has(API_KEYS_OWN) else None
-    return _render(
+    return render_page(
         request,
         "account.html",
         principal,
@@ -466,8 +481,8 @@ async def change_password(
             principal, body.current_password, body.new_password, request_actor(request, principal)
         )
     except AppError as exc:
-        return await _account_page(request, service, principal, **_failure(exc))
-    return _redirect("/account?notice=password-changed")
+        return await _account_page(request, service, principal, **failure_context(exc))
+    return see_other("/account?notice=password-changed")
 
 
 @router.post("/account/sessions/{session_id}/end")
@@ -477,10 +492,10 @@ async def end_session(
     try:
         await service.revoke_session(principal.id, session_id, request_actor(request, principal))
     except AppError as exc:
-        return await _account_page(request, service, principal, **_failure(exc))
+        return await _account_page(request, service, principal, **failure_context(exc))
     if session_id == principal.session_id:
         return _signed_out(service.platform)
-    return _redirect("/account?notice=session-ended#sessions")
+    return see_other("/account?notice=session-ended#sessions")
 
 
 @router.post("/account/2fa/setup")
@@ -488,8 +503,8 @@ async def begin_two_factor(request: Request, service: Service, principal: Signed
     try:
         setup = await service.begin_totp_setup(principal)
     except AppError as exc:
-        return await _account_page(request, service, principal, **_failure(exc))
-    return _render(
+        return await _account_page(request, service, principal, **failure_context(exc))
+    return render_page(
         request,
         "two_factor_setup.html",
         principal,
@@ -511,10 +526,10 @@ async def enable_two_factor(
         body = _parse(TotpCode, code=code)
         codes = await service.enable_totp(principal, body.code, request_actor(request, principal))
     except AppError as exc:
-        return _render(
-            request, "two_factor_setup.html", principal, secret=None, qr_data_uri=None, **_failure(exc)
+        return render_page(
+            request, "two_factor_setup.html", principal, secret=None, qr_data_uri=None, **failure_context(exc)
         )
-    return _render(request, "recovery_codes.html", principal, codes=codes, enabled=True)
+    return render_page(request, "recovery_codes.html", principal, codes=codes, enabled=True)
 
 
 @router.post("/account/2fa/disable")
@@ -525,8 +540,8 @@ async def disable_two_factor(
         body = _parse(TotpDisable, password=password)
         await service.disable_totp(principal, body.password, request_actor(request, principal))
     except AppError as exc:
-        return await _account_page(request, service, principal, **_failure(exc))
-    return _redirect("/account?notice=2fa-off")
+        return await _account_page(request, service, principal, **failure_context(exc))
+    return see_other("/account?notice=2fa-off")
 
 
 @router.post("/account/2fa/recovery-codes")
@@ -539,8 +554,8 @@ async def replace_recovery_codes(
             principal, body.code, request_actor(request, principal)
         )
     except AppError as exc:
-        return await _account_page(request, service, principal, **_failure(exc))
-    return _render(request, "recovery_codes.html", principal, codes=codes, enabled=False)
+        return await _account_page(request, service, principal, **failure_context(exc))
+    return render_page(request, "recovery_codes.html", principal, codes=codes, enabled=False)
 
 
 @router.post("/account/api-keys")
@@ -558,8 +573,8 @@ async def create_api_key(
             creator=principal,
         )
     except AppError as exc:
-        return await _account_page(request, service, principal, **_failure(exc))
-    return _render(request, "api_key_created.html", principal, key=key, token=token)
+        return await _account_page(request, service, principal, **failure_context(exc))
+    return render_page(request, "api_key_created.html", principal, key=key, token=token)
 
 
 @router.post("/account/api-keys/{key_id}/revoke")
@@ -569,8 +584,8 @@ async def revoke_api_key(
     try:
         await service.revoke_api_key(key_id, request_actor(request, principal), owner_id=principal.id)
     except AppError as exc:
-        return await _account_page(request, service, principal, **_failure(exc))
-    return _redirect("/account?notice=key-revoked#api-keys")
+        return await _account_page(request, service, principal, **failure_context(exc))
+    return see_other("/account?notice=key-revoked#api-keys")
 
 
 # ----------------------------------------------------------------------- admin
@@ -584,7 +599,7 @@ async def _users_page(
     request: Request, service: AuthService, principal: Principal, *, q: str, offset: int, **context: Any
 ) -> Response:
     users, total = await service.list_users(search=q or None, limit=USERS_PAGE_SIZE, offset=offset)
-    return _render(
+    return render_page(
         request,
         "admin_users.html",
         principal,
@@ -633,8 +648,10 @@ async def create_user(
         )
     except AppError as exc:
         form = {"email": email, "display_name": display_name, "roles": roles or []}
-        return await _users_page(request, service, principal, q="", offset=0, form=form, **_failure(exc))
-    return _redirect(_users_url(body.email, "user-created"))
+        return await _users_page(
+            request, service, principal, q="", offset=0, form=form, **failure_context(exc)
+        )
+    return see_other(_users_url(body.email, "user-created"))
 
 
 @router.post("/admin/users/{user_id}/active")
@@ -651,8 +668,8 @@ async def set_user_active(
             user_id, actor=request_actor(request, principal), is_active=active == "true"
         )
     except AppError as exc:
-        return await _users_page(request, service, principal, q=q, offset=0, **_failure(exc))
-    return _redirect(_users_url(q, "user-updated"))
+        return await _users_page(request, service, principal, q=q, offset=0, **failure_context(exc))
+    return see_other(_users_url(q, "user-updated"))
 
 
 @router.post("/admin/users/{user_id}/roles")
@@ -667,8 +684,8 @@ async def set_user_roles(
     try:
         await service.update_user(user_id, actor=request_actor(request, principal), roles=roles or [])
     except AppError as exc:
-        return await _users_page(request, service, principal, q=q, offset=0, **_failure(exc))
-    return _redirect(_users_url(q, "user-updated"))
+        return await _users_page(request, service, principal, q=q, offset=0, **failure_context(exc))
+    return see_other(_users_url(q, "user-updated"))
 
 
 @dataclass(frozen=True)
@@ -731,11 +748,17 @@ async def audit_log(
             limit=AUDIT_PAGE_SIZE,
         )
     except AppError as exc:
-        return _render(
-            request, "admin_audit.html", principal, events=[], filters=filters, older=None, **_failure(exc)
+        return render_page(
+            request,
+            "admin_audit.html",
+            principal,
+            events=[],
+            filters=filters,
+            older=None,
+            **failure_context(exc),
         )
     older = filters.query(before=str(events[-1].id)) if len(events) == AUDIT_PAGE_SIZE else None
-    return _render(
+    return render_page(
         request,
         "admin_audit.html",
         principal,

@@ -1,0 +1,10 @@
+"""`pentad serve` with the realtime test apps installed: `python -m tests.browser.serve_realtime_page`."""
+
+from __future__ import annotations
+
+from pentad import apps
+from pentad.cli import main
+
+apps.INSTALLED["rtest"] = "tests.core.realtime.realtime_app"
+apps.INSTALLED["rtpage"] = "tests.browser.realtime_page_app"
+main(["serve"], prog_name="pentad")

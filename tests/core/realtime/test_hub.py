@@ -1,0 +1,237 @@
+"""The hub with recording sockets: subscription order and resume, encode-once fan-out, slow consumers,
+presence per principal, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pentad.core.auth.principal import Principal
+from pentad.core.config import RealtimeSettings
+from pentad.core.metrics import Metrics
+from pentad.core.realtime.brokers import History, MemoryBroker
+from pentad.core.realtime.hub import Connection, Hub, UnknownTopic
+from pentad.core.realtime.protocol import CloseCode
+from pentad.core.realtime.topics import TopicSpec
+from tests.core.realtime.conftest import wait_for
+from tests.core.realtime.realtime_app import Note
+from tests.core.realtime.test_brokers import allow
+
+ROOM = TopicSpec("room.{id}", allow, history_size=100, presence=True)
+
+
+class Socket:
+    """An ASGI `send` that records messages; `hold()` makes it block like a congested socket."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.open = asyncio.Event()
+        self.open.set()
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        await self.open.wait()
+        self.messages.append(message)
+
+    def hold(self) -> None:
+        self.open.clear()
+
+    @property
+    def frames(self) -> list[dict[str, Any]]:
+        return [orjson.loads(m["text"]) for m in self.messages if m["type"] == "websocket.send"]
+
+    def ops(self, op: str) -> list[dict[str, Any]]:
+        return [frame for frame in self.frames if frame["op"] == op]
+
+
+def principal(user_id: uuid.UUID | None = None) -> Principal:
+    user_id = user_id or uuid.uuid4()
+    return Principal("user", user_id, "u", frozenset(), frozenset(), "api_key", uuid.uuid4())
+
+
+class RacingBroker(MemoryBroker):
+    """Publishes `during` events while a subscriber's history is being read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.during: list[str] = []
+
+    async def history(self, topic: str, since: int | None, epoch: str | None, spec: TopicSpec) -> History:
+        history = await super().history(topic, since, epoch, spec)
+        for data in self.during:
+            await self.publish(topic, data, spec)
+        self.during = []
+        return history
+
+
+async def make_hub(broker: MemoryBroker | None = None, **settings: Any) -> tuple[Hub, Metrics]:
+    metrics = Metrics()
+    hub = Hub(RealtimeSettings(**settings), broker or MemoryBroker(), metrics, [ROOM])
+    await hub.start()
+    return hub, metrics
+
+
+async def connect(hub: Hub, socket: Socket, who: Principal | None = None) -> Connection:
+    connection = hub.connect(socket)
+    connection.principal = who or principal()
+    return connection
+
+
+async def test_subscribe_acknowledges_replays_then_goes_live_without_duplicates() -> None:
+    broker = RacingBroker()
+    hub, _ = await make_hub(broker)
+    try:
+        seq, epoch = await hub.publish("room.1", Note(text="0"))
+        for n in range(1, 4):
+            await hub.publish("room.1", Note(text=str(n)))
+        socket = Socket()
+        connection = await connect(hub, socket)
+        broker.during = ['{"text":"4"}', '{"text":"5"}']
+        await hub.subscribe(connection, 9, "room.1", ROOM, since=seq, epoch=epoch)
+        await hub.publish("room.1", Note(text="6"))
+        await wait_for(lambda: len(socket.ops("event")) == 6, "six events")
+        ack = socket.frames[0]
+        assert ack == {
+            "op": "ack",
+            "id": 9,
+            "ok": True,
+            "result": {"epoch": epoch, "seq": 4, "recovered": True},
+        }
+        events = socket.ops("event")
+        assert [event["data"]["text"] for event in events] == ["1", "2", "3", "4", "5", "6"]
+        assert [event["seq"] for event in events] == [2, 3, 4, 5, 6, 7]
+    finally:
+        await hub.stop()
+
+
+async def test_a_fresh_subscription_is_not_recovered_and_gets_only_new_events() -> None:
+    hub, _ = await make_hub()
+    try:
+        await hub.publish("room.2", Note(text="old"))
+        socket = Socket()
+        await hub.subscribe(await connect(hub, socket), 1, "room.2", ROOM, since=None, epoch=None)
+        await hub.publish("room.2", Note(text="new"))
+        await wait_for(lambda: len(socket.ops("event")) == 1, "the new event")
+        assert socket.frames[0]["result"]["recovered"] is False
+        assert socket.frames[0]["result"]["seq"] == 1
+        assert socket.ops("event")[0]["data"] == {"text": "new"}
+    finally:
+        await hub.stop()
+
+
+async def test_an_event_is_encoded_once_for_all_subscribers() -> None:
+    hub, _ = await make_hub()
+    try:
+        sockets = [Socket() for _ in range(3)]
+        for socket in sockets:
+            await hub.subscribe(await connect(hub, socket), 1, "room.3", ROOM, since=None, epoch=None)
+        await hub.publish("room.3", Note(text="once"))
+        await wait_for(lambda: all(len(s.ops("event")) == 1 for s in sockets), "three deliveries")
+        delivered = [next(m for m in s.messages if "once" in m.get("text", "")) for s in sockets]
+        assert delivered[0] is delivered[1] is delivered[2]
+    finally:
+        await hub.stop()
+
+
+async def test_a_slow_consumer_is_closed_and_delays_nobody() -> None:
+    hub, metrics = await make_hub(send_queue_size=16)
+    try:
+        slow, fast = Socket(), Socket()
+        slow_connection = await connect(hub, slow)
+        for connection in (slow_connection, await connect(hub, fast)):
+            await hub.subscribe(connection, 1, "room.4", ROOM, since=None, epoch=None)
+        await wait_for(lambda: len(slow.ops("ack")) == 1, "the slow socket's acknowledgement")
+        slow.hold()
+        for n in range(40):
+            await hub.publish("room.4", Note(text=str(n)))
+            await asyncio.sleep(0)
+        await wait_for(lambda: len(fast.ops("event")) == 40, "every event at the fast socket")
+        assert slow_connection.closed
+        slow.open.set()
+        await wait_for(lambda: slow.messages[-1]["type"] == "websocket.close", "the close frame")
+        assert slow.messages[-1]["code"] == CloseCode.SLOW_CONSUMER
+        assert len(slow.ops("event")) < 40
+        assert metric(metrics, "pentad_realtime_slow_consumer_closes_total") == 1
+    finally:
+        await hub.stop()
+
+
+async def test_a_close_that_cannot_be_delivered_abandons_the_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("pentad.core.realtime.hub.CLOSE_TIMEOUT", 0.05)
+    hub, _ = await make_hub()
+    socket = Socket()
+    socket.hold()
+
+    async def reader() -> None:
+        connection = await connect(hub, socket)
+        connection.close(CloseCode.IDLE_TIMEOUT, "idle")
+        await asyncio.sleep(10)
+
+    task = asyncio.create_task(reader())
+    await asyncio.wait([task], timeout=5)
+    assert task.cancelled()
+    await hub.stop()
+
+
+async def test_presence_counts_each_principal_once_per_topic() -> None:
+    hub, _ = await make_hub()
+    try:
+        person = principal()
+        watcher = Socket()
+        await hub.subscribe(await connect(hub, watcher), 1, "room.5", ROOM, since=None, epoch=None)
+        phone, laptop = await connect(hub, Socket(), person), await connect(hub, Socket(), person)
+        await hub.subscribe(phone, 1, "room.5", ROOM, since=None, epoch=None)
+        await hub.subscribe(laptop, 1, "room.5", ROOM, since=None, epoch=None)
+        assert len(await hub.presence("room.5")) == 2
+        await hub.disconnect(phone)
+        assert len(await hub.presence("room.5")) == 2
+        await hub.disconnect(laptop)
+        assert [member.id for member in await hub.presence("room.5")] != [str(person.id)]
+        await wait_for(lambda: len(watcher.ops("leave")) == 1, "one leave")
+        assert [f["member"]["id"] for f in watcher.ops("join")].count(str(person.id)) == 1
+    finally:
+        await hub.stop()
+
+
+async def test_metrics_count_connections_subscriptions_deliveries_and_latency() -> None:
+    hub, metrics = await make_hub()
+    try:
+        sockets = [Socket(), Socket()]
+        connections = [await connect(hub, socket) for socket in sockets]
+        for connection in connections:
+            await hub.subscribe(connection, 1, "room.6", ROOM, since=None, epoch=None)
+        await hub.publish("room.6", Note(text="x"))
+        await wait_for(lambda: all(s.ops("event") for s in sockets), "both deliveries")
+        assert metric(metrics, "pentad_realtime_connections") == 2
+        assert metric(metrics, "pentad_realtime_subscriptions") == 2
+        assert metric(metrics, "pentad_realtime_deliveries_total") == 2
+        assert metric(metrics, "pentad_realtime_published_total") == 1
+        assert metric(metrics, "pentad_realtime_publish_to_send_seconds_count") >= 1
+        await hub.disconnect(connections[0])
+        assert metric(metrics, "pentad_realtime_connections") == 1
+        assert metric(metrics, "pentad_realtime_subscriptions") == 1
+    finally:
+        await hub.stop()
+
+
+async def test_publishing_on_an_unregistered_topic_fails() -> None:
+    hub, _ = await make_hub()
+    try:
+        with pytest.raises(UnknownTopic):
+            await hub.publish("nothing.here", Note(text="x"))
+    finally:
+        await hub.stop()
+
+
+def metric(metrics: Metrics, name: str) -> float:
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for sample in family.samples:
+            if sample.name == name:
+                return float(sample.value)
+    raise AssertionError(f"no metric {name}")
