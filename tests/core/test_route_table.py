@@ -35,6 +35,7 @@ OWN_ACCOUNT = {
     ("POST", "/api/me/2fa/recovery-codes"),
     ("POST", "/api/auth/logout"),
     ("POST", "/api/auth/logout-all"),
+    ("POST", "/api/auth/session-token"),
 }
 
 

@@ -519,3 +519,31 @@ async def test_enabled_apps_get_their_pages_static_files_and_a_tile(
         home = await client.get("/")
     assert 'href="/demo">Demo</a>' in home.text
     assert "Shows the wiring." in home.text
+
+
+async def test_a_signed_in_page_can_get_a_token_for_its_scripts(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    user = await create_user(platform)
+    await _sign_in(client, user)
+    page = await client.get("/account")
+    meta = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page.text)
+    assert meta, "pages carry the CSRF token for their scripts"
+    refused = await client.post("/api/auth/session-token")
+    assert refused.status_code == 403
+    minted = await client.post("/api/auth/session-token", headers={"X-CSRF-Token": meta.group(1)})
+    assert minted.status_code == 200
+    token = minted.json()["access_token"]
+    client.cookies.clear()
+    assert (await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})).status_code == 200
+    # The token is bound to the browser session: ending it ends the token too.
+    api_session = await client.post(
+        "/api/auth/login", json={"email": user.email, "password": DEFAULT_PASSWORD}
+    )
+    await client.post(
+        "/api/auth/logout-all", headers={"Authorization": f"Bearer {api_session.json()['access_token']}"}
+    )
+    assert (await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})).status_code == 401
+    # API credentials cannot mint one.
+    key = await client.post("/api/auth/session-token", headers={"Authorization": f"Bearer {token}"})
+    assert key.status_code == 401

@@ -49,6 +49,7 @@ from pentad.core.auth.schemas import (
     ServiceTokenCreated,
     ServiceTokenRead,
     SessionRead,
+    SessionToken,
     TokenResponse,
     TotpCode,
     TotpDisable,
@@ -118,6 +119,19 @@ async def complete_mfa(body: MfaRequest, request: Request, service: Service) -> 
 )
 async def refresh(body: RefreshRequest, request: Request, service: Service) -> TokenResponse:
     return _token_response(await service.refresh(body.refresh_token, request_actor(request)))
+
+
+@auth_router.post(
+    "/session-token",
+    response_model=SessionToken,
+    summary="Exchange the browser session cookie for a short-lived access token",
+    description="For the signed-in page's own scripts, e.g. to authenticate the realtime socket. Needs the "
+    "session cookie and the page's X-CSRF-Token header; the token is revoked with the session.",
+    responses=problem_responses(403),
+)
+async def session_token(service: Service, principal: User) -> SessionToken:
+    token, expires = service.session_access_token(principal)
+    return SessionToken(access_token=token, expires_in=int((expires - utcnow()).total_seconds()))
 
 
 @auth_router.post(

@@ -45,6 +45,12 @@ class TokenResponse(BaseModel):
     refresh_expires_in: int
 
 
+class SessionToken(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int = Field(description="Seconds until the token expires; ask again before then.")
+
+
 class MfaChallenge(BaseModel):
     mfa_required: bool = True
     mfa_token: str = Field(description="Send it with a code to POST /api/auth/mfa within 5 minutes.")

@@ -411,16 +411,27 @@ class AuthService:
         await self.session.flush()
         return token
 
-    def _token_pair(self, user: User, auth_session: AuthSession, refresh: tok.OpaqueToken) -> TokenPair:
-        access, expires = tok.issue_jwt(
+    def _access_token(self, user_id: uuid.UUID, session_id: uuid.UUID) -> tuple[str, datetime]:
+        return tok.issue_jwt(
             self.platform.signing_secret,
             issuer=self.settings.issuer,
             audience=tok.ACCESS_AUDIENCE,
-            subject=str(user.id),
+            subject=str(user_id),
             ttl=self.settings.access_token_ttl,
-            sid=str(auth_session.id),
+            sid=str(session_id),
         )
+
+    def _token_pair(self, user: User, auth_session: AuthSession, refresh: tok.OpaqueToken) -> TokenPair:
+        access, expires = self._access_token(user.id, auth_session.id)
         return TokenPair(access, expires, str(refresh), auth_session.expires_at, auth_session.id)
+
+    def session_access_token(self, principal: Principal) -> tuple[str, datetime]:
+        """A short-lived access token for a browser session's own scripts (the realtime socket).
+
+        It lives and dies with the cookie session it was minted from: logging out revokes both."""
+        if principal.via != "session" or principal.session_id is None:
+            raise PermissionDenied("Only a signed-in browser session can exchange its cookie for a token.")
+        return self._access_token(principal.id, principal.session_id)
 
     async def refresh(self, raw_token: str, actor: Actor) -> TokenPair:
         """Rotate a refresh token. Presenting an already-rotated token revokes the whole family."""
