@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -47,6 +48,9 @@ def create_app(
         if settings.jobs.in_process_worker:
             platform.jobs.start_worker(platform)
         await platform.hub.start()
+        # Everything built so far lives as long as the process: keeping it out of the collector's
+        # generations shortens the pauses that otherwise show up as realtime latency spikes.
+        gc.freeze()
         yield
         await platform.hub.stop()
         await platform.close()

@@ -103,6 +103,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         access_log=False,
         proxy_headers=False,
         server_header=False,
+        # Compression would run once per subscriber for every realtime frame (encode once, send many).
+        ws_per_message_deflate=False,
         log_config=None,
     )
 

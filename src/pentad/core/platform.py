@@ -13,7 +13,7 @@ from pentad.core.cache import Cache, build_cache
 from pentad.core.config import Settings
 from pentad.core.crypto import KeyRing, load_keyring, load_signing_secret
 from pentad.core.db.engine import Database
-from pentad.core.jobs.worker import Jobs
+from pentad.core.jobs.worker import JOB_PROGRESS_TOPIC, Jobs
 from pentad.core.mail import SEND_MAIL_JOB, Mailer
 from pentad.core.metrics import DatabasePoolCollector, Metrics
 from pentad.core.ratelimit import RateLimiter
@@ -52,7 +52,8 @@ class Platform:
         metrics = Metrics.from_environment()
         metrics.add_collector(DatabasePoolCollector(database.engine))
         signing_secret = load_signing_secret(settings)
-        hub = Hub.build(settings.realtime, metrics, [topic for spec in apps for topic in spec.topics])
+        topics = [JOB_PROGRESS_TOPIC, *(topic for spec in apps for topic in spec.topics)]
+        hub = Hub.build(settings.realtime, metrics, topics)
         bind_sessions(database, hub)
         return cls(
             settings=settings,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from pentad.app import create_app
+from pentad.core.auth.service import AuthService
 from pentad.core.config import Settings
 from pentad.core.db.base import utcnow
 from pentad.core.db.engine import Database
@@ -25,8 +27,9 @@ from pentad.core.jobs.models import JobStatus
 from pentad.core.jobs.queue import enqueue
 from pentad.core.jobs.registry import CronSpec, JobSpec
 from pentad.core.jobs.schemas import JobProgress
-from pentad.core.jobs.worker import PRUNE_JOB, Claim, JobContext, Worker, retry_delay
+from pentad.core.jobs.worker import PRUNE_JOB, Claim, JobContext, Worker, job_topic, retry_delay
 from pentad.core.platform import Platform
+from pentad.core.realtime.topics import TopicAccess, TopicAction
 from tests.conftest import make_settings
 from tests.core.jobs import worker_app
 from tests.core.jobs.conftest import (
@@ -39,7 +42,14 @@ from tests.core.jobs.conftest import (
     kind,
     set_job,
 )
-from tests.factories import TEST_CRYPTO_KEYS, TEST_SECRET_KEY, run_due_jobs
+from tests.factories import (
+    TEST_CRYPTO_KEYS,
+    TEST_SECRET_KEY,
+    create_admin,
+    create_user,
+    issue_api_key,
+    run_due_jobs,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -308,10 +318,13 @@ async def test_progress_is_stored_on_the_job_and_published(settings: Settings, d
 
     name = kind("progress")
     platform = _platform(settings, database, JobSpec(name, handler))
-    published: list[JobProgress] = []
-    platform.jobs.progress_publisher = lambda _session, event: published.append(event)
     job_id = await _enqueue(platform, name)
     await run_due_jobs(platform)
+    topic = job_topic(job_id)
+    spec = platform.hub.match(topic).spec
+    position = await platform.hub.broker.history(topic, None, None, spec)
+    history = await platform.hub.broker.history(topic, 0, position.epoch, spec)
+    published = [JobProgress.model_validate(json.loads(frame)["data"]) for _seq, frame in history.frames]
     assert published == [JobProgress(job_id=job_id, name=name, attempt=1, fraction=0.5, message="half way")]
     job = await get_job(platform, job_id)
     assert (job.status, job.progress, job.progress_message) == (JobStatus.SUCCEEDED, 0.5, "half way")
@@ -347,3 +360,23 @@ async def test_finished_jobs_are_pruned_after_the_retention(settings: Settings, 
     await _enqueue(platform, PRUNE_JOB)
     await run_due_jobs(platform)
     assert [job.id for job in await jobs_named(platform, name)] == [recent]
+
+
+async def test_only_job_managers_may_watch_progress(settings: Settings, database: Database) -> None:
+    platform = _platform(settings, database)
+    member = await create_user(platform)
+    admin = await create_admin(platform)
+    topic = job_topic(uuid.uuid4())
+    match = platform.hub.match(topic)
+    async with platform.database.transaction(writes=False) as session:
+        principals = {}
+        for user in (member, admin):
+            service = AuthService(session, platform)
+            principals[user.email] = await service.authenticate_bearer(await issue_api_key(platform, user))
+
+        def access(email: str, action: TopicAction) -> TopicAccess:
+            return TopicAccess(principals[email], topic, match.params, action, session, platform)
+
+        assert not await match.spec.authorize(access(member.email, "subscribe"))
+        assert await match.spec.authorize(access(admin.email, "subscribe"))
+        assert not await match.spec.authorize(access(admin.email, "publish"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import time
 from pathlib import Path
 
 from pentad.core import audit
@@ -125,7 +126,7 @@ async def test_reauthentication_on_the_same_socket_outlives_the_first_token(
             fresh = await access_token(running.platform, user)
             reauth = await client.request("auth", token=fresh)
             assert reauth["ok"]
-            assert reauth["result"]["expires_at"] > asyncio.get_running_loop().time() - 10
+            assert reauth["result"]["expires_at"] > time.time() + 60
             someone_else = await access_token(running.platform, await room_member(running.platform))
             refused = await client.request("auth", token=someone_else)
             assert refused["error"]["code"] == "principal_changed"

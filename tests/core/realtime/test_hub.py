@@ -160,6 +160,28 @@ async def test_a_slow_consumer_is_closed_and_delays_nobody() -> None:
         await hub.stop()
 
 
+async def test_sends_that_must_wait_are_finished_by_the_writer_in_order() -> None:
+    hub, _ = await make_hub()
+    try:
+        socket = Socket()
+        connection = await connect(hub, socket)
+        await hub.subscribe(connection, 1, "room.7", ROOM, since=None, epoch=None)
+        await wait_for(lambda: len(socket.ops("ack")) == 1, "the acknowledgement")
+        socket.hold()
+        for n in range(5):
+            await hub.publish("room.7", Note(text=str(n)))
+        await asyncio.sleep(0.05)
+        assert socket.ops("event") == []
+        socket.open.set()
+        await wait_for(lambda: len(socket.ops("event")) == 5, "five events")
+        assert [event["data"]["text"] for event in socket.ops("event")] == ["0", "1", "2", "3", "4"]
+        assert not connection.closed
+        await hub.publish("room.7", Note(text="5"))
+        assert socket.ops("event")[-1]["data"]["text"] == "5"
+    finally:
+        await hub.stop()
+
+
 async def test_a_close_that_cannot_be_delivered_abandons_the_connection(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -34,9 +34,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.core.apps import AppSpec
+from pentad.core.auth.permissions import JOBS_MANAGE
 from pentad.core.config import JobsSettings
 from pentad.core.db.base import utcnow
 from pentad.core.jobs import repository
@@ -44,13 +44,25 @@ from pentad.core.jobs.models import JobStatus
 from pentad.core.jobs.queue import DOORBELL, enqueue, secret_context
 from pentad.core.jobs.registry import CronSpec, JobRegistry, JobSpec
 from pentad.core.jobs.schemas import JobProgress
+from pentad.core.realtime.publish import publish
+from pentad.core.realtime.topics import TopicAccess, TopicSpec
 
 if TYPE_CHECKING:
     from pentad.core.platform import Platform
 
 logger = structlog.get_logger("pentad.jobs")
 
-ProgressPublisher = Callable[[AsyncSession, JobProgress], None]
+
+def job_topic(job_id: uuid.UUID) -> str:
+    return f"jobs.{job_id}"
+
+
+async def _may_watch_job(access: TopicAccess) -> bool:
+    return access.action == "subscribe" and access.principal.has(JOBS_MANAGE)
+
+
+JOB_PROGRESS_TOPIC = TopicSpec("jobs.{job_id}", authorize=_may_watch_job, history_size=20, history_ttl=3600)
+"""Realtime topic of a job's progress events (JobProgress), for admins."""
 """Called inside the transaction that stores a job's progress, e.g. to publish it on the realtime hub."""
 
 MAX_ERROR_CHARS = 4000
@@ -129,7 +141,6 @@ class JobContext:
             raise ValueError("progress is a fraction from 0 to 1")
         claim = self._claim
         message = message[:MAX_PROGRESS_MESSAGE] if message else None
-        publisher = self.platform.jobs.progress_publisher
         async with self.platform.database.transaction() as session:
             stored = await repository.update_held_job(
                 session,
@@ -139,7 +150,7 @@ class JobContext:
                 progress=fraction,
                 progress_message=message,
             )
-            if stored and publisher is not None:
+            if stored:
                 event = JobProgress(
                     job_id=claim.job_id,
                     name=claim.name,
@@ -147,7 +158,7 @@ class JobContext:
                     fraction=fraction,
                     message=message,
                 )
-                publisher(session, event)
+                publish(session, job_topic(claim.job_id), event)
 
 
 class Worker:
@@ -417,12 +428,11 @@ PRUNE_SCHEDULE = CronSpec(PRUNE_JOB, "17 * * * *")
 
 
 class Jobs:
-    """The platform's jobs: the registry of kinds and schedules, the progress publisher hook, and the
-    workers this process started (stopped by `close()`)."""
+    """The platform's jobs: the registry of kinds and schedules, and the workers this process started
+    (stopped by `close()`)."""
 
     def __init__(self, registry: JobRegistry) -> None:
         self.registry = registry
-        self.progress_publisher: ProgressPublisher | None = None
         self._workers: list[tuple[Worker, asyncio.Task[None]]] = []
 
     @classmethod

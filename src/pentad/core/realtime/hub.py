@@ -1,10 +1,12 @@
 """The hub: connections, their subscriptions, presence, and the fan-out of events to them.
 
 Hot path (one event to N local subscribers): the broker hands over the event frame already encoded; the
-hub wraps it once in a `Frame` (the ASGI message itself, shared by every subscriber) and appends it to
-each subscriber's bounded send queue. Each connection's own writer task drains its queue, so a slow
-client delays nobody else; one that falls `send_queue_size` frames behind is closed (SLOW_CONSUMER).
-Nothing per delivery encodes JSON, builds a model or creates a task.
+hub wraps it once in a `Frame` (the ASGI message itself, shared by every subscriber) and pushes it to
+each subscriber. A connection whose writer is idle writes it at once (on an uncongested socket the
+server's send completes without waiting, so no task wakes up per delivery); otherwise the frame joins
+the connection's bounded send queue, which its own writer task drains, so a slow client delays nobody
+else; one that falls `send_queue_size` frames behind is closed (SLOW_CONSUMER). Nothing per delivery
+encodes JSON, builds a model or creates a task.
 
 Resume: a subscription starts by buffering live events, then reads the topic's history after the
 client's `since`; it sends the acknowledgement, the history, and the buffered events newer than both,
@@ -19,7 +21,7 @@ import math
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from typing import Any
 
 import structlog
@@ -49,7 +51,7 @@ CLOSE_TIMEOUT = 5.0
 TOPIC_LINGER = 5.0
 """Seconds a topic without local subscribers stays subscribed at the broker (reconnects come back)."""
 LATENCY_SAMPLE = 16
-"""The latency histogram takes one write batch in this many per connection (an observation costs ~1 µs)."""
+"""The latency histogram takes one delivery in this many per connection (an observation costs ~1 µs)."""
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -68,12 +70,60 @@ class Frame:
         self.published = published
 
 
-QueueItem = Frame | list[Frame]
+class InFlight:
+    """A send that could not complete at once (the socket is congested); the writer completes it first.
+
+    `waiting_on` is what the send coroutine yielded: the future it waits for (or None to yield once)."""
+
+    __slots__ = ("coroutine", "waiting_on")
+
+    def __init__(self, coroutine: Generator[Any, None, None], waiting_on: object) -> None:
+        self.coroutine = coroutine
+        self.waiting_on = waiting_on
+
+    async def finish(self) -> None:
+        """Drive the coroutine to its end, as a task would, from inside the writer task."""
+        coroutine, waiting_on = self.coroutine, self.waiting_on
+        try:
+            while True:
+                if isinstance(waiting_on, asyncio.Future):
+                    await asyncio.wait([waiting_on])
+                else:
+                    await asyncio.sleep(0)
+                waiting_on = coroutine.send(None)
+        except StopIteration:
+            return
+        finally:
+            coroutine.close()
+
+
+QueueItem = Frame | list[Frame] | InFlight
 """A list is a replay burst: it takes one place in the queue, as it is bounded by the history size."""
 
 
 class Connection:
     """One client socket: its send queue, its writer task, its principal and subscriptions."""
+
+    __slots__ = (
+        "_closer",
+        "_limit",
+        "_pending",
+        "_reader",
+        "_send",
+        "_until_sample",
+        "_waiter",
+        "_writer",
+        "abandoned",
+        "closed",
+        "expires_at",
+        "hub",
+        "id",
+        "last_seen",
+        "principal",
+        "revalidate_at",
+        "token",
+        "topics",
+    )
 
     def __init__(self, hub: Hub, send: Send, queue_size: int) -> None:
         self.id = uuid.uuid4().hex
@@ -100,54 +150,86 @@ class Connection:
         assert self.principal is not None
         return Member(id=str(self.principal.id), kind=self.principal.kind)
 
-    def push(self, item: QueueItem) -> None:
-        """Queue a frame; never blocks. A full queue closes the connection as a slow consumer."""
+    def push(self, item: Frame | list[Frame]) -> None:
+        """Send or queue a frame; never blocks. A full queue closes the connection as a slow consumer.
+
+        When the writer is idle (its queue empty) a frame is written at once, as a plain broadcast would:
+        the server's send runs here and, on an uncongested socket, completes without waiting, which
+        saves waking the writer task per event. If it has to wait, the writer takes over the send."""
         pending = self._pending
         if len(pending) >= self._limit:
             if not self.closed:
                 self.hub.slow_consumer_closes.inc()
                 self.close(CloseCode.SLOW_CONSUMER, "send queue full")
             return
-        pending.append(item)
         waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            waiter.set_result(None)
+        if waiter is None:
+            pending.append(item)
+            return
+        if isinstance(item, Frame):
+            if item.published:
+                self._sample(item)
+            coroutine = self._send(item.message).__await__()
+            try:
+                waiting_on = coroutine.send(None)
+            except StopIteration:
+                return
+            except Exception:
+                self._stop_sending()
+                return
+            pending.append(InFlight(coroutine, waiting_on))
+        else:
+            pending.append(item)
+        self._waiter = None
+        waiter.set_result(None)
 
     def send_text(self, text: str) -> None:
         self.push(Frame(text))
+
+    def _sample(self, frame: Frame) -> None:
+        self._until_sample -= 1
+        if not self._until_sample:
+            self._until_sample = LATENCY_SAMPLE
+            self.hub.publish_to_send.observe(time.time() - frame.published)
+
+    def _stop_sending(self) -> None:
+        """The server refused a send (the client is gone): drop what is queued; the reader sees the end."""
+        self._limit = 0
+        for item in self._pending:
+            if isinstance(item, InFlight):
+                item.coroutine.close()
+        self._pending.clear()
 
     async def _write(self) -> None:
         pending = self._pending
         send = self._send
         loop = asyncio.get_running_loop()
-        latency = self.hub.publish_to_send
-        while True:
-            if not pending:
-                self._waiter = loop.create_future()
-                await self._waiter
-            observed = False
-            while pending:
-                item = pending.popleft()
-                if isinstance(item, Frame):
-                    if item.published and not observed:
-                        observed = True
-                        self._until_sample -= 1
-                        if not self._until_sample:
-                            self._until_sample = LATENCY_SAMPLE
-                            latency.observe(time.time() - item.published)
-                    await send(item.message)
-                else:
-                    for frame in item:
-                        await send(frame.message)
+        try:
+            while True:
+                if not pending:
+                    self._waiter = loop.create_future()
+                    await self._waiter
+                while pending:
+                    item = pending.popleft()
+                    if isinstance(item, Frame):
+                        if item.published:
+                            self._sample(item)
+                        await send(item.message)
+                    elif isinstance(item, InFlight):
+                        await item.finish()
+                    else:
+                        for frame in item:
+                            await send(frame.message)
+        except Exception as exc:
+            logger.debug("realtime_send_failed", connection=self.id, error=repr(exc))
+            self._stop_sending()
 
     def close(self, code: CloseCode, reason: str) -> None:
         """Stop sending events and close the socket with `code` (the reader then sees the disconnect)."""
         if self.closed:
             return
         self.closed = True
-        self._limit = 0
-        self._pending.clear()
+        self._stop_sending()
         self._closer = asyncio.create_task(self._close(code, reason))
 
     async def _close(self, code: CloseCode, reason: str) -> None:
@@ -167,8 +249,7 @@ class Connection:
     async def finish(self) -> None:
         """After the socket is gone: stop the writer (and a pending close)."""
         self.closed = True
-        self._limit = 0
-        self._pending.clear()
+        self._stop_sending()
         for task in (self._writer, self._closer):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
@@ -217,7 +298,7 @@ class Hub:
             "pentad_realtime_subscriptions", "Topic subscriptions of open realtime connections."
         )
         self.deliveries = metrics.counter(
-            "pentad_realtime_deliveries_total", "Events queued to subscribers (one per subscriber)."
+            "pentad_realtime_deliveries_total", "Events handed to subscribers' sockets (one per subscriber)."
         )
         self.published = metrics.counter(
             "pentad_realtime_published_total", "Events published through this process."
@@ -379,7 +460,8 @@ class Hub:
             history = await self.broker.history(topic, since, epoch, spec)
         except BaseException:
             await self.unsubscribe(connection, topic)
-            if local.ready.done() and local.ready.exception() is not None:
+            subscribed = local.ready
+            if subscribed.done() and not subscribed.cancelled() and subscribed.exception() is not None:
                 self._drop(local)
             raise
         buffered = local.buffering.pop(connection, [])

@@ -27,7 +27,8 @@ logger = structlog.get_logger("pentad.realtime")
 
 def bind_sessions(database: Database, hub: Hub) -> None:
     """Every session the database hands out from now on can `publish` through `hub`."""
-    database.sessionmaker.configure(info={HUB_KEY: hub})
+    info = dict(database.sessionmaker.kw.get("info") or {})
+    database.sessionmaker.configure(info={**info, HUB_KEY: hub})
 
 
 def hub_of(session: AsyncSession) -> Hub:
