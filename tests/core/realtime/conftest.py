@@ -35,7 +35,7 @@ from pentad.core.auth.service import AuthService
 from pentad.core.config import Settings
 from pentad.core.db.migrate import upgrade_async
 from pentad.core.platform import Platform
-from tests.conftest import make_settings
+from tests.conftest import REQUIRE_SERVICES, make_settings
 from tests.core.realtime.realtime_app import APP
 from tests.factories import DEFAULT_PASSWORD, TEST_CRYPTO_KEYS, TEST_SECRET_KEY, create_user, free_port
 
@@ -234,6 +234,8 @@ class RedisProcess:
     async def start(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
+            if REQUIRE_SERVICES:
+                pytest.fail("redis-server is required (PENTAD_TEST_REQUIRE_SERVICES=1) but not installed")
             pytest.skip("redis-server is not installed")
         self.process = await asyncio.create_subprocess_exec(
             *(binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),

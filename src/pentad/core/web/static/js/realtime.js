@@ -2,7 +2,7 @@
 // pentad.core.realtime.client: subscribe with handlers, publish, presence, acknowledgements as promises
 // with timeouts, answers to the server's pings, reconnection with exponential backoff and full jitter, a
 // fresh token for every socket, and resume: each topic is resubscribed from the last sequence number seen,
-// so no event is missed or delivered twice. docs/realtime-browser.md shows how to use it.
+// so no event is missed or delivered twice. docs/realtime.md ("Browser client") shows how to use it.
 
 /** protocol.CloseCode, plus the browser's own 1001 (going away) and 1006 (connection lost). */
 export const CloseCode = Object.freeze({
