@@ -10,26 +10,22 @@ Run it alone with `pytest tests/test_openapi_contract.py -m slow`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.factories import free_port
+from tests.servers import VENV_BIN, log_tail, serving
+
 pytestmark = pytest.mark.slow
 
-VENV_BIN = Path(sys.executable).parent
-HOST = "127.0.0.1"
 ADMIN_EMAIL = "a@example.com"
 TOTAL_BUDGET_SECONDS = 240.0
-STARTUP_TIMEOUT_SECONDS = 60.0
 CLI_TIMEOUT_SECONDS = 60.0
 MAX_EXAMPLES = 50
 # Every phase: about 20 s on a quiet two-core machine with MAX_EXAMPLES, under a minute on a busy one.
@@ -48,13 +44,6 @@ EXCLUDED_OPERATIONS = {
 # Not excluded, because they cannot end an API key: POST /api/auth/logout answers 400 no_session to a
 # key, and POST /api/auth/logout-all revokes login sessions only. The check after the run catches it if
 # that ever changes.
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _pentad_env(data_dir: Path) -> dict[str, str]:
@@ -91,45 +80,6 @@ def _api_key(output: str) -> str:
     return keys[0]
 
 
-def _log_tail(log_path: Path, lines: int = 20, width: int = 1200) -> str:
-    """The last lines of the server log, each cut in the middle: a JSON traceback ends with its cause."""
-    tail = log_path.read_text(errors="replace").splitlines()[-lines:]
-    return "\n".join(
-        line if len(line) <= width else f"{line[:300]} … {line[-(width - 300) :]}" for line in tail
-    )
-
-
-@contextlib.contextmanager
-def _serving(env: dict[str, str], cwd: Path, port: int, log_path: Path) -> Iterator[str]:
-    """`pentad serve` on a loopback port until the block ends, whatever happens in it."""
-    command = [str(VENV_BIN / "pentad"), "serve", "--host", HOST, "--port", str(port), "--workers", "1"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            base_url = f"http://{HOST}:{port}"
-            deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"pentad serve exited with {process.returncode}:\n{_log_tail(log_path)}")
-                try:
-                    httpx.get(f"{base_url}/openapi.json", timeout=2).raise_for_status()
-                    break
-                except httpx.HTTPError:
-                    if time.monotonic() > deadline:
-                        pytest.fail(f"pentad serve did not come up:\n{_log_tail(log_path)}")
-                    time.sleep(0.2)
-            yield base_url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-
-
 def test_every_operation_honours_the_openapi_document(tmp_path: Path) -> None:
     deadline = time.monotonic() + TOTAL_BUDGET_SECONDS
     data_dir = tmp_path / "data"
@@ -144,7 +94,7 @@ def test_every_operation_honours_the_openapi_document(tmp_path: Path) -> None:
     key = _api_key(_pentad(env, data_dir, "apikey", "create", "--email", ADMIN_EMAIL, "--name", "fuzz"))
     authorization = f"Bearer {key}"
 
-    with _serving(env, data_dir, _free_port(), tmp_path / "server.log") as base_url:
+    with serving(env, data_dir, free_port(), tmp_path / "server.log") as base_url:
         command = [
             str(VENV_BIN / "schemathesis"),
             "--no-color",
@@ -185,7 +135,7 @@ def test_every_operation_honours_the_openapi_document(tmp_path: Path) -> None:
                 pytrace=False,
             )
         me = httpx.get(f"{base_url}/api/me", headers={"Authorization": authorization}, timeout=10)
-        server_log = _log_tail(tmp_path / "server.log")
+        server_log = log_tail(tmp_path / "server.log")
 
     if finished.returncode != 0:
         report = f"{finished.stdout}\n{finished.stderr}\n--- server log (tail) ---\n{server_log}"

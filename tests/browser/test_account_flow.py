@@ -10,9 +10,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +28,9 @@ from playwright.async_api import (
     expect,
 )
 
+from tests.factories import free_port
+from tests.servers import VENV_BIN, serving
+
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -42,20 +43,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-VENV_BIN = Path(sys.executable).parent
-HOST = "127.0.0.1"
 ADMIN_EMAIL = "first.admin@example.com"
-STARTUP_TIMEOUT_SECONDS = 60.0
 SCREENSHOTS = Path("/tmp")
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -78,38 +69,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, admin_password: str) -> Ite
     pentad = str(VENV_BIN / "pentad")
     # From the data directory, so a developer's ./.env cannot change the server under test.
     subprocess.run([pentad, "migrate"], env=env, cwd=data_dir, check=True, capture_output=True, timeout=60)
-    port = _free_port()
-    log_path = data_dir / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [pentad, "serve", "--host", HOST, "--port", str(port), "--workers", "1"],
-            env=env,
-            cwd=data_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            base_url = f"http://{HOST}:{port}"
-            deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"pentad serve exited with {process.returncode}:\n{log_path.read_text()}")
-                try:
-                    httpx.get(f"{base_url}/healthz", timeout=2).raise_for_status()
-                    break
-                except httpx.HTTPError:
-                    if time.monotonic() > deadline:
-                        pytest.fail(f"pentad serve did not come up:\n{log_path.read_text()}")
-                    time.sleep(0.2)
-            yield base_url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+    with serving(env, data_dir, free_port(), data_dir / "server.log") as base_url:
+        yield base_url
 
 
 def _chromium_or_skip() -> None:
