@@ -1,7 +1,7 @@
 """Request-level authentication and authorisation: who is calling, and may they do this.
 
-Every non-public route declares `Depends(require(PERMISSION))` or `Depends(authenticated)`; the route-table
-test finds these `Requirement` objects to prove that no route forgot.
+Every non-public route declares `Depends(require(PERMISSION))`, `Depends(require())` (any principal) or
+`Depends(signed_in_user)`; tests/core/test_route_table.py calls every operation to prove none forgot.
 """
 
 from __future__ import annotations
@@ -112,9 +112,6 @@ class Requirement:
 def require(*permissions: Permission) -> Requirement:
     return Requirement(*permissions)
 
-
-authenticated = Requirement()
-"""Any signed-in principal, user or service."""
 
 signed_in_user = Requirement(users_only=True)
 """Any signed-in user (not a service token)."""

@@ -94,14 +94,6 @@ class TotpSetup:
     qr_svg: str
 
 
-@dataclass(frozen=True)
-class IssuedSecret:
-    """A credential row and its plaintext token, which is shown once and never stored."""
-
-    id: uuid.UUID
-    token: str
-
-
 class AuthService:
     def __init__(self, session: AsyncSession, platform: Platform) -> None:
         self.session = session
