@@ -1,0 +1,169 @@
+"""Where an HTTP request's time goes: the ASGI app called in-process (no sockets, no HTTP parsing), so the
+figures isolate framework and middleware cost per request. Same run, same loop, one core:
+
+- bare Starlette route, FastAPI with one router and with eleven (FastAPI 0.165 walks included routers),
+- Pentad's full stack: GET /healthz (middleware only) and an authenticated GET /api/me (API key, served
+  from the principal cache after the first request).
+
+Writes bench/results/stack_cost.json and .md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform as host
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from pydantic import BaseModel
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from pentad.app import create_app
+from pentad.core import audit
+from pentad.core.auth.service import AuthService
+from pentad.core.config import Settings
+from pentad.core.db.migrate import upgrade
+
+RESULTS = Path(__file__).parent / "results"
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5000"))
+ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+class Who(BaseModel):
+    id: str
+    email: str
+
+
+async def _bare(_request: Request) -> JSONResponse:
+    return JSONResponse({"id": "1", "email": "a@example.com"})
+
+
+def _fastapi(routers: int) -> FastAPI:
+    app = FastAPI()
+    for index in range(routers - 1):
+        router = APIRouter(prefix=f"/api/r{index}")
+
+        @router.get("/x")
+        async def other() -> dict[str, str]:
+            return {}
+
+        app.include_router(router)
+    me = APIRouter(prefix="/api/me")
+
+    @me.get("", response_model=Who)
+    async def read_me() -> Who:
+        return Who(id="1", email="a@example.com")
+
+    app.include_router(me)
+    return app
+
+
+async def _per_request_us(app: ASGIApp, path: str, headers: list[tuple[bytes, bytes]]) -> float:
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "headers": [(b"host", b"bench"), *headers], "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    for _ in range(300):
+        await app({**scope, "state": {}}, receive, send)
+    started = time.perf_counter()
+    for _ in range(ROUNDS):
+        await app({**scope, "state": {}}, receive, send)
+    elapsed = time.perf_counter() - started
+    if set(statuses) != {200}:
+        raise SystemExit(f"{path} answered {sorted(set(statuses))}")
+    return elapsed / ROUNDS * 1e6
+
+
+async def _pentad(data_dir: Path) -> tuple[FastAPI, str]:
+    url = f"sqlite+aiosqlite:///{data_dir / 'pentad.db'}"
+    await asyncio.to_thread(upgrade, url)
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=data_dir,
+        database={"url": url},  # type: ignore[arg-type]
+        log={"level": "WARNING"},  # type: ignore[arg-type]
+        ratelimit={"per_address": "100000000/minute", "per_principal": "100000000/minute"},  # type: ignore[arg-type]
+        jobs={"in_process_worker": False},  # type: ignore[arg-type]
+        apps=[],
+    )
+    app = create_app(settings)
+    platform = app.state.platform
+    async with platform.database.transaction() as session:
+        service = AuthService(session, platform)
+        user = await service.create_user(
+            email="bench@example.com", password="bench password long", actor=audit.SYSTEM
+        )
+        _, key = await service.create_api_key(
+            user, name="bench", scopes=["*"], expires_in_days=None, actor=audit.SYSTEM
+        )
+    return app, key
+
+
+async def main() -> None:
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="pentad-stack-") as folder:
+        pentad, key = await _pentad(Path(folder))
+        auth = [(b"authorization", f"Bearer {key}".encode())]
+        figures = {
+            "bare Starlette": await _per_request_us(
+                Starlette(routes=[Route("/api/me", _bare)]), "/api/me", []
+            ),
+            "FastAPI, 1 router": await _per_request_us(_fastapi(1), "/api/me", []),
+            "FastAPI, 11 routers": await _per_request_us(_fastapi(11), "/api/me", []),
+            "Pentad GET /healthz": await _per_request_us(pentad, "/healthz", []),
+            "Pentad GET /api/me (API key)": await _per_request_us(pentad, "/api/me", auth),
+        }
+        await pentad.state.platform.close()
+    baseline = figures["bare Starlette"]
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    (RESULTS / "stack_cost.json").write_text(
+        json.dumps(
+            {
+                "date": stamp,
+                "cpus": os.cpu_count(),
+                "load_before": load_before,
+                "rounds": ROUNDS,
+                "python": host.python_version(),
+                "us_per_request": figures,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    lines = [
+        "# stack_cost: per-request cost of the ASGI app, called in-process",
+        "",
+        f"{stamp} · {os.cpu_count()} CPUs · load average before: {load_before:.2f} · {ROUNDS} requests each",
+        "",
+        "| target | µs per request | vs bare Starlette |",
+        "|---|---:|---:|",
+        *(f"| {name} | {value:.0f} | {value / baseline:.1f}x |" for name, value in figures.items()),
+    ]
+    (RESULTS / "stack_cost.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
