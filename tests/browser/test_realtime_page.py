@@ -27,12 +27,7 @@ from pentad.core.db.migrate import upgrade_async
 from pentad.core.realtime.hub import Hub
 from pentad.core.realtime.protocol import CloseCode
 from tests.browser.realtime_page_app import APP as PAGE_APP
-from tests.browser.test_account_flow import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    STARTUP_TIMEOUT_SECONDS,
-    _chromium_or_skip,
-)
+from tests.browser.test_account_flow import CHROMIUM, CHROMIUM_ARGS, _chromium_or_skip
 from tests.core.realtime.conftest import (
     TEST_APP,
     WAIT,
@@ -45,6 +40,7 @@ from tests.core.realtime.conftest import (
 )
 from tests.core.realtime.realtime_app import Note
 from tests.factories import free_port
+from tests.servers import STARTUP_TIMEOUT_SECONDS
 
 pytestmark = pytest.mark.browser
 
