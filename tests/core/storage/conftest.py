@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -26,8 +24,8 @@ from pentad.core.storage import Storage, build_storage
 from pentad.core.storage import s3 as s3_module
 from tests.conftest import make_settings
 from tests.factories import TEST_SECRET_KEY, free_port
+from tests.servers import running
 
-MOTO_STARTUP_SECONDS = 30.0
 MOTO_ACCESS_KEY = "testing"
 MOTO_SECRET_KEY = "testing-secret"
 MIB = 1024 * 1024
@@ -82,33 +80,10 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     endpoint = f"http://127.0.0.1:{port}"
     log_path = tmp_path_factory.mktemp("moto") / "moto.log"
     moto_server = Path(sys.executable).parent / "moto_server"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(moto_server), "-H", "127.0.0.1", "-p", str(port)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + MOTO_STARTUP_SECONDS
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"moto_server exited with {process.returncode}:\n{log_path.read_text()}")
-            try:
-                httpx.get(endpoint, timeout=2)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"moto_server did not answer within {MOTO_STARTUP_SECONDS}s")
-                time.sleep(0.1)
+    command = [str(moto_server), "-H", "127.0.0.1", "-p", str(port)]
+    # Any HTTP answer means moto is up; its root need not be a 2xx.
+    with running(command, endpoint, log_path, ready_status=False):
         yield endpoint
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 def s3_settings(tmp_path: Path, endpoint: str, bucket: str, **storage: object) -> Settings:
