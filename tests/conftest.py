@@ -3,6 +3,7 @@ transaction, the app driven in-process through httpx, the network limited to loo
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 import uuid
@@ -17,11 +18,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from pentad.app import create_app
+from pentad.apps import INSTALLED
 from pentad.core.config import Settings
 from pentad.core.db.engine import Database, create_engine
 from pentad.core.db.migrate import upgrade_async
 from pentad.core.platform import Platform
 from tests.factories import TEST_CRYPTO_KEYS, TEST_SECRET_KEY
+
+# The test databases hold every installed app's tables; each test's app decides which apps it serves.
+ALL_APPS = [importlib.import_module(module).APP for module in INSTALLED.values()]
 
 SERVER_URLS = {
     "postgresql": os.environ.get(
@@ -89,7 +94,7 @@ async def database_url(
     kind: str = request.param
     if kind == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'pentad.db'}"
-        await upgrade_async(url)
+        await upgrade_async(url, ALL_APPS)
         yield url
         return
     admin_url = SERVER_URLS[kind]
@@ -99,7 +104,7 @@ async def database_url(
         pytest.skip(f"{kind} not reachable")
     url = await _create_server_database(admin_url)
     try:
-        await upgrade_async(url)
+        await upgrade_async(url, ALL_APPS)
         yield url
     finally:
         await _drop_server_database(admin_url, url)

@@ -7,7 +7,7 @@ import importlib
 from pentad.core.apps import AppSpec
 from pentad.core.config import Settings, SettingsError
 
-INSTALLED: dict[str, str] = {}
+INSTALLED: dict[str, str] = {"chat": "pentad.apps.chat"}
 
 
 def enabled_apps(settings: Settings) -> list[AppSpec]:

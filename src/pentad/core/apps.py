@@ -10,6 +10,7 @@ import click
 from fastapi import APIRouter
 
 from pentad.core.auth.permissions import Permission
+from pentad.core.auth.schemes import CredentialScheme
 from pentad.core.jobs.registry import CronSpec, JobSpec
 from pentad.core.realtime.topics import TopicSpec
 
@@ -23,6 +24,7 @@ class AppSpec:
     migrations: folder of Alembic version files for the app's own branch (depends on core).
     permissions: the app's named permissions; role_permissions adds them to global roles;
     resource_roles defines per-resource roles (e.g. channel owner) for the core grant mechanism.
+    credential_schemes: bearer-token kinds the app authenticates itself (e.g. chat user tokens).
     topics: realtime topic patterns with their authorisation; jobs and cron: background work.
     """
 
@@ -38,6 +40,7 @@ class AppSpec:
     topics: Sequence[TopicSpec] = ()
     jobs: Sequence[JobSpec] = ()
     cron: Sequence[CronSpec] = ()
+    credential_schemes: Sequence[CredentialScheme] = ()
     cli: click.Group | None = None
     home_path: str | None = None
     static_dir: Path | None = None

@@ -235,6 +235,43 @@ class AdminSettings(BaseModel):
     )
 
 
+class ChatSettings(BaseModel):
+    """The chat app (apps/chat): limits, integrations and notifications."""
+
+    default_tenant: str = Field(
+        "default", description="Slug of the tenant Pentad's own accounts chat in through the web pages."
+    )
+    user_token_ttl: int = Field(
+        3600, ge=60, le=2_592_000, description="Default lifetime of user tokens minted by the server API, s."
+    )
+    max_message_length: int = Field(5000, ge=1, le=100_000, description="Longest message text, characters.")
+    max_payload_bytes: int = Field(
+        16_384, ge=256, description="Largest JSON payload of a custom message type, bytes (serialised)."
+    )
+    history_page_max: int = Field(200, ge=10, le=1000, description="Most messages one history page returns.")
+    upload_max_bytes: int = Field(26_214_400, ge=1024, description="Largest attachment upload, bytes.")
+    thumbnail_size: int = Field(320, ge=32, le=2048, description="Longest side of image thumbnails, pixels.")
+    webhook_allowed_networks: CommaList = Field(
+        default_factory=list,
+        description="CIDRs outgoing webhooks and push may reach although private or loopback (admin opt-in).",
+    )
+    webhook_timeout: float = Field(10.0, gt=0, le=60, description="Timeout of one webhook delivery, seconds.")
+    webhook_max_attempts: int = Field(8, ge=1, le=30, description="Delivery attempts before giving up.")
+    digest_after_minutes: int = Field(
+        60, ge=1, description="E-mail a digest of mentions still unread after this many minutes."
+    )
+    vapid_subject: str = Field(
+        "mailto:admin@example.com", description="Contact (mailto: or https:) sent to Web Push services."
+    )
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -266,6 +303,7 @@ class Settings(BaseSettings):
     mail: MailSettings = Field(default_factory=MailSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
+    chat: ChatSettings = Field(default_factory=ChatSettings)
 
 
 def _setting_name(location: tuple[int | str, ...]) -> str:

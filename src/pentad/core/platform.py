@@ -9,6 +9,7 @@ from starlette.requests import HTTPConnection
 from pentad.core.apps import AppSpec
 from pentad.core.auth.cache import PrincipalCache
 from pentad.core.auth.permissions import PermissionRegistry
+from pentad.core.auth.schemes import CredentialScheme
 from pentad.core.cache import Cache, build_cache
 from pentad.core.config import Settings
 from pentad.core.crypto import KeyRing, load_keyring, load_signing_secret
@@ -38,6 +39,7 @@ class Platform:
     jobs: Jobs
     hub: Hub
     apps: list[AppSpec] = field(default_factory=list)
+    credential_schemes: dict[str, CredentialScheme] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, apps: list[AppSpec], *, database: Database | None = None) -> Platform:
@@ -70,6 +72,9 @@ class Platform:
             jobs=Jobs.build([SEND_MAIL_JOB], apps),
             hub=hub,
             apps=apps,
+            credential_schemes={
+                scheme.prefix: scheme for spec in apps for scheme in spec.credential_schemes
+            },
         )
 
     async def close(self) -> None:

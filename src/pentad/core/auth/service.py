@@ -516,6 +516,8 @@ class AuthService:
             principal, expires_at = await self._authenticate_api_key(raw)
         elif kind == tok.SERVICE_TOKEN:
             principal, expires_at = await self._authenticate_service_token(raw)
+        elif scheme := self.platform.credential_schemes.get(kind):
+            principal, expires_at = await scheme.authenticate(self.session, self.platform, raw)
         else:
             principal, expires_at = await self._authenticate_access_token(raw)
         self.platform.principals.put(raw, principal, expires_at=expires_at)

@@ -78,9 +78,12 @@ def _describe(exc: ValidationError) -> str:
 
 
 def _token_expiry(platform: Platform, token: str) -> float | None:
-    """Unix time an access token expires; None for API keys and service tokens (checked on revalidation)."""
-    if tokens.token_kind(token) in (tokens.API_KEY, tokens.SERVICE_TOKEN):
+    """Unix time a token expires if it says so; None for API keys and service tokens (revalidated)."""
+    kind = tokens.token_kind(token)
+    if kind in (tokens.API_KEY, tokens.SERVICE_TOKEN):
         return None
+    if scheme := platform.credential_schemes.get(kind):
+        return scheme.expiry(platform, token)
     claims = tokens.read_jwt(
         platform.signing_secret,
         token,

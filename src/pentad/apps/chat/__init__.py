@@ -1,0 +1,26 @@
+"""Chat: a chat platform other products embed through SDKs (tenants, channels, messages, read state)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pentad.apps.chat import permissions
+from pentad.apps.chat.endpoints import router
+from pentad.apps.chat.server_endpoints import admin_router, server_router
+from pentad.apps.chat.tenancy import CREDENTIAL_SCHEMES
+from pentad.apps.chat.topics import TOPICS
+from pentad.core.apps import AppSpec
+
+APP = AppSpec(
+    name="chat",
+    title="Chat",
+    description="Channels, direct messages, threads, reactions, read receipts, search and moderation.",
+    routers=[router, admin_router, server_router],
+    migrations=Path(__file__).parent / "migrations" / "versions",
+    permissions=permissions.ALL,
+    role_permissions={"member": [permissions.CHAT_USE]},
+    resource_roles={permissions.CHANNEL_RESOURCE: permissions.CHANNEL_ROLES},
+    topics=TOPICS,
+    credential_schemes=CREDENTIAL_SCHEMES,
+    home_path="/chat",
+)

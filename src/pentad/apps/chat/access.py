@@ -1,0 +1,115 @@
+"""Who may do what in a channel: the one place the chat app decides it.
+
+A member's channel role (owner, moderator, member) maps to permissions through the core registry
+(AppSpec.resource_roles), so a Pentad account can also hold a role on a channel through a core grant
+(`pentad user grant … --resource chat.channel:<id>`). Anyone in the tenant may read a public channel.
+Tenant-wide roles on the chat user (moderator, admin) moderate every channel of the tenant.
+Bans hide everything; mutes leave reading. A channel the caller may not read does not exist for them (404).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pentad.apps.chat import repository
+from pentad.apps.chat.exceptions import Banned, ChannelArchived, ChannelNotFound, Muted
+from pentad.apps.chat.models import ChatChannel, ChatMember, ChatRestriction, ChatTenant, ChatUser
+from pentad.apps.chat.permissions import (
+    CHANNEL_MANAGE,
+    CHANNEL_MODERATE,
+    CHANNEL_POST,
+    CHANNEL_READ,
+    CHANNEL_RESOURCE,
+)
+from pentad.core.auth.permissions import Permission
+from pentad.core.auth.principal import Principal
+from pentad.core.auth.service import AuthService
+from pentad.core.errors import PermissionDenied
+from pentad.core.platform import Platform
+
+TENANT_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "admin": frozenset({CHANNEL_READ.key, CHANNEL_POST.key, CHANNEL_MODERATE.key, CHANNEL_MANAGE.key}),
+    "moderator": frozenset({CHANNEL_READ.key, CHANNEL_MODERATE.key}),
+}
+
+
+@dataclass
+class ChatActor:
+    """The chat user behind a request, in its tenant, and the credential it came with."""
+
+    user: ChatUser
+    tenant: ChatTenant
+    principal: Principal
+    elevated: bool = False
+    """The tenant's own backend acting for this user (server API): every channel permission."""
+
+    @property
+    def user_id(self) -> uuid.UUID:
+        return self.user.id
+
+
+@dataclass
+class ChannelAccess:
+    channel: ChatChannel
+    member: ChatMember | None
+    permissions: frozenset[str]
+    restrictions: list[ChatRestriction]
+
+    def has(self, permission: Permission) -> bool:
+        return permission.key in self.permissions
+
+    @property
+    def muted(self) -> bool:
+        return any(r.kind == "mute" for r in self.restrictions)
+
+
+async def channel_access(
+    session: AsyncSession, platform: Platform, actor: ChatActor, channel_id: uuid.UUID
+) -> ChannelAccess:
+    """The caller's standing in a channel; ChannelNotFound if it is not theirs to see, Banned if banned."""
+    found = await repository.get_channel_and_member(session, channel_id, actor.user_id)
+    if found is None or found[0].tenant_id != actor.tenant.id:
+        raise ChannelNotFound()
+    channel, member = found
+    restrictions = list(
+        await repository.active_restrictions(session, actor.tenant.id, actor.user_id, channel.id)
+    )
+    permissions: set[str] = set()
+    if member is not None:
+        permissions |= platform.permissions.resource_role_permissions(CHANNEL_RESOURCE, member.role)
+    elif channel.kind == "public":
+        permissions.add(CHANNEL_READ.key)
+    permissions |= TENANT_ROLE_PERMISSIONS.get(actor.user.role, frozenset())
+    if actor.elevated:
+        permissions |= TENANT_ROLE_PERMISSIONS["admin"]
+    principal = actor.principal
+    if principal.is_user and actor.tenant.slug == platform.settings.chat.default_tenant:
+        auth = AuthService(session, platform)
+        for permission in (CHANNEL_READ, CHANNEL_POST, CHANNEL_MODERATE, CHANNEL_MANAGE):
+            if permission.key not in permissions and await auth.can(
+                principal, permission, CHANNEL_RESOURCE, str(channel.id)
+            ):
+                permissions.add(permission.key)
+    if CHANNEL_READ.key not in permissions:
+        raise ChannelNotFound()
+    if any(r.kind == "ban" for r in restrictions) and CHANNEL_MODERATE.key not in permissions:
+        raise Banned()
+    return ChannelAccess(channel, member, frozenset(permissions), restrictions)
+
+
+def require_permission(access: ChannelAccess, permission: Permission) -> None:
+    if not access.has(permission):
+        raise PermissionDenied(f"You need {permission.key!r} in this channel.", code="channel_permission")
+
+
+def require_post(access: ChannelAccess) -> None:
+    """May post: a member with the post permission, not muted, in a channel that is not archived."""
+    if access.channel.archived_at is not None:
+        raise ChannelArchived()
+    if access.muted and not access.has(CHANNEL_MODERATE):
+        raise Muted()
+    if access.member is None or not access.has(CHANNEL_POST):
+        raise PermissionDenied("Join the channel to post in it.", code="not_a_member")
