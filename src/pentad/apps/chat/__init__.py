@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pentad.apps.chat import permissions
+from pentad.apps.chat import (
+    attachments_endpoints,
+    integrations_endpoints,
+    pages,
+    permissions,
+    search_endpoints,
+    tasks,
+)
 from pentad.apps.chat.endpoints import router
 from pentad.apps.chat.server_endpoints import admin_router, server_router
 from pentad.apps.chat.tenancy import CREDENTIAL_SCHEMES
@@ -15,12 +22,22 @@ APP = AppSpec(
     name="chat",
     title="Chat",
     description="Channels, direct messages, threads, reactions, read receipts, search and moderation.",
-    routers=[router, admin_router, server_router],
+    routers=[
+        router,
+        search_endpoints.router,
+        attachments_endpoints.router,
+        integrations_endpoints.router,
+        admin_router,
+        server_router,
+    ],
+    pages=[pages.router],
     migrations=Path(__file__).parent / "migrations" / "versions",
     permissions=permissions.ALL,
     role_permissions={"member": [permissions.CHAT_USE]},
     resource_roles={permissions.CHANNEL_RESOURCE: permissions.CHANNEL_ROLES},
     topics=TOPICS,
+    jobs=tasks.JOBS,
+    cron=tasks.CRON,
     credential_schemes=CREDENTIAL_SCHEMES,
     home_path="/chat",
 )

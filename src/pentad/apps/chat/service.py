@@ -16,7 +16,7 @@ import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.chat import markdown, repository, schemas
+from pentad.apps.chat import markdown, notifications, repository, schemas, webhooks
 from pentad.apps.chat.access import (
     ChannelAccess,
     ChatActor,
@@ -601,6 +601,8 @@ class ChatService:
         )
         for user_id in mentioned:
             publish(self.session, user_topic(user_id), MentionEvent(channel_id=channel_id, message=view))
+        await webhooks.dispatch(self.session, self.platform, self.actor.tenant.id, "message.new", view)
+        await notifications.message_posted(self.session, self.platform, access.channel, view, mentioned)
         return view, True
 
     async def _replay(self, existing: ChatMessage, channel_id: uuid.UUID) -> schemas.Message:
@@ -774,6 +776,7 @@ class ChatService:
             channel_topic(message.channel_id),
             MessageEvent(type=kind, channel_id=message.channel_id, seq=message.revision, message=view),
         )
+        await webhooks.dispatch(self.session, self.platform, self.actor.tenant.id, kind, view)
         return view
 
     async def delete_message(self, message_id: uuid.UUID) -> schemas.Message:
@@ -846,6 +849,8 @@ class ChatService:
                 message=view,
             ),
         )
+        kind = "reaction.added" if add else "reaction.removed"
+        await webhooks.dispatch(self.session, self.platform, self.actor.tenant.id, kind, view)
         return view
 
     # ------------------------------------------------------------ read state, typing, presence
