@@ -13,10 +13,11 @@ async def reencrypt_all(session: AsyncSession, keyring: KeyRing, *, batch: int =
     """Returns how many values were re-encrypted. Values already under the active key are skipped."""
     changed = 0
     for table in Base.metadata.sorted_tables:
-        (primary,) = table.primary_key.columns
-        for column in table.columns:
-            if not isinstance(column.type, EncryptedText):
-                continue
+        encrypted = [column for column in table.columns if isinstance(column.type, EncryptedText)]
+        if not encrypted:
+            continue
+        (primary,) = table.primary_key.columns  # encrypted values are bound to a single-column row id
+        for column in encrypted:
             last = None
             while True:
                 query = select(primary, column).where(column.is_not(None)).order_by(primary).limit(batch)
