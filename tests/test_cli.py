@@ -106,10 +106,14 @@ def test_grant_on_unknown_resource_type_is_refused(env: dict[str, str]) -> None:
     pentad(env, "migrate")
     pentad(env, "user", "create", "--email", "g@example.com", "--password", "a long cli password")
     refused = pentad(
-        env, "user", "grant", "g@example.com", "owner", "--resource", "chat.channel:1", check=False
+        env, "user", "grant", "g@example.com", "owner", "--resource", "nothing.here:1", check=False
     )
     assert refused.returncode != 0
     assert "Unknown role" in refused.stderr
+    granted = pentad(
+        env, "user", "grant", "g@example.com", "moderator", "--resource", f"chat.channel:{uuid.uuid4()}"
+    )
+    assert granted.returncode == 0
 
 
 async def _enqueue_unsendable_mail(url: str) -> uuid.UUID:

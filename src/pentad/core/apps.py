@@ -26,6 +26,7 @@ class AppSpec:
     resource_roles defines per-resource roles (e.g. channel owner) for the core grant mechanism.
     credential_schemes: bearer-token kinds the app authenticates itself (e.g. chat user tokens).
     topics: realtime topic patterns with their authorisation; jobs and cron: background work.
+    mail_templates: folder of the app's e-mail templates for core mail (`enqueue_mail`).
     """
 
     name: str
@@ -44,3 +45,4 @@ class AppSpec:
     cli: click.Group | None = None
     home_path: str | None = None
     static_dir: Path | None = None
+    mail_templates: Path | None = None

@@ -1,7 +1,8 @@
 """Outgoing e-mail: templated messages delivered by the durable job `core.send_mail` over any SMTP relay.
 
 Services call `enqueue_mail` inside their transaction: the message is rendered at once (text and HTML from
-the Jinja2 templates in core/mail_templates/: `<name>.subject.txt`, `<name>.txt` and `<name>.html`)
+the Jinja2 templates in core/mail_templates/ and the apps' folders (AppSpec.mail_templates):
+`<name>.subject.txt`, `<name>.txt` and `<name>.html`)
 and stored in the job row ENCRYPTED with the platform's key ring, bound to the job's id, because a message
 may carry a secret (a password-reset link). Only the template name stays readable (admins see it on the
 jobs page). The worker decrypts it to send, retries failed deliveries with backoff, and deletes the
@@ -35,12 +36,20 @@ logger = structlog.get_logger("pentad.mail")
 TEMPLATES_DIR = Path(__file__).parent / "mail_templates"
 SEND_MAIL = "core.send_mail"
 
+_loader = FileSystemLoader(TEMPLATES_DIR)
 _templates = Environment(
-    loader=FileSystemLoader(TEMPLATES_DIR),
+    loader=_loader,
     autoescape=select_autoescape(["html"]),
     undefined=StrictUndefined,
     keep_trailing_newline=True,
 )
+
+
+def add_template_folder(folder: Path) -> None:
+    """Render templates from an app's folder too (searched after the core's, so an app names its templates
+    `<app>_<name>`; they may extend the core's `base.html`)."""
+    if str(folder) not in _loader.searchpath:
+        _loader.searchpath.append(str(folder))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pentad.core.config import Settings
 from pentad.core.crypto import KeyRing, load_keyring, load_signing_secret
 from pentad.core.db.engine import Database
 from pentad.core.jobs.worker import JOB_PROGRESS_TOPIC, Jobs
-from pentad.core.mail import SEND_MAIL_JOB, Mailer
+from pentad.core.mail import SEND_MAIL_JOB, Mailer, add_template_folder
 from pentad.core.metrics import DatabasePoolCollector, Metrics
 from pentad.core.ratelimit import RateLimiter
 from pentad.core.realtime.hub import Hub
@@ -50,6 +50,8 @@ class Platform:
                 permissions.add_to_role(role, granted)
             for resource_type, roles in spec.resource_roles.items():
                 permissions.add_resource_roles(resource_type, roles)
+            if spec.mail_templates is not None:
+                add_template_folder(spec.mail_templates)
         database = database or Database.from_settings(settings.database)
         metrics = Metrics.from_environment()
         metrics.add_collector(DatabasePoolCollector(database.engine))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pentad.core.jobs.registry import CronSpec, JobRegistry, JobSpec, RegistryError
 from pentad.core.jobs.worker import JobContext
+from tests.conftest import make_settings
 
 
 async def _noop(_context: JobContext, _payload: dict[str, Any]) -> None:
@@ -45,6 +47,13 @@ def test_the_latest_tick_is_at_or_before_now() -> None:
     assert every_five.latest_tick(on_the_tick) == on_the_tick
 
 
-def test_a_kind_may_allow_more_attempts_than_the_default() -> None:
-    assert JobSpec("a.one", _noop).attempts_allowed(5) == 5
-    assert JobSpec("a.one", _noop, max_attempts=9).attempts_allowed(5) == 9
+def test_a_kind_may_allow_more_attempts_than_the_default(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, "sqlite+aiosqlite://", jobs={"max_attempts": 5})
+    assert JobSpec("a.one", _noop).attempts_allowed(settings) == 5
+    assert JobSpec("a.one", _noop, max_attempts=9).attempts_allowed(settings) == 9
+
+
+def test_a_kind_may_take_its_attempt_limit_from_the_settings(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, "sqlite+aiosqlite://", chat={"webhook_max_attempts": 3})
+    spec = JobSpec("a.one", _noop, max_attempts=lambda s: s.chat.webhook_max_attempts)
+    assert spec.attempts_allowed(settings) == 3

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pentad.apps.chat import (
     attachments_endpoints,
+    cli,
     integrations_endpoints,
     pages,
     permissions,
@@ -39,5 +40,6 @@ APP = AppSpec(
     jobs=tasks.JOBS,
     cron=tasks.CRON,
     credential_schemes=CREDENTIAL_SCHEMES,
+    cli=cli.chat,
     home_path="/chat",
 )

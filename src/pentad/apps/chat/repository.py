@@ -18,6 +18,7 @@ from pentad.apps.chat.models import (
     ChatMention,
     ChatMessage,
     ChatMessageEdit,
+    ChatPushSubscription,
     ChatReaction,
     ChatReport,
     ChatRestriction,
@@ -586,3 +587,72 @@ async def moderated_channel_ids(session: AsyncSession, user_id: uuid.UUID) -> li
         ChatMember.user_id == user_id, ChatMember.role.in_(("owner", "moderator"))
     )
     return list((await session.execute(query)).scalars())
+
+
+# ---------------------------------------------------------------- web push
+
+
+async def get_push_subscription(
+    session: AsyncSession, user_id: uuid.UUID, endpoint_hash: str
+) -> ChatPushSubscription | None:
+    query = select(ChatPushSubscription).where(
+        ChatPushSubscription.user_id == user_id, ChatPushSubscription.endpoint_hash == endpoint_hash
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def list_push_subscriptions(
+    session: AsyncSession, user_id: uuid.UUID
+) -> Sequence[ChatPushSubscription]:
+    """Newest first."""
+    query = (
+        select(ChatPushSubscription)
+        .where(ChatPushSubscription.user_id == user_id)
+        .order_by(ChatPushSubscription.created_at.desc(), ChatPushSubscription.id.desc())
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def delete_push_subscriptions(
+    session: AsyncSession,
+    endpoint_hash: str,
+    *,
+    user_id: uuid.UUID | None = None,
+    except_user_id: uuid.UUID | None = None,
+) -> int:
+    statement = delete(ChatPushSubscription).where(ChatPushSubscription.endpoint_hash == endpoint_hash)
+    if user_id is not None:
+        statement = statement.where(ChatPushSubscription.user_id == user_id)
+    if except_user_id is not None:
+        statement = statement.where(ChatPushSubscription.user_id != except_user_id)
+    result = await session.execute(statement)
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def push_targets(
+    session: AsyncSession,
+    channel_id: uuid.UUID,
+    *,
+    user_ids: Iterable[uuid.UUID],
+    all_members: bool,
+    sender_id: uuid.UUID | None,
+) -> Sequence[tuple[uuid.UUID, uuid.UUID]]:
+    """(subscription id, user id) of the channel's active members to notify: `user_ids`, or every member."""
+    ids = set(user_ids)
+    if not all_members and not ids:
+        return []
+    query = (
+        select(ChatPushSubscription.id, ChatPushSubscription.user_id)
+        .join(
+            ChatMember,
+            and_(ChatMember.user_id == ChatPushSubscription.user_id, ChatMember.channel_id == channel_id),
+        )
+        .join(ChatUser, ChatUser.id == ChatPushSubscription.user_id)
+        .where(ChatUser.deactivated_at.is_(None))
+        .order_by(ChatPushSubscription.user_id, ChatPushSubscription.created_at)
+    )
+    if sender_id is not None:
+        query = query.where(ChatPushSubscription.user_id != sender_id)
+    if not all_members:
+        query = query.where(ChatPushSubscription.user_id.in_(ids))
+    return [(row[0], row[1]) for row in (await session.execute(query)).all()]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from croniter import croniter
 
 if TYPE_CHECKING:
+    from pentad.core.config import Settings
     from pentad.core.jobs.worker import JobContext
 
 JobHandler = Callable[["JobContext", dict[str, Any]], Awaitable[None]]
@@ -19,20 +20,23 @@ JobHandler = Callable[["JobContext", dict[str, Any]], Awaitable[None]]
 class JobSpec:
     """A job kind, named `<app>.<verb>`; the handler gets a context and the JSON payload.
 
-    max_attempts / timeout (seconds) override the worker defaults for this kind; concurrency caps how many
-    jobs of this kind one worker process runs at once (the global cap is PENTAD_JOBS__CONCURRENCY).
+    max_attempts / timeout (seconds) override the worker defaults for this kind; max_attempts may also be read
+    from the settings (an app's own setting), as a function of them. concurrency caps how many jobs of this
+    kind one worker process runs at once (the global cap is PENTAD_JOBS__CONCURRENCY).
     A job runs at least once: a handler whose worker dies mid-run is run again, so handlers are idempotent.
     """
 
     name: str
     handler: JobHandler
-    max_attempts: int | None = None
+    max_attempts: int | Callable[[Settings], int] | None = None
     timeout: float | None = None
     concurrency: int | None = None
 
-    def attempts_allowed(self, default: int) -> int:
-        """Attempts before a job of this kind is dead; `default` is PENTAD_JOBS__MAX_ATTEMPTS."""
-        return self.max_attempts or default
+    def attempts_allowed(self, settings: Settings) -> int:
+        """Attempts before a job of this kind is dead; by default PENTAD_JOBS__MAX_ATTEMPTS."""
+        if callable(self.max_attempts):
+            return self.max_attempts(settings)
+        return self.max_attempts or settings.jobs.max_attempts
 
 
 @dataclass(frozen=True)

@@ -255,7 +255,7 @@ class Worker:
                 spec = self.registry.get(job.name)
                 assert spec is not None
                 if job.status == JobStatus.RUNNING and job.attempts >= spec.attempts_allowed(
-                    self.settings.max_attempts
+                    self.platform.settings
                 ):
                     job.last_error = f"Its worker {job.locked_by} stopped during the last attempt."
                     job.status = JobStatus.DEAD
@@ -322,7 +322,7 @@ class Worker:
     async def _record_failure(
         self, claim: Claim, spec: JobSpec, exc: Exception, error: str, log: Any
     ) -> None:
-        if claim.attempt >= spec.attempts_allowed(self.settings.max_attempts):
+        if claim.attempt >= spec.attempts_allowed(self.platform.settings):
             await self._finish(claim, log, status=JobStatus.DEAD, last_error=error)
             log.warning("job_dead", error=type(exc).__name__)
             return

@@ -1,0 +1,341 @@
+"""Full-text search of chat messages: the query per database engine, and the rules around it.
+
+- SQLite searches its FTS5 index `chat_messages_fts` (kept current by triggers, so edits and deletes are
+  re-indexed in the same transaction) and pages by rowid: FTS5 hands out matches newest first, so a page
+  stops after `limit` readable hits instead of sorting every match.
+- PostgreSQL matches `to_tsvector('simple', text)` through its GIN expression index and pages by
+  (created_at, id). The configuration is written into the SQL, never bound, or the planner could not
+  match the index expression.
+- MariaDB has no text index: every word of the query must occur in the text (LIKE '%word%', case- and
+  accent-insensitive through the column's collation, and matching inside words). It scans the readable
+  channels' messages, so it suits small installs, not millions of messages.
+
+Every engine quotes the user's words (an FTS5 phrase, plainto_tsquery, letters and digits only for LIKE),
+so query syntax typed by a user (`"`, `*`, NEAR, OR, `text:` column filters) is searched for, never run.
+The last word, if it is a plain word of PREFIX_MIN_LENGTH or more characters, also matches as a prefix
+("hel" finds "hello"); shorter prefixes would merge the index entries of too many words.
+
+Only what the searcher may read is searched: the channels they are a member of and the public channels
+of their tenant, less the channels they are banned from (a tenant-wide ban leaves nothing), never a
+deleted message. Thread replies are included.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    column,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pentad.apps.chat import repository, schemas
+from pentad.apps.chat.models import ChatChannel, ChatMember, ChatMessage
+from pentad.apps.chat.service import ChatService
+from pentad.core.errors import BadRequest
+
+PREFIX_MIN_LENGTH = 3
+QUERY_MAX_LENGTH = 256
+WORD = re.compile(r"[^\W_]+")
+
+FTS = table("chat_messages_fts", column("rowid", Integer))
+MESSAGE_ROWID = literal_column("chat_messages.rowid", Integer)
+SIMPLE: ColumnElement[str] = literal_column("'simple'")
+
+
+class SearchChannel(BaseModel):
+    id: uuid.UUID
+    name: str = Field(description="Empty for direct channels.")
+    kind: str
+
+
+class SearchResult(BaseModel):
+    message: schemas.Message
+    channel: SearchChannel
+
+
+class SearchPage(BaseModel):
+    results: list[SearchResult] = Field(description="Newest first.")
+    has_more: bool
+    next_before: str | None = Field(
+        description="Pass as `before` for the next (older) page; null on the last page."
+    )
+
+
+@dataclass(frozen=True)
+class SearchTerms:
+    """A query cut into whitespace-separated terms that each hold a letter or digit."""
+
+    terms: tuple[str, ...]
+    prefix: str | None
+    """The last term when it is matched as a word prefix too (then it is not in `terms`)."""
+
+    @property
+    def words(self) -> list[str]:
+        return [w for term in (*self.terms, self.prefix or "") for w in WORD.findall(term)]
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    channel_id: uuid.UUID | None = None
+    author_id: uuid.UUID | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    has_attachment: bool | None = None
+
+
+def parse_query(raw: str) -> SearchTerms:
+    if not raw.strip():
+        raise BadRequest("Say what to search for: the query `q` is empty.", code="empty_query")
+    # Control and format characters cannot be meant, and PostgreSQL rejects NUL in any text.
+    cleaned = "".join(" " if unicodedata.category(c).startswith("C") else c for c in raw)
+    terms = [term for term in cleaned.split() if WORD.search(term)]
+    if not terms:
+        raise BadRequest("The query has no letters or digits to search for.", code="empty_query")
+    prefix = None
+    if WORD.fullmatch(terms[-1]) and len(terms[-1]) >= PREFIX_MIN_LENGTH:
+        prefix = terms.pop()
+    return SearchTerms(tuple(terms), prefix)
+
+
+def fts5_expression(terms: SearchTerms) -> str:
+    """An FTS5 MATCH expression: each term a quoted phrase (implicitly ANDed), the prefix term starred."""
+    phrases = ['"' + term.replace('"', '""') + '"' for term in terms.terms]
+    if terms.prefix is not None:
+        phrases.append(f'"{terms.prefix}"*')
+    return " ".join(phrases)
+
+
+# ---------------------------------------------------------------- cursors
+
+
+def _encode_cursor(*parts: str) -> str:
+    return base64.urlsafe_b64encode("|".join(parts).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> list[str]:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise _bad_cursor() from None
+
+
+def _bad_cursor() -> BadRequest:
+    return BadRequest("`before` is not a cursor this search returned.", code="bad_cursor")
+
+
+def _rowid_cursor(cursor: str) -> int:
+    parts = _decode_cursor(cursor)
+    if len(parts) != 1 or not parts[0].isdigit():
+        raise _bad_cursor()
+    return int(parts[0])
+
+
+def _time_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    parts = _decode_cursor(cursor)
+    if len(parts) != 2:
+        raise _bad_cursor()
+    try:
+        at, message_id = datetime.fromisoformat(parts[0]), uuid.UUID(parts[1])
+    except ValueError:
+        raise _bad_cursor() from None
+    if at.tzinfo is None:
+        raise _bad_cursor()
+    return at, message_id
+
+
+# ---------------------------------------------------------------- SQL
+
+
+def readable_channel_ids(
+    tenant_id: uuid.UUID, user_id: uuid.UUID, banned: set[uuid.UUID]
+) -> Select[uuid.UUID]:
+    """The channels a user may search: theirs and the tenant's public ones, less those banned from."""
+    member_of = select(ChatMember.channel_id).where(ChatMember.user_id == user_id)
+    query = select(ChatChannel.id).where(
+        ChatChannel.tenant_id == tenant_id,
+        or_(ChatChannel.kind == "public", ChatChannel.id.in_(member_of)),
+    )
+    if banned:
+        query = query.where(ChatChannel.id.not_in(banned))
+    return query
+
+
+def _conditions(scope: uuid.UUID | Select[uuid.UUID], filters: SearchFilters) -> list[ColumnElement[bool]]:
+    where = [
+        ChatMessage.channel_id == scope
+        if isinstance(scope, uuid.UUID)
+        else ChatMessage.channel_id.in_(scope),
+        ChatMessage.deleted_at.is_(None),
+    ]
+    if filters.author_id is not None:
+        where.append(ChatMessage.user_id == filters.author_id)
+    if filters.since is not None:
+        where.append(ChatMessage.created_at >= filters.since)
+    if filters.until is not None:
+        where.append(ChatMessage.created_at < filters.until)
+    if filters.has_attachment is not None:
+        where.append(ChatMessage.has_attachments.is_(filters.has_attachment))
+    return where
+
+
+async def find_messages(
+    session: AsyncSession,
+    terms: SearchTerms,
+    scope: uuid.UUID | Select[uuid.UUID],
+    filters: SearchFilters,
+    *,
+    before: str | None,
+    limit: int,
+) -> tuple[list[ChatMessage], str | None]:
+    """Up to `limit` matching messages, newest first, and the cursor of the next page (None: no more).
+
+    `scope` is one channel the caller was found to read, or a query of the channel ids they may read.
+    """
+    where = _conditions(scope, filters)
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        return await _find_sqlite(session, terms, where, before, limit)
+    if dialect == "postgresql":
+        where.append(func.to_tsvector(SIMPLE, ChatMessage.text).bool_op("@@")(_tsquery(terms)))
+    else:
+        # Letters and digits only: nothing LIKE would read as a wildcard or an escape.
+        where.extend(ChatMessage.text.like(f"%{word}%") for word in terms.words)
+    return await _find_by_time(session, where, before, limit)
+
+
+def _tsquery(terms: SearchTerms) -> ColumnElement[Any]:
+    """plainto_tsquery reads only words, whatever the user typed; the prefix term is letters and digits
+    (parse_query), so `:*` is the only operator to_tsquery sees."""
+    parts = []
+    if terms.terms:
+        parts.append(func.plainto_tsquery(SIMPLE, " ".join(terms.terms)))
+    if terms.prefix is not None:
+        parts.append(func.to_tsquery(SIMPLE, f"{terms.prefix}:*"))
+    tsquery: ColumnElement[Any] = parts[0]
+    for part in parts[1:]:
+        tsquery = tsquery.op("&&")(part)
+    return tsquery
+
+
+async def _find_sqlite(
+    session: AsyncSession,
+    terms: SearchTerms,
+    where: list[ColumnElement[bool]],
+    before: str | None,
+    limit: int,
+) -> tuple[list[ChatMessage], str | None]:
+    query = (
+        select(ChatMessage, FTS.c.rowid)
+        .select_from(FTS)
+        .join(ChatMessage, FTS.c.rowid == MESSAGE_ROWID)
+        .where(text("chat_messages_fts MATCH :match").bindparams(match=fts5_expression(terms)), *where)
+    )
+    if before is not None:
+        query = query.where(FTS.c.rowid < _rowid_cursor(before))
+    rows = (await session.execute(query.order_by(FTS.c.rowid.desc()).limit(limit + 1))).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    cursor = _encode_cursor(str(rows[-1][1])) if more else None
+    return [row[0] for row in rows], cursor
+
+
+async def _find_by_time(
+    session: AsyncSession, where: list[ColumnElement[bool]], before: str | None, limit: int
+) -> tuple[list[ChatMessage], str | None]:
+    query = select(ChatMessage).where(*where)
+    if before is not None:
+        at, message_id = _time_cursor(before)
+        query = query.where(
+            or_(
+                ChatMessage.created_at < at,
+                and_(ChatMessage.created_at == at, ChatMessage.id < message_id),
+            )
+        )
+    query = query.order_by(ChatMessage.created_at.desc(), ChatMessage.id.desc()).limit(limit + 1)
+    messages = list((await session.execute(query)).scalars())
+    more = len(messages) > limit
+    messages = messages[:limit]
+    cursor = None
+    if more:
+        last = messages[-1]
+        cursor = _encode_cursor(last.created_at.isoformat(), str(last.id))
+    return messages, cursor
+
+
+async def get_channels(session: AsyncSession, channel_ids: set[uuid.UUID]) -> dict[uuid.UUID, ChatChannel]:
+    if not channel_ids:
+        return {}
+    rows = (await session.execute(select(ChatChannel).where(ChatChannel.id.in_(channel_ids)))).scalars()
+    return {channel.id: channel for channel in rows}
+
+
+# ---------------------------------------------------------------- the service
+
+
+def _as_utc(moment: datetime | None) -> datetime | None:
+    """Times without a zone are taken as UTC, like every time the API returns."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+async def search_messages(
+    service: ChatService,
+    query: str,
+    filters: SearchFilters,
+    *,
+    before: str | None,
+    limit: int,
+) -> SearchPage:
+    """Search the messages the service's actor may read (see the module docstring for the rules)."""
+    terms = parse_query(query)
+    actor, session = service.actor, service.session
+    filters = SearchFilters(
+        channel_id=filters.channel_id,
+        author_id=filters.author_id,
+        since=_as_utc(filters.since),
+        until=_as_utc(filters.until),
+        has_attachment=filters.has_attachment,
+    )
+    scope: uuid.UUID | Select[uuid.UUID]
+    if filters.channel_id is not None:
+        # One channel: the same check as reading its history (404 if unseen, 403 if banned).
+        scope = (await service.access(filters.channel_id)).channel.id
+    else:
+        banned = await repository.banned_channel_ids(session, actor.tenant.id, actor.user_id)
+        if None in banned:
+            return SearchPage(results=[], has_more=False, next_before=None)
+        scope = readable_channel_ids(actor.tenant.id, actor.user_id, {c for c in banned if c is not None})
+    messages, cursor = await find_messages(session, terms, scope, filters, before=before, limit=limit)
+    channels = await get_channels(session, {m.channel_id for m in messages})
+    views = await service.views.build(messages)
+    return SearchPage(
+        results=[
+            SearchResult(message=view, channel=_channel_ref(channels[view.channel_id])) for view in views
+        ],
+        has_more=cursor is not None,
+        next_before=cursor,
+    )
+
+
+def _channel_ref(channel: ChatChannel) -> SearchChannel:
+    return SearchChannel(id=channel.id, name=channel.name, kind=channel.kind)
