@@ -136,12 +136,13 @@ class HttpApi:
         if self.token_provider is None:
             assert self.token is not None
             return self.token
-        if self._refreshing is None:
-            self._refreshing = asyncio.ensure_future(self._call_provider(self.token_provider))
+        refreshing = self._refreshing
+        if refreshing is None:
+            refreshing = self._refreshing = asyncio.ensure_future(self._call_provider(self.token_provider))
         try:
-            self.token = await asyncio.shield(self._refreshing)
+            self.token = await asyncio.shield(refreshing)
         finally:
-            if self._refreshing.done():
+            if refreshing.done() and self._refreshing is refreshing:
                 self._refreshing = None
         return self.token
 
@@ -185,6 +186,7 @@ class HttpApi:
         `retry`: the request is safe to repeat, so network errors, 5xx and 429 are retried with backoff."""
         attempt = 0
         while True:
+            delay = backoff_delay(attempt, self.backoff_initial, self.backoff_max)
             try:
                 response = await self.send(method, path, json=json, params=params)
             except httpx.TransportError:
@@ -196,7 +198,6 @@ class HttpApi:
                 error = api_error(response)
                 if not (retry and error.retryable) or attempt >= self.retries:
                     raise error
-                if error.retry_after is not None:
-                    await asyncio.sleep(error.retry_after)
-            await asyncio.sleep(backoff_delay(attempt, self.backoff_initial, self.backoff_max))
+                delay = max(delay, error.retry_after or 0.0)
+            await asyncio.sleep(delay)
             attempt += 1

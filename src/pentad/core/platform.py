@@ -74,9 +74,7 @@ class Platform:
             jobs=Jobs.build([SEND_MAIL_JOB], apps),
             hub=hub,
             apps=apps,
-            credential_schemes={
-                scheme.prefix: scheme for spec in apps for scheme in spec.credential_schemes
-            },
+            credential_schemes={scheme.prefix: scheme for spec in apps for scheme in spec.credential_schemes},
         )
 
     async def close(self) -> None:

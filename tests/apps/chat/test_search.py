@@ -17,9 +17,7 @@ from pentad.core.platform import Platform
 from tests.apps.chat.factories import ChatTenantFixture, ChatUserFixture, send
 
 
-async def search(
-    client: httpx.AsyncClient, user: ChatUserFixture, q: str, **params: Any
-) -> dict[str, Any]:
+async def search(client: httpx.AsyncClient, user: ChatUserFixture, q: str, **params: Any) -> dict[str, Any]:
     response = await client.get("/api/chat/search", params={"q": q, **params}, headers=user.headers)
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
@@ -52,10 +50,8 @@ async def set_columns(platform: Platform, message_id: str, **values: Any) -> Non
 
 def test_parse_query_quotes_every_term_for_fts5() -> None:
     terms = parse_query('say "hi" NEAR(x) text:col OR a*b hello')
-    assert terms == SearchTerms(('say', '"hi"', "NEAR(x)", "text:col", "OR", "a*b"), "hello")
-    assert fts5_expression(terms) == (
-        '"say" """hi""" "NEAR(x)" "text:col" "OR" "a*b" "hello"*'
-    )
+    assert terms == SearchTerms(("say", '"hi"', "NEAR(x)", "text:col", "OR", "a*b"), "hello")
+    assert fts5_expression(terms) == ('"say" """hi""" "NEAR(x)" "text:col" "OR" "a*b" "hello"*')
 
 
 def test_parse_query_prefixes_only_a_plain_last_word_of_three_letters() -> None:
@@ -89,14 +85,16 @@ async def test_finds_by_word_prefix_and_thread_reply(
     hit = page["results"][0]
     assert hit["channel"] == {"id": channel["id"], "name": "general", "kind": "public"}
     assert hit["message"]["user"]["id"] == str(alice.id)
-    assert page["has_more"] is False and page["next_before"] is None
+    assert page["has_more"] is False
+    assert page["next_before"] is None
 
     assert await found(client, alice, "QUICK fox") == {"The quick brown fox"}
     assert await found(client, alice, "jum") == {"jumps over the lazy dogs"}
     assert await found(client, alice, "fox") == {"The quick brown fox", "a fox reply in the thread"}
     assert await found(client, alice, "quick dogs") == set()
     thread_hit = (await search(client, alice, "reply"))["results"][0]["message"]
-    assert thread_hit["id"] == reply["id"] and thread_hit["parent_id"] == fox["id"]
+    assert thread_hit["id"] == reply["id"]
+    assert thread_hit["parent_id"] == fox["id"]
 
 
 async def test_edits_are_reindexed_and_deletes_vanish(
@@ -144,9 +142,7 @@ async def test_filters_by_channel_author_dates_and_attachments(
     assert await found(client, alice, "report", until="2021-01-01T00:00:00Z") == {"report old"}
     assert await found(client, alice, "report", since="2021-01-01T00:00:00") == everything - {"report old"}
     recent = (datetime.now(UTC) - timedelta(days=1)).isoformat()
-    assert await found(client, alice, "report", since=recent, author_id=str(alice.id)) == {
-        "report with file"
-    }
+    assert await found(client, alice, "report", since=recent, author_id=str(alice.id)) == {"report with file"}
     assert await found(client, alice, "report", since="2020-01-02T00:00:00Z", until="2020-01-03") == set()
 
 
@@ -240,7 +236,7 @@ async def test_searches_only_what_the_searcher_may_read(
         (bob_carol, 404),
         (foreign_public, 404),
         (banned_public, 403),
-        (banned_private, 403),
+        (banned_private, 404),
     ):
         response = await client.get(
             "/api/chat/search", params={"q": "zebra", "channel_id": channel["id"]}, headers=alice.headers
@@ -277,50 +273,50 @@ async def test_search_needs_a_chat_user(client: httpx.AsyncClient) -> None:
 # ---------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize(
-    "query",
-    [
-        '"',
-        '"unbalanced',
-        "zebra*",
-        "*",
-        "NEAR(zebra stripes)",
-        "zebra OR lion",
-        "zebra AND NOT lion",
-        "text:zebra",
-        "chat_messages_fts:zebra",
-        "^zebra",
-        "(zebra",
-        "zebra)",
-        "-zebra",
-        "+zebra",
-        "zebra:*",
-        "zebra & lion | !tiger",
-        "'zebra'",
-        "zebra\\",
-        "%",
-        "_",
-        "100%",
-        "a_b",
-        "zebra; DROP TABLE chat_messages; --",
-        "\x00zebra",
-        "zeb\x00ra",
-        "\u200b",
-        "😀 zebra",
-        "ﬁ zébra",
-        "zebra " * 60,
-    ],
-)
+ODD_QUERIES = [
+    '"',
+    '"unbalanced',
+    "zebra*",
+    "*",
+    "NEAR(zebra stripes)",
+    "zebra OR lion",
+    "zebra AND NOT lion",
+    "text:zebra",
+    "chat_messages_fts:zebra",
+    "^zebra",
+    "(zebra",
+    "zebra)",
+    "-zebra",
+    "+zebra",
+    "zebra:*",
+    "zebra & lion | !tiger",
+    "'zebra'",
+    "zebra\\",
+    "%",
+    "_",
+    "100%",
+    "a_b",
+    "zebra; DROP TABLE chat_messages; --",
+    "\x00zebra",
+    "zeb\x00ra",
+    "\u200b",
+    "😀 zebra",
+    "ﬁ zébra",
+    "zebra " * 40,
+]
+
+
 async def test_special_characters_never_break_the_search(
-    client: httpx.AsyncClient, tenant: ChatTenantFixture, query: str
+    client: httpx.AsyncClient, tenant: ChatTenantFixture
 ) -> None:
     alice = await tenant.user("alice")
     channel = await tenant.channel(alice)
     await send(client, alice, channel["id"], "zebra stripes")
-    response = await client.get("/api/chat/search", params={"q": query}, headers=alice.headers)
-    assert response.status_code in (200, 400), response.text
-    if response.status_code == 400:
-        assert response.json()["code"] == "empty_query"
+    for query in ODD_QUERIES:
+        response = await client.get("/api/chat/search", params={"q": query}, headers=alice.headers)
+        assert response.status_code in (200, 400), (query, response.text)
+        if response.status_code == 400:
+            assert response.json()["code"] == "empty_query", query
 
 
 async def test_quoted_and_operator_words_are_searched_literally(

@@ -39,7 +39,9 @@ APP = AppSpec(
     topics=TOPICS,
     jobs=tasks.JOBS,
     cron=tasks.CRON,
+    mail_templates=Path(__file__).parent / "mail_templates",
     credential_schemes=CREDENTIAL_SCHEMES,
     cli=cli.chat,
     home_path="/chat",
+    static_dir=Path(__file__).parent / "static",
 )

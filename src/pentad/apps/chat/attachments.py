@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from fastapi import UploadFile
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from pentad.apps.chat import schemas
 from pentad.apps.chat.access import require_post
@@ -25,7 +25,7 @@ from pentad.apps.chat.service import ChatService
 from pentad.core.db.base import uuid7
 from pentad.core.db.hooks import on_commit
 from pentad.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
-from pentad.core.storage.base import media_type_essence
+from pentad.core.storage.base import UnsupportedContentType, media_type_essence
 
 IMAGE_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WEBP"}
 """Declared types that get a thumbnail, with the only Pillow decoder allowed to open them."""
@@ -37,6 +37,7 @@ CHUNK_BYTES = 65_536
 MAX_FILENAME_CHARS = 255
 MAX_KEY_NAME_CHARS = 100
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+MAX_CONTENT_TYPE_CHARS = 100
 
 _UNSAFE_KEY_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
@@ -96,16 +97,13 @@ def make_thumbnail(file: BinaryIO, image_format: str, size: int) -> Thumbnail:
                 width, height = height, width
             # JPEG decodes straight to a fraction of its size here, which is most of the work saved.
             image.draft("RGB", (size, size))
-            image.seek(0)
             oriented = ImageOps.exif_transpose(image)
             has_alpha = oriented.mode in ("RGBA", "LA", "PA") or "transparency" in oriented.info
             converted = oriented.convert("RGBA" if has_alpha else "RGB")
             converted.thumbnail((size, size), Image.Resampling.LANCZOS)
             output = io.BytesIO()
             converted.save(output, format="WEBP", quality=THUMBNAIL_QUALITY)
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        raise BadImage() from exc
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except (Image.DecompressionBombError, OSError, ValueError, SyntaxError, EOFError) as exc:
         # Pillow reports damaged data with any of these, depending on the format and where it breaks.
         raise BadImage() from exc
     return Thumbnail(width=width, height=height, data=output.getvalue())
@@ -136,13 +134,16 @@ class AttachmentService:
         limit = self.settings.upload_max_bytes
         if upload.size is not None and upload.size > limit:
             raise PayloadTooLarge(f"The file is larger than the {limit} bytes allowed.", limit=limit)
+        content_type = upload.content_type or DEFAULT_CONTENT_TYPE
+        if len(content_type) > MAX_CONTENT_TYPE_CHARS:
+            raise UnsupportedContentType(
+                f"A content type may be at most {MAX_CONTENT_TYPE_CHARS} characters."
+            )
         attachment_id = uuid7()
         filename = display_filename(upload.filename)
         prefix = f"chat/{self.chat.actor.tenant.id}/{channel_id}/{attachment_id}"
         key = f"{prefix}/{key_filename(filename)}"
-        stored = await self.storage.put(
-            key, _chunks(upload), content_type=upload.content_type or DEFAULT_CONTENT_TYPE, max_bytes=limit
-        )
+        stored = await self.storage.put(key, _chunks(upload), content_type=content_type, max_bytes=limit)
         attachment = ChatAttachment(
             id=attachment_id,
             channel_id=channel_id,

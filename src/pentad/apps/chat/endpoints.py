@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pentad.apps.chat import repository, schemas
 from pentad.apps.chat.access import ChatActor
 from pentad.apps.chat.dependencies import chat_actor, chat_service
+from pentad.apps.chat.schemas import MAX_SEQ
 from pentad.apps.chat.service import ChatService, user_view
 from pentad.apps.chat.tenancy import USER_PRINCIPAL, mint_user_token
 from pentad.core.auth.dependencies import db_session
@@ -84,7 +85,7 @@ async def list_users(
     session: Annotated[AsyncSession, Depends(db_session)],
     q: Annotated[str | None, Query(max_length=100, description="Part of a name or handle.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
 ) -> list[schemas.ChatUser]:
     users = await repository.list_users(session, actor.tenant.id, query_text=q, limit=limit, offset=offset)
     return [user_view(u) for u in users]
@@ -106,7 +107,7 @@ async def list_channels(
 async def list_public_channels(
     service: Service,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
 ) -> list[schemas.Channel]:
     return await service.list_public_channels(limit, offset)
 
@@ -174,7 +175,7 @@ async def list_members(
     channel_id: ChannelId,
     service: Service,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
 ) -> list[schemas.Member]:
     return await service.list_members(channel_id, limit, offset)
 
@@ -242,8 +243,8 @@ async def decline_invite(invite_id: uuid.UUID, service: Service) -> None:
 async def list_messages(
     channel_id: ChannelId,
     service: Service,
-    before: Annotated[int | None, Query(ge=0)] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    before: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     limit: Limit = 50,
 ) -> schemas.MessagePage:
     return await service.list_messages(channel_id, before=before, after=after, limit=limit)
@@ -273,7 +274,10 @@ async def send_message(
     "oldest change first: what a reconnecting client missed.",
 )
 async def sync(
-    channel_id: ChannelId, service: Service, since: Annotated[int, Query(ge=0)], limit: Limit = 200
+    channel_id: ChannelId,
+    service: Service,
+    since: Annotated[int, Query(ge=0, le=MAX_SEQ)],
+    limit: Limit = 200,
 ) -> schemas.SyncPage:
     return await service.sync(channel_id, since, limit)
 
@@ -343,8 +347,8 @@ async def message_history(message_id: MessageId, service: Service) -> list[schem
 async def list_replies(
     message_id: MessageId,
     service: Service,
-    before: Annotated[int | None, Query(ge=0)] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    before: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     limit: Limit = 50,
 ) -> schemas.MessagePage:
     parent = await service.get_message(message_id)

@@ -6,13 +6,14 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, literal, or_, select, update
+from sqlalchemy import Select, and_, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from pentad.apps.chat.models import (
     ChatAttachment,
     ChatChannel,
+    ChatIncomingHook,
     ChatInvite,
     ChatMember,
     ChatMention,
@@ -26,6 +27,7 @@ from pentad.apps.chat.models import (
     ChatTenant,
     ChatThreadParticipant,
     ChatUser,
+    ChatWebhook,
 )
 from pentad.core.db.base import utcnow
 
@@ -636,13 +638,13 @@ async def push_targets(
     user_ids: Iterable[uuid.UUID],
     all_members: bool,
     sender_id: uuid.UUID | None,
-) -> Sequence[tuple[uuid.UUID, uuid.UUID]]:
-    """(subscription id, user id) of the channel's active members to notify: `user_ids`, or every member."""
+) -> list[uuid.UUID]:
+    """Push subscriptions of the channel's active members to notify: `user_ids`, or every member."""
     ids = set(user_ids)
     if not all_members and not ids:
         return []
     query = (
-        select(ChatPushSubscription.id, ChatPushSubscription.user_id)
+        select(ChatPushSubscription.id)
         .join(
             ChatMember,
             and_(ChatMember.user_id == ChatPushSubscription.user_id, ChatMember.channel_id == channel_id),
@@ -655,4 +657,96 @@ async def push_targets(
         query = query.where(ChatPushSubscription.user_id != sender_id)
     if not all_members:
         query = query.where(ChatPushSubscription.user_id.in_(ids))
+    return list((await session.execute(query)).scalars())
+
+
+# ---------------------------------------------------------------- webhooks, incoming hooks, digests
+
+
+async def get_webhook(session: AsyncSession, webhook_id: uuid.UUID) -> ChatWebhook | None:
+    return await session.get(ChatWebhook, webhook_id)
+
+
+async def list_webhooks(
+    session: AsyncSession, tenant_id: uuid.UUID, *, active_only: bool = False
+) -> Sequence[ChatWebhook]:
+    query = select(ChatWebhook).where(ChatWebhook.tenant_id == tenant_id)
+    if active_only:
+        query = query.where(ChatWebhook.active.is_(True))
+    return (await session.execute(query.order_by(ChatWebhook.created_at, ChatWebhook.id))).scalars().all()
+
+
+async def get_incoming_hook(session: AsyncSession, hook_id: uuid.UUID) -> ChatIncomingHook | None:
+    return await session.get(ChatIncomingHook, hook_id)
+
+
+async def list_incoming_hooks(
+    session: AsyncSession, channel_id: uuid.UUID
+) -> Sequence[tuple[ChatIncomingHook, ChatUser]]:
+    query = (
+        select(ChatIncomingHook, ChatUser)
+        .join(ChatUser, ChatUser.id == ChatIncomingHook.bot_user_id)
+        .where(ChatIncomingHook.channel_id == channel_id, ChatIncomingHook.revoked_at.is_(None))
+        .order_by(ChatIncomingHook.created_at, ChatIncomingHook.id)
+    )
     return [(row[0], row[1]) for row in (await session.execute(query)).all()]
+
+
+def _due_mentions(before: datetime) -> Select[uuid.UUID]:
+    """Mentions still unread and not yet e-mailed, in messages sent before `before`, of users with an
+    address; the caller picks the columns."""
+    return (
+        select(ChatMention.user_id)
+        .join(
+            ChatMember,
+            and_(ChatMember.channel_id == ChatMention.channel_id, ChatMember.user_id == ChatMention.user_id),
+        )
+        .join(ChatUser, ChatUser.id == ChatMention.user_id)
+        .join(ChatTenant, ChatTenant.id == ChatUser.tenant_id)
+        .join(ChatMessage, ChatMessage.id == ChatMention.message_id)
+        .where(
+            ChatMention.seq > ChatMember.last_read_seq,
+            ChatMention.seq > ChatMember.digested_seq,
+            ChatUser.email.is_not(None),
+            ChatUser.deactivated_at.is_(None),
+            ChatTenant.disabled_at.is_(None),
+            ChatMessage.deleted_at.is_(None),
+            ChatMessage.created_at < before,
+        )
+    )
+
+
+async def list_digest_recipients(session: AsyncSession, before: datetime, limit: int) -> list[ChatUser]:
+    """Up to `limit` users who have mentions due for an e-mail digest (see _due_mentions)."""
+    user_ids = _due_mentions(before).distinct().limit(limit).subquery()
+    query = select(ChatUser).where(ChatUser.id.in_(select(user_ids.c.user_id))).order_by(ChatUser.id)
+    return list((await session.execute(query)).scalars())
+
+
+async def list_digest_mentions(
+    session: AsyncSession, user_ids: Sequence[uuid.UUID], before: datetime
+) -> Sequence[tuple[uuid.UUID, ChatMessage, ChatChannel]]:
+    """(mentioned user id, message, channel) of the users' due mentions, oldest first."""
+    if not user_ids:
+        return []
+    query = (
+        _due_mentions(before)
+        .add_columns(ChatMessage, ChatChannel)
+        .join(ChatChannel, ChatChannel.id == ChatMention.channel_id)
+        .where(ChatMention.user_id.in_(user_ids))
+        .order_by(ChatMessage.created_at, ChatMessage.id)
+    )
+    return [(row[0], row[1], row[2]) for row in (await session.execute(query)).all()]
+
+
+async def advance_digested(
+    session: AsyncSession, channel_id: uuid.UUID, user_id: uuid.UUID, seq: int
+) -> None:
+    await session.execute(
+        update(ChatMember)
+        .where(
+            ChatMember.channel_id == channel_id, ChatMember.user_id == user_id, ChatMember.digested_seq < seq
+        )
+        .values(digested_seq=seq)
+        .execution_options(synchronize_session=False)
+    )

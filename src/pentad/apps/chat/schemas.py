@@ -8,6 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+MAX_SEQ = 2**62
+"""Largest sequence number or offset accepted: beyond every database's 64-bit integers' reach."""
+
 ChannelKind = Literal["public", "private", "direct", "group"]
 MemberRole = Literal["owner", "moderator", "member"]
 UserRole = Literal["user", "moderator", "admin", "bot"]
@@ -293,11 +296,11 @@ class MessageEdit(BaseModel):
 
 
 class ReadUpdate(Strict):
-    seq: int = Field(ge=0, description="Everything up to and including this sequence number is read.")
+    seq: int = Field(ge=0, le=MAX_SEQ, description="Everything up to and including this seq is read.")
 
 
 class DeliveredUpdate(Strict):
-    seq: int = Field(ge=0)
+    seq: int = Field(ge=0, le=MAX_SEQ)
 
 
 class PresenceUpdate(Strict):

@@ -100,10 +100,26 @@ class MessageViews:
         ids = [m.id for m in messages]
         users = await repository.get_users(self.session, {m.user_id for m in messages if m.user_id})
         mentions = await repository.mentions_of(self.session, ids)
+        reactions = await repository.reactions_of(self.session, ids, REACTION_USERS_SHOWN)
+        return await self._assemble(messages, users, mentions, reactions)
+
+    async def new(
+        self, message: ChatMessage, author: ChatUser, mentioned: Sequence[uuid.UUID]
+    ) -> schemas.Message:
+        """The view of a message just sent: author and mentions are known and it has no reactions yet, so
+        only attachments (if any) are read back — this is the send hot path."""
+        return (await self._assemble([message], {author.id: author}, {message.id: list(mentioned)}, {}))[0]
+
+    async def _assemble(
+        self,
+        messages: Sequence[ChatMessage],
+        users: dict[uuid.UUID, ChatUser],
+        mentions: dict[uuid.UUID, list[uuid.UUID]],
+        reactions: dict[uuid.UUID, list[tuple[str, int, list[uuid.UUID]]]],
+    ) -> list[schemas.Message]:
         attachments = await repository.attachments_of(
             self.session, [m.id for m in messages if m.has_attachments]
         )
-        reactions = await repository.reactions_of(self.session, ids, REACTION_USERS_SHOWN)
         views = []
         for message in messages:
             author = users.get(message.user_id) if message.user_id else None
@@ -581,7 +597,7 @@ class ChatService:
                 await repository.add_thread_participant(self.session, parent.id, parent.user_id)
             await self.session.flush()
             parent_view = await self.views.one(parent)
-        view = await self.views.one(message)
+        view = await self.views.new(message, self.actor.user, sorted(mentioned))
         publish(
             self.session,
             channel_topic(channel_id),

@@ -38,6 +38,9 @@ TENANT_PRINCIPAL = "chat_tenant"
 USER_PRINCIPAL = "chat_user"
 SERVER_KEY_CHECK_SECONDS = 60
 _HANDLE_CHARS = re.compile(r"[^a-z0-9_.\-]+")
+ISSUED_CLAIM = "iat_us"
+"""When a user token was minted, in microseconds since the epoch: `iat` counts whole seconds, too coarse to
+tell a token minted just before a revocation from one minted just after (which must work at once)."""
 
 
 # ---------------------------------------------------------------- credential schemes
@@ -92,8 +95,8 @@ async def _authenticate_user_token(
     user = await repository.get_user(session, user_id)
     if user is None or user.deactivated_at is not None or str(user.tenant_id) != claims.get("tid"):
         raise InvalidToken()
-    issued = datetime.fromtimestamp(int(str(claims["iat"])), UTC)
-    if user.tokens_valid_after is not None and issued < user.tokens_valid_after.replace(microsecond=0):
+    issued = int(str(claims.get(ISSUED_CLAIM, int(str(claims["iat"])) * 1_000_000)))
+    if user.tokens_valid_after is not None and issued < _microseconds(user.tokens_valid_after):
         raise InvalidToken()
     tenant = await repository.get_tenant(session, user.tenant_id)
     if tenant is None or tenant.disabled_at is not None:
@@ -122,6 +125,10 @@ CREDENTIAL_SCHEMES = (
 )
 
 
+def _microseconds(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
 def mint_user_token(platform: Platform, user: ChatUser, ttl: int | None = None) -> schemas.UserToken:
     lifetime = ttl or platform.settings.chat.user_token_ttl
     jwt, expires = tokens.issue_jwt(
@@ -131,6 +138,7 @@ def mint_user_token(platform: Platform, user: ChatUser, ttl: int | None = None) 
         subject=str(user.id),
         ttl=lifetime,
         tid=str(user.tenant_id),
+        **{ISSUED_CLAIM: _microseconds(utcnow())},
     )
     return schemas.UserToken(
         token=f"{USER_TOKEN}_{jwt}", expires_at=expires, user=schemas.ChatUser.model_validate(user)
@@ -274,7 +282,7 @@ class TenantService:
 
     async def revoke_user_tokens(self, tenant: ChatTenant, external_id: str) -> None:
         user = await self.get_user(tenant, external_id)
-        user.tokens_valid_after = utcnow() + timedelta(seconds=1)
+        user.tokens_valid_after = utcnow()
         await self.session.flush()
         self.platform.principals.forget(user.id)
         audit.record(

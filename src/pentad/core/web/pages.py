@@ -150,12 +150,15 @@ def render_page(
     *,
     status_code: int = 200,
     headers: Mapping[str, str] | None = None,
+    renderer: Jinja2Templates = templates,
     **context: Any,
 ) -> Response:
-    """A page in the site layout. Pages are never cached: several show secrets exactly once."""
+    """A page in the site layout. Pages are never cached: several show secrets exactly once.
+
+    Apps pass their own `renderer`, whose loader also finds the core's templates (base.html)."""
     if principal is not None and principal.session_id is None:
         principal = None
-    return templates.TemplateResponse(
+    return renderer.TemplateResponse(
         request,
         template,
         {
