@@ -118,13 +118,24 @@ class HttpApi:
         self.retries = retries
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
-        self._owns_client = http_client is None
-        self.http = http_client or httpx.AsyncClient(timeout=timeout)
+        self.timeout = timeout
+        self._given_client = http_client
+        self._own_client: httpx.AsyncClient | None = None
         self._refreshing: asyncio.Future[str] | None = None
 
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The given client, or one of our own (made again after aclose(): a closed ChatClient reconnects)."""
+        if self._given_client is not None:
+            return self._given_client
+        if self._own_client is None:
+            self._own_client = httpx.AsyncClient(timeout=self.timeout)
+        return self._own_client
+
     async def aclose(self) -> None:
-        if self._owns_client:
-            await self.http.aclose()
+        if self._own_client is not None:
+            await self._own_client.aclose()
+            self._own_client = None
 
     async def current_token(self) -> str:
         if self.token is None:

@@ -27,7 +27,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote
@@ -146,11 +146,10 @@ class EventStream:
             raise StopAsyncIteration
         return event
 
-    async def get(self, timeout: float | None = None) -> ChatEvent:
-        """The next event, waiting at most `timeout` seconds (TimeoutError); ChatClosedError at the end."""
+    async def get(self) -> ChatEvent:
+        """The next event (wrap it in asyncio.timeout to bound the wait); ChatClosedError at the end."""
         try:
-            async with asyncio.timeout(timeout):
-                return await self.__anext__()
+            return await self.__anext__()
         except StopAsyncIteration:
             raise ChatClosedError("The event stream has ended.") from None
 
@@ -334,9 +333,9 @@ class ChatClient:
     def connected(self) -> bool:
         return self._ready.is_set()
 
-    async def wait_connected(self, timeout: float | None = None) -> None:
-        async with asyncio.timeout(timeout):
-            await self._ready.wait()
+    async def wait_connected(self) -> None:
+        """Until the client is connected (again); wrap it in asyncio.timeout to bound the wait."""
+        await self._ready.wait()
 
     # ------------------------------------------------------------ events
 
@@ -392,6 +391,8 @@ class ChatClient:
             return
         try:
             await self._subscribe_feed(ws, feed)
+        except _SocketGone:
+            return  # the next connection subscribes it
         except BaseException:
             self._feeds.pop(channel_id, None)
             raise
@@ -405,7 +406,7 @@ class ChatClient:
             feed.sync_task.cancel()
         ws = self._ws
         if ws is not None and self._ready.is_set():
-            with contextlib.suppress(ChatRealtimeError, _SocketGone):
+            with contextlib.suppress(ChatRealtimeError, _SocketGone, TimeoutError):
                 await self._request(ws, {"op": "unsubscribe", "topic": feed.topic.name})
 
     def last_seq(self, channel_id: uuid.UUID | str) -> int | None:
@@ -478,11 +479,11 @@ class ChatClient:
         """Messages queued and not yet acknowledged, oldest first."""
         return list(self._outbox)
 
-    async def drain(self, timeout: float | None = None) -> None:
-        """Until every queued message is acknowledged or failed (TimeoutError after `timeout`)."""
-        async with asyncio.timeout(timeout):
-            while self._outbox:
-                await asyncio.wait([asyncio.ensure_future(asyncio.shield(self._outbox[-1]._result))])
+    async def drain(self) -> None:
+        """Until every queued message is acknowledged or failed (wrap it in asyncio.timeout to bound it)."""
+        while self._outbox:
+            with contextlib.suppress(Exception):
+                await self._outbox[-1]
 
     def _ensure_workers(self) -> None:
         if self._sender is None or self._sender.done():
@@ -508,7 +509,10 @@ class ChatClient:
             else:
                 if response.is_success:
                     self._outbox.popleft()
-                    outgoing._resolve(Message.model_validate(response.json()))
+                    try:
+                        outgoing._resolve(Message.model_validate(response.json()))
+                    except ValueError as exc:
+                        outgoing._fail(exc)
                     attempt = 0
                     continue
                 error = api_error(response)
@@ -687,23 +691,24 @@ class ChatClient:
         attempt = 0
         while not self._closed:
             was_ready = False
-            renew = False
             try:
                 token = await self._socket_token()
-                async with connect(
-                    self.ws_url,
-                    open_timeout=self.connect_timeout,
-                    ping_interval=None,
-                    compression=None,
-                    max_queue=None,
-                ) as ws:
-                    was_ready = await self._session(ws, token)
-            except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ChatRealtimeError) as exc:
-                logger.debug("Chat connection failed: %r", exc)
-            except (httpx.HTTPError, ChatAPIError) as exc:
+            except Exception as exc:  # the application's token provider may fail in any way
                 logger.warning("Could not get a chat token: %r", exc)
-            finally:
-                self._end_session()
+            else:
+                try:
+                    async with connect(
+                        self.ws_url,
+                        open_timeout=self.connect_timeout,
+                        ping_interval=None,
+                        compression=None,
+                        max_queue=None,
+                    ) as ws:
+                        was_ready = await self._session(ws, token)
+                except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ChatRealtimeError) as exc:
+                    logger.debug("Chat connection failed: %r", exc)
+                finally:
+                    self._end_session()
             if was_ready:
                 attempt = 0
                 self._emit(ConnectionEvent(state="disconnected", code=self.close_code))
@@ -713,8 +718,7 @@ class ChatClient:
                 logger.warning("The chat server closed the connection for good (%s).", self.close_code)
                 self._emit(ConnectionEvent(state="closed", code=self.close_code))
                 return
-            renew = self.close_code in RENEWABLE_CODES
-            if renew:
+            if self.close_code in RENEWABLE_CODES:
                 self._token_expires_at = 0.0
             await asyncio.sleep(backoff_delay(attempt, self.backoff_initial, self.backoff_max))
             attempt += 1
@@ -742,13 +746,17 @@ class ChatClient:
             if self._user_topic is None or self._user_topic.name != f"chat.user.{self.user_id}":
                 self._user_topic = _Topic(f"chat.user.{self.user_id}")
             await self._subscribe_topic(ws, self._user_topic)
-            for feed in list(self._feeds.values()):
-                try:
-                    await self._subscribe_feed(ws, feed)
-                except ChatRealtimeError as exc:
-                    if exc.code == "unavailable":
-                        raise
-                    self._drop_feed(feed, exc)
+            subscribed: set[uuid.UUID] = set()
+            # Until none is left: subscribe() may add channels meanwhile, and leaves them to this loop.
+            while todo := [f for f in self._feeds.values() if f.channel_id not in subscribed]:
+                for feed in todo:
+                    subscribed.add(feed.channel_id)
+                    try:
+                        await self._subscribe_feed(ws, feed)
+                    except ChatRealtimeError as exc:
+                        if exc.code == "unavailable":
+                            raise
+                        self._drop_feed(feed, exc)
             self.connects += 1
             self._ready.set()
             ready = True
@@ -846,7 +854,11 @@ class ChatClient:
             while True:
                 async with asyncio.timeout(self._silence_limit):
                     raw = await ws.recv()
-                frame = orjson.loads(raw)
+                try:
+                    frame = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    logger.warning("Dropped a chat frame that is not JSON.")
+                    continue
                 if isinstance(frame, dict):
                     await self._on_frame(ws, frame)
         except ConnectionClosed as exc:
@@ -999,10 +1011,3 @@ def _page_params(before: int | None, after: int | None, limit: int) -> dict[str,
     if after is not None:
         params["after"] = after
     return params
-
-
-__all__ = ["ChatClient", "EventCallback", "EventStream", "OutgoingMessage"]
-
-
-def _unused(_: AsyncIterator[None]) -> None:  # pragma: no cover
-    raise NotImplementedError

@@ -70,7 +70,8 @@ class ChatServer:
     async def set_blocked_words(self, words: list[str]) -> Tenant:
         """Messages containing any of these words (case-insensitive) are refused from now on."""
         body = {"blocked_words": words}
-        answer = await self._api.request("PUT", "/api/chat/server/tenant/blocked-words", json=body, retry=True)
+        path = "/api/chat/server/tenant/blocked-words"
+        answer = await self._api.request("PUT", path, json=body, retry=True)
         return Tenant.model_validate(answer)
 
     # ------------------------------------------------------------ users and tokens
@@ -143,7 +144,8 @@ class ChatServer:
             "data": data or {},
         }
         # Only a direct channel is idempotent (it is answered with the existing one).
-        answer = await self._api.request("POST", "/api/chat/server/channels", json=body, retry=kind == "direct")
+        direct = kind == "direct"
+        answer = await self._api.request("POST", "/api/chat/server/channels", json=body, retry=direct)
         return ChannelState.model_validate(answer)
 
     async def add_members(
@@ -151,9 +153,7 @@ class ChatServer:
     ) -> list[Member]:
         """Add users (external ids) to a channel."""
         body = {"user_ids": user_ids, "role": role}
-        answer = await self._api.request(
-            "POST", f"/api/chat/server/channels/{channel_id}/members", json=body
-        )
+        answer = await self._api.request("POST", f"/api/chat/server/channels/{channel_id}/members", json=body)
         return [Member.model_validate(item) for item in answer]
 
     async def send_message(

@@ -1,5 +1,5 @@
 """Checks shared by the chat behaviour tests: the audit trail, database snapshots, Pentad credentials and
-sending many messages without the HTTP round trip."""
+many stored messages at once."""
 
 from __future__ import annotations
 
@@ -8,13 +8,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from pentad.apps.chat import schemas
-from pentad.apps.chat.service import ChatService
-from pentad.apps.chat.tenancy import actor_for
-from pentad.core import audit
+from pentad.apps.chat.models import ChatChannel, ChatMessage
 from pentad.core.audit import AuditEvent
-from pentad.core.auth.service import AuthService
-from pentad.core.db.base import Base
+from pentad.core.db.base import Base, utcnow
 from pentad.core.platform import Platform
 from tests.apps.chat.factories import ChatUserFixture
 from tests.factories import create_admin, create_user, issue_api_key
@@ -62,16 +58,28 @@ def changed_tables(before: dict[str, list[str]], after: dict[str, list[str]]) ->
     }
 
 
-async def send_many(
+async def insert_messages(
     platform: Platform, user: ChatUserFixture, channel_id: uuid.UUID | str, count: int, prefix: str = "m"
 ) -> None:
-    """Send `count` messages as `user` through the chat service in one transaction (the HTTP rate limits
-    are not what these tests are about)."""
+    """Store `count` messages by `user` as sending them would (next sequence numbers, the channel's counter
+    moved on), in one statement: a thousand sends through the API take long and test nothing more here."""
+    channel_uuid = uuid.UUID(str(channel_id))
     async with platform.database.transaction() as session:
-        principal = await AuthService(session, platform).authenticate_bearer(user.token)
-        actor = await actor_for(session, platform, principal)
-        service = ChatService(session, platform, actor, audit.SYSTEM)
-        for number in range(count):
-            await service.send_message(
-                uuid.UUID(str(channel_id)), schemas.MessageCreate(text=f"{prefix} {number}")
+        channel = await session.get(ChatChannel, channel_uuid)
+        assert channel is not None
+        first = channel.last_seq + 1
+        now = utcnow()
+        session.add_all(
+            ChatMessage(
+                channel_id=channel_uuid,
+                seq=first + number,
+                revision=first + number,
+                user_id=user.id,
+                text=f"{prefix} {number}",
+                html=f"<p>{prefix} {number}</p>",
+                created_at=now,
             )
+            for number in range(count)
+        )
+        channel.last_seq = first + count - 1
+        channel.last_message_at = now

@@ -46,7 +46,12 @@ def png_header_only(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
 
 
 async def upload(
@@ -91,7 +96,9 @@ async def test_image_upload_gets_a_small_thumbnail(
         assert small.size == (THUMBNAIL_SIZE, THUMBNAIL_SIZE // 2)
 
 
-async def test_thumbnail_follows_exif_orientation(client: httpx.AsyncClient, tenant: ChatTenantFixture) -> None:
+async def test_thumbnail_follows_exif_orientation(
+    client: httpx.AsyncClient, tenant: ChatTenantFixture
+) -> None:
     alice = await tenant.user("alice")
     channel = await tenant.channel(alice)
     exif = Image.Exif()
@@ -115,9 +122,12 @@ async def test_sent_attachment_is_shown_with_a_working_signed_url(
     bob = await tenant.user("bob")
     channel = await tenant.channel(alice, bob, kind="private", name="team")
     document = b"%PDF-1.7 a small document"
-    ref = (await upload(client, alice, channel["id"], document, "application/pdf", "../../notes v2.pdf")).json()
+    ref = (
+        await upload(client, alice, channel["id"], document, "application/pdf", "../../notes v2.pdf")
+    ).json()
     assert ref["filename"] == "notes v2.pdf"
-    assert ref["thumbnail_url"] is None and ref["width"] is None
+    assert ref["thumbnail_url"] is None
+    assert ref["width"] is None
 
     message = await send(client, alice, channel["id"], "the notes", attachment_ids=[ref["id"]])
 
@@ -149,7 +159,9 @@ async def test_non_members_cannot_upload(client: httpx.AsyncClient, tenant: Chat
     assert anonymous.status_code == 401
 
 
-async def test_attachments_of_others_cannot_be_sent(client: httpx.AsyncClient, tenant: ChatTenantFixture) -> None:
+async def test_attachments_of_others_cannot_be_sent(
+    client: httpx.AsyncClient, tenant: ChatTenantFixture
+) -> None:
     alice = await tenant.user("alice")
     bob = await tenant.user("bob")
     channel = await tenant.channel(alice, bob)
@@ -185,7 +197,9 @@ async def test_too_large_upload_is_refused(client: httpx.AsyncClient, tenant: Ch
     assert response.json()["code"] == "payload_too_large"
 
 
-async def test_fake_and_broken_images_are_refused(client: httpx.AsyncClient, tenant: ChatTenantFixture) -> None:
+async def test_fake_and_broken_images_are_refused(
+    client: httpx.AsyncClient, tenant: ChatTenantFixture
+) -> None:
     alice = await tenant.user("alice")
     channel = await tenant.channel(alice)
     channel_id = channel["id"]
@@ -204,7 +218,9 @@ async def test_fake_and_broken_images_are_refused(client: httpx.AsyncClient, ten
     assert huge.status_code == 400
 
 
-async def test_uploader_deletes_unsent_attachment(client: httpx.AsyncClient, tenant: ChatTenantFixture) -> None:
+async def test_uploader_deletes_unsent_attachment(
+    client: httpx.AsyncClient, tenant: ChatTenantFixture
+) -> None:
     alice = await tenant.user("alice")
     bob = await tenant.user("bob")
     channel = await tenant.channel(alice, bob)

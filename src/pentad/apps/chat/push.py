@@ -257,18 +257,23 @@ async def deliver(
         "Content-Encoding": "aes128gcm",
         "Content-Type": "application/octet-stream",
     }
-    async with (
-        httpx.AsyncClient(timeout=settings.webhook_timeout, trust_env=False) as client,
-        # Connect to the address that was checked, not to whatever the name resolves to by now.
-        client.stream(
-            "POST",
-            destination.pinned_url(),
-            content=body,
-            headers=headers,
-            extensions={"sni_hostname": destination.host},
-        ) as response,
-    ):
-        return response.status_code
+    async with httpx.AsyncClient(timeout=settings.webhook_timeout, trust_env=False) as client:
+        unreachable: httpx.ConnectError | None = None
+        # Connect only to the addresses that were checked, not to whatever the name resolves to by now.
+        for address in destination.addresses:
+            try:
+                async with client.stream(
+                    "POST",
+                    destination.pinned_url(address),
+                    content=body,
+                    headers=headers,
+                    extensions={"sni_hostname": destination.host},
+                ) as response:
+                    return response.status_code
+            except httpx.ConnectError as exc:
+                unreachable = exc
+    assert unreachable is not None
+    raise unreachable
 
 
 async def send_push(context: JobContext, payload: dict[str, Any]) -> None:
@@ -278,36 +283,38 @@ async def send_push(context: JobContext, payload: dict[str, Any]) -> None:
     notification = PushNotification.model_validate(payload["notification"])
     async with platform.database.transaction(writes=False) as session:
         subscription = await session.get(ChatPushSubscription, subscription_id)
-        key = await session.get(ChatVapidKey, VAPID_KEY_ID)
         if subscription is None:
             return
         endpoint = _decrypt(platform, subscription, "endpoint")
         keys = json.loads(_decrypt(platform, subscription, "keys"))
-    if key is None:
+        previous_error = subscription.last_error
+        key = await session.get(ChatVapidKey, VAPID_KEY_ID)
+        signer = _vapid_signer(platform, key) if key is not None else None
+    if signer is None:
         async with platform.database.transaction() as session:
-            key = await vapid_key(session, platform)
-    signer = _vapid_signer(platform, key)
+            signer = _vapid_signer(platform, await vapid_key(session, platform))
     retry = False
     try:
         status = await deliver(platform.settings.chat, endpoint, keys, signer, notification)
     except netguard.DestinationNotAllowed as exc:
-        error: str | None = exc.message
+        error: str | None = exc.message[:MAX_ERROR_CHARS]
     except httpx.HTTPError as exc:
         # Only the kind: some messages quote the URL, and an endpoint is a credential.
         error, retry = f"{type(exc).__name__} reaching the push service", True
     else:
-        error = None if 200 <= status < 300 else f"HTTP {status} from the push service"
-        retry = status >= 500 or status == 429
         if status in (404, 410):
             async with platform.database.transaction() as session:
                 gone = await session.get(ChatPushSubscription, subscription_id)
                 if gone is not None:
                     await session.delete(gone)
             return
-    async with platform.database.transaction() as session:
-        current = await session.get(ChatPushSubscription, subscription_id)
-        if current is not None and current.last_error != error:
-            current.last_error = error[:MAX_ERROR_CHARS] if error else None
+        error = None if 200 <= status < 300 else f"HTTP {status} from the push service"
+        retry = status >= 500 or status == 429
+    if error != previous_error:
+        async with platform.database.transaction() as session:
+            current = await session.get(ChatPushSubscription, subscription_id)
+            if current is not None:
+                current.last_error = error
     if error is not None:
         logger.info("push_not_delivered", subscription_id=str(subscription_id), error=error, retry=retry)
     if retry:

@@ -510,6 +510,10 @@ async def delete_mentions(session: AsyncSession, message_id: uuid.UUID) -> None:
     await session.execute(delete(ChatMention).where(ChatMention.message_id == message_id))
 
 
+async def delete_edits(session: AsyncSession, message_id: uuid.UUID) -> None:
+    await session.execute(delete(ChatMessageEdit).where(ChatMessageEdit.message_id == message_id))
+
+
 # ---------------------------------------------------------------- moderation
 
 

@@ -225,15 +225,12 @@ async def find_messages(
 def _tsquery(terms: SearchTerms) -> ColumnElement[Any]:
     """plainto_tsquery reads only words, whatever the user typed; the prefix term is letters and digits
     (parse_query), so `:*` is the only operator to_tsquery sees."""
-    parts = []
-    if terms.terms:
-        parts.append(func.plainto_tsquery(SIMPLE, " ".join(terms.terms)))
-    if terms.prefix is not None:
-        parts.append(func.to_tsquery(SIMPLE, f"{terms.prefix}:*"))
-    tsquery: ColumnElement[Any] = parts[0]
-    for part in parts[1:]:
-        tsquery = tsquery.op("&&")(part)
-    return tsquery
+    words = func.plainto_tsquery(SIMPLE, " ".join(terms.terms)) if terms.terms else None
+    if terms.prefix is None:
+        assert words is not None, "parse_query leaves a term or a prefix"
+        return words
+    prefixed = func.to_tsquery(SIMPLE, f"{terms.prefix}:*")
+    return prefixed if words is None else words.op("&&")(prefixed)
 
 
 async def _find_sqlite(

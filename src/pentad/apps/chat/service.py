@@ -802,11 +802,14 @@ class ChatService:
             require_permission(access, CHANNEL_MODERATE)
         if message.deleted_at is not None:
             return await self.views.one(message)
+        # A tombstone keeps nothing of what was said: no text, no earlier versions, no files offered.
         message.text, message.html, message.payload = "", "", None
+        message.has_attachments = False
         message.deleted_at = utcnow()
         message.pinned_at = None
         message.revision = await repository.next_seq(self.session, message.channel_id)
         await repository.delete_mentions(self.session, message.id)
+        await repository.delete_edits(self.session, message.id)
         if not own:
             audit.record(
                 self.session,

@@ -425,9 +425,45 @@ export class ChatClient {
     return this.request("POST", `/channels/${this.#id(channelId)}/attachments`, { form, signal });
   }
 
-  /** Full-text search of the messages you may read; options as the query of GET /api/chat/search. */
+  /** Delete an attachment you uploaded and have not sent. */
+  deleteAttachment(attachmentId) {
+    return this.request("DELETE", `/attachments/${this.#id(attachmentId)}`);
+  }
+
+  /**
+   * Search the messages you may read, newest first: {results: [{message, channel}], has_more,
+   * next_before}. Options: channel_id, author_id, since, until, has_attachment, limit, before (the
+   * previous page's next_before).
+   */
   search(q, options = {}) {
     return this.request("GET", "/search", { query: { ...options, q } });
+  }
+
+  // ------------------------------------------------------------------ Web Push
+
+  /**
+   * Receive Web Push notifications of this user on this browser: subscribes `registration` (a service
+   * worker registration, e.g. of /static/chat/sw.js) with the server's VAPID key and registers it.
+   * Ask Notification.requestPermission() first.
+   */
+  async enablePush(registration) {
+    let subscription = await registration.pushManager.getSubscription();
+    if (!subscription) {
+      const { public_key: key } = await this.request("GET", "/push/vapid-public-key");
+      const raw = atob(key.replace(/-/g, "+").replace(/_/g, "/"));
+      const applicationServerKey = Uint8Array.from(raw, (ch) => ch.charCodeAt(0));
+      subscription = await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey });
+    }
+    await this.request("POST", "/push/subscriptions", { body: subscription.toJSON() });
+    return subscription;
+  }
+
+  /** Stop Web Push to this browser. */
+  async disablePush(registration) {
+    const subscription = await registration.pushManager.getSubscription();
+    if (!subscription) return;
+    await this.request("DELETE", "/push/subscriptions", { body: { endpoint: subscription.endpoint } });
+    await subscription.unsubscribe();
   }
 
   // ------------------------------------------------------------------ moderation

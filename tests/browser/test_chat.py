@@ -1,0 +1,170 @@
+"""Two people chat on /chat, each in their own headless Chromium context, against a real `pentad serve`:
+a direct message shows as unread in the other's channel list, then live; typing shows; reading it sends
+a receipt back; a thread reply and a reaction reach the other side.
+
+Screenshots of the page (desktop and phone) go to /tmp for review.
+Run it alone with `pytest tests/browser/test_chat.py -m browser`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, ConsoleMessage, Locator, Page, async_playwright, expect
+
+from tests.browser.test_account_flow import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DESKTOP,
+    PHONE,
+    SCREENSHOTS,
+    _chromium_or_skip,
+    _sign_in,
+)
+from tests.factories import free_port
+from tests.servers import VENV_BIN, serving
+
+pytestmark = pytest.mark.browser
+
+LIVE_MS = 10_000
+"""How long a change may take to reach the other browser (it takes milliseconds)."""
+
+
+@dataclass(frozen=True)
+class Person:
+    email: str
+    name: str
+    password: str
+
+
+@pytest.fixture(scope="module")
+def people() -> tuple[Person, Person]:
+    return (
+        Person("ada@example.com", "Ada Lovelace", secrets.token_urlsafe(18)),
+        Person("bob@example.com", "Bob Builder", secrets.token_urlsafe(18)),
+    )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, people: tuple[Person, Person]) -> Iterator[str]:
+    """`pentad serve` with its own SQLite database and two member accounts."""
+    data_dir = tmp_path_factory.mktemp("chat-browser")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PENTAD_")}
+    env |= {
+        "PENTAD_DATA_DIR": str(data_dir),
+        "PENTAD_DATABASE__URL": f"sqlite+aiosqlite:///{data_dir / 'pentad.db'}",
+        "PENTAD_LOG__LEVEL": "WARNING",
+    }
+    pentad = str(VENV_BIN / "pentad")
+    subprocess.run([pentad, "migrate"], env=env, cwd=data_dir, check=True, capture_output=True, timeout=60)
+    for person in people:
+        subprocess.run(
+            [pentad, "user", "create", "--email", person.email, "--password", person.password,
+             "--name", person.name],
+            env=env, cwd=data_dir, check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+    with serving(env, data_dir, free_port(), data_dir / "server.log") as base_url:
+        yield base_url
+
+
+async def _open_chat(browser: Browser, server: str, person: Person, problems: list[str]) -> Page:
+    context = await browser.new_context(viewport=DESKTOP, base_url=server)
+    page = await context.new_page()
+
+    def watch(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            problems.append(f"{person.name}: {message.text}")
+
+    page.on("console", watch)
+    page.on("pageerror", lambda error: problems.append(f"{person.name}: {error}"))
+    await page.goto("/chat")
+    await expect(page).to_have_url(f"{server}/login?next=%2Fchat")
+    await _sign_in(page, person.email, person.password)
+    await expect(page).to_have_url(f"{server}/chat")
+    await expect(page.locator("#connection")).to_have_text("Connected", timeout=LIVE_MS)
+    return page
+
+
+def _message(page: Page, text: str) -> Locator:
+    return page.locator("#messages > li.msg", has=page.locator(".msg__body", has_text=text))
+
+
+async def test_two_people_chat_live(server: str, people: tuple[Person, Person]) -> None:
+    _chromium_or_skip()
+    ada, bob = people
+    problems: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        ada_page = await _open_chat(browser, server, ada, problems)
+        bob_page = await _open_chat(browser, server, bob, problems)
+
+        # Bob reads a channel of his own: the direct message arrives somewhere he is not looking.
+        await bob_page.get_by_role("button", name="New channel").click()
+        await bob_page.get_by_label("Name", exact=True).fill("general")
+        await bob_page.get_by_role("button", name="Create channel").click()
+        await expect(bob_page.get_by_role("heading", name="# general")).to_be_visible()
+
+        await ada_page.get_by_role("button", name="New direct message").click()
+        await ada_page.get_by_label("Find a person").fill("bob")
+        await ada_page.get_by_role("button", name=re.compile(r"^Bob Builder \(@bob\)")).click()
+        await expect(ada_page.get_by_role("heading", name="Bob Builder")).to_be_visible()
+        ada_composer = ada_page.get_by_label("Message", exact=True)
+        await ada_composer.fill("Hello Bob")
+        await ada_page.get_by_role("button", name="Send", exact=True).click()
+        await expect(ada_page.locator("#messages .msg__body")).to_have_text(["Hello Bob"])
+        await expect(ada_page.locator("#receipts")).to_have_text("")
+
+        # The unread badge, live, on the conversation Bob is not viewing.
+        direct = bob_page.locator("#channel-list a", has_text="Ada Lovelace")
+        await expect(direct.locator(".chat-badge--unread")).to_have_text("1", timeout=LIVE_MS)
+        await expect(direct.locator(".chat-badge--unread")).to_have_attribute("aria-label", "1 unread message")
+
+        # Bob opens it: he reads the message, his badge goes, Ada sees the receipt come back.
+        await direct.click()
+        await expect(bob_page).to_have_url(re.compile(r"/chat\?channel="))
+        await expect(bob_page.locator("#messages .msg__body")).to_have_text(["Hello Bob"])
+        await expect(direct.locator(".chat-badge")).to_have_count(0)
+        await expect(ada_page.locator("#receipts")).to_have_text("Seen by Bob Builder", timeout=LIVE_MS)
+
+        # Ada types: Bob sees it; she sends: Bob sees the message live and the indicator goes.
+        await ada_composer.press_sequentially("How are you?")
+        await expect(bob_page.locator("#typing")).to_have_text("Ada Lovelace is typing…", timeout=LIVE_MS)
+        await ada_composer.press("Enter")
+        await expect(bob_page.locator("#messages .msg__body")).to_have_text(
+            ["Hello Bob", "How are you?"], timeout=LIVE_MS
+        )
+        await expect(bob_page.locator("#typing")).to_have_text("")
+
+        # Bob answers in the thread of that message; Ada sees the reply count, and the reply.
+        await _message(bob_page, "How are you?").get_by_role("button", name="Reply in thread").click()
+        await expect(bob_page.locator("#thread-parent .msg__body")).to_have_text("How are you?")
+        await bob_page.get_by_label("Reply", exact=True).fill("Fine, thanks!")
+        await bob_page.get_by_role("button", name="Send reply").click()
+        await expect(bob_page.locator("#thread-replies .msg__body")).to_have_text(["Fine, thanks!"])
+        ada_thread = _message(ada_page, "How are you?").get_by_role("button", name="1 reply")
+        await expect(ada_thread).to_be_visible(timeout=LIVE_MS)
+        await ada_thread.click()
+        await expect(ada_page.locator("#thread-replies .msg__body")).to_have_text(["Fine, thanks!"])
+
+        # Ada reacts to the first message; Bob sees the reaction.
+        first = _message(ada_page, "Hello Bob")
+        await first.get_by_text("Add reaction").click()
+        await first.get_by_role("button", name="React with 👍").click()
+        await expect(first.locator(".reaction[aria-pressed='true']")).to_have_text("👍 1")
+        bob_reaction = _message(bob_page, "Hello Bob").locator(".reaction").first
+        await expect(bob_reaction).to_have_text("👍 1", timeout=LIVE_MS)
+        await expect(bob_reaction).to_have_attribute("aria-pressed", "false")
+
+        await ada_page.screenshot(path=SCREENSHOTS / "pentad-chat-desktop.png")
+        await ada_page.set_viewport_size(PHONE)
+        await ada_page.get_by_role("button", name="Close thread").click()
+        await ada_page.screenshot(path=SCREENSHOTS / "pentad-chat-phone.png")
+        await browser.close()
+    assert problems == []
