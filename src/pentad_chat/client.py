@@ -77,6 +77,8 @@ RENEWABLE_CODES = frozenset({AUTH_FAILED, CREDENTIALS_EXPIRED})
 FATAL_CODES = frozenset({BAD_MESSAGE, CREDENTIALS_REVOKED})
 """Close codes after which reconnecting cannot help: the client closes for good."""
 PONG = '{"op":"pong"}'
+CLOSE_TIMEOUT = 2.0
+"""How long close() waits for the server's closing handshake (it may be gone)."""
 SYNC_PAGE_SIZE = 1000
 """What the client asks for; the server answers at most PENTAD_CHAT__HISTORY_PAGE_MAX per page."""
 SEEN_LIMIT = 10_000
@@ -287,7 +289,9 @@ class ChatClient:
         if not wait:
             return
         ready = asyncio.create_task(self._ready.wait())
-        await asyncio.wait({ready, self._runner}, timeout=self.connect_timeout, return_when="FIRST_COMPLETED")
+        await asyncio.wait(
+            {ready, self._runner}, timeout=self.connect_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         if not self._ready.is_set():
             ready.cancel()
             code = self.close_code
@@ -384,6 +388,8 @@ class ChatClient:
             return
         if since is None:
             since = (await self.channel(channel_id)).last_seq
+            if channel_id in self._feeds:
+                return
         feed = _Feed(channel_id, since, _Topic(f"chat.channel.{channel_id}"))
         self._feeds[channel_id] = feed
         ws = self._ws
@@ -500,34 +506,47 @@ class ChatClient:
                 continue
             outgoing = self._outbox[0]
             outgoing.attempts += 1
-            delay = backoff_delay(attempt, self.backoff_initial, self.backoff_max)
-            path = f"/api/chat/channels/{outgoing.channel_id}/messages"
-            try:
-                response = await self._api.send("POST", path, json=outgoing.body)
-            except httpx.TransportError as exc:
-                logger.debug("Send %s failed, will retry: %r", outgoing.client_id, exc)
-            else:
-                if response.is_success:
-                    self._outbox.popleft()
-                    try:
-                        outgoing._resolve(Message.model_validate(response.json()))
-                    except ValueError as exc:
-                        outgoing._fail(exc)
-                    attempt = 0
-                    continue
-                error = api_error(response)
-                if not error.retryable:
-                    self._outbox.popleft()
-                    outgoing._fail(error)
-                    attempt = 0
-                    continue
-                delay = max(delay, error.retry_after or 0.0)
+            retry_after = await self._post(outgoing)
+            if retry_after is None:
+                self._outbox.popleft()
+                attempt = 0
+                continue
+            delay = max(retry_after, backoff_delay(attempt, self.backoff_initial, self.backoff_max))
             attempt += 1
             # A reconnection wakes the queue early: the server is back.
             self._outbox_changed.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._outbox_changed.wait()
+
+    async def _post(self, outgoing: OutgoingMessage) -> float | None:
+        """One attempt: None once the message is settled (stored, or refused for good), else the least
+        time to wait before the next attempt."""
+        try:
+            await self._api.current_token()
+        except Exception as exc:  # the application's token provider may fail in any way
+            logger.warning("Could not get a chat token to send with: %r", exc)
+            return 0.0
+        path = f"/api/chat/channels/{outgoing.channel_id}/messages"
+        try:
+            response = await self._api.send("POST", path, json=outgoing.body)
+        except httpx.TransportError as exc:
+            logger.debug("Send %s failed, will retry: %r", outgoing.client_id, exc)
+            return 0.0
+        except Exception as exc:
+            outgoing._fail(exc)
+            return None
+        if response.is_success:
+            try:
+                outgoing._resolve(Message.model_validate(response.json()))
+            except ValueError as exc:
+                outgoing._fail(exc)
+            return None
+        error = api_error(response)
+        if error.retryable:
+            return error.retry_after or 0.0
+        outgoing._fail(error)
+        return None
 
     # ------------------------------------------------------------ REST: you, users, channels
 
@@ -701,6 +720,7 @@ class ChatClient:
                         self.ws_url,
                         open_timeout=self.connect_timeout,
                         ping_interval=None,
+                        close_timeout=CLOSE_TIMEOUT,
                         compression=None,
                         max_queue=None,
                     ) as ws:
@@ -812,9 +832,9 @@ class ChatClient:
         self.user_id = uuid.UUID(result["principal"]["id"])
         self._silence_limit = 2 * float(result["heartbeat_interval"]) + 5
         self._token_expires_at = result.get("expires_at")
-        if self._refresher is not None:
+        if self._refresher is not None and self._refresher is not asyncio.current_task():
             self._refresher.cancel()
-            self._refresher = None
+        self._refresher = None
         if self._token_expires_at is not None and self._api.token_provider is not None:
             lifetime = self._token_expires_at - time.time()
             delay = max(0.0, lifetime - min(self.refresh_margin, lifetime / 2))
@@ -846,7 +866,7 @@ class ChatClient:
     def _drop_feed(self, feed: _Feed, reason: BaseException) -> None:
         logger.warning("Chat channel %s is no longer followed: %s", feed.channel_id, reason)
         self._feeds.pop(feed.channel_id, None)
-        if feed.sync_task is not None:
+        if feed.sync_task is not None and feed.sync_task is not asyncio.current_task():
             feed.sync_task.cancel()
 
     async def _read(self, ws: ClientConnection) -> None:

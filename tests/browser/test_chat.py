@@ -14,7 +14,6 @@ import secrets
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Locator, Page, async_playwright, expect
@@ -123,8 +122,9 @@ async def test_two_people_chat_live(server: str, people: tuple[Person, Person]) 
 
         # The unread badge, live, on the conversation Bob is not viewing.
         direct = bob_page.locator("#channel-list a", has_text="Ada Lovelace")
-        await expect(direct.locator(".chat-badge--unread")).to_have_text("1", timeout=LIVE_MS)
-        await expect(direct.locator(".chat-badge--unread")).to_have_attribute("aria-label", "1 unread message")
+        unread = direct.locator(".chat-badge--unread")
+        await expect(unread).to_have_text("1", timeout=LIVE_MS)
+        await expect(unread).to_have_attribute("aria-label", "1 unread message")
 
         # Bob opens it: he reads the message, his badge goes, Ada sees the receipt come back.
         await direct.click()
@@ -167,4 +167,94 @@ async def test_two_people_chat_live(server: str, people: tuple[Person, Person]) 
         await ada_page.get_by_role("button", name="Close thread").click()
         await ada_page.screenshot(path=SCREENSHOTS / "pentad-chat-phone.png")
         await browser.close()
+    assert problems == []
+
+
+SDK_SCENARIO = """
+async () => {
+  const { ChatClient } = await import("/static/chat/chat-sdk.js");
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const getToken = async () => {
+    const headers = { "X-CSRF-Token": csrf };
+    return (await fetch("/api/chat/session-token", { method: "POST", headers })).json();
+  };
+  const until = async (check, what) => {
+    for (const started = Date.now(); !check(); ) {
+      if (Date.now() - started > 10000) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  const writer = new ChatClient({ getToken });
+  const channel = await writer.createChannel({ kind: "public", name: "sdk" });
+  const one = await writer.send(channel.id, { text: "one" });
+  await writer.send(channel.id, { text: "two" });
+  await writer.react(one.id, "👍");
+
+  // A reader whose state reflects seq 1 only, connecting while a new message is being sent.
+  const reader = new ChatClient({ getToken });
+  const seen = [];
+  reader.on("*", (event) => {
+    if (event.seq !== undefined) seen.push([event.type, event.seq, event.message.text]);
+  });
+  reader.watch(channel.id, { since: 1 });
+  const connected = reader.connect();
+  await writer.send(channel.id, { text: "three" });
+  await connected;
+  await until(() => seen.some(([, seq]) => seq === 4), "seq 4");
+
+  // Sends while offline wait in the queue; the first retry reaches the server but its answer is lost.
+  let network = "down";
+  const flaky = async (url, init) => {
+    if (init?.method === "POST" && String(url).endsWith("/messages")) {
+      if (network === "down") throw new TypeError("Failed to fetch");
+      if (network === "answer lost") {
+        network = "up";
+        await fetch(url, init);
+        throw new TypeError("Failed to fetch");
+      }
+    }
+    return fetch(url, init);
+  };
+  const sender = new ChatClient({ getToken, fetch: flaky, retryInitial: 20, retryMax: 100 });
+  const sends = [sender.send(channel.id, { text: "four" }), sender.send(channel.id, { text: "five" })];
+  await until(() => sender.pending()[0]?.attempts >= 2, "two failed attempts");
+  const offline = sender.pending().map((entry) => [entry.body.text, entry.state]);
+  network = "answer lost";
+  const [four, five] = await Promise.all(sends);
+  await until(() => seen.some(([, seq]) => seq === 6), "seq 6");
+  const history = await sender.messages(channel.id);
+  for (const client of [writer, reader, sender]) client.close();
+  return {
+    seen,
+    offline,
+    pendingAfter: sender.pending().length,
+    acknowledged: [four.text, five.text, four.client_id !== null],
+    history: history.messages.map((message) => [message.text, message.seq]),
+  };
+}
+"""
+
+
+async def test_the_sdk_fills_gaps_and_sends_exactly_once(server: str, people: tuple[Person, Person]) -> None:
+    """Resume from a seq (the sync fills in what came before, live events are not repeated) and the
+    offline queue (sends wait, keep their order, and a retry whose first answer was lost stores once)."""
+    _chromium_or_skip()
+    ada, _ = people
+    problems: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = await _open_chat(browser, server, ada, problems)
+        result = await page.evaluate(SDK_SCENARIO)
+        await browser.close()
+    assert result["seen"] == [
+        ["message.new", 2, "two"],
+        ["message.updated", 3, "one"],
+        ["message.new", 4, "three"],
+        ["message.new", 5, "four"],
+        ["message.new", 6, "five"],
+    ]
+    assert result["offline"] == [["four", "waiting"], ["five", "queued"]]
+    assert result["pendingAfter"] == 0
+    assert result["acknowledged"] == ["four", "five", True]
+    assert result["history"] == [["one", 1], ["two", 2], ["three", 4], ["four", 5], ["five", 6]]
     assert problems == []

@@ -7,9 +7,14 @@ import re
 import uuid
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
+from pentad.app import create_app
+from pentad.core.config import Settings
+from pentad.core.db.engine import Database
 from pentad.core.platform import Platform
+from tests.conftest import ALL_APPS
 from tests.factories import bearer, create_user, issue_api_key
 
 # Endpoints anyone may call, each for a reason.
@@ -21,6 +26,7 @@ PUBLIC = {
     ("POST", "/api/auth/refresh"),  # the refresh token is the credential
     ("POST", "/api/auth/password-reset"),  # answers the same for every address
     ("POST", "/api/auth/password-reset/confirm"),  # the reset token is the credential
+    ("POST", "/api/chat/hooks/{hook_id}/{secret}"),  # the secret in the URL is the credential
 }
 
 # Endpoints every signed-in user may call: they act on the caller's own account only.
@@ -39,6 +45,12 @@ OWN_ACCOUNT = {
 }
 
 
+@pytest.fixture
+def app(settings: Settings, database: Database) -> FastAPI:
+    """Every installed app's routes, not only the core's."""
+    return create_app(settings, database=database, apps=ALL_APPS)
+
+
 def _operations(app: FastAPI) -> list[tuple[str, str]]:
     return [
         (method.upper(), path)
@@ -55,6 +67,9 @@ def _concrete(path: str) -> str:
 def test_lists_name_only_served_operations(app: FastAPI) -> None:
     served = set(_operations(app))
     assert (PUBLIC | OWN_ACCOUNT) - served == set()
+    for spec in ALL_APPS:
+        prefixes = {router.prefix for router in spec.routers if router.prefix.startswith("/api/")}
+        assert any(path.startswith(tuple(prefixes)) for _, path in served), spec.name
 
 
 async def test_every_non_public_operation_needs_credentials(app: FastAPI, client: httpx.AsyncClient) -> None:

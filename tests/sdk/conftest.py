@@ -3,6 +3,7 @@ wire protocols, whichever database is behind them), a ChatServer on it, users wi
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -12,6 +13,20 @@ import pytest
 
 from pentad_chat import ChatClient, ChatServer, ChatUserDetail
 from tests.sdk.live_chat import ChatServerProcess
+
+WAIT = 20.0
+"""Upper bound of the waits in these tests."""
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    try:
+        async with asyncio.timeout(WAIT):
+            while True:
+                if condition():
+                    return
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 async def start_server(directory: Path) -> ChatServerProcess:

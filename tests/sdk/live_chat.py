@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import time
 import uuid
@@ -61,7 +60,7 @@ class ChatServerProcess:
             "PENTAD_ADMIN__EMAIL": f"admin-{uuid.uuid4().hex[:8]}@example.com",
             "PENTAD_ADMIN__PASSWORD": DEFAULT_PASSWORD,
         }
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: asyncio.subprocess.Process | None = None
 
     @classmethod
     async def create(cls, data_dir: Path, database_url: str) -> ChatServerProcess:
@@ -75,10 +74,12 @@ class ChatServerProcess:
     async def start(self) -> None:
         """Start and wait until /readyz answers 200."""
         assert self.process is None, "already running"
-        command = [str(VENV_BIN / "pentad"), "serve", "--host", HOST, "--port", str(self.port), "--workers", "1"]
+        command = [str(VENV_BIN / "pentad"), "serve", "--host", HOST, "--port", str(self.port)]
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command,
+            self.process = await asyncio.create_subprocess_exec(
+                *command,
+                "--workers",
+                "1",
                 env=self.env,
                 cwd=self.data_dir,
                 stdin=subprocess.DEVNULL,
@@ -88,8 +89,9 @@ class ChatServerProcess:
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         async with httpx.AsyncClient(timeout=2) as client:
             while True:
-                if self.process.poll() is not None:
-                    pytest.fail(f"pentad serve exited with {self.process.returncode}:\n{log_tail(self.log_path)}")
+                if self.process.returncode is not None:
+                    code = self.process.returncode
+                    pytest.fail(f"pentad serve exited with {code}:\n{log_tail(self.log_path)}")
                 try:
                     if (await client.get(f"{self.base_url}/readyz")).status_code == 200:
                         return
@@ -102,8 +104,8 @@ class ChatServerProcess:
     async def kill(self) -> None:
         """SIGKILL: no shutdown, no closing frames, whatever was in flight is cut."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(self.process.wait, 10)
+        self.process.kill()
+        await self.process.wait()
         self.process = None
 
     async def stop(self) -> None:
@@ -111,8 +113,9 @@ class ChatServerProcess:
             return
         self.process.terminate()
         try:
-            await asyncio.to_thread(self.process.wait, 15)
-        except subprocess.TimeoutExpired:
+            async with asyncio.timeout(15):
+                await self.process.wait()
+        except TimeoutError:
             self.process.kill()
-            await asyncio.to_thread(self.process.wait, 5)
+            await self.process.wait()
         self.process = None

@@ -17,10 +17,8 @@ from pentad_chat import (
     ReadEvent,
     TypingEvent,
 )
-from tests.sdk.conftest import Person, PersonFactory
+from tests.sdk.conftest import WAIT, Person, PersonFactory, until
 from tests.sdk.live_chat import ChatServerProcess
-
-WAIT = 20.0
 
 
 async def next_event(stream: EventStream) -> ChatEvent:
@@ -61,13 +59,16 @@ async def test_a_message_reaches_the_other_client_live(person: PersonFactory) ->
 
     event = await next_event(stream)
     assert isinstance(event, MessageEvent)
-    assert (event.type, event.channel_id, event.seq, event.synced) == ("message.new", channel_id, sent.seq, False)
+    assert (event.type, event.channel_id, event.seq, event.synced) == (
+        "message.new",
+        channel_id,
+        sent.seq,
+        False,
+    )
     assert event.message.id == sent.id
     assert "<strong>bob</strong>" in event.message.html
     assert bob.client.last_seq(channel_id) == sent.seq
-    async with asyncio.timeout(WAIT):
-        while not called:
-            await asyncio.sleep(0.01)
+    await until(lambda: bool(called), "the callback")
     assert called == [event]
 
 
@@ -92,9 +93,7 @@ async def test_a_reconnecting_client_receives_the_1000_messages_it_missed(person
     await bob.client.connect()
     await bob.client.subscribe(channel_id)
     await alice.client.send(channel_id, "before")
-    async with asyncio.timeout(WAIT):
-        while bob.client.last_seq(channel_id) != 1:
-            await asyncio.sleep(0.01)
+    await until(lambda: bob.client.last_seq(channel_id) == 1, "Bob to see the first message")
     await bob.client.close()
 
     outgoing = [alice.client.enqueue(channel_id, f"missed {n}") for n in range(1000)]
@@ -152,9 +151,7 @@ async def test_sends_made_while_the_server_is_down_go_out_after_its_restart(
     assert isinstance(disconnected, ConnectionEvent)
     assert (disconnected.state, disconnected.code) == ("disconnected", 1006)
     outgoing = [alice.client.enqueue(channel_id, f"offline {n}") for n in range(5)]
-    async with asyncio.timeout(WAIT):
-        while outgoing[0].attempts < 2:
-            await asyncio.sleep(0.05)
+    await until(lambda: outgoing[0].attempts >= 2, "a retry")
     assert not any(o.done for o in outgoing)
     assert alice.client.pending == outgoing
 

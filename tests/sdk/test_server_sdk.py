@@ -33,7 +33,9 @@ async def test_upsert_creates_then_updates_a_user(chat_server: ChatServer) -> No
     assert (created.external_id, created.name, created.data) == (alice, "Alice", {"plan": "pro"})
     assert created.handle == alice
 
-    updated = await chat_server.upsert_user(alice, name="Alice B.", handle=f"ab{alice[-8:]}", role="moderator")
+    updated = await chat_server.upsert_user(
+        alice, name="Alice B.", handle=f"ab{alice[-8:]}", role="moderator"
+    )
     assert updated.id == created.id
     assert (updated.name, updated.role, updated.handle) == ("Alice B.", "moderator", f"ab{alice[-8:]}")
     assert await chat_server.get_user(alice) == updated

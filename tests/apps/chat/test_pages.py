@@ -1,4 +1,5 @@
-"""The /chat page without a browser: who may open it, what it is made of, and the token it starts from.
+"""The /chat page without a browser: who may open it, what it is made of, and the token it starts from;
+and that the browser SDK's types and docs/chat.md keep up with the SDK and the server's events.
 
 What the page does is checked in Chromium by tests/browser/test_chat.py.
 """
@@ -6,16 +7,22 @@ What the page does is checked in Chromium by tests/browser/test_chat.py.
 from __future__ import annotations
 
 import re
+import typing
 from html.parser import HTMLParser
+from pathlib import Path
 
 import httpx
+from pydantic import BaseModel
 
+from pentad.apps.chat import events
 from pentad.core.auth.models import User
 from pentad.core.platform import Platform
 from pentad.core.security import CONTENT_SECURITY_POLICY
 from tests.factories import DEFAULT_PASSWORD, bearer, create_user
 
 STATIC_FILES = ("chat-sdk.js", "chat-sdk.d.ts", "chat.js", "chat.css", "sw.js")
+STATIC = Path(events.__file__).parent / "static"
+DOCS = Path(__file__).parents[3] / "docs" / "chat.md"
 
 
 async def _sign_in(client: httpx.AsyncClient, user: User) -> None:
@@ -115,3 +122,33 @@ async def test_the_scripts_are_served_from_the_apps_static_folder(client: httpx.
     assert 'from "../js/realtime.js"' in sdk.text
     assert (await client.get("/static/js/realtime.js")).status_code == 200
     assert (await client.get("/static/chat/nothing.js")).status_code == 404
+
+
+def _event_types() -> set[str]:
+    types: set[str] = set()
+    for model in vars(events).values():
+        if isinstance(model, type) and issubclass(model, BaseModel) and "type" in model.model_fields:
+            types |= set(typing.get_args(model.model_fields["type"].annotation))
+    return types
+
+
+def test_every_realtime_event_is_documented_and_typed() -> None:
+    types = _event_types()
+    assert len(types) >= 19
+    docs = DOCS.read_text()
+    declarations = (STATIC / "chat-sdk.d.ts").read_text()
+    assert sorted(t for t in types if f"`{t}`" not in docs) == []
+    assert sorted(t for t in types if f'"{t}"' not in declarations) == []
+
+
+def test_every_sdk_method_is_declared_and_documented() -> None:
+    sdk = (STATIC / "chat-sdk.js").read_text()
+    client = sdk[sdk.index("export class ChatClient") :]
+    methods = set(re.findall(r"^  (?:async )?(?:get )?([a-z][A-Za-z]*)\(", client, re.MULTILINE))
+    methods -= {"constructor"}
+    assert {"send", "watch", "sync", "markRead", "upload", "search", "pending"} <= methods
+    declarations = (STATIC / "chat-sdk.d.ts").read_text()
+    text = DOCS.read_text()
+    guide = text[text.index("## Browser SDK") : text.index("### React")]
+    assert sorted(m for m in methods if not re.search(rf"\b{m}[(:<]", declarations)) == []
+    assert sorted(m for m in methods if not re.search(rf"\b{m}\b", guide)) == []

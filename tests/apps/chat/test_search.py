@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -369,8 +370,9 @@ async def test_pages_newest_first(client: httpx.AsyncClient, tenant: ChatTenantF
     assert pages == [10, 10, 3]
     assert ids == sent[::-1]
 
-    response = await client.get(
-        "/api/chat/search", params={"q": "item", "before": "not a cursor"}, headers=alice.headers
-    )
-    assert response.status_code == 400
-    assert response.json()["code"] == "bad_cursor"
+    for cursor in ("not a cursor", "%%%", "9" * 40, base64.urlsafe_b64encode(b"9" * 40).decode(), "_w"):
+        response = await client.get(
+            "/api/chat/search", params={"q": "item", "before": cursor}, headers=alice.headers
+        )
+        assert response.status_code == 400, (cursor, response.text)
+        assert response.json()["code"] == "bad_cursor"

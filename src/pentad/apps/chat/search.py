@@ -23,7 +23,6 @@ deleted message. Thread replies are included.
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 import unicodedata
 import uuid
@@ -36,7 +35,6 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Select,
-    and_,
     column,
     func,
     literal_column,
@@ -54,6 +52,7 @@ from pentad.core.errors import BadRequest
 
 PREFIX_MIN_LENGTH = 3
 QUERY_MAX_LENGTH = 256
+ROWID_DIGITS_MAX = 18  # SQLite rowids are 64-bit; a longer number would not even bind
 WORD = re.compile(r"[^\W_]+")
 
 FTS = table("chat_messages_fts", column("rowid", Integer))
@@ -127,14 +126,14 @@ def fts5_expression(terms: SearchTerms) -> str:
 # ---------------------------------------------------------------- cursors
 
 
-def _encode_cursor(*parts: str) -> str:
-    return base64.urlsafe_b64encode("|".join(parts).encode()).decode().rstrip("=")
+def _encode_cursor(position: str) -> str:
+    return base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> list[str]:
+def _decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except ValueError:
         raise _bad_cursor() from None
 
 
@@ -143,23 +142,17 @@ def _bad_cursor() -> BadRequest:
 
 
 def _rowid_cursor(cursor: str) -> int:
-    parts = _decode_cursor(cursor)
-    if len(parts) != 1 or not parts[0].isdigit():
+    position = _decode_cursor(cursor)
+    if not position.isdigit() or len(position) > ROWID_DIGITS_MAX:
         raise _bad_cursor()
-    return int(parts[0])
+    return int(position)
 
 
-def _time_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    parts = _decode_cursor(cursor)
-    if len(parts) != 2:
-        raise _bad_cursor()
+def _id_cursor(cursor: str) -> uuid.UUID:
     try:
-        at, message_id = datetime.fromisoformat(parts[0]), uuid.UUID(parts[1])
+        return uuid.UUID(_decode_cursor(cursor))
     except ValueError:
         raise _bad_cursor() from None
-    if at.tzinfo is None:
-        raise _bad_cursor()
-    return at, message_id
 
 
 # ---------------------------------------------------------------- SQL
@@ -219,7 +212,7 @@ async def find_messages(
     else:
         # Letters and digits only: nothing LIKE would read as a wildcard or an escape.
         where.extend(ChatMessage.text.like(f"%{word}%") for word in terms.words)
-    return await _find_by_time(session, where, before, limit)
+    return await _find_by_id(session, where, before, limit)
 
 
 def _tsquery(terms: SearchTerms) -> ColumnElement[Any]:
@@ -255,27 +248,18 @@ async def _find_sqlite(
     return [row[0] for row in rows], cursor
 
 
-async def _find_by_time(
+async def _find_by_id(
     session: AsyncSession, where: list[ColumnElement[bool]], before: str | None, limit: int
 ) -> tuple[list[ChatMessage], str | None]:
+    """Newest first by id: ids are UUIDv7, so the primary key is in sending order (to the millisecond)."""
     query = select(ChatMessage).where(*where)
     if before is not None:
-        at, message_id = _time_cursor(before)
-        query = query.where(
-            or_(
-                ChatMessage.created_at < at,
-                and_(ChatMessage.created_at == at, ChatMessage.id < message_id),
-            )
-        )
-    query = query.order_by(ChatMessage.created_at.desc(), ChatMessage.id.desc()).limit(limit + 1)
+        query = query.where(ChatMessage.id < _id_cursor(before))
+    query = query.order_by(ChatMessage.id.desc()).limit(limit + 1)
     messages = list((await session.execute(query)).scalars())
     more = len(messages) > limit
     messages = messages[:limit]
-    cursor = None
-    if more:
-        last = messages[-1]
-        cursor = _encode_cursor(last.created_at.isoformat(), str(last.id))
-    return messages, cursor
+    return messages, _encode_cursor(str(messages[-1].id)) if more else None
 
 
 async def get_channels(session: AsyncSession, channel_ids: set[uuid.UUID]) -> dict[uuid.UUID, ChatChannel]:

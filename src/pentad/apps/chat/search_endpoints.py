@@ -41,4 +41,4 @@ async def search(
     before: Annotated[str | None, Query(max_length=200, description="`next_before` of a page.")] = None,
 ) -> SearchPage:
     filters = SearchFilters(channel_id, author_id, since, until, has_attachment)
-    return await search_messages(service, q, filters, before=before, limit=limit)
+    return await search_messages(service, q, filters, before=before or None, limit=limit)

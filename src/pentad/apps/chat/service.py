@@ -59,7 +59,7 @@ from pentad.apps.chat.models import (
     ChatRestriction,
     ChatUser,
 )
-from pentad.apps.chat.permissions import CHANNEL_MANAGE, CHANNEL_MODERATE, CHANNEL_POST
+from pentad.apps.chat.permissions import CHANNEL_MANAGE, CHANNEL_MODERATE, CHANNEL_POST, CHANNEL_RESOURCE
 from pentad.core import audit
 from pentad.core.audit import Actor
 from pentad.core.db.base import utcnow
@@ -192,6 +192,8 @@ class ChatService:
             self.session, self.actor.user_id, include_archived=include_archived
         )
         banned = await repository.banned_channel_ids(self.session, self.actor.tenant.id, self.actor.user_id)
+        if None in banned:
+            return []
         rows = [(c, m) for c, m in rows if c.id not in banned]
         return await self._states(rows)
 
@@ -605,16 +607,8 @@ class ChatService:
                 type="message.new", channel_id=channel_id, seq=seq, message=view, parent=parent_view
             ),
         )
-        publish(
-            self.session,
-            channel_topic(channel_id),
-            ReadEvent(
-                channel_id=channel_id,
-                user_id=self.actor.user_id,
-                last_read_seq=member.last_read_seq,
-                last_delivered_seq=member.last_delivered_seq,
-            ),
-        )
+        # The sender has read their own message: every subscriber can tell from message.new, so no
+        # read.updated goes out (it would double the fan-out of every send).
         for user_id in mentioned:
             publish(self.session, user_topic(user_id), MentionEvent(channel_id=channel_id, message=view))
         await webhooks.dispatch(self.session, self.platform, self.actor.tenant.id, "message.new", view)
@@ -935,6 +929,17 @@ class ChatService:
         target = (await self._tenant_users([data.user_id]))[0]
         if target.id == self.actor.user_id:
             raise BadRequest("You cannot ban or mute yourself.", code="self_restriction")
+        # A ban also removes the member, so a moderator could otherwise throw out the channel's owner.
+        target_member = await repository.get_member(self.session, channel_id, target.id)
+        if (
+            target_member is not None
+            and CHANNEL_MODERATE.key
+            in self.platform.permissions.resource_role_permissions(CHANNEL_RESOURCE, target_member.role)
+            and not access.has(CHANNEL_MANAGE)
+        ):
+            raise PermissionDenied(
+                "Only the channel's managers can ban or mute its moderators.", code="target_is_moderator"
+            )
         expires = utcnow() + timedelta(seconds=data.duration) if data.duration else None
         restriction = ChatRestriction(
             tenant_id=self.actor.tenant.id,

@@ -324,10 +324,10 @@ export interface ClientEvents {
   "invite.received": UserChannelEvent;
   "mention.new": MentionEvent;
   /** Every realtime event above, whatever its type. */
-  event: ChatEvent;
+  "*": ChatEvent;
   /** Who has a watched channel open right now changed. */
   online: { channel_id: Uuid; user_ids: Uuid[] };
-  connection: { state: ConnectionState } & StateDetail;
+  "connection.state": { state: ConnectionState } & StateDetail;
   /** The send queue changed. */
   queue: { pending: PendingSend[] };
   "send.acked": { client_id: string; channel_id: Uuid; message: Message };

@@ -365,6 +365,7 @@ export class ChatClient {
    * exactly once; resolves to the stored message, rejects with ChatError when the server refuses it.
    */
   send(channelId, fields) {
+    if (this.#closed) return Promise.reject(new ChatError(0, { code: "closed", detail: "The client is closed." }));
     const body = { ...fields, client_id: fields.client_id ?? newClientId() };
     const entry = { client_id: body.client_id, channel_id: String(channelId), body, attempts: 0 };
     Object.assign(entry, { state: "queued", error: null, queued_at: new Date().toISOString() });
@@ -537,10 +538,13 @@ export class ChatClient {
   #onConnection(state, detail) {
     if (state === "disconnected" && TOKEN_REJECTED.has(detail.code)) this.#token = null;
     if (state === "connected") {
-      for (const channel of this.#channels.values()) this.#barrier(channel);
+      for (const channel of this.#channels.values()) {
+        if (channel.stop) this.#barrier(channel);
+        else this.#follow(channel);
+      }
       this.retryNow();
     }
-    this.#emit("connection", { state, ...detail });
+    this.#emit("connection.state", { state, ...detail });
   }
 
   /** Stop: close the socket, stop retrying sends (queued ones stay in storage when persisted). */
@@ -562,7 +566,7 @@ export class ChatClient {
     const id = String(channelId);
     if (this.#channels.has(id)) throw new Error(`already watching channel ${id}`);
     const channel = { id, seq: since ?? null, syncing: false, buffer: [], stop: null, retryTimer: 0 };
-    Object.assign(channel, { online: new Set(), attempts: 0, ready: false });
+    Object.assign(channel, { online: new Set(), attempts: 0, starting: false });
     this.#channels.set(id, channel);
     if (this.#realtime) this.#follow(channel);
     return () => {
@@ -589,12 +593,16 @@ export class ChatClient {
   }
 
   async #follow(channel) {
+    if (channel.stop || channel.starting) return;
     if (channel.seq === null) {
+      channel.starting = true;
       try {
         channel.seq = (await this.channel(channel.id)).last_seq;
       } catch (error) {
-        this.#emit("error", { error, channel_id: channel.id, during: "watch" });
+        this.#emit("error", { error, channel_id: channel.id, during: "watch" }); // Retried on reconnect.
         return;
+      } finally {
+        channel.starting = false;
       }
       if (this.#channels.get(channel.id) !== channel) return;
     }
@@ -606,10 +614,10 @@ export class ChatClient {
     if (this.#realtime.state === "connected") this.#barrier(channel);
   }
 
-  // The hub answers a socket's requests in order: once presence() answers, the subscription is live, and a
-  // sync from the starting seq covers whatever was published before it.
+  // On every connection: the hub answers a socket's requests in order, so once presence() answers the
+  // subscription is live, and a sync from the last seq delivered covers whatever was published before it
+  // (or while the socket was down); what the hub also replays is then dropped as seen.
   async #barrier(channel) {
-    if (!channel.stop) return; // Not subscribed yet: #follow calls again once it is.
     let members;
     try {
       members = await this.#realtime.presence(`chat.channel.${channel.id}`);
@@ -619,10 +627,7 @@ export class ChatClient {
     if (this.#channels.get(channel.id) !== channel) return;
     channel.online = new Set(members.map((member) => member.id));
     this.#emit("online", { channel_id: channel.id, user_ids: [...channel.online] });
-    if (!channel.ready) {
-      channel.ready = true;
-      this.#resync(channel);
-    }
+    this.#resync(channel);
   }
 
   #presenceChanged(channel, op, member) {
@@ -694,7 +699,7 @@ export class ChatClient {
 
   #emitEvent(data) {
     this.#emit(data.type, data);
-    this.#emit("event", data);
+    this.#emit("*", data);
   }
 
   // ------------------------------------------------------------------ the send queue

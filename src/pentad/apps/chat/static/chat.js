@@ -506,7 +506,8 @@ function renderMessage(message, { inThread = false } = {}) {
   );
   if (message.edited_at && !message.deleted_at) meta.append(el("span", { className: "msg__edited", text: "(edited)" }));
   if (message.pinned_at) meta.append(el("span", { className: "msg__edited", text: "(pinned)" }));
-  item.append(meta, renderBody(message), renderAttachments(message), renderReactions(message), renderActions(message, { inThread }));
+  const footer = el("div", { className: "msg__footer" }, renderReactions(message), renderActions(message, { inThread }));
+  item.append(...[meta, renderBody(message), renderAttachments(message), footer].filter(Boolean));
   return item;
 }
 
@@ -908,7 +909,7 @@ function wireEvents() {
   client.on("send.failed", ({ channel_id: channelId, error }) => {
     if (state.view?.id === channelId) showError("composer-error", error);
   });
-  client.on("connection", ({ state: connection }) => {
+  client.on("connection.state", ({ state: connection }) => {
     const text = {
       connecting: "Connecting…",
       connected: "Connected",
