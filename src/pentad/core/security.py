@@ -6,7 +6,8 @@ Every class here is a pure ASGI middleware; install_middleware (core/web/middlew
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
@@ -172,20 +173,34 @@ class _BodyTooLarge(HTTPException):
 class BodySizeLimitMiddleware:
     """Refuses request bodies larger than `max_body_bytes` with 413 `payload_too_large`.
 
+    Upload routes (paths matching one of `upload_paths`) may carry up to `max_upload_bytes` instead; the
+    route itself enforces its own, usually smaller, limit while it streams the body to storage.
+
     A declared Content-Length over the limit is refused before the app runs. A body without one (chunked
     or streamed) is counted as it arrives, and the app's next `receive` fails once the count passes the
     limit, so nothing larger than the limit is ever buffered.
     """
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        upload_paths: Sequence[re.Pattern[str]] = (),
+        max_upload_bytes: int = 0,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.upload_paths = tuple(upload_paths)
+        self.max_upload_bytes = max(max_upload_bytes, max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         limit = self.max_body_bytes
+        if scope["method"] in ("POST", "PUT") and any(p.fullmatch(scope["path"]) for p in self.upload_paths):
+            limit = self.max_upload_bytes
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await self._refuse(scope, receive, send, _BodyTooLarge(limit))

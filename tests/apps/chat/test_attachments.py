@@ -13,8 +13,11 @@ import httpx
 import pytest
 from PIL import Image
 
+from pentad.app import create_app
+from pentad.apps.chat import APP
 from pentad.core.config import Settings
-from tests.apps.chat.factories import ChatTenantFixture, ChatUserFixture, send
+from pentad.core.db.engine import Database
+from tests.apps.chat.factories import ChatTenantFixture, ChatUserFixture, create_tenant, send
 from tests.conftest import make_settings
 
 UPLOAD_LIMIT = 65_536
@@ -243,3 +246,27 @@ async def test_uploader_deletes_unsent_attachment(
         headers=alice.headers,
     )
     assert late.status_code == 400
+
+
+async def test_uploads_may_be_larger_than_other_request_bodies(
+    tmp_path: Path, database_url: str, database: Database
+) -> None:
+    """The core's request-body limit (PENTAD_SECURITY__MAX_BODY_BYTES) would refuse most real photos; the
+    attachment route is an upload path, limited by PENTAD_CHAT__UPLOAD_MAX_BYTES instead."""
+    settings = make_settings(tmp_path, database_url, apps=["chat"], security={"max_body_bytes": 4096})
+    app = create_app(settings, database=database, apps=[APP])
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        tenant = await create_tenant(app.state.platform, client)
+        alice = await tenant.user("alice")
+        channel = await tenant.channel(alice)
+        big = b"%PDF-1.7\n" + b"0" * 20_000
+
+        uploaded = await upload(client, alice, channel["id"], big, "application/pdf", "report.pdf")
+        message = await client.post(
+            f"/api/chat/channels/{channel['id']}/messages", json={"text": "y" * 4500}, headers=alice.headers
+        )
+
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["size"] == len(big)
+    assert message.status_code == 413

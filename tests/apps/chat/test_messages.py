@@ -168,6 +168,17 @@ async def test_thread_replies_live_in_their_thread(
     replies_of_reply = await client.get(f"/api/chat/messages/{reply['id']}/replies", headers=alice.headers)
     assert replies_of_reply.status_code == 400
 
+    # Deleting the first message closes the thread to new replies; what was said in it stays readable.
+    await client.delete(f"/api/chat/messages/{root['id']}", headers=alice.headers)
+    kept = await client.get(f"/api/chat/messages/{root['id']}/replies", headers=bob.headers)
+    assert (kept.status_code, [m["id"] for m in kept.json()["messages"]]) == (200, [reply["id"]])
+    closed = await client.post(
+        f"/api/chat/channels/{channel}/messages",
+        json={"text": "late", "parent_id": root["id"]},
+        headers=bob.headers,
+    )
+    assert (closed.status_code, closed.json()["code"]) == (400, "message_deleted")
+
 
 async def test_reactions_are_added_and_removed_idempotently(
     client: httpx.AsyncClient, alice: ChatUserFixture, bob: ChatUserFixture, channel: str

@@ -646,7 +646,10 @@ class ChatService:
         if wait > 0:
             raise SlowMode(int(wait) + 1)
 
-    async def _thread_parent(self, channel_id: uuid.UUID, parent_id: uuid.UUID | None) -> ChatMessage | None:
+    async def _thread_parent(
+        self, channel_id: uuid.UUID, parent_id: uuid.UUID | None, *, replying: bool = True
+    ) -> ChatMessage | None:
+        """A thread's first message; once deleted it takes no new replies, but its thread stays readable."""
         if parent_id is None:
             return None
         parent = await repository.get_message(self.session, parent_id)
@@ -654,7 +657,7 @@ class ChatService:
             raise MessageNotFound()
         if parent.parent_id is not None:
             raise BadRequest("Reply to the thread's first message, not to a reply.", code="nested_thread")
-        if parent.deleted_at is not None:
+        if replying and parent.deleted_at is not None:
             raise BadRequest("That message was deleted.", code="message_deleted")
         return parent
 
@@ -703,7 +706,7 @@ class ChatService:
     ) -> schemas.MessagePage:
         access = await self.access(channel_id)
         if parent_id is not None:
-            await self._thread_parent(channel_id, parent_id)
+            await self._thread_parent(channel_id, parent_id, replying=False)
         limit = min(limit, self.settings.history_page_max)
         rows = await repository.list_messages(
             self.session, channel_id, parent_id=parent_id, before=before, after=after, limit=limit

@@ -57,7 +57,12 @@ def install_middleware(app: FastAPI, platform: Platform) -> None:
         app.add_middleware(
             RateLimitMiddleware, limiter=platform.limiter, limit=settings.ratelimit.per_address
         )
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.security.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_body_bytes=settings.security.max_body_bytes,
+        upload_paths=[re.compile(path) for spec in platform.apps for path in spec.upload_paths],
+        max_upload_bytes=settings.storage.max_object_bytes,
+    )
     if settings.security.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -233,6 +233,7 @@ async function openChannel(channelId) {
   state.uploads = [];
   renderUploads();
   showError("composer-error", null);
+  showError("page-error", null);
   stopTyping();
   if (!channelId) {
     state.view = null;
@@ -249,8 +250,9 @@ async function openChannel(channelId) {
       if (channel.role === null && channel.kind === "public") channel = await client.joinChannel(channelId);
       addChannel(channel);
     } catch (error) {
-      showError("composer-error", error);
-      return navigate(null);
+      navigate(null);
+      showError("page-error", error);
+      return;
     }
   }
   const view = {
@@ -274,15 +276,16 @@ async function openChannel(channelId) {
   renderHeader();
   renderChannels();
   renderPending();
-  const [page, members] = await Promise.all([
-    client.messages(channelId, { limit: PAGE_SIZE }),
-    client.members(channelId, { limit: 500 }).catch(() => []),
-  ]);
-  if (state.view !== view) return;
-  for (const member of members) {
-    remember(member.user);
-    view.members.set(member.user.id, member);
+  const membersLoaded = loadMembers(view);
+  let page;
+  try {
+    page = await client.messages(channelId, { limit: PAGE_SIZE });
+  } catch (error) {
+    showError("composer-error", error);
+    return;
   }
+  await membersLoaded;
+  if (state.view !== view) return;
   view.seq = Math.max(view.seq, page.last_seq);
   view.hasMore = page.has_more;
   for (const message of page.messages) upsertMessage(message);
@@ -292,6 +295,36 @@ async function openChannel(channelId) {
   renderOnline();
   markRead();
   $("composer-text").focus();
+}
+
+async function loadMembers(view) {
+  const members = await client.members(view.id, { limit: 500 }).catch(() => []);
+  if (state.view !== view) return;
+  for (const member of members) {
+    remember(member.user);
+    view.members.set(member.user.id, member);
+  }
+}
+
+// After a reconnection: messages were synced by the SDK, but read pointers, members and unread counts
+// have no sequence numbers to resume from, so they are fetched again.
+async function refreshAll() {
+  const channels = await client.channels().catch(() => null);
+  if (!channels) return;
+  const current = new Set(channels.map((channel) => channel.id));
+  for (const id of [...state.channels.keys()]) if (!current.has(id)) dropChannel(id);
+  for (const channel of channels) {
+    if (state.channels.has(channel.id)) state.channels.set(channel.id, channel);
+    else addChannel(channel);
+  }
+  if (state.view && state.channels.has(state.view.id)) {
+    state.view.channel = state.channels.get(state.view.id);
+    renderHeader();
+    await loadMembers(state.view);
+    renderReceipts();
+    markRead();
+  }
+  renderChannels();
 }
 
 function renderHeader() {
@@ -865,11 +898,7 @@ async function onMemberEvent(event) {
   const view = state.view;
   if (view?.id !== event.channel_id) return;
   if (event.type === "member.removed") view.members.delete(event.user.id);
-  else {
-    const members = await client.members(view.id, { limit: 500 }).catch(() => []);
-    if (state.view !== view) return;
-    for (const member of members) view.members.set(member.user.id, member);
-  }
+  else await loadMembers(view);
   renderReceipts();
 }
 
@@ -909,7 +938,10 @@ function wireEvents() {
   client.on("send.failed", ({ channel_id: channelId, error }) => {
     if (state.view?.id === channelId) showError("composer-error", error);
   });
+  let wasConnected = false;
   client.on("connection.state", ({ state: connection }) => {
+    if (connection === "connected" && wasConnected) refreshAll();
+    if (connection === "connected") wasConnected = true;
     const text = {
       connecting: "Connecting…",
       connected: "Connected",
