@@ -284,6 +284,7 @@ class ChatClient:
         if self._runner is not None and not self._runner.done():
             return
         self._closed = False
+        self.close_code = None
         self._ensure_workers()
         self._runner = asyncio.create_task(self._run(), name="pentad-chat-connection")
         if not wait:
@@ -303,6 +304,7 @@ class ChatClient:
 
         The client remembers where each subscribed channel was: connect() again resumes from there."""
         self._closed = True
+        was_running = self._runner is not None and not self._runner.done()
         if self._runner is not None:
             self._runner.cancel()
             await asyncio.wait([self._runner])
@@ -314,7 +316,8 @@ class ChatClient:
         closed = ChatClosedError("The client was closed before the server acknowledged this message.")
         while self._outbox:
             self._outbox.popleft()._fail(closed)
-        self._emit(ConnectionEvent(state="closed", code=self.close_code))
+        if was_running:
+            self._emit(ConnectionEvent(state="closed", code=self.close_code))
         if self._dispatcher is not None:
             self._callback_queue.put_nowait(None)
             with contextlib.suppress(TimeoutError):
@@ -727,6 +730,9 @@ class ChatClient:
                         was_ready = await self._session(ws, token)
                 except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ChatRealtimeError) as exc:
                     logger.debug("Chat connection failed: %r", exc)
+                except Exception:
+                    # Whatever went wrong with this socket, the client must live on and reconnect.
+                    logger.exception("The chat connection failed unexpectedly.")
                 finally:
                     self._end_session()
             if was_ready:
@@ -980,10 +986,16 @@ class ChatClient:
             while True:
                 try:
                     page = await self.sync(feed.channel_id, cursor, limit=SYNC_PAGE_SIZE)
-                except (httpx.TransportError, ChatAPIError) as exc:
-                    if isinstance(exc, ChatAPIError) and not exc.retryable:
+                except ChatAPIError as exc:
+                    if not exc.retryable:
                         self._drop_feed(feed, exc)
                         return
+                    page = None
+                except Exception as exc:
+                    # Live events wait until this sync succeeds: it must not end for a passing failure.
+                    logger.warning("Chat sync of %s failed, will retry: %r", feed.channel_id, exc)
+                    page = None
+                if page is None:
                     await asyncio.sleep(backoff_delay(attempt, self.backoff_initial, self.backoff_max))
                     attempt += 1
                     continue

@@ -6,17 +6,25 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
+from pydantic import ValidationError
+
 from pentad_chat import (
     ChatClient,
+    ChatClosedError,
     ChatEvent,
     ChatServer,
     ConnectionEvent,
     EventStream,
+    Message,
     MessageEvent,
     ReactionEvent,
     ReadEvent,
     TypingEvent,
+    UnknownEvent,
+    parse_event,
 )
+from tests.factories import free_port
 from tests.sdk.conftest import WAIT, Person, PersonFactory, until
 from tests.sdk.live_chat import ChatServerProcess
 
@@ -87,7 +95,9 @@ async def test_resending_the_same_client_id_posts_once(person: PersonFactory) ->
     assert [m.client_id for m in page.messages] == ["retry-me", queued.client_id]
 
 
-async def test_a_reconnecting_client_receives_the_1000_messages_it_missed(person: PersonFactory) -> None:
+async def test_a_reconnecting_client_receives_the_1000_messages_it_missed(
+    person: PersonFactory, chat_server: ChatServer
+) -> None:
     alice, bob = await person("alice"), await person("bob")
     channel_id = await channel_with(alice, bob)
     await bob.client.connect()
@@ -96,10 +106,15 @@ async def test_a_reconnecting_client_receives_the_1000_messages_it_missed(person
     await until(lambda: bob.client.last_seq(channel_id) == 1, "Bob to see the first message")
     await bob.client.close()
 
-    outgoing = [alice.client.enqueue(channel_id, f"missed {n}") for n in range(1000)]
+    # Several at once (as Alice, through the server API) to keep the test short; seq gives their order.
+    senders = asyncio.Semaphore(8)
+
+    async def send(n: int) -> Message:
+        async with senders:
+            return await chat_server.send_message(channel_id, alice.external_id, f"missed {n}")
+
     async with asyncio.timeout(120):
-        await alice.client.drain()
-    sent = [await o for o in outgoing]
+        sent = sorted(await asyncio.gather(*(send(n) for n in range(1000))), key=lambda m: m.seq)
 
     stream = bob.client.events("message.new", "message.updated")
     await bob.client.connect()
@@ -228,3 +243,26 @@ async def test_a_token_provider_replaces_a_revoked_token(
         await asyncio.sleep(2.1)
         assert (await client.me()).id == user.id
         assert len(minted) == 2
+
+
+async def test_close_fails_what_is_still_queued_and_connect_gives_up_in_time() -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    client = ChatClient(nowhere, "pcu_unused", connect_timeout=1.0, backoff_max=0.2)
+    outgoing = client.enqueue(uuid.uuid4(), "into the void")
+    await until(lambda: outgoing.attempts >= 2, "a retry")
+
+    with pytest.raises(ChatClosedError):
+        await client.connect()
+    with pytest.raises(ChatClosedError):
+        await outgoing
+    assert not outgoing.acknowledged
+    with pytest.raises(ChatClosedError):
+        client.enqueue(uuid.uuid4(), "after close")
+
+
+def test_events_of_unknown_types_are_kept_raw() -> None:
+    event = parse_event({"type": "poll.closed", "poll_id": "p1"})
+    assert isinstance(event, UnknownEvent)
+    assert (event.type, event.model_extra) == ("poll.closed", {"poll_id": "p1"})
+    with pytest.raises(ValidationError):
+        parse_event({"type": "read.updated", "channel_id": "not a uuid"})

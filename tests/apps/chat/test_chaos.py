@@ -38,7 +38,7 @@ MAX_OUTSTANDING = 100
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+async def chaos_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A database of the test's own: the server commits into it, unlike the per-run test databases."""
     kind: str = request.param
     if kind not in _selected_databases():
@@ -86,9 +86,9 @@ async def all_messages(client: ChatClient, channel_id: object) -> list[Message]:
 
 @pytest.mark.slow
 async def test_no_message_is_lost_or_doubled_when_the_server_is_killed(
-    tmp_path: Path, database: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, chaos_database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server = await ChatServerProcess.create(tmp_path, database)
+    server = await ChatServerProcess.create(tmp_path, chaos_database_url)
     await server.start()
     try:
         async with ChatServer(server.base_url, server.server_key) as backend:
@@ -135,7 +135,7 @@ async def test_no_message_is_lost_or_doubled_when_the_server_is_killed(
     retried = sum(o.attempts - 1 for o in attempted)
     with capsys.disabled():
         print(
-            f"\nchaos ({database.split(':')[0]}): {len(attempted)} sent, {retried} retried, "
+            f"\nchaos ({chaos_database_url.split(':')[0]}): {len(attempted)} sent, {retried} retried, "
             f"{len(acknowledged)} acknowledged, {len(stored)} stored, {len(delivered)} delivered live "
             f"or synced, {kills} kills, {sender.connects} sender / {reader.connects} reader connections"
         )
