@@ -44,7 +44,7 @@ class Socket:
         }
         self._task = asyncio.create_task(self.app(scope, self._incoming.get, self._outgoing.put))
         await self._incoming.put({"type": "websocket.connect"})
-        accepted = await self._next_message()
+        accepted = await self.next_message()
         assert accepted["type"] == "websocket.accept", accepted
 
     async def close(self) -> None:
@@ -54,14 +54,17 @@ class Socket:
                 with contextlib.suppress(Exception):
                     await self._task
 
-    async def _next_message(self) -> dict[str, Any]:
+    async def next_message(self) -> dict[str, Any]:
         async with asyncio.timeout(WAIT):
             return await self._outgoing.get()
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        await self._incoming.put({"type": "websocket.receive", "text": orjson.dumps(frame).decode()})
 
     async def recv(self) -> dict[str, Any]:
         if self._backlog:
             return self._backlog.pop(0)
-        message = await self._next_message()
+        message = await self.next_message()
         assert message["type"] == "websocket.send", message
         frame: dict[str, Any] = orjson.loads(message["text"])
         return frame
@@ -69,12 +72,7 @@ class Socket:
     async def request(self, op: str, **fields: Any) -> dict[str, Any]:
         """Send a request and return its acknowledgement; frames read meanwhile stay for `event`."""
         request_id = next(self._ids)
-        await self._incoming.put(
-            {
-                "type": "websocket.receive",
-                "text": orjson.dumps({"op": op, "id": request_id, **fields}).decode(),
-            }
-        )
+        await self.send({"op": op, "id": request_id, **fields})
         skipped = []
         while True:
             frame = await self.recv()
@@ -99,6 +97,21 @@ class Socket:
             if message["type"] == "websocket.send":
                 frames.append(orjson.loads(message["text"]))
         return [frame for frame in frames if frame["op"] == "event"]
+
+
+async def refused_with(app: FastAPI, token: str) -> int | None:
+    """The close code the server answers an `auth` frame with, or None if it accepted the token."""
+    socket = Socket(app)
+    await socket.open()
+    try:
+        await socket.send({"op": "auth", "id": 1, "token": token})
+        answer = await socket.next_message()
+        if answer["type"] == "websocket.close":
+            code: int = answer["code"]
+            return code
+        return None
+    finally:
+        await socket.close()
 
 
 @asynccontextmanager

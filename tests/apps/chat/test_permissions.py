@@ -2,8 +2,8 @@
 
 Client API: each operation that names a channel, message or other object is called, with the ids of real
 objects, by someone who must be refused: a tenant user outside a private channel, a user banned from the
-channel, a muted member (for what writes) and a user of another tenant. Each must get 401, 403 or 404 and
-leave the database as it was. Server and admin APIs have their own tables.
+channel, one banned from the whole tenant, a muted member (for what writes) and a user of another tenant.
+Each must get 401, 403 or 404 and leave the database as it was. Server and admin APIs have their own tables.
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ class World:
     owner: ChatUserFixture
     muted: ChatUserFixture
     banned: ChatUserFixture
+    exiled: ChatUserFixture
     outsider: ChatUserFixture
     newcomer: ChatUserFixture
     foreigner: ChatUserFixture
@@ -159,17 +160,19 @@ async def build_world(
     client: httpx.AsyncClient, tenant: ChatTenantFixture, other: ChatTenantFixture, kind: str
 ) -> World:
     owner, muted, banned = await tenant.user("owner"), await tenant.user("muted"), await tenant.user("banned")
+    exiled = await tenant.user("exiled")
     outsider, newcomer, invitee = (
         await tenant.user("outsider"),
         await tenant.user("newcomer"),
         await tenant.user("invitee"),
     )
     foreigner = await other.user("foreigner")
-    channel = (await tenant.channel(owner, muted, banned, kind=kind, name="guarded"))["id"]
+    channel = (await tenant.channel(owner, muted, banned, exiled, kind=kind, name="guarded"))["id"]
     root = await send(client, owner, channel, f"{MARKER} root @muted")
     await send(client, owner, channel, f"{MARKER} reply", parent_id=root["id"])
     mine = await send(client, muted, channel, f"{MARKER} muted's own")
     theirs = await send(client, banned, channel, f"{MARKER} banned's own")
+    exiles = await send(client, exiled, channel, f"{MARKER} exiled's own")
     for message in (root, mine):
         for user in (owner, muted):
             response = await client.put(
@@ -209,17 +212,21 @@ async def build_world(
         json={"user_id": str(banned.id), "kind": "ban"},
         headers=owner.headers,
     )
-    assert (mute.status_code, ban.status_code) == (201, 201)
+    exile = await client.post(
+        "/api/chat/server/restrictions", json={"user_id": "exiled", "kind": "ban"}, headers=tenant.headers
+    )
+    assert (mute.status_code, ban.status_code, exile.status_code) == (201, 201, 201)
     return World(
         kind=kind,
         channel=channel,
         owner=owner,
         muted=muted,
         banned=banned,
+        exiled=exiled,
         outsider=outsider,
         newcomer=newcomer,
         foreigner=foreigner,
-        message_of={"owner": root["id"], "muted": mine["id"], "banned": theirs["id"]},
+        message_of={"owner": root["id"], "muted": mine["id"], "banned": theirs["id"], "exiled": exiles["id"]},
         invite=invite,
         report=report.json()["id"],
         mute=mute.json()["id"],
@@ -253,6 +260,8 @@ CASES = [
     ("outsider", "private"),
     ("banned", "private"),
     ("banned", "public"),
+    ("exiled", "private"),
+    ("exiled", "public"),
     ("muted", "private"),
     ("muted", "public"),
     ("foreigner", "private"),

@@ -13,8 +13,9 @@ from fastapi import FastAPI
 from pentad.apps.chat import notifications
 from pentad.core.errors import BadRequest
 from pentad.core.platform import Platform
+from pentad.core.realtime.protocol import CloseCode
 from tests.apps.chat.factories import ChatTenantFixture, send
-from tests.apps.chat.sockets import Socket, connected, settle
+from tests.apps.chat.sockets import Socket, connected, refused_with, settle
 from tests.factories import access_token, create_user
 
 
@@ -233,3 +234,18 @@ async def test_membership_changes_reach_the_user_topic(
         )
         removed = await socket.event()
         assert (removed["data"]["type"], removed["data"]["channel"]["id"]) == ("channel.removed", channel)
+
+
+async def test_revoked_and_deactivated_users_cannot_connect(
+    app: FastAPI, client: httpx.AsyncClient, tenant: ChatTenantFixture, hub: None
+) -> None:
+    alice, bob = await tenant.user("alice"), await tenant.user("bob")
+    assert await refused_with(app, alice.token) is None  # and the principal is cached now
+    await client.post("/api/chat/server/users/alice/revoke-tokens", headers=tenant.headers)
+    assert await refused_with(app, alice.token) == CloseCode.AUTH_FAILED
+    fresh = (await client.post("/api/chat/server/users/alice/tokens", headers=tenant.headers)).json()["token"]
+    assert await refused_with(app, fresh) is None
+
+    assert await refused_with(app, bob.token) is None
+    await client.post("/api/chat/server/users/bob/deactivate", headers=tenant.headers)
+    assert await refused_with(app, bob.token) == CloseCode.AUTH_FAILED

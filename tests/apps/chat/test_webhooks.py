@@ -176,6 +176,9 @@ async def test_each_webhook_gets_only_the_events_it_asked_for(
 
     seen = sorted((path, json.loads(body)["type"]) for path, _, body in receiver.requests)
     assert seen == [("/all", "message.new"), ("/all", "reaction.added"), ("/reactions", "reaction.added")]
+    (reaction,) = [json.loads(body)["data"] for path, _, body in receiver.requests if path == "/reactions"]
+    assert (reaction["emoji"], reaction["user_id"]) == ("👍", str(ada.id))
+    assert reaction["message"]["id"] == message["id"]
 
 
 @pytest.mark.usefixtures("allow_loopback")

@@ -70,8 +70,10 @@ async def list_webhooks(service: Webhooks) -> list[Webhook]:
     status_code=201,
     tags=["chat server API"],
     summary="Register a webhook (its secret is shown once)",
-    description="Events of your chat are POSTed to `url`, signed with the secret: header "
-    '`Pentad-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`. The URL must resolve to '
+    description="Events of your chat are POSTed to `url` as JSON `{id, type, created_at, data}` (`data`: the "
+    "message for message.*, the reaction event with its message for reaction.*), signed with the secret: "
+    '`Pentad-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`; `Pentad-Delivery` repeats the '
+    "event id on retries. Anything but 2xx is retried with backoff. The URL must be https and resolve to "
     "public addresses (400 `webhook_destination_refused` otherwise).",
 )
 async def create_webhook(data: WebhookCreate, service: Webhooks) -> WebhookWithSecret:

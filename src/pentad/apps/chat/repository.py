@@ -394,7 +394,7 @@ async def list_changes(
     query = (
         select(ChatMessage)
         .where(ChatMessage.channel_id == channel_id, ChatMessage.revision > since)
-        .order_by(ChatMessage.revision)
+        .order_by(ChatMessage.revision, ChatMessage.id)
         .limit(limit + 1)
     )
     return list((await session.execute(query)).scalars())

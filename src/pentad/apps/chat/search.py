@@ -31,12 +31,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
+import orjson
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
     Integer,
     Select,
+    Uuid,
+    any_,
     column,
     func,
+    literal,
     literal_column,
     or_,
     select,
@@ -44,6 +49,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from pentad.apps.chat import repository, schemas
 from pentad.apps.chat.models import ChatChannel, ChatMember, ChatMessage
@@ -52,6 +58,10 @@ from pentad.core.errors import BadRequest
 
 PREFIX_MIN_LENGTH = 3
 QUERY_MAX_LENGTH = 256
+INDEX_ROWS_MAX = 5000
+"""PostgreSQL: up to this many estimated matches, fetch them all through the index; above, scan newest
+first. Either way about as many rows are read (matches, or ~limit / share of matching rows)."""
+SCAN_ROWS_MAX = 10_000
 ROWID_DIGITS_MAX = 18  # SQLite rowids are 64-bit; a longer number would not even bind
 WORD = re.compile(r"[^\W_]+")
 
@@ -157,6 +167,9 @@ def _id_cursor(cursor: str) -> uuid.UUID:
 
 # ---------------------------------------------------------------- SQL
 
+Scope = uuid.UUID | Select[uuid.UUID]
+"""One channel the caller was found to read, or a query of the channel ids they may read."""
+
 
 def readable_channel_ids(
     tenant_id: uuid.UUID, user_id: uuid.UUID, banned: set[uuid.UUID]
@@ -172,58 +185,53 @@ def readable_channel_ids(
     return query
 
 
-def _conditions(scope: uuid.UUID | Select[uuid.UUID], filters: SearchFilters) -> list[ColumnElement[bool]]:
-    where = [
-        ChatMessage.channel_id == scope
-        if isinstance(scope, uuid.UUID)
-        else ChatMessage.channel_id.in_(scope),
-        ChatMessage.deleted_at.is_(None),
-    ]
+def _conditions(
+    message: type[ChatMessage],
+    scope: Scope | list[uuid.UUID],
+    filters: SearchFilters,
+    before_id: uuid.UUID | None = None,
+) -> list[ColumnElement[bool]]:
+    if isinstance(scope, uuid.UUID):
+        in_scope = message.channel_id == scope
+    elif isinstance(scope, list):
+        in_scope = message.channel_id == any_(literal(scope, ARRAY(Uuid())))
+    else:
+        in_scope = message.channel_id.in_(scope)
+    where = [in_scope, message.deleted_at.is_(None)]
     if filters.author_id is not None:
-        where.append(ChatMessage.user_id == filters.author_id)
+        where.append(message.user_id == filters.author_id)
     if filters.since is not None:
-        where.append(ChatMessage.created_at >= filters.since)
+        where.append(message.created_at >= filters.since)
     if filters.until is not None:
-        where.append(ChatMessage.created_at < filters.until)
+        where.append(message.created_at < filters.until)
     if filters.has_attachment is not None:
-        where.append(ChatMessage.has_attachments.is_(filters.has_attachment))
+        where.append(message.has_attachments.is_(filters.has_attachment))
+    if before_id is not None:
+        where.append(message.id < before_id)
     return where
 
 
 async def find_messages(
     session: AsyncSession,
     terms: SearchTerms,
-    scope: uuid.UUID | Select[uuid.UUID],
+    scope: Scope,
     filters: SearchFilters,
     *,
     before: str | None,
     limit: int,
 ) -> tuple[list[ChatMessage], str | None]:
-    """Up to `limit` matching messages, newest first, and the cursor of the next page (None: no more).
-
-    `scope` is one channel the caller was found to read, or a query of the channel ids they may read.
-    """
-    where = _conditions(scope, filters)
+    """Up to `limit` matching messages, newest first, and the cursor of the next page (None: no more)."""
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
-        return await _find_sqlite(session, terms, where, before, limit)
+        return await _find_sqlite(session, terms, _conditions(ChatMessage, scope, filters), before, limit)
+    before_id = _id_cursor(before) if before is not None else None
     if dialect == "postgresql":
-        where.append(func.to_tsvector(SIMPLE, ChatMessage.text).bool_op("@@")(_tsquery(terms)))
-    else:
-        # Letters and digits only: nothing LIKE would read as a wildcard or an escape.
-        where.extend(ChatMessage.text.like(f"%{word}%") for word in terms.words)
-    return await _find_by_id(session, where, before, limit)
-
-
-def _tsquery(terms: SearchTerms) -> ColumnElement[Any]:
-    """plainto_tsquery reads only words, whatever the user typed; the prefix term is letters and digits
-    (parse_query), so `:*` is the only operator to_tsquery sees."""
-    words = func.plainto_tsquery(SIMPLE, " ".join(terms.terms)) if terms.terms else None
-    if terms.prefix is None:
-        assert words is not None, "parse_query leaves a term or a prefix"
-        return words
-    prefixed = func.to_tsquery(SIMPLE, f"{terms.prefix}:*")
-    return prefixed if words is None else words.op("&&")(prefixed)
+        return await _find_postgresql(session, terms, scope, filters, before_id, limit)
+    # Letters and digits only: nothing LIKE would read as a wildcard or an escape.
+    words = [ChatMessage.text.like(f"%{word}%") for word in terms.words]
+    return await _newest(
+        session, ChatMessage, [*_conditions(ChatMessage, scope, filters, before_id), *words], limit
+    )
 
 
 async def _find_sqlite(
@@ -248,14 +256,107 @@ async def _find_sqlite(
     return [row[0] for row in rows], cursor
 
 
-async def _find_by_id(
-    session: AsyncSession, where: list[ColumnElement[bool]], before: str | None, limit: int
+async def _find_postgresql(
+    session: AsyncSession,
+    terms: SearchTerms,
+    scope: Scope,
+    filters: SearchFilters,
+    before_id: uuid.UUID | None,
+    limit: int,
+) -> tuple[list[ChatMessage], str | None]:
+    """Two plans, chosen by the planner's estimate of how many messages match at all.
+
+    Left to itself the planner often walks the primary key newest first, testing each row, for words
+    that are not common: it counts nothing for running to_tsvector on every row, which dominates.
+    """
+    if not isinstance(scope, uuid.UUID):
+        # The planner guesses a channel subquery at one row and re-runs the index scans per channel;
+        # with the ids themselves it estimates right.
+        channel_ids = list((await session.execute(scope)).scalars())
+        if not channel_ids:
+            return [], None
+    tsquery, params = _tsquery(terms)
+    readable: Scope | list[uuid.UUID] = scope if isinstance(scope, uuid.UUID) else channel_ids
+    if await _estimated_matches(session, tsquery, params) <= INDEX_ROWS_MAX:
+        return await _find_in_index(session, tsquery, params, readable, filters, before_id, limit)
+    # Many matches: test the newest readable messages one by one until the page is full. Bounded: the
+    # estimate is for all channels, and the caller's may hold few of the matches.
+    window = (
+        select(ChatMessage)
+        .where(*_conditions(ChatMessage, readable, filters, before_id))
+        .order_by(ChatMessage.id.desc())
+        .limit(SCAN_ROWS_MAX)
+        .subquery()
+    )
+    recent = aliased(ChatMessage, window)
+    messages, cursor = await _newest(session, recent, [_matches(recent, tsquery, params)], limit)
+    if cursor is not None:
+        return messages, cursor
+    scanned = select(func.count()).select_from(
+        select(ChatMessage.id)
+        .where(*_conditions(ChatMessage, readable, filters, before_id))
+        .limit(SCAN_ROWS_MAX)
+        .subquery()
+    )
+    if (await session.execute(scanned)).scalar_one() < SCAN_ROWS_MAX:
+        return messages, None
+    older_than = messages[-1].id if messages else before_id
+    rest, cursor = await _find_in_index(
+        session, tsquery, params, readable, filters, older_than, limit - len(messages)
+    )
+    return messages + rest, cursor
+
+
+def _tsquery(terms: SearchTerms) -> tuple[str, dict[str, str]]:
+    """The tsquery as SQL with bind parameters. plainto_tsquery reads only words, whatever the user
+    typed; the prefix term is letters and digits (parse_query), so `:*` is all to_tsquery sees. The
+    configuration is written out, never bound, or the planner could not match the index expression."""
+    parts, params = [], {}
+    if terms.terms:
+        parts.append("plainto_tsquery('simple', :search_words)")
+        params["search_words"] = " ".join(terms.terms)
+    if terms.prefix is not None:
+        parts.append("to_tsquery('simple', :search_prefix)")
+        params["search_prefix"] = f"{terms.prefix}:*"
+    return "(" + " && ".join(parts) + ")", params
+
+
+def _matches(message: type[ChatMessage], tsquery: str, params: dict[str, str]) -> ColumnElement[bool]:
+    return func.to_tsvector(SIMPLE, message.text).bool_op("@@")(text(tsquery).bindparams(**params))
+
+
+async def _estimated_matches(session: AsyncSession, tsquery: str, params: dict[str, str]) -> int:
+    """The planner's estimate of matching messages, from the index statistics (EXPLAIN runs nothing)."""
+    explain = text(
+        f"EXPLAIN (FORMAT JSON) SELECT 1 FROM chat_messages WHERE to_tsvector('simple', text) @@ {tsquery}"
+    ).bindparams(**params)
+    plan = (await session.execute(explain)).scalar_one()
+    if isinstance(plan, str):
+        plan = orjson.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+async def _find_in_index(
+    session: AsyncSession,
+    tsquery: str,
+    params: dict[str, str],
+    readable: Scope | list[uuid.UUID],
+    filters: SearchFilters,
+    before_id: uuid.UUID | None,
+    limit: int,
+) -> tuple[list[ChatMessage], str | None]:
+    """Every match from the GIN index, then filtered and sorted. OFFSET 0 fences the match in, so the
+    planner can neither walk the primary key instead nor AND the index with a large channel bitmap."""
+    fenced = select(ChatMessage).where(_matches(ChatMessage, tsquery, params)).offset(0).subquery()
+    found = aliased(ChatMessage, fenced)
+    return await _newest(session, found, _conditions(found, readable, filters, before_id), limit)
+
+
+async def _newest(
+    session: AsyncSession, message: type[ChatMessage], where: list[ColumnElement[bool]], limit: int
 ) -> tuple[list[ChatMessage], str | None]:
     """Newest first by id: ids are UUIDv7, so the primary key is in sending order (to the millisecond)."""
-    query = select(ChatMessage).where(*where)
-    if before is not None:
-        query = query.where(ChatMessage.id < _id_cursor(before))
-    query = query.order_by(ChatMessage.id.desc()).limit(limit + 1)
+    query = select(message).where(*where).order_by(message.id.desc()).limit(limit + 1)
     messages = list((await session.execute(query)).scalars())
     more = len(messages) > limit
     messages = messages[:limit]

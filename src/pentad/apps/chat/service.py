@@ -722,9 +722,14 @@ class ChatService:
     async def sync(self, channel_id: uuid.UUID, since: int, limit: int) -> schemas.SyncPage:
         access = await self.access(channel_id)
         limit = min(limit, self.settings.history_page_max)
-        rows = await repository.list_changes(self.session, channel_id, since, limit)
-        has_more = len(rows) > limit
-        rows = rows[:limit]
+        rows = await repository.list_changes(self.session, channel_id, since, limit + 1)
+        page = rows[:limit]
+        # A thread reply and its parent share a revision; a page never ends between them, or `since=<last
+        # revision>` would skip the second one.
+        if len(rows) > limit and rows[limit].revision == page[-1].revision:
+            page.append(rows[limit])
+        has_more = len(rows) > len(page)
+        rows = page
         return schemas.SyncPage(
             messages=await self.views.build(rows), has_more=has_more, last_seq=access.channel.last_seq
         )
@@ -853,20 +858,16 @@ class ChatService:
         message.revision = await repository.next_seq(self.session, message.channel_id)
         await self.session.flush()
         view = await self.views.one(message)
-        publish(
-            self.session,
-            channel_topic(message.channel_id),
-            ReactionEvent(
-                type="reaction.added" if add else "reaction.removed",
-                channel_id=message.channel_id,
-                seq=message.revision,
-                user_id=self.actor.user_id,
-                emoji=emoji,
-                message=view,
-            ),
+        event = ReactionEvent(
+            type="reaction.added" if add else "reaction.removed",
+            channel_id=message.channel_id,
+            seq=message.revision,
+            user_id=self.actor.user_id,
+            emoji=emoji,
+            message=view,
         )
-        kind = "reaction.added" if add else "reaction.removed"
-        await webhooks.dispatch(self.session, self.platform, self.actor.tenant.id, kind, view)
+        publish(self.session, channel_topic(message.channel_id), event)
+        await webhooks.dispatch(self.session, self.platform, self.actor.tenant.id, event.type, event)
         return view
 
     # ------------------------------------------------------------ read state, typing, presence
