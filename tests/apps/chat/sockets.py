@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -42,10 +42,13 @@ class Socket:
             "server": ("testserver", 80),
             "subprotocols": [],
         }
-        self._task = asyncio.create_task(self.app(scope, self._incoming.get, self._outgoing.put))
+        self._task = asyncio.create_task(self.app(scope, self._incoming.get, self._sent))
         await self._incoming.put({"type": "websocket.connect"})
         accepted = await self.next_message()
         assert accepted["type"] == "websocket.accept", accepted
+
+    async def _sent(self, message: MutableMapping[str, Any]) -> None:
+        await self._outgoing.put(dict(message))
 
     async def close(self) -> None:
         await self._incoming.put({"type": "websocket.disconnect", "code": 1000})
@@ -73,7 +76,7 @@ class Socket:
         """Send a request and return its acknowledgement; frames read meanwhile stay for `event`."""
         request_id = next(self._ids)
         await self.send({"op": op, "id": request_id, **fields})
-        skipped = []
+        skipped: list[dict[str, Any]] = []
         while True:
             frame = await self.recv()
             if frame["op"] == "ack" and frame["id"] == request_id:

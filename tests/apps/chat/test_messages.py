@@ -270,6 +270,23 @@ async def test_a_delete_leaves_a_tombstone_without_its_content(
     assert await audit_events(platform, "chat.message_deleted_by_moderator") == []
 
 
+async def test_a_deleted_message_offers_its_files_no_more(
+    client: httpx.AsyncClient, alice: ChatUserFixture, bob: ChatUserFixture, channel: str
+) -> None:
+    upload = await client.post(
+        f"/api/chat/channels/{channel}/attachments",
+        files={"file": ("plan.txt", b"the plan", "text/plain")},
+        headers=alice.headers,
+    )
+    assert upload.status_code == 201, upload.text
+    message = await send(client, alice, channel, "see file", attachment_ids=[upload.json()["id"]])
+    assert [a["id"] for a in message["attachments"]] == [upload.json()["id"]]
+    tombstone = (await client.delete(f"/api/chat/messages/{message['id']}", headers=alice.headers)).json()
+    assert tombstone["attachments"] == []
+    shown = (await history(client, bob, channel))["messages"][0]
+    assert (shown["id"], shown["attachments"]) == (message["id"], [])
+
+
 async def test_a_moderator_deletes_others_messages_and_is_audited(
     client: httpx.AsyncClient, platform: Platform, alice: ChatUserFixture, bob: ChatUserFixture, channel: str
 ) -> None:

@@ -134,3 +134,16 @@ async def test_read_state_belongs_to_members(client: httpx.AsyncClient, tenant: 
     assert (joined["last_read_seq"], joined["unread_count"]) == (3, 0)
     await send(client, alice, channel, "new")
     assert (await state(client, bob, channel))["unread_count"] == 1
+
+
+async def test_a_mention_in_a_thread_counts_though_replies_are_not_unread(
+    client: httpx.AsyncClient, tenant: ChatTenantFixture
+) -> None:
+    alice, bob = await tenant.user("alice"), await tenant.user("bob")
+    channel = (await tenant.channel(alice, bob, name="c"))["id"]
+    root = await send(client, bob, channel, "question")
+    await send(client, alice, channel, "answer for @bob", parent_id=root["id"])
+    current = await state(client, bob, channel)
+    assert (current["unread_count"], current["unread_mentions"]) == (0, 1)
+    read = await mark(client, bob, channel, current["last_seq"])
+    assert (read["unread_count"], read["unread_mentions"]) == (0, 0)

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from pentad.apps.chat import search as search_module
 from pentad.apps.chat.models import ChatMessage
 from pentad.apps.chat.search import SearchTerms, fts5_expression, parse_query
 from pentad.core.errors import BadRequest
@@ -376,3 +377,43 @@ async def test_pages_newest_first(client: httpx.AsyncClient, tenant: ChatTenantF
         )
         assert response.status_code == 400, (cursor, response.text)
         assert response.json()["code"] == "bad_cursor"
+
+
+@pytest.mark.parametrize(
+    ("index_rows_max", "scan_rows_max"),
+    [(0, 10_000), (0, 3)],
+    ids=["scan-newest-first", "scan-then-index"],
+)
+async def test_every_postgresql_plan_finds_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+    client: httpx.AsyncClient,
+    platform: Platform,
+    tenant: ChatTenantFixture,
+    index_rows_max: int,
+    scan_rows_max: int,
+) -> None:
+    """PostgreSQL picks a plan by the estimated number of matches; force the others."""
+    if platform.database.dialect != "postgresql":
+        pytest.skip("only PostgreSQL chooses between plans")
+    monkeypatch.setattr(search_module, "INDEX_ROWS_MAX", index_rows_max)
+    monkeypatch.setattr(search_module, "SCAN_ROWS_MAX", scan_rows_max)
+    alice, bob = await tenant.user("alice"), await tenant.user("bob")
+    shared = await tenant.channel(bob, alice, kind="private", name="shared")
+    closed = await tenant.channel(bob, kind="private", name="closed")
+    expected = []
+    for n in range(7):
+        expected.append((await send(client, bob, shared["id"], f"kiwi {n}"))["id"])
+        await send(client, bob, shared["id"], f"noise {n}")
+        await send(client, bob, closed["id"], f"kiwi closed {n}")
+
+    ids: list[str] = []
+    before = None
+    while True:
+        page = await search(client, alice, "kiwi", limit=3, **({"before": before} if before else {}))
+        ids += [hit["message"]["id"] for hit in page["results"]]
+        if not page["has_more"]:
+            break
+        before = page["next_before"]
+    assert ids == expected[::-1]
+    assert await found(client, alice, "kiw") == {f"kiwi {n}" for n in range(7)}
+    assert await found(client, alice, "kiwi", channel_id=shared["id"]) == {f"kiwi {n}" for n in range(7)}

@@ -290,7 +290,9 @@ async def next_seq(
 async def count_unread(
     session: AsyncSession, channel_id: uuid.UUID, user_id: uuid.UUID, after_seq: int
 ) -> tuple[int, int]:
-    """(unread top-level messages by others, unread mentions of the user), both capped at UNREAD_CAP."""
+    """(unread top-level messages by others, unread mentions of the user), both capped at UNREAD_CAP.
+
+    Thread replies are not unread messages, but a mention in one is an unread mention."""
     unread = (
         select(literal(1))
         .where(
@@ -304,8 +306,6 @@ async def count_unread(
         .subquery()
     )
     count = (await session.execute(select(func.count()).select_from(unread))).scalar_one()
-    if not count:
-        return 0, 0
     named = select(ChatMention.message_id).where(
         ChatMention.user_id == user_id, ChatMention.channel_id == channel_id, ChatMention.seq > after_seq
     )
