@@ -276,3 +276,44 @@ async def test_adding_members_takes_users_of_the_tenant_only(
     )
     assert invite.status_code == 404
     assert (await client.get("/api/chat/invites", headers=stranger.headers)).json() == []
+
+
+async def test_the_server_api_creates_channels_for_users(
+    client: httpx.AsyncClient, tenant: ChatTenantFixture
+) -> None:
+    alice, bob = await tenant.user("alice"), await tenant.user("bob")
+    body = {"kind": "direct", "created_by": "alice", "members": ["bob"]}
+    first = await client.post("/api/chat/server/channels", json=body, headers=tenant.headers)
+    assert first.status_code == 201, first.text
+    again = await client.post("/api/chat/server/channels", json=body, headers=tenant.headers)
+    assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])
+    assert first.json()["id"] in await channel_ids(client, bob)
+
+    team = await client.post(
+        "/api/chat/server/channels",
+        json={"kind": "private", "name": "team", "created_by": "alice", "members": ["bob"]},
+        headers=tenant.headers,
+    )
+    assert team.status_code == 201
+    assert (await client.get(f"/api/chat/channels/{team.json()['id']}", headers=alice.headers)).json()[
+        "role"
+    ] == "owner"
+    message = await client.post(
+        f"/api/chat/server/channels/{team.json()['id']}/messages",
+        json={"user_id": "bob", "text": "from the backend", "client_id": "srv-1"},
+        headers=tenant.headers,
+    )
+    assert message.status_code == 201
+    assert message.json()["user"]["id"] == str(bob.id)
+    replay = await client.post(
+        f"/api/chat/server/channels/{team.json()['id']}/messages",
+        json={"user_id": "bob", "text": "from the backend", "client_id": "srv-1"},
+        headers=tenant.headers,
+    )
+    assert (replay.status_code, replay.json()["id"]) == (200, message.json()["id"])
+    missing = await client.post(
+        "/api/chat/server/channels",
+        json={"kind": "group", "created_by": "alice", "members": ["nobody"]},
+        headers=tenant.headers,
+    )
+    assert missing.status_code == 404

@@ -357,19 +357,21 @@ async def test_pages_newest_first(client: httpx.AsyncClient, tenant: ChatTenantF
         sent.append((await send(client, author, channel["id"], f"page item {n}"))["id"])
         await send(client, author, channel["id"], f"noise {n}")
 
-    ids: list[str] = []
-    pages = []
-    before = None
-    while True:
-        page = await search(client, alice, "item", limit=10, **({"before": before} if before else {}))
-        pages.append(len(page["results"]))
-        ids += [hit["message"]["id"] for hit in page["results"]]
-        if not page["has_more"]:
-            assert page["next_before"] is None
-            break
-        before = page["next_before"]
-    assert pages == [10, 10, 3]
-    assert ids == sent[::-1]
+    async def pages(limit: int, **params: Any) -> tuple[list[int], list[str]]:
+        sizes, ids, before = [], [], None
+        while True:
+            cursor = {"before": before} if before else {}
+            page = await search(client, alice, "item", limit=limit, **cursor, **params)
+            sizes.append(len(page["results"]))
+            ids += [hit["message"]["id"] for hit in page["results"]]
+            if not page["has_more"]:
+                assert page["next_before"] is None
+                return sizes, ids
+            before = page["next_before"]
+
+    assert await pages(10) == ([10, 10, 3], sent[::-1])
+    assert await pages(5, author_id=str(alice.id)) == ([5, 5, 1], sent[1::2][::-1])
+    assert await pages(23) == ([23], sent[::-1])
 
     for cursor in ("not a cursor", "%%%", "9" * 40, base64.urlsafe_b64encode(b"9" * 40).decode(), "_w"):
         response = await client.get(

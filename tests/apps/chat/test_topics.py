@@ -59,6 +59,12 @@ async def test_a_channel_topic_is_for_those_who_may_read_the_channel(
             headers=alice.headers,
         )
         assert banned.status_code == 201
+    exiled = await tenant.user("exiled")
+    await client.post(f"/api/chat/channels/{public}/join", headers=exiled.headers)
+    exile = await client.post(
+        "/api/chat/server/restrictions", json={"user_id": "exiled", "kind": "ban"}, headers=tenant.headers
+    )
+    assert exile.status_code == 201
     account = await create_user(platform)
     pentad_token = await access_token(client, account)
 
@@ -72,6 +78,7 @@ async def test_a_channel_topic_is_for_those_who_may_read_the_channel(
         (alice.token, public): True,
         (dave.token, public): True,
         (erin.token, public): False,
+        (exiled.token, public): False,
         (zed.token, public): False,
         (pentad_token, public): False,
     }

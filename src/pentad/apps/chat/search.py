@@ -1,14 +1,16 @@
 """Full-text search of chat messages: the query per database engine, and the rules around it.
 
 - SQLite searches its FTS5 index `chat_messages_fts` (kept current by triggers, so edits and deletes are
-  re-indexed in the same transaction) and pages by rowid: FTS5 hands out matches newest first, so a page
-  stops after `limit` readable hits instead of sorting every match.
-- PostgreSQL matches `to_tsvector('simple', text)` through its GIN expression index and pages by
-  (created_at, id). The configuration is written into the SQL, never bound, or the planner could not
-  match the index expression.
+  re-indexed in the same transaction) and pages by rowid, which is sending order: FTS5 hands out matches
+  newest first, so a page stops after `limit` readable hits instead of sorting every match. With an
+  author filter it walks that author's messages instead.
+- PostgreSQL matches `to_tsvector('simple', text)`. When the planner's statistics expect few matches
+  in all, they come from the GIN expression index and are sorted; when many, the newest readable
+  messages are tested in turn until a page is full (bounded, falling back to the index). Pages go by
+  id (UUIDv7, so newest first).
 - MariaDB has no text index: every word of the query must occur in the text (LIKE '%word%', case- and
   accent-insensitive through the column's collation, and matching inside words). It scans the readable
-  channels' messages, so it suits small installs, not millions of messages.
+  channels' messages newest first, so it suits small installs, not millions of messages.
 
 Every engine quotes the user's words (an FTS5 phrase, plainto_tsquery, letters and digits only for LIKE),
 so query syntax typed by a user (`"`, `*`, NEAR, OR, `text:` column filters) is searched for, never run.
@@ -26,7 +28,7 @@ import base64
 import re
 import unicodedata
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import orjson
@@ -223,33 +225,44 @@ async def find_messages(
     """Up to `limit` matching messages, newest first, and the cursor of the next page (None: no more)."""
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
-        return await _find_sqlite(session, terms, _conditions(ChatMessage, scope, filters), before, limit)
+        where = _conditions(ChatMessage, scope, filters)
+        return await _find_sqlite(session, terms, where, filters.author_id is not None, before, limit)
     before_id = _id_cursor(before) if before is not None else None
     if dialect == "postgresql":
         return await _find_postgresql(session, terms, scope, filters, before_id, limit)
     # Letters and digits only: nothing LIKE would read as a wildcard or an escape.
     words = [ChatMessage.text.like(f"%{word}%") for word in terms.words]
-    return await _newest(
-        session, ChatMessage, [*_conditions(ChatMessage, scope, filters, before_id), *words], limit
-    )
+    where = [*_conditions(ChatMessage, scope, filters, before_id), *words]
+    return _page(await _newest(session, ChatMessage, where, limit + 1), limit)
 
 
 async def _find_sqlite(
     session: AsyncSession,
     terms: SearchTerms,
     where: list[ColumnElement[bool]],
+    by_author: bool,
     before: str | None,
     limit: int,
 ) -> tuple[list[ChatMessage], str | None]:
-    query = (
-        select(ChatMessage, FTS.c.rowid)
-        .select_from(FTS)
-        .join(ChatMessage, FTS.c.rowid == MESSAGE_ROWID)
-        .where(text("chat_messages_fts MATCH :match").bindparams(match=fts5_expression(terms)), *where)
-    )
+    match = text("chat_messages_fts MATCH :match").bindparams(match=fts5_expression(terms))
+    if by_author:
+        # One author's messages are few: walk them (user_id index) and look each up in the set of
+        # matches, rather than walk every match to find theirs. The unary + keeps SQLite from driving
+        # the query by rowid instead.
+        rowid = literal_column("+chat_messages.rowid", Integer)
+        query = select(ChatMessage, rowid).where(rowid.in_(select(FTS.c.rowid).where(match)), *where)
+    else:
+        # FTS5 yields matches newest first (ORDER BY rowid DESC is free), so the page ends early.
+        rowid = FTS.c.rowid
+        query = (
+            select(ChatMessage, rowid)
+            .select_from(FTS)
+            .join(ChatMessage, FTS.c.rowid == MESSAGE_ROWID)
+            .where(match, *where)
+        )
     if before is not None:
-        query = query.where(FTS.c.rowid < _rowid_cursor(before))
-    rows = (await session.execute(query.order_by(FTS.c.rowid.desc()).limit(limit + 1))).all()
+        query = query.where(rowid < _rowid_cursor(before))
+    rows = (await session.execute(query.order_by(rowid.desc()).limit(limit + 1))).all()
     more = len(rows) > limit
     rows = rows[:limit]
     cursor = _encode_cursor(str(rows[-1][1])) if more else None
@@ -264,47 +277,44 @@ async def _find_postgresql(
     before_id: uuid.UUID | None,
     limit: int,
 ) -> tuple[list[ChatMessage], str | None]:
-    """Two plans, chosen by the planner's estimate of how many messages match at all.
+    """One of two plans, chosen by the planner's estimate of how many messages match in all.
 
-    Left to itself the planner often walks the primary key newest first, testing each row, for words
-    that are not common: it counts nothing for running to_tsvector on every row, which dominates.
+    Left to itself the planner often walks the primary key newest first, testing every row, even for
+    words that are not common: it reckons nothing for running to_tsvector on each row, which dominates.
     """
-    if not isinstance(scope, uuid.UUID):
-        # The planner guesses a channel subquery at one row and re-runs the index scans per channel;
-        # with the ids themselves it estimates right.
-        channel_ids = list((await session.execute(scope)).scalars())
-        if not channel_ids:
+    readable: uuid.UUID | list[uuid.UUID]
+    if isinstance(scope, uuid.UUID):
+        readable = scope
+    else:
+        # The planner guesses a channel subquery at one row and repeats the index scans per channel;
+        # given the ids it estimates right.
+        readable = list((await session.execute(scope)).scalars())
+        if not readable:
             return [], None
     tsquery, params = _tsquery(terms)
-    readable: Scope | list[uuid.UUID] = scope if isinstance(scope, uuid.UUID) else channel_ids
     if await _estimated_matches(session, tsquery, params) <= INDEX_ROWS_MAX:
-        return await _find_in_index(session, tsquery, params, readable, filters, before_id, limit)
-    # Many matches: test the newest readable messages one by one until the page is full. Bounded: the
-    # estimate is for all channels, and the caller's may hold few of the matches.
+        found = await _find_in_index(session, tsquery, params, readable, filters, before_id, limit + 1)
+        return _page(found, limit)
+    # Many matches: test the newest readable messages in turn until the page is full. Bounded, as the
+    # estimate counts every channel and the caller's may hold few of the matches.
     window = (
         select(ChatMessage)
         .where(*_conditions(ChatMessage, readable, filters, before_id))
         .order_by(ChatMessage.id.desc())
         .limit(SCAN_ROWS_MAX)
-        .subquery()
     )
-    recent = aliased(ChatMessage, window)
-    messages, cursor = await _newest(session, recent, [_matches(recent, tsquery, params)], limit)
-    if cursor is not None:
-        return messages, cursor
-    scanned = select(func.count()).select_from(
-        select(ChatMessage.id)
-        .where(*_conditions(ChatMessage, readable, filters, before_id))
-        .limit(SCAN_ROWS_MAX)
-        .subquery()
-    )
+    recent = aliased(ChatMessage, window.subquery())
+    found = await _newest(session, recent, [_matches(recent, tsquery, params)], limit + 1)
+    if len(found) > limit:
+        return _page(found, limit)
+    scanned = select(func.count()).select_from(window.with_only_columns(ChatMessage.id).subquery())
     if (await session.execute(scanned)).scalar_one() < SCAN_ROWS_MAX:
-        return messages, None
-    older_than = messages[-1].id if messages else before_id
-    rest, cursor = await _find_in_index(
-        session, tsquery, params, readable, filters, older_than, limit - len(messages)
+        return found, None
+    older_than = found[-1].id if found else before_id
+    older = await _find_in_index(
+        session, tsquery, params, readable, filters, older_than, limit + 1 - len(found)
     )
-    return messages + rest, cursor
+    return _page(found + older, limit)
 
 
 def _tsquery(terms: SearchTerms) -> tuple[str, dict[str, str]]:
@@ -339,27 +349,31 @@ async def _find_in_index(
     session: AsyncSession,
     tsquery: str,
     params: dict[str, str],
-    readable: Scope | list[uuid.UUID],
+    readable: uuid.UUID | list[uuid.UUID],
     filters: SearchFilters,
     before_id: uuid.UUID | None,
-    limit: int,
-) -> tuple[list[ChatMessage], str | None]:
+    count: int,
+) -> list[ChatMessage]:
     """Every match from the GIN index, then filtered and sorted. OFFSET 0 fences the match in, so the
     planner can neither walk the primary key instead nor AND the index with a large channel bitmap."""
     fenced = select(ChatMessage).where(_matches(ChatMessage, tsquery, params)).offset(0).subquery()
     found = aliased(ChatMessage, fenced)
-    return await _newest(session, found, _conditions(found, readable, filters, before_id), limit)
+    return await _newest(session, found, _conditions(found, readable, filters, before_id), count)
 
 
 async def _newest(
-    session: AsyncSession, message: type[ChatMessage], where: list[ColumnElement[bool]], limit: int
-) -> tuple[list[ChatMessage], str | None]:
+    session: AsyncSession, message: type[ChatMessage], where: list[ColumnElement[bool]], count: int
+) -> list[ChatMessage]:
     """Newest first by id: ids are UUIDv7, so the primary key is in sending order (to the millisecond)."""
-    query = select(message).where(*where).order_by(message.id.desc()).limit(limit + 1)
-    messages = list((await session.execute(query)).scalars())
-    more = len(messages) > limit
-    messages = messages[:limit]
-    return messages, _encode_cursor(str(messages[-1].id)) if more else None
+    query = select(message).where(*where).order_by(message.id.desc()).limit(count)
+    return list((await session.execute(query)).scalars())
+
+
+def _page(messages: list[ChatMessage], limit: int) -> tuple[list[ChatMessage], str | None]:
+    """A page of `limit` from up to `limit + 1` messages, the extra one saying that there are more."""
+    if len(messages) <= limit:
+        return messages, None
+    return messages[:limit], _encode_cursor(str(messages[limit - 1].id))
 
 
 async def get_channels(session: AsyncSession, channel_ids: set[uuid.UUID]) -> dict[uuid.UUID, ChatChannel]:
@@ -390,14 +404,8 @@ async def search_messages(
     """Search the messages the service's actor may read (see the module docstring for the rules)."""
     terms = parse_query(query)
     actor, session = service.actor, service.session
-    filters = SearchFilters(
-        channel_id=filters.channel_id,
-        author_id=filters.author_id,
-        since=_as_utc(filters.since),
-        until=_as_utc(filters.until),
-        has_attachment=filters.has_attachment,
-    )
-    scope: uuid.UUID | Select[uuid.UUID]
+    filters = replace(filters, since=_as_utc(filters.since), until=_as_utc(filters.until))
+    scope: Scope
     if filters.channel_id is not None:
         # One channel: the same check as reading its history (404 if unseen, 403 if banned).
         scope = (await service.access(filters.channel_id)).channel.id
