@@ -11,13 +11,15 @@ same run:
    chat request pays).
 2. fan-out: one channel with 1,000 members, each connected on /ws with its own user token and subscribed
    to `chat.channel.{id}` (FANOUT_PROCESSES subscriber processes); FANOUT_RATE messages/s sent for
-   BENCH_DURATION s; send-to-receive latency of every delivery (the send time is in the message text; one
-   host, one monotonic clock) and delivered %. Baseline: the same number of subscribers of a topic of
-   the rtbench app (bench/realtime_fanout_app.py, installed in the same server for this part), whose
-   route only calls `publish(session, ...)`: the hub's own cost, without chat's.
+   BENCH_DURATION s, measured from a quiet start (once the presence joins of the connect storm have all
+   arrived); send-to-receive latency of every delivery (the send time is in the message text; one host,
+   one monotonic clock) and delivered %. Baseline: the same number of subscribers of a topic of the
+   rtbench app (bench/realtime_fanout_app.py, installed in the same server for this part), whose route
+   only calls `publish(session, ...)`: the hub's own cost, without chat's.
 3. history: a channel of HISTORY_MESSAGES messages, bulk-loaded with SQL (SQLAlchemy core executemany on
-   SQLite, where the FTS5 triggers index every row; COPY on PostgreSQL, its GIN search index dropped
-   during the load and built after it, then VACUUM ANALYZE as autovacuum would), then
+   SQLite, its FTS5 triggers off during the load and the index rebuilt after it; COPY on PostgreSQL, its
+   GIN search index dropped during the load and built after it, then VACUUM ANALYZE as autovacuum
+   would), then
    `GET /api/chat/channels/{id}/messages?before=<random seq>&limit=50`, one request at a time.
    Baseline: `GET /healthz` the same way.
 4. search: `GET /api/chat/search?q=<word>` over the same messages, whose words follow a Zipf distribution
@@ -573,8 +575,22 @@ def run_http(
     server.check_alive()
     figures = http_figures(raw)
     if figures["failed"]:
-        figures["server_log_tail"] = server.log_tail(20).splitlines()
+        figures["server_errors"] = server_errors(server)
     return figures
+
+
+def server_errors(server: Process, most: int = 5) -> list[str]:
+    """The last distinct errors the server logged (type and message, without the traceback)."""
+    found: list[str] = []
+    for line in server.log_tail(200).splitlines():
+        with contextlib.suppress(ValueError, AttributeError):
+            record = json.loads(line)
+            if record.get("level") in ("error", "critical"):
+                last = (record.get("exception") or "").strip().splitlines()[-2:]
+                summary = f"{record.get('event')}: {' '.join(part.strip() for part in last)}"
+                if summary not in found:
+                    found.append(summary)
+    return found[-most:]
 
 
 def wait_idle(server: Process) -> None:
@@ -1249,6 +1265,12 @@ def markdown(result: dict[str, Any]) -> str:
                 f"server CPU {_x(r['server_cpu'])}. "
                 f"Other frames per subscriber run: {found['chat']['other_frames']}."
             )
+        lines += [
+            "",
+            "connect s: until every subscriber was authenticated and subscribed; quiet after s: until the "
+            "last presence `join` had arrived (chat channel topics have presence, so each member's join "
+            "goes to every member already there). The measured sending starts after that.",
+        ]
 
     history = {kind: found for kind, found in ran.items() if "history" in found}
     if history:

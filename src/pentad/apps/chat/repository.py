@@ -422,9 +422,14 @@ async def list_edits(session: AsyncSession, message_id: uuid.UUID) -> Sequence[C
 async def mentions_of(
     session: AsyncSession, message_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """Per message, the mentioned users' ids in ascending order (as a send reports them)."""
     if not message_ids:
         return {}
-    query = select(ChatMention.message_id, ChatMention.user_id).where(ChatMention.message_id.in_(message_ids))
+    query = (
+        select(ChatMention.message_id, ChatMention.user_id)
+        .where(ChatMention.message_id.in_(message_ids))
+        .order_by(ChatMention.user_id)
+    )
     found: dict[uuid.UUID, list[uuid.UUID]] = {}
     for message_id, user_id in (await session.execute(query)).all():
         found.setdefault(message_id, []).append(user_id)

@@ -664,13 +664,13 @@ export class ChatClient {
         const page = await this.sync(channel.id, since, { limit: SYNC_PAGE });
         if (this.#channels.get(channel.id) !== channel) return;
         let highest = since;
+        let fresh = 0;
         for (const message of page.messages) {
-          // The next page starts one below the highest revision: messages sharing it (a reply and its
-          // thread's first message) may straddle the page boundary.
           const key = `${message.id}:${message.revision}`;
           highest = Math.max(highest, message.revision);
           if (seen.has(key)) continue;
           seen.add(key);
+          fresh += 1;
           channel.seq = Math.max(channel.seq ?? 0, message.revision);
           this.#emitEvent(syncedEvent(message, start));
         }
@@ -678,7 +678,9 @@ export class ChatClient {
           channel.seq = Math.max(channel.seq ?? 0, page.last_seq);
           break;
         }
-        since = Math.max(since, highest - 1);
+        // The next page starts one below the highest revision: two messages share one (a reply and its
+        // thread's first message) and may straddle the page boundary; the seen ones are skipped.
+        since = fresh ? Math.max(since, highest - 1) : highest;
       }
       channel.attempts = 0;
     } catch (error) {

@@ -190,6 +190,18 @@ async function refreshChannel(channelId) {
   }
 }
 
+const refreshing = new Set();
+
+// Many events may ask for the same channel's counts at once (a catch-up after a reconnection): one request.
+function refreshSoon(channelId) {
+  if (refreshing.has(channelId)) return;
+  refreshing.add(channelId);
+  setTimeout(() => {
+    refreshing.delete(channelId);
+    refreshChannel(channelId);
+  }, 250);
+}
+
 async function loadInvites() {
   const invites = await client.invites();
   $("invites").hidden = invites.length === 0;
@@ -846,13 +858,14 @@ function onMessageEvent(event) {
     if (!message.parent_id) channel.last_message_at = message.created_at;
     channel.last_seq = Math.max(channel.last_seq, event.seq);
     const reading = view?.id === event.channel_id && pageVisible();
-    if (!mine && !reading && !message.deleted_at && channel.role !== null && message.seq > channel.last_read_seq) {
+    if (event.synced) refreshSoon(event.channel_id); // A catch-up: the server counts, not us.
+    else if (!mine && !reading && !message.deleted_at && channel.role !== null && message.seq > channel.last_read_seq) {
       if (!message.parent_id) channel.unread_count += 1;
       if (message.mentions_channel || message.mentioned_user_ids.includes(state.me.id)) channel.unread_mentions += 1;
     }
     renderChannels();
   }
-  if (event.type === "message.deleted" && channel?.unread_count) refreshChannel(event.channel_id);
+  if (event.type === "message.deleted" && channel?.unread_count) refreshSoon(event.channel_id);
   if (view?.id === event.channel_id) {
     view.seq = Math.max(view.seq, event.seq);
     if (event.type === "message.new" && !message.parent_id) {

@@ -510,9 +510,10 @@ def upgrade() -> None:
 
 SQLITE_SEARCH = (
     # An external-content FTS5 index over chat_messages.text, kept current by triggers. FTS rows follow the
-    # table's implicit rowid: after a VACUUM run `pentad chat reindex` (FTS5 'rebuild').
+    # table's implicit rowid: after a VACUUM run `pentad chat reindex` (FTS5 'rebuild'). The 3-character
+    # prefix index keeps short prefix searches (`hel*`) from merging every word that starts with them.
     "CREATE VIRTUAL TABLE chat_messages_fts USING fts5(text, content='chat_messages', "
-    "content_rowid='rowid', tokenize='unicode61 remove_diacritics 2')",
+    "content_rowid='rowid', tokenize='unicode61 remove_diacritics 2', prefix='3')",
     "CREATE TRIGGER chat_messages_fts_insert AFTER INSERT ON chat_messages BEGIN "
     "INSERT INTO chat_messages_fts(rowid, text) VALUES (new.rowid, new.text); END",
     "CREATE TRIGGER chat_messages_fts_delete AFTER DELETE ON chat_messages BEGIN "
