@@ -95,6 +95,10 @@ function showError(id, error) {
   $(id).textContent = error ? (error.detail ?? error.message ?? String(error)) : "";
 }
 
+function notice(text) {
+  $("composer-notice").textContent = text;
+}
+
 function isModerator(channel) {
   return ["owner", "moderator"].includes(channel?.role) || ["admin", "moderator"].includes(state.me?.role);
 }
@@ -246,6 +250,7 @@ async function openChannel(channelId) {
   renderUploads();
   showError("composer-error", null);
   showError("page-error", null);
+  notice("");
   stopTyping();
   if (!channelId) {
     state.view = null;
@@ -642,7 +647,7 @@ async function reportMessage(message) {
   if (reason === null) return;
   try {
     await client.report(message.id, reason.slice(0, 1000));
-    $("composer-error").textContent = "Thank you: the moderators will look at it.";
+    notice("Thank you: the moderators will look at it.");
   } catch (error) {
     showError("composer-error", error);
   }
@@ -653,7 +658,7 @@ async function restrictUser(user, kind) {
   if (!window.confirm(`${verb} ${user.name} in this channel?`)) return;
   try {
     await client.restrict(state.view.id, { user_id: user.id, kind });
-    $("composer-error").textContent = `${user.name} is ${kind === "ban" ? "banned" : "muted"} here.`;
+    notice(`${user.name} is ${kind === "ban" ? "banned" : "muted"} here.`);
   } catch (error) {
     showError("composer-error", error);
   }
@@ -709,18 +714,19 @@ async function uploadFiles(files) {
   if (!view) return;
   showError("composer-error", null);
   for (const file of files) {
-    $("composer-error").textContent = `Uploading ${file.name}…`;
+    notice(`Uploading ${file.name}…`);
     try {
       state.uploads.push(await client.upload(view.id, file));
-      $("composer-error").textContent = "";
+      notice("");
     } catch (error) {
+      notice("");
       showError("composer-error", error);
     }
     renderUploads();
   }
 }
 
-async function sendFrom(form, field, errorId, extra) {
+async function sendFrom(field, errorId, extra) {
   const view = state.view;
   const text = field.value.trim();
   const attachments = extra.parent_id ? [] : state.uploads;
@@ -1184,7 +1190,7 @@ function wireComposer() {
   const composer = $("composer-text");
   $("composer").addEventListener("submit", (event) => {
     event.preventDefault();
-    sendFrom(event.target, composer, "composer-error", {});
+    sendFrom(composer, "composer-error", {});
   });
   composer.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
@@ -1203,7 +1209,7 @@ function wireComposer() {
   const reply = $("thread-text");
   $("thread-composer").addEventListener("submit", (event) => {
     event.preventDefault();
-    if (state.thread) sendFrom(event.target, reply, "thread-error", { parent_id: state.thread.parent.id });
+    if (state.thread) sendFrom(reply, "thread-error", { parent_id: state.thread.parent.id });
   });
   reply.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
