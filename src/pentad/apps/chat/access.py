@@ -24,9 +24,9 @@ from pentad.apps.chat.permissions import (
     CHANNEL_READ,
     CHANNEL_RESOURCE,
 )
+from pentad.core.auth import repository as auth_repository
 from pentad.core.auth.permissions import Permission
 from pentad.core.auth.principal import Principal
-from pentad.core.auth.service import AuthService
 from pentad.core.errors import PermissionDenied
 from pentad.core.platform import Platform
 
@@ -85,19 +85,31 @@ async def channel_access(
     permissions |= TENANT_ROLE_PERMISSIONS.get(actor.user.role, frozenset())
     if actor.elevated:
         permissions |= TENANT_ROLE_PERMISSIONS["admin"]
-    principal = actor.principal
-    if principal.is_user and actor.tenant.slug == platform.settings.chat.default_tenant:
-        auth = AuthService(session, platform)
-        for permission in (CHANNEL_READ, CHANNEL_POST, CHANNEL_MODERATE, CHANNEL_MANAGE):
-            if permission.key not in permissions and await auth.can(
-                principal, permission, CHANNEL_RESOURCE, str(channel.id)
-            ):
-                permissions.add(permission.key)
+    permissions |= await _granted(session, platform, actor, channel.id)
     if CHANNEL_READ.key not in permissions:
         raise ChannelNotFound()
     if any(r.kind == "ban" for r in restrictions) and CHANNEL_MODERATE.key not in permissions:
         raise Banned()
     return ChannelAccess(channel, member, frozenset(permissions), restrictions)
+
+
+async def _granted(
+    session: AsyncSession, platform: Platform, actor: ChatActor, channel_id: uuid.UUID
+) -> frozenset[str]:
+    """Channel permissions a Pentad account holds through core grants (`pentad user grant … --resource
+    chat.channel:<id>`), whether it calls with its own credentials or with the user token its pages use."""
+    account = actor.principal.id if actor.principal.is_user else actor.user.pentad_user_id
+    if account is None or actor.tenant.slug != platform.settings.chat.default_tenant:
+        return frozenset()
+    roles = await auth_repository.list_resource_grant_roles(
+        session, account, CHANNEL_RESOURCE, str(channel_id)
+    )
+    granted: set[str] = set()
+    for role in roles:
+        granted |= platform.permissions.resource_role_permissions(CHANNEL_RESOURCE, role)
+    if actor.principal.scopes is not None:
+        granted &= actor.principal.scopes
+    return frozenset(granted)
 
 
 def require_permission(access: ChannelAccess, permission: Permission) -> None:

@@ -20,7 +20,7 @@ from pentad.apps.chat import repository, schemas
 from pentad.apps.chat.access import ChatActor
 from pentad.apps.chat.exceptions import ChatUserNotFound, TenantNotFound
 from pentad.apps.chat.models import ChatServerKey, ChatTenant, ChatUser
-from pentad.apps.chat.permissions import CHAT_SERVER, CHAT_USE
+from pentad.apps.chat.permissions import CHANNEL_MODERATE, CHAT_ADMIN, CHAT_SERVER, CHAT_USE
 from pentad.core import audit
 from pentad.core.audit import Actor
 from pentad.core.auth import tokens
@@ -336,6 +336,13 @@ async def actor_for(session: AsyncSession, platform: Platform, principal: Princi
         user = await _link_account(session, tenant, principal)
     elif user.name != (principal.display_name or user.name):
         user.name = principal.display_name
+    # The account's global chat rights become its tenant role, so they hold with the user token its pages
+    # use too: chat admins administer every channel of the default tenant, global moderators moderate.
+    role = (
+        "admin" if principal.has(CHAT_ADMIN) else "moderator" if principal.has(CHANNEL_MODERATE) else "user"
+    )
+    if user.role != role:
+        user.role = role
     return ChatActor(user, tenant, principal)
 
 
