@@ -128,11 +128,13 @@ async def get_channel(session: AsyncSession, channel_id: uuid.UUID) -> ChatChann
 
 
 async def get_direct_channel(
-    session: AsyncSession, tenant_id: uuid.UUID, direct_key: str
+    session: AsyncSession, tenant_id: uuid.UUID, direct_key: str, *, latest: bool = False
 ) -> ChatChannel | None:
     query = select(ChatChannel).where(
         ChatChannel.tenant_id == tenant_id, ChatChannel.direct_key == direct_key
     )
+    if latest:
+        query = query.with_for_update()
     return (await session.execute(query)).scalar_one_or_none()
 
 
@@ -357,9 +359,13 @@ async def get_message(session: AsyncSession, message_id: uuid.UUID) -> ChatMessa
 
 
 async def get_message_by_client_id(
-    session: AsyncSession, user_id: uuid.UUID, client_id: str
+    session: AsyncSession, user_id: uuid.UUID, client_id: str, *, latest: bool = False
 ) -> ChatMessage | None:
+    """`latest`: a locking read, which sees rows committed after this transaction's snapshot (MariaDB's
+    repeatable read would otherwise hide the concurrent retry that just won)."""
     query = select(ChatMessage).where(ChatMessage.user_id == user_id, ChatMessage.client_id == client_id)
+    if latest:
+        query = query.with_for_update()
     return (await session.execute(query)).scalar_one_or_none()
 
 

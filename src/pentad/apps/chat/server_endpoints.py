@@ -16,7 +16,7 @@ from pentad.apps.chat.access import ChatActor
 from pentad.apps.chat.dependencies import admin_tenant_service, server_tenant, server_tenant_service
 from pentad.apps.chat.models import ChatRestriction, ChatTenant
 from pentad.apps.chat.service import ChatService
-from pentad.apps.chat.tenancy import TenantService, mint_user_token
+from pentad.apps.chat.tenancy import TenantService, forget_credentials, mint_user_token
 from pentad.core import audit
 from pentad.core.auth.dependencies import db_session, request_actor
 from pentad.core.db.base import utcnow
@@ -328,7 +328,7 @@ async def create_tenant_restriction(
     service.session.add(restriction)
     await service.session.flush()
     if data.kind == "ban":
-        get_platform(request).principals.forget(user.id)
+        forget_credentials(service.session, get_platform(request), user.id)
     audit.record(
         service.session,
         service.actor,

@@ -263,8 +263,18 @@ class ChatService:
             direct_key=key if data.kind == "direct" else None,
             last_seq=0,
         )
-        self.session.add(channel)
-        await self.session.flush()
+        try:
+            async with self.session.begin_nested():
+                self.session.add(channel)
+                await self.session.flush()
+        except IntegrityError:
+            # The same direct conversation was created concurrently: answer with that one.
+            if data.kind != "direct":
+                raise
+            existing = await repository.get_direct_channel(self.session, tenant.id, key, latest=True)
+            if existing is None:
+                raise
+            return await self.get_channel(existing.id), False
         owner_role = "member" if data.kind == "direct" else "owner"
         self.session.add(ChatMember(channel_id=channel.id, user_id=self.actor.user_id, role=owner_role))
         for user in others:
@@ -555,11 +565,8 @@ class ChatService:
         self._check_slow_mode(access, member, now)
         html = markdown.render(data.text) if data.text else ""
         handles, mentions_channel = markdown.mentioned_handles(data.text)
-        seq = await repository.next_seq(self.session, channel_id, message_at=now if parent is None else None)
         message = ChatMessage(
             channel_id=channel_id,
-            seq=seq,
-            revision=seq,
             user_id=self.actor.user_id,
             client_id=data.client_id,
             parent_id=parent.id if parent else None,
@@ -572,7 +579,13 @@ class ChatService:
             created_at=now,
         )
         try:
+            # The sequence number is taken inside the savepoint: a send that loses a client_id race gives it
+            # back, so the channel's numbers stay gapless.
             async with self.session.begin_nested():
+                message_at = now if parent is None else None
+                message.seq = message.revision = await repository.next_seq(
+                    self.session, channel_id, message_at=message_at
+                )
                 self.session.add(message)
                 await self.session.flush()
         except IntegrityError:
@@ -580,11 +593,12 @@ class ChatService:
             if data.client_id is None:
                 raise
             existing = await repository.get_message_by_client_id(
-                self.session, self.actor.user_id, data.client_id
+                self.session, self.actor.user_id, data.client_id, latest=True
             )
             if existing is None:
                 raise
             return await self._replay(existing, channel_id), False
+        seq = message.seq
         await self._bind_attachments(message, data.attachment_ids)
         mentioned = await self._record_mentions(message, handles, data.mentioned_user_ids)
         member.last_sent_at = now

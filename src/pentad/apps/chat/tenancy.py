@@ -28,6 +28,7 @@ from pentad.core.auth.exceptions import InvalidToken
 from pentad.core.auth.principal import Principal
 from pentad.core.auth.schemes import CredentialScheme
 from pentad.core.db.base import utcnow
+from pentad.core.db.hooks import on_commit
 from pentad.core.errors import Conflict, PermissionDenied
 from pentad.core.platform import Platform
 
@@ -185,7 +186,7 @@ class TenantService:
             tenant.blocked_words = sorted({w.strip().lower() for w in data.blocked_words if w.strip()})
         if data.disabled is not None:
             tenant.disabled_at = utcnow() if data.disabled else None
-            self.platform.principals.clear()
+            forget_credentials(self.session, self.platform, None)
         await self.session.flush()
         audit.record(
             self.session,
@@ -230,7 +231,7 @@ class TenantService:
         if key.revoked_at is None:
             key.revoked_at = utcnow()
             await self.session.flush()
-            self.platform.principals.forget(tenant_id)
+            forget_credentials(self.session, self.platform, tenant_id)
             audit.record(
                 self.session,
                 self.actor,
@@ -270,7 +271,7 @@ class TenantService:
         user = await self.get_user(tenant, external_id)
         user.deactivated_at = None if active else utcnow()
         await self.session.flush()
-        self.platform.principals.forget(user.id)
+        forget_credentials(self.session, self.platform, user.id)
         audit.record(
             self.session,
             self.actor,
@@ -284,7 +285,7 @@ class TenantService:
         user = await self.get_user(tenant, external_id)
         user.tokens_valid_after = utcnow()
         await self.session.flush()
-        self.platform.principals.forget(user.id)
+        forget_credentials(self.session, self.platform, user.id)
         audit.record(
             self.session,
             self.actor,
@@ -292,6 +293,23 @@ class TenantService:
             resource_type="chat.user",
             resource_id=user.id,
         )
+
+
+def forget_credentials(session: AsyncSession, platform: Platform, subject_id: uuid.UUID | None) -> None:
+    """Drop the cached principals of a user or tenant (None: all) now and again once the change commits, or
+    a request verified in between would cache the old answer for the cache's lifetime."""
+
+    def drop() -> None:
+        if subject_id is None:
+            platform.principals.clear()
+        else:
+            platform.principals.forget(subject_id)
+
+    async def again() -> None:
+        drop()
+
+    drop()
+    on_commit(session, again)
 
 
 def _handle_from(text: str) -> str:
