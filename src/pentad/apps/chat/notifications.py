@@ -40,6 +40,8 @@ async def message_posted(
 ) -> None:
     """Queue push notifications for a new message: mentioned members, and the other members of direct and
     group channels; never the sender, nor deactivated users. One job per device."""
+    if not mentioned and channel.kind not in SMALL_CHANNEL_KINDS:
+        return
     targets = await repository.push_targets(
         session,
         channel.id,

@@ -68,6 +68,14 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> ChatUser | None
     return await session.get(ChatUser, user_id)
 
 
+async def get_user_with_tenant(
+    session: AsyncSession, user_id: uuid.UUID
+) -> tuple[ChatUser, ChatTenant] | None:
+    query = select(ChatUser, ChatTenant).join(ChatTenant, ChatTenant.id == ChatUser.tenant_id)
+    row = (await session.execute(query.where(ChatUser.id == user_id))).first()
+    return (row[0], row[1]) if row else None
+
+
 async def get_user_by_external_id(
     session: AsyncSession, tenant_id: uuid.UUID, external_id: str
 ) -> ChatUser | None:

@@ -578,26 +578,33 @@ class ChatService:
             has_attachments=bool(data.attachment_ids),
             created_at=now,
         )
-        try:
-            # The sequence number is taken inside the savepoint: a send that loses a client_id race gives it
-            # back, so the channel's numbers stay gapless.
-            async with self.session.begin_nested():
-                message_at = now if parent is None else None
-                message.seq = message.revision = await repository.next_seq(
-                    self.session, channel_id, message_at=message_at
-                )
-                self.session.add(message)
-                await self.session.flush()
-        except IntegrityError:
-            # A concurrent retry with the same client_id won the race; answer with its message.
-            if data.client_id is None:
-                raise
-            existing = await repository.get_message_by_client_id(
-                self.session, self.actor.user_id, data.client_id, latest=True
+        message_at = now if parent is None else None
+        if data.client_id is None or self.session.get_bind().dialect.name == "sqlite":
+            # No race to lose: without a client_id nothing can collide, and SQLite's write transactions
+            # (BEGIN IMMEDIATE) run one at a time, so the check above already saw any earlier retry.
+            message.seq = message.revision = await repository.next_seq(
+                self.session, channel_id, message_at=message_at
             )
-            if existing is None:
-                raise
-            return await self._replay(existing, channel_id), False
+            self.session.add(message)
+            await self.session.flush()
+        else:
+            try:
+                # The sequence number is taken inside the savepoint: a send that loses a client_id race gives
+                # it back, so the channel's numbers stay gapless.
+                async with self.session.begin_nested():
+                    message.seq = message.revision = await repository.next_seq(
+                        self.session, channel_id, message_at=message_at
+                    )
+                    self.session.add(message)
+                    await self.session.flush()
+            except IntegrityError:
+                # A concurrent retry with the same client_id won the race; answer with its message.
+                existing = await repository.get_message_by_client_id(
+                    self.session, self.actor.user_id, data.client_id, latest=True
+                )
+                if existing is None:
+                    raise
+                return await self._replay(existing, channel_id), False
         seq = message.seq
         await self._bind_attachments(message, data.attachment_ids)
         mentioned = await self._record_mentions(message, handles, data.mentioned_user_ids)

@@ -337,11 +337,11 @@ async def default_tenant(session: AsyncSession, platform: Platform) -> ChatTenan
 async def actor_for(session: AsyncSession, platform: Platform, principal: Principal) -> ChatActor:
     """The chat user a request acts as: a user token's user, or a Pentad account's default-tenant user."""
     if principal.kind == USER_PRINCIPAL:
-        user = await repository.get_user(session, principal.id)
-        if user is None or user.deactivated_at is not None:
+        found = await repository.get_user_with_tenant(session, principal.id)
+        if found is None or found[0].deactivated_at is not None:
             raise PermissionDenied("This chat user is deactivated.", code="chat_user_deactivated")
-        tenant = await repository.get_tenant(session, user.tenant_id)
-        if tenant is None or tenant.disabled_at is not None:
+        user, tenant = found
+        if tenant.disabled_at is not None:
             raise PermissionDenied("This chat tenant is disabled.", code="tenant_disabled")
         return ChatActor(user, tenant, principal)
     if not principal.is_user:
@@ -349,19 +349,19 @@ async def actor_for(session: AsyncSession, platform: Platform, principal: Princi
             "Chat needs a user: a user token or a Pentad account.", code="chat_user_required"
         )
     tenant = await default_tenant(session, platform)
-    user = await repository.get_user_by_pentad_user(session, principal.id)
-    if user is None:
-        user = await _link_account(session, tenant, principal)
-    elif user.name != (principal.display_name or user.name):
-        user.name = principal.display_name
+    linked = await repository.get_user_by_pentad_user(session, principal.id)
+    if linked is None:
+        linked = await _link_account(session, tenant, principal)
+    elif linked.name != (principal.display_name or linked.name):
+        linked.name = principal.display_name
     # The account's global chat rights become its tenant role, so they hold with the user token its pages
     # use too: chat admins administer every channel of the default tenant, global moderators moderate.
     role = (
         "admin" if principal.has(CHAT_ADMIN) else "moderator" if principal.has(CHANNEL_MODERATE) else "user"
     )
-    if user.role != role:
-        user.role = role
-    return ChatActor(user, tenant, principal)
+    if linked.role != role:
+        linked.role = role
+    return ChatActor(linked, tenant, principal)
 
 
 async def _link_account(session: AsyncSession, tenant: ChatTenant, principal: Principal) -> ChatUser:
