@@ -25,9 +25,9 @@ from tests.servers import VENV_BIN, log_tail, serving
 pytestmark = pytest.mark.slow
 
 ADMIN_EMAIL = "a@example.com"
-TOTAL_BUDGET_SECONDS = 240.0
+TOTAL_BUDGET_SECONDS = 600.0
 CLI_TIMEOUT_SECONDS = 60.0
-MAX_EXAMPLES = 50
+MAX_EXAMPLES = 30
 # Every phase: about 20 s on a quiet two-core machine with MAX_EXAMPLES, under a minute on a busy one.
 PHASES = "examples,coverage,fuzzing,stateful"
 CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance"
@@ -108,8 +108,10 @@ def test_every_operation_honours_the_openapi_document(tmp_path: Path) -> None:
             PHASES,
             "--max-examples",
             str(MAX_EXAMPLES),
+            # One worker: with two, hypothesis parses lambda sources from two threads at once and CPython
+            # 3.11's parser fails that now and then ("AST constructor recursion depth mismatch").
             "--workers",
-            "2",
+            "1",
             "--request-timeout",
             "10",
             "--generation-database",
