@@ -600,8 +600,10 @@ def server_errors(server: Process, most: int = 5) -> list[str]:
         with contextlib.suppress(ValueError, AttributeError):
             record = json.loads(line)
             if record.get("level") in ("error", "critical"):
-                last = (record.get("exception") or "").strip().splitlines()[-2:]
-                summary = f"{record.get('event')}: {' '.join(part.strip() for part in last)}"
+                lines = (record.get("exception") or "").strip().splitlines()
+                # The traceback's last "...Error: message" line, not SQLAlchemy's trailing notes.
+                named = [line for line in lines if "Error" in line.split(":", 1)[0]]
+                summary = f"{record.get('event')}: {(named or lines or [''])[-1].strip()}"
                 if summary not in found:
                     found.append(summary)
     return found[-most:]
