@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -199,6 +200,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http_error)
 
 
+def _database_busy(exc: BaseException) -> bool:
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
 class ErrorBoundaryMiddleware:
     """Turns an unexpected exception into a 500 problem inside the middleware stack.
 
@@ -223,9 +228,23 @@ class ErrorBoundaryMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            logger.exception("unhandled_error", exc_type=type(exc).__name__)
             if started:
+                logger.exception("unhandled_error", exc_type=type(exc).__name__)
                 raise
+            if _database_busy(exc):
+                # Overload, not a fault: SQLite gave up waiting for its write lock (PENTAD_DATABASE__
+                # SQLITE_BUSY_TIMEOUT_MS). Nothing was applied; the client may retry.
+                logger.warning("database_busy", path=scope.get("path"))
+                busy = problem_response(
+                    503,
+                    "database_busy",
+                    "The database is busy; nothing was applied. Retry in a moment.",
+                    request_id=scope.get("state", {}).get("request_id"),
+                    headers={"Retry-After": "1"},
+                )
+                await busy(scope, receive, send)
+                return
+            logger.exception("unhandled_error", exc_type=type(exc).__name__)
             response = problem_response(
                 500,
                 "internal_error",

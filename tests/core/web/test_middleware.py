@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Request
+from sqlalchemy.exc import OperationalError
 
 from pentad.app import create_app
 from pentad.core.apps import AppSpec
@@ -49,6 +51,11 @@ async def as_service(request: Request) -> dict[str, str]:
 @probe.get("/fail")
 async def fail() -> None:
     raise RuntimeError("deliberate failure")
+
+
+@probe.post("/locked")
+async def locked() -> None:
+    raise OperationalError("BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked"))
 
 
 PROBE = AppSpec(name="probe", title="Probe", routers=[probe])
@@ -165,6 +172,16 @@ async def test_a_crash_is_logged_as_a_500(tmp_path: Path, database_url: str, dat
     assert response.status_code == 500
     [line] = _access_lines(stream)
     assert (line["route"], line["status"]) == ("/probe/fail", 500)
+
+
+async def test_a_busy_sqlite_database_is_a_503_to_retry_not_a_500(
+    tmp_path: Path, database_url: str, database: Database
+) -> None:
+    async with _client(_app(tmp_path, database_url, database), raise_app_exceptions=False) as client:
+        response = await client.post("/probe/locked")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["code"] == "database_busy"
 
 
 # ------------------------------------------------------------------ CORS and layer order
