@@ -1,8 +1,8 @@
-"""Fixtures of the chat tests: an app serving chat, and a tenant with a server key to make users with."""
+"""Fixtures of the chat tests: an app serving chat (the root `platform` and `client` fixtures build on it),
+and a tenant with a server key to make users with."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -26,19 +26,6 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 @pytest.fixture
 def app(settings: Settings, database: Database) -> FastAPI:
     return create_app(settings, database=database, apps=[APP])
-
-
-@pytest.fixture
-def platform(app: FastAPI) -> Platform:
-    platform: Platform = app.state.platform
-    return platform
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
 
 
 @pytest.fixture

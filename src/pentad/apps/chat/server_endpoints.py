@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
@@ -14,12 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pentad.apps.chat import repository, schemas
 from pentad.apps.chat.access import ChatActor
 from pentad.apps.chat.dependencies import admin_tenant_service, server_tenant, server_tenant_service
-from pentad.apps.chat.models import ChatRestriction, ChatTenant
+from pentad.apps.chat.models import ChatTenant
 from pentad.apps.chat.service import ChatService
-from pentad.apps.chat.tenancy import TenantService, forget_credentials, mint_user_token
-from pentad.core import audit
+from pentad.apps.chat.tenancy import TenantService, mint_user_token
 from pentad.core.auth.dependencies import db_session, request_actor
-from pentad.core.db.base import utcnow
 from pentad.core.errors import NotFound, problem_responses
 from pentad.core.platform import get_platform
 
@@ -313,29 +310,10 @@ async def list_tenant_restrictions(tenant: Tenant, session: Session) -> list[sch
     summary="Ban or mute a user tenant-wide",
 )
 async def create_tenant_restriction(
-    request: Request, data: TenantRestrictionCreate, tenant: Tenant, service: ServerTenants
+    data: TenantRestrictionCreate, tenant: Tenant, service: ServerTenants
 ) -> schemas.Restriction:
-    user = await service.get_user(tenant, data.user_id)
-    expires = utcnow() + timedelta(seconds=data.duration) if data.duration else None
-    restriction = ChatRestriction(
-        tenant_id=tenant.id,
-        channel_id=None,
-        user_id=user.id,
-        kind=data.kind,
-        reason=data.reason,
-        expires_at=expires,
-    )
-    service.session.add(restriction)
-    await service.session.flush()
-    if data.kind == "ban":
-        forget_credentials(service.session, get_platform(request), user.id)
-    audit.record(
-        service.session,
-        service.actor,
-        f"chat.tenant_{data.kind}",
-        resource_type="chat.user",
-        resource_id=user.id,
-        reason=data.reason,
+    restriction = await service.restrict_tenant_wide(
+        tenant, data.user_id, data.kind, reason=data.reason, duration=data.duration
     )
     return schemas.Restriction.model_validate(restriction)
 
@@ -346,14 +324,4 @@ async def create_tenant_restriction(
 async def delete_tenant_restriction(
     restriction_id: uuid.UUID, tenant: Tenant, service: ServerTenants
 ) -> None:
-    restriction = await repository.get_restriction(service.session, restriction_id)
-    if restriction is None or restriction.tenant_id != tenant.id or restriction.channel_id is not None:
-        raise NotFound("No such tenant-wide restriction.", code="restriction_not_found")
-    await service.session.delete(restriction)
-    audit.record(
-        service.session,
-        service.actor,
-        f"chat.tenant_{restriction.kind}_lifted",
-        resource_type="chat.user",
-        resource_id=restriction.user_id,
-    )
+    await service.lift_tenant_restriction(tenant, restriction_id)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -60,6 +59,7 @@ from pentad.apps.chat.models import (
     ChatUser,
 )
 from pentad.apps.chat.permissions import CHANNEL_MANAGE, CHANNEL_MODERATE, CHANNEL_POST, CHANNEL_RESOURCE
+from pentad.apps.chat.tenancy import restriction_expiry
 from pentad.core import audit
 from pentad.core.audit import Actor
 from pentad.core.db.base import utcnow
@@ -965,7 +965,7 @@ class ChatService:
             raise PermissionDenied(
                 "Only the channel's managers can ban or mute its moderators.", code="target_is_moderator"
             )
-        expires = utcnow() + timedelta(seconds=data.duration) if data.duration else None
+        expires = restriction_expiry(data.duration)
         restriction = ChatRestriction(
             tenant_id=self.actor.tenant.id,
             channel_id=channel_id,

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pentad.apps.chat import repository, schemas
 from pentad.apps.chat.access import ChatActor
 from pentad.apps.chat.exceptions import ChatUserNotFound, TenantNotFound
-from pentad.apps.chat.models import ChatServerKey, ChatTenant, ChatUser
+from pentad.apps.chat.models import ChatRestriction, ChatServerKey, ChatTenant, ChatUser
 from pentad.apps.chat.permissions import CHANNEL_MODERATE, CHAT_ADMIN, CHAT_SERVER, CHAT_USE
 from pentad.core import audit
 from pentad.core.audit import Actor
@@ -29,7 +29,7 @@ from pentad.core.auth.principal import Principal
 from pentad.core.auth.schemes import CredentialScheme
 from pentad.core.db.base import utcnow
 from pentad.core.db.hooks import on_commit
-from pentad.core.errors import Conflict, PermissionDenied
+from pentad.core.errors import Conflict, NotFound, PermissionDenied
 from pentad.core.platform import Platform
 
 SERVER_KEY = "pck"
@@ -293,6 +293,52 @@ class TenantService:
             resource_type="chat.user",
             resource_id=user.id,
         )
+
+    # ------------------------------------------------------------ tenant-wide moderation (server API)
+
+    async def restrict_tenant_wide(
+        self, tenant: ChatTenant, external_id: str, kind: str, *, reason: str, duration: int | None
+    ) -> ChatRestriction:
+        user = await self.get_user(tenant, external_id)
+        restriction = ChatRestriction(
+            tenant_id=tenant.id,
+            channel_id=None,
+            user_id=user.id,
+            kind=kind,
+            reason=reason,
+            expires_at=restriction_expiry(duration),
+        )
+        self.session.add(restriction)
+        await self.session.flush()
+        if kind == "ban":
+            forget_credentials(self.session, self.platform, user.id)
+        audit.record(
+            self.session,
+            self.actor,
+            f"chat.tenant_{kind}",
+            resource_type="chat.user",
+            resource_id=user.id,
+            reason=reason,
+        )
+        return restriction
+
+    async def lift_tenant_restriction(self, tenant: ChatTenant, restriction_id: uuid.UUID) -> None:
+        restriction = await repository.get_restriction(self.session, restriction_id)
+        if restriction is None or restriction.tenant_id != tenant.id or restriction.channel_id is not None:
+            raise NotFound("No such tenant-wide restriction.", code="restriction_not_found")
+        await self.session.delete(restriction)
+        audit.record(
+            self.session,
+            self.actor,
+            f"chat.tenant_{restriction.kind}_lifted",
+            resource_type="chat.user",
+            resource_id=restriction.user_id,
+        )
+
+
+def restriction_expiry(duration: int | None) -> datetime | None:
+    """When a ban or mute of `duration` seconds given now ends; None: until lifted."""
+    return utcnow() + timedelta(seconds=duration) if duration else None
 
 
 def forget_credentials(session: AsyncSession, platform: Platform, subject_id: uuid.UUID | None) -> None:
