@@ -9,6 +9,7 @@ import os
 import secrets
 import shutil
 import signal
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -21,7 +22,7 @@ from pentad.core import audit
 from pentad.core.auth.permissions import ADMIN, GLOBAL_ROLES, MEMBER
 from pentad.core.auth.service import AuthService
 from pentad.core.config import Settings, SettingsError, load_settings, masked
-from pentad.core.crypto import CryptoError, generate_key
+from pentad.core.crypto import CryptoError, generate_key, write_private_file
 from pentad.core.db import keyrotation
 from pentad.core.db.migrate import upgrade
 from pentad.core.errors import AppError
@@ -35,6 +36,7 @@ from pentad.core.platform import Platform
 T = TypeVar("T")
 
 DEFAULT_ADMIN_EMAIL = "admin@example.com"
+FIRST_ADMIN_PASSWORD_FILE = "first-admin-password"  # noqa: S105 (a file name)
 
 
 def _settings() -> Settings:
@@ -74,6 +76,8 @@ def _run(work: Callable[[Platform, AuthService], Awaitable[T]]) -> T:
 @click.version_option(package_name="pentad")
 def main() -> None:
     """Pentad: a self-hosted real-time platform."""
+    # Files Pentad creates (database, uploads, generated keys) are readable by its own user only.
+    os.umask(0o077)
 
 
 # ----------------------------------------------------------------------- serve
@@ -127,9 +131,18 @@ def _ensure_first_admin(settings: Settings) -> None:
         return await service.ensure_first_admin(email, chosen) is not None
 
     if _run(work) and generated:
-        # Printed once to the terminal, never logged.
-        click.echo(f"Created the first admin: {email} / password: {chosen}", err=True)
-        click.echo("Change it after signing in (Account > Password).", err=True)
+        # Never logged: a supervisor that captures stderr (systemd, Kubernetes) would keep it. The file is
+        # for the operator; a terminal also gets it once.
+        path = settings.data_dir / FIRST_ADMIN_PASSWORD_FILE
+        write_private_file(path, chosen + "\n")
+        click.echo(f"Created the first admin: {email}", err=True)
+        if sys.stderr.isatty():
+            click.echo(f"Its password: {chosen}", err=True)
+        click.echo(
+            f"The generated password is in {path} (readable by this user only). Sign in, change it "
+            "(Account > Password), then delete the file.",
+            err=True,
+        )
 
 
 @main.command()
@@ -173,6 +186,19 @@ def user_create(email: str, password: str | None, display_name: str | None, role
         return str(created.id)
 
     click.echo(f"Created user {_run(work)} ({email}).")
+
+
+@user.command("reset-link")
+@click.argument("email")
+def user_reset_link(email: str) -> None:
+    """Print a single-use password reset link (for installs without a mail relay)."""
+
+    async def work(_platform: Platform, service: AuthService) -> str:
+        found = await service.get_user_by_email(email)
+        return await service.new_password_reset_link(found, audit.SYSTEM)
+
+    link = _run(work)
+    click.echo(f"Give this link to the user over a trusted channel; it works once: {link}")
 
 
 @user.command("list")

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from pentad.core.emails import check_email
+
 ENV_PREFIX = "PENTAD_"
 NESTED_DELIMITER = "__"
 
@@ -80,6 +82,13 @@ class AuthSettings(BaseModel):
     issuer: str = Field("pentad", description="`iss` claim of access tokens.")
     password_min_length: int = Field(12, ge=8, le=128, description="Minimum password length.")
     password_reset_ttl: int = Field(1800, ge=60, description="Password reset link lifetime, seconds.")
+    reverify_after: int = Field(
+        900,
+        ge=60,
+        le=86400,
+        description="Seconds after a sign-in or `POST /api/me/verify` during which a session may set up "
+        "two-factor authentication or create API keys without entering its password again.",
+    )
     cookie_secure: bool = Field(False, description="Send the session cookie only over HTTPS.")
     mfa_issuer: str = Field("Pentad", description="Name shown in authenticator apps.")
     principal_cache_ttl: float = Field(
@@ -231,8 +240,16 @@ class AdminSettings(BaseModel):
         None, description="E-mail of the first admin, created when there is none; unset: admin@example.com."
     )
     password: SecretStr | None = Field(
-        None, description="Password of the first admin; unset: generated and printed once."
+        None,
+        description="Password of the first admin; unset: generated into `<data dir>/first-admin-password` "
+        "(mode 0600) and, on a terminal, shown once.",
     )
+
+    @field_validator("email")
+    @classmethod
+    def _one_email_rule(cls, value: str | None) -> str | None:
+        # The rule sign-in applies: an address it would refuse must not become the only admin's.
+        return None if value is None else check_email(value)
 
 
 class ChatSettings(BaseModel):

@@ -102,6 +102,15 @@ class KeyRing:
         return parts[0], parts[1], parts[2]
 
 
+def write_private_file(path: Path, content: str) -> None:
+    """Write (or replace) a file only its owner can read (mode 0600, also when it existed before)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+
+
 def _read_or_create(path: Path, make: str) -> str:
     """Read a generated secret file, creating it (mode 0600) if absent; safe with several workers."""
     path.parent.mkdir(parents=True, exist_ok=True)

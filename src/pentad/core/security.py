@@ -123,6 +123,9 @@ class ClientAddressMiddleware:
         return _WEBSOCKET_SCHEMES[scheme] if scope["type"] == "websocket" else scheme
 
 
+_NO_STORE = (b"cache-control", b"no-store")
+
+
 class SecurityHeadersMiddleware:
     """Adds browser hardening headers to every HTTP response that does not set them itself.
 
@@ -151,6 +154,11 @@ class SecurityHeadersMiddleware:
         scheme = scope.get("state", {}).get("scheme", scope.get("scheme"))
         if scheme == "https":
             headers = [*headers, self.hsts_header]
+
+        if scope["path"].startswith("/api/"):
+            # API answers carry tokens, secrets and private data: no cache keeps them unless a route
+            # says otherwise (signed file downloads do).
+            headers = [*headers, _NO_STORE]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -250,9 +250,21 @@ async def test_two_factor_login_flow(client: httpx.AsyncClient, platform: Platfo
         "two_factor_enabled"
     ]
 
-    replay = await client.post("/api/auth/mfa", json={"mfa_token": challenge["mfa_token"], "code": code})
-    assert replay.status_code == 401
-    assert replay.json()["code"] == "invalid_second_factor"
+    # The sign-in step is spent: neither the same code nor a fresh one opens a second session with it.
+    for replay_code in (code, totp_now(secret, steps_ahead=2)):
+        replay = await client.post(
+            "/api/auth/mfa", json={"mfa_token": challenge["mfa_token"], "code": replay_code}
+        )
+        assert replay.status_code == 401
+        assert replay.json()["code"] == "invalid_token"
+    sessions = await client.get("/api/me/sessions", headers=bearer(done.json()["access_token"]))
+    assert len(sessions.json()) == 2  # the one that enabled 2FA, and this sign-in
+
+    # A used TOTP step cannot complete a new sign-in either.
+    challenge = await login(client, user.email)
+    reused = await client.post("/api/auth/mfa", json={"mfa_token": challenge["mfa_token"], "code": code})
+    assert reused.status_code == 401
+    assert reused.json()["code"] == "invalid_second_factor"
 
 
 async def test_recovery_codes_work_once(client: httpx.AsyncClient, platform: Platform) -> None:
@@ -283,15 +295,31 @@ async def test_mfa_token_is_not_an_access_token(client: httpx.AsyncClient, platf
     assert (await client.get("/api/me", headers=bearer(challenge["mfa_token"]))).status_code == 401
 
 
-async def test_disable_two_factor_needs_the_password(client: httpx.AsyncClient, platform: Platform) -> None:
+async def test_disable_two_factor_needs_the_password_and_a_code(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
     user = await create_user(platform)
     token = await access_token(client, user)
-    await _enable_totp(client, token)
-    bad = await client.post(
-        "/api/me/2fa/disable", json={"password": "not my password"}, headers=bearer(token)
+    secret, codes = await _enable_totp(client, token)
+    password_only = await client.post(
+        "/api/me/2fa/disable", json={"password": DEFAULT_PASSWORD}, headers=bearer(token)
     )
-    assert bad.status_code == 401
-    ok = await client.post("/api/me/2fa/disable", json={"password": DEFAULT_PASSWORD}, headers=bearer(token))
+    assert password_only.status_code == 422
+    wrong_password = await client.post(
+        "/api/me/2fa/disable",
+        json={"password": "not my password", "code": totp_now(secret, steps_ahead=1)},
+        headers=bearer(token),
+    )
+    assert wrong_password.status_code == 401
+    wrong_code = await client.post(
+        "/api/me/2fa/disable", json={"password": DEFAULT_PASSWORD, "code": "000000"}, headers=bearer(token)
+    )
+    assert wrong_code.status_code == 401
+    assert wrong_code.json()["code"] == "invalid_second_factor"
+    assert (await client.get("/api/me", headers=bearer(token))).json()["two_factor_enabled"]
+    ok = await client.post(
+        "/api/me/2fa/disable", json={"password": DEFAULT_PASSWORD, "code": codes[0]}, headers=bearer(token)
+    )
     assert ok.status_code == 204
     assert "access_token" in await login(client, user.email)
 

@@ -113,5 +113,10 @@ def require(*permissions: Permission) -> Requirement:
     return Requirement(*permissions)
 
 
+def require_user(*permissions: Permission) -> Requirement:
+    """A user (never a service token) holding every listed permission."""
+    return Requirement(*permissions, users_only=True)
+
+
 signed_in_user = Requirement(users_only=True)
 """Any signed-in user (not a service token)."""

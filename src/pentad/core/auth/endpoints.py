@@ -15,9 +15,11 @@ from pentad.core.auth.dependencies import (
     db_session,
     request_actor,
     require,
+    require_user,
     signed_in_user,
 )
 from pentad.core.auth.permissions import (
+    ACCOUNT_SECURITY,
     API_KEYS_OWN,
     AUDIT_READ,
     SERVICE_TOKENS_MANAGE,
@@ -58,6 +60,8 @@ from pentad.core.auth.schemas import (
     UserPage,
     UserRead,
     UserUpdate,
+    Verified,
+    VerifyRequest,
 )
 from pentad.core.auth.service import AuthService, TokenPair
 from pentad.core.db.base import utcnow
@@ -65,6 +69,9 @@ from pentad.core.errors import problem_responses
 
 Service = Annotated[AuthService, Depends(auth_service)]
 User = Annotated[Principal, Depends(signed_in_user)]
+AccountSecurity = Annotated[Principal, Depends(require_user(ACCOUNT_SECURITY))]
+"""Password, second factor and sessions: a signed-in person, or an API key whose scopes name
+core.account.security; never a service token (docs/security.md)."""
 
 PUBLIC_ERRORS = problem_responses(400, 401, 413, 422, 429)
 PROTECTED_ERRORS = problem_responses(400, 401, 403, 404, 409, 413, 422, 429)
@@ -151,7 +158,7 @@ async def logout(request: Request, service: Service, principal: User) -> Respons
     summary="End every session of the current user",
     responses=problem_responses(403),
 )
-async def logout_all(request: Request, service: Service, principal: User) -> Response:
+async def logout_all(request: Request, service: Service, principal: AccountSecurity) -> Response:
     await service.logout_everywhere(principal, request_actor(request, principal))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -197,7 +204,7 @@ async def read_me(principal: Annotated[Principal, Depends(require())]) -> Me:
 
 @me_router.post("/password", status_code=status.HTTP_204_NO_CONTENT, summary="Change my password")
 async def change_password(
-    body: PasswordChange, request: Request, service: Service, principal: User
+    body: PasswordChange, request: Request, service: Service, principal: AccountSecurity
 ) -> Response:
     await service.change_password(
         principal, body.current_password, body.new_password, request_actor(request, principal)
@@ -205,8 +212,25 @@ async def change_password(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+@me_router.post(
+    "/verify",
+    response_model=Verified,
+    summary="Confirm it is me (re-enter the password, and a code when 2FA is on)",
+    description="Two-factor set-up and new API keys need a session that proved its password within "
+    "`PENTAD_AUTH__REVERIFY_AFTER` seconds (sign-in counts); this renews the proof. Wrong passwords and "
+    "codes count against the account's login budget and are audited. See docs/security.md.",
+)
+async def verify_me(
+    body: VerifyRequest, request: Request, service: Service, principal: AccountSecurity
+) -> Verified:
+    verified = await service.reverify(principal, body.password, body.code, request_actor(request, principal))
+    until = service.verified_until(verified)
+    assert until is not None
+    return Verified(verified_until=until)
+
+
 @me_router.get("/sessions", response_model=list[SessionRead], summary="My active sessions")
-async def list_my_sessions(service: Service, principal: User) -> list[SessionRead]:
+async def list_my_sessions(service: Service, principal: AccountSecurity) -> list[SessionRead]:
     sessions = await service.list_sessions(principal.id)
     return [
         SessionRead.model_validate(s).model_copy(update={"current": s.id == principal.session_id})
@@ -218,33 +242,37 @@ async def list_my_sessions(service: Service, principal: User) -> list[SessionRea
     "/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, summary="End one of my sessions"
 )
 async def revoke_my_session(
-    session_id: uuid.UUID, request: Request, service: Service, principal: User
+    session_id: uuid.UUID, request: Request, service: Service, principal: AccountSecurity
 ) -> Response:
     await service.revoke_session(principal.id, session_id, request_actor(request, principal))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @me_router.post("/2fa/setup", response_model=TotpSetupResponse, summary="Start two-factor set-up")
-async def begin_totp(service: Service, principal: User) -> TotpSetupResponse:
+async def begin_totp(service: Service, principal: AccountSecurity) -> TotpSetupResponse:
     setup = await service.begin_totp_setup(principal)
     return TotpSetupResponse(secret=setup.secret, otpauth_uri=setup.otpauth_uri, qr_svg=setup.qr_svg)
 
 
 @me_router.post("/2fa/enable", response_model=RecoveryCodes, summary="Confirm two-factor set-up")
-async def enable_totp(body: TotpCode, request: Request, service: Service, principal: User) -> RecoveryCodes:
+async def enable_totp(
+    body: TotpCode, request: Request, service: Service, principal: AccountSecurity
+) -> RecoveryCodes:
     codes = await service.enable_totp(principal, body.code, request_actor(request, principal))
     return RecoveryCodes(recovery_codes=codes)
 
 
 @me_router.post("/2fa/disable", status_code=status.HTTP_204_NO_CONTENT, summary="Turn two-factor off")
-async def disable_totp(body: TotpDisable, request: Request, service: Service, principal: User) -> Response:
-    await service.disable_totp(principal, body.password, request_actor(request, principal))
+async def disable_totp(
+    body: TotpDisable, request: Request, service: Service, principal: AccountSecurity
+) -> Response:
+    await service.disable_totp(principal, body.password, body.code, request_actor(request, principal))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @me_router.post("/2fa/recovery-codes", response_model=RecoveryCodes, summary="Replace my recovery codes")
 async def regenerate_codes(
-    body: TotpCode, request: Request, service: Service, principal: User
+    body: TotpCode, request: Request, service: Service, principal: AccountSecurity
 ) -> RecoveryCodes:
     codes = await service.regenerate_recovery_codes(principal, body.code, request_actor(request, principal))
     return RecoveryCodes(recovery_codes=codes)

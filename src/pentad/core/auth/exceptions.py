@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pentad.core.errors import AppError, BadRequest, Conflict, NotAuthenticated, NotFound
+from pentad.core.errors import AppError, BadRequest, Conflict, NotAuthenticated, NotFound, PermissionDenied
 
 
 class InvalidCredentials(NotAuthenticated):
@@ -31,6 +31,20 @@ class RefreshTokenReused(NotAuthenticated):
 
     def __init__(self) -> None:
         super().__init__("This refresh token was already used; the session has been revoked. Log in again.")
+
+
+class ReverificationRequired(PermissionDenied):
+    code = "reverification_required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Confirm it is you first: send your password (and a two-factor code when it is on) to "
+            "POST /api/me/verify, then try again."
+        )
+
+
+class InvalidEmailAddress(AppError):
+    status, code = 422, "invalid_email"
 
 
 class WeakPassword(BadRequest):

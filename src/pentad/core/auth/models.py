@@ -58,6 +58,9 @@ class AuthSession(IdMixin, TimestampMixin, Base):
     ip_address: Mapped[str | None] = mapped_column(String(45), default=None)
     user_agent: Mapped[str | None] = mapped_column(String(255), default=None)
     mfa: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The last time this session proved the password or a second factor (sign-in or re-verification):
+    # account-security changes need it to be recent (AuthSettings.reverify_after).
+    verified_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class RefreshToken(IdMixin, TimestampMixin, Base):

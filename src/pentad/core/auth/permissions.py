@@ -12,8 +12,12 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, order=True)
 class Permission:
+    """A named right. An `explicit` permission is never implied by an API key's `*` scope: the key holds
+    it only when its scopes name it."""
+
     key: str
     description: str = field(default="", compare=False)
+    explicit: bool = field(default=False, compare=False)
 
     def __str__(self) -> str:
         return self.key
@@ -26,6 +30,12 @@ API_KEYS_OWN = Permission("core.api_keys.own", "Create, list and revoke one's ow
 SERVICE_TOKENS_MANAGE = Permission("core.service_tokens.manage", "Issue and revoke service tokens.")
 METRICS_READ = Permission("core.metrics.read", "Scrape Prometheus metrics.")
 JOBS_MANAGE = Permission("core.jobs.manage", "See background jobs and retry dead ones.")
+ACCOUNT_SECURITY = Permission(
+    "core.account.security",
+    "Change one's own password, two-factor authentication and sessions. Every signed-in user holds it; "
+    "an API key only when its scopes name it (`*` does not).",
+    explicit=True,
+)
 
 CORE_PERMISSIONS: tuple[Permission, ...] = (
     USERS_READ,
@@ -35,7 +45,11 @@ CORE_PERMISSIONS: tuple[Permission, ...] = (
     SERVICE_TOKENS_MANAGE,
     METRICS_READ,
     JOBS_MANAGE,
+    ACCOUNT_SECURITY,
 )
+
+INTERACTIVE = frozenset({"session", "access_token"})
+"""Credentials a person obtained by signing in (browser session, login or session access token)."""
 
 ADMIN = "admin"
 MEMBER = "member"
@@ -78,6 +92,11 @@ class PermissionRegistry:
     @property
     def permissions(self) -> list[Permission]:
         return sorted(self._permissions.values())
+
+    @property
+    def explicit_scopes(self) -> frozenset[str]:
+        """Permissions that an API key's `*` scope does not imply."""
+        return frozenset(key for key, p in self._permissions.items() if p.explicit)
 
     @property
     def roles(self) -> dict[str, frozenset[str]]:

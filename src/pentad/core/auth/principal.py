@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from pentad.core.audit import Actor
 from pentad.core.auth.permissions import Permission
@@ -23,6 +24,7 @@ class Principal:
     scopes: frozenset[str] | None = None  # an API key's or service token's limit; None = unscoped
     display_name: str = ""
     two_factor_enabled: bool = False
+    verified_at: datetime | None = None  # a session's last password / second-factor proof
 
     @property
     def is_user(self) -> bool:

@@ -130,6 +130,17 @@ async def list_api_keys(session: AsyncSession, user_id: uuid.UUID | None = None)
     return list((await session.scalars(query)).all())
 
 
+async def revoke_api_keys(session: AsyncSession, user_id: uuid.UUID, now: datetime) -> int:
+    result = await session.execute(
+        update(ApiKey).where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None)).values(revoked_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def mark_session_verified(session: AsyncSession, session_id: uuid.UUID, now: datetime) -> None:
+    await session.execute(update(AuthSession).where(AuthSession.id == session_id).values(verified_at=now))
+
+
 async def touch_api_key(session: AsyncSession, key_id: uuid.UUID, now: datetime) -> None:
     await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
 

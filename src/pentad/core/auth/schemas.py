@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from pentad.core.auth.passwords import MAX_PASSWORD_LENGTH
+from pentad.core.emails import Email
 
 Password = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -24,7 +25,7 @@ class Strict(BaseModel):
 
 
 class LoginRequest(Strict):
-    email: EmailStr
+    email: Email
     password: Password
 
 
@@ -57,7 +58,7 @@ class MfaChallenge(BaseModel):
 
 
 class PasswordResetRequest(Strict):
-    email: EmailStr
+    email: Email
 
 
 class PasswordResetAccepted(BaseModel):
@@ -104,7 +105,7 @@ class UserPage(BaseModel):
 
 
 class UserCreate(Strict):
-    email: EmailStr
+    email: Email
     password: Password
     display_name: DisplayName | None = None
     roles: list[Annotated[str, StringConstraints(max_length=64)]] = Field(default_factory=lambda: ["member"])
@@ -141,6 +142,18 @@ class TotpCode(Strict):
 
 class TotpDisable(Strict):
     password: Password
+    code: Code = Field(description="A current authenticator code or an unused recovery code.")
+
+
+class VerifyRequest(Strict):
+    password: Password
+    code: Code | None = Field(None, description="Needed when two-factor authentication is on.")
+
+
+class Verified(BaseModel):
+    verified_until: datetime = Field(
+        description="Until then this session may set up two-factor authentication and create API keys."
+    )
 
 
 class RecoveryCodes(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import uuid
@@ -21,12 +22,14 @@ from pentad.core.auth.exceptions import (
     CredentialNotFound,
     EmailTaken,
     InvalidCredentials,
+    InvalidEmailAddress,
     InvalidScope,
     InvalidSecondFactor,
     InvalidToken,
     LastAdmin,
     NameTaken,
     RefreshTokenReused,
+    ReverificationRequired,
     TwoFactorState,
     UserNotFound,
     WeakPassword,
@@ -42,8 +45,10 @@ from pentad.core.auth.models import (
     User,
 )
 from pentad.core.auth.permissions import (
+    ACCOUNT_SECURITY,
     ADMIN,
     ALL_SCOPES,
+    INTERACTIVE,
     MEMBER,
     Permission,
     UnknownPermission,
@@ -53,6 +58,7 @@ from pentad.core.auth.principal import Principal
 from pentad.core.crypto import column_context
 from pentad.core.db.base import utcnow
 from pentad.core.db.hooks import commit_even_on_error, on_commit
+from pentad.core.emails import InvalidEmail, check_email, normalise_email
 from pentad.core.errors import BadRequest, PermissionDenied
 from pentad.core.mail import enqueue_mail
 from pentad.core.platform import Platform
@@ -66,10 +72,6 @@ MFA_TOKEN_TTL = 300
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 Touch = Callable[[AsyncSession, uuid.UUID, datetime], Awaitable[None]]
-
-
-def normalise_email(email: str) -> str:
-    return email.strip().lower()
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,10 @@ class AuthService:
         display_name: str | None = None,
         roles: Sequence[str] = (MEMBER,),
     ) -> User:
-        email = normalise_email(email)
+        try:
+            email = check_email(email)
+        except InvalidEmail as exc:
+            raise InvalidEmailAddress(str(exc)) from None
         self._check_password(password, email)
         checked_roles = self._check_roles(roles)
         if await repository.get_user_by_email(self.session, email) is not None:
@@ -216,7 +221,8 @@ class AuthService:
             raise BadRequest(f"Unknown role {exc}.", code="unknown_role") from None
 
     def permissions_of(self, user: User) -> frozenset[str]:
-        return self.platform.permissions.permissions_for_roles(user.roles)
+        """What the user's roles allow, plus looking after their own account's security (every user)."""
+        return self.platform.permissions.permissions_for_roles(user.roles) | {ACCOUNT_SECURITY.key}
 
     # --------------------------------------------------------------- grants
 
@@ -308,12 +314,15 @@ class AuthService:
         return user
 
     def issue_mfa_token(self, user: User) -> str:
+        """The token of the second sign-in step. It names the user's last completed sign-in, so it is spent
+        by the sign-in it completes (or by any other one): a replay with a fresh code is refused."""
         token, _ = tok.issue_jwt(
             self.platform.signing_secret,
             issuer=self.settings.issuer,
             audience=tok.MFA_AUDIENCE,
             subject=str(user.id),
             ttl=MFA_TOKEN_TTL,
+            last=_last_login_marker(user),
         )
         return token
 
@@ -326,14 +335,72 @@ class AuthService:
         user = await repository.get_user(self.session, uuid.UUID(claims["sub"]))
         if user is None or not user.is_active:
             raise InvalidToken()
-        await self.platform.limiter.enforce(
-            self.platform.settings.ratelimit.login_per_account, "login-account", user.email
-        )
+        if claims.get("last") != _last_login_marker(user):
+            raise InvalidToken("This sign-in step was already used; enter your password again.")
         await self.verify_second_factor(user, code, actor)
         return user
 
+    async def _spend_account_budget(self, user: User, actor: Actor) -> None:
+        """Every check of a password or second factor counts against the same budgets as a login attempt:
+        per account and per client address (429 once spent)."""
+        limits = self.platform.settings.ratelimit
+        await self.platform.limiter.enforce(
+            limits.login_per_address, "login-address", actor.ip_address or "-"
+        )
+        await self.platform.limiter.enforce(limits.login_per_account, "login-account", user.email)
+
+    async def _check_current_password(self, user: User, password: str, actor: Actor) -> None:
+        """The account's password, re-entered by a signed-in user: budgeted like a login, failures audited."""
+        await self._spend_account_budget(user, actor)
+        if not await passwords.verify_password(password, user.password_hash):
+            audit.record(
+                self.session, actor, "auth.password_check_failed", resource_type="user", resource_id=user.id
+            )
+            commit_even_on_error(self.session)
+            raise InvalidCredentials()
+
+    def recently_verified(self, principal: Principal) -> bool:
+        """Interactive sessions change account security only within `reverify_after` seconds of proving the
+        password (sign-in or POST /api/me/verify). API keys that hold the explicit scope are not sessions."""
+        if principal.via not in INTERACTIVE:
+            return True
+        verified = principal.verified_at
+        return verified is not None and utcnow() - verified <= timedelta(seconds=self.settings.reverify_after)
+
+    def require_recent_verification(self, principal: Principal) -> None:
+        if not self.recently_verified(principal):
+            raise ReverificationRequired()
+
+    async def reverify(
+        self, principal: Principal, password: str, code: str | None, actor: Actor
+    ) -> Principal:
+        """Prove again what sign-in proved (the password, and a second factor when it is on), so that the
+        session may change account security for the next `reverify_after` seconds."""
+        if principal.via not in INTERACTIVE or principal.session_id is None:
+            raise PermissionDenied("Only a signed-in session can be re-verified.", code="session_required")
+        user = await self.get_user(principal.id)
+        await self._check_current_password(user, password, actor)
+        if user.totp_enabled:
+            if not code:
+                raise InvalidSecondFactor()
+            await self.verify_second_factor(user, code, actor)
+        now = utcnow()
+        await repository.mark_session_verified(self.session, principal.session_id, now)
+        self.platform.principals.forget(user.id)
+        audit.record(
+            self.session, actor, "auth.reverify", resource_type="session", resource_id=principal.session_id
+        )
+        return dataclasses.replace(principal, verified_at=now)
+
+    def verified_until(self, principal: Principal) -> datetime | None:
+        if principal.verified_at is None:
+            return None
+        return principal.verified_at + timedelta(seconds=self.settings.reverify_after)
+
     async def verify_second_factor(self, user: User, code: str, actor: Actor) -> None:
-        """Accept a fresh TOTP code (never one already used) or an unused recovery code."""
+        """Accept a fresh TOTP code (never one already used) or an unused recovery code, within the
+        account's login budget."""
+        await self._spend_account_budget(user, actor)
         if user.totp_secret and user.totp_enabled:
             secret = self._decrypt_totp(user)
             step = totp.matching_step(secret, code)
@@ -395,6 +462,7 @@ class AuthService:
             ip_address=actor.ip_address,
             user_agent=(user_agent or "")[:255] or None,
             mfa=mfa,
+            verified_at=now,
         )
 
     async def _new_refresh_token(self, auth_session: AuthSession) -> tok.OpaqueToken:
@@ -568,9 +636,12 @@ class AuthService:
         self, user: User, via: str, credential_id: uuid.UUID, auth_session: AuthSession | None = None,
         scopes: frozenset[str] | None = None,
     ) -> Principal:  # fmt: skip
+        # An API key looks after account security only when its scopes name it (`*` does not imply it).
         permissions = self.permissions_of(user)
         if scopes is not None:
             permissions = permissions & scopes
+        elif via == "api_key":
+            permissions = permissions - self.platform.permissions.explicit_scopes
         return Principal(
             kind="user",
             id=user.id,
@@ -581,6 +652,7 @@ class AuthService:
             credential_id=credential_id,
             session_id=auth_session.id if auth_session else None,
             mfa=bool(auth_session and auth_session.mfa),
+            verified_at=auth_session.verified_at if auth_session else None,
             scopes=scopes,
             display_name=user.display_name,
             two_factor_enabled=user.totp_enabled,
@@ -649,9 +721,10 @@ class AuthService:
     # -------------------------------------------------------------- passwords
 
     async def change_password(self, principal: Principal, current: str, new: str, actor: Actor) -> None:
+        """A new password; every other session ends. API keys stay (they are credentials of their own,
+        listed with their last use on the account page); a password *reset* revokes them too."""
         user = await self.get_user(principal.id)
-        if not await passwords.verify_password(current, user.password_hash):
-            raise InvalidCredentials()
+        await self._check_current_password(user, current, actor)
         self._check_password(new, user.email)
         user.password_hash = await passwords.hash_password(new)
         await self._revoke_sessions(
@@ -673,6 +746,20 @@ class AuthService:
         user = await repository.get_user_by_email(self.session, email)
         if user is None or not user.is_active:
             return
+        link = await self.new_password_reset_link(user, actor)
+        # Queued in this transaction: the mail goes out only if the token is stored, and is retried.
+        await enqueue_mail(
+            self.session,
+            self.platform.keyring,
+            "password_reset",
+            to=user.email,
+            link=link,
+            minutes=self.settings.password_reset_ttl // 60,
+        )
+
+    async def new_password_reset_link(self, user: User, actor: Actor) -> str:
+        """A single-use reset link (older ones stop working). The API mails it; `pentad user reset-link`
+        hands it to an operator when no mail relay is set up."""
         now = utcnow()
         await repository.expire_reset_tokens(self.session, user.id, now)
         token = tok.new_token(tok.PASSWORD_RESET, uuid.uuid4())
@@ -687,16 +774,7 @@ class AuthService:
         audit.record(
             self.session, actor, "auth.password_reset_request", resource_type="user", resource_id=user.id
         )
-        link = f"{self.platform.settings.server.base_url.rstrip('/')}/reset-password?token={token}"
-        # Queued in this transaction: the mail goes out only if the token is stored, and is retried.
-        await enqueue_mail(
-            self.session,
-            self.platform.keyring,
-            "password_reset",
-            to=user.email,
-            link=link,
-            minutes=self.settings.password_reset_ttl // 60,
-        )
+        return f"{self.platform.settings.server.base_url.rstrip('/')}/reset-password?token={token}"
 
     async def reset_password(self, raw_token: str, new_password: str, actor: Actor) -> None:
         token = tok.parse_token(raw_token, tok.PASSWORD_RESET)
@@ -715,7 +793,12 @@ class AuthService:
         stored.used_at = now
         user.password_hash = await passwords.hash_password(new_password)
         await self._revoke_sessions(user.id, now=now, reason="password_reset")
-        audit.record(self.session, actor, "auth.password_reset", resource_type="user", resource_id=user.id)
+        # A reset is how a taken-over account is recovered: keys minted by whoever held it end too.
+        keys = await repository.revoke_api_keys(self.session, user.id, now)
+        audit.record(
+            self.session, actor, "auth.password_reset", resource_type="user", resource_id=user.id,
+            api_keys_revoked=keys,
+        )  # fmt: skip
 
     # ----------------------------------------------------------- two-factor
 
@@ -726,6 +809,7 @@ class AuthService:
         )
 
     async def begin_totp_setup(self, principal: Principal) -> TotpSetup:
+        self.require_recent_verification(principal)
         user = await self.get_user(principal.id)
         if user.totp_enabled:
             raise TwoFactorState("Two-factor authentication is already on; turn it off first.")
@@ -738,11 +822,13 @@ class AuthService:
 
     async def enable_totp(self, principal: Principal, code: str, actor: Actor) -> list[str]:
         """Confirm the authenticator with a code; returns the recovery codes, shown once."""
+        self.require_recent_verification(principal)
         user = await self.get_user(principal.id)
         if user.totp_enabled:
             raise TwoFactorState("Two-factor authentication is already on.")
         if not user.totp_secret:
             raise TwoFactorState("Start the set-up first.")
+        await self._spend_account_budget(user, actor)
         step = totp.matching_step(self._decrypt_totp(user), code)
         if step is None:
             raise InvalidSecondFactor()
@@ -753,12 +839,13 @@ class AuthService:
         audit.record(self.session, actor, "auth.2fa_enable", resource_type="user", resource_id=user.id)
         return codes
 
-    async def disable_totp(self, principal: Principal, password: str, actor: Actor) -> None:
+    async def disable_totp(self, principal: Principal, password: str, code: str, actor: Actor) -> None:
+        """Turning the second factor off needs both factors: the password and a current code."""
         user = await self.get_user(principal.id)
         if not user.totp_enabled:
             raise TwoFactorState("Two-factor authentication is not on.")
-        if not await passwords.verify_password(password, user.password_hash):
-            raise InvalidCredentials()
+        await self._check_current_password(user, password, actor)
+        await self.verify_second_factor(user, code, actor)
         user.totp_secret = None
         user.totp_enabled_at = None
         user.totp_last_step = None
@@ -811,6 +898,8 @@ class AuthService:
         actor: Actor,
         creator: Principal | None = None,
     ) -> tuple[ApiKey, str]:
+        if creator is not None:
+            self.require_recent_verification(creator)
         if creator is not None and creator.scopes is not None and ALL_SCOPES in scopes:
             raise InvalidScope("A scoped credential cannot create an unscoped API key.")
         allowed = creator.permissions if creator is not None else self.permissions_of(user)
@@ -906,3 +995,7 @@ def csrf_token(signing_secret: bytes, session_id: uuid.UUID) -> str:
 
 def csrf_matches(signing_secret: bytes, session_id: uuid.UUID, presented: str | None) -> bool:
     return bool(presented) and hmac.compare_digest(csrf_token(signing_secret, session_id), presented or "")
+
+
+def _last_login_marker(user: User) -> str:
+    return user.last_login_at.isoformat() if user.last_login_at else "never"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,26 @@ def write_intent(writes: bool = True) -> Iterator[None]:
         _sqlite_write_intent.reset(token)
 
 
+SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
 def _prepare_sqlite_file(url: str) -> None:
+    """Create the database file readable by this user only (SQLite gives its -wal and -shm files the
+    database file's mode), and make an existing one private if others could read it."""
     database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for suffix in SQLITE_COMPANIONS:
+        companion = path.with_name(path.name + suffix)
+        try:
+            if companion.stat().st_mode & 0o077:
+                companion.chmod(0o600)
+        except OSError:
+            continue
 
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:

@@ -48,6 +48,7 @@ from pentad.core.auth.schemas import (
     TotpCode,
     TotpDisable,
     UserCreate,
+    VerifyRequest,
 )
 from pentad.core.auth.service import AuthService, csrf_matches, csrf_token
 from pentad.core.errors import AppError, BadRequest, NotFound
@@ -458,8 +459,20 @@ async def _account_page(
         recovery_codes_left=(
             await service.unused_recovery_code_count(user.id) if user.totp_enabled else None
         ),
+        needs_verification=not service.recently_verified(principal),
         **context,
     )
+
+
+async def _verified(
+    request: Request, service: AuthService, principal: Principal, password: str, code: str
+) -> Principal:
+    """The page's principal, re-verified first when the form carried the password (the account page asks
+    for it once the sign-in is older than PENTAD_AUTH__REVERIFY_AFTER)."""
+    if not password:
+        return principal
+    body = _parse(VerifyRequest, password=password, code=code or None)
+    return await service.reverify(principal, body.password, body.code, request_actor(request, principal))
 
 
 @router.get("/account")
@@ -502,8 +515,11 @@ async def end_session(
 
 
 @router.post("/account/2fa/setup")
-async def begin_two_factor(request: Request, service: Service, principal: SignedIn) -> Response:
+async def begin_two_factor(
+    request: Request, service: Service, principal: SignedIn, password: Field = "", code: Field = ""
+) -> Response:
     try:
+        principal = await _verified(request, service, principal, password, code)
         setup = await service.begin_totp_setup(principal)
     except AppError as exc:
         return await _account_page(request, service, principal, **failure_context(exc))
@@ -537,11 +553,11 @@ async def enable_two_factor(
 
 @router.post("/account/2fa/disable")
 async def disable_two_factor(
-    request: Request, service: Service, principal: SignedIn, password: Field = ""
+    request: Request, service: Service, principal: SignedIn, password: Field = "", code: Field = ""
 ) -> Response:
     try:
-        body = _parse(TotpDisable, password=password)
-        await service.disable_totp(principal, body.password, request_actor(request, principal))
+        body = _parse(TotpDisable, password=password, code=code)
+        await service.disable_totp(principal, body.password, body.code, request_actor(request, principal))
     except AppError as exc:
         return await _account_page(request, service, principal, **failure_context(exc))
     return see_other("/account?notice=2fa-off")
@@ -563,10 +579,17 @@ async def replace_recovery_codes(
 
 @router.post("/account/api-keys")
 async def create_api_key(
-    request: Request, service: Service, principal: KeyOwner, name: Field = "", expires_in_days: Field = ""
+    request: Request,
+    service: Service,
+    principal: KeyOwner,
+    name: Field = "",
+    expires_in_days: Field = "",
+    password: Field = "",
+    code: Field = "",
 ) -> Response:
     try:
         body = _parse(ApiKeyCreate, name=name, expires_in_days=expires_in_days or None)
+        principal = await _verified(request, service, principal, password, code)
         key, token = await service.create_api_key(
             await service.get_user(principal.id),
             name=body.name,
