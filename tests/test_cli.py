@@ -141,3 +141,59 @@ def test_worker_runs_due_jobs_and_dead_ones_are_retried(env: dict[str, str]) -> 
     again = pentad(env, "jobs", "retry", str(job_id), check=False)
     assert again.returncode != 0
     assert "Only dead jobs can be retried" in again.stderr
+
+
+def test_addresses_sign_in_would_refuse_are_refused_everywhere(env: dict[str, str]) -> None:
+    pentad(env, "migrate")
+    refused = pentad(
+        env, "user", "create", "--email", "ops@example.test", "--password", "a long cli password", check=False
+    )
+    assert refused.returncode != 0
+    assert "special-use" in refused.stderr
+    assert "ops@example.test" not in pentad(env, "user", "list").stdout
+    bad_admin = pentad({**env, "PENTAD_ADMIN__EMAIL": "root@pentad.local"}, "config", "show", check=False)
+    assert bad_admin.returncode != 0
+    assert "PENTAD_ADMIN__EMAIL" in bad_admin.stderr or "admin" in bad_admin.stderr.lower()
+
+
+def test_the_database_and_generated_secrets_are_private(env: dict[str, str], tmp_path: Path) -> None:
+    loose = tmp_path / "pentad.db"
+    loose.touch(mode=0o644)
+    loose.chmod(0o644)
+    pentad(env, "migrate")
+    pentad(env, "user", "create", "--email", "p@example.com", "--password", "a long cli password")
+    files = [p for p in tmp_path.iterdir() if p.is_file()]
+    assert {loose.name, "secret-key", "encryption-keys"} <= {p.name for p in files}
+    for path in files:
+        assert path.stat().st_mode & 0o077 == 0, (path.name, oct(path.stat().st_mode))
+
+
+def test_the_generated_first_admin_password_goes_to_a_private_file(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pentad.cli import FIRST_ADMIN_PASSWORD_FILE, _ensure_first_admin, _settings
+
+    pentad(env, "migrate")
+    for name in [k for k in os.environ if k.startswith("PENTAD_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        if name.startswith("PENTAD_"):
+            monkeypatch.setenv(name, value)
+    _ensure_first_admin(_settings())
+    secret_file = tmp_path / FIRST_ADMIN_PASSWORD_FILE
+    password = secret_file.read_text().strip()
+    assert len(password) >= 20
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    stderr = capsys.readouterr().err
+    assert str(secret_file) in stderr
+    assert password not in stderr  # not a terminal: a supervisor would keep it
+    assert "admin@example.com\tadmin,member\tactive" in pentad(env, "user", "list").stdout
+
+
+def test_an_operator_can_hand_out_a_reset_link(env: dict[str, str]) -> None:
+    pentad(env, "migrate")
+    pentad(env, "user", "create", "--email", "r@example.com", "--password", "a long cli password")
+    printed = pentad(env, "user", "reset-link", "r@example.com").stdout
+    assert "/reset-password?token=" in printed
+    unknown = pentad(env, "user", "reset-link", "nobody@example.com", check=False)
+    assert unknown.returncode != 0

@@ -14,8 +14,9 @@ from pentad.app import create_app
 from pentad.core.config import Settings
 from pentad.core.db.engine import Database
 from pentad.core.platform import Platform
+from tests.apps.chat.factories import create_tenant
 from tests.conftest import ALL_APPS
-from tests.factories import bearer, create_user, issue_api_key
+from tests.factories import access_token, bearer, create_user, issue_api_key, issue_service_token
 
 # Endpoints anyone may call, each for a reason.
 PUBLIC = {
@@ -29,18 +30,24 @@ PUBLIC = {
     ("POST", "/api/chat/hooks/{hook_id}/{secret}"),  # the secret in the URL is the credential
 }
 
-# Endpoints every signed-in user may call: they act on the caller's own account only.
-OWN_ACCOUNT = {
-    ("GET", "/api/me"),
+# Account security (docs/security.md): a signed-in person's own password, second factor and sessions.
+# Interactive credentials may; API keys only when their scopes name core.account.security; nothing else.
+ACCOUNT_SECURITY = {
     ("POST", "/api/me/password"),
+    ("POST", "/api/me/verify"),
     ("GET", "/api/me/sessions"),
     ("DELETE", "/api/me/sessions/{session_id}"),
     ("POST", "/api/me/2fa/setup"),
     ("POST", "/api/me/2fa/enable"),
     ("POST", "/api/me/2fa/disable"),
     ("POST", "/api/me/2fa/recovery-codes"),
-    ("POST", "/api/auth/logout"),
     ("POST", "/api/auth/logout-all"),
+}
+
+# Endpoints every signed-in user may call: they act on the caller's own account only.
+OWN_ACCOUNT = ACCOUNT_SECURITY | {
+    ("GET", "/api/me"),
+    ("POST", "/api/auth/logout"),
     ("POST", "/api/auth/session-token"),
 }
 
@@ -105,3 +112,127 @@ async def test_garbage_credentials_are_refused_everywhere(app: FastAPI, client: 
         for token in tokens:
             response = await client.request(method, _concrete(path), headers=bearer(token))
             assert response.status_code == 401, (method, path, token[:20])
+
+
+# ------------------------------------------------------------ every kind of credential
+
+WHO_AM_I = ("GET", "/api/me")
+# Logout answers an API key 400 no_session ("revoke the key instead"): not a permission matter.
+ANY_USER_KEY = {WHO_AM_I, ("POST", "/api/auth/logout")}
+USERS_READ_OPERATIONS = {
+    *ANY_USER_KEY,
+    ("GET", "/api/users"),
+    ("GET", "/api/users/{user_id}"),
+    ("GET", "/api/users/{user_id}/grants"),
+    ("GET", "/api/roles"),
+}
+OWN_KEYS_OPERATIONS = {
+    *ANY_USER_KEY,
+    ("GET", "/api/me/api-keys"),
+    ("POST", "/api/me/api-keys"),
+    ("DELETE", "/api/me/api-keys/{key_id}"),
+}
+
+
+def _is_chat_client_operation(operation: tuple[str, str]) -> bool:
+    path = operation[1]
+    return path.startswith("/api/chat/") and not path.startswith(
+        ("/api/chat/server/", "/api/chat/tenants", "/api/chat/session-token")
+    )
+
+
+def _is_chat_server_operation(operation: tuple[str, str]) -> bool:
+    return operation[1].startswith("/api/chat/server/")
+
+
+async def _refusals_outside(
+    client: httpx.AsyncClient, app: FastAPI, token: str, allowed: object
+) -> list[tuple[str, str, int]]:
+    """Every operation not public and not `allowed` (a set, or a predicate) must answer 403 to `token`."""
+    failures = []
+    for operation in _operations(app):
+        permitted = allowed(operation) if callable(allowed) else operation in allowed  # type: ignore[operator]
+        if operation in PUBLIC or permitted:
+            continue
+        method, path = operation
+        response = await client.request(method, _concrete(path), headers=bearer(token))
+        if response.status_code != 403:
+            failures.append((method, path, response.status_code))
+    return failures
+
+
+@pytest.mark.parametrize(
+    ("scopes", "allowed"),
+    [
+        (["core.users.read"], USERS_READ_OPERATIONS),
+        (["core.api_keys.own"], OWN_KEYS_OPERATIONS),
+        (["core.api_keys.own", "core.users.read"], USERS_READ_OPERATIONS | OWN_KEYS_OPERATIONS),
+    ],
+)
+async def test_narrow_api_keys_reach_only_their_scopes(
+    app: FastAPI, client: httpx.AsyncClient, platform: Platform, scopes: list[str], allowed: set[object]
+) -> None:
+    """An admin's key, narrowed: nothing beyond its scopes, account security included."""
+    from tests.factories import create_admin
+
+    admin = await create_admin(platform)
+    key = await issue_api_key(platform, admin, scopes=scopes)
+    assert await _refusals_outside(client, app, key, allowed) == []
+
+
+async def test_a_star_api_key_does_not_reach_account_security(
+    app: FastAPI, client: httpx.AsyncClient, platform: Platform
+) -> None:
+    user = await create_user(platform)
+    key = await issue_api_key(platform, user, scopes=["*"])
+    failures = []
+    for method, path in sorted(ACCOUNT_SECURITY):
+        response = await client.request(method, _concrete(path), headers=bearer(key))
+        if response.status_code != 403:
+            failures.append((method, path, response.status_code))
+    assert failures == []
+
+
+async def test_a_service_token_is_no_user(
+    app: FastAPI, client: httpx.AsyncClient, platform: Platform
+) -> None:
+    token = await issue_service_token(platform, scopes=["core.account.security"])
+    assert await _refusals_outside(client, app, token, {WHO_AM_I}) == []
+
+
+async def test_chat_tokens_reach_only_chat(
+    app: FastAPI, client: httpx.AsyncClient, platform: Platform
+) -> None:
+    tenant = await create_tenant(platform, client, slug="route-table")
+    user = await tenant.user()
+    allowed_user = lambda op: op == WHO_AM_I or _is_chat_client_operation(op)  # noqa: E731
+    assert await _refusals_outside(client, app, user.token, allowed_user) == []
+    allowed_server = lambda op: op == WHO_AM_I or _is_chat_server_operation(op)  # noqa: E731
+    assert await _refusals_outside(client, app, tenant.key, allowed_server) == []
+
+
+async def test_interactive_credentials_reach_account_security(
+    app: FastAPI, client: httpx.AsyncClient, platform: Platform
+) -> None:
+    """A login access token and a browser session (cookie + CSRF header) pass the guard of every
+    account-security operation (what follows — a missing body, an unknown session — is not a refusal)."""
+    user = await create_user(platform)
+    token = await access_token(client, user)
+    signed_in = await client.post(
+        "/login", data={"email": user.email, "password": "correct horse battery staple"}
+    )
+    assert signed_in.status_code == 303
+    account = await client.get("/account")
+    csrf = re.search(r'name="csrf_token" value="([0-9a-f]+)"', account.text)
+    assert csrf
+    cookie_headers = {"X-CSRF-Token": csrf.group(1)}
+    operations = sorted(ACCOUNT_SECURITY - {("POST", "/api/auth/logout-all")})
+    failures = []
+    for headers in (bearer(token), cookie_headers):
+        for method, path in operations:
+            response = await client.request(method, _concrete(path), headers=headers)
+            if response.status_code in (401, 403):
+                failures.append((method, path, response.status_code, response.text[:120]))
+    assert failures == []
+    ended = await client.post("/api/auth/logout-all", headers=bearer(token))
+    assert ended.status_code == 204

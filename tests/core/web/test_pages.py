@@ -547,3 +547,76 @@ async def test_a_signed_in_page_can_get_a_token_for_its_scripts(
     # API credentials cannot mint one.
     key = await client.post("/api/auth/session-token", headers={"Authorization": f"Bearer {token}"})
     assert key.status_code == 401
+
+
+async def _age_sign_in(platform: Platform, user: User) -> None:
+    """Make the user's sessions look signed in long ago (beyond PENTAD_AUTH__REVERIFY_AFTER)."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from pentad.core.db.base import utcnow
+
+    async with platform.database.transaction() as session:
+        await session.execute(
+            update(AuthSession)
+            .where(AuthSession.user_id == user.id)
+            .values(verified_at=utcnow() - timedelta(days=1))
+        )
+    platform.principals.clear()
+
+
+async def test_an_old_sign_in_confirms_the_password_before_two_factor_set_up(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    user = await create_user(platform)
+    await _sign_in(client, user)
+    fresh = await client.get("/account")
+    assert 'id="setup-password"' not in fresh.text
+    await _age_sign_in(platform, user)
+    account = await client.get("/account")
+    assert 'id="setup-password"' in account.text
+    assert 'id="key-password"' in account.text
+
+    refused = await client.post("/account/2fa/setup", data={"csrf_token": _csrf(account.text)})
+    assert "Confirm it is you first" in refused.text
+    assert 'id="totp-secret"' not in refused.text
+    wrong = await client.post(
+        "/account/2fa/setup", data={"csrf_token": _csrf(account.text), "password": "not my password"}
+    )
+    assert 'id="totp-secret"' not in wrong.text
+    setup = await client.post(
+        "/account/2fa/setup", data={"csrf_token": _csrf(account.text), "password": DEFAULT_PASSWORD}
+    )
+    assert setup.status_code == 200
+    assert 'id="totp-secret"' in setup.text
+    assert 'id="setup-password"' not in (await client.get("/account")).text
+
+
+async def test_turning_two_factor_off_on_the_page_needs_a_code(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    user = await create_user(platform)
+    await _sign_in(client, user)
+    setup = await client.post("/account/2fa/setup", data={"csrf_token": await _account_csrf(client)})
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', setup.text)
+    assert secret
+    enabled = await client.post(
+        "/account/2fa/enable", data={"csrf_token": _csrf(setup.text), "code": totp_now(secret.group(1))}
+    )
+    assert enabled.status_code == 200
+    csrf = await _account_csrf(client)
+    without_code = await client.post(
+        "/account/2fa/disable", data={"csrf_token": csrf, "password": DEFAULT_PASSWORD}
+    )
+    assert without_code.status_code == 400  # the form says which field is missing
+    with_code = await client.post(
+        "/account/2fa/disable",
+        data={
+            "csrf_token": csrf,
+            "password": DEFAULT_PASSWORD,
+            "code": totp_now(secret.group(1), steps_ahead=1),
+        },
+    )
+    assert with_code.status_code == 303
+    assert with_code.headers["location"] == "/account?notice=2fa-off"
