@@ -91,7 +91,10 @@ def test_every_operation_honours_the_openapi_document(tmp_path: Path) -> None:
     _pentad(
         env, data_dir, "user", "create", "--email", ADMIN_EMAIL, "--password", password, "--role", "admin"
     )
-    key = _api_key(_pentad(env, data_dir, "apikey", "create", "--email", ADMIN_EMAIL, "--name", "fuzz"))
+    # `*` and the explicit account-security scope, so that password, 2FA and session routes are fuzzed too.
+    scopes = ["--scope", "*", "--scope", "core.account.security"]
+    created = _pentad(env, data_dir, "apikey", "create", "--email", ADMIN_EMAIL, "--name", "fuzz", *scopes)
+    key = _api_key(created)
     authorization = f"Bearer {key}"
 
     with serving(env, data_dir, free_port(), tmp_path / "server.log") as base_url:

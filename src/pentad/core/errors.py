@@ -264,3 +264,9 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in statuses
     }
+
+
+def also_answers(status: int, model: type[BaseModel], description: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entry for a second success status of a route (e.g. 200 for an idempotent retry
+    of a create that answers 201), so the document lists every status the route returns."""
+    return {status: {"model": model, "description": description}}

@@ -306,3 +306,12 @@ async def test_responses_that_carry_secrets_are_never_cached(
     for name, response in responses.items():
         assert response.status_code < 500, name
         assert response.headers["cache-control"] == "no-store", name
+
+
+async def test_star_plus_the_named_scope_holds_everything(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    user = await create_admin(platform)
+    key = await issue_api_key(platform, user, scopes=["*", "core.account.security"])
+    assert (await client.get("/api/me/sessions", headers=bearer(key))).status_code == 200
+    assert (await client.get("/api/users", headers=bearer(key))).status_code == 200

@@ -19,7 +19,7 @@ from pentad.apps.chat.schemas import MAX_SEQ
 from pentad.apps.chat.service import ChatService, user_view
 from pentad.apps.chat.tenancy import USER_PRINCIPAL, mint_user_token
 from pentad.core.auth.dependencies import db_session
-from pentad.core.errors import PermissionDenied, problem_responses
+from pentad.core.errors import PermissionDenied, also_answers, problem_responses
 from pentad.core.platform import get_platform
 
 router = APIRouter(
@@ -117,6 +117,7 @@ async def list_public_channels(
     response_model=schemas.ChannelState,
     status_code=status.HTTP_201_CREATED,
     summary="Create a channel (public, private, direct or group)",
+    responses=also_answers(200, schemas.ChannelState, "The direct channel existed already."),
     description="You become its owner. Creating a direct channel that exists returns it with 200.",
 )
 async def create_channel(
@@ -255,6 +256,7 @@ async def list_messages(
     response_model=schemas.Message,
     status_code=status.HTTP_201_CREATED,
     summary="Send a message",
+    responses=also_answers(200, schemas.Message, "A retry with a known `client_id`: the original message."),
     description="Idempotent with `client_id`: a retry returns the original message with 200.",
 )
 async def send_message(

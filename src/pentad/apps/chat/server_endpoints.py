@@ -17,7 +17,7 @@ from pentad.apps.chat.models import ChatTenant
 from pentad.apps.chat.service import ChatService
 from pentad.apps.chat.tenancy import TenantService, mint_user_token
 from pentad.core.auth.dependencies import db_session, request_actor
-from pentad.core.errors import NotFound, problem_responses
+from pentad.core.errors import NotFound, also_answers, problem_responses
 from pentad.core.platform import get_platform
 
 admin_router = APIRouter(
@@ -116,7 +116,9 @@ async def set_blocked_words(
 @server_router.put(
     "/users/{external_id}",
     response_model=schemas.ChatUserDetail,
+    status_code=status.HTTP_200_OK,
     summary="Create or update a user by your id for them",
+    responses=also_answers(201, schemas.ChatUserDetail, "The user was created."),
     description="Idempotent: 201 when created, 200 when updated.",
 )
 async def upsert_user(
@@ -201,6 +203,7 @@ async def _acting(
     response_model=schemas.ChannelState,
     status_code=201,
     summary="Create a channel for users",
+    responses=also_answers(200, schemas.ChannelState, "The direct channel existed already."),
 )
 async def server_create_channel(
     request: Request, data: schemas.ServerChannelCreate, tenant: Tenant, session: Session, response: Response
@@ -267,6 +270,7 @@ class ServerMessage(schemas.MessageCreate):
     response_model=schemas.Message,
     status_code=201,
     summary="Send a message as one of your users",
+    responses=also_answers(200, schemas.Message, "A retry with a known `client_id`: the original message."),
     description="The user must be a member. Idempotent with `client_id` like the client API.",
 )
 async def server_send_message(

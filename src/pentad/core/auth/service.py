@@ -634,14 +634,15 @@ class AuthService:
 
     def _user_principal(
         self, user: User, via: str, credential_id: uuid.UUID, auth_session: AuthSession | None = None,
-        scopes: frozenset[str] | None = None,
+        scopes: frozenset[str] | None = None, named_scopes: frozenset[str] = frozenset(),
     ) -> Principal:  # fmt: skip
-        # An API key looks after account security only when its scopes name it (`*` does not imply it).
+        # An API key holds an explicit permission (account security) only when its scopes name it: `*`
+        # alone does not imply it.
         permissions = self.permissions_of(user)
         if scopes is not None:
             permissions = permissions & scopes
         elif via == "api_key":
-            permissions = permissions - self.platform.permissions.explicit_scopes
+            permissions = permissions - (self.platform.permissions.explicit_scopes - named_scopes)
         return Principal(
             kind="user",
             id=user.id,
@@ -690,8 +691,10 @@ class AuthService:
             raise InvalidToken()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             self._touch_later(repository.touch_api_key, key.id, now)
-        scopes = None if ALL_SCOPES in key.scopes else frozenset(key.scopes)
-        return self._user_principal(user, "api_key", key.id, scopes=scopes), key.expires_at
+        named = frozenset(key.scopes)
+        scopes = None if ALL_SCOPES in named else named
+        principal = self._user_principal(user, "api_key", key.id, scopes=scopes, named_scopes=named)
+        return principal, key.expires_at
 
     async def _authenticate_service_token(self, raw: str) -> tuple[Principal, datetime | None]:
         token = tok.parse_token(raw, tok.SERVICE_TOKEN)
