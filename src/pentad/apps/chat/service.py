@@ -615,9 +615,6 @@ class ChatService:
             parent.reply_count += 1
             parent.last_reply_at = now
             parent.revision = seq
-            await repository.add_thread_participant(self.session, parent.id, self.actor.user_id)
-            if parent.user_id is not None:
-                await repository.add_thread_participant(self.session, parent.id, parent.user_id)
             await self.session.flush()
             parent_view = await self.views.one(parent)
         view = await self.views.new(message, self.actor.user, sorted(mentioned))
