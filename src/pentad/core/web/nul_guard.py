@@ -12,7 +12,6 @@ removes control characters itself (chat's attachment names do).
 
 from __future__ import annotations
 
-import email.message
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -38,20 +37,16 @@ _FORM = "form"
 
 
 def _body_kind(scope: Scope) -> str | None:
-    """Which body parser a route would use: JSON (FastAPI only parses JSON content types), a URL-encoded
+    """Which body parser a route would use: JSON (FastAPI parses only JSON media types), a URL-encoded
     form, or none worth checking."""
     for name, value in scope["headers"]:
         if name.lower() == b"content-type":
-            if value == b"application/json":
+            media_type = value.partition(b";")[0].strip().lower()
+            if media_type == b"application/json" or (
+                media_type.startswith(b"application/") and media_type.endswith(b"+json")
+            ):
                 return _JSON
-            header = email.message.Message()
-            header["content-type"] = value.decode("latin-1")
-            if header.get_content_maintype() != "application":
-                return None
-            subtype = header.get_content_subtype()
-            if subtype == "json" or subtype.endswith("+json"):
-                return _JSON
-            return _FORM if subtype == "x-www-form-urlencoded" else None
+            return _FORM if media_type == b"application/x-www-form-urlencoded" else None
     return None
 
 
