@@ -29,6 +29,9 @@ API_DESCRIPTION = """
 Pentad's REST API. Authenticate with `Authorization: Bearer <token>`, where the token is an access
 token from `POST /api/auth/login`, an API key (`pak_…`) or a service token (`pst_…`).
 Every error is an RFC 9457 `application/problem+json` document with a stable `code`.
+No string may contain the NUL character (U+0000): a JSON or form body, query parameter or path holding one
+is refused with 422 `validation_failed` (before authentication), each place named in `errors` with the type
+`nul_character`; nothing is stored.
 """
 
 

@@ -747,9 +747,12 @@ class ChatService:
         if len(rows) > limit and rows[limit].revision == page[-1].revision:
             page.append(rows[limit])
         has_more = len(rows) > len(page)
-        rows = page
+        last_seq = access.channel.last_seq
+        # The channel row was read before the changes, when every revision up to its last_seq was
+        # committed: the final page covers the channel up to there.
+        next_since = page[-1].revision if has_more else max(since, last_seq, page[-1].revision if page else 0)
         return schemas.SyncPage(
-            messages=await self.views.build(rows), has_more=has_more, last_seq=access.channel.last_seq
+            messages=await self.views.build(page), has_more=has_more, next_since=next_since, last_seq=last_seq
         )
 
     async def _message_access(self, message_id: uuid.UUID) -> tuple[ChatMessage, ChannelAccess]:
