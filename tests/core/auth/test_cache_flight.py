@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pentad.app import create_app
 from pentad.core.auth import repository
-from pentad.core.auth.cache import UNSYNCED_TTL, Loader, PrincipalCache
+from pentad.core.auth.cache import UNSYNCED_TTL, Loader, PrincipalCache, invalidation_url
 from pentad.core.auth.exceptions import InvalidToken
 from pentad.core.auth.principal import Principal
 from pentad.core.db.engine import Database
@@ -283,3 +283,21 @@ async def test_a_revocation_on_one_node_reaches_the_cache_of_another(
                 break
             await asyncio.sleep(0.01)
         assert (await client_b.get("/api/me", headers=bearer(key))).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, None),
+        ({"realtime": {"broker_url": "redis://127.0.0.1:6379/2"}}, "redis://127.0.0.1:6379/2"),
+        (
+            {"redis": {"url": "redis://127.0.0.1:6379/5"}, "realtime": {"broker_url": "redis://127.0.0.1/2"}},
+            "redis://127.0.0.1:6379/5",
+        ),
+    ],
+)
+def test_forgets_travel_through_the_configured_redis(
+    tmp_path: Path, overrides: dict[str, Any], expected: str | None
+) -> None:
+    settings = make_settings(tmp_path, "sqlite+aiosqlite:///unused.db", **overrides)
+    assert invalidation_url(settings) == expected
