@@ -301,3 +301,18 @@ def test_forgets_travel_through_the_configured_redis(
 ) -> None:
     settings = make_settings(tmp_path, "sqlite+aiosqlite:///unused.db", **overrides)
     assert invalidation_url(settings) == expected
+
+
+def test_a_full_cache_makes_room_from_expired_entries_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("pentad.core.auth.cache.monotonic", lambda: clock[0])
+    cache = PrincipalCache(ttl=60, max_entries=10)
+    for index in range(2):
+        cache.put(f"refreshed-away-{index}", _principal())
+    clock[0] += 30
+    for index in range(8):
+        cache.put(f"in-use-{index}", _principal())
+    clock[0] += 40  # the first two have expired, the eight others have not
+    cache.put("newcomer", newcomer := _principal())
+    assert cache.get("newcomer") is newcomer
+    assert all(cache.get(f"in-use-{index}") is not None for index in range(8))

@@ -181,7 +181,10 @@ class PrincipalCache:
         if lifetime <= 0:
             return
         if len(self._entries) >= self.max_entries:
-            self.drop_all()
+            self._drop_expired(now)
+            if len(self._entries) >= self.max_entries * 0.9:
+                # Mostly live entries: start over rather than scan again on the next put.
+                self.drop_all()
         key = _key(credential)
         self._entries[key] = (principal, now + lifetime)
         self._by_subject.setdefault(principal.id, set()).add(key)
@@ -229,6 +232,13 @@ class PrincipalCache:
         callers start a lookup of their own."""
         self._generation += 1
         self._flights.clear()
+
+    def _drop_expired(self, now: float) -> None:
+        """One pass over every entry when the cache is full (rare: amortised over the puts that filled it),
+        so that credentials nobody sends any more (refreshed access tokens) do not crowd out live ones."""
+        for key, (principal, deadline) in list(self._entries.items()):
+            if now >= deadline:
+                self._drop(key, principal.id)
 
     def _drop(self, key: bytes, subject_id: uuid.UUID) -> None:
         self._entries.pop(key, None)
