@@ -25,7 +25,10 @@ from pentad.core.db.engine import Database
 from pentad.core.platform import Platform
 from tests.conftest import make_settings
 from tests.core.conftest import RedisScratch
+from tests.core.realtime.conftest import live_server, realtime_database_url, realtime_settings
 from tests.factories import bearer, create_user, issue_api_key
+
+__all__ = ["realtime_database_url"]  # a fixture these tests use
 
 CONCURRENT = 12
 
@@ -316,3 +319,35 @@ def test_a_full_cache_makes_room_from_expired_entries_first(monkeypatch: pytest.
     cache.put("newcomer", newcomer := _principal())
     assert cache.get("newcomer") is newcomer
     assert all(cache.get(f"in-use-{index}") is not None for index in range(8))
+
+
+async def test_served_nodes_sharing_the_realtime_broker_share_revocations(
+    tmp_path: Path, realtime_database_url: str, test_redis: RedisScratch
+) -> None:
+    """Two servers started as `pentad serve` starts them (uvicorn, lifespan on), told of Redis only
+    through the realtime broker's URL."""
+    settings = [
+        realtime_settings(tmp_path / name, realtime_database_url, broker_url=test_redis.url) for name in "ab"
+    ]
+    async with live_server(settings[0], apps=[]) as node_a, live_server(settings[1], apps=[]) as node_b:
+        for _ in range(500):
+            if node_a.platform.principals.synced and node_b.platform.principals.synced:
+                break
+            await asyncio.sleep(0.01)
+        assert node_a.platform.principals.synced and node_b.platform.principals.synced
+        user = await create_user(node_a.platform)
+        key = await issue_api_key(node_a.platform, user)
+        async with httpx.AsyncClient() as client:
+            me_on_b = f"{node_b.http_url}/api/me"
+            assert (await client.get(me_on_b, headers=bearer(key))).status_code == 200
+            listed = (await client.get(f"{node_a.http_url}/api/me/api-keys", headers=bearer(key))).json()
+            revoked = await client.delete(
+                f"{node_a.http_url}/api/me/api-keys/{listed[0]['id']}", headers=bearer(key)
+            )
+            assert revoked.status_code == 204
+            # Well under the 5 s an unsubscribed node would keep the entry anyway.
+            for _ in range(200):
+                if node_b.platform.principals.get(key) is None:
+                    break
+                await asyncio.sleep(0.01)
+            assert (await client.get(me_on_b, headers=bearer(key))).status_code == 401
