@@ -334,7 +334,8 @@ async def test_served_nodes_sharing_the_realtime_broker_share_revocations(
             if node_a.platform.principals.synced and node_b.platform.principals.synced:
                 break
             await asyncio.sleep(0.01)
-        assert node_a.platform.principals.synced and node_b.platform.principals.synced
+        assert node_a.platform.principals.synced
+        assert node_b.platform.principals.synced
         user = await create_user(node_a.platform)
         key = await issue_api_key(node_a.platform, user)
         async with httpx.AsyncClient() as client:
