@@ -94,6 +94,9 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     settings = _settings()
     _ensure_first_admin(settings)
     worker_count = workers or settings.server.workers
+    # The workers read their settings from the environment: they must know they are not alone (the
+    # credential cache keeps entries briefly when processes cannot tell each other of a revocation).
+    os.environ["PENTAD_SERVER__WORKERS"] = str(worker_count)
     if worker_count > 1:
         _prepare_multiprocess_metrics(settings)
     uvicorn.run(

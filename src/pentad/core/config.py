@@ -92,11 +92,13 @@ class AuthSettings(BaseModel):
     cookie_secure: bool = Field(False, description="Send the session cookie only over HTTPS.")
     mfa_issuer: str = Field("Pentad", description="Name shown in authenticator apps.")
     principal_cache_ttl: float = Field(
-        5.0,
+        300.0,
         ge=0,
-        le=60,
-        description="Seconds a verified credential is reused without a database check; revocations clear "
-        "it at once on the same process, other nodes within this time. 0: check every request.",
+        le=86400,
+        description="Seconds a verified credential is reused without a database check. Revocations clear "
+        "it at once in every process through Redis (PENTAD_REDIS__URL or a redis:// realtime broker); "
+        "several workers without Redis, or a process not subscribed, keep entries 5 s at most. "
+        "0: check every request.",
     )
 
 
@@ -139,7 +141,11 @@ class RateLimitSettings(BaseModel):
 
 
 class RedisSettings(BaseModel):
-    url: str | None = Field(None, description="Redis URL; when set, /readyz checks it.")
+    url: str | None = Field(
+        None,
+        description="Redis URL; when set, /readyz checks it and revocations of cached credentials reach "
+        "every process through it.",
+    )
 
 
 class MailSettings(BaseModel):

@@ -66,7 +66,7 @@ class Platform:
             signing_secret=signing_secret,
             permissions=permissions,
             limiter=RateLimiter(settings.ratelimit),
-            principals=PrincipalCache(settings.auth.principal_cache_ttl),
+            principals=PrincipalCache.from_settings(settings),
             mailer=Mailer(settings.mail),
             metrics=metrics,
             storage=build_storage(settings, signing_secret),
@@ -81,6 +81,7 @@ class Platform:
         await self.jobs.close()
         await self.hub.close()
         await self.limiter.close()
+        await self.principals.close()
         await self.storage.close()
         await self.cache.close()
         await self.database.dispose()

@@ -576,20 +576,17 @@ class AuthService:
     # ------------------------------------------------------- authentication
 
     async def authenticate_bearer(self, raw: str) -> Principal:
-        cached = self.platform.principals.get(raw)
-        if cached is not None:
-            return cached
-        kind = tok.token_kind(raw)
-        if kind == tok.API_KEY:
-            principal, expires_at = await self._authenticate_api_key(raw)
-        elif kind == tok.SERVICE_TOKEN:
-            principal, expires_at = await self._authenticate_service_token(raw)
-        elif scheme := self.platform.credential_schemes.get(kind):
-            principal, expires_at = await scheme.authenticate(self.session, self.platform, raw)
-        else:
-            principal, expires_at = await self._authenticate_access_token(raw)
-        self.platform.principals.put(raw, principal, expires_at=expires_at)
-        return principal
+        async def verify() -> tuple[Principal, datetime | None]:
+            kind = tok.token_kind(raw)
+            if kind == tok.API_KEY:
+                return await self._authenticate_api_key(raw)
+            if kind == tok.SERVICE_TOKEN:
+                return await self._authenticate_service_token(raw)
+            if scheme := self.platform.credential_schemes.get(kind):
+                return await scheme.authenticate(self.session, self.platform, raw)
+            return await self._authenticate_access_token(raw)
+
+        return await self.platform.principals.get_or_load(raw, verify)
 
     async def _authenticate_access_token(self, raw: str) -> tuple[Principal, datetime]:
         claims = tok.read_jwt(
@@ -608,20 +605,19 @@ class AuthService:
         return self._user_principal(user, "access_token", auth_session.id, auth_session), expires_at
 
     async def authenticate_cookie(self, raw: str) -> Principal:
-        cached = self.platform.principals.get(raw)
-        if cached is not None:
-            return cached
-        token = tok.parse_token(raw, tok.BROWSER_SESSION)
-        if token is None:
-            raise InvalidToken()
-        auth_session, user = await self._live_session(token.id)
-        if auth_session.kind != BROWSER or not auth_session.secret_hash:
-            raise InvalidToken()
-        if not tok.secret_matches(token.secret, auth_session.secret_hash):
-            raise InvalidToken()
-        principal = self._user_principal(user, "session", auth_session.id, auth_session)
-        self.platform.principals.put(raw, principal, expires_at=auth_session.expires_at)
-        return principal
+        async def verify() -> tuple[Principal, datetime | None]:
+            token = tok.parse_token(raw, tok.BROWSER_SESSION)
+            if token is None:
+                raise InvalidToken()
+            auth_session, user = await self._live_session(token.id)
+            if auth_session.kind != BROWSER or not auth_session.secret_hash:
+                raise InvalidToken()
+            if not tok.secret_matches(token.secret, auth_session.secret_hash):
+                raise InvalidToken()
+            principal = self._user_principal(user, "session", auth_session.id, auth_session)
+            return principal, auth_session.expires_at
+
+        return await self.platform.principals.get_or_load(raw, verify)
 
     async def _live_session(self, session_id: uuid.UUID) -> tuple[AuthSession, User]:
         found = await repository.get_session_with_user(self.session, session_id)
