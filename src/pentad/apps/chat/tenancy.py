@@ -24,11 +24,11 @@ from pentad.apps.chat.permissions import CHANNEL_MODERATE, CHAT_ADMIN, CHAT_SERV
 from pentad.core import audit
 from pentad.core.audit import Actor
 from pentad.core.auth import tokens
+from pentad.core.auth.cache import forget_on_commit
 from pentad.core.auth.exceptions import InvalidToken
 from pentad.core.auth.principal import Principal
 from pentad.core.auth.schemes import CredentialScheme
 from pentad.core.db.base import utcnow
-from pentad.core.db.hooks import on_commit
 from pentad.core.errors import Conflict, NotFound, PermissionDenied
 from pentad.core.platform import Platform
 
@@ -342,20 +342,7 @@ def restriction_expiry(duration: int | None) -> datetime | None:
 
 
 def forget_credentials(session: AsyncSession, platform: Platform, subject_id: uuid.UUID | None) -> None:
-    """Drop the cached principals of a user or tenant (None: all) now and again once the change commits, or
-    a request verified in between would cache the old answer for the cache's lifetime."""
-
-    def drop() -> None:
-        if subject_id is None:
-            platform.principals.clear()
-        else:
-            platform.principals.forget(subject_id)
-
-    async def again() -> None:
-        drop()
-
-    drop()
-    on_commit(session, again)
+    forget_on_commit(session, platform.principals, subject_id)
 
 
 def _handle_from(text: str) -> str:

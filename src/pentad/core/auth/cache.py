@@ -37,10 +37,12 @@ import redis.asyncio
 import structlog
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.core.auth.principal import Principal
 from pentad.core.config import Settings
 from pentad.core.db.base import utcnow
+from pentad.core.db.hooks import on_commit
 
 logger = structlog.get_logger("pentad.auth")
 
@@ -357,3 +359,20 @@ class _Invalidations:
             return
         with contextlib.suppress(ValueError):
             self._cache.forget_here(uuid.UUID(hex=subject.decode()))
+
+
+def forget_on_commit(session: AsyncSession, cache: PrincipalCache, subject_id: uuid.UUID | None) -> None:
+    """Drop the cached principals of a user, service token or app subject (None: all) now and again once
+    the change commits: a request verified in between would otherwise cache the old answer."""
+
+    def drop() -> None:
+        if subject_id is None:
+            cache.clear()
+        else:
+            cache.forget(subject_id)
+
+    async def again() -> None:
+        drop()
+
+    drop()
+    on_commit(session, again)

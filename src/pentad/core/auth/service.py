@@ -18,6 +18,7 @@ from pentad.core import audit
 from pentad.core.audit import Actor
 from pentad.core.auth import passwords, repository, totp
 from pentad.core.auth import tokens as tok
+from pentad.core.auth.cache import forget_on_commit
 from pentad.core.auth.exceptions import (
     CredentialNotFound,
     EmailTaken,
@@ -180,7 +181,7 @@ class AuthService:
             if not is_active:
                 await self._revoke_sessions(user.id, now=utcnow(), reason="user_disabled")
         if changes:
-            self.platform.principals.forget(user.id)
+            forget_on_commit(self.session, self.platform.principals, user.id)
             audit.record(
                 self.session, actor, "user.update", resource_type="user", resource_id=user.id, **changes
             )
@@ -386,7 +387,7 @@ class AuthService:
             await self.verify_second_factor(user, code, actor)
         now = utcnow()
         await repository.mark_session_verified(self.session, principal.session_id, now)
-        self.platform.principals.forget(user.id)
+        forget_on_commit(self.session, self.platform.principals, user.id)
         audit.record(
             self.session, actor, "auth.reverify", resource_type="session", resource_id=principal.session_id
         )
@@ -568,7 +569,7 @@ class AuthService:
         session_id: uuid.UUID | None = None,
         keep: uuid.UUID | None = None,
     ) -> int:
-        self.platform.principals.forget(user_id)
+        forget_on_commit(self.session, self.platform.principals, user_id)
         return await repository.revoke_sessions(
             self.session, user_id, now=now, reason=reason, session_id=session_id, keep=keep
         )
@@ -834,7 +835,7 @@ class AuthService:
         user.totp_enabled_at = utcnow()
         user.totp_last_step = step
         codes = await self._replace_recovery_codes(user)
-        self.platform.principals.forget(user.id)
+        forget_on_commit(self.session, self.platform.principals, user.id)
         audit.record(self.session, actor, "auth.2fa_enable", resource_type="user", resource_id=user.id)
         return codes
 
@@ -849,7 +850,7 @@ class AuthService:
         user.totp_enabled_at = None
         user.totp_last_step = None
         await repository.delete_recovery_codes(self.session, user.id)
-        self.platform.principals.forget(user.id)
+        forget_on_commit(self.session, self.platform.principals, user.id)
         audit.record(self.session, actor, "auth.2fa_disable", resource_type="user", resource_id=user.id)
 
     async def regenerate_recovery_codes(self, principal: Principal, code: str, actor: Actor) -> list[str]:
@@ -932,7 +933,7 @@ class AuthService:
         if key is None or (owner_id is not None and key.user_id != owner_id):
             raise CredentialNotFound("API key")
         if key.revoked_at is None:
-            self.platform.principals.forget(key.user_id)
+            forget_on_commit(self.session, self.platform.principals, key.user_id)
             key.revoked_at = utcnow()
             audit.record(self.session, actor, "api_key.revoke", resource_type="api_key", resource_id=key.id)
         return key
@@ -971,7 +972,7 @@ class AuthService:
         if stored is None:
             raise CredentialNotFound("service token")
         if stored.revoked_at is None:
-            self.platform.principals.forget(stored.id)
+            forget_on_commit(self.session, self.platform.principals, stored.id)
             stored.revoked_at = utcnow()
             audit.record(
                 self.session,
