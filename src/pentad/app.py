@@ -48,11 +48,14 @@ def create_app(
         if settings.jobs.in_process_worker:
             platform.jobs.start_worker(platform)
         await platform.hub.start()
+        # `worker` services go where the job worker goes: here too in the embedded default.
+        await platform.services.start(("serve", "worker") if settings.jobs.in_process_worker else ("serve",))
         # Everything built so far lives as long as the process: keeping it out of the collector's
         # generations shortens the pauses that otherwise show up as realtime latency spikes.
         gc.collect()
         gc.freeze()
         yield
+        await platform.services.stop()
         await platform.hub.stop()
         await platform.close()
 

@@ -1,0 +1,47 @@
+"""A test app with services, for tests/core/test_services.py: a `serve` service that starts a child process
+and writes its pid next to the data, a crash-looping one, and one of its own (`pentad run-service`).
+
+Run the `pentad` command with this app installed: `python -m tests.core.services_app serve …`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from pentad.core.apps import AppSpec
+from pentad.core.services import ServiceContext, ServiceSpec
+
+SLEEPER = ("sleep", "3600")
+
+
+def child_pid_file(data_dir: Path, service: str) -> Path:
+    return data_dir / f"{service}.child.pid"
+
+
+async def _spawn_and_wait(context: ServiceContext) -> None:
+    child = await context.processes.start("sleeper", SLEEPER)
+    child_pid_file(context.settings.data_dir, context.name).write_text(str(child.pid))
+    await asyncio.Event().wait()
+
+
+async def _crash(_context: ServiceContext) -> None:
+    raise RuntimeError("broken on purpose")
+
+
+APP = AppSpec(
+    name="svctest",
+    title="Services test",
+    services=[
+        ServiceSpec("svctest.spawner", _spawn_and_wait, critical=True),
+        ServiceSpec("svctest.flaky", _crash, backoff_base=0.05, backoff_max=0.2),
+        ServiceSpec("svctest.own", _spawn_and_wait, placement="own", stop_timeout=5),
+    ],
+)
+
+if __name__ == "__main__":
+    from pentad import apps
+    from pentad.cli import main
+
+    apps.INSTALLED["svctest"] = "tests.core.services_app"
+    main(sys.argv[1:], prog_name="pentad")
