@@ -1,0 +1,119 @@
+"""App services in real `pentad serve` and `pentad run-service` processes (the test app in services_app.py):
+/readyz over HTTP, and no child process left behind when the parent is stopped or SIGKILLed.
+
+Each test starts the `pentad` command (seconds of imports on a busy machine), so there are few of them:
+the SIGKILL case runs under `pentad serve` (uvloop), the graceful stop under `pentad run-service`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from pentad import apps
+from pentad.cli import main
+from tests.core.services_app import child_pid_file
+from tests.core.test_services import alive
+from tests.factories import free_port
+from tests.servers import HOST, log_tail, running
+
+REPO = Path(__file__).resolve().parents[2]
+DEADLINE_SECONDS = 60.0
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PENTAD_")}
+    env.update(
+        {
+            "PENTAD_DATA_DIR": str(data_dir),
+            "PENTAD_DATABASE__URL": f"sqlite+aiosqlite:///{data_dir / 'pentad.db'}",
+            "PENTAD_APPS": "svctest",
+            "PENTAD_ADMIN__PASSWORD": "a-long-enough-password",
+            "PENTAD_LOG__LEVEL": "INFO",
+        }
+    )
+    return env
+
+
+def _pentad(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tests.core.services_app", *args]
+
+
+def _poll(check: Callable[[], bool], what: str, log: Path) -> None:
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"never happened: {what}\n{log_tail(log)}")
+        time.sleep(0.1)
+
+
+def _child_pid(data_dir: Path, service: str, log: Path) -> int:
+    pid_file = child_pid_file(data_dir, service)
+    _poll(
+        lambda: pid_file.exists() and pid_file.read_text().strip() != "", f"{service} started its child", log
+    )
+    pid = int(pid_file.read_text())
+    assert alive(pid)
+    return pid
+
+
+def test_a_sigkilled_pentad_serve_leaves_no_child_behind(tmp_path: Path) -> None:
+    env, log = _env(tmp_path), tmp_path / "serve.log"
+    subprocess.run(_pentad("migrate"), env=env, cwd=REPO, check=True, capture_output=True, timeout=120)
+    port = free_port()
+    command = _pentad("serve", "--host", HOST, "--port", str(port), "--workers", "1")
+    base_url = f"http://{HOST}:{port}"
+    with running(command, f"{base_url}/healthz", log, env=env, cwd=REPO) as server:
+        child = _child_pid(tmp_path, "svctest.spawner", log)
+
+        def crash_loop_reported() -> bool:
+            services = httpx.get(f"{base_url}/readyz", timeout=5).json().get("services", {})
+            return services.get("svctest.flaky", {}).get("status") == "crash_loop"
+
+        _poll(crash_loop_reported, "/readyz reports the crash loop", log)
+        ready = httpx.get(f"{base_url}/readyz", timeout=5)
+        assert ready.status_code == 200
+        body = ready.json()
+        assert body["checks"]["services"] == "ok"
+        assert body["services"]["svctest.spawner"] == {"status": "running", "critical": True, "restarts": 0}
+        assert "svctest.own" not in body["services"]
+
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=30)
+        _poll(lambda: not alive(child), "the child died with its parent", log)
+
+
+def test_run_service_stops_its_child_on_sigterm(tmp_path: Path) -> None:
+    env, log = _env(tmp_path), tmp_path / "own.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            _pentad("run-service", "svctest.own"), env=env, cwd=REPO, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        child = _child_pid(tmp_path, "svctest.own", log)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=DEADLINE_SECONDS) == 0
+        _poll(lambda: not alive(child), "the child was stopped", log)
+        assert "service_child_exited" in log.read_text()
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_run_service_refuses_a_service_that_runs_inside_serve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(apps.INSTALLED, "svctest", "tests.core.services_app")
+    for key, value in _env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    result = CliRunner().invoke(main, ["run-service", "svctest.spawner"])
+    assert result.exit_code == 1
+    assert "service 'svctest.spawner' runs inside `pentad serve`, not on its own" in result.output
