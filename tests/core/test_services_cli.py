@@ -6,6 +6,7 @@ the SIGKILL case runs under `pentad serve` (uvloop), the graceful stop under `pe
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -88,7 +89,11 @@ def test_a_sigkilled_pentad_serve_leaves_no_child_behind(tmp_path: Path) -> None
 
         server.send_signal(signal.SIGKILL)
         server.wait(timeout=30)
-        _poll(lambda: not alive(child), "the child died with its parent", log)
+        try:
+            _poll(lambda: not alive(child), "the child died with its parent", log)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
 
 
 def test_run_service_stops_its_child_on_sigterm(tmp_path: Path) -> None:
