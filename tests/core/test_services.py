@@ -500,3 +500,28 @@ async def test_metrics_show_each_service_up_or_down(
         assert ("pentad_service_restarts_total", (("service", "test.up"),)) not in samples or samples[
             ("pentad_service_restarts_total", (("service", "test.up"),))
         ] == 0
+
+
+@pytest.mark.parametrize(
+    ("in_process_worker", "expected"), [(True, {"test.web", "test.jobs"}), (False, {"test.web"})]
+)
+async def test_pentad_serve_runs_worker_services_only_with_its_job_worker(
+    tmp_path: Path, database_url: str, database: Database, in_process_worker: bool, expected: set[str]
+) -> None:
+    started: set[str] = set()
+
+    async def note(context: ServiceContext) -> None:
+        started.add(context.name)
+        await asyncio.Event().wait()
+
+    specs = (
+        ServiceSpec("test.web", note),
+        ServiceSpec("test.jobs", note, placement="worker"),
+        ServiceSpec("test.alone", note, placement="own"),
+    )
+    settings = make_settings(tmp_path, database_url, jobs={"in_process_worker": in_process_worker})
+    app = create_app(settings, database=database, apps=[AppSpec(name="test", title="Test", services=specs)])
+    async with app.router.lifespan_context(app):
+        await eventually(lambda: started == expected, f"{expected} started")
+        assert set(app.state.platform.services.health()) == expected
+    assert app.state.platform.services.health() == {}
