@@ -1,5 +1,6 @@
-"""A test app with services, for tests/core/test_services.py: a `serve` service that starts a child process
-and writes its pid next to the data, a crash-looping one, and one of its own (`pentad run-service`).
+"""A test app with services, for tests/core/test_services_cli.py: a `serve` service that starts a child
+process and writes its pid next to the data, a crash-looping one, one of its own (`pentad run-service`) and
+one beside the job worker (`pentad worker`).
 
 Run the `pentad` command with this app installed: `python -m tests.core.services_app serve …`."""
 
@@ -36,6 +37,7 @@ APP = AppSpec(
         ServiceSpec("svctest.spawner", _spawn_and_wait, critical=True),
         ServiceSpec("svctest.flaky", _crash, backoff_base=0.05, backoff_max=0.2),
         ServiceSpec("svctest.own", _spawn_and_wait, placement="own", stop_timeout=5),
+        ServiceSpec("svctest.beside_jobs", _spawn_and_wait, placement="worker", stop_timeout=5),
     ],
 )
 

@@ -2,12 +2,14 @@
 /readyz over HTTP, and no child process left behind when the parent is stopped or SIGKILLed.
 
 Each test starts the `pentad` command (seconds of imports on a busy machine), so there are few of them:
-the SIGKILL case runs under `pentad serve` (uvloop), the graceful stop under `pentad run-service`."""
+SIGKILL under `pentad serve` (uvloop) and `pentad run-service` (asyncio's loop), SIGTERM under
+`pentad worker`."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,14 +68,30 @@ def _child_pid(data_dir: Path, service: str, log: Path) -> int:
     return pid
 
 
-def test_a_sigkilled_pentad_serve_leaves_no_child_behind(tmp_path: Path) -> None:
-    env, log = _env(tmp_path), tmp_path / "serve.log"
-    subprocess.run(_pentad("migrate"), env=env, cwd=REPO, check=True, capture_output=True, timeout=120)
+@pytest.fixture(scope="module")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder with a migrated database, made once: every `pentad` start costs seconds of imports."""
+    folder = tmp_path_factory.mktemp("migrated")
+    subprocess.run(
+        _pentad("migrate"), env=_env(folder), cwd=REPO, check=True, capture_output=True, timeout=300
+    )
+    return folder
+
+
+@pytest.fixture
+def migrated(migrated_template: Path, tmp_path: Path) -> Path:
+    data_dir = tmp_path / "data"
+    shutil.copytree(migrated_template, data_dir)
+    return data_dir
+
+
+def test_a_sigkilled_pentad_serve_leaves_no_child_behind(migrated: Path, tmp_path: Path) -> None:
+    env, log = _env(migrated), tmp_path / "serve.log"
     port = free_port()
     command = _pentad("serve", "--host", HOST, "--port", str(port), "--workers", "1")
     base_url = f"http://{HOST}:{port}"
     with running(command, f"{base_url}/healthz", log, env=env, cwd=REPO) as server:
-        child = _child_pid(tmp_path, "svctest.spawner", log)
+        child = _child_pid(migrated, "svctest.spawner", log)
 
         def crash_loop_reported() -> bool:
             services = httpx.get(f"{base_url}/readyz", timeout=5).json().get("services", {})
@@ -96,18 +114,40 @@ def test_a_sigkilled_pentad_serve_leaves_no_child_behind(tmp_path: Path) -> None
                 os.kill(child, signal.SIGKILL)
 
 
-def test_run_service_stops_its_child_on_sigterm(tmp_path: Path) -> None:
-    env, log = _env(tmp_path), tmp_path / "own.log"
+def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as output:
-        process = subprocess.Popen(
-            _pentad("run-service", "svctest.own"), env=env, cwd=REPO, stdout=output, stderr=subprocess.STDOUT
-        )
+        return subprocess.Popen(command, env=env, cwd=REPO, stdout=output, stderr=subprocess.STDOUT)
+
+
+def test_pentad_worker_runs_its_services_and_stops_their_children_on_sigterm(
+    migrated: Path, tmp_path: Path
+) -> None:
+    env, log = _env(migrated), tmp_path / "worker.log"
+    process = _start(_pentad("worker"), env, log)
     try:
-        child = _child_pid(tmp_path, "svctest.own", log)
+        child = _child_pid(migrated, "svctest.beside_jobs", log)
+        assert not child_pid_file(migrated, "svctest.spawner").exists()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=DEADLINE_SECONDS) == 0
         _poll(lambda: not alive(child), "the child was stopped", log)
         assert "service_child_exited" in log.read_text()
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_sigkilled_run_service_leaves_no_child_behind(tmp_path: Path) -> None:
+    env, log = _env(tmp_path), tmp_path / "own.log"
+    process = _start(_pentad("run-service", "svctest.own"), env, log)
+    try:
+        child = _child_pid(tmp_path, "svctest.own", log)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        try:
+            _poll(lambda: not alive(child), "the child died with its parent", log)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
     finally:
         process.kill()
         process.wait()
