@@ -22,7 +22,9 @@ def child_pid_file(data_dir: Path, service: str) -> Path:
 
 async def _spawn_and_wait(context: ServiceContext) -> None:
     child = await context.processes.start("sleeper", SLEEPER)
-    child_pid_file(context.settings.data_dir, context.name).write_text(str(child.pid))
+    # One line per start: a second line would mean a second instance on the node.
+    with child_pid_file(context.settings.data_dir, context.name).open("a") as pids:
+        pids.write(f"{child.pid}\n")
     await asyncio.Event().wait()
 
 
@@ -41,9 +43,13 @@ APP = AppSpec(
     ],
 )
 
-if __name__ == "__main__":
+# `pentad serve --workers N` imports this module again in each worker as __mp_main__.
+if __name__ in {"__main__", "__mp_main__"}:
     from pentad import apps
-    from pentad.cli import main
 
     apps.INSTALLED["svctest"] = "tests.core.services_app"
+
+if __name__ == "__main__":
+    from pentad.cli import main
+
     main(sys.argv[1:], prog_name="pentad")

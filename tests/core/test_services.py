@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -216,6 +218,43 @@ async def test_stop_reaches_what_the_child_started(tmp_path: Path, run_services:
     assert alive(pid)
     await services.stop()
     await eventually(lambda: not alive(pid), "the grandchild is gone")
+
+
+SUPERVISOR_SCRIPT = """
+import multiprocessing, sys, time
+from pathlib import Path
+
+def worker(pid_file):
+    from pentad.core.services import die_with_supervisor
+    die_with_supervisor()
+    Path(pid_file).write_text(str(multiprocessing.current_process().pid))
+    time.sleep(3600)
+
+if __name__ == "__main__":
+    multiprocessing.get_context("spawn").Process(target=worker, args=(sys.argv[1],)).start()
+    time.sleep(3600)
+"""
+
+
+async def test_a_worker_of_pentad_serve_dies_with_its_supervisor(tmp_path: Path) -> None:
+    """`pentad serve --workers N`: uvicorn starts the workers through multiprocessing, as this script does."""
+    script, pid_file = tmp_path / "supervisor.py", tmp_path / "worker.pid"
+    script.write_text(SUPERVISOR_SCRIPT)
+    supervisor = await asyncio.create_subprocess_exec(PYTHON, str(script), str(pid_file))
+    try:
+        await eventually(lambda: pid_file.exists() and pid_file.read_text() != "", "the worker runs")
+        worker = int(pid_file.read_text())
+        assert alive(worker)
+        supervisor.kill()
+        await supervisor.wait()
+        try:
+            await eventually(lambda: not alive(worker), "the worker died with its supervisor")
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker, signal.SIGKILL)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            supervisor.kill()
 
 
 # ----------------------------------------------------------- child processes

@@ -58,12 +58,14 @@ def _poll(check: Callable[[], bool], what: str, log: Path) -> None:
         time.sleep(0.1)
 
 
-def _child_pid(data_dir: Path, service: str, log: Path) -> int:
+def _child_pids(data_dir: Path, service: str) -> list[int]:
     pid_file = child_pid_file(data_dir, service)
-    _poll(
-        lambda: pid_file.exists() and pid_file.read_text().strip() != "", f"{service} started its child", log
-    )
-    pid = int(pid_file.read_text())
+    return [int(line) for line in pid_file.read_text().split()] if pid_file.exists() else []
+
+
+def _child_pid(data_dir: Path, service: str, log: Path) -> int:
+    _poll(lambda: bool(_child_pids(data_dir, service)), f"{service} started its child", log)
+    pid = _child_pids(data_dir, service)[0]
     assert alive(pid)
     return pid
 
@@ -104,6 +106,7 @@ def test_a_sigkilled_pentad_serve_leaves_no_child_behind(migrated: Path, tmp_pat
         assert body["checks"]["services"] == "ok"
         assert body["services"]["svctest.spawner"] == {"status": "running", "critical": True, "restarts": 0}
         assert "svctest.own" not in body["services"]
+        assert _child_pids(migrated, "svctest.spawner") == [child]
 
         server.send_signal(signal.SIGKILL)
         server.wait(timeout=30)

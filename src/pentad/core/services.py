@@ -31,6 +31,7 @@ import contextlib
 import ctypes
 import fcntl
 import json
+import multiprocessing
 import os
 import random
 import re
@@ -173,6 +174,18 @@ def _die_with_parent(parent: int) -> None:
         _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:
         os._exit(1)
+
+
+def die_with_supervisor() -> None:
+    """In a worker process of `pentad serve --workers N` (which uvicorn's supervisor starts through
+    multiprocessing): be SIGKILLed when the supervisor dies, so that a SIGKILLed `pentad serve` takes its
+    workers, and through them their services' children, along. Elsewhere it does nothing."""
+    supervisor = multiprocessing.parent_process()
+    if supervisor is None or _PRCTL is None:
+        return
+    _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != supervisor.pid:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
