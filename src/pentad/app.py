@@ -20,6 +20,7 @@ from pentad.core.jobs.pages import router as jobs_pages
 from pentad.core.logging import configure_logging
 from pentad.core.platform import Platform
 from pentad.core.realtime.endpoint import RealtimeEndpoint
+from pentad.core.services import die_with_supervisor
 from pentad.core.storage.endpoints import router as files_router
 from pentad.core.web.health import router as health_router
 from pentad.core.web.middleware import install_middleware
@@ -52,11 +53,15 @@ def create_app(
             platform.jobs.start_worker(platform)
         await platform.hub.start()
         await platform.principals.start()
+        die_with_supervisor()
+        # `worker` services go where the job worker goes: here too in the embedded default.
+        await platform.services.start(("serve", "worker") if settings.jobs.in_process_worker else ("serve",))
         # Everything built so far lives as long as the process: keeping it out of the collector's
         # generations shortens the pauses that otherwise show up as realtime latency spikes.
         gc.collect()
         gc.freeze()
         yield
+        await platform.services.stop()
         await platform.hub.stop()
         await platform.close()
 

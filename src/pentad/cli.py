@@ -32,6 +32,7 @@ from pentad.core.jobs.worker import Worker
 from pentad.core.logging import configure_logging
 from pentad.core.metrics import MULTIPROCESS_DIR_VARIABLE
 from pentad.core.platform import Platform
+from pentad.core.services import ServiceError
 
 T = TypeVar("T")
 
@@ -373,11 +374,37 @@ def worker(concurrency: int | None, burst: bool) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, runner.stop)
         try:
+            if not burst:
+                await platform.services.start(("worker",))
             await runner.run(until_idle=burst)
         finally:
             await platform.close()
 
     asyncio.run(main())
+
+
+@main.command("run-service")
+@click.argument("name")
+def run_service(name: str) -> None:
+    """Run one service of placement `own` (AppSpec.services) until stopped (SIGTERM or Ctrl-C)."""
+
+    async def main() -> None:
+        platform = _platform()
+        configure_logging(platform.settings.log)
+        stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopped.set)
+        try:
+            await platform.services.start_own(name)
+            await stopped.wait()
+        finally:
+            await platform.close()
+
+    try:
+        asyncio.run(main())
+    except ServiceError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.group()

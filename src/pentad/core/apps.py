@@ -13,6 +13,7 @@ from pentad.core.auth.permissions import Permission
 from pentad.core.auth.schemes import CredentialScheme
 from pentad.core.jobs.registry import CronSpec, JobSpec
 from pentad.core.realtime.topics import TopicSpec
+from pentad.core.services import ServiceSpec
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class AppSpec:
     PENTAD_STORAGE__MAX_OBJECT_BYTES instead of PENTAD_SECURITY__MAX_BODY_BYTES (file uploads).
     topics: realtime topic patterns with their authorisation; jobs and cron: background work.
     mail_templates: folder of the app's e-mail templates for core mail (`enqueue_mail`).
+    services: long-running tasks and child processes, supervised and restarted (core/services.py).
     """
 
     name: str
@@ -49,3 +51,4 @@ class AppSpec:
     home_path: str | None = None
     static_dir: Path | None = None
     mail_templates: Path | None = None
+    services: Sequence[ServiceSpec] = ()

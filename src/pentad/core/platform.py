@@ -20,6 +20,7 @@ from pentad.core.metrics import DatabasePoolCollector, Metrics
 from pentad.core.ratelimit import RateLimiter
 from pentad.core.realtime.hub import Hub
 from pentad.core.realtime.publish import bind_sessions
+from pentad.core.services import Services
 from pentad.core.storage import Storage, build_storage
 
 
@@ -38,6 +39,7 @@ class Platform:
     cache: Cache
     jobs: Jobs
     hub: Hub
+    services: Services
     apps: list[AppSpec] = field(default_factory=list)
     credential_schemes: dict[str, CredentialScheme] = field(default_factory=dict)
 
@@ -73,11 +75,18 @@ class Platform:
             cache=build_cache(settings.cache),
             jobs=Jobs.build([SEND_MAIL_JOB], apps),
             hub=hub,
+            services=Services(
+                [service for spec in apps for service in spec.services],
+                settings=settings,
+                database=database,
+                metrics=metrics,
+            ),
             apps=apps,
             credential_schemes={scheme.prefix: scheme for spec in apps for scheme in spec.credential_schemes},
         )
 
     async def close(self) -> None:
+        await self.services.stop()
         await self.jobs.close()
         await self.hub.close()
         await self.limiter.close()
