@@ -114,6 +114,9 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         # Compression would run once per subscriber for every realtime frame (encode once, send many).
         ws_per_message_deflate=False,
         log_config=None,
+        # A worker answers uvicorn's health check only once the app is imported; on a busy small machine
+        # that takes longer than uvicorn's 5 s, which would restart the workers for ever.
+        timeout_worker_healthcheck=60,
     )
 
 
