@@ -28,10 +28,10 @@ from tests.core.realtime.conftest import (
     wait_ready_status,
 )
 from tests.core.realtime.realtime_app import Note
-from tests.core.realtime.test_brokers import Recorder, allow
+from tests.core.realtime.test_brokers import ANY, Recorder, allow
 from tests.factories import issue_api_key
 
-SPEC = TopicSpec("redis.{name}", allow, history_size=5, history_ttl=60)
+SPEC = TopicSpec("redis.{name}", allow, history_size=5, history_ttl=60, requires=ANY)
 
 
 async def keep_publishing(client: RealtimeClient) -> Counter[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from pentad.apps.chat.access import channel_access
+from pentad.apps.chat.permissions import CHAT_USE
 from pentad.apps.chat.tenancy import actor_for
 from pentad.core.errors import AppError
 from pentad.core.realtime.topics import TopicAccess, TopicSpec
@@ -42,7 +43,10 @@ async def _is_own_user_topic(access: TopicAccess) -> bool:
     return actor.user_id == user_id
 
 
+# CHAT_USE is what every client-API route reading channels and messages requires (dependencies.chat_actor).
 TOPICS = (
-    TopicSpec("chat.channel.{channel_id}", _may_read_channel, history_size=500, presence=True),
-    TopicSpec("chat.user.{user_id}", _is_own_user_topic, history_size=100),
+    TopicSpec(
+        "chat.channel.{channel_id}", _may_read_channel, history_size=500, presence=True, requires=CHAT_USE
+    ),
+    TopicSpec("chat.user.{user_id}", _is_own_user_topic, history_size=100, requires=CHAT_USE),
 )

@@ -272,9 +272,11 @@ class RealtimeEndpoint:
     async def _allowed(
         self, connection: Connection, match: TopicMatch, topic: str, action: TopicAction
     ) -> bool:
-        """Ask the topic's authorize callback (deny by default: an error in it denies)."""
+        """The topic's required permission, then its authorize callback (deny by default: an error denies)."""
         principal = connection.principal
         assert principal is not None
+        if not principal.has(match.spec.requires):
+            return False
         async with self.platform.database.transaction(writes=False) as session:
             access = TopicAccess(principal, topic, match.params, action, session, self.platform)
             try:
