@@ -7,7 +7,6 @@ import pytest
 from pentad.core.auth.permissions import Permission
 from pentad.core.realtime.topics import TopicAccess, TopicConflict, TopicRegistry, TopicSpec
 
-
 ANY = Permission("test.any", "A permission for the patterns' tests.")
 
 
