@@ -99,6 +99,7 @@ class RealtimeEndpoint:
         self.hub: Hub = platform.hub
         self.settings = platform.settings.realtime
         self.hub.revalidate = self.revalidate
+        self.hub.may_still_read = self.may_still_read
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (await receive())["type"] != "websocket.connect":
@@ -255,11 +256,15 @@ class RealtimeEndpoint:
         if connection.token == token:
             connection.principal = principal
         for topic in list(connection.topics):
-            match = self.hub.registry.match(topic)
-            if match is None or not await self._allowed(connection, match, topic, "subscribe"):
+            if not await self.may_still_read(connection, topic):
                 await self.hub.unsubscribe(connection, topic)
                 connection.send_text(encode(Unsubscribed(topic=topic, reason="forbidden")))
         connection.revalidate_at = time.monotonic() + interval
+
+    async def may_still_read(self, connection: Connection, topic: str) -> bool:
+        """Whether the connection's principal may (still) subscribe to `topic`."""
+        match = self.hub.registry.match(topic)
+        return match is not None and await self._allowed(connection, match, topic, "subscribe")
 
     # ------------------------------------------------------------------ operations
 
