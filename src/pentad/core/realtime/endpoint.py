@@ -231,10 +231,15 @@ class RealtimeEndpoint:
         connection.send_text(ack_frame(frame.id, result))
         return True
 
-    async def revalidate(self, connection: Connection) -> None:
-        """Close the socket if its credentials were revoked; end subscriptions it may no longer read."""
+    async def revalidate(self, connection: Connection, fresh: bool = False) -> None:
+        """Close the socket if its credentials were revoked; end subscriptions it may no longer read.
+
+        `fresh`: the principal's access just changed (Hub.recheck), so its cached credentials are dropped
+        on this node first."""
         token = connection.token
         interval = self.settings.revalidate_interval
+        if fresh and connection.principal is not None:
+            self.platform.principals.forget(connection.principal.id)
         try:
             principal, _ = await self._check_token(token)
         except InvalidToken:

@@ -293,8 +293,9 @@ class Hub:
         self._maintenance: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._ping = Frame(PING_FRAME)
-        self.revalidate: Callable[[Connection], Awaitable[None]] | None = None
-        """Set by the endpoint: re-checks a connection's credentials and subscriptions."""
+        self.revalidate: Callable[[Connection, bool], Awaitable[None]] | None = None
+        """Set by the endpoint: re-checks a connection's credentials and subscriptions (True: bypassing
+        the principal cache, as its access just changed)."""
         self.may_still_read: Callable[[Connection, str], Awaitable[bool]] | None = None
         """Set by the endpoint: asks a topic's authorisation again for a subscribed connection."""
         self.sequencer = PublishSequencer(self.publish_json, self._spawn)
@@ -421,7 +422,7 @@ class Hub:
         if topic is None:
             for connection in list(self.connections):
                 if self._belongs(connection, wanted) and self.revalidate is not None:
-                    self._spawn(self.revalidate(connection))
+                    self._spawn(self.revalidate(connection, True))
             return
         local = self._topics.get(topic)
         if local is None:
@@ -650,4 +651,4 @@ class Hub:
                 connection.push(self._ping)
             if now >= connection.revalidate_at and self.revalidate is not None:
                 connection.revalidate_at = math.inf
-                self._spawn(self.revalidate(connection))
+                self._spawn(self.revalidate(connection, False))
