@@ -1,14 +1,19 @@
-"""The /ws endpoint: authentication, the client operations and their acknowledgements.
+"""The /ws endpoint: admission, authentication, the client operations and their acknowledgements.
 
 A bare ASGI app rather than a Starlette WebSocket handler: the hot path hands prebuilt ASGI messages to
 `send` with nothing in between. One coroutine per socket reads and handles the client's frames in order;
 the hub's writer task sends; the hub's maintenance task pings, times out and schedules revalidation.
+
+Sockets that have not authenticated yet cost the server without anyone answering for them, so they are
+counted, per client address and in all, and the handshake of one more beyond either limit is refused.
+(The frame size limit is the protocol layer's: `pentad serve` gives uvicorn `ws_max_size`.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 
 import orjson
 import structlog
@@ -44,6 +49,7 @@ from pentad.core.realtime.protocol import (
     error_frame,
 )
 from pentad.core.realtime.topics import TopicAccess, TopicAction, TopicMatch
+from pentad.core.security import scope_client_address
 
 logger = structlog.get_logger("pentad.realtime")
 
@@ -93,6 +99,48 @@ def _token_expiry(platform: Platform, token: str) -> float | None:
     return float(claims["exp"]) if claims else None
 
 
+class Unauthenticated:
+    """How many sockets wait for their first `auth`, per client address and in all."""
+
+    def __init__(self, total: int, per_address: int) -> None:
+        self.limit = total
+        self.per_address_limit = per_address
+        self.total = 0
+        self.by_address: Counter[str] = Counter()
+
+    def refusal(self, address: str) -> tuple[int, str, str] | None:
+        """(HTTP status, problem code, message) if one more socket from `address` is too many."""
+        if self.by_address[address] >= self.per_address_limit:
+            return 429, "too_many_unauthenticated", "Too many sockets from your address await `auth`."
+        if self.total >= self.limit:
+            return 503, "server_busy", "Too many sockets await `auth`; retry shortly."
+        return None
+
+    def enter(self, address: str) -> PendingAuth:
+        self.total += 1
+        self.by_address[address] += 1
+        return PendingAuth(self, address)
+
+
+class PendingAuth:
+    """One socket counted as unauthenticated until it authenticates or ends (`leave`, idempotent)."""
+
+    __slots__ = ("address", "counts")
+
+    def __init__(self, counts: Unauthenticated, address: str) -> None:
+        self.counts: Unauthenticated | None = counts
+        self.address = address
+
+    def leave(self) -> None:
+        counts, self.counts = self.counts, None
+        if counts is None:
+            return
+        counts.total -= 1
+        counts.by_address[self.address] -= 1
+        if counts.by_address[self.address] <= 0:
+            del counts.by_address[self.address]
+
+
 class RealtimeEndpoint:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
@@ -100,27 +148,40 @@ class RealtimeEndpoint:
         self.settings = platform.settings.realtime
         self.hub.revalidate = self.revalidate
         self.hub.may_still_read = self.may_still_read
+        self.unauthenticated = Unauthenticated(
+            self.settings.max_unauthenticated, self.settings.max_unauthenticated_per_address
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (await receive())["type"] != "websocket.connect":
             return
-        await send({"type": "websocket.accept"})
-        connection = self.hub.connect(send)
+        address = scope_client_address(scope)
+        refusal = self.unauthenticated.refusal(address)
+        if refusal is not None:
+            logger.warning("realtime_socket_refused", client=address, code=refusal[1])
+            await _refuse(scope, send, *refusal)
+            return
+        pending = self.unauthenticated.enter(address)
         try:
-            await self._serve(connection, receive)
-        except asyncio.CancelledError:
-            # The hub abandons a connection whose close frame cannot be delivered; that ends here.
-            if not connection.abandoned:
-                raise
-        except Exception:
-            logger.exception("realtime_connection_failed", connection=connection.id)
-            connection.close(CloseCode.INTERNAL_ERROR, "server error")
+            await send({"type": "websocket.accept"})
+            connection = self.hub.connect(send)
+            try:
+                await self._serve(connection, receive, pending)
+            except asyncio.CancelledError:
+                # The hub abandons a connection whose close frame cannot be delivered; that ends here.
+                if not connection.abandoned:
+                    raise
+            except Exception:
+                logger.exception("realtime_connection_failed", connection=connection.id)
+                connection.close(CloseCode.INTERNAL_ERROR, "server error")
+            finally:
+                await self.hub.disconnect(connection)
         finally:
-            await self.hub.disconnect(connection)
+            pending.leave()
 
     # ------------------------------------------------------------------ reading
 
-    async def _serve(self, connection: Connection, receive: Receive) -> None:
+    async def _serve(self, connection: Connection, receive: Receive, pending: PendingAuth) -> None:
         try:
             async with asyncio.timeout(self.settings.auth_timeout):
                 message = await receive()
@@ -134,6 +195,7 @@ class RealtimeEndpoint:
         if not isinstance(first, AuthRequest):
             connection.close(CloseCode.AUTH_FAILED, "the first frame must be auth")
         elif await self._authenticate(connection, first):
+            pending.leave()
             while (message := await receive())["type"] != "websocket.disconnect":
                 if not connection.closed:
                     frame = self._parse(connection, message)
@@ -336,3 +398,14 @@ async def _drain(receive: Receive) -> None:
     """Read until the socket is gone (after the server asked to close it)."""
     while (await receive())["type"] != "websocket.disconnect":
         pass
+
+
+async def _refuse(scope: Scope, send: Send, status: int, code: str, message: str) -> None:
+    """Refuse the handshake: an HTTP problem where the server can answer one, else a plain refusal."""
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1013, "reason": message})
+        return
+    body = orjson.dumps({"type": "about:blank", "title": message, "status": status, "code": code})
+    headers = [(b"content-type", b"application/problem+json"), (b"retry-after", b"1")]
+    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
