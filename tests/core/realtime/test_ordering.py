@@ -87,9 +87,9 @@ async def test_concurrent_writers_events_arrive_in_commit_order(
     async with live_server(realtime_settings(tmp_path, realtime_database_url)) as local:
         key = await issue_api_key(local.platform, await room_member(local.platform, room))
     served = ServeProcess(serve_environment(tmp_path, realtime_database_url))
-    await served.start()
     senders, each = 12, 20
     try:
+        await served.start()
         async with peer(served, key) as watcher:  # type: ignore[arg-type]
             assert (await watcher.request("subscribe", topic=f"test.room.{room}"))["ok"]
 
