@@ -18,8 +18,9 @@ from pentad.core.auth.dependencies import db_session, require
 from pentad.core.auth.permissions import Permission
 from pentad.core.auth.principal import Principal
 from pentad.core.auth.service import AuthService
+from pentad.core.errors import BadRequest
 from pentad.core.realtime.publish import publish
-from pentad.core.realtime.topics import TopicAccess, TopicSpec
+from pentad.core.realtime.topics import TopicAccess, TopicCall, TopicSpec
 
 ROOM_READ = Permission("rtest.rooms.read", "Follow a test room.")
 RTEST_USE = Permission("rtest.use", "Use the realtime test app (every member holds it).")
@@ -36,8 +37,33 @@ class Note(BaseModel):
     text: str
 
 
+class Shout(BaseModel):
+    """What the `shout` call answers the caller."""
+
+    text: str
+    by: str
+
+
+async def shout(call: TopicCall) -> Shout:
+    """Answers the caller with its text in capitals, and tells the room (after the commit)."""
+    text = str(call.data.get("text", ""))
+    if not text:
+        raise BadRequest("Say something.", code="empty")
+    publish(call.session, call.topic, Note(text=text.upper()))
+    return Shout(text=text.upper(), by=str(call.principal.id))
+
+
+async def fail(call: TopicCall) -> None:
+    raise RuntimeError("a bug in a handler")
+
+
 ROOM_TOPIC = TopicSpec(
-    "test.room.{room_id}", may_read_room, history_size=2000, presence=True, requires=RTEST_USE
+    "test.room.{room_id}",
+    may_read_room,
+    history_size=2000,
+    presence=True,
+    calls={"shout": shout, "fail": fail},
+    requires=RTEST_USE,
 )
 TYPING_TOPIC = TopicSpec(
     "test.typing.{room_id}", may_read_room, history_size=0, client_publish=True, requires=RTEST_USE

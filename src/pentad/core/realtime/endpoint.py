@@ -24,12 +24,14 @@ from pentad.core.auth import tokens
 from pentad.core.auth.exceptions import InvalidToken
 from pentad.core.auth.principal import Principal
 from pentad.core.auth.service import AuthService
+from pentad.core.errors import AppError
 from pentad.core.platform import Platform
 from pentad.core.realtime.brokers import BrokerUnavailable
 from pentad.core.realtime.hub import Connection, Hub
 from pentad.core.realtime.protocol import (
     AuthRequest,
     AuthResult,
+    CallRequest,
     ClientFrame,
     CloseCode,
     ErrorCode,
@@ -48,7 +50,7 @@ from pentad.core.realtime.protocol import (
     encode,
     error_frame,
 )
-from pentad.core.realtime.topics import TopicAccess, TopicAction, TopicMatch
+from pentad.core.realtime.topics import TopicAccess, TopicAction, TopicCall, TopicMatch
 from pentad.core.security import scope_client_address
 
 logger = structlog.get_logger("pentad.realtime")
@@ -247,6 +249,8 @@ class RealtimeEndpoint:
                 await self._publish(connection, frame)
             elif isinstance(frame, PresenceRequest):
                 await self._presence(connection, frame)
+            elif isinstance(frame, CallRequest):
+                await self._call(connection, frame)
             elif isinstance(frame, PingRequest):
                 connection.send_text(ack_frame(frame.id))
         except RequestError as exc:
@@ -392,6 +396,28 @@ class RealtimeEndpoint:
         await self._require(connection, match, request.topic, "presence")
         members = await self.hub.presence(request.topic)
         connection.send_text(ack_frame(request.id, PresenceResult(members=members)))
+
+    async def _call(self, connection: Connection, request: CallRequest) -> None:
+        """Run the family's handler in a writing transaction; its answer goes to this connection only."""
+        match = self._match(request.topic)
+        handler = match.spec.calls.get(request.method)
+        if handler is None:
+            raise RequestError(ErrorCode.UNKNOWN_METHOD, f"This topic has no method {request.method!r}.")
+        await self._require(connection, match, request.topic, "call")
+        principal = connection.principal
+        assert principal is not None
+        call = (request.topic, match.params, request.method, request.data)
+        try:
+            async with self.platform.database.transaction() as session:
+                result = await handler(TopicCall(principal, *call, session, self.platform, connection.id))
+        except AppError as exc:
+            raise RequestError(ErrorCode.CALL_FAILED, exc.message) from None
+        except BrokerUnavailable:
+            raise
+        except Exception:
+            logger.exception("realtime_call_failed", topic=request.topic, method=request.method)
+            raise RequestError(ErrorCode.CALL_FAILED, "The server failed to answer this call.") from None
+        connection.send_text(ack_frame(request.id, result))
 
 
 async def _drain(receive: Receive) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.core.auth.permissions import Permission
@@ -15,7 +16,7 @@ from pentad.core.auth.principal import Principal
 if TYPE_CHECKING:
     from pentad.core.platform import Platform
 
-TopicAction = Literal["subscribe", "publish", "presence"]
+TopicAction = Literal["subscribe", "publish", "presence", "call"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,26 @@ Authorize = Callable[[TopicAccess], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
+class TopicCall:
+    """A client's `call` of a topic family's handler: what it sent, who it is, and a writing session
+    (committed after the handler returns, so `publish` from it goes out after the commit)."""
+
+    principal: Principal
+    topic: str
+    params: Mapping[str, str]
+    method: str
+    data: Mapping[str, Any]
+    session: AsyncSession
+    platform: Platform
+    connection_id: str
+
+
+CallHandler = Callable[[TopicCall], Awaitable[BaseModel | None]]
+"""Answers a call; the model becomes the acknowledgement's result. Raise AppError to refuse
+(the client gets `call_failed` with its message); anything else is logged and answered as a failure."""
+
+
+@dataclass(frozen=True)
 class TopicSpec:
     """A family of topics, e.g. `chat.channel.{channel_id}`; each `{name}` matches one segment without dots.
 
@@ -41,7 +62,8 @@ class TopicSpec:
     hub checks it (after the credential's scopes) before it asks `authorize`, for every action, so an API
     key or token without it is refused here as it is over REST. history_size / history_ttl bound the
     replay buffer used for resume; client_publish lets clients publish (typing indicators); presence turns
-    on join/leave tracking. Everything not allowed is denied.
+    on join/leave tracking; calls maps method names to server-side handlers of client `call` frames (an
+    RPC answered to the calling connection only). Everything not allowed is denied.
     """
 
     pattern: str
@@ -50,6 +72,7 @@ class TopicSpec:
     history_ttl: float = 3600.0
     client_publish: bool = False
     presence: bool = False
+    calls: Mapping[str, CallHandler] = field(default_factory=dict, hash=False, compare=False)
     requires: Permission = field(kw_only=True)
 
 
