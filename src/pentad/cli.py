@@ -113,6 +113,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         server_header=False,
         # Compression would run once per subscriber for every realtime frame (encode once, send many).
         ws_per_message_deflate=False,
+        # The protocol layer refuses a larger frame (1009) from its header, before buffering it.
+        ws_max_size=settings.realtime.max_message_bytes,
         log_config=None,
         # A worker answers uvicorn's health check only once the app is imported; on a busy small machine
         # that takes longer than uvicorn's 5 s, which would restart the workers for ever.

@@ -176,7 +176,17 @@ class RealtimeSettings(BaseModel):
         60.0, gt=0, description="Seconds between re-checks that a socket's credentials are still valid."
     )
     max_subscriptions: int = Field(512, ge=1, description="Topics one connection may subscribe to.")
-    max_message_bytes: int = Field(65_536, ge=1024, description="Largest client message accepted.")
+    max_message_bytes: int = Field(
+        65_536, ge=1024, description="Largest client frame, bytes: `pentad serve` refuses more (1009) unread."
+    )
+    max_unauthenticated: int = Field(
+        512,
+        ge=1,
+        description="Sockets not yet authenticated, in all; more are refused (503) at the handshake.",
+    )
+    max_unauthenticated_per_address: int = Field(
+        32, ge=1, description="Sockets not yet authenticated from one client address; more are refused (429)."
+    )
 
 
 class JobsSettings(BaseModel):

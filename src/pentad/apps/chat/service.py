@@ -60,6 +60,7 @@ from pentad.apps.chat.models import (
 )
 from pentad.apps.chat.permissions import CHANNEL_MANAGE, CHANNEL_MODERATE, CHANNEL_POST, CHANNEL_RESOURCE
 from pentad.apps.chat.tenancy import restriction_expiry
+from pentad.apps.chat.topics import recheck_channel_reader
 from pentad.core import audit
 from pentad.core.audit import Actor
 from pentad.core.db.base import utcnow
@@ -483,6 +484,7 @@ class ChatService:
             user_topic(user_id),
             UserChannelEvent(type="channel.removed", channel=channel_view(access.channel)),
         )
+        recheck_channel_reader(self.session, channel_id, user)
         action = "chat.member_left" if user_id == self.actor.user_id else "chat.member_removed"
         audit.record(
             self.session,
@@ -987,6 +989,8 @@ class ChatService:
                 user_topic(target.id),
                 UserChannelEvent(type="channel.removed", channel=channel_view(access.channel)),
             )
+        if data.kind == "ban":
+            recheck_channel_reader(self.session, channel_id, target)
         await self.session.flush()
         audit.record(
             self.session,

@@ -31,6 +31,7 @@ from pentad.core.auth.schemes import CredentialScheme
 from pentad.core.db.base import utcnow
 from pentad.core.errors import Conflict, NotFound, PermissionDenied
 from pentad.core.platform import Platform
+from pentad.core.realtime.publish import recheck
 
 SERVER_KEY = "pck"
 USER_TOKEN = "pcu"  # noqa: S105 - a token prefix, not a secret
@@ -312,6 +313,7 @@ class TenantService:
         await self.session.flush()
         if kind == "ban":
             forget_credentials(self.session, self.platform, user.id)
+            recheck(self.session, (user.id, user.pentad_user_id))
         audit.record(
             self.session,
             self.actor,
