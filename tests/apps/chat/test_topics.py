@@ -286,3 +286,38 @@ async def test_a_member_whose_membership_ends_is_unsubscribed_at_once(
         await send(client, alice, channel, "not for bob")
         await settle()
         assert socket.pending_events() == []
+
+
+async def test_a_revoked_grant_ends_the_subscription_it_allowed_at_once(
+    app: FastAPI, client: httpx.AsyncClient, platform: Platform, hub: None
+) -> None:
+    from tests.factories import bearer, create_admin
+
+    admin, owner, reader = (
+        await create_admin(platform),
+        await create_user(platform),
+        await create_user(platform),
+    )
+    owner_token = await access_token(client, owner)
+    channel = (
+        await client.post(
+            "/api/chat/channels", json={"kind": "private", "name": "board"}, headers=bearer(owner_token)
+        )
+    ).json()["id"]
+    admin_headers = bearer(await access_token(client, admin))
+    granted = await client.post(
+        f"/api/users/{reader.id}/grants",
+        json={"resource_type": "chat.channel", "resource_id": channel, "role": "member"},
+        headers=admin_headers,
+    )
+    assert granted.status_code == 201, granted.text
+    topic = f"chat.channel.{channel}"
+    async with connected(app, await access_token(client, reader)) as socket:
+        assert (await subscribe(socket, topic))["ok"]
+        revoked = await client.delete(
+            f"/api/users/{reader.id}/grants/{granted.json()['id']}", headers=admin_headers
+        )
+        assert revoked.status_code == 204
+        while (frame := await socket.recv())["op"] != "unsubscribed":
+            assert frame["op"] in ("event", "join", "leave"), frame
+        assert frame == {"op": "unsubscribed", "topic": topic, "reason": "forbidden"}

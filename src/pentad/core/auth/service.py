@@ -64,6 +64,7 @@ from pentad.core.errors import BadRequest, PermissionDenied
 from pentad.core.mail import enqueue_mail
 from pentad.core.platform import Platform
 from pentad.core.ratelimit import address_subject
+from pentad.core.realtime.publish import recheck
 
 logger = structlog.get_logger("pentad.auth")
 
@@ -181,7 +182,7 @@ class AuthService:
             if not is_active:
                 await self._revoke_sessions(user.id, now=utcnow(), reason="user_disabled")
         if changes:
-            forget_on_commit(self.session, self.platform.principals, user.id)
+            self._rights_changed(user.id)
             audit.record(
                 self.session, actor, "user.update", resource_type="user", resource_id=user.id, **changes
             )
@@ -207,6 +208,13 @@ class AuthService:
             display_name="Administrator",
             actor=audit.SYSTEM,
         )
+
+    def _rights_changed(self, subject_id: uuid.UUID) -> None:
+        """A user's or service token's credentials or rights changed: drop its cached principals, and once
+        this commits re-check its realtime connections on every node (a revoked key's socket closes, a lost
+        grant ends the subscriptions it allowed)."""
+        forget_on_commit(self.session, self.platform.principals, subject_id)
+        recheck(self.session, [subject_id])
 
     def _check_password(self, password: str, email: str) -> None:
         problem = passwords.password_problem(
@@ -260,6 +268,7 @@ class AuthService:
         if grant is None or grant.user_id != user_id:
             raise CredentialNotFound("grant")
         await self.session.delete(grant)
+        self._rights_changed(user_id)
         audit.record(
             self.session, actor, "grant.delete", resource_type=grant.resource_type,
             resource_id=grant.resource_id, user_id=str(user_id), role=grant.role,
@@ -387,7 +396,7 @@ class AuthService:
             await self.verify_second_factor(user, code, actor)
         now = utcnow()
         await repository.mark_session_verified(self.session, principal.session_id, now)
-        forget_on_commit(self.session, self.platform.principals, user.id)
+        self._rights_changed(user.id)
         audit.record(
             self.session, actor, "auth.reverify", resource_type="session", resource_id=principal.session_id
         )
@@ -569,7 +578,7 @@ class AuthService:
         session_id: uuid.UUID | None = None,
         keep: uuid.UUID | None = None,
     ) -> int:
-        forget_on_commit(self.session, self.platform.principals, user_id)
+        self._rights_changed(user_id)
         return await repository.revoke_sessions(
             self.session, user_id, now=now, reason=reason, session_id=session_id, keep=keep
         )
@@ -835,7 +844,7 @@ class AuthService:
         user.totp_enabled_at = utcnow()
         user.totp_last_step = step
         codes = await self._replace_recovery_codes(user)
-        forget_on_commit(self.session, self.platform.principals, user.id)
+        self._rights_changed(user.id)
         audit.record(self.session, actor, "auth.2fa_enable", resource_type="user", resource_id=user.id)
         return codes
 
@@ -850,7 +859,7 @@ class AuthService:
         user.totp_enabled_at = None
         user.totp_last_step = None
         await repository.delete_recovery_codes(self.session, user.id)
-        forget_on_commit(self.session, self.platform.principals, user.id)
+        self._rights_changed(user.id)
         audit.record(self.session, actor, "auth.2fa_disable", resource_type="user", resource_id=user.id)
 
     async def regenerate_recovery_codes(self, principal: Principal, code: str, actor: Actor) -> list[str]:
@@ -933,7 +942,7 @@ class AuthService:
         if key is None or (owner_id is not None and key.user_id != owner_id):
             raise CredentialNotFound("API key")
         if key.revoked_at is None:
-            forget_on_commit(self.session, self.platform.principals, key.user_id)
+            self._rights_changed(key.user_id)
             key.revoked_at = utcnow()
             audit.record(self.session, actor, "api_key.revoke", resource_type="api_key", resource_id=key.id)
         return key
@@ -972,7 +981,7 @@ class AuthService:
         if stored is None:
             raise CredentialNotFound("service token")
         if stored.revoked_at is None:
-            forget_on_commit(self.session, self.platform.principals, stored.id)
+            self._rights_changed(stored.id)
             stored.revoked_at = utcnow()
             audit.record(
                 self.session,
