@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from fastapi import APIRouter
+from pydantic import BaseModel
 
 from pentad.core.auth.permissions import Permission
 from pentad.core.auth.schemes import CredentialScheme
@@ -29,6 +30,8 @@ class AppSpec:
     PENTAD_STORAGE__MAX_OBJECT_BYTES instead of PENTAD_SECURITY__MAX_BODY_BYTES (file uploads).
     topics: realtime topic patterns with their authorisation; jobs and cron: background work.
     mail_templates: folder of the app's e-mail templates for core mail (`enqueue_mail`).
+    settings: the app's settings model, read from PENTAD_<NAME>__<FIELD> variables, validated at start
+    when the app is enabled, shown by `pentad config show`; read with `platform.app_settings(Model)`.
     """
 
     name: str
@@ -49,3 +52,4 @@ class AppSpec:
     home_path: str | None = None
     static_dir: Path | None = None
     mail_templates: Path | None = None
+    settings: type[BaseModel] | None = None
