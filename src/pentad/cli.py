@@ -441,9 +441,8 @@ def config_show() -> None:
             continue
         try:
             shown[spec.name] = masked(settings.app_settings(spec.name, spec.settings))
-        except (
-            SettingsError
-        ) as exc:  # only a disabled app's can be invalid here: _settings checked the others
+        except SettingsError as exc:
+            # Only a disabled app's settings can be invalid here: _settings() has checked the enabled ones.
             click.echo(f"warning: {exc} (app {spec.name} is not enabled)", err=True)
             shown[spec.name] = None
     click.echo(json.dumps(shown, indent=2, default=str))
