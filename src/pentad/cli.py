@@ -19,9 +19,10 @@ import click
 
 from pentad.apps import INSTALLED, enabled_apps
 from pentad.core import audit
+from pentad.core.apps import AppSpec
 from pentad.core.auth.permissions import ADMIN, GLOBAL_ROLES, MEMBER
 from pentad.core.auth.service import AuthService
-from pentad.core.config import Settings, SettingsError, load_settings, masked
+from pentad.core.config import Settings, SettingsError, load_settings, masked, unknown_settings
 from pentad.core.crypto import CryptoError, generate_key, write_private_file
 from pentad.core.db import keyrotation
 from pentad.core.db.migrate import upgrade
@@ -41,10 +42,33 @@ FIRST_ADMIN_PASSWORD_FILE = "first-admin-password"  # noqa: S105 (a file name)
 
 
 def _settings() -> Settings:
+    """The environment's settings, the enabled apps' included; an invalid one stops with one line."""
     try:
-        return load_settings()
+        settings = load_settings()
+        for spec in enabled_apps(settings):
+            if spec.settings is not None:
+                settings.app_settings(spec.name, spec.settings)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
+    return settings
+
+
+def _installed_apps() -> list[AppSpec]:
+    specs = [importlib.import_module(module).APP for module in INSTALLED.values()]
+    assert all(isinstance(spec, AppSpec) for spec in specs)
+    return specs
+
+
+def _warn_of_unknown_settings() -> None:
+    """One stderr line per PENTAD_ variable that names no setting (a typo, an app not installed)."""
+    try:
+        settings = load_settings()
+        apps = {spec.name: spec.settings for spec in _installed_apps()}
+        warnings = unknown_settings(settings, apps)
+    except SettingsError:
+        return  # the command itself stops with the error
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _platform() -> Platform:
@@ -79,6 +103,7 @@ def main() -> None:
     """Pentad: a self-hosted real-time platform."""
     # Files Pentad creates (database, uploads, generated keys) are readable by its own user only.
     os.umask(0o077)
+    _warn_of_unknown_settings()
 
 
 # ----------------------------------------------------------------------- serve
@@ -92,6 +117,11 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the platform over HTTP (creates the first admin on an empty database)."""
     import uvicorn
 
+    # The options are the settings, for the app factory too: links (base_url) follow the served port.
+    if host is not None:
+        os.environ["PENTAD_SERVER__HOST"] = host
+    if port is not None:
+        os.environ["PENTAD_SERVER__PORT"] = str(port)
     settings = _settings()
     _ensure_first_admin(settings)
     worker_count = workers or settings.server.workers
@@ -103,8 +133,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     uvicorn.run(
         "pentad.app:create_app_from_env",
         factory=True,
-        host=host or settings.server.host,
-        port=port or settings.server.port,
+        host=settings.server.host,
+        port=settings.server.port,
         workers=worker_count,
         loop="uvloop",
         http="httptools",
@@ -158,11 +188,7 @@ def _ensure_first_admin(settings: Settings) -> None:
 def migrate() -> None:
     """Bring the database schema up to date (core and enabled apps)."""
     settings = _settings()
-    try:
-        specs = enabled_apps(settings)
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
-    upgrade(settings.database.url, specs)
+    upgrade(settings.database.url, enabled_apps(settings))
     click.echo("Database is up to date.")
 
 
@@ -468,8 +494,19 @@ def config() -> None:
 
 @config.command("show")
 def config_show() -> None:
-    """Print the effective settings, secrets masked."""
-    click.echo(json.dumps(masked(_settings()), indent=2, default=str))
+    """Print the effective settings, each installed app's too, secrets masked."""
+    settings = _settings()
+    shown = masked(settings)
+    for spec in _installed_apps():
+        if spec.settings is None:
+            continue
+        try:
+            shown[spec.name] = masked(settings.app_settings(spec.name, spec.settings))
+        except SettingsError as exc:
+            # Only a disabled app's settings can be invalid here: _settings() has checked the enabled ones.
+            click.echo(f"warning: {exc} (app {spec.name} is not enabled)", err=True)
+            shown[spec.name] = None
+    click.echo(json.dumps(shown, indent=2, default=str))
 
 
 @main.group()
@@ -495,10 +532,9 @@ def keys_rotate() -> None:
 
 
 def _add_app_commands() -> None:
-    for name, module in INSTALLED.items():
-        spec = importlib.import_module(module).APP
+    for spec in _installed_apps():
         if spec.cli is not None:
-            main.add_command(spec.cli, name)
+            main.add_command(spec.cli, spec.name)
 
 
 _add_app_commands()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from fastapi import APIRouter
+from pydantic import BaseModel
 
 from pentad.core.auth.permissions import Permission
 from pentad.core.auth.schemes import CredentialScheme
@@ -31,6 +32,8 @@ class AppSpec:
     topics: realtime topic patterns with their authorisation; jobs and cron: background work.
     mail_templates: folder of the app's e-mail templates for core mail (`enqueue_mail`).
     services: long-running tasks and child processes, supervised and restarted (core/services.py).
+    settings: the app's settings model, read from PENTAD_<NAME>__<FIELD> variables, validated at start
+    when the app is enabled, shown by `pentad config show`; read with `platform.app_settings(Model)`.
     """
 
     name: str
@@ -52,3 +55,4 @@ class AppSpec:
     static_dir: Path | None = None
     mail_templates: Path | None = None
     services: Sequence[ServiceSpec] = ()
+    settings: type[BaseModel] | None = None

@@ -59,6 +59,7 @@ from pentad.apps.chat.models import (
     ChatUser,
 )
 from pentad.apps.chat.permissions import CHANNEL_MANAGE, CHANNEL_MODERATE, CHANNEL_POST, CHANNEL_RESOURCE
+from pentad.apps.chat.settings import ChatSettings
 from pentad.apps.chat.tenancy import restriction_expiry
 from pentad.apps.chat.topics import recheck_channel_reader
 from pentad.core import audit
@@ -180,7 +181,7 @@ class ChatService:
         self.platform = platform
         self.actor = actor
         self.audit_actor = audit_actor
-        self.settings = platform.settings.chat
+        self.settings = platform.app_settings(ChatSettings)
         self.views = MessageViews(session, platform)
 
     async def access(self, channel_id: uuid.UUID) -> ChannelAccess:

@@ -21,6 +21,7 @@ from pentad.apps.chat.access import ChatActor
 from pentad.apps.chat.exceptions import ChatUserNotFound, TenantNotFound
 from pentad.apps.chat.models import ChatRestriction, ChatServerKey, ChatTenant, ChatUser
 from pentad.apps.chat.permissions import CHANNEL_MODERATE, CHAT_ADMIN, CHAT_SERVER, CHAT_USE
+from pentad.apps.chat.settings import ChatSettings
 from pentad.core import audit
 from pentad.core.audit import Actor
 from pentad.core.auth import tokens
@@ -132,7 +133,7 @@ def _microseconds(moment: datetime) -> int:
 
 
 def mint_user_token(platform: Platform, user: ChatUser, ttl: int | None = None) -> schemas.UserToken:
-    lifetime = ttl or platform.settings.chat.user_token_ttl
+    lifetime = ttl or platform.app_settings(ChatSettings).user_token_ttl
     jwt, expires = tokens.issue_jwt(
         platform.signing_secret,
         issuer=platform.settings.auth.issuer,
@@ -354,7 +355,7 @@ def _handle_from(text: str) -> str:
 
 async def default_tenant(session: AsyncSession, platform: Platform) -> ChatTenant:
     """The tenant Pentad's own accounts chat in, created on first use."""
-    slug = platform.settings.chat.default_tenant
+    slug = platform.app_settings(ChatSettings).default_tenant
     tenant = await repository.get_tenant_by_slug(session, slug)
     if tenant is not None:
         return tenant
