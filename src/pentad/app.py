@@ -48,6 +48,7 @@ def create_app(
         if settings.jobs.in_process_worker:
             platform.jobs.start_worker(platform)
         await platform.hub.start()
+        await platform.ingest.start()
         # Everything built so far lives as long as the process: keeping it out of the collector's
         # generations shortens the pauses that otherwise show up as realtime latency spikes.
         gc.collect()

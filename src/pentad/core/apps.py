@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 from fastapi import APIRouter
 
 from pentad.core.auth.permissions import Permission
 from pentad.core.auth.schemes import CredentialScheme
+from pentad.core.events import DomainEvent, EventSubscriber
+from pentad.core.ingest import IngestStream
 from pentad.core.jobs.registry import CronSpec, JobSpec
 from pentad.core.realtime.topics import TopicSpec
 
@@ -29,6 +32,9 @@ class AppSpec:
     PENTAD_STORAGE__MAX_OBJECT_BYTES instead of PENTAD_SECURITY__MAX_BODY_BYTES (file uploads).
     topics: realtime topic patterns with their authorisation; jobs and cron: background work.
     mail_templates: folder of the app's e-mail templates for core mail (`enqueue_mail`).
+    events: the domain events the app emits (core/events.py); subscribers: its handlers of other apps'
+    (or its own) events, delivered after commit, at least once.
+    ingest: buffered high-volume streams (core/ingest.py), appended through `platform.ingest`.
     """
 
     name: str
@@ -49,3 +55,6 @@ class AppSpec:
     home_path: str | None = None
     static_dir: Path | None = None
     mail_templates: Path | None = None
+    events: Sequence[DomainEvent[Any]] = ()
+    subscribers: Sequence[EventSubscriber] = ()
+    ingest: Sequence[IngestStream] = ()
