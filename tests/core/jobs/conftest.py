@@ -4,6 +4,7 @@ at the same time (the rolled-back test transaction has a single connection, so i
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,8 +20,10 @@ from pentad.core.jobs.registry import CronSpec, JobSpec
 from pentad.core.jobs.worker import JobContext
 from pentad.core.platform import Platform
 from tests.conftest import make_settings
+from tests.factories import TEST_CRYPTO_KEYS, TEST_SECRET_KEY
 
 WAIT_SECONDS = 30.0
+REPO = Path(__file__).resolve().parents[3]
 
 
 def kind(verb: str) -> str:
@@ -107,3 +110,21 @@ async def live_platform(tmp_path: Path, database_url: str) -> AsyncIterator[Live
             await session.execute(delete(Job).where(Job.name.in_(names)))
             await session.execute(delete(JobSchedule).where(JobSchedule.key.in_(keys)))
         await platform.close()
+
+
+@pytest.fixture
+def worker_env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    """The environment of a real `pentad worker` process serving the test app of worker_app.py."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PENTAD_")}
+    env.update(
+        PYTHONPATH=str(REPO),
+        PENTAD_DATA_DIR=str(tmp_path),
+        PENTAD_DATABASE__URL=database_url,
+        PENTAD_APPS="jobtest",
+        PENTAD_AUTH__SECRET_KEY=TEST_SECRET_KEY,
+        PENTAD_CRYPTO__KEYS=TEST_CRYPTO_KEYS,
+        PENTAD_JOBS__LEASE_SECONDS="5",
+        PENTAD_JOBS__POLL_INTERVAL="0.2",
+        PENTAD_LOG__LEVEL="WARNING",
+    )
+    return env
