@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, event, select, update
 
 from pentad.core.apps import AppSpec
 from pentad.core.jobs.models import Job, JobSchedule
@@ -128,3 +128,26 @@ def worker_env(tmp_path: Path, database_url: str) -> dict[str, str]:
         PENTAD_LOG__LEVEL="WARNING",
     )
     return env
+
+
+class StatementLog:
+    """The SQL statements a platform's engine executes while the log is open."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.engine = platform.database.engine.sync_engine
+        self.statements: list[str] = []
+
+    def _record(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self.statements.append(statement)
+
+    def __enter__(self) -> StatementLog:
+        event.listen(self.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._record)
+
+    def inserts_into(self, table: str) -> int:
+        return sum(
+            1 for text in self.statements if text.lstrip().upper().startswith(f"INSERT INTO {table.upper()}")
+        )

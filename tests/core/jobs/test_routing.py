@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import event
 
 from pentad.app import create_app
 from pentad.apps import INSTALLED
@@ -26,7 +25,16 @@ from pentad.core.jobs.registry import CronSpec, JobSpec
 from pentad.core.jobs.worker import Worker
 from pentad.core.platform import Platform
 from tests.core.jobs import worker_app
-from tests.core.jobs.conftest import REPO, LivePlatform, Recorder, app_with, get_job, jobs_named, kind
+from tests.core.jobs.conftest import (
+    REPO,
+    LivePlatform,
+    Recorder,
+    StatementLog,
+    app_with,
+    get_job,
+    jobs_named,
+    kind,
+)
 from tests.factories import run_due_jobs
 
 
@@ -40,29 +48,6 @@ async def _enqueue(platform: Platform, name: str, payload: dict[str, Any], **kw:
         job_id = await enqueue(session, name, payload, **kw)
     assert job_id is not None
     return job_id
-
-
-class StatementLog:
-    """The SQL statements a platform's engine executes while the log is open."""
-
-    def __init__(self, platform: Platform) -> None:
-        self.engine = platform.database.engine.sync_engine
-        self.statements: list[str] = []
-
-    def _record(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        self.statements.append(statement)
-
-    def __enter__(self) -> StatementLog:
-        event.listen(self.engine, "before_cursor_execute", self._record)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._record)
-
-    def inserts_into(self, table: str) -> int:
-        return sum(
-            1 for text in self.statements if text.lstrip().upper().startswith(f"INSERT INTO {table.upper()}")
-        )
 
 
 # ------------------------------------------------------------------ queues

@@ -14,6 +14,7 @@ from pentad.apps.chat import (
     tasks,
 )
 from pentad.apps.chat.endpoints import router
+from pentad.apps.chat.events import DOMAIN_EVENTS
 from pentad.apps.chat.server_endpoints import admin_router, server_router
 from pentad.apps.chat.tenancy import CREDENTIAL_SCHEMES
 from pentad.apps.chat.topics import TOPICS
@@ -39,6 +40,7 @@ APP = AppSpec(
     topics=TOPICS,
     jobs=tasks.JOBS,
     cron=tasks.CRON,
+    events=DOMAIN_EVENTS,
     mail_templates=Path(__file__).parent / "mail_templates",
     credential_schemes=CREDENTIAL_SCHEMES,
     upload_paths=[r"/api/chat/channels/[^/]+/attachments"],
