@@ -211,7 +211,7 @@ class Worker:
                 if until_idle and not started and not self._running:
                     break
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._idle_wait(utcnow()))
+                    await asyncio.wait_for(self._wake.wait(), self.next_poll_in(utcnow()))
         finally:
             DOORBELL.forget(self._wake)
             # Leases stay renewed while running jobs get their grace period.
@@ -219,7 +219,7 @@ class Worker:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
 
-    def _idle_wait(self, now: datetime) -> float:
+    def next_poll_in(self, now: datetime) -> float:
         """Seconds until the next poll: the poll interval, or sooner when a schedule ticks before it."""
         wait = self.settings.poll_interval
         for entry in self.registry.cron:
