@@ -305,9 +305,7 @@ class Ingest:
     async def flush(self) -> int:
         """Store every accepted row now (partial batches too); returns the rows stored. Raises when the
         database refuses a batch (it stays in the spool)."""
-        for spool in self._spools.values():
-            spool.seal()
-        return await self._flush_sealed(raise_errors=True)
+        return await self._flush_sealed(raise_errors=True, seal=True)
 
     async def _flush_loop(self) -> None:
         while not self._closing:
@@ -325,9 +323,12 @@ class Ingest:
             except Exception:
                 logger.warning("ingest_flush_failed", exc_info=True)
 
-    async def _flush_sealed(self, *, raise_errors: bool) -> int:
+    async def _flush_sealed(self, *, raise_errors: bool, seal: bool = False) -> int:
         stored = 0
         async with self._flush_lock:
+            if seal:
+                for spool in self._spools.values():
+                    spool.seal()
             await self.sync()
             now = asyncio.get_running_loop().time()
             for spool in self._spools.values():

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete, event, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pentad.core.apps import AppSpec
 from pentad.core.jobs.models import Job, JobSchedule
@@ -131,11 +132,18 @@ def worker_env(tmp_path: Path, database_url: str) -> dict[str, str]:
 
 
 class StatementLog:
-    """The SQL statements a platform's engine executes while the log is open."""
+    """The SQL statements a platform's (or an engine's) connections execute while the log is open."""
 
     def __init__(self, platform: Platform) -> None:
         self.engine = platform.database.engine.sync_engine
         self.statements: list[str] = []
+
+    @classmethod
+    def of(cls, engine: AsyncEngine) -> StatementLog:
+        log = cls.__new__(cls)
+        log.engine = engine.sync_engine
+        log.statements = []
+        return log
 
     def _record(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         self.statements.append(statement)
