@@ -71,7 +71,7 @@ def _build(settings: Settings, database: Database, *, mirror_failures: int = 0) 
         title="Listener",
         subscribers=[
             EventSubscriber(THING_HAPPENED.name, counter, name=COUNTER),
-            EventSubscriber(THING_HAPPENED.name, mirror, name=MIRROR, max_attempts=3),
+            EventSubscriber(THING_HAPPENED.name, mirror, name=MIRROR, max_attempts=3, queue="observers"),
         ],
     )
     platform: Platform = create_app(settings, database=database, apps=[EMITTER, listener]).state.platform
@@ -182,10 +182,11 @@ async def test_a_subscriber_that_keeps_failing_is_dead_and_admins_see_and_retry_
         listed = await client.get("/api/jobs", params=query, headers=admin)
         assert listed.status_code == 200
         (item,) = listed.json()["items"]
-        assert (item["id"], item["payload"]["event"], item["max_attempts"]) == (
+        assert (item["id"], item["payload"]["event"], item["max_attempts"], item["queue"]) == (
             str(mirror_job.id),
             THING_HAPPENED.name,
             3,
+            "observers",
         )
         assert (await client.post(f"/api/jobs/{mirror_job.id}/retry", headers=admin)).status_code == 200
     await run_due_jobs(platform)
