@@ -8,7 +8,8 @@ need nothing besides its SQLite file. The same tables serve PostgreSQL and Maria
 Claiming. A claim transaction picks due jobs and marks them running with a lease (`locked_by`,
 `locked_until`). On PostgreSQL and MariaDB (10.6+) the pick is `SELECT … FOR UPDATE SKIP LOCKED`, so
 concurrent workers take disjoint rows without waiting for one another; on SQLite the claim opens with
-BEGIN IMMEDIATE, so it is the database's only writer while it picks.
+BEGIN IMMEDIATE, so it is the database's only writer while it picks. A worker picks only kinds routed to
+its queues (`JobSpec.queue`; all of them when it has none), the highest `priority` first, then the oldest.
 
 Leases. While a job runs, its worker renews the lease every third of PENTAD_JOBS__LEASE_SECONDS. A job
 whose lease expired (its worker was killed, or lost the database) is claimed again as its next attempt.
