@@ -1,4 +1,4 @@
-"""Buffered ingest: rows appended one by one reach the database in a few multi-row INSERTs; rows a killed
+"""Buffered ingest: rows appended one by one reach the database in a few batched INSERTs; rows a killed
 process accepted are stored by the next one, once; a batch stored before a crash is not stored again; a
 failed flush keeps its rows for the next try; a live process's spool is never taken."""
 

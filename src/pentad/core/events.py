@@ -9,7 +9,7 @@ The emitting app declares its events with a pydantic payload model; other apps s
     AppSpec(subscribers=[EventSubscriber("chat.message_sent", count, name="analytics.count_message")])
 
 Delivery. `emit` validates the payload and adds one job per subscriber to the caller's transaction (one
-multi-row INSERT): the job table is the outbox. A rolled-back transaction delivers nothing; a committed one
+batched INSERT): the job table is the outbox. A rolled-back transaction delivers nothing; a committed one
 is delivered after the commit, at least once, by the job workers. Each subscriber is its own job kind
 (named by the subscriber), so each one's progress is tracked on its own: a failing subscriber is retried
 with backoff and dead-lettered after its attempts (listed for admins in /api/jobs and `pentad jobs list`,

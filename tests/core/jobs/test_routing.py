@@ -153,15 +153,13 @@ async def test_a_priority_never_overtakes_a_job_that_is_not_due(
 # ------------------------------------------------------------ enqueue_many
 
 
-async def test_enqueue_many_adds_many_jobs_with_one_insert_per_thousand(
-    settings: Settings, database: Database
-) -> None:
+async def test_enqueue_many_adds_many_jobs_with_one_insert(settings: Settings, database: Database) -> None:
     recorder, name = Recorder(), kind("many")
     platform = _platform(settings, database, JobSpec(name, recorder))
     with StatementLog(platform) as log:
         async with platform.database.transaction() as session:
             ids = await enqueue_many(session, [NewJob(name, {"n": n}, priority=n % 3) for n in range(2500)])
-    assert log.inserts_into("jobs") == 3
+    assert log.inserts_into("jobs") == 1
     assert len(set(ids)) == 2500
     stored = await jobs_named(platform, name)
     assert sorted(job.payload["n"] for job in stored) == list(range(2500))

@@ -115,8 +115,8 @@ class NewJob:
 
 
 async def enqueue_many(session: AsyncSession, jobs: Iterable[NewJob]) -> list[uuid.UUID]:
-    """Add many jobs to the caller's transaction with one multi-row INSERT (per 1,000 jobs); returns
-    their ids in order. No dedupe keys or secret payloads here: use `enqueue` for those."""
+    """Add many jobs to the caller's transaction with one batched INSERT; returns their ids in order.
+    No dedupe keys or secret payloads here: use `enqueue` for those."""
     now = utcnow()
     batch = list(jobs)
     ids = [uuid7() for _ in batch]
