@@ -233,7 +233,9 @@ class Ingest:
             if stream.batch_size < 1 or stream.flush_interval <= 0:
                 raise ValueError(f"ingest stream {stream.name!r}: batch_size >= 1 and flush_interval > 0")
             self._spools[stream.name] = _Spool(stream, folder / stream.name)
-        self._sync_lock = asyncio.Lock()
+        self._written = 0
+        self._synced = 0
+        self._sync_round: asyncio.Future[None] | None = None
         self._flush_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
@@ -276,6 +278,7 @@ class Ingest:
                 )
         spool.open()
         self._start_flusher()
+        self._written += 1
         if spool.write(rows, asyncio.get_running_loop().time()):
             self._wake.set()
 
@@ -285,8 +288,17 @@ class Ingest:
         await self.sync()
 
     async def sync(self) -> None:
-        """fsync every segment written so far; concurrent callers share one round."""
-        async with self._sync_lock:
+        """fsync every segment written so far. Callers share rounds: one fsync covers every write made
+        before it started, and everyone waiting for it wakes when it ends."""
+        target = self._written
+        while self._synced < target:
+            if self._sync_round is None:
+                self._sync_round = asyncio.ensure_future(self._fsync_round())
+            await asyncio.shield(self._sync_round)
+
+    async def _fsync_round(self) -> None:
+        try:
+            covered = self._written
             dirty = [
                 segment
                 for spool in self._spools.values()
@@ -295,10 +307,16 @@ class Ingest:
             ]
             for segment in dirty:
                 segment.dirty = False
-            if dirty:
-                await asyncio.to_thread(
-                    _fsync_all, [segment.fd for segment in dirty if segment.fd is not None]
-                )
+            await asyncio.to_thread(_fsync_all, [segment.fd for segment in dirty if segment.fd is not None])
+            self._synced = max(self._synced, covered)
+        finally:
+            self._sync_round = None
+
+    async def _quiesce_fsync(self) -> None:
+        """Let a running fsync round end: a descriptor it holds must not be closed under it."""
+        while self._sync_round is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._sync_round)
 
     async def flush(self) -> int:
         """Store every accepted row now (partial batches too); returns the rows stored. Raises when the
@@ -351,10 +369,10 @@ class Ingest:
                         break
                     spool.retry_delay = 0.0
                     spool.sealed.popleft()
-                    async with self._sync_lock:
-                        if segment.fd is not None:
-                            os.close(segment.fd)
-                            segment.fd = None
+                    await self._quiesce_fsync()
+                    if segment.fd is not None:
+                        os.close(segment.fd)
+                        segment.fd = None
                     segment.path.unlink(missing_ok=True)
         return stored
 
@@ -379,6 +397,7 @@ class Ingest:
                 await self.flush()
             except Exception:
                 logger.warning("ingest_flush_at_close_failed", exc_info=True)
+        await self._quiesce_fsync()
         for spool in self._spools.values():
             spool.release()
 
