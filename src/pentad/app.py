@@ -56,6 +56,7 @@ def create_app(
         die_with_supervisor()
         # `worker` services go where the job worker goes: here too in the embedded default.
         await platform.services.start(("serve", "worker") if settings.jobs.in_process_worker else ("serve",))
+        await platform.ingest.start()
         # Everything built so far lives as long as the process: keeping it out of the collector's
         # generations shortens the pauses that otherwise show up as realtime latency spikes.
         gc.collect()

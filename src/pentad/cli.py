@@ -394,17 +394,35 @@ def service_token_create(name: str, scopes: tuple[str, ...], expires_days: int |
     "--concurrency", type=click.IntRange(1, 256), help="Jobs run at once (default: PENTAD_JOBS__CONCURRENCY)."
 )
 @click.option("--burst", is_flag=True, help="Run the jobs that are due, then exit.")
-def worker(concurrency: int | None, burst: bool) -> None:
-    """Run background jobs until stopped (SIGTERM or Ctrl-C); start as many as needed, on any node."""
+@click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    metavar="NAME",
+    help="Claim only jobs routed to this queue (repeatable; default: PENTAD_JOBS__QUEUES, else every queue).",
+)
+def worker(concurrency: int | None, burst: bool, queues: tuple[str, ...]) -> None:
+    """Run background jobs until stopped (SIGTERM or Ctrl-C); start as many as needed, on any node.
+
+    It also flushes the ingest streams' spools that crashed processes left behind."""
 
     async def main() -> None:
         platform = _platform()
         configure_logging(platform.settings.log)
-        runner = Worker(platform, concurrency=concurrency)
+        unknown = sorted(set(queues) - set(platform.jobs.registry.queues))
+        if unknown:
+            await platform.close()
+            raise click.BadParameter(
+                f"no job is routed to {', '.join(unknown)}; known queues: "
+                + ", ".join(platform.jobs.registry.queues),
+                param_hint="--queue",
+            )
+        runner = Worker(platform, concurrency=concurrency, queues=queues)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, runner.stop)
         try:
+            await platform.ingest.start()
             if not burst:
                 await platform.services.start(("worker",))
             await runner.run(until_idle=burst)

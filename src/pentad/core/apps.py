@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 from fastapi import APIRouter
@@ -12,6 +13,8 @@ from pydantic import BaseModel
 
 from pentad.core.auth.permissions import Permission
 from pentad.core.auth.schemes import CredentialScheme
+from pentad.core.events import DomainEvent, EventSubscriber
+from pentad.core.ingest import IngestStream
 from pentad.core.jobs.registry import CronSpec, JobSpec
 from pentad.core.realtime.topics import TopicSpec
 from pentad.core.services import ServiceSpec
@@ -34,6 +37,9 @@ class AppSpec:
     services: long-running tasks and child processes, supervised and restarted (core/services.py).
     settings: the app's settings model, read from PENTAD_<NAME>__<FIELD> variables, validated at start
     when the app is enabled, shown by `pentad config show`; read with `platform.app_settings(Model)`.
+    events: the domain events the app emits (core/events.py); subscribers: its handlers of other apps'
+    (or its own) events, delivered after commit, at least once.
+    ingest: buffered high-volume streams (core/ingest.py), appended through `platform.ingest`.
     """
 
     name: str
@@ -56,3 +62,6 @@ class AppSpec:
     mail_templates: Path | None = None
     services: Sequence[ServiceSpec] = ()
     settings: type[BaseModel] | None = None
+    events: Sequence[DomainEvent[Any]] = ()
+    subscribers: Sequence[EventSubscriber] = ()
+    ingest: Sequence[IngestStream] = ()

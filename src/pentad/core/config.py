@@ -223,6 +223,11 @@ class RealtimeSettings(BaseModel):
 class JobsSettings(BaseModel):
     in_process_worker: bool = Field(True, description="`pentad serve` also runs a job worker.")
     concurrency: int = Field(4, ge=1, le=256, description="Jobs one worker runs at once.")
+    queues: CommaList = Field(
+        default_factory=list,
+        description="Comma-separated queues the in-process worker and `pentad worker` claim from (`--queue` "
+        "overrides); empty: every queue.",
+    )
     poll_interval: float = Field(1.0, gt=0, description="Seconds between polls for due jobs when idle.")
     lease_seconds: int = Field(60, ge=5, description="A running job's lease; renewed while it runs.")
     max_attempts: int = Field(5, ge=1, description="Attempts before a job is dead-lettered (default).")

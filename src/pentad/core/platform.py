@@ -15,6 +15,8 @@ from pentad.core.cache import Cache, build_cache
 from pentad.core.config import AppModel, Settings
 from pentad.core.crypto import KeyRing, load_keyring, load_signing_secret
 from pentad.core.db.engine import Database
+from pentad.core.events import bind_events
+from pentad.core.ingest import Ingest
 from pentad.core.jobs.worker import JOB_PROGRESS_TOPIC, Jobs
 from pentad.core.mail import SEND_MAIL_JOB, Mailer, add_template_folder
 from pentad.core.metrics import DatabasePoolCollector, Metrics
@@ -41,6 +43,7 @@ class Platform:
     jobs: Jobs
     hub: Hub
     services: Services
+    ingest: Ingest
     apps: list[AppSpec] = field(default_factory=list)
     credential_schemes: dict[str, CredentialScheme] = field(default_factory=dict)
     app_config: dict[type[BaseModel], BaseModel] = field(default_factory=dict)
@@ -66,6 +69,8 @@ class Platform:
         topics = [JOB_PROGRESS_TOPIC, *(topic for spec in apps for topic in spec.topics)]
         hub = Hub.build(settings.realtime, metrics, topics)
         bind_sessions(database, hub)
+        jobs = Jobs.build([SEND_MAIL_JOB], apps)
+        bind_events(database, jobs.events)
         return cls(
             settings=settings,
             database=database,
@@ -78,7 +83,7 @@ class Platform:
             metrics=metrics,
             storage=build_storage(settings, signing_secret),
             cache=build_cache(settings.cache),
-            jobs=Jobs.build([SEND_MAIL_JOB], apps),
+            jobs=jobs,
             hub=hub,
             services=Services(
                 [service for spec in apps for service in spec.services],
@@ -86,6 +91,7 @@ class Platform:
                 database=database,
                 metrics=metrics,
             ),
+            ingest=Ingest(database, settings.data_dir / "ingest", (s for spec in apps for s in spec.ingest)),
             apps=apps,
             credential_schemes={scheme.prefix: scheme for spec in apps for scheme in spec.credential_schemes},
             app_config=app_config,
@@ -101,6 +107,7 @@ class Platform:
     async def close(self) -> None:
         await self.services.stop()
         await self.jobs.close()
+        await self.ingest.close()
         await self.hub.close()
         await self.limiter.close()
         await self.principals.close()

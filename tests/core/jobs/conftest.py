@@ -4,6 +4,7 @@ at the same time (the rolled-back test transaction has a single connection, so i
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -11,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, event, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pentad.core.apps import AppSpec
 from pentad.core.jobs.models import Job, JobSchedule
@@ -19,8 +21,10 @@ from pentad.core.jobs.registry import CronSpec, JobSpec
 from pentad.core.jobs.worker import JobContext
 from pentad.core.platform import Platform
 from tests.conftest import make_settings
+from tests.factories import TEST_CRYPTO_KEYS, TEST_SECRET_KEY
 
 WAIT_SECONDS = 30.0
+REPO = Path(__file__).resolve().parents[3]
 
 
 def kind(verb: str) -> str:
@@ -107,3 +111,51 @@ async def live_platform(tmp_path: Path, database_url: str) -> AsyncIterator[Live
             await session.execute(delete(Job).where(Job.name.in_(names)))
             await session.execute(delete(JobSchedule).where(JobSchedule.key.in_(keys)))
         await platform.close()
+
+
+@pytest.fixture
+def worker_env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    """The environment of a real `pentad worker` process serving the test app of worker_app.py."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PENTAD_")}
+    env.update(
+        PYTHONPATH=str(REPO),
+        PENTAD_DATA_DIR=str(tmp_path),
+        PENTAD_DATABASE__URL=database_url,
+        PENTAD_APPS="jobtest",
+        PENTAD_AUTH__SECRET_KEY=TEST_SECRET_KEY,
+        PENTAD_CRYPTO__KEYS=TEST_CRYPTO_KEYS,
+        PENTAD_JOBS__LEASE_SECONDS="5",
+        PENTAD_JOBS__POLL_INTERVAL="0.2",
+        PENTAD_LOG__LEVEL="WARNING",
+    )
+    return env
+
+
+class StatementLog:
+    """The SQL statements a platform's (or an engine's) connections execute while the log is open."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.engine = platform.database.engine.sync_engine
+        self.statements: list[str] = []
+
+    @classmethod
+    def of(cls, engine: AsyncEngine) -> StatementLog:
+        log = cls.__new__(cls)
+        log.engine = engine.sync_engine
+        log.statements = []
+        return log
+
+    def _record(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self.statements.append(statement)
+
+    def __enter__(self) -> StatementLog:
+        event.listen(self.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._record)
+
+    def inserts_into(self, table: str) -> int:
+        return sum(
+            1 for text in self.statements if text.lstrip().upper().startswith(f"INSERT INTO {table.upper()}")
+        )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -44,8 +43,6 @@ from tests.core.jobs.conftest import (
     set_job,
 )
 from tests.factories import (
-    TEST_CRYPTO_KEYS,
-    TEST_SECRET_KEY,
     create_admin,
     create_user,
     issue_api_key,
@@ -239,23 +236,6 @@ async def test_a_stopping_worker_puts_unfinished_jobs_back(live_platform: LivePl
     job = await get_job(platform, job_id)
     assert (job.status, job.attempts, job.locked_by) == (JobStatus.QUEUED, 0, None)
     assert job.run_at <= utcnow()
-
-
-@pytest.fixture
-def worker_env(tmp_path: Path, database_url: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PENTAD_")}
-    env.update(
-        PYTHONPATH=str(REPO),
-        PENTAD_DATA_DIR=str(tmp_path),
-        PENTAD_DATABASE__URL=database_url,
-        PENTAD_APPS="jobtest",
-        PENTAD_AUTH__SECRET_KEY=TEST_SECRET_KEY,
-        PENTAD_CRYPTO__KEYS=TEST_CRYPTO_KEYS,
-        PENTAD_JOBS__LEASE_SECONDS="5",
-        PENTAD_JOBS__POLL_INTERVAL="0.2",
-        PENTAD_LOG__LEVEL="WARNING",
-    )
-    return env
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ from pentad.core.jobs.registry import JobSpec
 from pentad.core.jobs.worker import JobContext
 
 SLEEP_JOB = "jobtest.sleep"
+MEDIA_JOB = "jobtest.transcode"
+"""The same handler, routed to the queue `media`."""
 
 
 def _record(log: Path, event: str, attempt: int) -> None:
@@ -32,7 +34,11 @@ async def _sleep_and_record(context: JobContext, payload: dict[str, Any]) -> Non
     _record(log, "done", context.attempt)
 
 
-APP = AppSpec(name="jobtest", title="Job test", jobs=[JobSpec(SLEEP_JOB, _sleep_and_record)])
+APP = AppSpec(
+    name="jobtest",
+    title="Job test",
+    jobs=[JobSpec(SLEEP_JOB, _sleep_and_record), JobSpec(MEDIA_JOB, _sleep_and_record, queue="media")],
+)
 
 if __name__ == "__main__":
     INSTALLED["jobtest"] = "tests.core.jobs.worker_app"

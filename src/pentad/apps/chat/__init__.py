@@ -14,6 +14,7 @@ from pentad.apps.chat import (
     tasks,
 )
 from pentad.apps.chat.endpoints import router
+from pentad.apps.chat.events import DOMAIN_EVENTS
 from pentad.apps.chat.server_endpoints import admin_router, server_router
 from pentad.apps.chat.settings import APP_NAME, ChatSettings
 from pentad.apps.chat.tenancy import CREDENTIAL_SCHEMES
@@ -40,6 +41,7 @@ APP = AppSpec(
     topics=TOPICS,
     jobs=tasks.JOBS,
     cron=tasks.CRON,
+    events=DOMAIN_EVENTS,
     mail_templates=Path(__file__).parent / "mail_templates",
     credential_schemes=CREDENTIAL_SCHEMES,
     upload_paths=[r"/api/chat/channels/[^/]+/attachments"],

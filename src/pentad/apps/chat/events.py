@@ -12,8 +12,11 @@ import uuid
 from typing import Literal
 
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from pentad.apps.chat.models import ChatMessage
 from pentad.apps.chat.schemas import Channel, ChatUser, Message
+from pentad.core.events import DomainEvent, emit
 
 
 def channel_topic(channel_id: uuid.UUID) -> str:
@@ -84,3 +87,31 @@ class MentionEvent(BaseModel):
     type: Literal["mention.new"] = "mention.new"
     channel_id: uuid.UUID
     message: Message
+
+
+class MessageSent(BaseModel):
+    """Domain event `chat.message_sent` (core/events.py), for other apps: a message was stored."""
+
+    tenant_id: uuid.UUID
+    channel_id: uuid.UUID
+    message_id: uuid.UUID
+    seq: int
+    user_id: uuid.UUID | None
+    parent_id: uuid.UUID | None
+
+
+MESSAGE_SENT = DomainEvent("chat.message_sent", MessageSent, "A message was stored in a channel.")
+DOMAIN_EVENTS = [MESSAGE_SENT]
+
+
+async def emit_message_sent(session: AsyncSession, tenant_id: uuid.UUID, message: ChatMessage) -> None:
+    """Tell subscribing apps, once the send commits, that `message` was stored."""
+    event = MessageSent(
+        tenant_id=tenant_id,
+        channel_id=message.channel_id,
+        message_id=message.id,
+        seq=message.seq,
+        user_id=message.user_id,
+        parent_id=message.parent_id,
+    )
+    await emit(session, MESSAGE_SENT.name, event)

@@ -34,6 +34,7 @@ from pentad.apps.chat.events import (
     TypingEvent,
     UserChannelEvent,
     channel_topic,
+    emit_message_sent,
     user_topic,
 )
 from pentad.apps.chat.exceptions import (
@@ -633,6 +634,7 @@ class ChatService:
         for user_id in mentioned:
             publish(self.session, user_topic(user_id), MentionEvent(channel_id=channel_id, message=view))
         await webhooks.dispatch(self.session, self.platform, self.actor.tenant.id, "message.new", view)
+        await emit_message_sent(self.session, self.actor.tenant.id, message)
         await notifications.message_posted(self.session, self.platform, access.channel, view, mentioned)
         return view, True
 

@@ -1,7 +1,8 @@
-"""Tables of the job queue: one row per job, one per cron schedule."""
+"""Tables of the job queue: one row per job, one per cron schedule, one per flushed ingest batch."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -35,7 +36,7 @@ class Job(IdMixin, TimestampMixin, Base):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        Index("ix_jobs_due", "status", "run_at"),
+        Index("ix_jobs_due", "status", "priority", "run_at"),
         Index("ix_jobs_lease", "status", "locked_until"),
     )
 
@@ -45,6 +46,8 @@ class Job(IdMixin, TimestampMixin, Base):
     secret: Mapped[str | None] = mapped_column(EncryptedLongText(), default=None)
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True, default=None)
     run_at: Mapped[datetime]
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Higher runs first among the due jobs a worker may claim."""
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_by: Mapped[str | None] = mapped_column(String(100), default=None)
     locked_until: Mapped[datetime | None] = mapped_column(default=None)
@@ -63,3 +66,16 @@ class JobSchedule(Base):
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     last_tick: Mapped[datetime]
+
+
+class IngestBatch(Base):
+    """A batch of buffered ingest rows (core/ingest.py) stored in the same transaction as its rows: a spool
+    segment replayed after a crash is skipped when its batch id is here, so no row is inserted twice."""
+
+    __tablename__ = "ingest_batches"
+    __table_args__ = (Index("ix_ingest_batches_flushed_at", "flushed_at"),)
+
+    stream: Mapped[str] = mapped_column(String(100), primary_key=True)
+    batch_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    rows: Mapped[int] = mapped_column(Integer)
+    flushed_at: Mapped[datetime]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -71,11 +71,13 @@ async def enqueue(
     run_at: datetime | None = None,
     dedupe_key: str | None = None,
     secret: SecretPayload | None = None,
+    priority: int = 0,
 ) -> uuid.UUID | None:
     """Add job `name` to the caller's transaction; it runs after the transaction commits.
 
     delay / run_at: not before then (give at most one). dedupe_key: do nothing (return None) while a job
-    with this key is queued or running. Returns the new job's id.
+    with this key is queued or running. priority: among due jobs of the queues a worker serves, higher
+    runs first. Returns the new job's id.
     """
     if delay is not None and run_at is not None:
         raise ValueError("give delay or run_at, not both")
@@ -93,11 +95,45 @@ async def enqueue(
         secret=sealed,
         run_at=due,
         dedupe_key=dedupe_key,
+        priority=priority,
     )
     if not inserted:
         return None
     wake_workers_on_commit(session)
     return job_id
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """One job of an `enqueue_many` batch."""
+
+    name: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    run_at: datetime | None = None
+    """Not before then; unset: due at once."""
+    priority: int = 0
+
+
+async def enqueue_many(session: AsyncSession, jobs: Iterable[NewJob]) -> list[uuid.UUID]:
+    """Add many jobs to the caller's transaction with one batched INSERT; returns their ids in order.
+    No dedupe keys or secret payloads here: use `enqueue` for those."""
+    now = utcnow()
+    batch = list(jobs)
+    ids = [uuid7() for _ in batch]
+    rows = [
+        {
+            "id": job_id,
+            "name": job.name,
+            "payload": dict(job.payload),
+            "run_at": job.run_at or now,
+            "priority": job.priority,
+        }
+        for job_id, job in zip(ids, batch, strict=True)
+    ]
+    if rows:
+        await repository.insert_jobs(session, rows, now=now)
+        wake_workers_on_commit(session)
+    return ids
 
 
 def wake_workers_on_commit(session: AsyncSession) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from croniter import croniter
@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 JobHandler = Callable[["JobContext", dict[str, Any]], Awaitable[None]]
 
+DEFAULT_QUEUE = "default"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 @dataclass(frozen=True)
 class JobSpec:
@@ -23,6 +26,8 @@ class JobSpec:
     max_attempts / timeout (seconds) override the worker defaults for this kind; max_attempts may also be read
     from the settings (an app's own setting), as a function of them. concurrency caps how many jobs of this
     kind one worker process runs at once (the global cap is PENTAD_JOBS__CONCURRENCY).
+    queue routes the kind to the workers that serve that queue (`pentad worker --queue media`); a worker
+    started without queues serves all of them.
     A job runs at least once: a handler whose worker dies mid-run is run again, so handlers are idempotent.
     """
 
@@ -31,6 +36,7 @@ class JobSpec:
     max_attempts: int | Callable[[Settings], int] | None = None
     timeout: float | None = None
     concurrency: int | None = None
+    queue: str = DEFAULT_QUEUE
 
     def attempts_allowed(self, settings: Settings) -> int:
         """Attempts before a job of this kind is dead; by default PENTAD_JOBS__MAX_ATTEMPTS."""
@@ -41,24 +47,56 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class CronSpec:
-    """Enqueue `job` on a cron schedule (`*/5 * * * *`, UTC); each tick runs once across all workers.
+    """Enqueue `job` on a schedule, in UTC; each tick runs once across all workers.
 
-    A schedule starts at its first tick after a worker first sees it; ticks missed while no worker ran are
-    not replayed, only the latest one is enqueued.
+    schedule: a 5-field cron expression (`*/5 * * * *`) or a 6-field one whose first field is the second
+    (`*/10 * * * * *`); or every: an interval in seconds (at least 1), with ticks at multiples of it since
+    the Unix epoch, so every worker agrees on them.
+
+    A schedule starts at its first tick after a worker first sees it. Catch-up policy: ticks are never lost
+    but coalesced; when no worker ran over several ticks (downtime, a long stall), the latest missed tick is
+    enqueued once as soon as a worker runs again, not once per missed tick. The job's `run_at` is that tick.
     """
 
     job: str
-    schedule: str
+    schedule: str = ""
     payload: Mapping[str, Any] = field(default_factory=dict)
+    every: float | None = None
 
     @property
     def key(self) -> str:
         """Names the schedule in the job_schedules table."""
+        if self.every is not None:
+            return f"{self.job} every {self.every:g}s"
         return f"{self.job} {self.schedule}"
+
+    def validate(self) -> str | None:
+        """What is wrong with the schedule, or None."""
+        if (self.every is None) == (not self.schedule):
+            return "give a cron schedule or an interval in seconds (every), not both"
+        if self.every is not None:
+            return None if self.every >= 1 else "an interval must be at least one second"
+        fields = len(self.schedule.split())
+        if fields not in (5, 6) or not croniter.is_valid(self.schedule, second_at_beginning=fields == 6):
+            return f"invalid cron schedule {self.schedule!r}"
+        return None
+
+    def _cron(self, start: datetime) -> croniter:
+        return croniter(self.schedule, start, second_at_beginning=len(self.schedule.split()) == 6)
 
     def latest_tick(self, now: datetime) -> datetime:
         """The most recent tick at or before `now`."""
-        tick: datetime = croniter(self.schedule, now + timedelta(microseconds=1)).get_prev(datetime)
+        if self.every is not None:
+            every = timedelta(seconds=self.every)
+            return EPOCH + every * ((now - EPOCH) // every)
+        tick: datetime = self._cron(now + timedelta(microseconds=1)).get_prev(datetime)
+        return tick
+
+    def next_tick(self, now: datetime) -> datetime:
+        """The first tick after `now`."""
+        if self.every is not None:
+            return self.latest_tick(now) + timedelta(seconds=self.every)
+        tick: datetime = self._cron(now).get_next(datetime)
         return tick
 
 
@@ -80,10 +118,11 @@ class JobRegistry:
         for entry in self.cron:
             if entry.job not in self._jobs:
                 raise RegistryError(f"cron schedule {entry.schedule!r} names an unknown job {entry.job!r}")
-            if not croniter.is_valid(entry.schedule):
-                raise RegistryError(f"job {entry.job!r} has an invalid cron schedule {entry.schedule!r}")
+            problem = entry.validate()
+            if problem is not None:
+                raise RegistryError(f"job {entry.job!r}: {problem}")
             if entry.key in keys:
-                raise RegistryError(f"job {entry.job!r} has the schedule {entry.schedule!r} twice")
+                raise RegistryError(f"job {entry.job!r} has the schedule {entry.key!r} twice")
             keys.add(entry.key)
 
     @property
@@ -92,3 +131,8 @@ class JobRegistry:
 
     def get(self, name: str) -> JobSpec | None:
         return self._jobs.get(name)
+
+    @property
+    def queues(self) -> list[str]:
+        """Every queue some job kind is routed to."""
+        return sorted({spec.queue for spec in self._jobs.values()})

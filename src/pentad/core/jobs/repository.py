@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.core.db.base import utcnow
-from pentad.core.jobs.models import Job, JobSchedule, JobStatus
+from pentad.core.jobs.models import IngestBatch, Job, JobSchedule, JobStatus
 
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.DEAD)
 
@@ -34,6 +34,7 @@ async def insert_job(
     secret: str | None,
     run_at: datetime,
     dedupe_key: str | None,
+    priority: int = 0,
 ) -> bool:
     """Insert a queued job; False when `dedupe_key` belongs to a job still queued or running."""
     statement = insert(Job).values(
@@ -44,6 +45,7 @@ async def insert_job(
         secret=secret,
         dedupe_key=dedupe_key,
         run_at=run_at,
+        priority=priority,
         attempts=0,
         created_at=utcnow(),
     )
@@ -58,6 +60,14 @@ async def insert_job(
     except IntegrityError:
         return False
     return True
+
+
+async def insert_jobs(session: AsyncSession, rows: Sequence[Mapping[str, Any]], *, now: datetime) -> None:
+    """Insert queued jobs (id, name, payload, run_at, priority) with one INSERT statement executed for all
+    rows at once (the driver's executemany: a prepared statement on SQLite, one pipelined round trip on
+    asyncpg, multi-row VALUES on the MySQL drivers)."""
+    values = [{**row, "status": JobStatus.QUEUED, "attempts": 0, "created_at": now} for row in rows]
+    await session.execute(insert(Job), values)
 
 
 def _claimable(names: Sequence[str], exclude: Sequence[uuid.UUID], now: datetime) -> Any:
@@ -78,7 +88,8 @@ async def any_claimable(
 async def lock_claimable(
     session: AsyncSession, *, names: Sequence[str], exclude: Sequence[uuid.UUID], now: datetime, limit: int
 ) -> list[Job]:
-    """Due queued jobs and running jobs whose lease expired, oldest first, locked for this transaction.
+    """Due queued jobs and running jobs whose lease expired, highest priority first, then oldest first,
+    locked for this transaction.
 
     PostgreSQL and MariaDB skip rows another claimer holds (FOR UPDATE SKIP LOCKED); SQLite renders no
     lock clause, and the claim's BEGIN IMMEDIATE makes it the only writer instead.
@@ -86,7 +97,7 @@ async def lock_claimable(
     query = (
         select(Job)
         .where(_claimable(names, exclude, now))
-        .order_by(Job.run_at, Job.id)
+        .order_by(Job.priority.desc(), Job.run_at, Job.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
@@ -168,3 +179,18 @@ async def create_schedule(session: AsyncSession, key: str, tick: datetime) -> No
             await session.execute(insert(JobSchedule).values(key=key, last_tick=tick))
     except IntegrityError:
         return
+
+
+async def ingest_batch_stored(session: AsyncSession, stream: str, batch_id: uuid.UUID) -> bool:
+    query = select(IngestBatch.batch_id).where(IngestBatch.stream == stream, IngestBatch.batch_id == batch_id)
+    return await session.scalar(query) is not None
+
+
+async def record_ingest_batch(session: AsyncSession, stream: str, batch_id: uuid.UUID, rows: int) -> None:
+    await session.execute(
+        insert(IngestBatch).values(stream=stream, batch_id=batch_id, rows=rows, flushed_at=utcnow())
+    )
+
+
+async def delete_ingest_batches(session: AsyncSession, flushed_before: datetime) -> int:
+    return await _affected(session, delete(IngestBatch).where(IngestBatch.flushed_at < flushed_before))

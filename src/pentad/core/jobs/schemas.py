@@ -21,6 +21,10 @@ class JobRead(BaseModel):
     status: JobStatus
     payload: dict[str, Any]
     dedupe_key: str | None = Field(description="Set while the job is queued or running.")
+    priority: int = Field(description="Among due jobs, higher runs first.")
+    queue: str | None = Field(
+        None, description="The queue its kind is routed to; null when this process does not know the kind."
+    )
     attempts: int = Field(description="Attempts started so far.")
     max_attempts: int | None = Field(
         None, description="Attempts before the job is dead; null when this process does not know the kind."

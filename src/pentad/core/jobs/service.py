@@ -48,7 +48,8 @@ class JobsService:
         return job
 
     def describe(self, job: Job) -> JobRead:
-        """The job as admins see it, with the attempt limit its kind has in this process."""
+        """The job as admins see it, with the attempt limit and queue its kind has in this process."""
         spec = self.platform.jobs.registry.get(job.name)
         limit = spec.attempts_allowed(self.platform.settings) if spec else None
-        return JobRead.model_validate(job).model_copy(update={"max_attempts": limit})
+        queue = spec.queue if spec else None
+        return JobRead.model_validate(job).model_copy(update={"max_attempts": limit, "queue": queue})

@@ -8,7 +8,8 @@ need nothing besides its SQLite file. The same tables serve PostgreSQL and Maria
 Claiming. A claim transaction picks due jobs and marks them running with a lease (`locked_by`,
 `locked_until`). On PostgreSQL and MariaDB (10.6+) the pick is `SELECT … FOR UPDATE SKIP LOCKED`, so
 concurrent workers take disjoint rows without waiting for one another; on SQLite the claim opens with
-BEGIN IMMEDIATE, so it is the database's only writer while it picks.
+BEGIN IMMEDIATE, so it is the database's only writer while it picks. A worker picks only kinds routed to
+its queues (`JobSpec.queue`; all of them when it has none), the highest `priority` first, then the oldest.
 
 Leases. While a job runs, its worker renews the lease every third of PENTAD_JOBS__LEASE_SECONDS. A job
 whose lease expired (its worker was killed, or lost the database) is claimed again as its next attempt.
@@ -39,6 +40,7 @@ from pentad.core.apps import AppSpec
 from pentad.core.auth.permissions import JOBS_MANAGE
 from pentad.core.config import JobsSettings
 from pentad.core.db.base import utcnow
+from pentad.core.events import EventRegistry
 from pentad.core.jobs import repository
 from pentad.core.jobs.models import JobStatus
 from pentad.core.jobs.queue import DOORBELL, enqueue, secret_context
@@ -164,13 +166,18 @@ class JobContext:
 
 
 class Worker:
-    """Runs jobs of the kinds this process knows, at most `concurrency` at once, until stopped."""
+    """Runs jobs of the kinds this process knows that are routed to its queues, at most `concurrency` at
+    once, until stopped."""
 
-    def __init__(self, platform: Platform, *, concurrency: int | None = None) -> None:
+    def __init__(
+        self, platform: Platform, *, concurrency: int | None = None, queues: Sequence[str] = ()
+    ) -> None:
         self.platform = platform
         self.settings: JobsSettings = platform.settings.jobs
         self.registry: JobRegistry = platform.jobs.registry
         self.concurrency = concurrency or self.settings.concurrency
+        self.queues: frozenset[str] = frozenset(queues or self.settings.queues)
+        """The queues this worker claims from; empty: all of them."""
         self.id = f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
         self._running: dict[uuid.UUID, Claim] = {}
         self._wake = asyncio.Event()
@@ -192,7 +199,13 @@ class Worker:
         """Serve jobs until `stop()`; with `until_idle`, return once no job is due or running."""
         DOORBELL.listen(self.platform.database.engine.sync_engine, self._wake)
         heartbeat = asyncio.create_task(self._keep_leases())
-        logger.info("worker_started", worker=self.id, concurrency=self.concurrency, until_idle=until_idle)
+        logger.info(
+            "worker_started",
+            worker=self.id,
+            concurrency=self.concurrency,
+            queues=sorted(self.queues) or "all",
+            until_idle=until_idle,
+        )
         try:
             while not self._stopping:
                 self._wake.clear()
@@ -201,13 +214,20 @@ class Worker:
                 if until_idle and not started and not self._running:
                     break
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+                    await asyncio.wait_for(self._wake.wait(), self.next_poll_in(utcnow()))
         finally:
             DOORBELL.forget(self._wake)
             # Leases stay renewed while running jobs get their grace period.
             await self._shut_down()
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
+
+    def next_poll_in(self, now: datetime) -> float:
+        """Seconds until the next poll: the poll interval, or sooner when a schedule ticks before it."""
+        wait = self.settings.poll_interval
+        for entry in self.registry.cron:
+            wait = min(wait, (entry.next_tick(now) - now).total_seconds())
+        return max(wait, 0.0)
 
     async def _guarded(self, work: Awaitable[int], event: str) -> int:
         """A failed poll (database restarting, lock timeout) is logged; the next poll tries again."""
@@ -238,7 +258,11 @@ class Worker:
     async def claim(self, limit: int) -> list[Claim]:
         """Take up to `limit` due jobs this worker has room for; they are leased to it from now on."""
         active = Counter(claim.name for claim in self._running.values())
-        room = {spec.name: self._limit_of(spec) - active[spec.name] for spec in self.registry.specs}
+        room = {
+            spec.name: self._limit_of(spec) - active[spec.name]
+            for spec in self.registry.specs
+            if not self.queues or spec.queue in self.queues
+        }
         names = [name for name, free in room.items() if free > 0]
         if not names:
             return []
@@ -419,10 +443,12 @@ class Worker:
 
 
 async def _prune_finished_jobs(context: JobContext, _payload: dict[str, Any]) -> None:
+    """Delete finished jobs and the ingest batch ids older than the retention."""
     days = context.platform.settings.jobs.retention_days
     async with context.platform.database.transaction() as session:
         deleted = await repository.delete_finished(session, utcnow() - timedelta(days=days))
-    logger.info("jobs_pruned", deleted=deleted)
+        batches = await repository.delete_ingest_batches(session, utcnow() - timedelta(days=days))
+    logger.info("jobs_pruned", deleted=deleted, ingest_batches=batches)
 
 
 PRUNE = JobSpec(PRUNE_JOB, _prune_finished_jobs, concurrency=1)
@@ -430,21 +456,26 @@ PRUNE_SCHEDULE = CronSpec(PRUNE_JOB, "17 * * * *")
 
 
 class Jobs:
-    """The platform's jobs: the registry of kinds and schedules, and the workers this process started
-    (stopped by `close()`)."""
+    """The platform's jobs: the registry of kinds and schedules, the domain events whose deliveries are
+    jobs, and the workers this process started (stopped by `close()`)."""
 
-    def __init__(self, registry: JobRegistry) -> None:
+    def __init__(self, registry: JobRegistry, events: EventRegistry) -> None:
         self.registry = registry
+        self.events = events
         self._workers: list[tuple[Worker, asyncio.Task[None]]] = []
 
     @classmethod
     def build(cls, core_jobs: Sequence[JobSpec], apps: Sequence[AppSpec]) -> Jobs:
-        jobs = [PRUNE, *core_jobs]
+        events = EventRegistry(
+            ((spec.name, event) for spec in apps for event in spec.events),
+            (subscriber for spec in apps for subscriber in spec.subscribers),
+        )
+        jobs = [PRUNE, *core_jobs, *events.job_specs()]
         cron = [PRUNE_SCHEDULE]
         for spec in apps:
             jobs += spec.jobs
             cron += spec.cron
-        return cls(JobRegistry(jobs, cron))
+        return cls(JobRegistry(jobs, cron), events)
 
     def start_worker(self, platform: Platform) -> Worker:
         """Run a worker in the background of this process (`pentad serve`)."""

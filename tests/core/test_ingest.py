@@ -1,0 +1,266 @@
+"""Buffered ingest: rows appended one by one reach the database in a few batched INSERTs; rows a killed
+process accepted are stored by the next one, once; a batch stored before a crash is not stored again; a
+failed flush keeps its rows for the next try; a live process's spool is never taken."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pentad.core.config import DatabaseSettings
+from pentad.core.db.base import UTCDateTime
+from pentad.core.db.engine import Database
+from pentad.core.ingest import Ingest, IngestStream, UnknownStream, insert_into
+from pentad.core.jobs.models import IngestBatch
+from tests.core.jobs.conftest import REPO, StatementLog, eventually
+
+STREAM = "test.hits"
+START = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+class Hit(BaseModel):
+    id: int
+    path: str
+    at: datetime
+
+
+def hits(count: int, first: int = 0) -> list[Hit]:
+    return [
+        Hit(id=n, path=f"/page/{n % 7}", at=START + timedelta(seconds=n)) for n in range(first, first + count)
+    ]
+
+
+class Target:
+    """A table of its own for one test, on a live database (what the flusher commits is committed)."""
+
+    def __init__(self, database: Database, folder: Path) -> None:
+        self.database = database
+        self.folder = folder
+        self.table = Table(
+            f"ingest_test_{uuid.uuid4().hex[:10]}",
+            MetaData(),
+            Column("id", Integer, primary_key=True, autoincrement=False),
+            Column("path", String(100), nullable=False),
+            Column("at", UTCDateTime(), nullable=False),
+        )
+        self.built: list[Ingest] = []
+
+    def ingest(self, *, batch_size: int = 1000, flush: Any = None, interval: float = 3600.0) -> Ingest:
+        stream = IngestStream(STREAM, Hit, flush or insert_into(self.table), batch_size, interval)
+        ingest = Ingest(self.database, self.folder, [stream])
+        self.built.append(ingest)
+        return ingest
+
+    async def stored(self) -> list[Hit]:
+        async with self.database.transaction(writes=False) as session:
+            rows = (await session.execute(select(self.table).order_by(self.table.c.id))).all()
+        return [Hit(id=row.id, path=row.path, at=row.at) for row in rows]
+
+    async def batches(self) -> int:
+        async with self.database.transaction(writes=False) as session:
+            count = await session.scalar(select(func.count()).where(IngestBatch.stream == STREAM))
+        return int(count or 0)
+
+    def segments(self) -> list[Path]:
+        return sorted(self.folder.glob(f"{STREAM}/*/*.jsonl"))
+
+
+@pytest.fixture
+async def target(tmp_path: Path, database_url: str) -> AsyncIterator[Target]:
+    database = Database.from_settings(DatabaseSettings(url=database_url))  # type: ignore[call-arg]
+    target = Target(database, tmp_path / "ingest")
+    async with database.engine.begin() as connection:
+        await connection.run_sync(target.table.create)
+    yield target
+    for ingest in target.built:
+        await ingest.close()
+    async with database.engine.begin() as connection:
+        await connection.run_sync(target.table.drop)
+        await connection.execute(IngestBatch.__table__.delete().where(IngestBatch.stream == STREAM))
+    await database.dispose()
+
+
+async def test_ten_thousand_appends_are_stored_with_a_few_inserts(target: Target) -> None:
+    ingest = target.ingest(batch_size=2500)
+    await ingest.start()
+    rows = hits(10_000)
+    with StatementLog.of(target.database.engine) as log:
+        for start in range(0, len(rows), 100):
+            await ingest.append(STREAM, *rows[start : start + 100])
+        await ingest.flush()
+    assert log.inserts_into(target.table.name) == 4
+    assert log.inserts_into("jobs") == 0
+    assert await target.stored() == rows
+    assert await target.batches() == 4
+    assert target.segments() == []
+
+
+async def test_a_partial_batch_is_flushed_by_the_background_task_after_its_interval(target: Target) -> None:
+    ingest = target.ingest(batch_size=1000, interval=0.05)
+    await ingest.start()
+    for row in hits(30):
+        ingest.append_nowait(STREAM, row)
+
+    async def all_stored() -> bool:
+        return len(await target.stored()) == 30
+
+    await eventually(all_stored)
+    assert await target.stored() == hits(30)
+    assert await target.batches() == 1
+
+
+async def test_close_stores_what_is_buffered(target: Target) -> None:
+    ingest = target.ingest()
+    await ingest.start()
+    await ingest.append(STREAM, *hits(5))
+    await ingest.close()
+    assert await target.stored() == hits(5)
+    assert target.segments() == []
+
+
+# ------------------------------------------------------------------ crashes
+
+APPEND_THEN_WAIT = """
+import asyncio, sys
+from pentad.core.config import DatabaseSettings
+from pentad.core.db.engine import Database
+from pentad.core.ingest import Ingest, IngestStream, insert_into
+from sqlalchemy import Column, Integer, MetaData, Table
+from tests.core.test_ingest import STREAM, Hit, hits
+
+async def main() -> None:
+    database = Database.from_settings(DatabaseSettings(url=sys.argv[2]))
+    unused = Table("unused", MetaData(), Column("id", Integer))
+    stream = IngestStream(STREAM, Hit, insert_into(unused), batch_size=100_000, flush_interval=3600)
+    ingest = Ingest(database, __import__("pathlib").Path(sys.argv[1]), [stream])
+    rows = hits(2500)
+    for start in range(0, len(rows), 250):
+        await ingest.append(STREAM, *rows[start : start + 250])
+    print("appended", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def test_rows_a_killed_process_accepted_are_stored_once_by_the_next(
+    target: Target, database_url: str
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        APPEND_THEN_WAIT,
+        str(target.folder),
+        database_url,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 120)
+        assert line.strip() == b"appended"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+    (segment,) = target.segments()
+    with segment.open("a") as spool:
+        spool.write('{"id": 99999, "path": "/cut sho')  # a write the crash cut short: never accepted
+
+    first = target.ingest(batch_size=1000)
+    await first.start()
+    assert await first.flush() == 2500
+    assert await target.stored() == hits(2500)
+    second = target.ingest(batch_size=1000)
+    await second.start()
+    assert await second.flush() == 0
+    assert await target.stored() == hits(2500)
+    assert target.segments() == []
+
+
+async def test_a_batch_stored_just_before_a_crash_is_not_stored_again(target: Target, tmp_path: Path) -> None:
+    ingest = target.ingest()
+    await ingest.start()
+    await ingest.append(STREAM, *hits(40))
+    # The crash falls between the commit and the deletion of the segment: keep a copy to put back.
+    (segment,) = target.segments()
+    kept = tmp_path / segment.name
+    shutil.copy(segment, kept)
+    assert await ingest.flush() == 40
+    orphan = target.folder / STREAM / "crashed-process"
+    orphan.mkdir()
+    shutil.copy(kept, orphan / segment.name)
+
+    restarted = target.ingest()
+    await restarted.start()
+    assert await restarted.flush() == 0
+    assert await target.stored() == hits(40)
+    assert await target.batches() == 1
+    assert target.segments() == []
+    assert not orphan.exists()
+
+
+async def test_a_failed_flush_keeps_its_rows_for_the_next_try(target: Target) -> None:
+    insert = insert_into(target.table)
+    attempts: list[int] = []
+
+    async def flaky(session: AsyncSession, rows: Any) -> None:
+        attempts.append(len(rows))
+        await insert(session, rows)
+        if len(attempts) == 1:
+            raise ConnectionError("database went away mid-batch")
+
+    ingest = target.ingest(flush=flaky)
+    await ingest.start()
+    await ingest.append(STREAM, *hits(10))
+    with pytest.raises(ConnectionError):
+        await ingest.flush()
+    assert await target.stored() == []
+    assert len(target.segments()) == 1
+    assert await ingest.flush() == 10
+    assert attempts == [10, 10]
+    assert await target.stored() == hits(10)
+
+
+async def test_a_live_process_spool_is_never_taken(target: Target) -> None:
+    alive = target.ingest()
+    await alive.append(STREAM, *hits(3))
+    other = target.ingest()
+    await other.start()
+    assert await other.flush() == 0
+    assert await target.stored() == []
+    assert await alive.flush() == 3
+
+
+async def test_append_refuses_rows_of_another_model_and_unknown_streams(target: Target) -> None:
+    class Other(BaseModel):
+        id: int
+
+    ingest = target.ingest()
+    with pytest.raises(TypeError, match="takes Hit, not Other"):
+        ingest.append_nowait(STREAM, Other(id=1))
+    with pytest.raises(UnknownStream):
+        ingest.append_nowait("test.nothing", *hits(1))
+    assert target.segments() == []
+
+
+def test_streams_are_checked_when_built(tmp_path: Path) -> None:
+    database = Database.from_settings(DatabaseSettings(url="sqlite+aiosqlite://"))  # type: ignore[call-arg]
+    stream = IngestStream(STREAM, Hit, insert_into(Table("t", MetaData(), Column("id", Integer))))
+    with pytest.raises(ValueError, match="declared twice"):
+        Ingest(database, tmp_path, [stream, stream])
+    with pytest.raises(ValueError, match="batch_size"):
+        Ingest(database, tmp_path, [IngestStream(STREAM, Hit, stream.flush, batch_size=0)])
