@@ -1553,7 +1553,7 @@ class HttpRun:
         return True
 
     async def one(
-        self, connection: Connection, template: Template, index: int, due: float, measured: bool
+        self, connection: Connection, template: Template, index: int, due: float, *, measured: bool
     ) -> None:
         phase = b"m" if measured else b"w"
         try:
@@ -1637,10 +1637,10 @@ async def http_mode(config: dict[str, Any]) -> dict[str, Any]:
             for connection in connections:
                 free.put_nowait(connection)
 
-            async def send(index: int, due: float, measured: bool) -> None:
+            async def send(index: int, due: float, *, measured: bool) -> None:
                 connection = await free.get()
                 try:
-                    await run.one(connection, requests[index % len(requests)], index, due, measured)
+                    await run.one(connection, requests[index % len(requests)], index, due, measured=measured)
                 finally:
                     free.put_nowait(connection)
 
@@ -1651,7 +1651,7 @@ async def http_mode(config: dict[str, Any]) -> dict[str, Any]:
                 delay = due - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                task = asyncio.ensure_future(send(index, due, run.launch(index, due)))
+                task = asyncio.ensure_future(send(index, due, measured=run.launch(index, due)))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             if tasks:
@@ -1669,7 +1669,7 @@ async def http_mode(config: dict[str, Any]) -> dict[str, Any]:
                 while (index := next(counter)) < total:
                     now = time.monotonic()
                     measured = run.launch(index, now)
-                    await run.one(connection, requests[index % len(requests)], index, now, measured)
+                    await run.one(connection, requests[index % len(requests)], index, now, measured=measured)
 
             await asyncio.gather(*(worker(connection) for connection in connections))
     finally:

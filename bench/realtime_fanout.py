@@ -404,7 +404,7 @@ def fanout_config(
     }
 
 
-def fanout_budget(duration: float, saturation: bool) -> float:
+def fanout_budget(duration: float, *, saturation: bool) -> float:
     return WARMUP_SECONDS + duration + 2 * DRAIN_SECONDS + (SATURATION_BUDGET_SECONDS if saturation else 0)
 
 
@@ -424,7 +424,7 @@ def bench_fanout_pentad(work_dir: Path, data_dir: Path, api_key: str, duration: 
             duration=duration,
             saturation=True,
         )
-        return run_loadgen(config, fanout_budget(duration, True), [server])
+        return run_loadgen(config, fanout_budget(duration, saturation=True), [server])
 
 
 def bench_fanout_plain(work_dir: Path, duration: float) -> dict[str, Any]:
@@ -439,7 +439,7 @@ def bench_fanout_plain(work_dir: Path, duration: float) -> dict[str, Any]:
             duration=duration,
             saturation=True,
         )
-        return run_loadgen(config, fanout_budget(duration, True), [server])
+        return run_loadgen(config, fanout_budget(duration, saturation=True), [server])
 
 
 def idle_config(port: int, path: str, token: str | None, server_pid: int) -> dict[str, Any]:
@@ -486,7 +486,7 @@ def bench_cross_node(work_dir: Path, data_dir: Path, api_key: str, duration: flo
             duration=duration,
             saturation=False,
         )
-        result = run_loadgen(config, fanout_budget(duration, False), [redis, node_a, node_b])
+        result = run_loadgen(config, fanout_budget(duration, saturation=False), [redis, node_a, node_b])
     result["server_pids_order"] = ["node_b", "node_a", "redis"]
     return result
 

@@ -256,7 +256,7 @@ def user_list() -> None:
         click.echo("\t".join(row))
 
 
-def _set_active(email: str, active: bool) -> None:
+def _set_active(email: str, *, active: bool) -> None:
     async def work(_platform: Platform, service: AuthService) -> None:
         found = await service.get_user_by_email(email)
         await service.update_user(found.id, is_active=active, actor=audit.SYSTEM)
@@ -268,7 +268,7 @@ def _set_active(email: str, active: bool) -> None:
 @click.argument("email")
 def user_disable(email: str) -> None:
     """Disable a user and end their sessions."""
-    _set_active(email, False)
+    _set_active(email, active=False)
     click.echo(f"Disabled {email}.")
 
 
@@ -276,7 +276,7 @@ def user_disable(email: str) -> None:
 @click.argument("email")
 def user_enable(email: str) -> None:
     """Re-enable a disabled user."""
-    _set_active(email, True)
+    _set_active(email, active=True)
     click.echo(f"Enabled {email}.")
 
 
@@ -401,7 +401,7 @@ def service_token_create(name: str, scopes: tuple[str, ...], expires_days: int |
     metavar="NAME",
     help="Claim only jobs routed to this queue (repeatable; default: PENTAD_JOBS__QUEUES, else every queue).",
 )
-def worker(concurrency: int | None, burst: bool, queues: tuple[str, ...]) -> None:
+def worker(*, concurrency: int | None, burst: bool, queues: tuple[str, ...]) -> None:
     """Run background jobs until stopped (SIGTERM or Ctrl-C); start as many as needed, on any node.
 
     It also flushes the ingest streams' spools that crashed processes left behind."""

@@ -110,7 +110,7 @@ def parse_limit(limit: str) -> Limit:
     return Limit(amount=item.amount, window=item.get_expiry(), text=limit)
 
 
-def _status(limit: Limit, allowed: bool, weighted: float, previous: float, left: float) -> RateLimitStatus:
+def _status(limit: Limit, *, allowed: bool, weighted: float, previous: float, left: float) -> RateLimitStatus:
     """The status after a hit: `weighted` is the sliding count, `previous` the previous window's hits and
     `left` the seconds until the current window ends (the previous window's weight is left / window)."""
     reset_in = left
@@ -156,7 +156,7 @@ class MemoryCounters:
         self._hits += 1
         if self._hits % SWEEP_EVERY == 0:
             self.sweep(now)
-        return _status(limit, allowed, weighted, previous, left)
+        return _status(limit, allowed=allowed, weighted=weighted, previous=previous, left=left)
 
     def sweep(self, now: float, batch: int = SWEEP_BATCH) -> None:
         """Look at up to `batch` keys, least recently swept first: drop those whose two windows are over."""

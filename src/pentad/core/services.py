@@ -280,6 +280,7 @@ class ChildProcess:
         command: tuple[str, ...],
         env: Mapping[str, str] | None,
         cwd: Path | None,
+        *,
         restart: bool,
     ) -> None:
         self.supervisor = supervisor
@@ -432,7 +433,7 @@ class ProcessSupervisor:
         argv = tuple(command)
         if not argv:
             raise ServiceError("a child process needs a command")
-        child = ChildProcess(self, key, argv, env, cwd, restart)
+        child = ChildProcess(self, key, argv, env, cwd, restart=restart)
         spawning = asyncio.ensure_future(_spawn(argv, env, cwd))
         try:
             process = await asyncio.shield(spawning)

@@ -307,7 +307,7 @@ async def test_bad_bodies_are_refused_with_422(tenant: ChatTenantFixture) -> Non
         assert response.status_code == 422, body
 
 
-# ---------------------------------------------------------------- destinations (SSRF)
+# ------------------------------------------------------- destinations: the SSRF guard
 
 
 PRIVATE = "private or reserved address"

@@ -98,7 +98,7 @@ async def list_users(
     "/channels", response_model=list[schemas.ChannelState], summary="Your channels, with unread counts"
 )
 async def list_channels(
-    service: Service, include_archived: Annotated[bool, Query()] = False
+    service: Service, *, include_archived: Annotated[bool, Query()] = False
 ) -> list[schemas.ChannelState]:
     return await service.list_channels(include_archived=include_archived)
 
@@ -145,12 +145,12 @@ async def update_channel(
     "/channels/{channel_id}/archive", response_model=schemas.ChannelState, summary="Archive a channel"
 )
 async def archive_channel(channel_id: ChannelId, service: Service) -> schemas.ChannelState:
-    return await service.set_archived(channel_id, True)
+    return await service.set_archived(channel_id, archived=True)
 
 
 @router.delete("/channels/{channel_id}/archive", response_model=schemas.ChannelState, summary="Unarchive")
 async def unarchive_channel(channel_id: ChannelId, service: Service) -> schemas.ChannelState:
-    return await service.set_archived(channel_id, False)
+    return await service.set_archived(channel_id, archived=False)
 
 
 @router.post(
@@ -221,14 +221,14 @@ async def list_invites(service: Service) -> list[schemas.Invite]:
     "/invites/{invite_id}/accept", response_model=schemas.ChannelState, summary="Accept an invitation"
 )
 async def accept_invite(invite_id: uuid.UUID, service: Service) -> schemas.ChannelState:
-    channel = await service.answer_invite(invite_id, True)
+    channel = await service.answer_invite(invite_id, accept=True)
     assert channel is not None
     return channel
 
 
 @router.post("/invites/{invite_id}/decline", status_code=204, summary="Decline an invitation")
 async def decline_invite(invite_id: uuid.UUID, service: Service) -> None:
-    await service.answer_invite(invite_id, False)
+    await service.answer_invite(invite_id, accept=False)
 
 
 # ---------------------------------------------------------------- messages
@@ -312,7 +312,7 @@ async def mark_delivered(
 async def typing(
     channel_id: ChannelId, service: Service, data: TypingUpdate = Body(default_factory=TypingUpdate)
 ) -> None:
-    await service.typing(channel_id, data.active, data.parent_id)
+    await service.typing(channel_id, active=data.active, parent_id=data.parent_id)
 
 
 @router.get("/messages/{message_id}", response_model=schemas.Message, summary="Get a message")
@@ -367,22 +367,22 @@ Emoji = Annotated[
 
 @router.put("/messages/{message_id}/reactions/{emoji}", response_model=schemas.Message, summary="React")
 async def add_reaction(message_id: MessageId, emoji: Emoji, service: Service) -> schemas.Message:
-    return await service.react(message_id, emoji, True)
+    return await service.react(message_id, emoji, add=True)
 
 
 @router.delete("/messages/{message_id}/reactions/{emoji}", response_model=schemas.Message, summary="Unreact")
 async def remove_reaction(message_id: MessageId, emoji: Emoji, service: Service) -> schemas.Message:
-    return await service.react(message_id, emoji, False)
+    return await service.react(message_id, emoji, add=False)
 
 
 @router.put("/messages/{message_id}/pin", response_model=schemas.Message, summary="Pin a message")
 async def pin(message_id: MessageId, service: Service) -> schemas.Message:
-    return await service.set_pinned(message_id, True)
+    return await service.set_pinned(message_id, pinned=True)
 
 
 @router.delete("/messages/{message_id}/pin", response_model=schemas.Message, summary="Unpin a message")
 async def unpin(message_id: MessageId, service: Service) -> schemas.Message:
-    return await service.set_pinned(message_id, False)
+    return await service.set_pinned(message_id, pinned=False)
 
 
 # ---------------------------------------------------------------- moderation

@@ -42,7 +42,7 @@ class _ChatMarkdown(MarkdownIt):
         return url.lower().startswith(_LINK_PREFIXES)
 
 
-def _mention_rule(state: StateInline, silent: bool) -> bool:
+def _mention_rule(state: StateInline, silent: bool) -> bool:  # noqa: FBT001 (markdown-it calls it so)
     pos = state.pos
     if state.src[pos] != "@":
         return False

@@ -226,7 +226,9 @@ async def find_messages(
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
         where = _conditions(ChatMessage, scope, filters)
-        return await _find_sqlite(session, terms, where, filters.author_id is not None, before, limit)
+        return await _find_sqlite(
+            session, terms, where, by_author=filters.author_id is not None, before=before, limit=limit
+        )
     before_id = _id_cursor(before) if before is not None else None
     if dialect == "postgresql":
         return await _find_postgresql(session, terms, scope, filters, before_id, limit)
@@ -240,6 +242,7 @@ async def _find_sqlite(
     session: AsyncSession,
     terms: SearchTerms,
     where: list[ColumnElement[bool]],
+    *,
     by_author: bool,
     before: str | None,
     limit: int,

@@ -173,7 +173,9 @@ async def revoke_user_tokens(external_id: ExternalIdPath, tenant: Tenant, servic
 async def deactivate_user(
     external_id: ExternalIdPath, tenant: Tenant, service: ServerTenants
 ) -> schemas.ChatUserDetail:
-    return schemas.ChatUserDetail.model_validate(await service.set_user_active(tenant, external_id, False))
+    return schemas.ChatUserDetail.model_validate(
+        await service.set_user_active(tenant, external_id, active=False)
+    )
 
 
 @server_router.post(
@@ -182,7 +184,9 @@ async def deactivate_user(
 async def reactivate_user(
     external_id: ExternalIdPath, tenant: Tenant, service: ServerTenants
 ) -> schemas.ChatUserDetail:
-    return schemas.ChatUserDetail.model_validate(await service.set_user_active(tenant, external_id, True))
+    return schemas.ChatUserDetail.model_validate(
+        await service.set_user_active(tenant, external_id, active=True)
+    )
 
 
 # ---------------------------------------------------------------- server API: channels, messages, moderation

@@ -346,7 +346,7 @@ class ChatService:
         )
         return await self.get_channel(channel_id)
 
-    async def set_archived(self, channel_id: uuid.UUID, archived: bool) -> schemas.ChannelState:
+    async def set_archived(self, channel_id: uuid.UUID, *, archived: bool) -> schemas.ChannelState:
         access = await self.access(channel_id)
         require_permission(access, CHANNEL_MANAGE)
         channel = access.channel
@@ -532,7 +532,7 @@ class ChatService:
             for invite, channel in rows
         ]
 
-    async def answer_invite(self, invite_id: uuid.UUID, accept: bool) -> schemas.ChannelState | None:
+    async def answer_invite(self, invite_id: uuid.UUID, *, accept: bool) -> schemas.ChannelState | None:
         invite = await repository.get_invite(self.session, invite_id)
         if invite is None or invite.user_id != self.actor.user_id:
             raise NotFound("No such invitation.", code="invite_not_found")
@@ -850,7 +850,7 @@ class ChatService:
             )
         return await self._publish_change(message, "message.deleted")
 
-    async def set_pinned(self, message_id: uuid.UUID, pinned: bool) -> schemas.Message:
+    async def set_pinned(self, message_id: uuid.UUID, *, pinned: bool) -> schemas.Message:
         message, access = await self._message_access(message_id)
         require_permission(
             access, CHANNEL_MODERATE if access.channel.kind in ("public", "private") else CHANNEL_POST
@@ -868,7 +868,7 @@ class ChatService:
         await self.access(channel_id)
         return await self.views.build(await repository.list_pinned(self.session, channel_id, 100))
 
-    async def react(self, message_id: uuid.UUID, emoji: str, add: bool) -> schemas.Message:
+    async def react(self, message_id: uuid.UUID, emoji: str, *, add: bool) -> schemas.Message:
         message, access = await self._message_access(message_id)
         require_post(access)
         if message.deleted_at is not None:
@@ -923,7 +923,7 @@ class ChatService:
             )
         return (await self._states([(access.channel, member)]))[0]
 
-    async def typing(self, channel_id: uuid.UUID, active: bool, parent_id: uuid.UUID | None) -> None:
+    async def typing(self, channel_id: uuid.UUID, *, active: bool, parent_id: uuid.UUID | None) -> None:
         access = await self.access(channel_id)
         require_post(access)
         publish(

@@ -269,7 +269,7 @@ class TenantService:
             raise ChatUserNotFound()
         return user
 
-    async def set_user_active(self, tenant: ChatTenant, external_id: str, active: bool) -> ChatUser:
+    async def set_user_active(self, tenant: ChatTenant, external_id: str, *, active: bool) -> ChatUser:
         user = await self.get_user(tenant, external_id)
         user.deactivated_at = None if active else utcnow()
         await self.session.flush()

@@ -29,7 +29,7 @@ _sqlite_write_intent: ContextVar[bool] = ContextVar("pentad_sqlite_write_intent"
 
 
 @contextmanager
-def write_intent(writes: bool = True) -> Iterator[None]:
+def write_intent(*, writes: bool = True) -> Iterator[None]:
     """Declare whether the transactions opened inside this block will write."""
     token = _sqlite_write_intent.set(writes)
     try:
@@ -127,7 +127,7 @@ class Database:
         """A session whose work commits on success, then runs its after-commit hooks.
 
         `writes=False` declares read-only work, which on SQLite does not take the write lock."""
-        with write_intent(writes):
+        with write_intent(writes=writes):
             async with self.sessionmaker() as session:
                 try:
                     yield session

@@ -74,7 +74,7 @@ class TransactionMiddleware:
             return
         transaction = RequestTransaction(self.database)
         scope.setdefault("state", {})["transaction"] = transaction
-        intent = write_intent(scope["method"] not in READ_ONLY_METHODS)
+        intent = write_intent(writes=scope["method"] not in READ_ONLY_METHODS)
         replaced = False
 
         async def send_after_commit(message: Message) -> None:

@@ -297,7 +297,7 @@ class RealtimeEndpoint:
         connection.send_text(ack_frame(frame.id, result))
         return True
 
-    async def revalidate(self, connection: Connection, fresh: bool = False) -> None:
+    async def revalidate(self, connection: Connection, fresh: bool = False) -> None:  # noqa: FBT001, FBT002
         """Close the socket if its credentials were revoked; end subscriptions it may no longer read.
 
         `fresh`: the principal's access just changed (Hub.recheck), so its cached credentials are dropped

@@ -422,7 +422,7 @@ class Hub:
         if topic is None:
             for connection in list(self.connections):
                 if self._belongs(connection, wanted) and self.revalidate is not None:
-                    self._spawn(self.revalidate(connection, True))
+                    self._spawn(self.revalidate(connection, True))  # noqa: FBT003
             return
         local = self._topics.get(topic)
         if local is None:
@@ -631,7 +631,7 @@ class Hub:
             if ping:
                 next_ping = now + self.settings.heartbeat_interval
             for connection in list(self.connections):
-                self._check(connection, now, wall, ping)
+                self._check(connection, now, wall, ping=ping)
             for local in list(self._topics.values()):
                 if local.idle_since is not None and now - local.idle_since > TOPIC_LINGER:
                     self._drop(local)
@@ -639,7 +639,7 @@ class Hub:
                 next_presence = now + PRESENCE_TTL / 3
                 self._spawn(self._refresh_presence())
 
-    def _check(self, connection: Connection, now: float, wall: float, ping: bool) -> None:
+    def _check(self, connection: Connection, now: float, wall: float, *, ping: bool) -> None:
         if connection.closed:
             return
         if connection.expires_at is not None and wall >= connection.expires_at:
@@ -651,4 +651,4 @@ class Hub:
                 connection.push(self._ping)
             if now >= connection.revalidate_at and self.revalidate is not None:
                 connection.revalidate_at = math.inf
-                self._spawn(self.revalidate(connection, False))
+                self._spawn(self.revalidate(connection, False))  # noqa: FBT003
