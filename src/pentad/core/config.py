@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import limits
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -136,6 +137,18 @@ class RateLimitSettings(BaseModel):
     per_principal: str = Field("1200/minute", description="Requests per user, API key or service token.")
     login_per_address: str = Field("20/minute", description="Login attempts per client address.")
     login_per_account: str = Field("10/15minutes", description="Login attempts per account.")
+    classes: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per-address limits of the rate-limit classes routes declare, replacing their defaults, "
+        'as JSON (`{"ingest": "6000/minute"}`) or one variable each (`PENTAD_RATELIMIT__CLASSES__INGEST`).',
+    )
+
+    @field_validator("classes")
+    @classmethod
+    def _class_limits(cls, value: dict[str, str]) -> dict[str, str]:
+        for limit in value.values():
+            limits.parse(limit)
+        return {name.lower(): limit for name, limit in value.items()}
 
 
 class RedisSettings(BaseModel):

@@ -41,7 +41,6 @@ APP = AppSpec(
     cron=tasks.CRON,
     mail_templates=Path(__file__).parent / "mail_templates",
     credential_schemes=CREDENTIAL_SCHEMES,
-    upload_paths=[r"/api/chat/channels/[^/]+/attachments"],
     cli=cli.chat,
     home_path="/chat",
     static_dir=Path(__file__).parent / "static",
