@@ -326,11 +326,13 @@ def test_a_route_neither_public_nor_guarded_is_found(
     assert unguarded_operations(app, app.state.route_policies) == [("GET", "/api/forgetful/secret")]
 
 
-def test_a_public_route_says_why() -> None:
+def test_declarations_are_checked_when_made() -> None:
     with pytest.raises(ValueError, match="says why"):
         RoutePolicy(public=" ")
     with pytest.raises(ValueError, match="couldn't parse"):
-        RoutePolicy(rate_limit=RateLimitClass("broken", "lots"))
+        RateLimitClass("broken", "lots")
+    with pytest.raises(ValueError, match="lower-case name"):
+        RateLimitClass("address", "5/minute")
 
 
 async def test_apps_sharing_routes_keep_their_own_settings(

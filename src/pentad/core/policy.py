@@ -29,11 +29,12 @@ matched twice, and a request no route takes (404) gets the defaults.
 
 from __future__ import annotations
 
-import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeVar
 
+import structlog
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
@@ -43,7 +44,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pentad.core.config import Settings
 
-logger = logging.getLogger("pentad.policy")
+logger = structlog.get_logger("pentad.policy")
 
 CSP_DIRECTIVES: Final = (
     ("default-src", "'self'"),
@@ -74,12 +75,18 @@ class RateLimitClass:
     name: str
     limit: str
 
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name) or self.name == DEFAULT_RATE_LIMIT_CLASS:
+            raise ValueError(f"a rate-limit class has a lower-case name, not {DEFAULT_RATE_LIMIT_CLASS!r}")
+        if self.name != "unlimited":
+            parse(self.limit)
 
-UNLIMITED: Final = RateLimitClass("unlimited", "")
-"""No rate limit at all: health probes, static files, callbacks from our own nginx."""
 
 DEFAULT_RATE_LIMIT_CLASS: Final = "address"
 """The class of every route that names none; its limit is PENTAD_RATELIMIT__PER_ADDRESS."""
+
+UNLIMITED: Final = RateLimitClass("unlimited", "")
+"""No rate limit at all: health probes, static files, callbacks from our own nginx."""
 
 BodyLimit = Literal["upload"] | int
 
@@ -100,8 +107,6 @@ class RoutePolicy:
     def __post_init__(self) -> None:
         if self.public is not None and not self.public.strip():
             raise ValueError("a public route says why it is public")
-        if self.rate_limit is not None and self.rate_limit is not UNLIMITED:
-            parse(self.rate_limit.limit)
         if isinstance(self.body_limit, int) and self.body_limit < 0:
             raise ValueError("body_limit must not be negative")
 
@@ -177,7 +182,7 @@ CONTENT_SECURITY_POLICY: Final = DEFAULT_SECURITY_HEADERS[0][1].decode()
 
 def resolve(policy: RoutePolicy, settings: Settings) -> ResolvedPolicy:
     rate_class = policy.rate_limit
-    if rate_class is UNLIMITED:
+    if rate_class == UNLIMITED:
         rate_limit, rate_key = None, UNLIMITED.name
     elif rate_class is None:
         rate_limit, rate_key = settings.ratelimit.per_address, DEFAULT_RATE_LIMIT_CLASS
@@ -311,7 +316,7 @@ def _warn_unknown_classes(settings: Settings, classes: Iterable[RateLimitClass |
     known = {c.name for c in classes if c is not None}
     for name in settings.ratelimit.classes:
         if name not in known:
-            logger.warning("PENTAD_RATELIMIT__CLASSES names %r, which no enabled route declares", name)
+            logger.warning("ratelimit_class_unused", rate_limit_class=name, declared_by_no_route=True)
 
 
 class RouteGuard:
