@@ -133,7 +133,9 @@ class RateLimitSettings(BaseModel):
     storage_url: str = Field(
         "memory://", description="`memory://` or a Redis URL such as `redis://127.0.0.1:6379/0`."
     )
-    per_address: str = Field("600/minute", description="Requests per client address to routes that declare no rate-limit class.")
+    per_address: str = Field(
+        "600/minute", description="Requests per client address to routes that declare no rate-limit class."
+    )
     per_principal: str = Field("1200/minute", description="Requests per user, API key or service token.")
     login_per_address: str = Field("20/minute", description="Login attempts per client address.")
     login_per_account: str = Field("10/15minutes", description="Login attempts per account.")
