@@ -284,7 +284,9 @@ def install_route_policies(
     """Resolve the policy of every route of `app` (included routers too) and gate each route's handle.
 
     app_defaults: an app's default policy per endpoint of its routers and pages; prefix_policies: the
-    policy of mounts (static files) by path prefix.
+    policy of mounts (static files) by path prefix. Covered: FastAPI routes wherever they are included,
+    and the app's own top-level routes and mounts (a bare Starlette route inside an included router is
+    copied by FastAPI at routing time, so it would keep the defaults; Pentad declares none).
     """
     app_defaults = app_defaults or {}
     prefix_policies = prefix_policies or {}
