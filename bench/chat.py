@@ -1455,8 +1455,13 @@ def orchestrate() -> int:
 
 
 def emit(tag: str, payload: dict[str, Any]) -> None:
-    sys.stdout.write(f"{tag} {json.dumps(payload)}\n")
+    """One `TAG {json}` line on stdout, whole. Written with os.write until every byte is out: under
+    PYTHONUNBUFFERED=1 sys.stdout writes straight to the pipe and drops the rest of a write the kernel
+    cut short (a RESULT line is often larger than the 64 KiB a pipe takes at once)."""
     sys.stdout.flush()
+    remaining = memoryview(f"{tag} {json.dumps(payload)}\n".encode())
+    while remaining:
+        remaining = remaining[os.write(sys.stdout.fileno(), remaining) :]
 
 
 class Connection:

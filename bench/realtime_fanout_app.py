@@ -70,7 +70,7 @@ async def publish_event(
 
 
 # A small replay buffer, as a chat channel would keep; no presence (it is not what is measured).
-FANOUT_TOPIC = TopicSpec(TOPIC_PREFIX + "{stream}", may_read, history_size=100)
+FANOUT_TOPIC = TopicSpec(TOPIC_PREFIX + "{stream}", may_read, history_size=100, requires=READ)
 
 APP = AppSpec(
     name=APP_NAME,

@@ -21,13 +21,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
-from pydantic import BaseModel
+from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from fastapi_app import ROUTERS
+from fastapi_app import build as build_fastapi
 from pentad.app import create_app
 from pentad.core import audit
 from pentad.core.auth.service import AuthService
@@ -39,33 +40,8 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5000"))
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
-class Who(BaseModel):
-    id: str
-    email: str
-
-
 async def _bare(_request: Request) -> JSONResponse:
     return JSONResponse({"id": "1", "email": "a@example.com"})
-
-
-def _fastapi(routers: int) -> FastAPI:
-    app = FastAPI()
-    for index in range(routers - 1):
-        router = APIRouter(prefix=f"/api/r{index}")
-
-        @router.get("/x")
-        async def other() -> dict[str, str]:
-            return {}
-
-        app.include_router(router)
-    me = APIRouter(prefix="/api/me")
-
-    @me.get("", response_model=Who)
-    async def read_me() -> Who:
-        return Who(id="1", email="a@example.com")
-
-    app.include_router(me)
-    return app
 
 
 async def _per_request_us(app: ASGIApp, path: str, headers: list[tuple[bytes, bytes]]) -> float:
@@ -129,8 +105,8 @@ async def main() -> None:
             "bare Starlette": await _per_request_us(
                 Starlette(routes=[Route("/api/me", _bare)]), "/api/me", []
             ),
-            "FastAPI, 1 router": await _per_request_us(_fastapi(1), "/api/me", []),
-            "FastAPI, 11 routers": await _per_request_us(_fastapi(11), "/api/me", []),
+            "FastAPI, 1 router": await _per_request_us(build_fastapi(1), "/api/me", []),
+            f"FastAPI, {ROUTERS} routers": await _per_request_us(build_fastapi(ROUTERS), "/api/me", []),
             "Pentad GET /healthz": await _per_request_us(pentad, "/healthz", []),
             "Pentad GET /api/me (API key)": await _per_request_us(pentad, "/api/me", auth),
         }

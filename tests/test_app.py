@@ -78,30 +78,53 @@ async def test_resource_grants_allow_only_that_resource(notes: tuple[httpx.Async
     admin_headers = bearer(await access_token(client, admin))
     member_headers = bearer(await access_token(client, member))
 
-    assert (await client.put("/api/notes/boards/b1", headers=member_headers)).status_code == 403
+    async def write(board_id: str, headers: dict[str, str]) -> httpx.Response:
+        return await client.put(f"/api/notes/boards/{board_id}", headers=headers)
+
+    async def grants() -> list[tuple[str, str]]:
+        response = await client.get(f"/api/users/{member.id}/grants", headers=admin_headers)
+        assert response.status_code == 200, response.text
+        return sorted((grant["resource_id"], grant["role"]) for grant in response.json())
+
+    refused = await write("b1", member_headers)
+    assert (refused.status_code, refused.json()["code"]) == (403, "permission_denied")
     granted = await client.post(
         f"/api/users/{member.id}/grants",
         json={"resource_type": "notes.board", "resource_id": "b1", "role": "editor"},
         headers=admin_headers,
     )
-    assert granted.status_code == 201
-    assert (await client.put("/api/notes/boards/b1", headers=member_headers)).status_code == 200
-    assert (await client.put("/api/notes/boards/b2", headers=member_headers)).status_code == 403
+    assert granted.status_code == 201, granted.text
+    assert {key: granted.json()[key] for key in ("resource_type", "resource_id", "role")} == {
+        "resource_type": "notes.board",
+        "resource_id": "b1",
+        "role": "editor",
+    }
+    assert await grants() == [("b1", "editor")]
+    written = await write("b1", member_headers)
+    assert written.status_code == 200, written.text
+    assert written.json() == {"written": "b1", "by": str(member.id)}
+    assert (await write("b2", member_headers)).status_code == 403
 
-    # A role that does not carry the permission does not open the door.
-    await client.post(
+    # A role that does not carry the permission does not open the door, although it is granted.
+    viewer = await client.post(
         f"/api/users/{member.id}/grants",
         json={"resource_type": "notes.board", "resource_id": "b2", "role": "viewer"},
         headers=admin_headers,
     )
-    assert (await client.put("/api/notes/boards/b2", headers=member_headers)).status_code == 403
+    assert viewer.status_code == 201, viewer.text
+    assert await grants() == [("b1", "editor"), ("b2", "viewer")]
+    assert (await write("b2", member_headers)).status_code == 403
 
     # Revoking the grant closes it again.
-    await client.delete(f"/api/users/{member.id}/grants/{granted.json()['id']}", headers=admin_headers)
-    assert (await client.put("/api/notes/boards/b1", headers=member_headers)).status_code == 403
+    revoked = await client.delete(
+        f"/api/users/{member.id}/grants/{granted.json()['id']}", headers=admin_headers
+    )
+    assert revoked.status_code == 204, revoked.text
+    assert await grants() == [("b2", "viewer")]
+    assert (await write("b1", member_headers)).status_code == 403
 
     # Admins hold every permission of every app.
-    assert (await client.put("/api/notes/boards/b9", headers=admin_headers)).status_code == 200
+    assert (await write("b9", admin_headers)).status_code == 200
 
 
 async def test_unknown_resource_roles_are_refused(notes: tuple[httpx.AsyncClient, FastAPI]) -> None:
@@ -113,7 +136,9 @@ async def test_unknown_resource_roles_are_refused(notes: tuple[httpx.AsyncClient
         json={"resource_type": "notes.board", "resource_id": "b1", "role": "overlord"},
         headers=headers,
     )
-    assert response.status_code == 400
+    assert response.status_code == 400, response.text
+    listed = await client.get(f"/api/users/{admin.id}/grants", headers=headers)
+    assert (listed.status_code, listed.json()) == (200, [])
     roles = (await client.get("/api/roles", headers=headers)).json()
     assert roles["resource_roles"]["notes.board"]["editor"] == ["notes.boards.write"]
 

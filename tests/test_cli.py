@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pentad.core.config import DatabaseSettings
 from pentad.core.db.engine import Database
 from pentad.core.jobs.queue import enqueue
 from pentad.core.mail import SEND_MAIL
+from tests.factories import free_port
+from tests.servers import serving
 
 PENTAD = [sys.executable, "-m", "pentad"]
 
@@ -31,10 +35,17 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def pentad(
-    env: dict[str, str], *args: str, check: bool = True, stdin: str | None = None
+    env: dict[str, str], *args: str, check: bool = True, stdin: str | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [*PENTAD, *args], env=env, capture_output=True, text=True, timeout=60, input=stdin, check=False
+        [*PENTAD, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        input=stdin,
+        check=False,
+        cwd=cwd,
     )
     if check:
         assert result.returncode == 0, result.stderr
@@ -91,6 +102,68 @@ def test_config_show_masks_secrets(env: dict[str, str]) -> None:
     shown = pentad({**env, "PENTAD_MAIL__PASSWORD": "mail-s3cret"}, "config", "show").stdout
     assert '"password": "********"' in shown
     assert "mail-s3cret" not in shown
+
+
+def test_config_show_includes_each_apps_settings_and_reports_unknown_variables(env: dict[str, str]) -> None:
+    shown = pentad(
+        {**env, "PENTAD_CHAT__MAX_MESSAGE_LENGTH": "123", "PENTAD_CHAT__MAX_MESAGE_LENGTH": "5"},
+        "config",
+        "show",
+    )
+    assert json.loads(shown.stdout)["chat"]["max_message_length"] == 123
+    assert shown.stderr.splitlines() == [
+        "warning: unknown setting PENTAD_CHAT__MAX_MESAGE_LENGTH is ignored; "
+        "did you mean PENTAD_CHAT__MAX_MESSAGE_LENGTH?"
+    ]
+
+
+def test_a_bad_app_setting_stops_a_command_unless_the_app_is_disabled(env: dict[str, str]) -> None:
+    bad = {**env, "PENTAD_CHAT__HISTORY_PAGE_MAX": "many"}
+    stopped = pentad(bad, "migrate", check=False)
+    assert stopped.returncode != 0
+    assert "invalid setting PENTAD_CHAT__HISTORY_PAGE_MAX: Input should be a valid integer" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    disabled = pentad({**bad, "PENTAD_APPS": "[]"}, "config", "show")
+    assert json.loads(disabled.stdout)["chat"] is None
+    assert "invalid setting PENTAD_CHAT__HISTORY_PAGE_MAX" in disabled.stderr
+    assert "(app chat is not enabled)" in disabled.stderr
+
+
+def test_the_database_follows_the_data_directory(env: dict[str, str], tmp_path: Path) -> None:
+    moved = {name: value for name, value in env.items() if name != "PENTAD_DATABASE__URL"}
+    moved["PENTAD_DATA_DIR"] = str(tmp_path / "state")
+    work = tmp_path / "work"
+    work.mkdir()
+    pentad(moved, "migrate", cwd=work)
+    assert (tmp_path / "state" / "pentad.db").is_file()
+    assert list(work.iterdir()) == []
+
+
+def test_links_point_at_the_port_given_to_serve(env: dict[str, str], tmp_path: Path) -> None:
+    """`pentad serve --port P` without PENTAD_SERVER__BASE_URL: an attachment's link is served on P."""
+    env = {**env, "PENTAD_APPS": "chat", "PENTAD_ADMIN__PASSWORD": "a long admin password"}
+    pentad(env, "migrate")
+    pentad(env, "chat", "tenant", "create", "acme", "--name", "Acme")
+    server_key = pentad(env, "chat", "key", "create", "acme", "--name", "backend").stdout.splitlines()[-1]
+    with serving(env, tmp_path, free_port(), tmp_path / "server.log") as base_url:
+        backend = httpx.Client(
+            base_url=base_url, headers={"Authorization": f"Bearer {server_key}"}, timeout=10
+        )
+        assert backend.put("/api/chat/server/users/ann", json={"name": "Ann"}).status_code in (200, 201)
+        token = backend.post("/api/chat/server/users/ann/tokens").json()["token"]
+        channel = backend.post(
+            "/api/chat/server/channels", json={"kind": "public", "name": "files", "created_by": "ann"}
+        ).json()
+        uploaded = httpx.post(
+            f"{base_url}/api/chat/channels/{channel['id']}/attachments",
+            files={"file": ("notes.txt", b"hello from ann", "text/plain")},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        link = uploaded.json()["url"]
+        assert link.startswith(f"{base_url}/files/")
+        assert httpx.get(link, timeout=10).content == b"hello from ann"
 
 
 def test_keys_rotate_moves_secrets_to_the_new_key(env: dict[str, str], tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from pentad.core.logging import configure_logging
 from pentad.core.platform import Platform
 from pentad.core.policy import UNLIMITED, RoutePolicy, install_route_policies
 from pentad.core.realtime.endpoint import RealtimeEndpoint
+from pentad.core.services import die_with_supervisor
 from pentad.core.storage.endpoints import router as files_router
 from pentad.core.web.health import router as health_router
 from pentad.core.web.middleware import install_middleware
@@ -33,6 +34,9 @@ API_DESCRIPTION = """
 Pentad's REST API. Authenticate with `Authorization: Bearer <token>`, where the token is an access
 token from `POST /api/auth/login`, an API key (`pak_…`) or a service token (`pst_…`).
 Every error is an RFC 9457 `application/problem+json` document with a stable `code`.
+No string may contain the NUL character (U+0000): a JSON or form body, query parameter or path holding one
+is refused with 422 `validation_failed` (before authentication), each place named in `errors` with the type
+`nul_character`; nothing is stored.
 """
 
 
@@ -52,11 +56,16 @@ def create_app(
         if settings.jobs.in_process_worker:
             platform.jobs.start_worker(platform)
         await platform.hub.start()
+        await platform.principals.start()
+        die_with_supervisor()
+        # `worker` services go where the job worker goes: here too in the embedded default.
+        await platform.services.start(("serve", "worker") if settings.jobs.in_process_worker else ("serve",))
         # Everything built so far lives as long as the process: keeping it out of the collector's
         # generations shortens the pauses that otherwise show up as realtime latency spikes.
         gc.collect()
         gc.freeze()
         yield
+        await platform.services.stop()
         await platform.hub.stop()
         await platform.close()
 

@@ -19,9 +19,10 @@ import click
 
 from pentad.apps import INSTALLED, enabled_apps
 from pentad.core import audit
+from pentad.core.apps import AppSpec
 from pentad.core.auth.permissions import ADMIN, GLOBAL_ROLES, MEMBER
 from pentad.core.auth.service import AuthService
-from pentad.core.config import Settings, SettingsError, load_settings, masked
+from pentad.core.config import Settings, SettingsError, load_settings, masked, unknown_settings
 from pentad.core.crypto import CryptoError, generate_key, write_private_file
 from pentad.core.db import keyrotation
 from pentad.core.db.migrate import upgrade
@@ -32,6 +33,7 @@ from pentad.core.jobs.worker import Worker
 from pentad.core.logging import configure_logging
 from pentad.core.metrics import MULTIPROCESS_DIR_VARIABLE
 from pentad.core.platform import Platform
+from pentad.core.services import ServiceError
 
 T = TypeVar("T")
 
@@ -40,10 +42,33 @@ FIRST_ADMIN_PASSWORD_FILE = "first-admin-password"  # noqa: S105 (a file name)
 
 
 def _settings() -> Settings:
+    """The environment's settings, the enabled apps' included; an invalid one stops with one line."""
     try:
-        return load_settings()
+        settings = load_settings()
+        for spec in enabled_apps(settings):
+            if spec.settings is not None:
+                settings.app_settings(spec.name, spec.settings)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
+    return settings
+
+
+def _installed_apps() -> list[AppSpec]:
+    specs = [importlib.import_module(module).APP for module in INSTALLED.values()]
+    assert all(isinstance(spec, AppSpec) for spec in specs)
+    return specs
+
+
+def _warn_of_unknown_settings() -> None:
+    """One stderr line per PENTAD_ variable that names no setting (a typo, an app not installed)."""
+    try:
+        settings = load_settings()
+        apps = {spec.name: spec.settings for spec in _installed_apps()}
+        warnings = unknown_settings(settings, apps)
+    except SettingsError:
+        return  # the command itself stops with the error
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _platform() -> Platform:
@@ -78,6 +103,7 @@ def main() -> None:
     """Pentad: a self-hosted real-time platform."""
     # Files Pentad creates (database, uploads, generated keys) are readable by its own user only.
     os.umask(0o077)
+    _warn_of_unknown_settings()
 
 
 # ----------------------------------------------------------------------- serve
@@ -91,16 +117,24 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the platform over HTTP (creates the first admin on an empty database)."""
     import uvicorn
 
+    # The options are the settings, for the app factory too: links (base_url) follow the served port.
+    if host is not None:
+        os.environ["PENTAD_SERVER__HOST"] = host
+    if port is not None:
+        os.environ["PENTAD_SERVER__PORT"] = str(port)
     settings = _settings()
     _ensure_first_admin(settings)
     worker_count = workers or settings.server.workers
+    # The workers read their settings from the environment: they must know they are not alone (the
+    # credential cache keeps entries briefly when processes cannot tell each other of a revocation).
+    os.environ["PENTAD_SERVER__WORKERS"] = str(worker_count)
     if worker_count > 1:
         _prepare_multiprocess_metrics(settings)
     uvicorn.run(
         "pentad.app:create_app_from_env",
         factory=True,
-        host=host or settings.server.host,
-        port=port or settings.server.port,
+        host=settings.server.host,
+        port=settings.server.port,
         workers=worker_count,
         loop="uvloop",
         http="httptools",
@@ -109,7 +143,12 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         server_header=False,
         # Compression would run once per subscriber for every realtime frame (encode once, send many).
         ws_per_message_deflate=False,
+        # The protocol layer refuses a larger frame (1009) from its header, before buffering it.
+        ws_max_size=settings.realtime.max_message_bytes,
         log_config=None,
+        # A worker answers uvicorn's health check only once the app is imported; on a busy small machine
+        # that takes longer than uvicorn's 5 s, which would restart the workers for ever.
+        timeout_worker_healthcheck=60,
     )
 
 
@@ -149,11 +188,7 @@ def _ensure_first_admin(settings: Settings) -> None:
 def migrate() -> None:
     """Bring the database schema up to date (core and enabled apps)."""
     settings = _settings()
-    try:
-        specs = enabled_apps(settings)
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
-    upgrade(settings.database.url, specs)
+    upgrade(settings.database.url, enabled_apps(settings))
     click.echo("Database is up to date.")
 
 
@@ -370,11 +405,37 @@ def worker(concurrency: int | None, burst: bool) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, runner.stop)
         try:
+            if not burst:
+                await platform.services.start(("worker",))
             await runner.run(until_idle=burst)
         finally:
             await platform.close()
 
     asyncio.run(main())
+
+
+@main.command("run-service")
+@click.argument("name")
+def run_service(name: str) -> None:
+    """Run one service of placement `own` (AppSpec.services) until stopped (SIGTERM or Ctrl-C)."""
+
+    async def main() -> None:
+        platform = _platform()
+        configure_logging(platform.settings.log)
+        stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopped.set)
+        try:
+            await platform.services.start_own(name)
+            await stopped.wait()
+        finally:
+            await platform.close()
+
+    try:
+        asyncio.run(main())
+    except ServiceError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.group()
@@ -433,8 +494,19 @@ def config() -> None:
 
 @config.command("show")
 def config_show() -> None:
-    """Print the effective settings, secrets masked."""
-    click.echo(json.dumps(masked(_settings()), indent=2, default=str))
+    """Print the effective settings, each installed app's too, secrets masked."""
+    settings = _settings()
+    shown = masked(settings)
+    for spec in _installed_apps():
+        if spec.settings is None:
+            continue
+        try:
+            shown[spec.name] = masked(settings.app_settings(spec.name, spec.settings))
+        except SettingsError as exc:
+            # Only a disabled app's settings can be invalid here: _settings() has checked the enabled ones.
+            click.echo(f"warning: {exc} (app {spec.name} is not enabled)", err=True)
+            shown[spec.name] = None
+    click.echo(json.dumps(shown, indent=2, default=str))
 
 
 @main.group()
@@ -460,10 +532,9 @@ def keys_rotate() -> None:
 
 
 def _add_app_commands() -> None:
-    for name, module in INSTALLED.items():
-        spec = importlib.import_module(module).APP
+    for spec in _installed_apps():
         if spec.cli is not None:
-            main.add_command(spec.cli, name)
+            main.add_command(spec.cli, spec.name)
 
 
 _add_app_commands()

@@ -652,7 +652,8 @@ class ChatClient:
         return MessagePage.model_validate(answer)
 
     async def sync(self, channel_id: uuid.UUID | str, since: int, *, limit: int = 200) -> SyncPage:
-        """One page of what changed after `since` (the client does this itself for subscribed channels)."""
+        """One page of what changed after `since`, oldest change first; while `has_more`, the next page is
+        `sync(channel_id, page.next_since)` (the client does this itself for subscribed channels)."""
         params = {"since": since, "limit": limit}
         answer = await self._api.request(
             "GET", f"/api/chat/channels/{channel_id}/sync", params=params, retry=True
@@ -980,8 +981,6 @@ class ChatClient:
         attempt = 0
         while True:
             since = feed.last_seq
-            # Messages can share a revision (a reply and its parent), so pages overlap by one revision
-            # and the seen set drops what the previous page delivered.
             cursor = since
             while True:
                 try:
@@ -1002,10 +1001,12 @@ class ChatClient:
                 attempt = 0
                 for message in page.messages:
                     self._deliver_synced(feed, message, since)
-                if not page.has_more or not page.messages:
-                    feed.last_seq = max(feed.last_seq, page.last_seq)
+                # The server's cursor: pages neither overlap nor leave a gap (`last_seq` is the channel's
+                # newest number, not the end of the page).
+                cursor = max(cursor, page.next_since)
+                if not page.has_more:
+                    feed.last_seq = max(feed.last_seq, cursor)
                     break
-                cursor = max(cursor + 1, page.messages[-1].revision - 1)
             waiting, feed.buffer = sorted(feed.buffer, key=lambda event: event.seq), []
             for event in waiting:
                 if event.seq <= feed.last_seq:

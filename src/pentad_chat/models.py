@@ -156,8 +156,9 @@ class MessagePage(Model):
 
 class SyncPage(Model):
     messages: list[Message] = Field(description="Ordered by revision.")
-    has_more: bool
-    last_seq: int
+    has_more: bool = Field(description="More changes wait: ask again with `since=next_since`.")
+    next_since: int = Field(description="The next page's `since`: every change up to it has been sent.")
+    last_seq: int = Field(description="The channel's newest sequence number, not the end of this page.")
 
 
 class MessageEdit(Model):

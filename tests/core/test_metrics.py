@@ -3,10 +3,20 @@ database pool, and metrics registered by other subsystems."""
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
+from fastapi import APIRouter
 from prometheus_client.parser import text_string_to_metric_families
 
+from pentad.app import create_app
+from pentad.core.apps import AppSpec
+from pentad.core.auth.permissions import METRICS_READ
+from pentad.core.config import Settings
+from pentad.core.db.engine import Database
 from pentad.core.metrics import DatabasePoolCollector, Metrics
 from pentad.core.platform import Platform
+from tests.factories import bearer, issue_service_token
 
 
 def _samples(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -99,10 +109,43 @@ def test_subsystems_register_their_own_metrics() -> None:
     assert _value(metrics, "pentad_job_duration_seconds_bucket", job="chat.notify", le="1.0") == 1
 
 
-def test_in_flight_requests_are_a_gauge() -> None:
-    metrics = Metrics()
-    metrics.http_requests_in_flight.inc()
-    assert _value(metrics, "pentad_http_requests_in_flight") == 1
+async def test_the_in_flight_gauge_counts_requests_while_they_run(
+    settings: Settings, database: Database
+) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    router = APIRouter()
+
+    @router.get("/api/demo/slow")
+    async def slow() -> dict[str, bool]:
+        started.set()
+        await release.wait()
+        return {"done": True}
+
+    app = create_app(settings, database=database, apps=[AppSpec(name="demo", title="Demo", routers=[router])])
+    platform: Platform = app.state.platform
+    headers = bearer(await issue_service_token(platform, scopes=[METRICS_READ.key]))
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+
+        async def in_flight() -> float | None:
+            """As a scrape sees it: the scrape is itself a request in flight."""
+            response = await client.get("/metrics", headers=headers)
+            assert response.status_code == 200, response.text
+            samples = {
+                sample.name: sample.value
+                for family in text_string_to_metric_families(response.text)
+                for sample in family.samples
+            }
+            return samples.get("pentad_http_requests_in_flight")
+
+        assert await in_flight() == 1
+        request = asyncio.create_task(client.get("/api/demo/slow"))
+        async with asyncio.timeout(10):
+            await started.wait()
+        assert await in_flight() == 2
+        release.set()
+        assert (await request).json() == {"done": True}
+        assert await in_flight() == 1
 
 
 def test_the_database_pool_is_read_at_scrape_time(platform: Platform) -> None:

@@ -23,7 +23,7 @@ from pentad.core.config import RateLimitSettings, SettingsError
 from pentad.core.db.engine import Database
 from pentad.core.errors import TooManyRequests
 from pentad.core.platform import get_platform
-from pentad.core.ratelimit import RateLimiter
+from pentad.core.ratelimit import MemoryCounters, RateLimiter, RateLimitStatus, parse_limit
 from tests.conftest import make_settings
 from tests.core.conftest import RedisScratch
 
@@ -243,3 +243,49 @@ async def test_an_unreachable_redis_is_reported_once_a_minute(monkeypatch: pytes
             await limiter.enforce("1/day", "principal", "someone")
     await limiter.close()
     assert [entry["event"] for entry in logs] == ["ratelimit_storage_unavailable"] * 2
+
+
+# ------------------------------------------------------------------ the memory counters, on a moved clock
+
+MINUTE = 60.0
+START = 1_000 * MINUTE  # the start of a window
+
+
+def _hits(counters: MemoryCounters, limit: str, key: str, now: float, times: int) -> list[RateLimitStatus]:
+    return [counters.hit(parse_limit(limit), (limit, key), now) for _ in range(times)]
+
+
+def test_the_previous_window_counts_by_the_share_of_it_still_inside_the_sliding_window() -> None:
+    counters = MemoryCounters()
+    assert all(status.allowed for status in _hits(counters, "10/minute", "k", START + 30, 10))
+    refused = counters.hit(parse_limit("10/minute"), ("10/minute", "k"), START + 59)
+    assert not refused.allowed
+    assert refused.reset_after == 1
+    # Half-way through the next window, half of the previous window's ten hits still count.
+    halfway = _hits(counters, "10/minute", "k", START + MINUTE + 30, 6)
+    assert [status.allowed for status in halfway] == [True] * 5 + [False]
+    assert halfway[4].remaining == 0
+    assert 1 <= halfway[5].reset_after <= 6
+    # Two windows later nothing of it is left.
+    later = _hits(counters, "10/minute", "k", START + 3 * MINUTE, 10)
+    assert all(status.allowed for status in later)
+    assert later[-1].remaining == 0
+
+
+def test_keys_and_limits_count_apart() -> None:
+    counters = MemoryCounters()
+    assert all(status.allowed for status in _hits(counters, "2/minute", "a", START, 2))
+    assert not counters.hit(parse_limit("2/minute"), ("2/minute", "a"), START).allowed
+    assert counters.hit(parse_limit("2/minute"), ("2/minute", "b"), START).allowed
+    assert counters.hit(parse_limit("3/minute"), ("3/minute", "a"), START).allowed
+
+
+def test_expired_keys_are_swept_while_other_keys_are_hit() -> None:
+    counters = MemoryCounters()
+    for index in range(10_000):
+        counters.hit(parse_limit("5/minute"), ("5/minute", f"address-{index}"), START)
+    assert len(counters) == 10_000
+    # Two windows on, one busy key's hits sweep the idle keys away.
+    for _ in range(10_000):
+        counters.hit(parse_limit("100000/minute"), ("100000/minute", "busy"), START + 2 * MINUTE)
+    assert len(counters) == 1

@@ -24,6 +24,7 @@ from pentad_chat import (
     UnknownEvent,
     parse_event,
 )
+from pentad_chat import client as client_module
 from tests.factories import free_port
 from tests.sdk.conftest import WAIT, Person, PersonFactory, until
 from tests.sdk.live_chat import ChatServerProcess
@@ -125,6 +126,41 @@ async def test_a_reconnecting_client_receives_the_1000_messages_it_missed(
     assert all(e.type == "message.new" and e.synced for e in received)
     await nothing_more(stream)
     assert bob.client.last_seq(channel_id) == 1001
+
+
+async def test_a_catch_up_over_small_sync_pages_delivers_each_change_once_in_order(
+    person: PersonFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client follows the server's `next_since` cursor: pages of three, a thread reply and its parent
+    sharing a revision at a page boundary, an edit moving a message to the end."""
+    monkeypatch.setattr(client_module, "SYNC_PAGE_SIZE", 3)
+    alice, bob = await person("alice"), await person("bob")
+    channel_id = await channel_with(alice, bob)
+    await bob.client.connect()
+    await bob.client.subscribe(channel_id)
+    root = await alice.client.send(channel_id, "root")
+    await until(lambda: bob.client.last_seq(channel_id) == root.seq, "Bob to see the root")
+    await bob.client.close()
+
+    replies = [await alice.client.send(channel_id, f"reply {n}", parent_id=root.id) for n in range(3)]
+    plain = [await alice.client.send(channel_id, f"plain {n}") for n in range(4)]
+    edited = await alice.client.edit(plain[0].id, text="plain 0, edited")
+
+    stream = bob.client.events("message.new", "message.updated")
+    await bob.client.connect()
+    received = await messages(stream, 8)
+
+    assert [(e.type, e.message.id) for e in received] == [
+        *(("message.new", reply.id) for reply in replies[:2]),
+        *sorted([("message.new", replies[2].id), ("message.updated", root.id)], key=lambda e: str(e[1])),
+        *(("message.new", message.id) for message in plain[1:]),
+        ("message.new", edited.id),
+    ]
+    assert [e.seq for e in received] == [2, 3, 4, 4, 6, 7, 8, 9]
+    assert received[-1].message.text == "plain 0, edited"
+    assert all(e.synced for e in received)
+    await nothing_more(stream)
+    assert bob.client.last_seq(channel_id) == edited.revision == 9
 
 
 async def test_a_gap_in_live_sequence_numbers_is_filled_from_sync(person: PersonFactory) -> None:

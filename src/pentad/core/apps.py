@@ -8,12 +8,14 @@ from pathlib import Path
 
 import click
 from fastapi import APIRouter
+from pydantic import BaseModel
 
 from pentad.core.auth.permissions import Permission
 from pentad.core.auth.schemes import CredentialScheme
 from pentad.core.jobs.registry import CronSpec, JobSpec
 from pentad.core.policy import RoutePolicy
 from pentad.core.realtime.topics import TopicSpec
+from pentad.core.services import ServiceSpec
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,9 @@ class AppSpec:
     e.g. security headers its pages all need; a route's own `@route_policy` wins field by field.
     topics: realtime topic patterns with their authorisation; jobs and cron: background work.
     mail_templates: folder of the app's e-mail templates for core mail (`enqueue_mail`).
+    services: long-running tasks and child processes, supervised and restarted (core/services.py).
+    settings: the app's settings model, read from PENTAD_<NAME>__<FIELD> variables, validated at start
+    when the app is enabled, shown by `pentad config show`; read with `platform.app_settings(Model)`.
     """
 
     name: str
@@ -50,3 +55,5 @@ class AppSpec:
     home_path: str | None = None
     static_dir: Path | None = None
     mail_templates: Path | None = None
+    services: Sequence[ServiceSpec] = ()
+    settings: type[BaseModel] | None = None

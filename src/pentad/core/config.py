@@ -1,25 +1,53 @@
 """Settings: one pydantic-settings model, nested per area, read from PENTAD_* variables and .env.
 
-Nested fields use a double underscore: PENTAD_DATABASE__URL, PENTAD_AUTH__ACCESS_TOKEN_TTL.
+Nested fields use a double underscore: PENTAD_DATABASE__URL, PENTAD_AUTH__ACCESS_TOKEN_TTL. An app's own
+settings (AppSpec.settings, a pydantic model) live in its area: PENTAD_CHAT__MAX_MESSAGE_LENGTH; they are
+validated when the app is enabled (`Settings.app_settings`). A PENTAD_ variable that names no setting is
+reported by `unknown_settings` (a warning, never a stop: a variable may be meant for another version).
 Every setting is documented in the README; `pentad config show` prints the effective values with
 secrets masked.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar, get_origin
 
 import limits
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from pentad.core.emails import check_email
 
 ENV_PREFIX = "PENTAD_"
 NESTED_DELIMITER = "__"
+TEST_HARNESS_PREFIX = "PENTAD_TEST_"
+"""Variables of the test suite (tests/conftest.py), not settings: never reported as unknown."""
+SQLITE_FILE_NAME = "pentad.db"
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 (names them, binds nothing)
+
+AppModel = TypeVar("AppModel", bound=BaseModel)
 
 
 def _split_commas(value: Any) -> Any:
@@ -43,14 +71,17 @@ class ServerSettings(BaseModel):
     port: int = Field(8000, ge=1, le=65535, description="TCP port `pentad serve` listens on.")
     workers: int = Field(1, ge=1, le=64, description="Number of uvicorn worker processes.")
     base_url: str = Field(
-        "http://127.0.0.1:8000", description="Public URL of the platform, used in e-mailed links."
+        "http://127.0.0.1:8000",
+        description="Public URL of the platform, used in links it hands out (e-mail, files, hooks). "
+        "Unset: http://<host>:<port> of this server (127.0.0.1 for a wildcard host).",
     )
 
 
 class DatabaseSettings(BaseModel):
     url: str = Field(
-        "sqlite+aiosqlite:///./var/pentad.db",
-        description="SQLAlchemy async URL: sqlite+aiosqlite, postgresql+asyncpg or mysql+aiomysql.",
+        "sqlite+aiosqlite:///var/pentad.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite, postgresql+asyncpg or mysql+aiomysql. "
+        "Unset: the SQLite file pentad.db in PENTAD_DATA_DIR.",
     )
     pool_size: int = Field(10, ge=1, le=500, description="Connections kept open (PostgreSQL, MariaDB).")
     max_overflow: int = Field(20, ge=0, le=500, description="Extra connections allowed under load.")
@@ -93,11 +124,13 @@ class AuthSettings(BaseModel):
     cookie_secure: bool = Field(False, description="Send the session cookie only over HTTPS.")
     mfa_issuer: str = Field("Pentad", description="Name shown in authenticator apps.")
     principal_cache_ttl: float = Field(
-        5.0,
+        300.0,
         ge=0,
-        le=60,
-        description="Seconds a verified credential is reused without a database check; revocations clear "
-        "it at once on the same process, other nodes within this time. 0: check every request.",
+        le=86400,
+        description="Seconds a verified credential is reused without a database check. Revocations clear "
+        "it at once in every process through Redis (PENTAD_REDIS__URL or a redis:// realtime broker); "
+        "several workers without Redis, or a process not subscribed, keep entries 5 s at most. "
+        "0: check every request.",
     )
 
 
@@ -154,7 +187,11 @@ class RateLimitSettings(BaseModel):
 
 
 class RedisSettings(BaseModel):
-    url: str | None = Field(None, description="Redis URL; when set, /readyz checks it.")
+    url: str | None = Field(
+        None,
+        description="Redis URL; when set, /readyz checks it and revocations of cached credentials reach "
+        "every process through it.",
+    )
 
 
 class MailSettings(BaseModel):
@@ -185,7 +222,17 @@ class RealtimeSettings(BaseModel):
         60.0, gt=0, description="Seconds between re-checks that a socket's credentials are still valid."
     )
     max_subscriptions: int = Field(512, ge=1, description="Topics one connection may subscribe to.")
-    max_message_bytes: int = Field(65_536, ge=1024, description="Largest client message accepted.")
+    max_message_bytes: int = Field(
+        65_536, ge=1024, description="Largest client frame, bytes: `pentad serve` refuses more (1009) unread."
+    )
+    max_unauthenticated: int = Field(
+        512,
+        ge=1,
+        description="Sockets not yet authenticated, in all; more are refused (503) at the handshake.",
+    )
+    max_unauthenticated_per_address: int = Field(
+        32, ge=1, description="Sockets not yet authenticated from one client address; more are refused (429)."
+    )
 
 
 class JobsSettings(BaseModel):
@@ -267,41 +314,43 @@ class AdminSettings(BaseModel):
         return None if value is None else check_email(value)
 
 
-class ChatSettings(BaseModel):
-    """The chat app (apps/chat): limits, integrations and notifications."""
+class _AppAreas(PydanticBaseSettingsSource):
+    """The PENTAD_ variables that are no core setting, kept as the model's extras: an app's area
+    (`PENTAD_CHAT__MAX_MESSAGE_LENGTH` -> {"chat": {"max_message_length": ...}}, deeper levels nest further)
+    and, flat, every other name (`PENTAD_SERVER__PROT` -> {"server__prot": ...}) for `unknown_settings`.
+    Reads what the environment and .env sources read; the environment wins."""
 
-    default_tenant: str = Field(
-        "default", description="Slug of the tenant Pentad's own accounts chat in through the web pages."
-    )
-    user_token_ttl: int = Field(
-        3600, ge=60, le=2_592_000, description="Default lifetime of user tokens minted by the server API, s."
-    )
-    max_message_length: int = Field(5000, ge=1, le=100_000, description="Longest message text, characters.")
-    max_payload_bytes: int = Field(
-        16_384, ge=256, description="Largest JSON payload of a custom message type, bytes (serialised)."
-    )
-    history_page_max: int = Field(200, ge=10, le=1000, description="Most messages one history page returns.")
-    upload_max_bytes: int = Field(26_214_400, ge=1024, description="Largest attachment upload, bytes.")
-    thumbnail_size: int = Field(320, ge=32, le=2048, description="Longest side of image thumbnails, pixels.")
-    webhook_allowed_networks: CommaList = Field(
-        default_factory=list,
-        description="CIDRs outgoing webhooks and push may reach although private or loopback (admin opt-in).",
-    )
-    webhook_timeout: float = Field(10.0, gt=0, le=60, description="Timeout of one webhook delivery, seconds.")
-    webhook_max_attempts: int = Field(8, ge=1, le=30, description="Delivery attempts before giving up.")
-    digest_after_minutes: int = Field(
-        60, ge=1, description="E-mail a digest of mentions still unread after this many minutes."
-    )
-    vapid_subject: str = Field(
-        "mailto:admin@example.com", description="Contact (mailto: or https:) sent to Web Push services."
-    )
+    def __init__(self, settings_cls: type[BaseSettings], *sources: EnvSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._sources = sources
 
-    @field_validator("webhook_allowed_networks")
-    @classmethod
-    def _valid_networks(cls, value: list[str]) -> list[str]:
-        for network in value:
-            ipaddress.ip_network(network, strict=False)
-        return value
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        prefix = ENV_PREFIX.lower()
+        core = {name[len(prefix) :].lower() for name in setting_names(self.settings_cls, areas=True)}
+        extras: dict[str, Any] = {}
+        for source in self._sources:
+            for name, value in source.env_vars.items():
+                rest = name[len(prefix) :]
+                if value is None or not name.startswith(prefix) or rest in core:
+                    continue
+                head, nested, tail = rest.partition(NESTED_DELIMITER)
+                if not nested or head in self.settings_cls.model_fields:
+                    extras[rest] = value
+                    continue
+                area = extras.get(head)
+                if not isinstance(area, dict):
+                    area = extras[head] = {}
+                *parents, leaf = tail.split(NESTED_DELIMITER)
+                for parent in parents:
+                    child = area.get(parent)
+                    if not isinstance(child, dict):
+                        child = area[parent] = {}
+                    area = child
+                area[leaf] = value
+        return extras
 
 
 class Settings(BaseSettings):
@@ -310,7 +359,9 @@ class Settings(BaseSettings):
         env_nested_delimiter=NESTED_DELIMITER,
         env_file=".env",
         env_file_encoding="utf-8",
-        extra="forbid",
+        # The extras are the apps' areas (and misspelt names, which `unknown_settings` reports).
+        extra="allow",
+        dotenv_filtering="only_existing",
     )
 
     environment: Literal["development", "production", "test"] = Field(
@@ -335,7 +386,116 @@ class Settings(BaseSettings):
     mail: MailSettings = Field(default_factory=MailSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
-    chat: ChatSettings = Field(default_factory=ChatSettings)
+
+    _apps: dict[str, BaseModel] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        assert isinstance(env_settings, EnvSettingsSource)
+        assert isinstance(dotenv_settings, DotEnvSettingsSource)
+        app_areas = _AppAreas(settings_cls, dotenv_settings, env_settings)
+        return init_settings, env_settings, dotenv_settings, app_areas, file_secret_settings
+
+    @model_validator(mode="after")
+    def _derive_unset_locations(self) -> Settings:
+        """The SQLite file follows PENTAD_DATA_DIR and the public URL follows the served port, unless set."""
+        if "url" not in self.database.model_fields_set:
+            self.database.url = f"sqlite+aiosqlite:///{self.data_dir / SQLITE_FILE_NAME}"
+        if "base_url" not in self.server.model_fields_set:
+            host = "127.0.0.1" if self.server.host in WILDCARD_HOSTS else self.server.host
+            host = f"[{host}]" if ":" in host else host
+            self.server.base_url = f"http://{host}:{self.server.port}"
+        return self
+
+    def app_settings(self, app: str, model: type[AppModel]) -> AppModel:
+        """App `app`'s settings (its PENTAD_<APP>__… variables, or the `app=` keyword of the constructor)
+        as `model`, validated once; a bad value raises SettingsError naming the variable."""
+        found = self._apps.get(app)
+        if found is None:
+            area = (self.model_extra or {}).get(app)
+            try:
+                found = model.model_validate(area if isinstance(area, dict) else {})
+            except ValidationError as exc:
+                raise SettingsError(_first_error(exc, (app,))) from None
+            self._apps[app] = found
+        if not isinstance(found, model):
+            raise TypeError(
+                f"the settings of app {app!r} are a {type(found).__name__}, not a {model.__name__}"
+            )
+        return found
+
+
+def setting_names(model: type[BaseModel], prefix: str = ENV_PREFIX, *, areas: bool = False) -> list[str]:
+    """The variable names of a settings model's fields, nested areas joined by a double underscore;
+    with `areas`, also the names of the areas themselves (a whole area may be given as JSON)."""
+    names = []
+    for name, field in model.model_fields.items():
+        variable = prefix + name.upper()
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names += [variable] if areas else []
+            names += setting_names(annotation, variable + NESTED_DELIMITER, areas=areas)
+        else:
+            names.append(variable)
+    return names
+
+
+def _mapping_setting_names(model: type[BaseModel], prefix: str = ENV_PREFIX) -> list[str]:
+    names = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names += _mapping_setting_names(annotation, prefix + name.upper() + NESTED_DELIMITER)
+        elif get_origin(annotation) is dict:
+            names.append(prefix + name.upper())
+    return names
+
+
+def app_setting_names(app: str, model: type[BaseModel] | None) -> list[str]:
+    """The variable names of one app's settings: PENTAD_<APP>__<NAME>."""
+    if app in Settings.model_fields:
+        raise SettingsError(f"app {app!r} is named like the core settings area PENTAD_{app.upper()}")
+    return setting_names(model, f"{ENV_PREFIX}{app.upper()}{NESTED_DELIMITER}") if model else []
+
+
+def unknown_settings(settings: Settings, apps: Mapping[str, type[BaseModel] | None]) -> list[str]:
+    """One warning line per PENTAD_ variable that names no setting of the core or of an installed app
+    (`apps`: name -> its settings model), with the nearest known name."""
+    known = setting_names(Settings)
+    for app, model in apps.items():
+        known += app_setting_names(app, model)
+    # A mapping setting (PENTAD_RATELIMIT__CLASSES) takes one variable per key as well as JSON.
+    keyed = tuple(name + NESTED_DELIMITER for name in _mapping_setting_names(Settings))
+    warnings = []
+    for name in _variable_names(ENV_PREFIX, settings.model_extra or {}):
+        if name in known or name.startswith(TEST_HARNESS_PREFIX) or name.startswith(keyed):
+            continue
+        nearest = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        hint = f"; did you mean {nearest[0]}?" if nearest else ""
+        warnings.append(f"unknown setting {name} is ignored{hint}")
+    return sorted(warnings)
+
+
+def _variable_names(prefix: str, values: Mapping[str, Any]) -> list[str]:
+    names = []
+    for key, value in values.items():
+        name = prefix + key.upper()
+        names += _variable_names(name + NESTED_DELIMITER, value) if isinstance(value, Mapping) else [name]
+    return names
+
+
+def _first_error(exc: ValidationError, area: tuple[str, ...] = ()) -> str:
+    first = exc.errors()[0]
+    name = _setting_name((*area, *first["loc"]))
+    extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"invalid setting {name}: {first['msg']}{extra}"
 
 
 def _setting_name(location: tuple[int | str, ...]) -> str:
@@ -347,14 +507,11 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = _setting_name(tuple(first["loc"]))
-        extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise SettingsError(f"invalid setting {name}: {first['msg']}{extra}") from None
+        raise SettingsError(_first_error(exc)) from None
 
 
-def masked(settings: Settings) -> dict[str, Any]:
-    """Effective settings as plain data, with every secret replaced by a mask."""
+def masked(settings: BaseModel) -> dict[str, Any]:
+    """Settings (the core's or an app's) as plain data, with every secret and URL password masked."""
 
     def walk(value: Any) -> Any:
         if isinstance(value, SecretStr):
@@ -365,17 +522,11 @@ def masked(settings: Settings) -> dict[str, Any]:
             return [walk(item) for item in value]
         if isinstance(value, Path):
             return str(value)
+        if isinstance(value, str):
+            return _mask_url_password(value)
         return value
 
-    data = walk(settings)
-    data["database"]["url"] = _mask_url_password(settings.database.url)
-    if settings.redis.url:
-        data["redis"]["url"] = _mask_url_password(settings.redis.url)
-    data["ratelimit"]["storage_url"] = _mask_url_password(settings.ratelimit.storage_url)
-    data["cache"]["url"] = _mask_url_password(settings.cache.url)
-    if settings.realtime.broker_url:
-        data["realtime"]["broker_url"] = _mask_url_password(settings.realtime.broker_url)
-    return data  # type: ignore[no-any-return]
+    return walk(settings)  # type: ignore[no-any-return]
 
 
 def _mask_url_password(url: str) -> str:

@@ -69,10 +69,6 @@ class KeyRing:
                 raise CryptoError(f"key {kid!r} is not valid base64") from exc
         return cls(entries)
 
-    @property
-    def kids(self) -> list[str]:
-        return list(self._keys)
-
     def encrypt(self, plaintext: str, *, context: str = "") -> str:
         nonce = os.urandom(_NONCE_BYTES)
         sealed = self._keys[self.active_kid].encrypt(nonce, plaintext.encode(), context.encode())

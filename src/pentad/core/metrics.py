@@ -2,8 +2,9 @@
 
 Each create_app builds one Metrics (Platform.metrics). The core records HTTP latency by method, route
 template and status class, requests in flight, server errors, and the database pool. Later subsystems
-(realtime hub, jobs) add theirs with `metrics.counter(...)`, `metrics.gauge(...)`, `metrics.histogram(...)`,
-or `metrics.add_collector(...)` for values read at scrape time. GET /metrics serves `metrics.render()`.
+(realtime hub, jobs, app services: pentad_service_up, pentad_service_restarts_total) add theirs with
+`metrics.counter(...)`, `metrics.gauge(...)`, `metrics.histogram(...)`, or `metrics.add_collector(...)`
+for values read at scrape time. GET /metrics serves `metrics.render()`.
 
 Several worker processes (PENTAD_SERVER__WORKERS > 1): each worker counts in its own memory, and a scrape
 would see only the worker that answered it. Set PROMETHEUS_MULTIPROC_DIR to an empty, writable directory

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pydantic import BaseModel
 from starlette.requests import HTTPConnection
 
 from pentad.core.apps import AppSpec
@@ -11,7 +12,7 @@ from pentad.core.auth.cache import PrincipalCache
 from pentad.core.auth.permissions import PermissionRegistry
 from pentad.core.auth.schemes import CredentialScheme
 from pentad.core.cache import Cache, build_cache
-from pentad.core.config import Settings
+from pentad.core.config import AppModel, Settings
 from pentad.core.crypto import KeyRing, load_keyring, load_signing_secret
 from pentad.core.db.engine import Database
 from pentad.core.jobs.worker import JOB_PROGRESS_TOPIC, Jobs
@@ -20,6 +21,7 @@ from pentad.core.metrics import DatabasePoolCollector, Metrics
 from pentad.core.ratelimit import RateLimiter
 from pentad.core.realtime.hub import Hub
 from pentad.core.realtime.publish import bind_sessions
+from pentad.core.services import Services
 from pentad.core.storage import Storage, build_storage
 
 
@@ -38,11 +40,16 @@ class Platform:
     cache: Cache
     jobs: Jobs
     hub: Hub
+    services: Services
     apps: list[AppSpec] = field(default_factory=list)
     credential_schemes: dict[str, CredentialScheme] = field(default_factory=dict)
+    app_config: dict[type[BaseModel], BaseModel] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, apps: list[AppSpec], *, database: Database | None = None) -> Platform:
+        app_config = {
+            spec.settings: settings.app_settings(spec.name, spec.settings) for spec in apps if spec.settings
+        }
         permissions = PermissionRegistry()
         for spec in apps:
             permissions.add_permissions(spec.permissions)
@@ -66,21 +73,37 @@ class Platform:
             signing_secret=signing_secret,
             permissions=permissions,
             limiter=RateLimiter(settings.ratelimit),
-            principals=PrincipalCache(settings.auth.principal_cache_ttl),
+            principals=PrincipalCache.from_settings(settings),
             mailer=Mailer(settings.mail),
             metrics=metrics,
             storage=build_storage(settings, signing_secret),
             cache=build_cache(settings.cache),
             jobs=Jobs.build([SEND_MAIL_JOB], apps),
             hub=hub,
+            services=Services(
+                [service for spec in apps for service in spec.services],
+                settings=settings,
+                database=database,
+                metrics=metrics,
+            ),
             apps=apps,
             credential_schemes={scheme.prefix: scheme for spec in apps for scheme in spec.credential_schemes},
+            app_config=app_config,
         )
 
+    def app_settings(self, model: type[AppModel]) -> AppModel:
+        """The validated settings of the enabled app whose `AppSpec.settings` is `model`."""
+        found = self.app_config.get(model)
+        if not isinstance(found, model):
+            raise LookupError(f"no enabled app has the settings {model.__name__}")
+        return found
+
     async def close(self) -> None:
+        await self.services.stop()
         await self.jobs.close()
         await self.hub.close()
         await self.limiter.close()
+        await self.principals.close()
         await self.storage.close()
         await self.cache.close()
         await self.database.dispose()

@@ -1,10 +1,17 @@
-"""Rate limits: sliding-window counters from the `limits` library, in process memory or in Redis.
+"""Rate limits: sliding-window counters, in process memory or in Redis.
 
 `RateLimiter.enforce(limit, *key)` counts one hit and raises TooManyRequests when the key is over its
 limit. Memory storage counts per process, so with several workers each worker allows the full limit;
 use Redis (`PENTAD_RATELIMIT__STORAGE_URL=redis://…`) to share the counts. When Redis cannot be reached the
 limiter lets requests through and logs a warning at most once a minute: an outage of the limiter must not
 become an outage of the platform.
+
+The counter is the sliding-window counter of the `limits` library (whose parser reads the limit strings):
+windows of the limit's length aligned to the clock, and the count that decides is the current window's
+hits plus the previous window's, weighted by how much of the previous window still lies inside the sliding
+one. A refused hit does not count. Each key holds three numbers; a hit costs O(1) in memory (expired keys
+go lazily when touched, and a few are swept per hit, so memory follows the keys in use) and one round trip
+(one Lua script) in Redis.
 
 RateLimitMiddleware applies each route's per-address limit (IPv6 per /64): the class its policy declares
 (core/policy.py) or the default. It sends RateLimit-Limit, -Remaining and -Reset on every response of a
@@ -17,6 +24,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import time
+from collections import OrderedDict
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,10 +32,8 @@ from time import monotonic  # imported by name so tests can move this clock with
 
 import redis.asyncio
 import structlog
-from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
-from limits.errors import StorageError
+from limits import parse
+from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pentad.core.config import RateLimitSettings, SettingsError
@@ -43,6 +49,20 @@ STORAGE_RETRY_SECONDS = 1.0
 """After a storage failure, requests pass unchecked this long before Redis is tried again, so that an
 unreachable Redis costs one timeout per second rather than one per request."""
 WARNING_INTERVAL_SECONDS = 60.0
+SWEEP_EVERY = 32
+SWEEP_BATCH = 64
+"""Every SWEEP_EVERY hits, the memory counters look at the SWEEP_BATCH keys least recently looked at and
+drop the expired ones: two keys per hit, more than the one key a hit can add, so expired keys never pile
+up, at a bounded cost per hit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A parsed limit: `amount` hits per `window` seconds."""
+
+    amount: int
+    window: int
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +103,129 @@ _current_report: ContextVar[RateLimitReport | None] = ContextVar("pentad_ratelim
 
 
 @lru_cache(maxsize=256)
-def parse_limit(limit: str) -> RateLimitItem:
-    """`"10/minute"`, `"10/15minutes"` or `"10 per hour"` as a RateLimitItem."""
-    return parse(limit)
+def parse_limit(limit: str) -> Limit:
+    """`"10/minute"`, `"10/15minutes"` or `"10 per hour"` as a Limit."""
+    item = parse(limit)
+    return Limit(amount=item.amount, window=item.get_expiry(), text=limit)
+
+
+def _status(limit: Limit, allowed: bool, weighted: float, previous: float, left: float) -> RateLimitStatus:
+    """The status after a hit: `weighted` is the sliding count, `previous` the previous window's hits and
+    `left` the seconds until the current window ends (the previous window's weight is left / window)."""
+    reset_in = left
+    if previous:
+        # The sliding count drops by one each time another 1/previous of the window has passed.
+        step = limit.window / previous
+        reset_in = min(reset_in, left % step or step)
+    return RateLimitStatus(
+        allowed=allowed,
+        limit=limit.amount,
+        remaining=max(0, limit.amount - math.floor(weighted)),
+        reset_after=max(0, math.ceil(reset_in)),
+    )
+
+
+class MemoryCounters:
+    """Sliding-window counters in this process: per (limit, key) [window number, hits in it, hits in the one
+    before, window length], in an OrderedDict whose order is only used by the sweep."""
+
+    def __init__(self) -> None:
+        self._counters: OrderedDict[tuple[str, ...], list[int]] = OrderedDict()
+        self._hits = 0
+
+    def __len__(self) -> int:
+        return len(self._counters)
+
+    def hit(self, limit: Limit, key: tuple[str, ...], now: float) -> RateLimitStatus:
+        window = limit.window
+        number = int(now // window)
+        counter = self._counters.get(key)
+        if counter is None or counter[0] < number - 1:
+            counter = [number, 0, 0, window]
+            self._counters[key] = counter
+        elif counter[0] == number - 1:
+            counter[0], counter[1], counter[2] = number, 0, counter[1]
+        left = (number + 1) * window - now
+        previous = counter[2]
+        weighted = previous * left / window + counter[1]
+        allowed = math.floor(weighted) + 1 <= limit.amount
+        if allowed:
+            counter[1] += 1
+            weighted += 1
+        self._hits += 1
+        if self._hits % SWEEP_EVERY == 0:
+            self.sweep(now)
+        return _status(limit, allowed, weighted, previous, left)
+
+    def sweep(self, now: float, batch: int = SWEEP_BATCH) -> None:
+        """Look at up to `batch` keys, least recently swept first: drop those whose two windows are over."""
+        counters = self._counters
+        for _ in range(min(batch, len(counters))):
+            key, counter = counters.popitem(last=False)
+            if (counter[0] + 2) * counter[3] > now:
+                counters[key] = counter
+
+
+# One round trip per hit: the same arithmetic as MemoryCounters.hit, on Redis' clock, so every process
+# agrees on the windows. The key is a hash {w: window number, c: hits in it, p: hits in the one before}
+# that expires when the window after the current one ends. Returns {allowed, remaining, reset ms}.
+HIT_SCRIPT = """
+local amount = tonumber(ARGV[1])
+local window = tonumber(ARGV[2]) * 1000
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local number = math.floor(now / window)
+local stored = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
+local current, previous = 0, 0
+local at = tonumber(stored[1])
+if at == number then
+  current, previous = tonumber(stored[2]), tonumber(stored[3])
+elseif at == number - 1 then
+  previous = tonumber(stored[2])
+end
+local left = (number + 1) * window - now
+local weighted = previous * left / window + current
+local allowed = 0
+if math.floor(weighted) + 1 <= amount then
+  allowed = 1
+  current = current + 1
+  weighted = weighted + 1
+  redis.call('HSET', KEYS[1], 'w', number, 'c', current, 'p', previous)
+  redis.call('PEXPIRE', KEYS[1], left + window)
+end
+local reset = left
+if previous > 0 then
+  local step = window / previous
+  local drop = left % step
+  if drop == 0 then drop = step end
+  reset = math.min(reset, drop)
+end
+return {allowed, math.max(0, amount - math.floor(weighted)), math.ceil(reset)}
+"""
+
+
+class RedisCounters:
+    """Sliding-window counters in Redis, shared by every process that uses the same Redis."""
+
+    def __init__(self, url: str) -> None:
+        self._redis = redis.asyncio.Redis.from_url(
+            url, socket_connect_timeout=STORAGE_TIMEOUT_SECONDS, socket_timeout=STORAGE_TIMEOUT_SECONDS
+        )
+        self._script = self._redis.register_script(HIT_SCRIPT)
+
+    async def hit(self, limit: Limit, key: tuple[str, ...]) -> RateLimitStatus:
+        redis_key = f"{KEY_PREFIX}:{limit.amount}/{limit.window}:{'/'.join(key)}"
+        allowed, remaining, reset_ms = await self._script(keys=[redis_key], args=[limit.amount, limit.window])
+        return RateLimitStatus(
+            allowed=bool(allowed),
+            limit=limit.amount,
+            remaining=int(remaining),
+            reset_after=math.ceil(int(reset_ms) / 1000),
+        )
+
+    async def close(self) -> None:
+        # types-redis predates aclose() (redis-py 5); close() is deprecated.
+        await self._redis.aclose()  # type: ignore[attr-defined]
 
 
 def _redis_url(storage_url: str) -> str | None:
@@ -103,26 +243,9 @@ def _redis_url(storage_url: str) -> str | None:
 class RateLimiter:
     def __init__(self, settings: RateLimitSettings) -> None:
         self.settings = settings
-        self._pool: redis.asyncio.ConnectionPool[redis.asyncio.Connection] | None = None
-        storage: Storage
         redis_url = _redis_url(settings.storage_url)
-        if redis_url is None:
-            storage = MemoryStorage()
-        else:
-            # The pool is ours so that close() can release its connections; limits has no close.
-            self._pool = redis.asyncio.ConnectionPool.from_url(
-                redis_url,
-                socket_connect_timeout=STORAGE_TIMEOUT_SECONDS,
-                socket_timeout=STORAGE_TIMEOUT_SECONDS,
-            )
-            storage = RedisStorage(
-                "async+" + redis_url,
-                wrap_exceptions=True,
-                implementation="redispy",
-                key_prefix=KEY_PREFIX,
-                connection_pool=self._pool,  # type: ignore[arg-type]  # passed through to redis-py
-            )
-        self._strategy = SlidingWindowCounterRateLimiter(storage)
+        self._memory = MemoryCounters() if redis_url is None else None
+        self._redis = RedisCounters(redis_url) if redis_url is not None else None
         self._retry_storage_at = 0.0
         self._last_warning_at: float | None = None
 
@@ -134,7 +257,11 @@ class RateLimiter:
         """
         if not self.settings.enabled:
             return
-        status = await self._hit(parse_limit(limit), key)
+        parsed = parse_limit(limit)
+        if self._memory is not None:
+            status: RateLimitStatus | None = self._memory.hit(parsed, (limit, *key), time.time())
+        else:
+            status = await self._redis_hit(parsed, key)
         if status is None:
             return
         report = _current_report.get()
@@ -146,22 +273,16 @@ class RateLimiter:
                 headers=status.headers(),
             )
 
-    async def _hit(self, item: RateLimitItem, key: tuple[str, ...]) -> RateLimitStatus | None:
-        """Count one hit; None when the storage is unavailable and the hit could not be counted."""
+    async def _redis_hit(self, limit: Limit, key: tuple[str, ...]) -> RateLimitStatus | None:
+        """Count one hit; None when Redis is unavailable and the hit could not be counted."""
+        assert self._redis is not None
         if monotonic() < self._retry_storage_at:
             return None
         try:
-            allowed = await self._strategy.hit(item, *key)
-            stats = await self._strategy.get_window_stats(item, *key)
-        except (StorageError, OSError) as exc:
+            return await self._redis.hit(limit, key)
+        except (RedisError, OSError) as exc:
             self._storage_failed(exc)
             return None
-        return RateLimitStatus(
-            allowed=allowed,
-            limit=item.amount,
-            remaining=stats.remaining,
-            reset_after=max(0, math.ceil(stats.reset_time - time.time())),
-        )
 
     def _storage_failed(self, exc: Exception) -> None:
         now = monotonic()
@@ -171,8 +292,8 @@ class RateLimiter:
             logger.warning("ratelimit_storage_unavailable", error=str(exc), allowing_requests=True)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.disconnect()
+        if self._redis is not None:
+            await self._redis.close()
 
 
 def address_subject(address: str) -> str:

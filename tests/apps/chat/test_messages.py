@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from pentad.apps.chat.models import ChatMessage, ChatMessageEdit
+from pentad.apps.chat.settings import ChatSettings
 from pentad.core.platform import Platform
 from tests.apps.chat.factories import ChatTenantFixture, ChatUserFixture, send
 from tests.apps.chat.support import audit_events, insert_messages
@@ -351,12 +352,12 @@ async def test_custom_types_carry_json_payloads(
     url = f"/api/chat/channels/{channel}/messages"
     empty = await client.post(url, json={"text": "  "}, headers=alice.headers)
     assert (empty.status_code, empty.json()["code"]) == (400, "empty_message")
-    limit = platform.settings.chat.max_payload_bytes
+    limit = platform.app_settings(ChatSettings).max_payload_bytes
     big = await client.post(
         url, json={"type": "blob", "payload": {"data": "x" * limit}}, headers=alice.headers
     )
     assert (big.status_code, big.json()["code"]) == (400, "payload_too_large")
-    length = platform.settings.chat.max_message_length
+    length = platform.app_settings(ChatSettings).max_message_length
     assert (await client.post(url, json={"text": "x" * length}, headers=alice.headers)).status_code == 201
     long = await client.post(url, json={"text": "x" * (length + 1)}, headers=alice.headers)
     assert (long.status_code, long.json()["code"]) == (400, "message_too_long")
@@ -387,7 +388,7 @@ async def test_a_client_resumes_a_thousand_missed_messages_through_sync(
             break
         assert page["messages"]
         since = page["messages"][-1]["revision"]
-    page_max = platform.settings.chat.history_page_max
+    page_max = platform.app_settings(ChatSettings).history_page_max
     assert pages == -(-1000 // page_max)
     assert [m["text"] for m in received] == [f"m {n}" for n in range(1000)]
     assert [m["seq"] for m in received] == list(range(2, 1002))

@@ -15,6 +15,7 @@ import httpx
 from pydantic import BaseModel
 
 from pentad.apps.chat import events
+from pentad.apps.chat.settings import ChatSettings
 from pentad.core.auth.models import User
 from pentad.core.platform import Platform
 from pentad.core.security import CONTENT_SECURITY_POLICY
@@ -70,7 +71,7 @@ async def test_the_page_renders_for_a_member(client: httpx.AsyncClient, platform
     assert '<link rel="stylesheet" href="/static/chat/chat.css">' in page
     assert _csrf_meta(page)
     assert 'id="messages" role="log" aria-live="polite"' in page
-    assert f'maxlength="{platform.settings.chat.max_message_length}"' in page
+    assert f'maxlength="{platform.app_settings(ChatSettings).max_message_length}"' in page
     assert user.email in page  # the site header, as on every page
     for control in ("composer-text", "search-q", "thread-text", "channel-name", "direct-q", "slow-mode"):
         assert f'<label for="{control}"' in page, control

@@ -316,6 +316,10 @@ async def test_special_characters_never_break_the_search(
     await send(client, alice, channel["id"], "zebra stripes")
     for query in ODD_QUERIES:
         response = await client.get("/api/chat/search", params={"q": query}, headers=alice.headers)
+        if "\x00" in query:
+            # The core refuses NUL everywhere (PostgreSQL cannot store it); see test_nul_characters.py.
+            assert (response.status_code, response.json()["code"]) == (422, "validation_failed"), query
+            continue
         assert response.status_code in (200, 400), (query, response.text)
         if response.status_code == 400:
             assert response.json()["code"] == "empty_query", query

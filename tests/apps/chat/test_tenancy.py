@@ -8,6 +8,7 @@ import httpx
 from sqlalchemy import select
 
 from pentad.apps.chat.models import ChatServerKey, ChatTenant, ChatUser
+from pentad.apps.chat.settings import ChatSettings
 from pentad.apps.chat.tenancy import USER_TOKEN_AUDIENCE
 from pentad.core.auth import tokens
 from pentad.core.platform import Platform
@@ -249,7 +250,10 @@ async def test_a_pentad_account_chats_as_a_user_of_the_default_tenant(
         default = (
             await session.execute(select(ChatTenant).where(ChatTenant.id == row.tenant_id))
         ).scalar_one()
-    assert (default.slug, row.pentad_user_id) == (platform.settings.chat.default_tenant, account.id)
+    assert (default.slug, row.pentad_user_id) == (
+        platform.app_settings(ChatSettings).default_tenant,
+        account.id,
+    )
 
     minted = await client.post("/api/chat/session-token", headers=headers)
     assert minted.status_code == 200, minted.text

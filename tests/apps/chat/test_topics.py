@@ -256,3 +256,68 @@ async def test_revoked_and_deactivated_users_cannot_connect(
     assert await refused_with(app, bob.token) is None
     await client.post("/api/chat/server/users/bob/deactivate", headers=tenant.headers)
     assert await refused_with(app, bob.token) == CloseCode.AUTH_FAILED
+
+
+@pytest.mark.parametrize("how", ["removed", "left", "banned"])
+async def test_a_member_whose_membership_ends_is_unsubscribed_at_once(
+    app: FastAPI, client: httpx.AsyncClient, tenant: ChatTenantFixture, hub: None, how: str
+) -> None:
+    alice, bob = await tenant.user("alice"), await tenant.user("bob")
+    channel = (await tenant.channel(alice, bob, kind="private", name="p"))["id"]
+    topic = f"chat.channel.{channel}"
+    async with connected(app, bob.token) as socket:
+        assert (await subscribe(socket, topic))["ok"]
+        if how == "removed":
+            ended = await client.delete(
+                f"/api/chat/channels/{channel}/members/{bob.id}", headers=alice.headers
+            )
+        elif how == "left":
+            ended = await client.post(f"/api/chat/channels/{channel}/leave", headers=bob.headers)
+        else:
+            body = {"user_id": str(bob.id), "kind": "ban"}
+            ended = await client.post(
+                f"/api/chat/channels/{channel}/restrictions", json=body, headers=alice.headers
+            )
+        assert ended.status_code in (201, 204), ended.text
+        # Well before the revalidation interval (a minute): the hub re-asked as soon as the change committed.
+        while (frame := await socket.recv())["op"] != "unsubscribed":
+            assert frame["op"] in ("event", "join", "leave"), frame
+        assert frame == {"op": "unsubscribed", "topic": topic, "reason": "forbidden"}
+        await send(client, alice, channel, "not for bob")
+        await settle()
+        assert socket.pending_events() == []
+
+
+async def test_a_revoked_grant_ends_the_subscription_it_allowed_at_once(
+    app: FastAPI, client: httpx.AsyncClient, platform: Platform, hub: None
+) -> None:
+    from tests.factories import bearer, create_admin
+
+    admin, owner, reader = (
+        await create_admin(platform),
+        await create_user(platform),
+        await create_user(platform),
+    )
+    owner_token = await access_token(client, owner)
+    channel = (
+        await client.post(
+            "/api/chat/channels", json={"kind": "private", "name": "board"}, headers=bearer(owner_token)
+        )
+    ).json()["id"]
+    admin_headers = bearer(await access_token(client, admin))
+    granted = await client.post(
+        f"/api/users/{reader.id}/grants",
+        json={"resource_type": "chat.channel", "resource_id": channel, "role": "member"},
+        headers=admin_headers,
+    )
+    assert granted.status_code == 201, granted.text
+    topic = f"chat.channel.{channel}"
+    async with connected(app, await access_token(client, reader)) as socket:
+        assert (await subscribe(socket, topic))["ok"]
+        revoked = await client.delete(
+            f"/api/users/{reader.id}/grants/{granted.json()['id']}", headers=admin_headers
+        )
+        assert revoked.status_code == 204
+        while (frame := await socket.recv())["op"] != "unsubscribed":
+            assert frame["op"] in ("event", "join", "leave"), frame
+        assert frame == {"op": "unsubscribed", "topic": topic, "reason": "forbidden"}

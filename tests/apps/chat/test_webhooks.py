@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from pentad.apps.chat.models import ChatWebhook
+from pentad.apps.chat.settings import ChatSettings
 from pentad.apps.chat.webhooks import DELIVER
 from pentad.core.crypto import column_context
 from pentad.core.db.base import utcnow
@@ -69,7 +70,7 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def allow_loopback(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(platform.settings.chat, "webhook_allowed_networks", LOOPBACK)
+    monkeypatch.setattr(platform.app_settings(ChatSettings), "webhook_allowed_networks", LOOPBACK)
 
 
 @pytest.fixture
@@ -212,7 +213,7 @@ async def test_a_refused_delivery_is_retried_until_it_succeeds(
 async def test_deliveries_give_up_after_the_configured_attempts(
     tenant: ChatTenantFixture, platform: Platform, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(platform.settings.chat, "webhook_max_attempts", 1)
+    monkeypatch.setattr(platform.app_settings(ChatSettings), "webhook_max_attempts", 1)
     await _webhook(tenant, receiver.url())
     receiver.statuses = [503]
     ada = await tenant.user("ada")
@@ -228,7 +229,7 @@ async def test_deliveries_give_up_after_the_configured_attempts(
 async def test_redirects_are_not_followed(
     tenant: ChatTenantFixture, platform: Platform, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(platform.settings.chat, "webhook_max_attempts", 1)
+    monkeypatch.setattr(platform.app_settings(ChatSettings), "webhook_max_attempts", 1)
     await _webhook(tenant, receiver.url())
     receiver.statuses = [307]
     ada = await tenant.user("ada")
@@ -382,9 +383,9 @@ async def test_delivery_rechecks_the_destination_and_never_connects(
     receiver: Receiver,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(platform.settings.chat, "webhook_allowed_networks", LOOPBACK)
+    monkeypatch.setattr(platform.app_settings(ChatSettings), "webhook_allowed_networks", LOOPBACK)
     hook = await _webhook(tenant, receiver.url())
-    monkeypatch.setattr(platform.settings.chat, "webhook_allowed_networks", [])
+    monkeypatch.setattr(platform.app_settings(ChatSettings), "webhook_allowed_networks", [])
     ada = await tenant.user("ada")
     await send(tenant.client, ada, (await tenant.channel(ada))["id"])
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from pentad.core.jobs.registry import CronSpec, JobRegistry, JobSpec, RegistryError
 from pentad.core.jobs.worker import JobContext
@@ -53,7 +54,13 @@ def test_a_kind_may_allow_more_attempts_than_the_default(tmp_path: Path) -> None
     assert JobSpec("a.one", _noop, max_attempts=9).attempts_allowed(settings) == 9
 
 
+class _DeliverySettings(BaseModel):
+    attempts: int = 8
+
+
 def test_a_kind_may_take_its_attempt_limit_from_the_settings(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, "sqlite+aiosqlite://", chat={"webhook_max_attempts": 3})
-    spec = JobSpec("a.one", _noop, max_attempts=lambda s: s.chat.webhook_max_attempts)
+    settings = make_settings(tmp_path, "sqlite+aiosqlite://", delivery={"attempts": 3})
+    spec = JobSpec(
+        "a.one", _noop, max_attempts=lambda s: s.app_settings("delivery", _DeliverySettings).attempts
+    )
     assert spec.attempts_allowed(settings) == 3

@@ -38,6 +38,7 @@ from pentad.core.platform import Platform
 from tests.conftest import REQUIRE_SERVICES, make_settings
 from tests.core.realtime.realtime_app import APP
 from tests.factories import DEFAULT_PASSWORD, TEST_CRYPTO_KEYS, TEST_SECRET_KEY, create_user, free_port
+from tests.servers import STARTUP_TIMEOUT_SECONDS
 
 WAIT = 15.0
 """Upper bound of every wait in these tests; nothing should come near it."""
@@ -263,8 +264,8 @@ async def redis_server(tmp_path: Path) -> AsyncIterator[RedisProcess]:
         await redis.kill()
 
 
-async def wait_until_listening(port: int) -> None:
-    async with asyncio.timeout(WAIT):
+async def wait_until_listening(port: int, seconds: float = WAIT) -> None:
+    async with asyncio.timeout(seconds):
         while True:
             try:
                 _, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -300,7 +301,7 @@ class ServeProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        await wait_until_listening(self.port)
+        await wait_until_listening(self.port, STARTUP_TIMEOUT_SECONDS)
 
     async def stop(self) -> None:
         if self.process is not None:

@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 import redis.asyncio
 
+from pentad.core import audit
+from pentad.core.auth.service import AuthService
 from pentad.core.realtime.broker_redis import RedisBroker
 from pentad.core.realtime.brokers import BrokerUnavailable
 from pentad.core.realtime.client import Event, RealtimeClient, RealtimeClosed, RealtimeError
-from pentad.core.realtime.protocol import Member
+from pentad.core.realtime.protocol import CloseCode, Member
+from pentad.core.realtime.publish import recheck
 from pentad.core.realtime.topics import TopicSpec
 from tests.core.realtime.conftest import (
     RedisProcess,
@@ -28,10 +31,10 @@ from tests.core.realtime.conftest import (
     wait_ready_status,
 )
 from tests.core.realtime.realtime_app import Note
-from tests.core.realtime.test_brokers import Recorder, allow
+from tests.core.realtime.test_brokers import ANY, Recorder, allow
 from tests.factories import issue_api_key
 
-SPEC = TopicSpec("redis.{name}", allow, history_size=5, history_ttl=60)
+SPEC = TopicSpec("redis.{name}", allow, history_size=5, history_ttl=60, requires=ANY)
 
 
 async def keep_publishing(client: RealtimeClient) -> Counter[str]:
@@ -229,3 +232,35 @@ async def test_two_serve_processes_share_events_through_redis_and_survive_its_re
     finally:
         await first.stop()
         await second.stop()
+
+
+async def test_a_recheck_on_one_node_ends_a_subscription_on_another_at_once(
+    tmp_path: Path, realtime_database_url: str, redis_server: RedisProcess
+) -> None:
+    """A grant revoked through node A ends the subscription held on node B without waiting for B's
+    revalidation (a minute by default); another member's subscription to the same room carries on."""
+    settings = realtime_settings(tmp_path, realtime_database_url, broker_url=redis_server.url)
+    async with live_server(settings) as first, live_server(settings) as second:
+        leaving, staying = await room_member(first.platform, "r9"), await room_member(first.platform, "r9")
+        async with (
+            peer(second, await issue_api_key(first.platform, leaving)) as gone,
+            peer(second, await issue_api_key(first.platform, staying)) as kept,
+        ):
+            for client in (gone, kept):
+                assert (await client.request("subscribe", topic="test.room.r9"))["ok"]
+            async with first.platform.database.transaction() as session:
+                service = AuthService(session, first.platform)
+                for grant in await service.list_grants(leaving.id):
+                    await service.revoke_grant(leaving.id, grant.id, actor=audit.SYSTEM)
+                recheck(session, [leaving.id, staying.id], "test.room.r9")
+            ended = await gone.recv_op("unsubscribed")
+            assert ended == {"op": "unsubscribed", "topic": "test.room.r9", "reason": "forbidden"}
+            await first.platform.hub.publish("test.room.r9", Note(text="after"))
+            assert (await kept.recv_op("event"))["data"] == {"text": "after"}
+            # Without a topic, the principal's whole connection is revalidated: a revoked key closes it.
+            async with first.platform.database.transaction() as session:
+                service = AuthService(session, first.platform)
+                for key in await service.list_api_keys(staying.id):
+                    await service.revoke_api_key(key.id, audit.SYSTEM, owner_id=staying.id)
+                recheck(session, [staying.id])
+            assert await kept.closed_with() == CloseCode.CREDENTIALS_REVOKED

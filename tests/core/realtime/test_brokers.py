@@ -7,6 +7,7 @@ import asyncio
 import orjson
 import pytest
 
+from pentad.core.auth.permissions import Permission
 from pentad.core.realtime.brokers import MemoryBroker
 from pentad.core.realtime.protocol import Member
 from pentad.core.realtime.topics import TopicAccess, TopicSpec
@@ -34,7 +35,8 @@ class Recorder:
         self.ups += 1
 
 
-SPEC = TopicSpec("mem.{name}", allow, history_size=3, history_ttl=60)
+ANY = Permission("test.any", "A permission for the brokers' tests.")
+SPEC = TopicSpec("mem.{name}", allow, history_size=3, history_ttl=60, requires=ANY)
 
 
 @pytest.fixture
@@ -77,7 +79,7 @@ async def test_history_recovers_what_it_still_holds(broker: MemoryBroker) -> Non
 
 
 async def test_history_older_than_its_ttl_is_not_replayed(broker: MemoryBroker) -> None:
-    short = TopicSpec("mem.{name}", allow, history_size=10, history_ttl=0.05)
+    short = TopicSpec("mem.{name}", allow, history_size=10, history_ttl=0.05, requires=ANY)
     epoch = (await broker.history("mem.t", None, None, short)).epoch
     await broker.publish("mem.t", "{}", short)
     later = await broker.history("mem.t", 0, epoch, short)

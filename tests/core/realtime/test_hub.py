@@ -20,9 +20,9 @@ from pentad.core.realtime.protocol import CloseCode
 from pentad.core.realtime.topics import TopicSpec
 from tests.core.realtime.conftest import wait_for
 from tests.core.realtime.realtime_app import Note
-from tests.core.realtime.test_brokers import allow
+from tests.core.realtime.test_brokers import ANY, allow
 
-ROOM = TopicSpec("room.{id}", allow, history_size=100, presence=True)
+ROOM = TopicSpec("room.{id}", allow, history_size=100, presence=True, requires=ANY)
 
 
 class Socket:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from pentad.core.auth.permissions import Permission
 from pentad.core.realtime.topics import TopicAccess, TopicConflict, TopicRegistry, TopicSpec
+
+ANY = Permission("test.any", "A permission for the patterns' tests.")
 
 
 async def deny(_access: TopicAccess) -> bool:
@@ -12,8 +15,8 @@ async def deny(_access: TopicAccess) -> bool:
 
 
 def test_patterns_match_whole_names_and_capture_parameters() -> None:
-    channel = TopicSpec("chat.channel.{channel_id}", deny)
-    typing = TopicSpec("chat.channel.{channel_id}.typing", deny)
+    channel = TopicSpec("chat.channel.{channel_id}", deny, requires=ANY)
+    typing = TopicSpec("chat.channel.{channel_id}.typing", deny, requires=ANY)
     registry = TopicRegistry([channel, typing])
     found = registry.match("chat.channel.42")
     assert found is not None
@@ -26,12 +29,12 @@ def test_patterns_match_whole_names_and_capture_parameters() -> None:
 
 
 def test_literal_parts_are_not_regular_expressions() -> None:
-    registry = TopicRegistry([TopicSpec("a+b.{x}", deny)])
+    registry = TopicRegistry([TopicSpec("a+b.{x}", deny, requires=ANY)])
     assert registry.match("a+b.1") is not None
     assert registry.match("aab.1") is None
 
 
 def test_a_pattern_cannot_be_registered_twice() -> None:
-    registry = TopicRegistry([TopicSpec("jobs.{job_id}", deny)])
+    registry = TopicRegistry([TopicSpec("jobs.{job_id}", deny, requires=ANY)])
     with pytest.raises(TopicConflict):
-        registry.register(TopicSpec("jobs.{job_id}", deny))
+        registry.register(TopicSpec("jobs.{job_id}", deny, requires=ANY))

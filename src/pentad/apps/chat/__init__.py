@@ -15,12 +15,13 @@ from pentad.apps.chat import (
 )
 from pentad.apps.chat.endpoints import router
 from pentad.apps.chat.server_endpoints import admin_router, server_router
+from pentad.apps.chat.settings import APP_NAME, ChatSettings
 from pentad.apps.chat.tenancy import CREDENTIAL_SCHEMES
 from pentad.apps.chat.topics import TOPICS
 from pentad.core.apps import AppSpec
 
 APP = AppSpec(
-    name="chat",
+    name=APP_NAME,
     title="Chat",
     description="Channels, direct messages, threads, reactions, read receipts, search and moderation.",
     routers=[
@@ -44,4 +45,5 @@ APP = AppSpec(
     cli=cli.chat,
     home_path="/chat",
     static_dir=Path(__file__).parent / "static",
+    settings=ChatSettings,
 )

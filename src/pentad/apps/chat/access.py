@@ -24,6 +24,7 @@ from pentad.apps.chat.permissions import (
     CHANNEL_READ,
     CHANNEL_RESOURCE,
 )
+from pentad.apps.chat.settings import ChatSettings
 from pentad.core.auth.grants import granted_permissions
 from pentad.core.auth.permissions import Permission
 from pentad.core.auth.principal import Principal
@@ -99,7 +100,7 @@ async def _granted(
     """Channel permissions a Pentad account holds through core grants (`pentad user grant … --resource
     chat.channel:<id>`), whether it calls with its own credentials or with the user token its pages use."""
     account = actor.principal.id if actor.principal.is_user else actor.user.pentad_user_id
-    if account is None or actor.tenant.slug != platform.settings.chat.default_tenant:
+    if account is None or actor.tenant.slug != platform.app_settings(ChatSettings).default_tenant:
         return frozenset()
     granted = await granted_permissions(
         session, platform.permissions, account, CHANNEL_RESOURCE, str(channel_id)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.chat import repository
 from pentad.apps.chat.models import ChatChannel, ChatMessage
+from pentad.apps.chat.settings import ChatSettings
 from pentad.core.db.base import utcnow
 from pentad.core.mail import enqueue_mail
 from pentad.core.platform import Platform
@@ -90,7 +91,7 @@ async def send_digest_batch(session: AsyncSession, platform: Platform, before: d
 async def send_digests(context: JobContext, _payload: dict[str, Any]) -> None:
     """Job `chat.send_digests`: every due digest, a batch of users per transaction."""
     platform = context.platform
-    before = utcnow() - timedelta(minutes=platform.settings.chat.digest_after_minutes)
+    before = utcnow() - timedelta(minutes=platform.app_settings(ChatSettings).digest_after_minutes)
     while True:
         async with platform.database.transaction() as session:
             handled = await send_digest_batch(session, platform, before)

@@ -273,7 +273,8 @@ async def send_message(
     response_model=schemas.SyncPage,
     summary="Everything that changed since a sequence number",
     description="New, edited, deleted, reacted and pinned messages (and replies) with `revision > since`, "
-    "oldest change first: what a reconnecting client missed.",
+    "oldest change first: what a reconnecting client missed. Page with `since` = the answer's `next_since` "
+    "while `has_more`; `last_seq` is the channel's newest number, not the end of the page.",
 )
 async def sync(
     channel_id: ChannelId,

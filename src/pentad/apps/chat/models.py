@@ -208,17 +208,6 @@ class ChatMention(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
 
 
-class ChatThreadParticipant(Base):
-    __tablename__ = "chat_thread_participants"
-
-    message_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("chat_messages.id", ondelete="CASCADE"), primary_key=True
-    )
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("chat_users.id", ondelete="CASCADE"), primary_key=True
-    )
-
-
 class ChatAttachment(IdMixin, TimestampMixin, Base):
     """An uploaded file, stored through core storage; bound to a message when the message is sent."""
 

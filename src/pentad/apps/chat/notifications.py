@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.chat import push, repository, schemas
 from pentad.apps.chat.models import ChatChannel
+from pentad.apps.chat.settings import ChatSettings
 from pentad.core.jobs.queue import enqueue
 from pentad.core.platform import Platform
 
@@ -53,7 +54,7 @@ async def message_posted(
         return
     tenant = await repository.get_tenant(session, channel.tenant_id)
     # Pentad's own chat page lives in the default tenant; other tenants' service workers link themselves.
-    own_pages = tenant is not None and tenant.slug == platform.settings.chat.default_tenant
+    own_pages = tenant is not None and tenant.slug == platform.app_settings(ChatSettings).default_tenant
     notification = push.PushNotification(
         title=_title(channel, message),
         body=_preview(message),

@@ -14,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
 from pentad.apps.chat.permissions import CHAT_USE
+from pentad.apps.chat.settings import ChatSettings
 from pentad.core.auth.principal import Principal
 from pentad.core.platform import get_platform
 from pentad.core.web.pages import TEMPLATES_DIR, PageAccess, render_page
@@ -27,5 +28,5 @@ ChatUser = Annotated[Principal, Depends(PageAccess(CHAT_USE))]
 
 @router.get("/chat")
 async def chat_page(request: Request, principal: ChatUser) -> Response:
-    limit = get_platform(request).settings.chat.max_message_length
+    limit = get_platform(request).app_settings(ChatSettings).max_message_length
     return render_page(request, "chat.html", principal, renderer=templates, max_message_length=limit)

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pentad.apps.chat import netguard, repository
 from pentad.apps.chat.access import ChatActor
 from pentad.apps.chat.models import ChatPushSubscription, ChatVapidKey
-from pentad.core.config import ChatSettings
+from pentad.apps.chat.settings import ChatSettings
 from pentad.core.crypto import column_context
 from pentad.core.db.base import uuid7
 from pentad.core.jobs.worker import JobContext
@@ -194,7 +194,9 @@ class PushService:
 
     async def subscribe(self, data: PushSubscriptionCreate) -> tuple[PushSubscription, bool]:
         """Store the browser's subscription; (subscription, created). Subscribing again updates its keys."""
-        await netguard.check_destination(data.endpoint, self.platform.settings.chat.webhook_allowed_networks)
+        await netguard.check_destination(
+            data.endpoint, self.platform.app_settings(ChatSettings).webhook_allowed_networks
+        )
         hashed = endpoint_hash(data.endpoint)
         # An endpoint is one browser profile: whoever subscribed it last is the one signed in there now.
         await repository.delete_push_subscriptions(self.session, hashed, except_user_id=self.actor.user_id)
@@ -295,7 +297,7 @@ async def send_push(context: JobContext, payload: dict[str, Any]) -> None:
             signer = _vapid_signer(platform, await vapid_key(session, platform))
     retry = False
     try:
-        status = await deliver(platform.settings.chat, endpoint, keys, signer, notification)
+        status = await deliver(platform.app_settings(ChatSettings), endpoint, keys, signer, notification)
     except netguard.DestinationNotAllowed as exc:
         error: str | None = exc.message[:MAX_ERROR_CHARS]
     except httpx.HTTPError as exc:

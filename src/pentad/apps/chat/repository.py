@@ -25,7 +25,6 @@ from pentad.apps.chat.models import (
     ChatRestriction,
     ChatServerKey,
     ChatTenant,
-    ChatThreadParticipant,
     ChatUser,
     ChatWebhook,
 )
@@ -498,19 +497,6 @@ async def get_reaction(
         ChatReaction.message_id == message_id, ChatReaction.user_id == user_id, ChatReaction.emoji == emoji
     )
     return (await session.execute(query)).scalar_one_or_none()
-
-
-async def add_thread_participant(session: AsyncSession, message_id: uuid.UUID, user_id: uuid.UUID) -> None:
-    query = select(ChatThreadParticipant).where(
-        ChatThreadParticipant.message_id == message_id, ChatThreadParticipant.user_id == user_id
-    )
-    if (await session.execute(query)).first() is None:
-        session.add(ChatThreadParticipant(message_id=message_id, user_id=user_id))
-
-
-async def thread_participants(session: AsyncSession, message_id: uuid.UUID) -> list[uuid.UUID]:
-    query = select(ChatThreadParticipant.user_id).where(ChatThreadParticipant.message_id == message_id)
-    return list((await session.execute(query)).scalars())
 
 
 async def unbound_attachments(

@@ -282,8 +282,15 @@ class SyncPage(BaseModel):
     """What changed in a channel since a sequence number (new, edited, deleted, reacted, pinned)."""
 
     messages: list[Message] = Field(description="Ordered by revision.")
-    has_more: bool
-    last_seq: int
+    has_more: bool = Field(description="More changes wait: ask again with `since` = `next_since`.")
+    next_since: int = Field(
+        description="The cursor: every change with `revision <= next_since` is on this page or an earlier "
+        "one. Pass it as the next `since`; once `has_more` is false it is where live events take over."
+    )
+    last_seq: int = Field(
+        description="The channel's latest sequence number now; not the end of this page (page with "
+        "`next_since`)."
+    )
 
 
 class MessageEdit(BaseModel):

@@ -116,7 +116,7 @@ class SearchFilters:
 def parse_query(raw: str) -> SearchTerms:
     if not raw.strip():
         raise BadRequest("Say what to search for: the query `q` is empty.", code="empty_query")
-    # Control and format characters cannot be meant, and PostgreSQL rejects NUL in any text.
+    # Control and format characters cannot be meant (NUL never gets here: the core's NUL guard refuses it).
     cleaned = "".join(" " if unicodedata.category(c).startswith("C") else c for c in raw)
     terms = [term for term in cleaned.split() if WORD.search(term)]
     if not terms:

@@ -59,7 +59,9 @@ from pentad.apps.chat.models import (
     ChatUser,
 )
 from pentad.apps.chat.permissions import CHANNEL_MANAGE, CHANNEL_MODERATE, CHANNEL_POST, CHANNEL_RESOURCE
+from pentad.apps.chat.settings import ChatSettings
 from pentad.apps.chat.tenancy import restriction_expiry
+from pentad.apps.chat.topics import recheck_channel_reader
 from pentad.core import audit
 from pentad.core.audit import Actor
 from pentad.core.db.base import utcnow
@@ -179,7 +181,7 @@ class ChatService:
         self.platform = platform
         self.actor = actor
         self.audit_actor = audit_actor
-        self.settings = platform.settings.chat
+        self.settings = platform.app_settings(ChatSettings)
         self.views = MessageViews(session, platform)
 
     async def access(self, channel_id: uuid.UUID) -> ChannelAccess:
@@ -483,6 +485,7 @@ class ChatService:
             user_topic(user_id),
             UserChannelEvent(type="channel.removed", channel=channel_view(access.channel)),
         )
+        recheck_channel_reader(self.session, channel_id, user)
         action = "chat.member_left" if user_id == self.actor.user_id else "chat.member_removed"
         audit.record(
             self.session,
@@ -615,9 +618,6 @@ class ChatService:
             parent.reply_count += 1
             parent.last_reply_at = now
             parent.revision = seq
-            await repository.add_thread_participant(self.session, parent.id, self.actor.user_id)
-            if parent.user_id is not None:
-                await repository.add_thread_participant(self.session, parent.id, parent.user_id)
             await self.session.flush()
             parent_view = await self.views.one(parent)
         view = await self.views.new(message, self.actor.user, sorted(mentioned))
@@ -750,9 +750,12 @@ class ChatService:
         if len(rows) > limit and rows[limit].revision == page[-1].revision:
             page.append(rows[limit])
         has_more = len(rows) > len(page)
-        rows = page
+        last_seq = access.channel.last_seq
+        # The channel row was read before the changes, when every revision up to its last_seq was
+        # committed: the final page covers the channel up to there.
+        next_since = page[-1].revision if has_more else max(since, last_seq, page[-1].revision if page else 0)
         return schemas.SyncPage(
-            messages=await self.views.build(rows), has_more=has_more, last_seq=access.channel.last_seq
+            messages=await self.views.build(page), has_more=has_more, next_since=next_since, last_seq=last_seq
         )
 
     async def _message_access(self, message_id: uuid.UUID) -> tuple[ChatMessage, ChannelAccess]:
@@ -987,6 +990,8 @@ class ChatService:
                 user_topic(target.id),
                 UserChannelEvent(type="channel.removed", channel=channel_view(access.channel)),
             )
+        if data.kind == "ban":
+            recheck_channel_reader(self.session, channel_id, target)
         await self.session.flush()
         audit.record(
             self.session,

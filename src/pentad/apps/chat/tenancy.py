@@ -21,16 +21,18 @@ from pentad.apps.chat.access import ChatActor
 from pentad.apps.chat.exceptions import ChatUserNotFound, TenantNotFound
 from pentad.apps.chat.models import ChatRestriction, ChatServerKey, ChatTenant, ChatUser
 from pentad.apps.chat.permissions import CHANNEL_MODERATE, CHAT_ADMIN, CHAT_SERVER, CHAT_USE
+from pentad.apps.chat.settings import ChatSettings
 from pentad.core import audit
 from pentad.core.audit import Actor
 from pentad.core.auth import tokens
+from pentad.core.auth.cache import forget_on_commit
 from pentad.core.auth.exceptions import InvalidToken
 from pentad.core.auth.principal import Principal
 from pentad.core.auth.schemes import CredentialScheme
 from pentad.core.db.base import utcnow
-from pentad.core.db.hooks import on_commit
 from pentad.core.errors import Conflict, NotFound, PermissionDenied
 from pentad.core.platform import Platform
+from pentad.core.realtime.publish import recheck
 
 SERVER_KEY = "pck"
 USER_TOKEN = "pcu"  # noqa: S105 - a token prefix, not a secret
@@ -131,7 +133,7 @@ def _microseconds(moment: datetime) -> int:
 
 
 def mint_user_token(platform: Platform, user: ChatUser, ttl: int | None = None) -> schemas.UserToken:
-    lifetime = ttl or platform.settings.chat.user_token_ttl
+    lifetime = ttl or platform.app_settings(ChatSettings).user_token_ttl
     jwt, expires = tokens.issue_jwt(
         platform.signing_secret,
         issuer=platform.settings.auth.issuer,
@@ -312,6 +314,7 @@ class TenantService:
         await self.session.flush()
         if kind == "ban":
             forget_credentials(self.session, self.platform, user.id)
+            recheck(self.session, (user.id, user.pentad_user_id))
         audit.record(
             self.session,
             self.actor,
@@ -342,20 +345,7 @@ def restriction_expiry(duration: int | None) -> datetime | None:
 
 
 def forget_credentials(session: AsyncSession, platform: Platform, subject_id: uuid.UUID | None) -> None:
-    """Drop the cached principals of a user or tenant (None: all) now and again once the change commits, or
-    a request verified in between would cache the old answer for the cache's lifetime."""
-
-    def drop() -> None:
-        if subject_id is None:
-            platform.principals.clear()
-        else:
-            platform.principals.forget(subject_id)
-
-    async def again() -> None:
-        drop()
-
-    drop()
-    on_commit(session, again)
+    forget_on_commit(session, platform.principals, subject_id)
 
 
 def _handle_from(text: str) -> str:
@@ -365,7 +355,7 @@ def _handle_from(text: str) -> str:
 
 async def default_tenant(session: AsyncSession, platform: Platform) -> ChatTenant:
     """The tenant Pentad's own accounts chat in, created on first use."""
-    slug = platform.settings.chat.default_tenant
+    slug = platform.app_settings(ChatSettings).default_tenant
     tenant = await repository.get_tenant_by_slug(session, slug)
     if tenant is not None:
         return tenant

@@ -1,12 +1,19 @@
-"""Authorisation of the chat realtime topics (see events.py for what they carry)."""
+"""Authorisation of the chat realtime topics (see events.py for what they carry), and ending it at once
+when a membership ends."""
 
 from __future__ import annotations
 
 import uuid
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from pentad.apps.chat.access import channel_access
+from pentad.apps.chat.events import channel_topic
+from pentad.apps.chat.models import ChatUser
+from pentad.apps.chat.permissions import CHAT_USE
 from pentad.apps.chat.tenancy import actor_for
 from pentad.core.errors import AppError
+from pentad.core.realtime.publish import recheck
 from pentad.core.realtime.topics import TopicAccess, TopicSpec
 
 
@@ -42,7 +49,17 @@ async def _is_own_user_topic(access: TopicAccess) -> bool:
     return actor.user_id == user_id
 
 
+# CHAT_USE is what every client-API route reading channels and messages requires (dependencies.chat_actor).
 TOPICS = (
-    TopicSpec("chat.channel.{channel_id}", _may_read_channel, history_size=500, presence=True),
-    TopicSpec("chat.user.{user_id}", _is_own_user_topic, history_size=100),
+    TopicSpec(
+        "chat.channel.{channel_id}", _may_read_channel, history_size=500, presence=True, requires=CHAT_USE
+    ),
+    TopicSpec("chat.user.{user_id}", _is_own_user_topic, history_size=100, requires=CHAT_USE),
 )
+
+
+def recheck_channel_reader(session: AsyncSession, channel_id: uuid.UUID, user: ChatUser) -> None:
+    """Once the change commits, `user`'s sockets on the channel (through a user token or the linked Pentad
+    account) are authorised again on every node: one removed, who left or was banned stops receiving the
+    channel at once, as REST refuses at once."""
+    recheck(session, (user.id, user.pentad_user_id), channel_topic(channel_id))

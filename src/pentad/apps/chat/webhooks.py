@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.chat import netguard, repository, schemas
 from pentad.apps.chat.models import ChatTenant, ChatWebhook
+from pentad.apps.chat.settings import ChatSettings
 from pentad.core import audit
 from pentad.core.audit import Actor
 from pentad.core.crypto import column_context
@@ -126,7 +127,9 @@ class WebhookService:
 
     async def _check_url(self, url: str) -> None:
         try:
-            await netguard.check_destination(url, self.platform.settings.chat.webhook_allowed_networks)
+            await netguard.check_destination(
+                url, self.platform.app_settings(ChatSettings).webhook_allowed_networks
+            )
         except netguard.DestinationNotAllowed as exc:
             raise WebhookDestinationRefused(exc.message) from None
 
@@ -261,7 +264,7 @@ async def deliver(context: JobContext, payload: dict[str, Any]) -> None:
     """Job `chat.webhook_deliver`: one event to one webhook. A webhook deleted or paused since gets
     nothing."""
     platform = context.platform
-    settings = platform.settings.chat
+    settings = platform.app_settings(ChatSettings)
     webhook_id = uuid.UUID(payload["webhook_id"])
     async with platform.database.transaction(writes=False) as session:
         webhook = await repository.get_webhook(session, webhook_id)

@@ -65,7 +65,6 @@ async def resolve_principal(request: Request, *, check_csrf_header: bool = True)
     if cached is not _UNRESOLVED:
         return cached  # type: ignore[return-value]
     platform = get_platform(request)
-    service = AuthService(request_session(request), platform)
     principal: Principal | None = None
     header = request.headers.get("authorization")
     if header:
@@ -74,12 +73,18 @@ async def resolve_principal(request: Request, *, check_csrf_header: bool = True)
             raise NotAuthenticated(
                 "Send credentials as `Authorization: Bearer <token>`.", code="bad_authorization"
             )
-        principal = await service.authenticate_bearer(credential.strip())
+        # A cached credential needs no database session: a request that needs none otherwise opens none.
+        principal = platform.principals.get(credential.strip())
+        if principal is None:
+            service = AuthService(request_session(request), platform)
+            principal = await service.authenticate_bearer(credential.strip())
     elif cookie := request.cookies.get(SESSION_COOKIE):
-        try:
-            principal = await service.authenticate_cookie(cookie)
-        except InvalidToken:
-            principal = None
+        principal = platform.principals.get(cookie)
+        if principal is None:
+            try:
+                principal = await AuthService(request_session(request), platform).authenticate_cookie(cookie)
+            except InvalidToken:
+                principal = None
         if principal is not None and check_csrf_header and request.method not in SAFE_METHODS:
             assert principal.session_id is not None
             if not csrf_matches(

@@ -40,10 +40,6 @@ async def list_users(
     return list(users.all()), total
 
 
-async def count_users(session: AsyncSession) -> int:
-    return await session.scalar(select(func.count(User.id))) or 0
-
-
 async def list_active_users(session: AsyncSession) -> list[User]:
     return list((await session.scalars(select(User).where(User.is_active.is_(True)))).all())
 

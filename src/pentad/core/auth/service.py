@@ -18,6 +18,7 @@ from pentad.core import audit
 from pentad.core.audit import Actor
 from pentad.core.auth import passwords, repository, totp
 from pentad.core.auth import tokens as tok
+from pentad.core.auth.cache import forget_on_commit
 from pentad.core.auth.exceptions import (
     CredentialNotFound,
     EmailTaken,
@@ -63,6 +64,7 @@ from pentad.core.errors import BadRequest, PermissionDenied
 from pentad.core.mail import enqueue_mail
 from pentad.core.platform import Platform
 from pentad.core.ratelimit import address_subject
+from pentad.core.realtime.publish import recheck
 
 logger = structlog.get_logger("pentad.auth")
 
@@ -180,7 +182,7 @@ class AuthService:
             if not is_active:
                 await self._revoke_sessions(user.id, now=utcnow(), reason="user_disabled")
         if changes:
-            self.platform.principals.forget(user.id)
+            self._rights_changed(user.id)
             audit.record(
                 self.session, actor, "user.update", resource_type="user", resource_id=user.id, **changes
             )
@@ -206,6 +208,13 @@ class AuthService:
             display_name="Administrator",
             actor=audit.SYSTEM,
         )
+
+    def _rights_changed(self, subject_id: uuid.UUID) -> None:
+        """A user's or service token's credentials or rights changed: drop its cached principals, and once
+        this commits re-check its realtime connections on every node (a revoked key's socket closes, a lost
+        grant ends the subscriptions it allowed)."""
+        forget_on_commit(self.session, self.platform.principals, subject_id)
+        recheck(self.session, [subject_id])
 
     def _check_password(self, password: str, email: str) -> None:
         problem = passwords.password_problem(
@@ -259,6 +268,7 @@ class AuthService:
         if grant is None or grant.user_id != user_id:
             raise CredentialNotFound("grant")
         await self.session.delete(grant)
+        self._rights_changed(user_id)
         audit.record(
             self.session, actor, "grant.delete", resource_type=grant.resource_type,
             resource_id=grant.resource_id, user_id=str(user_id), role=grant.role,
@@ -386,7 +396,7 @@ class AuthService:
             await self.verify_second_factor(user, code, actor)
         now = utcnow()
         await repository.mark_session_verified(self.session, principal.session_id, now)
-        self.platform.principals.forget(user.id)
+        self._rights_changed(user.id)
         audit.record(
             self.session, actor, "auth.reverify", resource_type="session", resource_id=principal.session_id
         )
@@ -568,7 +578,7 @@ class AuthService:
         session_id: uuid.UUID | None = None,
         keep: uuid.UUID | None = None,
     ) -> int:
-        self.platform.principals.forget(user_id)
+        self._rights_changed(user_id)
         return await repository.revoke_sessions(
             self.session, user_id, now=now, reason=reason, session_id=session_id, keep=keep
         )
@@ -576,20 +586,17 @@ class AuthService:
     # ------------------------------------------------------- authentication
 
     async def authenticate_bearer(self, raw: str) -> Principal:
-        cached = self.platform.principals.get(raw)
-        if cached is not None:
-            return cached
-        kind = tok.token_kind(raw)
-        if kind == tok.API_KEY:
-            principal, expires_at = await self._authenticate_api_key(raw)
-        elif kind == tok.SERVICE_TOKEN:
-            principal, expires_at = await self._authenticate_service_token(raw)
-        elif scheme := self.platform.credential_schemes.get(kind):
-            principal, expires_at = await scheme.authenticate(self.session, self.platform, raw)
-        else:
-            principal, expires_at = await self._authenticate_access_token(raw)
-        self.platform.principals.put(raw, principal, expires_at=expires_at)
-        return principal
+        async def verify() -> tuple[Principal, datetime | None]:
+            kind = tok.token_kind(raw)
+            if kind == tok.API_KEY:
+                return await self._authenticate_api_key(raw)
+            if kind == tok.SERVICE_TOKEN:
+                return await self._authenticate_service_token(raw)
+            if scheme := self.platform.credential_schemes.get(kind):
+                return await scheme.authenticate(self.session, self.platform, raw)
+            return await self._authenticate_access_token(raw)
+
+        return await self.platform.principals.get_or_load(raw, verify)
 
     async def _authenticate_access_token(self, raw: str) -> tuple[Principal, datetime]:
         claims = tok.read_jwt(
@@ -608,20 +615,19 @@ class AuthService:
         return self._user_principal(user, "access_token", auth_session.id, auth_session), expires_at
 
     async def authenticate_cookie(self, raw: str) -> Principal:
-        cached = self.platform.principals.get(raw)
-        if cached is not None:
-            return cached
-        token = tok.parse_token(raw, tok.BROWSER_SESSION)
-        if token is None:
-            raise InvalidToken()
-        auth_session, user = await self._live_session(token.id)
-        if auth_session.kind != BROWSER or not auth_session.secret_hash:
-            raise InvalidToken()
-        if not tok.secret_matches(token.secret, auth_session.secret_hash):
-            raise InvalidToken()
-        principal = self._user_principal(user, "session", auth_session.id, auth_session)
-        self.platform.principals.put(raw, principal, expires_at=auth_session.expires_at)
-        return principal
+        async def verify() -> tuple[Principal, datetime | None]:
+            token = tok.parse_token(raw, tok.BROWSER_SESSION)
+            if token is None:
+                raise InvalidToken()
+            auth_session, user = await self._live_session(token.id)
+            if auth_session.kind != BROWSER or not auth_session.secret_hash:
+                raise InvalidToken()
+            if not tok.secret_matches(token.secret, auth_session.secret_hash):
+                raise InvalidToken()
+            principal = self._user_principal(user, "session", auth_session.id, auth_session)
+            return principal, auth_session.expires_at
+
+        return await self.platform.principals.get_or_load(raw, verify)
 
     async def _live_session(self, session_id: uuid.UUID) -> tuple[AuthSession, User]:
         found = await repository.get_session_with_user(self.session, session_id)
@@ -838,7 +844,7 @@ class AuthService:
         user.totp_enabled_at = utcnow()
         user.totp_last_step = step
         codes = await self._replace_recovery_codes(user)
-        self.platform.principals.forget(user.id)
+        self._rights_changed(user.id)
         audit.record(self.session, actor, "auth.2fa_enable", resource_type="user", resource_id=user.id)
         return codes
 
@@ -853,7 +859,7 @@ class AuthService:
         user.totp_enabled_at = None
         user.totp_last_step = None
         await repository.delete_recovery_codes(self.session, user.id)
-        self.platform.principals.forget(user.id)
+        self._rights_changed(user.id)
         audit.record(self.session, actor, "auth.2fa_disable", resource_type="user", resource_id=user.id)
 
     async def regenerate_recovery_codes(self, principal: Principal, code: str, actor: Actor) -> list[str]:
@@ -936,7 +942,7 @@ class AuthService:
         if key is None or (owner_id is not None and key.user_id != owner_id):
             raise CredentialNotFound("API key")
         if key.revoked_at is None:
-            self.platform.principals.forget(key.user_id)
+            self._rights_changed(key.user_id)
             key.revoked_at = utcnow()
             audit.record(self.session, actor, "api_key.revoke", resource_type="api_key", resource_id=key.id)
         return key
@@ -975,7 +981,7 @@ class AuthService:
         if stored is None:
             raise CredentialNotFound("service token")
         if stored.revoked_at is None:
-            self.platform.principals.forget(stored.id)
+            self._rights_changed(stored.id)
             stored.revoked_at = utcnow()
             audit.record(
                 self.session,

@@ -58,10 +58,12 @@ def job_topic(job_id: uuid.UUID) -> str:
 
 
 async def _may_watch_job(access: TopicAccess) -> bool:
-    return access.action == "subscribe" and access.principal.has(JOBS_MANAGE)
+    return access.action == "subscribe"
 
 
-JOB_PROGRESS_TOPIC = TopicSpec("jobs.{job_id}", authorize=_may_watch_job, history_size=20, history_ttl=3600)
+JOB_PROGRESS_TOPIC = TopicSpec(
+    "jobs.{job_id}", authorize=_may_watch_job, history_size=20, history_ttl=3600, requires=JOBS_MANAGE
+)
 """Realtime topic of a job's progress events (JobProgress), for admins."""
 """Called inside the transaction that stores a job's progress, e.g. to publish it on the realtime hub."""
 

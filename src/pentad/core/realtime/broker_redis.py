@@ -50,6 +50,8 @@ logger = structlog.get_logger("pentad.realtime")
 
 KEY_PREFIX = "pentad:rt"
 CONTROL_CHANNEL = f"{KEY_PREFIX}:control"
+"""Every node listens here: `r {"principals": [...], "topic": ...}` asks each to recheck access."""
+_CONTROL = CONTROL_CHANNEL.encode()
 CONNECT_TIMEOUT = 2.0
 COMMAND_TIMEOUT = 5.0
 SUBSCRIBE_TIMEOUT = 5.0
@@ -272,6 +274,13 @@ class RedisBroker(Broker):
         frames = [(start + index, frame.decode()) for index, frame in enumerate(reply[3:], 1)]
         return History(current, seq, recovered, frames)
 
+    async def recheck(self, principal_ids: list[str], topic: str | None) -> None:
+        message = b"r " + orjson.dumps({"principals": principal_ids, "topic": topic})
+        try:
+            await self._redis.publish(CONTROL_CHANNEL, message)
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(str(exc)) from exc
+
     # ------------------------------------------------------------------ presence
 
     async def _presence_call(self, script: Any, topic: str, args: list[Any]) -> Any:
@@ -405,8 +414,13 @@ class RedisBroker(Broker):
                         future.set_result(None)
 
     def _dispatch(self, channel: bytes, data: bytes) -> None:
-        topic = self._topics.get(channel)
         listener = self._listener
+        if channel == _CONTROL and listener is not None:
+            if data[:2] == b"r ":
+                request = orjson.loads(data[2:])
+                listener.on_recheck([str(p) for p in request["principals"]], request["topic"])
+            return
+        topic = self._topics.get(channel)
         if topic is None or listener is None:
             return
         if data[:2] == b"e ":

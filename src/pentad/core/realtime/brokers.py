@@ -38,6 +38,9 @@ class BrokerListener(Protocol):
     def on_broker_up(self) -> None:
         """The broker (re)connected after being unavailable; events may have been missed meanwhile."""
 
+    def on_recheck(self, principal_ids: list[str], topic: str | None) -> None:
+        """Some node asked every node to authorise these principals' subscriptions again (Hub.recheck)."""
+
 
 @dataclass(frozen=True)
 class History:
@@ -88,6 +91,10 @@ class Broker(ABC):
     @abstractmethod
     async def history(self, topic: str, since: int | None, epoch: str | None, spec: TopicSpec) -> History:
         """The position of the topic and, if every event after (epoch, since) is still kept, those events."""
+
+    @abstractmethod
+    async def recheck(self, principal_ids: list[str], topic: str | None) -> None:
+        """Have every node's listener (this one's too) `on_recheck` these principals, of `topic` or all."""
 
     @abstractmethod
     async def presence_join(self, topic: str, member: Member) -> None:
@@ -190,6 +197,10 @@ class MemoryBroker(Broker):
             if first is None or now - first > spec.history_ttl:
                 return History(log.epoch, log.seq, recovered=False)
         return History(log.epoch, log.seq, recovered=True, frames=frames)
+
+    async def recheck(self, principal_ids: list[str], topic: str | None) -> None:
+        if self._listener is not None:
+            self._listener.on_recheck(principal_ids, topic)
 
     async def presence_join(self, topic: str, member: Member) -> None:
         members = self._presence.setdefault(topic, {})

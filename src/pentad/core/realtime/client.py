@@ -206,6 +206,11 @@ class RealtimeClient:
         result = await self._request(ws, {"op": "publish", "topic": topic, "data": data})
         return int(result["seq"])
 
+    async def call(self, topic: str, method: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Call a server-side handler of the topic; its answer (raises RealtimeError `call_failed` etc.)."""
+        payload = {"op": "call", "topic": topic, "method": method, "data": data or {}}
+        return await self._request(await self._connection(), payload)
+
     async def presence(self, topic: str) -> list[dict[str, Any]]:
         result = await self._request(await self._connection(), {"op": "presence", "topic": topic})
         members: list[dict[str, Any]] = result["members"]

@@ -1,14 +1,19 @@
-"""The /ws endpoint: authentication, the client operations and their acknowledgements.
+"""The /ws endpoint: admission, authentication, the client operations and their acknowledgements.
 
 A bare ASGI app rather than a Starlette WebSocket handler: the hot path hands prebuilt ASGI messages to
 `send` with nothing in between. One coroutine per socket reads and handles the client's frames in order;
 the hub's writer task sends; the hub's maintenance task pings, times out and schedules revalidation.
+
+Sockets that have not authenticated yet cost the server without anyone answering for them, so they are
+counted, per client address and in all, and the handshake of one more beyond either limit is refused.
+(The frame size limit is the protocol layer's: `pentad serve` gives uvicorn `ws_max_size`.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 
 import orjson
 import structlog
@@ -19,12 +24,14 @@ from pentad.core.auth import tokens
 from pentad.core.auth.exceptions import InvalidToken
 from pentad.core.auth.principal import Principal
 from pentad.core.auth.service import AuthService
+from pentad.core.errors import AppError
 from pentad.core.platform import Platform
 from pentad.core.realtime.brokers import BrokerUnavailable
 from pentad.core.realtime.hub import Connection, Hub
 from pentad.core.realtime.protocol import (
     AuthRequest,
     AuthResult,
+    CallRequest,
     ClientFrame,
     CloseCode,
     ErrorCode,
@@ -43,7 +50,8 @@ from pentad.core.realtime.protocol import (
     encode,
     error_frame,
 )
-from pentad.core.realtime.topics import TopicAccess, TopicAction, TopicMatch
+from pentad.core.realtime.topics import TopicAccess, TopicAction, TopicCall, TopicMatch
+from pentad.core.security import scope_client_address
 
 logger = structlog.get_logger("pentad.realtime")
 
@@ -93,33 +101,89 @@ def _token_expiry(platform: Platform, token: str) -> float | None:
     return float(claims["exp"]) if claims else None
 
 
+class Unauthenticated:
+    """How many sockets wait for their first `auth`, per client address and in all."""
+
+    def __init__(self, total: int, per_address: int) -> None:
+        self.limit = total
+        self.per_address_limit = per_address
+        self.total = 0
+        self.by_address: Counter[str] = Counter()
+
+    def refusal(self, address: str) -> tuple[int, str, str] | None:
+        """(HTTP status, problem code, message) if one more socket from `address` is too many."""
+        if self.by_address[address] >= self.per_address_limit:
+            return 429, "too_many_unauthenticated", "Too many sockets from your address await `auth`."
+        if self.total >= self.limit:
+            return 503, "server_busy", "Too many sockets await `auth`; retry shortly."
+        return None
+
+    def enter(self, address: str) -> PendingAuth:
+        self.total += 1
+        self.by_address[address] += 1
+        return PendingAuth(self, address)
+
+
+class PendingAuth:
+    """One socket counted as unauthenticated until it authenticates or ends (`leave`, idempotent)."""
+
+    __slots__ = ("address", "counts")
+
+    def __init__(self, counts: Unauthenticated, address: str) -> None:
+        self.counts: Unauthenticated | None = counts
+        self.address = address
+
+    def leave(self) -> None:
+        counts, self.counts = self.counts, None
+        if counts is None:
+            return
+        counts.total -= 1
+        counts.by_address[self.address] -= 1
+        if counts.by_address[self.address] <= 0:
+            del counts.by_address[self.address]
+
+
 class RealtimeEndpoint:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
         self.hub: Hub = platform.hub
         self.settings = platform.settings.realtime
         self.hub.revalidate = self.revalidate
+        self.hub.may_still_read = self.may_still_read
+        self.unauthenticated = Unauthenticated(
+            self.settings.max_unauthenticated, self.settings.max_unauthenticated_per_address
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (await receive())["type"] != "websocket.connect":
             return
-        await send({"type": "websocket.accept"})
-        connection = self.hub.connect(send)
+        address = scope_client_address(scope)
+        refusal = self.unauthenticated.refusal(address)
+        if refusal is not None:
+            logger.warning("realtime_socket_refused", client=address, code=refusal[1])
+            await _refuse(scope, send, *refusal)
+            return
+        pending = self.unauthenticated.enter(address)
         try:
-            await self._serve(connection, receive)
-        except asyncio.CancelledError:
-            # The hub abandons a connection whose close frame cannot be delivered; that ends here.
-            if not connection.abandoned:
-                raise
-        except Exception:
-            logger.exception("realtime_connection_failed", connection=connection.id)
-            connection.close(CloseCode.INTERNAL_ERROR, "server error")
+            await send({"type": "websocket.accept"})
+            connection = self.hub.connect(send)
+            try:
+                await self._serve(connection, receive, pending)
+            except asyncio.CancelledError:
+                # The hub abandons a connection whose close frame cannot be delivered; that ends here.
+                if not connection.abandoned:
+                    raise
+            except Exception:
+                logger.exception("realtime_connection_failed", connection=connection.id)
+                connection.close(CloseCode.INTERNAL_ERROR, "server error")
+            finally:
+                await self.hub.disconnect(connection)
         finally:
-            await self.hub.disconnect(connection)
+            pending.leave()
 
     # ------------------------------------------------------------------ reading
 
-    async def _serve(self, connection: Connection, receive: Receive) -> None:
+    async def _serve(self, connection: Connection, receive: Receive, pending: PendingAuth) -> None:
         try:
             async with asyncio.timeout(self.settings.auth_timeout):
                 message = await receive()
@@ -133,6 +197,7 @@ class RealtimeEndpoint:
         if not isinstance(first, AuthRequest):
             connection.close(CloseCode.AUTH_FAILED, "the first frame must be auth")
         elif await self._authenticate(connection, first):
+            pending.leave()
             while (message := await receive())["type"] != "websocket.disconnect":
                 if not connection.closed:
                     frame = self._parse(connection, message)
@@ -184,6 +249,8 @@ class RealtimeEndpoint:
                 await self._publish(connection, frame)
             elif isinstance(frame, PresenceRequest):
                 await self._presence(connection, frame)
+            elif isinstance(frame, CallRequest):
+                await self._call(connection, frame)
             elif isinstance(frame, PingRequest):
                 connection.send_text(ack_frame(frame.id))
         except RequestError as exc:
@@ -230,10 +297,15 @@ class RealtimeEndpoint:
         connection.send_text(ack_frame(frame.id, result))
         return True
 
-    async def revalidate(self, connection: Connection) -> None:
-        """Close the socket if its credentials were revoked; end subscriptions it may no longer read."""
+    async def revalidate(self, connection: Connection, fresh: bool = False) -> None:
+        """Close the socket if its credentials were revoked; end subscriptions it may no longer read.
+
+        `fresh`: the principal's access just changed (Hub.recheck), so its cached credentials are dropped
+        on this node first."""
         token = connection.token
         interval = self.settings.revalidate_interval
+        if fresh and connection.principal is not None:
+            self.platform.principals.forget(connection.principal.id)
         try:
             principal, _ = await self._check_token(token)
         except InvalidToken:
@@ -255,11 +327,15 @@ class RealtimeEndpoint:
         if connection.token == token:
             connection.principal = principal
         for topic in list(connection.topics):
-            match = self.hub.registry.match(topic)
-            if match is None or not await self._allowed(connection, match, topic, "subscribe"):
+            if not await self.may_still_read(connection, topic):
                 await self.hub.unsubscribe(connection, topic)
                 connection.send_text(encode(Unsubscribed(topic=topic, reason="forbidden")))
         connection.revalidate_at = time.monotonic() + interval
+
+    async def may_still_read(self, connection: Connection, topic: str) -> bool:
+        """Whether the connection's principal may (still) subscribe to `topic`."""
+        match = self.hub.registry.match(topic)
+        return match is not None and await self._allowed(connection, match, topic, "subscribe")
 
     # ------------------------------------------------------------------ operations
 
@@ -272,9 +348,11 @@ class RealtimeEndpoint:
     async def _allowed(
         self, connection: Connection, match: TopicMatch, topic: str, action: TopicAction
     ) -> bool:
-        """Ask the topic's authorize callback (deny by default: an error in it denies)."""
+        """The topic's required permission, then its authorize callback (deny by default: an error denies)."""
         principal = connection.principal
         assert principal is not None
+        if not principal.has(match.spec.requires):
+            return False
         async with self.platform.database.transaction(writes=False) as session:
             access = TopicAccess(principal, topic, match.params, action, session, self.platform)
             try:
@@ -319,8 +397,41 @@ class RealtimeEndpoint:
         members = await self.hub.presence(request.topic)
         connection.send_text(ack_frame(request.id, PresenceResult(members=members)))
 
+    async def _call(self, connection: Connection, request: CallRequest) -> None:
+        """Run the family's handler in a writing transaction; its answer goes to this connection only."""
+        match = self._match(request.topic)
+        handler = match.spec.calls.get(request.method)
+        if handler is None:
+            raise RequestError(ErrorCode.UNKNOWN_METHOD, f"This topic has no method {request.method!r}.")
+        await self._require(connection, match, request.topic, "call")
+        principal = connection.principal
+        assert principal is not None
+        call = (request.topic, match.params, request.method, request.data)
+        try:
+            async with self.platform.database.transaction() as session:
+                result = await handler(TopicCall(principal, *call, session, self.platform, connection.id))
+        except AppError as exc:
+            raise RequestError(ErrorCode.CALL_FAILED, exc.message) from None
+        except BrokerUnavailable:
+            raise
+        except Exception:
+            logger.exception("realtime_call_failed", topic=request.topic, method=request.method)
+            raise RequestError(ErrorCode.CALL_FAILED, "The server failed to answer this call.") from None
+        connection.send_text(ack_frame(request.id, result))
+
 
 async def _drain(receive: Receive) -> None:
     """Read until the socket is gone (after the server asked to close it)."""
     while (await receive())["type"] != "websocket.disconnect":
         pass
+
+
+async def _refuse(scope: Scope, send: Send, status: int, code: str, message: str) -> None:
+    """Refuse the handshake: an HTTP problem where the server can answer one, else a plain refusal."""
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1013, "reason": message})
+        return
+    body = orjson.dumps({"type": "about:blank", "title": message, "status": status, "code": code})
+    headers = [(b"content-type", b"application/problem+json"), (b"retry-after", b"1")]
+    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})

@@ -33,12 +33,14 @@ from pentad.core.config import RealtimeSettings
 from pentad.core.metrics import Metrics
 from pentad.core.realtime.broker_redis import RedisBroker
 from pentad.core.realtime.brokers import PRESENCE_TTL, Broker, BrokerUnavailable, MemoryBroker
+from pentad.core.realtime.ordering import PublishSequencer
 from pentad.core.realtime.protocol import (
     PING_FRAME,
     CloseCode,
     Member,
     Reset,
     SubscribeResult,
+    Unsubscribed,
     ack_frame,
     encode,
 )
@@ -265,6 +267,8 @@ class LocalTopic:
         self.ready = ready
         self.live: dict[Connection, None] = {}
         self.buffering: dict[Connection, list[tuple[int, Frame]]] = {}
+        self.held: dict[Connection, list[Frame]] = {}
+        """Live subscribers whose access is being checked again: their frames wait for the answer."""
         self.members: dict[str, int] = {}
         self.epoch: str | None = None
         self.seq = 0
@@ -289,8 +293,12 @@ class Hub:
         self._maintenance: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._ping = Frame(PING_FRAME)
-        self.revalidate: Callable[[Connection], Awaitable[None]] | None = None
-        """Set by the endpoint: re-checks a connection's credentials and subscriptions."""
+        self.revalidate: Callable[[Connection, bool], Awaitable[None]] | None = None
+        """Set by the endpoint: re-checks a connection's credentials and subscriptions (True: bypassing
+        the principal cache, as its access just changed)."""
+        self.may_still_read: Callable[[Connection, str], Awaitable[bool]] | None = None
+        """Set by the endpoint: asks a topic's authorisation again for a subscribed connection."""
+        self.sequencer = PublishSequencer(self.publish_json, self._spawn)
         self.connections_gauge = metrics.gauge(
             "pentad_realtime_connections", "Open realtime WebSocket connections."
         )
@@ -369,6 +377,15 @@ class Hub:
         self.published.inc()
         return position
 
+    async def recheck(self, principal_ids: list[str], topic: str | None) -> None:
+        """On every node: authorise these principals' subscriptions to `topic` again (all of their
+        connections' credentials and subscriptions if None). Services use publish.recheck (after commit)."""
+        try:
+            await self.broker.recheck(principal_ids, topic)
+        except BrokerUnavailable as exc:
+            # Revalidation (PENTAD_REALTIME__REVALIDATE_INTERVAL) still ends the subscriptions later.
+            logger.warning("realtime_recheck_failed", topic=topic, error=str(exc))
+
     # ------------------------------------------------------------------ broker callbacks
 
     def on_event(self, topic: str, seq: int, epoch: str, frame: str, published: float) -> None:
@@ -384,6 +401,9 @@ class Hub:
         if local.buffering:
             for buffered in local.buffering.values():
                 buffered.append((seq, item))
+        if local.held:
+            for held in local.held.values():
+                held.append(item)
         self.deliveries.inc(len(live))
 
     def on_presence(self, topic: str, frame: str) -> None:
@@ -393,6 +413,52 @@ class Hub:
         item = Frame(frame)
         for connection in local.live:
             connection.push(item)
+        for held in local.held.values():
+            held.append(item)
+
+    def on_recheck(self, principal_ids: list[str], topic: str | None) -> None:
+        """Another node (or this one) changed who may read: check this node's affected connections."""
+        wanted = set(principal_ids)
+        if topic is None:
+            for connection in list(self.connections):
+                if self._belongs(connection, wanted) and self.revalidate is not None:
+                    self._spawn(self.revalidate(connection, True))
+            return
+        local = self._topics.get(topic)
+        if local is None:
+            return
+        for connection in list(local.live):
+            if self._belongs(connection, wanted):
+                del local.live[connection]
+                local.held[connection] = []
+                self._spawn(self._recheck(connection, local))
+        for connection in list(local.buffering):
+            if self._belongs(connection, wanted):
+                self._spawn(self._recheck(connection, local))
+
+    @staticmethod
+    def _belongs(connection: Connection, principal_ids: set[str]) -> bool:
+        return connection.principal is not None and str(connection.principal.id) in principal_ids
+
+    async def _recheck(self, connection: Connection, local: LocalTopic) -> None:
+        allowed = False
+        if self.may_still_read is not None and not connection.closed:
+            try:
+                allowed = await self.may_still_read(connection, local.topic)
+            except Exception:
+                logger.exception("realtime_recheck_failed", topic=local.topic)
+        if connection.topics.get(local.topic) is not local:
+            return
+        if not allowed:
+            await self.unsubscribe(connection, local.topic)
+            connection.send_text(encode(Unsubscribed(topic=local.topic, reason="forbidden")))
+            return
+        held = local.held.pop(connection, None)
+        if held is None:
+            return
+        if held:
+            connection.push(held)
+        local.live[connection] = None
 
     def on_broker_up(self) -> None:
         self._spawn(self._catch_up())
@@ -415,6 +481,8 @@ class Hub:
             reset = Frame(encode(Reset(topic=local.topic, epoch=history.epoch, seq=history.seq)))
             for connection in local.live:
                 connection.push(reset)
+            for held in local.held.values():
+                held.append(reset)
         await self._refresh_presence()
 
     # ------------------------------------------------------------------ connections
@@ -487,16 +555,22 @@ class Hub:
         if local is None:
             return
         self.subscriptions_gauge.dec()
-        was_live = connection in local.live
+        was_live = connection in local.live or connection in local.held
         local.live.pop(connection, None)
+        local.held.pop(connection, None)
         local.buffering.pop(connection, None)
         if was_live and local.spec.presence:
             await self._leave(connection, local)
-        if not local.live and not local.buffering:
+        if not local.live and not local.buffering and not local.held:
             local.idle_since = time.monotonic()
 
     def _drop(self, local: LocalTopic) -> None:
-        if self._topics.get(local.topic) is local and not local.live and not local.buffering:
+        if (
+            self._topics.get(local.topic) is local
+            and not local.live
+            and not local.buffering
+            and not local.held
+        ):
             del self._topics[local.topic]
             self.broker.unsubscribe(local.topic)
 
@@ -531,7 +605,8 @@ class Hub:
         for local in list(self._topics.values()):
             if not local.members:
                 continue
-            members = {c.member.id: c.member for c in local.live if c.principal is not None}
+            present = [*local.live, *local.held]
+            members = {c.member.id: c.member for c in present if c.principal is not None}
             try:
                 await self.broker.presence_refresh(local.topic, list(members.values()))
             except BrokerUnavailable:
@@ -576,4 +651,4 @@ class Hub:
                 connection.push(self._ping)
             if now >= connection.revalidate_at and self.revalidate is not None:
                 connection.revalidate_at = math.inf
-                self._spawn(self.revalidate(connection))
+                self._spawn(self.revalidate(connection, False))

@@ -66,6 +66,8 @@ class ErrorCode(StrEnum):
     TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
     PUBLISH_NOT_ALLOWED = "publish_not_allowed"
     PRESENCE_NOT_ENABLED = "presence_not_enabled"
+    UNKNOWN_METHOD = "unknown_method"
+    CALL_FAILED = "call_failed"
     UNAVAILABLE = "unavailable"
 
 
@@ -114,6 +116,17 @@ class PresenceRequest(_ClientFrame):
     topic: Topic
 
 
+class CallRequest(_ClientFrame):
+    """Ask a server-side handler of the topic's family (TopicSpec.calls); its answer is the
+    acknowledgement's `result`, sent to this connection only."""
+
+    op: Literal["call"]
+    id: RequestId
+    topic: Topic
+    method: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
 class PingRequest(_ClientFrame):
     """The client's own liveness check; answered with an acknowledgement."""
 
@@ -133,6 +146,7 @@ ClientFrame = Annotated[
     | UnsubscribeRequest
     | PublishRequest
     | PresenceRequest
+    | CallRequest
     | PingRequest
     | Pong,
     Field(discriminator="op"),
@@ -247,10 +261,12 @@ def event_frame(topic: str, seq: int, epoch: str, ts: int, data_json: str) -> st
     )
 
 
-def ack_frame(request_id: int, result: BaseModel | None = None) -> str:
+def ack_frame(request_id: int, result: BaseModel | dict[str, Any] | None = None) -> str:
     frame: dict[str, Any] = {"op": "ack", "id": request_id, "ok": True}
-    if result is not None:
+    if isinstance(result, BaseModel):
         frame["result"] = result.model_dump(mode="json")
+    elif result is not None:
+        frame["result"] = result
     return orjson.dumps(frame).decode()
 
 

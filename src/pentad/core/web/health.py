@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import Literal
+from typing import Any, Literal
 
 import redis.asyncio
 import structlog
@@ -17,6 +17,7 @@ from pentad.core.auth.permissions import METRICS_READ
 from pentad.core.errors import problem_response, problem_responses
 from pentad.core.platform import get_platform
 from pentad.core.policy import UNLIMITED, route_policy
+from pentad.core.services import ServiceHealth, Services
 
 READINESS_TIMEOUT_SECONDS = 2.0
 
@@ -34,7 +35,13 @@ class Readiness(BaseModel):
     status: Literal["ready"] = "ready"
     checks: dict[str, CheckStatus] = Field(
         description="Each dependency checked (`database`; `redis` and `realtime` (the hub's broker) when "
-        "configured) and its state."
+        "configured; `services` when this process runs or stands by for app services: failed while a "
+        "critical one is not running) and its state."
+    )
+    services: dict[str, ServiceHealth] | None = Field(
+        None,
+        description="The app services of this node's placement (`running`, `restarting`, `crash_loop`, "
+        "`standby`, `stopped`), whether each is critical, and how often it was restarted.",
     )
 
 
@@ -46,8 +53,9 @@ async def healthz() -> Liveness:
 
 @router.get(
     "/readyz",
-    summary="Readiness: the database (and Redis, when configured) answer",
+    summary="Readiness: the database (and Redis, when configured) answer, critical app services run",
     response_model=Readiness,
+    response_model_exclude_none=True,
     responses=problem_responses(503),
 )
 @route_policy(public="readiness probe", rate_limit=UNLIMITED)
@@ -60,15 +68,20 @@ async def readyz(request: Request) -> Response | Readiness:
         probes["realtime"] = platform.hub.check_broker()
     results = await asyncio.gather(*(_check(name, probe) for name, probe in probes.items()))
     checks = dict(zip(probes, results, strict=True))
+    services = platform.services.health() or None
+    if services is not None:
+        checks["services"] = "ok" if Services.ready(services) else "failed"
     failed = [name for name, status in checks.items() if status != "ok"]
     if not failed:
-        return Readiness(checks=checks)
+        return Readiness(checks=checks, services=services)
+    extra: dict[str, Any] = {"services": {n: h.model_dump() for n, h in services.items()}} if services else {}
     return problem_response(
         503,
         "not_ready",
         "A dependency of the platform is unavailable: " + ", ".join(failed),
         request_id=getattr(request.state, "request_id", None),
         checks=checks,
+        **extra,
     )
 
 

@@ -27,6 +27,7 @@ from pentad.core.security import (
     SecurityHeadersMiddleware,
     scope_client_address,
 )
+from pentad.core.web.nul_guard import NulGuardMiddleware
 
 REQUEST_ID_HEADER = b"x-request-id"
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -49,13 +50,14 @@ _access_log_level = logging.getLogger(ACCESS_LOGGER_NAME)
 
 def install_middleware(app: FastAPI, platform: Platform, policies: RoutePolicies) -> None:
     """Build the stack; from the outside in: request context, client address, security headers, CORS,
-    body size limit, per-address rate limit, the request's transaction, the error boundary. The route
-    policies (core/policy.py, resolved by create_app) tell the middlewares each route's limits and
-    headers."""
+    body size limit, per-address rate limit, the NUL guard, the request's transaction, the error boundary.
+    The route policies (core/policy.py, resolved by create_app) tell the middlewares each route's limits
+    and headers."""
     settings = platform.settings
     # add_middleware puts each new layer outside the ones added before it.
     app.add_middleware(ErrorBoundaryMiddleware)
     app.add_middleware(TransactionMiddleware, database=platform.database)
+    app.add_middleware(NulGuardMiddleware)
     if settings.ratelimit.enabled:
         app.add_middleware(RateLimitMiddleware, limiter=platform.limiter, policies=policies)
     app.add_middleware(

@@ -125,7 +125,11 @@ export interface MessagePage {
 export interface SyncPage {
   /** Ordered by revision. */
   messages: Message[];
+  /** More changes wait: ask again with `since` = `next_since`. */
   has_more: boolean;
+  /** The next page's `since`: every change with `revision <= next_since` has been sent. */
+  next_since: number;
+  /** The channel's newest sequence number, not the end of this page. */
   last_seq: number;
 }
 
@@ -425,6 +429,7 @@ export declare class ChatClient {
   replies(messageId: Uuid, options?: { before?: number; after?: number; limit?: number }): Promise<MessagePage>;
   message(messageId: Uuid): Promise<Message>;
   messageHistory(messageId: Uuid): Promise<MessageEdit[]>;
+  /** One page of changes since `since`, by revision; while `has_more`, ask again with `page.next_since`. */
   sync(channelId: Uuid, since: number, options?: { limit?: number }): Promise<SyncPage>;
   pins(channelId: Uuid): Promise<Message[]>;
   /** Queued and retried with the same client_id until acknowledged; resolves to the stored message. */

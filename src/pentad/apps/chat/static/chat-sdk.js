@@ -349,7 +349,10 @@ export class ChatClient {
     return this.request("GET", `/messages/${this.#id(messageId)}/history`);
   }
 
-  /** Messages changed since a seq, ordered by revision (what the client does itself after a gap). */
+  /**
+   * One page of the messages changed since a seq, ordered by revision; while `has_more`, the next page is
+   * `sync(channelId, page.next_since)` (what the client does itself after a gap).
+   */
   sync(channelId, since, { limit } = {}) {
     return this.request("GET", `/channels/${this.#id(channelId)}/sync`, { query: { since, limit } });
   }
@@ -658,29 +661,21 @@ export class ChatClient {
     channel.syncing = true;
     const start = channel.seq ?? 0;
     let since = start;
-    const seen = new Set();
     try {
       for (;;) {
         const page = await this.sync(channel.id, since, { limit: SYNC_PAGE });
         if (this.#channels.get(channel.id) !== channel) return;
-        let highest = since;
-        let fresh = 0;
         for (const message of page.messages) {
-          const key = `${message.id}:${message.revision}`;
-          highest = Math.max(highest, message.revision);
-          if (seen.has(key)) continue;
-          seen.add(key);
-          fresh += 1;
           channel.seq = Math.max(channel.seq ?? 0, message.revision);
           this.#emitEvent(syncedEvent(message, start));
         }
+        // The server's cursor: pages neither overlap nor leave a gap (`last_seq` is the channel's newest
+        // number, not the end of the page).
+        since = Math.max(since, page.next_since);
         if (!page.has_more) {
-          channel.seq = Math.max(channel.seq ?? 0, page.last_seq);
+          channel.seq = Math.max(channel.seq ?? 0, since);
           break;
         }
-        // The next page starts one below the highest revision: two messages share one (a reply and its
-        // thread's first message) and may straddle the page boundary; the seen ones are skipped.
-        since = fresh ? Math.max(since, highest - 1) : highest;
       }
       channel.attempts = 0;
     } catch (error) {

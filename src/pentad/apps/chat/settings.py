@@ -1,0 +1,54 @@
+"""The chat app's settings: PENTAD_CHAT__<NAME> variables (AppSpec.settings), read through
+`platform.app_settings(ChatSettings)`, or `chat_settings(settings)` where only the Settings are at hand."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pydantic import BaseModel, Field, field_validator
+
+from pentad.core.config import CommaList, Settings
+
+APP_NAME = "chat"
+
+
+class ChatSettings(BaseModel):
+    """The chat app (apps/chat): limits, integrations and notifications."""
+
+    default_tenant: str = Field(
+        "default", description="Slug of the tenant Pentad's own accounts chat in through the web pages."
+    )
+    user_token_ttl: int = Field(
+        3600, ge=60, le=2_592_000, description="Default lifetime of user tokens minted by the server API, s."
+    )
+    max_message_length: int = Field(5000, ge=1, le=100_000, description="Longest message text, characters.")
+    max_payload_bytes: int = Field(
+        16_384, ge=256, description="Largest JSON payload of a custom message type, bytes (serialised)."
+    )
+    history_page_max: int = Field(200, ge=10, le=1000, description="Most messages one history page returns.")
+    upload_max_bytes: int = Field(26_214_400, ge=1024, description="Largest attachment upload, bytes.")
+    thumbnail_size: int = Field(320, ge=32, le=2048, description="Longest side of image thumbnails, pixels.")
+    webhook_allowed_networks: CommaList = Field(
+        default_factory=list,
+        description="CIDRs outgoing webhooks and push may reach although private or loopback (admin opt-in).",
+    )
+    webhook_timeout: float = Field(10.0, gt=0, le=60, description="Timeout of one webhook delivery, seconds.")
+    webhook_max_attempts: int = Field(8, ge=1, le=30, description="Delivery attempts before giving up.")
+    digest_after_minutes: int = Field(
+        60, ge=1, description="E-mail a digest of mentions still unread after this many minutes."
+    )
+    vapid_subject: str = Field(
+        "mailto:admin@example.com", description="Contact (mailto: or https:) sent to Web Push services."
+    )
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)
+        return value
+
+
+def chat_settings(settings: Settings) -> ChatSettings:
+    """The chat settings of these Settings (the same validated object `platform.app_settings` returns)."""
+    return settings.app_settings(APP_NAME, ChatSettings)
