@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 
 import pentad
 from pentad.apps import enabled_apps
@@ -19,12 +20,15 @@ from pentad.core.jobs.endpoints import router as jobs_router
 from pentad.core.jobs.pages import router as jobs_pages
 from pentad.core.logging import configure_logging
 from pentad.core.platform import Platform
+from pentad.core.policy import UNLIMITED, RoutePolicy, install_route_policies
 from pentad.core.realtime.endpoint import RealtimeEndpoint
 from pentad.core.services import die_with_supervisor
 from pentad.core.storage.endpoints import router as files_router
 from pentad.core.web.health import router as health_router
 from pentad.core.web.middleware import install_middleware
 from pentad.core.web.pages import install_pages
+
+STATIC_FILES = RoutePolicy(public="static files: style sheets, scripts, images", rate_limit=UNLIMITED)
 
 API_DESCRIPTION = """
 Pentad's REST API. Authenticate with `Authorization: Bearer <token>`, where the token is an access
@@ -91,7 +95,21 @@ def create_app(
     # A bare ASGI app (Starlette routes it as one); the annotation only knows WebSocket handlers.
     app.router.add_websocket_route("/ws", RealtimeEndpoint(platform))  # type: ignore[arg-type]
     install_pages(app, platform)
-    install_middleware(app, platform)
+    policies = install_route_policies(
+        app,
+        settings,
+        app_defaults={
+            context.endpoint: spec.route_policy
+            for spec in specs
+            if spec.route_policy is not None
+            for router in (*spec.routers, *spec.pages)
+            for context in iter_route_contexts(router.routes)
+            if context.endpoint is not None
+        },
+        prefix_policies={"/static/": STATIC_FILES},
+    )
+    app.state.route_policies = policies
+    install_middleware(app, platform, policies)
     return app
 
 

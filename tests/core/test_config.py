@@ -170,7 +170,10 @@ def test_known_variables_and_the_test_harness_are_not_reported(monkeypatch: pyte
     monkeypatch.setenv("PENTAD_SERVER__PORT", "9000")
     monkeypatch.setenv("PENTAD_DATA_DIR", "/srv/pentad")
     monkeypatch.setenv("PENTAD_TEST_DATABASES", "sqlite")
-    assert unknown_settings(load_settings(_env_file=None), INSTALLED_MODELS) == []
+    monkeypatch.setenv("PENTAD_RATELIMIT__CLASSES__INGEST", "5/second")
+    settings = load_settings(_env_file=None)
+    assert unknown_settings(settings, INSTALLED_MODELS) == []
+    assert settings.ratelimit.classes == {"ingest": "5/second"}
 
 
 def test_an_app_may_not_take_the_name_of_a_core_area() -> None:

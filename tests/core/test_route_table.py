@@ -1,5 +1,6 @@
-"""Walks every operation of the API description: each non-public endpoint answers 401 without credentials
-and 403 to a principal holding no permission, so a new route cannot forget its guard."""
+"""Walks every operation of the API description: each operation not declared public (core/policy.py)
+names an Authenticator, answers 401 without credentials and 403 to a principal holding no permission, so
+a new route cannot forget its guard; the declared public ones are compared with a reviewed list."""
 
 from __future__ import annotations
 
@@ -14,20 +15,23 @@ from pentad.app import create_app
 from pentad.core.config import Settings
 from pentad.core.db.engine import Database
 from pentad.core.platform import Platform
+from pentad.core.policy import RoutePolicies, unguarded_operations
 from tests.apps.chat.factories import create_tenant
 from tests.conftest import ALL_APPS
 from tests.factories import access_token, bearer, create_user, issue_api_key, issue_service_token
 
-# Endpoints anyone may call, each for a reason.
-PUBLIC = {
-    ("GET", "/healthz"),  # liveness probe
-    ("GET", "/readyz"),  # readiness probe
-    ("POST", "/api/auth/login"),  # the credentials are the body
-    ("POST", "/api/auth/mfa"),  # the mfa token is the credential
-    ("POST", "/api/auth/refresh"),  # the refresh token is the credential
-    ("POST", "/api/auth/password-reset"),  # answers the same for every address
-    ("POST", "/api/auth/password-reset/confirm"),  # the reset token is the credential
-    ("POST", "/api/chat/hooks/{hook_id}/{secret}"),  # the secret in the URL is the credential
+# The reviewed list of operations anyone may call. Routes declare themselves public next to their
+# definition (`@route_policy(public="why")`, core/policy.py); this copy makes every addition or removal
+# show up in review, and test_the_public_operations_are_the_reviewed_ones fails until it is updated.
+REVIEWED_PUBLIC = {
+    ("GET", "/healthz"): "liveness probe",
+    ("GET", "/readyz"): "readiness probe",
+    ("POST", "/api/auth/login"): "the credentials are the body",
+    ("POST", "/api/auth/mfa"): "the MFA token is the credential",
+    ("POST", "/api/auth/refresh"): "the refresh token is the credential",
+    ("POST", "/api/auth/password-reset"): "answers the same for every address",
+    ("POST", "/api/auth/password-reset/confirm"): "the reset token is the credential",
+    ("POST", "/api/chat/hooks/{hook_id}/{secret}"): "the secret in the URL is the credential",
 }
 
 # Account security (docs/security.md): a signed-in person's own password, second factor and sessions.
@@ -58,6 +62,30 @@ def app(settings: Settings, database: Database) -> FastAPI:
     return create_app(settings, database=database, apps=ALL_APPS)
 
 
+def _declared_public(app: FastAPI) -> set[tuple[str, str]]:
+    """The operations the API describes that their routes declare public."""
+    policies: RoutePolicies = app.state.route_policies
+    served = set(_operations(app))
+    return {operation for operation in policies.public_operations() if operation in served}
+
+
+@pytest.fixture
+def public(app: FastAPI) -> set[tuple[str, str]]:
+    return _declared_public(app)
+
+
+def test_the_public_operations_are_the_reviewed_ones(app: FastAPI) -> None:
+    policies: RoutePolicies = app.state.route_policies
+    declared = {op: why for op, why in policies.public_operations().items() if op in set(_operations(app))}
+    print("\n".join(f"public: {method} {path}  ({why})" for (method, path), why in sorted(declared.items())))
+    assert declared == REVIEWED_PUBLIC
+
+
+def test_every_operation_is_public_or_names_its_authenticator(app: FastAPI) -> None:
+    """Statically: each operation's dependencies include an Authenticator unless it is declared public."""
+    assert unguarded_operations(app, app.state.route_policies) == []
+
+
 def _operations(app: FastAPI) -> list[tuple[str, str]]:
     return [
         (method.upper(), path)
@@ -73,14 +101,16 @@ def _concrete(path: str) -> str:
 
 def test_lists_name_only_served_operations(app: FastAPI) -> None:
     served = set(_operations(app))
-    assert (PUBLIC | OWN_ACCOUNT) - served == set()
+    assert (set(REVIEWED_PUBLIC) | OWN_ACCOUNT) - served == set()
     for spec in ALL_APPS:
         prefixes = {router.prefix for router in spec.routers if router.prefix.startswith("/api/")}
         assert any(path.startswith(tuple(prefixes)) for _, path in served), spec.name
 
 
-async def test_every_non_public_operation_needs_credentials(app: FastAPI, client: httpx.AsyncClient) -> None:
-    operations = [op for op in _operations(app) if op not in PUBLIC]
+async def test_every_non_public_operation_needs_credentials(
+    app: FastAPI, client: httpx.AsyncClient, public: set[tuple[str, str]]
+) -> None:
+    operations = [op for op in _operations(app) if op not in public]
     assert len(operations) >= 25
     failures = []
     for method, path in operations:
@@ -91,12 +121,12 @@ async def test_every_non_public_operation_needs_credentials(app: FastAPI, client
 
 
 async def test_every_permissioned_operation_denies_a_principal_without_it(
-    app: FastAPI, client: httpx.AsyncClient, platform: Platform
+    app: FastAPI, client: httpx.AsyncClient, platform: Platform, public: set[tuple[str, str]]
 ) -> None:
     user = await create_user(platform)
     powerless = await issue_api_key(platform, user, scopes=[])
     failures = []
-    operations = [op for op in _operations(app) if op not in PUBLIC | OWN_ACCOUNT]
+    operations = [op for op in _operations(app) if op not in public | OWN_ACCOUNT]
     for method, path in operations:
         response = await client.request(method, _concrete(path), headers=bearer(powerless))
         if response.status_code != 403:
@@ -104,10 +134,12 @@ async def test_every_permissioned_operation_denies_a_principal_without_it(
     assert failures == []
 
 
-async def test_garbage_credentials_are_refused_everywhere(app: FastAPI, client: httpx.AsyncClient) -> None:
+async def test_garbage_credentials_are_refused_everywhere(
+    app: FastAPI, client: httpx.AsyncClient, public: set[tuple[str, str]]
+) -> None:
     tokens = ("pak_nonsense", "pst_" + "0" * 32 + "_x", "eyJhbGciOiJub25lIn0.e30.", "x" * 600)
     for method, path in _operations(app):
-        if (method, path) in PUBLIC:
+        if (method, path) in public:
             continue
         for token in tokens:
             response = await client.request(method, _concrete(path), headers=bearer(token))
@@ -150,9 +182,10 @@ async def _refusals_outside(
 ) -> list[tuple[str, str, int]]:
     """Every operation not public and not `allowed` (a set, or a predicate) must answer 403 to `token`."""
     failures = []
+    public = _declared_public(app)
     for operation in _operations(app):
         permitted = allowed(operation) if callable(allowed) else operation in allowed  # type: ignore[operator]
-        if operation in PUBLIC or permitted:
+        if operation in public or permitted:
             continue
         method, path = operation
         response = await client.request(method, _concrete(path), headers=bearer(token))

@@ -16,6 +16,7 @@ from pentad.core.auth.schemes import CredentialScheme
 from pentad.core.events import DomainEvent, EventSubscriber
 from pentad.core.ingest import IngestStream
 from pentad.core.jobs.registry import CronSpec, JobSpec
+from pentad.core.policy import RoutePolicy
 from pentad.core.realtime.topics import TopicSpec
 from pentad.core.services import ServiceSpec
 
@@ -30,8 +31,8 @@ class AppSpec:
     permissions: the app's named permissions; role_permissions adds them to global roles;
     resource_roles defines per-resource roles (e.g. channel owner) for the core grant mechanism.
     credential_schemes: bearer-token kinds the app authenticates itself (e.g. chat user tokens).
-    upload_paths: regular expressions of POST/PUT paths whose bodies may be as large as
-    PENTAD_STORAGE__MAX_OBJECT_BYTES instead of PENTAD_SECURITY__MAX_BODY_BYTES (file uploads).
+    route_policy: the default policy (core/policy.py) of every route of the app's routers and pages,
+    e.g. security headers its pages all need; a route's own `@route_policy` wins field by field.
     topics: realtime topic patterns with their authorisation; jobs and cron: background work.
     mail_templates: folder of the app's e-mail templates for core mail (`enqueue_mail`).
     services: long-running tasks and child processes, supervised and restarted (core/services.py).
@@ -55,7 +56,7 @@ class AppSpec:
     jobs: Sequence[JobSpec] = ()
     cron: Sequence[CronSpec] = ()
     credential_schemes: Sequence[CredentialScheme] = ()
-    upload_paths: Sequence[str] = ()
+    route_policy: RoutePolicy | None = None
     cli: click.Group | None = None
     home_path: str | None = None
     static_dir: Path | None = None

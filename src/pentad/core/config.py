@@ -15,8 +15,9 @@ import ipaddress
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_origin
 
+import limits
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -165,10 +166,24 @@ class RateLimitSettings(BaseModel):
     storage_url: str = Field(
         "memory://", description="`memory://` or a Redis URL such as `redis://127.0.0.1:6379/0`."
     )
-    per_address: str = Field("600/minute", description="Requests per client address, all routes.")
+    per_address: str = Field(
+        "600/minute", description="Requests per client address to routes that declare no rate-limit class."
+    )
     per_principal: str = Field("1200/minute", description="Requests per user, API key or service token.")
     login_per_address: str = Field("20/minute", description="Login attempts per client address.")
     login_per_account: str = Field("10/15minutes", description="Login attempts per account.")
+    classes: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per-address limits of the rate-limit classes routes declare, replacing their defaults, "
+        'as JSON (`{"ingest": "6000/minute"}`) or one variable each (`PENTAD_RATELIMIT__CLASSES__INGEST`).',
+    )
+
+    @field_validator("classes")
+    @classmethod
+    def _class_limits(cls, value: dict[str, str]) -> dict[str, str]:
+        for limit in value.values():
+            limits.parse(limit)
+        return {name.lower(): limit for name, limit in value.items()}
 
 
 class RedisSettings(BaseModel):
@@ -437,6 +452,17 @@ def setting_names(model: type[BaseModel], prefix: str = ENV_PREFIX, *, areas: bo
     return names
 
 
+def _mapping_setting_names(model: type[BaseModel], prefix: str = ENV_PREFIX) -> list[str]:
+    names = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names += _mapping_setting_names(annotation, prefix + name.upper() + NESTED_DELIMITER)
+        elif get_origin(annotation) is dict:
+            names.append(prefix + name.upper())
+    return names
+
+
 def app_setting_names(app: str, model: type[BaseModel] | None) -> list[str]:
     """The variable names of one app's settings: PENTAD_<APP>__<NAME>."""
     if app in Settings.model_fields:
@@ -450,9 +476,11 @@ def unknown_settings(settings: Settings, apps: Mapping[str, type[BaseModel] | No
     known = setting_names(Settings)
     for app, model in apps.items():
         known += app_setting_names(app, model)
+    # A mapping setting (PENTAD_RATELIMIT__CLASSES) takes one variable per key as well as JSON.
+    keyed = tuple(name + NESTED_DELIMITER for name in _mapping_setting_names(Settings))
     warnings = []
     for name in _variable_names(ENV_PREFIX, settings.model_extra or {}):
-        if name in known or name.startswith(TEST_HARNESS_PREFIX):
+        if name in known or name.startswith(TEST_HARNESS_PREFIX) or name.startswith(keyed):
             continue
         nearest = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
         hint = f"; did you mean {nearest[0]}?" if nearest else ""

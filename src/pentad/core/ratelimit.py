@@ -13,10 +13,10 @@ one. A refused hit does not count. Each key holds three numbers; a hit costs O(1
 go lazily when touched, and a few are swept per hit, so memory follows the keys in use) and one round trip
 (one Lua script) in Redis.
 
-RateLimitMiddleware applies the per-address limit (IPv6 per /64) to every HTTP request except health
-checks and static files. It sends RateLimit-Limit, -Remaining and -Reset on every response of a limited
-request, describing whichever limit the request came closest to exhausting: any `enforce` during the
-request counts (the per-principal limit, the login limits), found through a context variable.
+RateLimitMiddleware applies each route's per-address limit (IPv6 per /64): the class its policy declares
+(core/policy.py) or the default. It sends RateLimit-Limit, -Remaining and -Reset on every response of a
+limited request, describing whichever limit the request came closest to exhausting: any `enforce` during
+the request counts (the per-principal limit, the login limits), found through a context variable.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pentad.core.config import RateLimitSettings, SettingsError
 from pentad.core.errors import TooManyRequests, problem_response
+from pentad.core.policy import RATE_GATE_STATE_KEY, RoutePolicies
 from pentad.core.security import scope_client_address
 
 logger = structlog.get_logger("pentad.ratelimit")
@@ -48,8 +49,6 @@ STORAGE_RETRY_SECONDS = 1.0
 """After a storage failure, requests pass unchecked this long before Redis is tried again, so that an
 unreachable Redis costs one timeout per second rather than one per request."""
 WARNING_INTERVAL_SECONDS = 60.0
-UNLIMITED_PATHS = frozenset({"/healthz", "/readyz"})
-UNLIMITED_PREFIXES = ("/static/",)
 SWEEP_EVERY = 32
 SWEEP_BATCH = 64
 """Every SWEEP_EVERY hits, the memory counters look at the SWEEP_BATCH keys least recently looked at and
@@ -309,35 +308,27 @@ def address_subject(address: str) -> str:
 
 
 class RateLimitMiddleware:
-    """Applies `limit` per client address to every HTTP request except health checks and static files."""
+    """Spends each HTTP request's route limit per client address, and reports the tightest limit.
 
-    def __init__(self, app: ASGIApp, *, limiter: RateLimiter, limit: str) -> None:
+    The limit is the route's declared rate-limit class (core/policy.py; UNLIMITED for health checks and
+    static files), or `PENTAD_RATELIMIT__PER_ADDRESS` for routes that declare none and requests no route
+    takes. It is spent when the router has picked the route, through the gate this middleware registers in
+    `scope["state"]`, so no path is matched twice.
+    """
+
+    def __init__(self, app: ASGIApp, *, limiter: RateLimiter, policies: RoutePolicies) -> None:
         self.app = app
         self.limiter = limiter
-        self.limit = limit
+        self.policies = policies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        if scope["type"] != "http" or path in UNLIMITED_PATHS or path.startswith(UNLIMITED_PREFIXES):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         report = RateLimitReport()
         token = _current_report.set(report)
+        scope.setdefault("state", {})[RATE_GATE_STATE_KEY] = self._admit
         try:
-            try:
-                await self.limiter.enforce(
-                    self.limit, "address", address_subject(scope_client_address(scope))
-                )
-            except TooManyRequests as exc:
-                response = problem_response(
-                    exc.status,
-                    exc.code,
-                    exc.message,
-                    request_id=scope.get("state", {}).get("request_id"),
-                    headers=exc.headers,
-                )
-                await response(scope, receive, send)
-                return
 
             async def send_with_headers(message: Message) -> None:
                 if message["type"] == "http.response.start" and report.tightest is not None:
@@ -353,3 +344,23 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send_with_headers)
         finally:
             _current_report.reset(token)
+
+    async def _admit(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        policy = self.policies.for_scope(scope)
+        if policy.rate_limit is None:
+            return True
+        try:
+            await self.limiter.enforce(
+                policy.rate_limit, policy.rate_key, address_subject(scope_client_address(scope))
+            )
+        except TooManyRequests as exc:
+            response = problem_response(
+                exc.status,
+                exc.code,
+                exc.message,
+                request_id=scope.get("state", {}).get("request_id"),
+                headers=exc.headers,
+            )
+            await response(scope, receive, send)
+            return False
+        return True

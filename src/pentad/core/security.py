@@ -6,22 +6,19 @@ Every class here is a pure ASGI middleware; install_middleware (core/web/middlew
 from __future__ import annotations
 
 import ipaddress
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pentad.core.errors import problem_response
+from pentad.core.policy import CONTENT_SECURITY_POLICY as CONTENT_SECURITY_POLICY  # its old home
+from pentad.core.policy import DEFAULT_SECURITY_HEADERS, RoutePolicies
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
-)
 _FORWARDED_SCHEMES = {"http", "https"}
 _WEBSOCKET_SCHEMES = {"http": "ws", "https": "wss"}
 
@@ -129,42 +126,43 @@ _NO_STORE = (b"cache-control", b"no-store")
 class SecurityHeadersMiddleware:
     """Adds browser hardening headers to every HTTP response that does not set them itself.
 
-    A route may send its own Content-Security-Policy (or any other of these headers) to loosen it for one
-    page. Strict-Transport-Security is sent only when the client reached us over HTTPS, directly or through a
-    trusted proxy (ClientAddressMiddleware must run outside this one).
+    The headers are the route's (its declared policy's CSP directives and Permissions-Policy features,
+    core/policy.py), or the core's strict ones for a request no route took. A route may also send its own
+    Content-Security-Policy (or any other of these headers) in the response. Strict-Transport-Security is
+    sent only when the client reached us over HTTPS, directly or through a trusted proxy
+    (ClientAddressMiddleware must run outside this one).
     """
 
-    def __init__(self, app: ASGIApp, *, hsts_max_age: int) -> None:
+    def __init__(self, app: ASGIApp, *, hsts_max_age: int, policies: RoutePolicies | None = None) -> None:
         self.app = app
-        self.headers: list[tuple[bytes, bytes]] = [
-            (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
-            (b"x-content-type-options", b"nosniff"),
-            (b"x-frame-options", b"DENY"),
-            (b"referrer-policy", b"strict-origin-when-cross-origin"),
-            (b"cross-origin-opener-policy", b"same-origin"),
-            (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
-        ]
+        self.policies = policies
         self.hsts_header = (b"strict-transport-security", f"max-age={hsts_max_age}".encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = self.headers
+        extra: list[tuple[bytes, bytes]] = []
         scheme = scope.get("state", {}).get("scheme", scope.get("scheme"))
         if scheme == "https":
-            headers = [*headers, self.hsts_header]
-
+            extra.append(self.hsts_header)
         if scope["path"].startswith("/api/"):
             # API answers carry tokens, secrets and private data: no cache keeps them unless a route
             # says otherwise (signed file downloads do).
-            headers = [*headers, _NO_STORE]
+            extra.append(_NO_STORE)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                # Read at the response's start: by now the router has picked the route.
+                policies = self.policies
+                headers = (
+                    DEFAULT_SECURITY_HEADERS
+                    if policies is None
+                    else policies.for_scope(scope).security_headers
+                )
                 existing = list(message.get("headers", ()))
                 present = {name.lower() for name, _ in existing}
-                existing.extend(header for header in headers if header[0] not in present)
+                existing.extend(header for header in (*headers, *extra) if header[0] not in present)
                 message["headers"] = existing
             await send(message)
 
@@ -179,45 +177,43 @@ class _BodyTooLarge(HTTPException):
 
 
 class BodySizeLimitMiddleware:
-    """Refuses request bodies larger than `max_body_bytes` with 413 `payload_too_large`.
+    """Refuses request bodies larger than the route's limit with 413 `payload_too_large`.
 
-    Upload routes (paths matching one of `upload_paths`) may carry up to `max_upload_bytes` instead; the
-    route itself enforces its own, usually smaller, limit while it streams the body to storage.
-
-    A declared Content-Length over the limit is refused before the app runs. A body without one (chunked
-    or streamed) is counted as it arrives, and the app's next `receive` fails once the count passes the
-    limit, so nothing larger than the limit is ever buffered.
+    The limit is `max_body_bytes` unless the route's policy (core/policy.py) declares another, as upload
+    routes do; the route itself enforces its own, usually smaller, limit while it streams the body to
+    storage. A declared Content-Length over what any route allows is refused before the app runs. Otherwise
+    the route's limit is applied when it first reads the body (the router has picked the route by then,
+    and FastAPI reads it before any dependency runs): a declared Content-Length over it is refused at
+    once; a body without one (chunked or streamed) is counted as it arrives, and the app's next `receive`
+    fails once the count passes the limit, so nothing larger than the limit is ever buffered.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        max_body_bytes: int,
-        upload_paths: Sequence[re.Pattern[str]] = (),
-        max_upload_bytes: int = 0,
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, policies: RoutePolicies | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.upload_paths = tuple(upload_paths)
-        self.max_upload_bytes = max(max_upload_bytes, max_body_bytes)
+        self.policies = policies
+        self.largest_body_bytes = max_body_bytes if policies is None else policies.largest_body_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_body_bytes
-        if scope["method"] in ("POST", "PUT") and any(p.fullmatch(scope["path"]) for p in self.upload_paths):
-            limit = self.max_upload_bytes
         declared = _content_length(scope)
-        if declared is not None and declared > limit:
-            await self._refuse(scope, receive, send, _BodyTooLarge(limit))
+        if declared is not None and declared > self.largest_body_bytes:
+            await self._refuse(scope, receive, send, _BodyTooLarge(self.largest_body_bytes))
             return
+        limit: int | None = None
         received = 0
         response_started = False
 
         async def receive_within_limit() -> Message:
-            nonlocal received
+            nonlocal received, limit
+            if limit is None:
+                # The first read comes from the route: its policy is known by now.
+                policies = self.policies
+                limit = self.max_body_bytes if policies is None else policies.for_scope(scope).body_limit
+                if declared is not None and declared > limit:
+                    raise _BodyTooLarge(limit)
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))

@@ -252,7 +252,7 @@ async def test_uploads_may_be_larger_than_other_request_bodies(
     tmp_path: Path, database_url: str, database: Database
 ) -> None:
     """The core's request-body limit (PENTAD_SECURITY__MAX_BODY_BYTES) would refuse most real photos; the
-    attachment route is an upload path, limited by PENTAD_CHAT__UPLOAD_MAX_BYTES instead."""
+    attachment route declares the upload body limit and checks PENTAD_CHAT__UPLOAD_MAX_BYTES itself."""
     settings = make_settings(tmp_path, database_url, apps=["chat"], security={"max_body_bytes": 4096})
     app = create_app(settings, database=database, apps=[APP])
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))

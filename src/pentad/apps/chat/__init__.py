@@ -44,7 +44,6 @@ APP = AppSpec(
     events=DOMAIN_EVENTS,
     mail_templates=Path(__file__).parent / "mail_templates",
     credential_schemes=CREDENTIAL_SCHEMES,
-    upload_paths=[r"/api/chat/channels/[^/]+/attachments"],
     cli=cli.chat,
     home_path="/chat",
     static_dir=Path(__file__).parent / "static",

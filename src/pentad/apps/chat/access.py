@@ -25,7 +25,7 @@ from pentad.apps.chat.permissions import (
     CHANNEL_RESOURCE,
 )
 from pentad.apps.chat.settings import ChatSettings
-from pentad.core.auth import repository as auth_repository
+from pentad.core.auth.grants import granted_permissions
 from pentad.core.auth.permissions import Permission
 from pentad.core.auth.principal import Principal
 from pentad.core.errors import PermissionDenied
@@ -102,15 +102,12 @@ async def _granted(
     account = actor.principal.id if actor.principal.is_user else actor.user.pentad_user_id
     if account is None or actor.tenant.slug != platform.app_settings(ChatSettings).default_tenant:
         return frozenset()
-    roles = await auth_repository.list_resource_grant_roles(
-        session, account, CHANNEL_RESOURCE, str(channel_id)
+    granted = await granted_permissions(
+        session, platform.permissions, account, CHANNEL_RESOURCE, str(channel_id)
     )
-    granted: set[str] = set()
-    for role in roles:
-        granted |= platform.permissions.resource_role_permissions(CHANNEL_RESOURCE, role)
     if actor.principal.scopes is not None:
         granted &= actor.principal.scopes
-    return frozenset(granted)
+    return granted
 
 
 def require_permission(access: ChannelAccess, permission: Permission) -> None:

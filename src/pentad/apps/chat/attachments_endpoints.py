@@ -19,6 +19,7 @@ from pentad.apps.chat.push import (
 )
 from pentad.apps.chat.service import ChatService
 from pentad.core.errors import problem_responses
+from pentad.core.policy import route_policy
 
 router = APIRouter(
     prefix="/api/chat",
@@ -51,6 +52,7 @@ Push = Annotated[PushService, Depends(push_service)]
     "PENTAD_CHAT__UPLOAD_MAX_BYTES (413); a file whose content contradicts its declared type is refused "
     "(415).",
 )
+@route_policy(body_limit="upload")
 async def upload_attachment(
     channel_id: Annotated[uuid.UUID, Path(description="Channel id.")],
     file: Annotated[UploadFile, File(description="The file, with its content type and name.")],

@@ -25,6 +25,7 @@ from pentad.apps.chat.webhooks import Webhook, WebhookCreate, WebhookService, We
 from pentad.core.auth.dependencies import db_session, request_actor
 from pentad.core.errors import problem_responses
 from pentad.core.platform import get_platform
+from pentad.core.policy import route_policy
 
 router = APIRouter(
     prefix="/api/chat",
@@ -156,6 +157,7 @@ async def revoke_incoming_hook(channel_id: ChannelId, hook_id: uuid.UUID, servic
     description="No credentials: the URL is the credential. 201 when posted, 200 when `client_id` repeats "
     "an earlier post; 404 for a wrong or revoked URL.",
 )
+@route_policy(public="the secret in the URL is the credential")
 async def post_to_hook(
     request: Request,
     hook_id: uuid.UUID,

@@ -1,10 +1,16 @@
 """Request-level authentication and authorisation: who is calling, and may they do this.
 
-Every non-public route declares `Depends(require(PERMISSION))`, `Depends(require())` (any principal) or
-`Depends(signed_in_user)`; tests/core/test_route_table.py calls every operation to prove none forgot.
+Every route either declares itself public (`@route_policy(public=...)`, core/policy.py) or depends on an
+Authenticator: `Depends(require(PERMISSION))`, `Depends(require())` (any principal),
+`Depends(signed_in_user)`, `Depends(require_service(...))` or an Authenticator of its own naming the
+principal kinds and credentials it takes (like Polar's). tests/core/test_route_table.py finds the guard of
+every operation and calls each one to prove none forgot.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +22,7 @@ from pentad.core.auth.principal import Principal
 from pentad.core.auth.service import AuthService, csrf_matches
 from pentad.core.errors import NotAuthenticated, PermissionDenied
 from pentad.core.platform import get_platform
+from pentad.core.policy import RouteGuard
 from pentad.core.security import client_address
 
 SESSION_COOKIE = "pentad_session"
@@ -92,36 +99,77 @@ async def resolve_principal(request: Request, *, check_csrf_header: bool = True)
     return principal
 
 
-class Requirement:
-    """A dependency that demands an authenticated principal holding every listed permission."""
+class Authenticator(RouteGuard):
+    """A dependency that demands an authenticated principal of an allowed kind, through an allowed
+    credential, holding every listed permission (an API key's or service token's scopes narrow what it
+    holds).
 
-    def __init__(self, *permissions: Permission, users_only: bool = False) -> None:
+    principals: the principal kinds allowed ("user", "service", an app's own such as "chat_tenant");
+    None allows every kind. credentials: the credentials allowed (Principal.via: "session",
+    "access_token", "api_key", "service_token", an app scheme's such as "chat_server_key"); None allows
+    every credential. A principal of another kind or credential is refused 403 `credential_refused`.
+    """
+
+    def __init__(
+        self,
+        *permissions: Permission,
+        principals: Iterable[str] | None = None,
+        credentials: Iterable[str] | None = None,
+        refusal: str | None = None,
+        refusal_code: str = "credential_refused",
+    ) -> None:
         self.permissions = permissions
-        self.users_only = users_only
+        self.principals = frozenset(principals) if principals is not None else None
+        self.credentials = frozenset(credentials) if credentials is not None else None
+        self.refusal = refusal or self._describe_allowed()
+        self.refusal_code = refusal_code
+
+    def _describe_allowed(self) -> str:
+        allowed = sorted(self.credentials or self.principals or ())
+        return f"This route takes only: {', '.join(allowed)}."
 
     async def __call__(self, request: Request) -> Principal:
         principal = await resolve_principal(request)
         if principal is None:
             raise NotAuthenticated()
-        if self.users_only and not principal.is_user:
-            raise PermissionDenied("This needs a user account, not a service token.")
+        if (self.principals is not None and principal.kind not in self.principals) or (
+            self.credentials is not None and principal.via not in self.credentials
+        ):
+            raise PermissionDenied(self.refusal, code=self.refusal_code)
         missing = [p for p in self.permissions if not principal.has(p)]
         if missing:
             raise PermissionDenied(f"You need the permission {missing[0].key!r} for this.")
         return principal
 
     def __repr__(self) -> str:
-        return f"Requirement({', '.join(p.key for p in self.permissions) or 'authenticated'})"
+        return f"Authenticator({', '.join(p.key for p in self.permissions) or 'authenticated'})"
 
 
-def require(*permissions: Permission) -> Requirement:
-    return Requirement(*permissions)
+USERS: Final = frozenset({"user"})
+SERVICES: Final = frozenset({"service"})
+INTERACTIVE: Final = frozenset({"session", "access_token"})
+"""Credentials a person holds in hand: a browser session or a login's access token."""
 
 
-def require_user(*permissions: Permission) -> Requirement:
+def require(*permissions: Permission) -> Authenticator:
+    """Any principal holding every listed permission."""
+    return Authenticator(*permissions)
+
+
+def require_user(*permissions: Permission) -> Authenticator:
     """A user (never a service token) holding every listed permission."""
-    return Requirement(*permissions, users_only=True)
+    return Authenticator(
+        *permissions,
+        principals=USERS,
+        refusal="This needs a user account, not a service token.",
+        refusal_code="permission_denied",
+    )
 
 
-signed_in_user = Requirement(users_only=True)
+def require_service(*permissions: Permission) -> Authenticator:
+    """A service token holding every listed permission: machine-to-machine routes."""
+    return Authenticator(*permissions, principals=SERVICES, refusal="This route takes a service token.")
+
+
+signed_in_user = require_user()
 """Any signed-in user (not a service token)."""

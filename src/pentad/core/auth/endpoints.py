@@ -66,6 +66,7 @@ from pentad.core.auth.schemas import (
 from pentad.core.auth.service import AuthService, TokenPair
 from pentad.core.db.base import utcnow
 from pentad.core.errors import problem_responses
+from pentad.core.policy import route_policy
 
 Service = Annotated[AuthService, Depends(auth_service)]
 User = Annotated[Principal, Depends(signed_in_user)]
@@ -101,6 +102,7 @@ def _token_response(pair: TokenPair) -> TokenResponse:
     summary="Log in with e-mail and password",
     description="Returns tokens, or an MFA challenge when two-factor authentication is on.",
 )
+@route_policy(public="the credentials are the body")
 async def login(body: LoginRequest, request: Request, service: Service) -> TokenResponse | MfaChallenge:
     actor = request_actor(request)
     user = await service.check_password_login(body.email, body.password, actor)
@@ -111,6 +113,7 @@ async def login(body: LoginRequest, request: Request, service: Service) -> Token
 
 
 @auth_router.post("/mfa", response_model=TokenResponse, summary="Complete a login with a 2FA code")
+@route_policy(public="the MFA token is the credential")
 async def complete_mfa(body: MfaRequest, request: Request, service: Service) -> TokenResponse:
     actor = request_actor(request)
     user = await service.complete_mfa(body.mfa_token, body.code, actor)
@@ -124,6 +127,7 @@ async def complete_mfa(body: MfaRequest, request: Request, service: Service) -> 
     summary="Exchange a refresh token for new tokens",
     description="Refresh tokens are single use. Presenting one twice revokes the whole session.",
 )
+@route_policy(public="the refresh token is the credential")
 async def refresh(body: RefreshRequest, request: Request, service: Service) -> TokenResponse:
     return _token_response(await service.refresh(body.refresh_token, request_actor(request)))
 
@@ -170,6 +174,7 @@ async def logout_all(request: Request, service: Service, principal: AccountSecur
     summary="E-mail a password reset link",
     description="Answers 202 whether or not the account exists, so it reveals nothing.",
 )
+@route_policy(public="answers the same for every address")
 async def request_password_reset(
     body: PasswordResetRequest, request: Request, service: Service
 ) -> PasswordResetAccepted:
@@ -180,6 +185,7 @@ async def request_password_reset(
 @auth_router.post(
     "/password-reset/confirm", status_code=status.HTTP_204_NO_CONTENT, summary="Set a new password"
 )
+@route_policy(public="the reset token is the credential")
 async def confirm_password_reset(body: PasswordResetConfirm, request: Request, service: Service) -> Response:
     await service.reset_password(body.token, body.new_password, request_actor(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

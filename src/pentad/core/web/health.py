@@ -16,6 +16,7 @@ from pentad.core.auth.dependencies import require
 from pentad.core.auth.permissions import METRICS_READ
 from pentad.core.errors import problem_response, problem_responses
 from pentad.core.platform import get_platform
+from pentad.core.policy import UNLIMITED, route_policy
 from pentad.core.services import ServiceHealth, Services
 
 READINESS_TIMEOUT_SECONDS = 2.0
@@ -45,6 +46,7 @@ class Readiness(BaseModel):
 
 
 @router.get("/healthz", summary="Liveness: the process answers")
+@route_policy(public="liveness probe", rate_limit=UNLIMITED)
 async def healthz() -> Liveness:
     return Liveness()
 
@@ -56,6 +58,7 @@ async def healthz() -> Liveness:
     response_model_exclude_none=True,
     responses=problem_responses(503),
 )
+@route_policy(public="readiness probe", rate_limit=UNLIMITED)
 async def readyz(request: Request) -> Response | Readiness:
     platform = get_platform(request)
     probes: dict[str, Awaitable[None]] = {"database": platform.database.ping()}

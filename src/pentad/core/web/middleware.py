@@ -19,6 +19,7 @@ from pentad.core.db.transaction import TransactionMiddleware
 from pentad.core.errors import ErrorBoundaryMiddleware
 from pentad.core.metrics import Metrics
 from pentad.core.platform import Platform
+from pentad.core.policy import RoutePolicies
 from pentad.core.ratelimit import RateLimitMiddleware
 from pentad.core.security import (
     BodySizeLimitMiddleware,
@@ -47,23 +48,20 @@ access_logger = structlog.get_logger(ACCESS_LOGGER_NAME)
 _access_log_level = logging.getLogger(ACCESS_LOGGER_NAME)
 
 
-def install_middleware(app: FastAPI, platform: Platform) -> None:
+def install_middleware(app: FastAPI, platform: Platform, policies: RoutePolicies) -> None:
     """Build the stack; from the outside in: request context, client address, security headers, CORS,
-    body size limit, per-address rate limit, the NUL guard, the request's transaction, the error boundary."""
+    body size limit, per-address rate limit, the NUL guard, the request's transaction, the error boundary.
+    The route policies (core/policy.py, resolved by create_app) tell the middlewares each route's limits
+    and headers."""
     settings = platform.settings
     # add_middleware puts each new layer outside the ones added before it.
     app.add_middleware(ErrorBoundaryMiddleware)
     app.add_middleware(TransactionMiddleware, database=platform.database)
     app.add_middleware(NulGuardMiddleware)
     if settings.ratelimit.enabled:
-        app.add_middleware(
-            RateLimitMiddleware, limiter=platform.limiter, limit=settings.ratelimit.per_address
-        )
+        app.add_middleware(RateLimitMiddleware, limiter=platform.limiter, policies=policies)
     app.add_middleware(
-        BodySizeLimitMiddleware,
-        max_body_bytes=settings.security.max_body_bytes,
-        upload_paths=[re.compile(path) for spec in platform.apps for path in spec.upload_paths],
-        max_upload_bytes=settings.storage.max_object_bytes,
+        BodySizeLimitMiddleware, max_body_bytes=settings.security.max_body_bytes, policies=policies
     )
     if settings.security.cors_origins:
         app.add_middleware(
@@ -75,7 +73,9 @@ def install_middleware(app: FastAPI, platform: Platform) -> None:
             expose_headers=CORS_EXPOSED_HEADERS,
             max_age=600,
         )
-    app.add_middleware(SecurityHeadersMiddleware, hsts_max_age=settings.security.hsts_max_age)
+    app.add_middleware(
+        SecurityHeadersMiddleware, hsts_max_age=settings.security.hsts_max_age, policies=policies
+    )
     app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.security.trusted_proxies)
     app.add_middleware(RequestContextMiddleware, metrics=platform.metrics)
 
