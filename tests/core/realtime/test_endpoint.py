@@ -142,7 +142,8 @@ async def test_expired_credentials_close_the_socket(tmp_path: Path, realtime_dat
     settings = realtime_settings(tmp_path, realtime_database_url, heartbeat_interval=0.2)
     async with live_server(settings) as running:
         user = await room_member(running.platform)
-        async with peer(running, await access_token(running.platform, user, ttl=1)) as client:
+        # Long enough to be valid when the socket authenticates on a busy machine, short enough to expire.
+        async with peer(running, await access_token(running.platform, user, ttl=3)) as client:
             assert await client.closed_with() == CloseCode.CREDENTIALS_EXPIRED
 
 
