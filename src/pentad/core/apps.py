@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from pentad.core.auth.permissions import Permission
 from pentad.core.auth.schemes import CredentialScheme
 from pentad.core.events import DomainEvent, EventSubscriber
+from pentad.core.health import HealthCheck
 from pentad.core.ingest import IngestStream
 from pentad.core.jobs.registry import CronSpec, JobSpec
 from pentad.core.policy import RoutePolicy
@@ -41,6 +42,7 @@ class AppSpec:
     events: the domain events the app emits (core/events.py); subscribers: its handlers of other apps'
     (or its own) events, delivered after commit, at least once.
     ingest: buffered high-volume streams (core/ingest.py), appended through `platform.ingest`.
+    health_checks: readiness probes of the app's own dependencies, shown in /readyz (core/health.py).
     """
 
     name: str
@@ -66,3 +68,4 @@ class AppSpec:
     events: Sequence[DomainEvent[Any]] = ()
     subscribers: Sequence[EventSubscriber] = ()
     ingest: Sequence[IngestStream] = ()
+    health_checks: Sequence[HealthCheck] = ()

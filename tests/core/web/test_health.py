@@ -107,3 +107,38 @@ async def test_metrics_show_the_requests_served(client: httpx.AsyncClient, platf
 async def test_the_metrics_endpoint_documents_its_refusals(client: httpx.AsyncClient) -> None:
     responses = (await client.get("/openapi.json")).json()["paths"]["/metrics"]["get"]["responses"]
     assert {"200", "401", "403", "429"} <= set(responses)
+
+
+async def test_an_apps_own_readiness_checks_are_in_readyz(settings: object, database: Database) -> None:
+    from pentad.core.apps import AppSpec
+    from pentad.core.health import HealthCheck, HealthContext
+
+    seen: list[HealthContext] = []
+    listener_up = True
+
+    async def database_answers(context: HealthContext) -> None:
+        seen.append(context)
+        await context.database.ping()
+
+    async def listener_accepts(_context: HealthContext) -> None:
+        if not listener_up:
+            raise ConnectionRefusedError("the RTMP listener does not accept")
+
+    spec = AppSpec(
+        name="probed",
+        title="Probed",
+        health_checks=[HealthCheck("database", database_answers), HealthCheck("listener", listener_accepts)],
+    )
+    app = create_app(settings, database=database, apps=[spec])  # type: ignore[arg-type]
+    async with _client(app) as client:
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["checks"] == {"database": "ok", "probed.database": "ok", "probed.listener": "ok"}
+        assert seen[0].settings is app.state.platform.settings
+
+        listener_up = False
+        refused = await client.get("/readyz")
+    assert refused.status_code == 503
+    assert refused.json()["checks"]["probed.listener"] == "failed"
+    assert "probed.listener" in refused.json()["detail"]
+    assert "RTMP" not in refused.text  # the reason goes to the log, not to the public

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from pentad.core.auth.dependencies import require
 from pentad.core.auth.permissions import METRICS_READ
 from pentad.core.errors import problem_response, problem_responses
+from pentad.core.health import HealthContext
 from pentad.core.platform import get_platform
 from pentad.core.policy import UNLIMITED, route_policy
 from pentad.core.services import ServiceHealth, Services
@@ -36,7 +37,7 @@ class Readiness(BaseModel):
     checks: dict[str, CheckStatus] = Field(
         description="Each dependency checked (`database`; `redis` and `realtime` (the hub's broker) when "
         "configured; `services` when this process runs or stands by for app services: failed while a "
-        "critical one is not running) and its state."
+        "critical one is not running; each enabled app's own checks as `<app>.<check>`) and its state."
     )
     services: dict[str, ServiceHealth] | None = Field(
         None,
@@ -66,6 +67,10 @@ async def readyz(request: Request) -> Response | Readiness:
         probes["redis"] = _ping_redis(platform.settings.redis.url)
     if platform.settings.realtime.broker_url:
         probes["realtime"] = platform.hub.check_broker()
+    context = HealthContext(platform.settings, platform.database)
+    for spec in platform.apps:
+        for check in spec.health_checks:
+            probes[f"{spec.name}.{check.name}"] = check.probe(context)
     results = await asyncio.gather(*(_check(name, probe) for name, probe in probes.items()))
     checks = dict(zip(probes, results, strict=True))
     services = platform.services.health() or None
