@@ -429,7 +429,10 @@ def worker(*, concurrency: int | None, burst: bool, queues: tuple[str, ...]) -> 
         finally:
             await platform.close()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except RuntimeError as exc:  # a burst that could not reach the database
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command("run-service")

@@ -363,3 +363,32 @@ async def test_only_job_managers_may_watch_progress(settings: Settings, database
         assert not principals[member.email].has(JOBS_MANAGE)
         assert await match.spec.authorize(access(admin.email, "subscribe"))
         assert not await match.spec.authorize(access(admin.email, "publish"))
+
+
+async def test_a_failed_claim_does_not_end_a_burst_and_a_dead_database_fails_it(
+    live_platform: LivePlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = Recorder()
+    name = kind("burst")
+    platform = live_platform(app_with(JobSpec(name, recorder)))
+    await _enqueue(platform, name, {"n": 1})
+    worker = Worker(platform)
+    real_fill = worker._fill
+    failures = iter([True])
+
+    async def flaky_fill() -> int:
+        if next(failures, False):
+            raise TimeoutError("database is locked")
+        return await real_fill()
+
+    monkeypatch.setattr(worker, "_fill", flaky_fill)
+    await asyncio.wait_for(worker.run(until_idle=True), 60)
+    assert len(recorder.calls) == 1  # the due job ran although the first claim failed
+
+    async def dead_fill() -> int:
+        raise ConnectionRefusedError("the database is gone")
+
+    stuck = Worker(platform)
+    monkeypatch.setattr(stuck, "_fill", dead_fill)
+    with pytest.raises(RuntimeError, match="could not claim jobs"):
+        await asyncio.wait_for(stuck.run(until_idle=True), 60)

@@ -72,6 +72,8 @@ JOB_PROGRESS_TOPIC = TopicSpec(
 MAX_ERROR_CHARS = 4000
 MAX_PROGRESS_MESSAGE = 200
 PRUNE_JOB = "core.prune_jobs"
+BURST_CLAIM_ATTEMPTS = 10
+"""Consecutive failed claims after which `run(until_idle=True)` gives up (the burst is not done)."""
 
 
 def retry_delay(
@@ -206,12 +208,18 @@ class Worker:
             queues=sorted(self.queues) or "all",
             until_idle=until_idle,
         )
+        failed_claims = 0
         try:
             while not self._stopping:
                 self._wake.clear()
                 await self._guarded(self.schedule_cron(utcnow()), "job_cron_failed")
                 started = await self._guarded(self._fill(), "job_claim_failed")
-                if until_idle and not started and not self._running:
+                # A failed claim (a lock wait timed out on a busy SQLite file) says nothing about idleness;
+                # a database that keeps failing ends a burst with an error rather than a false "all done".
+                failed_claims = failed_claims + 1 if started is None else 0
+                if until_idle and failed_claims >= BURST_CLAIM_ATTEMPTS:
+                    raise RuntimeError(f"could not claim jobs {failed_claims} times in a row; see the log")
+                if until_idle and started == 0 and not self._running:
                     break
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.next_poll_in(utcnow()))
@@ -229,13 +237,13 @@ class Worker:
             wait = min(wait, (entry.next_tick(now) - now).total_seconds())
         return max(wait, 0.0)
 
-    async def _guarded(self, work: Awaitable[int], event: str) -> int:
-        """A failed poll (database restarting, lock timeout) is logged; the next poll tries again."""
+    async def _guarded(self, work: Awaitable[int], event: str) -> int | None:
+        """A failed poll (database restarting, lock timeout) is logged (None); the next poll tries again."""
         try:
             done: int = await work
         except Exception:
             logger.warning(event, worker=self.id, exc_info=True)
-            return 0
+            return None
         return done
 
     # ---------------------------------------------------------------- claiming
