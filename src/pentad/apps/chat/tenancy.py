@@ -188,7 +188,7 @@ class TenantService:
             tenant.blocked_words = sorted({w.strip().lower() for w in data.blocked_words if w.strip()})
         if data.disabled is not None:
             tenant.disabled_at = utcnow() if data.disabled else None
-            forget_credentials(self.session, self.platform, None)
+            forget_on_commit(self.session, self.platform.principals, None)
         await self.session.flush()
         audit.record(
             self.session,
@@ -233,7 +233,7 @@ class TenantService:
         if key.revoked_at is None:
             key.revoked_at = utcnow()
             await self.session.flush()
-            forget_credentials(self.session, self.platform, tenant_id)
+            forget_on_commit(self.session, self.platform.principals, tenant_id)
             audit.record(
                 self.session,
                 self.actor,
@@ -273,7 +273,7 @@ class TenantService:
         user = await self.get_user(tenant, external_id)
         user.deactivated_at = None if active else utcnow()
         await self.session.flush()
-        forget_credentials(self.session, self.platform, user.id)
+        forget_on_commit(self.session, self.platform.principals, user.id)
         audit.record(
             self.session,
             self.actor,
@@ -287,7 +287,7 @@ class TenantService:
         user = await self.get_user(tenant, external_id)
         user.tokens_valid_after = utcnow()
         await self.session.flush()
-        forget_credentials(self.session, self.platform, user.id)
+        forget_on_commit(self.session, self.platform.principals, user.id)
         audit.record(
             self.session,
             self.actor,
@@ -313,7 +313,7 @@ class TenantService:
         self.session.add(restriction)
         await self.session.flush()
         if kind == "ban":
-            forget_credentials(self.session, self.platform, user.id)
+            forget_on_commit(self.session, self.platform.principals, user.id)
             recheck(self.session, (user.id, user.pentad_user_id))
         audit.record(
             self.session,
@@ -342,10 +342,6 @@ class TenantService:
 def restriction_expiry(duration: int | None) -> datetime | None:
     """When a ban or mute of `duration` seconds given now ends; None: until lifted."""
     return utcnow() + timedelta(seconds=duration) if duration else None
-
-
-def forget_credentials(session: AsyncSession, platform: Platform, subject_id: uuid.UUID | None) -> None:
-    forget_on_commit(session, platform.principals, subject_id)
 
 
 def _handle_from(text: str) -> str:

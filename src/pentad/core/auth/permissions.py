@@ -78,6 +78,8 @@ class PermissionRegistry:
     def add_permissions(self, permissions: Iterable[Permission]) -> None:
         for permission in permissions:
             self._permissions[permission.key] = permission
+        # Asked on every API-key authentication: kept, not recomputed.
+        self._explicit = frozenset(key for key, p in self._permissions.items() if p.explicit)
 
     def add_to_role(self, role: str, permissions: Iterable[Permission]) -> None:
         if role not in self._roles:
@@ -96,7 +98,7 @@ class PermissionRegistry:
     @property
     def explicit_scopes(self) -> frozenset[str]:
         """Permissions that an API key's `*` scope does not imply."""
-        return frozenset(key for key, p in self._permissions.items() if p.explicit)
+        return self._explicit
 
     @property
     def roles(self) -> dict[str, frozenset[str]]:

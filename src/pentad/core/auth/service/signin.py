@@ -10,6 +10,7 @@ from pentad.core import audit
 from pentad.core.audit import Actor
 from pentad.core.auth import passwords, repository
 from pentad.core.auth import tokens as tok
+from pentad.core.auth.cache import forget_on_commit
 from pentad.core.auth.exceptions import (
     CredentialNotFound,
     InvalidCredentials,
@@ -99,7 +100,8 @@ class SignIn(AuthBase):
             await self.verify_second_factor(user, code, actor)
         now = utcnow()
         await repository.mark_session_verified(self.session, principal.session_id, now)
-        self._rights_changed(user.id)
+        # Only the cached verification time changed: no rights, so no realtime re-check.
+        forget_on_commit(self.session, self.platform.principals, user.id)
         audit.record(
             self.session, actor, "auth.reverify", resource_type="session", resource_id=principal.session_id
         )
