@@ -7,14 +7,17 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pyotp
+from sqlalchemy import update
 
 from pentad.core import audit
-from pentad.core.auth.models import User
+from pentad.core.auth.models import AuthSession, User
 from pentad.core.auth.service import AuthService
+from pentad.core.db.base import utcnow
 from pentad.core.jobs.worker import Worker
 from pentad.core.platform import Platform
 
@@ -82,6 +85,29 @@ async def access_token(client: httpx.AsyncClient, user: User) -> str:
 def totp_now(secret: str, steps_ahead: int = 0) -> str:
     totp = pyotp.TOTP(secret)
     return str(totp.at(int(time.time()) + steps_ahead * totp.interval))
+
+
+async def enable_totp(client: httpx.AsyncClient, token: str) -> tuple[str, list[str]]:
+    """Turn two-factor sign-in on through the API: the TOTP secret and the recovery codes."""
+    setup = await client.post("/api/me/2fa/setup", headers=bearer(token))
+    assert setup.status_code == 200, setup.text
+    secret = setup.json()["secret"]
+    assert setup.json()["qr_svg"].startswith("<svg")
+    assert setup.json()["otpauth_uri"].startswith("otpauth://totp/")
+    enabled = await client.post("/api/me/2fa/enable", json={"code": totp_now(secret)}, headers=bearer(token))
+    assert enabled.status_code == 200, enabled.text
+    return secret, enabled.json()["recovery_codes"]
+
+
+async def age_sign_in(platform: Platform, user_id: uuid.UUID) -> None:
+    """Make every session of the user look signed in long ago (beyond PENTAD_AUTH__REVERIFY_AFTER)."""
+    async with platform.database.transaction() as session:
+        await session.execute(
+            update(AuthSession)
+            .where(AuthSession.user_id == user_id)
+            .values(verified_at=utcnow() - timedelta(days=1))
+        )
+    platform.principals.clear()
 
 
 def free_port() -> int:

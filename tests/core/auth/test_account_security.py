@@ -4,22 +4,20 @@ no caching of responses that carry secrets."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from pentad.core.audit import AuditEvent
-from pentad.core.auth.models import AuthSession
-from pentad.core.db.base import utcnow
 from pentad.core.platform import Platform
 from tests.factories import (
     DEFAULT_PASSWORD,
     access_token,
+    age_sign_in,
     bearer,
     create_admin,
     create_user,
+    enable_totp,
     issue_api_key,
     issue_service_token,
     login,
@@ -33,26 +31,6 @@ async def _actions(platform: Platform, action: str) -> int:
     async with platform.database.transaction() as session:
         rows = await session.scalars(select(AuditEvent.id).where(AuditEvent.action == action))
         return len(rows.all())
-
-
-async def _age_verification(platform: Platform, user_id: object) -> None:
-    """Make every session of the user look signed in long ago (older than PENTAD_AUTH__REVERIFY_AFTER)."""
-    async with platform.database.transaction() as session:
-        await session.execute(
-            update(AuthSession)
-            .where(AuthSession.user_id == user_id)
-            .values(verified_at=utcnow() - timedelta(days=1))
-        )
-    platform.principals.clear()
-
-
-async def _enable_totp(client: httpx.AsyncClient, token: str) -> tuple[str, list[str]]:
-    setup = await client.post("/api/me/2fa/setup", headers=bearer(token))
-    assert setup.status_code == 200, setup.text
-    secret = setup.json()["secret"]
-    enabled = await client.post("/api/me/2fa/enable", json={"code": totp_now(secret)}, headers=bearer(token))
-    assert enabled.status_code == 200, enabled.text
-    return secret, enabled.json()["recovery_codes"]
 
 
 # ----------------------------------------------------------------- budgets
@@ -91,7 +69,7 @@ async def test_current_password_guessing_is_budgeted_like_login_and_audited(
 async def test_disable_two_factor_guessing_is_budgeted(client: httpx.AsyncClient, platform: Platform) -> None:
     user = await create_user(platform)
     token = await access_token(client, user)
-    await _enable_totp(client, token)
+    await enable_totp(client, token)
     statuses = []
     for attempt in range(15):
         response = await client.post(
@@ -110,7 +88,7 @@ async def test_second_factor_guessing_is_budgeted_and_audited(
 ) -> None:
     user = await create_user(platform)
     token = await access_token(client, user)
-    await _enable_totp(client, token)
+    await enable_totp(client, token)
     statuses = [
         (
             await client.post("/api/me/2fa/recovery-codes", json={"code": "000000"}, headers=bearer(token))
@@ -202,7 +180,7 @@ async def test_two_factor_setup_and_new_keys_need_a_recent_verification(
 ) -> None:
     user = await create_user(platform)
     token = await access_token(client, user)
-    await _age_verification(platform, user.id)
+    await age_sign_in(platform, user.id)
 
     for method, path, body in [
         ("POST", "/api/me/2fa/setup", None),
@@ -230,8 +208,8 @@ async def test_verification_with_two_factor_on_needs_a_code(
 ) -> None:
     user = await create_user(platform)
     token = await access_token(client, user)
-    secret, _ = await _enable_totp(client, token)
-    await _age_verification(platform, user.id)
+    secret, _ = await enable_totp(client, token)
+    await age_sign_in(platform, user.id)
     no_code = await client.post("/api/me/verify", json={"password": DEFAULT_PASSWORD}, headers=bearer(token))
     assert no_code.status_code == 401
     assert no_code.json()["code"] == "invalid_second_factor"

@@ -14,14 +14,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from pentad.app import create_app
 from pentad.core.auth import repository
-from pentad.core.auth.cache import UNSYNCED_TTL, Loader, PrincipalCache, invalidation_url
+from pentad.core.auth.cache import UNSYNCED_TTL, Loader, PrincipalCache, forget_on_commit, invalidation_url
 from pentad.core.auth.exceptions import InvalidToken
 from pentad.core.auth.principal import Principal
 from pentad.core.db.engine import Database
+from pentad.core.db.hooks import discard_after_commit, run_after_commit
 from pentad.core.platform import Platform
 from tests.conftest import make_settings
 from tests.core.conftest import RedisScratch
@@ -206,19 +207,29 @@ async def test_a_lookup_in_flight_when_its_subject_is_forgotten_is_not_cached() 
     await late
 
 
-async def test_entries_cached_right_after_a_forget_live_briefly(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = [1000.0]
-    monkeypatch.setattr("pentad.core.auth.cache.monotonic", lambda: clock[0])
+async def test_a_credential_verified_before_the_change_commits_is_forgotten_at_commit() -> None:
     cache = PrincipalCache(ttl=300)
     principal = _principal()
-    cache.forget(principal.id)
-    # Verified before the forgetting change committed, perhaps: kept only a moment.
     cache.put("token", principal)
-    clock[0] += 2
+    session = AsyncSession()
+    forget_on_commit(session, cache, principal.id)
     assert cache.get("token") is None
-    clock[0] += 60
+    # A request verified while the change is not committed yet reads the old answer and caches it...
     cache.put("token", principal)
-    clock[0] += 200
+    assert cache.get("token") is principal
+    # ...until the commit, which forgets it again.
+    await run_after_commit(session)
+    assert cache.get("token") is None
+
+
+async def test_a_rolled_back_change_forgets_only_once() -> None:
+    cache = PrincipalCache(ttl=300)
+    principal = _principal()
+    session = AsyncSession()
+    forget_on_commit(session, cache, principal.id)
+    cache.put("token", principal)
+    discard_after_commit(session)
+    await run_after_commit(session)
     assert cache.get("token") is principal
 
 

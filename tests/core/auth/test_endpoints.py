@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from pentad.core.audit import AuditEvent
+from pentad.core.auth import repository
 from pentad.core.auth.models import User
 from pentad.core.platform import Platform
 from tests.factories import (
@@ -16,6 +17,7 @@ from tests.factories import (
     bearer,
     create_admin,
     create_user,
+    enable_totp,
     issue_api_key,
     issue_service_token,
     login,
@@ -221,20 +223,9 @@ async def test_password_change_needs_the_current_password(
 # ------------------------------------------------------------ two-factor
 
 
-async def _enable_totp(client: httpx.AsyncClient, token: str) -> tuple[str, list[str]]:
-    setup = await client.post("/api/me/2fa/setup", headers=bearer(token))
-    assert setup.status_code == 200
-    secret = setup.json()["secret"]
-    assert setup.json()["qr_svg"].startswith("<svg")
-    assert setup.json()["otpauth_uri"].startswith("otpauth://totp/")
-    enabled = await client.post("/api/me/2fa/enable", json={"code": totp_now(secret)}, headers=bearer(token))
-    assert enabled.status_code == 200, enabled.text
-    return secret, enabled.json()["recovery_codes"]
-
-
 async def test_two_factor_login_flow(client: httpx.AsyncClient, platform: Platform) -> None:
     user = await create_user(platform)
-    secret, codes = await _enable_totp(client, await access_token(client, user))
+    secret, codes = await enable_totp(client, await access_token(client, user))
     assert len(codes) == 10
 
     challenge = await login(client, user.email)
@@ -269,7 +260,7 @@ async def test_two_factor_login_flow(client: httpx.AsyncClient, platform: Platfo
 
 async def test_recovery_codes_work_once(client: httpx.AsyncClient, platform: Platform) -> None:
     user = await create_user(platform)
-    _, codes = await _enable_totp(client, await access_token(client, user))
+    _, codes = await enable_totp(client, await access_token(client, user))
     challenge = await login(client, user.email)
     ok = await client.post("/api/auth/mfa", json={"mfa_token": challenge["mfa_token"], "code": codes[0]})
     assert ok.status_code == 200
@@ -280,7 +271,7 @@ async def test_recovery_codes_work_once(client: httpx.AsyncClient, platform: Pla
 
 async def test_totp_secret_is_encrypted_at_rest(client: httpx.AsyncClient, platform: Platform) -> None:
     user = await create_user(platform)
-    secret, _ = await _enable_totp(client, await access_token(client, user))
+    secret, _ = await enable_totp(client, await access_token(client, user))
     async with platform.database.transaction() as session:
         stored = await session.scalar(select(User.totp_secret).where(User.id == user.id))
     assert stored is not None
@@ -290,7 +281,7 @@ async def test_totp_secret_is_encrypted_at_rest(client: httpx.AsyncClient, platf
 
 async def test_mfa_token_is_not_an_access_token(client: httpx.AsyncClient, platform: Platform) -> None:
     user = await create_user(platform)
-    await _enable_totp(client, await access_token(client, user))
+    await enable_totp(client, await access_token(client, user))
     challenge = await login(client, user.email)
     assert (await client.get("/api/me", headers=bearer(challenge["mfa_token"]))).status_code == 401
 
@@ -300,7 +291,7 @@ async def test_disable_two_factor_needs_the_password_and_a_code(
 ) -> None:
     user = await create_user(platform)
     token = await access_token(client, user)
-    secret, codes = await _enable_totp(client, token)
+    secret, codes = await enable_totp(client, token)
     password_only = await client.post(
         "/api/me/2fa/disable", json={"password": DEFAULT_PASSWORD}, headers=bearer(token)
     )
@@ -462,6 +453,33 @@ async def test_the_last_admin_cannot_be_demoted(client: httpx.AsyncClient, platf
     response = await client.patch(f"/api/users/{admin.id}", json={"is_active": False}, headers=headers)
     assert response.status_code == 409
     assert response.json()["code"] == "last_admin"
+
+
+async def test_only_an_active_admin_counts_as_another_admin(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    admin = await create_admin(platform)
+    headers = bearer(await access_token(client, admin))
+    users = (await client.get("/api/users", params={"limit": 200}, headers=headers)).json()["items"]
+    for other in users:
+        if other["id"] != str(admin.id) and "admin" in other["roles"] and other["is_active"]:
+            await client.patch(f"/api/users/{other['id']}", json={"roles": ["member"]}, headers=headers)
+    member = await create_user(platform)
+    disabled = await create_admin(platform)
+    await client.patch(f"/api/users/{disabled.id}", json={"is_active": False}, headers=headers)
+
+    async def another_admin() -> bool:
+        async with platform.database.transaction(writes=False) as session:
+            return await repository.has_active_user_with_role(session, "admin", excluding=admin.id)
+
+    assert not await another_admin()
+    # A member and a disabled admin are no other admin: the last one still cannot step down.
+    response = await client.patch(f"/api/users/{admin.id}", json={"roles": ["member"]}, headers=headers)
+    assert response.status_code == 409
+    await client.patch(f"/api/users/{member.id}", json={"roles": ["admin", "member"]}, headers=headers)
+    assert await another_admin()
+    response = await client.patch(f"/api/users/{admin.id}", json={"roles": ["member"]}, headers=headers)
+    assert response.status_code == 200
 
 
 async def test_disabling_a_user_ends_their_sessions_and_keys(

@@ -21,7 +21,7 @@ from pentad.core.config import Settings
 from pentad.core.db.engine import Database
 from pentad.core.platform import Platform
 from pentad.core.web.pages import PUBLIC_PAGES, router, safe_next
-from tests.factories import DEFAULT_PASSWORD, bearer, create_admin, create_user, totp_now
+from tests.factories import DEFAULT_PASSWORD, age_sign_in, bearer, create_admin, create_user, totp_now
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
 
@@ -549,23 +549,6 @@ async def test_a_signed_in_page_can_get_a_token_for_its_scripts(
     assert key.status_code == 401
 
 
-async def _age_sign_in(platform: Platform, user: User) -> None:
-    """Make the user's sessions look signed in long ago (beyond PENTAD_AUTH__REVERIFY_AFTER)."""
-    from datetime import timedelta
-
-    from sqlalchemy import update
-
-    from pentad.core.db.base import utcnow
-
-    async with platform.database.transaction() as session:
-        await session.execute(
-            update(AuthSession)
-            .where(AuthSession.user_id == user.id)
-            .values(verified_at=utcnow() - timedelta(days=1))
-        )
-    platform.principals.clear()
-
-
 async def test_an_old_sign_in_confirms_the_password_before_two_factor_set_up(
     client: httpx.AsyncClient, platform: Platform
 ) -> None:
@@ -573,7 +556,7 @@ async def test_an_old_sign_in_confirms_the_password_before_two_factor_set_up(
     await _sign_in(client, user)
     fresh = await client.get("/account")
     assert 'id="setup-password"' not in fresh.text
-    await _age_sign_in(platform, user)
+    await age_sign_in(platform, user.id)
     account = await client.get("/account")
     assert 'id="setup-password"' in account.text
     assert 'id="key-password"' in account.text

@@ -15,9 +15,9 @@ would otherwise keep a revoked credential alive for the whole TTL:
   UNSYNCED_TTL seconds, and it drops everything whenever the subscription is lost or (re)established;
 - several workers (`PENTAD_SERVER__WORKERS` > 1) without Redis cannot tell each other: entries live at
   most UNSYNCED_TTL seconds there too;
-- a lookup that was in flight when its subject was forgotten is not cached, and for SETTLE_SECONDS after a
-  forget the subject's new entries live at most SETTLING_TTL seconds: services forget before their change
-  commits, and a request verified in between must not cache the old answer for the whole TTL.
+- a lookup that was in flight when its subject was forgotten is not cached;
+- services forget through `forget_on_commit`, which forgets before the change and again once it has
+  committed, so a request verified in between cannot keep the old answer.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import contextlib
 import hashlib
 import random
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,8 +47,6 @@ logger = structlog.get_logger("pentad.auth")
 
 CHANNEL = "pentad:auth:forget"
 UNSYNCED_TTL = 5.0
-SETTLE_SECONDS = 30.0
-SETTLING_TTL = 1.0
 REDIS_TIMEOUT_SECONDS = 2.0
 PING_INTERVAL = 5.0
 BACKOFF_INITIAL = 0.1
@@ -100,8 +97,6 @@ class PrincipalCache:
         self._by_subject: dict[uuid.UUID, set[bytes]] = {}
         self._flights: dict[bytes, _Flight] = {}
         self._generation = 0
-        self._forgotten: OrderedDict[uuid.UUID, float] = OrderedDict()
-        self._cleared_at = float("-inf")
         self._channel = _Invalidations(self, redis_url) if redis_url else None
         self._single_process = single_process
 
@@ -176,12 +171,9 @@ class PrincipalCache:
         lifetime = self.ttl if self.synced else min(self.ttl, UNSYNCED_TTL)
         if expires_at is not None:
             lifetime = min(lifetime, (expires_at - utcnow()).total_seconds())
-        now = monotonic()
-        forgotten_at = max(self._forgotten.get(principal.id, float("-inf")), self._cleared_at)
-        if now - forgotten_at < SETTLE_SECONDS:
-            lifetime = min(lifetime, SETTLING_TTL)
         if lifetime <= 0:
             return
+        now = monotonic()
         if len(self._entries) >= self.max_entries:
             self._drop_expired(now)
             if len(self._entries) >= self.max_entries * 0.9:
@@ -205,21 +197,12 @@ class PrincipalCache:
 
     def forget_here(self, subject_id: uuid.UUID) -> None:
         """Drop a subject's credentials in this process only (a forget received from another)."""
-        now = monotonic()
-        self._forgotten[subject_id] = now
-        self._forgotten.move_to_end(subject_id)
-        while self._forgotten:
-            oldest, at = next(iter(self._forgotten.items()))
-            if now - at < SETTLE_SECONDS:
-                break
-            del self._forgotten[oldest]
         self._invalidate_flights()
         for key in self._by_subject.pop(subject_id, set()):
             self._entries.pop(key, None)
 
     def clear_here(self) -> None:
         """Drop every credential in this process only (a clear received from another)."""
-        self._cleared_at = monotonic()
         self.drop_all()
 
     def drop_all(self) -> None:

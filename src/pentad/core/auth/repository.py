@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import String, cast, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.core.auth.models import (
@@ -40,8 +40,16 @@ async def list_users(
     return list(users.all()), total
 
 
-async def list_active_users(session: AsyncSession) -> list[User]:
-    return list((await session.scalars(select(User).where(User.is_active.is_(True)))).all())
+async def has_active_user_with_role(
+    session: AsyncSession, role: str, *, excluding: uuid.UUID | None = None
+) -> bool:
+    """Whether an active user (other than `excluding`) holds `role`: one indexed-free probe that stops at
+    the first match, instead of loading every user. Roles are stored as a JSON list of plain names, so the
+    quoted name matches exactly one element on every engine."""
+    query = select(User.id).where(User.is_active.is_(True), cast(User.roles, String).like(f'%"{role}"%'))
+    if excluding is not None:
+        query = query.where(User.id != excluding)
+    return (await session.scalar(query.limit(1))) is not None
 
 
 async def get_session_with_user(

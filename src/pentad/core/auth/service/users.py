@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from pentad.core import audit
 from pentad.core.audit import Actor
 from pentad.core.auth import passwords, repository
+from pentad.core.auth.cache import forget_on_commit
 from pentad.core.auth.exceptions import (
     CredentialNotFound,
     EmailTaken,
@@ -96,25 +97,23 @@ class UserAdministration(AuthBase):
             changes["is_active"] = is_active
             if not is_active:
                 await self._revoke_sessions(user.id, now=utcnow(), reason="user_disabled")
-        if changes:
+        if changes.keys() & {"roles", "is_active"}:
             self._rights_changed(user.id)
+        elif changes:  # the name only: cached principals carry it, realtime rights are unchanged
+            forget_on_commit(self.session, self.platform.principals, user.id)
+        if changes:
             audit.record(
                 self.session, actor, "user.update", resource_type="user", resource_id=user.id, **changes
             )
         return user
 
     async def _ensure_another_admin(self, user_id: uuid.UUID) -> None:
-        admins = [
-            u
-            for u in await repository.list_active_users(self.session)
-            if ADMIN in u.roles and u.id != user_id
-        ]
-        if not admins:
+        if not await repository.has_active_user_with_role(self.session, ADMIN, excluding=user_id):
             raise LastAdmin()
 
     async def ensure_first_admin(self, email: str, password: str) -> User | None:
         """Create an admin when the platform has no active admin; None when one exists."""
-        if any(ADMIN in u.roles for u in await repository.list_active_users(self.session)):
+        if await repository.has_active_user_with_role(self.session, ADMIN):
             return None
         return await self.create_user(
             email=email,
