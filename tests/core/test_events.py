@@ -17,12 +17,12 @@ from pydantic import BaseModel, ValidationError
 from pentad.app import create_app
 from pentad.core.apps import AppSpec
 from pentad.core.config import Settings
+from pentad.core.context import JobContext
 from pentad.core.db.base import utcnow
 from pentad.core.db.engine import Database
 from pentad.core.events import DomainEvent, Event, EventSubscriber, UnknownEvent, emit
 from pentad.core.jobs.models import JobStatus
 from pentad.core.jobs.registry import RegistryError
-from pentad.core.jobs.worker import JobContext
 from pentad.core.platform import Platform
 from tests.conftest import make_settings
 from tests.core.jobs.conftest import StatementLog, get_job, jobs_named, set_job
