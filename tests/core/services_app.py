@@ -47,7 +47,7 @@ APP = AppSpec(
 if __name__ in {"__main__", "__mp_main__"}:
     from pentad import apps
 
-    apps.INSTALLED["svctest"] = "tests.core.services_app"
+    apps.INSTALLED["svctest"] = apps.InstalledApp("tests.core.services_app:APP")
 
 if __name__ == "__main__":
     from pentad.cli import main

@@ -119,7 +119,7 @@ class EventRegistry:
                 logger.info(
                     "event_subscriber_skipped",
                     subscriber=subscriber.name,
-                    event=subscriber.event,
+                    domain_event=subscriber.event,
                     reason=f"the app {emitter!r} is installed but not enabled",
                 )
                 continue
