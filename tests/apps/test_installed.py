@@ -1,4 +1,4 @@
-"""pentad.apps.INSTALLED: the light paths the command line uses name the same objects as each app's AppSpec."""
+"""pentad.apps.INSTALLED: the light paths the command line uses name the same objects as the AppSpec."""
 
 from __future__ import annotations
 
