@@ -89,5 +89,5 @@ if __name__ == "__main__":
     from pentad.cli import main
 
     # This file's folder is on sys.path (it is run as a script), so the app imports as `realtime_fanout_app`.
-    apps.INSTALLED[APP_NAME] = "realtime_fanout_app"
+    apps.INSTALLED[APP_NAME] = apps.InstalledApp("realtime_fanout_app:APP")
     main(sys.argv[1:], prog_name="pentad")

@@ -3,7 +3,6 @@ transaction, the app driven in-process through httpx, the network limited to loo
 
 from __future__ import annotations
 
-import importlib
 import os
 import socket
 import uuid
@@ -26,7 +25,7 @@ from pentad.core.platform import Platform
 from tests.factories import TEST_CRYPTO_KEYS, TEST_SECRET_KEY
 
 # The test databases hold every installed app's tables; each test's app decides which apps it serves.
-ALL_APPS = [importlib.import_module(module).APP for module in INSTALLED.values()]
+ALL_APPS = [app.load_spec() for app in INSTALLED.values()]
 
 SERVER_URLS = {
     "postgresql": os.environ.get(

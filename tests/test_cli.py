@@ -270,3 +270,46 @@ def test_an_operator_can_hand_out_a_reset_link(env: dict[str, str]) -> None:
     assert "/reset-password?token=" in printed
     unknown = pentad(env, "user", "reset-link", "nobody@example.com", check=False)
     assert unknown.returncode != 0
+
+
+LOADED_AFTER = """
+import json, sys
+from click.testing import CliRunner
+from pentad.cli import main
+result = CliRunner().invoke(main, sys.argv[1:])
+heavy = ["fastapi", "sqlalchemy", "alembic", "uvicorn", "PIL", "boto3"]
+heavy += ["pentad.core.platform", "pentad.apps.chat.spec"]
+loaded = [module for module in heavy if module in sys.modules]
+print(json.dumps({"exit": result.exit_code, "output": result.output, "loaded": loaded}))
+"""
+
+
+def _loaded_after(env: dict[str, str], *args: str) -> dict[str, object]:
+    """Run `pentad args` in a fresh interpreter; its exit code, output and which heavy modules it loaded."""
+    ran = subprocess.run(
+        [sys.executable, "-c", LOADED_AFTER, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    found: dict[str, object] = json.loads(ran.stdout)
+    return found
+
+
+@pytest.mark.parametrize("args", [["--help"], ["config", "show"], ["keys", "generate"]])
+def test_commands_that_need_no_platform_do_not_load_it_nor_any_app(
+    env: dict[str, str], args: list[str]
+) -> None:
+    ran = _loaded_after(env, *args)
+    assert ran["exit"] == 0, ran["output"]
+    assert ran["loaded"] == []
+
+
+def test_help_lists_each_installed_apps_group_by_its_declared_help(env: dict[str, str]) -> None:
+    listed = _loaded_after(env, "--help")
+    assert "chat           Chat tenants, server keys and the search index." in str(listed["output"])
+    unknown = _loaded_after(env, "chatt")
+    assert unknown["exit"] != 0
+    assert "No such command 'chatt'" in str(unknown["output"])

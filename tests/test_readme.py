@@ -5,7 +5,6 @@ command and option it names exists."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from pathlib import Path
@@ -23,7 +22,7 @@ from pentad.core.config import ENV_PREFIX, NESTED_DELIMITER, TEST_HARNESS_PREFIX
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()
 MAKEFILE = (ROOT / "Makefile").read_text()
-APPS: list[AppSpec] = [importlib.import_module(module).APP for module in INSTALLED.values()]
+APPS: list[AppSpec] = [app.load_spec() for app in INSTALLED.values()]
 
 SETTING_ROW = re.compile(r"^\| `(PENTAD_[A-Z0-9_]+)` \| (.+?) \| .+ \|$")
 FENCED_BLOCK = re.compile(r"^```.*?^```$", re.MULTILINE | re.DOTALL)
@@ -137,8 +136,11 @@ def _resolve(words: list[str]) -> click.Command:
     command: click.Command = main
     arguments = iter(words)
     for word in arguments:
-        if isinstance(command, click.Group) and word in command.commands:
-            command = command.commands[word]
+        found = (
+            command.get_command(click.Context(command), word) if isinstance(command, click.Group) else None
+        )
+        if found is not None:
+            command = found
             continue
         if isinstance(command, click.Group):
             assert not re.fullmatch(r"[a-z][a-z-]*", word), (

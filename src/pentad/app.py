@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
 import pentad
-from pentad.apps import enabled_apps
+from pentad.apps import INSTALLED, enabled_apps
 from pentad.core.apps import AppSpec
 from pentad.core.auth.endpoints import routers as auth_routers
 from pentad.core.config import Settings, load_settings
@@ -49,7 +49,7 @@ def create_app(
     settings = settings or load_settings()
     configure_logging(settings.log)
     specs = list(apps) if apps is not None else enabled_apps(settings)
-    platform = Platform.build(settings, specs, database=database)
+    platform = Platform.build(settings, specs, installed=INSTALLED, database=database)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -1,9 +1,13 @@
-"""The `pentad` command: serve, migrate, workers and jobs, users, API keys, service tokens, settings, keys."""
+"""The `pentad` command: serve, migrate, workers and jobs, users, API keys, service tokens, settings, keys.
+
+Each command imports what it needs when it runs: loading the platform (FastAPI, SQLAlchemy, the apps'
+routers) takes seconds, and `pentad --help`, `pentad config show` or `pentad keys generate` need none of
+it. The installed apps' groups (`pentad chat …`) load only when one of them is run (pentad/apps).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import os
 import secrets
@@ -13,27 +17,18 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from pentad.apps import INSTALLED, enabled_apps
-from pentad.core import audit
-from pentad.core.apps import AppSpec
+from pentad.apps import INSTALLED, enabled_apps, enabled_names
 from pentad.core.auth.permissions import ADMIN, GLOBAL_ROLES, MEMBER
-from pentad.core.auth.service import AuthService
-from pentad.core.config import Settings, SettingsError, load_settings, masked, unknown_settings
-from pentad.core.crypto import CryptoError, generate_key, write_private_file
-from pentad.core.db import keyrotation
-from pentad.core.db.migrate import upgrade
-from pentad.core.errors import AppError
-from pentad.core.jobs.models import JobStatus
-from pentad.core.jobs.service import JobsService
-from pentad.core.jobs.worker import Worker
-from pentad.core.logging import configure_logging
-from pentad.core.metrics import MULTIPROCESS_DIR_VARIABLE
-from pentad.core.platform import Platform
-from pentad.core.services import ServiceError
+
+if TYPE_CHECKING:
+    from pentad.core.auth.service import AuthService
+    from pentad.core.config import Settings
+    from pentad.core.jobs.models import JobStatus
+    from pentad.core.platform import Platform
 
 T = TypeVar("T")
 
@@ -43,28 +38,26 @@ FIRST_ADMIN_PASSWORD_FILE = "first-admin-password"  # noqa: S105 (a file name)
 
 def _settings() -> Settings:
     """The environment's settings, the enabled apps' included; an invalid one stops with one line."""
+    from pentad.core.config import SettingsError, load_settings
+
     try:
         settings = load_settings()
-        for spec in enabled_apps(settings):
-            if spec.settings is not None:
-                settings.app_settings(spec.name, spec.settings)
+        for name in enabled_names(settings):
+            model = INSTALLED[name].load_settings()
+            if model is not None:
+                settings.app_settings(name, model)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
     return settings
 
 
-def _installed_apps() -> list[AppSpec]:
-    specs = [importlib.import_module(module).APP for module in INSTALLED.values()]
-    assert all(isinstance(spec, AppSpec) for spec in specs)
-    return specs
-
-
 def _warn_of_unknown_settings() -> None:
     """One stderr line per PENTAD_ variable that names no setting (a typo, an app not installed)."""
+    from pentad.core.config import SettingsError, load_settings, unknown_settings
+
     try:
         settings = load_settings()
-        apps = {spec.name: spec.settings for spec in _installed_apps()}
-        warnings = unknown_settings(settings, apps)
+        warnings = unknown_settings(settings, {name: app.load_settings() for name, app in INSTALLED.items()})
     except SettingsError:
         return  # the command itself stops with the error
     for warning in warnings:
@@ -73,15 +66,21 @@ def _warn_of_unknown_settings() -> None:
 
 def _platform() -> Platform:
     """The platform of the environment's settings and enabled apps."""
+    from pentad.core.config import SettingsError
+    from pentad.core.crypto import CryptoError
+    from pentad.core.platform import Platform
+
     settings = _settings()
     try:
-        return Platform.build(settings, enabled_apps(settings))
+        return Platform.build(settings, enabled_apps(settings), installed=INSTALLED)
     except (SettingsError, CryptoError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
 def _run(work: Callable[[Platform, AuthService], Awaitable[T]]) -> T:
     """Run `work` in one committed transaction on a platform built from the environment."""
+    from pentad.core.auth.service import AuthService
+    from pentad.core.errors import AppError
 
     async def main() -> T:
         platform = _platform()
@@ -97,7 +96,36 @@ def _run(work: Callable[[Platform, AuthService], Awaitable[T]]) -> T:
         raise click.ClickException(exc.message) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Pentad(click.Group):
+    """The root command: the core's commands, and each installed app's group, loaded when it runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        apps = [name for name, app in INSTALLED.items() if app.cli]
+        return sorted({*super().list_commands(ctx), *apps})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in INSTALLED:
+            command = INSTALLED[cmd_name].load_cli()
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of `pentad --help`: an app's group by its declared help, without loading it."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(map(len, names), default=0)
+        rows = []
+        for name in names:
+            command = super().get_command(ctx, name)
+            if command is None:
+                rows.append((name, INSTALLED[name].cli_help))
+            elif not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_Pentad, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pentad")
 def main() -> None:
     """Pentad: a self-hosted real-time platform."""
@@ -154,6 +182,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 
 def _prepare_multiprocess_metrics(settings: Settings) -> None:
     """Several workers share their metrics through files; start from an empty folder (metrics.py)."""
+    from pentad.core.metrics import MULTIPROCESS_DIR_VARIABLE
+
     folder = Path(os.environ.get(MULTIPROCESS_DIR_VARIABLE) or settings.data_dir / "prometheus")
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -161,6 +191,8 @@ def _prepare_multiprocess_metrics(settings: Settings) -> None:
 
 
 def _ensure_first_admin(settings: Settings) -> None:
+    from pentad.core.crypto import write_private_file
+
     email = settings.admin.email or DEFAULT_ADMIN_EMAIL
     password = settings.admin.password.get_secret_value() if settings.admin.password else None
     generated = password is None
@@ -187,6 +219,8 @@ def _ensure_first_admin(settings: Settings) -> None:
 @main.command()
 def migrate() -> None:
     """Bring the database schema up to date (core and enabled apps)."""
+    from pentad.core.db.migrate import upgrade
+
     settings = _settings()
     upgrade(settings.database.url, enabled_apps(settings))
     click.echo("Database is up to date.")
@@ -209,6 +243,8 @@ def user() -> None:
 )
 def user_create(email: str, password: str | None, display_name: str | None, roles: tuple[str, ...]) -> None:
     """Create a user."""
+    from pentad.core import audit
+
     password = password or click.prompt("Password", hide_input=True, confirmation_prompt=True)
     chosen_roles = list(roles) or [MEMBER]
     if ADMIN in chosen_roles and MEMBER not in chosen_roles:
@@ -227,6 +263,7 @@ def user_create(email: str, password: str | None, display_name: str | None, role
 @click.argument("email")
 def user_reset_link(email: str) -> None:
     """Print a single-use password reset link (for installs without a mail relay)."""
+    from pentad.core import audit
 
     async def work(_platform: Platform, service: AuthService) -> str:
         found = await service.get_user_by_email(email)
@@ -257,6 +294,8 @@ def user_list() -> None:
 
 
 def _set_active(email: str, *, active: bool) -> None:
+    from pentad.core import audit
+
     async def work(_platform: Platform, service: AuthService) -> None:
         found = await service.get_user_by_email(email)
         await service.update_user(found.id, is_active=active, actor=audit.SYSTEM)
@@ -286,6 +325,7 @@ def user_enable(email: str) -> None:
 @click.option("--resource", help="TYPE:ID to grant a role on one resource instead of a global role.")
 def user_grant(email: str, role: str, resource: str | None) -> None:
     """Give a user a global role, or a role on one resource (--resource chat.channel:ID)."""
+    from pentad.core import audit
 
     async def work(_platform: Platform, service: AuthService) -> None:
         found = await service.get_user_by_email(email)
@@ -318,6 +358,7 @@ def apikey() -> None:
 @click.option("--expires-days", type=click.IntRange(1, 3650))
 def apikey_create(email: str, name: str, scopes: tuple[str, ...], expires_days: int | None) -> None:
     """Create an API key; it is printed once."""
+    from pentad.core import audit
 
     async def work(_platform: Platform, service: AuthService) -> str:
         owner = await service.get_user_by_email(email)
@@ -352,6 +393,7 @@ def apikey_list(email: str | None) -> None:
 @click.argument("key_id", type=click.UUID)
 def apikey_revoke(key_id: uuid.UUID) -> None:
     """Revoke an API key by id."""
+    from pentad.core import audit
 
     async def work(_platform: Platform, service: AuthService) -> None:
         await service.revoke_api_key(key_id, audit.SYSTEM)
@@ -374,6 +416,7 @@ def service_token() -> None:
 @click.option("--expires-days", type=click.IntRange(1, 3650))
 def service_token_create(name: str, scopes: tuple[str, ...], expires_days: int | None) -> None:
     """Issue a service token; it is printed once."""
+    from pentad.core import audit
 
     async def work(_platform: Platform, service: AuthService) -> str:
         _, token = await service.create_service_token(
@@ -405,6 +448,8 @@ def worker(*, concurrency: int | None, burst: bool, queues: tuple[str, ...]) -> 
     """Run background jobs until stopped (SIGTERM or Ctrl-C); start as many as needed, on any node.
 
     It also flushes the ingest streams' spools that crashed processes left behind."""
+    from pentad.core.jobs.worker import Worker
+    from pentad.core.logging import configure_logging
 
     async def main() -> None:
         platform = _platform()
@@ -439,6 +484,8 @@ def worker(*, concurrency: int | None, burst: bool, queues: tuple[str, ...]) -> 
 @click.argument("name")
 def run_service(name: str) -> None:
     """Run one service of placement `own` (AppSpec.services) until stopped (SIGTERM or Ctrl-C)."""
+    from pentad.core.logging import configure_logging
+    from pentad.core.services import ServiceError
 
     async def main() -> None:
         platform = _platform()
@@ -459,21 +506,36 @@ def run_service(name: str) -> None:
         raise click.ClickException(str(exc)) from None
 
 
+class _JobStatusType(click.ParamType["JobStatus"]):
+    """A job state, checked against JobStatus when given (the job tables load only then)."""
+
+    name = "status"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> JobStatus:
+        from pentad.core.jobs.models import JobStatus
+
+        try:
+            return JobStatus(value)
+        except ValueError:
+            self.fail(f"{value!r} is not one of {', '.join(JobStatus)}.", param, ctx)
+
+
 @main.group()
 def jobs() -> None:
     """Inspect background jobs and retry dead ones."""
 
 
 @jobs.command("list")
-@click.option("--status", type=click.Choice([status.value for status in JobStatus]), help="Only this state.")
+@click.option("--status", type=_JobStatusType(), help="Only jobs in this state.")
 @click.option("--name", help="Only jobs of this kind.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
-def jobs_list(status: str | None, name: str | None, limit: int) -> None:
+def jobs_list(status: JobStatus | None, name: str | None, limit: int) -> None:
     """List jobs, newest first: id, kind, state, attempts, due (or finished) time, last error."""
+    from pentad.core.jobs.service import JobsService
 
     async def work(platform: Platform, service: AuthService) -> list[str]:
         found = await JobsService(service.session, platform).list_jobs(
-            status=JobStatus(status) if status else None, name=name, before=None, limit=limit
+            status=status, name=name, before=None, limit=limit
         )
         return [
             "\t".join(
@@ -497,6 +559,8 @@ def jobs_list(status: str | None, name: str | None, limit: int) -> None:
 @click.argument("job_id", type=click.UUID)
 def jobs_retry(job_id: uuid.UUID) -> None:
     """Queue a dead job again with a fresh set of attempts."""
+    from pentad.core import audit
+    from pentad.core.jobs.service import JobsService
 
     async def work(platform: Platform, service: AuthService) -> None:
         await JobsService(service.session, platform).retry_job(job_id, audit.SYSTEM)
@@ -516,17 +580,20 @@ def config() -> None:
 @config.command("show")
 def config_show() -> None:
     """Print the effective settings, each installed app's too, secrets masked."""
+    from pentad.core.config import SettingsError, masked
+
     settings = _settings()
     shown = masked(settings)
-    for spec in _installed_apps():
-        if spec.settings is None:
+    for name, app in INSTALLED.items():
+        model = app.load_settings()
+        if model is None:
             continue
         try:
-            shown[spec.name] = masked(settings.app_settings(spec.name, spec.settings))
+            shown[name] = masked(settings.app_settings(name, model))
         except SettingsError as exc:
             # Only a disabled app's settings can be invalid here: _settings() has checked the enabled ones.
-            click.echo(f"warning: {exc} (app {spec.name} is not enabled)", err=True)
-            shown[spec.name] = None
+            click.echo(f"warning: {exc} (app {name} is not enabled)", err=True)
+            shown[name] = None
     click.echo(json.dumps(shown, indent=2, default=str))
 
 
@@ -538,24 +605,18 @@ def keys() -> None:
 @keys.command("generate")
 def keys_generate() -> None:
     """Print a new `kid:key` entry; put it first in PENTAD_CRYPTO__KEYS, then run `pentad keys rotate`."""
+    from pentad.core.crypto import generate_key
+
     click.echo(generate_key())
 
 
 @keys.command("rotate")
 def keys_rotate() -> None:
     """Re-encrypt every encrypted value with the first (active) key."""
+    from pentad.core.db import keyrotation
 
     async def work(platform: Platform, service: AuthService) -> int:
         return await keyrotation.reencrypt_all(service.session, platform.keyring)
 
     count = _run(work)
     click.echo(f"Re-encrypted {count} value(s).")
-
-
-def _add_app_commands() -> None:
-    for spec in _installed_apps():
-        if spec.cli is not None:
-            main.add_command(spec.cli, spec.name)
-
-
-_add_app_commands()

@@ -5,6 +5,6 @@ from __future__ import annotations
 from pentad import apps
 from pentad.cli import main
 
-apps.INSTALLED["rtest"] = "tests.core.realtime.realtime_app"
-apps.INSTALLED["rtpage"] = "tests.browser.realtime_page_app"
+apps.INSTALLED["rtest"] = apps.InstalledApp("tests.core.realtime.realtime_app:APP")
+apps.INSTALLED["rtpage"] = apps.InstalledApp("tests.browser.realtime_page_app:APP")
 main(["serve"], prog_name="pentad")

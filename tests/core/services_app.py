@@ -23,7 +23,7 @@ def child_pid_file(data_dir: Path, service: str) -> Path:
 async def _spawn_and_wait(context: ServiceContext) -> None:
     child = await context.processes.start("sleeper", SLEEPER)
     # One line per start: a second line would mean a second instance on the node.
-    with child_pid_file(context.settings.data_dir, context.name).open("a") as pids:
+    with child_pid_file(context.platform.data_dir, context.name).open("a") as pids:
         pids.write(f"{child.pid}\n")
     await asyncio.Event().wait()
 
@@ -47,7 +47,7 @@ APP = AppSpec(
 if __name__ in {"__main__", "__mp_main__"}:
     from pentad import apps
 
-    apps.INSTALLED["svctest"] = "tests.core.services_app"
+    apps.INSTALLED["svctest"] = apps.InstalledApp("tests.core.services_app:APP")
 
 if __name__ == "__main__":
     from pentad.cli import main

@@ -12,17 +12,18 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 from pydantic import BaseModel, ValidationError
 
 from pentad.app import create_app
 from pentad.core.apps import AppSpec
 from pentad.core.config import Settings
+from pentad.core.context import JobContext
 from pentad.core.db.base import utcnow
 from pentad.core.db.engine import Database
 from pentad.core.events import DomainEvent, Event, EventSubscriber, UnknownEvent, emit
 from pentad.core.jobs.models import JobStatus
 from pentad.core.jobs.registry import RegistryError
-from pentad.core.jobs.worker import JobContext
 from pentad.core.platform import Platform
 from tests.conftest import make_settings
 from tests.core.jobs.conftest import StatementLog, get_job, jobs_named, set_job
@@ -262,3 +263,48 @@ def test_the_platform_refuses_to_start_with_declarations_that_cannot_work(
     settings = make_settings(tmp_path, "sqlite+aiosqlite://")
     with pytest.raises(RegistryError, match=re.escape(problem)):
         Platform.build(settings, apps)
+
+
+def _analytics(*events: str) -> AppSpec:
+    return AppSpec(
+        name="analytics",
+        title="Analytics",
+        subscribers=[EventSubscriber(event, _noop, name=f"analytics.on_{event}") for event in events],
+    )
+
+
+async def test_a_subscriber_of_an_installed_but_disabled_apps_event_is_skipped_with_a_log_line(
+    tmp_path: Any,
+) -> None:
+    settings = make_settings(tmp_path, "sqlite+aiosqlite://")
+    analytics = _analytics("streams.viewer_joined", THING_HAPPENED.name)
+    with structlog.testing.capture_logs() as logs:
+        platform = Platform.build(
+            settings, [EMITTER, analytics], installed=["emitter", "streams", "analytics"]
+        )
+    try:
+        assert platform.jobs.registry.get("analytics.on_streams.viewer_joined") is None
+        assert platform.jobs.registry.get(f"analytics.on_{THING_HAPPENED.name}") is not None
+    finally:
+        await platform.close()
+    skipped = [entry for entry in logs if entry["event"] == "event_subscriber_skipped"]
+    assert [(entry["subscriber"], entry["domain_event"]) for entry in skipped] == [
+        ("analytics.on_streams.viewer_joined", "streams.viewer_joined")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("event", "installed", "problem"),
+    [
+        ("streams.viewer_joined", ["emitter", "analytics"], "no enabled app declares"),
+        ("emitter.thing_hapened", ["emitter", "streams", "analytics"], "no enabled app declares"),
+        ("viewer_joined", ["emitter", "streams", "analytics"], "no enabled app declares"),
+    ],
+    ids=["emitting app not installed", "typo in an enabled app's event", "no app in the name"],
+)
+def test_a_subscriber_of_an_event_no_installed_app_can_declare_still_stops_start(
+    event: str, installed: list[str], problem: str, tmp_path: Any
+) -> None:
+    settings = make_settings(tmp_path, "sqlite+aiosqlite://")
+    with pytest.raises(RegistryError, match=problem):
+        Platform.build(settings, [EMITTER, _analytics(event)], installed=installed)

@@ -11,12 +11,12 @@ import httpx
 import pytest
 
 from pentad.app import create_app
-from pentad.apps.chat import APP as CHAT
 from pentad.apps.chat.events import MESSAGE_SENT, MessageSent
+from pentad.apps.chat.spec import APP as CHAT
 from pentad.core.apps import AppSpec
+from pentad.core.context import JobContext
 from pentad.core.db.engine import Database
 from pentad.core.events import Event, EventSubscriber
-from pentad.core.jobs.worker import JobContext
 from pentad.core.platform import Platform
 from tests.apps.chat.factories import create_tenant, send
 from tests.conftest import make_settings

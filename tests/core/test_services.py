@@ -61,12 +61,8 @@ def alive(pid: int) -> bool:
 
 def _services(tmp_path: Path, specs: Sequence[ServiceSpec], metrics: Metrics | None = None) -> Services:
     settings = make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}")
-    return Services(
-        specs,
-        settings=settings,
-        database=Database.from_settings(settings.database),
-        metrics=metrics or Metrics(),
-    )
+    platform = Platform.build(settings, [])
+    return Services(specs, platform=platform, metrics=metrics or Metrics())
 
 
 @pytest.fixture
@@ -82,7 +78,7 @@ async def run_services(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[
     yield start
     for services in started:
         await services.stop()
-        await services.database.dispose()
+        await services.platform.database.dispose()
 
 
 def _sample(metrics: Metrics, name: str, **labels: str) -> float | None:

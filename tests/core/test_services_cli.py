@@ -159,7 +159,7 @@ def test_a_sigkilled_run_service_leaves_no_child_behind(tmp_path: Path) -> None:
 def test_run_service_refuses_a_service_that_runs_inside_serve(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(apps.INSTALLED, "svctest", "tests.core.services_app")
+    monkeypatch.setitem(apps.INSTALLED, "svctest", apps.InstalledApp("tests.core.services_app:APP"))
     for key, value in _env(tmp_path).items():
         monkeypatch.setenv(key, value)
     result = CliRunner().invoke(main, ["run-service", "svctest.spawner"])

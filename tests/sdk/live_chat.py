@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pentad.apps.chat import APP, schemas
+from pentad.apps.chat import schemas
+from pentad.apps.chat.spec import APP
 from pentad.apps.chat.tenancy import TenantService
 from pentad.core import audit
 from pentad.core.db.migrate import upgrade_async

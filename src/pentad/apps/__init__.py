@@ -1,27 +1,82 @@
-"""The installed apps: name -> module whose `APP` attribute is its AppSpec."""
+"""The installed apps, as the entry points know them before loading any.
+
+Loading an app's AppSpec imports its routers, models and everything they need, which takes seconds; the
+command line only needs its settings model (`pentad config show`, the unknown-variable warning) and its
+click group (`pentad <app> …`, listed in `pentad --help` by its one-line help). So each installed app is
+named here by dotted paths, loaded on demand: `spec` to its AppSpec, `settings` to its settings model (a
+light module: the app package's `__init__` imports nothing), `cli` to its click group.
+tests/apps/test_installed.py checks that the paths agree with the AppSpec.
+"""
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from pentad.core.apps import AppSpec
-from pentad.core.config import Settings, SettingsError
+if TYPE_CHECKING:
+    import click
+    from pydantic import BaseModel
 
-INSTALLED: dict[str, str] = {"chat": "pentad.apps.chat"}
+    from pentad.core.apps import AppSpec
+    from pentad.core.config import Settings
 
 
-def enabled_apps(settings: Settings) -> list[AppSpec]:
-    """The AppSpecs named by PENTAD_APPS (`*` = every installed app)."""
-    names = list(INSTALLED) if "*" in settings.apps else settings.apps
+def _load(target: str) -> Any:
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+@dataclass(frozen=True)
+class InstalledApp:
+    """spec, settings, cli: `module:attribute` of the AppSpec, its settings model and its click group;
+    cli_help: the group's one-line help, shown by `pentad --help` without loading it."""
+
+    spec: str
+    settings: str | None = None
+    cli: str | None = None
+    cli_help: str = ""
+
+    def load_spec(self) -> AppSpec:
+        from pentad.core.apps import AppSpec  # the core loads with the app, not before
+
+        spec = _load(self.spec)
+        assert isinstance(spec, AppSpec)
+        return spec
+
+    def load_settings(self) -> type[BaseModel] | None:
+        model: type[BaseModel] | None = _load(self.settings) if self.settings else None
+        return model
+
+    def load_cli(self) -> click.Group | None:
+        group: click.Group | None = _load(self.cli) if self.cli else None
+        return group
+
+
+INSTALLED: dict[str, InstalledApp] = {
+    "chat": InstalledApp(
+        spec="pentad.apps.chat.spec:APP",
+        settings="pentad.apps.chat.settings:ChatSettings",
+        cli="pentad.apps.chat.cli:chat",
+        cli_help="Chat tenants, server keys and the search index.",
+    ),
+}
+
+
+def enabled_names(settings: Settings) -> list[str]:
+    """The app names PENTAD_APPS gives (`*` = every installed app); SettingsError for an unknown one."""
+    from pentad.core.config import SettingsError
+
+    names = list(INSTALLED) if "*" in settings.apps else list(settings.apps)
     unknown = [name for name in names if name not in INSTALLED]
     if unknown:
         installed = ", ".join(INSTALLED) or "none"
         raise SettingsError(
             f"invalid setting PENTAD_APPS: unknown app {unknown[0]!r} (installed: {installed})"
         )
-    specs = []
-    for name in names:
-        spec = importlib.import_module(INSTALLED[name]).APP
-        assert isinstance(spec, AppSpec)
-        specs.append(spec)
-    return specs
+    return names
+
+
+def enabled_apps(settings: Settings) -> list[AppSpec]:
+    """The AppSpecs named by PENTAD_APPS."""
+    return [INSTALLED[name].load_spec() for name in enabled_names(settings)]

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
 from fastapi import APIRouter
 from pydantic import BaseModel
 
@@ -39,6 +38,8 @@ class AppSpec:
     services: long-running tasks and child processes, supervised and restarted (core/services.py).
     settings: the app's settings model, read from PENTAD_<NAME>__<FIELD> variables, validated at start
     when the app is enabled, shown by `pentad config show`; read with `platform.app_settings(Model)`.
+    The app's `pentad <app> …` click group is not part of the spec: pentad.apps.INSTALLED names it (and the
+    settings model), so the command line reaches both without loading the app's routers and models.
     events: the domain events the app emits (core/events.py); subscribers: its handlers of other apps'
     (or its own) events, delivered after commit, at least once.
     ingest: buffered high-volume streams (core/ingest.py), appended through `platform.ingest`.
@@ -59,7 +60,6 @@ class AppSpec:
     cron: Sequence[CronSpec] = ()
     credential_schemes: Sequence[CredentialScheme] = ()
     route_policy: RoutePolicy | None = None
-    cli: click.Group | None = None
     home_path: str | None = None
     static_dir: Path | None = None
     mail_templates: Path | None = None

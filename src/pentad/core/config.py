@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_origin
 
-import limits
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -181,6 +180,8 @@ class RateLimitSettings(BaseModel):
     @field_validator("classes")
     @classmethod
     def _class_limits(cls, value: dict[str, str]) -> dict[str, str]:
+        import limits  # loaded only when classes are given: the command line reads settings without it
+
         for limit in value.values():
             limits.parse(limit)
         return {name.lower(): limit for name, limit in value.items()}

@@ -16,29 +16,33 @@ with backoff and dead-lettered after its attempts (listed for admins in /api/job
 retried from there) while the others run exactly as often as they would have without it. Every delivery of
 one event carries the same `Event.id`; subscribers are idempotent (at least once means now and then twice).
 
-An event nobody subscribes to is not stored. Start-up fails for a subscriber of an undeclared event, an
-event declared twice or outside its app's name space, and a payload that is not the declared model.
+An event nobody subscribes to is not stored. A subscriber of an event whose app (the name's first part) is
+installed but not enabled is skipped with a log line at start (an analytics subscriber to
+`streams.viewer_joined` while streams is off). Start-up fails for a subscriber of an event no enabled app
+declares otherwise (a typo, an app that is not installed, an enabled app without that event), an event
+declared twice or outside its app's name space, and a payload that is not the declared model.
 High-volume observations (one row per page view) belong in core/ingest.py, not in events.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+import structlog
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pentad.core.context import JobContext
 from pentad.core.db.base import utcnow, uuid7
+from pentad.core.db.engine import Database
 from pentad.core.jobs.queue import NewJob, enqueue_many
 from pentad.core.jobs.registry import DEFAULT_QUEUE, JobSpec, RegistryError
 
-if TYPE_CHECKING:
-    from pentad.core.db.engine import Database
-    from pentad.core.jobs.worker import JobContext
+logger = structlog.get_logger("pentad.events")
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -65,7 +69,7 @@ class Event(Generic[P]):
     payload: P
 
 
-EventHandler = Callable[["JobContext", Event[Any]], Awaitable[None]]
+EventHandler = Callable[[JobContext, Event[Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -87,10 +91,17 @@ class UnknownEvent(LookupError):
 
 
 class EventRegistry:
-    """Every declared event and its subscribers; checked when the platform is built."""
+    """Every declared event and its subscribers; checked when the platform is built.
+
+    events: (app, event) for every event of the enabled apps; disabled_apps: the installed apps that are
+    not enabled, whose events' subscribers are skipped rather than refused (see the module text)."""
 
     def __init__(
-        self, events: Iterable[tuple[str, DomainEvent[Any]]], subscribers: Iterable[EventSubscriber]
+        self,
+        events: Iterable[tuple[str, DomainEvent[Any]]],
+        subscribers: Iterable[EventSubscriber],
+        *,
+        disabled_apps: Collection[str] = (),
     ):
         self._events: dict[str, DomainEvent[Any]] = {}
         for app, event in events:
@@ -103,6 +114,15 @@ class EventRegistry:
             self._events[event.name] = event
         self._subscribers: dict[str, list[EventSubscriber]] = {}
         for subscriber in subscribers:
+            emitter = subscriber.event.partition(".")[0]
+            if subscriber.event not in self._events and emitter in disabled_apps:
+                logger.info(
+                    "event_subscriber_skipped",
+                    subscriber=subscriber.name,
+                    domain_event=subscriber.event,
+                    reason=f"the app {emitter!r} is installed but not enabled",
+                )
+                continue
             if subscriber.event not in self._events:
                 raise RegistryError(
                     f"subscriber {subscriber.name!r} listens to {subscriber.event!r}, which no enabled app "

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from email.message import EmailMessage
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiosmtplib
 import structlog
@@ -24,12 +24,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.core.config import MailSettings
+from pentad.core.context import JobContext
 from pentad.core.crypto import KeyRing
 from pentad.core.jobs.queue import SecretPayload, enqueue
 from pentad.core.jobs.registry import JobSpec
-
-if TYPE_CHECKING:
-    from pentad.core.jobs.worker import JobContext
 
 logger = structlog.get_logger("pentad.mail")
 
@@ -113,8 +111,11 @@ class Mailer:
         )
 
 
-async def _deliver(context: JobContext, _payload: dict[str, Any]) -> None:
-    await context.platform.mailer.send(Mail(**context.secret()))
+def send_mail_job(mailer: Mailer) -> JobSpec:
+    """The job that sends enqueued mail through `mailer` (the context apps get carries no mailer: their
+    mail goes through `enqueue_mail`, durable and after the commit)."""
 
+    async def deliver(context: JobContext, _payload: dict[str, Any]) -> None:
+        await mailer.send(Mail(**context.secret()))
 
-SEND_MAIL_JOB = JobSpec(SEND_MAIL, _deliver)
+    return JobSpec(SEND_MAIL, deliver)

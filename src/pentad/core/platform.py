@@ -1,8 +1,14 @@
-"""The running platform's shared services, built once per process and injected into requests."""
+"""The running platform's shared services, built once per process and injected into requests.
+
+The Platform is the top of the core (import-linter keeps it there): the apps' callbacks get it only as an
+`AppContext` (core/context.py), which it satisfies.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pydantic import BaseModel
 from starlette.requests import HTTPConnection
@@ -15,10 +21,10 @@ from pentad.core.cache import Cache, build_cache
 from pentad.core.config import AppModel, Settings
 from pentad.core.crypto import KeyRing, load_keyring, load_signing_secret
 from pentad.core.db.engine import Database
-from pentad.core.events import bind_events
+from pentad.core.events import EventRegistry, bind_events
 from pentad.core.ingest import Ingest
 from pentad.core.jobs.worker import JOB_PROGRESS_TOPIC, Jobs
-from pentad.core.mail import SEND_MAIL_JOB, Mailer, add_template_folder
+from pentad.core.mail import Mailer, add_template_folder, send_mail_job
 from pentad.core.metrics import DatabasePoolCollector, Metrics
 from pentad.core.ratelimit import RateLimiter
 from pentad.core.realtime.hub import Hub
@@ -42,14 +48,23 @@ class Platform:
     cache: Cache
     jobs: Jobs
     hub: Hub
-    services: Services
     ingest: Ingest
     apps: list[AppSpec] = field(default_factory=list)
     credential_schemes: dict[str, CredentialScheme] = field(default_factory=dict)
     app_config: dict[type[BaseModel], BaseModel] = field(default_factory=dict)
+    services: Services = field(init=False)
 
     @classmethod
-    def build(cls, settings: Settings, apps: list[AppSpec], *, database: Database | None = None) -> Platform:
+    def build(
+        cls,
+        settings: Settings,
+        apps: list[AppSpec],
+        *,
+        installed: Collection[str] = (),
+        database: Database | None = None,
+    ) -> Platform:
+        """The platform of the enabled `apps`. installed: the names of every installed app; a subscriber of
+        an event of an installed app that is not enabled is skipped rather than refused (core/events.py)."""
         app_config = {
             spec.settings: settings.app_settings(spec.name, spec.settings) for spec in apps if spec.settings
         }
@@ -69,9 +84,21 @@ class Platform:
         topics = [JOB_PROGRESS_TOPIC, *(topic for spec in apps for topic in spec.topics)]
         hub = Hub.build(settings.realtime, metrics, topics)
         bind_sessions(database, hub)
-        jobs = Jobs.build([SEND_MAIL_JOB], apps)
-        bind_events(database, jobs.events)
-        return cls(
+        mailer = Mailer(settings.mail)
+        enabled = {spec.name for spec in apps}
+        events = EventRegistry(
+            ((spec.name, event) for spec in apps for event in spec.events),
+            (subscriber for spec in apps for subscriber in spec.subscribers),
+            disabled_apps=[name for name in installed if name not in enabled],
+        )
+        jobs = Jobs.build(
+            settings.jobs,
+            [send_mail_job(mailer), *(job for spec in apps for job in spec.jobs)],
+            [entry for spec in apps for entry in spec.cron],
+            events,
+        )
+        bind_events(database, events)
+        platform = cls(
             settings=settings,
             database=database,
             keyring=load_keyring(settings),
@@ -79,23 +106,33 @@ class Platform:
             permissions=permissions,
             limiter=RateLimiter(settings.ratelimit),
             principals=PrincipalCache.from_settings(settings),
-            mailer=Mailer(settings.mail),
+            mailer=mailer,
             metrics=metrics,
             storage=build_storage(settings, signing_secret),
             cache=build_cache(settings.cache),
             jobs=jobs,
             hub=hub,
-            services=Services(
-                [service for spec in apps for service in spec.services],
-                settings=settings,
-                database=database,
-                metrics=metrics,
-            ),
             ingest=Ingest(database, settings.data_dir / "ingest", (s for spec in apps for s in spec.ingest)),
             apps=apps,
             credential_schemes={scheme.prefix: scheme for spec in apps for scheme in spec.credential_schemes},
             app_config=app_config,
         )
+        platform.services = Services(
+            [service for spec in apps for service in spec.services], platform=platform, metrics=metrics
+        )
+        return platform
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.server.base_url
+
+    @property
+    def token_issuer(self) -> str:
+        return self.settings.auth.issuer
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir
 
     def app_settings(self, model: type[AppModel]) -> AppModel:
         """The validated settings of the enabled app whose `AppSpec.settings` is `model`."""

@@ -41,16 +41,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 import structlog
 from pydantic import BaseModel
 
+from pentad.core.context import AppContext
 from pentad.core.metrics import Metrics
-
-if TYPE_CHECKING:
-    from pentad.core.config import Settings
-    from pentad.core.db.engine import Database
 
 Placement = Literal["serve", "worker", "own"]
 ServiceStatus = Literal["running", "restarting", "crash_loop", "standby", "stopped"]
@@ -80,14 +77,15 @@ def backoff_delay(
 
 @dataclass(frozen=True)
 class ServiceContext:
-    """What a running service gets: its name, the settings, the database, its child processes, a logger.
+    """What a running service gets: its name, the platform's app context (core/context.py: its app's
+    settings, the database, storage, ...), its child processes, a logger.
 
-    Deliberately not the whole Platform: a service writes through `database.transaction()` (realtime
-    publishes and jobs enqueued there run after the commit, as in a request)."""
+    Deliberately not the whole Platform nor the core's Settings: a service writes through
+    `platform.database.transaction()` (realtime publishes and jobs enqueued there run after the commit, as in
+    a request)."""
 
     name: str
-    settings: Settings
-    database: Database
+    platform: AppContext
     processes: ProcessSupervisor
     log: Any
 
@@ -490,14 +488,12 @@ class ServiceMetrics:
 class _Runner:
     """Runs one service, restarting it with backoff, until stopped."""
 
-    def __init__(
-        self, spec: ServiceSpec, settings: Settings, database: Database, metrics: ServiceMetrics
-    ) -> None:
+    def __init__(self, spec: ServiceSpec, platform: AppContext, metrics: ServiceMetrics) -> None:
         self.spec = spec
         self.metrics = metrics
         self.log = logger.bind(service=spec.name)
         self.processes = ProcessSupervisor(spec.name, spec, metrics, self.log)
-        self.context = ServiceContext(spec.name, settings, database, self.processes, self.log)
+        self.context = ServiceContext(spec.name, platform, self.processes, self.log)
         self.state: Literal["running", "waiting", "stopped"] = "stopped"
         self.since = time.time()
         self.failures = 0
@@ -687,16 +683,13 @@ class _Group:
 class Services:
     """The services of the enabled apps, and those this process runs (Platform.services)."""
 
-    def __init__(
-        self, specs: Sequence[ServiceSpec], *, settings: Settings, database: Database, metrics: Metrics
-    ) -> None:
+    def __init__(self, specs: Sequence[ServiceSpec], *, platform: AppContext, metrics: Metrics) -> None:
         self.specs: dict[str, ServiceSpec] = {}
         for spec in specs:
             if spec.name in self.specs:
                 raise ServiceError(f"two services are named {spec.name!r}")
             self.specs[spec.name] = spec
-        self.settings = settings
-        self.database = database
+        self.platform = platform
         self._metrics: ServiceMetrics | None = None
         self._metrics_source = metrics
         self._groups: list[_Group] = []
@@ -709,7 +702,7 @@ class Services:
         return self._metrics
 
     def lock_path(self, placement: Placement) -> Path:
-        return self.settings.data_dir / "services" / f"{placement}.lock"
+        return self.platform.data_dir / "services" / f"{placement}.lock"
 
     async def start(self, placements: Iterable[Placement]) -> None:
         """Start (or stand by for) the services of these placements, once per node (see the module text)."""
@@ -729,7 +722,7 @@ class Services:
         await self._start_group([spec], None)
 
     async def _start_group(self, specs: list[ServiceSpec], lock_path: Path | None) -> None:
-        runners = [_Runner(spec, self.settings, self.database, self.metrics) for spec in specs]
+        runners = [_Runner(spec, self.platform, self.metrics) for spec in specs]
         group = _Group(runners, lock_path)
         self._groups.append(group)
         await group.start()

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from pentad.app import create_app
-from pentad.apps.chat import APP
+from pentad.apps.chat.spec import APP
 from pentad.core.config import Settings
 from pentad.core.db.engine import Database
 from pentad.core.platform import Platform

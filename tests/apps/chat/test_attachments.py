@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from pentad.app import create_app
-from pentad.apps.chat import APP
+from pentad.apps.chat.spec import APP
 from pentad.core.config import Settings
 from pentad.core.db.engine import Database
 from tests.apps.chat.factories import ChatTenantFixture, ChatUserFixture, create_tenant, send

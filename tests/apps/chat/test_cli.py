@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from pentad.app import create_app
-from pentad.apps.chat import APP
+from pentad.apps.chat.spec import APP
 from tests.conftest import make_settings
 from tests.test_cli import env, pentad
 

@@ -16,9 +16,9 @@ from sqlalchemy import delete, event, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pentad.core.apps import AppSpec
+from pentad.core.context import JobContext
 from pentad.core.jobs.models import Job, JobSchedule
 from pentad.core.jobs.registry import CronSpec, JobSpec
-from pentad.core.jobs.worker import JobContext
 from pentad.core.platform import Platform
 from tests.conftest import make_settings
 from tests.factories import TEST_CRYPTO_KEYS, TEST_SECRET_KEY

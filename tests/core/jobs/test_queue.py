@@ -12,6 +12,7 @@ import pytest
 
 from pentad.app import create_app
 from pentad.core.config import Settings
+from pentad.core.context import JobContext
 from pentad.core.crypto import CryptoError, KeyRing, generate_key
 from pentad.core.db import keyrotation
 from pentad.core.db.base import utcnow
@@ -19,7 +20,7 @@ from pentad.core.db.engine import Database
 from pentad.core.jobs.models import JobStatus
 from pentad.core.jobs.queue import DOORBELL, SecretPayload, enqueue, secret_context
 from pentad.core.jobs.registry import JobSpec
-from pentad.core.jobs.worker import JobContext, Worker
+from pentad.core.jobs.worker import Worker
 from pentad.core.platform import Platform
 from tests.core.jobs.conftest import LivePlatform, Recorder, app_with, eventually, get_job, jobs_named, kind
 from tests.factories import TEST_CRYPTO_KEYS, run_due_jobs

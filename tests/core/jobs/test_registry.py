@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -9,8 +11,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from pentad.core.apps import AppSpec
+from pentad.core.context import JobContext
 from pentad.core.jobs.registry import CronSpec, JobRegistry, JobSpec, RegistryError
-from pentad.core.jobs.worker import JobContext
+from pentad.core.platform import Platform
 from tests.conftest import make_settings
 
 
@@ -48,19 +52,30 @@ def test_the_latest_tick_is_at_or_before_now() -> None:
     assert every_five.latest_tick(on_the_tick) == on_the_tick
 
 
-def test_a_kind_may_allow_more_attempts_than_the_default(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, "sqlite+aiosqlite://", jobs={"max_attempts": 5})
-    assert JobSpec("a.one", _noop).attempts_allowed(settings) == 5
-    assert JobSpec("a.one", _noop, max_attempts=9).attempts_allowed(settings) == 9
-
-
 class _DeliverySettings(BaseModel):
     attempts: int = 8
 
 
-def test_a_kind_may_take_its_attempt_limit_from_the_settings(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, "sqlite+aiosqlite://", delivery={"attempts": 3})
-    spec = JobSpec(
-        "a.one", _noop, max_attempts=lambda s: s.app_settings("delivery", _DeliverySettings).attempts
+@contextlib.asynccontextmanager
+async def _platform(tmp_path: Path, **areas: Any) -> AsyncIterator[Platform]:
+    """A platform with an app "delivery" whose settings are _DeliverySettings."""
+    settings = make_settings(tmp_path, "sqlite+aiosqlite://", **areas)
+    platform = Platform.build(
+        settings, [AppSpec(name="delivery", title="Delivery", settings=_DeliverySettings)]
     )
-    assert spec.attempts_allowed(settings) == 3
+    try:
+        yield platform
+    finally:
+        await platform.close()
+
+
+async def test_a_kind_may_allow_more_attempts_than_the_default(tmp_path: Path) -> None:
+    async with _platform(tmp_path) as platform:
+        assert JobSpec("a.one", _noop).attempts_allowed(platform, 5) == 5
+        assert JobSpec("a.one", _noop, max_attempts=9).attempts_allowed(platform, 5) == 9
+
+
+async def test_a_kind_may_take_its_attempt_limit_from_its_apps_settings(tmp_path: Path) -> None:
+    spec = JobSpec("a.one", _noop, max_attempts=lambda c: c.app_settings(_DeliverySettings).attempts)
+    async with _platform(tmp_path, delivery={"attempts": 3}) as platform:
+        assert spec.attempts_allowed(platform, 5) == 3

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from pentad.app import create_app
-from pentad.apps import INSTALLED
+from pentad.apps import INSTALLED, InstalledApp
 from pentad.cli import main
 from pentad.core.config import Settings
 from pentad.core.db.engine import Database
@@ -118,7 +118,7 @@ async def test_pentad_worker_queue_claims_only_that_queue(
 def test_pentad_worker_refuses_a_queue_no_job_is_routed_to(
     worker_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(INSTALLED, "jobtest", "tests.core.jobs.worker_app")
+    monkeypatch.setitem(INSTALLED, "jobtest", InstalledApp("tests.core.jobs.worker_app:APP"))
     result = CliRunner().invoke(main, ["worker", "--burst", "--queue", "nosuch"], env=worker_env)
     assert result.exit_code == 2
     assert "no job is routed to nosuch; known queues: default, media" in result.output

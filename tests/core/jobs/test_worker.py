@@ -20,6 +20,7 @@ from pentad.app import create_app
 from pentad.core.auth.permissions import JOBS_MANAGE
 from pentad.core.auth.service import AuthService
 from pentad.core.config import Settings
+from pentad.core.context import JobContext
 from pentad.core.db.base import utcnow
 from pentad.core.db.engine import Database
 from pentad.core.jobs import repository
@@ -27,7 +28,7 @@ from pentad.core.jobs.models import JobStatus
 from pentad.core.jobs.queue import enqueue
 from pentad.core.jobs.registry import CronSpec, JobSpec
 from pentad.core.jobs.schemas import JobProgress
-from pentad.core.jobs.worker import PRUNE_JOB, Claim, JobContext, Worker, job_topic, retry_delay
+from pentad.core.jobs.worker import PRUNE_JOB, Claim, Worker, job_topic, retry_delay
 from pentad.core.platform import Platform
 from pentad.core.realtime.topics import TopicAccess, TopicAction
 from tests.conftest import make_settings

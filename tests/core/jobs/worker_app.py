@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pentad.apps import INSTALLED
+from pentad.apps import INSTALLED, InstalledApp
 from pentad.core.apps import AppSpec
+from pentad.core.context import JobContext
 from pentad.core.jobs.registry import JobSpec
-from pentad.core.jobs.worker import JobContext
 
 SLEEP_JOB = "jobtest.sleep"
 MEDIA_JOB = "jobtest.transcode"
@@ -41,7 +41,7 @@ APP = AppSpec(
 )
 
 if __name__ == "__main__":
-    INSTALLED["jobtest"] = "tests.core.jobs.worker_app"
+    INSTALLED["jobtest"] = InstalledApp("tests.core.jobs.worker_app:APP")
     from pentad.cli import main
 
     main()

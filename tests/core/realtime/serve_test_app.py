@@ -5,5 +5,5 @@ from __future__ import annotations
 from pentad import apps
 from pentad.cli import main
 
-apps.INSTALLED["rtest"] = "tests.core.realtime.realtime_app"
+apps.INSTALLED["rtest"] = apps.InstalledApp("tests.core.realtime.realtime_app:APP")
 main(["serve"], prog_name="pentad")

@@ -28,8 +28,8 @@ from pentad.apps.chat.settings import ChatSettings
 from pentad.core.auth.grants import granted_permissions
 from pentad.core.auth.permissions import Permission
 from pentad.core.auth.principal import Principal
+from pentad.core.context import AppContext
 from pentad.core.errors import PermissionDenied
-from pentad.core.platform import Platform
 
 TENANT_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({CHANNEL_READ.key, CHANNEL_POST.key, CHANNEL_MODERATE.key, CHANNEL_MANAGE.key}),
@@ -68,7 +68,7 @@ class ChannelAccess:
 
 
 async def channel_access(
-    session: AsyncSession, platform: Platform, actor: ChatActor, channel_id: uuid.UUID
+    session: AsyncSession, platform: AppContext, actor: ChatActor, channel_id: uuid.UUID
 ) -> ChannelAccess:
     """The caller's standing in a channel; ChannelNotFound if it is not theirs to see, Banned if banned."""
     found = await repository.get_channel_and_member(session, channel_id, actor.user_id)
@@ -95,7 +95,7 @@ async def channel_access(
 
 
 async def _granted(
-    session: AsyncSession, platform: Platform, actor: ChatActor, channel_id: uuid.UUID
+    session: AsyncSession, platform: AppContext, actor: ChatActor, channel_id: uuid.UUID
 ) -> frozenset[str]:
     """Channel permissions a Pentad account holds through core grants (`pentad user grant … --resource
     chat.channel:<id>`), whether it calls with its own credentials or with the user token its pages use."""

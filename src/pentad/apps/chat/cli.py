@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.chat import repository, schemas
+from pentad.apps.chat.spec import APP
 from pentad.apps.chat.tenancy import TenantService
 from pentad.core import audit
 from pentad.core.config import SettingsError, load_settings
@@ -24,7 +25,6 @@ T = TypeVar("T")
 
 def _run(work: Callable[[AsyncSession, Platform], Awaitable[T]]) -> T:
     """Run `work` in one committed transaction on a platform with the chat app."""
-    from pentad.apps.chat import APP  # the package imports this module
 
     async def main() -> T:
         try:

@@ -18,12 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pentad.apps.chat import repository
 from pentad.apps.chat.models import ChatChannel, ChatMessage
 from pentad.apps.chat.settings import ChatSettings
+from pentad.core.context import AppContext
 from pentad.core.db.base import utcnow
 from pentad.core.mail import enqueue_mail
-from pentad.core.platform import Platform
 
 if TYPE_CHECKING:
-    from pentad.core.jobs.worker import JobContext
+    from pentad.core.context import JobContext
 
 SEND_DIGESTS = "chat.send_digests"
 TEMPLATE = "chat_digest"
@@ -45,7 +45,7 @@ def _snippet(message: ChatMessage) -> str:
     return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…"
 
 
-async def send_digest_batch(session: AsyncSession, platform: Platform, before: datetime) -> int:
+async def send_digest_batch(session: AsyncSession, platform: AppContext, before: datetime) -> int:
     """Queue the digests of up to RECIPIENTS_PER_BATCH users, for mentions made before `before`; returns
     how many users got one."""
     recipients = await repository.list_digest_recipients(session, before, RECIPIENTS_PER_BATCH)
@@ -54,7 +54,7 @@ async def send_digest_batch(session: AsyncSession, platform: Platform, before: d
     mentions: dict[uuid.UUID, list[tuple[ChatMessage, ChatChannel]]] = defaultdict(list)
     for user_id, message, channel in rows:
         mentions[user_id].append((message, channel))
-    link = platform.settings.server.base_url.rstrip("/") + "/chat"
+    link = platform.base_url.rstrip("/") + "/chat"
     for user in recipients:
         found = mentions.get(user.id)
         if not found or user.email is None:

@@ -31,9 +31,9 @@ from pentad.apps.chat import netguard, repository
 from pentad.apps.chat.access import ChatActor
 from pentad.apps.chat.models import ChatPushSubscription, ChatVapidKey
 from pentad.apps.chat.settings import ChatSettings
+from pentad.core.context import AppContext, JobContext
 from pentad.core.crypto import column_context
 from pentad.core.db.base import uuid7
-from pentad.core.jobs.worker import JobContext
 from pentad.core.platform import Platform
 
 PUSH_SEND_JOB = "chat.push_send"
@@ -133,7 +133,7 @@ def _private_key_context(key_id: uuid.UUID) -> str:
     return column_context(ChatVapidKey.__tablename__, "private_key", key_id)
 
 
-async def vapid_key(session: AsyncSession, platform: Platform) -> ChatVapidKey:
+async def vapid_key(session: AsyncSession, platform: AppContext) -> ChatVapidKey:
     """The platform's VAPID key pair, generated on first use."""
     key = await session.get(ChatVapidKey, VAPID_KEY_ID)
     if key is not None:
@@ -159,7 +159,7 @@ async def vapid_key(session: AsyncSession, platform: Platform) -> ChatVapidKey:
     return key
 
 
-def _vapid_signer(platform: Platform, key: ChatVapidKey) -> Any:
+def _vapid_signer(platform: AppContext, key: ChatVapidKey) -> Any:
     raw = platform.keyring.decrypt(key.private_key, context=_private_key_context(key.id))
     return Vapid02.from_raw(raw.encode())
 
@@ -175,7 +175,7 @@ def _context(column: str, subscription_id: uuid.UUID) -> str:
     return column_context(ChatPushSubscription.__tablename__, column, subscription_id)
 
 
-def _decrypt(platform: Platform, subscription: ChatPushSubscription, column: str) -> str:
+def _decrypt(platform: AppContext, subscription: ChatPushSubscription, column: str) -> str:
     value: str = getattr(subscription, column)
     return platform.keyring.decrypt(value, context=_context(column, subscription.id))
 

@@ -1,5 +1,5 @@
 """The chat app's settings: PENTAD_CHAT__<NAME> variables (AppSpec.settings), read through
-`platform.app_settings(ChatSettings)`, or `chat_settings(settings)` where only the Settings are at hand."""
+`platform.app_settings(ChatSettings)` (the Platform, or the AppContext a callback gets)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import ipaddress
 
 from pydantic import BaseModel, Field, field_validator
 
-from pentad.core.config import CommaList, Settings
+from pentad.core.config import CommaList
 
 APP_NAME = "chat"
 
@@ -47,8 +47,3 @@ class ChatSettings(BaseModel):
         for network in value:
             ipaddress.ip_network(network, strict=False)
         return value
-
-
-def chat_settings(settings: Settings) -> ChatSettings:
-    """The chat settings of these Settings (the same validated object `platform.app_settings` returns)."""
-    return settings.app_settings(APP_NAME, ChatSettings)

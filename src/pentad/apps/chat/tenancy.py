@@ -29,6 +29,7 @@ from pentad.core.auth.cache import forget_on_commit
 from pentad.core.auth.exceptions import InvalidToken
 from pentad.core.auth.principal import Principal
 from pentad.core.auth.schemes import CredentialScheme
+from pentad.core.context import AppContext
 from pentad.core.db.base import utcnow
 from pentad.core.errors import Conflict, NotFound, PermissionDenied
 from pentad.core.platform import Platform
@@ -50,7 +51,7 @@ tell a token minted just before a revocation from one minted just after (which m
 
 
 async def _authenticate_server_key(
-    session: AsyncSession, platform: Platform, raw: str
+    session: AsyncSession, platform: AppContext, raw: str
 ) -> tuple[Principal, datetime]:
     token = tokens.parse_token(raw, SERVER_KEY)
     if token is None:
@@ -74,19 +75,19 @@ async def _authenticate_server_key(
     return principal, utcnow() + timedelta(seconds=SERVER_KEY_CHECK_SECONDS)
 
 
-def _user_token_claims(platform: Platform, raw: str) -> dict[str, object] | None:
+def _user_token_claims(platform: AppContext, raw: str) -> dict[str, object] | None:
     if not raw.startswith(USER_TOKEN + "_"):
         return None
     return tokens.read_jwt(
         platform.signing_secret,
         raw[len(USER_TOKEN) + 1 :],
-        issuer=platform.settings.auth.issuer,
+        issuer=platform.token_issuer,
         audience=USER_TOKEN_AUDIENCE,
     )
 
 
 async def _authenticate_user_token(
-    session: AsyncSession, platform: Platform, raw: str
+    session: AsyncSession, platform: AppContext, raw: str
 ) -> tuple[Principal, datetime]:
     claims = _user_token_claims(platform, raw)
     if claims is None:
@@ -117,7 +118,7 @@ async def _authenticate_user_token(
     return principal, datetime.fromtimestamp(int(str(claims["exp"])), UTC)
 
 
-def _user_token_expiry(platform: Platform, raw: str) -> float | None:
+def _user_token_expiry(platform: AppContext, raw: str) -> float | None:
     claims = _user_token_claims(platform, raw)
     return float(str(claims["exp"])) if claims else None
 
@@ -132,11 +133,11 @@ def _microseconds(moment: datetime) -> int:
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
-def mint_user_token(platform: Platform, user: ChatUser, ttl: int | None = None) -> schemas.UserToken:
+def mint_user_token(platform: AppContext, user: ChatUser, ttl: int | None = None) -> schemas.UserToken:
     lifetime = ttl or platform.app_settings(ChatSettings).user_token_ttl
     jwt, expires = tokens.issue_jwt(
         platform.signing_secret,
-        issuer=platform.settings.auth.issuer,
+        issuer=platform.token_issuer,
         audience=USER_TOKEN_AUDIENCE,
         subject=str(user.id),
         ttl=lifetime,
@@ -349,7 +350,7 @@ def _handle_from(text: str) -> str:
     return handle[:60]
 
 
-async def default_tenant(session: AsyncSession, platform: Platform) -> ChatTenant:
+async def default_tenant(session: AsyncSession, platform: AppContext) -> ChatTenant:
     """The tenant Pentad's own accounts chat in, created on first use."""
     slug = platform.app_settings(ChatSettings).default_tenant
     tenant = await repository.get_tenant_by_slug(session, slug)
@@ -366,7 +367,7 @@ async def default_tenant(session: AsyncSession, platform: Platform) -> ChatTenan
     return tenant
 
 
-async def actor_for(session: AsyncSession, platform: Platform, principal: Principal) -> ChatActor:
+async def actor_for(session: AsyncSession, platform: AppContext, principal: Principal) -> ChatActor:
     """The chat user a request acts as: a user token's user, or a Pentad account's default-tenant user."""
     if principal.kind == USER_PRINCIPAL:
         found = await repository.get_user_with_tenant(session, principal.id)

@@ -41,7 +41,7 @@ from pentad.core.jobs.queue import enqueue
 from pentad.core.platform import Platform
 
 if TYPE_CHECKING:
-    from pentad.core.jobs.worker import JobContext
+    from pentad.core.context import AppContext, JobContext
 
 DELIVER = "chat.webhook_deliver"
 ALL_EVENTS = "*"
@@ -252,7 +252,7 @@ async def _post(
     raise AssertionError("a checked destination has at least one address")
 
 
-async def _record_outcome(platform: Platform, webhook_id: uuid.UUID, outcome: str) -> None:
+async def _record_outcome(platform: AppContext, webhook_id: uuid.UUID, outcome: str) -> None:
     async with platform.database.transaction() as session:
         webhook = await repository.get_webhook(session, webhook_id)
         if webhook is not None:

@@ -10,20 +10,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.core.auth.principal import Principal
+from pentad.core.context import AppContext
 
-if TYPE_CHECKING:
-    from pentad.core.platform import Platform
-
-Authenticate = Callable[[AsyncSession, "Platform", str], Awaitable[tuple[Principal, datetime]]]
+Authenticate = Callable[[AsyncSession, AppContext, str], Awaitable[tuple[Principal, datetime]]]
 """Verify the raw token; return the principal and when the answer stops being valid. Raise InvalidToken."""
 
 
-def _no_expiry(_platform: Platform, _token: str) -> float | None:
+def _no_expiry(_platform: AppContext, _token: str) -> float | None:
     return None
 
 
@@ -31,5 +28,5 @@ def _no_expiry(_platform: Platform, _token: str) -> float | None:
 class CredentialScheme:
     prefix: str
     authenticate: Authenticate
-    expiry: Callable[[Platform, str], float | None] = _no_expiry
+    expiry: Callable[[AppContext, str], float | None] = _no_expiry
     """Unix time the token itself expires, if it says so (a signed token), else None."""

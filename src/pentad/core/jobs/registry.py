@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from croniter import croniter
 
-if TYPE_CHECKING:
-    from pentad.core.config import Settings
-    from pentad.core.jobs.worker import JobContext
+from pentad.core.context import AppContext, JobContext
 
-JobHandler = Callable[["JobContext", dict[str, Any]], Awaitable[None]]
+JobHandler = Callable[[JobContext, dict[str, Any]], Awaitable[None]]
 
 DEFAULT_QUEUE = "default"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -24,8 +22,9 @@ class JobSpec:
     """A job kind, named `<app>.<verb>`; the handler gets a context and the JSON payload.
 
     max_attempts / timeout (seconds) override the worker defaults for this kind; max_attempts may also be read
-    from the settings (an app's own setting), as a function of them. concurrency caps how many jobs of this
-    kind one worker process runs at once (the global cap is PENTAD_JOBS__CONCURRENCY).
+    from an app's own settings, as a function of the context (`lambda c: c.app_settings(M).attempts`).
+    concurrency caps how many jobs of this kind one worker process runs at once (the global cap is
+    PENTAD_JOBS__CONCURRENCY).
     queue routes the kind to the workers that serve that queue (`pentad worker --queue media`); a worker
     started without queues serves all of them.
     A job runs at least once: a handler whose worker dies mid-run is run again, so handlers are idempotent.
@@ -33,16 +32,16 @@ class JobSpec:
 
     name: str
     handler: JobHandler
-    max_attempts: int | Callable[[Settings], int] | None = None
+    max_attempts: int | Callable[[AppContext], int] | None = None
     timeout: float | None = None
     concurrency: int | None = None
     queue: str = DEFAULT_QUEUE
 
-    def attempts_allowed(self, settings: Settings) -> int:
-        """Attempts before a job of this kind is dead; by default PENTAD_JOBS__MAX_ATTEMPTS."""
+    def attempts_allowed(self, platform: AppContext, default: int) -> int:
+        """Attempts before a job of this kind is dead; `default` is PENTAD_JOBS__MAX_ATTEMPTS."""
         if callable(self.max_attempts):
-            return self.max_attempts(settings)
-        return self.max_attempts or settings.jobs.max_attempts
+            return self.max_attempts(platform)
+        return self.max_attempts or default
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,8 @@ class JobsService:
     def describe(self, job: Job) -> JobRead:
         """The job as admins see it, with the attempt limit and queue its kind has in this process."""
         spec = self.platform.jobs.registry.get(job.name)
-        limit = spec.attempts_allowed(self.platform.settings) if spec else None
+        limit = (
+            spec.attempts_allowed(self.platform, self.platform.settings.jobs.max_attempts) if spec else None
+        )
         queue = spec.queue if spec else None
         return JobRead.model_validate(job).model_copy(update={"max_attempts": limit, "queue": queue})

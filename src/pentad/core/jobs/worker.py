@@ -32,13 +32,13 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 
-from pentad.core.apps import AppSpec
 from pentad.core.auth.permissions import JOBS_MANAGE
-from pentad.core.config import JobsSettings
+from pentad.core.config import JobsSettings, Settings
+from pentad.core.context import AppContext, JobContext
 from pentad.core.db.base import utcnow
 from pentad.core.events import EventRegistry
 from pentad.core.jobs import repository
@@ -48,9 +48,6 @@ from pentad.core.jobs.registry import CronSpec, JobRegistry, JobSpec
 from pentad.core.jobs.schemas import JobProgress
 from pentad.core.realtime.publish import publish
 from pentad.core.realtime.topics import TopicAccess, TopicSpec
-
-if TYPE_CHECKING:
-    from pentad.core.platform import Platform
 
 logger = structlog.get_logger("pentad.jobs")
 
@@ -106,9 +103,20 @@ class Claim:
     cancelled_for: str | None = None
 
 
-class JobContext:
-    """What a handler gets besides its payload: the job's identity, the platform, its secret values and
-    a way to report progress. Handlers own their transactions (`platform.database.transaction()`)."""
+class JobHost(AppContext, Protocol):
+    """What a worker runs on (the Platform): the context its handlers get, plus the job settings and the
+    registry of job kinds."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def jobs(self) -> Jobs: ...
+
+
+class RunningJob:
+    """The `JobContext` (core/context.py) of one claimed job: its identity, the platform's app context, its
+    secret values and its progress reports."""
 
     def __init__(self, worker: Worker, claim: Claim) -> None:
         self._worker = worker
@@ -128,11 +136,10 @@ class JobContext:
         return self._claim.attempt
 
     @property
-    def platform(self) -> Platform:
+    def platform(self) -> AppContext:
         return self._worker.platform
 
     def secret(self) -> dict[str, Any]:
-        """The job's SecretPayload values, decrypted."""
         if self._claim.secret is None:
             raise LookupError(f"job {self.job_id} carries no secret payload")
         plaintext = self.platform.keyring.decrypt(self._claim.secret, context=secret_context(self.job_id))
@@ -140,9 +147,6 @@ class JobContext:
         return values
 
     async def progress(self, fraction: float, message: str | None = None) -> None:
-        """Store how far the job got (0 to 1) on its row and hand it to the platform's progress publisher.
-
-        Each call is a short write transaction: report meaningful steps, not every item."""
         if not 0.0 <= fraction <= 1.0:
             raise ValueError("progress is a fraction from 0 to 1")
         claim = self._claim
@@ -172,7 +176,7 @@ class Worker:
     once, until stopped."""
 
     def __init__(
-        self, platform: Platform, *, concurrency: int | None = None, queues: Sequence[str] = ()
+        self, platform: JobHost, *, concurrency: int | None = None, queues: Sequence[str] = ()
     ) -> None:
         self.platform = platform
         self.settings: JobsSettings = platform.settings.jobs
@@ -289,7 +293,7 @@ class Worker:
                 spec = self.registry.get(job.name)
                 assert spec is not None
                 if job.status == JobStatus.RUNNING and job.attempts >= spec.attempts_allowed(
-                    self.platform.settings
+                    self.platform, self.settings.max_attempts
                 ):
                     job.last_error = f"Its worker {job.locked_by} stopped during the last attempt."
                     job.status = JobStatus.DEAD
@@ -322,7 +326,7 @@ class Worker:
         try:
             try:
                 async with deadline:
-                    await spec.handler(JobContext(self, claim), claim.payload)
+                    await spec.handler(RunningJob(self, claim), claim.payload)
             except asyncio.CancelledError:
                 if claim.cancelled_for is None:
                     raise
@@ -356,7 +360,7 @@ class Worker:
     async def _record_failure(
         self, claim: Claim, spec: JobSpec, exc: Exception, error: str, log: Any
     ) -> None:
-        if claim.attempt >= spec.attempts_allowed(self.platform.settings):
+        if claim.attempt >= spec.attempts_allowed(self.platform, self.settings.max_attempts):
             await self._finish(claim, log, status=JobStatus.DEAD, last_error=error)
             log.warning("job_dead", error=type(exc).__name__)
             return
@@ -450,16 +454,19 @@ class Worker:
 # ---------------------------------------------------------------- the platform's jobs
 
 
-async def _prune_finished_jobs(context: JobContext, _payload: dict[str, Any]) -> None:
-    """Delete finished jobs and the ingest batch ids older than the retention."""
-    days = context.platform.settings.jobs.retention_days
-    async with context.platform.database.transaction() as session:
-        deleted = await repository.delete_finished(session, utcnow() - timedelta(days=days))
-        batches = await repository.delete_ingest_batches(session, utcnow() - timedelta(days=days))
-    logger.info("jobs_pruned", deleted=deleted, ingest_batches=batches)
+def prune_job(retention_days: int) -> JobSpec:
+    """The job that deletes finished jobs and the ingest batch ids older than the retention."""
+
+    async def prune(context: JobContext, _payload: dict[str, Any]) -> None:
+        cutoff = utcnow() - timedelta(days=retention_days)
+        async with context.platform.database.transaction() as session:
+            deleted = await repository.delete_finished(session, cutoff)
+            batches = await repository.delete_ingest_batches(session, cutoff)
+        logger.info("jobs_pruned", deleted=deleted, ingest_batches=batches)
+
+    return JobSpec(PRUNE_JOB, prune, concurrency=1)
 
 
-PRUNE = JobSpec(PRUNE_JOB, _prune_finished_jobs, concurrency=1)
 PRUNE_SCHEDULE = CronSpec(PRUNE_JOB, "17 * * * *")
 
 
@@ -473,19 +480,15 @@ class Jobs:
         self._workers: list[tuple[Worker, asyncio.Task[None]]] = []
 
     @classmethod
-    def build(cls, core_jobs: Sequence[JobSpec], apps: Sequence[AppSpec]) -> Jobs:
-        events = EventRegistry(
-            ((spec.name, event) for spec in apps for event in spec.events),
-            (subscriber for spec in apps for subscriber in spec.subscribers),
-        )
-        jobs = [PRUNE, *core_jobs, *events.job_specs()]
-        cron = [PRUNE_SCHEDULE]
-        for spec in apps:
-            jobs += spec.jobs
-            cron += spec.cron
-        return cls(JobRegistry(jobs, cron), events)
+    def build(
+        cls, settings: JobsSettings, jobs: Sequence[JobSpec], cron: Sequence[CronSpec], events: EventRegistry
+    ) -> Jobs:
+        """The core's jobs (pruning, on a schedule), `jobs` and `cron` (the core's other kinds and the
+        apps'), and one job kind per event subscriber."""
+        kinds = [prune_job(settings.retention_days), *jobs, *events.job_specs()]
+        return cls(JobRegistry(kinds, [PRUNE_SCHEDULE, *cron]), events)
 
-    def start_worker(self, platform: Platform) -> Worker:
+    def start_worker(self, platform: JobHost) -> Worker:
         """Run a worker in the background of this process (`pentad serve`)."""
         worker = Worker(platform)
         self._workers.append((worker, asyncio.create_task(worker.run(), name="pentad job worker")))

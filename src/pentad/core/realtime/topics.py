@@ -5,16 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.core.auth.permissions import Permission
 from pentad.core.auth.principal import Principal
-
-if TYPE_CHECKING:
-    from pentad.core.platform import Platform
+from pentad.core.context import AppContext
 
 TopicAction = Literal["subscribe", "publish", "presence", "call"]
 
@@ -28,7 +26,7 @@ class TopicAccess:
     params: Mapping[str, str]
     action: TopicAction
     session: AsyncSession
-    platform: Platform
+    platform: AppContext
 
 
 Authorize = Callable[[TopicAccess], Awaitable[bool]]
@@ -45,7 +43,7 @@ class TopicCall:
     method: str
     data: Mapping[str, Any]
     session: AsyncSession
-    platform: Platform
+    platform: AppContext
     connection_id: str
 
 

@@ -1,0 +1,106 @@
+"""The platform as an app's callbacks see it: the declared public core API.
+
+Credential schemes, topic authorisation and calls, job and event handlers and long-running services get an
+`AppContext`, not the running Platform: the shared services an app may use (database, key ring, permission
+registry, principal cache, rate limiter, storage, cache), its own validated settings, and the few facts of
+the core's configuration an app needs (the public base URL, the token issuer, the data folder). The core's
+own settings (secrets among them), its hub, job registry and supervisors stay out of reach. Platform
+satisfies the protocol, so code that holds the Platform (a request) passes it as it is.
+
+Mail goes through `enqueue_mail` (durable, encrypted, after the commit), realtime messages through
+`publish(session, ...)`; neither needs the context.
+
+This module sits low in the core (import-linter keeps it there): it imports only the modules that define
+the services it names, never the platform, the apps' contract (AppSpec), the hub or the job worker.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any, Protocol
+
+from pentad.core.auth.cache import PrincipalCache
+from pentad.core.auth.permissions import PermissionRegistry
+from pentad.core.cache import Cache
+from pentad.core.config import AppModel
+from pentad.core.crypto import KeyRing
+from pentad.core.db.engine import Database
+from pentad.core.ratelimit import RateLimiter
+from pentad.core.storage import Storage
+
+
+class AppContext(Protocol):
+    """What an app's callback may use of the running platform."""
+
+    @property
+    def database(self) -> Database: ...
+
+    @property
+    def keyring(self) -> KeyRing: ...
+
+    @property
+    def signing_secret(self) -> bytes: ...
+
+    @property
+    def permissions(self) -> PermissionRegistry: ...
+
+    @property
+    def principals(self) -> PrincipalCache: ...
+
+    @property
+    def limiter(self) -> RateLimiter: ...
+
+    @property
+    def storage(self) -> Storage: ...
+
+    @property
+    def cache(self) -> Cache: ...
+
+    @property
+    def base_url(self) -> str:
+        """The public URL of this server (PENTAD_SERVER__BASE_URL), for links in mail and push."""
+        ...
+
+    @property
+    def token_issuer(self) -> str:
+        """The `iss` claim of the platform's signed tokens (PENTAD_AUTH__ISSUER)."""
+        ...
+
+    @property
+    def data_dir(self) -> Path:
+        """The node's local state folder (PENTAD_DATA_DIR)."""
+        ...
+
+    def app_settings(self, model: type[AppModel]) -> AppModel:
+        """The validated settings of the enabled app whose `AppSpec.settings` is `model` (LookupError when
+        no enabled app has them)."""
+        ...
+
+
+class JobContext(Protocol):
+    """What a job or event handler gets besides its payload. Handlers own their transactions
+    (`context.platform.database.transaction()`)."""
+
+    @property
+    def job_id(self) -> uuid.UUID: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def attempt(self) -> int:
+        """1 on the first run, 2 on the first retry, ..."""
+        ...
+
+    @property
+    def platform(self) -> AppContext: ...
+
+    def secret(self) -> dict[str, Any]:
+        """The job's SecretPayload values, decrypted (LookupError when it carries none)."""
+        ...
+
+    async def progress(self, fraction: float, message: str | None = None) -> None:
+        """Store how far the job got (0 to 1) and publish it on the job's realtime topic. Each call is a
+        short write transaction: report meaningful steps, not every item."""
+        ...
