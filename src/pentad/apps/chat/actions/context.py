@@ -34,8 +34,10 @@ class ChatContext:
         self.settings = platform.app_settings(ChatSettings)
         self.views = MessageViews(session, platform)
 
-    async def access(self, channel_id: uuid.UUID) -> ChannelAccess:
-        return await channel_access(self.session, self.platform, self.actor, channel_id)
+    async def access(self, channel_id: uuid.UUID, *, with_webhooks: bool = False) -> ChannelAccess:
+        return await channel_access(
+            self.session, self.platform, self.actor, channel_id, with_webhooks=with_webhooks
+        )
 
 
 async def check_message_access(chat: ChatContext, message_id: uuid.UUID) -> tuple[ChatMessage, ChannelAccess]:
