@@ -605,6 +605,6 @@ def test_every_event_kind_of_events_py_has_its_test() -> None:
         if isinstance(model, type) and issubclass(model, BaseModel) and "type" in model.model_fields
     ]
     declared = {kind for model in models for kind in get_args(model.model_fields["type"].annotation)}
-    assert len(declared) == 19
+    assert {"message.new", "read.updated", "invite.received"} <= declared  # the models were found
     source = Path(__file__).read_text(encoding="utf-8")
     assert {kind for kind in declared if f'"type": "{kind}"' not in source} == set()
