@@ -8,7 +8,8 @@ same run:
    into 50 channels of 20 members, `POST /api/chat/channels/{id}/messages` with each user's `pcu_` token;
    latency from the moment each request was due to its 201. Baseline: the same load of
    `GET /api/chat/me` (authentication, the chat user lookup, the request's transaction: the floor every
-   chat request pays).
+   chat request pays). Also the SQL statements per plain send, counted over STATEMENT_SAMPLES sends by an
+   app built in the benchmark's own process from the server's configuration and database.
 2. fan-out: one channel with 1,000 members, each connected on /ws with its own user token and subscribed
    to `chat.channel.{id}` (FANOUT_PROCESSES subscriber processes); FANOUT_RATE messages/s sent for
    BENCH_DURATION s, measured from a quiet start (once the presence joins of the connect storm have all
@@ -134,6 +135,8 @@ SEND_CONNECTIONS = 64
 """Keep-alive connections of the send load: enough that a free one is always there while the server keeps up
 (at 500/s and 20 ms, 10 are busy); when it does not keep up, requests wait for one, and the latency, taken
 from the moment a request was due, shows it."""
+STATEMENT_SAMPLES = 20
+"""Plain sends whose SQL statements are counted (after one more that caches the sender's credential)."""
 
 SUSTAINED_START = 0.8
 """The first rate tried for the sustained figure, as a share of the server's CPU capacity for sends."""
@@ -713,6 +716,53 @@ def bench_send(server: Process, port: int, world: World, duration: int) -> dict[
     }
 
 
+def statements_per_send(data_dir: Path, url: str, world: World) -> dict[str, Any]:
+    """The SQL statements of a plain text send (its round trips to the database). The server process cannot
+    be observed from outside, so an app built in this process from the server's configuration sends over
+    the ASGI interface into the same database and counts what it executes."""
+    return asyncio.run(_count_send_statements(pentad_env(data_dir, url), world))
+
+
+async def _count_send_statements(env: dict[str, str], world: World) -> dict[str, Any]:
+    from unittest import mock
+
+    import httpx
+    from sqlalchemy import event
+
+    from pentad.app import create_app
+    from pentad.core.config import load_settings
+
+    with mock.patch.dict(os.environ, env, clear=True):
+        settings = load_settings(_env_file=None)
+    app = create_app(settings)
+    engine = app.state.platform.database.engine.sync_engine
+    executed: list[str] = []
+
+    def count(*args: object) -> None:
+        executed.append(str(args[2]))
+
+    channel_id, members = world.send_channels[0]
+    headers = {"authorization": f"Bearer {world.users[members[0]].token}"}
+    transport = httpx.ASGITransport(app=app, client=(HOST, 50000))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=f"http://{HOST}") as client:
+            for number in range(STATEMENT_SAMPLES + 1):
+                if number == 1:
+                    event.listen(engine, "before_cursor_execute", count)
+                response = await client.post(
+                    f"/api/chat/channels/{channel_id}/messages",
+                    json={"text": f"counting statements, message {number}"},
+                    headers=headers,
+                )
+                if response.status_code != 201:
+                    raise BenchmarkError(f"statement count: a send answered {response.status_code}")
+    finally:
+        if event.contains(engine, "before_cursor_execute", count):
+            event.remove(engine, "before_cursor_execute", count)
+        await app.state.platform.close()
+    return {"per_send": round(len(executed) / STATEMENT_SAMPLES, 2), "sends": STATEMENT_SAMPLES}
+
+
 def sustained_rate(
     server: Process, port: int, sends: list[dict[str, Any]], full: dict[str, Any]
 ) -> dict[str, Any]:
@@ -1157,6 +1207,8 @@ def bench_database(
             results["setup_s"] = world.setup_seconds
             if "send" in parts:
                 results["send"] = bench_send(server, port, world, duration)
+                results["send"]["statements"] = statements_per_send(data_dir, url, world)
+                log(f"send: {results['send']['statements']['per_send']:g} SQL statements per plain send")
         if "fanout" in parts:
             port = free_port()
             server = fanout_server(f"{kind}-fanout", data_dir, work_dir, url, port)
@@ -1307,6 +1359,7 @@ def markdown(result: dict[str, Any]) -> str:
                 f"p99 <= {AIM['send_p99_ms']:g} ms with every message stored: "
                 f"{_rate(sustained['rate_per_s'])}"
                 + (f" ({steps}, {SUSTAINED_SECONDS:g} s each)." if steps else ".")
+                + f" SQL statements per plain send: {found['statements']['per_send']:g}."
             )
 
     fanout = {kind: found["fanout"] for kind, found in ran.items() if "fanout" in found}

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.chat import repository
 from pentad.apps.chat.exceptions import Banned, ChannelArchived, ChannelNotFound, Muted
-from pentad.apps.chat.models import ChatChannel, ChatMember, ChatRestriction, ChatTenant, ChatUser
+from pentad.apps.chat.models import ChatChannel, ChatMember, ChatTenant, ChatUser
 from pentad.apps.chat.permissions import (
     CHANNEL_MANAGE,
     CHANNEL_MODERATE,
@@ -57,27 +57,29 @@ class ChannelAccess:
     channel: ChatChannel
     member: ChatMember | None
     permissions: frozenset[str]
-    restrictions: list[ChatRestriction]
+    muted: bool
+    tenant_webhooks: bool | None = None
+    """Whether the tenant has an active webhook, when asked for (`with_webhooks`), else None."""
 
     def has(self, permission: Permission) -> bool:
         return permission.key in self.permissions
 
-    @property
-    def muted(self) -> bool:
-        return any(r.kind == "mute" for r in self.restrictions)
-
 
 async def channel_access(
-    session: AsyncSession, platform: AppContext, actor: ChatActor, channel_id: uuid.UUID
+    session: AsyncSession,
+    platform: AppContext,
+    actor: ChatActor,
+    channel_id: uuid.UUID,
+    *,
+    with_webhooks: bool = False,
 ) -> ChannelAccess:
     """The caller's standing in a channel; ChannelNotFound if it is not theirs to see, Banned if banned."""
-    found = await repository.get_channel_and_member(session, channel_id, actor.user_id)
-    if found is None or found[0].tenant_id != actor.tenant.id:
-        raise ChannelNotFound()
-    channel, member = found
-    restrictions = list(
-        await repository.active_restrictions(session, actor.tenant.id, actor.user_id, channel.id)
+    found = await repository.get_channel_standing(
+        session, channel_id, actor.tenant.id, actor.user_id, with_webhooks=with_webhooks
     )
+    if found is None or found.channel.tenant_id != actor.tenant.id:
+        raise ChannelNotFound()
+    channel, member = found.channel, found.member
     permissions: set[str] = set()
     if member is not None:
         permissions |= platform.permissions.resource_role_permissions(CHANNEL_RESOURCE, member.role)
@@ -89,9 +91,9 @@ async def channel_access(
     permissions |= await _granted(session, platform, actor, channel.id)
     if CHANNEL_READ.key not in permissions:
         raise ChannelNotFound()
-    if any(r.kind == "ban" for r in restrictions) and CHANNEL_MODERATE.key not in permissions:
+    if found.banned and CHANNEL_MODERATE.key not in permissions:
         raise Banned()
-    return ChannelAccess(channel, member, frozenset(permissions), restrictions)
+    return ChannelAccess(channel, member, frozenset(permissions), found.muted, found.tenant_webhooks)
 
 
 async def _granted(

@@ -1,6 +1,6 @@
 """Chat attachments: files uploaded into a channel before the message that carries them is sent.
 
-An upload is stored at once and bound to a message by ChatService.send_message (attachment_ids); until
+An upload is stored at once and bound to a message by actions.send.do_send_message (attachment_ids); until
 then only its uploader can see or delete it. Images get a small WebP thumbnail, made in a worker thread
 so the event loop keeps serving, and refused when their pixel count would make decoding a memory bomb.
 """
@@ -20,8 +20,8 @@ from PIL import Image, ImageOps
 
 from pentad.apps.chat import schemas
 from pentad.apps.chat.access import require_post
+from pentad.apps.chat.actions.context import ChatContext
 from pentad.apps.chat.models import ChatAttachment
-from pentad.apps.chat.service import ChatService
 from pentad.core.db.base import uuid7
 from pentad.core.db.hooks import on_commit
 from pentad.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
@@ -120,9 +120,9 @@ async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
 
 
 class AttachmentService:
-    """Uploads and deletes attachments for the chat user behind a ChatService."""
+    """Uploads and deletes attachments for the chat user of a ChatContext."""
 
-    def __init__(self, chat: ChatService) -> None:
+    def __init__(self, chat: ChatContext) -> None:
         self.chat = chat
         self.session = chat.session
         self.storage = chat.platform.storage

@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Path, Response, UploadFile, status
 
 from pentad.apps.chat import schemas
+from pentad.apps.chat.actions.context import ChatContext
 from pentad.apps.chat.attachments import AttachmentService
-from pentad.apps.chat.dependencies import chat_service
+from pentad.apps.chat.dependencies import chat_context
 from pentad.apps.chat.push import (
     PushService,
     PushSubscription,
@@ -17,7 +18,6 @@ from pentad.apps.chat.push import (
     PushSubscriptionDelete,
     VapidPublicKey,
 )
-from pentad.apps.chat.service import ChatService
 from pentad.core.errors import problem_responses
 from pentad.core.policy import route_policy
 
@@ -27,15 +27,15 @@ router = APIRouter(
     responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
 )
 
-Service = Annotated[ChatService, Depends(chat_service)]
+Chat = Annotated[ChatContext, Depends(chat_context)]
 
 
-def attachment_service(service: Service) -> AttachmentService:
-    return AttachmentService(service)
+def attachment_service(chat: Chat) -> AttachmentService:
+    return AttachmentService(chat)
 
 
-def push_service(service: Service) -> PushService:
-    return PushService(service.session, service.platform, service.actor)
+def push_service(chat: Chat) -> PushService:
+    return PushService(chat.session, chat.platform, chat.actor)
 
 
 Attachments = Annotated[AttachmentService, Depends(attachment_service)]

@@ -7,9 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.chat import repository
 from pentad.apps.chat.access import ChatActor
+from pentad.apps.chat.actions.context import ChatContext
 from pentad.apps.chat.models import ChatTenant
 from pentad.apps.chat.permissions import CHAT_ADMIN, CHAT_SERVER, CHAT_USE
-from pentad.apps.chat.service import ChatService
 from pentad.apps.chat.tenancy import TENANT_PRINCIPAL, TenantService, actor_for
 from pentad.core.auth.dependencies import db_session, request_actor, require
 from pentad.core.auth.principal import Principal
@@ -25,12 +25,12 @@ async def chat_actor(
     return await actor_for(session, get_platform(request), principal)
 
 
-async def chat_service(
+async def chat_context(
     request: Request,
     actor: ChatActor = Depends(chat_actor),
     session: AsyncSession = Depends(db_session),
-) -> ChatService:
-    return ChatService(session, get_platform(request), actor, request_actor(request, actor.principal))
+) -> ChatContext:
+    return ChatContext(session, get_platform(request), actor, request_actor(request, actor.principal))
 
 
 async def server_tenant(

@@ -14,10 +14,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.chat import repository, schemas
 from pentad.apps.chat.access import ChatActor
-from pentad.apps.chat.dependencies import chat_actor, chat_service
+from pentad.apps.chat.actions import (
+    channels,
+    edits,
+    invites,
+    members,
+    messages,
+    moderation,
+    presence,
+    reactions,
+    read_state,
+    reports,
+    send,
+)
+from pentad.apps.chat.actions.context import ChatContext
+from pentad.apps.chat.dependencies import chat_actor, chat_context
 from pentad.apps.chat.schemas import MAX_SEQ
-from pentad.apps.chat.service import ChatService, user_view
 from pentad.apps.chat.tenancy import USER_PRINCIPAL, mint_user_token
+from pentad.apps.chat.views import user_view
 from pentad.core.auth.dependencies import db_session
 from pentad.core.errors import PermissionDenied, also_answers, problem_responses
 from pentad.core.platform import get_platform
@@ -28,7 +42,7 @@ router = APIRouter(
     responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 429),
 )
 
-Service = Annotated[ChatService, Depends(chat_service)]
+Chat = Annotated[ChatContext, Depends(chat_context)]
 ChannelId = Annotated[uuid.UUID, Path(description="Channel id.")]
 MessageId = Annotated[uuid.UUID, Path(description="Message id.")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size (at most PENTAD_CHAT__HISTORY_PAGE_MAX).")]
@@ -75,8 +89,8 @@ async def me(actor: Annotated[ChatActor, Depends(chat_actor)]) -> schemas.ChatUs
 @router.put(
     "/me/presence", response_model=schemas.ChatUser, summary="Set your presence (online, away, offline)"
 )
-async def set_presence(data: schemas.PresenceUpdate, service: Service) -> schemas.ChatUser:
-    return await service.set_presence(data.status)
+async def set_presence(data: schemas.PresenceUpdate, chat: Chat) -> schemas.ChatUser:
+    return await presence.do_set_presence(chat, data.status)
 
 
 @router.get("/users", response_model=list[schemas.ChatUser], summary="Find users of your tenant")
@@ -98,18 +112,18 @@ async def list_users(
     "/channels", response_model=list[schemas.ChannelState], summary="Your channels, with unread counts"
 )
 async def list_channels(
-    service: Service, *, include_archived: Annotated[bool, Query()] = False
+    chat: Chat, *, include_archived: Annotated[bool, Query()] = False
 ) -> list[schemas.ChannelState]:
-    return await service.list_channels(include_archived=include_archived)
+    return await channels.list_channels(chat, include_archived=include_archived)
 
 
 @router.get("/channels/public", response_model=list[schemas.Channel], summary="Public channels you can join")
 async def list_public_channels(
-    service: Service,
+    chat: Chat,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
 ) -> list[schemas.Channel]:
-    return await service.list_public_channels(limit, offset)
+    return await channels.list_public_channels(chat, limit, offset)
 
 
 @router.post(
@@ -120,49 +134,47 @@ async def list_public_channels(
     responses=also_answers(200, schemas.ChannelState, "The direct channel existed already."),
     description="You become its owner. Creating a direct channel that exists returns it with 200.",
 )
-async def create_channel(
-    data: schemas.ChannelCreate, service: Service, response: Response
-) -> schemas.ChannelState:
-    channel, created = await service.create_channel(data)
+async def create_channel(data: schemas.ChannelCreate, chat: Chat, response: Response) -> schemas.ChannelState:
+    channel, created = await channels.do_create_channel(chat, data)
     if not created:
         response.status_code = status.HTTP_200_OK
     return channel
 
 
 @router.get("/channels/{channel_id}", response_model=schemas.ChannelState, summary="Get a channel")
-async def get_channel(channel_id: ChannelId, service: Service) -> schemas.ChannelState:
-    return await service.get_channel(channel_id)
+async def get_channel(channel_id: ChannelId, chat: Chat) -> schemas.ChannelState:
+    return await channels.get_channel(chat, channel_id)
 
 
 @router.patch("/channels/{channel_id}", response_model=schemas.ChannelState, summary="Update a channel")
 async def update_channel(
-    channel_id: ChannelId, data: schemas.ChannelUpdate, service: Service
+    channel_id: ChannelId, data: schemas.ChannelUpdate, chat: Chat
 ) -> schemas.ChannelState:
-    return await service.update_channel(channel_id, data)
+    return await channels.do_update_channel(chat, channel_id, data)
 
 
 @router.put(
     "/channels/{channel_id}/archive", response_model=schemas.ChannelState, summary="Archive a channel"
 )
-async def archive_channel(channel_id: ChannelId, service: Service) -> schemas.ChannelState:
-    return await service.set_archived(channel_id, archived=True)
+async def archive_channel(channel_id: ChannelId, chat: Chat) -> schemas.ChannelState:
+    return await channels.do_set_archived(chat, channel_id, archived=True)
 
 
 @router.delete("/channels/{channel_id}/archive", response_model=schemas.ChannelState, summary="Unarchive")
-async def unarchive_channel(channel_id: ChannelId, service: Service) -> schemas.ChannelState:
-    return await service.set_archived(channel_id, archived=False)
+async def unarchive_channel(channel_id: ChannelId, chat: Chat) -> schemas.ChannelState:
+    return await channels.do_set_archived(chat, channel_id, archived=False)
 
 
 @router.post(
     "/channels/{channel_id}/join", response_model=schemas.ChannelState, summary="Join a public channel"
 )
-async def join_channel(channel_id: ChannelId, service: Service) -> schemas.ChannelState:
-    return await service.join(channel_id)
+async def join_channel(channel_id: ChannelId, chat: Chat) -> schemas.ChannelState:
+    return await members.do_join(chat, channel_id)
 
 
 @router.post("/channels/{channel_id}/leave", status_code=204, summary="Leave a channel")
-async def leave_channel(channel_id: ChannelId, service: Service) -> None:
-    await service.remove_member(channel_id, service.actor.user_id)
+async def leave_channel(channel_id: ChannelId, chat: Chat) -> None:
+    await members.do_remove_member(chat, channel_id, chat.actor.user_id)
 
 
 @router.get(
@@ -174,11 +186,11 @@ async def leave_channel(channel_id: ChannelId, service: Service) -> None:
 )
 async def list_members(
     channel_id: ChannelId,
-    service: Service,
+    chat: Chat,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
 ) -> list[schemas.Member]:
-    return await service.list_members(channel_id, limit, offset)
+    return await members.list_members(chat, channel_id, limit, offset)
 
 
 @router.post(
@@ -187,48 +199,46 @@ async def list_members(
     status_code=status.HTTP_201_CREATED,
     summary="Add members (channel managers)",
 )
-async def add_members(
-    channel_id: ChannelId, data: schemas.MemberAdd, service: Service
-) -> list[schemas.Member]:
-    return await service.add_members(channel_id, data)
+async def add_members(channel_id: ChannelId, data: schemas.MemberAdd, chat: Chat) -> list[schemas.Member]:
+    return await members.do_add_members(chat, channel_id, data)
 
 
 @router.patch(
     "/channels/{channel_id}/members/{user_id}", response_model=schemas.Member, summary="Change a role"
 )
 async def update_member(
-    channel_id: ChannelId, user_id: uuid.UUID, data: schemas.MemberUpdate, service: Service
+    channel_id: ChannelId, user_id: uuid.UUID, data: schemas.MemberUpdate, chat: Chat
 ) -> schemas.Member:
-    return await service.update_member(channel_id, user_id, data.role)
+    return await members.do_update_member(chat, channel_id, user_id, data.role)
 
 
 @router.delete("/channels/{channel_id}/members/{user_id}", status_code=204, summary="Remove a member")
-async def remove_member(channel_id: ChannelId, user_id: uuid.UUID, service: Service) -> None:
-    await service.remove_member(channel_id, user_id)
+async def remove_member(channel_id: ChannelId, user_id: uuid.UUID, chat: Chat) -> None:
+    await members.do_remove_member(chat, channel_id, user_id)
 
 
 @router.post("/channels/{channel_id}/invites", response_model=InviteResult, summary="Invite users")
-async def invite(channel_id: ChannelId, data: InviteRequest, service: Service) -> InviteResult:
-    return InviteResult(invited=await service.invite(channel_id, data.user_ids))
+async def invite(channel_id: ChannelId, data: InviteRequest, chat: Chat) -> InviteResult:
+    return InviteResult(invited=await invites.do_invite(chat, channel_id, data.user_ids))
 
 
 @router.get("/invites", response_model=list[schemas.Invite], summary="Your pending invitations")
-async def list_invites(service: Service) -> list[schemas.Invite]:
-    return await service.list_invites()
+async def list_invites(chat: Chat) -> list[schemas.Invite]:
+    return await invites.list_invites(chat)
 
 
 @router.post(
     "/invites/{invite_id}/accept", response_model=schemas.ChannelState, summary="Accept an invitation"
 )
-async def accept_invite(invite_id: uuid.UUID, service: Service) -> schemas.ChannelState:
-    channel = await service.answer_invite(invite_id, accept=True)
+async def accept_invite(invite_id: uuid.UUID, chat: Chat) -> schemas.ChannelState:
+    channel = await invites.do_answer_invite(chat, invite_id, accept=True)
     assert channel is not None
     return channel
 
 
 @router.post("/invites/{invite_id}/decline", status_code=204, summary="Decline an invitation")
-async def decline_invite(invite_id: uuid.UUID, service: Service) -> None:
-    await service.answer_invite(invite_id, accept=False)
+async def decline_invite(invite_id: uuid.UUID, chat: Chat) -> None:
+    await invites.do_answer_invite(chat, invite_id, accept=False)
 
 
 # ---------------------------------------------------------------- messages
@@ -243,12 +253,12 @@ async def decline_invite(invite_id: uuid.UUID, service: Service) -> None:
 )
 async def list_messages(
     channel_id: ChannelId,
-    service: Service,
+    chat: Chat,
     before: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     limit: Limit = 50,
 ) -> schemas.MessagePage:
-    return await service.list_messages(channel_id, before=before, after=after, limit=limit)
+    return await messages.list_messages(chat, channel_id, before=before, after=after, limit=limit)
 
 
 @router.post(
@@ -260,9 +270,9 @@ async def list_messages(
     description="Idempotent with `client_id`: a retry returns the original message with 200.",
 )
 async def send_message(
-    channel_id: ChannelId, data: schemas.MessageCreate, service: Service, response: Response
+    channel_id: ChannelId, data: schemas.MessageCreate, chat: Chat, response: Response
 ) -> schemas.Message:
-    message, created = await service.send_message(channel_id, data)
+    message, created = await send.do_send_message(chat, channel_id, data)
     if not created:
         response.status_code = status.HTTP_200_OK
     return message
@@ -278,53 +288,49 @@ async def send_message(
 )
 async def sync(
     channel_id: ChannelId,
-    service: Service,
+    chat: Chat,
     since: Annotated[int, Query(ge=0, le=MAX_SEQ)],
     limit: Limit = 200,
 ) -> schemas.SyncPage:
-    return await service.sync(channel_id, since, limit)
+    return await messages.list_changes(chat, channel_id, since, limit)
 
 
 @router.get("/channels/{channel_id}/pins", response_model=list[schemas.Message], summary="Pinned messages")
-async def list_pins(channel_id: ChannelId, service: Service) -> list[schemas.Message]:
-    return await service.list_pinned(channel_id)
+async def list_pins(channel_id: ChannelId, chat: Chat) -> list[schemas.Message]:
+    return await messages.list_pinned(chat, channel_id)
 
 
 @router.post(
     "/channels/{channel_id}/read", response_model=schemas.ChannelState, summary="Mark read up to seq"
 )
-async def mark_read(
-    channel_id: ChannelId, data: schemas.ReadUpdate, service: Service
-) -> schemas.ChannelState:
-    return await service.mark(channel_id, read_seq=data.seq, delivered_seq=None)
+async def mark_read(channel_id: ChannelId, data: schemas.ReadUpdate, chat: Chat) -> schemas.ChannelState:
+    return await read_state.do_mark(chat, channel_id, read_seq=data.seq, delivered_seq=None)
 
 
 @router.post(
     "/channels/{channel_id}/delivered", response_model=schemas.ChannelState, summary="Acknowledge delivery"
 )
 async def mark_delivered(
-    channel_id: ChannelId, data: schemas.DeliveredUpdate, service: Service
+    channel_id: ChannelId, data: schemas.DeliveredUpdate, chat: Chat
 ) -> schemas.ChannelState:
-    return await service.mark(channel_id, read_seq=None, delivered_seq=data.seq)
+    return await read_state.do_mark(chat, channel_id, read_seq=None, delivered_seq=data.seq)
 
 
 @router.post("/channels/{channel_id}/typing", status_code=204, summary="Start or stop typing")
 async def typing(
-    channel_id: ChannelId, service: Service, data: TypingUpdate = Body(default_factory=TypingUpdate)
+    channel_id: ChannelId, chat: Chat, data: TypingUpdate = Body(default_factory=TypingUpdate)
 ) -> None:
-    await service.typing(channel_id, active=data.active, parent_id=data.parent_id)
+    await presence.do_typing(chat, channel_id, active=data.active, parent_id=data.parent_id)
 
 
 @router.get("/messages/{message_id}", response_model=schemas.Message, summary="Get a message")
-async def get_message(message_id: MessageId, service: Service) -> schemas.Message:
-    return await service.get_message(message_id)
+async def get_message(message_id: MessageId, chat: Chat) -> schemas.Message:
+    return await messages.get_message(chat, message_id)
 
 
 @router.patch("/messages/{message_id}", response_model=schemas.Message, summary="Edit your message")
-async def update_message(
-    message_id: MessageId, data: schemas.MessageUpdate, service: Service
-) -> schemas.Message:
-    return await service.update_message(message_id, data)
+async def update_message(message_id: MessageId, data: schemas.MessageUpdate, chat: Chat) -> schemas.Message:
+    return await edits.do_update_message(chat, message_id, data)
 
 
 @router.delete(
@@ -333,15 +339,15 @@ async def update_message(
     summary="Delete a message (author or moderator)",
     description="Leaves a tombstone: the message keeps its place, its content is gone.",
 )
-async def delete_message(message_id: MessageId, service: Service) -> schemas.Message:
-    return await service.delete_message(message_id)
+async def delete_message(message_id: MessageId, chat: Chat) -> schemas.Message:
+    return await edits.do_delete_message(chat, message_id)
 
 
 @router.get(
     "/messages/{message_id}/history", response_model=list[schemas.MessageEdit], summary="Earlier versions"
 )
-async def message_history(message_id: MessageId, service: Service) -> list[schemas.MessageEdit]:
-    return await service.message_history(message_id)
+async def message_history(message_id: MessageId, chat: Chat) -> list[schemas.MessageEdit]:
+    return await messages.list_message_history(chat, message_id)
 
 
 @router.get(
@@ -349,14 +355,14 @@ async def message_history(message_id: MessageId, service: Service) -> list[schem
 )
 async def list_replies(
     message_id: MessageId,
-    service: Service,
+    chat: Chat,
     before: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     limit: Limit = 50,
 ) -> schemas.MessagePage:
-    parent = await service.get_message(message_id)
-    return await service.list_messages(
-        parent.channel_id, before=before, after=after, limit=limit, parent_id=message_id
+    parent = await messages.get_message(chat, message_id)
+    return await messages.list_messages(
+        chat, parent.channel_id, before=before, after=after, limit=limit, parent_id=message_id
     )
 
 
@@ -366,23 +372,23 @@ Emoji = Annotated[
 
 
 @router.put("/messages/{message_id}/reactions/{emoji}", response_model=schemas.Message, summary="React")
-async def add_reaction(message_id: MessageId, emoji: Emoji, service: Service) -> schemas.Message:
-    return await service.react(message_id, emoji, add=True)
+async def add_reaction(message_id: MessageId, emoji: Emoji, chat: Chat) -> schemas.Message:
+    return await reactions.do_react(chat, message_id, emoji, add=True)
 
 
 @router.delete("/messages/{message_id}/reactions/{emoji}", response_model=schemas.Message, summary="Unreact")
-async def remove_reaction(message_id: MessageId, emoji: Emoji, service: Service) -> schemas.Message:
-    return await service.react(message_id, emoji, add=False)
+async def remove_reaction(message_id: MessageId, emoji: Emoji, chat: Chat) -> schemas.Message:
+    return await reactions.do_react(chat, message_id, emoji, add=False)
 
 
 @router.put("/messages/{message_id}/pin", response_model=schemas.Message, summary="Pin a message")
-async def pin(message_id: MessageId, service: Service) -> schemas.Message:
-    return await service.set_pinned(message_id, pinned=True)
+async def pin(message_id: MessageId, chat: Chat) -> schemas.Message:
+    return await edits.do_set_pinned(chat, message_id, pinned=True)
 
 
 @router.delete("/messages/{message_id}/pin", response_model=schemas.Message, summary="Unpin a message")
-async def unpin(message_id: MessageId, service: Service) -> schemas.Message:
-    return await service.set_pinned(message_id, pinned=False)
+async def unpin(message_id: MessageId, chat: Chat) -> schemas.Message:
+    return await edits.do_set_pinned(chat, message_id, pinned=False)
 
 
 # ---------------------------------------------------------------- moderation
@@ -396,35 +402,33 @@ async def unpin(message_id: MessageId, service: Service) -> schemas.Message:
 )
 async def report_message(
     message_id: MessageId,
-    service: Service,
+    chat: Chat,
     data: schemas.ReportCreate = Body(default_factory=schemas.ReportCreate),
 ) -> schemas.Report:
-    return await service.report(message_id, data.reason)
+    return await reports.do_report(chat, message_id, data.reason)
 
 
 @router.get("/reports", response_model=list[schemas.Report], summary="The moderator queue")
 async def list_reports(
-    service: Service,
+    chat: Chat,
     status_filter: Annotated[Literal["open", "resolved", "dismissed"], Query(alias="status")] = "open",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[schemas.Report]:
-    return await service.list_reports(status_filter, limit)
+    return await reports.list_reports(chat, status_filter, limit)
 
 
 @router.post(
     "/reports/{report_id}/resolve", response_model=schemas.Report, summary="Resolve or dismiss a report"
 )
-async def resolve_report(
-    report_id: uuid.UUID, data: schemas.ReportResolve, service: Service
-) -> schemas.Report:
-    return await service.resolve_report(report_id, data)
+async def resolve_report(report_id: uuid.UUID, data: schemas.ReportResolve, chat: Chat) -> schemas.Report:
+    return await reports.do_resolve_report(chat, report_id, data)
 
 
 @router.get(
     "/channels/{channel_id}/restrictions", response_model=list[schemas.Restriction], summary="Bans and mutes"
 )
-async def list_restrictions(channel_id: ChannelId, service: Service) -> list[schemas.Restriction]:
-    return await service.list_restrictions(channel_id)
+async def list_restrictions(channel_id: ChannelId, chat: Chat) -> list[schemas.Restriction]:
+    return await moderation.list_restrictions(chat, channel_id)
 
 
 @router.post(
@@ -433,14 +437,12 @@ async def list_restrictions(channel_id: ChannelId, service: Service) -> list[sch
     status_code=status.HTTP_201_CREATED,
     summary="Ban or mute a user in this channel",
 )
-async def restrict(
-    channel_id: ChannelId, data: schemas.RestrictionCreate, service: Service
-) -> schemas.Restriction:
-    return await service.restrict(channel_id, data)
+async def restrict(channel_id: ChannelId, data: schemas.RestrictionCreate, chat: Chat) -> schemas.Restriction:
+    return await moderation.do_restrict(chat, channel_id, data)
 
 
 @router.delete(
     "/channels/{channel_id}/restrictions/{restriction_id}", status_code=204, summary="Lift a ban or mute"
 )
-async def lift_restriction(channel_id: ChannelId, restriction_id: uuid.UUID, service: Service) -> None:
-    await service.lift_restriction(channel_id, restriction_id)
+async def lift_restriction(channel_id: ChannelId, restriction_id: uuid.UUID, chat: Chat) -> None:
+    await moderation.do_lift_restriction(chat, channel_id, restriction_id)

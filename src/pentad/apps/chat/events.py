@@ -27,8 +27,14 @@ def user_topic(user_id: uuid.UUID) -> str:
     return f"chat.user.{user_id}"
 
 
+MessageChange = Literal["message.new", "message.updated", "message.deleted"]
+ChannelChange = Literal["channel.updated", "channel.archived", "channel.unarchived"]
+MemberChange = Literal["member.added", "member.removed", "member.updated"]
+UserChannelChange = Literal["channel.added", "channel.removed", "invite.received"]
+
+
 class MessageEvent(BaseModel):
-    type: Literal["message.new", "message.updated", "message.deleted"]
+    type: MessageChange
     channel_id: uuid.UUID
     seq: int
     message: Message
@@ -60,14 +66,14 @@ class TypingEvent(BaseModel):
 
 
 class MemberEvent(BaseModel):
-    type: Literal["member.added", "member.removed", "member.updated"]
+    type: MemberChange
     channel_id: uuid.UUID
     user: ChatUser
     role: str | None
 
 
 class ChannelEvent(BaseModel):
-    type: Literal["channel.updated", "channel.archived", "channel.unarchived"]
+    type: ChannelChange
     channel: Channel
 
 
@@ -79,7 +85,7 @@ class PresenceEvent(BaseModel):
 class UserChannelEvent(BaseModel):
     """On the user's own topic: a channel appeared or went away for them."""
 
-    type: Literal["channel.added", "channel.removed", "invite.received"]
+    type: UserChannelChange
     channel: Channel
 
 

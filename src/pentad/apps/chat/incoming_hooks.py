@@ -2,7 +2,7 @@
 (`/api/chat/hooks/<id>/<secret>`).
 
 A channel manager creates one; the URL is shown once (only the secret's SHA-256 is stored). A post goes
-through ChatService.send_message as the bot, so Markdown, blocked words, mutes, slow mode and idempotency
+through actions.send.do_send_message as the bot, so Markdown, blocked words, mutes, slow mode and idempotency
 with client_id apply as to anyone. Posts are rate-limited per hook.
 """
 
@@ -20,10 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.chat import repository, schemas
 from pentad.apps.chat.access import ChatActor, require_permission
+from pentad.apps.chat.actions import members, send
+from pentad.apps.chat.actions.context import ChatContext
 from pentad.apps.chat.models import ChatChannel, ChatIncomingHook, ChatUser
 from pentad.apps.chat.permissions import CHANNEL_MANAGE, CHAT_USE
-from pentad.apps.chat.service import ChatService, user_view
 from pentad.apps.chat.tenancy import USER_PRINCIPAL
+from pentad.apps.chat.views import user_view
 from pentad.core import audit
 from pentad.core.audit import Actor
 from pentad.core.auth import tokens
@@ -81,7 +83,7 @@ def _hook_view(hook: ChatIncomingHook, bot: ChatUser) -> IncomingHook:
 class IncomingHookService:
     """Incoming webhooks of a channel, managed by whoever may manage the channel."""
 
-    def __init__(self, chat: ChatService) -> None:
+    def __init__(self, chat: ChatContext) -> None:
         self.chat = chat
         self.session = chat.session
 
@@ -101,7 +103,9 @@ class IncomingHookService:
             raise BadRequest("Direct channels keep their two members.", code="direct_channel")
         bot = await self._bot(data.name)
         if not await repository.member_user_ids(self.session, channel.id, [bot.id]):
-            await self.chat.add_members(channel.id, schemas.MemberAdd(user_ids=[bot.id], role="member"))
+            await members.do_add_members(
+                self.chat, channel.id, schemas.MemberAdd(user_ids=[bot.id], role="member")
+            )
         secret = secrets.token_urlsafe(32)
         hook = ChatIncomingHook(
             channel_id=channel.id,
@@ -198,7 +202,7 @@ async def post_through_hook(
         display_name=bot.name,
     )
     actor = ChatActor(bot, tenant, principal)
-    chat = ChatService(session, platform, actor, principal.actor(request.ip_address, request.request_id))
-    return await chat.send_message(
-        hook.channel_id, schemas.MessageCreate(text=data.text, client_id=data.client_id)
+    chat = ChatContext(session, platform, actor, principal.actor(request.ip_address, request.request_id))
+    return await send.do_send_message(
+        chat, hook.channel_id, schemas.MessageCreate(text=data.text, client_id=data.client_id)
     )

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Path, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.chat import schemas
-from pentad.apps.chat.dependencies import chat_service, server_tenant
+from pentad.apps.chat.actions.context import ChatContext
+from pentad.apps.chat.dependencies import chat_context, server_tenant
 from pentad.apps.chat.incoming_hooks import (
     HookMessage,
     IncomingHook,
@@ -20,7 +21,6 @@ from pentad.apps.chat.incoming_hooks import (
     post_through_hook,
 )
 from pentad.apps.chat.models import ChatTenant
-from pentad.apps.chat.service import ChatService
 from pentad.apps.chat.webhooks import Webhook, WebhookCreate, WebhookService, WebhookUpdate, WebhookWithSecret
 from pentad.core.auth.dependencies import db_session, request_actor
 from pentad.core.errors import problem_responses
@@ -47,7 +47,7 @@ async def webhook_service(
     )
 
 
-async def incoming_hook_service(chat: Annotated[ChatService, Depends(chat_service)]) -> IncomingHookService:
+async def incoming_hook_service(chat: Annotated[ChatContext, Depends(chat_context)]) -> IncomingHookService:
     return IncomingHookService(chat)
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, delete, func, literal, or_, select, update
+from sqlalchemy import Exists, Select, and_, delete, exists, func, literal, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
 
 from pentad.apps.chat.models import (
     ChatAttachment,
@@ -150,16 +150,61 @@ async def get_member(session: AsyncSession, channel_id: uuid.UUID, user_id: uuid
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def get_channel_and_member(
-    session: AsyncSession, channel_id: uuid.UUID, user_id: uuid.UUID
-) -> tuple[ChatChannel, ChatMember | None] | None:
+@dataclass(frozen=True, slots=True)
+class ChannelStanding:
+    channel: ChatChannel
+    member: ChatMember | None
+    banned: bool
+    muted: bool
+    tenant_webhooks: bool | None
+
+
+def _restricted(kind: str, tenant_id: uuid.UUID, user_id: uuid.UUID, now: datetime) -> Exists:
+    """A ban or mute of the user in force in the enclosing query's channel, or tenant-wide."""
+    return exists().where(
+        ChatRestriction.tenant_id == tenant_id,
+        ChatRestriction.user_id == user_id,
+        ChatRestriction.kind == kind,
+        or_(ChatRestriction.channel_id.is_(None), ChatRestriction.channel_id == ChatChannel.id),
+        or_(ChatRestriction.expires_at.is_(None), ChatRestriction.expires_at > now),
+    )
+
+
+async def get_channel_standing(
+    session: AsyncSession,
+    channel_id: uuid.UUID,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    with_webhooks: bool = False,
+) -> ChannelStanding | None:
+    """The channel, the user's membership and whether a ban or a mute of theirs holds there, in one
+    statement (every channel operation starts with it); with_webhooks: also whether the channel's tenant
+    has an active webhook (else `tenant_webhooks` is None)."""
+    now = utcnow()
+    webhooks = (
+        exists().where(ChatWebhook.tenant_id == ChatChannel.tenant_id, ChatWebhook.active.is_(True))
+        if with_webhooks
+        else null()
+    )
     query = (
-        select(ChatChannel, ChatMember)
+        select(
+            ChatChannel,
+            ChatMember,
+            _restricted("ban", tenant_id, user_id, now),
+            _restricted("mute", tenant_id, user_id, now),
+            webhooks,
+        )
         .outerjoin(ChatMember, and_(ChatMember.channel_id == ChatChannel.id, ChatMember.user_id == user_id))
         .where(ChatChannel.id == channel_id)
     )
     row = (await session.execute(query)).first()
-    return (row[0], row[1]) if row else None
+    if row is None:
+        return None
+    channel, member, banned, muted, tenant_webhooks = row
+    return ChannelStanding(
+        channel, member, bool(banned), bool(muted), None if tenant_webhooks is None else bool(tenant_webhooks)
+    )
 
 
 async def list_member_channels(
@@ -280,16 +325,20 @@ async def next_seq(
     session: AsyncSession, channel_id: uuid.UUID, *, message_at: datetime | None = None
 ) -> int:
     """Take the channel's next sequence number. The row lock it takes orders concurrent senders, so numbers
-    become visible in commit order (no reader ever sees 7 before 6)."""
+    become visible in commit order (no reader ever sees 7 before 6). One statement where the database
+    returns the updated value (UPDATE … RETURNING: SQLite, PostgreSQL); MariaDB reads it back."""
     values: dict[str, object] = {"last_seq": ChatChannel.last_seq + 1}
     if message_at is not None:
         values["last_message_at"] = message_at
-    await session.execute(
+    statement = (
         update(ChatChannel)
         .where(ChatChannel.id == channel_id)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
+    if session.get_bind().dialect.update_returning:
+        return int((await session.execute(statement.returning(ChatChannel.last_seq))).scalar_one())
+    await session.execute(statement)
     seq = (
         await session.execute(select(ChatChannel.last_seq).where(ChatChannel.id == channel_id))
     ).scalar_one()
@@ -520,22 +569,6 @@ async def delete_edits(session: AsyncSession, message_id: uuid.UUID) -> None:
 
 
 # ---------------------------------------------------------------- moderation
-
-
-async def active_restrictions(
-    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, channel_id: uuid.UUID | None
-) -> Sequence[ChatRestriction]:
-    """Bans and mutes in force for the user, tenant-wide or in this channel."""
-    where = [
-        ChatRestriction.tenant_id == tenant_id,
-        ChatRestriction.user_id == user_id,
-        or_(ChatRestriction.expires_at.is_(None), ChatRestriction.expires_at > utcnow()),
-    ]
-    scope: ColumnElement[bool] = ChatRestriction.channel_id.is_(None)
-    if channel_id is not None:
-        scope = or_(scope, ChatRestriction.channel_id == channel_id)
-    query = select(ChatRestriction).where(*where, scope)
-    return (await session.execute(query)).scalars().all()
 
 
 async def list_restrictions(

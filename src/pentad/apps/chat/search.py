@@ -53,8 +53,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from pentad.apps.chat import repository, schemas
+from pentad.apps.chat.actions.context import ChatContext
 from pentad.apps.chat.models import ChatChannel, ChatMember, ChatMessage
-from pentad.apps.chat.service import ChatService
 from pentad.core.errors import BadRequest
 
 PREFIX_MIN_LENGTH = 3
@@ -386,7 +386,7 @@ async def get_channels(session: AsyncSession, channel_ids: set[uuid.UUID]) -> di
     return {channel.id: channel for channel in rows}
 
 
-# ---------------------------------------------------------------- the service
+# ---------------------------------------------------------------- searching
 
 
 def _as_utc(moment: datetime | None) -> datetime | None:
@@ -397,21 +397,21 @@ def _as_utc(moment: datetime | None) -> datetime | None:
 
 
 async def search_messages(
-    service: ChatService,
+    chat: ChatContext,
     query: str,
     filters: SearchFilters,
     *,
     before: str | None,
     limit: int,
 ) -> SearchPage:
-    """Search the messages the service's actor may read (see the module docstring for the rules)."""
+    """Search the messages the chat actor may read (see the module docstring for the rules)."""
     terms = parse_query(query)
-    actor, session = service.actor, service.session
+    actor, session = chat.actor, chat.session
     filters = replace(filters, since=_as_utc(filters.since), until=_as_utc(filters.until))
     scope: Scope
     if filters.channel_id is not None:
         # One channel: the same check as reading its history (404 if unseen, 403 if banned).
-        scope = (await service.access(filters.channel_id)).channel.id
+        scope = (await chat.access(filters.channel_id)).channel.id
     else:
         banned = await repository.banned_channel_ids(session, actor.tenant.id, actor.user_id)
         if None in banned:
@@ -419,7 +419,7 @@ async def search_messages(
         scope = readable_channel_ids(actor.tenant.id, actor.user_id, {c for c in banned if c is not None})
     messages, cursor = await find_messages(session, terms, scope, filters, before=before, limit=limit)
     channels = await get_channels(session, {m.channel_id for m in messages})
-    views = await service.views.build(messages)
+    views = await chat.views.build(messages)
     return SearchPage(
         results=[
             SearchResult(message=view, channel=_channel_ref(channels[view.channel_id])) for view in views

@@ -8,9 +8,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from pentad.apps.chat.dependencies import chat_service
+from pentad.apps.chat.actions.context import ChatContext
+from pentad.apps.chat.dependencies import chat_context
 from pentad.apps.chat.search import QUERY_MAX_LENGTH, SearchFilters, SearchPage, search_messages
-from pentad.apps.chat.service import ChatService
 from pentad.core.errors import problem_responses
 
 router = APIRouter(
@@ -30,7 +30,7 @@ router = APIRouter(
     "with `before` = the previous page's `next_before`. A blank query is refused (400 `empty_query`).",
 )
 async def search(
-    service: Annotated[ChatService, Depends(chat_service)],
+    chat: Annotated[ChatContext, Depends(chat_context)],
     q: Annotated[str, Query(max_length=QUERY_MAX_LENGTH, description="Words to find.")] = "",
     channel_id: Annotated[uuid.UUID | None, Query(description="Only in this channel.")] = None,
     author_id: Annotated[uuid.UUID | None, Query(description="Only by this chat user.")] = None,
@@ -41,4 +41,4 @@ async def search(
     before: Annotated[str | None, Query(max_length=200, description="`next_before` of a page.")] = None,
 ) -> SearchPage:
     filters = SearchFilters(channel_id, author_id, since, until, has_attachment)
-    return await search_messages(service, q, filters, before=before or None, limit=limit)
+    return await search_messages(chat, q, filters, before=before or None, limit=limit)

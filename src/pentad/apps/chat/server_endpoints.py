@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.chat import repository, schemas
 from pentad.apps.chat.access import ChatActor
+from pentad.apps.chat.actions import channels, members, send
+from pentad.apps.chat.actions.context import ChatContext
 from pentad.apps.chat.dependencies import admin_tenant_service, server_tenant, server_tenant_service
 from pentad.apps.chat.models import ChatTenant
-from pentad.apps.chat.service import ChatService
 from pentad.apps.chat.tenancy import TenantService, mint_user_token
 from pentad.core.auth.dependencies import db_session, request_actor
 from pentad.core.errors import NotFound, also_answers, problem_responses
@@ -194,12 +195,12 @@ async def reactivate_user(
 
 async def _acting(
     request: Request, session: AsyncSession, tenant: ChatTenant, external_id: str
-) -> ChatService:
-    """A ChatService acting for one of the tenant's users with the backend's full channel permissions."""
+) -> ChatContext:
+    """A ChatContext acting for one of the tenant's users with the backend's full channel permissions."""
     service = TenantService(session, get_platform(request), request_actor(request, request.state.principal))
     user = await service.get_user(tenant, external_id)
     actor = ChatActor(user, tenant, request.state.principal, elevated=True)
-    return ChatService(session, get_platform(request), actor, request_actor(request, request.state.principal))
+    return ChatContext(session, get_platform(request), actor, request_actor(request, request.state.principal))
 
 
 @server_router.post(
@@ -212,21 +213,21 @@ async def _acting(
 async def server_create_channel(
     request: Request, data: schemas.ServerChannelCreate, tenant: Tenant, session: Session, response: Response
 ) -> schemas.ChannelState:
-    service = await _acting(request, session, tenant, data.created_by)
-    members = [
+    chat = await _acting(request, session, tenant, data.created_by)
+    listed = [
         (await repository.get_user_by_external_id(session, tenant.id, external_id))
         for external_id in data.members
     ]
-    if any(m is None for m in members):
+    if any(m is None for m in listed):
         raise NotFound("A listed member does not exist; upsert users first.", code="chat_user_not_found")
     create = schemas.ChannelCreate(
         kind=data.kind,
         name=data.name,
         topic=data.topic,
         data=data.data,
-        members=[m.id for m in members if m is not None],
+        members=[m.id for m in listed if m is not None],
     )
-    channel, created = await service.create_channel(create)
+    channel, created = await channels.do_create_channel(chat, create)
     if not created:
         response.status_code = 200
     return channel
@@ -253,14 +254,14 @@ async def server_add_members(
         raise NotFound("No such channel.", code="channel_not_found")
     owner = await repository.get_user(session, channel.created_by)
     assert owner is not None
-    service = await _acting(request, session, tenant, owner.external_id)
+    chat = await _acting(request, session, tenant, owner.external_id)
     ids = []
     for external_id in data.user_ids:
         user = await repository.get_user_by_external_id(session, tenant.id, external_id)
         if user is None:
             raise NotFound(f"No user {external_id!r}; upsert users first.", code="chat_user_not_found")
         ids.append(user.id)
-    return await service.add_members(channel_id, schemas.MemberAdd(user_ids=ids, role=data.role))
+    return await members.do_add_members(chat, channel_id, schemas.MemberAdd(user_ids=ids, role=data.role))
 
 
 class ServerMessage(schemas.MessageCreate):
@@ -285,9 +286,9 @@ async def server_send_message(
     session: Session,
     response: Response,
 ) -> schemas.Message:
-    service = await _acting(request, session, tenant, data.user_id)
-    message, created = await service.send_message(
-        channel_id, schemas.MessageCreate(**data.model_dump(exclude={"user_id"}))
+    chat = await _acting(request, session, tenant, data.user_id)
+    message, created = await send.do_send_message(
+        chat, channel_id, schemas.MessageCreate(**data.model_dump(exclude={"user_id"}))
     )
     if not created:
         response.status_code = 200
