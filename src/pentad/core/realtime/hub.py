@@ -22,7 +22,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from pydantic import BaseModel
@@ -45,6 +45,9 @@ from pentad.core.realtime.protocol import (
     encode,
 )
 from pentad.core.realtime.topics import TopicMatch, TopicRegistry, TopicSpec
+
+if TYPE_CHECKING:
+    from pentad.core.realtime.live import LiveCredentials
 
 logger = structlog.get_logger("pentad.realtime")
 
@@ -289,6 +292,8 @@ class Hub:
         self.broker = broker
         self.registry = TopicRegistry(topics)
         self.connections: set[Connection] = set()
+        self.live_credentials: set[LiveCredentials] = set()
+        """Apps' own sockets and streams (core/realtime/live.py), re-checked like the connections."""
         self._topics: dict[str, LocalTopic] = {}
         self._maintenance: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -423,6 +428,9 @@ class Hub:
             for connection in list(self.connections):
                 if self._belongs(connection, wanted) and self.revalidate is not None:
                     self._spawn(self.revalidate(connection, True))  # noqa: FBT003
+            for live in list(self.live_credentials):
+                if str(live.principal.id) in wanted:
+                    self._spawn(live.revalidate(fresh=True))
             return
         local = self._topics.get(topic)
         if local is None:
@@ -632,12 +640,23 @@ class Hub:
                 next_ping = now + self.settings.heartbeat_interval
             for connection in list(self.connections):
                 self._check(connection, now, wall, ping=ping)
+            for live in list(self.live_credentials):
+                self._check_live(live, now, wall)
             for local in list(self._topics.values()):
                 if local.idle_since is not None and now - local.idle_since > TOPIC_LINGER:
                     self._drop(local)
             if now >= next_presence:
                 next_presence = now + PRESENCE_TTL / 3
                 self._spawn(self._refresh_presence())
+
+    def _check_live(self, live: LiveCredentials, now: float, wall: float) -> None:
+        if live.ended.is_set():
+            return
+        if live.expires_at is not None and wall >= live.expires_at:
+            live.expire()
+        elif now >= live.revalidate_at:
+            live.revalidate_at = math.inf
+            self._spawn(live.revalidate(fresh=False))
 
     def _check(self, connection: Connection, now: float, wall: float, *, ping: bool) -> None:
         if connection.closed:
