@@ -1305,6 +1305,7 @@ async def run_step(load: Load, rate: float, seconds: float, drain: float) -> dic
         "max_ms": _round_ms(ordered[-1] if ordered else None),
         "server_cpu_pct": server_cpu[0],
         "server_cpu_pct_each": server_cpu,
+        "server_cpu_s": round(server_seconds[0], 4),
         "server_rss_kb": process_rss_kb(pids[0]),
         "client_cpu_pct": own_cpu,
         "core_busy_pct": cores,

@@ -33,6 +33,7 @@ from pentad.core.jobs.worker import Worker
 from pentad.core.logging import configure_logging
 from pentad.core.metrics import MULTIPROCESS_DIR_VARIABLE
 from pentad.core.platform import Platform
+from pentad.core.realtime.wsserver import SERVE_PROTOCOL
 from pentad.core.services import ServiceError
 
 T = TypeVar("T")
@@ -141,6 +142,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         access_log=False,
         proxy_headers=False,
         server_header=False,
+        # Writes the hub's events encoded once per event, not once per subscriber (core/realtime/wsserver.py).
+        ws=SERVE_PROTOCOL,
         # Compression would run once per subscriber for every realtime frame (encode once, send many).
         ws_per_message_deflate=False,
         # The protocol layer refuses a larger frame (1009) from its header, before buffering it.

@@ -52,6 +52,7 @@ from pentad.core.realtime.protocol import (
     error_frame,
 )
 from pentad.core.realtime.topics import TopicAccess, TopicAction, TopicCall, TopicMatch
+from pentad.core.realtime.wsserver import frame_writer
 from pentad.core.security import scope_client_address
 
 logger = structlog.get_logger("pentad.realtime")
@@ -154,7 +155,7 @@ class RealtimeEndpoint:
         pending = self.unauthenticated.enter(address)
         try:
             await send({"type": "websocket.accept"})
-            connection = self.hub.connect(send)
+            connection = self.hub.connect(send, frame_writer(scope.get("extensions")))
             try:
                 await self._serve(connection, receive, pending)
             except asyncio.CancelledError:
