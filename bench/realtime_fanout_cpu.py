@@ -3,11 +3,12 @@ pre-encoded frames written straight to idle sockets ("after", core/realtime/wsse
 
 The same Pentad app (`rtbench`, bench/realtime_fanout_app.py) is served by uvicorn with the options
 `pentad serve` uses, once with uvicorn's own WebSocket protocol (`ws="auto"`, the hub falls back to the
-ASGI send) and once with Pentad's (`SERVE_PROTOCOL`, what `pentad serve` runs), alternately, ROUNDS times
-each. Each run: 1,000 authenticated subscribers of one topic (bench/realtime_fanout.py's load generator,
-CPU 1), RATE events/s published over HTTP for BENCH_CPU_SECONDS (default 8) after a warm-up; the server's
-CPU time over the measured step (CPU 0) divided by the deliveries received. The figure includes each
-event's HTTP publish (about 1 % of it at 1,000 subscribers) and is the same for both variants.
+ASGI send) and once with Pentad's (`SERVE_PROTOCOL`, what `pentad serve` runs), and for reference
+bench/plain_ws_app.py (`websockets.broadcast`, events published over a WebSocket); alternately, ROUNDS
+times each. Each run: 1,000 subscribers of one topic (bench/realtime_fanout.py's load generator, CPU 1;
+Pentad's authenticated), RATE events/s for BENCH_CPU_SECONDS (default 8) after a warm-up; the server's
+CPU time over the measured step (CPU 0) divided by the deliveries received. Pentad's figure includes
+each event's HTTP publish through the whole stack (the same for both of its variants).
 
     .venv/bin/python bench/realtime_fanout_cpu.py    # writes bench/results/realtime_fanout_cpu.{json,md}
 
@@ -34,6 +35,7 @@ from realtime_fanout import (
     free_port,
     http_publish,
     pentad_env,
+    plain_server,
     prepare_pentad,
     raise_open_files_limit,
     run_loadgen,
@@ -41,7 +43,11 @@ from realtime_fanout import (
     write_atomically,
 )
 
-VARIANTS = {"before": "auto", "after": "pentad.core.realtime.wsserver:PentadWebSocketProtocol"}
+VARIANTS = {
+    "before": "auto",
+    "after": "pentad.core.realtime.wsserver:PentadWebSocketProtocol",
+    "plain": "bench/plain_ws_app.py (websockets.broadcast)",
+}
 ROUNDS = 2
 RATE = 20.0
 
@@ -74,13 +80,18 @@ def serve(port: int, ws: str) -> None:
 
 def measure(work_dir: Path, data_dir: Path, api_key: str, name: str, seconds: float) -> dict[str, Any]:
     port = free_port()
-    command = [sys.executable, str(Path(__file__).resolve()), "serve", str(port), VARIANTS[name]]
-    server = Process(name, command, work_dir / f"{name}.log", pentad_env(data_dir), data_dir, "/readyz")
+    if name == "plain":
+        server = plain_server(work_dir, port)
+        publish, token = {"kind": "ws", "port": port, "path": "/publish"}, None
+    else:
+        command = [sys.executable, str(Path(__file__).resolve()), "serve", str(port), VARIANTS[name]]
+        server = Process(name, command, work_dir / f"{name}.log", pentad_env(data_dir), data_dir, "/readyz")
+        publish, token = http_publish(port, api_key), api_key
     with running(server, ports=[port]):
         config = fanout_config(
             ws_port=port,
-            publish=http_publish(port, api_key),
-            token=api_key,
+            publish=publish,
+            token=token,
             server_pids=[server.pid],
             duration=seconds,
             saturation=False,
@@ -107,7 +118,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['subscribers']} subscribers, {RATE:.0f} events/s for {result['seconds']} s per run, "
         f"{ROUNDS} runs per variant, alternating.",
         "",
-        "| variant | uvicorn ws | µs CPU / delivery (median) | runs | delivered % | p99 ms |",
+        "| variant | server | µs CPU / delivery (median) | runs | delivered % | p99 ms |",
         "|---|---|---|---|---|---|",
     ]
     for name, summary in result["variants"].items():
@@ -117,7 +128,11 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | `{VARIANTS[name]}` | {summary['median_us']} | {runs} | {delivered} | {p99} |"
         )
-    lines += ["", f"after / before: {result['after_over_before']}", ""]
+    lines += [
+        "",
+        f"after / before: {result['after_over_before']}; after / plain: {result['after_over_plain']}",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -153,6 +168,7 @@ def main() -> int:
         "seconds": seconds,
         "variants": {name: {"median_us": round(medians[name], 2), "runs": runs[name]} for name in runs},
         "after_over_before": round(medians["after"] / medians["before"], 3) if medians["before"] else None,
+        "after_over_plain": round(medians["after"] / medians["plain"], 3) if medians["plain"] else None,
     }
     RESULTS_DIR.mkdir(exist_ok=True)
     table = markdown(result)

@@ -44,6 +44,7 @@ from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
 from limits import parse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocketDisconnect
 
 from pentad.core.config import Settings
 
@@ -215,7 +216,8 @@ returns False when the request must not go on."""
 
 class _RouteGate:
     """Replaces a route's `handle` (or a router's 404 default), once per route object however many apps
-    share it: notes which route the router picked, then passes the request through the rate gate."""
+    share it: notes which route the router picked, then passes the request through the rate gate. A
+    WebSocket route whose client left ends quietly."""
 
     __slots__ = ("inner", "route_id")
 
@@ -229,7 +231,15 @@ class _RouteGate:
         gate: RateGate | None = state.get(RATE_GATE_STATE_KEY)
         if gate is not None and not await gate(scope, receive, send):
             return
-        await self.inner(scope, receive, send)
+        if scope["type"] != "websocket":
+            await self.inner(scope, receive, send)
+            return
+        try:
+            await self.inner(scope, receive, send)
+        except WebSocketDisconnect:
+            # The client left (also while a refusal was being sent to it): nothing failed on our side, and
+            # an anonymous client must not be able to fill the error log by hanging up.
+            return
 
 
 @dataclass(frozen=True, slots=True)

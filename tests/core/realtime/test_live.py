@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -130,6 +131,16 @@ async def test_a_socket_without_acceptable_credentials_is_closed(
             if credentials == "first frame not auth":
                 await ws.send("r1")
             assert (await closed_with(ws))[0] == code
+
+
+async def test_a_client_that_leaves_before_authenticating_is_no_error(
+    tmp_path: Path, realtime_database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running(tmp_path, realtime_database_url, auth_timeout=0.5) as server:
+        async with connect(echo_url(server), open_timeout=WAIT):
+            pass
+        await asyncio.sleep(1)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_revoking_the_credentials_closes_an_open_socket(
