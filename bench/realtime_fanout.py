@@ -260,6 +260,9 @@ def pentad_env(data_dir: Path, **extra: str) -> dict[str, str]:
             # Limits stay on (their cost is part of the stack) but high enough never to refuse the load.
             "PENTAD_RATELIMIT__PER_ADDRESS": "100000000/minute",
             "PENTAD_RATELIMIT__PER_PRINCIPAL": "100000000/minute",
+            # Every subscriber comes from 127.0.0.1, CONNECT_CONCURRENCY at a time, each awaiting `auth`.
+            "PENTAD_REALTIME__MAX_UNAUTHENTICATED": str(IDLE_CONNECTIONS),
+            "PENTAD_REALTIME__MAX_UNAUTHENTICATED_PER_ADDRESS": str(IDLE_CONNECTIONS),
             "PENTAD_LOG__LEVEL": "WARNING",
             **extra,
         }
@@ -1305,6 +1308,7 @@ async def run_step(load: Load, rate: float, seconds: float, drain: float) -> dic
         "max_ms": _round_ms(ordered[-1] if ordered else None),
         "server_cpu_pct": server_cpu[0],
         "server_cpu_pct_each": server_cpu,
+        "server_cpu_s": round(server_seconds[0], 4),
         "server_rss_kb": process_rss_kb(pids[0]),
         "client_cpu_pct": own_cpu,
         "core_busy_pct": cores,

@@ -145,6 +145,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the platform over HTTP (creates the first admin on an empty database)."""
     import uvicorn
 
+    from pentad.core.realtime.wsserver import SERVE_PROTOCOL
+
     # The options are the settings, for the app factory too: links (base_url) follow the served port.
     if host is not None:
         os.environ["PENTAD_SERVER__HOST"] = host
@@ -169,6 +171,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         access_log=False,
         proxy_headers=False,
         server_header=False,
+        # Writes the hub's events encoded once per event, not once per subscriber (core/realtime/wsserver.py).
+        ws=SERVE_PROTOCOL,
         # Compression would run once per subscriber for every realtime frame (encode once, send many).
         ws_per_message_deflate=False,
         # The protocol layer refuses a larger frame (1009) from its header, before buffering it.

@@ -167,7 +167,39 @@ async def test_events_show_live_and_exactly_once_after_the_server_drops_the_sock
                 })"""
             )
             assert again == {"typing": "again"}
-            await opened.shows(["live 1", "live 2", "live 3", *missed, "after 1", "after 2"])
+
+            # Calls answer the caller (and shout tells the room); refusals and failures are RealtimeErrors.
+            answer = await opened.page.evaluate(
+                f"() => window.realtime.call({TOPIC!r}, 'shout', {{text: 'hello'}})"
+            )
+            assert answer == {"text": "HELLO", "by": str(user.id)}
+            failures = await opened.page.evaluate(
+                """(topic) => Promise.all([
+                    [topic, 'shout', {}], [topic, 'fail', {}], [topic, 'nope', {}],
+                    ['test.room.r2', 'shout', {text: 'x'}],
+                ].map(([t, method, data]) => window.realtime.call(t, method, data).then(
+                    answer => ['answered', answer], e => [e.name, e.code, e.message])))""",
+                TOPIC,
+            )
+            assert failures == [
+                ["RealtimeError", "call_failed", "call_failed: Say something."],
+                ["RealtimeError", "call_failed", "call_failed: The server failed to answer this call."],
+                ["RealtimeError", "unknown_method", "unknown_method: This topic has no method 'nope'."],
+                ["RealtimeError", "forbidden", "forbidden: You may not call on this topic."],
+            ]
+            # A call slower than its timeout rejects; the late answer is dropped and the socket goes on.
+            timed_out = await opened.page.evaluate(
+                f"""() => window.realtime.call({TOPIC!r}, 'dawdle', {{seconds: 1}}, {{timeout: 100}})
+                    .then(answer => ['answered', answer], e => [e.name, e.message])"""
+            )
+            assert timed_out == ["RealtimeTimeoutError", "realtime: no answer to call within 100 ms"]
+            await asyncio.sleep(1.2)
+            patient = await opened.page.evaluate(
+                f"() => window.realtime.call({TOPIC!r}, 'dawdle', {{seconds: 0}}, {{timeout: 5000}})"
+            )
+            assert patient == {"text": "late"}
+            await opened.shows(["live 1", "live 2", "live 3", *missed, "after 1", "after 2", "HELLO"])
+            await opened.has("connections", "2")
             assert await opened.page.locator("#errors li").count() == 0
         assert opened.problems == []
 

@@ -11,14 +11,17 @@ A route is private (it needs credentials) and gets the platform's defaults unles
     async def player(...): ...
 
 `public` says why anyone may call the route (the route-table test lists every declared one for review);
-`rate_limit` names the class whose per-address counter the route spends (UNLIMITED for none), its limit
+`rate_limit` names the class whose per-address counter the route spends (UNLIMITED for none; a WebSocket
+route spends it once per handshake), its limit
 overridable by PENTAD_RATELIMIT__CLASSES; `body_limit` is "upload" (PENTAD_STORAGE__MAX_OBJECT_BYTES) or
 a byte count; `csp` replaces whole Content-Security-Policy directives and `permissions` features of the
 Permissions-Policy. An app may give every route of its routers and pages a default
 (`AppSpec.route_policy`); a route's own declaration wins field by field (headers merge).
 
 Who may call a private route is not a policy field: it is the route's Authenticator dependency
-(core/auth/dependencies.py), a RouteGuard that `unguarded_operations` finds in the dependency tree.
+(core/auth/dependencies.py), a RouteGuard that `unguarded_operations` finds in the dependency tree. A
+WebSocket route is not in the OpenAPI document, so it is checked at build: one neither public nor guarded
+(`Depends(require(...).socket)`) stops the app from starting.
 
 At build, `install_route_policies` resolves every route once into a RoutePolicies table and wraps each
 route's `handle`: when the router picks the route, the route is noted in `scope["state"]`, and the
@@ -37,10 +40,11 @@ from typing import Any, Final, Literal, TypeVar
 import structlog
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
 from limits import parse
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocketDisconnect
 
 from pentad.core.config import Settings
 
@@ -212,7 +216,8 @@ returns False when the request must not go on."""
 
 class _RouteGate:
     """Replaces a route's `handle` (or a router's 404 default), once per route object however many apps
-    share it: notes which route the router picked, then passes the request through the rate gate."""
+    share it: notes which route the router picked, then passes the request through the rate gate. A
+    WebSocket route whose client left ends quietly."""
 
     __slots__ = ("inner", "route_id")
 
@@ -226,7 +231,15 @@ class _RouteGate:
         gate: RateGate | None = state.get(RATE_GATE_STATE_KEY)
         if gate is not None and not await gate(scope, receive, send):
             return
-        await self.inner(scope, receive, send)
+        if scope["type"] != "websocket":
+            await self.inner(scope, receive, send)
+            return
+        try:
+            await self.inner(scope, receive, send)
+        except WebSocketDisconnect:
+            # The client left (also while a refusal was being sent to it): nothing failed on our side, and
+            # an anonymous client must not be able to fill the error log by hanging up.
+            return
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,9 +282,10 @@ class RoutePolicies:
         }
 
 
-def _gate(route: BaseRoute) -> None:
+def _gate(route: BaseRoute, route_id: int | None = None) -> None:
     if not isinstance(route.handle, _RouteGate):
-        setattr(route, "handle", _RouteGate(route.handle, id(route)))  # noqa: B010  # a method to mypy
+        gate = _RouteGate(route.handle, id(route) if route_id is None else route_id)
+        setattr(route, "handle", gate)  # noqa: B010  # a method to mypy
 
 
 def install_route_policies(
@@ -295,11 +309,16 @@ def install_route_policies(
     for context in iter_route_contexts(app.router.routes):
         route = context.original_route
         path = context.path or ""
-        if isinstance(route, Route):
+        if isinstance(route, Route | WebSocketRoute):
             policy = base
             for layer in (app_defaults.get(route.endpoint), declared_policy(route.endpoint)):
                 if layer is not None:
                     policy = layer.over(policy)
+            if isinstance(route, WebSocketRoute) and policy.public is None and not _guarded_socket(route):
+                raise TypeError(
+                    f"the WebSocket route {path} needs credentials: depend on an Authenticator's "
+                    "`.socket` (core/auth/dependencies.py) or declare it public with @route_policy"
+                )
         elif isinstance(route, Mount):
             matching = [p for prefix, p in prefix_policies.items() if (path + "/").startswith(prefix)]
             policy = matching[0] if matching else base
@@ -308,6 +327,11 @@ def install_route_policies(
         resolved = policies.default if policy == base else resolve(policy, settings)
         policies.add(route, DeclaredRoute(path, frozenset(context.methods or ()), policy), resolved)
         _gate(route)
+        if isinstance(route, WebSocketRoute):
+            # FastAPI runs an included router's WebSocket route through its own copy of it.
+            effective = getattr(context, "_effective_route", route)
+            if isinstance(effective, BaseRoute) and effective is not route:
+                _gate(effective, id(route))
     if not isinstance(app.router.default, _RouteGate):
         app.router.default = _RouteGate(app.router.default, None)
     _warn_unknown_classes(settings, (route.policy.rate_limit for route in policies.routes))
@@ -327,6 +351,10 @@ class RouteGuard:
 
 def _has_guard(dependant: Dependant) -> bool:
     return any(isinstance(d.call, RouteGuard) or _has_guard(d) for d in dependant.dependencies)
+
+
+def _guarded_socket(route: WebSocketRoute) -> bool:
+    return isinstance(route, APIWebSocketRoute) and _has_guard(route.dependant)
 
 
 def unguarded_operations(app: FastAPI, policies: RoutePolicies) -> list[tuple[str, str]]:

@@ -308,7 +308,8 @@ def address_subject(address: str) -> str:
 
 
 class RateLimitMiddleware:
-    """Spends each HTTP request's route limit per client address, and reports the tightest limit.
+    """Spends each HTTP request's (and WebSocket handshake's) route limit per client address, and reports
+    the tightest limit (a refused handshake is answered 429, where the server can answer it with HTTP).
 
     The limit is the route's declared rate-limit class (core/policy.py; UNLIMITED for health checks and
     static files), or `PENTAD_RATELIMIT__PER_ADDRESS` for routes that declare none and requests no route
@@ -322,6 +323,8 @@ class RateLimitMiddleware:
         self.policies = policies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            scope.setdefault("state", {})[RATE_GATE_STATE_KEY] = self._admit
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -354,6 +357,10 @@ class RateLimitMiddleware:
                 policy.rate_limit, policy.rate_key, address_subject(scope_client_address(scope))
             )
         except TooManyRequests as exc:
+            if scope["type"] == "websocket" and "websocket.http.response" not in scope.get("extensions", {}):
+                # A server that cannot answer the handshake with HTTP refuses it (1013: try again later).
+                await send({"type": "websocket.close", "code": 1013, "reason": exc.message[:120]})
+                return False
             response = problem_response(
                 exc.status,
                 exc.code,

@@ -8,21 +8,24 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.app import create_app
 from pentad.core import audit
 from pentad.core.apps import AppSpec
-from pentad.core.auth.dependencies import db_session
+from pentad.core.auth.dependencies import db_session, request_session
 from pentad.core.auth.models import User
 from pentad.core.config import Settings
 from pentad.core.db.engine import Database
 from pentad.core.db.hooks import commit_even_on_error, on_commit
 from pentad.core.errors import Conflict
+from pentad.core.platform import get_platform
 
 announced: list[str] = []
+refusals: list[str] = []
 router = APIRouter(prefix="/api/tx")
 
 
@@ -68,6 +71,26 @@ async def write_that_fails_at_commit(
     existing = await session.scalar(select(User.email).limit(1))
     session.add(User(email=existing, display_name="dup", password_hash="x", roles=[]))
     return {"marker": marker}
+
+
+@router.post("/stream/{marker}")
+async def write_then_stream(
+    marker: str, request: Request, session: AsyncSession = Depends(db_session)
+) -> StreamingResponse:
+    _write(session, marker)
+    database = get_platform(request).database
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"started\n"
+        try:
+            request_session(request)
+        except RuntimeError as exc:
+            refusals.append(str(exc))
+        async with database.transaction() as own:
+            _write(own, f"{marker}-chunk")
+        yield b"stored\n"
+
+    return StreamingResponse(body())
 
 
 @pytest.fixture
@@ -134,3 +157,20 @@ async def test_a_failed_commit_is_reported_not_hidden(
     assert response.json()["code"] == "commit_failed"
     assert await _stored(database, marker) == 0
     assert announced == []
+
+
+async def test_a_streaming_body_works_in_transactions_of_its_own(
+    tx_client: tuple[httpx.AsyncClient, FastAPI], database: Database
+) -> None:
+    """The request's transaction commits before the first byte and ends there: a stream that lasts
+    minutes holds no session, and what its body stores goes through transactions of its own."""
+    client, _ = tx_client
+    refusals.clear()
+    marker = uuid.uuid4().hex
+    response = await client.post(f"/api/tx/stream/{marker}")
+    assert (response.status_code, response.text) == (200, "started\nstored\n")
+    assert (await _stored(database, marker), await _stored(database, f"{marker}-chunk")) == (1, 1)
+    assert refusals == [
+        "the request's transaction ended when its response started: a streaming body opens "
+        "platform.database.transaction() per unit of work"
+    ]

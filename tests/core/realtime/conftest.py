@@ -35,6 +35,7 @@ from pentad.core.auth.service import AuthService
 from pentad.core.config import Settings
 from pentad.core.db.migrate import upgrade_async
 from pentad.core.platform import Platform
+from pentad.core.realtime.wsserver import SERVE_PROTOCOL
 from tests.conftest import REQUIRE_SERVICES, make_settings
 from tests.core.realtime.realtime_app import APP
 from tests.factories import DEFAULT_PASSWORD, TEST_CRYPTO_KEYS, TEST_SECRET_KEY, create_user, free_port
@@ -78,11 +79,14 @@ class LiveServer:
 
 
 @asynccontextmanager
-async def live_server(settings: Settings, apps: list[AppSpec] | None = None) -> AsyncIterator[LiveServer]:
-    """The whole app served by uvicorn on a free loopback port, in this event loop."""
+async def live_server(
+    settings: Settings, apps: list[AppSpec] | None = None, ws: str = SERVE_PROTOCOL
+) -> AsyncIterator[LiveServer]:
+    """The whole app served by uvicorn on a free loopback port, in this event loop, with the WebSocket
+    protocol `pentad serve` uses (the hub writes pre-encoded frames), or `ws` ("auto": uvicorn's own)."""
     app = create_app(settings, apps=[TEST_APP] if apps is None else apps)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on", ws=ws)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:

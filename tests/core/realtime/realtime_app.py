@@ -5,6 +5,7 @@ Also importable as an installed app (`APP`), so `pentad serve` subprocesses can 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -57,12 +58,18 @@ async def fail(call: TopicCall) -> None:
     raise RuntimeError("a bug in a handler")
 
 
+async def dawdle(call: TopicCall) -> Note:
+    """Answers after `seconds`: a handler slower than the caller's timeout."""
+    await asyncio.sleep(float(call.data.get("seconds", 0)))
+    return Note(text="late")
+
+
 ROOM_TOPIC = TopicSpec(
     "test.room.{room_id}",
     may_read_room,
     history_size=2000,
     presence=True,
-    calls={"shout": shout, "fail": fail},
+    calls={"shout": shout, "fail": fail, "dawdle": dawdle},
     requires=RTEST_USE,
 )
 TYPING_TOPIC = TopicSpec(

@@ -182,6 +182,56 @@ async def test_sends_that_must_wait_are_finished_by_the_writer_in_order() -> Non
         await hub.stop()
 
 
+class FrameSocket(Socket):
+    """A socket whose server also takes pre-encoded frames (wsserver.py), refused while it is held, as a
+    congested transport refuses them; `texts` is every event's text in the order the socket got it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wire: list[bytes] = []
+        self.received: list[str] = []
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        await super().__call__(message)
+        self.received.append(message.get("text", ""))
+
+    def write_frame(self, frame: bytes) -> bool:
+        if not self.open.is_set():
+            return False
+        self.wire.append(frame)
+        self.received.append(frame[2:].decode() if frame[1] < 126 else frame[4:].decode())
+        return True
+
+    @property
+    def texts(self) -> list[str]:
+        return [orjson.loads(text)["data"]["text"] for text in self.received if '"op":"event"' in text]
+
+
+async def test_pre_encoded_frames_are_encoded_once_and_fall_back_in_order_when_refused() -> None:
+    hub, _ = await make_hub()
+    try:
+        sockets = [FrameSocket() for _ in range(2)]
+        for socket in sockets:
+            connection = hub.connect(socket, socket.write_frame)
+            connection.principal = principal()
+            await hub.subscribe(connection, 1, "room.8", ROOM, since=None, epoch=None)
+        await hub.publish("room.8", Note(text="0"))
+        await wait_for(lambda: all(s.texts == ["0"] for s in sockets), "the first event on both")
+        assert sockets[0].wire[-1] is sockets[1].wire[-1]
+
+        held, other = sockets
+        held.hold()
+        for n in range(1, 6):
+            await hub.publish("room.8", Note(text=str(n)))
+        await wait_for(lambda: len(other.texts) == 6, "every event at the other socket")
+        assert held.texts == ["0"]
+        held.open.set()
+        await wait_for(lambda: len(held.texts) == 6, "the held socket's events")
+        assert held.texts == other.texts == ["0", "1", "2", "3", "4", "5"]
+    finally:
+        await hub.stop()
+
+
 async def test_a_close_that_cannot_be_delivered_abandons_the_connection(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

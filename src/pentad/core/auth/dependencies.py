@@ -9,20 +9,25 @@ every operation and calls each one to prove none forgot.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import AsyncIterator, Iterable
 from typing import Final
 
-from fastapi import Depends, Request
+import orjson
+from fastapi import Depends, Request, WebSocket, WebSocketException
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocketDisconnect
 
 from pentad.core.audit import Actor
 from pentad.core.auth.exceptions import InvalidToken
 from pentad.core.auth.permissions import Permission
 from pentad.core.auth.principal import Principal
 from pentad.core.auth.service import AuthService, csrf_matches
-from pentad.core.errors import NotAuthenticated, PermissionDenied
+from pentad.core.errors import NotAuthenticated, PermissionDenied, TooManyRequests
 from pentad.core.platform import get_platform
 from pentad.core.policy import RouteGuard
+from pentad.core.realtime.live import AppSocket, LiveCredentials, SocketCloseCode
 from pentad.core.security import client_address
 
 SESSION_COOKIE = "pentad_session"
@@ -132,6 +137,11 @@ class Authenticator(RouteGuard):
         principal = await resolve_principal(request)
         if principal is None:
             raise NotAuthenticated()
+        self.check(principal)
+        return principal
+
+    def check(self, principal: Principal) -> None:
+        """Raise PermissionDenied unless this route takes `principal` (kind, credential, permissions)."""
         if (self.principals is not None and principal.kind not in self.principals) or (
             self.credentials is not None and principal.via not in self.credentials
         ):
@@ -139,7 +149,17 @@ class Authenticator(RouteGuard):
         missing = [p for p in self.permissions if not principal.has(p)]
         if missing:
             raise PermissionDenied(f"You need the permission {missing[0].key!r} for this.")
-        return principal
+
+    @property
+    def socket(self) -> SocketAuthenticator:
+        """The same rule for an app's WebSocket route: `Depends(require(...).socket)` gives an AppSocket."""
+        return SocketAuthenticator(self)
+
+    @property
+    def live(self) -> LiveAuthenticator:
+        """The same rule for a streaming HTTP route: `Depends(require(...).live)` gives LiveCredentials,
+        whose `stream(body)` ends the response when the credentials end."""
+        return LiveAuthenticator(self)
 
     def __repr__(self) -> str:
         return f"Authenticator({', '.join(p.key for p in self.permissions) or 'authenticated'})"
@@ -173,3 +193,98 @@ def require_service(*permissions: Permission) -> Authenticator:
 
 signed_in_user = require_user()
 """Any signed-in user (not a service token)."""
+
+
+BEARER_SUBPROTOCOL: Final = "pentad.bearer"
+"""Browsers cannot set headers on a WebSocket: they offer the subprotocols ["pentad.bearer", <token>]."""
+
+
+def _bearer(connection: HTTPConnection) -> str | None:
+    header = connection.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, credential = header.partition(" ")
+    return credential.strip() if scheme.lower() == "bearer" and credential.strip() else ""
+
+
+class SocketAuthenticator(RouteGuard):
+    """An app's WebSocket route's guard (`Depends(require(...).socket)`, see Authenticator.socket).
+
+    The token comes from `Authorization: Bearer`, else the subprotocols ["pentad.bearer", <token>] (the
+    socket is accepted with "pentad.bearer"), else a first text frame `{"op": "auth", "token": ...}` within
+    PENTAD_REALTIME__AUTH_TIMEOUT; never from the URL (logged everywhere) nor from the session cookie (a
+    page of another site could open the socket with it). The socket is accepted, then closed with 4401 (no,
+    bad or expired credentials), 4403 (the route does not take them) or 4429 (the principal's rate limit);
+    while the handler runs the credentials are re-checked (core/realtime/live.py) and the socket closed
+    with 4401 or 4403 when they end.
+    """
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self.authenticator = authenticator
+
+    async def __call__(self, websocket: WebSocket) -> AsyncIterator[AppSocket]:
+        platform = get_platform(websocket)
+        token = _bearer(websocket)
+        offered = websocket.scope.get("subprotocols") or []
+        subprotocol = None
+        if token is None and BEARER_SUBPROTOCOL in offered[:-1]:
+            subprotocol = BEARER_SUBPROTOCOL
+            token = offered[offered.index(BEARER_SUBPROTOCOL) + 1]
+        await websocket.accept(subprotocol=subprotocol)
+        if token is None:
+            token = await _auth_frame(websocket, platform.settings.realtime.auth_timeout)
+        principal = platform.principals.get(token) if token else None
+        try:
+            if principal is None:
+                async with platform.database.transaction(writes=False) as session:
+                    principal = await AuthService(session, platform).authenticate_bearer(token or "")
+            self.authenticator.check(principal)
+            await platform.limiter.enforce(
+                platform.settings.ratelimit.per_principal, "principal", str(principal.id)
+            )
+        except InvalidToken:
+            raise WebSocketException(SocketCloseCode.UNAUTHORIZED, "invalid credentials") from None
+        except PermissionDenied as exc:
+            raise WebSocketException(SocketCloseCode.FORBIDDEN, exc.message[:120]) from None
+        except TooManyRequests:
+            raise WebSocketException(SocketCloseCode.TOO_MANY_REQUESTS, "too many requests") from None
+        live = LiveCredentials(platform, principal, token or "", self.authenticator.check)
+        socket = AppSocket(websocket, live)
+        with live.watching():
+            yield socket
+
+    def __repr__(self) -> str:
+        return f"{self.authenticator!r}.socket"
+
+
+async def _auth_frame(websocket: WebSocket, seconds: float) -> str:
+    """The token of the first frame, or "" (refused as invalid) when it is missing, late or malformed."""
+    try:
+        async with asyncio.timeout(seconds):
+            text = await websocket.receive_text()
+        frame = orjson.loads(text)
+    except (TimeoutError, orjson.JSONDecodeError, KeyError, WebSocketDisconnect):
+        return ""
+    token = frame.get("token") if isinstance(frame, dict) and frame.get("op") == "auth" else None
+    return token if isinstance(token, str) else ""
+
+
+class LiveAuthenticator(RouteGuard):
+    """A streaming HTTP route's guard (`Depends(require(...).live)`, see Authenticator.live): the request
+    is authenticated as by the Authenticator (Bearer header or session cookie, so EventSource works), and
+    the answer is LiveCredentials to wrap the body in: `StreamingResponse(live.stream(body))`."""
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self.authenticator = authenticator
+
+    async def __call__(self, request: Request) -> LiveCredentials:
+        principal = await self.authenticator(request)
+        token = _bearer(request)
+        cookie = token is None
+        credential = request.cookies.get(SESSION_COOKIE, "") if cookie else token or ""
+        return LiveCredentials(
+            get_platform(request), principal, credential, self.authenticator.check, cookie=cookie
+        )
+
+    def __repr__(self) -> str:
+        return f"{self.authenticator!r}.live"

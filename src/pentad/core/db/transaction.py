@@ -1,4 +1,9 @@
-"""One transaction per request: the request's session is committed before the response starts."""
+"""One transaction per request: the request's session is committed before the response starts.
+
+The request's session ends there, also for a streaming response (chunked, Server-Sent Events): a body that
+goes on for minutes must not pin a connection of the pool or keep a transaction open, so using the
+request's session after the response started is an error, and a streaming body opens
+`platform.database.transaction()` per unit of work (see core/realtime/live.py for long-lived requests)."""
 
 from __future__ import annotations
 
@@ -24,14 +29,21 @@ class RequestTransaction:
     def __init__(self, database: Database) -> None:
         self._database = database
         self._session: AsyncSession | None = None
+        self._finished = False
 
     @property
     def session(self) -> AsyncSession:
+        if self._finished:
+            raise RuntimeError(
+                "the request's transaction ended when its response started: a streaming body opens "
+                "platform.database.transaction() per unit of work"
+            )
         if self._session is None:
             self._session = self._database.sessionmaker()
         return self._session
 
     async def finish(self, *, success: bool) -> None:
+        self._finished = True
         session = self._session
         if session is None:
             return

@@ -20,14 +20,15 @@ import structlog
 from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
-from pentad.core.auth import tokens
 from pentad.core.auth.exceptions import InvalidToken
 from pentad.core.auth.principal import Principal
 from pentad.core.auth.service import AuthService
 from pentad.core.errors import AppError
 from pentad.core.platform import Platform
+from pentad.core.policy import UNLIMITED, route_policy
 from pentad.core.realtime.brokers import BrokerUnavailable
 from pentad.core.realtime.hub import Connection, Hub
+from pentad.core.realtime.live import token_expiry
 from pentad.core.realtime.protocol import (
     AuthRequest,
     AuthResult,
@@ -51,6 +52,7 @@ from pentad.core.realtime.protocol import (
     error_frame,
 )
 from pentad.core.realtime.topics import TopicAccess, TopicAction, TopicCall, TopicMatch
+from pentad.core.realtime.wsserver import frame_writer
 from pentad.core.security import scope_client_address
 
 logger = structlog.get_logger("pentad.realtime")
@@ -83,22 +85,6 @@ def _describe(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "frame"
     return f"{where}: {first['msg']}"
-
-
-def _token_expiry(platform: Platform, token: str) -> float | None:
-    """Unix time a token expires if it says so; None for API keys and service tokens (revalidated)."""
-    kind = tokens.token_kind(token)
-    if kind in (tokens.API_KEY, tokens.SERVICE_TOKEN):
-        return None
-    if scheme := platform.credential_schemes.get(kind):
-        return scheme.expiry(platform, token)
-    claims = tokens.read_jwt(
-        platform.signing_secret,
-        token,
-        issuer=platform.settings.auth.issuer,
-        audience=tokens.ACCESS_AUDIENCE,
-    )
-    return float(claims["exp"]) if claims else None
 
 
 class Unauthenticated:
@@ -143,6 +129,9 @@ class PendingAuth:
             del counts.by_address[self.address]
 
 
+@route_policy(
+    public="the hub's protocol authenticates with its first frame (docs/realtime.md)", rate_limit=UNLIMITED
+)
 class RealtimeEndpoint:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
@@ -166,7 +155,7 @@ class RealtimeEndpoint:
         pending = self.unauthenticated.enter(address)
         try:
             await send({"type": "websocket.accept"})
-            connection = self.hub.connect(send)
+            connection = self.hub.connect(send, frame_writer(scope.get("extensions")))
             try:
                 await self._serve(connection, receive, pending)
             except asyncio.CancelledError:
@@ -264,7 +253,7 @@ class RealtimeEndpoint:
     async def _check_token(self, token: str) -> tuple[Principal, float | None]:
         async with self.platform.database.transaction(writes=False) as session:
             principal = await AuthService(session, self.platform).authenticate_bearer(token)
-        return principal, _token_expiry(self.platform, token)
+        return principal, token_expiry(self.platform, token)
 
     async def _authenticate(self, connection: Connection, frame: AuthRequest) -> bool:
         """Authenticate (first frame) or re-authenticate; False when the connection is being closed."""

@@ -1,12 +1,14 @@
 """The hub: connections, their subscriptions, presence, and the fan-out of events to them.
 
 Hot path (one event to N local subscribers): the broker hands over the event frame already encoded; the
-hub wraps it once in a `Frame` (the ASGI message itself, shared by every subscriber) and pushes it to
-each subscriber. A connection whose writer is idle writes it at once (on an uncongested socket the
-server's send completes without waiting, so no task wakes up per delivery); otherwise the frame joins
-the connection's bounded send queue, which its own writer task drains, so a slow client delays nobody
-else; one that falls `send_queue_size` frames behind is closed (SLOW_CONSUMER). Nothing per delivery
-encodes JSON, builds a model or creates a task.
+hub wraps it once in a `Frame` (the ASGI message itself, shared by every subscriber, and the frame's
+bytes, encoded at most once) and pushes it to each subscriber. A connection whose writer is idle writes
+it at once: its bytes straight to the transport where the server offers that (core/realtime/wsserver.py,
+what `pentad serve` runs), else through the ASGI send, which on an uncongested socket completes without
+waiting, so no task wakes up per delivery; otherwise the frame joins the connection's bounded send
+queue, which its own writer task drains, so a slow client delays nobody else; one that falls
+`send_queue_size` frames behind is closed (SLOW_CONSUMER). Nothing per delivery encodes JSON or a
+frame, builds a model or creates a task.
 
 Resume: a subscription starts by buffering live events, then reads the topic's history after the
 client's `since`; it sends the acknowledgement, the history, and the buffered events newer than both,
@@ -22,7 +24,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from pydantic import BaseModel
@@ -45,6 +47,10 @@ from pentad.core.realtime.protocol import (
     encode,
 )
 from pentad.core.realtime.topics import TopicMatch, TopicRegistry, TopicSpec
+from pentad.core.realtime.wsserver import WriteFrame, encode_text_frame
+
+if TYPE_CHECKING:
+    from pentad.core.realtime.live import LiveCredentials
 
 logger = structlog.get_logger("pentad.realtime")
 
@@ -63,13 +69,22 @@ class UnknownTopic(ValueError):
 
 class Frame:
     """One frame to send: the ASGI message (shared by every recipient) and, for a live event, its Unix
-    publish time (0 for anything else: acknowledgements, pings, replayed history)."""
+    publish time (0 for anything else: acknowledgements, pings, replayed history). `wire` is the frame's
+    bytes, encoded once for all recipients whose server writes pre-encoded frames (wsserver.py)."""
 
-    __slots__ = ("message", "published")
+    __slots__ = ("_wire", "message", "published")
 
     def __init__(self, text: str, published: float = 0.0) -> None:
         self.message = {"type": "websocket.send", "text": text}
         self.published = published
+        self._wire: bytes | None = None
+
+    @property
+    def wire(self) -> bytes:
+        wire = self._wire
+        if wire is None:
+            wire = self._wire = encode_text_frame(self.message["text"])
+        return wire
 
 
 class InFlight:
@@ -114,6 +129,7 @@ class Connection:
         "_send",
         "_until_sample",
         "_waiter",
+        "_write_frame",
         "_writer",
         "abandoned",
         "closed",
@@ -127,7 +143,7 @@ class Connection:
         "topics",
     )
 
-    def __init__(self, hub: Hub, send: Send, queue_size: int) -> None:
+    def __init__(self, hub: Hub, send: Send, queue_size: int, write_frame: WriteFrame | None = None) -> None:
         self.id = uuid.uuid4().hex
         self.hub = hub
         self.principal: Principal | None = None
@@ -139,6 +155,7 @@ class Connection:
         self.closed = False
         self.abandoned = False
         self._send = send
+        self._write_frame = write_frame
         self._pending: deque[QueueItem] = deque()
         self._limit = queue_size
         self._waiter: asyncio.Future[None] | None = None
@@ -156,8 +173,9 @@ class Connection:
         """Send or queue a frame; never blocks. A full queue closes the connection as a slow consumer.
 
         When the writer is idle (its queue empty) a frame is written at once, as a plain broadcast would:
-        the server's send runs here and, on an uncongested socket, completes without waiting, which
-        saves waking the writer task per event. If it has to wait, the writer takes over the send."""
+        its pre-encoded bytes straight to the transport where the server offers that (wsserver.py), else
+        the server's send runs here and, on an uncongested socket, completes without waiting, which saves
+        waking the writer task per event. If it has to wait, the writer takes over the send."""
         pending = self._pending
         if len(pending) >= self._limit:
             if not self.closed:
@@ -171,6 +189,9 @@ class Connection:
         if isinstance(item, Frame):
             if item.published:
                 self._sample(item)
+            write_frame = self._write_frame
+            if write_frame is not None and write_frame(item.wire):
+                return
             coroutine = self._send(item.message).__await__()
             try:
                 waiting_on = coroutine.send(None)
@@ -205,6 +226,7 @@ class Connection:
     async def _write(self) -> None:
         pending = self._pending
         send = self._send
+        write_frame = self._write_frame
         loop = asyncio.get_running_loop()
         try:
             while True:
@@ -216,7 +238,8 @@ class Connection:
                     if isinstance(item, Frame):
                         if item.published:
                             self._sample(item)
-                        await send(item.message)
+                        if write_frame is None or not write_frame(item.wire):
+                            await send(item.message)
                     elif isinstance(item, InFlight):
                         await item.finish()
                     else:
@@ -289,6 +312,8 @@ class Hub:
         self.broker = broker
         self.registry = TopicRegistry(topics)
         self.connections: set[Connection] = set()
+        self.live_credentials: set[LiveCredentials] = set()
+        """Apps' own sockets and streams (core/realtime/live.py), re-checked like the connections."""
         self._topics: dict[str, LocalTopic] = {}
         self._maintenance: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -423,6 +448,9 @@ class Hub:
             for connection in list(self.connections):
                 if self._belongs(connection, wanted) and self.revalidate is not None:
                     self._spawn(self.revalidate(connection, True))  # noqa: FBT003
+            for live in list(self.live_credentials):
+                if str(live.principal.id) in wanted:
+                    self._spawn(live.revalidate(fresh=True))
             return
         local = self._topics.get(topic)
         if local is None:
@@ -487,8 +515,9 @@ class Hub:
 
     # ------------------------------------------------------------------ connections
 
-    def connect(self, send: Send) -> Connection:
-        connection = Connection(self, send, self.settings.send_queue_size)
+    def connect(self, send: Send, write_frame: WriteFrame | None = None) -> Connection:
+        """A new connection sending through `send`, or `write_frame` where the server offers it."""
+        connection = Connection(self, send, self.settings.send_queue_size, write_frame)
         self.connections.add(connection)
         self.connections_gauge.inc()
         return connection
@@ -632,12 +661,23 @@ class Hub:
                 next_ping = now + self.settings.heartbeat_interval
             for connection in list(self.connections):
                 self._check(connection, now, wall, ping=ping)
+            for live in list(self.live_credentials):
+                self._check_live(live, now, wall)
             for local in list(self._topics.values()):
                 if local.idle_since is not None and now - local.idle_since > TOPIC_LINGER:
                     self._drop(local)
             if now >= next_presence:
                 next_presence = now + PRESENCE_TTL / 3
                 self._spawn(self._refresh_presence())
+
+    def _check_live(self, live: LiveCredentials, now: float, wall: float) -> None:
+        if live.ended.is_set():
+            return
+        if live.expires_at is not None and wall >= live.expires_at:
+            live.expire()
+        elif now >= live.revalidate_at:
+            live.revalidate_at = math.inf
+            self._spawn(live.revalidate(fresh=False))
 
     def _check(self, connection: Connection, now: float, wall: float, *, ping: bool) -> None:
         if connection.closed:

@@ -28,6 +28,8 @@ export type ErrorCode =
   | "too_many_subscriptions"
   | "publish_not_allowed"
   | "presence_not_enabled"
+  | "unknown_method"
+  | "call_failed"
   | "unavailable";
 
 /** A failed acknowledgement (or, from onError, a subscription the server ended: code "forbidden"). */
@@ -41,6 +43,11 @@ export declare class RealtimeClosedError extends Error {
   constructor(code: number | null, reason?: string);
   readonly code: number | null;
   readonly reason: string;
+}
+
+/** No answer within the acknowledgement timeout (the request may still have been carried out). */
+export declare class RealtimeTimeoutError extends Error {
+  constructor(op: string, milliseconds: number);
 }
 
 export type JsonObject = { [key: string]: unknown };
@@ -138,6 +145,17 @@ export declare class RealtimeClient {
   ): () => void;
   /** Publish on a topic that lets clients publish. */
   publish(topic: string, data: JsonObject): Promise<{ seq: number; epoch: string }>;
+  /**
+   * Call a server-side handler of the topic (TopicSpec.calls): its answer, or a RealtimeError
+   * ("call_failed", "unknown_method", "forbidden", ...), RealtimeClosedError, RealtimeTimeoutError after
+   * `timeout` ms (default ackTimeout). Never repeated on another socket.
+   */
+  call<Result = JsonObject>(
+    topic: string,
+    method: string,
+    data?: JsonObject,
+    options?: { timeout?: number },
+  ): Promise<Result>;
   /** The members present on a topic with presence. */
   presence(topic: string): Promise<Member[]>;
 }

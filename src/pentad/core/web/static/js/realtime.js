@@ -1,5 +1,5 @@
 // The browser client of Pentad's realtime hub (/ws); the protocol and the behaviour of
-// pentad.core.realtime.client: subscribe with handlers, publish, presence, acknowledgements as promises
+// pentad.core.realtime.client: subscribe with handlers, publish, presence, calls, acknowledgements as promises
 // with timeouts, answers to the server's pings, reconnection with exponential backoff and full jitter, a
 // fresh token for every socket, and resume: each topic is resubscribed from the last sequence number seen,
 // so no event is missed or delivered twice. docs/realtime.md ("Browser client") shows how to use it.
@@ -42,6 +42,14 @@ export class RealtimeClosedError extends Error {
     this.name = "RealtimeClosedError";
     this.code = code;
     this.reason = reason;
+  }
+}
+
+/** No answer within the acknowledgement timeout (the request may still have been carried out). */
+export class RealtimeTimeoutError extends Error {
+  constructor(op, milliseconds) {
+    super(`realtime: no answer to ${op} within ${milliseconds} ms`);
+    this.name = "RealtimeTimeoutError";
   }
 }
 
@@ -165,6 +173,16 @@ export class RealtimeClient {
   /** Publish on a topic that lets clients publish; resolves to {seq, epoch}. */
   async publish(topic, data) {
     return this.#request(await this.#connection(), { op: "publish", topic, data });
+  }
+
+  /**
+   * Call a server-side handler of the topic (TopicSpec.calls); resolves to its answer. Rejects with
+   * RealtimeError ("call_failed" with the handler's message, "unknown_method", "forbidden", ...),
+   * RealtimeClosedError if the socket ends first, RealtimeTimeoutError after `timeout` ms (default
+   * ackTimeout). A call is not repeated on another socket: the handler may already have run.
+   */
+  async call(topic, method, data = {}, { timeout = this.#ackTimeout } = {}) {
+    return this.#request(await this.#connection(), { op: "call", topic, method, data }, timeout);
   }
 
   /** The members present on a topic with presence: [{id, kind}, ...]. */
@@ -371,16 +389,16 @@ export class RealtimeClient {
 
   // ------------------------------------------------------------------ requests
 
-  #request(ws, payload) {
+  #request(ws, payload, timeout = this.#ackTimeout) {
     if (ws.readyState !== WebSocket.OPEN) return Promise.reject(new RealtimeClosedError(null, "not open"));
     const id = ++this.#ids;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
-        reject(new Error(`realtime: no answer to ${payload.op} within ${this.#ackTimeout} ms`));
+        reject(new RealtimeTimeoutError(payload.op, timeout));
         // An unanswered subscribe leaves its topic in an unknown state: start again on a new socket.
         if (payload.op === "subscribe") this.#restart(ws, "no answer to subscribe");
-      }, this.#ackTimeout);
+      }, timeout);
       this.#pending.set(id, { resolve, reject, timer });
       ws.send(JSON.stringify({ ...payload, id }));
     });
