@@ -217,13 +217,16 @@ class Worker:
             while not self._stopping:
                 self._wake.clear()
                 await self._guarded(self.schedule_cron(utcnow()), "job_cron_failed")
+                # A job that ends while the claim looks frees room the claim did not see (a kind at its
+                # concurrency): only a claim that began with nothing running can prove the burst is done.
+                busy = bool(self._running)
                 started = await self._guarded(self._fill(), "job_claim_failed")
                 # A failed claim (a lock wait timed out on a busy SQLite file) says nothing about idleness;
                 # a database that keeps failing ends a burst with an error rather than a false "all done".
                 failed_claims = failed_claims + 1 if started is None else 0
                 if until_idle and failed_claims >= BURST_CLAIM_ATTEMPTS:
                     raise RuntimeError(f"could not claim jobs {failed_claims} times in a row; see the log")
-                if until_idle and started == 0 and not self._running:
+                if until_idle and started == 0 and not busy and not self._running:
                     break
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.next_poll_in(utcnow()))
