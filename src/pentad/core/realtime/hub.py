@@ -24,7 +24,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 from pydantic import BaseModel
@@ -49,10 +49,22 @@ from pentad.core.realtime.protocol import (
 from pentad.core.realtime.topics import TopicMatch, TopicRegistry, TopicSpec
 from pentad.core.realtime.wsserver import WriteFrame, encode_text_frame
 
-if TYPE_CHECKING:
-    from pentad.core.realtime.live import LiveCredentials
-
 logger = structlog.get_logger("pentad.realtime")
+
+
+class LiveCredentials(Protocol):
+    """What the hub re-checks of an app's own socket or stream (core/realtime/live.py implements it; the
+    hub, below the auth service, does not import it)."""
+
+    principal: Principal
+    expires_at: float | None
+    revalidate_at: float
+    ended: asyncio.Event
+
+    def expire(self) -> None: ...
+
+    async def revalidate(self, *, fresh: bool) -> None: ...
+
 
 CLOSE_TIMEOUT = 5.0
 """Seconds the close frame may wait for a congested socket before the connection is abandoned."""
