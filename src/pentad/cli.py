@@ -187,8 +187,14 @@ def _ensure_first_admin(settings: Settings) -> None:
 @main.command()
 def migrate() -> None:
     """Bring the database schema up to date (core and enabled apps)."""
+    from pentad.core.crypto import load_keyring
+
     settings = _settings()
-    upgrade(settings.database.url, enabled_apps(settings))
+    try:
+        keyring = load_keyring(settings)
+    except CryptoError as exc:
+        raise click.ClickException(str(exc)) from None
+    upgrade(settings.database.url, enabled_apps(settings), keyring=keyring)
     click.echo("Database is up to date.")
 
 

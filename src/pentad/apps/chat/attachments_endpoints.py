@@ -10,16 +10,11 @@ from fastapi import APIRouter, Depends, File, Path, Response, UploadFile, status
 from pentad.apps.chat import schemas
 from pentad.apps.chat.attachments import AttachmentService
 from pentad.apps.chat.dependencies import chat_service
-from pentad.apps.chat.push import (
-    PushService,
-    PushSubscription,
-    PushSubscriptionCreate,
-    PushSubscriptionDelete,
-    VapidPublicKey,
-)
+from pentad.apps.chat.push import PushService, PushSubscription, PushSubscriptionDelete
 from pentad.apps.chat.service import ChatService
 from pentad.core.errors import problem_responses
 from pentad.core.policy import route_policy
+from pentad.core.push import PushSubscriptionCreate, VapidPublicKey
 
 router = APIRouter(
     prefix="/api/chat",
