@@ -26,7 +26,6 @@ from pentad.core.config import Settings, SettingsError, load_settings, masked, u
 from pentad.core.crypto import CryptoError, generate_key, write_private_file
 from pentad.core.db import keyrotation
 from pentad.core.db.migrate import upgrade
-from pentad.core.errors import AppError
 from pentad.core.jobs.models import JobStatus
 from pentad.core.jobs.service import JobsService
 from pentad.core.jobs.worker import Worker
@@ -73,28 +72,22 @@ def _warn_of_unknown_settings() -> None:
 
 def _platform() -> Platform:
     """The platform of the environment's settings and enabled apps."""
+    from pentad.core.cli_support import build_platform
+
     settings = _settings()
-    try:
-        return Platform.build(settings, enabled_apps(settings))
-    except (SettingsError, CryptoError) as exc:
-        raise click.ClickException(str(exc)) from None
+    return build_platform(enabled_apps(settings), settings)
 
 
 def _run(work: Callable[[Platform, AuthService], Awaitable[T]]) -> T:
     """Run `work` in one committed transaction on a platform built from the environment."""
+    from pentad.core.cli_support import run_in_transaction
 
-    async def main() -> T:
-        platform = _platform()
-        try:
-            async with platform.database.transaction() as session:
-                return await work(platform, AuthService(session, platform))
-        finally:
-            await platform.close()
-
-    try:
-        return asyncio.run(main())
-    except AppError as exc:
-        raise click.ClickException(exc.message) from None
+    settings = _settings()
+    return run_in_transaction(
+        lambda session, platform: work(platform, AuthService(session, platform)),
+        apps=enabled_apps(settings),
+        settings=settings,
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
