@@ -19,6 +19,8 @@ class Answer:
 
 @dataclass(frozen=True)
 class Received:
+    """One request as the receiver got it."""
+
     method: str
     path: str
     headers: dict[str, str]

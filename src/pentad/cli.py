@@ -185,8 +185,8 @@ def migrate() -> None:
     settings = _settings()
     try:
         keyring = load_keyring(settings)
-    except CryptoError as exc:
-        raise click.ClickException(str(exc)) from None
+    except CryptoError:
+        keyring = None  # only a migration that moves encrypted values needs it, and says so
     upgrade(settings.database.url, enabled_apps(settings), keyring=keyring)
     click.echo("Database is up to date.")
 

@@ -39,7 +39,10 @@ def _move(source: str, target: str) -> None:
         return
     keyring = context.config.attributes.get("keyring")
     if not isinstance(keyring, KeyRing):
-        raise RuntimeError("moving the VAPID key needs the key ring: run `pentad migrate`")
+        raise RuntimeError(
+            "moving the VAPID key needs the key ring (PENTAD_CRYPTO__KEYS, or the generated key in the data "
+            "directory): run `pentad migrate`"
+        )
     moved = []
     for row in rows:
         old, new = (column_context(table, "private_key", row["id"]) for table in (source, target))
