@@ -26,7 +26,7 @@ from pentad.core.services import die_with_supervisor
 from pentad.core.storage.endpoints import router as files_router
 from pentad.core.web.health import router as health_router
 from pentad.core.web.middleware import install_middleware
-from pentad.core.web.pages import install_pages
+from pentad.core.web.pages.site import install_pages
 
 STATIC_FILES = RoutePolicy(public="static files: style sheets, scripts, images", rate_limit=UNLIMITED)
 
@@ -74,7 +74,8 @@ def create_app(
         title="Pentad",
         version=pentad.__version__,
         description=API_DESCRIPTION,
-        # FastAPI's own Swagger UI loads from a CDN with an inline script; core/web/pages.py serves /api/docs.
+        # FastAPI's own Swagger UI loads from a CDN with an inline script; core/web/pages/docs.py serves
+        # /api/docs.
         docs_url=None,
         swagger_ui_oauth2_redirect_url=None,
         redoc_url=None,

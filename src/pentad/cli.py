@@ -66,34 +66,24 @@ def _warn_of_unknown_settings() -> None:
 
 def _platform() -> Platform:
     """The platform of the environment's settings and enabled apps."""
-    from pentad.core.config import SettingsError
-    from pentad.core.crypto import CryptoError
-    from pentad.core.platform import Platform
+    from pentad.core.cli_support import build_platform
 
     settings = _settings()
-    try:
-        return Platform.build(settings, enabled_apps(settings), installed=INSTALLED)
-    except (SettingsError, CryptoError) as exc:
-        raise click.ClickException(str(exc)) from None
+    return build_platform(enabled_apps(settings), settings, installed=INSTALLED)
 
 
 def _run(work: Callable[[Platform, AuthService], Awaitable[T]]) -> T:
     """Run `work` in one committed transaction on a platform built from the environment."""
     from pentad.core.auth.service import AuthService
-    from pentad.core.errors import AppError
+    from pentad.core.cli_support import run_in_transaction
 
-    async def main() -> T:
-        platform = _platform()
-        try:
-            async with platform.database.transaction() as session:
-                return await work(platform, AuthService(session, platform))
-        finally:
-            await platform.close()
-
-    try:
-        return asyncio.run(main())
-    except AppError as exc:
-        raise click.ClickException(exc.message) from None
+    settings = _settings()
+    return run_in_transaction(
+        lambda session, platform: work(platform, AuthService(session, platform)),
+        apps=enabled_apps(settings),
+        settings=settings,
+        installed=INSTALLED,
+    )
 
 
 class _Pentad(click.Group):
@@ -223,10 +213,15 @@ def _ensure_first_admin(settings: Settings) -> None:
 @main.command()
 def migrate() -> None:
     """Bring the database schema up to date (core and enabled apps)."""
+    from pentad.core.crypto import CryptoError, load_keyring
     from pentad.core.db.migrate import upgrade
 
     settings = _settings()
-    upgrade(settings.database.url, enabled_apps(settings))
+    try:
+        keyring = load_keyring(settings)
+    except CryptoError:
+        keyring = None  # only a migration that moves encrypted values needs it, and says so
+    upgrade(settings.database.url, enabled_apps(settings), keyring=keyring)
     click.echo("Database is up to date.")
 
 

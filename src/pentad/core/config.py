@@ -298,6 +298,25 @@ class CacheSettings(BaseModel):
         return value
 
 
+class OutboundSettings(BaseModel):
+    allowed_networks: CommaList = Field(
+        default_factory=list,
+        description="CIDRs that outgoing requests to addresses users chose (webhooks, Web Push, callbacks) "
+        "may reach although private, loopback or link-local (admin opt-in, e.g. a receiver on the LAN).",
+    )
+    timeout: float = Field(10.0, gt=0, le=120, description="Timeout of one outgoing request, seconds.")
+    max_response_bytes: int = Field(
+        1_048_576, ge=0, description="Largest answer read from an outgoing request, bytes; more fails it."
+    )
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+
 class LogSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     json_format: bool = Field(True, description="JSON lines (true) or human-readable console output.")
@@ -390,6 +409,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     mail: MailSettings = Field(default_factory=MailSettings)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
 

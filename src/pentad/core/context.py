@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from pentad.core.auth.cache import PrincipalCache
 from pentad.core.auth.permissions import PermissionRegistry
 from pentad.core.cache import Cache
-from pentad.core.config import AppModel
+from pentad.core.config import AppModel, OutboundSettings
 from pentad.core.crypto import KeyRing
 from pentad.core.db.engine import Database
 from pentad.core.ratelimit import RateLimiter
@@ -72,6 +72,11 @@ class AppContext(Protocol):
         """The node's local state folder (PENTAD_DATA_DIR)."""
         ...
 
+    @property
+    def outbound(self) -> OutboundSettings:
+        """How requests to URLs users chose go out (PENTAD_OUTBOUND__*, for `netguard.GuardedClient`)."""
+        ...
+
     def app_settings(self, model: type[AppModel]) -> AppModel:
         """The validated settings of the enabled app whose `AppSpec.settings` is `model` (LookupError when
         no enabled app has them)."""
@@ -91,6 +96,11 @@ class JobContext(Protocol):
     @property
     def attempt(self) -> int:
         """1 on the first run, 2 on the first retry, ..."""
+        ...
+
+    @property
+    def max_attempts(self) -> int:
+        """Attempts this job gets: when `attempt` equals it and the run fails, the job is dead."""
         ...
 
     @property

@@ -18,7 +18,7 @@ from pentad.core.auth.cache import PrincipalCache
 from pentad.core.auth.permissions import PermissionRegistry
 from pentad.core.auth.schemes import CredentialScheme
 from pentad.core.cache import Cache, build_cache
-from pentad.core.config import AppModel, Settings
+from pentad.core.config import AppModel, OutboundSettings, Settings
 from pentad.core.crypto import KeyRing, load_keyring, load_signing_secret
 from pentad.core.db.engine import Database
 from pentad.core.events import EventRegistry, bind_events
@@ -133,6 +133,10 @@ class Platform:
     @property
     def data_dir(self) -> Path:
         return self.settings.data_dir
+
+    @property
+    def outbound(self) -> OutboundSettings:
+        return self.settings.outbound
 
     def app_settings(self, model: type[AppModel]) -> AppModel:
         """The validated settings of the enabled app whose `AppSpec.settings` is `model`."""

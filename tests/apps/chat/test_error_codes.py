@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pentad.apps.chat
 from pentad.core import errors
+from pentad.core.netguard import DestinationNotAllowed
 
 CHAT_SOURCE = Path(pentad.apps.chat.__file__).parent
 CHAT_DOCS = Path(__file__).parents[3] / "docs" / "chat.md"
@@ -18,6 +19,8 @@ CORE_ERRORS = {
     if isinstance(cls, type) and issubclass(cls, errors.AppError)
 }
 CORE_STATUSES = {name: cls.status for name, cls in CORE_ERRORS.items()}
+SURFACED_CORE_ERRORS = (DestinationNotAllowed("a push endpoint on a private network"),)
+"""Errors of core helpers chat's routes call and let through (GuardedClient.check of a push endpoint)."""
 
 
 def _bases(tree: ast.Module) -> dict[str, str]:
@@ -42,6 +45,8 @@ def raised_codes() -> dict[str, set[int]]:
         return CORE_STATUSES[name]
 
     found: dict[str, set[int]] = {}
+    for error in SURFACED_CORE_ERRORS:
+        found.setdefault(error.code, set()).add(error.status)
     for tree in trees.values():
         enclosing = {
             child: node

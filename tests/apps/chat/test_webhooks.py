@@ -8,10 +8,8 @@ import hashlib
 import hmac
 import json
 import socket
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -28,44 +26,15 @@ from pentad.core.platform import Platform
 from tests.apps.chat.factories import ChatTenantFixture, send
 from tests.core.jobs.conftest import jobs_named, set_job
 from tests.factories import create_admin, login, run_due_jobs
+from tests.receivers import Answer, Receiver, receiving
 
 LOOPBACK = ["127.0.0.0/8"]
 
 
-class Receiver:
-    """An HTTP server on loopback that records what it is sent and answers with the given statuses."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, str], bytes]] = []
-        self.statuses: list[int] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                receiver.requests.append((self.path, dict(self.headers.items()), body))
-                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
+    with receiving() as receiver:
+        yield receiver
 
 
 @pytest.fixture
@@ -130,7 +99,8 @@ async def test_a_message_is_delivered_signed_to_the_receiver(
 
     await run_due_jobs(platform)
 
-    ((path, headers, body),) = receiver.requests
+    (request,) = receiver.requests
+    path, headers, body = request.path, request.headers, request.body
     assert path == "/hook"
     _verify(hook["secret"], headers, body)
     event = json.loads(body)
@@ -175,9 +145,9 @@ async def test_each_webhook_gets_only_the_events_it_asked_for(
 
     await run_due_jobs(platform)
 
-    seen = sorted((path, json.loads(body)["type"]) for path, _, body in receiver.requests)
+    seen = sorted((r.path, json.loads(r.body)["type"]) for r in receiver.requests)
     assert seen == [("/all", "message.new"), ("/all", "reaction.added"), ("/reactions", "reaction.added")]
-    (reaction,) = [json.loads(body)["data"] for path, _, body in receiver.requests if path == "/reactions"]
+    (reaction,) = [json.loads(r.body)["data"] for r in receiver.requests if r.path == "/reactions"]
     assert (reaction["emoji"], reaction["user_id"]) == ("👍", str(ada.id))
     assert reaction["message"]["id"] == message["id"]
 
@@ -187,7 +157,7 @@ async def test_a_refused_delivery_is_retried_until_it_succeeds(
     tenant: ChatTenantFixture, platform: Platform, receiver: Receiver
 ) -> None:
     hook = await _webhook(tenant, receiver.url())
-    receiver.statuses = [500]
+    receiver.answers = [Answer(500)]
     ada = await tenant.user("ada")
     await send(tenant.client, ada, (await tenant.channel(ada))["id"])
 
@@ -203,9 +173,9 @@ async def test_a_refused_delivery_is_retried_until_it_succeeds(
     (job,) = await _delivery_jobs(platform)
     assert (job.status, job.attempts) == (JobStatus.SUCCEEDED, 2)
     first, second = receiver.requests
-    assert first[1]["Pentad-Delivery"] == second[1]["Pentad-Delivery"]
-    assert first[2] == second[2]
-    _verify(hook["secret"], second[1], second[2])
+    assert first.headers["Pentad-Delivery"] == second.headers["Pentad-Delivery"]
+    assert first.body == second.body
+    _verify(hook["secret"], second.headers, second.body)
     assert (await tenant.client.get(url, headers=tenant.headers)).json()["last_status"] == "HTTP 200"
 
 
@@ -215,7 +185,7 @@ async def test_deliveries_give_up_after_the_configured_attempts(
 ) -> None:
     monkeypatch.setattr(platform.app_settings(ChatSettings), "webhook_max_attempts", 1)
     await _webhook(tenant, receiver.url())
-    receiver.statuses = [503]
+    receiver.answers = [Answer(503)]
     ada = await tenant.user("ada")
     await send(tenant.client, ada, (await tenant.channel(ada))["id"])
 
@@ -231,7 +201,7 @@ async def test_redirects_are_not_followed(
 ) -> None:
     monkeypatch.setattr(platform.app_settings(ChatSettings), "webhook_max_attempts", 1)
     await _webhook(tenant, receiver.url())
-    receiver.statuses = [307]
+    receiver.answers = [Answer(307)]
     ada = await tenant.user("ada")
     await send(tenant.client, ada, (await tenant.channel(ada))["id"])
 
@@ -292,7 +262,8 @@ async def test_webhooks_are_listed_updated_and_their_secret_rotated(
     ada = await tenant.user("ada")
     await send(tenant.client, ada, (await tenant.channel(ada))["id"])
     await run_due_jobs(platform)
-    ((path, headers, body),) = receiver.requests
+    (request,) = receiver.requests
+    path, headers, body = request.path, request.headers, request.body
     assert path == "/v2"
     _verify(new_secret, headers, body)
 

@@ -20,7 +20,8 @@ from pentad.core.auth.models import ApiKey, AuthSession, User
 from pentad.core.config import Settings
 from pentad.core.db.engine import Database
 from pentad.core.platform import Platform
-from pentad.core.web.pages import PUBLIC_PAGES, router, safe_next
+from pentad.core.web.pages.kit import safe_next
+from pentad.core.web.pages.site import PUBLIC_PAGES, ROUTERS
 from tests.factories import DEFAULT_PASSWORD, age_sign_in, bearer, create_admin, create_user, totp_now
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
@@ -65,7 +66,9 @@ def _concrete(path: str) -> str:
 
 
 async def test_every_private_page_sends_anonymous_visitors_to_login(client: httpx.AsyncClient) -> None:
-    routes = [r for r in router.routes if isinstance(r, APIRoute) and r.path not in PUBLIC_PAGES]
+    routes = [
+        r for pages in ROUTERS for r in pages.routes if isinstance(r, APIRoute) and r.path not in PUBLIC_PAGES
+    ]
     assert len(routes) >= 15
     failures = []
     for route in routes:

@@ -11,15 +11,10 @@ from pentad.apps.chat import schemas
 from pentad.apps.chat.actions.context import ChatContext
 from pentad.apps.chat.attachments import AttachmentService
 from pentad.apps.chat.dependencies import chat_context
-from pentad.apps.chat.push import (
-    PushService,
-    PushSubscription,
-    PushSubscriptionCreate,
-    PushSubscriptionDelete,
-    VapidPublicKey,
-)
+from pentad.apps.chat.push import PushService, PushSubscription, PushSubscriptionDelete
 from pentad.core.errors import problem_responses
 from pentad.core.policy import route_policy
+from pentad.core.push import PushSubscriptionCreate, VapidPublicKey
 
 router = APIRouter(
     prefix="/api/chat",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -15,9 +14,7 @@ from pentad.apps.chat import repository, schemas
 from pentad.apps.chat.spec import APP
 from pentad.apps.chat.tenancy import TenantService
 from pentad.core import audit
-from pentad.core.config import SettingsError, load_settings
-from pentad.core.crypto import CryptoError
-from pentad.core.errors import AppError
+from pentad.core.cli_support import run_in_transaction
 from pentad.core.platform import Platform
 
 T = TypeVar("T")
@@ -26,21 +23,7 @@ T = TypeVar("T")
 def _run(work: Callable[[AsyncSession, Platform], Awaitable[T]]) -> T:
     """Run `work` in one committed transaction on a platform with the chat app."""
 
-    async def main() -> T:
-        try:
-            platform = Platform.build(load_settings(), [APP])
-        except (SettingsError, CryptoError) as exc:
-            raise click.ClickException(str(exc)) from None
-        try:
-            async with platform.database.transaction() as session:
-                return await work(session, platform)
-        finally:
-            await platform.close()
-
-    try:
-        return asyncio.run(main())
-    except AppError as exc:
-        raise click.ClickException(exc.message) from None
+    return run_in_transaction(work, apps=[APP])
 
 
 async def _tenant_id(session: AsyncSession, slug: str) -> uuid.UUID:

@@ -306,12 +306,3 @@ class ChatPushSubscription(IdMixin, TimestampMixin, Base):
     endpoint_hash: Mapped[str] = mapped_column(String(64))
     keys: Mapped[str] = mapped_column(EncryptedText)
     last_error: Mapped[str | None] = mapped_column(String(200), default=None)
-
-
-class ChatVapidKey(IdMixin, TimestampMixin, Base):
-    """The platform's VAPID key pair for Web Push, generated on first use; the private key encrypted."""
-
-    __tablename__ = "chat_vapid_keys"
-
-    public_key: Mapped[str] = mapped_column(String(200))
-    private_key: Mapped[str] = mapped_column(EncryptedText)

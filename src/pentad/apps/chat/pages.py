@@ -17,7 +17,7 @@ from pentad.apps.chat.permissions import CHAT_USE
 from pentad.apps.chat.settings import ChatSettings
 from pentad.core.auth.principal import Principal
 from pentad.core.platform import get_platform
-from pentad.core.web.pages import TEMPLATES_DIR, PageAccess, render_page
+from pentad.core.web.pages.kit import TEMPLATES_DIR, PageAccess, render_page
 
 templates = Jinja2Templates(directory=[Path(__file__).parent / "templates", TEMPLATES_DIR])
 

@@ -30,7 +30,8 @@ class ChatSettings(BaseModel):
     thumbnail_size: int = Field(320, ge=32, le=2048, description="Longest side of image thumbnails, pixels.")
     webhook_allowed_networks: CommaList = Field(
         default_factory=list,
-        description="CIDRs outgoing webhooks and push may reach although private or loopback (admin opt-in).",
+        description="Deprecated: use PENTAD_OUTBOUND__ALLOWED_NETWORKS. CIDRs chat's webhooks and push may "
+        "reach although private or loopback, added to the core's list.",
     )
     webhook_timeout: float = Field(10.0, gt=0, le=60, description="Timeout of one webhook delivery, seconds.")
     webhook_max_attempts: int = Field(8, ge=1, le=30, description="Delivery attempts before giving up.")

@@ -1,52 +1,44 @@
 """Outgoing webhooks: a tenant's backend learns what happened in its chat.
 
-The tenant registers URLs through the server API. Every message event of the tenant queues one
-`chat.webhook_deliver` job per interested webhook, in the transaction that made the change, so a rolled
-back change sends nothing. Each delivery is an HTTP POST of the JSON event, signed with the webhook's
-secret: `Pentad-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, plus `Pentad-Event` (the
-type) and `Pentad-Delivery` (the event id, the same on every retry: receivers deduplicate with it).
-A delivery that fails (network error, any status but 2xx; redirects are not followed) is retried with
-backoff, up to PENTAD_CHAT__WEBHOOK_MAX_ATTEMPTS attempts.
+The tenant registers URLs through the server API (this module: its table, endpoints' service, event
+filter). Every message event of the tenant queues one `chat.webhook_deliver` job per interested webhook
+through the core's signed sender (core/webhooks.py: signature, headers, retries, the guarded client), in
+the transaction that made the change, so a rolled back change sends nothing; each attempt's outcome
+becomes the webhook's `last_status`. Up to PENTAD_CHAT__WEBHOOK_MAX_ATTEMPTS attempts.
 
-Destinations are checked on create and again before every delivery (a DNS answer may change): every
-address the host resolves to must be public, or inside PENTAD_CHAT__WEBHOOK_ALLOWED_NETWORKS, and the
-request goes to one of those checked addresses, never to a second lookup's answer.
+Destinations are checked on create and again before every delivery (core/netguard.py): every address the
+host resolves to must be public, or inside PENTAD_OUTBOUND__ALLOWED_NETWORKS (or the older
+PENTAD_CHAT__WEBHOOK_ALLOWED_NETWORKS, still honoured for chat), and the request goes to one of those
+checked addresses.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
-import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import httpx
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.chat import netguard, repository, schemas
+from pentad.apps.chat import repository, schemas
 from pentad.apps.chat.models import ChatTenant, ChatWebhook
 from pentad.apps.chat.settings import ChatSettings
 from pentad.core import audit
 from pentad.core.audit import Actor
+from pentad.core.context import AppContext
 from pentad.core.crypto import column_context
 from pentad.core.db.base import utcnow, uuid7
 from pentad.core.errors import BadRequest, NotFound
-from pentad.core.jobs.queue import enqueue
+from pentad.core.netguard import DestinationNotAllowed, GuardedClient
 from pentad.core.platform import Platform
-
-if TYPE_CHECKING:
-    from pentad.core.context import AppContext, JobContext
+from pentad.core.webhooks import DeliveryOutcome, WebhookSender, WebhookTarget
 
 DELIVER = "chat.webhook_deliver"
 ALL_EVENTS = "*"
-SIGNATURE_HEADER = "Pentad-Signature"
-USER_AGENT = "Pentad-Webhooks/1"
 MAX_STATUS_CHARS = 200
 
 WebhookEvent = Literal[
@@ -101,10 +93,6 @@ class WebhookDestinationRefused(BadRequest):
         super().__init__(f"Webhooks cannot be sent there: {reason}", code="webhook_destination_refused")
 
 
-class DeliveryFailed(Exception):
-    """A delivery the receiver did not accept; the job fails and is retried."""
-
-
 # ---------------------------------------------------------------- outgoing: management
 
 
@@ -127,10 +115,8 @@ class WebhookService:
 
     async def _check_url(self, url: str) -> None:
         try:
-            await netguard.check_destination(
-                url, self.platform.app_settings(ChatSettings).webhook_allowed_networks
-            )
-        except netguard.DestinationNotAllowed as exc:
+            await _client(self.platform).check(url)
+        except DestinationNotAllowed as exc:
             raise WebhookDestinationRefused(exc.message) from None
 
     def _seal(self, webhook: ChatWebhook) -> str:
@@ -205,91 +191,49 @@ class WebhookService:
 # ---------------------------------------------------------------- outgoing: delivery
 
 
+def _client(platform: AppContext) -> GuardedClient:
+    settings = platform.app_settings(ChatSettings)
+    return GuardedClient(
+        platform.outbound,
+        allowed_networks=settings.webhook_allowed_networks,
+        timeout=settings.webhook_timeout,
+    )
+
+
+async def _load_target(session: AsyncSession, platform: AppContext, key: str) -> WebhookTarget | None:
+    webhook = await repository.get_webhook(session, uuid.UUID(key))
+    if webhook is None or not webhook.active:
+        return None
+    secret = platform.keyring.decrypt(webhook.secret, context=_secret_context(webhook.id))
+    return WebhookTarget(url=webhook.url, secret=secret)
+
+
+async def _record_outcome(session: AsyncSession, platform: AppContext, outcome: DeliveryOutcome) -> None:
+    del platform  # the outcome is all there is to store
+    webhook = await repository.get_webhook(session, uuid.UUID(outcome.target))
+    if webhook is not None:
+        webhook.last_status = outcome.summary[:MAX_STATUS_CHARS]
+        webhook.last_delivery_at = utcnow()
+
+
+SENDER = WebhookSender(
+    DELIVER,
+    load_target=_load_target,
+    record_outcome=_record_outcome,
+    client=_client,
+    max_attempts=lambda context: context.app_settings(ChatSettings).webhook_max_attempts,
+)
+
+
 async def dispatch(
     session: AsyncSession, platform: Platform, tenant_id: uuid.UUID, event_type: str, data: BaseModel
 ) -> None:
     """Queue a delivery of `event_type` to every active webhook of the tenant that wants it."""
     del platform  # deliveries read the settings when they run
-    webhooks = [
-        webhook
+    targets = [
+        str(webhook.id)
         for webhook in await repository.list_webhooks(session, tenant_id, active_only=True)
         if ALL_EVENTS in webhook.events or event_type in webhook.events
     ]
-    if not webhooks:
-        return
-    event = {
-        "id": str(uuid.uuid4()),
-        "type": event_type,
-        "created_at": utcnow().isoformat(),
-        "data": data.model_dump(mode="json"),
-    }
-    for webhook in webhooks:
-        await enqueue(session, DELIVER, {"webhook_id": str(webhook.id), **event})
-
-
-def signature(secret: str, timestamp: int, body: bytes) -> str:
-    """The `Pentad-Signature` header value of `body` sent at `timestamp`."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
-
-
-async def _post(
-    destination: netguard.Destination, body: bytes, headers: dict[str, str], limit: httpx.Timeout
-) -> httpx.Response:
-    """POST to the checked addresses in turn until one connects. trust_env=False: a proxy from the
-    environment would make its own DNS lookup, past the check."""
-    extensions = {"sni_hostname": destination.host} if destination.scheme == "https" else {}
-    headers = {**headers, "Host": destination.host_header}
-    async with httpx.AsyncClient(timeout=limit, follow_redirects=False, trust_env=False) as client:
-        for index, address in enumerate(destination.addresses):
-            try:
-                return await client.post(
-                    destination.pinned_url(address), content=body, headers=headers, extensions=extensions
-                )
-            except httpx.ConnectError:
-                if index == len(destination.addresses) - 1:
-                    raise
-    raise AssertionError("a checked destination has at least one address")
-
-
-async def _record_outcome(platform: AppContext, webhook_id: uuid.UUID, outcome: str) -> None:
-    async with platform.database.transaction() as session:
-        webhook = await repository.get_webhook(session, webhook_id)
-        if webhook is not None:
-            webhook.last_status = outcome[:MAX_STATUS_CHARS]
-            webhook.last_delivery_at = utcnow()
-
-
-async def deliver(context: JobContext, payload: dict[str, Any]) -> None:
-    """Job `chat.webhook_deliver`: one event to one webhook. A webhook deleted or paused since gets
-    nothing."""
-    platform = context.platform
-    settings = platform.app_settings(ChatSettings)
-    webhook_id = uuid.UUID(payload["webhook_id"])
-    async with platform.database.transaction(writes=False) as session:
-        webhook = await repository.get_webhook(session, webhook_id)
-        if webhook is None or not webhook.active:
-            return
-        url = webhook.url
-        secret = platform.keyring.decrypt(webhook.secret, context=_secret_context(webhook.id))
-    body = orjson.dumps({key: payload[key] for key in ("id", "type", "created_at", "data")})
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
-        SIGNATURE_HEADER: signature(secret, int(time.time()), body),
-        "Pentad-Event": payload["type"],
-        "Pentad-Delivery": payload["id"],
-    }
-    try:
-        destination = await netguard.resolve_destination(url, settings.webhook_allowed_networks)
-        response = await _post(destination, body, headers, httpx.Timeout(settings.webhook_timeout))
-    except netguard.DestinationNotAllowed as exc:
-        await _record_outcome(platform, webhook_id, f"refused: {exc.message}")
-        raise
-    except httpx.HTTPError as exc:
-        # The exception's type only: its text can quote the URL, whose path may hold the receiver's token.
-        await _record_outcome(platform, webhook_id, f"failed: {type(exc).__name__}")
-        raise DeliveryFailed(f"The delivery failed: {type(exc).__name__}.") from None
-    await _record_outcome(platform, webhook_id, f"HTTP {response.status_code}")
-    if not response.is_success:
-        raise DeliveryFailed(f"The receiver answered HTTP {response.status_code}.")
+    if targets:
+        await SENDER.send(session, targets, event_type, data.model_dump(mode="json"))

@@ -10,11 +10,13 @@ from alembic import command
 from alembic.config import Config
 
 from pentad.core.apps import AppSpec
+from pentad.core.crypto import KeyRing
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def alembic_config(url: str, apps: Sequence[AppSpec] = ()) -> Config:
+def alembic_config(url: str, apps: Sequence[AppSpec] = (), keyring: KeyRing | None = None) -> Config:
+    """`keyring`: for migrations that move encrypted values to another table (re-encrypted there)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     locations = [str(MIGRATIONS / "versions")]
@@ -22,12 +24,17 @@ def alembic_config(url: str, apps: Sequence[AppSpec] = ()) -> Config:
     config.set_main_option("version_locations", " ".join(locations))
     config.set_main_option("path_separator", "space")
     config.attributes["database_url"] = url
+    config.attributes["keyring"] = keyring
     return config
 
 
-def upgrade(url: str, apps: Sequence[AppSpec] = (), revision: str = "heads") -> None:
-    command.upgrade(alembic_config(url, apps), revision)
+def upgrade(
+    url: str, apps: Sequence[AppSpec] = (), revision: str = "heads", keyring: KeyRing | None = None
+) -> None:
+    command.upgrade(alembic_config(url, apps, keyring), revision)
 
 
-async def upgrade_async(url: str, apps: Sequence[AppSpec] = (), revision: str = "heads") -> None:
-    await asyncio.to_thread(upgrade, url, apps, revision)
+async def upgrade_async(
+    url: str, apps: Sequence[AppSpec] = (), revision: str = "heads", keyring: KeyRing | None = None
+) -> None:
+    await asyncio.to_thread(upgrade, url, apps, revision, keyring)

@@ -1,6 +1,6 @@
 """The jobs admin page, /admin/jobs: what runs, what waits, what died, and a retry button.
 
-Rendered in the site layout by the web shell's helpers (core/web/pages.py); its template,
+Rendered in the site layout by the page kit (core/web/pages/kit.py); its template,
 `admin_jobs.html`, lives with the shell's templates so it can extend `base.html`.
 """
 
@@ -20,7 +20,7 @@ from pentad.core.errors import AppError
 from pentad.core.jobs.endpoints import Service
 from pentad.core.jobs.models import JobStatus
 from pentad.core.jobs.service import JobsService
-from pentad.core.web.pages import PageAccess, failure_context, render_page, see_other
+from pentad.core.web.pages.kit import PageAccess, failure_context, render_page, see_other
 
 JOBS_PAGE_SIZE = 50
 RETRIED_NOTICE = "The job was queued again."

@@ -136,6 +136,12 @@ class RunningJob:
         return self._claim.attempt
 
     @property
+    def max_attempts(self) -> int:
+        spec = self._worker.registry.get(self._claim.name)
+        default = self._worker.settings.max_attempts
+        return default if spec is None else spec.attempts_allowed(self.platform, default)
+
+    @property
     def platform(self) -> AppContext:
         return self._worker.platform
 

@@ -9,7 +9,8 @@ from sqlalchemy.engine import Connection
 
 import pentad.core.audit
 import pentad.core.auth.models
-import pentad.core.jobs.models  # noqa: F401  (registers the core tables on Base.metadata)
+import pentad.core.jobs.models
+import pentad.core.push  # noqa: F401  (registers the core tables on Base.metadata)
 from pentad.core.config import DatabaseSettings
 from pentad.core.db.base import Base
 from pentad.core.db.engine import create_engine
@@ -31,10 +32,13 @@ def _run(connection: Connection) -> None:
 
 async def _run_async(url: str) -> None:
     engine = create_engine(DatabaseSettings(url=url))
-    async with engine.connect() as connection:
-        await connection.run_sync(_run)
-        await connection.commit()
-    await engine.dispose()
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run)
+            await connection.commit()
+    finally:
+        # Also after a failed migration: a connection left to the garbage collector outlives its loop.
+        await engine.dispose()
 
 
 url: str = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url") or ""

@@ -1,8 +1,14 @@
-"""Guard for outgoing requests to addresses users chose (webhooks, Web Push): no private or loopback targets.
+"""Outgoing HTTP to addresses users chose (webhooks, Web Push, callbacks): never into the private network.
 
-A name is resolved once and every address it resolves to must be public (or inside an allowed network the
-admin opted into); callers then connect to one of those addresses, so a DNS answer that changes between
-the check and the request cannot redirect the request into the internal network.
+A name is resolved once and every address it resolves to must be public (or inside
+PENTAD_OUTBOUND__ALLOWED_NETWORKS, the admin's opt-in); the request then connects to one of those addresses
+with the name kept as Host and TLS server name, so a DNS answer that changes between the check and the
+connection (DNS rebinding) cannot turn the request inward. `GuardedClient` does all of it, with the
+timeout, no redirects (a 3xx is the answer; its target was never checked) and a cap on the answer's size.
+
+    client = GuardedClient(platform.outbound)
+    await client.check(url)                 # on save: 400 destination_not_allowed for a private target
+    response = await client.request("POST", url, content=body, headers={"Content-Type": "application/json"})
 """
 
 from __future__ import annotations
@@ -10,10 +16,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
+import httpx
+
+from pentad.core.config import OutboundSettings
 from pentad.core.errors import BadRequest
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -22,11 +31,20 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 # NAT64 well-known prefix: the last 32 bits are an IPv4 address the gateway connects to.
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_READ_CHUNK = 65_536
 
 
 class DestinationNotAllowed(BadRequest):
     def __init__(self, message: str) -> None:
         super().__init__(message, code="destination_not_allowed")
+
+
+class ResponseTooLarge(httpx.HTTPError):
+    """The answer was longer than the cap; nothing more of it is read."""
+
+    def __init__(self, status_code: int, limit: int) -> None:
+        super().__init__(f"the answer (HTTP {status_code}) is longer than {limit} bytes")
+        self.status_code = status_code
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +73,10 @@ class Destination:
         literal = f"[{self.host}]" if ":" in self.host else self.host
         return literal if self.port == _DEFAULT_PORTS[self.scheme] else f"{literal}:{self.port}"
 
+    @property
+    def origin(self) -> str:
+        return f"{self.scheme}://{self.host_header}"
+
 
 def _embedded_ipv4(address: IPAddress) -> IPAddress:
     """The IPv4 address an IPv6 address stands for (mapped, NAT64), which is what a connection reaches."""
@@ -67,8 +89,8 @@ def _embedded_ipv4(address: IPAddress) -> IPAddress:
 
 
 def is_public_address(ip: IPAddress | str) -> bool:
-    """Whether `ip` is a globally routable unicast address: not private, loopback, link-local, shared
-    (CGNAT), reserved, multicast or unspecified."""
+    """Whether `ip` is a globally routable unicast address: not private, loopback, link-local (the cloud
+    metadata service 169.254.169.254 included), shared (CGNAT), reserved, multicast or unspecified."""
     address = _embedded_ipv4(ipaddress.ip_address(ip) if isinstance(ip, str) else ip)
     return address.is_global and not (address.is_multicast or address.is_reserved or address.is_unspecified)
 
@@ -138,6 +160,79 @@ async def resolve_destination(url: str, allowed_networks: Sequence[str]) -> Dest
     )
 
 
-async def check_destination(url: str, allowed_networks: Sequence[str]) -> None:
-    """Raise DestinationNotAllowed (400) unless `url` may be requested; see resolve_destination."""
-    await resolve_destination(url, allowed_networks)
+@dataclass(frozen=True, slots=True)
+class OutboundResponse:
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+
+class GuardedClient:
+    """Outgoing requests to user-chosen URLs: checked, pinned to the checked addresses, time-limited,
+    never redirected, the answer read up to a cap (`ResponseTooLarge` beyond it).
+
+    `allowed_networks` adds networks to PENTAD_OUTBOUND__ALLOWED_NETWORKS; `timeout` and
+    `max_response_bytes` replace the settings' for this client. Transport failures raise httpx errors
+    (`httpx.HTTPError`); their text can quote the URL, so callers record the exception's type only."""
+
+    def __init__(
+        self,
+        settings: OutboundSettings,
+        *,
+        allowed_networks: Sequence[str] = (),
+        timeout: float | None = None,
+        max_response_bytes: int | None = None,
+    ) -> None:
+        self.allowed_networks = (*settings.allowed_networks, *allowed_networks)
+        self.timeout = timeout if timeout is not None else settings.timeout
+        self.max_response_bytes = (
+            max_response_bytes if max_response_bytes is not None else settings.max_response_bytes
+        )
+
+    async def check(self, url: str) -> Destination:
+        """The checked destination of `url`; raises DestinationNotAllowed (400) for one not allowed."""
+        return await resolve_destination(url, self.allowed_networks)
+
+    async def request(
+        self,
+        method: str,
+        url: str | Destination,
+        *,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> OutboundResponse:
+        """Send to the checked addresses in turn until one connects. A URL given as text is checked first
+        (again, even if it was checked when saved: its DNS answer may have changed since)."""
+        destination = url if isinstance(url, Destination) else await self.check(url)
+        extensions = {"sni_hostname": destination.host} if destination.scheme == "https" else {}
+        sent_headers = {**(headers or {}), "Host": destination.host_header}
+        # trust_env=False: a proxy from the environment would make its own DNS lookup, past the check.
+        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, trust_env=False) as client:
+            for index, address in enumerate(destination.addresses):
+                try:
+                    async with client.stream(
+                        method,
+                        destination.pinned_url(address),
+                        content=content,
+                        headers=sent_headers,
+                        extensions=extensions,
+                    ) as response:
+                        return OutboundResponse(
+                            response.status_code, response.headers, await self._read(response)
+                        )
+                except httpx.ConnectError:
+                    if index == len(destination.addresses) - 1:
+                        raise
+        raise AssertionError("a checked destination has at least one address")
+
+    async def _read(self, response: httpx.Response) -> bytes:
+        body = bytearray()
+        async for chunk in response.aiter_bytes(_READ_CHUNK):
+            body += chunk
+            if len(body) > self.max_response_bytes:
+                raise ResponseTooLarge(response.status_code, self.max_response_bytes)
+        return bytes(body)
