@@ -13,7 +13,7 @@ from alembic import command
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pentad.apps.chat import APP
+from pentad.apps.chat.spec import APP
 from pentad.core.config import DatabaseSettings
 from pentad.core.crypto import KeyRing, column_context
 from pentad.core.db.engine import create_engine
