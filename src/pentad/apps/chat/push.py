@@ -24,10 +24,11 @@ from pentad.apps.chat import repository
 from pentad.apps.chat.access import ChatActor
 from pentad.apps.chat.models import ChatPushSubscription
 from pentad.apps.chat.settings import ChatSettings
+from pentad.apps.chat.webhooks import outbound_client
 from pentad.core.context import AppContext, JobContext
 from pentad.core.crypto import column_context
 from pentad.core.db.base import uuid7
-from pentad.core.netguard import DestinationNotAllowed, GuardedClient
+from pentad.core.netguard import DestinationNotAllowed
 from pentad.core.platform import Platform
 from pentad.core.push import PushSubscriptionCreate, VapidPublicKey, send_notification, vapid_public_key
 
@@ -96,7 +97,7 @@ class PushService:
 
     async def subscribe(self, data: PushSubscriptionCreate) -> tuple[PushSubscription, bool]:
         """Store the browser's subscription; (subscription, created). Subscribing again updates its keys."""
-        await _client(self.platform).check(data.endpoint)
+        await outbound_client(self.platform).check(data.endpoint)
         hashed = endpoint_hash(data.endpoint)
         # An endpoint is one browser profile: whoever subscribed it last is the one signed in there now.
         await repository.delete_push_subscriptions(self.session, hashed, except_user_id=self.actor.user_id)
@@ -129,15 +130,6 @@ class PushService:
 # ---------------------------------------------------------------- sending
 
 
-def _client(platform: AppContext) -> GuardedClient:
-    settings = platform.app_settings(ChatSettings)
-    return GuardedClient(
-        platform.outbound,
-        allowed_networks=settings.webhook_allowed_networks,
-        timeout=settings.webhook_timeout,
-    )
-
-
 async def send_push(context: JobContext, payload: dict[str, Any]) -> None:
     """Job `chat.push_send`: deliver one notification to one device."""
     platform = context.platform
@@ -158,7 +150,7 @@ async def send_push(context: JobContext, payload: dict[str, Any]) -> None:
             keys,
             notification.model_dump_json().encode(),
             subject=platform.app_settings(ChatSettings).vapid_subject,
-            client=_client(platform),
+            client=outbound_client(platform),
         )
     except DestinationNotAllowed as exc:
         error: str | None = exc.message[:MAX_ERROR_CHARS]

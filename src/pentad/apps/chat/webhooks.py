@@ -115,7 +115,7 @@ class WebhookService:
 
     async def _check_url(self, url: str) -> None:
         try:
-            await _client(self.platform).check(url)
+            await outbound_client(self.platform).check(url)
         except DestinationNotAllowed as exc:
             raise WebhookDestinationRefused(exc.message) from None
 
@@ -191,7 +191,9 @@ class WebhookService:
 # ---------------------------------------------------------------- outgoing: delivery
 
 
-def _client(platform: AppContext) -> GuardedClient:
+def outbound_client(platform: AppContext) -> GuardedClient:
+    """Chat's guarded client for URLs its users chose (webhooks and Web Push endpoints alike): the core's
+    outbound settings plus chat's extra allowed networks and timeout."""
     settings = platform.app_settings(ChatSettings)
     return GuardedClient(
         platform.outbound,
@@ -220,7 +222,7 @@ SENDER = WebhookSender(
     DELIVER,
     load_target=_load_target,
     record_outcome=_record_outcome,
-    client=_client,
+    client=outbound_client,
     max_attempts=lambda context: context.app_settings(ChatSettings).webhook_max_attempts,
 )
 
