@@ -227,11 +227,8 @@ SENDER = WebhookSender(
 )
 
 
-async def dispatch(
-    session: AsyncSession, platform: Platform, tenant_id: uuid.UUID, event_type: str, data: BaseModel
-) -> None:
+async def dispatch(session: AsyncSession, tenant_id: uuid.UUID, event_type: str, data: BaseModel) -> None:
     """Queue a delivery of `event_type` to every active webhook of the tenant that wants it."""
-    del platform  # deliveries read the settings when they run
     targets = [
         str(webhook.id)
         for webhook in await repository.list_webhooks(session, tenant_id, active_only=True)

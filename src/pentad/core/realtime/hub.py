@@ -52,8 +52,8 @@ from pentad.core.realtime.wsserver import WriteFrame, encode_text_frame
 logger = structlog.get_logger("pentad.realtime")
 
 
-class LiveCredentials(Protocol):
-    """What the hub re-checks of an app's own socket or stream (core/realtime/live.py implements it; the
+class LiveRequest(Protocol):
+    """What the hub re-checks of an app's own socket or stream (core/realtime/live.py's LiveCredentials; the
     hub, below the auth service, does not import it)."""
 
     principal: Principal
@@ -324,7 +324,7 @@ class Hub:
         self.broker = broker
         self.registry = TopicRegistry(topics)
         self.connections: set[Connection] = set()
-        self.live_credentials: set[LiveCredentials] = set()
+        self.live_credentials: set[LiveRequest] = set()
         """Apps' own sockets and streams (core/realtime/live.py), re-checked like the connections."""
         self._topics: dict[str, LocalTopic] = {}
         self._maintenance: asyncio.Task[None] | None = None
@@ -682,7 +682,7 @@ class Hub:
                 next_presence = now + PRESENCE_TTL / 3
                 self._spawn(self._refresh_presence())
 
-    def _check_live(self, live: LiveCredentials, now: float, wall: float) -> None:
+    def _check_live(self, live: LiveRequest, now: float, wall: float) -> None:
         if live.ended.is_set():
             return
         if live.expires_at is not None and wall >= live.expires_at:

@@ -97,7 +97,7 @@ async def _changed(chat: ChatContext, message: ChatMessage, kind: MessageChange)
     await chat.session.flush()
     view = await chat.views.one(message)
     notify_message_changed(chat, view, kind)
-    await webhooks.dispatch(chat.session, chat.platform, chat.actor.tenant.id, kind, view)
+    await webhooks.dispatch(chat.session, chat.actor.tenant.id, kind, view)
     return view
 
 

@@ -31,7 +31,7 @@ async def do_react(chat: ChatContext, message_id: uuid.UUID, emoji: str, *, add:
     await chat.session.flush()
     view = await chat.views.one(message)
     event = notify_reaction(chat, view, emoji, add=add)
-    await webhooks.dispatch(chat.session, chat.platform, chat.actor.tenant.id, event.type, event)
+    await webhooks.dispatch(chat.session, chat.actor.tenant.id, event.type, event)
     return view
 
 

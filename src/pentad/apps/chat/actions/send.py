@@ -103,7 +103,7 @@ async def do_send_message(
     view = await chat.views.new(message, chat.actor.user, sorted(mentioned))
     notify_message_new(chat, view, parent_view, mentioned)
     if access.tenant_webhooks:
-        await webhooks.dispatch(session, chat.platform, chat.actor.tenant.id, "message.new", view)
+        await webhooks.dispatch(session, chat.actor.tenant.id, "message.new", view)
     await emit_message_sent(session, chat.actor.tenant.id, message)
     await notifications.message_posted(session, chat.platform, access.channel, view, mentioned)
     return view, True
