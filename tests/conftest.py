@@ -41,6 +41,24 @@ def _selected_databases() -> list[str]:
     return [name.strip() for name in raw.split(",") if name.strip()]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked `one_engine` needs a database but not a particular one: it runs on the first
+    selected engine only, and its other-engine variants are deselected (not collected as skips)."""
+    first = _selected_databases()[0] if _selected_databases() else None
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        engine = callspec.params.get("database_url") if callspec is not None else None
+        if engine is not None and engine != first and item.get_closest_marker("one_engine"):
+            dropped.append(item)
+        else:
+            keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 @pytest.fixture(autouse=True)
 def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests may only talk to this machine."""

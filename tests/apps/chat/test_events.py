@@ -26,10 +26,8 @@ Frame = tuple[str, dict[str, Any]]
 CHANNEL_FIELDS = tuple(schemas.Channel.model_fields)
 
 
-@pytest.fixture(autouse=True)
-def _sqlite_only(database_url: str) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("what an action emits does not depend on the database")
+# What an action emits does not depend on the database.
+pytestmark = pytest.mark.one_engine
 
 
 class Frames:
