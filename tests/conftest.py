@@ -3,18 +3,14 @@ transaction, the app driven in-process through httpx, the network limited to loo
 
 from __future__ import annotations
 
-import os
 import socket
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pentad.app import create_app
 from pentad.apps import INSTALLED
@@ -22,29 +18,17 @@ from pentad.core.config import Settings
 from pentad.core.db.engine import Database, create_engine
 from pentad.core.db.migrate import upgrade_async
 from pentad.core.platform import Platform
+from tests.databases import scratch_database, selected_databases
 from tests.factories import TEST_CRYPTO_KEYS, TEST_SECRET_KEY
 
 # The test databases hold every installed app's tables; each test's app decides which apps it serves.
 ALL_APPS = [app.load_spec() for app in INSTALLED.values()]
 
-SERVER_URLS = {
-    "postgresql": os.environ.get(
-        "PENTAD_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-    ),
-    "mariadb": os.environ.get("PENTAD_TEST_MARIADB_URL", "mysql+aiomysql://root@127.0.0.1:3306/test"),
-}
-REQUIRE_SERVICES = os.environ.get("PENTAD_TEST_REQUIRE_SERVICES") == "1"
-
-
-def _selected_databases() -> list[str]:
-    raw = os.environ.get("PENTAD_TEST_DATABASES", "sqlite,postgresql,mariadb")
-    return [name.strip() for name in raw.split(",") if name.strip()]
-
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test marked `one_engine` needs a database but not a particular one: it runs on the first
     selected engine only, and its other-engine variants are deselected (not collected as skips)."""
-    first = _selected_databases()[0] if _selected_databases() else None
+    first = selected_databases()[0] if selected_databases() else None
     keep: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
@@ -74,57 +58,14 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", guarded)
 
 
-def _reachable(url: str) -> bool:
-    parsed = make_url(url)
-    try:
-        with socket.create_connection((parsed.host or "127.0.0.1", parsed.port or 0), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-async def _create_server_database(admin_url: str) -> str:
-    name = f"pentad_test_{uuid.uuid4().hex[:12]}"
-    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as connection:
-        await connection.execute(text(f"CREATE DATABASE {name}"))
-    await engine.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-async def _drop_server_database(admin_url: str, url: str) -> None:
-    name = make_url(url).database
-    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as connection:
-        if make_url(admin_url).get_backend_name() == "postgresql":
-            await connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        else:
-            await connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-    await engine.dispose()
-
-
-@pytest.fixture(scope="session", params=_selected_databases())
+@pytest.fixture(scope="session", params=selected_databases())
 async def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
     """A fresh, migrated database for this test run."""
-    kind: str = request.param
-    if kind == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'pentad.db'}"
+    async with scratch_database(request.param, tmp_path_factory.mktemp("db")) as url:
         await upgrade_async(url, ALL_APPS)
         yield url
-        return
-    admin_url = SERVER_URLS[kind]
-    if not _reachable(admin_url):
-        if REQUIRE_SERVICES:
-            pytest.fail(f"{kind} is required (PENTAD_TEST_REQUIRE_SERVICES=1) but not reachable")
-        pytest.skip(f"{kind} not reachable")
-    url = await _create_server_database(admin_url)
-    try:
-        await upgrade_async(url, ALL_APPS)
-        yield url
-    finally:
-        await _drop_server_database(admin_url, url)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio
 
 from pentad.core.ratelimit import KEY_PREFIX, address_subject
-from tests.conftest import REQUIRE_SERVICES
+from tests.databases import REQUIRE_SERVICES
 
 REDIS_URL = os.environ.get("PENTAD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

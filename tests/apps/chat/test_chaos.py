@@ -18,14 +18,7 @@ from pathlib import Path
 import pytest
 
 from pentad_chat import ChatClient, ChatServer, Message, MessageEvent, OutgoingMessage
-from tests.conftest import (
-    REQUIRE_SERVICES,
-    SERVER_URLS,
-    _create_server_database,
-    _drop_server_database,
-    _reachable,
-    _selected_databases,
-)
+from tests.databases import scratch_database, selected_databases
 from tests.sdk.live_chat import ChatServerProcess
 
 DURATION = float(os.environ.get("PENTAD_TEST_CHAOS_SECONDS", "30"))
@@ -42,21 +35,10 @@ MAX_OUTSTANDING = 100
 async def chaos_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A database of the test's own: the server commits into it, unlike the per-run test databases."""
     kind: str = request.param
-    if kind not in _selected_databases():
+    if kind not in selected_databases():
         pytest.skip(f"{kind} is not in PENTAD_TEST_DATABASES")
-    if kind == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'chaos.db'}"
-        return
-    admin_url = SERVER_URLS[kind]
-    if not _reachable(admin_url):
-        if REQUIRE_SERVICES:
-            pytest.fail(f"{kind} is required (PENTAD_TEST_REQUIRE_SERVICES=1) but not reachable")
-        pytest.skip(f"{kind} not reachable")
-    url = await _create_server_database(admin_url)
-    try:
+    async with scratch_database(kind, tmp_path) as url:
         yield url
-    finally:
-        await _drop_server_database(admin_url, url)
 
 
 async def kill_and_restart(server: ChatServerProcess, started: float, *clients: ChatClient) -> int:
