@@ -14,7 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
+from structlog.testing import capture_logs
 
 from pentad.apps.chat.models import ChatWebhook
 from pentad.apps.chat.settings import ChatSettings
@@ -448,3 +450,17 @@ async def test_only_the_tenants_own_key_manages_its_webhooks(
     assert (await client.post(f"{one}/rotate-secret", headers=other)).status_code == 404
     assert (await client.delete(one, headers=other)).status_code == 404
     assert (await client.get(one, headers=tenant.headers)).json()["active"] is True
+
+
+def test_the_deprecated_chat_network_list_still_validates_and_warns_at_start() -> None:
+    with capture_logs() as logs:
+        settings = ChatSettings.model_validate({"webhook_allowed_networks": "10.0.0.0/8"})
+    assert settings.webhook_allowed_networks == ["10.0.0.0/8"]
+    assert [log["setting"] for log in logs if log["event"] == "deprecated_setting"] == [
+        "PENTAD_CHAT__WEBHOOK_ALLOWED_NETWORKS"
+    ]
+    with capture_logs() as logs:
+        ChatSettings.model_validate({})
+    assert not [log for log in logs if log["event"] == "deprecated_setting"]
+    with pytest.raises(ValidationError):
+        ChatSettings.model_validate({"webhook_allowed_networks": "not-a-network"})

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import ipaddress
 
+import structlog
 from pydantic import BaseModel, Field, field_validator
 
 from pentad.core.config import CommaList
 
 APP_NAME = "chat"
+
+logger = structlog.get_logger("pentad.chat.settings")
 
 
 class ChatSettings(BaseModel):
@@ -47,4 +50,10 @@ class ChatSettings(BaseModel):
     def _valid_networks(cls, value: list[str]) -> list[str]:
         for network in value:
             ipaddress.ip_network(network, strict=False)
+        if value:
+            logger.warning(
+                "deprecated_setting",
+                setting="PENTAD_CHAT__WEBHOOK_ALLOWED_NETWORKS",
+                use_instead="PENTAD_OUTBOUND__ALLOWED_NETWORKS",
+            )
         return value
