@@ -38,7 +38,7 @@ import structlog
 
 from pentad.core.auth.permissions import JOBS_MANAGE
 from pentad.core.config import JobsSettings, Settings
-from pentad.core.context import AppContext, JobContext
+from pentad.core.context import AppContext, JobContext, ResourceSpec
 from pentad.core.db.base import utcnow
 from pentad.core.events import EventRegistry
 from pentad.core.jobs import repository
@@ -144,6 +144,9 @@ class RunningJob:
     @property
     def platform(self) -> AppContext:
         return self._worker.platform
+
+    def resource(self, spec: ResourceSpec[Any] | str, /) -> Any:
+        return self._worker.platform.resource(spec)
 
     def secret(self) -> dict[str, Any]:
         if self._claim.secret is None:
