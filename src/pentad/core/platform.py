@@ -123,6 +123,7 @@ class Platform:
             credential_schemes={scheme.prefix: scheme for spec in apps for scheme in spec.credential_schemes},
             app_config=app_config,
         )
+        platform.ingest.bind(platform)
         platform.resources = Resources(resource for spec in apps for resource in spec.resources)
         platform.services = Services(
             [service for spec in apps for service in spec.services], platform=platform, metrics=metrics
