@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar, overload
 
+from pydantic import BaseModel
+
 from pentad.core.auth.cache import PrincipalCache
 from pentad.core.auth.permissions import PermissionRegistry
 from pentad.core.cache import Cache
@@ -47,6 +49,20 @@ class ResourceSpec(Generic[T]):
     name: str
     open: Callable[[AppContext], Awaitable[T]]
     close: Callable[[T], Awaitable[None]] | None = None
+
+
+class IngestAppender(Protocol):
+    """Appending to the enabled apps' buffered ingest streams (core/ingest.py)."""
+
+    async def append(self, stream: str, *rows: BaseModel) -> None:
+        """Accept rows durably: fsynced to this process's spool when this returns (UnknownStream when no
+        enabled app declares the stream, TypeError for rows of another model)."""
+        ...
+
+    def append_nowait(self, stream: str, *rows: BaseModel) -> None:
+        """Accept rows: written to the spool (they survive this process) when this returns, fsynced by the
+        next group fsync."""
+        ...
 
 
 class AppContext(Protocol):
@@ -75,6 +91,11 @@ class AppContext(Protocol):
 
     @property
     def cache(self) -> Cache: ...
+
+    @property
+    def ingest(self) -> IngestAppender:
+        """The buffered ingest streams (`AppSpec.ingest`), for jobs and services as for requests."""
+        ...
 
     @property
     def base_url(self) -> str:
