@@ -34,6 +34,7 @@ from pentad.core.cache import Cache
 from pentad.core.config import AppModel, OutboundSettings
 from pentad.core.crypto import KeyRing
 from pentad.core.db.engine import Database
+from pentad.core.metrics import AppMetrics
 from pentad.core.ratelimit import RateLimiter
 from pentad.core.storage import Storage
 
@@ -65,6 +66,14 @@ class IngestAppender(Protocol):
         ...
 
 
+class MetricsSource(Protocol):
+    """Where an app gets its Prometheus series (core/metrics.py)."""
+
+    def for_app(self, app: str) -> AppMetrics:
+        """The series of app `app`, every name prefixed `pentad_<app>_`."""
+        ...
+
+
 class AppContext(Protocol):
     """What an app's callback may use of the running platform."""
 
@@ -91,6 +100,11 @@ class AppContext(Protocol):
 
     @property
     def cache(self) -> Cache: ...
+
+    @property
+    def metrics(self) -> MetricsSource:
+        """`metrics.for_app("<app>")`: the app's own Prometheus series on /metrics."""
+        ...
 
     @property
     def ingest(self) -> IngestAppender:
