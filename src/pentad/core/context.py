@@ -21,12 +21,13 @@ the services it names, never the platform, the apps' contract (AppSpec), the hub
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar, overload
 
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.core.auth.cache import PrincipalCache
 from pentad.core.auth.permissions import PermissionRegistry
@@ -145,6 +146,13 @@ class AppContext(Protocol):
     def resource(self, spec: ResourceSpec[Any] | str, /) -> Any:
         """The open value of a per-process resource (`AppSpec.resources`), by its spec or its name
         (LookupError when no enabled app declares it or it is not open in this process)."""
+        ...
+
+    async def query(
+        self, session: AsyncSession, name: str, payload: Mapping[str, Any] | BaseModel
+    ) -> dict[str, Any]:
+        """Ask another app's query (`AppSpec.queries`, core/queries.py) in `session`: its answer as a dict.
+        QueryUnavailable when its app is installed but not enabled, UnknownQuery when none declares it."""
         ...
 
 
