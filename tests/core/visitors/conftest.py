@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mmdb_writer import MMDBWriter  # type: ignore[import-untyped]
+from mmdb_writer import MMDBWriter
 from netaddr import IPSet  # type: ignore[import-untyped]
 
 from pentad.core.visitors.geoip import COUNTRY_PACKAGE, GeoIP
@@ -34,7 +34,7 @@ def write_city_db(path: Path) -> Path:
         },
     )
     writer.insert_network(
-        IPSet(["2001:db8:1::/48"]),
+        IPSet(["2a02:8108:1::/48"]),
         {"country": {"iso_code": "de"}, "city": {"names": {"en": "Berlin"}}},
     )
     writer.to_db_file(str(path))

@@ -10,6 +10,7 @@ error for the request.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import time
@@ -27,6 +28,8 @@ COUNTRY_PACKAGE = Path("web/node_modules/@ip-location-db/geo-whois-asn-country-m
 """Where `make install` puts the CC0 country files, relative to a source checkout."""
 _CHECKOUT = Path(__file__).resolve().parents[4]
 
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
 
 @dataclass(frozen=True, slots=True)
 class Location:
@@ -37,6 +40,9 @@ class Location:
 
 
 NOWHERE = Location()
+
+
+_UNSEEN = (-1, -1, -1)
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:
@@ -53,7 +59,7 @@ class _File:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._reader: maxminddb.Reader | None = None
-        self._signature: tuple[int, int, int] | None = None
+        self._signature: tuple[int, int, int] | None = _UNSEEN
         self._checked = -RECHECK_SECONDS
         self.error: str | None = None
         self._refresh()
@@ -61,7 +67,7 @@ class _File:
     def _refresh(self) -> None:
         self._checked = time.monotonic()
         signature = _signature(self.path)
-        if signature == self._signature and (self._reader is not None or signature is None):
+        if signature == self._signature:
             return
         old, self._reader, self._signature = self._reader, None, signature
         if old is not None:
@@ -82,19 +88,19 @@ class _File:
             self._refresh()
         return self._reader
 
-    def get(self, ip: str) -> Mapping[str, Any] | None:
+    def get(self, ip: Address) -> Mapping[str, Any] | None:
         reader = self.reader
         if reader is None:
             return None
         try:
             found = reader.get(ip)
-        except ValueError:  # not an IP, or IPv6 in an IPv4-only file
+        except ValueError:  # IPv6 in an IPv4-only file
             return None
         return found if isinstance(found, dict) else None
 
     def reopen(self) -> None:
         """Look at the file now rather than within RECHECK_SECONDS."""
-        self._signature = None if self._reader is None else (-1, -1, -1)
+        self._signature = _UNSEEN
         self._refresh()
 
     def close(self) -> None:
@@ -111,8 +117,8 @@ class _Files:
         self._v4 = files[0] if files else None
         self._v6 = v6 or self._v4
 
-    def get(self, ip: str) -> Mapping[str, Any] | None:
-        chosen = self._v6 if ":" in ip else self._v4
+    def get(self, ip: Address) -> Mapping[str, Any] | None:
+        chosen = self._v6 if ip.version == 6 else self._v4
         return chosen.get(ip) if chosen is not None else None
 
     @property
@@ -191,6 +197,18 @@ class GeoIP:
         return self._asn is not None and self._asn.error is None
 
     def lookup(self, ip: str) -> Location:
+        """Where `ip` is; Location() for a malformed, private or reserved address (no lookup then)."""
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return NOWHERE
+        if address.version == 6 and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if not address.is_global:
+            return NOWHERE
+        return self._lookup(address)
+
+    def _lookup(self, ip: Address) -> Location:
         country = region = city = None
         asn = None
         record = self._country.get(ip)
