@@ -34,6 +34,8 @@ from pentad.core.realtime.publish import bind_sessions
 from pentad.core.resources import Resources
 from pentad.core.services import Services
 from pentad.core.storage import Storage, build_storage
+from pentad.core.visitors import Visitors
+from pentad.core.visitors.jobs import ROTATE_SALTS, ROTATE_SALTS_CRON
 
 T = TypeVar("T")
 
@@ -59,6 +61,7 @@ class Platform:
     app_config: dict[type[BaseModel], BaseModel] = field(default_factory=dict)
     services: Services = field(init=False)
     resources: Resources = field(init=False)
+    visitors: Visitors = field(init=False)
 
     @classmethod
     def build(
@@ -99,8 +102,8 @@ class Platform:
         )
         jobs = Jobs.build(
             settings.jobs,
-            [send_mail_job(mailer), *(job for spec in apps for job in spec.jobs)],
-            [entry for spec in apps for entry in spec.cron],
+            [send_mail_job(mailer), ROTATE_SALTS, *(job for spec in apps for job in spec.jobs)],
+            [ROTATE_SALTS_CRON, *(entry for spec in apps for entry in spec.cron)],
             events,
         )
         bind_events(database, events)
@@ -124,6 +127,7 @@ class Platform:
             app_config=app_config,
         )
         platform.ingest.bind(platform)
+        platform.visitors = Visitors.from_settings(settings, database, platform.keyring)
         platform.resources = Resources(resource for spec in apps for resource in spec.resources)
         platform.services = Services(
             [service for spec in apps for service in spec.services], platform=platform, metrics=metrics
@@ -176,6 +180,7 @@ class Platform:
         await self.limiter.close()
         await self.principals.close()
         await self.storage.close()
+        self.visitors.close()
         await self.cache.close()
         await self.database.dispose()
 

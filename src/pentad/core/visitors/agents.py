@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
-
-from ua_parser import Parser, load_builtins
-from ua_parser.core import Resolver
+from typing import TYPE_CHECKING, Literal
 
 from pentad.core.visitors.facts import Device
+
+if TYPE_CHECKING:
+    from ua_parser.core import Resolver
 
 MAX_UA_LENGTH = 512
 """Longer user agents are cut before parsing: every real one is shorter, and regexes are not free."""
@@ -53,6 +53,8 @@ class Agent:
 
 
 def _resolver() -> tuple[Resolver, Literal["rust", "python"]]:
+    from ua_parser import load_builtins
+
     matchers = load_builtins()
     try:
         from ua_parser import regex
@@ -85,9 +87,12 @@ def _device(user_agent: str, os_family: str | None, device_family: str | None) -
 
 
 class Agents:
-    """`parse(user_agent)` -> Agent, memoised; `backend` says which resolver runs ("rust" or "python")."""
+    """`parse(user_agent)` -> Agent, memoised; `backend` says which resolver runs ("rust" or "python").
+    Building one loads and compiles the rules (~0.3 s): Visitors makes it on first use."""
 
     def __init__(self, cache_size: int = 20_000) -> None:
+        from ua_parser import Parser
+
         resolver, self.backend = _resolver()
         self._parser = Parser(resolver)
         self.parse = lru_cache(maxsize=cache_size)(self._parse)

@@ -26,9 +26,16 @@ class Visitors:
             settings.city_db,
             settings.asn_db or default_asn_db(data_dir),
         )
-        self.agents = Agents(settings.ua_cache_size)
+        self._agents: Agents | None = None
         self.bots = BotRules(settings.datacenter_asns)
         self.salts = Salts(database, keyring)
+
+    @property
+    def agents(self) -> Agents:
+        """The user-agent parser, built on first use (its rules take ~0.3 s to compile)."""
+        if self._agents is None:
+            self._agents = Agents(self.settings.ua_cache_size)
+        return self._agents
 
     @classmethod
     def from_settings(cls, settings: Settings, database: Database, keyring: KeyRing) -> Visitors:
