@@ -63,16 +63,16 @@ PARSED = [
     (CHROME_WINDOWS, Agent("desktop", "Chrome", "131", "Windows", "10", spider=False)),
     (SAFARI_IPHONE, Agent("mobile", "Mobile Safari", "17", "iOS", "17", spider=False)),
     (SAFARI_IPAD, Agent("tablet", "Mobile Safari", "16", "iOS", "16", spider=False)),
-    (GOOGLEBOT, Agent("bot", "Googlebot", "2", None, None, spider=True)),
-    (HEADLESS_CHROME, Agent("desktop", "HeadlessChrome", "120", "Linux", None, spider=False)),
-    (CURL, Agent("other", "curl", "8", None, None, spider=False)),
+    (GOOGLEBOT, Agent("bot", "Googlebot", "2", None, None, spider=True, bot="bot_ua")),
+    (HEADLESS_CHROME, Agent("desktop", "HeadlessChrome", "120", "Linux", None, spider=False, bot="headless")),
+    (CURL, Agent("other", "curl", "8", None, None, spider=False, bot="bot_ua")),
     (FIREFOX_LINUX, Agent("desktop", "Firefox", "133", "Linux", None, spider=False)),
     (SAFARI_MAC, Agent("desktop", "Safari", "17", "Mac OS X", "10", spider=False)),
     (CHROME_ANDROID_PHONE, Agent("mobile", "Chrome Mobile", "131", "Android", "10", spider=False)),
     (CHROME_ANDROID_TABLET, Agent("tablet", "Chrome", "131", "Android", "14", spider=False)),
     (EDGE, Agent("desktop", "Edge", "131", "Windows", "10", spider=False)),
     (SAMSUNG, Agent("mobile", "Samsung Internet", "27", "Android", "14", spider=False)),
-    ("", Agent("other", None, None, None, None, spider=False)),
+    ("", Agent("other", None, None, None, None, spider=False, bot="bot_ua")),
 ]
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
-from pentad.core.visitors.facts import Device
+from pentad.core.visitors.bots import ua_reason
+from pentad.core.visitors.facts import BotReason, Device
 
 if TYPE_CHECKING:
     from ua_parser.core import Resolver
@@ -50,6 +51,8 @@ class Agent:
     os: str | None
     os_major: str | None
     spider: bool
+    bot: BotReason | None = None
+    """What the user agent alone says (bots.ua_reason): "headless", "bot_ua" or None."""
 
 
 def _resolver() -> tuple[Resolver, Literal["rust", "python"]]:
@@ -111,4 +114,5 @@ class Agents:
             os=os_family,
             os_major=(os_.major or None) if os_ and os_family else None,
             spider=kind == "bot",
+            bot=ua_reason(text, spider=kind == "bot"),
         )

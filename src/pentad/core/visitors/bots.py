@@ -18,40 +18,157 @@ from collections.abc import Iterable
 
 from pentad.core.visitors.facts import BotReason
 
-HEADLESS = re.compile(r"headless|phantomjs|slimerjs|nightmare|puppeteer|playwright|selenium|webdriver", re.I)
+HEADLESS_WORDS = (
+    "headless",
+    "phantomjs",
+    "slimerjs",
+    "nightmare",
+    "puppeteer",
+    "playwright",
+    "selenium",
+    "webdriver",
+)
 
 BOT_WORDS = (
-    r"(?<!cu)bot\b|bot[/_\-;]|crawl|spider|slurp|scrap|archiv|fetch|index|seo|audit|"
-    r"\bcurl\b|wget|httpie|python|java/|\bjava\b|go-http|okhttp|axios|node-fetch|undici|got \(|libwww|"
-    r"lwp-|perl|ruby|\bphp\b|guzzle|httpclient|http_request|aiohttp|httpx|requests|urllib|"
-    r"postman|insomnia|rest-client|apache-http|jakarta|dart:io|reqwest|hyper/|"
-    r"lighthouse|pagespeed|gtmetrix|pingdom|uptime|monitor|statuscake|site24x7|newrelic|datadog|"
-    r"preview|facebookexternalhit|facebookcatalog|meta-externalagent|whatsapp|telegram|discord|slack|"
-    r"skype|embedly|quora link|vkshare|outbrain|pinterest/|tumblr|redditbot|validator|w3c_|"
-    r"feed|rss|podcast|nutch|heritrix|ia_archiver|wayback|check|scan|probe|analy[sz]|"
-    r"proxy|ahrefs|semrush|mj12|dotbot|petal|yandex(?!browser)|baidu|bingpreview|duckduck|"
-    r"chatgpt|gptbot|claude|anthropic|perplexity|bytespider|ccbot|cohere|diffbot|amazonbot|applebot|"
-    r"\bmastodon|pleroma|akkoma|misskey|bluesky|google-|adsbot|mediapartners|feedfetcher|"
-    r"cloudflare|vercel|netlify|zgrab|masscan|nmap|nikto|sqlmap|nuclei"
+    # crawlers, archivers, SEO and AI fetchers
+    "crawl",
+    "spider",
+    "slurp",
+    "scrap",
+    "archiv",
+    "fetch",
+    "index",
+    "seo",
+    "audit",
+    "nutch",
+    "heritrix",
+    "ia_archiver",
+    "wayback",
+    "ahrefs",
+    "semrush",
+    "mj12",
+    "petal",
+    "bingpreview",
+    "chatgpt-user",
+    "claude-",
+    "anthropic",
+    "perplexity",
+    "bytespider",
+    "ccbot",
+    "cohere-ai",
+    "diffbot",
+    "google-",
+    "adsbot",
+    "mediapartners",
+    "feed",
+    "rss",
+    "podcast",
+    # HTTP libraries and tools
+    "wget",
+    "httpie",
+    "python",
+    "go-http",
+    "okhttp",
+    "axios",
+    "node-fetch",
+    "undici",
+    "libwww",
+    "lwp-",
+    "guzzle",
+    "httpclient",
+    "http_request",
+    "aiohttp",
+    "httpx",
+    "requests",
+    "urllib",
+    "postman",
+    "insomnia",
+    "rest-client",
+    "apache-http",
+    "jakarta",
+    "dart:io",
+    "reqwest",
+    "hyper/",
+    "http.rb",
+    "got (",
+    # monitors, validators, previewers, scanners
+    "lighthouse",
+    "pagespeed",
+    "gtmetrix",
+    "pingdom",
+    "uptime",
+    "monitor",
+    "statuscake",
+    "site24x7",
+    "newrelic",
+    "datadog",
+    "preview",
+    "facebookexternalhit",
+    "facebookcatalog",
+    "meta-externalagent",
+    "whatsapp/",
+    "skypeuripreview",
+    "embedly",
+    "quora link",
+    "vkshare",
+    "outbrain",
+    "validator",
+    "w3c_",
+    "mastodon/",
+    "pleroma",
+    "akkoma",
+    "misskey",
+    "check",
+    "scan",
+    "probe",
+    "analyz",
+    "analys",
+    "proxy",
+    "cloudflare",
+    "vercel",
+    "netlify",
+    "zgrab",
+    "masscan",
+    "nmap",
+    "nikto",
+    "sqlmap",
+    "nuclei",
 )
-"""Lower-case words of automated user agents (after isbot's pattern list; `cubot` phones excluded)."""
+"""Lower-case fragments of automated user agents (after the `isbot` npm package's list, which errs on the
+side of calling things bots). Apps that are people's browsers (Slack, Discord, Telegram, DuckDuckGo,
+Pinterest...) are left out: their bots all say "bot"."""
 
-_BOT_UA = re.compile(BOT_WORDS, re.I)
+_BOT = re.compile(r"(?<!cu)bot")  # "...bot", "bot/", "bingbot", but not the CUBOT phone brand
+_BOUNDED = re.compile(r"\b(?:curl|php|perl|ruby|java)\b")
 _ONE_TOKEN = re.compile(r"^[^\s/]*(/[^\s]*)?$")
-_BARE_MOZILLA = re.compile(r"^mozilla/\d+\.\d+$", re.I)
+_BARE_MOZILLA = re.compile(r"^mozilla/\d+\.\d+$")
 
 
 def is_headless(user_agent: str, *, webdriver: bool = False) -> bool:
-    return webdriver or HEADLESS.search(user_agent) is not None
+    if webdriver:
+        return True
+    text = user_agent.lower()
+    return any(word in text for word in HEADLESS_WORDS)
 
 
 def is_bot_ua(user_agent: str, *, spider: bool = False) -> bool:
-    text = user_agent.strip()
+    text = user_agent.strip().lower()
     if spider or not text:
         return True
     if _ONE_TOKEN.match(text) or _BARE_MOZILLA.match(text):
         return True  # "curl/8.5", "Go-http-client/2.0", "okhttp" ...: no browser sends a lone product token
-    return _BOT_UA.search(text) is not None
+    if "bot" in text and _BOT.search(text):
+        return True
+    return any(word in text for word in BOT_WORDS) or _BOUNDED.search(text) is not None
+
+
+def ua_reason(user_agent: str, *, spider: bool = False) -> BotReason | None:
+    """The reason the user agent alone gives (headless before bot_ua), cached with the UA's parse."""
+    if is_headless(user_agent):
+        return "headless"
+    if is_bot_ua(user_agent, spider=spider):
+        return "bot_ua"
+    return None
 
 
 class BotRules:
@@ -64,10 +181,16 @@ class BotRules:
     def reason(
         self, user_agent: str, *, spider: bool = False, webdriver: bool = False, asn: int | None = None
     ) -> BotReason | None:
-        if is_headless(user_agent, webdriver=webdriver):
+        return self.combine(ua_reason(user_agent, spider=spider), webdriver=webdriver, asn=asn)
+
+    def combine(
+        self, ua_verdict: BotReason | None, *, webdriver: bool = False, asn: int | None = None
+    ) -> BotReason | None:
+        """The reason, given the user agent's own verdict (`ua_reason`, cached with its parse)."""
+        if webdriver:
             return "headless"
-        if is_bot_ua(user_agent, spider=spider):
-            return "bot_ua"
+        if ua_verdict is not None:
+            return ua_verdict
         if self.is_datacenter(asn):
             return "datacenter"
         return None

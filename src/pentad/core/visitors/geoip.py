@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import os
 import time
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,42 @@ COUNTRY_PACKAGE = Path("web/node_modules/@ip-location-db/geo-whois-asn-country-m
 _CHECKOUT = Path(__file__).resolve().parents[4]
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_NOT_GLOBAL = {
+    4: "0.0.0.0/8 10.0.0.0/8 100.64.0.0/10 127.0.0.0/8 169.254.0.0/16 172.16.0.0/12 192.0.0.0/24 "
+    "192.0.2.0/24 192.88.99.0/24 192.168.0.0/16 198.18.0.0/15 198.51.100.0/24 203.0.113.0/24 224.0.0.0/3",
+    # Global unicast is 2000::/3: everything outside it, and its documentation / special-purpose blocks.
+    6: "::/3 4000::/2 8000::/1 2001::/23 2001:db8::/32 2002::/16 3fff::/20",
+}
+"""Special-purpose ranges (IANA registries, RFC 6890 and successors): never looked up."""
+
+
+def _ranges(spec: str) -> tuple[list[int], list[int]]:
+    spans = sorted(
+        (int(net.network_address), int(net.broadcast_address))
+        for net in map(ipaddress.ip_network, spec.split())
+    )
+    starts: list[int] = []
+    ends: list[int] = []
+    for start, end in spans:
+        if starts and start <= ends[-1] + 1:
+            ends[-1] = max(ends[-1], end)
+        else:
+            starts.append(start)
+            ends.append(end)
+    return starts, ends
+
+
+_RESERVED = {version: _ranges(spec) for version, spec in _NOT_GLOBAL.items()}
+
+
+def is_global(address: Address) -> bool:
+    """Whether a client may be at this address: ipaddress's `is_global` minus multicast and unallocated
+    space, in one bisect (ipaddress walks every range on each call)."""
+    starts, ends = _RESERVED[address.version]
+    value = int(address)
+    index = bisect_right(starts, value) - 1
+    return index < 0 or value > ends[index]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +241,7 @@ class GeoIP:
             return NOWHERE
         if address.version == 6 and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
-        if not address.is_global:
+        if not is_global(address):
             return NOWHERE
         return self._lookup(address)
 

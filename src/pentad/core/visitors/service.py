@@ -68,7 +68,7 @@ class Visitors:
         salt = self.salts.cached(day) or await self.salts.get(day)
         agent = self.agents.parse(user_agent)
         where = self.geoip.lookup(client_ip)
-        reason = self.bots.reason(user_agent, spider=agent.spider, webdriver=webdriver, asn=where.asn)
+        reason = self.bots.combine(agent.bot, webdriver=webdriver, asn=where.asn)
         origin = classify(referrer, url)
         return VisitorFacts(
             visitor_id=visitor_id(salt, scope, client_ip, user_agent),
