@@ -14,6 +14,7 @@ from pentad.core.crypto import KeyRing
 from pentad.core.db.base import Base
 from pentad.core.db.engine import Database
 from pentad.core.visitors import SaltUnavailable, VisitorFacts, Visitors
+from pentad.core.visitors.agents import MAX_UA_LENGTH
 from pentad.core.visitors.ids import salt_for, utc_today
 from tests.core.visitors.conftest import AWS_IP, CITY_IP, COUNTRY_FILES
 from tests.core.visitors.test_agents_and_bots import CHROME_WINDOWS, GOOGLEBOT, HEADLESS_CHROME, SAFARI_IPHONE
@@ -149,3 +150,31 @@ async def test_a_missing_country_database_answers_without_countries(
     facts = await lonely.facts(VISITOR_IP, CHROME_WINDOWS, None, PAGE, SITE)
     assert (facts.country, facts.asn, facts.browser) == (None, None, "Chrome")
     assert not lonely.geoip.ready
+
+
+async def test_one_visitor_has_one_id_whatever_the_spelling_of_its_address_and_the_scope(
+    visitors: Visitors,
+) -> None:
+    plain = await visitors.visitor_id("193.0.6.139", CHROME_WINDOWS, SITE)
+    assert await visitors.visitor_id("::ffff:193.0.6.139", CHROME_WINDOWS, SITE) == plain
+    assert await visitors.visitor_id("193.0.6.139", CHROME_WINDOWS, " Shop.Example.COM") == plain
+    facts = await visitors.facts("::ffff:193.0.6.139", CHROME_WINDOWS, None, PAGE, SITE.upper())
+    assert (facts.visitor_id, facts.country) == (plain, "NL")
+    v6 = await visitors.visitor_id("2001:67c:2e8:22::c100:68b", CHROME_WINDOWS, SITE)
+    assert await visitors.visitor_id("2001:067c:02e8:0022:0000:0000:c100:068b", CHROME_WINDOWS, SITE) == v6
+
+
+async def test_a_huge_user_agent_counts_by_its_first_characters(visitors: Visitors) -> None:
+    huge = CHROME_WINDOWS + " " + "x" * 1_000_000
+    facts = await visitors.facts(VISITOR_IP, huge, None, PAGE, SITE)
+    assert facts.browser == "Chrome"
+    assert (
+        facts.visitor_id
+        == (await visitors.facts(VISITOR_IP, huge[:MAX_UA_LENGTH], None, PAGE, SITE)).visitor_id
+    )
+
+
+async def test_a_malformed_address_still_gets_an_id_and_no_place(visitors: Visitors) -> None:
+    facts = await visitors.facts("not-an-ip", CHROME_WINDOWS, None, PAGE, SITE)
+    assert (facts.country, facts.asn, facts.datacenter) == (None, None, False)
+    assert facts.visitor_id != (await visitors.facts("", CHROME_WINDOWS, None, PAGE, SITE)).visitor_id

@@ -59,6 +59,19 @@ def _ranges(spec: str) -> tuple[list[int], list[int]]:
 _RESERVED = {version: _ranges(spec) for version, spec in _NOT_GLOBAL.items()}
 
 
+def parse_address(ip: str | None) -> Address | None:
+    """The address in `ip`, an IPv4-mapped IPv6 one as IPv4; None when it is none."""
+    if not ip:
+        return None
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
 def is_global(address: Address) -> bool:
     """Whether a client may be at this address: ipaddress's `is_global` minus multicast and unallocated
     space, in one bisect (ipaddress walks every range on each call)."""
@@ -233,15 +246,12 @@ class GeoIP:
     def has_asn(self) -> bool:
         return self._asn is not None and self._asn.error is None
 
-    def lookup(self, ip: str) -> Location:
+    def lookup(self, ip: str | Address | None) -> Location:
         """Where `ip` is; Location() for a malformed, private or reserved address (no lookup then)."""
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
-            return NOWHERE
-        if address.version == 6 and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if not is_global(address):
+        address = (
+            parse_address(ip) if not isinstance(ip, ipaddress.IPv4Address | ipaddress.IPv6Address) else ip
+        )
+        if address is None or not is_global(address):
             return NOWHERE
         return self._lookup(address)
 

@@ -133,10 +133,16 @@ class Salts:
             found = self._cache.get(day)
             if found is not None:
                 return found
-            async with self._database.transaction() as session:
-                # Today's (and, a minute past midnight on a slow clock, tomorrow's) salt may be made here;
-                # yesterday's only read: making it now would give ids nobody computed that day.
-                salt = await salt_for(session, self._keyring, day, create=day >= today)
+            # Read first without the write lock (on SQLite a caller's own open write transaction would
+            # otherwise wait on it); the cron job has usually made today's salt at midnight already.
+            async with self._database.transaction(writes=False) as session:
+                salt = await _read(session, self._keyring, day)
+            if salt is None:
+                if day < today:
+                    # Yesterday's is only read: making it now would give ids nobody computed that day.
+                    raise SaltUnavailable(f"no visitor salt was made for {day.isoformat()}")
+                async with self._database.transaction() as session:
+                    salt = await salt_for(session, self._keyring, day, create=True)
             self._cache[day] = salt
             for old in [d for d in self._cache if d < today - timedelta(days=KEPT_DAYS - 1)]:
                 del self._cache[old]

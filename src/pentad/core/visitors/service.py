@@ -8,10 +8,10 @@ from pathlib import Path
 from pentad.core.config import Settings, VisitorsSettings
 from pentad.core.crypto import KeyRing
 from pentad.core.db.engine import Database
-from pentad.core.visitors.agents import Agents
+from pentad.core.visitors.agents import MAX_UA_LENGTH, Agents
 from pentad.core.visitors.bots import BotRules
 from pentad.core.visitors.facts import VisitorFacts
-from pentad.core.visitors.geoip import GeoIP, default_asn_db, default_country_db
+from pentad.core.visitors.geoip import GeoIP, default_asn_db, default_country_db, parse_address
 from pentad.core.visitors.ids import Salts, utc_today, visitor_id
 from pentad.core.visitors.sources import classify
 
@@ -47,7 +47,9 @@ class Visitors:
         """The daily id alone (SaltUnavailable for a day older than yesterday)."""
         day = day or utc_today()
         salt = self.salts.cached(day) or await self.salts.get(day)
-        return visitor_id(salt, scope, client_ip, user_agent)
+        address = parse_address(client_ip)
+        ip = client_ip if address is None else str(address)
+        return visitor_id(salt, scope.strip().lower(), ip, user_agent[:MAX_UA_LENGTH])
 
     async def facts(
         self,
@@ -61,17 +63,23 @@ class Visitors:
         webdriver: bool = False,
     ) -> VisitorFacts:
         """Everything the apps store about a request's visitor. `scope` names the counting site (analytics
-        and ads both pass the site's canonical domain, so their ids match); `day` (UTC) defaults to today;
+        and ads both pass the site's canonical domain, so their ids match; compared case-insensitively);
+        the IP counts in its canonical form (an IPv4-mapped IPv6 address as IPv4), the user agent's first
+        MAX_UA_LENGTH characters; `day` (UTC) defaults to today;
         `webdriver`: the page reported `navigator.webdriver`. Raises SaltUnavailable only for a `day`
         before yesterday. No database round trip except the first call of a UTC day in this process."""
         day = day or utc_today()
         salt = self.salts.cached(day) or await self.salts.get(day)
+        user_agent = user_agent[:MAX_UA_LENGTH]  # the cache key too: a huge header cannot fill memory
+        address = parse_address(client_ip)
         agent = self.agents.parse(user_agent)
-        where = self.geoip.lookup(client_ip)
+        where = self.geoip.lookup(address)
         reason = self.bots.combine(agent.bot, webdriver=webdriver, asn=where.asn)
         origin = classify(referrer, url)
         return VisitorFacts(
-            visitor_id=visitor_id(salt, scope, client_ip, user_agent),
+            visitor_id=visitor_id(
+                salt, scope.strip().lower(), client_ip if address is None else str(address), user_agent
+            ),
             country=where.country,
             region=where.region,
             city=where.city,
