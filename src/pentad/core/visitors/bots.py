@@ -1,12 +1,13 @@
 """Is this request a bot, and why: a known automated user agent, a headless browser, or a hosting network.
 
 Three reasons, checked in this order (the first that holds is the one counted):
-- "headless": `HeadlessChrome`, PhantomJS, Electron-less automation markers in the UA, or the page's
+- "headless": `HeadlessChrome`, PhantomJS, Puppeteer/Playwright/Selenium markers in the UA, or the page's
   `navigator.webdriver` flag (the tracker sends it) — checked first, so a headless Chrome is not hidden
   under the generic "bot" words;
-- "bot_ua": ua-parser's `Spider` device family, or one compiled regex of the words that name crawlers,
-  HTTP libraries, monitors and link previewers (the approach and most words of the `isbot` npm package's
-  list, which errs on the side of calling things bots), or an empty / one-token user agent;
+- "bot_ua": ua-parser's `Spider` device family, "bot" (not the CUBOT phone brand), or a fragment naming a
+  crawler, HTTP library, monitor or link previewer (BOT_WORDS: the approach and most words of the `isbot`
+  npm package's list, as substring checks, ~15x faster than one big alternation regex in Python's re), or
+  an empty / one-token user agent. The verdict is cached with the UA's parse (agents.py);
 - "datacenter": the client's ASN is a hosting provider's (PENTAD_VISITORS__DATACENTER_ASNS, the list in
   core/config.py with its sources): real people browse from access networks, not from cloud servers.
 """
