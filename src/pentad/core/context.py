@@ -40,6 +40,7 @@ from pentad.core.db.engine import Database
 from pentad.core.metrics import AppMetrics
 from pentad.core.ratelimit import RateLimiter
 from pentad.core.storage import Storage
+from pentad.core.visitors import Visitors
 
 T = TypeVar("T")
 
@@ -112,6 +113,11 @@ class AppContext(Protocol):
     @property
     def ingest(self) -> IngestAppender:
         """The buffered ingest streams (`AppSpec.ingest`), for jobs and services as for requests."""
+        ...
+
+    @property
+    def visitors(self) -> Visitors:
+        """Visitor facts (daily id, geo, device, bot reason, source) for ingest routes (core/visitors)."""
         ...
 
     @property

@@ -36,6 +36,8 @@ from pentad.core.realtime.publish import bind_sessions
 from pentad.core.resources import Resources
 from pentad.core.services import Services
 from pentad.core.storage import Storage, build_storage
+from pentad.core.visitors import Visitors
+from pentad.core.visitors.jobs import ROTATE_SALTS, ROTATE_SALTS_CRON
 
 T = TypeVar("T")
 
@@ -62,6 +64,7 @@ class Platform:
     services: Services = field(init=False)
     resources: Resources = field(init=False)
     queries: Queries = field(init=False)
+    visitors: Visitors = field(init=False)
 
     @classmethod
     def build(
@@ -102,8 +105,8 @@ class Platform:
         )
         jobs = Jobs.build(
             settings.jobs,
-            [send_mail_job(mailer), *(job for spec in apps for job in spec.jobs)],
-            [entry for spec in apps for entry in spec.cron],
+            [send_mail_job(mailer), ROTATE_SALTS, *(job for spec in apps for job in spec.jobs)],
+            [ROTATE_SALTS_CRON, *(entry for spec in apps for entry in spec.cron)],
             events,
         )
         bind_events(database, events)
@@ -131,6 +134,7 @@ class Platform:
             ((spec.name, query) for spec in apps for query in spec.queries),
             disabled_apps=[name for name in installed if name not in enabled],
         )
+        platform.visitors = Visitors.from_settings(settings, database, platform.keyring)
         platform.resources = Resources(resource for spec in apps for resource in spec.resources)
         platform.services = Services(
             [service for spec in apps for service in spec.services], platform=platform, metrics=metrics
@@ -189,6 +193,7 @@ class Platform:
         await self.limiter.close()
         await self.principals.close()
         await self.storage.close()
+        self.visitors.close()
         await self.cache.close()
         await self.database.dispose()
 
