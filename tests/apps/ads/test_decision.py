@@ -33,7 +33,7 @@ def shares(
 
 
 def assert_share(count: int, expected: float) -> None:
-    """Within 5 binomial standard deviations of DRAWS × expected (a false alarm about once in 3.5 million)."""
+    """Within 5 binomial standard deviations of DRAWS x expected (a false alarm about once in 3.5 million)."""
     sd = math.sqrt(DRAWS * expected * (1 - expected))
     assert abs(count - DRAWS * expected) <= 5 * sd + 1, (count, DRAWS * expected, sd)
 
@@ -77,7 +77,9 @@ def test_the_house_creative_fills_what_pacing_leaves() -> None:
 def test_without_a_house_creative_nothing_is_served() -> None:
     assert shares([candidate(probability=0.0)], house=None) == Counter({None: DRAWS})
     selection = select_creative([], FACTS, random.Random(1), HOUSE)
-    assert selection is not None and selection.house and selection.campaign_id is None
+    assert selection is not None
+    assert selection.house
+    assert selection.campaign_id is None
 
 
 def test_targeting_and_zero_weight_make_a_candidate_ineligible() -> None:

@@ -27,7 +27,7 @@ class Candidate:
     creative_id: uuid.UUID
     campaign_id: uuid.UUID
     priority: int
-    """1–10, 10 first."""
+    """1-10, 10 first."""
     weight: int
     """Relative share within the tier (≥ 1)."""
     serve_probability: float = 1.0

@@ -3,10 +3,10 @@ the next eligible request serves it.
 
 Even pacing follows the zone's traffic rather than the clock: with an hourly profile (24 weights, the
 share of a day's requests each local hour gets), the amount allowed by now is
-`daily budget × share of the day's traffic already elapsed` (the current hour counted in proportion to
+`daily budget x share of the day's traffic already elapsed` (the current hour counted in proportion to
 its elapsed minutes). A campaign ahead of that line is not served; behind it, it is served with the
 probability that closes the gap over the next minute:
-`clamp((allowed_by_now − delivered) / expected_next_minute, 0, 1)`.
+`clamp((allowed_by_now - delivered) / expected_next_minute, 0, 1)`.
 As-soon-as-possible pacing serves with probability 1 until the daily budget is spent.
 """
 

@@ -4,7 +4,7 @@ predicate over the facts of one ad request (`RequestFacts`).
 Rules: every key given must match (AND); within a key, any listed value matches (OR); a missing or empty key
 matches everything. Countries are ISO 3166-1 alpha-2, upper case; devices, browsers and sources compare
 case-insensitively. Page paths are globs: `*` matches within one path segment, `**` across segments, `?` one
-character (`/blog/*` matches `/blog/a` but not `/blog/a/b`; `/blog/**` matches both). Hours (0–23) and
+character (`/blog/*` matches `/blog/a` but not `/blog/a/b`; `/blog/**` matches both). Hours (0-23) and
 weekdays (0 = Monday … 6 = Sunday) are read in the site's timezone. `exclude_*` keys refuse a match.
 """
 
