@@ -1,0 +1,36 @@
+"""Who acts: what every ads action takes as its first argument."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pentad.apps.ads.access import Access, advertiser_access, site_access
+from pentad.apps.ads.models import AdsAdvertiser, AdsSite
+from pentad.apps.ads.settings import AdsSettings
+from pentad.core.audit import Actor
+from pentad.core.auth.principal import Principal
+from pentad.core.platform import Platform
+
+
+class AdsContext:
+    """One request's (or command's) caller with its session and platform; the rules are the action
+    modules' functions."""
+
+    __slots__ = ("audit_actor", "platform", "principal", "session", "settings")
+
+    def __init__(
+        self, session: AsyncSession, platform: Platform, principal: Principal, audit_actor: Actor
+    ) -> None:
+        self.session = session
+        self.platform = platform
+        self.principal = principal
+        self.audit_actor = audit_actor
+        self.settings = platform.app_settings(AdsSettings)
+
+    async def advertiser(self, advertiser_id: uuid.UUID) -> Access[AdsAdvertiser]:
+        return await advertiser_access(self.session, self.platform, self.principal, advertiser_id)
+
+    async def site(self, site_id: uuid.UUID) -> Access[AdsSite]:
+        return await site_access(self.session, self.platform, self.principal, site_id)
