@@ -172,7 +172,8 @@ async def create_campaign(
     ads = _context(request, session, principal)
     fields = {
         "name": name, "starts_at": starts_at, "ends_at": ends_at, "pricing": pricing,
-        "rate_micros": rate_micros, "budget_micros": budget_micros, "daily_budget_micros": daily_budget_micros, "pacing": pacing,
+        "rate_micros": rate_micros, "budget_micros": budget_micros,
+        "daily_budget_micros": daily_budget_micros, "pacing": pacing,
         "priority": priority, "weight": weight, "targeting": targeting,
     }  # fmt: skip
     try:
