@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -201,6 +201,8 @@ class CampaignBody(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        self.starts_at = self.starts_at.astimezone(UTC)
+        self.ends_at = self.ends_at.astimezone(UTC) if self.ends_at is not None else None
         if self.ends_at is not None and self.ends_at <= self.starts_at:
             raise ValueError("ends_at must be after starts_at")
         if (
