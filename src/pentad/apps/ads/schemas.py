@@ -252,7 +252,10 @@ class TextCreativeCreate(Strict):
 
 class ImageCreativeForm(Strict):
     """The text fields of a multipart image upload (the image itself is the `file` part). Multipart parts
-    pass no core NUL guard, so this model refuses NUL characters itself."""
+    pass no core NUL guard, so this model refuses NUL characters itself. Other parts (the file) are not
+    its business."""
+
+    model_config = ConfigDict(extra="ignore")
 
     @model_validator(mode="before")
     @classmethod
