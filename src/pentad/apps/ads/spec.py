@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pentad.apps.ads import pages, permissions
+from pentad.apps.ads import clicks, pages, permissions
 from pentad.apps.ads.endpoints import router
 from pentad.apps.ads.settings import APP_NAME, AdsSettings
 from pentad.core.apps import AppSpec
@@ -16,7 +16,7 @@ APP = AppSpec(
     title="Ads",
     description="Advertisers, campaigns and creatives; sites and their zones; targeting and pacing.",
     routers=[router],
-    pages=[pages.router],
+    pages=[pages.router, clicks.router],
     migrations=PACKAGE / "migrations" / "versions",
     permissions=permissions.ALL,
     role_permissions={"member": [permissions.ADS_USE]},
