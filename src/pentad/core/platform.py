@@ -6,11 +6,13 @@ The Platform is the top of the core (import-linter keeps it there): the apps' ca
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from pentad.core.apps import AppSpec
@@ -19,6 +21,7 @@ from pentad.core.auth.permissions import PermissionRegistry
 from pentad.core.auth.schemes import CredentialScheme
 from pentad.core.cache import Cache, build_cache
 from pentad.core.config import AppModel, OutboundSettings, Settings
+from pentad.core.context import ResourceSpec
 from pentad.core.crypto import KeyRing, load_keyring, load_signing_secret
 from pentad.core.db.engine import Database
 from pentad.core.events import EventRegistry, bind_events
@@ -26,11 +29,15 @@ from pentad.core.ingest import Ingest
 from pentad.core.jobs.worker import JOB_PROGRESS_TOPIC, Jobs
 from pentad.core.mail import Mailer, add_template_folder, send_mail_job
 from pentad.core.metrics import DatabasePoolCollector, Metrics
+from pentad.core.queries import Queries
 from pentad.core.ratelimit import RateLimiter
 from pentad.core.realtime.hub import Hub
 from pentad.core.realtime.publish import bind_sessions
+from pentad.core.resources import Resources
 from pentad.core.services import Services
 from pentad.core.storage import Storage, build_storage
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -53,6 +60,8 @@ class Platform:
     credential_schemes: dict[str, CredentialScheme] = field(default_factory=dict)
     app_config: dict[type[BaseModel], BaseModel] = field(default_factory=dict)
     services: Services = field(init=False)
+    resources: Resources = field(init=False)
+    queries: Queries = field(init=False)
 
     @classmethod
     def build(
@@ -117,6 +126,12 @@ class Platform:
             credential_schemes={scheme.prefix: scheme for spec in apps for scheme in spec.credential_schemes},
             app_config=app_config,
         )
+        platform.ingest.bind(platform)
+        platform.queries = Queries(
+            ((spec.name, query) for spec in apps for query in spec.queries),
+            disabled_apps=[name for name in installed if name not in enabled],
+        )
+        platform.resources = Resources(resource for spec in apps for resource in spec.resources)
         platform.services = Services(
             [service for spec in apps for service in spec.services], platform=platform, metrics=metrics
         )
@@ -145,10 +160,31 @@ class Platform:
             raise LookupError(f"no enabled app has the settings {model.__name__}")
         return found
 
+    @overload
+    def resource(self, spec: ResourceSpec[T], /) -> T: ...
+
+    @overload
+    def resource(self, spec: str, /) -> Any: ...
+
+    def resource(self, spec: ResourceSpec[Any] | str, /) -> Any:
+        """The open value of an enabled app's per-process resource (core/resources.py)."""
+        return self.resources.get(spec)
+
+    async def query(
+        self, session: AsyncSession, name: str, payload: Mapping[str, Any] | BaseModel
+    ) -> dict[str, Any]:
+        """Another app's answer to the query `name` (core/queries.py)."""
+        return await self.queries.run(self, session, name, payload)
+
+    async def open_resources(self) -> None:
+        """Open the enabled apps' per-process resources (once; before jobs, services and ingest start)."""
+        await self.resources.open(self)
+
     async def close(self) -> None:
         await self.services.stop()
         await self.jobs.close()
         await self.ingest.close()
+        await self.resources.close()
         await self.hub.close()
         await self.limiter.close()
         await self.principals.close()
