@@ -12,10 +12,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Path, Response, UploadFile, status
 
 from pentad.apps.ads import repository, schemas
-from pentad.apps.ads.actions import advertisers, campaigns, creatives, sites
+from pentad.apps.ads.actions import advertisers, campaigns, creatives, sharing, sites
 from pentad.apps.ads.actions.context import AdsContext
 from pentad.apps.ads.dependencies import ads_context
 from pentad.apps.ads.models import AdsCampaign, AdsCreative
+from pentad.apps.ads.permissions import ADVERTISER_RESOURCE, SITE_RESOURCE
 from pentad.apps.ads.views import advertiser_view, campaign_view, creative_view, site_view, zone_view
 from pentad.core.errors import problem_responses
 from pentad.core.policy import route_policy
@@ -30,6 +31,8 @@ CampaignId = Annotated[uuid.UUID, Path(description="Campaign id.")]
 CreativeId = Annotated[uuid.UUID, Path(description="Creative id.")]
 SiteId = Annotated[uuid.UUID, Path(description="Site id.")]
 ZoneId = Annotated[uuid.UUID, Path(description="Zone id.")]
+UserId = Annotated[uuid.UUID, Path(description="The account's id.")]
+Role = Annotated[schemas.SharedRole, Path(description="owner or viewer.")]
 NO_CONTENT = status.HTTP_204_NO_CONTENT
 
 
@@ -223,4 +226,51 @@ async def replace_zone(ads: Ads, zone_id: ZoneId, data: schemas.ZoneBody) -> sch
 @router.delete("/zones/{zone_id}", status_code=NO_CONTENT, summary="Delete a zone")
 async def delete_zone(ads: Ads, zone_id: ZoneId) -> Response:
     await sites.do_delete_zone(ads, zone_id)
+    return Response(status_code=NO_CONTENT)
+
+
+# ---------------------------------------------------------------- sharing (core grants)
+
+
+@router.get("/advertisers/{advertiser_id}/grants", summary="Who an advertiser is shared with (its managers)")
+async def list_advertiser_grants(ads: Ads, advertiser_id: AdvertiserId) -> list[schemas.Holder]:
+    return await sharing.list_holders(ads, ADVERTISER_RESOURCE, advertiser_id)
+
+
+@router.put(
+    "/advertisers/{advertiser_id}/grants/{user_id}/{role}",
+    status_code=NO_CONTENT,
+    summary="Share an advertiser: give an account the owner or viewer role",
+)
+async def grant_advertiser(ads: Ads, advertiser_id: AdvertiserId, user_id: UserId, role: Role) -> Response:
+    await sharing.do_grant(ads, ADVERTISER_RESOURCE, advertiser_id, user_id, role)
+    return Response(status_code=NO_CONTENT)
+
+
+@router.delete(
+    "/advertisers/{advertiser_id}/grants/{user_id}/{role}", status_code=NO_CONTENT, summary="Take a role back"
+)
+async def revoke_advertiser(ads: Ads, advertiser_id: AdvertiserId, user_id: UserId, role: Role) -> Response:
+    await sharing.do_revoke(ads, ADVERTISER_RESOURCE, advertiser_id, user_id, role)
+    return Response(status_code=NO_CONTENT)
+
+
+@router.get("/sites/{site_id}/grants", summary="Who a site is shared with (its managers)")
+async def list_site_grants(ads: Ads, site_id: SiteId) -> list[schemas.Holder]:
+    return await sharing.list_holders(ads, SITE_RESOURCE, site_id)
+
+
+@router.put(
+    "/sites/{site_id}/grants/{user_id}/{role}",
+    status_code=NO_CONTENT,
+    summary="Share a site: give an account the owner or viewer role",
+)
+async def grant_site(ads: Ads, site_id: SiteId, user_id: UserId, role: Role) -> Response:
+    await sharing.do_grant(ads, SITE_RESOURCE, site_id, user_id, role)
+    return Response(status_code=NO_CONTENT)
+
+
+@router.delete("/sites/{site_id}/grants/{user_id}/{role}", status_code=NO_CONTENT, summary="Take a role back")
+async def revoke_site(ads: Ads, site_id: SiteId, user_id: UserId, role: Role) -> Response:
+    await sharing.do_revoke(ads, SITE_RESOURCE, site_id, user_id, role)
     return Response(status_code=NO_CONTENT)

@@ -298,3 +298,17 @@ class Creative(BaseModel):
     image_url: str | None = Field(description="A signed link to the uploaded image (image creatives).")
     created_at: datetime
     updated_at: datetime
+
+
+# ---------------------------------------------------------------- sharing
+
+SharedRole = Literal["owner", "viewer"]
+
+
+class Holder(BaseModel):
+    """An account holding a role on an advertiser or site through a grant."""
+
+    user_id: uuid.UUID
+    role: SharedRole
+    granted_by: uuid.UUID | None
+    granted_at: datetime

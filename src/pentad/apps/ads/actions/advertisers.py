@@ -6,12 +6,14 @@ import uuid
 
 from pentad.apps.ads import repository
 from pentad.apps.ads.access import Access
-from pentad.apps.ads.actions.context import AdsContext
+from pentad.apps.ads.actions.context import AdsContext, shared_ids
+from pentad.apps.ads.exceptions import AdvertiserNotFound
 from pentad.apps.ads.models import AdsAdvertiser
 from pentad.apps.ads.permissions import ADS_ADMIN, ADVERTISER_RESOURCE, ADVERTISER_ROLES, CAMPAIGNS_MANAGE
 from pentad.apps.ads.schemas import AdvertiserCreate, AdvertiserUpdate
 from pentad.apps.ads.views import contact_context
 from pentad.core import audit
+from pentad.core.auth.grants import delete_resource_grants
 from pentad.core.db.base import uuid7
 
 
@@ -42,10 +44,17 @@ async def do_create_advertiser(
 
 
 async def list_advertisers(ads: AdsContext) -> list[Access[AdsAdvertiser]]:
-    """The advertisers the caller owns (every one for ads.admin)."""
+    """The advertisers the caller owns or reads through a grant (every one for ads.admin)."""
     owner = None if ads.principal.has(ADS_ADMIN) else ads.principal.id
-    rows = await repository.list_advertisers(ads.session, owner_id=owner)
-    return [await ads.advertiser(row.id) for row in rows]
+    shared = await shared_ids(ads, ADVERTISER_RESOURCE) if owner is not None else []
+    rows = await repository.list_advertisers(ads.session, owner_id=owner, ids=shared)
+    found = []
+    for row in rows:
+        try:
+            found.append(await ads.advertiser(row.id))
+        except AdvertiserNotFound:
+            continue  # an API key whose scopes leave out reading it
+    return found
 
 
 async def do_update_advertiser(
@@ -75,6 +84,9 @@ async def do_delete_advertiser(ads: AdsContext, advertiser_id: uuid.UUID) -> Non
     creative_ids = await repository.creative_ids_of(ads.session, advertiser_id=advertiser_id)
     await repository.clear_house_creatives(ads.session, creative_ids)
     await repository.delete_row(ads.session, access.row)
+    await delete_resource_grants(
+        ads.session, ads.platform, ADVERTISER_RESOURCE, advertiser_id, actor=ads.audit_actor
+    )
     audit.record(
         ads.session, ads.audit_actor, "ads.advertiser.delete", resource_type=ADVERTISER_RESOURCE,
         resource_id=advertiser_id,

@@ -8,8 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.ads.access import Access, advertiser_access, site_access
 from pentad.apps.ads.models import AdsAdvertiser, AdsSite
+from pentad.apps.ads.permissions import REPORTS_READ
 from pentad.apps.ads.settings import AdsSettings
 from pentad.core.audit import Actor
+from pentad.core.auth.grants import resource_ids_for
 from pentad.core.auth.principal import Principal
 from pentad.core.platform import Platform
 
@@ -34,3 +36,19 @@ class AdsContext:
 
     async def site(self, site_id: uuid.UUID) -> Access[AdsSite]:
         return await site_access(self.session, self.platform, self.principal, site_id)
+
+
+async def shared_ids(ads: AdsContext, resource_type: str) -> list[uuid.UUID]:
+    """Ids of the resources of `resource_type` the caller may read through core grants."""
+    if not ads.principal.is_user:
+        return []
+    ids = await resource_ids_for(
+        ads.session, ads.platform.permissions, ads.principal.id, resource_type, REPORTS_READ
+    )
+    found = []
+    for resource_id in ids:
+        try:
+            found.append(uuid.UUID(resource_id))
+        except ValueError:
+            continue  # a grant on an id that was never ours (`pentad user grant` takes any string)
+    return found

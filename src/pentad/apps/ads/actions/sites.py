@@ -6,7 +6,7 @@ import uuid
 
 from pentad.apps.ads import repository
 from pentad.apps.ads.access import Access
-from pentad.apps.ads.actions.context import AdsContext
+from pentad.apps.ads.actions.context import AdsContext, shared_ids
 from pentad.apps.ads.exceptions import (
     AdvertiserNotFound,
     CreativeNotFound,
@@ -24,6 +24,7 @@ from pentad.apps.ads.permissions import (
 )
 from pentad.apps.ads.schemas import SiteCreate, SiteUpdate, ZoneBody
 from pentad.core import audit
+from pentad.core.auth.grants import delete_resource_grants
 
 
 async def check_domain_free(ads: AdsContext, domain: str, site_id: uuid.UUID | None = None) -> None:
@@ -49,10 +50,17 @@ async def do_create_site(
 
 
 async def list_sites(ads: AdsContext) -> list[Access[AdsSite]]:
-    """The sites the caller owns (every one for ads.admin)."""
+    """The sites the caller owns or reads through a grant (every one for ads.admin)."""
     owner = None if ads.principal.has(ADS_ADMIN) else ads.principal.id
-    rows = await repository.list_sites(ads.session, owner_id=owner)
-    return [await ads.site(row.id) for row in rows]
+    shared = await shared_ids(ads, SITE_RESOURCE) if owner is not None else []
+    rows = await repository.list_sites(ads.session, owner_id=owner, ids=shared)
+    found = []
+    for row in rows:
+        try:
+            found.append(await ads.site(row.id))
+        except SiteNotFound:
+            continue  # an API key whose scopes leave out reading it
+    return found
 
 
 async def do_update_site(ads: AdsContext, site_id: uuid.UUID, data: SiteUpdate) -> Access[AdsSite]:
@@ -79,6 +87,7 @@ async def do_delete_site(ads: AdsContext, site_id: uuid.UUID) -> None:
     access = await ads.site(site_id)
     access.require(INVENTORY_MANAGE)
     await repository.delete_row(ads.session, access.row)
+    await delete_resource_grants(ads.session, ads.platform, SITE_RESOURCE, site_id, actor=ads.audit_actor)
     audit.record(
         ads.session, ads.audit_actor, "ads.site.delete", resource_type=SITE_RESOURCE, resource_id=site_id
     )
