@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import httpx
 
+from pentad.apps.ads import repository
 from pentad.core.auth.models import User
 from pentad.core.platform import Platform
 from tests.apps.ads.support import snapshot
-from tests.factories import DEFAULT_PASSWORD, create_user
+from tests.factories import DEFAULT_PASSWORD, bearer, create_user, issue_api_key
 
 
 async def _sign_in(client: httpx.AsyncClient, user: User) -> str:
@@ -116,3 +118,76 @@ async def test_a_bad_form_shows_the_error_and_stores_nothing(
     assert "Domain" in bad_domain.text
     assert no_csrf.status_code == 403
     assert await snapshot(platform) == before
+
+
+async def test_managers_pause_campaigns_and_delete_creatives_and_zones_others_cannot(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    me, other = await create_user(platform), await create_user(platform)
+    csrf = await _sign_in(client, me)
+    advertiser = await client.post("/ads/advertisers", data={"csrf_token": csrf, "name": "Acme"})
+    campaign = await client.post(
+        f"{advertiser.headers['location']}/campaigns",
+        data={"csrf_token": csrf, "name": "W", "starts_at": "2026-12-01T00:00:00Z", "rate_micros": "1",
+              "targeting": '{"countries": ["FR"]}'},
+    )  # fmt: skip
+    campaign_path = campaign.headers["location"]
+    await client.post(
+        f"{campaign_path}/creatives/text",
+        data={
+            "csrf_token": csrf,
+            "name": "T",
+            "headline": "Socks",
+            "destination_url": "https://shop.example/",
+        },
+    )
+    site = await client.post(
+        "/ads/sites", data={"csrf_token": csrf, "name": "N", "domain": "pages.example.org"}
+    )
+    await client.post(
+        f"{site.headers['location']}/zones",
+        data={"csrf_token": csrf, "name": "Top", "width": "1", "height": "1"},
+    )
+    campaign_id = campaign_path.rsplit("/", 1)[1]
+    site_id = site.headers["location"].rsplit("/", 1)[1]
+    async with platform.database.transaction(writes=False) as session:
+        creative_id = (await repository.list_creatives(session, uuid.UUID(campaign_id)))[0].id
+        zone_id = (await repository.list_zones(session, uuid.UUID(site_id)))[0].id
+
+    paused = await client.post(f"{campaign_path}/status", data={"csrf_token": csrf, "status": "paused"})
+    bad_status = await client.post(f"{campaign_path}/status", data={"csrf_token": csrf, "status": "gone"})
+    after_pause = (
+        await client.get(f"/api/ads/campaigns/{campaign_id}", headers=await _key(platform, other))
+    ).status_code
+
+    await client.post("/logout", data={"csrf_token": csrf})
+    other_csrf = await _sign_in(client, other)
+    before = await snapshot(platform)
+    refused = [
+        await client.post(f"/ads/creatives/{creative_id}/delete", data={"csrf_token": other_csrf}),
+        await client.post(f"/ads/zones/{zone_id}/delete", data={"csrf_token": other_csrf}),
+        await client.post(f"{campaign_path}/status", data={"csrf_token": other_csrf, "status": "active"}),
+    ]
+    assert [r.status_code for r in refused] == [404, 404, 404]
+    assert await snapshot(platform) == before
+
+    await client.post("/logout", data={"csrf_token": other_csrf})
+    csrf = await _sign_in(client, me)
+    deleted_creative = await client.post(f"/ads/creatives/{creative_id}/delete", data={"csrf_token": csrf})
+    deleted_zone = await client.post(f"/ads/zones/{zone_id}/delete", data={"csrf_token": csrf})
+
+    assert paused.status_code == 303
+    assert bad_status.status_code == 400
+    assert after_pause == 404
+    async with platform.database.transaction(writes=False) as session:
+        campaign_row = await repository.get_campaign(session, uuid.UUID(campaign_id))
+        assert campaign_row is not None
+        assert campaign_row.status == "paused"
+        assert campaign_row.targeting == {"countries": ["FR"]}
+        assert await repository.list_creatives(session, uuid.UUID(campaign_id)) == []
+        assert await repository.list_zones(session, uuid.UUID(site_id)) == []
+    assert (deleted_creative.status_code, deleted_zone.status_code) == (303, 303)
+
+
+async def _key(platform: Platform, user: User) -> dict[str, str]:
+    return bearer(await issue_api_key(platform, user))

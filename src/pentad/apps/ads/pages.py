@@ -16,11 +16,11 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from pentad.apps.ads import schemas
+from pentad.apps.ads import repository, schemas
 from pentad.apps.ads.actions import advertisers, campaigns, creatives, sites
 from pentad.apps.ads.actions.context import AdsContext
 from pentad.apps.ads.permissions import ADS_USE, CAMPAIGNS_MANAGE, INVENTORY_MANAGE
-from pentad.apps.ads.views import advertiser_view, site_view
+from pentad.apps.ads.views import advertiser_view, campaign_view, site_view
 from pentad.core.auth.dependencies import db_session, request_actor
 from pentad.core.auth.principal import Principal
 from pentad.core.errors import AppError
@@ -207,6 +207,38 @@ async def _campaign_page(
     )
 
 
+@router.post("/ads/campaigns/{campaign_id}/status")
+async def set_campaign_status(
+    request: Request, campaign_id: uuid.UUID, principal: AdsUser, session: Session, status: FormField = ""
+) -> Response:
+    """Pause, resume or archive a campaign, keeping everything else as it is."""
+    ads = _context(request, session, principal)
+    try:
+        campaign, _ = await campaigns.campaign_access(ads, campaign_id)
+        zone_ids = (await repository.placement_zone_ids(ads.session, [campaign.id]))[campaign.id]
+        current = campaign_view(campaign, zone_ids).model_dump(
+            exclude={"id", "advertiser_id", "created_at", "updated_at"}
+        )
+        data = parse_form(schemas.CampaignBody, **{**current, "status": status})
+        await campaigns.do_replace_campaign(ads, campaign_id, data)
+    except AppError as exc:
+        return await _campaign_page(request, ads, campaign_id, **failure_context(exc))
+    return see_other(f"/ads/campaigns/{campaign_id}")
+
+
+@router.post("/ads/creatives/{creative_id}/delete")
+async def delete_creative(
+    request: Request, creative_id: uuid.UUID, principal: AdsUser, session: Session
+) -> Response:
+    ads = _context(request, session, principal)
+    creative, _ = await creatives.creative_access(ads, creative_id)
+    try:
+        await creatives.do_delete_creative(ads, creative_id)
+    except AppError as exc:
+        return await _campaign_page(request, ads, creative.campaign_id, **failure_context(exc))
+    return see_other(f"/ads/campaigns/{creative.campaign_id}")
+
+
 @router.get("/ads/campaigns/{campaign_id}")
 async def campaign_page(
     request: Request, campaign_id: uuid.UUID, principal: AdsUser, session: Session
@@ -277,6 +309,17 @@ async def _site_page(request: Request, ads: AdsContext, site_id: uuid.UUID, **co
 @router.get("/ads/sites/{site_id}")
 async def site_page(request: Request, site_id: uuid.UUID, principal: AdsUser, session: Session) -> Response:
     return await _site_page(request, _context(request, session, principal), site_id)
+
+
+@router.post("/ads/zones/{zone_id}/delete")
+async def delete_zone(request: Request, zone_id: uuid.UUID, principal: AdsUser, session: Session) -> Response:
+    ads = _context(request, session, principal)
+    zone, _ = await sites.zone_access(ads, zone_id)
+    try:
+        await sites.do_delete_zone(ads, zone_id)
+    except AppError as exc:
+        return await _site_page(request, ads, zone.site_id, **failure_context(exc))
+    return see_other(f"/ads/sites/{zone.site_id}")
 
 
 @router.post("/ads/sites/{site_id}/zones")
