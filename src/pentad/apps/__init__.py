@@ -60,6 +60,12 @@ INSTALLED: dict[str, InstalledApp] = {
         cli="pentad.apps.chat.cli:chat",
         cli_help="Chat tenants, server keys and the search index.",
     ),
+    "ads": InstalledApp(
+        spec="pentad.apps.ads.spec:APP",
+        settings="pentad.apps.ads.settings:AdsSettings",
+        cli="pentad.apps.ads.cli:ads",
+        cli_help="Ads advertisers and sites.",
+    ),
 }
 
 

@@ -1,0 +1,128 @@
+"""The ads app's tables: who buys (advertisers → campaigns → creatives), where it shows (sites → zones),
+and which campaign runs in which zone (placements). Money is in micros (1/1,000,000 of the currency unit)
+as integers. Impressions, clicks, conversions and stats come with serving.
+
+Ownership: the account that created an advertiser or site (`owner_id`) holds its owner role; others hold
+roles on it through core grants (resource types `ads.advertiser`, `ads.site`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pentad.core.db.base import Base, EncryptedText, IdMixin, TimestampMixin, utcnow
+
+PRICING_MODELS = ("cpm", "cpc", "flat")
+PACING_MODES = ("even", "asap")
+CAMPAIGN_STATUSES = ("active", "paused", "archived")
+CREATIVE_KINDS = ("image", "text")
+CREATIVE_STATUSES = ("active", "paused")
+ZONE_MODES = ("direct", "gpt")
+
+
+class AdsAdvertiser(IdMixin, TimestampMixin, Base):
+    """Who buys: a brand or client. Its contact e-mail is encrypted at rest (core crypto)."""
+
+    __tablename__ = "ads_advertisers"
+
+    name: Mapped[str] = mapped_column(String(200))
+    contact_email: Mapped[str | None] = mapped_column(EncryptedText, default=None)
+    owner_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AdsSite(IdMixin, TimestampMixin, Base):
+    """A publisher's site; its timezone is the one targeting's hours and days are read in."""
+
+    __tablename__ = "ads_sites"
+
+    name: Mapped[str] = mapped_column(String(200))
+    domain: Mapped[str] = mapped_column(String(253), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    owner_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AdsZone(IdMixin, TimestampMixin, Base):
+    """A place for ads on a site's pages: its size, the pages it appears on, direct or GPT first."""
+
+    __tablename__ = "ads_zones"
+
+    site_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ads_sites.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    path_patterns: Mapped[list[str]] = mapped_column(JSON, default=list)
+    mode: Mapped[str] = mapped_column(String(16), default="direct")
+    gpt_ad_unit: Mapped[str | None] = mapped_column(String(300), default=None)
+    house_creative_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    """Served when no campaign is; no foreign key (creatives come later in the chain): deleting the
+    creative clears it."""
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AdsCampaign(IdMixin, TimestampMixin, Base):
+    """What an advertiser buys: when, how much, how fast, for whom, and how it ranks against others."""
+
+    __tablename__ = "ads_campaigns"
+
+    advertiser_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("ads_advertisers.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime | None] = mapped_column(default=None)
+    pricing: Mapped[str] = mapped_column(String(8))
+    rate_micros: Mapped[int] = mapped_column(BigInteger)
+    budget_micros: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    daily_budget_micros: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    daily_impressions: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    daily_clicks: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    frequency_cap: Mapped[int | None] = mapped_column(Integer, default=None)
+    pacing: Mapped[str] = mapped_column(String(8), default="even")
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    weight: Mapped[int] = mapped_column(Integer, default=1)
+    targeting: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AdsCreative(IdMixin, TimestampMixin, Base):
+    """One ad of a campaign: an uploaded image or a text ad, and where a click goes."""
+
+    __tablename__ = "ads_creatives"
+
+    campaign_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("ads_campaigns.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    destination_url: Mapped[str] = mapped_column(String(2048))
+    width: Mapped[int | None] = mapped_column(Integer, default=None)
+    height: Mapped[int | None] = mapped_column(Integer, default=None)
+    alt_text: Mapped[str] = mapped_column(String(300), default="")
+    headline: Mapped[str] = mapped_column(String(200), default="")
+    body: Mapped[str] = mapped_column(String(1000), default="")
+    storage_key: Mapped[str | None] = mapped_column(String(300), default=None)
+    content_type: Mapped[str | None] = mapped_column(String(100), default=None)
+    byte_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    variants: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AdsPlacement(TimestampMixin, Base):
+    """A campaign running in a zone. Both sides agree: the campaign's manager and the zone's site's."""
+
+    __tablename__ = "ads_placements"
+    campaign_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("ads_campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    zone_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("ads_zones.id", ondelete="CASCADE"), primary_key=True, index=True
+    )

@@ -1,0 +1,22 @@
+"""The ads app's settings: PENTAD_ADS__<NAME> variables (AppSpec.settings), read through
+`platform.app_settings(AdsSettings)`."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+APP_NAME = "ads"
+
+
+class AdsSettings(BaseModel):
+    """The ads app (apps/ads): creatives, signed ad links."""
+
+    click_token_ttl: int = Field(
+        86_400, ge=60, le=2_592_000, description="How long a signed click link stays valid, seconds."
+    )
+    impression_token_ttl: int = Field(
+        3600, ge=60, le=86_400, description="How long an impression token stays valid, seconds."
+    )
+    max_creative_bytes: int = Field(
+        2_097_152, ge=1024, le=104_857_600, description="Largest image creative upload, bytes."
+    )

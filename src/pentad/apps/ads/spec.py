@@ -1,0 +1,29 @@
+"""The ads app's AppSpec: what it hands the core (pentad.apps.INSTALLED names this module)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pentad.apps.ads import clicks, pages, permissions
+from pentad.apps.ads.endpoints import router
+from pentad.apps.ads.settings import APP_NAME, AdsSettings
+from pentad.core.apps import AppSpec
+
+PACKAGE = Path(__file__).parent
+
+APP = AppSpec(
+    name=APP_NAME,
+    title="Ads",
+    description="Advertisers, campaigns and creatives; sites and their zones; targeting and pacing.",
+    routers=[router],
+    pages=[pages.router, clicks.router],
+    migrations=PACKAGE / "migrations" / "versions",
+    permissions=permissions.ALL,
+    role_permissions={"member": [permissions.ADS_USE]},
+    resource_roles={
+        permissions.SITE_RESOURCE: permissions.SITE_ROLES,
+        permissions.ADVERTISER_RESOURCE: permissions.ADVERTISER_ROLES,
+    },
+    home_path="/ads",
+    settings=AdsSettings,
+)

@@ -1,0 +1,65 @@
+"""ads_0001 creates the ads tables and takes them away again, on every engine."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from alembic import command
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pentad.apps.ads.spec import APP
+from pentad.core.config import DatabaseSettings
+from pentad.core.db.engine import create_engine
+from pentad.core.db.migrate import alembic_config, upgrade_async
+from tests.conftest import (
+    SERVER_URLS,
+    _create_server_database,
+    _drop_server_database,
+    _reachable,
+    _selected_databases,
+)
+
+TABLES = {"ads_advertisers", "ads_sites", "ads_zones", "ads_campaigns", "ads_creatives", "ads_placements"}
+
+
+@pytest.fixture(scope="module", params=_selected_databases())
+async def scratch_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """An empty database of its own: this test moves through revisions, the shared one stays at heads."""
+    kind: str = request.param
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('ads-migrations') / 'pentad.db'}"
+        return
+    admin_url = SERVER_URLS[kind]
+    if not _reachable(admin_url):
+        pytest.skip(f"{kind} not reachable")
+    url = await _create_server_database(admin_url)
+    try:
+        yield url
+    finally:
+        await _drop_server_database(admin_url, url)
+
+
+async def _tables(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as connection:
+        names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+    return {name for name in names if name.startswith("ads_")}
+
+
+async def test_ads_0001_upgrades_and_downgrades(scratch_url: str) -> None:
+    engine = create_engine(DatabaseSettings(url=scratch_url))
+    try:
+        await upgrade_async(scratch_url, [APP])
+        assert await _tables(engine) == TABLES
+
+        await asyncio.to_thread(command.downgrade, alembic_config(scratch_url, [APP]), "ads@base")
+        assert await _tables(engine) == set()
+
+        await upgrade_async(scratch_url, [APP])
+        assert await _tables(engine) == TABLES
+    finally:
+        await engine.dispose()
