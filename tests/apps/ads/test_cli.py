@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.test_cli import env, pentad
+from tests.test_cli import env
+from tests.test_cli import pentad_here as pentad
 
 __all__ = ["env"]
 

@@ -10,7 +10,8 @@ import httpx
 from pentad.app import create_app
 from pentad.apps.chat.spec import APP
 from tests.conftest import make_settings
-from tests.test_cli import env, pentad
+from tests.test_cli import env
+from tests.test_cli import pentad_here as pentad
 
 __all__ = ["env"]
 
