@@ -4,11 +4,15 @@ limited to http and https, and who may add or change them."""
 from __future__ import annotations
 
 import io
+import uuid
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 from PIL import Image
 
+from pentad.apps.ads.actions.creatives import do_delete_creative
+from pentad.apps.ads.cli import _admin_context
 from pentad.core.platform import Platform
 from tests.apps.ads.support import Account, create_advertiser, create_campaign, grant, snapshot
 
@@ -80,6 +84,18 @@ async def test_an_image_creative_is_stored_measured_and_readable_through_its_sig
     fetched = await client.get(f"{link.path}?{link.query}")
     assert fetched.status_code == 200
     assert fetched.content == image
+
+    stored = [obj.key async for obj in platform.storage.list("ads/creatives/")]
+
+    async def delete_then_roll_back() -> None:
+        async with platform.database.transaction() as session:
+            await do_delete_creative(_admin_context(session, platform), uuid.UUID(creative["id"]))
+            raise RuntimeError("the delete's transaction rolls back")
+
+    with pytest.raises(RuntimeError):
+        await delete_then_roll_back()
+    assert [obj.key async for obj in platform.storage.list("ads/creatives/")] == stored != []
+    assert (await client.get(f"{link.path}?{link.query}")).content == image
 
     deleted = await client.delete(f"/api/ads/creatives/{creative['id']}", headers=owner.headers)
     assert deleted.status_code == 204

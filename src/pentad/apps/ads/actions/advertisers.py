@@ -91,5 +91,4 @@ async def do_delete_advertiser(ads: AdsContext, advertiser_id: uuid.UUID) -> Non
         ads.session, ads.audit_actor, "ads.advertiser.delete", resource_type=ADVERTISER_RESOURCE,
         resource_id=advertiser_id,
     )  # fmt: skip
-    for key in keys:
-        await ads.platform.storage.delete(key)
+    ads.delete_files_after_commit(keys)

@@ -100,5 +100,4 @@ async def do_delete_campaign(ads: AdsContext, campaign_id: uuid.UUID) -> None:
         ads.session, ads.audit_actor, "ads.campaign.delete", resource_type=ADVERTISER_RESOURCE,
         resource_id=campaign.advertiser_id, campaign_id=str(campaign_id),
     )  # fmt: skip
-    for key in keys:
-        await ads.platform.storage.delete(key)
+    ads.delete_files_after_commit(keys)

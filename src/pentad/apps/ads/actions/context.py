@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +14,7 @@ from pentad.apps.ads.settings import AdsSettings
 from pentad.core.audit import Actor
 from pentad.core.auth.grants import resource_ids_for
 from pentad.core.auth.principal import Principal
+from pentad.core.db.hooks import on_commit
 from pentad.core.platform import Platform
 
 
@@ -36,6 +38,19 @@ class AdsContext:
 
     async def site(self, site_id: uuid.UUID) -> Access[AdsSite]:
         return await site_access(self.session, self.platform, self.principal, site_id)
+
+    def delete_files_after_commit(self, keys: Sequence[str]) -> None:
+        """Delete stored files once the rows pointing at them are gone for good: a rolled-back delete
+        keeps its files."""
+        if not keys:
+            return
+        storage, pending = self.platform.storage, list(keys)
+
+        async def delete_files() -> None:
+            for key in pending:
+                await storage.delete(key)
+
+        on_commit(self.session, delete_files)
 
 
 async def shared_ids(ads: AdsContext, resource_type: str) -> list[uuid.UUID]:

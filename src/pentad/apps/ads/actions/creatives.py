@@ -158,4 +158,4 @@ async def do_delete_creative(ads: AdsContext, creative_id: uuid.UUID) -> None:
     await repository.delete_row(ads.session, creative)
     _recorded(ads, "ads.creative.delete", advertiser_id, creative_id)
     if key is not None:
-        await ads.platform.storage.delete(key)
+        ads.delete_files_after_commit([key])
