@@ -60,6 +60,12 @@ INSTALLED: dict[str, InstalledApp] = {
         cli="pentad.apps.chat.cli:chat",
         cli_help="Chat tenants, server keys and the search index.",
     ),
+    "analytics": InstalledApp(
+        spec="pentad.apps.analytics.spec:APP",
+        settings="pentad.apps.analytics.settings:AnalyticsSettings",
+        cli="pentad.apps.analytics.cli:analytics",
+        cli_help="Analytics sites and who may see them.",
+    ),
 }
 
 
