@@ -222,9 +222,11 @@ async def stats_breakdown(
     end: ToQuery = None,
     limit: Annotated[int, Query(ge=1, le=100, description="How many rows.")] = 10,
 ) -> Breakdown:
-    site = (await access_site(session, get_platform(request), principal, site_id)).site
+    platform = get_platform(request)
+    site = (await access_site(session, platform, principal, site_id)).site
     span = query.resolve_range(period, site.timezone, start=start, end=end)
-    rows = await query.breakdown(session, site.key, span, dimension, limit=limit)
+    timeout = platform.app_settings(AnalyticsSettings).session_timeout
+    rows = await query.breakdown(session, site.key, span, dimension, limit=limit, session_timeout=timeout)
     return Breakdown(
         period=period,
         dimension=dimension,

@@ -45,6 +45,9 @@ Dimension = Literal[
     "utm_source", "utm_medium", "utm_campaign", "events",
 ]  # fmt: skip
 NONE_LABELS = {"sources": "Direct / None", "referrers": "Direct / None"}
+ACQUISITION = frozenset({"sources", "referrers", "utm_source", "utm_medium", "utm_campaign"})
+"""Dimensions of how a visit arrived: a visit counts under its first event's value (the later pages of a
+visit have the site itself, or nothing, as referrer)."""
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,7 @@ async def totals(session: AsyncSession, site_key: int, span: Range, session_time
         if views <= 1 and customs == 0:
             result.bounces += 1
 
-    for row_visitor, ts, name in (await session.execute(query)).tuples():
+    for row_visitor, ts, name in (await session.execute(query)).all():
         if row_visitor != visitor or ts - last_ts > gap:
             if visitor is not None:
                 close_visit()
@@ -215,7 +218,7 @@ async def timeseries(session: AsyncSession, site_key: int, span: Range) -> list[
     edges = [int(start.timestamp() * 1000) for start in starts]
     visitors: dict[int, set[int]] = defaultdict(set)
     pageviews: dict[int, int] = defaultdict(int)
-    for hour_number, visitor, views in (await session.execute(query)).tuples():
+    for hour_number, visitor, views in (await session.execute(query)).all():
         index = bisect.bisect_right(edges, int(hour_number) * 3_600_000) - 1
         index = max(index, 0)
         visitors[index].add(int(visitor))
@@ -232,10 +235,12 @@ class Row:
 
 
 async def breakdown(
-    session: AsyncSession, site_key: int, span: Range, dimension: str, *, limit: int = 10
+    session: AsyncSession, site_key: int, span: Range, dimension: str, *, limit: int = 10, session_timeout: int
 ) -> list[Row]:
     """The top values of a dimension by visitors. Pages count pageviews only; `events` lists custom
-    events by name."""
+    events by name; acquisition dimensions count whole visits under their first event's value."""
+    if dimension in ACQUISITION:
+        return await _visit_breakdown(session, site_key, span, dimension, limit, session_timeout)
     column = DIMENSIONS[dimension]
     conditions = _in_range(site_key, span)
     if dimension == "pages":
@@ -258,5 +263,35 @@ async def breakdown(
     label = NONE_LABELS.get(dimension, "(unknown)")
     return [
         Row(value if value is not None else label, int(count), int(views or 0), int(customs or 0))
-        for value, count, views, customs in (await session.execute(query)).tuples()
+        for value, count, views, customs in (await session.execute(query)).all()
     ]
+
+
+async def _visit_breakdown(
+    session: AsyncSession, site_key: int, span: Range, dimension: str, limit: int, session_timeout: int
+) -> list[Row]:
+    column = DIMENSIONS[dimension]
+    query = (
+        select(AnalyticsEvent.visitor_id, AnalyticsEvent.ts, AnalyticsEvent.name, column)
+        .where(*_in_range(site_key, span))
+        .order_by(AnalyticsEvent.visitor_id, AnalyticsEvent.ts)
+    )
+    gap = session_timeout * 1000
+    visitors: dict[str | None, set[int]] = defaultdict(set)
+    views: dict[str | None, int] = defaultdict(int)
+    customs: dict[str | None, int] = defaultdict(int)
+    visitor: int | None = None
+    last_ts = 0
+    value: str | None = None
+    for row_visitor, ts, name, row_value in (await session.execute(query)).all():
+        if row_visitor != visitor or ts - last_ts > gap:
+            visitor, value = row_visitor, row_value
+            visitors[value].add(row_visitor)
+        last_ts = ts
+        if name == PAGEVIEW:
+            views[value] += 1
+        else:
+            customs[value] += 1
+    label = NONE_LABELS.get(dimension, "(unknown)")
+    ranked = sorted(visitors, key=lambda key: (-len(visitors[key]), key is None, key or ""))[:limit]
+    return [Row(key if key is not None else label, len(visitors[key]), views[key], customs[key]) for key in ranked]
