@@ -24,7 +24,7 @@ async def _sites(platform: Platform) -> list[tuple[str, str, int]]:
 async def test_the_owner_creates_lists_changes_and_deletes_a_site(
     client: httpx.AsyncClient, platform: Platform, owner: Account, site: dict[str, str]
 ) -> None:
-    assert site["domain"] == "shop.example" and site["can_manage"] is True and site["timezone"] == "UTC"
+    assert (site["domain"], site["can_manage"], site["timezone"]) == ("shop.example", True, "UTC")
     listed = (await client.get("/api/analytics/sites", headers=owner.headers)).json()
     assert [s["domain"] for s in listed] == ["shop.example"]
 
@@ -57,7 +57,8 @@ async def test_a_viewer_reads_but_may_not_manage_and_a_stranger_sees_nothing(
     base = f"/api/analytics/sites/{site['id']}"
 
     seen = await client.get(base, headers=viewer.headers)
-    assert seen.status_code == 200 and seen.json()["can_manage"] is False
+    assert seen.status_code == 200
+    assert seen.json()["can_manage"] is False
     assert [
         s["domain"] for s in (await client.get("/api/analytics/sites", headers=viewer.headers)).json()
     ] == ["shop.example"]

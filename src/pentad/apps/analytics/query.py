@@ -235,7 +235,13 @@ class Row:
 
 
 async def breakdown(
-    session: AsyncSession, site_key: int, span: Range, dimension: str, *, limit: int = 10, session_timeout: int
+    session: AsyncSession,
+    site_key: int,
+    span: Range,
+    dimension: str,
+    *,
+    limit: int = 10,
+    session_timeout: int,
 ) -> list[Row]:
     """The top values of a dimension by visitors. Pages count pageviews only; `events` lists custom
     events by name; acquisition dimensions count whole visits under their first event's value."""
@@ -294,4 +300,6 @@ async def _visit_breakdown(
             customs[value] += 1
     label = NONE_LABELS.get(dimension, "(unknown)")
     ranked = sorted(visitors, key=lambda key: (-len(visitors[key]), key is None, key or ""))[:limit]
-    return [Row(key if key is not None else label, len(visitors[key]), views[key], customs[key]) for key in ranked]
+    return [
+        Row(key if key is not None else label, len(visitors[key]), views[key], customs[key]) for key in ranked
+    ]
