@@ -53,6 +53,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await platform.open_resources()
         if settings.jobs.in_process_worker:
             platform.jobs.start_worker(platform)
         await platform.hub.start()

@@ -466,6 +466,7 @@ def worker(*, concurrency: int | None, burst: bool, queues: tuple[str, ...]) -> 
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, runner.stop)
         try:
+            await platform.open_resources()
             await platform.ingest.start()
             if not burst:
                 await platform.services.start(("worker",))
@@ -494,6 +495,7 @@ def run_service(name: str) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopped.set)
         try:
+            await platform.open_resources()
             await platform.services.start_own(name)
             await stopped.wait()
         finally:

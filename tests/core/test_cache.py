@@ -291,3 +291,70 @@ def test_the_url_picks_the_backend() -> None:
     assert redis_cache.default_ttl == 7
     with pytest.raises(ValidationError, match=r"memory:// or a redis://"):
         CacheSettings(url="memcached://127.0.0.1")
+
+
+# ------------------------------------------------------------------- counters
+
+
+async def test_incr_counts_from_zero_and_reads_back_as_an_integer(make_cache: MakeCache) -> None:
+    cache = make_cache()
+    assert await cache.incr("clicks") == 1
+    assert await cache.incr("clicks", by=4) == 5
+    assert await cache.incr("clicks", by=-2) == 3
+    assert await cache.get("clicks") == 3
+    await cache.set("preset", 10)
+    assert await cache.incr("preset") == 11
+
+
+async def test_concurrent_increments_are_never_lost_across_processes(
+    make_cache: MakeCache, cache_backend: CacheBackend
+) -> None:
+    # On Redis, two caches sharing one key space are two processes of a deployment.
+    caches = [make_cache(), make_cache()] if cache_backend.redis_url else [make_cache()]
+    results = await asyncio.gather(*(caches[n % len(caches)].incr("hits") for n in range(200)))
+    assert sorted(results) == list(range(1, 201))
+    assert await caches[0].get("hits") == 200
+
+
+async def test_a_counter_lives_its_ttl_from_creation_and_is_not_extended(make_cache: MakeCache) -> None:
+    cache = make_cache()
+    await cache.incr("window", ttl=0.5)
+    assert await cache.incr("window", ttl=60) == 2
+    await asyncio.sleep(0.7)
+    assert await cache.get("window") is None
+    assert await cache.incr("window", ttl=60) == 1
+
+
+async def test_incr_refuses_a_value_that_is_not_a_counter_and_changes_nothing(make_cache: MakeCache) -> None:
+    cache = make_cache()
+    await cache.set("name", "Zoë")
+    await cache.set("ratio", 2.5)
+    for key in ("name", "ratio"):
+        with pytest.raises(ValueError, match="other than a counter"):
+            await cache.incr(key)
+    assert await cache.get_many(["name", "ratio"]) == ["Zoë", 2.5]
+    with pytest.raises(TypeError):
+        await cache.incr("clicks", by=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="positive"):
+        await cache.incr("clicks", ttl=0)
+    assert await cache.get("clicks") is None
+
+
+async def test_get_many_reads_keys_in_order(make_cache: MakeCache) -> None:
+    cache = make_cache()
+    await cache.set("a", {"x": 1})
+    await cache.incr("b", by=7)
+    assert await cache.get_many(["b", "missing", "a"]) == [7, None, {"x": 1}]
+    assert await cache.get_many([]) == []
+
+
+async def test_a_counter_on_an_unreachable_redis_is_refused_not_faked() -> None:
+    cache = RedisCache(f"redis://127.0.0.1:{free_port()}/0", default_ttl=60, lock_timeout=1)
+    try:
+        async with asyncio.timeout(WAIT_BOUND_SECONDS):
+            assert await cache.get_many(["a", "b"]) == [None, None]
+            for _ in range(2):  # the second while passing through, without another timeout
+                with pytest.raises(CacheUnavailable):
+                    await cache.incr("clicks")
+    finally:
+        await cache.close()

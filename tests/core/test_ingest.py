@@ -13,17 +13,17 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pydantic import BaseModel
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.core.config import DatabaseSettings
+from pentad.core.context import AppContext
 from pentad.core.db.base import UTCDateTime
 from pentad.core.db.engine import Database
-from pentad.core.ingest import Ingest, IngestStream, UnknownStream, insert_into
+from pentad.core.ingest import FlushContext, Ingest, IngestStream, UnknownStream, insert_into
 from pentad.core.jobs.models import IngestBatch
 from tests.core.jobs.conftest import REPO, StatementLog, eventually
 
@@ -180,9 +180,17 @@ async def test_rows_a_killed_process_accepted_are_stored_once_by_the_next(
     with segment.open("a") as spool:
         spool.write('{"id": 99999, "path": "/cut sho')  # a write the crash cut short: never accepted
 
-    first = target.ingest(batch_size=1000)
+    replays: list[bool] = []
+    insert = insert_into(target.table)
+
+    async def recording(flush: FlushContext, rows: Any) -> None:
+        replays.append(flush.replay)
+        await insert(flush, rows)
+
+    first = target.ingest(batch_size=1000, flush=recording)
     await first.start()
     assert await first.flush() == 2500
+    assert replays == [True]
     assert await target.stored() == hits(2500)
     second = target.ingest(batch_size=1000)
     await second.start()
@@ -217,9 +225,12 @@ async def test_a_failed_flush_keeps_its_rows_for_the_next_try(target: Target) ->
     insert = insert_into(target.table)
     attempts: list[int] = []
 
-    async def flaky(session: AsyncSession, rows: Any) -> None:
+    tries: list[tuple[uuid.UUID, bool]] = []
+
+    async def flaky(flush: FlushContext, rows: Any) -> None:
         attempts.append(len(rows))
-        await insert(session, rows)
+        tries.append((flush.batch_id, flush.replay))
+        await insert(flush, rows)
         if len(attempts) == 1:
             raise ConnectionError("database went away mid-batch")
 
@@ -233,6 +244,9 @@ async def test_a_failed_flush_keeps_its_rows_for_the_next_try(target: Target) ->
     assert await ingest.flush() == 10
     assert attempts == [10, 10]
     assert await target.stored() == hits(10)
+    (first_batch, first_replay), (second_batch, second_replay) = tries
+    assert first_batch == second_batch
+    assert (first_replay, second_replay) == (False, True)
 
 
 async def test_a_live_process_spool_is_never_taken(target: Target) -> None:
@@ -264,3 +278,41 @@ def test_streams_are_checked_when_built(tmp_path: Path) -> None:
         Ingest(database, tmp_path, [stream, stream])
     with pytest.raises(ValueError, match="batch_size"):
         Ingest(database, tmp_path, [IngestStream(STREAM, Hit, stream.flush, batch_size=0)])
+
+
+async def test_a_flush_gets_the_app_context_its_stream_and_the_recorded_batch_id(target: Target) -> None:
+    class Context:
+        """The part of an AppContext this flush reads (the Platform binds itself in production)."""
+
+        base_url = "https://stats.example"
+
+    seen: list[tuple[str, str, uuid.UUID, bool, int]] = []
+    insert = insert_into(target.table)
+
+    async def flush(context: FlushContext, rows: Any) -> None:
+        seen.append(
+            (context.context.base_url, context.stream.name, context.batch_id, context.replay, len(rows))
+        )
+        await insert(context, rows)
+
+    ingest = target.ingest(flush=flush)
+    ingest.bind(cast(AppContext, Context()))
+    await ingest.append(STREAM, *hits(7))
+    assert await ingest.flush() == 7
+    ((base_url, stream, batch_id, replay, count),) = seen
+    assert (base_url, stream, replay, count) == ("https://stats.example", STREAM, False, 7)
+    async with target.database.transaction(writes=False) as session:
+        recorded = await session.scalars(select(IngestBatch.batch_id).where(IngestBatch.stream == STREAM))
+        assert list(recorded) == [batch_id]
+
+
+async def test_an_unbound_ingest_refuses_a_flush_that_asks_for_the_context(target: Target) -> None:
+    async def flush(context: FlushContext, _rows: Any) -> None:
+        context.context.app_settings(BaseModel)
+
+    ingest = target.ingest(flush=flush)
+    await ingest.append(STREAM, *hits(1))
+    with pytest.raises(RuntimeError, match="not bound"):
+        await ingest.flush()
+    assert await target.batches() == 0
+    assert len(target.segments()) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from fastapi import APIRouter
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -13,6 +14,7 @@ from pentad.app import create_app
 from pentad.core.apps import AppSpec
 from pentad.core.auth.permissions import METRICS_READ
 from pentad.core.config import Settings
+from pentad.core.context import AppContext, ResourceSpec
 from pentad.core.db.engine import Database
 from pentad.core.metrics import DatabasePoolCollector, Metrics
 from pentad.core.platform import Platform
@@ -158,3 +160,73 @@ def test_the_database_pool_is_read_at_scrape_time(platform: Platform) -> None:
 def test_the_platform_exposes_its_pool(platform: Platform) -> None:
     names = {name for name, _ in _samples(platform.metrics)}
     assert {"pentad_db_pool_checked_out", "pentad_db_pool_size"} <= names
+
+
+# ---------------------------------------------------------------- app metrics
+
+
+class StreamsMetrics:
+    """How an app keeps its series: made once per process from the context, as a resource."""
+
+    def __init__(self, context: AppContext) -> None:
+        metrics = context.metrics.for_app("demo")
+        self.publishes = metrics.counter("publishes_total", "Publishes accepted.", ["engine"])
+        self.live = metrics.gauge("live_streams", "Streams live now.")
+        self.startup = metrics.histogram("startup_seconds", "Time to first frame.", buckets=(0.5, 2.0))
+
+
+async def _open_metrics(context: AppContext) -> StreamsMetrics:
+    return StreamsMetrics(context)
+
+
+DEMO_METRICS = ResourceSpec("demo.metrics", _open_metrics)
+
+
+async def test_an_apps_series_appear_on_metrics_with_its_prefix(
+    settings: Settings, database: Database
+) -> None:
+    app = create_app(
+        settings, database=database, apps=[AppSpec(name="demo", title="Demo", resources=[DEMO_METRICS])]
+    )
+    platform: Platform = app.state.platform
+    await platform.open_resources()
+    series = platform.resource(DEMO_METRICS)
+    series.publishes.labels(engine="rtmp").inc(2)
+    series.live.set(3)
+    series.startup.observe(1.2)
+    headers = bearer(await issue_service_token(platform, scopes=[METRICS_READ.key]))
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.get("/metrics", headers=headers)
+        assert (await client.get("/metrics")).status_code == 401
+    await platform.close()
+    samples = {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+    assert samples[("pentad_demo_publishes_total", frozenset({("engine", "rtmp")}))] == 2
+    assert samples[("pentad_demo_live_streams", frozenset())] == 3
+    assert samples[("pentad_demo_startup_seconds_bucket", frozenset({("le", "2.0")}))] == 1
+
+
+def test_app_series_take_only_their_declared_labels_and_names() -> None:
+    metrics = Metrics()
+    demo = metrics.for_app("demo")
+    publishes = demo.counter("publishes_total", "Publishes accepted.", ["engine"])
+    with pytest.raises(ValueError, match="label"):
+        publishes.labels(camera_id="c1")
+    assert demo.counter("publishes_total", "Publishes accepted.", ["engine"]) is publishes
+    assert metrics.for_app("demo") is demo
+    with pytest.raises(ValueError, match="already a counter"):
+        demo.gauge("publishes_total", "Now a gauge.", ["engine"])
+    with pytest.raises(ValueError, match="already a counter"):
+        demo.counter("publishes_total", "Other labels.", ["engine", "reason"])
+    with pytest.raises(ValueError, match="metric name"):
+        demo.counter("Publishes-Total", "Bad name.")
+    with pytest.raises(ValueError, match="label name"):
+        demo.counter("drops_total", "Bad label.", ["Reason"])
+    with pytest.raises(ValueError, match="not an app name"):
+        metrics.for_app("Demo App")
+    publishes.labels("rtmp").inc()
+    assert _value(metrics, "pentad_demo_publishes_total", engine="rtmp") == 1

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from pentad.core.auth.permissions import Permission
 from pentad.core.auth.schemes import CredentialScheme
+from pentad.core.context import ResourceSpec
 from pentad.core.events import DomainEvent, EventSubscriber
 from pentad.core.health import HealthCheck
 from pentad.core.ingest import IngestStream
@@ -44,6 +45,8 @@ class AppSpec:
     (or its own) events, delivered after commit, at least once.
     ingest: buffered high-volume streams (core/ingest.py), appended through `platform.ingest`.
     health_checks: readiness probes of the app's own dependencies, shown in /readyz (core/health.py).
+    resources: per-process values (clients, readers, registries) opened once in every process and closed
+    at shutdown (core/resources.py), got with `context.resource(SPEC)`.
     """
 
     name: str
@@ -69,3 +72,4 @@ class AppSpec:
     subscribers: Sequence[EventSubscriber] = ()
     ingest: Sequence[IngestStream] = ()
     health_checks: Sequence[HealthCheck] = ()
+    resources: Sequence[ResourceSpec[Any]] = ()

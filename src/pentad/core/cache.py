@@ -6,10 +6,17 @@ processes also race for a short `SET NX PX` lock; the others poll for the value 
 most PENTAD_CACHE__LOCK_TIMEOUT (the lock's own lifetime), then load it themselves, so a crashed or slow
 holder delays its key but never blocks it.
 
+Counters: `incr(key, by, ttl)` adds to an integer atomically across every process sharing the backend (on
+Redis one Lua script: INCRBY, and PEXPIRE when the key is new) and returns the new value; the TTL counts
+from the counter's creation, so `clicks:<campaign>:<day>` is a fixed window that later increments do not
+extend. A counter reads back through `get` / `get_many` as a plain integer. `get_many(keys)` reads many
+keys in one round trip (MGET).
+
 Values go through JSON on both backends, so a value reads back the same wherever it was cached. An
 unreachable Redis makes the cache a pass-through (reads miss, writes are dropped, a warning is logged at most
-once a minute, Redis tried again a second later) rather than an outage of the platform; only delete raises,
-because an invalidation that is silently lost would keep serving stale data.
+once a minute, Redis tried again a second later) rather than an outage of the platform; only delete and incr
+raise (CacheUnavailable, 503), because an invalidation silently lost would keep serving stale data and an
+increment silently lost would let a cap be exceeded.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import random
 import secrets
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from time import monotonic  # imported by name so tests can move this clock without moving asyncio's
 from typing import Any
@@ -28,7 +35,7 @@ from typing import Any
 import orjson
 import redis.asyncio
 import structlog
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from pentad.core.config import CacheSettings
 from pentad.core.errors import ServiceUnavailable
@@ -71,6 +78,20 @@ class Cache(ABC):
         """The cached value, or None when there is none (a cached JSON null reads the same)."""
         raw = await self._read(key)
         return None if raw is None else orjson.loads(raw)
+
+    async def get_many(self, keys: Sequence[str]) -> list[Any]:
+        """The cached values of `keys`, in their order (None where there is none)."""
+        raws = await self._read_many(keys) if keys else []
+        return [None if raw is None else orjson.loads(raw) for raw in raws]
+
+    async def incr(self, key: str, by: int = 1, ttl: float | None = None) -> int:
+        """Add `by` (may be negative) to the integer counter `key` and return its new value; a missing or
+        expired key starts from 0 and lives `ttl` seconds (default PENTAD_CACHE__DEFAULT_TTL) from then,
+        not extended by later increments. ValueError when the key holds something other than an integer;
+        CacheUnavailable when Redis cannot be reached."""
+        if isinstance(by, bool) or not isinstance(by, int):
+            raise TypeError("a counter is incremented by an integer")
+        return await self._incr(key, by, self._ttl(ttl))
 
     async def set(self, key: str, value: Any, ttl: float | None = None) -> None:
         """Cache a JSON-serialisable value for `ttl` seconds (default PENTAD_CACHE__DEFAULT_TTL)."""
@@ -124,6 +145,12 @@ class Cache(ABC):
     async def _read(self, key: str) -> bytes | None: ...
 
     @abstractmethod
+    async def _read_many(self, keys: Sequence[str]) -> list[bytes | None]: ...
+
+    @abstractmethod
+    async def _incr(self, key: str, by: int, ttl: float) -> int: ...
+
+    @abstractmethod
     async def _write(self, key: str, raw: bytes, ttl: float) -> None: ...
 
 
@@ -145,11 +172,29 @@ class MemoryCache(Cache):
             return None
         return raw
 
+    async def _read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return [await self._read(key) for key in keys]
+
     async def _write(self, key: str, raw: bytes, ttl: float) -> None:
-        self._entries[key] = (monotonic() + ttl, raw)
+        self._store(key, raw, monotonic() + ttl)
+
+    def _store(self, key: str, raw: bytes, expires_at: float) -> None:
+        self._entries[key] = (expires_at, raw)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
+
+    async def _incr(self, key: str, by: int, ttl: float) -> int:
+        # No await between the read and the write: atomic within the process, as the backend is.
+        now = monotonic()
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= now:
+            value, expires_at = by, now + ttl
+        else:
+            expires_at, raw = entry
+            value = _counter(raw, key) + by
+        self._store(key, str(value).encode(), expires_at)
+        return value
 
     async def delete(self, key: str) -> None:
         self._entries.pop(key, None)
@@ -157,6 +202,25 @@ class MemoryCache(Cache):
     async def close(self) -> None:
         self._entries.clear()
 
+
+def _counter(raw: bytes, key: str) -> int:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        value = None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"the cache key {key!r} holds something other than a counter")
+    return value
+
+
+_INCR_SCRIPT = """
+local value = redis.call("incrby", KEYS[1], ARGV[1])
+if redis.call("pttl", KEYS[1]) < 0 then
+    redis.call("pexpire", KEYS[1], ARGV[2])
+end
+return value
+"""
+"""One atomic step: add, and give a new counter (no expiry yet) its lifetime."""
 
 _RELEASE_SCRIPT = """
 if redis.call("get", KEYS[1]) == ARGV[1] then
@@ -182,6 +246,7 @@ class RedisCache(Cache):
             url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=REDIS_TIMEOUT_SECONDS
         )
         self._release = self._redis.register_script(_RELEASE_SCRIPT)
+        self._increment = self._redis.register_script(_INCR_SCRIPT)
         self._lock_timeout = lock_timeout
         self._values = key_prefix + "v:"
         self._locks = key_prefix + "l:"
@@ -200,6 +265,30 @@ class RedisCache(Cache):
             self._unavailable(exc)
             return None
         return raw
+
+    async def _read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if self._passing_through():
+            return [None] * len(keys)
+        try:
+            raws: list[bytes | None] = await self._redis.mget([self._values + key for key in keys])
+        except RedisError as exc:
+            self._unavailable(exc)
+            return [None] * len(keys)
+        return raws
+
+    async def _incr(self, key: str, by: int, ttl: float) -> int:
+        if self._passing_through():
+            raise CacheUnavailable()
+        try:
+            value = await self._increment(keys=[self._values + key], args=[by, _milliseconds(ttl)])
+        except ResponseError as exc:
+            if "not an integer" in str(exc):
+                raise ValueError(f"the cache key {key!r} holds something other than a counter") from None
+            raise CacheUnavailable() from exc
+        except RedisError as exc:
+            self._unavailable(exc)
+            raise CacheUnavailable() from exc
+        return int(value)
 
     async def _write(self, key: str, raw: bytes, ttl: float) -> None:
         if self._passing_through():

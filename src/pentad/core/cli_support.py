@@ -53,6 +53,7 @@ def run_in_transaction(
     async def main() -> T:
         platform = build_platform(apps, settings, installed=installed)
         try:
+            await platform.open_resources()
             async with platform.database.transaction() as session:
                 return await work(session, platform)
         finally:

@@ -10,6 +10,10 @@ satisfies the protocol, so code that holds the Platform (a request) passes it as
 Mail goes through `enqueue_mail` (durable, encrypted, after the commit), realtime messages through
 `publish(session, ...)`; neither needs the context.
 
+Per-process resources an app declares (`AppSpec.resources`: a GeoIP reader, a client pool, an in-memory
+registry) are opened once per process after the platform is built and closed at shutdown; callbacks get
+them with `context.resource(SPEC)`, typed by the spec, instead of module-level globals.
+
 This module sits low in the core (import-linter keeps it there): it imports only the modules that define
 the services it names, never the platform, the apps' contract (AppSpec), the hub or the job worker.
 """
@@ -17,8 +21,12 @@ the services it names, never the platform, the apps' contract (AppSpec), the hub
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar, overload
+
+from pydantic import BaseModel
 
 from pentad.core.auth.cache import PrincipalCache
 from pentad.core.auth.permissions import PermissionRegistry
@@ -26,8 +34,44 @@ from pentad.core.cache import Cache
 from pentad.core.config import AppModel, OutboundSettings
 from pentad.core.crypto import KeyRing
 from pentad.core.db.engine import Database
+from pentad.core.metrics import AppMetrics
 from pentad.core.ratelimit import RateLimiter
 from pentad.core.storage import Storage
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, eq=False)
+class ResourceSpec(Generic[T]):
+    """A per-process resource of an app, named `<app>.<what>`: `open(context)` builds it once in every
+    process (serve workers, job workers, CLI commands) after the platform is built; `close(value)`, if
+    given, releases it at shutdown. Got with `context.resource(SPEC)` (typed T) or by name."""
+
+    name: str
+    open: Callable[[AppContext], Awaitable[T]]
+    close: Callable[[T], Awaitable[None]] | None = None
+
+
+class IngestAppender(Protocol):
+    """Appending to the enabled apps' buffered ingest streams (core/ingest.py)."""
+
+    async def append(self, stream: str, *rows: BaseModel) -> None:
+        """Accept rows durably: fsynced to this process's spool when this returns (UnknownStream when no
+        enabled app declares the stream, TypeError for rows of another model)."""
+        ...
+
+    def append_nowait(self, stream: str, *rows: BaseModel) -> None:
+        """Accept rows: written to the spool (they survive this process) when this returns, fsynced by the
+        next group fsync."""
+        ...
+
+
+class MetricsSource(Protocol):
+    """Where an app gets its Prometheus series (core/metrics.py)."""
+
+    def for_app(self, app: str) -> AppMetrics:
+        """The series of app `app`, every name prefixed `pentad_<app>_`."""
+        ...
 
 
 class AppContext(Protocol):
@@ -58,6 +102,16 @@ class AppContext(Protocol):
     def cache(self) -> Cache: ...
 
     @property
+    def metrics(self) -> MetricsSource:
+        """`metrics.for_app("<app>")`: the app's own Prometheus series on /metrics."""
+        ...
+
+    @property
+    def ingest(self) -> IngestAppender:
+        """The buffered ingest streams (`AppSpec.ingest`), for jobs and services as for requests."""
+        ...
+
+    @property
     def base_url(self) -> str:
         """The public URL of this server (PENTAD_SERVER__BASE_URL), for links in mail and push."""
         ...
@@ -80,6 +134,17 @@ class AppContext(Protocol):
     def app_settings(self, model: type[AppModel]) -> AppModel:
         """The validated settings of the enabled app whose `AppSpec.settings` is `model` (LookupError when
         no enabled app has them)."""
+        ...
+
+    @overload
+    def resource(self, spec: ResourceSpec[T], /) -> T: ...
+
+    @overload
+    def resource(self, spec: str, /) -> Any: ...
+
+    def resource(self, spec: ResourceSpec[Any] | str, /) -> Any:
+        """The open value of a per-process resource (`AppSpec.resources`), by its spec or its name
+        (LookupError when no enabled app declares it or it is not open in this process)."""
         ...
 
 
@@ -105,6 +170,16 @@ class JobContext(Protocol):
 
     @property
     def platform(self) -> AppContext: ...
+
+    @overload
+    def resource(self, spec: ResourceSpec[T], /) -> T: ...
+
+    @overload
+    def resource(self, spec: str, /) -> Any: ...
+
+    def resource(self, spec: ResourceSpec[Any] | str, /) -> Any:
+        """`platform.resource(spec)`: the open value of a per-process resource."""
+        ...
 
     def secret(self) -> dict[str, Any]:
         """The job's SecretPayload values, decrypted (LookupError when it carries none)."""

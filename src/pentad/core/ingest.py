@@ -6,7 +6,12 @@ callback that stores a batch (normally one batched INSERT, `insert_into(table)`)
 
     HITS = IngestStream("analytics.hits", Hit, insert_into(hits_table), batch_size=2000)
     AppSpec(ingest=[HITS])
-    await platform.ingest.append("analytics.hits", Hit(...))       # on disk when it returns
+    await context.ingest.append("analytics.hits", Hit(...))        # on disk when it returns
+
+A flush callback gets a `FlushContext` (the transaction's session, the app context for settings and
+resources, the stream, the batch id, and `replay`: whether this batch may have been tried before, because a
+crashed process left it or an earlier attempt failed) and the rows. Writes to the session commit with the
+batch id; a store outside the database (ClickHouse) uses the batch id to make a replayed batch idempotent.
 
 The spool. Every process has its own spool folder per stream, `<data dir>/ingest/<stream>/<id>/`, held
 with an exclusive lock (flock) while the process lives. `append` writes the rows as JSON lines to the
@@ -42,6 +47,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pentad.core.context import AppContext
 from pentad.core.db.base import uuid7
 from pentad.core.jobs import repository
 
@@ -50,7 +56,39 @@ if TYPE_CHECKING:
 
 logger = structlog.get_logger("pentad.ingest")
 
-FlushRows = Callable[[AsyncSession, Sequence[BaseModel]], Awaitable[None]]
+
+class FlushContext:
+    """What a flush callback gets besides its rows: the transaction that records the batch (`session`),
+    the app context (`context`: settings, resources, ...), the `stream`, the `batch_id` (a UUIDv7, the same
+    on every attempt of the batch) and `replay`: True when the batch was adopted from a crashed process's
+    spool or an earlier attempt to store it failed (so it may already be partly stored outside the
+    database)."""
+
+    __slots__ = ("_context", "batch_id", "replay", "session", "stream")
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        context: AppContext | None,
+        stream: IngestStream,
+        batch_id: uuid.UUID,
+        *,
+        replay: bool,
+    ) -> None:
+        self.session = session
+        self._context = context
+        self.stream = stream
+        self.batch_id = batch_id
+        self.replay = replay
+
+    @property
+    def context(self) -> AppContext:
+        if self._context is None:
+            raise RuntimeError("this Ingest is not bound to a platform (Ingest.bind)")
+        return self._context
+
+
+FlushRows = Callable[[FlushContext, Sequence[BaseModel]], Awaitable[None]]
 
 LOCK_FILE = "lock"
 SEGMENT_SUFFIX = ".jsonl"
@@ -76,9 +114,9 @@ def insert_into(table: Table | Any) -> FlushRows:
     faster than SQLAlchemy compiling one VALUES list of the same rows."""
     target: Table = table if isinstance(table, Table) else table.__table__
 
-    async def flush(session: AsyncSession, rows: Sequence[BaseModel]) -> None:
+    async def flush(flush: FlushContext, rows: Sequence[BaseModel]) -> None:
         if rows:
-            await session.execute(insert(target), [row.model_dump() for row in rows])
+            await flush.session.execute(insert(target), [row.model_dump() for row in rows])
 
     return flush
 
@@ -91,6 +129,8 @@ class _Segment:
     fd: int | None = None
     dirty: bool = False
     opened_at: float = 0.0
+    replay: bool = False
+    """Adopted from a crashed process, or an attempt to store it failed."""
 
 
 class _Spool:
@@ -177,7 +217,7 @@ class _Spool:
                     path.rename(target)
                     rows = self._read(target)
                     if rows:
-                        self.sealed.append(_Segment(uuid.UUID(hex=path.stem), target, rows))
+                        self.sealed.append(_Segment(uuid.UUID(hex=path.stem), target, rows, replay=True))
                         adopted += len(rows)
                     else:
                         target.unlink()
@@ -224,8 +264,16 @@ class UnknownStream(LookupError):
 class Ingest:
     """The platform's ingest streams in this process: their spools and the task that flushes them."""
 
-    def __init__(self, database: Database, folder: Path, streams: Iterable[IngestStream]) -> None:
+    def __init__(
+        self,
+        database: Database,
+        folder: Path,
+        streams: Iterable[IngestStream],
+        *,
+        context: AppContext | None = None,
+    ) -> None:
         self.database = database
+        self._context = context
         self._spools: dict[str, _Spool] = {}
         for stream in streams:
             if stream.name in self._spools:
@@ -244,6 +292,10 @@ class Ingest:
     @property
     def streams(self) -> list[str]:
         return sorted(self._spools)
+
+    def bind(self, context: AppContext) -> None:
+        """The app context flush callbacks get (`FlushContext.context`); the Platform binds itself."""
+        self._context = context
 
     async def start(self) -> None:
         """Open every stream's spool, adopt what crashed processes left, start flushing in the background."""
@@ -355,6 +407,7 @@ class Ingest:
                     try:
                         stored += await self._store(spool.stream, segment)
                     except Exception:
+                        segment.replay = True
                         spool.retry_delay = min(RETRY_MAX, max(0.5, spool.retry_delay * 2))
                         spool.retry_at = now + spool.retry_delay
                         if raise_errors:
@@ -381,7 +434,8 @@ class Ingest:
             if await repository.ingest_batch_stored(session, stream.name, segment.batch_id):
                 logger.info("ingest_batch_already_stored", stream=stream.name, batch_id=str(segment.batch_id))
                 return 0
-            await stream.flush(session, segment.rows)
+            context = FlushContext(session, self._context, stream, segment.batch_id, replay=segment.replay)
+            await stream.flush(context, segment.rows)
             await repository.record_ingest_batch(session, stream.name, segment.batch_id, len(segment.rows))
         return len(segment.rows)
 

@@ -6,6 +6,12 @@ template and status class, requests in flight, server errors, and the database p
 `metrics.counter(...)`, `metrics.gauge(...)`, `metrics.histogram(...)`, or `metrics.add_collector(...)`
 for values read at scrape time. GET /metrics serves `metrics.render()`.
 
+Apps get `context.metrics.for_app("streams")`, an AppMetrics: the same constructors, but every name is
+`pentad_<app>_<name>`, the label names are fixed when the series is made (prometheus_client refuses
+others in `.labels()`), and asking again for a series of the same name returns it (a resource reopened in
+the same process does not register twice) unless its kind or labels differ. Label values must stay few
+(an engine, a reason, a protocol), never ids or keys: per-object figures go to the hub.
+
 Several worker processes (PENTAD_SERVER__WORKERS > 1): each worker counts in its own memory, and a scrape
 would see only the worker that answered it. Set PROMETHEUS_MULTIPROC_DIR to an empty, writable directory
 in the environment of the server *before it starts* (prometheus_client chooses its value storage when it is
@@ -19,8 +25,9 @@ database pool among them) still describe only the worker that answered the scrap
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from prometheus_client import (
     CollectorRegistry,
@@ -36,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+_APP_METRIC_NAME = re.compile(r"[a-z][a-z0-9_]*")
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 GaugeMode = Literal[
@@ -54,6 +62,7 @@ class Metrics:
         if multiprocess_dir:
             MultiProcessCollector(self.registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
             self._metric_registry = None
+        self._apps: dict[str, AppMetrics] = {}
         self.http_request_duration = self.histogram(
             "pentad_http_request_duration_seconds",
             "Time from receiving an HTTP request to sending the last byte of its response.",
@@ -100,6 +109,15 @@ class Metrics:
     ) -> Histogram:
         return Histogram(name, documentation, labelnames, registry=self._metric_registry, buckets=buckets)
 
+    def for_app(self, app: str) -> AppMetrics:
+        """The metrics of app `app`: names prefixed `pentad_<app>_`."""
+        if not _APP_METRIC_NAME.fullmatch(app):
+            raise ValueError(f"{app!r} is not an app name")
+        found = self._apps.get(app)
+        if found is None:
+            found = self._apps[app] = AppMetrics(self, app)
+        return found
+
     def add_collector(self, collector: Collector) -> None:
         """Expose values that `collector` reads at scrape time."""
         self.registry.register(collector)
@@ -114,6 +132,72 @@ class Metrics:
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
+
+
+class AppMetrics:
+    """One app's Prometheus series, named `pentad_<app>_<name>` with the label names declared here."""
+
+    def __init__(self, metrics: Metrics, app: str) -> None:
+        self.app = app
+        self._metrics = metrics
+        self._made: dict[str, tuple[str, tuple[str, ...], Any]] = {}
+
+    def counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
+        made: Counter = self._make(
+            "counter", name, labels, lambda full: self._metrics.counter(full, documentation, labels)
+        )
+        return made
+
+    def gauge(
+        self,
+        name: str,
+        documentation: str,
+        labels: Sequence[str] = (),
+        *,
+        multiprocess_mode: GaugeMode = "livesum",
+    ) -> Gauge:
+        made: Gauge = self._make(
+            "gauge",
+            name,
+            labels,
+            lambda full: self._metrics.gauge(
+                full, documentation, labels, multiprocess_mode=multiprocess_mode
+            ),
+        )
+        return made
+
+    def histogram(
+        self,
+        name: str,
+        documentation: str,
+        labels: Sequence[str] = (),
+        *,
+        buckets: Sequence[float] = Histogram.DEFAULT_BUCKETS,
+    ) -> Histogram:
+        made: Histogram = self._make(
+            "histogram",
+            name,
+            labels,
+            lambda full: self._metrics.histogram(full, documentation, labels, buckets=buckets),
+        )
+        return made
+
+    def _make(self, kind: str, name: str, labels: Sequence[str], build: Any) -> Any:
+        if not _APP_METRIC_NAME.fullmatch(name):
+            raise ValueError(f"metric name {name!r}: lower case letters, digits and _")
+        for label in labels:
+            if not _APP_METRIC_NAME.fullmatch(label):
+                raise ValueError(f"label name {label!r}: lower case letters, digits and _")
+        full = f"pentad_{self.app}_{name}"
+        declared = tuple(labels)
+        existing = self._made.get(full)
+        if existing is not None:
+            if existing[:2] != (kind, declared):
+                raise ValueError(f"{full} is already a {existing[0]} with labels {existing[1]}")
+            return existing[2]
+        metric = build(full)
+        self._made[full] = (kind, declared, metric)
+        return metric
 
 
 class DatabasePoolCollector(Collector):

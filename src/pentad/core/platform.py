@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel
 from starlette.requests import HTTPConnection
@@ -19,6 +20,7 @@ from pentad.core.auth.permissions import PermissionRegistry
 from pentad.core.auth.schemes import CredentialScheme
 from pentad.core.cache import Cache, build_cache
 from pentad.core.config import AppModel, OutboundSettings, Settings
+from pentad.core.context import ResourceSpec
 from pentad.core.crypto import KeyRing, load_keyring, load_signing_secret
 from pentad.core.db.engine import Database
 from pentad.core.events import EventRegistry, bind_events
@@ -29,8 +31,11 @@ from pentad.core.metrics import DatabasePoolCollector, Metrics
 from pentad.core.ratelimit import RateLimiter
 from pentad.core.realtime.hub import Hub
 from pentad.core.realtime.publish import bind_sessions
+from pentad.core.resources import Resources
 from pentad.core.services import Services
 from pentad.core.storage import Storage, build_storage
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -53,6 +58,7 @@ class Platform:
     credential_schemes: dict[str, CredentialScheme] = field(default_factory=dict)
     app_config: dict[type[BaseModel], BaseModel] = field(default_factory=dict)
     services: Services = field(init=False)
+    resources: Resources = field(init=False)
 
     @classmethod
     def build(
@@ -117,6 +123,8 @@ class Platform:
             credential_schemes={scheme.prefix: scheme for spec in apps for scheme in spec.credential_schemes},
             app_config=app_config,
         )
+        platform.ingest.bind(platform)
+        platform.resources = Resources(resource for spec in apps for resource in spec.resources)
         platform.services = Services(
             [service for spec in apps for service in spec.services], platform=platform, metrics=metrics
         )
@@ -145,10 +153,25 @@ class Platform:
             raise LookupError(f"no enabled app has the settings {model.__name__}")
         return found
 
+    @overload
+    def resource(self, spec: ResourceSpec[T], /) -> T: ...
+
+    @overload
+    def resource(self, spec: str, /) -> Any: ...
+
+    def resource(self, spec: ResourceSpec[Any] | str, /) -> Any:
+        """The open value of an enabled app's per-process resource (core/resources.py)."""
+        return self.resources.get(spec)
+
+    async def open_resources(self) -> None:
+        """Open the enabled apps' per-process resources (once; before jobs, services and ingest start)."""
+        await self.resources.open(self)
+
     async def close(self) -> None:
         await self.services.stop()
         await self.jobs.close()
         await self.ingest.close()
+        await self.resources.close()
         await self.hub.close()
         await self.limiter.close()
         await self.principals.close()

@@ -1,5 +1,5 @@
 """enqueue(): the job joins the caller's transaction (kept or dropped with it), wakes workers on commit,
-honours delays and dedupe keys, and keeps secret values encrypted."""
+honours delays and dedupe keys, and keeps secret values encrypted; cancel_queued() drops a waiting job."""
 
 from __future__ import annotations
 
@@ -18,11 +18,20 @@ from pentad.core.db import keyrotation
 from pentad.core.db.base import utcnow
 from pentad.core.db.engine import Database
 from pentad.core.jobs.models import JobStatus
-from pentad.core.jobs.queue import DOORBELL, SecretPayload, enqueue, secret_context
+from pentad.core.jobs.queue import DOORBELL, SecretPayload, cancel_queued, enqueue, secret_context
 from pentad.core.jobs.registry import JobSpec
 from pentad.core.jobs.worker import Worker
 from pentad.core.platform import Platform
-from tests.core.jobs.conftest import LivePlatform, Recorder, app_with, eventually, get_job, jobs_named, kind
+from tests.core.jobs.conftest import (
+    LivePlatform,
+    Recorder,
+    app_with,
+    eventually,
+    get_job,
+    jobs_named,
+    kind,
+    set_job,
+)
 from tests.factories import TEST_CRYPTO_KEYS, run_due_jobs
 
 
@@ -208,3 +217,50 @@ async def test_a_waiting_worker_is_woken_by_the_commit(live_platform: LivePlatfo
         worker.stop()
         await asyncio.wait_for(running, 30)
     assert recorder.calls == [(1, {"n": 1})]
+
+
+# ------------------------------------------------------------------ cancel
+
+
+async def test_cancelling_by_dedupe_key_drops_the_pending_run_and_frees_the_key(
+    settings: Settings, database: Database
+) -> None:
+    recorder, name = Recorder(), kind("scheduled")
+    platform = _platform(settings, database, JobSpec(name, recorder))
+    async with platform.database.transaction() as session:
+        await enqueue(session, name, {"version": 1}, delay=timedelta(hours=1), dedupe_key=f"{name}:s1")
+        await enqueue(session, name, {"other": True}, delay=timedelta(hours=1), dedupe_key=f"{name}:s2")
+    async with platform.database.transaction() as session:
+        assert await cancel_queued(session, dedupe_key=f"{name}:s1") == 1
+        assert await enqueue(session, name, {"version": 2}, dedupe_key=f"{name}:s1") is not None
+        assert await cancel_queued(session, dedupe_key=f"{name}:nothing") == 0
+    await run_due_jobs(platform)
+    assert recorder.calls == [(1, {"version": 2})]
+    assert [job.payload for job in await jobs_named(platform, name)] == [{"other": True}, {"version": 2}]
+
+
+async def test_cancelling_by_id_spares_running_jobs_and_is_undone_by_a_rollback(
+    settings: Settings, database: Database
+) -> None:
+    name = kind("cancel_by_id")
+    platform = _platform(settings, database, JobSpec(name, Recorder()))
+    async with platform.database.transaction() as session:
+        running = await enqueue(session, name, {"n": 1})
+        queued = await enqueue(session, name, {"n": 2}, delay=timedelta(hours=1))
+    assert running is not None
+    assert queued is not None
+    await set_job(platform, running, status=JobStatus.RUNNING, locked_until=utcnow() + timedelta(minutes=5))
+
+    async def cancel_then_fail() -> None:
+        async with platform.database.transaction() as session:
+            assert await cancel_queued(session, job_id=queued) == 1
+            raise RuntimeError("the edit failed")
+
+    with pytest.raises(RuntimeError):
+        await cancel_then_fail()
+    async with platform.database.transaction() as session:
+        assert await cancel_queued(session, job_id=running) == 0
+        assert await cancel_queued(session, job_id=queued) == 1
+        with pytest.raises(ValueError, match="dedupe_key or job_id"):
+            await cancel_queued(session)
+    assert [job.id for job in await jobs_named(platform, name)] == [running]

@@ -26,7 +26,7 @@ from pentad.core.db.engine import Database
 from pentad.core.jobs import repository
 from pentad.core.jobs.models import JobStatus
 from pentad.core.jobs.queue import enqueue
-from pentad.core.jobs.registry import CronSpec, JobSpec
+from pentad.core.jobs.registry import CronSpec, JobSpec, RetryLater
 from pentad.core.jobs.schemas import JobProgress
 from pentad.core.jobs.worker import PRUNE_JOB, Claim, Worker, job_topic, retry_delay
 from pentad.core.platform import Platform
@@ -112,6 +112,34 @@ async def test_a_job_that_runs_too_long_times_out(settings: Settings, database: 
     await run_due_jobs(platform)
     job = await get_job(platform, job_id)
     assert (job.status, job.last_error) == (JobStatus.DEAD, "Timed out after 0.1 seconds.")
+
+
+async def test_retry_later_requeues_without_spending_an_attempt(
+    settings: Settings, database: Database
+) -> None:
+    waits: list[int] = []
+
+    async def handler(context: JobContext, _payload: dict[str, Any]) -> None:
+        waits.append(context.attempt)
+        if len(waits) <= 2:
+            raise RetryLater(600, "upstream rate limit")
+
+    name = kind("later")
+    platform = _platform(settings, database, JobSpec(name, handler, max_attempts=1))
+    job_id = await _enqueue(platform, name)
+    for _ in range(2):
+        before = utcnow()
+        await run_due_jobs(platform)
+        job = await get_job(platform, job_id)
+        assert (job.status, job.attempts, job.last_error) == (JobStatus.QUEUED, 0, "upstream rate limit")
+        assert timedelta(seconds=590) < job.run_at - before < timedelta(seconds=610)
+        await set_job(platform, job_id, run_at=utcnow() - timedelta(seconds=1))
+    await run_due_jobs(platform)
+    job = await get_job(platform, job_id)
+    assert (job.status, job.attempts) == (JobStatus.SUCCEEDED, 1)
+    assert waits == [1, 1, 1]
+    with pytest.raises(ValueError, match="positive"):
+        RetryLater(0)
 
 
 # -------------------------------------------------------------- concurrency

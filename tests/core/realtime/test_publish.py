@@ -1,4 +1,5 @@
-"""publish(session, topic, model): sent after the commit, in order, never on rollback."""
+"""publish(session, topic, model): sent after the commit, in order, never on rollback; publish_now(context,
+topic, model): sent at once without a transaction, in the same per-topic order."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pentad.core.config import DatabaseSettings
 from pentad.core.db.engine import Database
 from pentad.core.platform import Platform
 from pentad.core.realtime.hub import UnknownTopic
-from pentad.core.realtime.publish import publish
+from pentad.core.realtime.publish import publish, publish_now
 from tests.conftest import make_settings
 from tests.core.realtime.realtime_app import APP, Note
 
@@ -77,5 +78,39 @@ async def test_a_session_of_no_platform_cannot_publish(database_url: str) -> Non
         async with stray.transaction(writes=False) as session:
             with pytest.raises(RuntimeError, match="no realtime hub"):
                 publish(session, "test.room.p4", Note(text="x"))
+    finally:
+        await stray.dispose()
+
+
+def texts(published: list[str]) -> list[str]:
+    return [frame.rsplit('"data":', 1)[1] for frame in published]
+
+
+async def test_publish_now_sends_at_once_without_waiting_for_an_open_transaction(platform: Platform) -> None:
+    async with platform.database.transaction() as session:
+        publish(session, "test.room.n1", Note(text="committed"))
+        await publish_now(platform, "test.room.n1", Note(text="live"))
+        assert texts(await frames(platform, "test.room.n1")) == ['{"text":"live"}}']
+    await publish_now(platform, "test.room.n1", Note(text="after"))
+    assert texts(await frames(platform, "test.room.n1")) == [
+        '{"text":"live"}}',
+        '{"text":"committed"}}',
+        '{"text":"after"}}',
+    ]
+
+
+async def test_publish_now_refuses_unknown_topics_and_a_database_of_no_platform(
+    platform: Platform, database_url: str
+) -> None:
+    with pytest.raises(UnknownTopic):
+        await publish_now(platform, "no.such.topic", Note(text="x"))
+    stray = Database.from_settings(DatabaseSettings(url=database_url))  # type: ignore[call-arg]
+
+    class Stray:
+        database = stray
+
+    try:
+        with pytest.raises(RuntimeError, match="not bound to a platform"):
+            await publish_now(Stray(), "test.room.n2", Note(text="x"))  # type: ignore[arg-type]
     finally:
         await stray.dispose()

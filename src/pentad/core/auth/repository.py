@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import String, cast, func, or_, select, update
@@ -216,3 +217,26 @@ async def find_grant(
 
 async def get_grant(session: AsyncSession, grant_id: uuid.UUID) -> Grant | None:
     return await session.get(Grant, grant_id)
+
+
+async def list_granted_resource_ids(
+    session: AsyncSession, user_id: uuid.UUID, resource_type: str, roles: Collection[str]
+) -> list[str]:
+    if not roles:
+        return []
+    query = (
+        select(Grant.resource_id)
+        .where(Grant.user_id == user_id, Grant.resource_type == resource_type, Grant.role.in_(sorted(roles)))
+        .distinct()
+        .order_by(Grant.resource_id)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def list_resource_grants(session: AsyncSession, resource_type: str, resource_id: str) -> list[Grant]:
+    query = (
+        select(Grant)
+        .where(Grant.resource_type == resource_type, Grant.resource_id == resource_id)
+        .order_by(Grant.created_at, Grant.id)
+    )
+    return list((await session.scalars(query)).all())

@@ -103,6 +103,18 @@ async def enqueue(
     return job_id
 
 
+async def cancel_queued(
+    session: AsyncSession, *, dedupe_key: str | None = None, job_id: uuid.UUID | None = None
+) -> int:
+    """Drop, in the caller's transaction, the job that waits to run with this `dedupe_key` and/or `job_id`
+    (give at least one); returns how many were dropped (0 or 1). Only queued jobs go (a retry waiting for
+    its turn is queued too); a running job finishes, so a handler must still tolerate a stale run. With the
+    dedupe key dropped, `enqueue(..., dedupe_key=...)` may queue the replacement in the same transaction."""
+    if dedupe_key is None and job_id is None:
+        raise ValueError("give dedupe_key or job_id")
+    return await repository.delete_queued(session, dedupe_key=dedupe_key, job_id=job_id)
+
+
 @dataclass(frozen=True)
 class NewJob:
     """One job of an `enqueue_many` batch."""

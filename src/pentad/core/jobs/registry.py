@@ -17,6 +17,20 @@ DEFAULT_QUEUE = "default"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+class RetryLater(Exception):
+    """Raised by a job (or event) handler that cannot do its work yet (a rate-limited upstream, an ESI
+    cache window): the job is queued again to run in `seconds`, and the attempt is given back, so waiting
+    neither counts toward `max_attempts` nor dead-letters the job. `reason` is stored as the job's
+    last_error for admins. The payload is unchanged; a handler that waits forever is the app's bug."""
+
+    def __init__(self, seconds: float, reason: str | None = None) -> None:
+        if not seconds > 0:
+            raise ValueError("RetryLater needs a positive number of seconds")
+        super().__init__(reason or f"retry in {seconds} s")
+        self.seconds = float(seconds)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """A job kind, named `<app>.<verb>`; the handler gets a context and the JSON payload.

@@ -194,3 +194,13 @@ async def record_ingest_batch(session: AsyncSession, stream: str, batch_id: uuid
 
 async def delete_ingest_batches(session: AsyncSession, flushed_before: datetime) -> int:
     return await _affected(session, delete(IngestBatch).where(IngestBatch.flushed_at < flushed_before))
+
+
+async def delete_queued(session: AsyncSession, *, dedupe_key: str | None, job_id: uuid.UUID | None) -> int:
+    """Delete the queued (not running) jobs with this dedupe key and/or id; how many."""
+    conditions = [Job.status == JobStatus.QUEUED]
+    if dedupe_key is not None:
+        conditions.append(Job.dedupe_key == dedupe_key)
+    if job_id is not None:
+        conditions.append(Job.id == job_id)
+    return await _affected(session, delete(Job).where(*conditions))

@@ -38,13 +38,13 @@ import structlog
 
 from pentad.core.auth.permissions import JOBS_MANAGE
 from pentad.core.config import JobsSettings, Settings
-from pentad.core.context import AppContext, JobContext
+from pentad.core.context import AppContext, JobContext, ResourceSpec
 from pentad.core.db.base import utcnow
 from pentad.core.events import EventRegistry
 from pentad.core.jobs import repository
 from pentad.core.jobs.models import JobStatus
 from pentad.core.jobs.queue import DOORBELL, enqueue, secret_context
-from pentad.core.jobs.registry import CronSpec, JobRegistry, JobSpec
+from pentad.core.jobs.registry import CronSpec, JobRegistry, JobSpec, RetryLater
 from pentad.core.jobs.schemas import JobProgress
 from pentad.core.realtime.publish import publish
 from pentad.core.realtime.topics import TopicAccess, TopicSpec
@@ -144,6 +144,9 @@ class RunningJob:
     @property
     def platform(self) -> AppContext:
         return self._worker.platform
+
+    def resource(self, spec: ResourceSpec[Any] | str, /) -> Any:
+        return self._worker.platform.resource(spec)
 
     def secret(self) -> dict[str, Any]:
         if self._claim.secret is None:
@@ -340,6 +343,17 @@ class Worker:
                 if claim.cancelled_for is None:
                     raise
                 await self._after_cancel(claim, log)
+            except RetryLater as later:
+                claim.handler_done = True
+                await self._finish(
+                    claim,
+                    log,
+                    status=JobStatus.QUEUED,
+                    attempts=claim.attempt - 1,
+                    run_at=utcnow() + timedelta(seconds=later.seconds),
+                    last_error=later.reason,
+                )
+                log.info("job_retry_later", retry_in=later.seconds)
             except Exception as exc:
                 claim.handler_done = True
                 error = f"Timed out after {spec.timeout} seconds." if deadline.expired() else _describe(exc)

@@ -10,6 +10,10 @@ events are published in the order their transactions committed, and within one t
 order; the session's after-commit hooks wait until they went out. The session knows its platform's hub
 because `bind_sessions` put the hub into every session's `info` when the platform was built.
 
+`publish_now(context, topic, payload)` is for data that touches no row (console output, live stats): no
+session, no commit, sent at once; it takes the next place in the topic's queue, so it keeps the topic's
+order with the transactional events already queued.
+
 `recheck(session, principal_ids, topic)` is the other half of an access change: once the change commits,
 every node re-asks the authorisation of those principals' subscriptions, so a removed member stops
 receiving a channel at once rather than at the next revalidation.
@@ -25,6 +29,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
+from pentad.core.context import AppContext
 from pentad.core.db.engine import Database
 from pentad.core.db.hooks import on_commit
 from pentad.core.realtime.hub import Hub
@@ -95,6 +100,23 @@ def publish(session: AsyncSession, topic: str, payload: BaseModel) -> None:
         publishes = session.info[_PUBLISHES_KEY] = _Publishes(hub)
         on_commit(session, publishes.published)
     publishes.waiting.append((topic, spec, payload.model_dump_json()))
+
+
+async def publish_now(context: AppContext, topic: str, payload: BaseModel) -> None:
+    """Publish `payload` on `topic` now, without a transaction (UnknownTopic for an unregistered topic);
+    returns once it was handed to the broker (or logged and lost, as `publish` when the broker is down)."""
+    hub = _hub_of_database(context.database)
+    spec = hub.match(topic).spec
+    ticket = hub.sequencer.reserve(topic, spec, payload.model_dump_json())
+    ticket.fill()
+    await ticket.done
+
+
+def _hub_of_database(database: Database) -> Hub:
+    hub = (database.sessionmaker.kw.get("info") or {}).get(HUB_KEY)
+    if not isinstance(hub, Hub):
+        raise RuntimeError("this database was not bound to a platform's hub, so it cannot publish")
+    return hub
 
 
 def recheck(
