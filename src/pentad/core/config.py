@@ -317,6 +317,66 @@ class OutboundSettings(BaseModel):
         return value
 
 
+DATACENTER_ASNS = [
+    "16509",
+    "14618",
+    "8987",  # Amazon AWS (EC2 ranges: AWS ip-ranges.json; ASNs as registered at ARIN)
+    "15169",
+    "396982",
+    "19527",  # Google, Google Cloud
+    "8075",  # Microsoft Azure
+    "24940",
+    "213230",  # Hetzner
+    "16276",  # OVHcloud
+    "14061",  # DigitalOcean
+    "63949",  # Linode / Akamai Connected Cloud
+    "20473",  # Vultr (Choopa)
+    "31898",  # Oracle Cloud
+    "45102",  # Alibaba Cloud
+    "132203",  # Tencent Cloud
+    "12876",  # Scaleway
+    "51167",  # Contabo
+    "60781",
+    "16265",  # Leaseweb
+    "36351",  # IBM Cloud (SoftLayer)
+]
+"""Hosting networks whose requests are counted as bots (bot_reason "datacenter"): the providers' own
+registered ASNs (RIR whois / PeeringDB records, checked 2026-12). Consumer VPN networks are left out."""
+
+
+class VisitorsSettings(BaseModel):
+    country_db: Path | None = Field(
+        None,
+        description="IP-to-country MMDB file, or a folder of them (a combined file, or `*ipv4.mmdb` + "
+        "`*ipv6.mmdb`); unset: `<data dir>/geoip/country/`, else the CC0 "
+        "`@ip-location-db/geo-whois-asn-country-mmdb` files a checkout installs under web/node_modules. "
+        "Missing: countries are unknown and /readyz fails.",
+    )
+    city_db: Path | None = Field(
+        None, description="GeoLite2-City-shaped MMDB for region and city (optional; unset: none)."
+    )
+    asn_db: Path | None = Field(
+        None,
+        description="IP-to-ASN MMDB (`autonomous_system_number`, GeoLite2-ASN or iptoasn shape), for the "
+        "datacenter flag; unset: `<data dir>/geoip/asn.mmdb` if present, else ASNs are unknown.",
+    )
+    datacenter_asns: CommaList = Field(
+        default_factory=lambda: list(DATACENTER_ASNS),
+        description="ASNs of hosting networks: a request from one is flagged `datacenter` (a bot).",
+    )
+    ua_cache_size: int = Field(
+        20_000, ge=0, le=10_000_000, description="Parsed user agents kept per process (LRU)."
+    )
+
+    @field_validator("datacenter_asns")
+    @classmethod
+    def _numbers(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not item.isdigit():
+                raise ValueError(f"{item!r} is not an AS number")
+        return value
+
+
 class LogSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     json_format: bool = Field(True, description="JSON lines (true) or human-readable console output.")
@@ -410,6 +470,7 @@ class Settings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     mail: MailSettings = Field(default_factory=MailSettings)
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
+    visitors: VisitorsSettings = Field(default_factory=VisitorsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import pentad.core.push  # noqa: F401  (the VAPID key table: the core's, whether an app loaded it or not)
+import pentad.core.push
+import pentad.core.visitors.ids  # noqa: F401  (the core tables with secrets, whether an app loaded them or not)
 from pentad.core.crypto import KeyRing, column_context
 from pentad.core.db.base import Base, EncryptedText
 

@@ -10,7 +10,8 @@ from sqlalchemy.engine import Connection
 import pentad.core.audit
 import pentad.core.auth.models
 import pentad.core.jobs.models
-import pentad.core.push  # noqa: F401  (registers the core tables on Base.metadata)
+import pentad.core.push
+import pentad.core.visitors.ids  # noqa: F401  (registers the core tables on Base.metadata)
 from pentad.core.config import DatabaseSettings
 from pentad.core.db.base import Base
 from pentad.core.db.engine import create_engine
