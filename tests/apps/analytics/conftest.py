@@ -34,9 +34,10 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings, database: Database) -> FastAPI:
+async def app(settings: Settings, database: Database) -> FastAPI:
     app = create_app(settings, database=database, apps=[APP])
     platform: Platform = app.state.platform
+    await platform.open_resources()  # what the lifespan does in `pentad serve`
     # Batches are stored when a test calls `platform.ingest.flush()`, never by the background flusher on
     # the test's one database connection while a request uses it.
     platform.ingest._start_flusher = lambda: None  # type: ignore[method-assign]

@@ -28,7 +28,8 @@ CHROME_MAC = (
 )
 HEADLESS = CHROME_MAC.replace("Chrome/", "HeadlessChrome/")
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
-ADDRESSES = {"alice": "203.0.113.7", "bob": "198.51.100.23", "carol": "192.0.2.99"}
+ADDRESSES = {"alice": "194.25.2.129", "bob": "81.2.69.160", "carol": "2.125.160.216"}
+"""Public addresses the shipped CC0 country database places in DE, GB and GB."""
 AGENTS = {"alice": FIREFOX, "bob": IPHONE, "carol": CHROME_MAC}
 
 
@@ -109,8 +110,9 @@ async def test_posted_events_are_stored_and_counted_in_the_statistics(
         return {r["value"]: (r["visitors"], r["pageviews"]) for r in found.json()["rows"]}
 
     assert await rows("pages") == {"/": (2, 2), "/pricing": (2, 2), "/blog/1": (1, 1)}
-    assert await rows("sources") == {"google.com": (1, 2), "newsletter": (1, 1), "Direct / None": (1, 2)}
-    assert await rows("browsers") == {"Firefox": (1, 2), "Safari": (1, 1), "Chrome": (1, 2)}
+    assert await rows("sources") == {"Google": (1, 2), "newsletter": (1, 1), "Direct / None": (1, 2)}
+    assert await rows("browsers") == {"Firefox": (1, 2), "Mobile Safari": (1, 1), "Chrome": (1, 2)}
+    assert await rows("countries") == {"GB": (2, 3), "DE": (1, 2)}
     assert await rows("devices") == {"desktop": (2, 4), "mobile": (1, 1)}
     assert await rows("utm_campaign") == {
         "dec": (1, 1),
@@ -123,7 +125,8 @@ async def test_posted_events_are_stored_and_counted_in_the_statistics(
         signup = (await session.scalars(select(AnalyticsEvent).where(AnalyticsEvent.name == "Signup"))).one()
     assert signup.props == {"plan": "pro", "trial": "true"}
     assert (signup.revenue_micros, signup.currency) == (12_500_000, "EUR")
-    assert (signup.os, signup.medium, signup.source) == ("Windows", None, None)
+    assert (signup.os, signup.browser_version, signup.device) == ("Windows", "133", "desktop")
+    assert (signup.medium, signup.source) == ("direct", None)  # sent without a referrer
 
 
 async def test_no_address_or_user_agent_is_stored_anywhere(

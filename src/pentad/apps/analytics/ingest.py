@@ -33,8 +33,8 @@ from pentad.apps.analytics.models import AnalyticsDirtyBucket, AnalyticsDrop, An
 from pentad.apps.analytics.registry import site_registry
 from pentad.apps.analytics.settings import AnalyticsSettings
 from pentad.core.errors import problem_response
-from pentad.core.ingest import IngestStream, insert_into
-from pentad.core.platform import get_platform
+from pentad.core.ingest import FlushContext, IngestStream, insert_into
+from pentad.core.platform import Platform, get_platform
 from pentad.core.policy import RateLimitClass, route_policy
 from pentad.core.security import client_address
 
@@ -113,11 +113,12 @@ def _insert_ignore(session: AsyncSession, table: Any) -> Any:
     return mysql.insert(table).prefix_with("IGNORE")
 
 
-async def flush_events(session: AsyncSession, rows: Sequence[BaseModel]) -> None:
+async def flush_events(context: FlushContext, rows: Sequence[BaseModel]) -> None:
     """Store a batch of events (one executemany INSERT) and mark their (site, hour) buckets dirty for the
-    rollups, in the same transaction."""
+    rollups, in the transaction that records the batch (so a replayed batch is never stored twice)."""
     if not rows:
         return
+    session = context.session
     await session.execute(insert(AnalyticsEvent), [row.model_dump() for row in rows])
     hours = sorted({(row.site_key, row.ts // 3_600_000) for row in rows if isinstance(row, EventRow)})
     await session.execute(
@@ -220,7 +221,7 @@ async def collect(request: Request) -> Response:
 
 
 async def _accept(
-    request: Request, platform: Any, settings: AnalyticsSettings, now_ms: int
+    request: Request, platform: Platform, settings: AnalyticsSettings, now_ms: int
 ) -> tuple[EventRow | None, tuple[int, str] | None]:
     body = await request.body()
     if len(body) > settings.max_event_bytes:
@@ -258,7 +259,7 @@ async def _accept(
     path = (parts.path or "/")[:2000]
     if site.excludes(path):
         return None, (site.key, "excluded_path")
-    facts = visitor_facts(
+    facts = await visitor_facts(
         platform,
         client_ip=client_address(request),
         user_agent=request.headers.get("user-agent", ""),
@@ -267,8 +268,8 @@ async def _accept(
         scope=site.domain,
         webdriver=bool(event.w),
     )
-    if facts.bot is not None:
-        return None, (site.key, facts.bot)
+    if facts.bot_reason is not None:
+        return None, (site.key, facts.bot_reason)
     row = EventRow(
         site_key=site.key,
         ts=ts,
@@ -278,20 +279,24 @@ async def _accept(
         path=path,
         referrer_host=facts.referrer_host,
         referrer_path=facts.referrer_path,
-        source=facts.source,
-        medium=facts.medium,
+        source=facts.source_name,
+        medium=facts.source,
         country=facts.country,
         region=facts.region,
         city=facts.city,
         device=facts.device,
         browser=facts.browser,
-        browser_version=facts.browser_version,
+        browser_version=facts.browser_major,
         os=facts.os,
-        os_version=facts.os_version,
+        os_version=facts.os_major,
         props=props,
         revenue_micros=revenue_micros,
         currency=currency,
-        **facts.utm,
+        utm_source=facts.utm_source,
+        utm_medium=facts.utm_medium,
+        utm_campaign=facts.utm_campaign,
+        utm_content=facts.utm_content,
+        utm_term=facts.utm_term,
     )
     return row, None
 

@@ -1,9 +1,9 @@
 """SiteRegistry: every site's ingest configuration in memory, so the ingest route reads no database.
 
-Each process holds one registry (a per-process app resource). It loads all sites once, then checks a
-one-row signature of the sites table (count and sum of `version`, bumped on every change) at most every
-PENTAD_ANALYTICS__REGISTRY_POLL seconds, in the background: the request that notices the interval passed
-does not wait for it. A change made in this process (`invalidate()` after the commit) is seen at once.
+Each process holds one registry (a per-process app resource, `SITE_REGISTRY`). It loads all sites once,
+then checks a one-row signature of the sites table (count and sum of `version`, bumped on every change)
+at most every PENTAD_ANALYTICS__REGISTRY_POLL seconds, in the background: the request that notices the
+interval passed does not wait for it. A change made in this process (`invalidate()` after the commit) is seen at once.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import fnmatch
 import re
 import time
 import uuid
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,7 @@ from sqlalchemy import func, select
 
 from pentad.apps.analytics.models import AnalyticsSite
 from pentad.apps.analytics.settings import AnalyticsSettings
-from pentad.core.context import AppContext
+from pentad.core.context import AppContext, ResourceSpec
 
 logger = structlog.get_logger("pentad.analytics.registry")
 
@@ -147,16 +146,9 @@ async def close_registry(registry: SiteRegistry) -> None:
     await registry.close()
 
 
-_REGISTRIES: dict[int, SiteRegistry] = {}
+SITE_REGISTRY: ResourceSpec[SiteRegistry] = ResourceSpec("analytics.sites", open_registry, close_registry)
+"""This process's registry (AppSpec.resources): `context.resource(SITE_REGISTRY)`."""
 
 
-def site_registry(platform: AppContext) -> SiteRegistry:
-    """This process's registry. Until the core's per-process app resources (GAP-9) land, it is kept beside
-    the platform object it belongs to (weakly: it goes with the platform)."""
-    key = id(platform)
-    found = _REGISTRIES.get(key)
-    if found is None:
-        found = SiteRegistry(platform, platform.app_settings(AnalyticsSettings).registry_poll)
-        _REGISTRIES[key] = found
-        weakref.finalize(platform, _REGISTRIES.pop, key, None)
-    return found
+def site_registry(context: AppContext) -> SiteRegistry:
+    return context.resource(SITE_REGISTRY)

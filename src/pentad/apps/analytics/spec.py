@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pentad.apps.analytics import endpoints, ingest, pages, permissions
+from pentad.apps.analytics.registry import SITE_REGISTRY
 from pentad.apps.analytics.settings import APP_NAME, AnalyticsSettings
 from pentad.core.apps import AppSpec
 
@@ -21,6 +22,7 @@ APP = AppSpec(
     role_permissions={"member": [permissions.ANALYTICS_USE]},
     resource_roles={permissions.SITE_RESOURCE: permissions.SITE_ROLES},
     ingest=[ingest.EVENTS, ingest.DROPS],
+    resources=[SITE_REGISTRY],
     home_path="/analytics",
     static_dir=PACKAGE / "static",
     settings=AnalyticsSettings,
