@@ -3,7 +3,8 @@
 Each process holds one registry (a per-process app resource, `SITE_REGISTRY`). It loads all sites once,
 then checks a one-row signature of the sites table (count and sum of `version`, bumped on every change)
 at most every PENTAD_ANALYTICS__REGISTRY_POLL seconds, in the background: the request that notices the
-interval passed does not wait for it. A change made in this process (`invalidate()` after the commit) is seen at once.
+interval passed does not wait for it. A change made in this process (`invalidate()` after the commit) is
+seen at once.
 """
 
 from __future__ import annotations
