@@ -7,6 +7,8 @@ import httpx
 from sqlalchemy import func, select
 
 from pentad.apps.analytics.models import AnalyticsSite
+from pentad.apps.analytics.permissions import SITE_RESOURCE
+from pentad.core.auth.grants import holders
 from pentad.core.platform import Platform
 from tests.apps.analytics.conftest import Account, account
 
@@ -40,6 +42,8 @@ async def test_the_owner_creates_lists_changes_and_deletes_a_site(
     deleted = await client.delete(f"/api/analytics/sites/{site['id']}", headers=owner.headers)
     assert deleted.status_code == 204
     assert await _sites(platform) == []
+    async with platform.database.transaction(writes=False) as session:
+        assert await holders(session, SITE_RESOURCE, site["id"]) == []
     gone = await client.get(f"/api/analytics/sites/{site['id']}", headers=owner.headers)
     assert gone.status_code == 404
 
@@ -55,6 +59,11 @@ async def test_a_viewer_reads_but_may_not_manage_and_a_stranger_sees_nothing(
     )
     assert shared.status_code == 201, shared.text
     base = f"/api/analytics/sites/{site['id']}"
+    shared_with = (await client.get(base + "/grants", headers=owner.headers)).json()
+    assert shared_with == [
+        {"user_id": str(owner.user.id), "role": "owner"},
+        {"user_id": str(viewer.user.id), "role": "viewer"},
+    ]
 
     seen = await client.get(base, headers=viewer.headers)
     assert seen.status_code == 200
@@ -70,6 +79,7 @@ async def test_a_viewer_reads_but_may_not_manage_and_a_stranger_sees_nothing(
         ("DELETE", base, None),
         ("POST", base + "/grants", {"email": stranger.user.email, "role": "owner"}),
         ("DELETE", base + f"/grants/{viewer.user.id}", None),
+        ("GET", base + "/grants", None),
     ]
     before = await _sites(platform)
     for method, path, body in writes:

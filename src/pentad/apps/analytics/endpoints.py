@@ -88,6 +88,13 @@ async def share_site(
     return GrantRead(user_id=user_id, role=data.role)
 
 
+@router.get("/sites/{site_id}/grants", summary="Who the site is shared with (owners)")
+async def site_grants(
+    site_id: SiteId, request: Request, session: Session, principal: Caller
+) -> list[GrantRead]:
+    return await _service(request, session, principal).holders(site_id)
+
+
 @router.delete("/sites/{site_id}/grants/{user_id}", status_code=204, summary="Stop sharing a site (owners)")
 async def unshare_site(
     site_id: SiteId,

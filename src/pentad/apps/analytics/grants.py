@@ -1,8 +1,5 @@
-"""Per-site roles (owner, viewer) held as core resource grants on `analytics.site:<id>`.
-
-The core gains `grant_role` / `revoke_role` / `resource_ids_for` / `holders` for apps (GAP-7); until they
-land, these go through the core's account service, which already audits grants and rechecks sessions.
-"""
+"""Per-site roles (owner, viewer) held as core resource grants on `analytics.site:<id>` (core/auth/grants.py:
+audited, cached principals forgotten and realtime connections re-checked when a role is taken)."""
 
 from __future__ import annotations
 
@@ -10,8 +7,16 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.analytics.permissions import SITE_RESOURCE
+from pentad.apps.analytics.permissions import SITE_READ, SITE_RESOURCE, SITE_ROLES
 from pentad.core.audit import Actor
+from pentad.core.auth.grants import (
+    ResourceHolder,
+    delete_resource_grants,
+    grant_role,
+    holders,
+    resource_ids_for,
+    revoke_role,
+)
 from pentad.core.auth.service import AuthService
 from pentad.core.platform import Platform
 
@@ -19,33 +24,30 @@ from pentad.core.platform import Platform
 async def grant_site_role(
     session: AsyncSession, platform: Platform, user_id: uuid.UUID, site_id: uuid.UUID, role: str, actor: Actor
 ) -> None:
-    await AuthService(session, platform).grant(user_id, SITE_RESOURCE, str(site_id), role, actor=actor)
+    await grant_role(session, platform, user_id, SITE_RESOURCE, site_id, role, actor=actor)
 
 
 async def revoke_site_roles(
     session: AsyncSession, platform: Platform, user_id: uuid.UUID, site_id: uuid.UUID, actor: Actor
 ) -> int:
-    """Take every role on the site from the user; how many there were."""
-    service = AuthService(session, platform)
+    """Take every role on the site from the user; how many were held."""
     revoked = 0
-    for grant in await service.list_grants(user_id):
-        if grant.resource_type == SITE_RESOURCE and grant.resource_id == str(site_id):
-            await service.revoke_grant(user_id, grant.id, actor=actor)
-            revoked += 1
+    for role in SITE_ROLES:
+        revoked += await revoke_role(session, platform, user_id, SITE_RESOURCE, site_id, role, actor=actor)
     return revoked
 
 
-async def site_roles_of(
-    session: AsyncSession, platform: Platform, user_id: uuid.UUID
-) -> dict[uuid.UUID, str]:
-    """The sites the user holds a role on, with the role (owner wins over viewer)."""
-    roles: dict[uuid.UUID, str] = {}
-    for grant in await AuthService(session, platform).list_grants(user_id):
-        if grant.resource_type == SITE_RESOURCE:
-            site_id = uuid.UUID(grant.resource_id)
-            if roles.get(site_id) != "owner":
-                roles[site_id] = grant.role
-    return roles
+async def forget_site(session: AsyncSession, platform: Platform, site_id: uuid.UUID, actor: Actor) -> None:
+    await delete_resource_grants(session, platform, SITE_RESOURCE, site_id, actor=actor)
+
+
+async def readable_site_ids(session: AsyncSession, platform: Platform, user_id: uuid.UUID) -> list[uuid.UUID]:
+    found = await resource_ids_for(session, platform.permissions, user_id, SITE_RESOURCE, SITE_READ)
+    return [uuid.UUID(site_id) for site_id in found]
+
+
+async def site_holders(session: AsyncSession, site_id: uuid.UUID) -> list[ResourceHolder]:
+    return await holders(session, SITE_RESOURCE, site_id)
 
 
 async def user_id_by_email(session: AsyncSession, platform: Platform, email: str) -> uuid.UUID:

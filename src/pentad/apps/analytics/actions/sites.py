@@ -15,7 +15,7 @@ from pentad.apps.analytics.exceptions import DomainTaken, SiteNotFound
 from pentad.apps.analytics.models import AnalyticsSite
 from pentad.apps.analytics.permissions import ANALYTICS_ADMIN, SITE_MANAGE
 from pentad.apps.analytics.registry import site_registry
-from pentad.apps.analytics.schemas import GrantCreate, SiteCreate, SiteRead, SiteUpdate
+from pentad.apps.analytics.schemas import GrantCreate, GrantRead, SiteCreate, SiteRead, SiteUpdate
 from pentad.core import audit
 from pentad.core.audit import Actor
 from pentad.core.auth.principal import Principal
@@ -95,6 +95,7 @@ class SiteService:
     async def delete(self, site_id: uuid.UUID) -> None:
         site = await self._managed(site_id)
         await repository.delete_site_data(self.session, site.key)
+        await grants.forget_site(self.session, self.platform, site.id, self.actor)
         await self.session.delete(site)
         audit.record(self.session, self.actor, "analytics.site.delete", resource_type="analytics.site",
                      resource_id=str(site_id), domain=site.domain)  # fmt: skip
@@ -112,13 +113,18 @@ class SiteService:
         if await grants.revoke_site_roles(self.session, self.platform, user_id, site.id, self.actor) == 0:
             raise SiteNotFound()
 
+    async def holders(self, site_id: uuid.UUID) -> list[GrantRead]:
+        site = await self._managed(site_id)
+        found = await grants.site_holders(self.session, site.id)
+        return [GrantRead(user_id=h.user_id, role="owner" if h.role == "owner" else "viewer") for h in found]
+
     async def list(self) -> list[SiteRead]:
         """The sites the caller may read (all of them for analytics admins and the command line)."""
         if self.principal is None or self.principal.has(ANALYTICS_ADMIN):
             sites = await repository.list_sites(self.session)
         elif self.principal.is_user:
-            roles = await grants.site_roles_of(self.session, self.platform, self.principal.id)
-            sites = await repository.list_sites(self.session, roles)
+            readable = await grants.readable_site_ids(self.session, self.platform, self.principal.id)
+            sites = await repository.list_sites(self.session, readable)
         else:
             sites = []
         result = []
