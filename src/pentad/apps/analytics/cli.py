@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import click
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.analytics import grants, repository
@@ -54,8 +55,10 @@ def site_create(domain: str, owner: str | None, timezone: str, name: str | None)
     """Add a site; prints its id and the tracker snippet."""
     try:
         data = SiteCreate(domain=domain, timezone=timezone, name=name)
-    except ValueError as exc:
-        raise click.ClickException(str(exc).splitlines()[-1].strip()) from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise click.ClickException(f"{first['loc'][0]}: {message}") from None
 
     async def work(session: AsyncSession, platform: Platform) -> tuple[uuid.UUID, str]:
         owner_id = await grants.user_id_by_email(session, platform, owner) if owner else None
