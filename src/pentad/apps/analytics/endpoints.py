@@ -37,7 +37,6 @@ router = APIRouter(
 
 SiteId = Annotated[uuid.UUID, Path(description="Site id.")]
 Session = Annotated[AsyncSession, Depends(db_session)]
-Caller = Annotated[Principal, Depends(require())]
 Member = Annotated[Principal, Depends(require(ANALYTICS_USE))]
 PeriodQuery = Annotated[query.Period, Query(description="Range preset, or `custom` with `from` and `to`.")]
 FromQuery = Annotated[date | None, Query(alias="from", description="First day of a custom range.")]
@@ -56,33 +55,33 @@ async def create_site(data: SiteCreate, request: Request, session: Session, prin
 
 
 @router.get("/sites", summary="The sites you may see")
-async def list_sites(request: Request, session: Session, principal: Caller) -> list[SiteRead]:
+async def list_sites(request: Request, session: Session, principal: Member) -> list[SiteRead]:
     return await _service(request, session, principal).list()
 
 
 @router.get("/sites/{site_id}", summary="A site's settings")
-async def get_site(site_id: SiteId, request: Request, session: Session, principal: Caller) -> SiteRead:
+async def get_site(site_id: SiteId, request: Request, session: Session, principal: Member) -> SiteRead:
     access = await access_site(session, get_platform(request), principal, site_id)
     return site_read(access.site, access.permissions)
 
 
 @router.patch("/sites/{site_id}", summary="Change a site (owners)")
 async def update_site(
-    site_id: SiteId, data: SiteUpdate, request: Request, session: Session, principal: Caller
+    site_id: SiteId, data: SiteUpdate, request: Request, session: Session, principal: Member
 ) -> SiteRead:
     site = await _service(request, session, principal).update(site_id, data)
     return site_read(site, frozenset({SITE_MANAGE.key}))
 
 
 @router.delete("/sites/{site_id}", status_code=204, summary="Delete a site and its data (owners)")
-async def delete_site(site_id: SiteId, request: Request, session: Session, principal: Caller) -> Response:
+async def delete_site(site_id: SiteId, request: Request, session: Session, principal: Member) -> Response:
     await _service(request, session, principal).delete(site_id)
     return Response(status_code=204)
 
 
 @router.post("/sites/{site_id}/grants", status_code=201, summary="Share a site with an account (owners)")
 async def share_site(
-    site_id: SiteId, data: GrantCreate, request: Request, session: Session, principal: Caller
+    site_id: SiteId, data: GrantCreate, request: Request, session: Session, principal: Member
 ) -> GrantRead:
     user_id = await _service(request, session, principal).share(site_id, data)
     return GrantRead(user_id=user_id, role=data.role)
@@ -90,7 +89,7 @@ async def share_site(
 
 @router.get("/sites/{site_id}/grants", summary="Who the site is shared with (owners)")
 async def site_grants(
-    site_id: SiteId, request: Request, session: Session, principal: Caller
+    site_id: SiteId, request: Request, session: Session, principal: Member
 ) -> list[GrantRead]:
     return await _service(request, session, principal).holders(site_id)
 
@@ -101,7 +100,7 @@ async def unshare_site(
     user_id: Annotated[uuid.UUID, Path(description="The account's id.")],
     request: Request,
     session: Session,
-    principal: Caller,
+    principal: Member,
 ) -> Response:
     await _service(request, session, principal).unshare(site_id, user_id)
     return Response(status_code=204)
@@ -112,7 +111,7 @@ async def site_drops(
     site_id: SiteId,
     request: Request,
     session: Session,
-    principal: Caller,
+    principal: Member,
     period: PeriodQuery = "30d",
     start: FromQuery = None,
     end: ToQuery = None,
@@ -173,7 +172,7 @@ async def stats_aggregate(
     site_id: SiteId,
     request: Request,
     session: Session,
-    principal: Caller,
+    principal: Member,
     period: PeriodQuery = "30d",
     start: FromQuery = None,
     end: ToQuery = None,
@@ -202,7 +201,7 @@ async def stats_timeseries(
     site_id: SiteId,
     request: Request,
     session: Session,
-    principal: Caller,
+    principal: Member,
     period: PeriodQuery = "30d",
     start: FromQuery = None,
     end: ToQuery = None,
@@ -223,7 +222,7 @@ async def stats_breakdown(
     dimension: Annotated[query.Dimension, Path(description="What to break the traffic down by.")],
     request: Request,
     session: Session,
-    principal: Caller,
+    principal: Member,
     period: PeriodQuery = "30d",
     start: FromQuery = None,
     end: ToQuery = None,
