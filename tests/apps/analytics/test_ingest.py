@@ -5,6 +5,7 @@ and leave no event; no IP address or user-agent string is stored anywhere."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -54,6 +55,14 @@ def event(name: str = "pageview", path: str = "/", ago: float = 0, **more: Any) 
     if ago:
         body["ts"] = int((time.time() - ago) * 1000)
     return body
+
+
+def _dropped_metric(platform: Platform) -> dict[str, float]:
+    """pentad_analytics_dropped_total by reason, as /metrics shows it."""
+    found = re.findall(
+        r'^pentad_analytics_dropped_total\{reason="(\w+)"\} (\S+)$', platform.metrics.render().decode(), re.M
+    )
+    return {reason: float(value) for reason, value in found}
 
 
 async def _count(platform: Platform, model: Any) -> int:
@@ -166,10 +175,17 @@ async def test_bots_and_excluded_paths_are_accepted_but_dropped_with_the_reason(
         (event(w=True), {}, "headless"),
         (event(path="/admin/users"), {}, "excluded_path"),
     ]
+    before = _dropped_metric(platform)
     for body, options, reason in cases:
         response = await post(client, body, **options)
         assert response.status_code == 202, response.text
         assert response.headers[DROPPED_HEADER] == reason
+    after = _dropped_metric(platform)
+    assert {r: after.get(r, 0) - before.get(r, 0) for r in after} == {
+        "bot_ua": 2,
+        "headless": 2,
+        "excluded_path": 1,
+    }
     await platform.ingest.flush()
     assert await _count(platform, AnalyticsEvent) == 0
     drops = (

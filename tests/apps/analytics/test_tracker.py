@@ -25,8 +25,11 @@ def test_the_tracker_is_at_most_1_kb_gzipped_and_valid_javascript(tmp_path: Path
     assert len(gzip.compress(tracker.body, 9)) <= 1024
     assert gzip.decompress(tracker.gzipped) == tracker.body
     text = tracker.body.decode()
-    for feature in ("pushState", "popstate", "pentad_ignore", "globalPrivacyControl", "keepalive",
-                    '"Outbound Link: Click"', '"File Download"', "text/plain", "webdriver", "pdf|zip"):  # fmt: skip
+    features = [
+        "pushState", "popstate", "pentad_ignore", "globalPrivacyControl", "keepalive",
+        '"Outbound Link: Click"', '"File Download"', "text/plain", "webdriver", "pdf|zip",
+    ]  # fmt: skip
+    for feature in features:
         assert feature in text, feature
     assert "cookie" not in text
     node = shutil.which("node")

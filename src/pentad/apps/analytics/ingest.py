@@ -31,7 +31,7 @@ from starlette.responses import Response
 from pentad.apps.analytics.facts import visitor_facts
 from pentad.apps.analytics.models import AnalyticsDirtyBucket, AnalyticsDrop, AnalyticsEvent
 from pentad.apps.analytics.registry import site_registry
-from pentad.apps.analytics.settings import AnalyticsSettings
+from pentad.apps.analytics.settings import APP_NAME, AnalyticsSettings
 from pentad.core.errors import problem_response
 from pentad.core.ingest import FlushContext, IngestStream, insert_into
 from pentad.core.platform import Platform, get_platform
@@ -199,9 +199,7 @@ async def collect(request: Request) -> Response:
     try:
         row, dropped = await _accept(request, platform, settings, now_ms)
     except Dropped as drop:
-        platform.ingest.append_nowait(
-            DROPS_STREAM, DropRow(site_key=drop.site_key, minute=now_ms // 60_000, reason=drop.reason)
-        )
+        _count_drop(platform, drop.site_key, now_ms, drop.reason)
         return problem_response(
             drop.status,
             drop.reason,
@@ -211,13 +209,21 @@ async def collect(request: Request) -> Response:
         )
     if dropped is not None:
         site_key, reason = dropped
-        platform.ingest.append_nowait(
-            DROPS_STREAM, DropRow(site_key=site_key, minute=now_ms // 60_000, reason=reason)
-        )
+        _count_drop(platform, site_key, now_ms, reason)
         return Response(status_code=202, headers={**CORS_HEADERS, DROPPED_HEADER: reason})
     assert row is not None
     await platform.ingest.append(EVENTS_STREAM, row)
+    platform.metrics.for_app(APP_NAME).counter("events_accepted", "Events accepted (stored durably).").inc()
     return Response(status_code=202, headers=CORS_HEADERS)
+
+
+def _count_drop(platform: Platform, site_key: int | None, now_ms: int, reason: str) -> None:
+    """One dropped event: a row for the site's data-quality panel and `pentad_analytics_dropped_total`."""
+    platform.ingest.append_nowait(
+        DROPS_STREAM, DropRow(site_key=site_key, minute=now_ms // 60_000, reason=reason)
+    )
+    dropped = platform.metrics.for_app(APP_NAME).counter("dropped", "Events dropped, by reason.", ["reason"])
+    dropped.labels(reason).inc()
 
 
 async def _accept(
