@@ -18,10 +18,12 @@ import httpx
 import pytest
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import BaseModel
 
 from pentad.app import create_app
 from pentad.core.apps import AppSpec
 from pentad.core.auth.permissions import METRICS_READ
+from pentad.core.context import AppContext
 from pentad.core.db.engine import Database
 from pentad.core.metrics import Metrics
 from pentad.core.platform import Platform
@@ -498,6 +500,48 @@ async def test_readyz_fails_while_a_critical_service_is_down(
         assert body["checks"] == {"database": "ok", "services": "failed"}
         assert body["services"]["test.vital"]["critical"] is True
         assert "cannot bind" not in response.text
+
+
+class RelaySettings(BaseModel):
+    relay: bool = False
+
+
+def _relay_on(context: AppContext) -> bool:
+    return context.app_settings(RelaySettings).relay
+
+
+async def test_a_disabled_critical_service_never_starts_nor_fails_readyz(
+    tmp_path: Path, database_url: str, database: Database
+) -> None:
+    started: list[str] = []
+
+    async def relay(context: ServiceContext) -> None:
+        started.append(context.name)
+        raise RuntimeError("a relay that should not run")
+
+    specs = (
+        ServiceSpec("test.relay", relay, critical=True, enabled=_relay_on),
+        ServiceSpec("test.own_relay", relay, placement="own", enabled=_relay_on),
+        ServiceSpec("test.up", _up, critical=True, enabled=lambda context: not _relay_on(context)),
+    )
+    app_spec = AppSpec(name="test", title="Test", services=specs, settings=RelaySettings)
+    app = create_app(make_settings(tmp_path, database_url), database=database, apps=[app_spec])
+    platform: Platform = app.state.platform
+    await platform.services.start(("serve",))
+    try:
+        with pytest.raises(ServiceError, match="disabled"):
+            await platform.services.start_own("test.own_relay")
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            response = await client.get("/readyz")
+    finally:
+        await platform.services.stop()
+    assert response.status_code == 200
+    assert response.json()["services"] == {
+        "test.relay": {"status": "disabled", "critical": False, "restarts": 0},
+        "test.up": {"status": "running", "critical": True, "restarts": 0},
+    }
+    assert started == []
 
 
 async def test_readyz_is_ready_while_a_critical_service_runs(

@@ -18,6 +18,7 @@ from pentad.core.health import HealthCheck
 from pentad.core.ingest import IngestStream
 from pentad.core.jobs.registry import CronSpec, JobSpec
 from pentad.core.policy import RoutePolicy
+from pentad.core.queries import QuerySpec
 from pentad.core.realtime.topics import TopicSpec
 from pentad.core.services import ServiceSpec
 
@@ -45,6 +46,7 @@ class AppSpec:
     (or its own) events, delivered after commit, at least once.
     ingest: buffered high-volume streams (core/ingest.py), appended through `platform.ingest`.
     health_checks: readiness probes of the app's own dependencies, shown in /readyz (core/health.py).
+    queries: reads the app answers for other apps (core/queries.py), asked with `context.query(...)`.
     resources: per-process values (clients, readers, registries) opened once in every process and closed
     at shutdown (core/resources.py), got with `context.resource(SPEC)`.
     """
@@ -73,3 +75,4 @@ class AppSpec:
     ingest: Sequence[IngestStream] = ()
     health_checks: Sequence[HealthCheck] = ()
     resources: Sequence[ResourceSpec[Any]] = ()
+    queries: Sequence[QuerySpec] = ()

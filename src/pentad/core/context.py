@@ -2,13 +2,15 @@
 
 Credential schemes, topic authorisation and calls, job and event handlers and long-running services get an
 `AppContext`, not the running Platform: the shared services an app may use (database, key ring, permission
-registry, principal cache, rate limiter, storage, cache), its own validated settings, and the few facts of
-the core's configuration an app needs (the public base URL, the token issuer, the data folder). The core's
+registry, principal cache, rate limiter, storage, cache with counters, ingest streams, its own Prometheus
+series, other apps' queries), its own validated settings, and the few facts of the core's configuration an
+app needs (the public base URL, the token issuer, the data folder). The core's
 own settings (secrets among them), its hub, job registry and supervisors stay out of reach. Platform
 satisfies the protocol, so code that holds the Platform (a request) passes it as it is.
 
 Mail goes through `enqueue_mail` (durable, encrypted, after the commit), realtime messages through
-`publish(session, ...)`; neither needs the context.
+`publish(session, ...)` (or `publish_now(context, ...)` for data that touches no row); grants through
+core/auth/grants.py.
 
 Per-process resources an app declares (`AppSpec.resources`: a GeoIP reader, a client pool, an in-memory
 registry) are opened once per process after the platform is built and closed at shutdown; callbacks get
@@ -21,12 +23,13 @@ the services it names, never the platform, the apps' contract (AppSpec), the hub
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar, overload
 
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.core.auth.cache import PrincipalCache
 from pentad.core.auth.permissions import PermissionRegistry
@@ -145,6 +148,13 @@ class AppContext(Protocol):
     def resource(self, spec: ResourceSpec[Any] | str, /) -> Any:
         """The open value of a per-process resource (`AppSpec.resources`), by its spec or its name
         (LookupError when no enabled app declares it or it is not open in this process)."""
+        ...
+
+    async def query(
+        self, session: AsyncSession, name: str, payload: Mapping[str, Any] | BaseModel
+    ) -> dict[str, Any]:
+        """Ask another app's query (`AppSpec.queries`, core/queries.py) in `session`: its answer as a dict.
+        QueryUnavailable when its app is installed but not enabled, UnknownQuery when none declares it."""
         ...
 
 

@@ -6,12 +6,13 @@ The Platform is the top of the core (import-linter keeps it there): the apps' ca
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from pentad.core.apps import AppSpec
@@ -28,6 +29,7 @@ from pentad.core.ingest import Ingest
 from pentad.core.jobs.worker import JOB_PROGRESS_TOPIC, Jobs
 from pentad.core.mail import Mailer, add_template_folder, send_mail_job
 from pentad.core.metrics import DatabasePoolCollector, Metrics
+from pentad.core.queries import Queries
 from pentad.core.ratelimit import RateLimiter
 from pentad.core.realtime.hub import Hub
 from pentad.core.realtime.publish import bind_sessions
@@ -59,6 +61,7 @@ class Platform:
     app_config: dict[type[BaseModel], BaseModel] = field(default_factory=dict)
     services: Services = field(init=False)
     resources: Resources = field(init=False)
+    queries: Queries = field(init=False)
 
     @classmethod
     def build(
@@ -124,6 +127,10 @@ class Platform:
             app_config=app_config,
         )
         platform.ingest.bind(platform)
+        platform.queries = Queries(
+            ((spec.name, query) for spec in apps for query in spec.queries),
+            disabled_apps=[name for name in installed if name not in enabled],
+        )
         platform.resources = Resources(resource for spec in apps for resource in spec.resources)
         platform.services = Services(
             [service for spec in apps for service in spec.services], platform=platform, metrics=metrics
@@ -162,6 +169,12 @@ class Platform:
     def resource(self, spec: ResourceSpec[Any] | str, /) -> Any:
         """The open value of an enabled app's per-process resource (core/resources.py)."""
         return self.resources.get(spec)
+
+    async def query(
+        self, session: AsyncSession, name: str, payload: Mapping[str, Any] | BaseModel
+    ) -> dict[str, Any]:
+        """Another app's answer to the query `name` (core/queries.py)."""
+        return await self.queries.run(self, session, name, payload)
 
     async def open_resources(self) -> None:
         """Open the enabled apps' per-process resources (once; before jobs, services and ingest start)."""

@@ -50,7 +50,7 @@ from pentad.core.context import AppContext
 from pentad.core.metrics import Metrics
 
 Placement = Literal["serve", "worker", "own"]
-ServiceStatus = Literal["running", "restarting", "crash_loop", "standby", "stopped"]
+ServiceStatus = Literal["running", "restarting", "crash_loop", "standby", "stopped", "disabled"]
 HEALTHY_STATUSES: frozenset[ServiceStatus] = frozenset({"running", "standby"})
 CRASH_LOOP_FAILURES = 3
 MAX_LINE_CHARS = 2000
@@ -102,6 +102,9 @@ class ServiceSpec:
     backoff_base, backoff_max: seconds before a restart (doubling per failure in a row, capped).
     stable_after: a run this long counts as healthy: the next failure starts the backoff afresh.
     stop_timeout: seconds a stopping service, and each of its children after SIGTERM, get to finish.
+    enabled: whether it runs at all, decided from the app's settings (`lambda c:
+    c.app_settings(M).relay_enabled`), asked once when its placement starts; a disabled service is never
+    started, shows as `disabled` in /readyz and is never critical.
     """
 
     name: str
@@ -112,6 +115,7 @@ class ServiceSpec:
     backoff_max: float = 60.0
     stable_after: float = 60.0
     stop_timeout: float = 10.0
+    enabled: Callable[[AppContext], bool] | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_]*(\.[a-z0-9_-]+)+", self.name):
@@ -693,6 +697,7 @@ class Services:
         self._metrics: ServiceMetrics | None = None
         self._metrics_source = metrics
         self._groups: list[_Group] = []
+        self._disabled: dict[str, ServiceSpec] = {}
 
     @property
     def metrics(self) -> ServiceMetrics:
@@ -707,9 +712,20 @@ class Services:
     async def start(self, placements: Iterable[Placement]) -> None:
         """Start (or stand by for) the services of these placements, once per node (see the module text)."""
         for placement in placements:
-            specs = [spec for spec in self.specs.values() if spec.placement == placement]
+            specs = self._enabled([spec for spec in self.specs.values() if spec.placement == placement])
             if specs:
                 await self._start_group(specs, self.lock_path(placement))
+
+    def _enabled(self, specs: list[ServiceSpec]) -> list[ServiceSpec]:
+        """The specs whose `enabled` says they run; the others are noted as disabled."""
+        running = []
+        for spec in specs:
+            if spec.enabled is None or spec.enabled(self.platform):
+                running.append(spec)
+            else:
+                self._disabled[spec.name] = spec
+                logger.info("service_disabled", service=spec.name)
+        return running
 
     async def start_own(self, name: str) -> None:
         """Start one `own` service in this process (`pentad run-service NAME`)."""
@@ -719,6 +735,8 @@ class Services:
             raise ServiceError(f"no service named {name!r} (services of their own: {own})")
         if spec.placement != "own":
             raise ServiceError(f"service {name!r} runs inside `pentad {spec.placement}`, not on its own")
+        if spec.enabled is not None and not spec.enabled(self.platform):
+            raise ServiceError(f"service {name!r} is disabled by its app's settings")
         await self._start_group([spec], None)
 
     async def _start_group(self, specs: list[ServiceSpec], lock_path: Path | None) -> None:
@@ -730,12 +748,17 @@ class Services:
     async def stop(self) -> None:
         """Stop every service this process runs, and their children; release the node locks."""
         groups, self._groups = self._groups, []
+        self._disabled.clear()
         await asyncio.gather(*(group.stop() for group in groups))
 
     def health(self) -> dict[str, ServiceHealth]:
         """The health of the services this process runs or stands by for, by name."""
         now = time.time()
-        return {name: health for group in self._groups for name, health in group.health(now).items()}
+        health = {
+            name: ServiceHealth(status="disabled", critical=False, restarts=0) for name in self._disabled
+        }
+        health.update((name, found) for group in self._groups for name, found in group.health(now).items())
+        return health
 
     @staticmethod
     def ready(health: Mapping[str, ServiceHealth]) -> bool:

@@ -3,6 +3,7 @@ a failed or replaced upload, nothing written outside its folder."""
 
 from __future__ import annotations
 
+import errno
 import gc
 import glob
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pentad.core.storage import ContentTypeMismatch, InvalidKey, LocalStorage, ObjectTooLarge, Storage
+from pentad.core.storage import local as local_module
 from tests.core.storage.conftest import MIB, chunks_of, patterned, read_all
 
 HTML = b"<html><body>not an image</body></html>"
@@ -118,3 +120,36 @@ async def test_nothing_is_written_outside_the_folder(local: LocalStorage, tmp_pa
     assert not (tmp_path / "escape").exists()
     assert not (tmp_path.parent / "escape").exists()
     assert files_under(local.root) == []
+
+
+async def test_put_file_on_the_same_filesystem_links_the_bytes_instead_of_copying(
+    local: LocalStorage, tmp_path: Path
+) -> None:
+    source = tmp_path / "segment.ts"
+    source.write_bytes(b"G" + bytes(range(256)) * 4000)
+    inode = source.stat().st_ino
+    stored = await local.put_file("recordings/0001.ts", source, "video/mp2t")
+    (data_file,) = list(local.root.rglob("*.f"))
+    assert data_file.stat().st_ino == inode
+    assert data_file.stat().st_nlink == 1
+    assert not source.exists()
+    assert stored.size == 1 + 256 * 4000
+    assert [path.name for path in (local.root / ".incoming").iterdir()] == []
+
+
+async def test_put_file_across_filesystems_copies_and_removes_the_source(
+    local: LocalStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def cross_device(_source: object, _target: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(local_module.os, "link", cross_device)
+    source = tmp_path / "segment.ts"
+    source.write_bytes(b"G" * 5000)
+    inode = source.stat().st_ino
+    stored = await local.put_file("recordings/0002.ts", source, "video/mp2t")
+    (data_file,) = list(local.root.rglob("*.f"))
+    assert data_file.stat().st_ino != inode
+    assert not source.exists()
+    meta, body = await local.get("recordings/0002.ts")
+    assert (meta, await read_all(body)) == (stored, b"G" * 5000)

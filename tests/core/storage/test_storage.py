@@ -325,3 +325,38 @@ def test_the_default_backend_is_a_folder_in_the_data_directory(tmp_path: Path) -
     storage = build_storage(settings, TEST_SECRET_KEY.encode())
     assert isinstance(storage, LocalStorage)
     assert storage.root == tmp_path / "files"
+
+
+# ------------------------------------------------------------------ put_file
+
+
+async def _write_file(path: Path, total: int) -> str:
+    with path.open("wb") as handle:
+        async for chunk in patterned(total):
+            handle.write(chunk)
+    return patterned_digest(total)
+
+
+async def test_put_file_moves_a_finished_file_into_storage(backend: Backend, tmp_path: Path) -> None:
+    size = 2 * PART_SIZE + 4321  # multipart on S3
+    source = tmp_path / "segment.ts"
+    digest = await _write_file(source, size)
+    stored = await backend.storage.put_file("recordings/cam1/0001.ts", source, "video/mp2t")
+    assert (stored.key, stored.size, stored.content_type) == ("recordings/cam1/0001.ts", size, "video/mp2t")
+    assert not source.exists()
+    meta, body = await backend.storage.get("recordings/cam1/0001.ts")
+    assert meta == stored
+    assert hashlib.sha256(await read_all(body)).hexdigest() == digest
+
+
+async def test_a_refused_put_file_keeps_the_file_and_stores_nothing(backend: Backend, tmp_path: Path) -> None:
+    fake = tmp_path / "photo.png"
+    fake.write_bytes(HTML)
+    with pytest.raises(ContentTypeMismatch):
+        await backend.storage.put_file("photos/fake.png", fake, "image/png")
+    with pytest.raises(ObjectTooLarge):
+        await backend.storage.put_file("photos/big.png", fake, "text/html", max_bytes=len(HTML) - 1)
+    with pytest.raises(UnsupportedContentType):
+        await backend.storage.put_file("photos/x.png", fake, "text/html", allowed_types=["image/png"])
+    assert fake.read_bytes() == HTML
+    assert [entry async for entry in backend.storage.list("photos/")] == []

@@ -9,6 +9,7 @@ ContentTypeMismatch 415, RangeNotSatisfiable 416, StorageUnavailable 503.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Collection
+from pathlib import Path
 from typing import Protocol
 
 from pentad.core.config import Settings
@@ -70,6 +71,21 @@ class Storage(Protocol):
         PENTAD_STORAGE__MAX_OBJECT_BYTES), a `content_type` outside `allowed_types` (compared without
         parameters), or first bytes that contradict a type listed in SIGNATURES.
         """
+        ...
+
+    async def put_file(
+        self,
+        key: str,
+        path: Path,
+        content_type: str,
+        *,
+        max_bytes: int | None = None,
+        allowed_types: Collection[str] | None = None,
+    ) -> StoredObject:
+        """Move the finished file at `path` (closed, no longer written) into storage under `key`, checked as
+        `put` checks a stream; on success the file is gone from `path`, on failure it stays there. The local
+        backend hard-links it into place when `path` is on the same filesystem (no byte is copied; it falls
+        back to a copy otherwise); S3 uploads it (multipart when large)."""
         ...
 
     async def get(self, key: str, *, byte_range: str | None = None) -> tuple[StoredObject, ObjectBody]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import os
 import re
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from urllib.parse import quote
 
 from pentad.core.errors import AppError, BadRequest, Conflict, NotFound, PayloadTooLarge, ServiceUnavailable
@@ -298,3 +302,36 @@ def content_disposition(download_name: str) -> str:
     )
     fallback = "".join(char if " " <= char <= "~" and char not in '"\\%' else "_" for char in name)
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+@dataclass(frozen=True, slots=True)
+class FileFacts:
+    size: int
+    sha256: str
+
+
+def inspect_file(path: Path, *, content_type: str, limit: int) -> FileFacts:
+    """Check a finished file as `checked_chunks` checks an upload (its size against `limit`, its first bytes
+    against its declared type), hash it and make its bytes durable (fsync). Blocking: run it in a thread."""
+    size = path.stat().st_size
+    if size > limit:
+        raise ObjectTooLarge(limit)
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+        _check_signature(content_type, head)
+        digest.update(head)
+        while chunk := handle.read(READ_CHUNK_BYTES * 16):
+            digest.update(chunk)
+        os.fsync(handle.fileno())
+    return FileFacts(size, digest.hexdigest())
+
+
+async def read_file_chunks(path: Path) -> AsyncIterator[bytes]:
+    """The file's bytes in chunks, read in a thread."""
+    handle = await asyncio.to_thread(path.open, "rb")
+    try:
+        while chunk := await asyncio.to_thread(handle.read, READ_CHUNK_BYTES):
+            yield chunk
+    finally:
+        handle.close()

@@ -17,6 +17,7 @@ one key can leave an unreferenced data file behind; it is never served.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
 import os
@@ -38,6 +39,8 @@ from pentad.core.storage.base import (
     StoredObject,
     check_declared_type,
     checked_chunks,
+    inspect_file,
+    read_file_chunks,
     upload_limit,
     url_lifetime,
     validate_key,
@@ -87,6 +90,15 @@ def _write_durably(path: Path, data: bytes) -> None:
 def _create_part(path: Path) -> BinaryIO:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path.open("xb")
+
+
+_NO_LINK_ERRORS = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP})
+"""Another filesystem, or one without hard links (or out of them): copy instead."""
+
+
+def _link(source: Path, part: Path) -> None:
+    part.parent.mkdir(parents=True, exist_ok=True)
+    os.link(source, part)
 
 
 def _flush_durably(handle: BinaryIO) -> None:
@@ -173,6 +185,41 @@ class LocalStorage:
         except BaseException:
             await asyncio.to_thread(part.unlink, missing_ok=True)
             raise
+        return stored
+
+    async def put_file(
+        self,
+        key: str,
+        path: Path,
+        content_type: str,
+        *,
+        max_bytes: int | None = None,
+        allowed_types: Collection[str] | None = None,
+    ) -> StoredObject:
+        key = validate_key(key)
+        content_type = check_declared_type(content_type, allowed_types)
+        limit = upload_limit(max_bytes, self._settings.max_object_bytes)
+        path = Path(path)
+        version = secrets.token_hex(8)
+        part = self.root / INCOMING / f"{version}.part"
+        try:
+            # A second name for the same bytes: if anything below fails, the caller's name still holds them.
+            await asyncio.to_thread(_link, path, part)
+        except OSError as exc:
+            if exc.errno not in _NO_LINK_ERRORS:
+                raise
+            stored = await self.put(
+                key, read_file_chunks(path), content_type=content_type, max_bytes=max_bytes
+            )
+        else:
+            try:
+                facts = await asyncio.to_thread(inspect_file, part, content_type=content_type, limit=limit)
+                stored = StoredObject(key, facts.size, content_type, facts.sha256, datetime.now(UTC))
+                await asyncio.to_thread(self._commit, _Entry(stored, version), part)
+            except BaseException:
+                await asyncio.to_thread(part.unlink, missing_ok=True)
+                raise
+        await asyncio.to_thread(path.unlink, missing_ok=True)
         return stored
 
     def _commit(self, entry: _Entry, part: Path) -> None:

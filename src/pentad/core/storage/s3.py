@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Collection, Iterator
 from datetime import UTC
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -33,6 +34,7 @@ from pentad.core.storage.base import (
     check_declared_type,
     checked_chunks,
     content_disposition,
+    read_file_chunks,
     upload_limit,
     url_lifetime,
     validate_key,
@@ -169,6 +171,26 @@ class S3Storage:
                     await self._abort(s3, target, upload_id)
                 raise
         return await self._head(s3, key)
+
+    async def put_file(
+        self,
+        key: str,
+        path: Path,
+        content_type: str,
+        *,
+        max_bytes: int | None = None,
+        allowed_types: Collection[str] | None = None,
+    ) -> StoredObject:
+        path = Path(path)
+        stored = await self.put(
+            key,
+            read_file_chunks(path),
+            content_type=content_type,
+            max_bytes=max_bytes,
+            allowed_types=allowed_types,
+        )
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        return stored
 
     @staticmethod
     async def _upload_part(
