@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.async_api import BrowserContext, Page, Route, async_playwright, expect
@@ -42,7 +41,9 @@ drop it (as it should), so the visitor here looks like a person's browser."""
 SEEN_MS = 15_000
 PUBLISHER_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Publisher</title>
-<script>window.pentad = window.pentad || function () { (window.pentad.q = window.pentad.q || []).push(arguments) }</script>
+<script>
+window.pentad = window.pentad || function () { (window.pentad.q = window.pentad.q || []).push(arguments) }
+</script>
 <script defer data-domain="localhost" src="{server}/analytics/js/script.js"></script>
 </head><body>
 <h1>Publisher</h1>
