@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -109,6 +110,16 @@ async def test_posted_events_are_stored_and_counted_in_the_statistics(
     assert len(series["points"]) == 7
     assert sum(p["pageviews"] for p in series["points"]) == 5
     assert series["points"][-1]["visitors"] >= 2  # today: at least bob and carol's second visit
+    week_ago, today_date = (datetime.now(UTC) - timedelta(days=6)).date(), datetime.now(UTC).date()
+    custom = await client.get(
+        f"{base}/aggregate?period=custom&from={week_ago}&to={today_date}", headers=owner.headers
+    )
+    assert custom.json()["pageviews"] == 5
+    backwards = await client.get(
+        f"{base}/aggregate?period=custom&from={today_date}&to={week_ago}", headers=owner.headers
+    )
+    assert backwards.status_code == 400
+    assert backwards.json()["code"] == "bad_range"
     today = (await client.get(f"{base}/timeseries?period=day", headers=owner.headers)).json()
     assert today["interval"] == "hour"
     assert len(today["points"]) == 24

@@ -120,13 +120,21 @@ class SiteRegistry:
         ).one()
         return int(row[0]), int(row[1])
 
+    async def check(self) -> bool:
+        """Read the sites' signature now and reload when it changed (another process changed a site);
+        whether it did."""
+        async with self._context.database.transaction(writes=False) as session:
+            signature = await self._read_signature(session)
+        self._checked_at = time.monotonic()
+        if signature == self._signature:
+            return False
+        self._stale = True
+        await self.reload()
+        return True
+
     async def _check_signature(self) -> None:
         try:
-            async with self._context.database.transaction(writes=False) as session:
-                signature = await self._read_signature(session)
-            if signature != self._signature:
-                self._stale = True
-                await self.reload()
+            await self.check()
         except Exception:
             logger.warning("analytics_registry_check_failed", exc_info=True)
         finally:
