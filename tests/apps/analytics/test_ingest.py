@@ -221,6 +221,8 @@ async def test_garbage_gets_a_clear_4xx_is_counted_and_stores_nothing(
         ({"n": "pageview"}, {}, 422, "invalid_payload"),
         (event(surprise=1), {}, 422, "invalid_payload"),
         ({**event(), "u": "javascript:alert(1)"}, {}, 422, "invalid_payload"),
+        ({**event(), "u": "https://[::1/x"}, {}, 422, "invalid_payload"),
+        (event(), {"Origin": "https://[::1"}, 403, "origin_mismatch"),
         (event(p={"k": "x" * 2001}), {}, 422, "invalid_payload"),
         (event(v={"amount": "lots", "currency": "EUR"}), {}, 422, "invalid_payload"),
         (event(p=too_many), {}, 422, "too_many_props"),

@@ -38,9 +38,11 @@ def _valid() -> dict[str, Any]:
 
 
 def _mutation(rng: random.Random) -> bytes:
-    kind = rng.randrange(5)
+    kind = rng.randrange(6)
     body = _valid()
-    if kind == 0:  # a field gets an odd value
+    if kind == 5:  # odd URLs
+        body["u"], body["r"] = rng.choice(ODD_VALUES[16:]), rng.choice(ODD_VALUES[16:])
+    elif kind == 0:  # a field gets an odd value
         body[rng.choice(FIELDS)] = rng.choice(ODD_VALUES)
     elif kind == 1:  # nested odd values
         body["p"] = {rng.choice(["", "k", "x" * 3000]): rng.choice(ODD_VALUES)}
@@ -67,14 +69,13 @@ async def test_no_body_gets_a_5xx(
     refused = stored_expected = 0
     for _ in range(EXAMPLES):
         body = _mutation(rng)
-        response = await client.post(
-            "/api/analytics/event",
-            content=body,
-            headers={
-                "Content-Type": "text/plain",
-                "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0",
-            },
-        )
+        headers = {
+            "Content-Type": "text/plain",
+            "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0",
+        }
+        if rng.random() < 0.2:
+            headers["Origin"] = str(rng.choice(ODD_VALUES[16:]))
+        response = await client.post("/api/analytics/event", content=body, headers=headers)
         assert response.status_code < 500, (body[:200], response.text)
         if response.status_code == 202 and "pentad-dropped" not in response.headers:
             stored_expected += 1

@@ -245,12 +245,18 @@ async def _accept(
     site = await site_registry(platform).get(event.d)
     if site is None:
         raise Dropped("unknown_site", 404, "No site is registered with this domain.")
-    parts = urlsplit(event.u)
-    host = (parts.hostname or "").lower()
-    if parts.scheme not in ("http", "https") or not host:
+    try:
+        parts = urlsplit(event.u)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        host = ""
+    if not host or parts.scheme not in ("http", "https"):
         raise Dropped("invalid_payload", 422, "`u` must be an http(s) URL.", site.key)
     origin = request.headers.get("origin")
-    origin_host = urlsplit(origin).hostname if origin and origin != "null" else None
+    try:
+        origin_host = urlsplit(origin).hostname or "" if origin and origin != "null" else None
+    except ValueError:
+        origin_host = ""
     if not site.allows_host(host) or (origin_host is not None and not site.allows_host(origin_host)):
         raise Dropped("origin_mismatch", 403, "The page is not on one of the site's hosts.", site.key)
 
