@@ -32,6 +32,7 @@ REVIEWED_PUBLIC = {
     ("POST", "/api/auth/password-reset"): "answers the same for every address",
     ("POST", "/api/auth/password-reset/confirm"): "the reset token is the credential",
     ("POST", "/api/chat/hooks/{hook_id}/{secret}"): "the secret in the URL is the credential",
+    ("POST", "/api/analytics/event"): "the tracker on any visitor's browser posts events anonymously",
 }
 
 # Account security (docs/security.md): a signed-in person's own password, second factor and sessions.

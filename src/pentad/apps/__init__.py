@@ -66,6 +66,12 @@ INSTALLED: dict[str, InstalledApp] = {
         cli="pentad.apps.ads.cli:ads",
         cli_help="Ads advertisers and sites.",
     ),
+    "analytics": InstalledApp(
+        spec="pentad.apps.analytics.spec:APP",
+        settings="pentad.apps.analytics.settings:AnalyticsSettings",
+        cli="pentad.apps.analytics.cli:analytics",
+        cli_help="Analytics sites and who may see them.",
+    ),
 }
 
 

@@ -1,0 +1,1 @@
+"""What the analytics app does, one module per area: check, do, notify."""

@@ -1,0 +1,117 @@
+"""The analytics app's tables.
+
+Sites have a uuid7 id (API, grants) and a small integer `key` that the high-volume tables carry instead.
+Raw events hold no IP address and no user-agent string: the visitor is a daily-rotating hashed id, the
+agent only its parsed families. `version` is bumped on every change of a site, so every process's
+SiteRegistry (registry.py) reloads it without a database read on the ingest path.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pentad.core.db.base import Base, IdMixin, TimestampMixin
+
+AutoId = BigInteger().with_variant(Integer(), "sqlite")
+"""A 64-bit autoincrement key (SQLite only autoincrements INTEGER PRIMARY KEY, itself 64-bit)."""
+
+
+class AnalyticsSite(IdMixin, TimestampMixin, Base):
+    """A tracked web site, named by its canonical domain (what the tracker sends as `d`)."""
+
+    __tablename__ = "analytics_sites"
+
+    key: Mapped[int] = mapped_column(Integer, unique=True)
+    domain: Mapped[str] = mapped_column(String(253), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    hosts: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Other host names whose pages may report to this site (the domain and its subdomains always may)."""
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    excluded_paths: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Path patterns (`/admin/*`, `/preview`) whose events are dropped as `excluded_path`."""
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    first_event_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AnalyticsGoal(IdMixin, TimestampMixin, Base):
+    """A conversion goal: a pageview of a path pattern or a custom event by name (used from session 2)."""
+
+    __tablename__ = "analytics_goals"
+
+    site_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("analytics_sites.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(120))
+    path_pattern: Mapped[str | None] = mapped_column(String(2000), default=None)
+    props: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    currency: Mapped[str | None] = mapped_column(String(3), default=None)
+
+
+class AnalyticsEvent(Base):
+    """One raw event: a pageview or a custom event, as stored by the `analytics.events` ingest stream."""
+
+    __tablename__ = "analytics_events"
+    __table_args__ = (Index("ix_analytics_events_site_key_ts", "site_key", "ts"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    site_key: Mapped[int] = mapped_column(Integer)
+    ts: Mapped[int] = mapped_column(BigInteger)
+    """Unix time, milliseconds."""
+    visitor_id: Mapped[int] = mapped_column(BigInteger)
+    name: Mapped[str] = mapped_column(String(120))
+    hostname: Mapped[str] = mapped_column(String(253))
+    path: Mapped[str] = mapped_column(String(2000))
+    referrer_host: Mapped[str | None] = mapped_column(String(253), default=None)
+    referrer_path: Mapped[str | None] = mapped_column(String(2000), default=None)
+    source: Mapped[str | None] = mapped_column(String(100), default=None)
+    medium: Mapped[str | None] = mapped_column(String(32), default=None)
+    utm_source: Mapped[str | None] = mapped_column(String(200), default=None)
+    utm_medium: Mapped[str | None] = mapped_column(String(200), default=None)
+    utm_campaign: Mapped[str | None] = mapped_column(String(200), default=None)
+    utm_content: Mapped[str | None] = mapped_column(String(200), default=None)
+    utm_term: Mapped[str | None] = mapped_column(String(200), default=None)
+    country: Mapped[str | None] = mapped_column(String(2), default=None)
+    region: Mapped[str | None] = mapped_column(String(100), default=None)
+    city: Mapped[str | None] = mapped_column(String(100), default=None)
+    device: Mapped[str | None] = mapped_column(String(16), default=None)
+    browser: Mapped[str | None] = mapped_column(String(64), default=None)
+    browser_version: Mapped[str | None] = mapped_column(String(32), default=None)
+    os: Mapped[str | None] = mapped_column(String(64), default=None)
+    os_version: Mapped[str | None] = mapped_column(String(32), default=None)
+    props: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    revenue_micros: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    currency: Mapped[str | None] = mapped_column(String(3), default=None)
+
+
+class AnalyticsDrop(Base):
+    """One refused or filtered event, by reason (bots, garbage, unknown sites): the data-quality counters."""
+
+    __tablename__ = "analytics_drops"
+    __table_args__ = (Index("ix_analytics_drops_site_key_minute", "site_key", "minute"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    site_key: Mapped[int | None] = mapped_column(Integer, default=None)
+    minute: Mapped[int] = mapped_column(BigInteger)
+    """Unix time // 60."""
+    reason: Mapped[str] = mapped_column(String(32))
+    count: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class AnalyticsDirtyBucket(Base):
+    """An hour of a site that got events since its rollups were last computed (rollups: session 2)."""
+
+    __tablename__ = "analytics_dirty_buckets"
+
+    site_key: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    """Unix time // 3600."""
+
+
+__all__ = ["AnalyticsDirtyBucket", "AnalyticsDrop", "AnalyticsEvent", "AnalyticsGoal", "AnalyticsSite"]

@@ -1,0 +1,305 @@
+"""Dashboard statistics, computed from the raw events (rollups replace the closed parts in session 2).
+
+A range is a preset (`day`, `7d`, `30d`, `month`, `6mo`, `12mo`) or `custom` with `from`/`to` dates, in
+the site's time zone; `to` is inclusive. The interval of the time series is the hour for one day, the
+month for 6 and 12 months, else the day. Visits: a visitor's events with gaps of at most
+PENTAD_ANALYTICS__SESSION_TIMEOUT; a bounce is a visit of one pageview and no custom event; the visit
+duration is from its first to its last event.
+"""
+
+from __future__ import annotations
+
+import bisect
+import zoneinfo
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import ColumnElement, case, distinct, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pentad.apps.analytics.models import AnalyticsEvent
+from pentad.core.errors import BadRequest
+
+Period = Literal["day", "7d", "30d", "month", "6mo", "12mo", "custom"]
+Interval = Literal["hour", "day", "month"]
+PAGEVIEW = "pageview"
+MAX_CUSTOM_DAYS = 731
+
+DIMENSIONS = {
+    "pages": AnalyticsEvent.path,
+    "sources": AnalyticsEvent.source,
+    "referrers": AnalyticsEvent.referrer_host,
+    "countries": AnalyticsEvent.country,
+    "devices": AnalyticsEvent.device,
+    "browsers": AnalyticsEvent.browser,
+    "os": AnalyticsEvent.os,
+    "utm_source": AnalyticsEvent.utm_source,
+    "utm_medium": AnalyticsEvent.utm_medium,
+    "utm_campaign": AnalyticsEvent.utm_campaign,
+    "events": AnalyticsEvent.name,
+}
+Dimension = Literal[
+    "pages", "sources", "referrers", "countries", "devices", "browsers", "os",
+    "utm_source", "utm_medium", "utm_campaign", "events",
+]  # fmt: skip
+NONE_LABELS = {"sources": "Direct / None", "referrers": "Direct / None"}
+ACQUISITION = frozenset({"sources", "referrers", "utm_source", "utm_medium", "utm_campaign"})
+"""Dimensions of how a visit arrived: a visit counts under its first event's value (the later pages of a
+visit have the site itself, or nothing, as referrer)."""
+
+
+@dataclass(frozen=True)
+class Range:
+    period: str
+    start: datetime
+    """Inclusive, in the site's zone."""
+    end: datetime
+    """Exclusive, in the site's zone."""
+    interval: Interval
+
+    @property
+    def start_ms(self) -> int:
+        return int(self.start.timestamp() * 1000)
+
+    @property
+    def end_ms(self) -> int:
+        return int(self.end.timestamp() * 1000)
+
+    def buckets(self) -> list[datetime]:
+        """The start of every interval of the range, in the site's zone."""
+        found: list[datetime] = []
+        current = self.start
+        while current < self.end:
+            found.append(current)
+            current = _advance(current, self.interval)
+        return found
+
+
+def _local_midnight(day: date, zone: zoneinfo.ZoneInfo) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=zone)
+
+
+def _advance(moment: datetime, interval: Interval) -> datetime:
+    zone = moment.tzinfo
+    assert isinstance(zone, zoneinfo.ZoneInfo)
+    if interval == "hour":
+        return (moment.astimezone(UTC) + timedelta(hours=1)).astimezone(zone)
+    if interval == "day":
+        return _local_midnight(moment.date() + timedelta(days=1), zone)
+    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+    return datetime(year, month, 1, tzinfo=zone)
+
+
+def _months_back(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 - months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def resolve_range(
+    period: str,
+    timezone: str,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    now: datetime | None = None,
+) -> Range:
+    """The range a preset (or `custom` with `start`/`end`, inclusive) means today in the site's zone."""
+    zone = zoneinfo.ZoneInfo(timezone)
+    today = (now or datetime.now(UTC)).astimezone(zone).date()
+    tomorrow = today + timedelta(days=1)
+    interval: Interval = "day"
+    if period == "day":
+        first, last, interval = today, tomorrow, "hour"
+    elif period in ("7d", "30d"):
+        first, last = today - timedelta(days=int(period[:-1]) - 1), tomorrow
+    elif period == "month":
+        first, last = today.replace(day=1), tomorrow
+    elif period in ("6mo", "12mo"):
+        first, last, interval = _months_back(today, int(period[:-2]) - 1), tomorrow, "month"
+    elif period == "custom":
+        if start is None or end is None or end < start:
+            raise BadRequest("A custom range needs `from` and `to` dates, `from` first.", code="bad_range")
+        if (end - start).days >= MAX_CUSTOM_DAYS:
+            raise BadRequest(f"A custom range is at most {MAX_CUSTOM_DAYS} days.", code="bad_range")
+        first, last = start, end + timedelta(days=1)
+        interval = "hour" if last - first == timedelta(days=1) else "day"
+    else:
+        raise BadRequest("Unknown period.", code="bad_range")
+    return Range(period, _local_midnight(first, zone), _local_midnight(last, zone), interval)
+
+
+def _in_range(site_key: int, span: Range) -> list[ColumnElement[bool]]:
+    return [
+        AnalyticsEvent.site_key == site_key,
+        AnalyticsEvent.ts >= span.start_ms,
+        AnalyticsEvent.ts < span.end_ms,
+    ]
+
+
+@dataclass
+class Totals:
+    visitors: int = 0
+    visits: int = 0
+    pageviews: int = 0
+    events: int = 0
+    bounces: int = 0
+    duration_ms: int = 0
+
+    @property
+    def bounce_rate(self) -> float | None:
+        return round(100 * self.bounces / self.visits, 1) if self.visits else None
+
+    @property
+    def visit_duration(self) -> float | None:
+        return round(self.duration_ms / 1000 / self.visits, 1) if self.visits else None
+
+    @property
+    def views_per_visit(self) -> float | None:
+        return round(self.pageviews / self.visits, 2) if self.visits else None
+
+
+async def totals(session: AsyncSession, site_key: int, span: Range, session_timeout: int) -> Totals:
+    """Top stats over the range: one pass over the range's events by visitor and time."""
+    query = (
+        select(AnalyticsEvent.visitor_id, AnalyticsEvent.ts, AnalyticsEvent.name)
+        .where(*_in_range(site_key, span))
+        .order_by(AnalyticsEvent.visitor_id, AnalyticsEvent.ts)
+    )
+    result = Totals()
+    gap = session_timeout * 1000
+    visitor: int | None = None
+    last_ts = first_ts = 0
+    views = customs = 0
+
+    def close_visit() -> None:
+        result.visits += 1
+        result.duration_ms += last_ts - first_ts
+        if views <= 1 and customs == 0:
+            result.bounces += 1
+
+    for row_visitor, ts, name in (await session.execute(query)).all():
+        if row_visitor != visitor or ts - last_ts > gap:
+            if visitor is not None:
+                close_visit()
+            if row_visitor != visitor:
+                result.visitors += 1
+            visitor, first_ts, views, customs = row_visitor, ts, 0, 0
+        last_ts = ts
+        if name == PAGEVIEW:
+            views += 1
+            result.pageviews += 1
+        else:
+            customs += 1
+            result.events += 1
+    if visitor is not None:
+        close_visit()
+    return result
+
+
+@dataclass
+class Point:
+    start: datetime
+    visitors: int
+    pageviews: int
+
+
+async def timeseries(session: AsyncSession, site_key: int, span: Range) -> list[Point]:
+    """Visitors and pageviews per interval. Read per UTC hour (distinct visitors per hour), then each
+    hour is put in the site-local bucket it starts in."""
+    hour = func.floor(AnalyticsEvent.ts / 3_600_000)
+    query = (
+        select(hour, AnalyticsEvent.visitor_id, func.sum(case((AnalyticsEvent.name == PAGEVIEW, 1), else_=0)))
+        .where(*_in_range(site_key, span))
+        .group_by(hour, AnalyticsEvent.visitor_id)
+    )
+    starts = span.buckets()
+    edges = [int(start.timestamp() * 1000) for start in starts]
+    visitors: dict[int, set[int]] = defaultdict(set)
+    pageviews: dict[int, int] = defaultdict(int)
+    for hour_number, visitor, views in (await session.execute(query)).all():
+        index = bisect.bisect_right(edges, int(hour_number) * 3_600_000) - 1
+        index = max(index, 0)
+        visitors[index].add(int(visitor))
+        pageviews[index] += int(views or 0)
+    return [Point(start, len(visitors[index]), pageviews[index]) for index, start in enumerate(starts)]
+
+
+@dataclass
+class Row:
+    value: str
+    visitors: int
+    pageviews: int
+    events: int
+
+
+async def breakdown(
+    session: AsyncSession,
+    site_key: int,
+    span: Range,
+    dimension: str,
+    *,
+    limit: int = 10,
+    session_timeout: int,
+) -> list[Row]:
+    """The top values of a dimension by visitors. Pages count pageviews only; `events` lists custom
+    events by name; acquisition dimensions count whole visits under their first event's value."""
+    if dimension in ACQUISITION:
+        return await _visit_breakdown(session, site_key, span, dimension, limit, session_timeout)
+    column = DIMENSIONS[dimension]
+    conditions = _in_range(site_key, span)
+    if dimension == "pages":
+        conditions.append(AnalyticsEvent.name == PAGEVIEW)
+    elif dimension == "events":
+        conditions.append(AnalyticsEvent.name != PAGEVIEW)
+    visitors = func.count(distinct(AnalyticsEvent.visitor_id))
+    query = (
+        select(
+            column,
+            visitors,
+            func.sum(case((AnalyticsEvent.name == PAGEVIEW, 1), else_=0)),
+            func.sum(case((AnalyticsEvent.name != PAGEVIEW, 1), else_=0)),
+        )
+        .where(*conditions)
+        .group_by(column)
+        .order_by(visitors.desc(), column)
+        .limit(limit)
+    )
+    label = NONE_LABELS.get(dimension, "(unknown)")
+    return [
+        Row(value if value is not None else label, int(count), int(views or 0), int(customs or 0))
+        for value, count, views, customs in (await session.execute(query)).all()
+    ]
+
+
+async def _visit_breakdown(
+    session: AsyncSession, site_key: int, span: Range, dimension: str, limit: int, session_timeout: int
+) -> list[Row]:
+    column = DIMENSIONS[dimension]
+    query = (
+        select(AnalyticsEvent.visitor_id, AnalyticsEvent.ts, AnalyticsEvent.name, column)
+        .where(*_in_range(site_key, span))
+        .order_by(AnalyticsEvent.visitor_id, AnalyticsEvent.ts)
+    )
+    gap = session_timeout * 1000
+    visitors: dict[str | None, set[int]] = defaultdict(set)
+    views: dict[str | None, int] = defaultdict(int)
+    customs: dict[str | None, int] = defaultdict(int)
+    visitor: int | None = None
+    last_ts = 0
+    value: str | None = None
+    for row_visitor, ts, name, row_value in (await session.execute(query)).all():
+        if row_visitor != visitor or ts - last_ts > gap:
+            visitor, value = row_visitor, row_value
+            visitors[value].add(row_visitor)
+        last_ts = ts
+        if name == PAGEVIEW:
+            views[value] += 1
+        else:
+            customs[value] += 1
+    label = NONE_LABELS.get(dimension, "(unknown)")
+    ranked = sorted(visitors, key=lambda key: (-len(visitors[key]), key is None, key or ""))[:limit]
+    return [
+        Row(key if key is not None else label, len(visitors[key]), views[key], customs[key]) for key in ranked
+    ]

@@ -1,0 +1,82 @@
+"""analytics_0001 goes up and down cleanly on every engine: its tables appear, take a row, and are gone
+after the downgrade (the core's stay)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from alembic import command
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pentad.apps.analytics.spec import APP
+from pentad.core.config import DatabaseSettings
+from pentad.core.db.engine import create_engine
+from pentad.core.db.migrate import alembic_config, upgrade_async
+from tests.conftest import (
+    SERVER_URLS,
+    _create_server_database,
+    _drop_server_database,
+    _reachable,
+    _selected_databases,
+)
+
+TABLES = {
+    "analytics_sites",
+    "analytics_goals",
+    "analytics_events",
+    "analytics_drops",
+    "analytics_dirty_buckets",
+}
+
+
+@pytest.fixture(scope="module", params=_selected_databases())
+async def scratch_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    kind: str = request.param
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('migrations') / 'pentad.db'}"
+        return
+    admin_url = SERVER_URLS[kind]
+    if not _reachable(admin_url):
+        pytest.skip(f"{kind} not reachable")
+    url = await _create_server_database(admin_url)
+    try:
+        yield url
+    finally:
+        await _drop_server_database(admin_url, url)
+
+
+async def _tables(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as connection:
+        return set(await connection.run_sync(lambda sync: inspect(sync).get_table_names()))
+
+
+async def test_analytics_0001_up_and_down(scratch_url: str) -> None:
+    await upgrade_async(scratch_url, [APP])
+    engine = create_engine(DatabaseSettings(url=scratch_url))
+    try:
+        tables = await _tables(engine)
+        assert tables >= TABLES
+        assert "users" in tables
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(
+                "INSERT INTO analytics_events (site_key, ts, visitor_id, name, hostname, path)"
+                " VALUES (1, 1764806400000, -5, 'pageview', 'a.example', '/')"
+            )
+            await connection.exec_driver_sql(
+                "INSERT INTO analytics_dirty_buckets (site_key, hour) VALUES (1, 490224)"
+            )
+
+        await asyncio.to_thread(command.downgrade, alembic_config(scratch_url, [APP]), "analytics@base")
+        after = await _tables(engine)
+        assert not TABLES & after
+        assert "users" in after
+
+        await upgrade_async(scratch_url, [APP])
+        assert await _tables(engine) >= TABLES
+    finally:
+        await engine.dispose()
