@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,7 +18,7 @@ from pentad.core.db.engine import Database
 from pentad.core.platform import Platform
 from pentad.core.policy import RoutePolicies, unguarded_operations
 from tests.apps.chat.factories import create_tenant
-from tests.conftest import ALL_APPS
+from tests.conftest import ALL_APPS, make_settings
 from tests.factories import access_token, bearer, create_user, issue_api_key, issue_service_token
 
 # The reviewed list of operations anyone may call. Routes declare themselves public next to their
@@ -55,6 +56,14 @@ OWN_ACCOUNT = ACCOUNT_SECURITY | {
     ("POST", "/api/auth/logout"),
     ("POST", "/api/auth/session-token"),
 }
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Rate limits out of the way: these tests call every operation of every app from one address."""
+    return make_settings(
+        tmp_path, database_url, ratelimit={"per_address": "100000/minute", "per_principal": "100000/minute"}
+    )
 
 
 @pytest.fixture

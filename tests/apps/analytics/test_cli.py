@@ -1,21 +1,11 @@
-"""`pentad analytics …` run as an operator runs it, against a fresh SQLite database (in this process,
-through click's runner: a subprocess per command costs seconds of imports)."""
+"""`pentad analytics …` run as an operator runs it, against a fresh SQLite database."""
 
 from __future__ import annotations
 
-from click.testing import CliRunner, Result
-
-from pentad.cli import main
 from tests.test_cli import env
+from tests.test_cli import pentad_here as pentad
 
 __all__ = ["env"]
-
-
-def pentad(env: dict[str, str], *args: str, check: bool = True) -> Result:
-    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-    if check:
-        assert result.exit_code == 0, result.output
-    return result
 
 
 PASSWORD = "a long operator password"
@@ -47,6 +37,6 @@ def test_site_create_list_and_grant(env: dict[str, str]) -> None:
         (("site", "grant", "missing.example", "viewer@example.com"), "No analytics site"),
     ]:
         refused = pentad(env, "analytics", *args, check=False)
-        assert refused.exit_code != 0, args
-        assert message in refused.output, (args, refused.output)
+        assert refused.returncode != 0, args
+        assert message in refused.stderr, (args, refused.stderr)
     assert len(pentad(env, "analytics", "site", "list").stdout.splitlines()) == 1

@@ -15,13 +15,7 @@ from pentad.apps.analytics.spec import APP
 from pentad.core.config import DatabaseSettings
 from pentad.core.db.engine import create_engine
 from pentad.core.db.migrate import alembic_config, upgrade_async
-from tests.conftest import (
-    SERVER_URLS,
-    _create_server_database,
-    _drop_server_database,
-    _reachable,
-    _selected_databases,
-)
+from tests.databases import scratch_database, selected_databases
 
 TABLES = {
     "analytics_sites",
@@ -32,22 +26,12 @@ TABLES = {
 }
 
 
-@pytest.fixture(scope="module", params=_selected_databases())
+@pytest.fixture(scope="module", params=selected_databases())
 async def scratch_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
-    kind: str = request.param
-    if kind == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('migrations') / 'pentad.db'}"
-        return
-    admin_url = SERVER_URLS[kind]
-    if not _reachable(admin_url):
-        pytest.skip(f"{kind} not reachable")
-    url = await _create_server_database(admin_url)
-    try:
+    async with scratch_database(request.param, tmp_path_factory.mktemp("migrations")) as url:
         yield url
-    finally:
-        await _drop_server_database(admin_url, url)
 
 
 async def _tables(engine: AsyncEngine) -> set[str]:
