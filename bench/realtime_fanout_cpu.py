@@ -186,7 +186,9 @@ def main() -> int:
     result = {
         "subscribers": 1000,
         "seconds": seconds,
-        "variants": {name: {"median_us": round(medians[name], 2), "runs": runs[name]} for name in runs if runs[name]},
+        "variants": {
+            name: {"median_us": round(medians[name], 2), "runs": runs[name]} for name in runs if runs[name]
+        },
         "after_over_before": round(medians["after"] / medians["before"], 3) if medians["before"] else None,
         "after_over_plain": round(medians["after"] / medians["plain"], 3) if medians["plain"] else None,
     }

@@ -6,9 +6,12 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy import Exists, Select, and_, delete, exists, func, literal, null, or_, select, update
+from sqlalchemy import Exists, Select, and_, delete, exists, func, inspect, literal, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from pentad.apps.chat.models import (
     ChatAttachment,
@@ -73,6 +76,25 @@ async def get_user_with_tenant(
     query = select(ChatUser, ChatTenant).join(ChatTenant, ChatTenant.id == ChatUser.tenant_id)
     row = (await session.execute(query.where(ChatUser.id == user_id))).first()
     return (row[0], row[1]) if row else None
+
+
+_Row = TypeVar("_Row", ChatUser, ChatTenant)
+
+
+def detached_copy(row: _Row) -> _Row:
+    """A copy of a loaded user or tenant that belongs to no session (its columns only), to cache."""
+    mapper = inspect(type(row))
+    copy: _Row = mapper.class_manager.new_instance()
+    for column in mapper.column_attrs:
+        set_committed_value(copy, column.key, getattr(row, column.key))
+    make_transient_to_detached(copy)
+    return copy
+
+
+def adopt(session: AsyncSession, cached: _Row) -> _Row:
+    """A cached copy (detached_copy) as this session's own row, without a query: changes to it are
+    flushed as usual. `cached` itself stays untouched, so requests never share a row."""
+    return session.sync_session.merge(cached, load=False)
 
 
 async def get_user_by_external_id(
