@@ -11,6 +11,12 @@ CPU time over the measured step (CPU 0) divided by the deliveries received. Pent
 each event's HTTP publish through the whole stack (the same for both of its variants).
 
     .venv/bin/python bench/realtime_fanout_cpu.py    # writes bench/results/realtime_fanout_cpu.{json,md}
+    BENCH_CPU_RATE=60 BENCH_CPU_BASE_SRC=/tmp/perf-base/src .venv/bin/python bench/realtime_fanout_cpu.py
+
+BENCH_CPU_RATE sets the events per second (default 20; near the hub's saturation, about 60, frames start to
+share a loop turn and the hub writes them to a socket together). BENCH_CPU_BASE_SRC adds a variant `base`:
+the `after` server run from another checkout's `src` (e.g. a `git worktree` of main), to compare a change
+with what it changes in the same run.
 
 Figures are reported, never judged; the exit status says only whether the benchmark could run.
 """
@@ -49,7 +55,12 @@ VARIANTS = {
     "plain": "bench/plain_ws_app.py (websockets.broadcast)",
 }
 ROUNDS = 2
-RATE = 20.0
+RATE = float(os.environ.get("BENCH_CPU_RATE", "20"))
+BASE_SRC = os.environ.get("BENCH_CPU_BASE_SRC", "")
+if BASE_SRC:
+    VARIANTS = {"base": f"{VARIANTS['after']} from {BASE_SRC}", **VARIANTS}
+ONLY = [name for name in os.environ.get("BENCH_CPU_VARIANTS", "").split(",") if name]
+"""BENCH_CPU_VARIANTS=base,after runs only those (the ratios then say None where a side is missing)."""
 
 
 def serve(port: int, ws: str) -> None:
@@ -60,7 +71,7 @@ def serve(port: int, ws: str) -> None:
     from pentad import apps
     from pentad.core.config import load_settings
 
-    apps.INSTALLED[realtime_fanout_app.APP_NAME] = "realtime_fanout_app"
+    apps.INSTALLED[realtime_fanout_app.APP_NAME] = apps.InstalledApp("realtime_fanout_app:APP")
     uvicorn.run(
         "pentad.app:create_app_from_env",
         factory=True,
@@ -84,8 +95,12 @@ def measure(work_dir: Path, data_dir: Path, api_key: str, name: str, seconds: fl
         server = plain_server(work_dir, port)
         publish, token = {"kind": "ws", "port": port, "path": "/publish"}, None
     else:
-        command = [sys.executable, str(Path(__file__).resolve()), "serve", str(port), VARIANTS[name]]
-        server = Process(name, command, work_dir / f"{name}.log", pentad_env(data_dir), data_dir, "/readyz")
+        ws = VARIANTS["after" if name == "base" else name]
+        command = [sys.executable, str(Path(__file__).resolve()), "serve", str(port), ws]
+        env = pentad_env(data_dir)
+        if name == "base":
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [BASE_SRC, env.get("PYTHONPATH", "")]))
+        server = Process(name, command, work_dir / f"{name}.log", env, data_dir, "/readyz")
         publish, token = http_publish(port, api_key), api_key
     with running(server, ports=[port]):
         config = fanout_config(
@@ -130,7 +145,8 @@ def markdown(result: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"after / before: {result['after_over_before']}; after / plain: {result['after_over_plain']}",
+        f"after / before: {result['after_over_before']}; after / plain: {result['after_over_plain']}"
+        + (f"; after / base: {result['after_over_base']}" if "after_over_base" in result else ""),
         "",
     ]
     return "\n".join(lines)
@@ -150,6 +166,8 @@ def main() -> int:
             api_key = prepare_pentad(data_dir)
             for round_number in range(ROUNDS):
                 for name in VARIANTS:
+                    if ONLY and name not in ONLY:
+                        continue
                     print(f"== {name} ({VARIANTS[name]}), round {round_number + 1}", flush=True)
                     run = measure(work_dir, data_dir, api_key, name, seconds)
                     print(
@@ -162,14 +180,21 @@ def main() -> int:
     medians = {
         name: statistics.median(r["us_per_delivery"] for r in results if r["us_per_delivery"] is not None)
         for name, results in runs.items()
+        if results
     }
+    medians.update({name: 0.0 for name in runs if name not in medians})
     result = {
         "subscribers": 1000,
         "seconds": seconds,
-        "variants": {name: {"median_us": round(medians[name], 2), "runs": runs[name]} for name in runs},
+        "variants": {
+            name: {"median_us": round(medians[name], 2), "runs": runs[name]} for name in runs if runs[name]
+        },
         "after_over_before": round(medians["after"] / medians["before"], 3) if medians["before"] else None,
         "after_over_plain": round(medians["after"] / medians["plain"], 3) if medians["plain"] else None,
     }
+    if BASE_SRC:
+        result["base_src"] = BASE_SRC
+        result["after_over_base"] = round(medians["after"] / medians["base"], 3) if medians["base"] else None
     RESULTS_DIR.mkdir(exist_ok=True)
     table = markdown(result)
     write_atomically(RESULTS_DIR / "realtime_fanout_cpu.json", json.dumps(result, indent=2) + "\n")

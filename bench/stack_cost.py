@@ -81,7 +81,7 @@ async def _pentad(data_dir: Path) -> tuple[FastAPI, str]:
         log={"level": "WARNING"},  # type: ignore[arg-type]
         ratelimit={"per_address": "100000000/minute", "per_principal": "100000000/minute"},  # type: ignore[arg-type]
         jobs={"in_process_worker": False},  # type: ignore[arg-type]
-        apps=[],
+        apps=os.environ.get("BENCH_STACK_APPS", "*").split(","),
     )
     app = create_app(settings)
     platform = app.state.platform

@@ -94,7 +94,7 @@ def configure_logging(settings: LogSettings, *, stream: TextIO | None = None) ->
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
-    # RequestContextMiddleware writes one access line per request, with the request id and route.
+    # EdgeMiddleware (core/web/middleware.py) writes one access line per request, with its id and route.
     logging.getLogger("uvicorn.access").disabled = True
 
     structlog.configure(

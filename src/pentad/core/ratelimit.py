@@ -25,7 +25,7 @@ import ipaddress
 import math
 import time
 from collections import OrderedDict
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from functools import lru_cache
 from time import monotonic  # imported by name so tests can move this clock without moving asyncio's
@@ -75,6 +75,17 @@ class RateLimitStatus:
     reset_after: int
     """Seconds until the window has room again."""
 
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """headers() as ASGI response headers (lower-case names)."""
+        headers = [
+            (b"ratelimit-limit", b"%d" % self.limit),
+            (b"ratelimit-remaining", b"%d" % self.remaining),
+            (b"ratelimit-reset", b"%d" % self.reset_after),
+        ]
+        if not self.allowed:
+            headers.append((b"retry-after", b"%d" % max(1, self.reset_after)))
+        return headers
+
     def headers(self) -> dict[str, str]:
         headers = {
             "RateLimit-Limit": str(self.limit),
@@ -100,6 +111,11 @@ class RateLimitReport:
 
 
 _current_report: ContextVar[RateLimitReport | None] = ContextVar("pentad_ratelimit_report", default=None)
+
+
+def reset_report(token: Token[RateLimitReport | None]) -> None:
+    """End a request's report (RateLimitMiddleware.start returned `token`)."""
+    _current_report.reset(token)
 
 
 @lru_cache(maxsize=256)
@@ -324,29 +340,46 @@ class RateLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            scope.setdefault("state", {})[RATE_GATE_STATE_KEY] = self._admit
+            self.register(scope)
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         report = RateLimitReport()
-        token = _current_report.set(report)
-        scope.setdefault("state", {})[RATE_GATE_STATE_KEY] = self._admit
+        token = self.start(scope, report)
         try:
 
             async def send_with_headers(message: Message) -> None:
                 if message["type"] == "http.response.start" and report.tightest is not None:
                     existing = list(message.get("headers", ()))
-                    present = {name.lower() for name, _ in existing}
-                    for name, value in report.tightest.headers().items():
-                        raw_name = name.lower().encode()
-                        if raw_name not in present:
-                            existing.append((raw_name, value.encode()))
+                    self.add(report, existing, {name.lower() for name, _ in existing})
                     message["headers"] = existing
                 await send(message)
 
             await self.app(scope, receive, send_with_headers)
         finally:
             _current_report.reset(token)
+
+    def start(self, scope: Scope, report: RateLimitReport) -> Token[RateLimitReport | None]:
+        """Register the gate in an HTTP scope and make `report` the request's; reset the returned token
+        when the request is done (core/web/middleware.py's EdgeMiddleware calls this instead of running
+        the middleware as a layer of its own)."""
+        self.register(scope)
+        return _current_report.set(report)
+
+    def register(self, scope: Scope) -> None:
+        """Register the gate that spends the route's limit once the router has picked it."""
+        scope.setdefault("state", {})[RATE_GATE_STATE_KEY] = self._admit
+
+    @staticmethod
+    def add(report: RateLimitReport, headers: list[tuple[bytes, bytes]], present: set[bytes]) -> None:
+        """Append the tightest limit's RateLimit-* headers to a response's, unless the response set them;
+        `present` (the response's lower-case header names) gets them too."""
+        if report.tightest is None:
+            return
+        for header in report.tightest.raw_headers():
+            if header[0] not in present:
+                headers.append(header)
+                present.add(header[0])
 
     async def _admit(self, scope: Scope, receive: Receive, send: Send) -> bool:
         policy = self.policies.for_scope(scope)

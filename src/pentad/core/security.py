@@ -82,18 +82,23 @@ class ClientAddressMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
-            state = scope.setdefault("state", {})
-            client = scope.get("client")
-            address = str(client[0]) if client else "unknown"
-            scheme = scope.get("scheme", "http")
-            if self.trusted_proxies:
-                peer = _parse_address(address)
-                if peer is not None and self._is_trusted(peer):
-                    address = self._forwarded_client(scope, peer)
-                    scheme = self._forwarded_scheme(scope) or scheme
-            state["client_address"] = address
-            state["scheme"] = scheme
+            self.resolve(scope)
         await self.app(scope, receive, send)
+
+    def resolve(self, scope: Scope) -> None:
+        """Set the client address and scheme of an HTTP or WebSocket scope (core/web/middleware.py's
+        EdgeMiddleware calls this instead of running the middleware as a layer of its own)."""
+        state = scope.setdefault("state", {})
+        client = scope.get("client")
+        address = str(client[0]) if client else "unknown"
+        scheme = scope.get("scheme", "http")
+        if self.trusted_proxies:
+            peer = _parse_address(address)
+            if peer is not None and self._is_trusted(peer):
+                address = self._forwarded_client(scope, peer)
+                scheme = self._forwarded_scheme(scope) or scheme
+        state["client_address"] = address
+        state["scheme"] = scheme
 
     def _is_trusted(self, address: IPAddress) -> bool:
         return any(address in network for network in self.trusted_proxies)
@@ -142,31 +147,42 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra: list[tuple[bytes, bytes]] = []
-        scheme = scope.get("state", {}).get("scheme", scope.get("scheme"))
-        if scheme == "https":
-            extra.append(self.hsts_header)
-        if scope["path"].startswith("/api/"):
-            # API answers carry tokens, secrets and private data: no cache keeps them unless a route
-            # says otherwise (signed file downloads do).
-            extra.append(_NO_STORE)
+        extra = self.request_headers(scope)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                # Read at the response's start: by now the router has picked the route.
-                policies = self.policies
-                headers = (
-                    DEFAULT_SECURITY_HEADERS
-                    if policies is None
-                    else policies.for_scope(scope).security_headers
-                )
                 existing = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in existing}
-                existing.extend(header for header in (*headers, *extra) if header[0] not in present)
+                self.add(scope, existing, {name.lower() for name, _ in existing}, extra)
                 message["headers"] = existing
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    def request_headers(self, scope: Scope) -> tuple[tuple[bytes, bytes], ...]:
+        """What the request itself asks for, known before the app runs: HSTS over HTTPS, no-store for the
+        API."""
+        https = scope.get("state", {}).get("scheme", scope.get("scheme")) == "https"
+        # API answers carry tokens, secrets and private data: no cache keeps them unless a route says
+        # otherwise (signed file downloads do).
+        api = scope["path"].startswith("/api/")
+        if https:
+            return (self.hsts_header, _NO_STORE) if api else (self.hsts_header,)
+        return (_NO_STORE,) if api else ()
+
+    def add(
+        self,
+        scope: Scope,
+        headers: list[tuple[bytes, bytes]],
+        present: set[bytes],
+        extra: tuple[tuple[bytes, bytes], ...],
+    ) -> None:
+        """Append to a response's `headers` the hardening ones whose (lower-case) name is not `present`.
+        Called at the response's start: by now the router has picked the route, so its policy is known."""
+        policies = self.policies
+        route_headers = (
+            DEFAULT_SECURITY_HEADERS if policies is None else policies.for_scope(scope).security_headers
+        )
+        headers.extend(header for header in (*route_headers, *extra) if header[0] not in present)
 
 
 class _BodyTooLarge(HTTPException):

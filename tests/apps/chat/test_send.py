@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.apps.chat.factories import ChatTenantFixture, send
 
-MAX_STATEMENTS_PER_SEND = {"sqlite": 5, "postgresql": 5, "mysql": 6}
-"""A plain text message in a channel of a tenant without webhooks, the sender's credential cached: the
-chat user with its tenant; the channel with the membership, bans and mutes and whether the tenant has
-webhooks; the next sequence number (read back separately where UPDATE … RETURNING is missing: MariaDB);
-the message; the sender's read position."""
+MAX_STATEMENTS_PER_SEND = {"sqlite": 4, "postgresql": 4, "mysql": 5}
+"""A plain text message in a channel of a tenant without webhooks, the sender's credential cached (and with
+it the chat user and its tenant, tenancy.ACTOR_ROWS): the channel with the membership, bans and mutes and
+whether the tenant has webhooks; the next sequence number (read back separately where UPDATE … RETURNING is
+missing: MariaDB); the message; the sender's read position."""
 
 
 @contextmanager
@@ -51,3 +51,50 @@ async def test_a_plain_send_costs_a_handful_of_statements(
     # What the test's outer transaction adds around each request (savepoints) is not the send's cost.
     own = [s for s in executed if "SAVEPOINT" not in s.upper()]
     assert len(own) <= MAX_STATEMENTS_PER_SEND[connection.dialect.name], "\n".join(own)
+
+
+async def test_a_cached_chat_user_costs_no_statement_and_follows_every_change(
+    client: httpx.AsyncClient, connection: AsyncConnection, tenant: ChatTenantFixture
+) -> None:
+    """The chat user and tenant are kept with the cached credential (tenancy.ACTOR_ROWS); every change to
+    either is seen by the next request."""
+    alice, bob = await tenant.user("alice", name="Alice"), await tenant.user("bob")
+    channel = (await tenant.channel(alice, bob, kind="private", name="p"))["id"]
+    assert (await client.get("/api/chat/me", headers=alice.headers)).json()["name"] == "Alice"
+    with statements(connection) as executed:
+        response = await client.get("/api/chat/me", headers=alice.headers)
+    assert response.status_code == 200
+    assert [s for s in executed if "SAVEPOINT" not in s.upper()] == []
+
+    # The tenant's backend renames her.
+    renamed = await client.put(
+        "/api/chat/server/users/alice", json={"name": "Alicia"}, headers=tenant.headers
+    )
+    assert renamed.status_code == 200
+    assert (await client.get("/api/chat/me", headers=alice.headers)).json()["name"] == "Alicia"
+
+    # Her own presence.
+    away = await client.put("/api/chat/me/presence", json={"status": "away"}, headers=alice.headers)
+    assert away.status_code == 200
+    assert (await client.get("/api/chat/me", headers=alice.headers)).json()["presence"] == "away"
+
+    # A blocked word set after she was cached holds for her next send.
+    blocked = await client.put(
+        "/api/chat/server/tenant/blocked-words", json={"blocked_words": ["darn"]}, headers=tenant.headers
+    )
+    assert blocked.status_code == 200
+    refused = await client.post(
+        f"/api/chat/channels/{channel}/messages", json={"text": "oh darn"}, headers=alice.headers
+    )
+    assert (refused.status_code, refused.json()["code"]) == (400, "blocked_word")
+
+    # Deactivated: refused at once, nothing sent.
+    deactivated = await client.post("/api/chat/server/users/alice/deactivate", headers=tenant.headers)
+    assert deactivated.status_code == 200
+    assert (await client.get("/api/chat/me", headers=alice.headers)).status_code == 401
+    gone = await client.post(
+        f"/api/chat/channels/{channel}/messages", json={"text": "still here?"}, headers=alice.headers
+    )
+    assert gone.status_code == 401
+    history = await client.get(f"/api/chat/channels/{channel}/messages", headers=bob.headers)
+    assert [m["text"] for m in history.json()["messages"]] == []

@@ -90,3 +90,33 @@ def test_zero_ttl_disables_the_cache() -> None:
     cache = PrincipalCache(ttl=0)
     cache.put("token", _principal())
     assert cache.get("token") is None
+
+
+def test_an_attachment_lives_and_dies_with_its_cached_principal() -> None:
+    cache = PrincipalCache(ttl=30)
+    principal, other = _principal(), _principal()
+    # Not cached: nothing to attach to (nothing would ever forget it).
+    cache.attach(principal, "app.view", "row", generation=cache.generation)
+    assert cache.attachment(principal, "app.view") is None
+
+    cache.put("token", principal)
+    cache.put("other", other)
+    cache.attach(principal, "app.view", "row", generation=cache.generation)
+    cache.attach(other, "app.view", "other row", generation=cache.generation)
+    assert cache.attachment(principal, "app.view") == "row"
+    assert cache.attachment(principal, "another.view") is None
+
+    # A value read before a forget is not kept: it may predate the change the forget announced.
+    read_at = cache.generation
+    cache.forget(uuid.uuid4())
+    cache.attach(principal, "app.view", "stale row", generation=read_at)
+    assert cache.attachment(principal, "app.view") == "row"
+
+    cache.forget(principal.id)
+    assert cache.attachment(principal, "app.view") is None
+    assert cache.attachment(other, "app.view") == "other row"
+    # The same subject loaded again is a new principal: the old attachment does not carry over.
+    cache.put("token", again := _principal())
+    assert cache.attachment(again, "app.view") is None
+    cache.clear()
+    assert cache.attachment(other, "app.view") is None

@@ -23,6 +23,7 @@ from tests.core.realtime.realtime_app import Note
 from tests.core.realtime.test_brokers import ANY, allow
 
 ROOM = TopicSpec("room.{id}", allow, history_size=100, presence=True, requires=ANY)
+FEED = TopicSpec("feed.{id}", allow, history_size=100, requires=ANY)
 
 
 class Socket:
@@ -70,7 +71,7 @@ class RacingBroker(MemoryBroker):
 
 async def make_hub(broker: MemoryBroker | None = None, **settings: Any) -> tuple[Hub, Metrics]:
     metrics = Metrics()
-    hub = Hub(RealtimeSettings(**settings), broker or MemoryBroker(), metrics, [ROOM])
+    hub = Hub(RealtimeSettings(**settings), broker or MemoryBroker(), metrics, [ROOM, FEED])
     await hub.start()
     return hub, metrics
 
@@ -199,7 +200,12 @@ class FrameSocket(Socket):
         if not self.open.is_set():
             return False
         self.wire.append(frame)
-        self.received.append(frame[2:].decode() if frame[1] < 126 else frame[4:].decode())
+        while frame:  # one write may carry several complete frames (the hub's outbox)
+            length, start = frame[1], 2
+            if length == 126:
+                length, start = int.from_bytes(frame[2:4]), 4
+            self.received.append(frame[start : start + length].decode())
+            frame = frame[start + length :]
         return True
 
     @property
@@ -214,20 +220,56 @@ async def test_pre_encoded_frames_are_encoded_once_and_fall_back_in_order_when_r
         for socket in sockets:
             connection = hub.connect(socket, socket.write_frame)
             connection.principal = principal()
-            await hub.subscribe(connection, 1, "room.8", ROOM, since=None, epoch=None)
-        await hub.publish("room.8", Note(text="0"))
+            await hub.subscribe(connection, 1, "feed.8", FEED, since=None, epoch=None)
+        await wait_for(lambda: all(len(s.received) == 1 for s in sockets), "the acknowledgements")
+        await hub.publish("feed.8", Note(text="0"))
         await wait_for(lambda: all(s.texts == ["0"] for s in sockets), "the first event on both")
         assert sockets[0].wire[-1] is sockets[1].wire[-1]
 
         held, other = sockets
         held.hold()
         for n in range(1, 6):
-            await hub.publish("room.8", Note(text=str(n)))
+            await hub.publish("feed.8", Note(text=str(n)))
         await wait_for(lambda: len(other.texts) == 6, "every event at the other socket")
         assert held.texts == ["0"]
         held.open.set()
         await wait_for(lambda: len(held.texts) == 6, "the held socket's events")
         assert held.texts == other.texts == ["0", "1", "2", "3", "4", "5"]
+    finally:
+        await hub.stop()
+
+
+async def test_frames_fanned_out_in_one_loop_turn_reach_a_socket_in_one_write_in_order() -> None:
+    hub, _ = await make_hub()
+    try:
+        sockets = [FrameSocket() for _ in range(3)]
+        for socket in sockets:
+            connection = hub.connect(socket, socket.write_frame)
+            connection.principal = principal()
+            await hub.subscribe(connection, 1, "feed.9", FEED, since=None, epoch=None)
+        await wait_for(lambda: all(len(s.received) == 1 for s in sockets), "the acknowledgements")
+        writes = [len(socket.wire) for socket in sockets]
+        for n in range(4):  # four events handed over by the broker within one turn of the loop
+            hub.on_event("feed.9", n + 1, "e", f'{{"op":"event","data":{{"text":"{n}"}}}}', 0.0)
+        assert all(s.texts == [] for s in sockets), "nothing is written before the loop turn ends"
+        await wait_for(lambda: all(len(s.texts) == 4 for s in sockets), "the four events")
+        for socket, before in zip(sockets, writes, strict=True):
+            assert socket.texts == ["0", "1", "2", "3"]
+            assert len(socket.wire) == before + 1
+
+        # A refused write (a congested socket) hands the whole outbox to the writer, in order, and what
+        # is pushed after it queues behind it.
+        held = sockets[0]
+        held.hold()
+        for n in range(4, 7):
+            hub.on_event("feed.9", n + 1, "e", f'{{"op":"event","data":{{"text":"{n}"}}}}', 0.0)
+        await wait_for(lambda: len(sockets[1].texts) == 7, "the other sockets' events")
+        hub.on_event("feed.9", 8, "e", '{"op":"event","data":{"text":"7"}}', 0.0)
+        await asyncio.sleep(0.01)
+        assert held.texts == ["0", "1", "2", "3"]
+        held.open.set()
+        await wait_for(lambda: len(held.texts) == 8, "the held socket's events")
+        assert held.texts == [str(n) for n in range(8)]
     finally:
         await hub.stop()
 

@@ -6,9 +6,26 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
-from sqlalchemy import Exists, Select, and_, delete, exists, func, literal, null, or_, select, update
+from sqlalchemy import (
+    Exists,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    inspect,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from pentad.apps.chat.models import (
     ChatAttachment,
@@ -73,6 +90,25 @@ async def get_user_with_tenant(
     query = select(ChatUser, ChatTenant).join(ChatTenant, ChatTenant.id == ChatUser.tenant_id)
     row = (await session.execute(query.where(ChatUser.id == user_id))).first()
     return (row[0], row[1]) if row else None
+
+
+_Row = TypeVar("_Row", ChatUser, ChatTenant)
+
+
+def detached_copy(row: _Row) -> _Row:
+    """A copy of a loaded user or tenant that belongs to no session (its columns only), to cache."""
+    mapper = inspect(type(row))
+    copy: _Row = mapper.class_manager.new_instance()
+    for column in mapper.column_attrs:
+        set_committed_value(copy, column.key, getattr(row, column.key))
+    make_transient_to_detached(copy)
+    return copy
+
+
+def adopt(session: AsyncSession, cached: _Row) -> _Row:
+    """A cached copy (detached_copy) as this session's own row, without a query: changes to it are
+    flushed as usual. `cached` itself stays untouched, so requests never share a row."""
+    return session.sync_session.merge(cached, load=False)
 
 
 async def get_user_by_external_id(
@@ -159,15 +195,37 @@ class ChannelStanding:
     tenant_webhooks: bool | None
 
 
-def _restricted(kind: str, tenant_id: uuid.UUID, user_id: uuid.UUID, now: datetime) -> Exists:
-    """A ban or mute of the user in force in the enclosing query's channel, or tenant-wide."""
+def _restricted(kind: str) -> Exists:
+    """A ban or mute of the user (:user_id, in :tenant_id) in force (at :now) in the enclosing query's
+    channel, or tenant-wide."""
     return exists().where(
-        ChatRestriction.tenant_id == tenant_id,
-        ChatRestriction.user_id == user_id,
+        ChatRestriction.tenant_id == bindparam("tenant_id"),
+        ChatRestriction.user_id == bindparam("user_id"),
         ChatRestriction.kind == kind,
         or_(ChatRestriction.channel_id.is_(None), ChatRestriction.channel_id == ChatChannel.id),
-        or_(ChatRestriction.expires_at.is_(None), ChatRestriction.expires_at > now),
+        or_(ChatRestriction.expires_at.is_(None), ChatRestriction.expires_at > bindparam("now")),
     )
+
+
+def _standing_statement(*, with_webhooks: bool) -> Select[ChatChannel, ChatMember, bool, bool, bool | None]:
+    webhooks = (
+        exists().where(ChatWebhook.tenant_id == ChatChannel.tenant_id, ChatWebhook.active.is_(True))
+        if with_webhooks
+        else null()
+    )
+    return (
+        select(ChatChannel, ChatMember, _restricted("ban"), _restricted("mute"), webhooks)
+        .outerjoin(
+            ChatMember,
+            and_(ChatMember.channel_id == ChatChannel.id, ChatMember.user_id == bindparam("user_id")),
+        )
+        .where(ChatChannel.id == bindparam("channel_id"))
+    )
+
+
+# Built once: building this statement and its cache key cost more CPU than the rest of a send's Python.
+_STANDING = _standing_statement(with_webhooks=False)
+_STANDING_WITH_WEBHOOKS = _standing_statement(with_webhooks=True)
 
 
 async def get_channel_standing(
@@ -181,24 +239,9 @@ async def get_channel_standing(
     """The channel, the user's membership and whether a ban or a mute of theirs holds there, in one
     statement (every channel operation starts with it); with_webhooks: also whether the channel's tenant
     has an active webhook (else `tenant_webhooks` is None)."""
-    now = utcnow()
-    webhooks = (
-        exists().where(ChatWebhook.tenant_id == ChatChannel.tenant_id, ChatWebhook.active.is_(True))
-        if with_webhooks
-        else null()
-    )
-    query = (
-        select(
-            ChatChannel,
-            ChatMember,
-            _restricted("ban", tenant_id, user_id, now),
-            _restricted("mute", tenant_id, user_id, now),
-            webhooks,
-        )
-        .outerjoin(ChatMember, and_(ChatMember.channel_id == ChatChannel.id, ChatMember.user_id == user_id))
-        .where(ChatChannel.id == channel_id)
-    )
-    row = (await session.execute(query)).first()
+    query = _STANDING_WITH_WEBHOOKS if with_webhooks else _STANDING
+    parameters = {"channel_id": channel_id, "tenant_id": tenant_id, "user_id": user_id, "now": utcnow()}
+    row = (await session.execute(query, parameters)).first()
     if row is None:
         return None
     channel, member, banned, muted, tenant_webhooks = row
@@ -321,28 +364,43 @@ async def advance_read(
     return changed
 
 
+def _next_seq_statement(*, message_at: bool, returning: bool) -> Any:
+    values: dict[str, object] = {"last_seq": ChatChannel.last_seq + 1}
+    if message_at:
+        values["last_message_at"] = bindparam("seq_message_at")
+    statement = (
+        update(ChatChannel)
+        .where(ChatChannel.id == bindparam("seq_channel_id"))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return statement.returning(ChatChannel.last_seq) if returning else statement
+
+
+# Built once (they run on every send, edit and reaction); keyed by (message_at given, UPDATE … RETURNING).
+_NEXT_SEQ = {
+    (message_at, returning): _next_seq_statement(message_at=message_at, returning=returning)
+    for message_at in (False, True)
+    for returning in (False, True)
+}
+_READ_SEQ = select(ChatChannel.last_seq).where(ChatChannel.id == bindparam("seq_channel_id"))
+
+
 async def next_seq(
     session: AsyncSession, channel_id: uuid.UUID, *, message_at: datetime | None = None
 ) -> int:
     """Take the channel's next sequence number. The row lock it takes orders concurrent senders, so numbers
     become visible in commit order (no reader ever sees 7 before 6). One statement where the database
     returns the updated value (UPDATE … RETURNING: SQLite, PostgreSQL); MariaDB reads it back."""
-    values: dict[str, object] = {"last_seq": ChatChannel.last_seq + 1}
+    returning = session.get_bind().dialect.update_returning
+    parameters: dict[str, object] = {"seq_channel_id": channel_id}
     if message_at is not None:
-        values["last_message_at"] = message_at
-    statement = (
-        update(ChatChannel)
-        .where(ChatChannel.id == channel_id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if session.get_bind().dialect.update_returning:
-        return int((await session.execute(statement.returning(ChatChannel.last_seq))).scalar_one())
-    await session.execute(statement)
-    seq = (
-        await session.execute(select(ChatChannel.last_seq).where(ChatChannel.id == channel_id))
-    ).scalar_one()
-    return int(seq)
+        parameters["seq_message_at"] = message_at
+    statement = _NEXT_SEQ[(message_at is not None, returning)]
+    if returning:
+        return int((await session.execute(statement, parameters)).scalar_one())
+    await session.execute(statement, parameters)
+    return int((await session.execute(_READ_SEQ, {"seq_channel_id": channel_id})).scalar_one())
 
 
 async def count_unread(

@@ -41,6 +41,10 @@ USER_TOKEN_AUDIENCE = "pentad:chat.user"  # noqa: S105
 TENANT_PRINCIPAL = "chat_tenant"
 USER_PRINCIPAL = "chat_user"
 SERVER_KEY_CHECK_SECONDS = 60
+ACTOR_ROWS = "chat.actor"
+"""The principal cache's attachment (PrincipalCache.attach) holding a user token's chat user and tenant, so a
+request with a cached credential reads neither: every change to either forgets the user (forget_on_commit;
+the tenant's: everyone), which drops it with the principal, in every process."""
 _HANDLE_CHARS = re.compile(r"[^a-z0-9_.\-]+")
 ISSUED_CLAIM = "iat_us"
 """When a user token was minted, in microseconds since the epoch: `iat` counts whole seconds, too coarse to
@@ -189,7 +193,8 @@ class TenantService:
             tenant.blocked_words = sorted({w.strip().lower() for w in data.blocked_words if w.strip()})
         if data.disabled is not None:
             tenant.disabled_at = utcnow() if data.disabled else None
-            forget_on_commit(self.session, self.platform.principals, None)
+        # Every cached chat actor of the tenant holds the tenant as it was (ACTOR_ROWS).
+        forget_on_commit(self.session, self.platform.principals, None)
         await self.session.flush()
         audit.record(
             self.session,
@@ -262,6 +267,8 @@ class TenantService:
         user.name, user.handle, user.image_url, user.email = data.name, handle, data.image_url, data.email
         user.role, user.data = data.role, data.data
         await self.session.flush()
+        if not created:
+            forget_on_commit(self.session, self.platform.principals, user.id)
         return user, created
 
     async def get_user(self, tenant: ChatTenant, external_id: str) -> ChatUser:
@@ -370,12 +377,20 @@ async def default_tenant(session: AsyncSession, platform: AppContext) -> ChatTen
 async def actor_for(session: AsyncSession, platform: AppContext, principal: Principal) -> ChatActor:
     """The chat user a request acts as: a user token's user, or a Pentad account's default-tenant user."""
     if principal.kind == USER_PRINCIPAL:
+        principals = platform.principals
+        cached = principals.attachment(principal, ACTOR_ROWS)
+        if isinstance(cached, tuple):
+            user, tenant = cached
+            return ChatActor(repository.adopt(session, user), repository.adopt(session, tenant), principal)
+        generation = principals.generation
         found = await repository.get_user_with_tenant(session, principal.id)
         if found is None or found[0].deactivated_at is not None:
             raise PermissionDenied("This chat user is deactivated.", code="chat_user_deactivated")
         user, tenant = found
         if tenant.disabled_at is not None:
             raise PermissionDenied("This chat tenant is disabled.", code="tenant_disabled")
+        snapshot = (repository.detached_copy(user), repository.detached_copy(tenant))
+        principals.attach(principal, ACTOR_ROWS, snapshot, generation=generation)
         return ChatActor(user, tenant, principal)
     if not principal.is_user:
         raise PermissionDenied(

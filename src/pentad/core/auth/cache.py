@@ -96,6 +96,7 @@ class PrincipalCache:
         self._entries: dict[bytes, tuple[Principal, float]] = {}
         self._by_subject: dict[uuid.UUID, set[bytes]] = {}
         self._flights: dict[bytes, _Flight] = {}
+        self._attached: dict[uuid.UUID, dict[str, tuple[Principal, object, float]]] = {}
         self._generation = 0
         self._channel = _Invalidations(self, redis_url) if redis_url else None
         self._single_process = single_process
@@ -183,6 +184,38 @@ class PrincipalCache:
         self._entries[key] = (principal, now + lifetime)
         self._by_subject.setdefault(principal.id, set()).add(key)
 
+    @property
+    def generation(self) -> int:
+        """Changes whenever anything is forgotten: read it before loading what `attach` is to keep."""
+        return self._generation
+
+    def attachment(self, principal: Principal, name: str) -> object | None:
+        """What `attach` kept under `name` with this very principal, while it is cached and not forgotten."""
+        found = self._attached.get(principal.id, {}).get(name)
+        if found is None or found[0] is not principal:
+            return None
+        if monotonic() >= found[2]:
+            return None
+        return found[1]
+
+    def attach(self, principal: Principal, name: str, value: object, *, generation: int) -> None:
+        """Keep `value` with a cached principal: what an app reads of the database for every request of
+        that principal (chat: its chat user and tenant), so reads need no round trip for it either.
+
+        It is dropped with the principal (`forget`, `clear`, expiry), in every process; so a change to
+        what `value` was read from must `forget` (forget_on_commit) the principal's subject. `generation`
+        is `self.generation` read before `value` was loaded: after a forget since, nothing is kept (the
+        value may predate the change). Nothing is kept for a principal that is not cached."""
+        if generation != self._generation or self.ttl <= 0:
+            return
+        deadline = 0.0
+        for key in self._by_subject.get(principal.id, ()):
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] is principal:
+                deadline = max(deadline, entry[1])
+        if deadline:
+            self._attached.setdefault(principal.id, {})[name] = (principal, value, deadline)
+
     def forget(self, subject_id: uuid.UUID) -> None:
         """Drop every cached credential of a user or service token, in every process."""
         self.forget_here(subject_id)
@@ -198,6 +231,7 @@ class PrincipalCache:
     def forget_here(self, subject_id: uuid.UUID) -> None:
         """Drop a subject's credentials in this process only (a forget received from another)."""
         self._invalidate_flights()
+        self._attached.pop(subject_id, None)
         for key in self._by_subject.pop(subject_id, set()):
             self._entries.pop(key, None)
 
@@ -211,6 +245,7 @@ class PrincipalCache:
         self._invalidate_flights()
         self._entries.clear()
         self._by_subject.clear()
+        self._attached.clear()
 
     def _invalidate_flights(self) -> None:
         """Lookups in flight now may have read what is being changed: they are not cached, and later
@@ -232,6 +267,7 @@ class PrincipalCache:
             keys.discard(key)
             if not keys:
                 del self._by_subject[subject_id]
+                self._attached.pop(subject_id, None)
 
     async def start(self) -> None:
         """Listen for other processes' forgets (a server process calls this; until then, and whenever

@@ -3,12 +3,16 @@
 Hot path (one event to N local subscribers): the broker hands over the event frame already encoded; the
 hub wraps it once in a `Frame` (the ASGI message itself, shared by every subscriber, and the frame's
 bytes, encoded at most once) and pushes it to each subscriber. A connection whose writer is idle writes
-it at once: its bytes straight to the transport where the server offers that (core/realtime/wsserver.py,
-what `pentad serve` runs), else through the ASGI send, which on an uncongested socket completes without
-waiting, so no task wakes up per delivery; otherwise the frame joins the connection's bounded send
-queue, which its own writer task drains, so a slow client delays nobody else; one that falls
+it without a task switch: where the server takes pre-encoded frames (core/realtime/wsserver.py, what
+`pentad serve` runs) the frame's bytes join the connection's outbox, and once per event-loop turn the hub
+writes each outbox to its transport in one call (every frame fanned out to a socket during that turn
+goes out in one syscall, so a busy hub writes less often, not more); else the frame goes through the
+ASGI send, which on an uncongested socket completes without waiting, so no task wakes up per delivery.
+Otherwise (the socket is congested, or the server refused the write) the frame joins the connection's
+bounded send queue, which its own writer task drains, so a slow client delays nobody else; one that falls
 `send_queue_size` frames behind is closed (SLOW_CONSUMER). Nothing per delivery encodes JSON or a
-frame, builds a model or creates a task.
+frame, builds a model or creates a task. Frames reach a socket in the order they were pushed, whichever
+of the three ways each one takes.
 
 Resume: a subscription starts by buffering live events, then reads the topic's history after the
 client's `since`; it sends the acknowledgement, the history, and the buffered events newer than both,
@@ -136,6 +140,7 @@ class Connection:
     __slots__ = (
         "_closer",
         "_limit",
+        "_outbox",
         "_pending",
         "_reader",
         "_send",
@@ -169,6 +174,8 @@ class Connection:
         self._send = send
         self._write_frame = write_frame
         self._pending: deque[QueueItem] = deque()
+        self._outbox: list[Frame] = []
+        """Frames for the pre-encoded write at the end of this loop turn (only while the writer is idle)."""
         self._limit = queue_size
         self._waiter: asyncio.Future[None] | None = None
         self._reader = asyncio.current_task()
@@ -184,12 +191,13 @@ class Connection:
     def push(self, item: Frame | list[Frame]) -> None:
         """Send or queue a frame; never blocks. A full queue closes the connection as a slow consumer.
 
-        When the writer is idle (its queue empty) a frame is written at once, as a plain broadcast would:
-        its pre-encoded bytes straight to the transport where the server offers that (wsserver.py), else
-        the server's send runs here and, on an uncongested socket, completes without waiting, which saves
-        waking the writer task per event. If it has to wait, the writer takes over the send."""
+        When the writer is idle (its queue empty) a frame is written without waking it, as a plain broadcast
+        would: where the server offers pre-encoded writes (wsserver.py) it joins the outbox, which the hub
+        writes once at the end of the loop turn (Hub._flush); else the server's send runs here and, on an
+        uncongested socket, completes without waiting. If it has to wait, the writer takes over the send."""
         pending = self._pending
-        if len(pending) >= self._limit:
+        outbox = self._outbox
+        if len(pending) + len(outbox) >= self._limit:
             if not self.closed:
                 self.hub.slow_consumer_closes.inc()
                 self.close(CloseCode.SLOW_CONSUMER, "send queue full")
@@ -199,11 +207,13 @@ class Connection:
             pending.append(item)
             return
         if isinstance(item, Frame):
+            if self._write_frame is not None:
+                if not outbox:
+                    self.hub.flush_later(self)
+                outbox.append(item)
+                return
             if item.published:
                 self._sample(item)
-            write_frame = self._write_frame
-            if write_frame is not None and write_frame(item.wire):
-                return
             coroutine = self._send(item.message).__await__()
             try:
                 waiting_on = coroutine.send(None)
@@ -214,7 +224,36 @@ class Connection:
                 return
             pending.append(InFlight(coroutine, waiting_on))
         else:
+            if outbox:
+                # The frames before this burst go first; if the server refused them the writer has them.
+                self.flush()
+                if self._waiter is None:
+                    if self._limit:
+                        pending.append(item)
+                    return
             pending.append(item)
+        self._waiter = None
+        waiter.set_result(None)
+
+    def flush(self) -> None:
+        """Write the outbox to the transport in one call; if the server refuses (a congested socket, a
+        closing one), hand its frames to the writer task, which sends them the ordinary way, in order."""
+        frames = self._outbox
+        if not frames:
+            return
+        self._outbox = []
+        waiter = self._waiter
+        write_frame = self._write_frame
+        if waiter is None or write_frame is None:
+            # Only after _stop_sending; nothing more is sent.
+            return
+        wire = frames[0].wire if len(frames) == 1 else b"".join([frame.wire for frame in frames])
+        if write_frame(wire):
+            for frame in frames:
+                if frame.published:
+                    self._sample(frame)
+            return
+        self._pending.extend(frames)
         self._waiter = None
         waiter.set_result(None)
 
@@ -230,6 +269,7 @@ class Connection:
     def _stop_sending(self) -> None:
         """The server refused a send (the client is gone): drop what is queued; the reader sees the end."""
         self._limit = 0
+        self._outbox = []
         for item in self._pending:
             if isinstance(item, InFlight):
                 item.coroutine.close()
@@ -330,6 +370,7 @@ class Hub:
         self._maintenance: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._ping = Frame(PING_FRAME)
+        self._unflushed: list[Connection] = []
         self.revalidate: Callable[[Connection, bool], Awaitable[None]] | None = None
         """Set by the endpoint: re-checks a connection's credentials and subscriptions (True: bypassing
         the principal cache, as its access just changed)."""
@@ -397,6 +438,17 @@ class Hub:
         """For /readyz: raises BrokerUnavailable while the broker is unreachable (the hub reconnects)."""
         if not self.broker.healthy:
             raise BrokerUnavailable("the realtime broker is unavailable")
+
+    def flush_later(self, connection: Connection) -> None:
+        """Write `connection`'s outbox at the end of this loop turn, with every other one filled meanwhile."""
+        if not self._unflushed:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._unflushed.append(connection)
+
+    def _flush(self) -> None:
+        connections, self._unflushed = self._unflushed, []
+        for connection in connections:
+            connection.flush()
 
     def _spawn(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)

@@ -1,4 +1,5 @@
-"""The HTTP middleware stack, and the outermost layer: request id, access log and request metrics.
+"""The HTTP middleware stack, and its outermost layer (EdgeMiddleware): request id, access log and request
+metrics, client address, security and rate-limit headers.
 
 Every layer is pure ASGI; BaseHTTPMiddleware would cost a task and a body copy per request.
 """
@@ -20,7 +21,7 @@ from pentad.core.errors import ErrorBoundaryMiddleware
 from pentad.core.metrics import Metrics
 from pentad.core.platform import Platform
 from pentad.core.policy import RoutePolicies
-from pentad.core.ratelimit import RateLimitMiddleware
+from pentad.core.ratelimit import RateLimitMiddleware, RateLimitReport, reset_report
 from pentad.core.security import (
     BodySizeLimitMiddleware,
     ClientAddressMiddleware,
@@ -49,17 +50,15 @@ _access_log_level = logging.getLogger(ACCESS_LOGGER_NAME)
 
 
 def install_middleware(app: FastAPI, platform: Platform, policies: RoutePolicies) -> None:
-    """Build the stack; from the outside in: request context, client address, security headers, CORS,
-    body size limit, per-address rate limit, the NUL guard, the request's transaction, the error boundary.
-    The route policies (core/policy.py, resolved by create_app) tell the middlewares each route's limits
-    and headers."""
+    """Build the stack; from the outside in: the edge (request context, client address, security headers,
+    the rate-limit gate and headers: one layer, see EdgeMiddleware), CORS, body size limit, the NUL guard,
+    the request's transaction, the error boundary. The route policies (core/policy.py, resolved by
+    create_app) tell the middlewares each route's limits and headers."""
     settings = platform.settings
     # add_middleware puts each new layer outside the ones added before it.
     app.add_middleware(ErrorBoundaryMiddleware)
     app.add_middleware(TransactionMiddleware, database=platform.database)
     app.add_middleware(NulGuardMiddleware)
-    if settings.ratelimit.enabled:
-        app.add_middleware(RateLimitMiddleware, limiter=platform.limiter, policies=policies)
     app.add_middleware(
         BodySizeLimitMiddleware, max_body_bytes=settings.security.max_body_bytes, policies=policies
     )
@@ -74,10 +73,18 @@ def install_middleware(app: FastAPI, platform: Platform, policies: RoutePolicies
             max_age=600,
         )
     app.add_middleware(
-        SecurityHeadersMiddleware, hsts_max_age=settings.security.hsts_max_age, policies=policies
+        EdgeMiddleware,
+        metrics=platform.metrics,
+        client=ClientAddressMiddleware(app, trusted_proxies=settings.security.trusted_proxies),
+        security=SecurityHeadersMiddleware(
+            app, hsts_max_age=settings.security.hsts_max_age, policies=policies
+        ),
+        ratelimit=(
+            RateLimitMiddleware(app, limiter=platform.limiter, policies=policies)
+            if settings.ratelimit.enabled
+            else None
+        ),
     )
-    app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.security.trusted_proxies)
-    app.add_middleware(RequestContextMiddleware, metrics=platform.metrics)
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
@@ -94,53 +101,86 @@ def _route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else UNMATCHED_ROUTE
 
 
-class RequestContextMiddleware:
-    """Gives each request an id, then writes its access-log line and its metrics when it is done.
+class EdgeMiddleware:
+    """The outer layers of every request in one (one call and one `send` wrapper per request instead of
+    four): the request context, the client address (ClientAddressMiddleware.resolve), the browser hardening
+    headers (SecurityHeadersMiddleware), and the per-address rate limit's gate and RateLimit-* headers
+    (RateLimitMiddleware; None when rate limiting is off). The three are used for their parts only; each
+    still works as a middleware of its own.
 
-    The id is the caller's X-Request-ID when that is a plain token of at most 64 characters, otherwise a
-    new one. It goes to `scope["state"]["request_id"]` (error bodies quote it), to the log context of
-    everything logged while the request runs, and back in the X-Request-ID response header.
+    The request context: each request gets an id, the caller's X-Request-ID when that is a plain token of at
+    most 64 characters, otherwise a new one. It goes to `scope["state"]["request_id"]` (error bodies quote
+    it), to the log context of everything logged while the request runs, and back in the X-Request-ID
+    response header. When the request is done, its access-log line and its metrics are written.
     """
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        client: ClientAddressMiddleware,
+        security: SecurityHeadersMiddleware,
+        ratelimit: RateLimitMiddleware | None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.client = client
+        self.security = security
+        self.ratelimit = ratelimit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        self.client.resolve(scope)
         tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
-            if scope["type"] == "http":
+            if kind == "http":
                 await self._handle_http(scope, receive, send, request_id)
             else:
+                if self.ratelimit is not None:
+                    self.ratelimit.register(scope)
                 await self.app(scope, receive, send)
         finally:
             structlog.contextvars.reset_contextvars(**tokens)
 
     async def _handle_http(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         request_id_header = (REQUEST_ID_HEADER, request_id.encode())
+        security = self.security
+        extra = security.request_headers(scope)
+        ratelimit = self.ratelimit
+        report = RateLimitReport()
+        report_token = ratelimit.start(scope, report) if ratelimit is not None else None
         # Stays 500 if the app fails before it starts a response; the server then sends one.
         status = 500
 
-        async def send_with_request_id(message: Message) -> None:
+        async def send_at_the_edge(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), request_id_header]
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                RateLimitMiddleware.add(report, headers, present)
+                security.add(scope, headers, present, extra)
+                headers.append(request_id_header)
+                message["headers"] = headers
             await send(message)
 
         in_flight = self.metrics.http_requests_in_flight
         in_flight.inc()
         started = time.perf_counter()
         try:
-            await self.app(scope, receive, send_with_request_id)
+            await self.app(scope, receive, send_at_the_edge)
         finally:
             seconds = time.perf_counter() - started
             in_flight.dec()
+            if report_token is not None:
+                reset_report(report_token)
             route = _route_template(scope)
             self.metrics.observe_request(scope["method"], route, status, seconds)
             if _access_log_level.isEnabledFor(logging.INFO):

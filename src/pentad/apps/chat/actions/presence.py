@@ -9,6 +9,7 @@ from pentad.apps.chat.access import require_post
 from pentad.apps.chat.actions.context import ChatContext
 from pentad.apps.chat.events import PresenceEvent, TypingEvent, channel_topic
 from pentad.apps.chat.views import user_view
+from pentad.core.auth.cache import forget_on_commit
 from pentad.core.db.base import utcnow
 from pentad.core.realtime.publish import publish
 
@@ -40,6 +41,8 @@ async def do_set_presence(chat: ChatContext, status: str) -> schemas.ChatUser:
     user.presence = status
     user.last_seen_at = utcnow()
     await chat.session.flush()
+    # The cached chat actor (tenancy.ACTOR_ROWS) holds the old status and time until forgotten.
+    forget_on_commit(chat.session, chat.platform.principals, user.id)
     view = user_view(user)
     if changed:
         await notify_presence(chat, view)
