@@ -36,8 +36,9 @@ from pentad.core.config import Settings
 from pentad.core.db.migrate import upgrade_async
 from pentad.core.platform import Platform
 from pentad.core.realtime.wsserver import SERVE_PROTOCOL
-from tests.conftest import REQUIRE_SERVICES, make_settings
+from tests.conftest import make_settings
 from tests.core.realtime.realtime_app import APP
+from tests.databases import REQUIRE_SERVICES
 from tests.factories import DEFAULT_PASSWORD, TEST_CRYPTO_KEYS, TEST_SECRET_KEY, create_user, free_port
 from tests.servers import STARTUP_TIMEOUT_SECONDS
 
