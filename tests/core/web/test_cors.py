@@ -22,6 +22,8 @@ from pentad.core.db.engine import Database
 from pentad.core.policy import route_policy
 from tests.conftest import make_settings
 
+pytestmark = pytest.mark.one_engine  # no SQL of its own: one engine is enough
+
 APP_ORIGIN = "https://app.example"  # PENTAD_SECURITY__CORS_ORIGINS
 PLAYER_ORIGIN = "https://player.example"  # the WHEP route's own
 EVIL_ORIGIN = "https://evil.example"

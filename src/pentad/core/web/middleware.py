@@ -15,7 +15,7 @@ import structlog
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pentad.core.cors import ACAO
+from pentad.core.cors import ACAO, add_vary
 from pentad.core.db.transaction import TransactionMiddleware
 from pentad.core.errors import ErrorBoundaryMiddleware
 from pentad.core.metrics import Metrics
@@ -28,6 +28,7 @@ from pentad.core.security import (
     SecurityHeadersMiddleware,
     scope_client_address,
 )
+from pentad.core.web.compression import ResponseCompression, compressible, preferred_encoding
 from pentad.core.web.nul_guard import NulGuardMiddleware
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -71,9 +72,9 @@ def install_middleware(app: FastAPI, platform: Platform, policies: RoutePolicies
     )
 
 
-def _request_headers(scope: Scope) -> tuple[str | None, str | None]:
-    """The request's X-Request-ID (when sane) and Origin, in one pass over its headers."""
-    request_id = origin = None
+def _request_headers(scope: Scope) -> tuple[str | None, str | None, bytes | None]:
+    """The request's X-Request-ID (when sane), Origin and Accept-Encoding, in one pass over its headers."""
+    request_id = origin = accept_encoding = None
     for name, value in scope["headers"]:
         name = name.lower()
         if name == REQUEST_ID_HEADER:
@@ -81,7 +82,9 @@ def _request_headers(scope: Scope) -> tuple[str | None, str | None]:
             request_id = text if SANE_REQUEST_ID.fullmatch(text) else None
         elif name == b"origin":
             origin = value.decode("latin-1")
-    return request_id, origin
+        elif name == b"accept-encoding":
+            accept_encoding = value
+    return request_id, origin, accept_encoding
 
 
 def _route_template(scope: Scope) -> str:
@@ -92,8 +95,9 @@ def _route_template(scope: Scope) -> str:
 
 class EdgeMiddleware:
     """The outer layers of every request in one (one call and one `send` wrapper per request instead of
-    four): the request context, the client address (ClientAddressMiddleware.resolve), the browser hardening
-    headers (SecurityHeadersMiddleware), and the per-address rate limit's gate and RateLimit-* headers
+    six): the request context, the client address (ClientAddressMiddleware.resolve), the browser hardening
+    headers (SecurityHeadersMiddleware), the route's CORS headers (core/cors.py), response compression
+    (core/web/compression.py), and the per-address rate limit's gate and RateLimit-* headers
     (RateLimitMiddleware; None when rate limiting is off). The three are used for their parts only; each
     still works as a middleware of its own.
 
@@ -125,7 +129,7 @@ class EdgeMiddleware:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        incoming_id, origin = _request_headers(scope)
+        incoming_id, origin, accept_encoding = _request_headers(scope)
         request_id = incoming_id or uuid.uuid4().hex
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
@@ -134,7 +138,7 @@ class EdgeMiddleware:
         tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             if kind == "http":
-                await self._handle_http(scope, receive, send, request_id, origin)
+                await self._handle_http(scope, receive, send, request_id, origin, accept_encoding)
             else:
                 if self.ratelimit is not None:
                     self.ratelimit.register(scope)
@@ -143,7 +147,13 @@ class EdgeMiddleware:
             structlog.contextvars.reset_contextvars(**tokens)
 
     async def _handle_http(
-        self, scope: Scope, receive: Receive, send: Send, request_id: str, origin: str | None
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request_id: str,
+        origin: str | None,
+        accept_encoding: bytes | None,
     ) -> None:
         request_id_header = (REQUEST_ID_HEADER, request_id.encode())
         policies = self.policies
@@ -155,12 +165,19 @@ class EdgeMiddleware:
         report_token = ratelimit.start(scope, report) if ratelimit is not None else None
         # Stays 500 if the app fails before it starts a response; the server then sends one.
         status = 500
+        head = scope["method"] == "HEAD"
+        encoding = preferred_encoding(accept_encoding) if accept_encoding is not None and not head else None
+        compression: ResponseCompression | None = None
 
         async def send_at_the_edge(message: Message) -> None:
-            nonlocal status
+            nonlocal status, compression
+            if compression is not None:
+                await compression(message)
+                return
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", ()))
+                compress = compressible(status, headers)
                 present = {name.lower() for name, _ in headers}
                 RateLimitMiddleware.add(report, headers, present)
                 # By now the router has picked the route, so its policy is known.
@@ -171,6 +188,12 @@ class EdgeMiddleware:
                     cors.add_response_headers(origin, scope, headers)
                 headers.append(request_id_header)
                 message["headers"] = headers
+                if compress and policy.compress:
+                    add_vary(headers, b"Accept-Encoding")
+                    if encoding is not None:
+                        # Holds the start until the first body message (core/web/compression.py).
+                        compression = ResponseCompression(send, encoding, message)
+                        return
             await send(message)
 
         in_flight = self.metrics.http_requests_in_flight
