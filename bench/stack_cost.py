@@ -2,8 +2,9 @@
 figures isolate framework and middleware cost per request. Same run, same loop, one core:
 
 - bare Starlette route, FastAPI with one router and with eleven (FastAPI 0.165 walks included routers),
-- Pentad's full stack: GET /healthz (middleware only) and an authenticated GET /api/me (API key, served
-  from the principal cache after the first request).
+- Pentad's full stack: GET /healthz (middleware only; also with a browser's Accept-Encoding, its answer too
+  small to compress) and an authenticated GET /api/me (API key, served from the principal cache after the
+  first request).
 
 Writes bench/results/stack_cost.json and .md.
 """
@@ -108,6 +109,10 @@ async def main() -> None:
             "FastAPI, 1 router": await _per_request_us(build_fastapi(1), "/api/me", []),
             f"FastAPI, {ROUTERS} routers": await _per_request_us(build_fastapi(ROUTERS), "/api/me", []),
             "Pentad GET /healthz": await _per_request_us(pentad, "/healthz", []),
+            # What compression costs a response too small to compress (core/web/compression.py).
+            "Pentad GET /healthz, Accept-Encoding br": await _per_request_us(
+                pentad, "/healthz", [(b"accept-encoding", b"gzip, deflate, br, zstd")]
+            ),
             "Pentad GET /api/me (API key)": await _per_request_us(pentad, "/api/me", auth),
         }
         await pentad.state.platform.close()

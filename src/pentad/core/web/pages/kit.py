@@ -31,6 +31,7 @@ from pentad.core.auth.principal import Principal
 from pentad.core.auth.service import csrf_matches, csrf_token
 from pentad.core.errors import AppError, BadRequest
 from pentad.core.platform import get_platform
+from pentad.core.web.assets import static_url
 
 WEB_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = WEB_DIR / "templates"
@@ -82,6 +83,7 @@ def _when(value: datetime | None) -> str:
 
 
 templates.env.filters["when"] = _when
+templates.env.globals["static_url"] = static_url
 
 
 def _nav(principal: Principal) -> list[NavLink]:
@@ -118,6 +120,8 @@ def render_page(
             "nav": _nav(principal) if principal is not None else [],
             "csrf_token": csrf_of(request, principal),
             "notice": NOTICES.get(request.query_params.get("notice", "")),
+            # Hashed, immutable URLs of static files (core/web/assets.py), in apps' templates too.
+            "static_url": static_url,
             **context,
         },
         status_code=status_code,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
-from fastapi.staticfiles import StaticFiles
 
 from pentad.core.platform import Platform
+from pentad.core.web.assets import HashedStaticFiles, register_static
 from pentad.core.web.pages import account, admin, docs, signin
 from pentad.core.web.pages.kit import WEB_DIR, add_page_error_handlers
 
@@ -38,7 +38,10 @@ def install_pages(app: FastAPI, platform: Platform) -> None:
         for pages in spec.pages:
             app.include_router(pages)
         if spec.static_dir is not None:
+            register_static(spec.name, spec.static_dir)
             app.mount(
-                f"/static/{spec.name}", StaticFiles(directory=spec.static_dir), name=f"static-{spec.name}"
+                f"/static/{spec.name}",
+                HashedStaticFiles(directory=spec.static_dir),
+                name=f"static-{spec.name}",
             )
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", HashedStaticFiles(directory=STATIC_DIR), name="static")
