@@ -8,9 +8,11 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.ads.actions.context import AdsContext
+from pentad.apps.ads.delivery import delivery_snapshot
 from pentad.apps.ads.permissions import ADS_USE
 from pentad.core.auth.dependencies import db_session, request_actor, require_user
 from pentad.core.auth.principal import Principal
+from pentad.core.db.hooks import on_commit
 from pentad.core.platform import get_platform
 
 
@@ -19,4 +21,12 @@ async def ads_context(
     principal: Annotated[Principal, Depends(require_user(ADS_USE))],
     session: Annotated[AsyncSession, Depends(db_session)],
 ) -> AdsContext:
-    return AdsContext(session, get_platform(request), principal, request_actor(request, principal))
+    platform = get_platform(request)
+    if request.method != "GET":
+        snapshot = delivery_snapshot(platform)
+
+        async def changed() -> None:
+            snapshot.invalidate()
+
+        on_commit(session, changed)  # this process serves the change at once; others within SNAPSHOT_POLL
+    return AdsContext(session, platform, principal, request_actor(request, principal))
