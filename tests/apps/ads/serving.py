@@ -51,10 +51,17 @@ def running(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-async def text_ad(client: httpx.AsyncClient, who: Account, campaign_id: str, headline: str = "Hot deals") -> str:
+async def text_ad(
+    client: httpx.AsyncClient, who: Account, campaign_id: str, headline: str = "Hot deals"
+) -> str:
     response = await client.post(
         f"/api/ads/campaigns/{campaign_id}/creatives/text",
-        json={"name": headline, "destination_url": DESTINATION, "headline": headline, "body": "Up to 50% off"},
+        json={
+            "name": headline,
+            "destination_url": DESTINATION,
+            "headline": headline,
+            "body": "Up to 50% off",
+        },
         headers=who.headers,
     )
     assert response.status_code == 201, response.text
@@ -80,7 +87,10 @@ async def setup(
 ) -> Setup:
     site = await create_site(client, who)
     zone_row = await create_zone(
-        client, who, site["id"], **{"width": 300, "height": 250, "path_patterns": ["/news/**"], **(zone or {})}
+        client,
+        who,
+        site["id"],
+        **{"width": 300, "height": 250, "path_patterns": ["/news/**"], **(zone or {})},
     )
     advertiser = await create_advertiser(client, who)
     campaign_id = await campaign(client, who, advertiser["id"], zone_row["id"], **overrides)

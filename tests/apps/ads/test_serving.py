@@ -31,20 +31,24 @@ async def test_a_slot_gets_the_ad_with_signed_links_and_the_impression_is_record
 ) -> None:
     ads = await setup(client, owner)
 
-    response = await decide(client, ads.zone_id, "/news/today?utm_source=mail", origin=f"https://{ads.domain}")
+    response = await decide(
+        client, ads.zone_id, "/news/today?utm_source=mail", origin=f"https://{ads.domain}"
+    )
 
     assert response.status_code == 200, response.text
     assert response.headers["access-control-allow-origin"] == "*"
     assert "access-control-allow-credentials" not in response.headers
     body = response.json()
     assert (body["width"], body["height"], body["house"]) == (300, 250, False)
-    assert body["ad"]["headline"] == "Hot deals" and body["ad"]["kind"] == "text"
+    assert body["ad"]["headline"] == "Hot deals"
+    assert body["ad"]["kind"] == "text"
     assert body["ad"]["click"].split("/ads/c/")[0] == platform.base_url.rstrip("/")
     signer = TokenSigner(platform.signing_secret)
     token = signer.verify("impression", body["impression"])
     click = signer.verify("click", body["ad"]["click"].rsplit("/", 1)[1])
     assert token.impression_id == click.impression_id
-    assert str(token.creative_id) == ads.creative_id and str(token.zone_id) == ads.zone_id
+    assert str(token.creative_id) == ads.creative_id
+    assert str(token.zone_id) == ads.zone_id
 
     (row,) = await impressions(platform)
     assert row.id == token.impression_id
@@ -54,7 +58,8 @@ async def test_a_slot_gets_the_ad_with_signed_links_and_the_impression_is_record
     assert (row.path, row.country, row.device, row.viewable_ts) == ("/news/today", "DE", "desktop", None)
     assert isinstance(row.visitor_id, int)
     stored = repr(vars(row))
-    assert GERMANY not in stored and "Firefox/133" not in stored
+    assert GERMANY not in stored
+    assert "Firefox/133" not in stored
 
 
 async def test_targeting_is_honoured_end_to_end(
@@ -63,11 +68,18 @@ async def test_targeting_is_honoured_end_to_end(
     ads = await setup(
         client,
         owner,
-        targeting={"countries": ["DE"], "devices": ["mobile"], "paths": ["/news/sport/*"], "keys": {"team": ["fcb"]}},
+        targeting={
+            "countries": ["DE"],
+            "devices": ["mobile"],
+            "paths": ["/news/sport/*"],
+            "keys": {"team": ["fcb"]},
+        },
     )
 
-    def ask(path: str = "/news/sport/today", address: str = GERMANY, agent: str = IPHONE, kv: str = "team:fcb"):  # type: ignore[no-untyped-def]
-        return decide(client, ads.zone_id, path, address=address, agent=agent, kv=[kv])
+    async def ask(
+        path: str = "/news/sport/today", address: str = GERMANY, agent: str = IPHONE, kv: str = "team:fcb"
+    ) -> httpx.Response:
+        return await decide(client, ads.zone_id, path, address=address, agent=agent, kv=[kv])
 
     assert (await ask()).status_code == 200
     assert (await ask(address=BRITAIN)).status_code == 204  # country
@@ -87,7 +99,9 @@ async def test_the_house_creative_fills_what_no_campaign_takes(
     assert (await decide(client, ads.zone_id)).status_code == 204
 
     zone = await client.get(f"/api/ads/zones/{ads.zone_id}", headers=owner.headers)
-    body = {key: zone.json()[key] for key in ("name", "width", "height", "path_patterns", "mode", "gpt_ad_unit")}
+    body = {
+        key: zone.json()[key] for key in ("name", "width", "height", "path_patterns", "mode", "gpt_ad_unit")
+    }
     replaced = await client.put(
         f"/api/ads/zones/{ads.zone_id}", json={**body, "house_creative_id": house}, headers=owner.headers
     )
@@ -95,9 +109,11 @@ async def test_the_house_creative_fills_what_no_campaign_takes(
 
     response = await decide(client, ads.zone_id)
     assert response.status_code == 200
-    assert response.json()["house"] is True and response.json()["ad"]["headline"] == "Our own offer"
+    assert response.json()["house"] is True
+    assert response.json()["ad"]["headline"] == "Our own offer"
     (row,) = await impressions(platform)
-    assert row.campaign_id is None and str(row.creative_id) == house
+    assert row.campaign_id is None
+    assert str(row.creative_id) == house
 
 
 async def test_higher_priority_wins(client: httpx.AsyncClient, owner: Account) -> None:
@@ -114,17 +130,21 @@ async def test_unknown_zones_foreign_origins_bots_and_bad_input_get_no_ad(
     ads = await setup(client, owner)
 
     unknown = await decide(client, str(uuid.uuid4()))
-    assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_zone"
+    assert unknown.status_code == 404
+    assert unknown.json()["code"] == "unknown_zone"
     foreign = await decide(client, ads.zone_id, origin="https://evil.example")
-    assert foreign.status_code == 403 and foreign.json()["code"] == "origin_not_allowed"
+    assert foreign.status_code == 403
+    assert foreign.json()["code"] == "origin_not_allowed"
     assert foreign.headers["access-control-allow-origin"] == "*"
     sub = await decide(client, ads.zone_id, origin=f"https://www.{ads.domain}")
     assert sub.status_code == 200
     bot = await decide(client, ads.zone_id, agent=GOOGLEBOT)
-    assert bot.status_code == 204 and bot.headers["pentad-dropped"] == "bot_ua"
+    assert bot.status_code == 204
+    assert bot.headers["pentad-dropped"] == "bot_ua"
     assert (await client.get("/api/ads/decide", params={"z": "nope"})).status_code == 422
     relative = await decide(client, ads.zone_id, "news/today")
-    assert relative.status_code == 422 and relative.json()["code"] == "invalid_path"
+    assert relative.status_code == 422
+    assert relative.json()["code"] == "invalid_path"
     assert len(await impressions(platform)) == 1  # only the subdomain's
 
 
@@ -191,5 +211,6 @@ async def test_a_gpt_zone_gets_the_gpt_slot_with_pentads_key_values_and_the_dire
             "section": "sport",
         },
     }
-    assert body["ad"]["headline"] == "Hot deals" and body["impression"]
+    assert body["ad"]["headline"] == "Hot deals"
+    assert body["impression"]
     assert await impressions(platform) == []  # shown only if GPT has nothing: the beacon records it
