@@ -15,8 +15,10 @@ A route is private (it needs credentials) and gets the platform's defaults unles
 route spends it once per handshake), its limit
 overridable by PENTAD_RATELIMIT__CLASSES; `body_limit` is "upload" (PENTAD_STORAGE__MAX_OBJECT_BYTES) or
 a byte count; `csp` replaces whole Content-Security-Policy directives and `permissions` features of the
-Permissions-Policy. An app may give every route of its routers and pages a default
-(`AppSpec.route_policy`); a route's own declaration wins field by field (headers merge).
+Permissions-Policy; `cors` a CorsPolicy (core/cors.py) replacing PENTAD_SECURITY__CORS_ORIGINS for the route
+(the gate answers its preflights); `compress=False` opts out of response compression. An app may give
+every route of its routers and pages a default (`AppSpec.route_policy`); a route's own declaration wins
+field by field (headers merge).
 
 Who may call a private route is not a policy field: it is the route's Authenticator dependency
 (core/auth/dependencies.py), a RouteGuard that `unguarded_operations` finds in the dependency tree. A
@@ -47,6 +49,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
 from pentad.core.config import Settings
+from pentad.core.cors import CorsPolicy, ResolvedCors, global_cors
 
 logger = structlog.get_logger("pentad.policy")
 
@@ -70,6 +73,10 @@ FIXED_HEADERS: Final = (
 ROUTE_STATE_KEY: Final = "pentad.route"
 RATE_GATE_STATE_KEY: Final = "pentad.rate_gate"
 ENDPOINT_ATTRIBUTE: Final = "__pentad_route_policy__"
+POLICIES_STATE_KEY: Final = "pentad.policies"
+PREFLIGHT_STATE_KEY: Final = "pentad.preflight"
+GLOBAL_CORS_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+GLOBAL_CORS_REQUEST_HEADERS: Final = ("Authorization", "Content-Type", "X-CSRF-Token", "X-Request-ID")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +114,10 @@ class RoutePolicy:
     """Content-Security-Policy directives to set, e.g. {"media-src": "'self' blob:"}."""
     permissions: Mapping[str, str] = field(default_factory=dict)
     """Permissions-Policy features to set, e.g. {"camera": "(self)"}."""
+    cors: CorsPolicy | None = None
+    """This route's own CORS (core/cors.py) instead of PENTAD_SECURITY__CORS_ORIGINS."""
+    compress: bool | None = None
+    """False: never compress this route's responses (core/web/compression.py); None/True: as usual."""
 
     def __post_init__(self) -> None:
         if self.public is not None and not self.public.strip():
@@ -122,6 +133,8 @@ class RoutePolicy:
             body_limit=self.body_limit if self.body_limit is not None else base.body_limit,
             csp={**base.csp, **self.csp},
             permissions={**base.permissions, **self.permissions},
+            cors=self.cors if self.cors is not None else base.cors,
+            compress=self.compress if self.compress is not None else base.compress,
         )
 
 
@@ -135,9 +148,13 @@ def route_policy(
     body_limit: BodyLimit | None = None,
     csp: Mapping[str, str] | None = None,
     permissions: Mapping[str, str] | None = None,
+    cors: CorsPolicy | None = None,
+    compress: bool | None = None,
 ) -> Callable[[Endpoint], Endpoint]:
     """Declare the policy of the endpoint below it (put it under the `@router.<method>` line)."""
-    policy = RoutePolicy(public, rate_limit, body_limit, dict(csp or {}), dict(permissions or {}))
+    policy = RoutePolicy(
+        public, rate_limit, body_limit, dict(csp or {}), dict(permissions or {}), cors, compress
+    )
 
     def declare(endpoint: Endpoint) -> Endpoint:
         setattr(endpoint, ENDPOINT_ATTRIBUTE, policy)
@@ -161,6 +178,9 @@ class ResolvedPolicy:
     rate_key: str
     body_limit: int
     security_headers: tuple[tuple[bytes, bytes], ...]
+    cors: ResolvedCors | None
+    """The route's CORS, or the platform's when it declares none; None: no cross-origin access."""
+    compress: bool
 
 
 def security_headers(
@@ -200,12 +220,17 @@ def resolve(policy: RoutePolicy, settings: Settings) -> ResolvedPolicy:
         body_bytes = max(settings.storage.max_object_bytes, settings.security.max_body_bytes)
     else:
         body_bytes = body_limit
+    cors = policy.cors or global_cors(
+        settings.security.cors_origins, GLOBAL_CORS_METHODS, GLOBAL_CORS_REQUEST_HEADERS
+    )
     return ResolvedPolicy(
         public=policy.public,
         rate_limit=rate_limit,
         rate_key=rate_key,
         body_limit=body_bytes,
         security_headers=security_headers(policy.csp, policy.permissions),
+        cors=ResolvedCors(cors) if cors is not None else None,
+        compress=policy.compress is not False,
     )
 
 
@@ -228,6 +253,11 @@ class _RouteGate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope.setdefault("state", {})
         state[ROUTE_STATE_KEY] = self.route_id
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            # A CORS preflight is answered here, before the rate limit and the route's authentication.
+            policies: RoutePolicies | None = state.get(POLICIES_STATE_KEY)
+            if policies is not None and await policies.answer_preflight(scope, send):
+                return
         gate: RateGate | None = state.get(RATE_GATE_STATE_KEY)
         if gate is not None and not await gate(scope, receive, send):
             return
@@ -256,6 +286,10 @@ class RoutePolicies:
         self.default = default
         self.routes: list[DeclaredRoute] = []
         self._resolved: dict[int | None, ResolvedPolicy] = {}
+        # Routes sharing a path (GET and POST /items as two routes): the router hands a preflight to the
+        # first; its CORS answer is that of the one serving the method asked for.
+        self._by_path: dict[str, dict[str, ResolvedPolicy]] = {}
+        self._siblings: dict[int, dict[str, ResolvedPolicy]] = {}
 
     @property
     def largest_body_limit(self) -> int:
@@ -266,6 +300,39 @@ class RoutePolicies:
         self.routes.append(declared)
         if resolved is not self.default:
             self._resolved[id(route)] = resolved
+        if isinstance(route, Route):
+            siblings = self._by_path.setdefault(declared.path, {})
+            for method in declared.methods:
+                siblings.setdefault(method, resolved)
+            self._siblings[id(route)] = siblings
+
+    async def answer_preflight(self, scope: Scope, send: Send) -> bool:
+        """Answer a CORS preflight for the route the router picked (204, see core/cors.py); False when the
+        request is no preflight, the route serves OPTIONS itself, or no CORS applies (the route answers)."""
+        origin = method = requested = None
+        for name, value in scope["headers"]:
+            name = name.lower()
+            if name == b"origin":
+                origin = value.decode("latin-1")
+            elif name == b"access-control-request-method":
+                method = value.decode("latin-1").strip()
+            elif name == b"access-control-request-headers":
+                requested = value.decode("latin-1")
+        if origin is None or not method:
+            return False
+        route_id = scope["state"].get(ROUTE_STATE_KEY)
+        siblings = self._siblings.get(route_id) if route_id is not None else None
+        if siblings is not None and "OPTIONS" in siblings:
+            return False
+        resolved = siblings.get(method.upper()) if siblings is not None else None
+        cors = (resolved or self.for_scope(scope)).cors
+        if cors is None:
+            return False
+        headers = cors.preflight_headers(origin, method, requested, scope)
+        scope["state"][PREFLIGHT_STATE_KEY] = True  # the edge adds no actual-response CORS headers
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return True
 
     def for_scope(self, scope: Scope) -> ResolvedPolicy:
         """The policy of the route the router picked; the default before routing and for no route."""

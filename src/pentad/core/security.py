@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pentad.core.errors import problem_response
 from pentad.core.policy import CONTENT_SECURITY_POLICY as CONTENT_SECURITY_POLICY  # its old home
-from pentad.core.policy import DEFAULT_SECURITY_HEADERS, RoutePolicies
+from pentad.core.policy import DEFAULT_SECURITY_HEADERS, ResolvedPolicy, RoutePolicies
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -183,6 +183,16 @@ class SecurityHeadersMiddleware:
             DEFAULT_SECURITY_HEADERS if policies is None else policies.for_scope(scope).security_headers
         )
         headers.extend(header for header in (*route_headers, *extra) if header[0] not in present)
+
+    @staticmethod
+    def add_for(
+        policy: ResolvedPolicy,
+        headers: list[tuple[bytes, bytes]],
+        present: set[bytes],
+        extra: tuple[tuple[bytes, bytes], ...],
+    ) -> None:
+        """add() for a caller that has looked the route's policy up already (the edge)."""
+        headers.extend(header for header in (*policy.security_headers, *extra) if header[0] not in present)
 
 
 class _BodyTooLarge(HTTPException):

@@ -211,7 +211,7 @@ async def test_cors_preflight_from_an_allowed_origin(cors_client: httpx.AsyncCli
             "Access-Control-Request-Headers": "Authorization, X-CSRF-Token",
         },
     )
-    assert response.status_code == 200
+    assert response.status_code == 204
     assert response.headers["access-control-allow-origin"] == "https://app.example"
     assert "PATCH" in response.headers["access-control-allow-methods"]
     assert "access-control-allow-credentials" not in response.headers

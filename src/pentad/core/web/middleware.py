@@ -13,14 +13,14 @@ import uuid
 
 import structlog
 from fastapi import FastAPI
-from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pentad.core.cors import ACAO
 from pentad.core.db.transaction import TransactionMiddleware
 from pentad.core.errors import ErrorBoundaryMiddleware
 from pentad.core.metrics import Metrics
 from pentad.core.platform import Platform
-from pentad.core.policy import RoutePolicies
+from pentad.core.policy import POLICIES_STATE_KEY, PREFLIGHT_STATE_KEY, RoutePolicies
 from pentad.core.ratelimit import RateLimitMiddleware, RateLimitReport, reset_report
 from pentad.core.security import (
     BodySizeLimitMiddleware,
@@ -33,15 +33,6 @@ from pentad.core.web.nul_guard import NulGuardMiddleware
 REQUEST_ID_HEADER = b"x-request-id"
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 UNMATCHED_ROUTE = "<unmatched>"
-CORS_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-CORS_REQUEST_HEADERS = ("Authorization", "Content-Type", "X-CSRF-Token", "X-Request-ID")
-CORS_EXPOSED_HEADERS = (
-    "X-Request-ID",
-    "Retry-After",
-    "RateLimit-Limit",
-    "RateLimit-Remaining",
-    "RateLimit-Reset",
-)
 
 ACCESS_LOGGER_NAME = "pentad.access"
 access_logger = structlog.get_logger(ACCESS_LOGGER_NAME)
@@ -50,10 +41,12 @@ _access_log_level = logging.getLogger(ACCESS_LOGGER_NAME)
 
 
 def install_middleware(app: FastAPI, platform: Platform, policies: RoutePolicies) -> None:
-    """Build the stack; from the outside in: the edge (request context, client address, security headers,
-    the rate-limit gate and headers: one layer, see EdgeMiddleware), CORS, body size limit, the NUL guard,
-    the request's transaction, the error boundary. The route policies (core/policy.py, resolved by
-    create_app) tell the middlewares each route's limits and headers."""
+    """Build the stack; from the outside in: the edge (request context, client address, security and CORS
+    headers, the rate-limit gate and headers: one layer, see EdgeMiddleware), body size limit, the NUL
+    guard, the request's transaction, the error boundary. The route policies (core/policy.py, resolved by
+    create_app) tell the middlewares each route's limits and headers; CORS preflights are answered by the
+    route gate (core/policy.py, core/cors.py), PENTAD_SECURITY__CORS_ORIGINS being the CORS of every route
+    that declares none."""
     settings = platform.settings
     # add_middleware puts each new layer outside the ones added before it.
     app.add_middleware(ErrorBoundaryMiddleware)
@@ -62,19 +55,10 @@ def install_middleware(app: FastAPI, platform: Platform, policies: RoutePolicies
     app.add_middleware(
         BodySizeLimitMiddleware, max_body_bytes=settings.security.max_body_bytes, policies=policies
     )
-    if settings.security.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.security.cors_origins,
-            allow_credentials=False,
-            allow_methods=CORS_METHODS,
-            allow_headers=CORS_REQUEST_HEADERS,
-            expose_headers=CORS_EXPOSED_HEADERS,
-            max_age=600,
-        )
     app.add_middleware(
         EdgeMiddleware,
         metrics=platform.metrics,
+        policies=policies,
         client=ClientAddressMiddleware(app, trusted_proxies=settings.security.trusted_proxies),
         security=SecurityHeadersMiddleware(
             app, hsts_max_age=settings.security.hsts_max_age, policies=policies
@@ -87,12 +71,17 @@ def install_middleware(app: FastAPI, platform: Platform, policies: RoutePolicies
     )
 
 
-def _incoming_request_id(scope: Scope) -> str | None:
+def _request_headers(scope: Scope) -> tuple[str | None, str | None]:
+    """The request's X-Request-ID (when sane) and Origin, in one pass over its headers."""
+    request_id = origin = None
     for name, value in scope["headers"]:
-        if name.lower() == REQUEST_ID_HEADER:
+        name = name.lower()
+        if name == REQUEST_ID_HEADER:
             text = value.decode("latin-1")
-            return text if SANE_REQUEST_ID.fullmatch(text) else None
-    return None
+            request_id = text if SANE_REQUEST_ID.fullmatch(text) else None
+        elif name == b"origin":
+            origin = value.decode("latin-1")
+    return request_id, origin
 
 
 def _route_template(scope: Scope) -> str:
@@ -119,12 +108,14 @@ class EdgeMiddleware:
         app: ASGIApp,
         *,
         metrics: Metrics,
+        policies: RoutePolicies,
         client: ClientAddressMiddleware,
         security: SecurityHeadersMiddleware,
         ratelimit: RateLimitMiddleware | None,
     ) -> None:
         self.app = app
         self.metrics = metrics
+        self.policies = policies
         self.client = client
         self.security = security
         self.ratelimit = ratelimit
@@ -134,14 +125,16 @@ class EdgeMiddleware:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        incoming_id, origin = _request_headers(scope)
+        request_id = incoming_id or uuid.uuid4().hex
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
+        state[POLICIES_STATE_KEY] = self.policies
         self.client.resolve(scope)
         tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             if kind == "http":
-                await self._handle_http(scope, receive, send, request_id)
+                await self._handle_http(scope, receive, send, request_id, origin)
             else:
                 if self.ratelimit is not None:
                     self.ratelimit.register(scope)
@@ -149,9 +142,13 @@ class EdgeMiddleware:
         finally:
             structlog.contextvars.reset_contextvars(**tokens)
 
-    async def _handle_http(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+    async def _handle_http(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str, origin: str | None
+    ) -> None:
         request_id_header = (REQUEST_ID_HEADER, request_id.encode())
+        policies = self.policies
         security = self.security
+        state = scope["state"]
         extra = security.request_headers(scope)
         ratelimit = self.ratelimit
         report = RateLimitReport()
@@ -166,7 +163,12 @@ class EdgeMiddleware:
                 headers = list(message.get("headers", ()))
                 present = {name.lower() for name, _ in headers}
                 RateLimitMiddleware.add(report, headers, present)
-                security.add(scope, headers, present, extra)
+                # By now the router has picked the route, so its policy is known.
+                policy = policies.for_scope(scope)
+                security.add_for(policy, headers, present, extra)
+                cors = policy.cors
+                if cors is not None and ACAO not in present and PREFLIGHT_STATE_KEY not in state:
+                    cors.add_response_headers(origin, scope, headers)
                 headers.append(request_id_header)
                 message["headers"] = headers
             await send(message)
