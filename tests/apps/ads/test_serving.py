@@ -214,3 +214,22 @@ async def test_a_gpt_zone_gets_the_gpt_slot_with_pentads_key_values_and_the_dire
     assert body["ad"]["headline"] == "Hot deals"
     assert body["impression"]
     assert await impressions(platform) == []  # shown only if GPT has nothing: the beacon records it
+
+
+async def test_any_origin_may_ask_without_credentials(client: httpx.AsyncClient, owner: Account) -> None:
+    ads = await setup(client, owner)
+    preflight = await client.options(
+        "/api/ads/decide",
+        headers={"Origin": f"https://{ads.domain}", "Access-Control-Request-Method": "GET"},
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in preflight.headers
+    beacon_preflight = await client.options(
+        "/api/ads/v", headers={"Origin": "https://other.example", "Access-Control-Request-Method": "POST"}
+    )
+    assert beacon_preflight.headers["access-control-allow-origin"] == "*"
+
+    response = await decide(client, ads.zone_id, origin=f"https://{ads.domain}")
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert response.headers["cache-control"] == "no-store"

@@ -38,6 +38,7 @@ from pentad.apps.ads.settings import APP_NAME, AdsSettings
 from pentad.apps.ads.targeting import UTM_KEYS, RequestFacts
 from pentad.apps.ads.tokens import TOKEN_BYTES, ExpiredToken, InvalidToken, TokenSigner
 from pentad.core.context import AppContext
+from pentad.core.cors import CorsPolicy
 from pentad.core.errors import problem_response
 from pentad.core.platform import get_platform
 from pentad.core.policy import RateLimitClass, route_policy
@@ -46,7 +47,9 @@ from pentad.core.security import client_address
 DECIDE_RATE = RateLimitClass("ads_decide", "1200/minute")
 """Per client address (a page with several slots calls decide once per slot)."""
 BEACON_RATE = RateLimitClass("ads_beacon", "1200/minute")
-CORS_HEADERS: Final = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
+NO_STORE: Final = {"Cache-Control": "no-store"}
+DECIDE_CORS = CorsPolicy(origins="*", credentials=False, methods=("GET",), expose=("Pentad-Dropped",))
+BEACON_CORS = CorsPolicy(origins="*", credentials=False, methods=("POST",))
 DROPPED_HEADER: Final = "Pentad-Dropped"
 DAY_TTL: Final = 2 * 86_400
 MAX_KEYS: Final = 20
@@ -167,7 +170,7 @@ async def decide(
 
 def _problem(request: Request, status: int, code: str, detail: str) -> Response:
     return problem_response(
-        status, code, detail, request_id=getattr(request.state, "request_id", None), headers=CORS_HEADERS
+        status, code, detail, request_id=getattr(request.state, "request_id", None), headers=NO_STORE
     )
 
 
@@ -238,7 +241,11 @@ def gpt_targeting(facts: RequestFacts, keys: dict[str, str]) -> dict[str, str]:
         404: {"description": "No such zone."},
     },
 )
-@route_policy(public="the loader on any visitor's page asks anonymously for an ad", rate_limit=DECIDE_RATE)
+@route_policy(
+    public="the loader on any visitor's page asks anonymously for an ad",
+    rate_limit=DECIDE_RATE,
+    cors=DECIDE_CORS,
+)
 async def decide_route(
     request: Request,
     z: Annotated[uuid.UUID, Query(description="Zone id.")],
@@ -258,7 +265,7 @@ async def decide_route(
     parts = urlsplit(p)
     path = parts.path or "/"
     if not zone.shows_on(path):
-        return Response(status_code=204, headers=CORS_HEADERS)
+        return Response(status_code=204, headers=NO_STORE)
     visitor = await platform.visitors.facts(
         client_address(request),
         request.headers.get("user-agent", ""),
@@ -267,7 +274,7 @@ async def decide_route(
         zone.domain,
     )
     if visitor.bot_reason is not None:
-        return Response(status_code=204, headers={**CORS_HEADERS, DROPPED_HEADER: visitor.bot_reason})
+        return Response(status_code=204, headers={**NO_STORE, DROPPED_HEADER: visitor.bot_reason})
     utm = {key: value for key, value in parse_qsl(parts.query) if key.startswith("utm_")}
     facts = RequestFacts(
         at=datetime.now(UTC),
@@ -301,8 +308,8 @@ async def decide_route(
         }
     if decision.creative is None:
         if not gpt:
-            return Response(status_code=204, headers=CORS_HEADERS)
-        return JSONResponse(body, headers=CORS_HEADERS)
+            return Response(status_code=204, headers=NO_STORE)
+        return JSONResponse(body, headers=NO_STORE)
     impression_id = uuid.uuid4()
     signer = TokenSigner(platform.signing_secret)
     creative_id = decision.creative.id
@@ -343,7 +350,7 @@ async def decide_route(
             ),
         )
         platform.metrics.for_app(APP_NAME).counter("served", "Ads served by the decision route.").inc()
-    return JSONResponse(body, headers=CORS_HEADERS)
+    return JSONResponse(body, headers=NO_STORE)
 
 
 @router.post(
@@ -364,6 +371,7 @@ async def decide_route(
     public="the loader posts the signed impression token it was given",
     rate_limit=BEACON_RATE,
     body_limit=1024,
+    cors=BEACON_CORS,
 )
 async def viewable_beacon(request: Request) -> Response:
     platform = get_platform(request)
@@ -380,7 +388,7 @@ async def viewable_beacon(request: Request) -> Response:
         return _problem(request, 403, "origin_not_allowed", "The page is not on the zone's site.")
     first = await platform.cache.incr(f"ads:v:{token.impression_id}", 1, settings.impression_token_ttl + 60)
     if first != 1 or zone is None:
-        return Response(status_code=204, headers=CORS_HEADERS)
+        return Response(status_code=204, headers=NO_STORE)
     campaign = next(
         (entry for entry in zone.campaigns if any(c.id == token.creative_id for c in entry.creatives)), None
     )
@@ -403,4 +411,4 @@ async def viewable_beacon(request: Request) -> Response:
         day = _day(datetime.fromtimestamp(now, UTC), ZoneInfo(zone.timezone))
         await platform.cache.incr(daily_key(campaign.id, day, "spend"), campaign.rate_micros // 1000, DAY_TTL)
     platform.metrics.for_app(APP_NAME).counter("viewable", "Viewable impressions reported.").inc()
-    return Response(status_code=204, headers=CORS_HEADERS)
+    return Response(status_code=204, headers=NO_STORE)
