@@ -28,6 +28,7 @@ from pentad.apps.ads.models import AdsCampaign, AdsCreative, AdsPlacement, AdsSi
 from pentad.apps.ads.settings import AdsSettings
 from pentad.apps.ads.targeting import Predicate, Targeting, compile_targeting, glob_pattern
 from pentad.core.context import AppContext, ResourceSpec
+from pentad.core.db.hooks import on_commit
 
 logger = structlog.get_logger("pentad.ads.delivery")
 
@@ -266,3 +267,14 @@ DELIVERY_SNAPSHOT: ResourceSpec[DeliverySnapshot] = ResourceSpec(
 
 def delivery_snapshot(context: AppContext) -> DeliverySnapshot:
     return context.resource(DELIVERY_SNAPSHOT)
+
+
+def reload_after_commit(session: AsyncSession, context: AppContext) -> None:
+    """A write to the ads setup in this session: this process serves it as soon as it commits (others
+    within SNAPSHOT_POLL)."""
+    snapshot = delivery_snapshot(context)
+
+    async def changed() -> None:
+        snapshot.invalidate()
+
+    on_commit(session, changed)

@@ -8,11 +8,10 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.ads.actions.context import AdsContext
-from pentad.apps.ads.delivery import delivery_snapshot
+from pentad.apps.ads.delivery import reload_after_commit
 from pentad.apps.ads.permissions import ADS_USE
 from pentad.core.auth.dependencies import db_session, request_actor, require_user
 from pentad.core.auth.principal import Principal
-from pentad.core.db.hooks import on_commit
 from pentad.core.platform import get_platform
 
 
@@ -23,10 +22,5 @@ async def ads_context(
 ) -> AdsContext:
     platform = get_platform(request)
     if request.method != "GET":
-        snapshot = delivery_snapshot(platform)
-
-        async def changed() -> None:
-            snapshot.invalidate()
-
-        on_commit(session, changed)  # this process serves the change at once; others within SNAPSHOT_POLL
+        reload_after_commit(session, platform)
     return AdsContext(session, platform, principal, request_actor(request, principal))
