@@ -154,3 +154,17 @@ async def test_the_loader_is_served_and_at_most_2_kb_gzipped(client: httpx.Async
         b"isEmpty",
     ):
         assert needle in response.content
+
+
+async def test_a_spent_daily_budget_stops_serving(
+    client: httpx.AsyncClient, owner: Account, platform: Platform
+) -> None:
+    ads = await setup(client, owner, pricing="cpm", rate_micros=3_000_000, daily_budget_micros=6000)
+    for index in range(2):
+        answer = await decide(client, ads.zone_id, address=f"194.25.2.{130 + index}")
+        assert answer.status_code == 200
+        assert (await beacon(client, answer.json()["impression"])).status_code == 204
+    # Two viewable impressions at 3.00 CPM spent the 0.006 of the day: nothing more today.
+    assert (await decide(client, ads.zone_id, address="194.25.2.140")).status_code == 204
+    rows = await impressions(platform)
+    assert [row.viewable_ts is not None for row in rows] == [True, True]
