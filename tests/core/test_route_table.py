@@ -34,6 +34,8 @@ REVIEWED_PUBLIC = {
     ("POST", "/api/auth/password-reset/confirm"): "the reset token is the credential",
     ("POST", "/api/chat/hooks/{hook_id}/{secret}"): "the secret in the URL is the credential",
     ("POST", "/api/analytics/event"): "the tracker on any visitor's browser posts events anonymously",
+    ("GET", "/api/ads/decide"): "the loader on any visitor's page asks anonymously for an ad",
+    ("POST", "/api/ads/v"): "the loader posts the signed impression token it was given",
 }
 
 # Account security (docs/security.md): a signed-in person's own password, second factor and sessions.

@@ -20,12 +20,24 @@ from tests.conftest import make_settings
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return make_settings(tmp_path, database_url, apps=["ads"])
+    return make_settings(
+        tmp_path,
+        database_url,
+        apps=["ads"],
+        ratelimit={"enabled": False},
+        security={"trusted_proxies": ["127.0.0.1"]},
+    )
 
 
 @pytest.fixture
-def app(settings: Settings, database: Database) -> FastAPI:
-    return create_app(settings, database=database, apps=[APP])
+async def app(settings: Settings, database: Database) -> FastAPI:
+    app = create_app(settings, database=database, apps=[APP])
+    platform: Platform = app.state.platform
+    await platform.open_resources()  # what the lifespan does in `pentad serve`
+    # Batches are stored when a test calls `platform.ingest.flush()`, never by the background flusher on
+    # the test's one database connection while a request uses it.
+    platform.ingest._start_flusher = lambda: None  # type: ignore[method-assign]
+    return app
 
 
 @pytest.fixture

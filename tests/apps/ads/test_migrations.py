@@ -1,4 +1,5 @@
-"""ads_0001 creates the ads tables and takes them away again, on every engine."""
+"""ads_0001 and ads_0002 create the ads tables and take them away again, one revision at a time, on every
+engine."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from pentad.core.db.engine import create_engine
 from pentad.core.db.migrate import alembic_config, upgrade_async
 from tests.databases import scratch_database, selected_databases
 
-TABLES = {"ads_advertisers", "ads_sites", "ads_zones", "ads_campaigns", "ads_creatives", "ads_placements"}
+BASE = {"ads_advertisers", "ads_sites", "ads_zones", "ads_campaigns", "ads_creatives", "ads_placements"}
+DELIVERY = {"ads_impressions", "ads_clicks", "ads_stats_hourly"}
+TABLES = BASE | DELIVERY
 
 
 @pytest.fixture(scope="module", params=selected_databases())
@@ -34,11 +37,14 @@ async def _tables(engine: AsyncEngine) -> set[str]:
     return {name for name in names if name.startswith("ads_")}
 
 
-async def test_ads_0001_upgrades_and_downgrades(scratch_url: str) -> None:
+async def test_ads_migrations_upgrade_and_downgrade(scratch_url: str) -> None:
     engine = create_engine(DatabaseSettings(url=scratch_url))
     try:
         await upgrade_async(scratch_url, [APP])
         assert await _tables(engine) == TABLES
+
+        await asyncio.to_thread(command.downgrade, alembic_config(scratch_url, [APP]), "ads_0001")
+        assert await _tables(engine) == BASE
 
         await asyncio.to_thread(command.downgrade, alembic_config(scratch_url, [APP]), "ads@base")
         assert await _tables(engine) == set()

@@ -1,24 +1,25 @@
 """The ads management API (/api/ads): advertisers, campaigns, creatives, sites and zones.
 
 Every route needs a user holding `ads.use`; what they may see and change is decided per advertiser and
-site (access.py). Serving (decide, beacons, clicks) comes with session 2 of docs/plans/analytics.md.
+site (access.py). Serving (decide, beacon) is in serving.py, the click redirect in clicks.py.
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Path, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile, status
 
 from pentad.apps.ads import repository, schemas
 from pentad.apps.ads.actions import advertisers, campaigns, creatives, sharing, sites
 from pentad.apps.ads.actions.context import AdsContext
 from pentad.apps.ads.dependencies import ads_context
 from pentad.apps.ads.models import AdsCampaign, AdsCreative
-from pentad.apps.ads.permissions import ADVERTISER_RESOURCE, SITE_RESOURCE
+from pentad.apps.ads.permissions import ADVERTISER_RESOURCE, REPORTS_READ, SITE_RESOURCE
 from pentad.apps.ads.views import advertiser_view, campaign_view, creative_view, site_view, zone_view
-from pentad.core.errors import problem_responses
+from pentad.core.errors import BadRequest, problem_responses
 from pentad.core.policy import route_policy
 
 router = APIRouter(
@@ -115,6 +116,45 @@ async def replace_campaign(ads: Ads, campaign_id: CampaignId, data: schemas.Camp
 async def delete_campaign(ads: Ads, campaign_id: CampaignId) -> Response:
     await campaigns.do_delete_campaign(ads, campaign_id)
     return Response(status_code=NO_CONTENT)
+
+
+@router.get(
+    "/campaigns/{campaign_id}/stats",
+    summary="A campaign's delivery: served, viewable, clicks, CTR, spend",
+    description="Hourly buckets (UTC) between `since` and `until` (default: the last 7 days). Anyone who may "
+    "read the advertiser's reports (its owners and viewers, ads.admin).",
+)
+async def campaign_stats(
+    ads: Ads,
+    campaign_id: CampaignId,
+    since: Annotated[datetime | None, Query(description="From this hour on (ISO 8601).")] = None,
+    until: Annotated[datetime | None, Query(description="Up to this hour (ISO 8601).")] = None,
+) -> schemas.CampaignStats:
+    campaign, access = await campaigns.campaign_access(ads, campaign_id)
+    access.require(REPORTS_READ)
+    end = _aware(until) if until is not None else datetime.now(UTC)
+    start = _aware(since) if since is not None else end - timedelta(days=7)
+    if start > end or end - start > timedelta(days=400):
+        raise BadRequest("`since` must come before `until`, at most 400 days apart.", code="invalid_range")
+    rows = await repository.campaign_stats(
+        ads.session, campaign.id, int(start.timestamp()) // 3600, int(end.timestamp()) // 3600
+    )
+    served, viewable, clicks, spend = (sum(row[index] for row in rows) for index in range(1, 5))
+    return schemas.CampaignStats(
+        campaign_id=campaign.id, pricing=campaign.pricing, since=start, until=end, served=served,
+        viewable=viewable, clicks=clicks, spend_micros=spend,
+        ctr=clicks / viewable if viewable else 0.0, viewability=viewable / served if served else 0.0,
+        hours=[
+            schemas.StatsHour(
+                hour=datetime.fromtimestamp(hour * 3600, UTC), served=s, viewable=v, clicks=c, spend_micros=m
+            )
+            for hour, s, v, c, m in rows
+        ],
+    )  # fmt: skip
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 # ---------------------------------------------------------------- creatives

@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pentad.core.db.base import Base, EncryptedText, IdMixin, TimestampMixin, utcnow
@@ -126,3 +126,55 @@ class AdsPlacement(TimestampMixin, Base):
     zone_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("ads_zones.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+
+
+class AdsImpression(Base):
+    """One ad served (its id is the impression token's id); `viewable_ts` is set once by the viewability
+    beacon. Times are unix milliseconds, `hour` unix hours (the stats bucket). No IP or user agent: the
+    visitor is the core's daily visitor id."""
+
+    __tablename__ = "ads_impressions"
+    __table_args__ = (Index("ix_ads_impressions_campaign_hour", "campaign_id", "hour"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    ts: Mapped[int] = mapped_column(BigInteger)
+    hour: Mapped[int] = mapped_column(Integer)
+    zone_id: Mapped[uuid.UUID]
+    creative_id: Mapped[uuid.UUID]
+    campaign_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    """None for a house creative."""
+    site_id: Mapped[uuid.UUID]
+    visitor_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    path: Mapped[str | None] = mapped_column(String(500), default=None)
+    source: Mapped[str | None] = mapped_column(String(16), default=None)
+    country: Mapped[str | None] = mapped_column(String(2), default=None)
+    device: Mapped[str | None] = mapped_column(String(16), default=None)
+    viewable_ts: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class AdsClick(Base):
+    """One counted click: at most one per impression (the primary key)."""
+
+    __tablename__ = "ads_clicks"
+
+    impression_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    ts: Mapped[int] = mapped_column(BigInteger)
+    zone_id: Mapped[uuid.UUID]
+    creative_id: Mapped[uuid.UUID]
+    campaign_id: Mapped[uuid.UUID | None] = mapped_column(default=None, index=True)
+
+
+class AdsStatsHourly(Base):
+    """Per campaign, creative, zone and hour (of the impression): recomputed from the raw rows whenever a
+    flushed batch touches the bucket, so replays and duplicates never count twice."""
+
+    __tablename__ = "ads_stats_hourly"
+
+    campaign_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    hour: Mapped[int] = mapped_column(Integer, primary_key=True)
+    creative_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    zone_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    served: Mapped[int] = mapped_column(BigInteger, default=0)
+    viewable: Mapped[int] = mapped_column(BigInteger, default=0)
+    clicks: Mapped[int] = mapped_column(BigInteger, default=0)
+    spend_micros: Mapped[int] = mapped_column(BigInteger, default=0)

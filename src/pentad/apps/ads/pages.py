@@ -19,6 +19,7 @@ from starlette.responses import Response
 from pentad.apps.ads import repository, schemas
 from pentad.apps.ads.actions import advertisers, campaigns, creatives, sites
 from pentad.apps.ads.actions.context import AdsContext
+from pentad.apps.ads.delivery import reload_after_commit
 from pentad.apps.ads.permissions import ADS_USE, CAMPAIGNS_MANAGE, INVENTORY_MANAGE
 from pentad.apps.ads.views import advertiser_view, campaign_view, site_view
 from pentad.core.auth.dependencies import db_session, request_actor
@@ -52,7 +53,10 @@ Session = Annotated[AsyncSession, Depends(db_session)]
 
 
 def _context(request: Request, session: AsyncSession, principal: Principal) -> AdsContext:
-    return AdsContext(session, get_platform(request), principal, request_actor(request, principal))
+    platform = get_platform(request)
+    if request.method != "GET":
+        reload_after_commit(session, platform)
+    return AdsContext(session, platform, principal, request_actor(request, principal))
 
 
 def _optional(value: str) -> str | None:

@@ -5,10 +5,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.ads.models import AdsAdvertiser, AdsCampaign, AdsCreative, AdsPlacement, AdsSite, AdsZone
+from pentad.apps.ads.models import (
+    AdsAdvertiser,
+    AdsCampaign,
+    AdsCreative,
+    AdsPlacement,
+    AdsSite,
+    AdsStatsHourly,
+    AdsZone,
+)
 
 
 async def get_advertiser(session: AsyncSession, advertiser_id: uuid.UUID) -> AdsAdvertiser | None:
@@ -148,3 +156,26 @@ async def creative_ids_of(
 async def delete_row(session: AsyncSession, row: object) -> None:
     await session.delete(row)
     await session.flush()
+
+
+async def campaign_stats(
+    session: AsyncSession, campaign_id: uuid.UUID, first_hour: int, last_hour: int
+) -> list[tuple[int, int, int, int, int]]:
+    """(hour, served, viewable, clicks, spend_micros) of a campaign per hour in [first_hour, last_hour]."""
+    rows = await session.execute(
+        select(
+            AdsStatsHourly.hour,
+            func.sum(AdsStatsHourly.served),
+            func.sum(AdsStatsHourly.viewable),
+            func.sum(AdsStatsHourly.clicks),
+            func.sum(AdsStatsHourly.spend_micros),
+        )
+        .where(
+            AdsStatsHourly.campaign_id == campaign_id,
+            AdsStatsHourly.hour >= first_hour,
+            AdsStatsHourly.hour <= last_hour,
+        )
+        .group_by(AdsStatsHourly.hour)
+        .order_by(AdsStatsHourly.hour)
+    )
+    return [(int(h), int(s or 0), int(v or 0), int(c or 0), int(m or 0)) for h, s, v, c, m in rows]

@@ -312,3 +312,28 @@ class Holder(BaseModel):
     role: SharedRole
     granted_by: uuid.UUID | None
     granted_at: datetime
+
+
+class StatsHour(BaseModel):
+    hour: datetime = Field(description="Start of the hour (UTC) the impressions were served in.")
+    served: int
+    viewable: int
+    clicks: int
+    spend_micros: int
+
+
+class CampaignStats(BaseModel):
+    """A campaign's delivery between `since` and `until` (hours of the impressions; clicks count in the hour
+    of the impression they came from)."""
+
+    campaign_id: uuid.UUID
+    pricing: str
+    since: datetime
+    until: datetime
+    served: int = Field(description="Ads handed out by the decision route.")
+    viewable: int = Field(description="Of those, reported viewable by the loader.")
+    clicks: int = Field(description="Counted clicks (one per impression).")
+    ctr: float = Field(description="clicks ÷ viewable impressions (0 without any).")
+    viewability: float = Field(description="viewable ÷ served (0 without any).")
+    spend_micros: int = Field(description="CPM: per 1,000 viewable impressions; CPC: per click; flat: 0.")
+    hours: list[StatsHour]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pentad.apps.ads import clicks, pages, permissions
+from pentad.apps.ads import clicks, impressions, pages, permissions, serving
+from pentad.apps.ads.delivery import DELIVERY_SNAPSHOT
 from pentad.apps.ads.endpoints import router
 from pentad.apps.ads.settings import APP_NAME, AdsSettings
 from pentad.core.apps import AppSpec
@@ -14,8 +15,9 @@ PACKAGE = Path(__file__).parent
 APP = AppSpec(
     name=APP_NAME,
     title="Ads",
-    description="Advertisers, campaigns and creatives; sites and their zones; targeting and pacing.",
-    routers=[router],
+    description="Advertisers, campaigns and creatives; sites and their zones; serving with viewable "
+    "impressions and counted clicks.",
+    routers=[serving.router, router],
     pages=[pages.router, clicks.router],
     migrations=PACKAGE / "migrations" / "versions",
     permissions=permissions.ALL,
@@ -24,6 +26,9 @@ APP = AppSpec(
         permissions.SITE_RESOURCE: permissions.SITE_ROLES,
         permissions.ADVERTISER_RESOURCE: permissions.ADVERTISER_ROLES,
     },
+    ingest=[impressions.IMPRESSIONS, impressions.CLICKS],
+    resources=[DELIVERY_SNAPSHOT],
     home_path="/ads",
+    static_dir=PACKAGE / "static",
     settings=AdsSettings,
 )

@@ -1,0 +1,280 @@
+"""DeliverySnapshot: every zone with the creatives it may serve, compiled, in memory, so the decision route
+reads no database.
+
+Each process holds one snapshot (a per-process app resource, `DELIVERY_SNAPSHOT`). It loads the serving
+setup once (active campaigns placed in each zone, their active creatives, targeting compiled in the
+site's timezone), then checks a one-row signature of the ads tables (row counts and latest change times)
+at most every PENTAD_ADS__SNAPSHOT_POLL seconds, in the background: the request that notices the interval
+passed does not wait for it. A change committed in this process (`invalidate()`, hooked on the commit by
+the actions) is seen at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pentad.apps.ads.models import AdsCampaign, AdsCreative, AdsPlacement, AdsSite, AdsZone
+from pentad.apps.ads.settings import AdsSettings
+from pentad.apps.ads.targeting import Predicate, Targeting, compile_targeting, glob_pattern
+from pentad.core.context import AppContext, ResourceSpec
+from pentad.core.db.hooks import on_commit
+
+logger = structlog.get_logger("pentad.ads.delivery")
+
+
+@dataclass(frozen=True, slots=True)
+class CreativeEntry:
+    id: uuid.UUID
+    campaign_id: uuid.UUID
+    kind: str
+    width: int | None
+    height: int | None
+    alt_text: str
+    headline: str
+    body: str
+    storage_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignEntry:
+    id: uuid.UUID
+    starts_at: datetime
+    ends_at: datetime | None
+    pricing: str
+    rate_micros: int
+    budget_micros: int | None
+    daily_budget_micros: int | None
+    daily_impressions: int | None
+    daily_clicks: int | None
+    frequency_cap: int | None
+    pacing: str
+    priority: int
+    weight: int
+    targeting: Predicate
+    creatives: tuple[CreativeEntry, ...]
+
+    def runs_at(self, at: datetime) -> bool:
+        return self.starts_at <= at and (self.ends_at is None or at < self.ends_at)
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneEntry:
+    id: uuid.UUID
+    site_id: uuid.UUID
+    domain: str
+    timezone: str
+    width: int
+    height: int
+    mode: str
+    gpt_ad_unit: str | None
+    pages: re.Pattern[str] | None
+    house: CreativeEntry | None
+    campaigns: tuple[CampaignEntry, ...]
+
+    def shows_on(self, path: str) -> bool:
+        return self.pages is None or self.pages.fullmatch(path) is not None
+
+    def allows_host(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        return host == self.domain or host.endswith("." + self.domain)
+
+
+def fits(creative: CreativeEntry, width: int, height: int) -> bool:
+    """Text ads fit any zone; an image fits when it is no larger than the zone or has its shape (a 2x
+    image of a 300x250 zone)."""
+    if creative.width is None or creative.height is None:
+        return True
+    if creative.width <= width and creative.height <= height:
+        return True
+    return abs(creative.width * height - creative.height * width) <= 0.02 * width * creative.height
+
+
+def _creative(row: AdsCreative) -> CreativeEntry:
+    return CreativeEntry(
+        row.id, row.campaign_id, row.kind, row.width, row.height, row.alt_text, row.headline, row.body,
+        row.storage_key,
+    )  # fmt: skip
+
+
+def _pages(patterns: list[str]) -> re.Pattern[str] | None:
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{glob_pattern(pattern).pattern})" for pattern in patterns))
+
+
+async def load_zones(session: AsyncSession) -> dict[uuid.UUID, ZoneEntry]:
+    """The whole serving setup, as the decision route needs it."""
+    sites = {site.id: site for site in await session.scalars(select(AdsSite))}
+    zones = list(await session.scalars(select(AdsZone)))
+    campaigns = {row.id: row for row in await session.scalars(select(AdsCampaign))}
+    creatives = list(await session.scalars(select(AdsCreative)))
+    by_id = {row.id: row for row in creatives}
+    active: dict[uuid.UUID, list[AdsCreative]] = {}
+    for row in creatives:
+        if row.status == "active":
+            active.setdefault(row.campaign_id, []).append(row)
+    placed: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for campaign_id, zone_id in await session.execute(select(AdsPlacement.campaign_id, AdsPlacement.zone_id)):
+        placed.setdefault(zone_id, []).append(campaign_id)
+    compiled: dict[tuple[uuid.UUID, str], Predicate] = {}
+    found: dict[uuid.UUID, ZoneEntry] = {}
+    for zone in zones:
+        site = sites[zone.site_id]
+        entries = []
+        for campaign_id in placed.get(zone.id, []):
+            campaign = campaigns[campaign_id]
+            fitting = tuple(
+                _creative(row)
+                for row in active.get(campaign_id, [])
+                if fits(_creative(row), zone.width, zone.height)
+            )
+            if campaign.status != "active" or not fitting:
+                continue
+            key = (campaign_id, site.timezone)
+            if key not in compiled:
+                compiled[key] = compile_targeting(Targeting.model_validate(campaign.targeting), site.timezone)
+            entries.append(
+                CampaignEntry(
+                    id=campaign.id,
+                    starts_at=campaign.starts_at,
+                    ends_at=campaign.ends_at,
+                    pricing=campaign.pricing,
+                    rate_micros=campaign.rate_micros,
+                    budget_micros=campaign.budget_micros,
+                    daily_budget_micros=campaign.daily_budget_micros,
+                    daily_impressions=campaign.daily_impressions,
+                    daily_clicks=campaign.daily_clicks,
+                    frequency_cap=campaign.frequency_cap,
+                    pacing=campaign.pacing,
+                    priority=campaign.priority,
+                    weight=campaign.weight,
+                    targeting=compiled[key],
+                    creatives=fitting,
+                )
+            )
+        house = by_id.get(zone.house_creative_id) if zone.house_creative_id is not None else None
+        found[zone.id] = ZoneEntry(
+            id=zone.id, site_id=site.id, domain=site.domain, timezone=site.timezone, width=zone.width,
+            height=zone.height, mode=zone.mode, gpt_ad_unit=zone.gpt_ad_unit,
+            pages=_pages(zone.path_patterns),
+            house=_creative(house) if house is not None and house.status == "active" else None,
+            campaigns=tuple(entries),
+        )  # fmt: skip
+    return found
+
+
+async def read_signature(session: AsyncSession) -> tuple[Any, ...]:
+    """Row counts and latest change of every table the snapshot reads: any change moves it."""
+    columns: list[Any] = []
+    for model, changed in (
+        (AdsSite, AdsSite.updated_at),
+        (AdsZone, AdsZone.updated_at),
+        (AdsCampaign, AdsCampaign.updated_at),
+        (AdsCreative, AdsCreative.updated_at),
+        (AdsPlacement, AdsPlacement.created_at),
+    ):
+        columns.append(select(func.count()).select_from(model).scalar_subquery())
+        columns.append(select(func.max(changed)).scalar_subquery())
+    return tuple((await session.execute(select(*columns))).one())
+
+
+class DeliverySnapshot:
+    """Zone id → ZoneEntry for this process."""
+
+    def __init__(self, context: AppContext, poll: float) -> None:
+        self._context = context
+        self._poll = poll
+        self._zones: dict[uuid.UUID, ZoneEntry] = {}
+        self._signature: tuple[Any, ...] | None = None
+        self._checked_at = 0.0
+        self._stale = True
+        self._lock = asyncio.Lock()
+        self._check: asyncio.Task[None] | None = None
+
+    async def zone(self, zone_id: uuid.UUID) -> ZoneEntry | None:
+        if self._stale:
+            await self.reload()
+        elif time.monotonic() - self._checked_at >= self._poll and self._check is None:
+            self._checked_at = time.monotonic()
+            self._check = asyncio.get_running_loop().create_task(self._check_signature())
+        return self._zones.get(zone_id)
+
+    def invalidate(self) -> None:
+        """The setup changed in this process: the next lookup reloads (call after the commit)."""
+        self._stale = True
+
+    async def reload(self) -> None:
+        async with self._lock:
+            if not self._stale:
+                return
+            async with self._context.database.transaction(writes=False) as session:
+                signature = await read_signature(session)
+                zones = await load_zones(session)
+            self._zones, self._signature = zones, signature
+            self._checked_at = time.monotonic()
+            self._stale = False
+
+    async def check(self) -> bool:
+        """Read the signature now and reload when it changed (another process changed the setup)."""
+        async with self._context.database.transaction(writes=False) as session:
+            signature = await read_signature(session)
+        self._checked_at = time.monotonic()
+        if signature == self._signature:
+            return False
+        self._stale = True
+        await self.reload()
+        return True
+
+    async def _check_signature(self) -> None:
+        try:
+            await self.check()
+        except Exception:
+            logger.warning("ads_snapshot_check_failed", exc_info=True)
+        finally:
+            self._check = None
+
+    async def close(self) -> None:
+        if self._check is not None:
+            self._check.cancel()
+            with contextlib.suppress(BaseException):
+                await self._check
+
+
+async def open_snapshot(context: AppContext) -> DeliverySnapshot:
+    return DeliverySnapshot(context, context.app_settings(AdsSettings).snapshot_poll)
+
+
+async def close_snapshot(snapshot: DeliverySnapshot) -> None:
+    await snapshot.close()
+
+
+DELIVERY_SNAPSHOT: ResourceSpec[DeliverySnapshot] = ResourceSpec(
+    "ads.delivery", open_snapshot, close_snapshot
+)
+"""This process's snapshot (AppSpec.resources): `context.resource(DELIVERY_SNAPSHOT)`."""
+
+
+def delivery_snapshot(context: AppContext) -> DeliverySnapshot:
+    return context.resource(DELIVERY_SNAPSHOT)
+
+
+def reload_after_commit(session: AsyncSession, context: AppContext) -> None:
+    """A write to the ads setup in this session: this process serves it as soon as it commits (others
+    within SNAPSHOT_POLL)."""
+    snapshot = delivery_snapshot(context)
+
+    async def changed() -> None:
+        snapshot.invalidate()
+
+    on_commit(session, changed)

@@ -1,0 +1,414 @@
+"""Serving: the decision route `GET /api/ads/decide` the loader calls for each slot, and the viewability
+beacon `POST /api/ads/v`.
+
+Decide (public, any origin, no credentials): the zone comes from the in-memory DeliverySnapshot, the
+visitor's facts from the core (`context.visitors.facts`, scope = the site's domain, so the daily visitor
+id is the one analytics counts), then each campaign placed in the zone is checked — running dates,
+targeting, daily caps (impressions, clicks, spend) and the frequency cap per visitor, campaign and UTC day
+— with atomic cache counters (`cache.incr`, Redis when configured), given its pacing probability, and
+`select_creative` picks one (decision.py). The answer carries the creative, a signed impression token for
+the beacon and a signed click URL; with nothing to serve a direct zone answers 204, a GPT zone its GPT
+config (ad unit, size, Pentad's key-values) with no direct ad. A page whose Origin is not on the zone's
+site gets 403 `origin_not_allowed`; a bot gets 204 and `Pentad-Dropped`.
+
+Beacon: the loader posts the impression token (as text/plain, a simple cross-origin request) once the ad
+was viewable; a token that is forged, expired or of the click kind is refused 400 and nothing is
+recorded; a repeated token is accepted (204) and ignored.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
+from urllib.parse import parse_qsl, urlsplit
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import JSONResponse, Response
+
+from pentad.apps.ads.decision import Candidate, Selection, select_creative
+from pentad.apps.ads.delivery import CampaignEntry, CreativeEntry, ZoneEntry, delivery_snapshot
+from pentad.apps.ads.impressions import IMPRESSIONS_STREAM, ImpressionRow
+from pentad.apps.ads.pacing import FLAT_PROFILE, serve_probability
+from pentad.apps.ads.settings import APP_NAME, AdsSettings
+from pentad.apps.ads.targeting import UTM_KEYS, RequestFacts
+from pentad.apps.ads.tokens import TOKEN_BYTES, ExpiredToken, InvalidToken, TokenSigner
+from pentad.core.context import AppContext
+from pentad.core.cors import CorsPolicy
+from pentad.core.errors import problem_response
+from pentad.core.platform import get_platform
+from pentad.core.policy import RateLimitClass, route_policy
+from pentad.core.security import client_address
+
+DECIDE_RATE = RateLimitClass("ads_decide", "1200/minute")
+"""Per client address (a page with several slots calls decide once per slot)."""
+BEACON_RATE = RateLimitClass("ads_beacon", "1200/minute")
+NO_STORE: Final = {"Cache-Control": "no-store"}
+DECIDE_CORS = CorsPolicy(origins="*", credentials=False, methods=("GET",), expose=("Pentad-Dropped",))
+BEACON_CORS = CorsPolicy(origins="*", credentials=False, methods=("POST",))
+DROPPED_HEADER: Final = "Pentad-Dropped"
+DAY_TTL: Final = 2 * 86_400
+MAX_KEYS: Final = 20
+
+router = APIRouter(prefix="/api/ads", tags=["ads serving"])
+_rng = random.Random()
+
+
+# ------------------------------------------------------------------ counters
+
+
+def _day(at: datetime, zone: ZoneInfo | None = None) -> str:
+    return (at.astimezone(zone) if zone is not None else at).strftime("%Y%m%d")
+
+
+def daily_key(campaign_id: uuid.UUID, day: str, what: str) -> str:
+    """The cache counter of a campaign's day (site's timezone): `imp` served, `clk` clicks, `spend` micros."""
+    return f"ads:d:{campaign_id}:{day}:{what}"
+
+
+def frequency_key(campaign_id: uuid.UUID, utc_day: str, visitor_id: int) -> str:
+    return f"ads:f:{campaign_id}:{utc_day}:{visitor_id}"
+
+
+def minute_key(campaign_id: uuid.UUID, minute: int) -> str:
+    return f"ads:m:{campaign_id}:{minute}"
+
+
+def unit_per_impression(campaign: CampaignEntry) -> float:
+    """What serving one impression delivers in the unit of the campaign's daily budget (for pacing)."""
+    if campaign.daily_budget_micros is not None:
+        return campaign.rate_micros / 1000 if campaign.pricing == "cpm" else 0.0
+    if campaign.daily_impressions is not None:
+        return 1.0
+    return 0.0
+
+
+def pacing_budget(
+    campaign: CampaignEntry, served: int, clicks: int, spend: int
+) -> tuple[float | None, float]:
+    """(daily budget, delivered so far) in the unit pacing runs on: spend, else impressions, else clicks."""
+    if campaign.daily_budget_micros is not None:
+        return float(campaign.daily_budget_micros), float(spend)
+    if campaign.daily_impressions is not None:
+        return float(campaign.daily_impressions), float(served)
+    if campaign.daily_clicks is not None:
+        return float(campaign.daily_clicks), float(clicks)
+    return None, 0.0
+
+
+def capped(campaign: CampaignEntry, served: int, clicks: int, spend: int, seen: int) -> bool:
+    return (
+        (campaign.daily_impressions is not None and served >= campaign.daily_impressions)
+        or (campaign.daily_clicks is not None and clicks >= campaign.daily_clicks)
+        or (campaign.daily_budget_micros is not None and spend >= campaign.daily_budget_micros)
+        or (campaign.frequency_cap is not None and seen >= campaign.frequency_cap)
+    )
+
+
+@dataclass(frozen=True)
+class Decision:
+    selection: Selection | None
+    creative: CreativeEntry | None
+    campaign: CampaignEntry | None
+
+
+async def decide(
+    context: AppContext, zone: ZoneEntry, facts: RequestFacts, visitor_id: int, *, count: bool
+) -> Decision:
+    """Pick the creative for one request (module docstring); `count` records it against the caps."""
+    at = facts.at
+    local = at.astimezone(ZoneInfo(zone.timezone))
+    day, utc_day, minute = _day(local), _day(at), int(at.timestamp()) // 60
+    live = [campaign for campaign in zone.campaigns if campaign.runs_at(at) and campaign.targeting(facts)]
+    cache = context.cache
+    keys: list[str] = []
+    for campaign in live:
+        keys += [daily_key(campaign.id, day, what) for what in ("imp", "clk", "spend")]
+        keys += [frequency_key(campaign.id, utc_day, visitor_id), minute_key(campaign.id, minute - 1)]
+    values = [int(value or 0) for value in await cache.get_many(keys)] if keys else []
+    candidates: list[Candidate] = []
+    chosen_creative: dict[uuid.UUID, CreativeEntry] = {}
+    for index, campaign in enumerate(live):
+        served, clicks, spend, seen, last_minute = values[index * 5 : index * 5 + 5]
+        probability = 0.0
+        if not capped(campaign, served, clicks, spend, seen):
+            budget, delivered = pacing_budget(campaign, served, clicks, spend)
+            probability = serve_probability(
+                "asap" if campaign.pacing == "asap" else "even",
+                daily_budget=budget,
+                delivered=delivered,
+                profile=FLAT_PROFILE,
+                local_now=local,
+                expected_next_minute=last_minute * unit_per_impression(campaign),
+            )
+            await cache.incr(minute_key(campaign.id, minute), 1, 180)
+        creative = _rng.choice(campaign.creatives)
+        chosen_creative[creative.id] = creative
+        candidates.append(
+            Candidate(creative.id, campaign.id, campaign.priority, campaign.weight, probability)
+        )
+    house = zone.house
+    selection = select_creative(candidates, facts, _rng, house.id if house is not None else None)
+    if selection is None:
+        return Decision(None, None, None)
+    if selection.house:
+        return Decision(selection, house, None)
+    campaign = next(entry for entry in live if entry.id == selection.campaign_id)
+    if count:
+        await cache.incr(daily_key(campaign.id, day, "imp"), 1, DAY_TTL)
+        if campaign.frequency_cap is not None:
+            await cache.incr(frequency_key(campaign.id, utc_day, visitor_id), 1, DAY_TTL)
+    return Decision(selection, chosen_creative[selection.creative_id], campaign)
+
+
+# ------------------------------------------------------------------ request helpers
+
+
+def _problem(request: Request, status: int, code: str, detail: str) -> Response:
+    return problem_response(
+        status, code, detail, request_id=getattr(request.state, "request_id", None), headers=NO_STORE
+    )
+
+
+def _origin_allowed(request: Request, zone: ZoneEntry) -> bool:
+    """A browser's Origin (or, without one, Referer) must be the site's domain or a subdomain."""
+    for header in ("origin", "referer"):
+        value = request.headers.get(header)
+        if value and value != "null":
+            try:
+                host = urlsplit(value).hostname or ""
+            except ValueError:
+                return False
+            return zone.allows_host(host)
+    return True
+
+
+def _keys(values: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for value in values[:MAX_KEYS]:
+        key, _, item = value.partition(":")
+        if key and item and len(key) <= 40 and len(item) <= 100:
+            found[key] = item
+    return found
+
+
+async def _creative_json(
+    context: AppContext, creative: CreativeEntry, click_url: str, settings: AdsSettings
+) -> dict[str, Any]:
+    image = None
+    if creative.storage_key is not None:
+        image = await context.storage.signed_url(creative.storage_key, settings.impression_token_ttl)
+    return {
+        "id": str(creative.id),
+        "kind": creative.kind,
+        "image": image,
+        "width": creative.width,
+        "height": creative.height,
+        "alt": creative.alt_text,
+        "headline": creative.headline,
+        "body": creative.body,
+        "click": click_url,
+    }
+
+
+def gpt_targeting(facts: RequestFacts, keys: dict[str, str]) -> dict[str, str]:
+    """Pentad's key-values for a GPT slot: pt_country, pt_device, pt_source, pt_path, utm_*, custom keys."""
+    found = {
+        "pt_country": facts.country or "",
+        "pt_device": facts.device or "",
+        "pt_source": facts.source or "",
+        "pt_path": facts.path[:100],
+    }
+    found.update({f"utm_{key}": value for key, value in facts.utm.items()})
+    found.update(keys)
+    return {key: value for key, value in found.items() if value}
+
+
+# ------------------------------------------------------------------ routes
+
+
+@router.get(
+    "/decide",
+    summary="Choose the ad for one slot (the loader's endpoint)",
+    responses={
+        200: {"description": "The ad (and, for a GPT zone, the GPT slot config)."},
+        204: {"description": "Nothing to serve here (or a bot: see Pentad-Dropped)."},
+        403: {"description": "The page is not on the zone's site."},
+        404: {"description": "No such zone."},
+    },
+)
+@route_policy(
+    public="the loader on any visitor's page asks anonymously for an ad",
+    rate_limit=DECIDE_RATE,
+    cors=DECIDE_CORS,
+)
+async def decide_route(
+    request: Request,
+    z: Annotated[uuid.UUID, Query(description="Zone id.")],
+    p: Annotated[str, Query(max_length=2000, description="The page's path and query.")] = "/",
+    r: Annotated[str | None, Query(max_length=2000, description="document.referrer.")] = None,
+    kv: Annotated[list[str], Query(description="Custom key-values, `key:value`, repeatable.")] = [],  # noqa: B006
+) -> Response:
+    platform = get_platform(request)
+    settings = platform.app_settings(AdsSettings)
+    zone = await delivery_snapshot(platform).zone(z)
+    if zone is None:
+        return _problem(request, 404, "unknown_zone", "No zone has this id.")
+    if not _origin_allowed(request, zone):
+        return _problem(request, 403, "origin_not_allowed", "The page is not on the zone's site.")
+    if not p.startswith("/"):
+        return _problem(request, 422, "invalid_path", "`p` must be the page's path, starting with /.")
+    parts = urlsplit(p)
+    path = parts.path or "/"
+    if not zone.shows_on(path):
+        return Response(status_code=204, headers=NO_STORE)
+    visitor = await platform.visitors.facts(
+        client_address(request),
+        request.headers.get("user-agent", ""),
+        r,
+        f"https://{zone.domain}{p}",
+        zone.domain,
+    )
+    if visitor.bot_reason is not None:
+        return Response(status_code=204, headers={**NO_STORE, DROPPED_HEADER: visitor.bot_reason})
+    utm = {key: value for key, value in parse_qsl(parts.query) if key.startswith("utm_")}
+    facts = RequestFacts(
+        at=datetime.now(UTC),
+        path=path,
+        country=visitor.country,
+        device=visitor.device,
+        browser=visitor.browser,
+        source=visitor.source,
+        utm={
+            key: value
+            for key in UTM_KEYS
+            if (value := getattr(visitor, f"utm_{key}") or utm.get(f"utm_{key}") or "")
+        },
+        keys=_keys(kv),
+    )
+    gpt = zone.mode == "gpt" and zone.gpt_ad_unit is not None
+    decision = await decide(platform, zone, facts, visitor.visitor_id, count=not gpt)
+    body: dict[str, Any] = {
+        "zone": str(zone.id),
+        "width": zone.width,
+        "height": zone.height,
+        "ad": None,
+        "impression": None,
+        "viewable": {"ratio": settings.viewable_ratio, "seconds": settings.viewable_seconds},
+    }
+    if gpt:
+        body["gpt"] = {
+            "ad_unit": zone.gpt_ad_unit,
+            "sizes": [[zone.width, zone.height]],
+            "targeting": gpt_targeting(facts, _keys(kv)),
+        }
+    if decision.creative is None:
+        if not gpt:
+            return Response(status_code=204, headers=NO_STORE)
+        return JSONResponse(body, headers=NO_STORE)
+    impression_id = uuid.uuid4()
+    signer = TokenSigner(platform.signing_secret)
+    creative_id = decision.creative.id
+    click = signer.sign(
+        "click",
+        impression_id=impression_id,
+        creative_id=creative_id,
+        zone_id=zone.id,
+        ttl=settings.click_token_ttl,
+    )
+    body["impression"] = signer.sign(
+        "impression",
+        impression_id=impression_id,
+        creative_id=creative_id,
+        zone_id=zone.id,
+        ttl=settings.impression_token_ttl,
+    )
+    body["house"] = decision.campaign is None
+    body["ad"] = await _creative_json(
+        platform, decision.creative, f"{platform.base_url.rstrip('/')}/ads/c/{click}", settings
+    )
+    if not gpt:
+        platform.ingest.append_nowait(
+            IMPRESSIONS_STREAM,
+            ImpressionRow(
+                id=impression_id,
+                kind="served",
+                ts=int(facts.at.timestamp() * 1000),
+                zone_id=zone.id,
+                creative_id=decision.creative.id,
+                campaign_id=decision.campaign.id if decision.campaign is not None else None,
+                site_id=zone.site_id,
+                visitor_id=visitor.visitor_id,
+                path=path[:500],
+                source=visitor.source,
+                country=visitor.country,
+                device=visitor.device,
+            ),
+        )
+        platform.metrics.for_app(APP_NAME).counter("served", "Ads served by the decision route.").inc()
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.post(
+    "/v",
+    status_code=204,
+    summary="Report a viewable impression (the loader's beacon)",
+    response_class=Response,
+    responses={
+        204: {"description": "Recorded (a repeated token is accepted and ignored)."},
+        400: {"description": "Not an impression token of ours, or expired."},
+        403: {"description": "The page is not on the zone's site."},
+    },
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}
+    },
+)
+@route_policy(
+    public="the loader posts the signed impression token it was given",
+    rate_limit=BEACON_RATE,
+    body_limit=1024,
+    cors=BEACON_CORS,
+)
+async def viewable_beacon(request: Request) -> Response:
+    platform = get_platform(request)
+    settings = platform.app_settings(AdsSettings)
+    raw = (await request.body())[: 2 * TOKEN_BYTES + 1]
+    try:
+        token = TokenSigner(platform.signing_secret).verify("impression", raw.decode("ascii").strip())
+    except (InvalidToken, ExpiredToken) as exc:
+        return _problem(request, 400, exc.code, exc.message)
+    except UnicodeDecodeError:
+        return _problem(request, 400, "invalid_ad_token", "The ad link is not valid.")
+    zone = await delivery_snapshot(platform).zone(token.zone_id)
+    if zone is not None and not _origin_allowed(request, zone):
+        return _problem(request, 403, "origin_not_allowed", "The page is not on the zone's site.")
+    first = await platform.cache.incr(f"ads:v:{token.impression_id}", 1, settings.impression_token_ttl + 60)
+    if first != 1 or zone is None:
+        return Response(status_code=204, headers=NO_STORE)
+    campaign = next(
+        (entry for entry in zone.campaigns if any(c.id == token.creative_id for c in entry.creatives)), None
+    )
+    if zone.house is not None and zone.house.id == token.creative_id:
+        campaign = None
+    now = time.time()
+    platform.ingest.append_nowait(
+        IMPRESSIONS_STREAM,
+        ImpressionRow(
+            id=token.impression_id,
+            kind="viewable",
+            ts=int(now * 1000),
+            zone_id=zone.id,
+            creative_id=token.creative_id,
+            campaign_id=campaign.id if campaign is not None else None,
+            site_id=zone.site_id,
+        ),
+    )
+    if campaign is not None and campaign.pricing == "cpm":
+        day = _day(datetime.fromtimestamp(now, UTC), ZoneInfo(zone.timezone))
+        await platform.cache.incr(daily_key(campaign.id, day, "spend"), campaign.rate_micros // 1000, DAY_TTL)
+    platform.metrics.for_app(APP_NAME).counter("viewable", "Viewable impressions reported.").inc()
+    return Response(status_code=204, headers=NO_STORE)
