@@ -83,6 +83,9 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json",
         lifespan=lifespan,
+        # Pentad configures no OpenTelemetry provider: with FastAPI's native telemetry on, every request
+        # asks OpenTelemetry for its three global providers (environment reads, ~3 µs) to find that out.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.platform = platform
     install_error_handlers(app)
