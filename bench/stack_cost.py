@@ -12,9 +12,11 @@ Writes bench/results/stack_cost.json and .md.
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import json
 import os
 import platform as host
+import pstats
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -38,6 +40,8 @@ from pentad.core.db.migrate import upgrade
 
 RESULTS = Path(__file__).parent / "results"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5000"))
+# A path (or part of one, e.g. "/api/me"): print a cProfile of its measured rounds, top 40 by own time.
+PROFILE = os.environ.get("BENCH_STACK_PROFILE")
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
@@ -45,7 +49,8 @@ async def _bare(_request: Request) -> JSONResponse:
     return JSONResponse({"id": "1", "email": "a@example.com"})
 
 
-async def _per_request_us(app: ASGIApp, path: str, headers: list[tuple[bytes, bytes]]) -> float:
+async def _per_request_us(app: ASGIApp, path: str, headers: list[tuple[bytes, bytes]]) -> tuple[float, float]:
+    """Wall and CPU (every thread of the process) microseconds per request."""
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
         "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
@@ -63,13 +68,19 @@ async def _per_request_us(app: ASGIApp, path: str, headers: list[tuple[bytes, by
 
     for _ in range(300):
         await app({**scope, "state": {}}, receive, send)
-    started = time.perf_counter()
+    profiler = cProfile.Profile() if PROFILE and PROFILE in path and headers else None
+    if profiler is not None:
+        profiler.enable()
+    started, cpu = time.perf_counter(), time.process_time()
     for _ in range(ROUNDS):
         await app({**scope, "state": {}}, receive, send)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu_elapsed = time.perf_counter() - started, time.process_time() - cpu
+    if profiler is not None:
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(70)
     if set(statuses) != {200}:
         raise SystemExit(f"{path} answered {sorted(set(statuses))}")
-    return elapsed / ROUNDS * 1e6
+    return elapsed / ROUNDS * 1e6, cpu_elapsed / ROUNDS * 1e6
 
 
 async def _pentad(data_dir: Path) -> tuple[FastAPI, str]:
@@ -116,7 +127,8 @@ async def main() -> None:
             "Pentad GET /api/me (API key)": await _per_request_us(pentad, "/api/me", auth),
         }
         await pentad.state.platform.close()
-    baseline = figures["bare Starlette"]
+    baseline = figures["bare Starlette"][1]
+    fastapi = figures[f"FastAPI, {ROUTERS} routers"][1]
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     (RESULTS / "stack_cost.json").write_text(
@@ -127,7 +139,9 @@ async def main() -> None:
                 "load_before": load_before,
                 "rounds": ROUNDS,
                 "python": host.python_version(),
-                "us_per_request": figures,
+                "us_per_request": {name: wall for name, (wall, _) in figures.items()},
+                "cpu_us_per_request": {name: cpu for name, (_, cpu) in figures.items()},
+                "api_me_cpu_to_fastapi": fastapi / figures["Pentad GET /api/me (API key)"][1],
             },
             indent=2,
         )
@@ -138,9 +152,15 @@ async def main() -> None:
         "",
         f"{stamp} · {os.cpu_count()} CPUs · load average before: {load_before:.2f} · {ROUNDS} requests each",
         "",
-        "| target | µs per request | vs bare Starlette |",
-        "|---|---:|---:|",
-        *(f"| {name} | {value:.0f} | {value / baseline:.1f}x |" for name, value in figures.items()),
+        "| target | µs per request | CPU µs per request | CPU vs bare Starlette |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| {name} | {wall:.0f} | {cpu:.0f} | {cpu / baseline:.1f}x |"
+            for name, (wall, cpu) in figures.items()
+        ),
+        "",
+        f"Pentad GET /api/me speed vs FastAPI with {ROUTERS} routers (CPU): "
+        f"{fastapi / figures['Pentad GET /api/me (API key)'][1]:.2f}x",
     ]
     (RESULTS / "stack_cost.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

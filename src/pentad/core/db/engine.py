@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+import sqlite3
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -73,7 +76,124 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     return engine
 
 
+class _Statement:
+    """The outcome of one statement, gathered in the connection's thread."""
+
+    __slots__ = ("description", "lastrowid", "rowcount", "rows")
+
+    def __init__(self, cursor: sqlite3.Cursor, *, many: bool = False) -> None:
+        self.description = cursor.description
+        self.rows: deque[Any] = deque(cursor.fetchall() if self.description and not many else ())
+        self.rowcount = cursor.rowcount
+        self.lastrowid = cursor.lastrowid
+
+
+def _run(connection: sqlite3.Connection, sql: str, parameters: Any, *, many: bool) -> _Statement:
+    cursor = connection.cursor()
+    try:
+        if many:
+            cursor.executemany(sql, parameters)
+        else:
+            cursor.execute(sql, parameters)
+        return _Statement(cursor, many=many)
+    finally:
+        cursor.close()
+
+
+class OneHopCursor:
+    """What SQLAlchemy's aiosqlite adapter asks of a cursor, with one hop to the connection's thread per
+    statement: aiosqlite's own cursor makes four (open, execute, fetch all, close). The statement runs,
+    its rows are fetched and the sqlite3 cursor is closed in that one hop; description, rowcount,
+    lastrowid and the rows are read afterwards from what it gathered. So a result is always read whole,
+    also for SQLAlchemy's "server side" cursors (Pentad streams no query results from SQLite)."""
+
+    arraysize = 1
+
+    def __init__(self, connection: OneHopConnection) -> None:
+        self._connection = connection
+        self._statement: _Statement | None = None
+
+    async def __aenter__(self) -> OneHopCursor:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        return None
+
+    async def _run(self, sql: str, parameters: Any, *, many: bool) -> OneHopCursor:
+        execute: Callable[..., Awaitable[_Statement]] = self._connection._execute
+        self._statement = await execute(
+            _run, self._connection._conn, sql, () if parameters is None else parameters, many=many
+        )
+        return self
+
+    async def execute(self, sql: str, parameters: Any = None) -> OneHopCursor:
+        return await self._run(sql, parameters, many=False)
+
+    async def executemany(self, sql: str, parameters: Sequence[Any]) -> OneHopCursor:
+        return await self._run(sql, parameters, many=True)
+
+    def _gathered(self) -> _Statement:
+        if self._statement is None:
+            raise sqlite3.ProgrammingError("no statement was executed on this cursor")
+        return self._statement
+
+    @property
+    def description(self) -> Any:
+        return None if self._statement is None else self._statement.description
+
+    @property
+    def rowcount(self) -> int:
+        return -1 if self._statement is None else self._statement.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return None if self._statement is None else self._statement.lastrowid
+
+    async def fetchone(self) -> Any:
+        rows = self._gathered().rows
+        return rows.popleft() if rows else None
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        rows = self._gathered().rows
+        return [rows.popleft() for _ in range(min(len(rows), size or self.arraysize))]
+
+    async def fetchall(self) -> list[Any]:
+        rows = self._gathered().rows
+        taken = list(rows)
+        rows.clear()
+        return taken
+
+    async def close(self) -> None:
+        self._statement = None
+
+
+class OneHopConnection(aiosqlite.Connection):
+    """aiosqlite's connection (its worker thread, commit, rollback, close) with OneHopCursor cursors."""
+
+    def cursor(self) -> OneHopCursor:  # type: ignore[override]
+        return OneHopCursor(self)
+
+
+def _one_hop_connect(database: str, **kwargs: Any) -> OneHopConnection:
+    """aiosqlite.connect() with OneHopConnection (the arguments SQLAlchemy computed from the URL)."""
+
+    def connector() -> sqlite3.Connection:
+        connection: sqlite3.Connection = sqlite3.connect(database, **kwargs)
+        return connection
+
+    connection = OneHopConnection(connector, iter_chunk_size=64)
+    connection._thread.daemon = True
+    return connection
+
+
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]) -> Any:
+        # SQLAlchemy's documented hook for how a DBAPI connection is made: the aiosqlite adapter wraps
+        # whatever `async_creator_fn` returns.
+        creator: Callable[..., OneHopConnection] = _one_hop_connect
+        return dialect.loaded_dbapi.connect(*cargs, async_creator_fn=creator, **cparams)
+
     # The sqlite3 module's own transaction handling breaks SAVEPOINT and transactional DDL;
     # SQLAlchemy's documented fix is to disable it and emit BEGIN ourselves.
     @event.listens_for(engine.sync_engine, "connect")
