@@ -181,7 +181,8 @@ async def stats_aggregate(
     site = (await access_site(session, platform, principal, site_id)).site
     span = query.resolve_range(period, site.timezone, start=start, end=end)
     timeout = platform.app_settings(AnalyticsSettings).session_timeout
-    found = await query.totals(session, site.key, span, timeout)
+    planning = query.Planning(cache=platform.cache, site_version=site.version)
+    found = await query.totals(session, site.key, span, timeout, planning)
     return Aggregate(
         period=period,
         start=span.start,
@@ -206,9 +207,12 @@ async def stats_timeseries(
     start: FromQuery = None,
     end: ToQuery = None,
 ) -> Timeseries:
-    site = (await access_site(session, get_platform(request), principal, site_id)).site
+    platform = get_platform(request)
+    site = (await access_site(session, platform, principal, site_id)).site
     span = query.resolve_range(period, site.timezone, start=start, end=end)
-    points = await query.timeseries(session, site.key, span)
+    timeout = platform.app_settings(AnalyticsSettings).session_timeout
+    planning = query.Planning(cache=platform.cache, site_version=site.version)
+    points = await query.timeseries(session, site.key, span, timeout, planning)
     return Timeseries(
         period=period,
         interval=span.interval,
@@ -232,7 +236,10 @@ async def stats_breakdown(
     site = (await access_site(session, platform, principal, site_id)).site
     span = query.resolve_range(period, site.timezone, start=start, end=end)
     timeout = platform.app_settings(AnalyticsSettings).session_timeout
-    rows = await query.breakdown(session, site.key, span, dimension, limit=limit, session_timeout=timeout)
+    planning = query.Planning(cache=platform.cache, site_version=site.version)
+    rows = await query.breakdown(
+        session, site.key, span, dimension, limit=limit, session_timeout=timeout, planning=planning
+    )
     return Breakdown(
         period=period,
         dimension=dimension,
