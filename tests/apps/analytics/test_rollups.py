@@ -47,7 +47,7 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def seeded_rows(site_key: int, days: int = 45, per_day: int = 40, seed: int = 7) -> list[EventRow]:
+def seeded_rows(site_key: int, days: int = 45, per_day: int = 30, seed: int = 7) -> list[EventRow]:
     """Visitors with one to three visits a day between 06:00 and 20:00 UTC; some visits cross an hour,
     some are a bounce, some carry custom events with revenue."""
     rng = random.Random(seed)
@@ -344,7 +344,11 @@ async def test_other_time_zones(platform: Platform, client: httpx.AsyncClient, o
     assert query.plan(kolkata, _ms(NOW), set(), "day") is None
 
 
-async def test_closed_parts_are_cached_until_the_rollup_epoch_moves(platform: Platform, seeded: int) -> None:
+async def test_closed_parts_are_cached_until_the_rollup_epoch_moves(
+    platform: Platform, site: dict[str, str]
+) -> None:
+    seeded = await site_key_of(platform, site)
+    await store(platform, seeded_rows(seeded, days=8, per_day=10, seed=5))
     await run_rollups(platform, now=NOW)
     cache = MemoryCache(default_ttl=60, max_entries=100)
     planning = query.Planning(now=NOW, cache=cache, site_version=1)

@@ -1,7 +1,7 @@
 """Dashboard statistics: the query planner over rollups (rollups.py) and the raw events.
 
 A range is cut into closed months (monthly rollups), closed days (daily), closed hours (hourly) and the
-open hour plus any hour still dirty (computed from raw events with rollups.compute_hour, the same code
+open hour plus any hour still dirty (computed from raw events with rollups.compute_hours, the same code
 that fills the rollups). The `raw_*` functions compute the same answers from raw events alone: the
 reference the planner is tested against, and the fallback for time zones whose midnight is not on a UTC
 hour (e.g. Asia/Kolkata), where hours do not add up to days.
@@ -467,10 +467,14 @@ async def _collect(
         chosen = [part for part in parts if part.tier == tier]
         stored = await _stored(session, site_key, tier, [p.bucket for p in chosen], dims, planning)
         found.extend((part.start_ms, stored.get(part.bucket, {})) for part in chosen)
+    raw_days: dict[int, list[int]] = defaultdict(list)
     for part in parts:
         if part.tier == "raw":
-            result = await rollups.compute_hour(session, site_key, part.bucket, session_timeout)
-            found.append((part.start_ms, {k: v for k, v in result.aggs.items() if k[0] in dims}))
+            raw_days[part.bucket * rollups.HOUR_MS // rollups.DAY_MS].append(part.bucket)
+    for hours in raw_days.values():
+        result = await rollups.compute_hours(session, site_key, hours, session_timeout)
+        for hour, aggs in result.aggs.items():
+            found.append((hour * rollups.HOUR_MS, {k: v for k, v in aggs.items() if k[0] in dims}))
     return found
 
 

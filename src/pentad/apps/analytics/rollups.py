@@ -11,7 +11,7 @@ site-local days and months those hours fall in are rebuilt from the hourly (dail
 
 The per-hour numbers are computed in Python from one read of the hour's events, not with
 `INSERT … SELECT … GROUP BY`: the visitor sketches (hll.py) need the visitor hashes anyway, and the
-acquisition dimensions need each event's visit. `compute_hour` is also what the query planner uses for the
+acquisition dimensions need each event's visit. `compute_hours` is also what the query planner uses for the
 open hour and for hours still dirty, so live and stored numbers cannot disagree.
 
 Counting rules per bucket: visitors, pageviews, custom events and revenue count where each event is;
@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import zoneinfo
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -138,19 +138,21 @@ class Visit:
 
 
 @dataclass
-class HourResult:
-    aggs: dict[Key, Agg]
+class HoursResult:
+    """The rollup rows of some hours of one UTC day, and the visits of their visitors."""
+
+    aggs: dict[int, dict[Key, Agg]]
+    """By hour: every hour asked for, empty when it has no events."""
     visits: list[Visit]
     visitors: list[int]
     window: tuple[int, int]
     timeout_ms: int
     touched_starts: set[int]
-    """Start hours of the visits of this hour's visitors near the hour (their numbers may have changed)."""
+    """Start hours of the visits of these visitors near the hours (their numbers may have changed)."""
 
 
-def _day_window(hour: int, timeout_ms: int) -> tuple[int, int]:
-    day_start = hour * HOUR_MS // DAY_MS * DAY_MS
-    return day_start - timeout_ms, day_start + DAY_MS + timeout_ms
+def _day_window(day: int, timeout_ms: int) -> tuple[int, int]:
+    return day * DAY_MS - timeout_ms, (day + 1) * DAY_MS + timeout_ms
 
 
 def _chunks(values: Sequence[int]) -> Iterable[Sequence[int]]:
@@ -158,26 +160,32 @@ def _chunks(values: Sequence[int]) -> Iterable[Sequence[int]]:
         yield values[index : index + _IN_CHUNK]
 
 
-async def compute_hour(session: AsyncSession, site_key: int, hour: int, session_timeout: int) -> HourResult:
-    """The rollup rows of one UTC hour, from raw events (read only)."""
-    start, end = hour * HOUR_MS, (hour + 1) * HOUR_MS
+async def compute_hours(
+    session: AsyncSession, site_key: int, hours: Collection[int], session_timeout: int
+) -> HoursResult:
+    """The rollup rows of `hours` (all in one UTC day), from raw events (read only): one read of the
+    visitors seen in them, one read of those visitors' events of the day (widened by the timeout)."""
+    wanted = set(hours)
+    days = {hour * HOUR_MS // DAY_MS for hour in wanted}
+    if len(days) != 1:
+        raise ValueError("compute_hours takes hours of one UTC day")
     timeout_ms = session_timeout * 1000
-    window = _day_window(hour, timeout_ms)
+    window = _day_window(days.pop(), timeout_ms)
+    first, last = min(wanted) * HOUR_MS, (max(wanted) + 1) * HOUR_MS
     visitors = sorted(
         int(v)
         for v in (
             await session.scalars(
                 select(AnalyticsEvent.visitor_id)
                 .where(
-                    AnalyticsEvent.site_key == site_key, AnalyticsEvent.ts >= start, AnalyticsEvent.ts < end
+                    AnalyticsEvent.site_key == site_key, AnalyticsEvent.ts >= first, AnalyticsEvent.ts < last
                 )
                 .distinct()
             )
         ).all()
     )
-    aggs: dict[Key, Agg] = defaultdict(Agg)
+    aggs: dict[int, dict[Key, Agg]] = {hour: defaultdict(Agg) for hour in wanted}
     visits: list[Visit] = []
-    touched: set[int] = set()
     columns = [getattr(AnalyticsEvent, name) for name in _EVENT_COLUMNS]
     for chunk in _chunks(visitors):
         rows = (
@@ -204,20 +212,25 @@ async def compute_hour(session: AsyncSession, site_key: int, hour: int, session_
                 current.pageviews += 1
             else:
                 current.events += 1
-            if start <= ts < end:
-                _count_event(aggs, event, current, is_view=is_view)
+            hour = ts // HOUR_MS
+            if hour in wanted:
+                _count_event(aggs[hour], event, current, is_view=is_view)
+    touched: set[int] = set()
     for visit in visits:
-        if start <= visit.start < end:
+        start_hour = visit.start // HOUR_MS
+        if start_hour in wanted:
             for key in _visit_keys(visit):
-                agg = aggs[key]
+                agg = aggs[start_hour][key]
                 agg.visits += 1
                 agg.bounces += int(visit.bounce)
                 agg.duration_ms += visit.end - visit.start
-        if visit.end >= start - timeout_ms and visit.start < end + timeout_ms:
-            touched.add(visit.start // HOUR_MS)
-    for agg in aggs.values():
-        agg.sketch.compact()
-    return HourResult(dict(aggs), visits, visitors, window, timeout_ms, touched)
+        if visit.end >= first - timeout_ms and visit.start < last + timeout_ms:
+            touched.add(start_hour)
+    for by_key in aggs.values():
+        for agg in by_key.values():
+            agg.sketch.compact()
+    return HoursResult({hour: dict(by_key) for hour, by_key in aggs.items()}, visits, visitors, window,
+                       timeout_ms, touched)  # fmt: skip
 
 
 def _count_event(aggs: dict[Key, Agg], event: dict[str, Any], visit: Visit, *, is_view: bool) -> None:
@@ -314,12 +327,12 @@ async def _replace(
         await session.execute(insert(table), rows)
 
 
-async def store_hour(session: AsyncSession, site_key: int, hour: int, result: HourResult) -> set[int]:
-    """Write an hour's rollup rows and its visitors' sessions; returns the start hours of the visits
-    (before and after) near the hour: the hours whose visit numbers may have changed."""
+async def store_hours(session: AsyncSession, site_key: int, result: HoursResult) -> set[int]:
+    """Write the hours' rollup rows and their visitors' sessions; returns the start hours of the visits
+    (before and after) near the hours: the hours whose visit numbers may have changed."""
     touched = set(result.touched_starts)
     timeout_ms = result.timeout_ms
-    start, end = hour * HOUR_MS, (hour + 1) * HOUR_MS
+    first, last = min(result.aggs) * HOUR_MS, (max(result.aggs) + 1) * HOUR_MS
     for chunk in _chunks(result.visitors):
         in_window = (
             AnalyticsSession.site_key == site_key,
@@ -330,8 +343,8 @@ async def store_hour(session: AsyncSession, site_key: int, hour: int, result: Ho
         old = await session.scalars(
             select(AnalyticsSession.start_ts).where(
                 *in_window,
-                AnalyticsSession.end_ts >= start - timeout_ms,
-                AnalyticsSession.start_ts < end + timeout_ms,
+                AnalyticsSession.end_ts >= first - timeout_ms,
+                AnalyticsSession.start_ts < last + timeout_ms,
             )
         )
         touched.update(int(ts) // HOUR_MS for ts in old.all())
@@ -353,9 +366,16 @@ async def store_hour(session: AsyncSession, site_key: int, hour: int, result: Ho
     ]
     if sessions:
         await session.execute(insert(AnalyticsSession), sessions)
-    await _replace(session, AnalyticsRollupHourly, site_key, hour, result.aggs)
-    touched.discard(hour)
-    return touched
+    hours = sorted(result.aggs)
+    await session.execute(
+        delete(AnalyticsRollupHourly).where(
+            AnalyticsRollupHourly.site_key == site_key, AnalyticsRollupHourly.bucket.in_(hours)
+        )
+    )
+    rows = [row for hour in hours for row in _rows(site_key, hour, result.aggs[hour])]
+    if rows:
+        await session.execute(insert(AnalyticsRollupHourly), rows)
+    return touched - set(hours)
 
 
 _SESSION_DIMS = (
@@ -481,17 +501,18 @@ async def drain(
             continue
         zone = zoneinfo.ZoneInfo(site.timezone)
         floor_hour = -(-(raw_floor or {}).get(site_key, 0) // HOUR_MS)
-        queue = sorted(hour for hour in hours if hour >= floor_hour)
+        pending = {hour for hour in hours if hour >= floor_hour}
         done: set[int] = set()
-        while queue:
-            hour = queue.pop()
-            if hour in done:
-                continue
-            done.add(hour)
-            result = await compute_hour(session, site_key, hour, session_timeout)
-            for other in await store_hour(session, site_key, hour, result):
-                if other not in done and other >= floor_hour:
-                    queue.append(other)
+        while pending:
+            utc_day = max(pending) * HOUR_MS // DAY_MS
+            group = {hour for hour in pending if hour * HOUR_MS // DAY_MS == utc_day}
+            pending -= group
+            while group:  # a late event may reshape visits starting in other hours of the day
+                result = await compute_hours(session, site_key, group, session_timeout)
+                touched = await store_hours(session, site_key, result)
+                done |= group
+                group = {h for h in touched if h * HOUR_MS // DAY_MS == utc_day and h >= floor_hour} - done
+                pending |= {h for h in touched if h * HOUR_MS // DAY_MS != utc_day and h >= floor_hour} - done
         days = {local_day_of_hour(hour, zone) for hour in done}
         for day in sorted(days):
             await rebuild_day(session, site_key, day, zone)
