@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.analytics import query, rollups
+from pentad.apps.analytics.hll import Sketch
 from pentad.apps.analytics.ingest import EVENTS, EventRow, flush_events
 from pentad.apps.analytics.models import (
     AnalyticsDirtyBucket,
@@ -220,7 +221,7 @@ async def test_rollups_answer_like_raw_events_on_every_dimension(platform: Platf
             )
         )
         assert monthly is not None
-        assert monthly[:1] == b"H"
+        assert Sketch.from_text(monthly).exact is None  # HyperLogLog registers
 
         sessions = (
             await session.scalars(

@@ -9,6 +9,7 @@ sketches per answer.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import math
 import struct
@@ -99,6 +100,13 @@ class Sketch:
             return _EXACT + struct.pack(f"<{len(ordered)}Q", *ordered)
         assert self.registers is not None
         return _DENSE + bytes(self.registers)
+
+    def to_text(self) -> str:
+        return base64.b64encode(self.to_bytes()).decode()
+
+    @classmethod
+    def from_text(cls, text: str | None) -> Sketch:
+        return cls.from_bytes(base64.b64decode(text) if text else None)
 
     @classmethod
     def from_bytes(cls, raw: bytes | None) -> Sketch:

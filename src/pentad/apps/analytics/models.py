@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, LargeBinary, SmallInteger, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pentad.core.db.base import Base, IdMixin, TimestampMixin
@@ -137,7 +137,8 @@ class _Rollup:
     bounces: Mapped[int] = mapped_column(Integer, default=0)
     duration_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     revenue_micros: Mapped[int] = mapped_column(BigInteger, default=0)
-    visitors_sketch: Mapped[bytes] = mapped_column(LargeBinary)
+    visitors_sketch: Mapped[str] = mapped_column(Text)
+    """hll.Sketch bytes, base64 (aiomysql cannot bind bytes in an executemany)."""
 
 
 class AnalyticsRollupHourly(_Rollup, Base):

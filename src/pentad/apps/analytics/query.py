@@ -15,7 +15,6 @@ duration is from its first to its last event.
 
 from __future__ import annotations
 
-import base64
 import bisect
 import zoneinfo
 from collections import defaultdict
@@ -411,7 +410,7 @@ def _encode(found: dict[int, dict[rollups.Key, rollups.Agg]]) -> list[Any]:
                     a.bounces,
                     a.duration_ms,
                     a.revenue_micros,
-                    base64.b64encode(a.sketch.to_bytes()).decode(),
+                    a.sketch.to_text(),
                 ]
                 for (dim, value), a in aggs.items()
             ],
@@ -423,10 +422,7 @@ def _encode(found: dict[int, dict[rollups.Key, rollups.Agg]]) -> list[Any]:
 def _decode(raw: list[Any]) -> dict[int, dict[rollups.Key, rollups.Agg]]:
     return {
         int(bucket): {
-            (int(row[0]), row[1]): rollups.Agg(
-                Sketch.from_bytes(base64.b64decode(row[8])), *map(int, row[2:8])
-            )
-            for row in rows
+            (int(row[0]), row[1]): rollups.Agg(Sketch.from_text(row[8]), *map(int, row[2:8])) for row in rows
         }
         for bucket, rows in raw
     }

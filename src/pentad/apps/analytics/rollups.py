@@ -274,7 +274,7 @@ def _rows(site_key: int, bucket: int, aggs: dict[Key, Agg]) -> list[dict[str, An
             "bounces": agg.bounces,
             "duration_ms": agg.duration_ms,
             "revenue_micros": agg.revenue_micros,
-            "visitors_sketch": agg.sketch.to_bytes(),
+            "visitors_sketch": agg.sketch.to_text(),
         }
         for (dim, value), agg in aggs.items()
     ]
@@ -307,7 +307,7 @@ async def read_rollups(
     ).all():
         key: Key = (int(dim), "" if dim == TOTALS else value)
         found[int(bucket)][key] = Agg(
-            Sketch.from_bytes(sketch),
+            Sketch.from_text(sketch),
             int(visits),
             int(views),
             int(customs),

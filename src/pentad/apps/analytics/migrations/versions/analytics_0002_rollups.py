@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column("bounces", sa.Integer(), nullable=False),
         sa.Column("duration_ms", sa.BigInteger(), nullable=False),
         sa.Column("revenue_micros", sa.BigInteger(), nullable=False),
-        sa.Column("visitors_sketch", sa.LargeBinary(), nullable=False),
+        sa.Column("visitors_sketch", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint(
             "site_key", "dim", "bucket", "value_hash", name=op.f("pk_analytics_rollup_hourly")
         ),
@@ -50,7 +50,7 @@ def upgrade() -> None:
         sa.Column("bounces", sa.Integer(), nullable=False),
         sa.Column("duration_ms", sa.BigInteger(), nullable=False),
         sa.Column("revenue_micros", sa.BigInteger(), nullable=False),
-        sa.Column("visitors_sketch", sa.LargeBinary(), nullable=False),
+        sa.Column("visitors_sketch", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint(
             "site_key", "dim", "bucket", "value_hash", name=op.f("pk_analytics_rollup_daily")
         ),
@@ -69,7 +69,7 @@ def upgrade() -> None:
         sa.Column("bounces", sa.Integer(), nullable=False),
         sa.Column("duration_ms", sa.BigInteger(), nullable=False),
         sa.Column("revenue_micros", sa.BigInteger(), nullable=False),
-        sa.Column("visitors_sketch", sa.LargeBinary(), nullable=False),
+        sa.Column("visitors_sketch", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint(
             "site_key", "dim", "bucket", "value_hash", name=op.f("pk_analytics_rollup_monthly")
         ),
