@@ -121,7 +121,7 @@ def site_retention(domain: str, tiers: str | None) -> None:
             found = await repository.get_site(session, site_id)
             assert found is not None
             site = found
-        return retention.effective(site.retention, platform.app_settings(AnalyticsSettings).default_retention)
+        return retention.effective(site.retention, platform.app_settings(AnalyticsSettings).default_tiers)
 
     try:
         found = _run(work)

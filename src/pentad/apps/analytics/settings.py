@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, Field
-from pydantic_settings import NoDecode
+from pydantic import BaseModel, Field, field_validator
 
 from pentad.core.config import CommaList
 
@@ -71,11 +70,20 @@ class AnalyticsSettings(BaseModel):
         le=10_000,
         description="Dirty (site, hour) buckets one `analytics.rollup` transaction drains.",
     )
-    default_retention: Annotated[dict[str, str], NoDecode, BeforeValidator(parse_tier_text)] = Field(
-        default_factory=lambda: {"raw": "60d", "hourly": "2y", "daily": "forever", "monthly": "forever"},
-        description="Retention tiers of sites without their own: `raw=60d,hourly=2y,daily=forever,"
-        "monthly=forever` or a JSON object (h, d, w, mo, y or forever; raw ≤ hourly ≤ daily ≤ monthly).",
+    default_retention: str = Field(
+        "raw=60d,hourly=2y,daily=forever,monthly=forever",
+        description="Retention tiers of sites without their own: `name=duration,…` or a JSON object "
+        "(h, d, w, mo, y or forever; raw ≤ hourly ≤ daily ≤ monthly; tiers not named keep these).",
     )
 
-    def model_post_init(self, _context: Any) -> None:
-        self.default_retention = _check_default_tiers(self.default_retention)
+    @field_validator("default_retention", mode="before")
+    @classmethod
+    def _check_default_retention(cls, value: Any) -> str:
+        tiers = _check_default_tiers(parse_tier_text(value))
+        return ",".join(f"{name}={duration}" for name, duration in tiers.items())
+
+    @property
+    def default_tiers(self) -> dict[str, str]:
+        """DEFAULT_RETENTION as a dict of tiers."""
+        tiers: dict[str, str] = parse_tier_text(self.default_retention)
+        return tiers

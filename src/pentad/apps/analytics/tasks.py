@@ -29,7 +29,7 @@ async def run_rollups(platform: AppContext, now: datetime | None = None) -> roll
             moment = now or datetime.now(UTC)
             floors = {
                 site.key: retention.raw_floor_ms(
-                    retention.effective(site.retention, settings.default_retention), moment
+                    retention.effective(site.retention, settings.default_tiers), moment
                 )
                 for site in (await session.scalars(select(AnalyticsSite))).all()
             }
@@ -63,7 +63,7 @@ async def run_retention(platform: AppContext, now: datetime | None = None) -> re
                 site = await session.scalar(select(AnalyticsSite).where(AnalyticsSite.key == key))
                 if site is None:
                     break
-                tiers = retention.effective(site.retention, settings.default_retention)
+                tiers = retention.effective(site.retention, settings.default_tiers)
                 more = await retention.prune_site_step(session, site, tiers, moment, pruned)
     return pruned
 

@@ -85,7 +85,7 @@ class SiteService:
         site = await self._managed(site_id)
         for name, value in data.model_dump(exclude_unset=True).items():
             if name == "retention" and value is not None:
-                default = self.platform.app_settings(AnalyticsSettings).default_retention
+                default = self.platform.app_settings(AnalyticsSettings).default_tiers
                 value = retention.merge_checked(site.retention, value, default)
             if value is not None:
                 setattr(site, name, value)
