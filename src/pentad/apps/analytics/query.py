@@ -153,6 +153,40 @@ def resolve_range(
     return Range(period, _local_midnight(first, zone), _local_midnight(last, zone), interval)
 
 
+Comparison = Literal["previous", "year"]
+
+
+def compare_range(span: Range, mode: str) -> Range:
+    """The range to compare with: as many local days just before (`previous`), or the same dates a year
+    earlier (`year`; 29 February becomes the 28th). Same interval, period `compare`."""
+    zone = span.start.tzinfo
+    assert isinstance(zone, zoneinfo.ZoneInfo)
+    first, last = span.start.date(), span.end.date()
+    if mode == "previous":
+        length = last - first
+        first, last = first - length, first
+    elif mode == "year":
+        first, last = _year_before(first), _year_before(last)
+    else:
+        raise BadRequest("Compare with `previous` or `year`.", code="bad_range")
+    return Range("compare", _local_midnight(first, zone), _local_midnight(last, zone), span.interval)
+
+
+def _year_before(day: date) -> date:
+    return (
+        day.replace(year=day.year - 1, day=28)
+        if (day.month, day.day) == (2, 29)
+        else day.replace(year=day.year - 1)
+    )
+
+
+def percent_change(now: float | None, before: float | None) -> float | None:
+    """Change from `before` to `now` in percent (None when there is nothing to compare with)."""
+    if now is None or before is None or before == 0:
+        return None
+    return round(100 * (now - before) / before, 1)
+
+
 def _in_range(site_key: int, span: Range) -> list[ColumnElement[bool]]:
     return [
         AnalyticsEvent.site_key == site_key,
