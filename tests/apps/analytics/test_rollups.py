@@ -48,12 +48,14 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def seeded_rows(site_key: int, days: int = 45, per_day: int = 30, seed: int = 7) -> list[EventRow]:
+def seeded_rows(
+    site_key: int, days: int = 45, per_day: int = 30, seed: int = 7, now: datetime = NOW
+) -> list[EventRow]:
     """Visitors with one to three visits a day between 06:00 and 20:00 UTC; some visits cross an hour,
     some are a bounce, some carry custom events with revenue."""
     rng = random.Random(seed)
     rows: list[EventRow] = []
-    first_day = (NOW - timedelta(days=days)).date()
+    first_day = (now - timedelta(days=days)).date()
     for offset in range(days + 1):
         day = first_day + timedelta(days=offset)
         midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
@@ -97,7 +99,7 @@ def seeded_rows(site_key: int, days: int = 45, per_day: int = 30, seed: int = 7)
         rows.append(
             EventRow(
                 site_key=site_key,
-                ts=_ms(NOW) - 60_000 * (10 - step),
+                ts=_ms(now) - 60_000 * (10 - step),
                 visitor_id=4242,
                 name="pageview",
                 hostname="shop.example",
@@ -368,3 +370,35 @@ async def test_closed_parts_are_cached_until_the_rollup_epoch_moves(
     await run_rollups(platform, now=NOW)
     async with platform.database.transaction() as session:
         assert await query.totals(session, seeded, span, TIMEOUT, planning) == uncached
+
+
+async def test_the_stats_endpoints_answer_from_rollups(
+    platform: Platform, client: httpx.AsyncClient, owner: Account, site: dict[str, str]
+) -> None:
+    """The API on today's clock: closed days and hours from rollups, equal to the raw computation."""
+    now = datetime.now(UTC)
+    key = await site_key_of(platform, site)
+    rows = [row for row in seeded_rows(key, days=9, per_day=20, seed=17, now=now) if row.ts <= _ms(now)]
+    await store(platform, rows)
+    await run_rollups(platform, now=now)
+    base = f"/api/analytics/sites/{site['id']}/stats"
+    span = query.resolve_range("7d", "UTC")
+    async with platform.database.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(AnalyticsDirtyBucket)) == 0
+        raw = await query.raw_totals(session, key, span, TIMEOUT)
+        series = await query.raw_timeseries(session, key, span)
+        pages = await query.raw_breakdown(session, key, span, "pages", limit=100, session_timeout=TIMEOUT)
+    assert raw.pageviews > 50
+    totals = (await client.get(f"{base}/aggregate?period=7d", headers=owner.headers)).json()
+    assert (totals["visitors"], totals["visits"], totals["pageviews"], totals["bounce_rate"]) == (
+        raw.visitors,
+        raw.visits,
+        raw.pageviews,
+        raw.bounce_rate,
+    )
+    points = (await client.get(f"{base}/timeseries?period=7d", headers=owner.headers)).json()["points"]
+    assert [(p["visitors"], p["pageviews"]) for p in points] == [(p.visitors, p.pageviews) for p in series]
+    found = (await client.get(f"{base}/breakdown/pages?period=7d&limit=100", headers=owner.headers)).json()
+    assert sorted((r["value"], r["visitors"], r["pageviews"]) for r in found["rows"]) == sorted(
+        (r.value, r.visitors, r.pageviews) for r in pages
+    )
