@@ -402,3 +402,28 @@ async def test_the_stats_endpoints_answer_from_rollups(
     assert sorted((r["value"], r["visitors"], r["pageviews"]) for r in found["rows"]) == sorted(
         (r.value, r.visitors, r.pageviews) for r in pages
     )
+
+
+async def test_a_failed_recompute_gives_the_claimed_hours_back(
+    platform: Platform, site: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = await site_key_of(platform, site)
+    await store(platform, seeded_rows(key, days=1, per_day=20, seed=2))
+    async with platform.database.transaction() as session:
+        dirty = await rollups.dirty_hours(session, key, 0, 10**9)
+    assert dirty
+
+    async def broken(*_args: object, **_kwargs: object) -> rollups.HoursResult:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(rollups, "compute_hours", broken)
+    with pytest.raises(RuntimeError, match="went away"):
+        await run_rollups(platform, now=NOW)
+    async with platform.database.transaction() as session:
+        assert await rollups.dirty_hours(session, key, 0, 10**9) == dirty
+        assert await session.scalar(select(func.count()).select_from(AnalyticsRollupHourly)) == 0
+    monkeypatch.undo()
+    await run_rollups(platform, now=NOW)
+    async with platform.database.transaction() as session:
+        assert await rollups.dirty_hours(session, key, 0, 10**9) == set()
+        assert (await session.scalar(select(func.count()).select_from(AnalyticsRollupHourly)) or 0) > 0

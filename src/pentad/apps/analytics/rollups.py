@@ -451,24 +451,22 @@ class DrainReport:
     months: int = 0
 
 
-async def drain(
-    session: AsyncSession,
-    session_timeout: int,
-    *,
-    batch: int = 200,
-    raw_floor: dict[int, int] | None = None,
-) -> DrainReport:
-    """Recompute up to `batch` dirty hours (and what they touch) in the caller's transaction.
-
-    `raw_floor`: per site key, the first unix ms still inside raw retention; older dirty hours are dropped
-    unrecomputed (their raw events are gone; recomputing would erase the rollups kept for them)."""
-    report = DrainReport()
+async def _lock_cursor(session: AsyncSession) -> AnalyticsRollupCursor:
     cursor = await session.scalar(
         select(AnalyticsRollupCursor).where(AnalyticsRollupCursor.id == 1).with_for_update()
     )
     if cursor is None:
         cursor = AnalyticsRollupCursor(id=1, epoch=0)
         session.add(cursor)
+    return cursor
+
+
+async def claim_dirty(session: AsyncSession, batch: int) -> list[tuple[int, int]]:
+    """Take up to `batch` dirty (site, hour) marks (deleted here). Commit this before recomputing: a
+    flush that stores more events for a claimed hour after the claim marks it dirty again, and the
+    recompute (a later transaction, hence a later snapshot, also on MariaDB's REPEATABLE READ) sees at
+    least every event stored before the claim."""
+    await _lock_cursor(session)
     dirty = (
         await session.execute(
             select(AnalyticsDirtyBucket.site_key, AnalyticsDirtyBucket.hour)
@@ -476,12 +474,10 @@ async def drain(
             .limit(batch)
         )
     ).all()
-    if not dirty:
-        return report
-    report.dirty = len(dirty)
+    claimed = [(int(site_key), int(hour)) for site_key, hour in dirty]
     by_site: dict[int, list[int]] = defaultdict(list)
-    for site_key, hour in dirty:
-        by_site[int(site_key)].append(int(hour))
+    for site_key, hour in claimed:
+        by_site[site_key].append(hour)
     for site_key, hours in by_site.items():
         for chunk in _chunks(hours):
             await session.execute(
@@ -489,6 +485,37 @@ async def drain(
                     AnalyticsDirtyBucket.site_key == site_key, AnalyticsDirtyBucket.hour.in_(chunk)
                 )
             )
+    return claimed
+
+
+async def mark_dirty(session: AsyncSession, marks: Sequence[tuple[int, int]]) -> None:
+    """Put claimed marks back (a recompute that failed)."""
+    for site_key, hour in marks:
+        exists = await session.get(AnalyticsDirtyBucket, (site_key, hour))
+        if exists is None:
+            session.add(AnalyticsDirtyBucket(site_key=site_key, hour=hour))
+    await session.flush()
+
+
+async def recompute(
+    session: AsyncSession,
+    claimed: Sequence[tuple[int, int]],
+    session_timeout: int,
+    *,
+    raw_floor: dict[int, int] | None = None,
+) -> DrainReport:
+    """Recompute claimed dirty hours (and the hours, days and months they touch), holding the cursor's
+    row lock so two workers never rebuild the same day at once; bumps the rollup epoch.
+
+    `raw_floor`: per site key, the first unix ms still inside raw retention; older dirty hours are dropped
+    unrecomputed (their raw events are gone; recomputing would erase the rollups kept for them)."""
+    report = DrainReport(dirty=len(claimed))
+    cursor = await _lock_cursor(session)
+    if not claimed:
+        return report
+    by_site: dict[int, list[int]] = defaultdict(list)
+    for site_key, hour in claimed:
+        by_site[site_key].append(hour)
     sites = {
         site.key: site
         for site in (
@@ -525,3 +552,12 @@ async def drain(
     cursor.epoch += 1
     await session.flush()
     return report
+
+
+async def drain(
+    session: AsyncSession, session_timeout: int, *, batch: int = 200, raw_floor: dict[int, int] | None = None
+) -> DrainReport:
+    """Claim and recompute in one transaction (SQLite, where writers are serialised anyway, and tests);
+    the job uses claim_dirty and recompute in two."""
+    claimed = await claim_dirty(session, batch)
+    return await recompute(session, claimed, session_timeout, raw_floor=raw_floor)

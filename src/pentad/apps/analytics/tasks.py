@@ -26,16 +26,23 @@ async def run_rollups(platform: AppContext, now: datetime | None = None) -> roll
     total = rollups.DrainReport()
     while True:
         async with platform.database.transaction() as session:
-            moment = now or datetime.now(UTC)
-            floors = {
-                site.key: retention.raw_floor_ms(
-                    retention.effective(site.retention, settings.default_tiers), moment
-                )
-                for site in (await session.scalars(select(AnalyticsSite))).all()
-            }
-            report = await rollups.drain(
-                session, settings.session_timeout, batch=settings.rollup_batch, raw_floor=floors
-            )
+            claimed = await rollups.claim_dirty(session, settings.rollup_batch)
+        if not claimed:
+            return total
+        try:
+            async with platform.database.transaction() as session:
+                moment = now or datetime.now(UTC)
+                floors = {
+                    site.key: retention.raw_floor_ms(
+                        retention.effective(site.retention, settings.default_tiers), moment
+                    )
+                    for site in (await session.scalars(select(AnalyticsSite))).all()
+                }
+                report = await rollups.recompute(session, claimed, settings.session_timeout, raw_floor=floors)
+        except BaseException:
+            async with platform.database.transaction() as session:
+                await rollups.mark_dirty(session, claimed)
+            raise
         total.dirty += report.dirty
         total.hours += report.hours
         total.days += report.days
