@@ -10,12 +10,14 @@ import click
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.analytics import grants, repository
+from pentad.apps.analytics import grants, repository, retention
 from pentad.apps.analytics.actions.sites import SiteService
-from pentad.apps.analytics.schemas import GrantCreate, SiteCreate
+from pentad.apps.analytics.schemas import GrantCreate, SiteCreate, SiteUpdate
+from pentad.apps.analytics.settings import AnalyticsSettings, parse_tier_text
 from pentad.apps.analytics.spec import APP
 from pentad.core import audit
 from pentad.core.cli_support import run_in_transaction
+from pentad.core.errors import AppError
 from pentad.core.platform import Platform
 
 T = TypeVar("T")
@@ -96,3 +98,33 @@ def site_grant(domain: str, email: str, role: str) -> None:
 
     _run(work)
     click.echo(f"{email} is now {role} of {domain}.")
+
+
+@site.command("retention")
+@click.argument("domain")
+@click.argument("tiers", required=False)
+def site_retention(domain: str, tiers: str | None) -> None:
+    """Show a site's retention tiers, or change some: `raw=30d,hourly=1y` (h, d, w, mo, y or forever;
+    raw ≤ hourly ≤ daily ≤ monthly). Data older than a tier is deleted by the next daily
+    `analytics.enforce_retention` run."""
+    try:
+        change = SiteUpdate(retention=parse_tier_text(tiers)) if tiers else None
+    except (ValidationError, ValueError) as exc:
+        message = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        raise click.ClickException(f"retention: {str(message).removeprefix('Value error, ')}") from None
+
+    async def work(session: AsyncSession, platform: Platform) -> dict[str, str]:
+        site_id = await _site_id(session, domain)
+        if change is not None:
+            site = await _service(session, platform).update(site_id, change)
+        else:
+            found = await repository.get_site(session, site_id)
+            assert found is not None
+            site = found
+        return retention.effective(site.retention, platform.app_settings(AnalyticsSettings).default_tiers)
+
+    try:
+        found = _run(work)
+    except AppError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"{domain}: " + ",".join(f"{tier}={found[tier]}" for tier in retention.TIERS))

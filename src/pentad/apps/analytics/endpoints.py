@@ -140,6 +140,25 @@ class Aggregate(BaseModel):
     bounce_rate: float | None = Field(description="Visits of one pageview and no custom event, percent.")
     visit_duration: float | None = Field(description="Average visit duration, seconds.")
     views_per_visit: float | None
+    comparison: Compared | None = Field(None, description="With `compare`: the range compared with.")
+
+
+class Compared(BaseModel):
+    """The same top stats over the range compared with, and each one's change in percent."""
+
+    start: datetime
+    end: datetime
+    visitors: int
+    visits: int
+    pageviews: int
+    events: int
+    bounce_rate: float | None
+    visit_duration: float | None
+    views_per_visit: float | None
+    change: dict[str, float | None] = Field(
+        description="Per metric: (this range - compared range) / compared range, percent; null when the "
+        "compared range has none."
+    )
 
 
 class TimePoint(BaseModel):
@@ -176,13 +195,40 @@ async def stats_aggregate(
     period: PeriodQuery = "30d",
     start: FromQuery = None,
     end: ToQuery = None,
+    compare: Annotated[
+        query.Comparison | None,
+        Query(description="Also answer for the previous period of the same length, or a year earlier."),
+    ] = None,
 ) -> Aggregate:
     platform = get_platform(request)
     site = (await access_site(session, platform, principal, site_id)).site
     span = query.resolve_range(period, site.timezone, start=start, end=end)
     timeout = platform.app_settings(AnalyticsSettings).session_timeout
-    found = await query.totals(session, site.key, span, timeout)
+    planning = query.Planning(cache=platform.cache, site_version=site.version)
+    found = await query.totals(session, site.key, span, timeout, planning)
+    comparison = None
+    if compare is not None:
+        other = query.compare_range(span, compare)
+        before = await query.totals(session, site.key, other, timeout, planning)
+        metrics = (
+            "visitors",
+            "visits",
+            "pageviews",
+            "events",
+            "bounce_rate",
+            "visit_duration",
+            "views_per_visit",
+        )
+        comparison = Compared(
+            start=other.start,
+            end=other.end,
+            **{name: getattr(before, name) for name in metrics},
+            change={
+                name: query.percent_change(getattr(found, name), getattr(before, name)) for name in metrics
+            },
+        )
     return Aggregate(
+        comparison=comparison,
         period=period,
         start=span.start,
         end=span.end,
@@ -206,9 +252,12 @@ async def stats_timeseries(
     start: FromQuery = None,
     end: ToQuery = None,
 ) -> Timeseries:
-    site = (await access_site(session, get_platform(request), principal, site_id)).site
+    platform = get_platform(request)
+    site = (await access_site(session, platform, principal, site_id)).site
     span = query.resolve_range(period, site.timezone, start=start, end=end)
-    points = await query.timeseries(session, site.key, span)
+    timeout = platform.app_settings(AnalyticsSettings).session_timeout
+    planning = query.Planning(cache=platform.cache, site_version=site.version)
+    points = await query.timeseries(session, site.key, span, timeout, planning)
     return Timeseries(
         period=period,
         interval=span.interval,
@@ -232,7 +281,10 @@ async def stats_breakdown(
     site = (await access_site(session, platform, principal, site_id)).site
     span = query.resolve_range(period, site.timezone, start=start, end=end)
     timeout = platform.app_settings(AnalyticsSettings).session_timeout
-    rows = await query.breakdown(session, site.key, span, dimension, limit=limit, session_timeout=timeout)
+    planning = query.Planning(cache=platform.cache, site_version=site.version)
+    rows = await query.breakdown(
+        session, site.key, span, dimension, limit=limit, session_timeout=timeout, planning=planning
+    )
     return Breakdown(
         period=period,
         dimension=dimension,

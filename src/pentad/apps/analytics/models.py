@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pentad.core.db.base import Base, IdMixin, TimestampMixin
@@ -37,6 +37,8 @@ class AnalyticsSite(IdMixin, TimestampMixin, Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_by: Mapped[uuid.UUID | None] = mapped_column(default=None)
     first_event_at: Mapped[datetime | None] = mapped_column(default=None)
+    retention: Mapped[dict[str, str] | None] = mapped_column(JSON, default=None)
+    """Retention tiers `{"raw": "60d", "hourly": "2y", ...}` (retention.py); None = the server default."""
 
 
 class AnalyticsGoal(IdMixin, TimestampMixin, Base):
@@ -114,4 +116,89 @@ class AnalyticsDirtyBucket(Base):
     """Unix time // 3600."""
 
 
-__all__ = ["AnalyticsDirtyBucket", "AnalyticsDrop", "AnalyticsEvent", "AnalyticsGoal", "AnalyticsSite"]
+class _Rollup:
+    """One bucket of one dimension value: additive counts (exact) and a visitor sketch (hll.py).
+
+    `bucket` is the unix hour (hourly), the site-local day as days since 1970-01-01 (daily) or the
+    site-local month as year * 12 + month - 1 (monthly). `dim` 0 is the site's totals (value ""); other
+    dims are rollups.DIMS. `value_hash` keys the row (values are up to 2,000 characters, too long for an
+    index on MariaDB); `value` None is the dimension's "(none)". Visits, bounces and duration count in the
+    bucket their visit starts in; visitors, pageviews, events and revenue in the bucket of each event."""
+
+    site_key: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    dim: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    value_hash: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    value: Mapped[str | None] = mapped_column(String(2000), default=None)
+    visitors: Mapped[int] = mapped_column(Integer, default=0)
+    visits: Mapped[int] = mapped_column(Integer, default=0)
+    pageviews: Mapped[int] = mapped_column(Integer, default=0)
+    events: Mapped[int] = mapped_column(Integer, default=0)
+    bounces: Mapped[int] = mapped_column(Integer, default=0)
+    duration_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    revenue_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    visitors_sketch: Mapped[str] = mapped_column(Text)
+    """hll.Sketch bytes, base64 (aiomysql cannot bind bytes in an executemany)."""
+
+
+class AnalyticsRollupHourly(_Rollup, Base):
+    __tablename__ = "analytics_rollup_hourly"
+
+
+class AnalyticsRollupDaily(_Rollup, Base):
+    __tablename__ = "analytics_rollup_daily"
+
+
+class AnalyticsRollupMonthly(_Rollup, Base):
+    __tablename__ = "analytics_rollup_monthly"
+
+
+class AnalyticsSession(Base):
+    """One visit: a visitor's events with gaps of at most SESSION_TIMEOUT, with its first event's
+    facts. `day` is the UTC day it starts in (days since 1970-01-01); rebuilt for the visitors of every
+    recomputed hour."""
+
+    __tablename__ = "analytics_sessions"
+
+    site_key: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    day: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    visitor_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    start_ts: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    end_ts: Mapped[int] = mapped_column(BigInteger)
+    pageviews: Mapped[int] = mapped_column(Integer)
+    events: Mapped[int] = mapped_column(Integer)
+    entry_path: Mapped[str] = mapped_column(String(2000))
+    exit_path: Mapped[str] = mapped_column(String(2000))
+    source: Mapped[str | None] = mapped_column(String(100), default=None)
+    referrer_host: Mapped[str | None] = mapped_column(String(253), default=None)
+    utm_source: Mapped[str | None] = mapped_column(String(200), default=None)
+    utm_medium: Mapped[str | None] = mapped_column(String(200), default=None)
+    utm_campaign: Mapped[str | None] = mapped_column(String(200), default=None)
+    country: Mapped[str | None] = mapped_column(String(2), default=None)
+    device: Mapped[str | None] = mapped_column(String(16), default=None)
+    browser: Mapped[str | None] = mapped_column(String(64), default=None)
+    os: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class AnalyticsRollupCursor(Base):
+    """The one row (id 1) the `analytics.rollup` job locks while it drains; `epoch` grows with every run
+    that changed rollups (the planner's cache key)."""
+
+    __tablename__ = "analytics_rollup_cursor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+__all__ = [
+    "AnalyticsDirtyBucket",
+    "AnalyticsDrop",
+    "AnalyticsEvent",
+    "AnalyticsGoal",
+    "AnalyticsRollupCursor",
+    "AnalyticsRollupDaily",
+    "AnalyticsRollupHourly",
+    "AnalyticsRollupMonthly",
+    "AnalyticsSession",
+    "AnalyticsSite",
+]

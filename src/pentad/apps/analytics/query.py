@@ -1,4 +1,10 @@
-"""Dashboard statistics, computed from the raw events (rollups replace the closed parts in session 2).
+"""Dashboard statistics: the query planner over rollups (rollups.py) and the raw events.
+
+A range is cut into closed months (monthly rollups), closed days (daily), closed hours (hourly) and the
+open hour plus any hour still dirty (computed from raw events with rollups.compute_hours, the same code
+that fills the rollups). The `raw_*` functions compute the same answers from raw events alone: the
+reference the planner is tested against, and the fallback for time zones whose midnight is not on a UTC
+hour (e.g. Asia/Kolkata), where hours do not add up to days.
 
 A range is a preset (`day`, `7d`, `30d`, `month`, `6mo`, `12mo`) or `custom` with `from`/`to` dates, in
 the site's time zone; `to` is inclusive. The interval of the time series is the hour for one day, the
@@ -14,12 +20,20 @@ import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, case, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.analytics.models import AnalyticsEvent
+from pentad.apps.analytics import rollups
+from pentad.apps.analytics.hll import Sketch
+from pentad.apps.analytics.models import (
+    AnalyticsEvent,
+    AnalyticsRollupDaily,
+    AnalyticsRollupHourly,
+    AnalyticsRollupMonthly,
+)
+from pentad.core.cache import Cache
 from pentad.core.errors import BadRequest
 
 Period = Literal["day", "7d", "30d", "month", "6mo", "12mo", "custom"]
@@ -41,9 +55,18 @@ DIMENSIONS = {
     "events": AnalyticsEvent.name,
 }
 Dimension = Literal[
-    "pages", "sources", "referrers", "countries", "devices", "browsers", "os",
-    "utm_source", "utm_medium", "utm_campaign", "events",
-]  # fmt: skip
+    "pages",
+    "sources",
+    "referrers",
+    "countries",
+    "devices",
+    "browsers",
+    "os",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "events",
+]
 NONE_LABELS = {"sources": "Direct / None", "referrers": "Direct / None"}
 ACQUISITION = frozenset({"sources", "referrers", "utm_source", "utm_medium", "utm_campaign"})
 """Dimensions of how a visit arrived: a visit counts under its first event's value (the later pages of a
@@ -130,6 +153,40 @@ def resolve_range(
     return Range(period, _local_midnight(first, zone), _local_midnight(last, zone), interval)
 
 
+Comparison = Literal["previous", "year"]
+
+
+def compare_range(span: Range, mode: str) -> Range:
+    """The range to compare with: as many local days just before (`previous`), or the same dates a year
+    earlier (`year`; 29 February becomes the 28th). Same interval, period `compare`."""
+    zone = span.start.tzinfo
+    assert isinstance(zone, zoneinfo.ZoneInfo)
+    first, last = span.start.date(), span.end.date()
+    if mode == "previous":
+        length = last - first
+        first, last = first - length, first
+    elif mode == "year":
+        first, last = _year_before(first), _year_before(last)
+    else:
+        raise BadRequest("Compare with `previous` or `year`.", code="bad_range")
+    return Range("compare", _local_midnight(first, zone), _local_midnight(last, zone), span.interval)
+
+
+def _year_before(day: date) -> date:
+    return (
+        day.replace(year=day.year - 1, day=28)
+        if (day.month, day.day) == (2, 29)
+        else day.replace(year=day.year - 1)
+    )
+
+
+def percent_change(now: float | None, before: float | None) -> float | None:
+    """Change from `before` to `now` in percent (None when there is nothing to compare with)."""
+    if now is None or before is None or before == 0:
+        return None
+    return round(100 * (now - before) / before, 1)
+
+
 def _in_range(site_key: int, span: Range) -> list[ColumnElement[bool]]:
     return [
         AnalyticsEvent.site_key == site_key,
@@ -160,7 +217,7 @@ class Totals:
         return round(self.pageviews / self.visits, 2) if self.visits else None
 
 
-async def totals(session: AsyncSession, site_key: int, span: Range, session_timeout: int) -> Totals:
+async def raw_totals(session: AsyncSession, site_key: int, span: Range, session_timeout: int) -> Totals:
     """Top stats over the range: one pass over the range's events by visitor and time."""
     query = (
         select(AnalyticsEvent.visitor_id, AnalyticsEvent.ts, AnalyticsEvent.name)
@@ -205,7 +262,7 @@ class Point:
     pageviews: int
 
 
-async def timeseries(session: AsyncSession, site_key: int, span: Range) -> list[Point]:
+async def raw_timeseries(session: AsyncSession, site_key: int, span: Range) -> list[Point]:
     """Visitors and pageviews per interval. Read per UTC hour (distinct visitors per hour), then each
     hour is put in the site-local bucket it starts in."""
     hour = func.floor(AnalyticsEvent.ts / 3_600_000)
@@ -234,7 +291,7 @@ class Row:
     events: int
 
 
-async def breakdown(
+async def raw_breakdown(
     session: AsyncSession,
     site_key: int,
     span: Range,
@@ -302,4 +359,233 @@ async def _visit_breakdown(
     ranked = sorted(visitors, key=lambda key: (-len(visitors[key]), key is None, key or ""))[:limit]
     return [
         Row(key if key is not None else label, len(visitors[key]), views[key], customs[key]) for key in ranked
+    ]
+
+
+# ------------------------------------------------------------------ the planner over rollups
+
+Tier = Literal["month", "day", "hour", "raw"]
+_TIER_RANK = {"hour": 0, "day": 1, "month": 2}
+_TABLES: dict[str, rollups.RollupTable] = {
+    "hour": AnalyticsRollupHourly,
+    "day": AnalyticsRollupDaily,
+    "month": AnalyticsRollupMonthly,
+}
+CACHE_TTL = 3600.0
+
+
+@dataclass(frozen=True)
+class Part:
+    """One piece of a range: a stored rollup bucket of a tier, or an hour computed from raw events."""
+
+    tier: Tier
+    bucket: int
+    start_ms: int
+
+
+@dataclass(frozen=True)
+class Planning:
+    """What the planner needs besides the range: the clock, and the cache for closed parts (keyed by the
+    site's version and the rollup epoch, so a rollup run or a site change invalidates them)."""
+
+    now: datetime | None = None
+    cache: Cache | None = None
+    site_version: int = 0
+
+
+def plan(span: Range, now_ms: int, dirty: set[int], max_tier: Interval) -> list[Part] | None:
+    """Cut a range into parts, largest closed tier first; None when its edges are not on UTC hours."""
+    if span.start_ms % rollups.HOUR_MS or span.end_ms % rollups.HOUR_MS:
+        return None
+    open_hour = now_ms // rollups.HOUR_MS
+    closed_end = open_hour * rollups.HOUR_MS
+    rank = _TIER_RANK[max_tier]
+    parts: list[Part] = []
+
+    def clean(start_ms: int, end_ms: int) -> bool:
+        return end_ms <= closed_end and not any(start_ms <= hour * rollups.HOUR_MS < end_ms for hour in dirty)
+
+    cursor = span.start
+    while cursor < span.end:
+        cursor_ms = int(cursor.timestamp() * 1000)
+        if cursor.hour == 0 and cursor.minute == 0:
+            if rank >= 2 and cursor.day == 1:
+                following = _advance(cursor, "month")
+                if following <= span.end and clean(cursor_ms, int(following.timestamp() * 1000)):
+                    parts.append(Part("month", rollups.month_number(cursor.date()), cursor_ms))
+                    cursor = following
+                    continue
+            if rank >= 1:
+                following = _advance(cursor, "day")
+                if following <= span.end and clean(cursor_ms, int(following.timestamp() * 1000)):
+                    parts.append(Part("day", rollups.day_number(cursor.date()), cursor_ms))
+                    cursor = following
+                    continue
+        hour = cursor_ms // rollups.HOUR_MS
+        if hour in dirty or hour == open_hour:
+            parts.append(Part("raw", hour, cursor_ms))
+        else:  # closed, or later than now (events from clocks ahead, rolled up already)
+            parts.append(Part("hour", hour, cursor_ms))
+        cursor = _advance(cursor, "hour")
+    return parts
+
+
+def _encode(found: dict[int, dict[rollups.Key, rollups.Agg]]) -> list[Any]:
+    return [
+        [
+            bucket,
+            [
+                [
+                    dim,
+                    value,
+                    a.visits,
+                    a.pageviews,
+                    a.events,
+                    a.bounces,
+                    a.duration_ms,
+                    a.revenue_micros,
+                    a.sketch.to_text(),
+                ]
+                for (dim, value), a in aggs.items()
+            ],
+        ]
+        for bucket, aggs in found.items()
+    ]
+
+
+def _decode(raw: list[Any]) -> dict[int, dict[rollups.Key, rollups.Agg]]:
+    return {
+        int(bucket): {
+            (int(row[0]), row[1]): rollups.Agg(Sketch.from_text(row[8]), *map(int, row[2:8])) for row in rows
+        }
+        for bucket, rows in raw
+    }
+
+
+async def _stored(
+    session: AsyncSession,
+    site_key: int,
+    tier: str,
+    buckets: list[int],
+    dims: tuple[int, ...],
+    planning: Planning,
+) -> dict[int, dict[rollups.Key, rollups.Agg]]:
+    async def load() -> list[Any]:
+        return _encode(await rollups.read_rollups(session, _TABLES[tier], site_key, buckets, dims))
+
+    if planning.cache is None or not buckets:
+        return _decode(await load())
+    epoch = await rollups.rollup_epoch(session)
+    key = (
+        f"analytics:rollup:{site_key}:{planning.site_version}:{epoch}:{tier}:"
+        f"{buckets[0]}-{buckets[-1]}:{len(buckets)}:{','.join(map(str, dims))}"
+    )
+    return _decode(await planning.cache.get_or_set(key, CACHE_TTL, load))
+
+
+async def _collect(
+    session: AsyncSession,
+    site_key: int,
+    parts: list[Part],
+    dims: tuple[int, ...],
+    session_timeout: int,
+    planning: Planning,
+) -> list[tuple[int, dict[rollups.Key, rollups.Agg]]]:
+    """Every part's rows of `dims`, with the part's start (unix ms)."""
+    found: list[tuple[int, dict[rollups.Key, rollups.Agg]]] = []
+    for tier in ("month", "day", "hour"):
+        chosen = [part for part in parts if part.tier == tier]
+        stored = await _stored(session, site_key, tier, [p.bucket for p in chosen], dims, planning)
+        found.extend((part.start_ms, stored.get(part.bucket, {})) for part in chosen)
+    raw_days: dict[int, list[int]] = defaultdict(list)
+    for part in parts:
+        if part.tier == "raw":
+            raw_days[part.bucket * rollups.HOUR_MS // rollups.DAY_MS].append(part.bucket)
+    for hours in raw_days.values():
+        result = await rollups.compute_hours(session, site_key, hours, session_timeout)
+        for hour, aggs in result.aggs.items():
+            found.append((hour * rollups.HOUR_MS, {k: v for k, v in aggs.items() if k[0] in dims}))
+    return found
+
+
+async def _parts(
+    session: AsyncSession, site_key: int, span: Range, max_tier: Interval, now: datetime | None
+) -> list[Part] | None:
+    now_ms = int((now or datetime.now(UTC)).timestamp() * 1000)
+    first = span.start_ms // rollups.HOUR_MS
+    dirty = await rollups.dirty_hours(session, site_key, first, -(-span.end_ms // rollups.HOUR_MS))
+    return plan(span, now_ms, dirty, max_tier)
+
+
+async def totals(
+    session: AsyncSession, site_key: int, span: Range, session_timeout: int, planning: Planning | None = None
+) -> Totals:
+    """Top stats over the range, from rollups and the open or dirty hours."""
+    planning = planning or Planning()
+    parts = await _parts(session, site_key, span, "month", planning.now)
+    if parts is None:
+        return await raw_totals(session, site_key, span, session_timeout)
+    merged = rollups.Agg()
+    for _, aggs in await _collect(session, site_key, parts, (rollups.TOTALS,), session_timeout, planning):
+        if (rollups.TOTALS, "") in aggs:
+            merged.merge(aggs[(rollups.TOTALS, "")])
+    return Totals(
+        visitors=merged.sketch.count(),
+        visits=merged.visits,
+        pageviews=merged.pageviews,
+        events=merged.events,
+        bounces=merged.bounces,
+        duration_ms=merged.duration_ms,
+    )
+
+
+async def timeseries(
+    session: AsyncSession, site_key: int, span: Range, session_timeout: int, planning: Planning | None = None
+) -> list[Point]:
+    """Visitors and pageviews per interval, from rollups no coarser than the interval."""
+    planning = planning or Planning()
+    parts = await _parts(session, site_key, span, span.interval, planning.now)
+    if parts is None:
+        return await raw_timeseries(session, site_key, span)
+    starts = span.buckets()
+    edges = [int(start.timestamp() * 1000) for start in starts]
+    merged = [rollups.Agg() for _ in starts]
+    for start_ms, aggs in await _collect(
+        session, site_key, parts, (rollups.TOTALS,), session_timeout, planning
+    ):
+        if (rollups.TOTALS, "") in aggs:
+            index = max(bisect.bisect_right(edges, start_ms) - 1, 0)
+            merged[index].merge(aggs[(rollups.TOTALS, "")])
+    return [
+        Point(start, agg.sketch.count(), agg.pageviews) for start, agg in zip(starts, merged, strict=True)
+    ]
+
+
+async def breakdown(
+    session: AsyncSession,
+    site_key: int,
+    span: Range,
+    dimension: str,
+    *,
+    limit: int = 10,
+    session_timeout: int,
+    planning: Planning | None = None,
+) -> list[Row]:
+    """The top values of a dimension by visitors, from rollups."""
+    planning = planning or Planning()
+    parts = await _parts(session, site_key, span, "month", planning.now)
+    if parts is None:
+        return await raw_breakdown(
+            session, site_key, span, dimension, limit=limit, session_timeout=session_timeout
+        )
+    dim = rollups.DIMS[dimension]
+    merged: dict[rollups.Key, rollups.Agg] = {}
+    for _, aggs in await _collect(session, site_key, parts, (dim,), session_timeout, planning):
+        rollups.merge_into(merged, aggs)
+    counted = [(value, agg.sketch.count(), agg) for (_, value), agg in merged.items()]
+    counted.sort(key=lambda item: (-item[1], item[0] is None, item[0] or ""))
+    label = NONE_LABELS.get(dimension, "(unknown)")
+    return [
+        Row(value if value is not None else label, count, agg.pageviews, agg.events)
+        for value, count, agg in counted[:limit]
     ]

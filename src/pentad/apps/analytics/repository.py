@@ -12,6 +12,10 @@ from pentad.apps.analytics.models import (
     AnalyticsDirtyBucket,
     AnalyticsDrop,
     AnalyticsEvent,
+    AnalyticsRollupDaily,
+    AnalyticsRollupHourly,
+    AnalyticsRollupMonthly,
+    AnalyticsSession,
     AnalyticsSite,
 )
 
@@ -42,7 +46,15 @@ async def next_site_key(session: AsyncSession) -> int:
 
 
 async def delete_site_data(session: AsyncSession, site_key: int) -> None:
-    for table in (AnalyticsEvent, AnalyticsDrop, AnalyticsDirtyBucket):
+    for table in (
+        AnalyticsEvent,
+        AnalyticsDrop,
+        AnalyticsDirtyBucket,
+        AnalyticsSession,
+        AnalyticsRollupHourly,
+        AnalyticsRollupDaily,
+        AnalyticsRollupMonthly,
+    ):
         await session.execute(delete(table).where(table.site_key == site_key))
 
 

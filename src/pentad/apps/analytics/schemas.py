@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pentad.apps.analytics.retention import validate_tiers
+
 DOMAIN = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))*$")
 SiteRole = Literal["owner", "viewer"]
 
@@ -68,6 +70,16 @@ class SiteUpdate(BaseModel):
     timezone: str | None = None
     hosts: list[str] | None = Field(None, max_length=50)
     excluded_paths: list[str] | None = Field(None, max_length=100)
+    retention: dict[str, str] | None = Field(
+        None,
+        description='Retention tiers to change, e.g. {"raw": "30d", "hourly": "1y"}: h, d, w, mo, y or '
+        "forever; raw ≤ hourly ≤ daily ≤ monthly (tiers not given keep their value).",
+    )
+
+    @field_validator("retention")
+    @classmethod
+    def _check_retention(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return None if value is None else validate_tiers(value, complete=False)
 
     @field_validator("timezone")
     @classmethod
@@ -94,6 +106,9 @@ class SiteRead(BaseModel):
     timezone: str
     hosts: list[str]
     excluded_paths: list[str]
+    retention: dict[str, str] | None = Field(
+        description="The site's own retention tiers (null: the default)."
+    )
     created_at: datetime
     can_manage: bool = Field(False, description="Whether the caller may change the site.")
 

@@ -3,11 +3,36 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+import json
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
 
 from pentad.core.config import CommaList
 
 APP_NAME = "analytics"
+
+
+def parse_tier_text(value: Any) -> Any:
+    """`raw=30d,hourly=1y` or a JSON object → a dict of tiers (retention.py checks them)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("{"):
+        return json.loads(text)
+    tiers: dict[str, str] = {}
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        name, sep, duration = part.partition("=")
+        if not sep:
+            raise ValueError(f"{part!r}: write tiers as name=duration, e.g. raw=30d,hourly=2y")
+        tiers[name.strip().lower()] = duration.strip()
+    return tiers
+
+
+def _check_default_tiers(value: dict[str, str]) -> dict[str, str]:
+    from pentad.apps.analytics.retention import DEFAULT, validate_tiers
+
+    return validate_tiers({**DEFAULT, **value}, complete=True)
 
 
 class AnalyticsSettings(BaseModel):
@@ -39,3 +64,26 @@ class AnalyticsSettings(BaseModel):
         default_factory=lambda: ["pdf", "zip", "dmg", "exe", "csv", "xlsx", "docx", "mp3", "mp4", "gz"],
         description="File extensions whose links the tracker reports as downloads.",
     )
+    rollup_batch: int = Field(
+        200,
+        ge=1,
+        le=10_000,
+        description="Dirty (site, hour) buckets one `analytics.rollup` transaction drains.",
+    )
+    default_retention: str = Field(
+        "raw=60d,hourly=2y,daily=forever,monthly=forever",
+        description="Retention tiers of sites without their own: `name=duration,…` or a JSON object "
+        "(h, d, w, mo, y or forever; raw ≤ hourly ≤ daily ≤ monthly; tiers not named keep these).",
+    )
+
+    @field_validator("default_retention", mode="before")
+    @classmethod
+    def _check_default_retention(cls, value: Any) -> str:
+        tiers = _check_default_tiers(parse_tier_text(value))
+        return ",".join(f"{name}={duration}" for name, duration in tiers.items())
+
+    @property
+    def default_tiers(self) -> dict[str, str]:
+        """DEFAULT_RETENTION as a dict of tiers."""
+        tiers: dict[str, str] = parse_tier_text(self.default_retention)
+        return tiers

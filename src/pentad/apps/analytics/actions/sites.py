@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.analytics import grants, repository
+from pentad.apps.analytics import grants, repository, retention
 from pentad.apps.analytics.access import access_site, site_permissions
 from pentad.apps.analytics.exceptions import DomainTaken, SiteNotFound
 from pentad.apps.analytics.models import AnalyticsSite
 from pentad.apps.analytics.permissions import ANALYTICS_ADMIN, SITE_MANAGE
 from pentad.apps.analytics.registry import site_registry
 from pentad.apps.analytics.schemas import GrantCreate, GrantRead, SiteCreate, SiteRead, SiteUpdate
+from pentad.apps.analytics.settings import AnalyticsSettings
 from pentad.core import audit
 from pentad.core.audit import Actor
 from pentad.core.auth.principal import Principal
@@ -83,6 +84,9 @@ class SiteService:
     async def update(self, site_id: uuid.UUID, data: SiteUpdate) -> AnalyticsSite:
         site = await self._managed(site_id)
         for name, value in data.model_dump(exclude_unset=True).items():
+            if name == "retention" and value is not None:
+                default = self.platform.app_settings(AnalyticsSettings).default_tiers
+                value = retention.merge_checked(site.retention, value, default)
             if value is not None:
                 setattr(site, name, value)
         site.version += 1

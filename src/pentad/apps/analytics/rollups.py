@@ -1,0 +1,563 @@
+"""Rollups: what the dashboards read instead of raw events for closed hours, days and months.
+
+The ingest flush marks each (site, UTC hour) it stores events for in `analytics_dirty_buckets`. The job
+`analytics.rollup` (cron every ROLLUP_INTERVAL seconds, concurrency 1, under the row lock of the one
+`analytics_rollup_cursor` row) drains them: for each dirty hour it reads that hour's visitors' events of
+the UTC day (their ids are daily, so no visit crosses it; the window is widened by the session timeout),
+rebuilds their visits in `analytics_sessions`, and replaces the hour's rows in `analytics_rollup_hourly`
+(DELETE + INSERT, so a recompute is idempotent and a late or replayed event just makes its hour dirty
+again). Hours whose visits changed shape (a late event joining two visits) are recomputed too. Then the
+site-local days and months those hours fall in are rebuilt from the hourly (daily) rows.
+
+The per-hour numbers are computed in Python from one read of the hour's events, not with
+`INSERT … SELECT … GROUP BY`: the visitor sketches (hll.py) need the visitor hashes anyway, and the
+acquisition dimensions need each event's visit. `compute_hours` is also what the query planner uses for the
+open hour and for hours still dirty, so live and stored numbers cannot disagree.
+
+Counting rules per bucket: visitors, pageviews, custom events and revenue count where each event is;
+visits, bounces and duration count in the bucket their visit starts in. Acquisition dimensions (source,
+referrer, UTM) count each event under its visit's first value, as the raw statistics do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zoneinfo
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pentad.apps.analytics.hll import Sketch, visitor_hash
+from pentad.apps.analytics.models import (
+    AnalyticsDirtyBucket,
+    AnalyticsEvent,
+    AnalyticsRollupCursor,
+    AnalyticsRollupDaily,
+    AnalyticsRollupHourly,
+    AnalyticsRollupMonthly,
+    AnalyticsSession,
+    AnalyticsSite,
+)
+
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+PAGEVIEW = "pageview"
+EPOCH_DAY = date(1970, 1, 1).toordinal()
+TOTALS = 0
+DIMS: dict[str, int] = {
+    "pages": 1,
+    "sources": 2,
+    "referrers": 3,
+    "countries": 4,
+    "devices": 5,
+    "browsers": 6,
+    "os": 7,
+    "utm_source": 8,
+    "utm_medium": 9,
+    "utm_campaign": 10,
+    "events": 11,
+}
+COLUMNS: dict[str, str] = {
+    "pages": "path",
+    "sources": "source",
+    "referrers": "referrer_host",
+    "countries": "country",
+    "devices": "device",
+    "browsers": "browser",
+    "os": "os",
+    "utm_source": "utm_source",
+    "utm_medium": "utm_medium",
+    "utm_campaign": "utm_campaign",
+    "events": "name",
+}
+ACQUISITION = frozenset({"sources", "referrers", "utm_source", "utm_medium", "utm_campaign"})
+_EVENT_COLUMNS = ("visitor_id", "ts", "name", "revenue_micros", *sorted(set(COLUMNS.values()) - {"name"}))
+_IN_CHUNK = 500
+"""Visitor ids per `IN (...)` (SQLite's and asyncpg's bind limits are far above)."""
+
+Key = tuple[int, str | None]
+"""(dim, value): one rollup row."""
+
+
+def value_hash(value: str | None) -> int:
+    """The signed 64-bit key of a dimension value (None, the dimension's "(none)", has its own)."""
+    raw = b"\x00" if value is None else b"v" + value.encode()
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little", signed=True)
+
+
+@dataclass
+class Agg:
+    """The numbers of one (dim, value) in one bucket or a merge of buckets."""
+
+    sketch: Sketch = field(default_factory=Sketch)
+    visits: int = 0
+    pageviews: int = 0
+    events: int = 0
+    bounces: int = 0
+    duration_ms: int = 0
+    revenue_micros: int = 0
+
+    def merge(self, other: Agg) -> None:
+        self.sketch.merge(other.sketch)
+        self.visits += other.visits
+        self.pageviews += other.pageviews
+        self.events += other.events
+        self.bounces += other.bounces
+        self.duration_ms += other.duration_ms
+        self.revenue_micros += other.revenue_micros
+
+
+def merge_into(target: dict[Key, Agg], source: dict[Key, Agg]) -> None:
+    for key, agg in source.items():
+        if key in target:
+            target[key].merge(agg)
+        else:
+            copy = Agg()
+            copy.merge(agg)
+            target[key] = copy
+
+
+@dataclass
+class Visit:
+    visitor_id: int
+    start: int
+    end: int
+    first: dict[str, Any]
+    last_path: str
+    pageviews: int = 0
+    events: int = 0
+
+    @property
+    def bounce(self) -> bool:
+        return self.pageviews <= 1 and self.events == 0
+
+
+@dataclass
+class HoursResult:
+    """The rollup rows of some hours of one UTC day, and the visits of their visitors."""
+
+    aggs: dict[int, dict[Key, Agg]]
+    """By hour: every hour asked for, empty when it has no events."""
+    visits: list[Visit]
+    visitors: list[int]
+    window: tuple[int, int]
+    timeout_ms: int
+    touched_starts: set[int]
+    """Start hours of the visits of these visitors near the hours (their numbers may have changed)."""
+
+
+def _day_window(day: int, timeout_ms: int) -> tuple[int, int]:
+    return day * DAY_MS - timeout_ms, (day + 1) * DAY_MS + timeout_ms
+
+
+def _chunks(values: Sequence[int]) -> Iterable[Sequence[int]]:
+    for index in range(0, len(values), _IN_CHUNK):
+        yield values[index : index + _IN_CHUNK]
+
+
+async def compute_hours(
+    session: AsyncSession, site_key: int, hours: Collection[int], session_timeout: int
+) -> HoursResult:
+    """The rollup rows of `hours` (all in one UTC day), from raw events (read only): one read of the
+    visitors seen in them, one read of those visitors' events of the day (widened by the timeout)."""
+    wanted = set(hours)
+    days = {hour * HOUR_MS // DAY_MS for hour in wanted}
+    if len(days) != 1:
+        raise ValueError("compute_hours takes hours of one UTC day")
+    timeout_ms = session_timeout * 1000
+    window = _day_window(days.pop(), timeout_ms)
+    first, last = min(wanted) * HOUR_MS, (max(wanted) + 1) * HOUR_MS
+    visitors = sorted(
+        int(v)
+        for v in (
+            await session.scalars(
+                select(AnalyticsEvent.visitor_id)
+                .where(
+                    AnalyticsEvent.site_key == site_key, AnalyticsEvent.ts >= first, AnalyticsEvent.ts < last
+                )
+                .distinct()
+            )
+        ).all()
+    )
+    aggs: dict[int, dict[Key, Agg]] = {hour: defaultdict(Agg) for hour in wanted}
+    visits: list[Visit] = []
+    columns = [getattr(AnalyticsEvent, name) for name in _EVENT_COLUMNS]
+    for chunk in _chunks(visitors):
+        rows = (
+            await session.execute(
+                select(*columns)
+                .where(
+                    AnalyticsEvent.site_key == site_key,
+                    AnalyticsEvent.visitor_id.in_(chunk),
+                    AnalyticsEvent.ts >= window[0],
+                    AnalyticsEvent.ts < window[1],
+                )
+                .order_by(AnalyticsEvent.visitor_id, AnalyticsEvent.ts)
+            )
+        ).all()
+        current: Visit | None = None
+        for raw in rows:
+            event = dict(zip(_EVENT_COLUMNS, raw, strict=True))
+            visitor, ts, is_view = int(event["visitor_id"]), int(event["ts"]), event["name"] == PAGEVIEW
+            if current is None or current.visitor_id != visitor or ts - current.end > timeout_ms:
+                current = Visit(visitor, ts, ts, event, event["path"])
+                visits.append(current)
+            current.end, current.last_path = ts, event["path"]
+            if is_view:
+                current.pageviews += 1
+            else:
+                current.events += 1
+            hour = ts // HOUR_MS
+            if hour in wanted:
+                _count_event(aggs[hour], event, current, is_view=is_view)
+    touched: set[int] = set()
+    for visit in visits:
+        start_hour = visit.start // HOUR_MS
+        if start_hour in wanted:
+            for key in _visit_keys(visit):
+                agg = aggs[start_hour][key]
+                agg.visits += 1
+                agg.bounces += int(visit.bounce)
+                agg.duration_ms += visit.end - visit.start
+        if visit.end >= first - timeout_ms and visit.start < last + timeout_ms:
+            touched.add(start_hour)
+    for by_key in aggs.values():
+        for agg in by_key.values():
+            agg.sketch.compact()
+    return HoursResult({hour: dict(by_key) for hour, by_key in aggs.items()}, visits, visitors, window,
+                       timeout_ms, touched)  # fmt: skip
+
+
+def _count_event(aggs: dict[Key, Agg], event: dict[str, Any], visit: Visit, *, is_view: bool) -> None:
+    visitor = int(event["visitor_id"])
+    revenue = int(event["revenue_micros"] or 0)
+    keys: list[Key] = [(TOTALS, "")]
+    for name, dim in DIMS.items():
+        if (name == "pages" and not is_view) or (name == "events" and is_view):
+            continue
+        source = visit.first if name in ACQUISITION else event
+        keys.append((dim, source[COLUMNS[name]]))
+    hashed = visitor_hash(visitor)
+    for key in keys:
+        agg = aggs[key]
+        agg.sketch.add_hash(hashed)
+        if is_view:
+            agg.pageviews += 1
+        else:
+            agg.events += 1
+        agg.revenue_micros += revenue
+
+
+def _visit_keys(visit: Visit) -> list[Key]:
+    keys: list[Key] = [(TOTALS, "")]
+    keys.extend((DIMS[name], visit.first[COLUMNS[name]]) for name in sorted(ACQUISITION))
+    return keys
+
+
+def _rows(site_key: int, bucket: int, aggs: dict[Key, Agg]) -> list[dict[str, Any]]:
+    return [
+        {
+            "site_key": site_key,
+            "dim": dim,
+            "bucket": bucket,
+            "value_hash": value_hash(value),
+            "value": value,
+            "visitors": agg.sketch.count(),
+            "visits": agg.visits,
+            "pageviews": agg.pageviews,
+            "events": agg.events,
+            "bounces": agg.bounces,
+            "duration_ms": agg.duration_ms,
+            "revenue_micros": agg.revenue_micros,
+            "visitors_sketch": agg.sketch.to_text(),
+        }
+        for (dim, value), agg in aggs.items()
+    ]
+
+
+RollupTable = type[AnalyticsRollupHourly] | type[AnalyticsRollupDaily] | type[AnalyticsRollupMonthly]
+
+
+async def read_rollups(
+    session: AsyncSession, table: RollupTable, site_key: int, buckets: Sequence[int], dims: Sequence[int]
+) -> dict[int, dict[Key, Agg]]:
+    """The stored rows of `buckets`, by bucket."""
+    found: dict[int, dict[Key, Agg]] = defaultdict(dict)
+    if not buckets:
+        return found
+    query = select(
+        table.bucket,
+        table.dim,
+        table.value,
+        table.visits,
+        table.pageviews,
+        table.events,
+        table.bounces,
+        table.duration_ms,
+        table.revenue_micros,
+        table.visitors_sketch,
+    ).where(table.site_key == site_key, table.dim.in_(list(dims)), table.bucket.in_(list(buckets)))
+    for bucket, dim, value, visits, views, customs, bounces, duration, revenue, sketch in (
+        await session.execute(query)
+    ).all():
+        key: Key = (int(dim), "" if dim == TOTALS else value)
+        found[int(bucket)][key] = Agg(
+            Sketch.from_text(sketch),
+            int(visits),
+            int(views),
+            int(customs),
+            int(bounces),
+            int(duration),
+            int(revenue),
+        )
+    return found
+
+
+async def _replace(
+    session: AsyncSession, table: RollupTable, site_key: int, bucket: int, aggs: dict[Key, Agg]
+) -> None:
+    await session.execute(delete(table).where(table.site_key == site_key, table.bucket == bucket))
+    rows = _rows(site_key, bucket, aggs)
+    if rows:
+        await session.execute(insert(table), rows)
+
+
+async def store_hours(session: AsyncSession, site_key: int, result: HoursResult) -> set[int]:
+    """Write the hours' rollup rows and their visitors' sessions; returns the start hours of the visits
+    (before and after) near the hours: the hours whose visit numbers may have changed."""
+    touched = set(result.touched_starts)
+    timeout_ms = result.timeout_ms
+    first, last = min(result.aggs) * HOUR_MS, (max(result.aggs) + 1) * HOUR_MS
+    for chunk in _chunks(result.visitors):
+        in_window = (
+            AnalyticsSession.site_key == site_key,
+            AnalyticsSession.visitor_id.in_(chunk),
+            AnalyticsSession.start_ts >= result.window[0],
+            AnalyticsSession.start_ts < result.window[1],
+        )
+        old = await session.scalars(
+            select(AnalyticsSession.start_ts).where(
+                *in_window,
+                AnalyticsSession.end_ts >= first - timeout_ms,
+                AnalyticsSession.start_ts < last + timeout_ms,
+            )
+        )
+        touched.update(int(ts) // HOUR_MS for ts in old.all())
+        await session.execute(delete(AnalyticsSession).where(*in_window))
+    sessions = [
+        {
+            "site_key": site_key,
+            "day": visit.start // DAY_MS,
+            "visitor_id": visit.visitor_id,
+            "start_ts": visit.start,
+            "end_ts": visit.end,
+            "pageviews": visit.pageviews,
+            "events": visit.events,
+            "entry_path": visit.first["path"],
+            "exit_path": visit.last_path,
+            **{name: visit.first[name] for name in _SESSION_DIMS},
+        }
+        for visit in result.visits
+    ]
+    if sessions:
+        await session.execute(insert(AnalyticsSession), sessions)
+    hours = sorted(result.aggs)
+    await session.execute(
+        delete(AnalyticsRollupHourly).where(
+            AnalyticsRollupHourly.site_key == site_key, AnalyticsRollupHourly.bucket.in_(hours)
+        )
+    )
+    rows = [row for hour in hours for row in _rows(site_key, hour, result.aggs[hour])]
+    if rows:
+        await session.execute(insert(AnalyticsRollupHourly), rows)
+    return touched - set(hours)
+
+
+_SESSION_DIMS = (
+    "source", "referrer_host", "utm_source", "utm_medium", "utm_campaign",
+    "country", "device", "browser", "os",
+)  # fmt: skip
+
+
+def local_midnight(day: date, zone: zoneinfo.ZoneInfo) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=zone)
+
+
+def day_number(day: date) -> int:
+    return day.toordinal() - EPOCH_DAY
+
+
+def month_number(day: date) -> int:
+    return day.year * 12 + day.month - 1
+
+
+def _hours_of(start: datetime, end: datetime) -> range:
+    """The UTC hours starting within [start, end)."""
+    start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+    return range(-(-start_ms // HOUR_MS), -(-end_ms // HOUR_MS))
+
+
+def local_day_of_hour(hour: int, zone: zoneinfo.ZoneInfo) -> date:
+    return datetime.fromtimestamp(hour * 3600, UTC).astimezone(zone).date()
+
+
+async def rebuild_day(session: AsyncSession, site_key: int, day: date, zone: zoneinfo.ZoneInfo) -> None:
+    start, end = local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone)
+    hours = list(_hours_of(start, end))
+    merged: dict[Key, Agg] = {}
+    for aggs in (await read_rollups(session, AnalyticsRollupHourly, site_key, hours, _ALL_DIMS)).values():
+        merge_into(merged, aggs)
+    await _replace(session, AnalyticsRollupDaily, site_key, day_number(day), merged)
+
+
+async def rebuild_month(session: AsyncSession, site_key: int, first: date) -> None:
+    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    days = list(range(day_number(first), day_number(following)))
+    merged: dict[Key, Agg] = {}
+    for aggs in (await read_rollups(session, AnalyticsRollupDaily, site_key, days, _ALL_DIMS)).values():
+        merge_into(merged, aggs)
+    await _replace(session, AnalyticsRollupMonthly, site_key, month_number(first), merged)
+
+
+_ALL_DIMS = (TOTALS, *DIMS.values())
+
+
+async def dirty_hours(session: AsyncSession, site_key: int, first: int, last: int) -> set[int]:
+    """The site's hours in [first, last) that have events not rolled up yet."""
+    query = select(AnalyticsDirtyBucket.hour).where(
+        AnalyticsDirtyBucket.site_key == site_key,
+        AnalyticsDirtyBucket.hour >= first,
+        AnalyticsDirtyBucket.hour < last,
+    )
+    return {int(hour) for hour in (await session.scalars(query)).all()}
+
+
+async def rollup_epoch(session: AsyncSession) -> int:
+    return int(
+        await session.scalar(select(AnalyticsRollupCursor.epoch).where(AnalyticsRollupCursor.id == 1)) or 0
+    )
+
+
+@dataclass
+class DrainReport:
+    dirty: int = 0
+    hours: int = 0
+    days: int = 0
+    months: int = 0
+
+
+async def _lock_cursor(session: AsyncSession) -> AnalyticsRollupCursor:
+    cursor = await session.scalar(
+        select(AnalyticsRollupCursor).where(AnalyticsRollupCursor.id == 1).with_for_update()
+    )
+    if cursor is None:
+        cursor = AnalyticsRollupCursor(id=1, epoch=0)
+        session.add(cursor)
+    return cursor
+
+
+async def claim_dirty(session: AsyncSession, batch: int) -> list[tuple[int, int]]:
+    """Take up to `batch` dirty (site, hour) marks (deleted here). Commit this before recomputing: a
+    flush that stores more events for a claimed hour after the claim marks it dirty again, and the
+    recompute (a later transaction, hence a later snapshot, also on MariaDB's REPEATABLE READ) sees at
+    least every event stored before the claim."""
+    await _lock_cursor(session)
+    dirty = (
+        await session.execute(
+            select(AnalyticsDirtyBucket.site_key, AnalyticsDirtyBucket.hour)
+            .order_by(AnalyticsDirtyBucket.hour, AnalyticsDirtyBucket.site_key)
+            .limit(batch)
+        )
+    ).all()
+    claimed = [(int(site_key), int(hour)) for site_key, hour in dirty]
+    by_site: dict[int, list[int]] = defaultdict(list)
+    for site_key, hour in claimed:
+        by_site[site_key].append(hour)
+    for site_key, hours in by_site.items():
+        for chunk in _chunks(hours):
+            await session.execute(
+                delete(AnalyticsDirtyBucket).where(
+                    AnalyticsDirtyBucket.site_key == site_key, AnalyticsDirtyBucket.hour.in_(chunk)
+                )
+            )
+    return claimed
+
+
+async def mark_dirty(session: AsyncSession, marks: Sequence[tuple[int, int]]) -> None:
+    """Put claimed marks back (a recompute that failed)."""
+    for site_key, hour in marks:
+        exists = await session.get(AnalyticsDirtyBucket, (site_key, hour))
+        if exists is None:
+            session.add(AnalyticsDirtyBucket(site_key=site_key, hour=hour))
+    await session.flush()
+
+
+async def recompute(
+    session: AsyncSession,
+    claimed: Sequence[tuple[int, int]],
+    session_timeout: int,
+    *,
+    raw_floor: dict[int, int] | None = None,
+) -> DrainReport:
+    """Recompute claimed dirty hours (and the hours, days and months they touch), holding the cursor's
+    row lock so two workers never rebuild the same day at once; bumps the rollup epoch.
+
+    `raw_floor`: per site key, the first unix ms still inside raw retention; older dirty hours are dropped
+    unrecomputed (their raw events are gone; recomputing would erase the rollups kept for them)."""
+    report = DrainReport(dirty=len(claimed))
+    cursor = await _lock_cursor(session)
+    if not claimed:
+        return report
+    by_site: dict[int, list[int]] = defaultdict(list)
+    for site_key, hour in claimed:
+        by_site[site_key].append(hour)
+    sites = {
+        site.key: site
+        for site in (
+            await session.scalars(select(AnalyticsSite).where(AnalyticsSite.key.in_(list(by_site))))
+        ).all()
+    }
+    for site_key, hours in by_site.items():
+        site = sites.get(site_key)
+        if site is None:
+            continue
+        zone = zoneinfo.ZoneInfo(site.timezone)
+        floor_hour = -(-(raw_floor or {}).get(site_key, 0) // HOUR_MS)
+        pending = {hour for hour in hours if hour >= floor_hour}
+        done: set[int] = set()
+        while pending:
+            utc_day = max(pending) * HOUR_MS // DAY_MS
+            group = {hour for hour in pending if hour * HOUR_MS // DAY_MS == utc_day}
+            pending -= group
+            while group:  # a late event may reshape visits starting in other hours of the day
+                result = await compute_hours(session, site_key, group, session_timeout)
+                touched = await store_hours(session, site_key, result)
+                done |= group
+                group = {h for h in touched if h * HOUR_MS // DAY_MS == utc_day and h >= floor_hour} - done
+                pending |= {h for h in touched if h * HOUR_MS // DAY_MS != utc_day and h >= floor_hour} - done
+        days = {local_day_of_hour(hour, zone) for hour in done}
+        for day in sorted(days):
+            await rebuild_day(session, site_key, day, zone)
+        months = {day.replace(day=1) for day in days}
+        for first in sorted(months):
+            await rebuild_month(session, site_key, first)
+        report.hours += len(done)
+        report.days += len(days)
+        report.months += len(months)
+    cursor.epoch += 1
+    await session.flush()
+    return report
+
+
+async def drain(
+    session: AsyncSession, session_timeout: int, *, batch: int = 200, raw_floor: dict[int, int] | None = None
+) -> DrainReport:
+    """Claim and recompute in one transaction (SQLite, where writers are serialised anyway, and tests);
+    the job uses claim_dirty and recompute in two."""
+    claimed = await claim_dirty(session, batch)
+    return await recompute(session, claimed, session_timeout, raw_floor=raw_floor)
