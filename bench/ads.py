@@ -84,7 +84,8 @@ async def measure(data_dir: Path) -> dict[str, Any]:
             campaign = await create(
                 f"/api/ads/advertisers/{advertiser}/campaigns",
                 {
-                    "name": f"Campaign {index}", "zone_ids": [zone], "pricing": "cpm", "rate_micros": 2_000_000,
+                    "name": f"Campaign {index}", "zone_ids": [zone], "pricing": "cpm",
+                    "rate_micros": 2_000_000,
                     "starts_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(), "pacing": "asap",
                     "priority": 5, "weight": index + 1, "frequency_cap": 1000,
                     "targeting": {"paths": ["/news/**"]} if index % 2 else {},
@@ -92,10 +93,17 @@ async def measure(data_dir: Path) -> dict[str, Any]:
             )  # fmt: skip
             await create(
                 f"/api/ads/campaigns/{campaign}/creatives/text",
-                {"name": "Ad", "destination_url": "https://shop.example/", "headline": "Sale", "body": "50 %"},
+                {
+                    "name": "Ad",
+                    "destination_url": "https://shop.example/",
+                    "headline": "Sale",
+                    "body": "-50 %",
+                },
             )
         rng = random.Random(3)
-        addresses = [f"{rng.randrange(1, 223)}.{rng.randrange(256)}.{rng.randrange(256)}.9" for _ in range(500)]
+        addresses = [
+            f"{rng.randrange(1, 223)}.{rng.randrange(256)}.{rng.randrange(256)}.9" for _ in range(500)
+        ]
 
         async def decide(index: int) -> str:
             answer = await client.get(
