@@ -11,16 +11,12 @@ the actions) is seen at once.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,8 +25,7 @@ from pentad.apps.ads.settings import AdsSettings
 from pentad.apps.ads.targeting import Predicate, Targeting, compile_targeting, glob_pattern
 from pentad.core.context import AppContext, ResourceSpec
 from pentad.core.db.hooks import on_commit
-
-logger = structlog.get_logger("pentad.ads.delivery")
+from pentad.core.snapshots import PolledSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,66 +184,22 @@ async def read_signature(session: AsyncSession) -> tuple[Any, ...]:
     return tuple((await session.execute(select(*columns))).one())
 
 
-class DeliverySnapshot:
+class DeliverySnapshot(PolledSnapshot[dict[uuid.UUID, ZoneEntry]]):
     """Zone id → ZoneEntry for this process."""
 
+    name = "ads.delivery"
+
     def __init__(self, context: AppContext, poll: float) -> None:
-        self._context = context
-        self._poll = poll
-        self._zones: dict[uuid.UUID, ZoneEntry] = {}
-        self._signature: tuple[Any, ...] | None = None
-        self._checked_at = 0.0
-        self._stale = True
-        self._lock = asyncio.Lock()
-        self._check: asyncio.Task[None] | None = None
+        super().__init__(context, poll, {})
+
+    async def read_signature(self, session: AsyncSession) -> tuple[Any, ...]:
+        return await read_signature(session)
+
+    async def load(self, session: AsyncSession) -> dict[uuid.UUID, ZoneEntry]:
+        return await load_zones(session)
 
     async def zone(self, zone_id: uuid.UUID) -> ZoneEntry | None:
-        if self._stale:
-            await self.reload()
-        elif time.monotonic() - self._checked_at >= self._poll and self._check is None:
-            self._checked_at = time.monotonic()
-            self._check = asyncio.get_running_loop().create_task(self._check_signature())
-        return self._zones.get(zone_id)
-
-    def invalidate(self) -> None:
-        """The setup changed in this process: the next lookup reloads (call after the commit)."""
-        self._stale = True
-
-    async def reload(self) -> None:
-        async with self._lock:
-            if not self._stale:
-                return
-            async with self._context.database.transaction(writes=False) as session:
-                signature = await read_signature(session)
-                zones = await load_zones(session)
-            self._zones, self._signature = zones, signature
-            self._checked_at = time.monotonic()
-            self._stale = False
-
-    async def check(self) -> bool:
-        """Read the signature now and reload when it changed (another process changed the setup)."""
-        async with self._context.database.transaction(writes=False) as session:
-            signature = await read_signature(session)
-        self._checked_at = time.monotonic()
-        if signature == self._signature:
-            return False
-        self._stale = True
-        await self.reload()
-        return True
-
-    async def _check_signature(self) -> None:
-        try:
-            await self.check()
-        except Exception:
-            logger.warning("ads_snapshot_check_failed", exc_info=True)
-        finally:
-            self._check = None
-
-    async def close(self) -> None:
-        if self._check is not None:
-            self._check.cancel()
-            with contextlib.suppress(BaseException):
-                await self._check
+        return (await self.current()).get(zone_id)
 
 
 async def open_snapshot(context: AppContext) -> DeliverySnapshot:

@@ -9,24 +9,19 @@ seen at once.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import fnmatch
 import re
-import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-import structlog
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.analytics.models import AnalyticsSite
 from pentad.apps.analytics.settings import AnalyticsSettings
 from pentad.core.context import AppContext, ResourceSpec
-
-logger = structlog.get_logger("pentad.analytics.registry")
+from pentad.core.snapshots import PolledSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,79 +67,32 @@ def site_config(site: AnalyticsSite) -> SiteConfig:
     )
 
 
-class SiteRegistry:
+class SiteRegistry(PolledSnapshot[dict[str, SiteConfig]]):
     """Domain → SiteConfig for this process."""
 
+    name = "analytics.sites"
+
     def __init__(self, context: AppContext, poll: float) -> None:
-        self._context = context
-        self._poll = poll
-        self._by_domain: dict[str, SiteConfig] = {}
-        self._signature: tuple[int, int] | None = None
-        self._checked_at = 0.0
-        self._stale = True
-        self._lock = asyncio.Lock()
-        self._check: asyncio.Task[None] | None = None
+        super().__init__(context, poll, {})
 
-    async def get(self, domain: str) -> SiteConfig | None:
-        """The site that `domain` (or `www.` + it) names; None for an unknown one."""
-        if self._stale:
-            await self.reload()
-        elif time.monotonic() - self._checked_at >= self._poll and self._check is None:
-            self._checked_at = time.monotonic()
-            self._check = asyncio.get_running_loop().create_task(self._check_signature())
-        domain = normalise_domain(domain)
-        found = self._by_domain.get(domain)
-        if found is None and domain.startswith("www."):
-            found = self._by_domain.get(domain[4:])
-        return found
-
-    def invalidate(self) -> None:
-        """A site changed in this process: the next lookup reloads (call after the commit)."""
-        self._stale = True
-
-    async def reload(self) -> None:
-        async with self._lock:
-            if not self._stale:
-                return
-            async with self._context.database.transaction(writes=False) as session:
-                sites = (await session.scalars(select(AnalyticsSite))).all()
-                signature = await self._read_signature(session)
-            self._by_domain = {site.domain: site_config(site) for site in sites}
-            self._signature = signature
-            self._checked_at = time.monotonic()
-            self._stale = False
-
-    async def _read_signature(self, session: Any) -> tuple[int, int]:
+    async def read_signature(self, session: AsyncSession) -> tuple[int, int]:
         row = (
             await session.execute(select(func.count(), func.coalesce(func.sum(AnalyticsSite.version), 0)))
         ).one()
         return int(row[0]), int(row[1])
 
-    async def check(self) -> bool:
-        """Read the sites' signature now and reload when it changed (another process changed a site);
-        whether it did."""
-        async with self._context.database.transaction(writes=False) as session:
-            signature = await self._read_signature(session)
-        self._checked_at = time.monotonic()
-        if signature == self._signature:
-            return False
-        self._stale = True
-        await self.reload()
-        return True
+    async def load(self, session: AsyncSession) -> dict[str, SiteConfig]:
+        sites = (await session.scalars(select(AnalyticsSite))).all()
+        return {site.domain: site_config(site) for site in sites}
 
-    async def _check_signature(self) -> None:
-        try:
-            await self.check()
-        except Exception:
-            logger.warning("analytics_registry_check_failed", exc_info=True)
-        finally:
-            self._check = None
-
-    async def close(self) -> None:
-        if self._check is not None:
-            self._check.cancel()
-            with contextlib.suppress(BaseException):
-                await self._check
+    async def get(self, domain: str) -> SiteConfig | None:
+        """The site that `domain` (or `www.` + it) names; None for an unknown one."""
+        by_domain = await self.current()
+        domain = normalise_domain(domain)
+        found = by_domain.get(domain)
+        if found is None and domain.startswith("www."):
+            found = by_domain.get(domain[4:])
+        return found
 
 
 async def open_registry(context: AppContext) -> SiteRegistry:
