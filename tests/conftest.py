@@ -68,6 +68,16 @@ async def database_url(
         yield url
 
 
+@pytest.fixture(scope="module", params=selected_databases())
+async def scratch_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """An empty database of the module's own on each engine: migration tests move it through revisions
+    (the shared `database_url` stays at heads)."""
+    async with scratch_database(request.param, tmp_path_factory.mktemp("scratch")) as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     from pentad.core.config import DatabaseSettings

@@ -4,9 +4,7 @@ engine."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from alembic import command
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,20 +13,10 @@ from pentad.apps.ads.spec import APP
 from pentad.core.config import DatabaseSettings
 from pentad.core.db.engine import create_engine
 from pentad.core.db.migrate import alembic_config, upgrade_async
-from tests.databases import scratch_database, selected_databases
 
 BASE = {"ads_advertisers", "ads_sites", "ads_zones", "ads_campaigns", "ads_creatives", "ads_placements"}
 DELIVERY = {"ads_impressions", "ads_clicks", "ads_stats_hourly"}
 TABLES = BASE | DELIVERY
-
-
-@pytest.fixture(scope="module", params=selected_databases())
-async def scratch_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[str]:
-    """An empty database of its own: this test moves through revisions, the shared one stays at heads."""
-    async with scratch_database(request.param, tmp_path_factory.mktemp("ads-migrations")) as url:
-        yield url
 
 
 async def _tables(engine: AsyncEngine) -> set[str]:

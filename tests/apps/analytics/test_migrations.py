@@ -4,9 +4,7 @@ after the downgrade (the core's stay)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from alembic import command
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,7 +13,6 @@ from pentad.apps.analytics.spec import APP
 from pentad.core.config import DatabaseSettings
 from pentad.core.db.engine import create_engine
 from pentad.core.db.migrate import alembic_config, upgrade_async
-from tests.databases import scratch_database, selected_databases
 
 TABLES = {
     "analytics_sites",
@@ -24,14 +21,6 @@ TABLES = {
     "analytics_drops",
     "analytics_dirty_buckets",
 }
-
-
-@pytest.fixture(scope="module", params=selected_databases())
-async def scratch_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[str]:
-    async with scratch_database(request.param, tmp_path_factory.mktemp("migrations")) as url:
-        yield url
 
 
 async def _tables(engine: AsyncEngine) -> set[str]:

@@ -5,9 +5,7 @@ retention column."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from alembic import command
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,7 +14,6 @@ from pentad.apps.analytics.spec import APP
 from pentad.core.config import DatabaseSettings
 from pentad.core.db.engine import create_engine
 from pentad.core.db.migrate import alembic_config, upgrade_async
-from tests.databases import scratch_database, selected_databases
 
 ROLLUP_TABLES = {
     "analytics_rollup_hourly",
@@ -25,14 +22,6 @@ ROLLUP_TABLES = {
     "analytics_sessions",
     "analytics_rollup_cursor",
 }
-
-
-@pytest.fixture(scope="module", params=selected_databases())
-async def scratch_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[str]:
-    async with scratch_database(request.param, tmp_path_factory.mktemp("migrations")) as url:
-        yield url
 
 
 async def _tables(engine: AsyncEngine) -> set[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from alembic import command
@@ -18,21 +17,11 @@ from pentad.core.config import DatabaseSettings
 from pentad.core.crypto import KeyRing, column_context
 from pentad.core.db.engine import create_engine
 from pentad.core.db.migrate import alembic_config, upgrade_async
-from tests.databases import scratch_database, selected_databases
 from tests.factories import TEST_CRYPTO_KEYS
 
 KEY_ID = uuid.UUID(int=1)
 PUBLIC = "BPublicKeyOfTheOldPair"
 PRIVATE = "private-scalar-base64url"
-
-
-@pytest.fixture(scope="module", params=selected_databases())
-async def scratch_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[str]:
-    """An empty database of its own: these tests move through revisions, the shared one stays at heads."""
-    async with scratch_database(request.param, tmp_path_factory.mktemp("migrations")) as url:
-        yield url
 
 
 async def _scalars(engine: AsyncEngine, query: str) -> list[object]:
