@@ -28,7 +28,6 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from pentad.apps.analytics.facts import visitor_facts
 from pentad.apps.analytics.models import AnalyticsDirtyBucket, AnalyticsDrop, AnalyticsEvent
 from pentad.apps.analytics.registry import site_registry
 from pentad.apps.analytics.settings import APP_NAME, AnalyticsSettings
@@ -271,13 +270,12 @@ async def _accept(
     path = (parts.path or "/")[:2000]
     if site.excludes(path):
         return None, (site.key, "excluded_path")
-    facts = await visitor_facts(
-        platform,
-        client_ip=client_address(request),
-        user_agent=request.headers.get("user-agent", ""),
-        referrer=event.r,
-        url=event.u,
-        scope=site.domain,
+    facts = await platform.visitors.facts(
+        client_address(request),
+        request.headers.get("user-agent", ""),
+        event.r,
+        event.u,
+        site.domain,
         webdriver=bool(event.w),
     )
     if facts.bot_reason is not None:
