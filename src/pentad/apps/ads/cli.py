@@ -9,6 +9,7 @@ from typing import TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pentad.apps import INSTALLED
 from pentad.apps.ads import repository, schemas
 from pentad.apps.ads.actions import advertisers, sites
 from pentad.apps.ads.actions.context import AdsContext
@@ -26,8 +27,9 @@ CLI_ID = uuid.UUID(int=0)
 
 
 def _run(work: Callable[[AsyncSession, Platform], Awaitable[T]]) -> T:
-    """Run `work` in one committed transaction on a platform with the ads app."""
-    return run_in_transaction(work, apps=[APP])
+    """Run `work` in one committed transaction on a platform with the ads app (the other installed apps
+    known, so ads' subscribers of their events are skipped, not refused)."""
+    return run_in_transaction(work, apps=[APP], installed=INSTALLED)
 
 
 def _admin_context(session: AsyncSession, platform: Platform) -> AdsContext:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import RedirectResponse, Response
 
 from pentad.apps.ads import repository
+from pentad.apps.ads.budgets import add_spend
 from pentad.apps.ads.delivery import delivery_snapshot
 from pentad.apps.ads.impressions import CLICKS_STREAM, ClickRow
 from pentad.apps.ads.serving import DAY_TTL, daily_key
@@ -86,4 +87,6 @@ async def _count(platform: Platform, token: AdToken, campaign_id: uuid.UUID) -> 
         await platform.cache.incr(daily_key(campaign.id, day, "clk"), 1, DAY_TTL)
         if campaign.pricing == "cpc":
             await platform.cache.incr(daily_key(campaign.id, day, "spend"), campaign.rate_micros, DAY_TTL)
+            if campaign.budget_micros is not None:
+                await add_spend(platform, campaign.id, campaign.rate_micros)
     platform.metrics.for_app(APP_NAME).counter("clicks", "Ad clicks counted.").inc()

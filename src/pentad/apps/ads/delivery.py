@@ -20,7 +20,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.ads.models import AdsCampaign, AdsCreative, AdsPlacement, AdsSite, AdsZone
+from pentad.apps.ads.models import (
+    AdsCampaign,
+    AdsCreative,
+    AdsPlacement,
+    AdsSite,
+    AdsTrafficProfile,
+    AdsZone,
+)
+from pentad.apps.ads.pacing import FLAT_PROFILE, normalised
 from pentad.apps.ads.settings import AdsSettings
 from pentad.apps.ads.targeting import Predicate, Targeting, compile_targeting, glob_pattern
 from pentad.core.context import AppContext, ResourceSpec
@@ -76,6 +84,8 @@ class ZoneEntry:
     pages: re.Pattern[str] | None
     house: CreativeEntry | None
     campaigns: tuple[CampaignEntry, ...]
+    profile: tuple[float, ...] = FLAT_PROFILE
+    """Its hourly traffic profile (local hours) for even pacing; flat until ads.pacing_snapshot wrote one."""
 
     def shows_on(self, path: str) -> bool:
         return self.pages is None or self.pages.fullmatch(path) is not None
@@ -122,6 +132,12 @@ async def load_zones(session: AsyncSession) -> dict[uuid.UUID, ZoneEntry]:
     placed: dict[uuid.UUID, list[uuid.UUID]] = {}
     for campaign_id, zone_id in await session.execute(select(AdsPlacement.campaign_id, AdsPlacement.zone_id)):
         placed.setdefault(zone_id, []).append(campaign_id)
+    profiles = {
+        zone_id: normalised(weights)
+        for zone_id, weights in await session.execute(
+            select(AdsTrafficProfile.zone_id, AdsTrafficProfile.weights)
+        )
+    }
     compiled: dict[tuple[uuid.UUID, str], Predicate] = {}
     found: dict[uuid.UUID, ZoneEntry] = {}
     for zone in zones:
@@ -134,7 +150,7 @@ async def load_zones(session: AsyncSession) -> dict[uuid.UUID, ZoneEntry]:
                 for row in active.get(campaign_id, [])
                 if fits(_creative(row), zone.width, zone.height)
             )
-            if campaign.status != "active" or not fitting:
+            if campaign.status != "active" or campaign.exhausted_at is not None or not fitting:
                 continue
             key = (campaign_id, site.timezone)
             if key not in compiled:
@@ -164,7 +180,7 @@ async def load_zones(session: AsyncSession) -> dict[uuid.UUID, ZoneEntry]:
             height=zone.height, mode=zone.mode, gpt_ad_unit=zone.gpt_ad_unit,
             pages=_pages(zone.path_patterns),
             house=_creative(house) if house is not None and house.status == "active" else None,
-            campaigns=tuple(entries),
+            campaigns=tuple(entries), profile=profiles.get(zone.id, FLAT_PROFILE),
         )  # fmt: skip
     return found
 
@@ -178,6 +194,7 @@ async def read_signature(session: AsyncSession) -> tuple[Any, ...]:
         (AdsCampaign, AdsCampaign.updated_at),
         (AdsCreative, AdsCreative.updated_at),
         (AdsPlacement, AdsPlacement.created_at),
+        (AdsTrafficProfile, AdsTrafficProfile.updated_at),
     ):
         columns.append(select(func.count()).select_from(model).scalar_subquery())
         columns.append(select(func.max(changed)).scalar_subquery())

@@ -139,16 +139,24 @@ async def campaign_stats(
     rows = await repository.campaign_stats(
         ads.session, campaign.id, int(start.timestamp()) // 3600, int(end.timestamp()) // 3600
     )
-    served, viewable, clicks, spend = (sum(row[index] for row in rows) for index in range(1, 5))
+    served, viewable, clicks, spend, conversions, revenue = (
+        sum(row[index] for row in rows) for index in range(1, 7)
+    )
+    budget_spent = None
+    if campaign.budget_micros:
+        total = await repository.campaign_spend(ads.session, [campaign.id])
+        budget_spent = total.get(campaign.id, 0) / campaign.budget_micros
     return schemas.CampaignStats(
         campaign_id=campaign.id, pricing=campaign.pricing, since=start, until=end, served=served,
-        viewable=viewable, clicks=clicks, spend_micros=spend,
+        viewable=viewable, clicks=clicks, spend_micros=spend, conversions=conversions, revenue_micros=revenue,
         ctr=clicks / viewable if viewable else 0.0, viewability=viewable / served if served else 0.0,
+        conversion_rate=conversions / clicks if clicks else 0.0, budget_spent=budget_spent,
         hours=[
             schemas.StatsHour(
-                hour=datetime.fromtimestamp(hour * 3600, UTC), served=s, viewable=v, clicks=c, spend_micros=m
+                hour=datetime.fromtimestamp(hour * 3600, UTC), served=s, viewable=v, clicks=c, spend_micros=m,
+                conversions=n, revenue_micros=r,
             )
-            for hour, s, v, c, m in rows
+            for hour, s, v, c, m, n, r in rows
         ],
     )  # fmt: skip
 

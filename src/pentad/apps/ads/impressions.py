@@ -19,7 +19,7 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.ads.models import AdsCampaign, AdsClick, AdsImpression, AdsStatsHourly
+from pentad.apps.ads.models import AdsCampaign, AdsClick, AdsConversion, AdsImpression, AdsStatsHourly
 from pentad.core.ingest import FlushContext, IngestStream
 
 IMPRESSIONS_STREAM: Final = "ads.impressions"
@@ -50,7 +50,7 @@ class ClickRow(BaseModel):
     campaign_id: uuid.UUID | None
 
 
-def _insert_ignore(session: AsyncSession, table: Any) -> Any:
+def insert_ignore(session: AsyncSession, table: Any) -> Any:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing()
@@ -70,7 +70,7 @@ async def flush_impressions(context: FlushContext, rows: Sequence[BaseModel]) ->
         value["hour"] = row.ts // 3_600_000
         value["viewable_ts"] = row.ts if row.kind == "viewable" else None
         values.append(value)
-    await session.execute(_insert_ignore(session, AdsImpression), values)
+    await session.execute(insert_ignore(session, AdsImpression), values)
     viewable = [row for row in impressions if row.kind == "viewable"]
     if viewable:
         for row in viewable:
@@ -88,7 +88,7 @@ async def flush_clicks(context: FlushContext, rows: Sequence[BaseModel]) -> None
     if not clicks:
         return
     session = context.session
-    await session.execute(_insert_ignore(session, AdsClick), [row.model_dump() for row in clicks])
+    await session.execute(insert_ignore(session, AdsClick), [row.model_dump() for row in clicks])
     found = await session.execute(
         select(AdsImpression.campaign_id, AdsImpression.hour)
         .where(AdsImpression.id.in_([row.impression_id for row in clicks]))
@@ -147,8 +147,9 @@ async def recompute_stats(session: AsyncSession, buckets: set[tuple[uuid.UUID, i
             .group_by(impression.hour, impression.creative_id, impression.zone_id)
         )
         pricing, rate = prices.get(campaign_id, ("flat", 0))
-        values = [
-            {
+        found: dict[tuple[int, uuid.UUID, uuid.UUID], dict[str, Any]] = {}
+        for hour, creative_id, zone_id, served, viewable, clicks in grouped:
+            found[(hour, creative_id, zone_id)] = {
                 "campaign_id": campaign_id,
                 "hour": hour,
                 "creative_id": creative_id,
@@ -157,11 +158,32 @@ async def recompute_stats(session: AsyncSession, buckets: set[tuple[uuid.UUID, i
                 "viewable": viewable,
                 "clicks": clicks,
                 "spend_micros": spend_micros(pricing, rate, viewable, clicks),
+                "conversions": 0,
+                "revenue_micros": 0,
             }
-            for hour, creative_id, zone_id, served, viewable, clicks in grouped
-        ]
-        if values:
-            await session.execute(insert(AdsStatsHourly), values)
+        conversion = AdsConversion
+        converted = await session.execute(
+            select(
+                conversion.hour,
+                conversion.creative_id,
+                conversion.zone_id,
+                func.count(),
+                func.sum(func.coalesce(conversion.revenue_micros, 0)),
+            )
+            .where(conversion.campaign_id == campaign_id, conversion.hour.in_(sorted(hours)))
+            .group_by(conversion.hour, conversion.creative_id, conversion.zone_id)
+        )
+        for hour, creative_id, zone_id, count, revenue in converted:
+            bucket = found.setdefault(
+                (hour, creative_id, zone_id),
+                {
+                    "campaign_id": campaign_id, "hour": hour, "creative_id": creative_id, "zone_id": zone_id,
+                    "served": 0, "viewable": 0, "clicks": 0, "spend_micros": 0,
+                },
+            )  # fmt: skip
+            bucket["conversions"], bucket["revenue_micros"] = int(count), int(revenue or 0)
+        if found:
+            await session.execute(insert(AdsStatsHourly), list(found.values()))
 
 
 IMPRESSIONS = IngestStream(IMPRESSIONS_STREAM, ImpressionRow, flush_impressions, batch_size=1000)

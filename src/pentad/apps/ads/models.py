@@ -12,15 +12,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pentad.core.db.base import Base, EncryptedText, IdMixin, TimestampMixin, utcnow
+from pentad.core.db.base import Base, EncryptedText, IdMixin, TimestampMixin, utcnow, uuid7
 
 PRICING_MODELS = ("cpm", "cpc", "flat")
 PACING_MODES = ("even", "asap")
 CAMPAIGN_STATUSES = ("active", "paused", "archived")
-CREATIVE_KINDS = ("image", "text")
+CREATIVE_KINDS = ("image", "text", "html5")
+CONVERSION_KINDS = ("click", "view")
 CREATIVE_STATUSES = ("active", "paused")
 ZONE_MODES = ("direct", "gpt")
 
@@ -89,6 +90,14 @@ class AdsCampaign(IdMixin, TimestampMixin, Base):
     priority: Mapped[int] = mapped_column(Integer, default=5)
     weight: Mapped[int] = mapped_column(Integer, default=1)
     targeting: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    conversion_goals: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    """Names of the analytics goals that count as its conversions; empty or null: none."""
+    click_window: Mapped[int] = mapped_column(Integer, default=86_400)
+    """Seconds after a click in which a goal completion counts as a post-click conversion."""
+    view_window: Mapped[int] = mapped_column(Integer, default=3600)
+    """Seconds after a viewable impression in which a completion counts as a post-view conversion."""
+    exhausted_at: Mapped[datetime | None] = mapped_column(default=None)
+    """When its total budget was found spent (it stops serving); cleared when the budget is changed."""
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -178,3 +187,61 @@ class AdsStatsHourly(Base):
     viewable: Mapped[int] = mapped_column(BigInteger, default=0)
     clicks: Mapped[int] = mapped_column(BigInteger, default=0)
     spend_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    conversions: Mapped[int] = mapped_column(BigInteger, default=0)
+    revenue_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AdsConversion(Base):
+    """A goal completion (analytics' `analytics.goals_completed`) attributed to an impression: post-click
+    (`click`) or post-view (`view`). One row per completion (the unique key), so a redelivered event never
+    counts twice; it counts in the hour of the impression it is attributed to."""
+
+    __tablename__ = "ads_conversions"
+    __table_args__ = (
+        UniqueConstraint("site_id", "visitor_id", "goal_id", "ts", name="uq_ads_conversions_completion"),
+        Index("ix_ads_conversions_campaign_hour", "campaign_id", "hour"),
+        Index("ix_ads_conversions_impression", "impression_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    site_id: Mapped[uuid.UUID]
+    visitor_id: Mapped[int] = mapped_column(BigInteger)
+    goal_id: Mapped[uuid.UUID]
+    goal_name: Mapped[str] = mapped_column(String(200))
+    ts: Mapped[int] = mapped_column(BigInteger)
+    """Unix milliseconds of the completion."""
+    kind: Mapped[str] = mapped_column(String(8))
+    impression_id: Mapped[uuid.UUID]
+    campaign_id: Mapped[uuid.UUID]
+    creative_id: Mapped[uuid.UUID]
+    zone_id: Mapped[uuid.UUID]
+    hour: Mapped[int] = mapped_column(Integer)
+    """The impression's hour (the stats bucket it counts in)."""
+    revenue_micros: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    currency: Mapped[str | None] = mapped_column(String(3), default=None)
+    path: Mapped[str | None] = mapped_column(String(500), default=None)
+    """The page the completion happened on."""
+    source: Mapped[str | None] = mapped_column(String(16), default=None)
+
+
+class AdsZoneTraffic(Base):
+    """Decision requests of a zone per unix hour (folded in from the cache counters by
+    `ads.pacing_snapshot`); the last 7 days make the zone's traffic profile."""
+
+    __tablename__ = "ads_zone_traffic"
+
+    zone_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    hour: Mapped[int] = mapped_column(Integer, primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+
+
+class AdsTrafficProfile(Base):
+    """A zone's share of a day's requests per local hour (24 weights summing to 1), for even pacing."""
+
+    __tablename__ = "ads_traffic_profiles"
+
+    zone_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    weights: Mapped[list[float]] = mapped_column(JSON)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    """Requests the profile was made from."""
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

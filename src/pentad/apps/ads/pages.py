@@ -221,7 +221,7 @@ async def set_campaign_status(
         campaign, _ = await campaigns.campaign_access(ads, campaign_id)
         zone_ids = (await repository.placement_zone_ids(ads.session, [campaign.id]))[campaign.id]
         current = campaign_view(campaign, zone_ids).model_dump(
-            exclude={"id", "advertiser_id", "created_at", "updated_at"}
+            exclude={"id", "advertiser_id", "created_at", "updated_at", "exhausted_at"}
         )
         data = parse_form(schemas.CampaignBody, **{**current, "status": status})
         await campaigns.do_replace_campaign(ads, campaign_id, data)

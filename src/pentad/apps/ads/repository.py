@@ -160,8 +160,9 @@ async def delete_row(session: AsyncSession, row: object) -> None:
 
 async def campaign_stats(
     session: AsyncSession, campaign_id: uuid.UUID, first_hour: int, last_hour: int
-) -> list[tuple[int, int, int, int, int]]:
-    """(hour, served, viewable, clicks, spend_micros) of a campaign per hour in [first_hour, last_hour]."""
+) -> list[tuple[int, ...]]:
+    """(hour, served, viewable, clicks, spend_micros, conversions, revenue_micros) of a campaign per hour in
+    [first_hour, last_hour]."""
     rows = await session.execute(
         select(
             AdsStatsHourly.hour,
@@ -169,6 +170,8 @@ async def campaign_stats(
             func.sum(AdsStatsHourly.viewable),
             func.sum(AdsStatsHourly.clicks),
             func.sum(AdsStatsHourly.spend_micros),
+            func.sum(AdsStatsHourly.conversions),
+            func.sum(AdsStatsHourly.revenue_micros),
         )
         .where(
             AdsStatsHourly.campaign_id == campaign_id,
@@ -178,4 +181,16 @@ async def campaign_stats(
         .group_by(AdsStatsHourly.hour)
         .order_by(AdsStatsHourly.hour)
     )
-    return [(int(h), int(s or 0), int(v or 0), int(c or 0), int(m or 0)) for h, s, v, c, m in rows]
+    return [tuple(int(value or 0) for value in row) for row in rows]
+
+
+async def campaign_spend(session: AsyncSession, campaign_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """All-time spend (micros) of these campaigns, from the hourly stats."""
+    if not campaign_ids:
+        return {}
+    rows = await session.execute(
+        select(AdsStatsHourly.campaign_id, func.sum(AdsStatsHourly.spend_micros))
+        .where(AdsStatsHourly.campaign_id.in_(campaign_ids))
+        .group_by(AdsStatsHourly.campaign_id)
+    )
+    return {campaign_id: int(total or 0) for campaign_id, total in rows}

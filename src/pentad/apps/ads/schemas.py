@@ -36,6 +36,7 @@ MAX_MICROS = 10**15
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Micros = Annotated[int, Field(ge=0, le=MAX_MICROS)]
 Count = Annotated[int, Field(ge=1, le=10**12)]
+GoalName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$"
 )
@@ -198,6 +199,20 @@ class CampaignBody(Strict):
     zone_ids: list[uuid.UUID] = Field(
         default_factory=list, max_length=200, description="Zones it runs in (you must manage their sites)."
     )
+    conversion_goals: list[GoalName] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Names of the analytics goals (of the sites it runs on) that count as its conversions.",
+    )
+    click_window: int = Field(
+        86_400, ge=60, le=86_400, description="Seconds after a click a completion counts as post-click."
+    )
+    view_window: int = Field(
+        3600,
+        ge=0,
+        le=86_400,
+        description="Seconds after a viewable impression it counts as post-view (0: none).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -235,6 +250,10 @@ class Campaign(BaseModel):
     weight: int
     targeting: Targeting
     zone_ids: list[uuid.UUID]
+    conversion_goals: list[str]
+    click_window: int
+    view_window: int
+    exhausted_at: datetime | None = Field(description="When its total budget was found spent (it stopped).")
     created_at: datetime
     updated_at: datetime
 
@@ -320,6 +339,8 @@ class StatsHour(BaseModel):
     viewable: int
     clicks: int
     spend_micros: int
+    conversions: int
+    revenue_micros: int
 
 
 class CampaignStats(BaseModel):
@@ -336,4 +357,10 @@ class CampaignStats(BaseModel):
     ctr: float = Field(description="clicks ÷ viewable impressions (0 without any).")
     viewability: float = Field(description="viewable ÷ served (0 without any).")
     spend_micros: int = Field(description="CPM: per 1,000 viewable impressions; CPC: per click; flat: 0.")
+    conversions: int = Field(
+        description="Goal completions attributed to its clicks and viewable impressions."
+    )
+    revenue_micros: int = Field(description="The revenue those completions reported.")
+    conversion_rate: float = Field(description="conversions ÷ clicks (0 without any).")
+    budget_spent: float | None = Field(description="Spend (all time) ÷ budget_micros; null without a budget.")
     hours: list[StatsHour]

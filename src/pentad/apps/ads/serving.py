@@ -30,10 +30,11 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response
 
+from pentad.apps.ads.budgets import add_spend, total_key
 from pentad.apps.ads.decision import Candidate, Selection, select_creative
 from pentad.apps.ads.delivery import CampaignEntry, CreativeEntry, ZoneEntry, delivery_snapshot
 from pentad.apps.ads.impressions import IMPRESSIONS_STREAM, ImpressionRow
-from pentad.apps.ads.pacing import FLAT_PROFILE, serve_probability
+from pentad.apps.ads.pacing import serve_probability
 from pentad.apps.ads.settings import APP_NAME, AdsSettings
 from pentad.apps.ads.targeting import UTM_KEYS, RequestFacts
 from pentad.apps.ads.tokens import TOKEN_BYTES, ExpiredToken, InvalidToken, TokenSigner
@@ -52,6 +53,7 @@ DECIDE_CORS = CorsPolicy(origins="*", credentials=False, methods=("GET",), expos
 BEACON_CORS = CorsPolicy(origins="*", credentials=False, methods=("POST",))
 DROPPED_HEADER: Final = "Pentad-Dropped"
 DAY_TTL: Final = 2 * 86_400
+REQUESTS_TTL: Final = 3 * 3600
 MAX_KEYS: Final = 20
 
 router = APIRouter(prefix="/api/ads", tags=["ads serving"])
@@ -76,6 +78,11 @@ def frequency_key(campaign_id: uuid.UUID, utc_day: str, visitor_id: int) -> str:
 
 def minute_key(campaign_id: uuid.UUID, minute: int) -> str:
     return f"ads:m:{campaign_id}:{minute}"
+
+
+def zone_requests_key(zone_id: uuid.UUID, hour: int) -> str:
+    """Decision requests of a zone in a unix hour (folded into ads_zone_traffic by ads.pacing_snapshot)."""
+    return f"ads:zr:{zone_id}:{hour}"
 
 
 def unit_per_impression(campaign: CampaignEntry) -> float:
@@ -125,23 +132,27 @@ async def decide(
     day, utc_day, minute = _day(local), _day(at), int(at.timestamp()) // 60
     live = [campaign for campaign in zone.campaigns if campaign.runs_at(at) and campaign.targeting(facts)]
     cache = context.cache
+    if count:
+        await cache.incr(zone_requests_key(zone.id, int(at.timestamp()) // 3600), 1, REQUESTS_TTL)
     keys: list[str] = []
     for campaign in live:
         keys += [daily_key(campaign.id, day, what) for what in ("imp", "clk", "spend")]
         keys += [frequency_key(campaign.id, utc_day, visitor_id), minute_key(campaign.id, minute - 1)]
+        keys.append(total_key(campaign.id))
     values = [int(value or 0) for value in await cache.get_many(keys)] if keys else []
     candidates: list[Candidate] = []
     chosen_creative: dict[uuid.UUID, CreativeEntry] = {}
     for index, campaign in enumerate(live):
-        served, clicks, spend, seen, last_minute = values[index * 5 : index * 5 + 5]
+        served, clicks, spend, seen, last_minute, total = values[index * 6 : index * 6 + 6]
         probability = 0.0
-        if not capped(campaign, served, clicks, spend, seen):
+        spent = campaign.budget_micros is not None and total >= campaign.budget_micros
+        if not spent and not capped(campaign, served, clicks, spend, seen):
             budget, delivered = pacing_budget(campaign, served, clicks, spend)
             probability = serve_probability(
                 "asap" if campaign.pacing == "asap" else "even",
                 daily_budget=budget,
                 delivered=delivered,
-                profile=FLAT_PROFILE,
+                profile=zone.profile,
                 local_now=local,
                 expected_next_minute=last_minute * unit_per_impression(campaign),
             )
@@ -410,5 +421,7 @@ async def viewable_beacon(request: Request) -> Response:
     if campaign is not None and campaign.pricing == "cpm":
         day = _day(datetime.fromtimestamp(now, UTC), ZoneInfo(zone.timezone))
         await platform.cache.incr(daily_key(campaign.id, day, "spend"), campaign.rate_micros // 1000, DAY_TTL)
+        if campaign.budget_micros is not None:
+            await add_spend(platform, campaign.id, campaign.rate_micros // 1000)
     platform.metrics.for_app(APP_NAME).counter("viewable", "Viewable impressions reported.").inc()
     return Response(status_code=204, headers=NO_STORE)

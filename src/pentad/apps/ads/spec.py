@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pentad.apps.ads import clicks, impressions, pages, permissions, serving
+from pentad.apps.ads import budgets, clicks, conversions, impressions, pages, permissions, serving, tasks
 from pentad.apps.ads.delivery import DELIVERY_SNAPSHOT
 from pentad.apps.ads.endpoints import router
 from pentad.apps.ads.settings import APP_NAME, AdsSettings
@@ -16,7 +16,7 @@ APP = AppSpec(
     name=APP_NAME,
     title="Ads",
     description="Advertisers, campaigns and creatives; sites and their zones; serving with viewable "
-    "impressions and counted clicks.",
+    "impressions, counted clicks, conversions from analytics goals and budgets.",
     routers=[serving.router, router],
     pages=[pages.router, clicks.router],
     migrations=PACKAGE / "migrations" / "versions",
@@ -31,4 +31,9 @@ APP = AppSpec(
     home_path="/ads",
     static_dir=PACKAGE / "static",
     settings=AdsSettings,
+    jobs=tasks.JOBS,
+    cron=tasks.CRON,
+    events=[budgets.BUDGET_EXHAUSTED],
+    subscribers=[*budgets.SUBSCRIBERS, *conversions.SUBSCRIBERS],
+    mail_templates=PACKAGE / "mail_templates",
 )

@@ -71,6 +71,10 @@ def campaign_view(row: AdsCampaign, zone_ids: list[uuid.UUID]) -> Campaign:
         weight=row.weight,
         targeting=Targeting.model_validate(row.targeting),
         zone_ids=zone_ids,
+        conversion_goals=row.conversion_goals or [],
+        click_window=row.click_window,
+        view_window=row.view_window,
+        exhausted_at=row.exhausted_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

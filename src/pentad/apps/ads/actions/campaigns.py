@@ -43,12 +43,15 @@ async def check_zones(ads: AdsContext, zone_ids: Sequence[uuid.UUID]) -> None:
 
 
 def _apply(campaign: AdsCampaign, data: CampaignBody) -> None:
+    if campaign.exhausted_at is not None and data.budget_micros != campaign.budget_micros:
+        campaign.exhausted_at = None  # a new budget: `ads.budgets` checks it again
     for field in (
         "name", "status", "starts_at", "ends_at", "pricing", "rate_micros", "budget_micros",
         "daily_budget_micros", "daily_impressions", "daily_clicks", "frequency_cap", "pacing", "priority",
-        "weight",
+        "weight", "click_window", "view_window",
     ):  # fmt: skip
         setattr(campaign, field, getattr(data, field))
+    campaign.conversion_goals = list(dict.fromkeys(data.conversion_goals))
     campaign.targeting = data.targeting.model_dump(exclude_defaults=True)
 
 
