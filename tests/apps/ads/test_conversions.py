@@ -167,7 +167,7 @@ async def _touch(
             visitor_id=visitor,
             path="/news/a",
             **ids,
-        )  # fmt: skip
+        )
     ]
     if viewable is not None:
         rows.append(
@@ -177,7 +177,7 @@ async def _touch(
                 ts=int(viewable.timestamp() * 1000),
                 site_id=uuid.UUID(ads.site_id),
                 **ids,
-            )  # fmt: skip
+            )
         )
     await platform.ingest.append(IMPRESSIONS_STREAM, *rows)
     if clicked is not None:
@@ -192,9 +192,13 @@ async def test_post_click_beats_a_later_post_view_and_windows_goals_and_days_bou
     now = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     viewed = await setup(client, owner, conversion_goals=["Purchase"], view_window=3600)
     clicked = await campaign(
-        client, owner, viewed.advertiser_id, viewed.zone_id, conversion_goals=["Purchase", "Signup"],
+        client,
+        owner,
+        viewed.advertiser_id,
+        viewed.zone_id,
+        conversion_goals=["Purchase", "Signup"],
         click_window=3 * 3600,
-    )  # fmt: skip
+    )
     clicked_ad = await text_ad(client, owner, clicked, "Other")
     # visitor 1: clicked `clicked` 2 h ago, then saw `viewed` 10 min ago: the click wins
     await _touch(
