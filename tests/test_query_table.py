@@ -8,7 +8,9 @@ from __future__ import annotations
 from pentad.core.queries import QuerySpec
 from tests.conftest import ALL_APPS
 
-REVIEWED: dict[str, tuple[str, str]] = {}
+REVIEWED: dict[str, tuple[str, str]] = {
+    "analytics.page_traffic": ("PageTrafficIn", "PageTrafficOut"),
+}
 """Query name: (input model, output model)."""
 
 

@@ -6,13 +6,15 @@ site (access.py). Serving (decide, beacon) is in serving.py, the click redirect 
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile, status
 
-from pentad.apps.ads import repository, schemas
+from pentad.apps.ads import reports, repository, schemas
 from pentad.apps.ads.actions import advertisers, campaigns, creatives, sharing, sites
 from pentad.apps.ads.actions.context import AdsContext
 from pentad.apps.ads.dependencies import ads_context
@@ -159,6 +161,100 @@ async def campaign_stats(
             for hour, s, v, c, m, n, r in rows
         ],
     )  # fmt: skip
+
+
+ReportBy = Annotated[reports.By, Query(description="`page` (the path the ad was on) or `source`.")]
+Since = Annotated[date | None, Query(description="First day (default: 29 days before `until`).")]
+Until = Annotated[date | None, Query(description="Last day, inclusive (default: today).")]
+REPORT_DESCRIPTION = (
+    "Served, viewable, clicks, CTR, spend, eCPM, conversions, conversion rate and conversion revenue per "
+    "page or traffic source over whole days (at most 366), with a daily series."
+)
+
+
+async def _site_report(
+    ads: AdsContext, site_id: uuid.UUID, by: reports.By, since: date | None, until: date | None
+) -> reports.Report:
+    access = await ads.site(site_id)
+    access.require(REPORTS_READ)
+    site = access.row
+    return await reports.build_report(
+        ads.platform, ads.session, scope="site", scope_id=site.id, domain=site.domain,
+        timezone=site.timezone, by=by, since=since, until=until,
+    )  # fmt: skip
+
+
+async def _campaign_report(
+    ads: AdsContext, campaign_id: uuid.UUID, by: reports.By, since: date | None, until: date | None
+) -> reports.Report:
+    campaign, access = await campaigns.campaign_access(ads, campaign_id)
+    access.require(REPORTS_READ)
+    return await reports.build_report(
+        ads.platform, ads.session, scope="campaign", scope_id=campaign.id, domain=None, timezone="UTC",
+        by=by, since=since, until=until,
+    )  # fmt: skip
+
+
+def _csv(report: reports.Report, name: str) -> Response:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(reports.csv_lines(report))
+    filename = f"{name}-{report.by}-{report.since}-{report.until}.csv"
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )
+
+
+@router.get(
+    "/sites/{site_id}/report",
+    summary="A site's ads per page or source, joined with its analytics traffic",
+    description=REPORT_DESCRIPTION + " Joined with analytics (`analytics.page_traffic`): pageviews, visitors "
+    "and page RPM; when analytics is not enabled those columns are left out and `analytics_note` says why. "
+    "For the site's owners and viewers (and ads.admin).",
+    response_model_exclude_unset=True,
+)
+async def site_report(
+    ads: Ads, site_id: SiteId, by: ReportBy = "page", since: Since = None, until: Until = None
+) -> reports.Report:
+    return await _site_report(ads, site_id, by, since, until)
+
+
+@router.get(
+    "/sites/{site_id}/report.csv",
+    summary="A site's report as CSV",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "One line per page or source."}},
+)
+async def site_report_csv(
+    ads: Ads, site_id: SiteId, by: ReportBy = "page", since: Since = None, until: Until = None
+) -> Response:
+    return _csv(await _site_report(ads, site_id, by, since, until), "ads-site")
+
+
+@router.get(
+    "/campaigns/{campaign_id}/report",
+    summary="A campaign's delivery and conversions per page or source",
+    description=REPORT_DESCRIPTION + " Days are UTC; no analytics columns (the publishers' traffic is "
+    "theirs). For those who read the advertiser's reports.",
+    response_model_exclude_unset=True,
+)
+async def campaign_report(
+    ads: Ads, campaign_id: CampaignId, by: ReportBy = "page", since: Since = None, until: Until = None
+) -> reports.Report:
+    return await _campaign_report(ads, campaign_id, by, since, until)
+
+
+@router.get(
+    "/campaigns/{campaign_id}/report.csv",
+    summary="A campaign's report as CSV",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "One line per page or source."}},
+)
+async def campaign_report_csv(
+    ads: Ads, campaign_id: CampaignId, by: ReportBy = "page", since: Since = None, until: Until = None
+) -> Response:
+    return _csv(await _campaign_report(ads, campaign_id, by, since, until), "ads-campaign")
 
 
 def _aware(value: datetime) -> datetime:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pentad.apps.analytics import endpoints, ingest, pages, permissions, tasks
 from pentad.apps.analytics.events import DOMAIN_EVENTS
+from pentad.apps.analytics.queries import QUERIES
 from pentad.apps.analytics.registry import SITE_REGISTRY
 from pentad.apps.analytics.settings import APP_NAME, AnalyticsSettings
 from pentad.core.apps import AppSpec
@@ -30,4 +31,5 @@ APP = AppSpec(
     jobs=tasks.JOBS,
     cron=tasks.CRON,
     events=DOMAIN_EVENTS,
+    queries=QUERIES,
 )
