@@ -6,8 +6,10 @@ those columns when it is not; CSV too; for those who may read the reports only."
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +29,7 @@ from pentad.core.platform import Platform
 from tests.apps.ads.serving import BRITAIN, FIREFOX, GERMANY, Setup, beacon, decide, impressions, setup
 from tests.apps.ads.support import Account, account, grant
 from tests.conftest import make_settings
+from tests.factories import DEFAULT_PASSWORD
 
 
 async def _deliver(client: httpx.AsyncClient, platform: Platform, ads: Setup) -> None:
@@ -219,3 +222,36 @@ async def test_with_analytics_a_site_analytics_does_not_track_says_so(
     assert datetime.fromisoformat(body["until"]).date() - datetime.fromisoformat(body["since"]).date() == (
         timedelta(days=29)
     )
+
+
+async def test_the_report_pages_show_the_table_chart_data_and_csv_to_readers_only(
+    client: httpx.AsyncClient, owner: Account, platform: Platform
+) -> None:
+    ads = await setup(client, owner, pricing="cpm", rate_micros=2_000_000, conversion_goals=["Purchase"])
+    await _deliver(client, platform, ads)
+    signed_in = await client.post("/login", data={"email": owner.user.email, "password": DEFAULT_PASSWORD})
+    assert signed_in.status_code == 303
+
+    page = await client.get(f"/ads/sites/{ads.site_id}/report?by=page")
+    campaign_page = await client.get(f"/ads/campaigns/{ads.campaign_id}/report?by=source")
+    exported = await client.get(f"/ads/sites/{ads.site_id}/report.csv?by=source")
+    bad = await client.get(f"/ads/sites/{ads.site_id}/report?since=yesterday")
+    chart = await client.get("/ads/vendor/uPlot.iife.min.js")
+
+    assert page.status_code == 200
+    assert '<th scope="row">/news/a</th>' in page.text
+    assert "Analytics is not enabled on this server." in page.text
+    series = re.search(r'data-series="([^"]+)"', page.text)
+    assert series is not None
+    assert sum(json.loads(html.unescape(series.group(1)))["served"]) == 3
+    assert campaign_page.status_code == 200
+    assert '<th scope="row">direct</th>' in campaign_page.text
+    assert exported.text.splitlines()[0].startswith("source,served,viewable,clicks")
+    assert (bad.status_code, "Give the days as YYYY-MM-DD." in bad.text) == (400, True)
+    assert chart.status_code == 200
+
+    stranger = await account(platform)
+    await client.post("/logout")
+    await client.post("/login", data={"email": stranger.user.email, "password": DEFAULT_PASSWORD})
+    for path in (f"/ads/sites/{ads.site_id}/report", f"/ads/campaigns/{ads.campaign_id}/report.csv"):
+        assert (await client.get(path)).status_code == 404, path

@@ -6,8 +6,6 @@ site (access.py). Serving (decide, beacon) is in serving.py, the click redirect 
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
@@ -172,40 +170,6 @@ REPORT_DESCRIPTION = (
 )
 
 
-async def _site_report(
-    ads: AdsContext, site_id: uuid.UUID, by: reports.By, since: date | None, until: date | None
-) -> reports.Report:
-    access = await ads.site(site_id)
-    access.require(REPORTS_READ)
-    site = access.row
-    return await reports.build_report(
-        ads.platform, ads.session, scope="site", scope_id=site.id, domain=site.domain,
-        timezone=site.timezone, by=by, since=since, until=until,
-    )  # fmt: skip
-
-
-async def _campaign_report(
-    ads: AdsContext, campaign_id: uuid.UUID, by: reports.By, since: date | None, until: date | None
-) -> reports.Report:
-    campaign, access = await campaigns.campaign_access(ads, campaign_id)
-    access.require(REPORTS_READ)
-    return await reports.build_report(
-        ads.platform, ads.session, scope="campaign", scope_id=campaign.id, domain=None, timezone="UTC",
-        by=by, since=since, until=until,
-    )  # fmt: skip
-
-
-def _csv(report: reports.Report, name: str) -> Response:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(reports.csv_lines(report))
-    filename = f"{name}-{report.by}-{report.since}-{report.until}.csv"
-    return Response(
-        buffer.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
-    )
-
-
 @router.get(
     "/sites/{site_id}/report",
     summary="A site's ads per page or source, joined with its analytics traffic",
@@ -217,7 +181,7 @@ def _csv(report: reports.Report, name: str) -> Response:
 async def site_report(
     ads: Ads, site_id: SiteId, by: ReportBy = "page", since: Since = None, until: Until = None
 ) -> reports.Report:
-    return await _site_report(ads, site_id, by, since, until)
+    return await reports.site_report(ads, site_id, by, since, until)
 
 
 @router.get(
@@ -229,7 +193,7 @@ async def site_report(
 async def site_report_csv(
     ads: Ads, site_id: SiteId, by: ReportBy = "page", since: Since = None, until: Until = None
 ) -> Response:
-    return _csv(await _site_report(ads, site_id, by, since, until), "ads-site")
+    return reports.csv_response(await reports.site_report(ads, site_id, by, since, until), "ads-site")
 
 
 @router.get(
@@ -242,7 +206,7 @@ async def site_report_csv(
 async def campaign_report(
     ads: Ads, campaign_id: CampaignId, by: ReportBy = "page", since: Since = None, until: Until = None
 ) -> reports.Report:
-    return await _campaign_report(ads, campaign_id, by, since, until)
+    return await reports.campaign_report(ads, campaign_id, by, since, until)
 
 
 @router.get(
@@ -254,7 +218,9 @@ async def campaign_report(
 async def campaign_report_csv(
     ads: Ads, campaign_id: CampaignId, by: ReportBy = "page", since: Since = None, until: Until = None
 ) -> Response:
-    return _csv(await _campaign_report(ads, campaign_id, by, since, until), "ads-campaign")
+    return reports.csv_response(
+        await reports.campaign_report(ads, campaign_id, by, since, until), "ads-campaign"
+    )
 
 
 def _aware(value: datetime) -> datetime:

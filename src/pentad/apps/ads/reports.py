@@ -19,6 +19,8 @@ daily series of the same figures feeds the report page's chart.
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,9 +31,13 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
 
+from pentad.apps.ads.actions.campaigns import campaign_access
+from pentad.apps.ads.actions.context import AdsContext
 from pentad.apps.ads.impressions import spend_micros
 from pentad.apps.ads.models import AdsCampaign, AdsClick, AdsConversion, AdsImpression
+from pentad.apps.ads.permissions import REPORTS_READ
 from pentad.core.context import AppContext
 from pentad.core.errors import BadRequest
 from pentad.core.queries import QueryUnavailable, UnknownQuery
@@ -290,3 +296,39 @@ _ANALYTICS_COLUMNS: Final = frozenset({"pageviews", "visitors", "page_rpm_micros
 def _cell(value: object) -> str:
     text = f"{value:.6g}" if isinstance(value, float) else str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text  # no formulas in a spreadsheet
+
+
+async def site_report(
+    ads: AdsContext, site_id: uuid.UUID, by: By, since: date | None, until: date | None
+) -> Report:
+    """A site's report for a caller who may read its reports (SiteNotFound otherwise)."""
+    access = await ads.site(site_id)
+    access.require(REPORTS_READ)
+    site = access.row
+    return await build_report(
+        ads.platform, ads.session, scope="site", scope_id=site.id, domain=site.domain,
+        timezone=site.timezone, by=by, since=since, until=until,
+    )  # fmt: skip
+
+
+async def campaign_report(
+    ads: AdsContext, campaign_id: uuid.UUID, by: By, since: date | None, until: date | None
+) -> Report:
+    """A campaign's report for a caller who may read its advertiser's reports (CampaignNotFound otherwise)."""
+    campaign, access = await campaign_access(ads, campaign_id)
+    access.require(REPORTS_READ)
+    return await build_report(
+        ads.platform, ads.session, scope="campaign", scope_id=campaign.id, domain=None, timezone="UTC",
+        by=by, since=since, until=until,
+    )  # fmt: skip
+
+
+def csv_response(report: Report, name: str) -> Response:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(csv_lines(report))
+    filename = f"{name}-{report.by}-{report.since}-{report.until}.csv"
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )

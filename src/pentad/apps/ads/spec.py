@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pentad.apps.ads import budgets, clicks, conversions, impressions, pages, permissions, serving, tasks
+from pentad.apps.ads import (
+    budgets,
+    clicks,
+    conversions,
+    impressions,
+    pages,
+    permissions,
+    report_pages,
+    serving,
+    tasks,
+)
 from pentad.apps.ads.delivery import DELIVERY_SNAPSHOT
 from pentad.apps.ads.endpoints import router
 from pentad.apps.ads.settings import APP_NAME, AdsSettings
@@ -18,7 +28,7 @@ APP = AppSpec(
     description="Advertisers, campaigns and creatives; sites and their zones; serving with viewable "
     "impressions, counted clicks, conversions from analytics goals and budgets.",
     routers=[serving.router, router],
-    pages=[pages.router, clicks.router],
+    pages=[pages.router, report_pages.router, clicks.router],
     migrations=PACKAGE / "migrations" / "versions",
     permissions=permissions.ALL,
     role_permissions={"member": [permissions.ADS_USE]},
