@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +47,8 @@ class CreativeEntry:
     headline: str
     body: str
     storage_key: str | None
+    variants: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    """Image variants (images.py) or HTML5 files (html5.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,7 @@ def fits(creative: CreativeEntry, width: int, height: int) -> bool:
 def _creative(row: AdsCreative) -> CreativeEntry:
     return CreativeEntry(
         row.id, row.campaign_id, row.kind, row.width, row.height, row.alt_text, row.headline, row.body,
-        row.storage_key,
+        row.storage_key, row.variants or {},
     )  # fmt: skip
 
 

@@ -262,6 +262,27 @@ async def create_image_creative(
     return await _creative_view(ads, await creatives.do_upload_image_creative(ads, campaign_id, data, file))
 
 
+@router.post(
+    "/campaigns/{campaign_id}/creatives/html5",
+    status_code=status.HTTP_201_CREATED,
+    summary="Upload an HTML5 ad (a zip, or one HTML file)",
+    description="Multipart form: `file` (a zip with an index.html at its top, or one HTML file; at most "
+    "PENTAD_ADS__MAX_HTML5_BYTES as sent and unpacked, else 413; no paths outside the archive, links or "
+    "unknown file types, else 400 `invalid_html5`), `name`, `destination_url`, `width`, `height`, optional "
+    "`alt_text` and `status`. Served sandboxed at /ads/h/<id>/index.html; the creative opens its "
+    "`clickTAG` query parameter (the signed click URL) on a click.",
+    responses=problem_responses(413),
+)
+@route_policy(body_limit="upload")
+async def create_html5_creative(
+    ads: Ads,
+    campaign_id: CampaignId,
+    data: Annotated[schemas.Html5CreativeForm, Form()],
+    file: Annotated[UploadFile, File(description="The zip or HTML file.")],
+) -> schemas.Creative:
+    return await _creative_view(ads, await creatives.do_upload_html5_creative(ads, campaign_id, data, file))
+
+
 @router.get("/creatives/{creative_id}", summary="A creative")
 async def get_creative(ads: Ads, creative_id: CreativeId) -> schemas.Creative:
     creative, _ = await creatives.creative_access(ads, creative_id)

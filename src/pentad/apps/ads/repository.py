@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -118,15 +119,23 @@ async def list_creatives(session: AsyncSession, campaign_id: uuid.UUID) -> Seque
 async def list_storage_keys(
     session: AsyncSession, *, advertiser_id: uuid.UUID | None = None, campaign_id: uuid.UUID | None = None
 ) -> list[str]:
-    """The stored images of an advertiser's or a campaign's creatives (to delete with them)."""
-    query = select(AdsCreative.storage_key).where(AdsCreative.storage_key.is_not(None))
+    """The stored files of an advertiser's or a campaign's creatives (to delete with them)."""
+    query = select(AdsCreative.storage_key, AdsCreative.variants)
     if campaign_id is not None:
         query = query.where(AdsCreative.campaign_id == campaign_id)
     if advertiser_id is not None:
         query = query.join(AdsCampaign, AdsCampaign.id == AdsCreative.campaign_id).where(
             AdsCampaign.advertiser_id == advertiser_id
         )
-    return [key for key in await session.scalars(query) if key is not None]
+    return [
+        key for original, variants in await session.execute(query) for key in stored_keys(original, variants)
+    ]
+
+
+def stored_keys(original: str | None, variants: dict[str, Any] | None) -> list[str]:
+    """Every stored file of a creative: its upload and what was made of it (image variants, HTML5 files)."""
+    found = [original] if original is not None else []
+    return found + [str(key) for key in (variants or {}).get("keys", [])]
 
 
 async def clear_house_creatives(session: AsyncSession, creative_ids: Collection[uuid.UUID]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -289,6 +289,13 @@ class ImageCreativeForm(Strict):
     status: CreativeStatus = "active"
 
 
+class Html5CreativeForm(ImageCreativeForm):
+    """The text fields of a multipart HTML5 upload (the zip or HTML file is the `file` part)."""
+
+    width: int = Field(ge=1, le=4000, description="Pixels: the size it is framed at.")
+    height: int = Field(ge=1, le=4000, description="Pixels.")
+
+
 class CreativeUpdate(Strict):
     name: Name | None = None
     destination_url: DestinationUrl | None = None
@@ -303,7 +310,7 @@ class CreativeUpdate(Strict):
 class Creative(BaseModel):
     id: uuid.UUID
     campaign_id: uuid.UUID
-    kind: Literal["image", "text"]
+    kind: Literal["image", "text", "html5"]
     name: str
     status: CreativeStatus
     destination_url: str
@@ -315,6 +322,11 @@ class Creative(BaseModel):
     content_type: str | None
     byte_size: int | None
     image_url: str | None = Field(description="A signed link to the uploaded image (image creatives).")
+    variants: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Image: the rendered `widths` and `formats`; HTML5: its `files` (keys of stored objects "
+        "left out).",
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -33,6 +33,8 @@ from starlette.responses import JSONResponse, Response
 from pentad.apps.ads.budgets import add_spend, total_key
 from pentad.apps.ads.decision import Candidate, Selection, select_creative
 from pentad.apps.ads.delivery import CampaignEntry, CreativeEntry, ZoneEntry, delivery_snapshot
+from pentad.apps.ads.html5 import entry_url
+from pentad.apps.ads.images import picture_sources
 from pentad.apps.ads.impressions import IMPRESSIONS_STREAM, ImpressionRow
 from pentad.apps.ads.pacing import serve_probability
 from pentad.apps.ads.settings import APP_NAME, AdsSettings
@@ -211,9 +213,12 @@ async def _creative_json(
     context: AppContext, creative: CreativeEntry, click_url: str, settings: AdsSettings
 ) -> dict[str, Any]:
     image = None
-    if creative.storage_key is not None:
+    if creative.storage_key is not None and creative.kind == "image":
         image = await context.storage.signed_url(creative.storage_key, settings.impression_token_ttl)
     return {
+        "sources": picture_sources(context.base_url.rstrip("/"), creative.id, creative.variants)
+        if creative.kind == "image"
+        else [],
         "id": str(creative.id),
         "kind": creative.kind,
         "image": image,
@@ -222,6 +227,7 @@ async def _creative_json(
         "alt": creative.alt_text,
         "headline": creative.headline,
         "body": creative.body,
+        "html": entry_url(context.base_url.rstrip("/"), creative.id) if creative.kind == "html5" else None,
         "click": click_url,
     }
 

@@ -32,3 +32,9 @@ class AdsSettings(BaseModel):
     max_creative_bytes: int = Field(
         2_097_152, ge=1024, le=104_857_600, description="Largest image creative upload, bytes."
     )
+    max_html5_bytes: int = Field(
+        5_242_880,
+        ge=1024,
+        le=104_857_600,
+        description="Largest HTML5 creative (zip or HTML file), bytes, both as uploaded and unpacked.",
+    )

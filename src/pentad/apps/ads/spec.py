@@ -8,6 +8,8 @@ from pentad.apps.ads import (
     budgets,
     clicks,
     conversions,
+    html5,
+    images,
     impressions,
     pages,
     permissions,
@@ -28,7 +30,7 @@ APP = AppSpec(
     description="Advertisers, campaigns and creatives; sites and their zones; serving with viewable "
     "impressions, counted clicks, conversions from analytics goals and budgets.",
     routers=[serving.router, router],
-    pages=[pages.router, report_pages.router, clicks.router],
+    pages=[pages.router, report_pages.router, clicks.router, images.router, html5.router],
     migrations=PACKAGE / "migrations" / "versions",
     permissions=permissions.ALL,
     role_permissions={"member": [permissions.ADS_USE]},

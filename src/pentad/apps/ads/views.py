@@ -96,6 +96,7 @@ def creative_view(row: AdsCreative, image_url: str | None) -> Creative:
         content_type=row.content_type,
         byte_size=row.byte_size,
         image_url=image_url,
+        variants={key: value for key, value in (row.variants or {}).items() if key != "keys"},
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

@@ -9,16 +9,18 @@ from collections.abc import AsyncIterator
 from fastapi import UploadFile
 from PIL import Image, UnidentifiedImageError
 
-from pentad.apps.ads import repository
+from pentad.apps.ads import html5, repository
 from pentad.apps.ads.actions.campaigns import campaign_access
 from pentad.apps.ads.actions.context import AdsContext
 from pentad.apps.ads.exceptions import CampaignNotFound, CreativeNotFound, UnsupportedImage
+from pentad.apps.ads.images import RENDER_VARIANTS, formats_for
 from pentad.apps.ads.models import AdsCreative
 from pentad.apps.ads.permissions import ADVERTISER_RESOURCE, CAMPAIGNS_MANAGE
-from pentad.apps.ads.schemas import CreativeUpdate, ImageCreativeForm, TextCreativeCreate
+from pentad.apps.ads.schemas import CreativeUpdate, Html5CreativeForm, ImageCreativeForm, TextCreativeCreate
 from pentad.core import audit
 from pentad.core.db.base import uuid7
 from pentad.core.errors import BadRequest, PayloadTooLarge
+from pentad.core.jobs.queue import enqueue
 
 IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
 MAX_PIXELS = 40_000_000
@@ -132,6 +134,36 @@ async def do_upload_image_creative(
     await ads.platform.storage.put(
         key, _one_chunk(content), content_type=content_type, max_bytes=len(content)
     )
+    if formats_for(content_type):
+        await enqueue(ads.session, RENDER_VARIANTS, {"creative_id": str(creative.id)})
+    _recorded(ads, "ads.creative.create", advertiser_id, creative.id)
+    return creative
+
+
+async def do_upload_html5_creative(
+    ads: AdsContext, campaign_id: uuid.UUID, data: Html5CreativeForm, upload: UploadFile
+) -> AdsCreative:
+    """An HTML5 creative from a zip or an HTML file (html5.py checks it); its files go to core storage."""
+    advertiser_id = await _managed_campaign(ads, campaign_id)
+    files = await html5.read_upload(upload, ads.settings.max_html5_bytes)
+    creative_id = uuid7()
+    creative = AdsCreative(
+        id=creative_id,
+        campaign_id=campaign_id,
+        kind="html5",
+        name=data.name,
+        status=data.status,
+        destination_url=data.destination_url,
+        alt_text=data.alt_text,
+        width=data.width,
+        height=data.height,
+        content_type="text/html",
+        byte_size=sum(len(content) for content in files.values()),
+    )
+    ads.session.add(creative)
+    await ads.session.flush()
+    stored = await html5.store(ads.platform.storage, creative_id, files)
+    creative.variants = stored
     _recorded(ads, "ads.creative.create", advertiser_id, creative.id)
     return creative
 
@@ -139,7 +171,7 @@ async def do_upload_image_creative(
 async def do_update_creative(ads: AdsContext, creative_id: uuid.UUID, data: CreativeUpdate) -> AdsCreative:
     creative, _ = await creative_access(ads, creative_id)
     advertiser_id = await _managed_campaign(ads, creative.campaign_id)
-    if creative.kind != "text" and (data.headline is not None or data.body is not None):
+    if creative.kind != "text" and (data.headline is not None or data.body is not None):  # image or html5
         raise BadRequest("Only text creatives have a headline and body.", code="text_fields_on_image")
     for field in ("name", "destination_url", "alt_text", "headline", "body", "status"):
         value = getattr(data, field)
@@ -153,9 +185,8 @@ async def do_update_creative(ads: AdsContext, creative_id: uuid.UUID, data: Crea
 async def do_delete_creative(ads: AdsContext, creative_id: uuid.UUID) -> None:
     creative, _ = await creative_access(ads, creative_id)
     advertiser_id = await _managed_campaign(ads, creative.campaign_id)
-    key = creative.storage_key
+    keys = repository.stored_keys(creative.storage_key, creative.variants)
     await repository.clear_house_creatives(ads.session, [creative.id])
     await repository.delete_row(ads.session, creative)
     _recorded(ads, "ads.creative.delete", advertiser_id, creative_id)
-    if key is not None:
-        ads.delete_files_after_commit([key])
+    ads.delete_files_after_commit(keys)

@@ -1,8 +1,6 @@
-// Pentad ads loader. On a page: <ins data-pentad-zone="ZONE_ID" data-pentad-kv="section:sports"></ins> and
-// <script async src="https://PENTAD/static/ads/loader.js"></script>. Each slot asks /api/ads/decide, renders
-// the ad (or defines a GPT slot, falling back to the direct ad when GPT has nothing), and posts the
-// impression token to /api/ads/v once the ad was viewable: at least `ratio` of it in view for `seconds`
-// continuously while the page is visible. Slots added later: pentadAds.load(element).
+// Pentad ads loader (docs/ads.md "Serving"): <ins data-pentad-zone="ZONE_ID"></ins> + this script. Each slot
+// asks /api/ads/decide, renders the ad (or a GPT slot with the ad as fallback) and posts the impression token
+// to /api/ads/v once it was viewable. Slots added later: pentadAds.load(element).
 (function (d, w) {
   var me = d.currentScript, base = me ? new URL(me.src).origin : "", count = 0;
 
@@ -47,27 +45,44 @@
   }
 
   function render(el, a) {
-    var ad = a.ad, s = el.style, link, img;
+    var ad = a.ad, s = el.style, link, img, pic, f;
     if (!ad) return;
     el.textContent = "";
     s.display = "inline-block";
     s.width = a.width + "px";
     s.height = a.height + "px";
     s.overflow = "hidden";
-    link = make("a", el);
-    link.href = ad.click;
-    link.target = "_blank";
-    link.rel = "noopener sponsored";
-    if (ad.image) {
-      img = make("img", link);
-      img.src = ad.image;
-      img.alt = ad.alt;
-      img.width = a.width;
-      img.height = a.height;
-      img.style.objectFit = "contain";
+    if (ad.html) {
+      f = make("iframe", el);
+      f.setAttribute("sandbox", "allow-scripts allow-popups allow-popups-to-escape-sandbox");
+      f.src = ad.html + "?clickTAG=" + encodeURIComponent(ad.click);
+      f.width = a.width;
+      f.height = a.height;
+      f.title = ad.alt || "Ad";
+      f.style.border = 0;
     } else {
-      make("b", link, ad.headline);
-      make("div", link, ad.body);
+      link = make("a", el);
+      link.href = ad.click;
+      link.target = "_blank";
+      link.rel = "noopener sponsored";
+      if (ad.image) {
+        pic = make("picture", link);
+        (ad.sources || []).forEach(function (x) {
+          var e = make("source", pic);
+          e.type = x.type;
+          e.srcset = x.srcset;
+          e.sizes = a.width + "px";
+        });
+        img = make("img", pic);
+        img.src = ad.image;
+        img.alt = ad.alt;
+        img.width = a.width;
+        img.height = a.height;
+        img.style.objectFit = "contain";
+      } else {
+        make("b", link, ad.headline);
+        make("div", link, ad.body);
+      }
     }
     el.setAttribute("data-pentad-ad", ad.id);
     watch(el, a);
