@@ -19,11 +19,13 @@ import pytest
 from fastapi import FastAPI
 
 from pentad.app import create_app
+from pentad.apps.ads.models import AdsAdvertiser, AdsCampaign
 from pentad.apps.chat import repository as chat_repository
 from pentad.apps.chat.tenancy import TenantService
 from pentad.core import audit
 from pentad.core.auth.models import User
 from pentad.core.config import Settings
+from pentad.core.db.base import utcnow
 from pentad.core.db.engine import Database
 from pentad.core.jobs.queue import enqueue
 from pentad.core.jobs.worker import PRUNE_JOB
@@ -86,7 +88,20 @@ async def _a_job(client: httpx.AsyncClient, platform: Platform, owner: Owner) ->
     return f"jobs.{job_id}", f"/api/jobs/{job_id}"
 
 
+async def _own_campaign(client: httpx.AsyncClient, platform: Platform, owner: Owner) -> tuple[str, str]:
+    async with platform.database.transaction() as session:
+        advertiser = AdsAdvertiser(name="Acme", owner_id=owner.user.id)
+        session.add(advertiser)
+        await session.flush()
+        campaign = AdsCampaign(
+            advertiser_id=advertiser.id, name="Live", starts_at=utcnow(), pricing="cpm", rate_micros=1
+        )
+        session.add(campaign)
+    return f"ads.campaign.{campaign.id}", f"/api/ads/campaigns/{campaign.id}/stats"
+
+
 CASES: dict[str, Case] = {
+    "ads.campaign.{campaign_id}": _own_campaign,
     "chat.channel.{channel_id}": _own_private_channel,
     "chat.user.{user_id}": _own_chat_user,
     "jobs.{job_id}": _a_job,
