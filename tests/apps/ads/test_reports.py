@@ -112,6 +112,10 @@ async def test_a_site_report_without_analytics_has_the_ads_figures_and_leaves_th
         f"/api/ads/sites/{ads.site_id}/report?since=2026-12-05&until=2026-12-01", headers=owner.headers
     )
     assert (bad.status_code, bad.json()["code"]) == (400, "invalid_range")
+    far = await client.get(
+        f"/api/ads/sites/{ads.site_id}/report?since=9999-12-01&until=9999-12-31", headers=owner.headers
+    )
+    assert (far.status_code, far.json()["code"]) == (400, "invalid_range")
     assert (
         await client.get(f"/api/ads/sites/{ads.site_id}/report?by=zone", headers=owner.headers)
     ).status_code == 422

@@ -133,7 +133,10 @@ async def campaign_stats(
     campaign, access = await campaigns.campaign_access(ads, campaign_id)
     access.require(REPORTS_READ)
     end = _aware(until) if until is not None else datetime.now(UTC)
-    start = _aware(since) if since is not None else end - timedelta(days=7)
+    try:
+        start = _aware(since) if since is not None else end - timedelta(days=7)
+    except OverflowError:
+        raise BadRequest("`until` is out of range.", code="invalid_range") from None
     if start > end or end - start > timedelta(days=400):
         raise BadRequest("`since` must come before `until`, at most 400 days apart.", code="invalid_range")
     rows = await repository.campaign_stats(

@@ -45,6 +45,8 @@ from pentad.core.queries import QueryUnavailable, UnknownQuery
 By = Literal["page", "source"]
 MAX_DAYS: Final = 366
 MAX_ROWS: Final = 500
+EARLIEST: Final = date(2000, 1, 1)
+LATEST: Final = date(2200, 1, 1)
 PAGE_TRAFFIC: Final = "analytics.page_traffic"
 
 
@@ -133,9 +135,11 @@ def resolve_days(since: date | None, until: date | None, timezone: str) -> tuple
     today = datetime.now(ZoneInfo(timezone)).date()
     last = until or today
     first = since or last - timedelta(days=29)
-    if first > last or (last - first).days >= MAX_DAYS:
+    if first > last or (last - first).days >= MAX_DAYS or first < EARLIEST or last > LATEST:
         raise BadRequest(
-            f"`since` must not come after `until`, at most {MAX_DAYS} days apart.", code="invalid_range"
+            f"`since` must not come after `until`, at most {MAX_DAYS} days apart, between {EARLIEST} and "
+            f"{LATEST}.",
+            code="invalid_range",
         )
     return first, last
 
