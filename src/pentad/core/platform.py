@@ -126,7 +126,7 @@ class Platform:
             cache=build_cache(settings.cache),
             jobs=jobs,
             hub=hub,
-            relay=build_relay(invalidation_url(settings)),
+            relay=build_relay(invalidation_url(settings), workers=settings.server.workers),
             ingest=Ingest(database, settings.data_dir / "ingest", (s for spec in apps for s in spec.ingest)),
             apps=apps,
             credential_schemes={scheme.prefix: scheme for spec in apps for scheme in spec.credential_schemes},

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio
+from structlog.testing import capture_logs
 
 from pentad.core.platform import Platform
 from pentad.core.realtime.relay import (
@@ -323,3 +324,7 @@ def test_the_platform_relays_through_redis_when_it_has_one(tmp_path: Path) -> No
     assert isinstance(Platform.build(redis_settings, []).relay, RedisRelay)
     broker_settings = make_settings(tmp_path, database, realtime={"broker_url": "redis://127.0.0.1:1/3"})
     assert isinstance(Platform.build(broker_settings, []).relay, RedisRelay)
+    with capture_logs() as logs:
+        workers = Platform.build(make_settings(tmp_path, database, server={"workers": 2}), [])
+    assert isinstance(workers.relay, MemoryRelay)
+    assert [log["workers"] for log in logs if log["event"] == "relay_single_process"] == [2]

@@ -203,7 +203,7 @@ class Relay(ABC):
     @abstractmethod
     async def send(self, address: str, data: RelayData) -> bool:
         """Deliver `data` to the holder of `address` without waiting for an answer; False if nobody holds
-        it (or the holder's inbox is full)."""
+        it. A holder whose inbox is full drops it (False in process; a warning in its log through Redis)."""
 
     @abstractmethod
     async def request(self, address: str, data: RelayData, timeout: float) -> RelayData:  # noqa: ASYNC109
@@ -656,7 +656,9 @@ class RedisRelay(Relay):
         holding = self._holdings.get(channel)
         if holding is not None and holding.inbox.deliver(RelayMessage(_decode(head[1:], payload), reply)):
             return
-        if reply is not None:
+        if reply is None:
+            logger.warning("relay_message_dropped", address=holding.address if holding else None)
+        else:
             # Arrived as this holder let go (or fenced off): the asker hears so now, not at its timeout.
             reason = _BUSY if holding is not None and holding.inbox.open else _GONE
             task = asyncio.create_task(reply.fail(reason))
@@ -704,8 +706,11 @@ class _RedisReply:
             raise RelayUnavailable("Redis cannot be reached") from exc
 
 
-def build_relay(url: str | None) -> Relay:
-    """The Redis relay for a `redis://` or `rediss://` URL, else the in-process one."""
+def build_relay(url: str | None, *, workers: int = 1) -> Relay:
+    """The Redis relay for a `redis://` or `rediss://` URL, else the in-process one (which cannot reach
+    the holders of the other `workers`)."""
     if url and url.partition("://")[0] in ("redis", "rediss"):
         return RedisRelay(url)
+    if workers > 1:
+        logger.warning("relay_single_process", workers=workers, hint="set PENTAD_REDIS__URL")
     return MemoryRelay()
