@@ -305,6 +305,35 @@ async def test_redis_going_away_is_a_clear_error_and_fences_holders(redis_server
         await asker.close()
 
 
+async def test_a_holder_keeps_its_address_when_redis_restarts_within_its_lease(
+    redis_server: RedisProcess,
+) -> None:
+    holder = RedisRelay(redis_server.url, lease_seconds=3.0)
+    asker = RedisRelay(redis_server.url, lease_seconds=3.0)
+    try:
+        async with answering(holder, "streams.media@node-2", echo) as seen:
+            assert await asker.request("streams.media@node-2", "one", timeout=WAIT) == "eno"
+            await redis_server.kill()
+            await redis_server.start()  # empty: the lease is gone, the address free
+
+            async def answered() -> RelayData | None:
+                with contextlib.suppress(NoHolder, RelayUnavailable):
+                    return await asker.request("streams.media@node-2", "two", timeout=WAIT)
+                return None
+
+            async with asyncio.timeout(WAIT):
+                while (answer := await answered()) is None:
+                    await asyncio.sleep(0.1)
+            assert answer == "owt"
+            with pytest.raises(AddressHeld):
+                async with asker.hold("streams.media@node-2"):
+                    pass
+        assert [message.data for message in seen][-1] == "two"
+    finally:
+        await holder.close()
+        await asker.close()
+
+
 async def test_a_relay_whose_redis_never_answers_says_so() -> None:
     relay = RedisRelay(f"redis://127.0.0.1:{free_port()}/0")
     try:

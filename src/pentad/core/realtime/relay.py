@@ -27,8 +27,9 @@ one script, so a message only ever reaches the current lease's holder (fencing),
 on the asking process's own channel `<prefix>:reply:<process id>`, matched by request id. A holder that
 dies stops renewing: the address is free when its lease expires (`lease_seconds`, 6 s by default). A
 holder that cannot renew before its lease runs out (Redis unreachable, a stalled process) or finds it
-taken over stops receiving: its inbox raises LeaseLost. RelayUnavailable (503) when Redis cannot be
-reached.
+taken over stops receiving: its inbox raises LeaseLost. One that finds its lease gone but the address
+free (Redis restarted and lost it) takes it again and keeps holding. RelayUnavailable (503) when Redis
+cannot be reached.
 """
 
 from __future__ import annotations
@@ -324,8 +325,15 @@ return 0
 
 RENEW_SCRIPT = """
 -- KEYS: holder. ARGV: token, lease ms. 1: renewed, 0: the lease is not ours any more.
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+-- A missing key (Redis restarted without persistence) is taken again: nobody else holds it, and the
+-- holder only renews within its lease.
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
 end
 return 0
