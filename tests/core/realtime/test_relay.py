@@ -321,8 +321,11 @@ async def test_a_holder_keeps_its_address_when_redis_restarts_within_its_lease(
                     return await asker.request("streams.media@node-2", "two", timeout=WAIT)
                 return None
 
-            async with asyncio.timeout(WAIT):
-                while (answer := await answered()) is None:
+            async with asyncio.timeout(WAIT):  # once both have reconnected
+                while True:
+                    answer = await answered()
+                    if answer is not None:
+                        break
                     await asyncio.sleep(0.1)
             assert answer == "owt"
             with pytest.raises(AddressHeld):
