@@ -16,7 +16,17 @@ import pytest
 import structlog
 
 from pentad.core.metrics import Metrics
-from pentad.core.services import ChildExit, ChildLimits, ProcessSupervisor, ServiceMetrics, ServiceSpec
+from pentad.core.platform import Platform
+from pentad.core.services import (
+    ChildExit,
+    ChildLimits,
+    ProcessSupervisor,
+    ServiceMetrics,
+    Services,
+    ServiceSpec,
+)
+from tests.conftest import make_settings
+from tests.core.test_services import eventually
 
 WAIT = 30.0
 MIB = 1024 * 1024
@@ -105,3 +115,25 @@ def test_limits_must_be_positive_integers() -> None:
     for bad in ({"cpu_seconds": 0}, {"memory_bytes": -1}, {"open_files": 1.5}, {"processes": True}):
         with pytest.raises(ValueError, match="positive integer"):
             ChildLimits(**bad)  # type: ignore[arg-type]
+
+
+async def test_a_process_service_runs_its_program_under_the_limits(tmp_path: Path) -> None:
+    report = tmp_path / "nofile"
+    code = (
+        "import resource, sys; open(sys.argv[1], 'w').write(str(resource.getrlimit(resource.RLIMIT_NOFILE)))"
+    )
+    spec = ServiceSpec.process(
+        "test.limited", (*python(code), str(report)), limits=ChildLimits(open_files=48)
+    )
+    settings = make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}")
+    platform = Platform.build(settings, [])
+    services = Services([spec], platform=platform, metrics=Metrics())
+    await services.start(("serve",))
+    try:
+        await eventually(
+            lambda: report.exists() and bool(report.read_text()), "the program reports its limit"
+        )
+    finally:
+        await services.stop()
+        await platform.database.dispose()
+    assert report.read_text() == "(48, 48)"
