@@ -66,6 +66,7 @@ async def answering(
     address: str,
     answer: Callable[[RelayMessage], Awaitable[RelayData | None]],
     wait: float = 0.0,
+    take_over: bool = False,
 ) -> AsyncIterator[list[RelayMessage]]:
     """Hold `address` and answer each message with `answer(message)` (None: no reply); the messages seen."""
     seen: list[RelayMessage] = []
@@ -77,7 +78,7 @@ async def answering(
             if reply is not None and message.reply is not None:
                 await message.reply(reply)
 
-    async with relay.hold(address, wait=wait) as inbox:
+    async with relay.hold(address, wait=wait, take_over=take_over) as inbox:
         task = asyncio.create_task(serve(inbox))
         try:
             yield seen
@@ -148,6 +149,24 @@ async def test_an_address_has_one_holder_and_a_waiting_hold_gets_it_once_release
         await holding.wait()
     assert await first.request("panel.node.1", "who", timeout=WAIT) == "second"
     assert await taking == "who"
+
+
+async def test_a_take_over_fences_the_previous_holder_off_at_once(relays: tuple[Relay, Relay]) -> None:
+    """An agent reconnected to another worker while its old socket lingers: the new socket takes the
+    node's address; the old one's inbox says so, gets nothing more, and its end frees nothing."""
+    old, new = relays
+    async with contextlib.AsyncExitStack() as old_socket:
+        old_inbox = await old_socket.enter_async_context(old.hold("panel.node.5"))
+        async with answering(new, "panel.node.5", echo, take_over=True) as seen:
+            with pytest.raises(LeaseLost):
+                async with asyncio.timeout(WAIT):
+                    await anext(old_inbox)
+            await old_socket.aclose()
+            assert await old.request("panel.node.5", "abc", timeout=WAIT) == "cba"
+            with pytest.raises(AddressHeld):
+                async with old.hold("panel.node.5"):
+                    pass
+    assert [message.data for message in seen] == ["abc"]
 
 
 async def test_a_holder_that_does_not_answer_times_the_request_out(relays: tuple[Relay, Relay]) -> None:

@@ -16,7 +16,8 @@ and waits for the answer:
 
 Data is `bytes` or `str` and arrives as it was sent, up to `max_message_bytes` (MessageTooLarge before
 anything is sent). An address has one holder cluster-wide; a second `hold` raises AddressHeld, or waits
-up to `wait` seconds for the address to come free.
+up to `wait` seconds for the address to come free, or with `take_over=True` takes it from the holder,
+whose inbox then raises LeaseLost.
 
 Backends. In process (the default): one process, a dictionary of holders. Redis (when the platform has a
 `redis://` URL, PENTAD_REDIS__URL or PENTAD_REALTIME__BROKER_URL): the holder takes a lease,
@@ -42,7 +43,7 @@ import re
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -197,9 +198,12 @@ class Relay(ABC):
             raise MessageTooLarge(f"relay messages are at most {self.max_message_bytes} bytes")
 
     @abstractmethod
-    def hold(self, address: str, *, wait: float = 0.0) -> contextlib.AbstractAsyncContextManager[Inbox]:
+    def hold(
+        self, address: str, *, wait: float = 0.0, take_over: bool = False
+    ) -> contextlib.AbstractAsyncContextManager[Inbox]:
         """Hold `address` while the block runs and receive its messages. AddressHeld when another holder
-        has it and it did not come free within `wait` seconds."""
+        has it and it did not come free within `wait` seconds; with `take_over`, the address is taken
+        from its holder at once (the newest connection of an agent wins), whose inbox raises LeaseLost."""
 
     @abstractmethod
     async def send(self, address: str, data: RelayData) -> bool:
@@ -254,13 +258,16 @@ class MemoryRelay(Relay):
         self._holders: dict[str, Inbox] = {}
 
     @asynccontextmanager
-    async def hold(self, address: str, *, wait: float = 0.0) -> AsyncIterator[Inbox]:
+    async def hold(self, address: str, *, wait: float = 0.0, take_over: bool = False) -> AsyncIterator[Inbox]:
         check_address(address)
         inbox = Inbox(address)
 
         async def attempt() -> bool:
-            if address in self._holders:
-                return False
+            holder = self._holders.get(address)
+            if holder is not None:
+                if not take_over:
+                    return False
+                await _answer_unread(holder.end(lost=True), _GONE)
             self._holders[address] = inbox
             return True
 
@@ -339,6 +346,15 @@ end
 return 0
 """
 
+TAKE_SCRIPT = """
+-- KEYS: holder. ARGV: token, lease ms, inbox channel prefix. Takes the lease whoever has it, and tells the
+-- previous holder at once (it would learn at its next renewal anyway).
+local previous = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if previous and previous ~= ARGV[1] then redis.call('PUBLISH', ARGV[3] .. previous, 'x') end
+return 1
+"""
+
 RELEASE_SCRIPT = """
 -- KEYS: holder. ARGV: token.
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -355,8 +371,10 @@ return redis.call('PUBLISH', ARGV[1] .. token, ARGV[2])
 
 # Frames. To a holder: b"m" kind reply-channel request-id payload (b"-" for a send: no reply wanted).
 # To an asking process: b"r" kind request-id payload (a reply) or b"e" b"-" request-id reason (a failure).
+# b"x" to a holder: another process took the address over (TAKE_SCRIPT).
 # kind is b"t" for text, b"b" for bytes.
 _TEXT, _BYTES, _NONE = b"t", b"b", b"-"
+_TAKEN = b"x"
 
 
 def _encode(data: RelayData) -> tuple[bytes, bytes]:
@@ -405,6 +423,7 @@ class RedisRelay(Relay):
         self._acquire = self._redis.register_script(ACQUIRE_SCRIPT)
         self._renew = self._redis.register_script(RENEW_SCRIPT)
         self._release = self._redis.register_script(RELEASE_SCRIPT)
+        self._take = self._redis.register_script(TAKE_SCRIPT)
         self._send = self._redis.register_script(SEND_SCRIPT)
         self._reply_channel = f"{prefix}:reply:{uuid.uuid4().hex}".encode()
         self._inbox_prefix = f"{prefix}:inbox:"
@@ -431,7 +450,7 @@ class RedisRelay(Relay):
     # ------------------------------------------------------------------ holding
 
     @asynccontextmanager
-    async def hold(self, address: str, *, wait: float = 0.0) -> AsyncIterator[Inbox]:
+    async def hold(self, address: str, *, wait: float = 0.0, take_over: bool = False) -> AsyncIterator[Inbox]:
         check_address(address)
         await self._started()
         holding = _Holding(address, uuid.uuid4().hex, Inbox(address))
@@ -447,6 +466,10 @@ class RedisRelay(Relay):
             async def attempt() -> bool:
                 nonlocal sent
                 sent = time.monotonic()
+                if take_over:
+                    return bool(
+                        await self._call(self._take, address, [holding.token, lease_ms, self._inbox_prefix])
+                    )
                 return bool(await self._call(self._acquire, address, [holding.token, lease_ms]))
 
             await _wait_for_free(attempt, address, wait, min(0.2, self.lease_seconds / 10))
@@ -497,9 +520,14 @@ class RedisRelay(Relay):
             if not renewed:
                 break
             deadline = sent + self.lease_seconds
-        logger.warning("relay_lease_lost", address=holding.address)
+        await self._lose(holding)
+
+    async def _lose(self, holding: _Holding) -> None:
+        """Fence a holder off: no more messages, its inbox raises LeaseLost."""
         channel = self._inbox_channel(holding.token)
-        self._holdings.pop(channel, None)
+        if self._holdings.pop(channel, None) is None:
+            return
+        logger.warning("relay_lease_lost", address=holding.address)
         await self._unsubscribe(channel)
         await _answer_unread(holding.inbox.end(lost=True), _GONE)
 
@@ -659,6 +687,13 @@ class RedisRelay(Relay):
             return
         if not channel.startswith(self._inbox_bytes):
             return
+        if data == _TAKEN:
+            taken = self._holdings.get(channel)
+            if taken is not None:
+                if taken.renewer is not None:
+                    taken.renewer.cancel()
+                self._in_background(self._lose(taken))
+            return
         head, reply_channel, request_id, payload = data.split(b" ", 3)
         reply = None if reply_channel == _NONE else _RedisReply(self, reply_channel, request_id)
         holding = self._holdings.get(channel)
@@ -669,9 +704,12 @@ class RedisRelay(Relay):
         else:
             # Arrived as this holder let go (or fenced off): the asker hears so now, not at its timeout.
             reason = _BUSY if holding is not None and holding.inbox.open else _GONE
-            task = asyncio.create_task(reply.fail(reason))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._in_background(reply.fail(reason))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def close(self) -> None:
         self._closed = True
