@@ -65,6 +65,7 @@ async def answering(
     relay: Relay,
     address: str,
     answer: Callable[[RelayMessage], Awaitable[RelayData | None]],
+    *,
     wait: float = 0.0,
     take_over: bool = False,
 ) -> AsyncIterator[list[RelayMessage]]:
