@@ -238,6 +238,8 @@ async def test_closing_the_relay_ends_its_inboxes(relays: tuple[Relay, Relay]) -
     if other is not holder:
         with pytest.raises(RelayUnavailable):
             await holder.request("panel.node.closing", "x", timeout=WAIT)
+        with pytest.raises(RelayUnavailable):
+            await holder.send("panel.node.closing", "x")
 
 
 # ------------------------------------------------------------------ Redis only: processes, leases, outages

@@ -536,6 +536,8 @@ class RedisRelay(Relay):
     async def send(self, address: str, data: RelayData) -> bool:
         check_address(address)
         self._check_size(data)
+        if self._closed:
+            raise RelayUnavailable("the relay is closed")
         kind, payload = _encode(data)
         frame = b" ".join((b"m" + kind, _NONE, _NONE, payload))
         received = await self._call(self._send, address, [self._inbox_prefix, frame])
