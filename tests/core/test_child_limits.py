@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import resource
 import signal
 import sys
@@ -21,6 +22,7 @@ from pentad.core.services import (
     ChildExit,
     ChildLimits,
     ProcessSupervisor,
+    ServiceError,
     ServiceMetrics,
     Services,
     ServiceSpec,
@@ -109,6 +111,20 @@ async def test_a_stopped_or_failing_child_is_not_blamed_on_a_limit(processes: Pr
     sleeper = await processes.start("sleeper", ("sleep", "60"), limits=limits)
     await processes.stop("sleeper")
     assert sleeper.exit == ChildExit(-signal.SIGTERM, signal.SIGTERM, stopped=True, limit_exceeded=None)
+
+
+async def test_a_limit_the_child_could_not_set_is_refused_before_starting_it(
+    processes: ProcessSupervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unprivileged process cannot give a child more than its own hard limit."""
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: (1024, 4096))
+    with pytest.raises(ServiceError, match="hard limit"):
+        await processes.start("greedy", ("sleep", "60"), limits=ChildLimits(open_files=10_000))
+    assert processes.get("greedy") is None
+    child = await processes.start("modest", python("pass"), limits=ChildLimits(open_files=4096))
+    async with asyncio.timeout(WAIT):
+        assert await child.wait() == 0
 
 
 def test_limits_must_be_positive_integers() -> None:

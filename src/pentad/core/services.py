@@ -192,6 +192,16 @@ class ChildLimits:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"ChildLimits.{name} must be a positive integer")
 
+    def check(self) -> None:
+        """ServiceError when a limit is above this process's hard limit, which a child cannot raise
+        without privilege (it would fail between fork and exec, with a less helpful error)."""
+        if os.geteuid() == 0:
+            return
+        for which, (_, hard) in self.rlimits():
+            own = resource.getrlimit(which)[1]
+            if own != resource.RLIM_INFINITY and hard > own:
+                raise ServiceError(f"{self} is above this process's hard limit ({own})")
+
     def rlimits(self) -> list[tuple[int, tuple[int, int]]]:
         """(resource, (soft, hard)) pairs to set."""
         found = []
@@ -262,14 +272,15 @@ _PRCTL = _load_prctl()
 
 
 def _die_with_parent(parent: int, rlimits: Sequence[tuple[int, tuple[int, int]]] = ()) -> None:
-    """Runs in the child between fork and exec: its resource limits; SIGKILL when the parent dies. If the
-    parent is already gone (it died between fork and prctl), the signal will never come: exit at once."""
-    for which, values in rlimits:
-        resource.setrlimit(which, values)
+    """Runs in the child between fork and exec: SIGKILL when the parent dies (if the parent is already
+    gone, having died between fork and prctl, the signal will never come: exit at once), then its resource
+    limits, last, so that nothing in here runs under a memory cap meant for the program."""
     if _PRCTL is not None:
         _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:
         os._exit(1)
+    for which, values in rlimits:
+        resource.setrlimit(which, values)
 
 
 def die_with_supervisor() -> None:
@@ -557,12 +568,15 @@ class ProcessSupervisor:
         service's backoff) whenever it exits until stopped; without, its exit ends it (see `wait()`).
         `limits` caps its memory, CPU time, open files and processes (ChildLimits); `child.exit` says how
         each run ended and which limit it most likely hit.
-        Raises ServiceError when `key` is taken and OSError when the program cannot be started."""
+        Raises ServiceError when `key` is taken or a limit is above this process's own hard limit, and
+        OSError when the program cannot be started."""
         if key in self._children:
             raise ServiceError(f"service {self.service} already has a child {key!r}")
         argv = tuple(command)
         if not argv:
             raise ServiceError("a child process needs a command")
+        if limits is not None:
+            limits.check()
         child = ChildProcess(self, key, argv, env, cwd, restart=restart, limits=limits)
         spawning = asyncio.ensure_future(_spawn(argv, env, cwd, limits))
         try:
