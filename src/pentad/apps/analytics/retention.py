@@ -150,7 +150,7 @@ class Pruned:
     daily: int = 0
     monthly: int = 0
     partitions: int = 0
-    """Whole months of raw events dropped (PostgreSQL)."""
+    """Whole months of raw events dropped (PostgreSQL; their rows are not in `events`)."""
 
 
 async def _chunked_delete(
@@ -167,15 +167,20 @@ async def _chunked_delete(
     return len(ids)
 
 
-async def drop_expired_raw(session: AsyncSession, default: Mapping[str, str], now: datetime) -> list[str]:
+async def drop_expired_raw(
+    session: AsyncSession, default: Mapping[str, str], now: datetime, pruned: Pruned
+) -> None:
     """Drop the months of raw events that every site's raw tier has passed, whole (PostgreSQL; elsewhere
-    nothing): the partitions that end at or before the earliest of the sites' raw floors. One site
-    keeping raw events forever keeps every month. Returns the partitions dropped."""
+    nothing): the partitions that end at or before the earliest of the sites' raw floors, and the default
+    partition's rows of those months. One site keeping raw events forever keeps every month."""
     stored = (await session.scalars(select(AnalyticsSite.retention))).all()
     floors = [raw_floor_ms(effective(tiers, default), now) for tiers in stored]
     if not floors or min(floors) == 0:
-        return []
-    return await partitions.drop_expired(session, RAW_EVENTS, datetime.fromtimestamp(min(floors) / 1000, UTC))
+        return
+    cutoff = datetime.fromtimestamp(min(floors) / 1000, UTC)
+    dropped = await partitions.drop_expired(session, RAW_EVENTS, cutoff)
+    pruned.partitions += len(dropped.partitions)
+    pruned.events += dropped.default_rows
 
 
 async def prune_site_step(

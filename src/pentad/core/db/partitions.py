@@ -432,36 +432,44 @@ async def ensure(session: AsyncSession, spec: PartitionedTable, first: datetime,
     return await connection.run_sync(lambda sync: ensure_sync(sync, spec, first, last))
 
 
-def drop_expired_sync(connection: Connection, spec: PartitionedTable, cutoff: datetime) -> list[str]:
-    """Drop every period that ended at or before `cutoff`, whole; returns their names. On PostgreSQL the
-    default partition's rows of those periods go too. Where the table is not partitioned: nothing."""
+@dataclass(frozen=True)
+class Dropped:
+    """What `drop_expired` removed: whole periods, and (PostgreSQL) rows of expired periods that had
+    been stored in the default partition."""
+
+    partitions: list[str] = field(default_factory=list)
+    default_rows: int = 0
+
+
+def drop_expired_sync(connection: Connection, spec: PartitionedTable, cutoff: datetime) -> Dropped:
+    """Drop every period that ended at or before `cutoff`, whole. On PostgreSQL the default partition's
+    rows of those periods go too. Where the table is not partitioned: nothing."""
     engine = engine_name(connection.dialect.name)
     if not spec.partitioned_on(engine):
-        return []
+        return Dropped()
     _lock(connection, spec)
     expired = [part for part in list_partitions_sync(connection, spec) if part.end <= cutoff]
+    names = [part.name for part in expired]
     if engine == "mariadb":
-        # MariaDB refuses to drop the last partition but pmax is always there.
+        # MariaDB refuses to drop a table's last partition; pmax is always there.
         if expired:
-            names = ", ".join(_mariadb_name(spec, part.start) for part in expired)
-            connection.execute(text(f"ALTER TABLE {_quote(connection, spec.name)} DROP PARTITION {names}"))
-        return [spec.child_name(part.start) for part in expired]
+            listed = ", ".join(_mariadb_name(spec, part.start) for part in expired)
+            connection.execute(text(f"ALTER TABLE {_quote(connection, spec.name)} DROP PARTITION {listed}"))
+        return Dropped(names)
     for part in expired:
         connection.execute(text(f"DROP TABLE {_quote(connection, part.name)}"))
-    if engine == "postgresql":
-        floor = period_start(spec.period, cutoff)
-        if next_period(spec.period, floor) <= cutoff:
-            floor = next_period(spec.period, floor)
-        exists = connection.execute(
-            text("SELECT to_regclass(:name)"), {"name": f"{spec.name}_p{DEFAULT_SUFFIX}"}
-        )
-        if exists.scalar() is not None:
-            source = _plain(spec, f"{spec.name}_p{DEFAULT_SUFFIX}")
-            connection.execute(delete(source).where(source.c[spec.column] < spec.bound(floor)))
-    return [part.name for part in expired]
+    if engine == "sqlite":
+        return Dropped(names)
+    default = f"{spec.name}_p{DEFAULT_SUFFIX}"
+    if connection.execute(text("SELECT to_regclass(:name)"), {"name": default}).scalar() is None:
+        return Dropped(names)
+    source = _plain(spec, default)
+    floor = spec.bound(period_start(spec.period, cutoff))
+    deleted = connection.execute(delete(source).where(source.c[spec.column] < floor))
+    return Dropped(names, int(deleted.rowcount or 0))
 
 
-async def drop_expired(session: AsyncSession, spec: PartitionedTable, cutoff: datetime) -> list[str]:
+async def drop_expired(session: AsyncSession, spec: PartitionedTable, cutoff: datetime) -> Dropped:
     """`drop_expired_sync` in the session's transaction (on MariaDB the ALTER commits it)."""
     connection = await session.connection()
     return await connection.run_sync(lambda sync: drop_expired_sync(sync, spec, cutoff))
@@ -572,7 +580,7 @@ async def maintain(platform: AppContext, specs: Sequence[PartitionedTable], now:
         try:
             async with platform.database.transaction() as session:
                 made = await ensure(session, spec, now, horizon(spec, now))
-            dropped: list[str] = []
+            dropped = Dropped()
             keep = spec.retention(platform) if spec.retention is not None else None
             if keep is not None:
                 async with platform.database.transaction() as session:
@@ -581,9 +589,15 @@ async def maintain(platform: AppContext, specs: Sequence[PartitionedTable], now:
             logger.warning("partitions_maintain_failed", table=spec.name, error=type(error).__name__)
             failure = failure or error
             continue
-        if made or dropped:
-            logger.info("partitions_maintained", table=spec.name, made=made, dropped=dropped)
-        report[spec.name] = {"made": made, "dropped": dropped}
+        if made or dropped.partitions or dropped.default_rows:
+            logger.info(
+                "partitions_maintained",
+                table=spec.name,
+                made=made,
+                dropped=dropped.partitions,
+                default_rows=dropped.default_rows,
+            )
+        report[spec.name] = {"made": made, "dropped": dropped.partitions}
     if failure is not None:
         raise failure
     return report
@@ -616,6 +630,7 @@ __all__ = [
     "ALL_ENGINES",
     "MAINTAIN_CRON",
     "MAINTAIN_JOB",
+    "Dropped",
     "Partition",
     "PartitionedTable",
     "child_parent",
