@@ -319,6 +319,11 @@ def child_table(spec: PartitionedTable, name: str) -> Table:
     return table
 
 
+def _exists(connection: Connection, name: str) -> bool:
+    """Whether a PostgreSQL table exists (checked before DDL, which would lock its parent even to skip)."""
+    return connection.execute(text("SELECT to_regclass(:name)"), {"name": name}).scalar() is not None
+
+
 def _plain(spec: PartitionedTable, name: str) -> TableClause:
     """A lightweight table of `spec`'s columns under another name (a child, the default partition)."""
     return table(name, *(column(key) for key in spec.table.columns.keys()))  # noqa: SIM118
@@ -329,7 +334,8 @@ def _ensure_postgresql(
 ) -> list[str]:
     parent = _quote(connection, spec.name)
     default = _quote(connection, f"{spec.name}_p{DEFAULT_SUFFIX}")
-    connection.execute(text(f"CREATE TABLE IF NOT EXISTS {default} PARTITION OF {parent} DEFAULT"))
+    if not _exists(connection, f"{spec.name}_p{DEFAULT_SUFFIX}"):
+        connection.execute(text(f"CREATE TABLE {default} PARTITION OF {parent} DEFAULT"))
     have = {part.start for part in list_partitions_sync(connection, spec)}
     made: list[str] = []
     for start in starts:
@@ -461,7 +467,7 @@ def drop_expired_sync(connection: Connection, spec: PartitionedTable, cutoff: da
     if engine == "sqlite":
         return Dropped(names)
     default = f"{spec.name}_p{DEFAULT_SUFFIX}"
-    if connection.execute(text("SELECT to_regclass(:name)"), {"name": default}).scalar() is None:
+    if not _exists(connection, default):
         return Dropped(names)
     source = _plain(spec, default)
     floor = spec.bound(period_start(spec.period, cutoff))
