@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 from alembic import command
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pentad.apps.analytics import query, retention
@@ -20,9 +20,12 @@ from pentad.core.config import DatabaseSettings
 from pentad.core.db import partitions
 from pentad.core.db.engine import create_engine
 from pentad.core.db.migrate import alembic_config, upgrade_async
+from pentad.core.jobs.models import Job, JobStatus
+from pentad.core.jobs.queue import enqueue
 from pentad.core.platform import Platform
 from tests.apps.analytics.conftest import Account
 from tests.apps.analytics.test_rollups import NOW, TIMEOUT, seeded_rows, site_key_of, store
+from tests.factories import run_due_jobs
 
 INSERT = (
     "INSERT INTO analytics_events (site_key, ts, visitor_id, name, hostname, path)"
@@ -174,3 +177,20 @@ async def test_a_month_is_dropped_only_when_every_site_has_passed_it_and_answers
     assert await _raw_counts(platform, keys[1], floor_1) == (0, kept_1)
     assert (await _raw_counts(platform, keys[0], floor_0))[0] == 0
     assert await answers() == before
+
+
+async def test_the_core_cron_job_makes_the_months_ahead_again(platform: Platform) -> None:
+    postgresql = platform.database.engine.dialect.name == "postgresql"
+    now = datetime.now(UTC)
+    ahead = partitions.horizon(retention.RAW_EVENTS, now)
+    last = f"analytics_events_p{ahead:%Y%m}"
+    async with platform.database.transaction() as session:
+        if postgresql:  # as if the migration had run two months earlier
+            await session.execute(text(f"DROP TABLE {last}"))
+        job_id = await enqueue(session, partitions.MAINTAIN_JOB)
+    await run_due_jobs(platform)
+    async with platform.database.transaction() as session:
+        status = await session.scalar(select(Job.status).where(Job.id == job_id))
+        months = [part.name for part in await partitions.list_partitions(session, retention.RAW_EVENTS)]
+    assert status == JobStatus.SUCCEEDED
+    assert (last in months) == postgresql
