@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -44,6 +44,16 @@ def _readings(name: str, metadata: sa.MetaData | None = None) -> sa.Table:
     )
 
 
+def _daily(name: str) -> sa.Table:
+    return sa.Table(
+        name,
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, nullable=False),
+        sa.Column("captured_at", sa.Date, nullable=False),
+        sa.PrimaryKeyConstraint("captured_at", "id", name=f"pk_{name}"),
+    )
+
+
 def test_periods_are_utc_hours_days_and_months_named_by_their_start() -> None:
     moment = datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC)
     assert partitions.periods("hour", moment, moment + timedelta(seconds=2)) == [
@@ -75,6 +85,8 @@ def test_a_spec_refuses_what_cannot_be_partitioned() -> None:
         PartitionedTable(table, "missing", "day", epoch="ms")
     with pytest.raises(ValueError, match="period"):
         PartitionedTable(table, "ts", "week", epoch="ms")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="date column cannot be partitioned by hour"):
+        PartitionedTable(_daily("days"), "captured_at", "hour")
     with pytest.raises(ValueError, match="unknown engine"):
         PartitionedTable(table, "ts", "day", epoch="ms", engines=("oracle",))  # type: ignore[arg-type]
 
@@ -97,8 +109,10 @@ async def make_table(scratch_engine: AsyncEngine) -> AsyncIterator[Make]:
     """Creates a partitioned table through the migration op (as an app's migration does); drops it after."""
     made: list[PartitionedTable] = []
 
-    async def make(now: datetime = NOON, **options: Any) -> PartitionedTable:
-        table = _readings(f"readings_{uuid.uuid4().hex[:6]}")
+    async def make(
+        now: datetime = NOON, shape: Callable[[str], sa.Table] | None = None, **options: Any
+    ) -> PartitionedTable:
+        table = (shape or _readings)(f"readings_{uuid.uuid4().hex[:6]}")
         spec = PartitionedTable(table, "captured_at", **{"period": "hour", **options})
 
         def create(connection: sa.Connection) -> None:
@@ -264,6 +278,23 @@ async def test_a_table_partitioned_on_other_engines_only_is_a_plain_table(
         assert await partitions.drop_expired(session, spec, T12 + 99 * HOUR) == partitions.Dropped()
         assert await partitions.tables_for(session, spec, T12, T12 + HOUR) == [spec.table]
     assert await _read(scratch_engine, spec, T12, T12 + 31 * HOUR) == [1, 2]
+
+
+async def test_a_date_column_is_partitioned_by_month(scratch_engine: AsyncEngine, make_table: Make) -> None:
+    spec = await make_table(shape=_daily, period="month", ahead=1, now=datetime(2026, 1, 20, tzinfo=UTC))
+    days = [date(2026, 1, 31), date(2026, 2, 1), date(2026, 3, 2)]
+    async with _sessions(scratch_engine).begin() as session:
+        await partitions.insert_rows(
+            session, spec, [{"id": n, "captured_at": day} for n, day in enumerate(days)]
+        )
+    assert await _in_period(scratch_engine, spec, datetime(2026, 1, 1, tzinfo=UTC)) == [0]
+    assert await _in_period(scratch_engine, spec, datetime(2026, 2, 1, tzinfo=UTC)) == [1]
+    async with _sessions(scratch_engine).begin() as session:
+        tables = await partitions.tables_for(
+            session, spec, datetime(2026, 1, 15, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
+        )
+        union = sa.union_all(*(sa.select(table.c.captured_at) for table in tables))
+        assert sorted((await session.execute(union)).scalars()) == days
 
 
 class _Host:
