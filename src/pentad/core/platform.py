@@ -24,6 +24,7 @@ from pentad.core.config import AppModel, OutboundSettings, Settings
 from pentad.core.context import ResourceSpec
 from pentad.core.crypto import KeyRing, load_keyring, load_signing_secret
 from pentad.core.db.engine import Database
+from pentad.core.db.partitions import maintain_cron, maintain_jobs
 from pentad.core.events import EventRegistry, bind_events
 from pentad.core.ingest import Ingest
 from pentad.core.jobs.worker import JOB_PROGRESS_TOPIC, Jobs
@@ -107,8 +108,13 @@ class Platform:
         )
         jobs = Jobs.build(
             settings.jobs,
-            [send_mail_job(mailer), ROTATE_SALTS, *(job for spec in apps for job in spec.jobs)],
-            [ROTATE_SALTS_CRON, *(entry for spec in apps for entry in spec.cron)],
+            [
+                send_mail_job(mailer),
+                ROTATE_SALTS,
+                *maintain_jobs(apps),
+                *(job for spec in apps for job in spec.jobs),
+            ],
+            [ROTATE_SALTS_CRON, *maintain_cron(apps), *(entry for spec in apps for entry in spec.cron)],
             events,
         )
         bind_events(database, events)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pentad.apps.analytics import endpoints, ingest, pages, permissions, tasks
+from pentad.apps.analytics import endpoints, ingest, pages, permissions, retention, tasks
 from pentad.apps.analytics.registry import SITE_REGISTRY
 from pentad.apps.analytics.settings import APP_NAME, AnalyticsSettings
 from pentad.core.apps import AppSpec
@@ -28,4 +28,5 @@ APP = AppSpec(
     settings=AnalyticsSettings,
     jobs=tasks.JOBS,
     cron=tasks.CRON,
+    partitioned_tables=[retention.RAW_EVENTS],
 )
