@@ -30,7 +30,8 @@ async def test_a_key_is_shown_once_and_only_its_hash_is_stored(
 
     listed = await client.get(f"/api/streams/cameras/{camera['id']}/keys", headers=owner.headers)
     assert listed.status_code == 200
-    assert raw not in listed.text and raw[4:] not in listed.text
+    assert raw not in listed.text
+    assert raw[4:] not in listed.text
     assert [key["id"] for key in listed.json()] == [created["id"]]
     assert "key" not in listed.json()[0]
 
@@ -82,7 +83,8 @@ async def test_a_revoked_or_rotated_key_no_longer_publishes(
         f"/api/streams/cameras/{camera['id']}/keys/{first['id']}/rotate", headers=owner.headers
     )
     assert rotated.status_code == 201, rotated.text
-    assert rotated.json()["name"] == "obs" and rotated.json()["key"] != first["key"]
+    assert rotated.json()["name"] == "obs"
+    assert rotated.json()["key"] != first["key"]
     assert await authorize_publish(platform, first["key"]) is None
     assert await authorize_publish(platform, rotated.json()["key"]) is not None
 
@@ -156,6 +158,7 @@ async def test_sessions_the_media_plane_opens_and_closes_mark_a_camera_live(
     assert (row["engine"], row["node"], row["end_reason"], row["bytes_in"]) == (
         "builtin", "node-a", "publisher_left", 1234
     )  # fmt: skip
-    assert row["ended_at"] is not None and row["key_id"] == grant.key_id
+    assert row["ended_at"] is not None
+    assert row["key_id"] == grant.key_id
     seen = (await client.get(f"/api/streams/cameras/{camera['id']}", headers=owner.headers)).json()
     assert seen["live"] is False

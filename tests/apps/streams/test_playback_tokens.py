@@ -31,7 +31,9 @@ def test_a_token_names_its_camera_until_it_expires_and_cannot_be_forged() -> Non
     token = issue_token(SECRET, camera, 300, now=1_000_000)
     assert token.startswith("psp_")
     grant = read_token(SECRET, token, now=1_000_299)
-    assert grant is not None and grant.camera_id == camera and grant.expires == 1_000_300
+    assert grant is not None
+    assert grant.camera_id == camera
+    assert grant.expires == 1_000_300
     assert read_token(SECRET, token, now=1_000_300) is None
     assert read_token(b"t" * 32, token, now=1_000_000) is None
     raw = bytearray(base64.urlsafe_b64decode(token[4:] + "=="))

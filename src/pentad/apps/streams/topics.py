@@ -1,17 +1,13 @@
-"""Authorisation of the streams realtime topics (events.py says what they carry), and ending it at once
-when a camera's role is taken or the camera turns private or goes away. Clients never publish on them."""
+"""Authorisation of the streams realtime topics (events.py says what they carry). Clients never publish on
+them. A role taken (core grants) re-checks the holder's connections at once; so does deleting a camera."""
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from pentad.apps.streams.access import camera_access
-from pentad.apps.streams.events import camera_topic
 from pentad.apps.streams.permissions import STREAMS_USE, STREAMS_WATCH
 from pentad.core.errors import AppError
-from pentad.core.realtime.publish import recheck
 from pentad.core.realtime.topics import TopicAccess, TopicSpec
 
 
@@ -55,9 +51,3 @@ TOPICS = (
     TopicSpec("streams.directory", _may_watch_directory, history_size=100, requires=STREAMS_WATCH),
     TopicSpec("streams.user.{user_id}", _is_own_user_topic, history_size=100, requires=STREAMS_USE),
 )
-
-
-def recheck_camera_viewers(session: AsyncSession, camera_id: uuid.UUID, user_ids: list[uuid.UUID]) -> None:
-    """Once the change commits, these accounts' subscriptions to the camera's topic are authorised again on
-    every node: one whose role was taken stops receiving the camera at once, as REST refuses at once."""
-    recheck(session, user_ids, camera_topic(camera_id))

@@ -11,7 +11,6 @@ from pentad.apps.streams.events import GrantChanged, user_topic
 from pentad.apps.streams.exceptions import GrantNotFound
 from pentad.apps.streams.permissions import CAMERA_MANAGE, CAMERA_RESOURCE, CAMERA_ROLES
 from pentad.apps.streams.schemas import GrantCreate, GrantRead
-from pentad.apps.streams.topics import recheck_camera_viewers
 from pentad.core.auth.grants import grant_role, holders, revoke_role
 from pentad.core.auth.service import AuthService
 from pentad.core.errors import Conflict
@@ -56,7 +55,6 @@ async def do_grant(streams: StreamsContext, camera_id: uuid.UUID, data: GrantCre
         data.role,
         actor=streams.audit_actor,
     )
-    recheck_camera_viewers(streams.session, camera.id, [user_id])
     publish(
         streams.session,
         user_topic(user_id),
@@ -72,7 +70,6 @@ async def do_revoke(streams: StreamsContext, camera_id: uuid.UUID, user_id: uuid
         raise OwnerKeepsRole()
     if await _revoke_all(streams, user_id, camera.id) == 0:
         raise GrantNotFound()
-    recheck_camera_viewers(streams.session, camera.id, [user_id])
     publish(
         streams.session,
         user_topic(user_id),
