@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pentad.apps.streams import endpoints, permissions, topics
+from pentad.apps.streams import endpoints, pages, permissions, topics
 from pentad.apps.streams.events import DOMAIN_EVENTS
 from pentad.apps.streams.playback import PLAYBACK_SCHEME
 from pentad.apps.streams.settings import APP_NAME, StreamsSettings
@@ -20,6 +20,7 @@ APP = AppSpec(
     title="Streams",
     description="Camera streaming: RTMP/RTSP in, HLS and WebRTC out, recording.",
     routers=[endpoints.router],
+    pages=[pages.router],
     migrations=PACKAGE / "migrations" / "versions",
     permissions=permissions.ALL,
     role_permissions={"member": [permissions.STREAMS_USE, permissions.STREAMS_WATCH]},
@@ -28,4 +29,5 @@ APP = AppSpec(
     topics=topics.TOPICS,
     events=DOMAIN_EVENTS,
     settings=StreamsSettings,
+    home_path="/streams",
 )
