@@ -146,3 +146,32 @@ async def test_sessions_and_changes_are_published_and_keys_never_are(
         frames = repr([*mine.pending_events(), *theirs.pending_events()])
         assert key["key"] not in frames
         assert key["key"][4:] not in frames
+
+
+async def test_a_camera_made_private_ends_the_subscriptions_of_those_without_a_role_at_once(
+    app: FastAPI, client: httpx.AsyncClient, owner: Account, stranger: Account, hub: None
+) -> None:
+    """Watching a public camera needs no role, so nobody can list its viewers: turning it private asks
+    every subscriber again, at once (not at the hub's revalidation a minute later)."""
+    camera = await make_camera(client, owner, visibility="public")
+    topic = f"streams.camera.{camera['id']}"
+    async with connected(app, _token(owner)) as mine, connected(app, _token(stranger)) as theirs:
+        for socket in (mine, theirs):
+            assert (await socket.request("subscribe", topic=topic))["ok"]
+        hidden = await client.patch(
+            f"/api/streams/cameras/{camera['id']}", json={"visibility": "private"}, headers=owner.headers
+        )
+        assert hidden.status_code == 200
+        while (frame := await theirs.recv())["op"] != "unsubscribed":
+            assert frame["op"] in ("event", "ping"), frame
+        assert frame == {"op": "unsubscribed", "topic": topic, "reason": "forbidden"}
+        await settle()  # the owner's own check, still running, shares the test's one connection
+        renamed = await client.patch(
+            f"/api/streams/cameras/{camera['id']}", json={"name": "Back door"}, headers=owner.headers
+        )
+        assert renamed.status_code == 200
+        while (seen := await mine.event(topic))["data"].get("name") != "Back door":
+            pass
+        assert seen["data"]["visibility"] == "private"
+        await settle()
+        assert not [event for event in theirs.pending_events() if event["topic"] == topic]

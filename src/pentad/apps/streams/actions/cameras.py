@@ -20,7 +20,7 @@ from pentad.core.auth.grants import delete_resource_grants, grant_role, resource
 from pentad.core.db.base import utcnow, uuid7
 from pentad.core.errors import BadRequest
 from pentad.core.netguard import is_public_address
-from pentad.core.realtime.publish import publish
+from pentad.core.realtime.publish import publish, recheck_topic
 
 LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
 
@@ -151,6 +151,7 @@ async def do_update_camera(streams: StreamsContext, camera_id: uuid.UUID, data: 
         rtsp_url = None  # leaving RTSP drops the URL with its credentials
     _check_source(source, rtsp_url)
     was_public = camera.visibility == "public"
+    was_open = camera.visibility != "private"
     for name, value in changes.items():
         setattr(camera, name, value)
     camera.rtsp_url_enc = (
@@ -169,6 +170,10 @@ async def do_update_camera(streams: StreamsContext, camera_id: uuid.UUID, data: 
         fields=sorted(data.model_fields_set),
     )
     notify_camera_changed(streams, camera, "camera.updated", was_public=was_public)
+    if was_open and camera.visibility == "private":
+        # Anyone may have watched it without a role: every subscriber is asked again (owner, roles and
+        # its playback tokens stay; the rest get `unsubscribed`).
+        recheck_topic(streams.session, camera_topic(camera.id))
     return access
 
 
@@ -202,6 +207,7 @@ async def do_delete_camera(streams: StreamsContext, camera_id: uuid.UUID) -> Non
         resource_id=str(camera.id),
     )
     notify_camera_changed(streams, camera, "camera.deleted", was_public=camera.visibility == "public")
+    recheck_topic(streams.session, camera_topic(camera.id))  # a deleted camera is readable by nobody
 
 
 def notify_camera_changed(
