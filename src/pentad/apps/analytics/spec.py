@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pentad.apps.analytics import endpoints, ingest, pages, permissions, tasks
+from pentad.apps.analytics.events import DOMAIN_EVENTS
 from pentad.apps.analytics.registry import SITE_REGISTRY
 from pentad.apps.analytics.settings import APP_NAME, AnalyticsSettings
 from pentad.core.apps import AppSpec
@@ -28,4 +29,5 @@ APP = AppSpec(
     settings=AnalyticsSettings,
     jobs=tasks.JOBS,
     cron=tasks.CRON,
+    events=DOMAIN_EVENTS,
 )
