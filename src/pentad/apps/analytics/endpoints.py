@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import StreamingResponse
 
-from pentad.apps.analytics import query, repository, stats
+from pentad.apps.analytics import export, query, repository, stats
 from pentad.apps.analytics.access import access_site
 from pentad.apps.analytics.actions.goals import GoalService
 from pentad.apps.analytics.actions.sites import SiteService, site_read
 from pentad.apps.analytics.permissions import ANALYTICS_USE, SITE_MANAGE
+from pentad.apps.analytics.retention import RawDataExpired
 from pentad.apps.analytics.schemas import (
     DropCount,
     DropsRead,
@@ -29,7 +31,7 @@ from pentad.apps.analytics.schemas import (
 )
 from pentad.core.auth.dependencies import db_session, request_actor, require
 from pentad.core.auth.principal import Principal
-from pentad.core.errors import problem_responses
+from pentad.core.errors import NotFound, problem_responses
 from pentad.core.platform import get_platform
 
 router = APIRouter(
@@ -301,3 +303,60 @@ async def funnel_report(
     site, funnel = await _goals(request, session, principal).funnel(site_id, funnel_id)
     ask = stats.Ask.of(get_platform(request), site, period, start, end, filters)
     return await stats.funnel(session, ask, funnel)
+
+
+# ------------------------------------------------------------------ CSV export
+
+
+async def export_response(session: AsyncSession, ask: stats.Ask, panel: str) -> StreamingResponse:
+    """One panel as CSV (`<panel>.csv`) or every panel as a ZIP (`all.zip`)."""
+    stem = f"{ask.site.domain}-{ask.span.start.date()}-{(ask.span.end - timedelta(days=1)).date()}"
+    if panel == "all.zip":
+        tables: list[tuple[str, export.Table]] = []
+        skipped: list[list[str]] = []
+        for name in export.PANELS:
+            try:
+                tables.append((name, await export.panel_table(session, ask, name)))
+            except RawDataExpired as exc:
+                if name not in export.RAW_ONLY:
+                    raise
+                skipped.append([name, exc.message])
+        if skipped:
+            tables.append(("skipped", (["panel", "reason"], skipped)))
+        return StreamingResponse(
+            export.stream_zip(tables),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{stem}.zip"'},
+        )
+    name = panel.removesuffix(".csv")
+    if name == panel:
+        raise NotFound("Export `<panel>.csv` or `all.zip`.", code="unknown_panel")
+    table = await export.panel_table(session, ask, name)
+    return StreamingResponse(
+        export.stream_csv(table),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{stem}-{name}.csv"'},
+    )
+
+
+@router.get(
+    "/sites/{site_id}/export/{panel}",
+    summary="Export a panel as CSV, or every panel as a ZIP",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}, "application/zip": {}}}},
+)
+async def export_panel(
+    site_id: SiteId,
+    panel: Annotated[
+        str, Path(description=f"`<panel>.csv` ({', '.join(export.PANELS)}) or `all.zip`.", max_length=40)
+    ],
+    request: Request,
+    session: Session,
+    principal: Member,
+    period: PeriodQuery = "30d",
+    start: FromQuery = None,
+    end: ToQuery = None,
+    filters: FilterQuery = [],  # noqa: B006
+) -> StreamingResponse:
+    ask = await _ask(request, session, principal, site_id, period, start, end, filters)
+    return await export_response(session, ask, panel)
