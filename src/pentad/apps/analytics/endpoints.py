@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -14,8 +14,8 @@ from pentad.apps.analytics import export, query, repository, stats
 from pentad.apps.analytics.access import access_site
 from pentad.apps.analytics.actions.goals import GoalService
 from pentad.apps.analytics.actions.sites import SiteService, site_read
+from pentad.apps.analytics.live import LiveFrame, live_frame
 from pentad.apps.analytics.permissions import ANALYTICS_USE, SITE_MANAGE
-from pentad.apps.analytics.retention import RawDataExpired
 from pentad.apps.analytics.schemas import (
     DropCount,
     DropsRead,
@@ -25,13 +25,16 @@ from pentad.apps.analytics.schemas import (
     GoalRead,
     GrantCreate,
     GrantRead,
+    ShareCreate,
+    ShareRead,
     SiteCreate,
     SiteRead,
     SiteUpdate,
 )
+from pentad.apps.analytics.sharing import ShareService, share_read
 from pentad.core.auth.dependencies import db_session, request_actor, require
 from pentad.core.auth.principal import Principal
-from pentad.core.errors import NotFound, problem_responses
+from pentad.core.errors import problem_responses
 from pentad.core.platform import get_platform
 
 router = APIRouter(
@@ -256,6 +259,12 @@ async def stats_breakdown(
     return await stats.breakdown(session, ask, dimension, limit)
 
 
+@router.get("/sites/{site_id}/stats/live", summary="Visitors on the site now (the last 5 minutes)")
+async def stats_live(site_id: SiteId, request: Request, session: Session, principal: Member) -> LiveFrame:
+    site = (await access_site(session, get_platform(request), principal, site_id)).site
+    return await live_frame(session, site.key)
+
+
 @router.get("/sites/{site_id}/stats/goals", summary="Goal conversions over a range")
 async def stats_goals(
     site_id: SiteId,
@@ -308,37 +317,6 @@ async def funnel_report(
 # ------------------------------------------------------------------ CSV export
 
 
-async def export_response(session: AsyncSession, ask: stats.Ask, panel: str) -> StreamingResponse:
-    """One panel as CSV (`<panel>.csv`) or every panel as a ZIP (`all.zip`)."""
-    stem = f"{ask.site.domain}-{ask.span.start.date()}-{(ask.span.end - timedelta(days=1)).date()}"
-    if panel == "all.zip":
-        tables: list[tuple[str, export.Table]] = []
-        skipped: list[list[str]] = []
-        for name in export.PANELS:
-            try:
-                tables.append((name, await export.panel_table(session, ask, name)))
-            except RawDataExpired as exc:
-                if name not in export.RAW_ONLY:
-                    raise
-                skipped.append([name, exc.message])
-        if skipped:
-            tables.append(("skipped", (["panel", "reason"], skipped)))
-        return StreamingResponse(
-            export.stream_zip(tables),
-            media_type="application/zip",
-            headers={"Content-Disposition": f'attachment; filename="{stem}.zip"'},
-        )
-    name = panel.removesuffix(".csv")
-    if name == panel:
-        raise NotFound("Export `<panel>.csv` or `all.zip`.", code="unknown_panel")
-    table = await export.panel_table(session, ask, name)
-    return StreamingResponse(
-        export.stream_csv(table),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{stem}-{name}.csv"'},
-    )
-
-
 @router.get(
     "/sites/{site_id}/export/{panel}",
     summary="Export a panel as CSV, or every panel as a ZIP",
@@ -359,4 +337,41 @@ async def export_panel(
     filters: FilterQuery = [],  # noqa: B006
 ) -> StreamingResponse:
     ask = await _ask(request, session, principal, site_id, period, start, end, filters)
-    return await export_response(session, ask, panel)
+    return await export.export_response(session, ask, panel)
+
+
+# ------------------------------------------------------------------ shared links
+
+
+def _shares(request: Request, session: AsyncSession, principal: Principal) -> ShareService:
+    return ShareService(session, get_platform(request), principal, request_actor(request, principal))
+
+
+@router.post(
+    "/sites/{site_id}/shares", status_code=201, summary="Make a shared link to the dashboard (owners)"
+)
+async def create_share(
+    site_id: SiteId, data: ShareCreate, request: Request, session: Session, principal: Member
+) -> ShareRead:
+    share = await _shares(request, session, principal).create(site_id, data)
+    return share_read(get_platform(request), share)
+
+
+@router.get("/sites/{site_id}/shares", summary="A site's shared links (owners)")
+async def list_shares(
+    site_id: SiteId, request: Request, session: Session, principal: Member
+) -> list[ShareRead]:
+    platform = get_platform(request)
+    return [share_read(platform, s) for s in await _shares(request, session, principal).list(site_id)]
+
+
+@router.delete("/sites/{site_id}/shares/{share_id}", status_code=204, summary="Revoke a shared link (owners)")
+async def revoke_share(
+    site_id: SiteId,
+    share_id: Annotated[uuid.UUID, Path(description="Shared link id.")],
+    request: Request,
+    session: Session,
+    principal: Member,
+) -> Response:
+    await _shares(request, session, principal).revoke(site_id, share_id)
+    return Response(status_code=204)

@@ -12,11 +12,14 @@ import csv
 import io
 import zipfile
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from datetime import timedelta
 from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import StreamingResponse
 
 from pentad.apps.analytics import stats
+from pentad.apps.analytics.retention import RawDataExpired
 from pentad.core.errors import NotFound
 
 EXPORT_ROWS: Final = 1000
@@ -132,3 +135,34 @@ async def stream_zip(tables: Sequence[tuple[str, Table]]) -> AsyncIterator[bytes
                     member.write(line)
             yield sink.take()
     yield sink.take()
+
+
+async def export_response(session: AsyncSession, ask: stats.Ask, panel: str) -> StreamingResponse:
+    """One panel as CSV (`<panel>.csv`) or every panel as a ZIP (`all.zip`)."""
+    stem = f"{ask.site.domain}-{ask.span.start.date()}-{(ask.span.end - timedelta(days=1)).date()}"
+    if panel == "all.zip":
+        tables: list[tuple[str, Table]] = []
+        skipped: list[list[str]] = []
+        for name in PANELS:
+            try:
+                tables.append((name, await panel_table(session, ask, name)))
+            except RawDataExpired as exc:
+                if name not in RAW_ONLY:
+                    raise
+                skipped.append([name, exc.message])
+        if skipped:
+            tables.append(("skipped", (["panel", "reason"], skipped)))
+        return StreamingResponse(
+            stream_zip(tables),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{stem}.zip"'},
+        )
+    name = panel.removesuffix(".csv")
+    if name == panel:
+        raise NotFound("Export `<panel>.csv` or `all.zip`.", code="unknown_panel")
+    table = await panel_table(session, ask, name)
+    return StreamingResponse(
+        stream_csv(table),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{stem}-{name}.csv"'},
+    )
