@@ -2,10 +2,10 @@
 
 An owner makes a link (`POST /api/analytics/sites/{id}/shares`): `/analytics/share/<slug>`, the slug a
 random 128-bit secret. A link is public, or protected by a password the core password hasher (argon2)
-keeps only as a hash. Password attempts are rate-limited per link and address (SHARE_ATTEMPTS, counted
-even when rate limits are otherwise relaxed); a right password sets a cookie scoped to the link's path,
-signed with the server's signing secret over the link and its password hash, valid for COOKIE_HOURS (a
-new password or a deleted link ends it). Deleting the link revokes it at once.
+keeps only as a hash. Password attempts are limited per link and address (SHARE_ATTEMPTS a minute,
+counted in the core cache whatever the request rate limits are); a right password sets a cookie
+scoped to the link's path, signed with the server's signing secret over the link and its password
+hash, valid for COOKIE_HOURS (a new password or a deleted link ends it). Deleting the link revokes it at once.
 
 The link opens that site only, read-only: the dashboard page and its JSON (`/analytics/share/<slug>/api/
 …`: top stats, time series, breakdowns, goals, properties, funnels, CSV export) — no settings, no
@@ -50,7 +50,8 @@ from pentad.core.security import client_address
 from pentad.core.web.pages.kit import TEMPLATES_DIR, check_same_origin, render_page, see_other
 
 SHARE_ATTEMPTS: Final = 10
-"""Password attempts per link, address and minute."""
+ATTEMPT_WINDOW: Final = 60
+"""Password attempts per link and address within ATTEMPT_WINDOW seconds of the first."""
 COOKIE: Final = "pentad_share"
 COOKIE_HOURS: Final = 12
 SHARE_PREFIX: Final = "/analytics/share"
@@ -176,14 +177,14 @@ async def _open_site(request: Request, session: AsyncSession, slug: str) -> Anal
 
 
 async def _enforce_attempts(platform: Platform, slug: str, address: str) -> None:
-    """At most SHARE_ATTEMPTS password attempts per link, address and minute, counted in the core cache
-    (shared by every node when it is Redis) whatever the server's request rate limits are."""
-    minute = int(time.time() // 60)
-    tried = await platform.cache.incr(f"analytics:share-attempts:{slug}:{address}:{minute}", ttl=90)
+    """At most SHARE_ATTEMPTS password attempts per link and address in a window of ATTEMPT_WINDOW
+    seconds from the first, counted in the core cache (shared by every node when it is Redis), whatever
+    the server's request rate limits are."""
+    tried = await platform.cache.incr(f"analytics:share-attempts:{slug}:{address}", ttl=ATTEMPT_WINDOW)
     if tried > SHARE_ATTEMPTS:
         raise TooManyRequests(
             "Too many password attempts for this link; try again in a minute.",
-            headers={"Retry-After": str(60 - int(time.time()) % 60)},
+            headers={"Retry-After": str(ATTEMPT_WINDOW)},
         )
 
 
