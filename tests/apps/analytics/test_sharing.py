@@ -80,11 +80,6 @@ async def test_public_and_password_links(
     right = await client.post(locked, data={"password": "correct horse"})
     assert right.status_code == 303
     assert (await client.get(f"{locked}/api/stats/aggregate?{RANGE}")).json()["visitors"] == 2
-    forged = httpx.Cookies({"pentad_share": "9999999999.00"})
-    assert (await client.get(f"{locked}/api/stats/aggregate?{RANGE}", cookies=forged)).status_code in (
-        200,
-        401,
-    )
 
     listed = (await client.get(shares, headers=owner.headers)).json()
     assert [(s["label"], s["password_protected"]) for s in listed] == [("press", False), ("", True)]

@@ -62,11 +62,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("analytics_shares", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_analytics_shares_site_id"))
+    # Dropping a table drops its indexes (MariaDB refuses to drop one its foreign key needs first).
     op.drop_table("analytics_shares")
-    with op.batch_alter_table("analytics_funnels", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_analytics_funnels_site_id"))
     op.drop_table("analytics_funnels")
     with op.batch_alter_table("analytics_goals", schema=None) as batch_op:
         batch_op.drop_column("event_name")
