@@ -177,7 +177,10 @@ async def test_tracked_events_show_on_the_dashboard(
         dashboard.on("pageerror", lambda error: problems.append(str(error)))
         await dashboard.goto(f"/analytics/{site_id}")
         await _sign_in(dashboard, EMAIL, password)
-        await expect(dashboard).to_have_url(f"{base_url}/analytics/{site_id}")
+        # the dashboard keeps its range and filters in its URL
+        await expect(dashboard).to_have_url(
+            re.compile(re.escape(f"{base_url}/analytics/{site_id}") + r"\?period=30d$")
+        )
         # Stored within the ingest stream's flush interval (1 s): reload until the numbers are there.
         pageviews = dashboard.locator('[data-stat="pageviews"]')
         deadline = time.monotonic() + SEEN_MS / 1000
