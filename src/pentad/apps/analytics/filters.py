@@ -86,6 +86,9 @@ COLUMNS: Final = (
     "currency",
 )
 PAGEVIEW: Final = "pageview"
+BASE_COLUMNS: Final = ("visitor_id", "ts", "name", "path")
+"""Read for every question; the others only when a filter or a panel needs them (a narrower read of
+the range is most of the time saved)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,17 @@ def parse_filter(text: str) -> Filter:
     if not value or len(value) > 2000:
         raise BadRequest("A filter's value is 1 to 2,000 characters.", code="bad_filter")
     return Filter(dimension, operator, value)  # type: ignore[arg-type]
+
+
+def needed_columns(filters: Iterable[Filter], extra: Iterable[str] = ()) -> tuple[str, ...]:
+    """The raw columns a question reads: the base ones, the filters' and `extra`."""
+    wanted = set(BASE_COLUMNS) | set(extra)
+    for check in filters:
+        if check.on_visit:
+            wanted.add(VISIT_DIMENSIONS[check.dimension])
+        elif check.dimension.startswith(PROP_PREFIX):
+            wanted.add("props")
+    return tuple(name for name in COLUMNS if name in wanted)
 
 
 def parse_filters(texts: Iterable[str]) -> tuple[Filter, ...]:
@@ -185,7 +199,7 @@ def event_value(event: dict[str, Any], dimension: str, goals: Sequence[GoalRule]
         return [event["name"] if event["name"] != PAGEVIEW else None]
     if dimension == "goal":
         return [rule.name for rule in goals if rule.matches(event["name"], event["path"])] or [None]
-    props = event["props"] or {}
+    props = event.get("props") or {}
     return [props.get(dimension[len(PROP_PREFIX) :])]
 
 
@@ -239,9 +253,11 @@ async def load_visits(
     end_ms: int,
     session_timeout: int,
     filters: Sequence[Filter] = (),
+    columns: Sequence[str] = COLUMNS,
 ) -> list[RawVisit]:
     """The visits of the range's events (a visit begun before the range starts at its first event in
-    the range, as the raw reference answers count it)."""
+    the range, as the raw reference answers count it), each event a dict of `columns` (needed_columns:
+    the base ones and what the filters and the question read)."""
     conditions = [
         AnalyticsEvent.site_key == site_key,
         AnalyticsEvent.ts >= start_ms,
@@ -250,13 +266,13 @@ async def load_visits(
     for check in filters:
         if check.dimension in VISITOR_FACTS and check.operator == "is" and check.value != NONE_VALUE:
             conditions.append(getattr(AnalyticsEvent, check.dimension) == check.value)
-    columns = [getattr(AnalyticsEvent, name) for name in COLUMNS]
-    query = select(*columns).where(*conditions).order_by(AnalyticsEvent.visitor_id, AnalyticsEvent.ts)
+    read = [getattr(AnalyticsEvent, name) for name in columns]
+    query = select(*read).where(*conditions).order_by(AnalyticsEvent.visitor_id, AnalyticsEvent.ts)
     gap = session_timeout * 1000
     visits: list[RawVisit] = []
     current: RawVisit | None = None
     for raw in (await session.execute(query)).all():
-        event = dict(zip(COLUMNS, raw, strict=True))
+        event = dict(zip(columns, raw, strict=True))
         visitor, ts = int(event["visitor_id"]), int(event["ts"])
         if current is None or current.visitor_id != visitor or ts - current.end > gap:
             current = RawVisit(visitor)
@@ -289,7 +305,7 @@ def totals_of(selection: Selection) -> Counts:
                 counts.pageviews += 1
             else:
                 counts.events += 1
-            counts.revenue_micros += int(event["revenue_micros"] or 0)
+            counts.revenue_micros += int(event.get("revenue_micros") or 0)
     return counts
 
 
@@ -389,7 +405,7 @@ def _count(bucket: Bucket, event: dict[str, Any]) -> None:
         bucket.pageviews += 1
     else:
         bucket.events += 1
-    bucket.revenue_micros += int(event["revenue_micros"] or 0)
+    bucket.revenue_micros += int(event.get("revenue_micros") or 0)
 
 
 def props_of(selection: Selection, key: str | None) -> dict[str | None, Bucket]:
@@ -397,7 +413,7 @@ def props_of(selection: Selection, key: str | None) -> dict[str | None, Bucket]:
     found: dict[str | None, Bucket] = defaultdict(Bucket)
     for visit, events in zip(selection.visits, selection.counted, strict=True):
         for event in events:
-            props = event["props"] or {}
+            props = event.get("props") or {}
             names: list[str | None] = list(props) if key is None else ([props[key]] if key in props else [])
             for name in names:
                 bucket = found[name]

@@ -645,15 +645,22 @@ async def raw_selection(
     filters: Sequence[raw.Filter],
     options: Options,
     rules: Sequence[goals.GoalRule] | None = None,
+    columns: Sequence[str] = (),
 ) -> raw.Selection:
-    """The range's visits from raw events with the filters applied; 422 `filter_needs_raw_data` when the
-    raw tier no longer covers the range."""
+    """The range's visits from raw events with the filters applied, reading the base columns, the
+    filters' and `columns`; 422 `filter_needs_raw_data` when the raw tier no longer covers the range."""
     tiers = retention.effective(site.retention, options.default_tiers)
     retention.ensure_raw_available(span.start_ms, tiers, options.planning.now)
     if rules is None:
         rules = await site_goal_rules(session, site) if any(f.dimension == "goal" for f in filters) else []
     visits = await raw.load_visits(
-        session, site.key, span.start_ms, span.end_ms, options.session_timeout, filters
+        session,
+        site.key,
+        span.start_ms,
+        span.end_ms,
+        options.session_timeout,
+        filters,
+        raw.needed_columns(filters, columns),
     )
     return raw.select_visits(visits, filters, rules)
 
@@ -673,7 +680,8 @@ async def site_totals(
     options = options or Options()
     if not filters:
         return await totals(session, site.key, span, options.session_timeout, options.planning)
-    counts = raw.totals_of(await raw_selection(session, site, span, filters, options))
+    selection = await raw_selection(session, site, span, filters, options, columns=["revenue_micros"])
+    counts = raw.totals_of(selection)
     return FilteredTotals(
         visitors=counts.visitors,
         visits=counts.visits,
@@ -724,7 +732,9 @@ async def site_breakdown(
             session_timeout=options.session_timeout,
             planning=options.planning,
         )
-    found = raw.breakdown_of(await raw_selection(session, site, span, filters, options), dimension)
+    column = raw.BREAKDOWNS[dimension][1]
+    selection = await raw_selection(session, site, span, filters, options, columns=[column])
+    found = raw.breakdown_of(selection, dimension)
     label = NONE_LABELS.get(dimension, "(unknown)")
     return [
         Row(value if value is not None else label, len(bucket.visitors), bucket.pageviews, bucket.events)
@@ -742,7 +752,9 @@ async def site_goals(
     """Every goal of the site with its conversions over the range (raw events)."""
     options = options or Options()
     rules = await site_goal_rules(session, site)
-    selection = await raw_selection(session, site, span, filters, options, rules)
+    selection = await raw_selection(
+        session, site, span, filters, options, rules, ["revenue_micros", "currency"]
+    )
     pairs = zip((visit.visitor_id for visit in selection.visits), selection.counted, strict=True)
     return goals.conversions_of(rules, selection.visitors, pairs)
 
@@ -767,7 +779,7 @@ async def site_props(
     """Custom event properties: the keys (key None), or one key's values, with the visitors and events
     that carried them."""
     options = options or Options()
-    found = raw.props_of(await raw_selection(session, site, span, filters, options), key)
+    found = raw.props_of(await raw_selection(session, site, span, filters, options, columns=["props"]), key)
     return [
         PropRow(str(value), len(bucket.visitors), bucket.events + bucket.pageviews)
         for value, bucket in raw.ranked(found, limit)
