@@ -292,7 +292,6 @@ class Counts:
     events: int = 0
     bounces: int = 0
     duration_ms: int = 0
-    revenue_micros: int = 0
 
 
 def totals_of(selection: Selection) -> Counts:
@@ -305,7 +304,6 @@ def totals_of(selection: Selection) -> Counts:
                 counts.pageviews += 1
             else:
                 counts.events += 1
-            counts.revenue_micros += int(event.get("revenue_micros") or 0)
     return counts
 
 
@@ -369,7 +367,6 @@ class Bucket:
     visits: int = 0
     pageviews: int = 0
     events: int = 0
-    revenue_micros: int = 0
 
 
 def breakdown_of(selection: Selection, dimension: str) -> dict[str | None, Bucket]:
@@ -405,7 +402,6 @@ def _count(bucket: Bucket, event: dict[str, Any]) -> None:
         bucket.pageviews += 1
     else:
         bucket.events += 1
-    bucket.revenue_micros += int(event.get("revenue_micros") or 0)
 
 
 def props_of(selection: Selection, key: str | None) -> dict[str | None, Bucket]:

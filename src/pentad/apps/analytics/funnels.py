@@ -11,7 +11,6 @@ the range's filters applied to the visits first.
 from __future__ import annotations
 
 import re
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,8 +21,6 @@ from pentad.apps.analytics.goals import PAGEVIEW, GoalRule, compile_pattern
 from pentad.apps.analytics.models import AnalyticsFunnel
 from pentad.core.errors import AppError
 
-MIN_STEPS: Final = 2
-MAX_STEPS: Final = 8
 MAX_FUNNELS: Final = 50
 
 
@@ -111,7 +108,3 @@ def report(selection: Selection, steps: Sequence[Step], scope: str) -> tuple[int
             )
         )
     return total, results
-
-
-def funnel_goal_ids(steps: Iterable[dict[str, Any]]) -> set[uuid.UUID]:
-    return {uuid.UUID(str(step["goal_id"])) for step in steps if step.get("goal_id") is not None}

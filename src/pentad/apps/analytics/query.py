@@ -633,11 +633,6 @@ def options_for(context: AppContext, site: AnalyticsSite, now: datetime | None =
     )
 
 
-@dataclass
-class FilteredTotals(Totals):
-    revenue_micros: int = 0
-
-
 async def raw_selection(
     session: AsyncSession,
     site: AnalyticsSite,
@@ -680,16 +675,14 @@ async def site_totals(
     options = options or Options()
     if not filters:
         return await totals(session, site.key, span, options.session_timeout, options.planning)
-    selection = await raw_selection(session, site, span, filters, options, columns=["revenue_micros"])
-    counts = raw.totals_of(selection)
-    return FilteredTotals(
+    counts = raw.totals_of(await raw_selection(session, site, span, filters, options))
+    return Totals(
         visitors=counts.visitors,
         visits=counts.visits,
         pageviews=counts.pageviews,
         events=counts.events,
         bounces=counts.bounces,
         duration_ms=counts.duration_ms,
-        revenue_micros=counts.revenue_micros,
     )
 
 
