@@ -87,7 +87,17 @@ async def _a_job(client: httpx.AsyncClient, platform: Platform, owner: Owner) ->
     return f"jobs.{job_id}", f"/api/jobs/{job_id}"
 
 
+async def _own_analytics_site(client: httpx.AsyncClient, platform: Platform, owner: Owner) -> tuple[str, str]:
+    await platform.open_resources()  # the site registry the API tells of the new site
+    body = {"domain": f"t{uuid.uuid4().hex[:8]}.example"}
+    response = await client.post("/api/analytics/sites", json=body, headers=bearer(owner.token))
+    assert response.status_code == 201, response.text
+    site = response.json()["id"]
+    return f"analytics.site.{site}.live", f"/api/analytics/sites/{site}/stats/live"
+
+
 CASES: dict[str, Case] = {
+    "analytics.site.{site_id}.live": _own_analytics_site,
     "chat.channel.{channel_id}": _own_private_channel,
     "chat.user.{user_id}": _own_chat_user,
     "jobs.{job_id}": _a_job,

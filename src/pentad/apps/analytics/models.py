@@ -42,7 +42,9 @@ class AnalyticsSite(IdMixin, TimestampMixin, Base):
 
 
 class AnalyticsGoal(IdMixin, TimestampMixin, Base):
-    """A conversion goal: a pageview of a path pattern or a custom event by name (used from session 2)."""
+    """A conversion goal: a pageview of a path pattern (`kind` "pageview", `path_pattern` with `*`
+    wildcards) or a custom event by name (`kind` "event", `event_name`); with `currency`, the revenue of
+    the completing events in that currency counts (goals.py)."""
 
     __tablename__ = "analytics_goals"
 
@@ -54,6 +56,37 @@ class AnalyticsGoal(IdMixin, TimestampMixin, Base):
     path_pattern: Mapped[str | None] = mapped_column(String(2000), default=None)
     props: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     currency: Mapped[str | None] = mapped_column(String(3), default=None)
+    event_name: Mapped[str | None] = mapped_column(String(120), default=None)
+
+
+class AnalyticsFunnel(IdMixin, TimestampMixin, Base):
+    """An ordered list of 2 to 8 steps (funnels.py), each a goal or a pageview path pattern."""
+
+    __tablename__ = "analytics_funnels"
+
+    site_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("analytics_sites.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(120))
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    """`[{"goal_id": "…"} | {"path": "/pricing*"}, …]`."""
+    scope: Mapped[str] = mapped_column(String(8), default="visit")
+    """`visit`: the steps within one visit; `day`: within one day of a visitor."""
+
+
+class AnalyticsShare(IdMixin, TimestampMixin, Base):
+    """A shared link to a site's read-only dashboard (sharing.py): public, or behind a password kept only
+    as the core password hasher's hash. `slug` is the link's secret part."""
+
+    __tablename__ = "analytics_shares"
+
+    site_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("analytics_sites.id", ondelete="CASCADE"), index=True
+    )
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(120), default="")
+    password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(default=None)
 
 
 class AnalyticsEvent(Base):
@@ -194,11 +227,13 @@ __all__ = [
     "AnalyticsDirtyBucket",
     "AnalyticsDrop",
     "AnalyticsEvent",
+    "AnalyticsFunnel",
     "AnalyticsGoal",
     "AnalyticsRollupCursor",
     "AnalyticsRollupDaily",
     "AnalyticsRollupHourly",
     "AnalyticsRollupMonthly",
     "AnalyticsSession",
+    "AnalyticsShare",
     "AnalyticsSite",
 ]

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pentad.apps.analytics import endpoints, ingest, pages, permissions, retention, tasks
+from pentad.apps.analytics import (
+    endpoints,
+    ingest,
+    live,
+    pages,
+    permissions,
+    retention,
+    sharing,
+    tasks,
+    topics,
+)
+from pentad.apps.analytics.events import DOMAIN_EVENTS
 from pentad.apps.analytics.registry import SITE_REGISTRY
 from pentad.apps.analytics.settings import APP_NAME, AnalyticsSettings
 from pentad.core.apps import AppSpec
@@ -16,17 +27,20 @@ APP = AppSpec(
     title="Analytics",
     description="Cookieless first-party web analytics: a 1 KB tracker, durable ingest, dashboards.",
     routers=[ingest.router, endpoints.router],
-    pages=[pages.router],
+    pages=[sharing.router, pages.router],
     migrations=PACKAGE / "migrations" / "versions",
     permissions=permissions.ALL,
     role_permissions={"member": [permissions.ANALYTICS_USE]},
     resource_roles={permissions.SITE_RESOURCE: permissions.SITE_ROLES},
     ingest=[ingest.EVENTS, ingest.DROPS],
-    resources=[SITE_REGISTRY],
+    resources=[SITE_REGISTRY, live.LIVE_SITES],
+    topics=topics.TOPICS,
+    services=[live.LIVE_SERVICE],
     home_path="/analytics",
     static_dir=PACKAGE / "static",
     settings=AnalyticsSettings,
     jobs=tasks.JOBS,
     cron=tasks.CRON,
     partitioned_tables=[retention.RAW_EVENTS],
+    events=DOMAIN_EVENTS,
 )
