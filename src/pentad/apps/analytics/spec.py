@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pentad.apps.analytics import endpoints, ingest, pages, permissions, tasks
+from pentad.apps.analytics import endpoints, ingest, keys, pages, permissions, stats_api, tasks
 from pentad.apps.analytics.registry import SITE_REGISTRY
 from pentad.apps.analytics.settings import APP_NAME, AnalyticsSettings
 from pentad.core.apps import AppSpec
@@ -15,7 +15,8 @@ APP = AppSpec(
     name=APP_NAME,
     title="Analytics",
     description="Cookieless first-party web analytics: a 1 KB tracker, durable ingest, dashboards.",
-    routers=[ingest.router, endpoints.router],
+    routers=[ingest.router, endpoints.router, keys.router, stats_api.router],
+    credential_schemes=keys.CREDENTIAL_SCHEMES,
     pages=[pages.router],
     migrations=PACKAGE / "migrations" / "versions",
     permissions=permissions.ALL,
