@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pentad.apps.analytics import endpoints, ingest, keys, pages, permissions, stats_api, tasks
+from pentad.apps.analytics import endpoints, ga4, ingest, keys, pages, permissions, stats_api, tasks
 from pentad.apps.analytics.registry import SITE_REGISTRY
 from pentad.apps.analytics.settings import APP_NAME, AnalyticsSettings
 from pentad.core.apps import AppSpec
@@ -15,7 +15,7 @@ APP = AppSpec(
     name=APP_NAME,
     title="Analytics",
     description="Cookieless first-party web analytics: a 1 KB tracker, durable ingest, dashboards.",
-    routers=[ingest.router, endpoints.router, keys.router, stats_api.router],
+    routers=[ingest.router, endpoints.router, keys.router, stats_api.router, ga4.router],
     credential_schemes=keys.CREDENTIAL_SCHEMES,
     pages=[pages.router],
     migrations=PACKAGE / "migrations" / "versions",
@@ -27,6 +27,6 @@ APP = AppSpec(
     home_path="/analytics",
     static_dir=PACKAGE / "static",
     settings=AnalyticsSettings,
-    jobs=tasks.JOBS,
+    jobs=[*tasks.JOBS, *ga4.JOBS],
     cron=tasks.CRON,
 )
