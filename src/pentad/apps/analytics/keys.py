@@ -199,7 +199,7 @@ async def revoke_key(
 router = APIRouter(
     prefix="/api/analytics/keys",
     tags=["analytics"],
-    responses=problem_responses(401, 403, 404, 422, 429),
+    responses=problem_responses(400, 401, 403, 404, 422, 429),
 )
 Session = Annotated[AsyncSession, Depends(db_session)]
 Owner = Annotated[Principal, Depends(require_user(ANALYTICS_USE))]

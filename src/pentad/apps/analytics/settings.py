@@ -89,6 +89,9 @@ class AnalyticsSettings(BaseModel):
         le=20,
         description="Tries of a GA4 request that fails with 5xx, 429 or no answer, then dropped.",
     )
+    ga4_import_max_bytes: int = Field(
+        50 * 1024 * 1024, ge=1024, description="Largest GA4 CSV export an owner may upload, bytes (else 413)."
+    )
     report_hour: int = Field(
         8,
         ge=0,
