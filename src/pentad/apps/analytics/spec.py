@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pentad.apps.analytics import endpoints, ga4, ingest, keys, pages, permissions, reports, stats_api, tasks
+from pentad.apps.analytics import (
+    endpoints,
+    ga4,
+    ga4_import,
+    ingest,
+    keys,
+    pages,
+    permissions,
+    reports,
+    stats_api,
+    tasks,
+)
 from pentad.apps.analytics.registry import SITE_REGISTRY
 from pentad.apps.analytics.settings import APP_NAME, AnalyticsSettings
 from pentad.core.apps import AppSpec
@@ -15,7 +26,15 @@ APP = AppSpec(
     name=APP_NAME,
     title="Analytics",
     description="Cookieless first-party web analytics: a 1 KB tracker, durable ingest, dashboards.",
-    routers=[ingest.router, endpoints.router, keys.router, stats_api.router, ga4.router, reports.router],
+    routers=[
+        ingest.router,
+        endpoints.router,
+        keys.router,
+        stats_api.router,
+        ga4.router,
+        reports.router,
+        ga4_import.router,
+    ],
     credential_schemes=keys.CREDENTIAL_SCHEMES,
     pages=[pages.router, reports.pages],
     migrations=PACKAGE / "migrations" / "versions",
@@ -27,7 +46,7 @@ APP = AppSpec(
     home_path="/analytics",
     static_dir=PACKAGE / "static",
     settings=AnalyticsSettings,
-    jobs=[*tasks.JOBS, *ga4.JOBS, *reports.JOBS],
+    jobs=[*tasks.JOBS, *ga4.JOBS, *ga4_import.JOBS, *reports.JOBS],
     cron=[*tasks.CRON, *reports.CRON],
     mail_templates=PACKAGE / "templates" / "analytics" / "mail",
 )
