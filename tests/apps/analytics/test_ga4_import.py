@@ -60,7 +60,7 @@ COUNTRIES = HEAD.format(title="Demographic details: Country", start="20250901", 
     "Country,Active users,New users,Engaged sessions,Engagement rate,Event count\n"
     "Germany,20,18,25,0.6,300\n"
     "United States,15,15,10,0.5,100\n"
-    "Côte d’Ivoire,3,3,1,0.5,10\n"
+    "Côte d\u2019Ivoire,3,3,1,0.5,10\n"  # GA4 writes a typographic apostrophe
     "(not set),2,2,0,0,5\n"
     "Atlantis,1,1,0,0,1\n"
 )
