@@ -4,11 +4,13 @@ when revoked (401) or when its owner loses the site (404); bad questions are 400
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from pentad.apps.analytics.ingest import EVENTS, EventRow, flush_events
@@ -16,7 +18,7 @@ from pentad.apps.analytics.models import AnalyticsSite, AnalyticsStatsKey
 from pentad.core.ingest import FlushContext
 from pentad.core.platform import Platform
 from tests.apps.analytics.conftest import Account, account
-from tests.factories import bearer
+from tests.factories import DEFAULT_PASSWORD, bearer
 
 API = "/api/analytics/v1/stats"
 
@@ -228,3 +230,40 @@ async def test_bad_questions_are_400(client: httpx.AsyncClient, owner: Account, 
     assert (
         await client.get(f"{API}/aggregate", params={"site_id": domain}, headers=bearer("pas_garbage"))
     ).status_code == 401
+
+
+@pytest.mark.one_engine
+async def test_the_dashboard_offers_the_integrations_to_each_as_allowed(
+    client: httpx.AsyncClient, platform: Platform, owner: Account, site: dict[str, Any]
+) -> None:
+    viewer = await account(platform)
+    await client.post(
+        f"/api/analytics/sites/{site['id']}/grants",
+        json={"email": viewer.user.email, "role": "viewer"},
+        headers=owner.headers,
+    )
+    signed_in = await client.post("/login", data={"email": viewer.user.email, "password": DEFAULT_PASSWORD})
+    assert signed_in.status_code == 303
+    page = await client.get(f"/analytics/{site['id']}")
+    assert 'id="integrations"' in page.text
+    assert 'id="key-form"' in page.text
+    assert 'id="ga4-form"' not in page.text
+    assert 'id="import-form"' not in page.text
+
+    # what integrations.js does: the session cookie and the page's CSRF token
+    token = re.search(r'name="csrf-token" content="([0-9a-f]+)"', page.text)
+    assert token is not None
+    body = {"name": "from the page", "site_ids": [site["id"]]}
+    refused = await client.post("/api/analytics/keys", json=body)
+    assert refused.status_code == 403
+    made = await client.post("/api/analytics/keys", json=body, headers={"X-CSRF-Token": token.group(1)})
+    assert made.status_code == 201
+    assert made.json()["key"].startswith("pas_")
+
+    client.cookies.clear()
+    assert (
+        await client.post("/login", data={"email": owner.user.email, "password": DEFAULT_PASSWORD})
+    ).status_code == 303
+    owners_page = await client.get(f"/analytics/{site['id']}")
+    assert 'id="ga4-form"' in owners_page.text
+    assert 'id="import-form"' in owners_page.text
