@@ -50,7 +50,7 @@ from pentad.core.errors import NotFound, problem_responses
 from pentad.core.ingest import FlushContext
 from pentad.core.jobs.queue import NewJob, enqueue, enqueue_many
 from pentad.core.jobs.registry import JobSpec
-from pentad.core.netguard import GuardedClient
+from pentad.core.netguard import DestinationNotAllowed, GuardedClient
 from pentad.core.platform import get_platform
 
 logger = structlog.get_logger("pentad.analytics.ga4")
@@ -216,16 +216,18 @@ async def forward(context: JobContext, payload: dict[str, Any]) -> None:
             answer = await client.request(
                 "POST", url, content=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
             )
-            status = answer.status_code
-        except httpx.HTTPError as exc:
-            status, error = 0, type(exc).__name__
+            status, failure = answer.status_code, f"GA4 answered {answer.status_code}"
+        except httpx.HTTPError as exc:  # its text may quote the URL, which holds the secret: the type only
+            status, failure = 0, type(exc).__name__
+        except DestinationNotAllowed:
+            status, failure = 400, "GA4_ENDPOINT is an address outbound requests may not reach"
         if 200 <= status < 300:
             sent += len(events)
         elif 400 <= status < 500 and status != 429:
             dropped += len(events)
-            error = f"GA4 answered {status}; {len(events)} events dropped"
+            error = f"{failure}; {len(events)} events dropped"
         else:
-            error = error if status == 0 else f"GA4 answered {status}"
+            error = failure
             unsent = events + [e for rest in bodies[index + 1 :] for e in rest["_pentad_events"]]
             break
     async with platform.database.transaction() as session:

@@ -65,7 +65,10 @@ async def _authenticate(session: AsyncSession, platform: AppContext, raw: str) -
     if key is None or key.revoked_at is not None or not tokens.secret_matches(token.secret, key.secret_hash):
         raise InvalidToken()
     assert isinstance(platform, Platform)
-    owner = await AuthService(session, platform).get_user(key.user_id)
+    try:
+        owner = await AuthService(session, platform).get_user(key.user_id)
+    except NotFound:
+        raise InvalidToken() from None
     if not owner.is_active:
         raise InvalidToken()
     now = utcnow()
@@ -106,8 +109,12 @@ async def stats_site(
     key = await session.get(AnalyticsStatsKey, principal.credential_id)
     if key is None or key.revoked_at is not None or str(site.id) not in key.site_ids:
         raise SiteNotFound()
-    owner = await AuthService(session, platform).get_user(key.user_id)
-    if ANALYTICS_ADMIN.key in AuthService(session, platform).permissions_of(owner):
+    auth = AuthService(session, platform)
+    try:
+        owner = await auth.get_user(key.user_id)
+    except NotFound:
+        raise SiteNotFound() from None
+    if ANALYTICS_ADMIN.key in auth.permissions_of(owner):
         return site
     granted = await granted_permissions(
         session, platform.permissions, key.user_id, SITE_RESOURCE, str(site.id)

@@ -298,7 +298,10 @@ async def _subscription_read(
         recipient = platform.keyring.decrypt(subscription.email, context=_email_context(subscription.id))
     else:
         assert subscription.user_id is not None
-        recipient = (await AuthService(session, platform).get_user(subscription.user_id)).email
+        try:
+            recipient = (await AuthService(session, platform).get_user(subscription.user_id)).email
+        except NotFound:
+            recipient = "(a deleted account)"
     return SubscriptionRead(
         id=subscription.id,
         period=subscription.period,
