@@ -32,6 +32,7 @@ function item(list, text, label, onClick) {
   if (label) {
     const button = document.createElement("button");
     button.type = "button";
+    button.className = "button";
     button.textContent = label;
     button.addEventListener("click", shown(onClick));
     li.append(button);
