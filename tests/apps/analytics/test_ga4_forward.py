@@ -5,6 +5,7 @@ and the attempts end; others may not see or change the link."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -53,6 +54,7 @@ def settings(tmp_path: Path, database_url: str, fake_ga4: FakeGA4) -> Settings:
         database_url,
         apps=["analytics"],
         ratelimit={"enabled": False},
+        security={"trusted_proxies": ["127.0.0.1"]},
         outbound={"allowed_networks": ["127.0.0.1/32"]},
         analytics={"ga4_endpoint": fake_ga4.endpoint, "ga4_max_attempts": 3, "ga4_batch": 25},
     )
@@ -202,6 +204,34 @@ async def test_failures_retry_what_was_not_sent_and_4xx_drops(
     assert fake.received == []
     assert (await _counters(platform)).dropped == 4
     assert fake.failures == []
+
+
+async def test_events_through_the_collect_route_reach_ga4(
+    client: httpx.AsyncClient, platform: Platform, owner: Account, site: dict[str, Any], fake: FakeGA4
+) -> None:
+    assert (await _link(client, site, owner)).status_code == 200
+    agent = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+    for body in (
+        {"n": "pageview", "u": "https://shop.example/", "d": "shop.example", "r": "https://www.google.com/"},
+        {"n": "pageview", "u": "https://shop.example/pricing?utm_source=x", "d": "shop.example"},
+        {"n": "Signup", "u": "https://shop.example/pricing", "d": "shop.example", "p": {"plan": "pro"}},
+    ):
+        accepted = await client.post(
+            "/api/analytics/event",
+            content=json.dumps(body).encode(),
+            headers={"Content-Type": "text/plain", "User-Agent": agent, "X-Forwarded-For": "198.51.100.7"},
+        )
+        assert accepted.status_code == 202, accepted.text
+    await platform.ingest.flush()
+    await run_due_jobs(platform)
+    (request,) = fake.received
+    assert request.measurement_id == MEASUREMENT
+    assert [e["name"] for e in request.body["events"]] == ["page_view", "page_view", "signup"]
+    assert request.body["events"][0]["params"]["page_location"] == "https://shop.example/"
+    assert request.body["events"][0]["params"]["page_referrer"] == "https://google.com/"  # as stored
+    assert request.body["events"][2]["params"]["plan"] == "pro"
+    assert "198.51.100.7" not in json.dumps(request.body)
+    assert agent not in json.dumps(request.body)
 
 
 def test_names_limits_and_backoff() -> None:
