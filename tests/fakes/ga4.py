@@ -5,7 +5,8 @@ it discards; the fake records valid bodies in `received` and invalid ones in `di
 messages `/debug/mp/collect` would give). `POST /debug/mp/collect` answers 200 with
 `{"validationMessages": [{"fieldPath", "description", "validationCode"}]}`, empty when the body is valid.
 A request for a measurement id and secret the fake was not given is treated like GA4 treats it: taken and
-dropped (204). Tests script failures with `fail_next(status, times)` (e.g. 500 then success).
+dropped (204); like GA4's, the validation server checks the body and the measurement id, not the secret.
+Tests script failures with `fail_next(status, times)` (e.g. 500 then success).
 """
 
 from __future__ import annotations
@@ -54,12 +55,21 @@ def validate(body: Any) -> list[dict[str, str]]:
         )
     for index, event in enumerate(events):
         name = event.get("name", "") if isinstance(event, dict) else ""
-        if not NAME.fullmatch(name):
+        if not name or not name[0].isalpha():
+            messages.append(
+                _message(
+                    "events",
+                    f"Event at index: [{index}] has invalid name [{name}]. "
+                    "Names must start with an alphabetic character.",
+                    "NAME_INVALID",
+                )
+            )
+        elif not NAME.fullmatch(name):
             messages.append(
                 _message(
                     "events",
                     f"Event at index: [{index}] has invalid name [{name}]. Only alphanumeric characters and "
-                    "underscores are allowed.",
+                    "underscores are allowed, at most 40.",
                     "NAME_INVALID",
                 )
             )

@@ -25,7 +25,7 @@ from pentad.core.platform import Platform
 from tests.apps.analytics.conftest import Account, account
 from tests.conftest import make_settings
 from tests.factories import run_due_jobs
-from tests.fakes.ga4 import FakeGA4, serving
+from tests.fakes.ga4 import FakeGA4, serving, validate
 
 MEASUREMENT = "G-TEST1234"
 SECRET = "s3cr3t-api_SECRET"
@@ -242,3 +242,27 @@ def test_names_limits_and_backoff() -> None:
     many = [{"c": "1.1", "t": TS + i, "n": "page_view", "u": "https://a.example/"} for i in range(60)]
     assert [len(body["events"]) for body in ga4.requests_of(many)] == [25, 25, 10]
     assert [REAL_BACKOFF(n).total_seconds() for n in (1, 2, 3, 8, 20)] == [30, 60, 120, 3600, 3600]
+
+
+def test_the_fake_validates_like_ga4() -> None:
+    assert (
+        validate({"client_id": "1.1", "events": [{"name": "page_view", "params": {"page_location": "x"}}]})
+        == []
+    )
+    (message,) = validate({"client_id": "1.1", "events": [{"name": "_badEventName"}]})
+    assert message == {
+        "fieldPath": "events",
+        "description": "Event at index: [0] has invalid name [_badEventName]. "
+        "Names must start with an alphabetic character.",
+        "validationCode": "NAME_INVALID",
+    }
+    codes = [m["validationCode"] for m in validate({"events": [{"name": "session_start"}] * 26})]
+    assert codes == ["VALUE_REQUIRED", "EXCEEDED_MAX_ENTITIES", *["NAME_RESERVED"] * 26]
+    # what Pentad sends passes
+    many = [
+        {"c": "1.1", "t": TS + i, "n": ga4.event_name(f"Event {i}!"), "u": "https://a.example/"}
+        for i in range(30)
+    ]
+    for body in ga4.requests_of(many):
+        body.pop("_pentad_events")
+        assert validate(body) == []
