@@ -266,6 +266,28 @@ async def test_only_owners_import(
     assert [entry["id"] for entry in (await client.get(path, headers=owner.headers)).json()] == [done["id"]]
 
 
+def test_a_snapshot_with_several_tables_and_a_totals_row() -> None:
+    snapshot = (
+        HEAD.format(title="Reports snapshot", start="20250801", end="20250802")
+        + "Nth day,New users\n0000,3\n0001,4\n\n"
+        + HEAD.format(title="Reports snapshot", start="20250801", end="20250802")
+        + 'Nth day,Active users\n0000,"1,234"\n0001,1.005\n'
+    )
+    parsed = ga4_import.parse_export(snapshot.encode())
+    assert parsed.report == "totals"
+    assert {day.isoformat(): cell[None].visitors for day, cell in parsed.days.items()} == {
+        "2025-08-01": 1234,
+        "2025-08-02": 1005,
+    }
+    with_total = PAGES + "Total,,125,54,2.31,20\n"  # some exports end with a totals row
+    pages = ga4_import.parse_export(with_total.encode())
+    assert pages.rows == 3
+    only_new_users = HEAD.format(title="x", start="20250801", end="20250802") + "Nth day,New users\n0000,3\n"
+    with pytest.raises(ga4_import.ImportRejected) as refused:
+        ga4_import.parse_export(only_new_users.encode())
+    assert refused.value.extra["line"] == 10
+
+
 def test_country_names_are_ga4s() -> None:
     assert ga4_import.COUNTRIES["united kingdom"] == "GB"
     assert ga4_import._country("Türkiye") == "TR"

@@ -10,7 +10,8 @@ the body). Supported, recognised by their columns:
   `Page path`) with `Views` and `Active users`/`Users`: the pages panel;
 - "Traffic acquisition" — `Session source / medium` (or `Session source`) with `Sessions`,
   `Active users`/`Users`, `Engaged sessions`: the sources panel (`(direct)` is Direct / None);
-- "Demographic details: Country" — `Country` with `Active users`/`Users`: the countries panel.
+- "Demographic details: Country" — `Country` (or `Country ID`) with `Active users`/`Users`: the countries
+  panel.
 
 The panels' exports need a `Date` column (add "Date" as a secondary dimension in GA4) unless the export
 covers one day (`# Start date` = `# End date`). GA4's days are taken as the site's days (set the site's
@@ -99,7 +100,7 @@ LAYOUTS: dict[str, tuple[tuple[str, ...], int]] = {
         rollups.DIMS["pages"],
     ),
     "sources": (("session source / medium", "session source"), rollups.DIMS["sources"]),
-    "countries": (("country",), rollups.DIMS["countries"]),
+    "countries": (("country", "country id"), rollups.DIMS["countries"]),
 }
 """Report → (its dimension's column names, the rollup dimension it fills)."""
 SOURCE_NAMES = {
@@ -112,6 +113,9 @@ SOURCE_NAMES = {
 }  # fmt: skip
 """GA4's source names (hosts, lower case) as Pentad's referrer classification names them."""
 NOT_SET = frozenset({"(not set)", "(direct)", "(none)", ""})
+TOTAL_LABELS = frozenset({"total", "totals", "grand total", "gesamt", "summe", "total général", "totale"})
+"""First cells of the totals row some exports carry (in the export's language): not a day or a value."""
+THOUSANDS = re.compile(r"\d{1,3}(?:[.,\u00a0\u202f ]\d{3})+")
 
 
 @dataclass
@@ -138,6 +142,14 @@ class ParsedExport:
     days: dict[date, dict[str | None, Numbers]] = field(default_factory=lambda: defaultdict(dict))
     rows: int = 0
     unmapped: int = 0
+
+
+def _count(text: str, line: int, column: str) -> int:
+    """A count (users, sessions, views): also written with thousands separators (`1,234`, `1.234`)."""
+    value = text.strip()
+    if THOUSANDS.fullmatch(value):
+        return int(re.sub(r"\D", "", value))
+    return round(_number(value, line, column))
 
 
 def _number(text: str, line: int, column: str) -> float:
@@ -188,48 +200,60 @@ def _source(value: str) -> str | None:
 
 
 def parse_export(data: bytes) -> ParsedExport:
-    """A GA4 CSV export read into per-day numbers; ImportRejected (422, with the line) if it cannot be."""
+    """A GA4 CSV export read into per-day numbers; ImportRejected (422, with the line) if it cannot be.
+
+    GA4 writes `#` comment lines (the report, `# Start date: YYYYMMDD`, `# End date: …`) above each table;
+    a file with several tables (the reports snapshot) is read up to the first table we support."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ImportRejected(data[: exc.start].count(b"\n") + 1, "the file is not UTF-8 text.") from None
     start: date | None = None
     end: date | None = None
-    header: list[str] | None = None
-    header_line = 0
-    parsed: ParsedExport | None = None
+    table: ParsedExport | None = None
     columns: dict[str, int] = {}
+    header_line = 0
+    skipping = False
+    refusal: ImportRejected | None = None
     reader = csv.reader(io.StringIO(text))
     try:
         for row in reader:
             line = reader.line_num
-            if not row or not any(cell.strip() for cell in row):
-                if parsed is not None and parsed.rows:
-                    break  # the first table is read; GA4 may add others after a blank line
+            blank = not row or not any(cell.strip() for cell in row)
+            if blank or row[0].startswith("#"):
+                if table is not None:
+                    if table.rows:
+                        return table
+                    refusal = refusal or ImportRejected(
+                        header_line, "the export has no rows under its header."
+                    )
+                    table = None
+                skipping = False
+                if not blank:
+                    label, _, value = row[0].lstrip("#").partition(":")
+                    if _key(label) == "start date" and value.strip():
+                        start = _ga4_date(value, line)
+                    elif _key(label) == "end date" and value.strip():
+                        end = _ga4_date(value, line)
                 continue
-            if row[0].startswith("#"):
-                if parsed is not None and parsed.rows:
-                    break
-                label, _, value = row[0].lstrip("#").partition(":")
-                if _key(label) == "start date" and value.strip():
-                    start = _ga4_date(value, line)
-                elif _key(label) == "end date" and value.strip():
-                    end = _ga4_date(value, line)
+            if skipping:
                 continue
-            if header is None:
-                header, header_line = row, line
+            if table is None:
                 columns = {_key(name): index for index, name in enumerate(row)}
-                parsed = _layout(columns, line, start, end)
+                header_line = line
+                try:
+                    table = _layout(columns, line, start, end)
+                except ImportRejected as exc:
+                    refusal, skipping = refusal or exc, True
                 continue
-            assert parsed is not None
-            _read_row(parsed, columns, row, line, start, end)
+            _read_row(table, columns, row, line, start, end)
     except csv.Error as exc:
         raise ImportRejected(reader.line_num, f"not CSV ({exc}).") from None
-    if parsed is None:
-        raise ImportRejected(max(reader.line_num, 1), "no header row: is this a GA4 CSV export?")
-    if not parsed.rows:
-        raise ImportRejected(header_line, "the export has no rows under its header.")
-    return parsed
+    if table is not None and table.rows:
+        return table
+    if table is not None:
+        refusal = refusal or ImportRejected(header_line, "the export has no rows under its header.")
+    raise refusal or ImportRejected(max(reader.line_num, 1), "no header row: is this a GA4 CSV export?")
 
 
 def _layout(columns: dict[str, int], line: int, start: date | None, end: date | None) -> ParsedExport:
@@ -274,6 +298,8 @@ def _read_row(
 ) -> None:
     if len(row) < len(columns):
         raise ImportRejected(line, f"{len(row)} columns where the header has {len(columns)}.")
+    if _key(row[0]) in TOTAL_LABELS:
+        return
     dated = _cell(columns, row, DATE_COLUMNS)
     if dated is not None:
         day = _ga4_date(dated[1], line)
@@ -290,14 +316,18 @@ def _read_row(
         found = _cell(columns, row, names)
         return _number(found[1], line, found[0]) if found is not None else 0.0
 
-    numbers = Numbers(visitors=round(metric(USERS)), visits=round(metric(("sessions",))))
-    numbers.pageviews = round(metric(("views", "screen page views", "pageviews")))
+    def count(names: tuple[str, ...]) -> int:
+        found = _cell(columns, row, names)
+        return _count(found[1], line, found[0]) if found is not None else 0
+
+    numbers = Numbers(visitors=count(USERS), visits=count(("sessions",)))
+    numbers.pageviews = count(("views", "screen page views", "pageviews"))
     if parsed.report == "totals":
         rate = metric(("bounce rate",))
         numbers.bounces = round((rate if rate <= 1 else rate / 100) * numbers.visits)
         numbers.duration_ms = round(metric(("average session duration",)) * numbers.visits * 1000)
     elif parsed.report == "sources" and (engaged := _cell(columns, row, ("engaged sessions",))) is not None:
-        numbers.bounces = max(numbers.visits - round(_number(engaged[1], line, engaged[0])), 0)
+        numbers.bounces = max(numbers.visits - _count(engaged[1], line, engaged[0]), 0)
     value: str | None = None
     if parsed.report != "totals":
         names = LAYOUTS[parsed.report][0]
