@@ -170,6 +170,17 @@ async def test_flushed_events_reach_ga4_once_in_its_format(
     assert click["params"]["page_referrer"] == "https://google.com"
     assert (await _counters(platform)).forwarded == 33
 
+    # a deleted site takes its link along; what was queued for it goes nowhere
+    await _flush(platform, site, _visit(9, 2))
+    assert (
+        await client.delete(f"/api/analytics/sites/{site['id']}", headers=owner.headers)
+    ).status_code == 204
+    fake.received.clear()
+    await run_due_jobs(platform)
+    assert fake.received == []
+    async with platform.database.transaction() as session:
+        assert (await session.scalars(select(AnalyticsGA4Link))).all() == []
+
 
 async def test_failures_retry_what_was_not_sent_and_4xx_drops(
     client: httpx.AsyncClient, platform: Platform, owner: Account, site: dict[str, Any], fake: FakeGA4

@@ -160,15 +160,12 @@ def requests_of(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 async def enqueue_forwarding(context: FlushContext, rows: Sequence[Any]) -> None:
     """Queue the batch's events of linked sites for GA4 (in the flush's transaction: once per batch)."""
     keys = {row.site_key for row in rows}
-    linked = set(
-        (
-            await context.session.scalars(
-                select(AnalyticsGA4Link.site_key).where(
-                    AnalyticsGA4Link.site_key.in_(keys), AnalyticsGA4Link.enabled.is_(True)
-                )
-            )
-        ).all()
+    found = await context.session.execute(
+        select(AnalyticsGA4Link.site_key, AnalyticsGA4Link.site_id).where(
+            AnalyticsGA4Link.site_key.in_(keys), AnalyticsGA4Link.enabled.is_(True)
+        )
     )
+    linked = {int(key): site_id for key, site_id in found.all()}
     if not linked:
         return
     size = context.context.app_settings(AnalyticsSettings).ga4_batch
@@ -177,7 +174,15 @@ async def enqueue_forwarding(context: FlushContext, rows: Sequence[Any]) -> None
         if row.site_key in linked and (event := compact_event(row)) is not None:
             by_site[row.site_key].append(event)
     jobs = [
-        NewJob(FORWARD, {"site_key": key, "attempt": 1, "events": events[start : start + size]})
+        NewJob(
+            FORWARD,
+            {
+                "site_key": key,
+                "site_id": str(linked[key]),
+                "attempt": 1,
+                "events": events[start : start + size],
+            },
+        )
         for key, events in by_site.items()
         for start in range(0, len(events), size)
     ]
@@ -198,8 +203,8 @@ async def forward(context: JobContext, payload: dict[str, Any]) -> None:
     site_key, attempt = int(payload["site_key"]), int(payload.get("attempt", 1))
     async with platform.database.transaction() as session:
         link = await session.scalar(select(AnalyticsGA4Link).where(AnalyticsGA4Link.site_key == site_key))
-        if link is None or not link.enabled:
-            return
+        if link is None or not link.enabled or str(link.site_id) != payload["site_id"]:
+            return  # unlinked since, or the site was deleted (and its key taken by a new one)
         measurement_id = link.measurement_id
         secret = platform.keyring.decrypt(link.api_secret, context=_secret_context(link.site_id))
     url = f"{settings.ga4_endpoint.rstrip('/')}/mp/collect?" + urlencode(
@@ -235,7 +240,7 @@ async def forward(context: JobContext, payload: dict[str, Any]) -> None:
             await enqueue(
                 session,
                 FORWARD,
-                {"site_key": site_key, "attempt": attempt + 1, "events": unsent},
+                {**payload, "attempt": attempt + 1, "events": unsent},
                 delay=_backoff(attempt),
             )
         elif unsent:
