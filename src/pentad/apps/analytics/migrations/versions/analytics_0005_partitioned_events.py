@@ -7,7 +7,7 @@ them back into a plain table. The core cron job `core.partitions_maintain` makes
 (core/db/partitions.py); retention drops expired months whole (apps/analytics/retention.py).
 
 Revision ID: analytics_0005
-Revises: analytics_0002
+Revises: analytics_0004
 Create Date: 2026-12-05 00:40:00
 """
 
@@ -20,7 +20,7 @@ from alembic import op
 from pentad.core.db import partitions
 
 revision: str = "analytics_0005"
-down_revision: str | Sequence[str] | None = "analytics_0002"
+down_revision: str | Sequence[str] | None = "analytics_0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
