@@ -31,6 +31,7 @@ from pentad.core.jobs.queue import enqueue
 from pentad.core.jobs.worker import PRUNE_JOB
 from pentad.core.platform import Platform
 from tests.apps.chat.sockets import connected
+from tests.apps.streams.topic_cases import STREAMS_CASES
 from tests.conftest import ALL_APPS
 from tests.factories import (
     DEFAULT_PASSWORD,
@@ -100,11 +101,22 @@ async def _own_campaign(client: httpx.AsyncClient, platform: Platform, owner: Ow
     return f"ads.campaign.{campaign.id}", f"/api/ads/campaigns/{campaign.id}/stats"
 
 
+async def _own_analytics_site(client: httpx.AsyncClient, platform: Platform, owner: Owner) -> tuple[str, str]:
+    await platform.open_resources()  # the site registry the API tells of the new site
+    body = {"domain": f"t{uuid.uuid4().hex[:8]}.example"}
+    response = await client.post("/api/analytics/sites", json=body, headers=bearer(owner.token))
+    assert response.status_code == 201, response.text
+    site = response.json()["id"]
+    return f"analytics.site.{site}.live", f"/api/analytics/sites/{site}/stats/live"
+
+
 CASES: dict[str, Case] = {
     "ads.campaign.{campaign_id}": _own_campaign,
+    "analytics.site.{site_id}.live": _own_analytics_site,
     "chat.channel.{channel_id}": _own_private_channel,
     "chat.user.{user_id}": _own_chat_user,
     "jobs.{job_id}": _a_job,
+    **STREAMS_CASES,
 }
 
 

@@ -1,7 +1,9 @@
 """The tracker in a real page: a publisher page on another origin (http://localhost:<port>) loads the
 tracker from a real `pentad serve` (http://127.0.0.1:<port>) in headless Chromium; its pageview, a
 History API navigation, a custom event, a file download and an outbound click arrive and show on the
-site's dashboard; a browser that opted out sends nothing.
+site's dashboard (live counter, map, properties); a click on a row filters the dashboard, the owner adds
+a goal and makes a shared link that opens read-only without signing in; a browser that opted out sends
+nothing.
 
 Run it alone with `pytest tests/browser/test_analytics.py -m browser`.
 """
@@ -175,7 +177,10 @@ async def test_tracked_events_show_on_the_dashboard(
         dashboard.on("pageerror", lambda error: problems.append(str(error)))
         await dashboard.goto(f"/analytics/{site_id}")
         await _sign_in(dashboard, EMAIL, password)
-        await expect(dashboard).to_have_url(f"{base_url}/analytics/{site_id}")
+        # the dashboard keeps its range and filters in its URL
+        await expect(dashboard).to_have_url(
+            re.compile(re.escape(f"{base_url}/analytics/{site_id}") + r"\?period=30d$")
+        )
         # Stored within the ingest stream's flush interval (1 s): reload until the numbers are there.
         pageviews = dashboard.locator('[data-stat="pageviews"]')
         deadline = time.monotonic() + SEEN_MS / 1000
@@ -192,6 +197,38 @@ async def test_tracked_events_show_on_the_dashboard(
         for name in ("Signup", "File Download", "Outbound Link: Click"):
             await expect(events).to_contain_text(name)
         await expect(dashboard.locator("#chart canvas")).to_have_count(1)
+        await expect(dashboard.locator("#live-visitors")).to_have_text("1")  # within the last 5 minutes
+        assert await dashboard.locator("#map path[data-country]").count() > 150
+        await expect(dashboard.locator("[data-props] tbody")).to_contain_text("plan")
+
+        # A click on a row filters every panel by it; the URL keeps the filter.
+        await pages.get_by_role("button", name="/spa/pricing").click()
+        await expect(dashboard.locator("#filters")).to_contain_text("Page is /spa/pricing")
+        await expect(pageviews).to_have_text("1")
+        assert "filter=page%3Ais%3A%2Fspa%2Fpricing" in dashboard.url
+        await dashboard.get_by_role("button", name=re.compile("Remove the filter")).click()
+        await expect(pageviews).to_have_text("2")
+
+        # The owner adds a goal; its conversions show.
+        await dashboard.select_option("#goal-kind", "event")
+        await dashboard.fill("#goal-target", "Signup")
+        await dashboard.get_by_role("button", name="Add goal").click()
+        goals = dashboard.locator("[data-goals] tbody")
+        await expect(goals).to_contain_text("Signup")
+        await expect(goals.locator("tr").first).to_contain_text("100 %")
         await dashboard.screenshot(path=str(SCREENSHOTS / "pentad-analytics-dashboard.png"), full_page=True)
+
+        # A public shared link opens the dashboard read-only, without signing in.
+        await dashboard.fill("#share-label", "press")
+        await dashboard.get_by_role("button", name="Make a link").click()
+        link = dashboard.locator("#shares a")
+        await expect(link).to_have_text("press")
+        stranger = await browser.new_context(viewport=DESKTOP)
+        public = await stranger.new_page()
+        public.on("pageerror", lambda error: problems.append(str(error)))
+        await public.goto(str(await link.get_attribute("href")))
+        await expect(public.locator('[data-stat="pageviews"]')).to_have_text("2")
+        await expect(public.locator("[data-goals] tbody")).to_contain_text("Signup")
+        assert await public.locator("#goal-form, #share-form, #snippet").count() == 0
         assert problems == []
         await browser.close()

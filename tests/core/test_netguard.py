@@ -4,6 +4,8 @@ redirected, and their answers are cut at the cap."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -120,3 +122,77 @@ async def test_an_answer_longer_than_the_cap_fails(receiver: Receiver) -> None:
     with pytest.raises(ResponseTooLarge) as too_large:
         await client.request("GET", receiver.url())
     assert too_large.value.status_code == 200
+
+
+# ------------------------------------------------------------------ resolve_host (targets that are not URLs)
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("93.184.216.34", ["93.184.216.34"]),
+        ("2606:4700::1111", ["2606:4700::1111"]),
+        ("[2606:4700::1111]", ["2606:4700::1111"]),
+    ],
+)
+async def test_resolve_host_gives_the_public_addresses_to_connect_to(host: str, expected: list[str]) -> None:
+    assert await netguard.resolve_host(host, 554, []) == expected
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "10.0.0.7",
+        "192.168.1.64",
+        "169.254.169.254",
+        "100.64.1.1",
+        "0.0.0.0",
+        "::1",
+        "[fe80::1]",
+        "fd12:3456::1",
+        "::ffff:192.168.1.64",
+        "64:ff9b::a00:7",
+        "localhost",
+    ],
+)
+async def test_resolve_host_refuses_private_loopback_and_link_local_targets(host: str) -> None:
+    with pytest.raises(DestinationNotAllowed) as refused:
+        await netguard.resolve_host(host, 554, [])
+    assert (refused.value.status, refused.value.code) == (400, "destination_not_allowed")
+
+
+async def test_resolve_host_refuses_a_name_with_any_private_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A camera's DNS name that answers one public and one LAN address (a rebinding attempt) is refused;
+    the admin's allowed networks let it through, and the caller gets the addresses to pin."""
+    answers = {"camera.example.com": ["93.184.216.34", "192.168.1.64"], "cam6.example.com": ["fd00::64"]}
+    asked: list[tuple[str, int]] = []
+
+    async def fake_getaddrinfo(host: str, port: int, **_: object) -> list[tuple[object, ...]]:
+        asked.append((host, port))
+        if host not in answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [
+            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+            for a in answers[host]
+        ]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", fake_getaddrinfo)
+    with pytest.raises(DestinationNotAllowed, match="private"):
+        await netguard.resolve_host("camera.example.com", 554, [])
+    with pytest.raises(DestinationNotAllowed, match="private"):
+        await netguard.resolve_host("cam6.example.com.", 8554, ["192.168.0.0/16"])
+    with pytest.raises(DestinationNotAllowed, match="does not resolve"):
+        await netguard.resolve_host("nowhere.example.com", 554, [])
+    allowed = await netguard.resolve_host("camera.example.com", 554, ["192.168.1.0/24"])
+    assert allowed == ["93.184.216.34", "192.168.1.64"]
+    assert await netguard.resolve_host("cam6.example.com.", 8554, ["fd00::/8"]) == ["fd00::64"]
+    assert asked[:2] == [("camera.example.com", 554), ("cam6.example.com", 8554)]
+
+
+@pytest.mark.parametrize(
+    ("host", "port"), [("", 554), ("cam/x", 554), ("u@cam", 554), ("cam", 0), ("cam", 70000)]
+)
+async def test_resolve_host_refuses_malformed_targets(host: str, port: int) -> None:
+    with pytest.raises(DestinationNotAllowed):
+        await netguard.resolve_host(host, port, [])

@@ -72,6 +72,12 @@ INSTALLED: dict[str, InstalledApp] = {
         cli="pentad.apps.analytics.cli:analytics",
         cli_help="Analytics sites and who may see them.",
     ),
+    "streams": InstalledApp(
+        spec="pentad.apps.streams.spec:APP",
+        settings="pentad.apps.streams.settings:StreamsSettings",
+        cli="pentad.apps.streams.cli:streams",
+        cli_help="Streams cameras and their stream keys.",
+    ),
 }
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from pentad.core.auth.permissions import Permission
 from pentad.core.auth.schemes import CredentialScheme
 from pentad.core.context import ResourceSpec
+from pentad.core.db.partitions import PartitionedTable
 from pentad.core.events import DomainEvent, EventSubscriber
 from pentad.core.health import HealthCheck
 from pentad.core.ingest import IngestStream
@@ -49,6 +50,8 @@ class AppSpec:
     queries: reads the app answers for other apps (core/queries.py), asked with `context.query(...)`.
     resources: per-process values (clients, readers, registries) opened once in every process and closed
     at shutdown (core/resources.py), got with `context.resource(SPEC)`.
+    partitioned_tables: tables split by time (core/db/partitions.py) whose periods the core cron job
+    `core.partitions_maintain` makes ahead and drops when expired.
     """
 
     name: str
@@ -76,3 +79,4 @@ class AppSpec:
     health_checks: Sequence[HealthCheck] = ()
     resources: Sequence[ResourceSpec[Any]] = ()
     queries: Sequence[QuerySpec] = ()
+    partitioned_tables: Sequence[PartitionedTable] = ()

@@ -190,8 +190,8 @@ class RateLimitSettings(BaseModel):
 class RedisSettings(BaseModel):
     url: str | None = Field(
         None,
-        description="Redis URL; when set, /readyz checks it and revocations of cached credentials reach "
-        "every process through it.",
+        description="Redis URL; when set, /readyz checks it, revocations of cached credentials reach "
+        "every process through it, and the relay (addressed request/reply) spans processes and nodes.",
     )
 
 

@@ -39,6 +39,7 @@ from pentad.core.crypto import KeyRing
 from pentad.core.db.engine import Database
 from pentad.core.metrics import AppMetrics
 from pentad.core.ratelimit import RateLimiter
+from pentad.core.realtime.relay import Relay
 from pentad.core.storage import Storage
 from pentad.core.visitors import Visitors
 
@@ -113,6 +114,11 @@ class AppContext(Protocol):
     @property
     def ingest(self) -> IngestAppender:
         """The buffered ingest streams (`AppSpec.ingest`), for jobs and services as for requests."""
+        ...
+
+    @property
+    def relay(self) -> Relay:
+        """Messages and request/reply to the process holding an address (core/realtime/relay.py)."""
         ...
 
     @property

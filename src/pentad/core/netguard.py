@@ -9,6 +9,9 @@ timeout, no redirects (a 3xx is the answer; its target was never checked) and a 
     client = GuardedClient(platform.outbound)
     await client.check(url)                 # on save: 400 destination_not_allowed for a private target
     response = await client.request("POST", url, content=body, headers={"Content-Type": "application/json"})
+
+Other protocols (an RTSP camera) check a host and port with `resolve_host` and connect to an address it
+returned, with the same rules.
 """
 
 from __future__ import annotations
@@ -125,6 +128,31 @@ async def _resolve(host: str, port: int) -> list[IPAddress]:
     return addresses
 
 
+def _check_addresses(host: str, addresses: Sequence[IPAddress], networks: tuple[IPNetwork, ...]) -> None:
+    for address in addresses:
+        if not is_public_address(address) and not _allowed(address, networks):
+            raise DestinationNotAllowed(f"The host {host!r} resolves to a private or reserved address.")
+
+
+async def resolve_host(host: str, port: int, allowed_networks: Sequence[str]) -> list[str]:
+    """The addresses to connect to for a target that is not an http(s) URL (an RTSP camera, a game
+    server's query port): `host` (a name, an IPv4 address, an IPv6 address with or without brackets) is
+    resolved once and every address must be public or inside `allowed_networks`, as for
+    `resolve_destination`; one private answer refuses the host (DestinationNotAllowed, 400). Connect to one
+    of the returned addresses, never to the name again: a second lookup could answer something else."""
+    name = host.strip()
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    name = name.rstrip(".")
+    if not name or any(character in name for character in "/@?# "):
+        raise DestinationNotAllowed("The host name is not valid.")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise DestinationNotAllowed("The port must be between 1 and 65535.")
+    addresses = await _resolve(name, port)
+    _check_addresses(name, addresses, _parse_networks(allowed_networks))
+    return [str(address) for address in addresses]
+
+
 async def resolve_destination(url: str, allowed_networks: Sequence[str]) -> Destination:
     """Check `url` and return the addresses to connect to.
 
@@ -148,9 +176,7 @@ async def resolve_destination(url: str, allowed_networks: Sequence[str]) -> Dest
     all_allowed = all(_allowed(address, networks) for address in addresses)
     if scheme != "https" and not all_allowed:
         raise DestinationNotAllowed("The URL must use https.")
-    for address in addresses:
-        if not is_public_address(address) and not _allowed(address, networks):
-            raise DestinationNotAllowed(f"The host {host!r} resolves to a private or reserved address.")
+    _check_addresses(host, addresses, networks)
     return Destination(
         url=urlunsplit(SplitResult(scheme, parts.netloc, parts.path, parts.query, "")),
         scheme=scheme,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from pentad.core.apps import AppSpec
-from pentad.core.auth.cache import PrincipalCache
+from pentad.core.auth.cache import PrincipalCache, invalidation_url
 from pentad.core.auth.permissions import PermissionRegistry
 from pentad.core.auth.schemes import CredentialScheme
 from pentad.core.cache import Cache, build_cache
@@ -24,6 +24,7 @@ from pentad.core.config import AppModel, OutboundSettings, Settings
 from pentad.core.context import ResourceSpec
 from pentad.core.crypto import KeyRing, load_keyring, load_signing_secret
 from pentad.core.db.engine import Database
+from pentad.core.db.partitions import maintain_cron, maintain_jobs
 from pentad.core.events import EventRegistry, bind_events
 from pentad.core.ingest import Ingest
 from pentad.core.jobs.worker import JOB_PROGRESS_TOPIC, Jobs
@@ -33,6 +34,7 @@ from pentad.core.queries import Queries
 from pentad.core.ratelimit import RateLimiter
 from pentad.core.realtime.hub import Hub
 from pentad.core.realtime.publish import bind_sessions
+from pentad.core.realtime.relay import Relay, build_relay
 from pentad.core.resources import Resources
 from pentad.core.services import Services
 from pentad.core.storage import Storage, build_storage
@@ -57,6 +59,7 @@ class Platform:
     cache: Cache
     jobs: Jobs
     hub: Hub
+    relay: Relay
     ingest: Ingest
     apps: list[AppSpec] = field(default_factory=list)
     credential_schemes: dict[str, CredentialScheme] = field(default_factory=dict)
@@ -105,8 +108,13 @@ class Platform:
         )
         jobs = Jobs.build(
             settings.jobs,
-            [send_mail_job(mailer), ROTATE_SALTS, *(job for spec in apps for job in spec.jobs)],
-            [ROTATE_SALTS_CRON, *(entry for spec in apps for entry in spec.cron)],
+            [
+                send_mail_job(mailer),
+                ROTATE_SALTS,
+                *maintain_jobs(apps),
+                *(job for spec in apps for job in spec.jobs),
+            ],
+            [ROTATE_SALTS_CRON, *maintain_cron(apps), *(entry for spec in apps for entry in spec.cron)],
             events,
         )
         bind_events(database, events)
@@ -124,6 +132,7 @@ class Platform:
             cache=build_cache(settings.cache),
             jobs=jobs,
             hub=hub,
+            relay=build_relay(invalidation_url(settings), workers=settings.server.workers),
             ingest=Ingest(database, settings.data_dir / "ingest", (s for spec in apps for s in spec.ingest)),
             apps=apps,
             credential_schemes={scheme.prefix: scheme for spec in apps for scheme in spec.credential_schemes},
@@ -189,6 +198,7 @@ class Platform:
         await self.jobs.close()
         await self.ingest.close()
         await self.resources.close()
+        await self.relay.close()
         await self.hub.close()
         await self.limiter.close()
         await self.principals.close()

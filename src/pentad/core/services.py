@@ -21,7 +21,9 @@ sends SIGKILL. Children see the environment without the platform's PENTAD_* sett
 them), plus what the service passes in `env`. Their stdout and stderr lines are logged with the service
 name (each line cut at MAX_LINE_CHARS, at most MAX_LINES_PER_SECOND per stream; the rest is counted).
 The guarantee covers the child itself: a child that forks grandchildren should `exec` the real program
-(no shell in between), or the grandchildren must set their own parent-death signal.
+(no shell in between), or the grandchildren must set their own parent-death signal. `limits`
+(ChildLimits) caps a child's memory, CPU time, open files and processes with setrlimit before it execs;
+`child.exit` (ChildExit) tells how its last run ended and which limit it most likely hit.
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ import multiprocessing
 import os
 import random
 import re
+import resource
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +62,15 @@ MAX_LINES_PER_SECOND = 50
 STANDBY_POLL_SECONDS = 1.0
 PR_SET_PDEATHSIG = 1
 CHILD_ENV_HIDDEN_PREFIXES = ("PENTAD_", "PROMETHEUS_MULTIPROC_DIR")
+STDERR_TAIL_LINES = 20
+"""Last stderr lines of a run kept to guess why a child ended (ChildExit.limit_exceeded)."""
+LimitName = Literal["cpu", "memory", "open_files", "processes"]
+# What programs print when a limit refuses them: Python, C (strerror), C++ and Go runtimes.
+_LIMIT_MESSAGES: tuple[tuple[LimitName, re.Pattern[str]], ...] = (
+    ("memory", re.compile(r"MemoryError|Cannot allocate memory|out of memory|bad_alloc", re.IGNORECASE)),
+    ("open_files", re.compile(r"Too many open files|EMFILE")),
+    ("processes", re.compile(r"Resource temporarily unavailable|EAGAIN|can't start new thread")),
+)
 
 logger = structlog.get_logger("pentad.services")
 
@@ -133,6 +146,7 @@ class ServiceSpec:
         *,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        limits: ChildLimits | None = None,
         **options: Any,
     ) -> ServiceSpec:
         """A service that is one child process: restarted when it exits, stopped with the service."""
@@ -140,7 +154,7 @@ class ServiceSpec:
         extra = dict(env or {})
 
         async def run(context: ServiceContext) -> None:
-            child = await context.processes.start("main", argv, env=extra, cwd=cwd)
+            child = await context.processes.start("main", argv, env=extra, cwd=cwd, limits=limits)
             returncode = await child.wait()
             raise ServiceError(f"{argv[0]} exited with status {returncode}")
 
@@ -156,6 +170,94 @@ class ServiceHealth(BaseModel):
 # ------------------------------------------------------------------ children
 
 
+@dataclass(frozen=True)
+class ChildLimits:
+    """Resource limits of a child process, set (setrlimit) between fork and exec; None: inherited.
+
+    memory_bytes: its address space (RLIMIT_AS): an allocation beyond it fails (Python: MemoryError).
+    cpu_seconds: CPU time (RLIMIT_CPU): SIGXCPU when it is used up, SIGKILL one second later.
+    open_files: file descriptors (RLIMIT_NOFILE): opening more fails with EMFILE.
+    processes: processes and threads of the child's user, all of them, not only its own (RLIMIT_NPROC;
+    meaningful when the child runs as a user of its own; root ignores it).
+    """
+
+    memory_bytes: int | None = None
+    cpu_seconds: int | None = None
+    open_files: int | None = None
+    processes: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("memory_bytes", "cpu_seconds", "open_files", "processes"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"ChildLimits.{name} must be a positive integer")
+
+    def check(self) -> None:
+        """ServiceError when a limit is above this process's hard limit, which a child cannot raise
+        without privilege (it would fail between fork and exec, with a less helpful error)."""
+        if os.geteuid() == 0:
+            return
+        for which, (_, hard) in self.rlimits():
+            own = resource.getrlimit(which)[1]
+            if own != resource.RLIM_INFINITY and hard > own:
+                raise ServiceError(f"{self} is above this process's hard limit ({own})")
+
+    def rlimits(self) -> list[tuple[int, tuple[int, int]]]:
+        """(resource, (soft, hard)) pairs to set."""
+        found = []
+        if self.memory_bytes is not None:
+            found.append((resource.RLIMIT_AS, (self.memory_bytes, self.memory_bytes)))
+        if self.cpu_seconds is not None:
+            found.append((resource.RLIMIT_CPU, (self.cpu_seconds, self.cpu_seconds + 1)))
+        if self.open_files is not None:
+            found.append((resource.RLIMIT_NOFILE, (self.open_files, self.open_files)))
+        if self.processes is not None:
+            found.append((resource.RLIMIT_NPROC, (self.processes, self.processes)))
+        return found
+
+
+@dataclass(frozen=True)
+class ChildExit:
+    """How a child's last run ended, so its service can say why.
+
+    returncode: the exit status, or minus the signal number. signal: the signal that ended it, if one did.
+    stopped: the supervisor stopped it (stop, or the service ending). limit_exceeded: the ChildLimits
+    limit that most likely ended it (a best guess): `cpu` for SIGXCPU, or a SIGKILL the supervisor did not
+    send after at least `cpu_seconds`; `memory`, `open_files` or `processes` when the child had that limit
+    and its last stderr lines say an allocation, an open or a fork was refused."""
+
+    returncode: int
+    signal: int | None
+    stopped: bool
+    limit_exceeded: LimitName | None
+
+
+_LIMIT_FIELDS: dict[LimitName, str] = {
+    "cpu": "cpu_seconds",
+    "memory": "memory_bytes",
+    "open_files": "open_files",
+    "processes": "processes",
+}
+
+
+def _limit_exceeded(
+    limits: ChildLimits | None, returncode: int, *, stopped: bool, lasted: float, stderr_tail: Iterable[str]
+) -> LimitName | None:
+    if limits is None or stopped or returncode == 0:
+        return None
+    if limits.cpu_seconds is not None:
+        if returncode == -signal.SIGXCPU:
+            return "cpu"
+        # The kernel's SIGKILL at the hard limit, if it could have used that much CPU in the time it ran.
+        if returncode == -signal.SIGKILL and lasted * (os.cpu_count() or 1) >= limits.cpu_seconds:
+            return "cpu"
+    text = "\n".join(stderr_tail)
+    for name, pattern in _LIMIT_MESSAGES:
+        if getattr(limits, _LIMIT_FIELDS[name]) is not None and pattern.search(text):
+            return name
+    return None
+
+
 def _load_prctl() -> Any:
     # Resolved before any fork: the child must not load libraries between fork and exec.
     if not sys.platform.startswith("linux"):
@@ -169,13 +271,16 @@ def _load_prctl() -> Any:
 _PRCTL = _load_prctl()
 
 
-def _die_with_parent(parent: int) -> None:
-    """Runs in the child between fork and exec: SIGKILL when the parent dies. If the parent is already
-    gone (it died between fork and prctl), the signal will never come: exit at once."""
+def _die_with_parent(parent: int, rlimits: Sequence[tuple[int, tuple[int, int]]] = ()) -> None:
+    """Runs in the child between fork and exec: SIGKILL when the parent dies (if the parent is already
+    gone, having died between fork and prctl, the signal will never come: exit at once), then its resource
+    limits, last, so that nothing in here runs under a memory cap meant for the program."""
     if _PRCTL is not None:
         _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:
         os._exit(1)
+    for which, values in rlimits:
+        resource.setrlimit(which, values)
 
 
 def die_with_supervisor() -> None:
@@ -198,9 +303,10 @@ def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 async def _spawn(
-    command: Sequence[str], env: Mapping[str, str] | None, cwd: Path | None
+    command: Sequence[str], env: Mapping[str, str] | None, cwd: Path | None, limits: ChildLimits | None
 ) -> asyncio.subprocess.Process:
     parent = os.getpid()
+    rlimits = limits.rlimits() if limits is not None else []
     return await asyncio.create_subprocess_exec(
         *command,
         stdin=asyncio.subprocess.DEVNULL,
@@ -209,7 +315,7 @@ async def _spawn(
         env=child_environment(env),
         cwd=cwd,
         start_new_session=True,
-        preexec_fn=lambda: _die_with_parent(parent),
+        preexec_fn=lambda: _die_with_parent(parent, rlimits),
     )
 
 
@@ -246,7 +352,9 @@ class _LineBudget:
             self.dropped = 0
 
 
-async def _log_lines(stream: asyncio.StreamReader | None, budget: _LineBudget) -> None:
+async def _log_lines(
+    stream: asyncio.StreamReader | None, budget: _LineBudget, tail: deque[str] | None = None
+) -> None:
     if stream is None:
         return
     pending = b""
@@ -254,6 +362,8 @@ async def _log_lines(stream: asyncio.StreamReader | None, budget: _LineBudget) -
 
     def emit(raw: bytes) -> None:
         text = raw.decode("utf-8", errors="replace").rstrip()
+        if text and tail is not None:
+            tail.append(text[:MAX_LINE_CHARS])
         if text and budget.allow():
             budget.log.info("service_output", line=text[:MAX_LINE_CHARS])
 
@@ -284,6 +394,7 @@ class ChildProcess:
         cwd: Path | None,
         *,
         restart: bool,
+        limits: ChildLimits | None = None,
     ) -> None:
         self.supervisor = supervisor
         self.key = key
@@ -291,8 +402,11 @@ class ChildProcess:
         self.env = env
         self.cwd = cwd
         self.restart = restart
+        self.limits = limits
         self.restarts = 0
         self.returncode: int | None = None
+        self.exit: ChildExit | None = None
+        """How the last run ended (None while the first runs)."""
         self.log = supervisor.log.bind(child=key)
         self._process: asyncio.subprocess.Process | None = None
         self._stopping = False
@@ -345,7 +459,10 @@ class ChildProcess:
                 failures = 1 if stable else failures + 1
                 delay = backoff_delay(failures, supervisor.backoff_base, supervisor.backoff_max)
                 self.log.warning(
-                    "service_child_restarting", returncode=self.returncode, retry_in=round(delay, 3)
+                    "service_child_restarting",
+                    returncode=self.returncode,
+                    limit_exceeded=self.exit.limit_exceeded if self.exit else None,
+                    retry_in=round(delay, 3),
                 )
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
@@ -353,7 +470,7 @@ class ChildProcess:
                 if self._stopping:
                     return
                 try:
-                    process = await _spawn(self.command, self.env, self.cwd)
+                    process = await _spawn(self.command, self.env, self.cwd, self.limits)
                 except OSError as exc:
                     self.log.warning("service_child_spawn_failed", error=str(exc))
                     process = None
@@ -377,10 +494,14 @@ class ChildProcess:
     async def _run(self, process: asyncio.subprocess.Process) -> int:
         supervisor = self.supervisor
         budgets = [_LineBudget(self.log.bind(stream=name)) for name in ("stdout", "stderr")]
+        stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         readers = [
-            asyncio.create_task(_log_lines(stream, budget))
-            for stream, budget in zip((process.stdout, process.stderr), budgets, strict=True)
+            asyncio.create_task(_log_lines(stream, budget, tail))
+            for stream, budget, tail in zip(
+                (process.stdout, process.stderr), budgets, (None, stderr_tail), strict=True
+            )
         ]
+        started = time.monotonic()
         try:
             returncode = await process.wait()
         finally:
@@ -394,7 +515,22 @@ class ChildProcess:
                 reader.cancel()
             for budget in budgets:
                 budget.flush()
-        self.log.info("service_child_exited", pid=process.pid, returncode=returncode)
+        stopped = self._stopping
+        lasted = time.monotonic() - started
+        self.exit = ChildExit(
+            returncode=returncode,
+            signal=-returncode if returncode < 0 else None,
+            stopped=stopped,
+            limit_exceeded=_limit_exceeded(
+                self.limits, returncode, stopped=stopped, lasted=lasted, stderr_tail=stderr_tail
+            ),
+        )
+        self.log.info(
+            "service_child_exited",
+            pid=process.pid,
+            returncode=returncode,
+            limit_exceeded=self.exit.limit_exceeded,
+        )
         return returncode
 
 
@@ -426,17 +562,23 @@ class ProcessSupervisor:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         restart: bool = False,
+        limits: ChildLimits | None = None,
     ) -> ChildProcess:
         """Start `command` (no shell) as the child `key`. With `restart`, it is started again (with the
         service's backoff) whenever it exits until stopped; without, its exit ends it (see `wait()`).
-        Raises ServiceError when `key` is taken and OSError when the program cannot be started."""
+        `limits` caps its memory, CPU time, open files and processes (ChildLimits); `child.exit` says how
+        each run ended and which limit it most likely hit.
+        Raises ServiceError when `key` is taken or a limit is above this process's own hard limit, and
+        OSError when the program cannot be started."""
         if key in self._children:
             raise ServiceError(f"service {self.service} already has a child {key!r}")
         argv = tuple(command)
         if not argv:
             raise ServiceError("a child process needs a command")
-        child = ChildProcess(self, key, argv, env, cwd, restart=restart)
-        spawning = asyncio.ensure_future(_spawn(argv, env, cwd))
+        if limits is not None:
+            limits.check()
+        child = ChildProcess(self, key, argv, env, cwd, restart=restart, limits=limits)
+        spawning = asyncio.ensure_future(_spawn(argv, env, cwd, limits))
         try:
             process = await asyncio.shield(spawning)
         except asyncio.CancelledError:

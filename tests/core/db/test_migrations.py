@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pentad.core.db.base import Base
+from pentad.core.db.partitions import child_parent
 
 # Objects the models do not describe on purpose: the migrations' own bookkeeping and chat's engine-specific
-# search index (an FTS5 virtual table and its shadow tables on SQLite, a GIN expression index on PostgreSQL).
+# search index (an FTS5 virtual table and its shadow tables on SQLite, a GIN expression index on PostgreSQL),
+# and the per-period tables of partitioned tables (core/db/partitions.py) with their indexes.
 UNMODELLED_PREFIXES = ("alembic_version", "chat_messages_fts", "ix_chat_messages_search")
 
 
@@ -23,6 +26,10 @@ def _relevant(diff: Any) -> bool:
             name = getattr(part, "name", None)
             if isinstance(name, str) and name.startswith(UNMODELLED_PREFIXES):
                 return False
+            table = getattr(part, "table", None)
+            for named in (part, table):
+                if isinstance(named, sa.Table) and child_parent(named.name) is not None:
+                    return False
     return True
 
 

@@ -15,7 +15,7 @@ from pentad.core.auth.principal import Principal
 from pentad.core.config import RealtimeSettings
 from pentad.core.metrics import Metrics
 from pentad.core.realtime.brokers import History, MemoryBroker
-from pentad.core.realtime.hub import Connection, Hub, UnknownTopic
+from pentad.core.realtime.hub import EVERY_SUBSCRIBER, Connection, Hub, UnknownTopic
 from pentad.core.realtime.protocol import CloseCode
 from pentad.core.realtime.topics import TopicSpec
 from tests.core.realtime.conftest import wait_for
@@ -349,3 +349,45 @@ def metric(metrics: Metrics, name: str) -> float:
             if sample.name == name:
                 return float(sample.value)
     raise AssertionError(f"no metric {name}")
+
+
+async def test_a_recheck_of_every_subscriber_asks_each_one_and_ends_only_the_refused() -> None:
+    """A resource stops being public: nobody can list who watched it, so every subscription to its topic
+    is authorised again; the refused get `unsubscribed`, the rest keep receiving, other topics are left."""
+    hub, _ = await make_hub()
+    try:
+        keeper, stranger = principal(), principal()
+        asked: list[tuple[str, str]] = []
+
+        async def may_still_read(connection: Connection, topic: str) -> bool:
+            assert connection.principal is not None
+            asked.append((str(connection.principal.id), topic))
+            return connection.principal is keeper
+
+        hub.may_still_read = may_still_read
+        kept, gone, elsewhere = Socket(), Socket(), Socket()
+        await hub.subscribe(await connect(hub, kept, keeper), 1, "feed.7", FEED, since=None, epoch=None)
+        await hub.subscribe(await connect(hub, gone, stranger), 1, "feed.7", FEED, since=None, epoch=None)
+        other = await connect(hub, elsewhere, stranger)
+        await hub.subscribe(other, 1, "feed.8", FEED, since=None, epoch=None)
+        await hub.recheck([EVERY_SUBSCRIBER], "feed.7")
+        await wait_for(lambda: gone.ops("unsubscribed"), "the stranger's subscription to end")
+        assert gone.ops("unsubscribed") == [{"op": "unsubscribed", "topic": "feed.7", "reason": "forbidden"}]
+        assert sorted(asked) == sorted([(str(keeper.id), "feed.7"), (str(stranger.id), "feed.7")])
+        await hub.publish("feed.7", Note(text="still"))
+        await hub.publish("feed.8", Note(text="other"))
+        await wait_for(lambda: kept.ops("event") and elsewhere.ops("event"), "both events")
+        assert kept.ops("event")[0]["data"] == {"text": "still"}
+        assert not gone.ops("event")
+        # Without a topic the wildcard means nothing: no connection is revalidated whole.
+        revalidated: list[Connection] = []
+
+        async def revalidate(connection: Connection, fresh: bool) -> None:
+            revalidated.append(connection)
+
+        hub.revalidate = revalidate
+        hub.on_recheck([EVERY_SUBSCRIBER], None)
+        await asyncio.sleep(0.05)
+        assert revalidated == []
+    finally:
+        await hub.stop()

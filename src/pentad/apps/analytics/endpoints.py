@@ -3,27 +3,35 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import StreamingResponse
 
-from pentad.apps.analytics import query, repository
+from pentad.apps.analytics import export, query, repository, stats
 from pentad.apps.analytics.access import access_site
+from pentad.apps.analytics.actions.goals import GoalService
 from pentad.apps.analytics.actions.sites import SiteService, site_read
+from pentad.apps.analytics.live import LiveFrame, live_frame
 from pentad.apps.analytics.permissions import ANALYTICS_USE, SITE_MANAGE
 from pentad.apps.analytics.schemas import (
     DropCount,
     DropsRead,
+    FunnelCreate,
+    FunnelRead,
+    GoalCreate,
+    GoalRead,
     GrantCreate,
     GrantRead,
+    ShareCreate,
+    ShareRead,
     SiteCreate,
     SiteRead,
     SiteUpdate,
 )
-from pentad.apps.analytics.settings import AnalyticsSettings
+from pentad.apps.analytics.sharing import ShareService, share_read
 from pentad.core.auth.dependencies import db_session, request_actor, require
 from pentad.core.auth.principal import Principal
 from pentad.core.errors import problem_responses
@@ -38,9 +46,10 @@ router = APIRouter(
 SiteId = Annotated[uuid.UUID, Path(description="Site id.")]
 Session = Annotated[AsyncSession, Depends(db_session)]
 Member = Annotated[Principal, Depends(require(ANALYTICS_USE))]
-PeriodQuery = Annotated[query.Period, Query(description="Range preset, or `custom` with `from` and `to`.")]
-FromQuery = Annotated[date | None, Query(alias="from", description="First day of a custom range.")]
-ToQuery = Annotated[date | None, Query(alias="to", description="Last day of a custom range (inclusive).")]
+PeriodQuery = stats.PeriodQuery
+FromQuery = stats.FromQuery
+ToQuery = stats.ToQuery
+FilterQuery = stats.FilterQuery
 
 
 def _service(request: Request, session: AsyncSession, principal: Principal) -> SiteService:
@@ -126,64 +135,77 @@ async def site_drops(
     )
 
 
+# ------------------------------------------------------------------ goals and funnels
+
+
+def _goals(request: Request, session: AsyncSession, principal: Principal) -> GoalService:
+    return GoalService(session, get_platform(request), principal, request_actor(request, principal))
+
+
+GoalId = Annotated[uuid.UUID, Path(description="Goal id.")]
+FunnelId = Annotated[uuid.UUID, Path(description="Funnel id.")]
+
+
+@router.get("/sites/{site_id}/goals", summary="A site's goals")
+async def list_goals(
+    site_id: SiteId, request: Request, session: Session, principal: Member
+) -> list[GoalRead]:
+    return [GoalRead.model_validate(g) for g in await _goals(request, session, principal).goals(site_id)]
+
+
+@router.post("/sites/{site_id}/goals", status_code=201, summary="Add a goal (owners)")
+async def create_goal(
+    site_id: SiteId, data: GoalCreate, request: Request, session: Session, principal: Member
+) -> GoalRead:
+    return GoalRead.model_validate(await _goals(request, session, principal).create_goal(site_id, data))
+
+
+@router.delete("/sites/{site_id}/goals/{goal_id}", status_code=204, summary="Remove a goal (owners)")
+async def delete_goal(
+    site_id: SiteId, goal_id: GoalId, request: Request, session: Session, principal: Member
+) -> Response:
+    await _goals(request, session, principal).delete_goal(site_id, goal_id)
+    return Response(status_code=204)
+
+
+@router.get("/sites/{site_id}/funnels", summary="A site's funnels")
+async def list_funnels(
+    site_id: SiteId, request: Request, session: Session, principal: Member
+) -> list[FunnelRead]:
+    return [FunnelRead.model_validate(f) for f in await _goals(request, session, principal).funnels(site_id)]
+
+
+@router.post("/sites/{site_id}/funnels", status_code=201, summary="Define a funnel (owners)")
+async def create_funnel(
+    site_id: SiteId, data: FunnelCreate, request: Request, session: Session, principal: Member
+) -> FunnelRead:
+    return FunnelRead.model_validate(await _goals(request, session, principal).create_funnel(site_id, data))
+
+
+@router.delete("/sites/{site_id}/funnels/{funnel_id}", status_code=204, summary="Remove a funnel (owners)")
+async def delete_funnel(
+    site_id: SiteId, funnel_id: FunnelId, request: Request, session: Session, principal: Member
+) -> Response:
+    await _goals(request, session, principal).delete_funnel(site_id, funnel_id)
+    return Response(status_code=204)
+
+
 # ------------------------------------------------------------------ statistics
 
 
-class Aggregate(BaseModel):
-    period: str
-    start: datetime = Field(description="First instant of the range (site time zone).")
-    end: datetime = Field(description="End of the range, exclusive (site time zone).")
-    visitors: int = Field(description="Unique visitors (daily ids: one person on two days counts twice).")
-    visits: int
-    pageviews: int
-    events: int = Field(description="Custom events.")
-    bounce_rate: float | None = Field(description="Visits of one pageview and no custom event, percent.")
-    visit_duration: float | None = Field(description="Average visit duration, seconds.")
-    views_per_visit: float | None
-    comparison: Compared | None = Field(None, description="With `compare`: the range compared with.")
-
-
-class Compared(BaseModel):
-    """The same top stats over the range compared with, and each one's change in percent."""
-
-    start: datetime
-    end: datetime
-    visitors: int
-    visits: int
-    pageviews: int
-    events: int
-    bounce_rate: float | None
-    visit_duration: float | None
-    views_per_visit: float | None
-    change: dict[str, float | None] = Field(
-        description="Per metric: (this range - compared range) / compared range, percent; null when the "
-        "compared range has none."
-    )
-
-
-class TimePoint(BaseModel):
-    start: datetime
-    visitors: int
-    pageviews: int
-
-
-class Timeseries(BaseModel):
-    period: str
-    interval: str
-    points: list[TimePoint]
-
-
-class BreakdownRow(BaseModel):
-    value: str
-    visitors: int
-    pageviews: int
-    events: int
-
-
-class Breakdown(BaseModel):
-    period: str
-    dimension: str
-    rows: list[BreakdownRow]
+async def _ask(
+    request: Request,
+    session: AsyncSession,
+    principal: Principal,
+    site_id: uuid.UUID,
+    period: str,
+    start: date | None,
+    end: date | None,
+    filters: list[str],
+) -> stats.Ask:
+    platform = get_platform(request)
+    site = (await access_site(session, platform, principal, site_id)).site
+    return stats.Ask.of(platform, site, period, start, end, filters)
 
 
 @router.get("/sites/{site_id}/stats/aggregate", summary="Top stats over a range")
@@ -195,51 +217,14 @@ async def stats_aggregate(
     period: PeriodQuery = "30d",
     start: FromQuery = None,
     end: ToQuery = None,
+    filters: FilterQuery = [],  # noqa: B006 (FastAPI copies defaults)
     compare: Annotated[
         query.Comparison | None,
         Query(description="Also answer for the previous period of the same length, or a year earlier."),
     ] = None,
-) -> Aggregate:
-    platform = get_platform(request)
-    site = (await access_site(session, platform, principal, site_id)).site
-    span = query.resolve_range(period, site.timezone, start=start, end=end)
-    timeout = platform.app_settings(AnalyticsSettings).session_timeout
-    planning = query.Planning(cache=platform.cache, site_version=site.version)
-    found = await query.totals(session, site.key, span, timeout, planning)
-    comparison = None
-    if compare is not None:
-        other = query.compare_range(span, compare)
-        before = await query.totals(session, site.key, other, timeout, planning)
-        metrics = (
-            "visitors",
-            "visits",
-            "pageviews",
-            "events",
-            "bounce_rate",
-            "visit_duration",
-            "views_per_visit",
-        )
-        comparison = Compared(
-            start=other.start,
-            end=other.end,
-            **{name: getattr(before, name) for name in metrics},
-            change={
-                name: query.percent_change(getattr(found, name), getattr(before, name)) for name in metrics
-            },
-        )
-    return Aggregate(
-        comparison=comparison,
-        period=period,
-        start=span.start,
-        end=span.end,
-        visitors=found.visitors,
-        visits=found.visits,
-        pageviews=found.pageviews,
-        events=found.events,
-        bounce_rate=found.bounce_rate,
-        visit_duration=found.visit_duration,
-        views_per_visit=found.views_per_visit,
-    )
+) -> stats.Aggregate:
+    ask = await _ask(request, session, principal, site_id, period, start, end, filters)
+    return await stats.aggregate(session, ask, compare)
 
 
 @router.get("/sites/{site_id}/stats/timeseries", summary="Visitors and pageviews per hour, day or month")
@@ -251,18 +236,10 @@ async def stats_timeseries(
     period: PeriodQuery = "30d",
     start: FromQuery = None,
     end: ToQuery = None,
-) -> Timeseries:
-    platform = get_platform(request)
-    site = (await access_site(session, platform, principal, site_id)).site
-    span = query.resolve_range(period, site.timezone, start=start, end=end)
-    timeout = platform.app_settings(AnalyticsSettings).session_timeout
-    planning = query.Planning(cache=platform.cache, site_version=site.version)
-    points = await query.timeseries(session, site.key, span, timeout, planning)
-    return Timeseries(
-        period=period,
-        interval=span.interval,
-        points=[TimePoint(start=p.start, visitors=p.visitors, pageviews=p.pageviews) for p in points],
-    )
+    filters: FilterQuery = [],  # noqa: B006
+) -> stats.Timeseries:
+    ask = await _ask(request, session, principal, site_id, period, start, end, filters)
+    return await stats.timeseries(session, ask)
 
 
 @router.get("/sites/{site_id}/stats/breakdown/{dimension}", summary="Top values of a dimension")
@@ -275,21 +252,126 @@ async def stats_breakdown(
     period: PeriodQuery = "30d",
     start: FromQuery = None,
     end: ToQuery = None,
-    limit: Annotated[int, Query(ge=1, le=100, description="How many rows.")] = 10,
-) -> Breakdown:
+    filters: FilterQuery = [],  # noqa: B006
+    limit: Annotated[int, Query(ge=1, le=1000, description="How many rows.")] = 10,
+) -> stats.Breakdown:
+    ask = await _ask(request, session, principal, site_id, period, start, end, filters)
+    return await stats.breakdown(session, ask, dimension, limit)
+
+
+@router.get("/sites/{site_id}/stats/live", summary="Visitors on the site now (the last 5 minutes)")
+async def stats_live(site_id: SiteId, request: Request, session: Session, principal: Member) -> LiveFrame:
+    site = (await access_site(session, get_platform(request), principal, site_id)).site
+    return await live_frame(session, site.key)
+
+
+@router.get("/sites/{site_id}/stats/goals", summary="Goal conversions over a range")
+async def stats_goals(
+    site_id: SiteId,
+    request: Request,
+    session: Session,
+    principal: Member,
+    period: PeriodQuery = "30d",
+    start: FromQuery = None,
+    end: ToQuery = None,
+    filters: FilterQuery = [],  # noqa: B006
+) -> stats.Goals:
+    ask = await _ask(request, session, principal, site_id, period, start, end, filters)
+    return await stats.goals(session, ask)
+
+
+@router.get("/sites/{site_id}/stats/props", summary="Custom event properties: keys, or one key's values")
+async def stats_props(
+    site_id: SiteId,
+    request: Request,
+    session: Session,
+    principal: Member,
+    period: PeriodQuery = "30d",
+    start: FromQuery = None,
+    end: ToQuery = None,
+    filters: FilterQuery = [],  # noqa: B006
+    key: Annotated[str | None, Query(max_length=300, description="List this property's values.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="How many rows.")] = 10,
+) -> stats.Props:
+    ask = await _ask(request, session, principal, site_id, period, start, end, filters)
+    return await stats.props(session, ask, key, limit)
+
+
+@router.get("/sites/{site_id}/funnels/{funnel_id}/report", summary="How far visitors get through a funnel")
+async def funnel_report(
+    site_id: SiteId,
+    funnel_id: FunnelId,
+    request: Request,
+    session: Session,
+    principal: Member,
+    period: PeriodQuery = "30d",
+    start: FromQuery = None,
+    end: ToQuery = None,
+    filters: FilterQuery = [],  # noqa: B006
+) -> stats.FunnelReport:
+    site, funnel = await _goals(request, session, principal).funnel(site_id, funnel_id)
+    ask = stats.Ask.of(get_platform(request), site, period, start, end, filters)
+    return await stats.funnel(session, ask, funnel)
+
+
+# ------------------------------------------------------------------ CSV export
+
+
+@router.get(
+    "/sites/{site_id}/export/{panel}",
+    summary="Export a panel as CSV, or every panel as a ZIP",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}, "application/zip": {}}}},
+)
+async def export_panel(
+    site_id: SiteId,
+    panel: Annotated[
+        str, Path(description=f"`<panel>.csv` ({', '.join(export.PANELS)}) or `all.zip`.", max_length=40)
+    ],
+    request: Request,
+    session: Session,
+    principal: Member,
+    period: PeriodQuery = "30d",
+    start: FromQuery = None,
+    end: ToQuery = None,
+    filters: FilterQuery = [],  # noqa: B006
+) -> StreamingResponse:
+    ask = await _ask(request, session, principal, site_id, period, start, end, filters)
+    return await export.export_response(session, ask, panel)
+
+
+# ------------------------------------------------------------------ shared links
+
+
+def _shares(request: Request, session: AsyncSession, principal: Principal) -> ShareService:
+    return ShareService(session, get_platform(request), principal, request_actor(request, principal))
+
+
+@router.post(
+    "/sites/{site_id}/shares", status_code=201, summary="Make a shared link to the dashboard (owners)"
+)
+async def create_share(
+    site_id: SiteId, data: ShareCreate, request: Request, session: Session, principal: Member
+) -> ShareRead:
+    share = await _shares(request, session, principal).create(site_id, data)
+    return share_read(get_platform(request), share)
+
+
+@router.get("/sites/{site_id}/shares", summary="A site's shared links (owners)")
+async def list_shares(
+    site_id: SiteId, request: Request, session: Session, principal: Member
+) -> list[ShareRead]:
     platform = get_platform(request)
-    site = (await access_site(session, platform, principal, site_id)).site
-    span = query.resolve_range(period, site.timezone, start=start, end=end)
-    timeout = platform.app_settings(AnalyticsSettings).session_timeout
-    planning = query.Planning(cache=platform.cache, site_version=site.version)
-    rows = await query.breakdown(
-        session, site.key, span, dimension, limit=limit, session_timeout=timeout, planning=planning
-    )
-    return Breakdown(
-        period=period,
-        dimension=dimension,
-        rows=[
-            BreakdownRow(value=r.value, visitors=r.visitors, pageviews=r.pageviews, events=r.events)
-            for r in rows
-        ],
-    )
+    return [share_read(platform, s) for s in await _shares(request, session, principal).list(site_id)]
+
+
+@router.delete("/sites/{site_id}/shares/{share_id}", status_code=204, summary="Revoke a shared link (owners)")
+async def revoke_share(
+    site_id: SiteId,
+    share_id: Annotated[uuid.UUID, Path(description="Shared link id.")],
+    request: Request,
+    session: Session,
+    principal: Member,
+) -> Response:
+    await _shares(request, session, principal).revoke(site_id, share_id)
+    return Response(status_code=204)

@@ -28,6 +28,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from pentad.apps.analytics import ga4, hooks
 from pentad.apps.analytics.models import AnalyticsDirtyBucket, AnalyticsDrop, AnalyticsEvent
 from pentad.apps.analytics.registry import site_registry
 from pentad.apps.analytics.settings import APP_NAME, AnalyticsSettings
@@ -124,6 +125,8 @@ async def flush_events(context: FlushContext, rows: Sequence[BaseModel]) -> None
         _insert_ignore(session, AnalyticsDirtyBucket),
         [{"site_key": site_key, "hour": hour} for site_key, hour in hours],
     )
+    await hooks.on_flush(context, rows)
+    await ga4.enqueue_forwarding(context, rows)
 
 
 EVENTS = IngestStream(EVENTS_STREAM, EventRow, flush_events, batch_size=2000, flush_interval=1.0)

@@ -9,13 +9,26 @@ SiteRegistry (registry.py) reloads it without a database read on the ingest path
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pentad.core.db.base import Base, IdMixin, TimestampMixin
+from pentad.core.db.base import Base, EncryptedText, IdMixin, TimestampMixin
 
 AutoId = BigInteger().with_variant(Integer(), "sqlite")
 """A 64-bit autoincrement key (SQLite only autoincrements INTEGER PRIMARY KEY, itself 64-bit)."""
@@ -42,7 +55,9 @@ class AnalyticsSite(IdMixin, TimestampMixin, Base):
 
 
 class AnalyticsGoal(IdMixin, TimestampMixin, Base):
-    """A conversion goal: a pageview of a path pattern or a custom event by name (used from session 2)."""
+    """A conversion goal: a pageview of a path pattern (`kind` "pageview", `path_pattern` with `*`
+    wildcards) or a custom event by name (`kind` "event", `event_name`); with `currency`, the revenue of
+    the completing events in that currency counts (goals.py)."""
 
     __tablename__ = "analytics_goals"
 
@@ -54,6 +69,37 @@ class AnalyticsGoal(IdMixin, TimestampMixin, Base):
     path_pattern: Mapped[str | None] = mapped_column(String(2000), default=None)
     props: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     currency: Mapped[str | None] = mapped_column(String(3), default=None)
+    event_name: Mapped[str | None] = mapped_column(String(120), default=None)
+
+
+class AnalyticsFunnel(IdMixin, TimestampMixin, Base):
+    """An ordered list of 2 to 8 steps (funnels.py), each a goal or a pageview path pattern."""
+
+    __tablename__ = "analytics_funnels"
+
+    site_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("analytics_sites.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(120))
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    """`[{"goal_id": "…"} | {"path": "/pricing*"}, …]`."""
+    scope: Mapped[str] = mapped_column(String(8), default="visit")
+    """`visit`: the steps within one visit; `day`: within one day of a visitor."""
+
+
+class AnalyticsShare(IdMixin, TimestampMixin, Base):
+    """A shared link to a site's read-only dashboard (sharing.py): public, or behind a password kept only
+    as the core password hasher's hash. `slug` is the link's secret part."""
+
+    __tablename__ = "analytics_shares"
+
+    site_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("analytics_sites.id", ondelete="CASCADE"), index=True
+    )
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(120), default="")
+    password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(default=None)
 
 
 class AnalyticsEvent(Base):
@@ -139,6 +185,8 @@ class _Rollup:
     revenue_micros: Mapped[int] = mapped_column(BigInteger, default=0)
     visitors_sketch: Mapped[str] = mapped_column(Text)
     """hll.Sketch bytes, base64 (aiomysql cannot bind bytes in an executemany)."""
+    imported: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Imported history (ga4_import.py), not counted from Pentad's own events."""
 
 
 class AnalyticsRollupHourly(_Rollup, Base):
@@ -190,15 +238,97 @@ class AnalyticsRollupCursor(Base):
     epoch: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class AnalyticsStatsKey(IdMixin, TimestampMixin, Base):
+    """A read-only Stats API key (`pas_…`, keys.py) of one account, limited to some of its sites. Only
+    a SHA-256 of its secret is stored."""
+
+    __tablename__ = "analytics_stats_keys"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    hint: Mapped[str] = mapped_column(String(16))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    site_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AnalyticsGA4Link(TimestampMixin, Base):
+    """A site's forwarding to a GA4 property through the Measurement Protocol (ga4.py); the API secret is
+    encrypted with the key ring, bound to the row."""
+
+    __tablename__ = "analytics_ga4_links"
+
+    site_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("analytics_sites.id", ondelete="CASCADE"), primary_key=True
+    )
+    site_key: Mapped[int] = mapped_column(Integer, unique=True)
+    measurement_id: Mapped[str] = mapped_column(String(32))
+    api_secret: Mapped[str] = mapped_column(EncryptedText())
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    forwarded: Mapped[int] = mapped_column(BigInteger, default=0)
+    dropped: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+
+
+class AnalyticsReportSubscription(IdMixin, TimestampMixin, Base):
+    """A weekly or monthly e-mail report of a site (reports.py) to an account with access, or to an address
+    an owner added (encrypted; `email_digest` finds it again), which must confirm before it gets any."""
+
+    __tablename__ = "analytics_report_subscriptions"
+    __table_args__ = (
+        UniqueConstraint("site_id", "period", "recipient_digest", name="uq_analytics_report_recipient"),
+    )
+
+    site_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("analytics_sites.id", ondelete="CASCADE"), index=True
+    )
+    period: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    email: Mapped[str | None] = mapped_column(EncryptedText(), default=None)
+    recipient_digest: Mapped[str] = mapped_column(String(64))
+    """The account's id, or a keyed digest of the address: one subscription per recipient and period."""
+    confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_sent_period: Mapped[date | None] = mapped_column(Date, default=None)
+    """First day of the last period mailed: a period is never mailed twice."""
+
+
+class AnalyticsImport(IdMixin, TimestampMixin, Base):
+    """One uploaded GA4 CSV export (ga4_import.py): the same file (by digest) is imported once per site."""
+
+    __tablename__ = "analytics_imports"
+    __table_args__ = (UniqueConstraint("site_id", "digest", name="uq_analytics_imports_site_digest"),)
+
+    site_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("analytics_sites.id", ondelete="CASCADE"), index=True
+    )
+    digest: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(200))
+    report: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    storage_key: Mapped[str | None] = mapped_column(String(300), default=None)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    days: Mapped[int] = mapped_column(Integer, default=0)
+    skipped_days: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(500), default=None)
+
+
 __all__ = [
     "AnalyticsDirtyBucket",
     "AnalyticsDrop",
     "AnalyticsEvent",
+    "AnalyticsFunnel",
+    "AnalyticsGA4Link",
     "AnalyticsGoal",
+    "AnalyticsImport",
+    "AnalyticsReportSubscription",
     "AnalyticsRollupCursor",
     "AnalyticsRollupDaily",
     "AnalyticsRollupHourly",
     "AnalyticsRollupMonthly",
     "AnalyticsSession",
+    "AnalyticsShare",
     "AnalyticsSite",
+    "AnalyticsStatsKey",
 ]

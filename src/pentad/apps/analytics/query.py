@@ -6,6 +6,12 @@ that fills the rollups). The `raw_*` functions compute the same answers from raw
 reference the planner is tested against, and the fallback for time zones whose midnight is not on a UTC
 hour (e.g. Asia/Kolkata), where hours do not add up to days.
 
+The site-level functions at the end (`site_totals`, `site_timeseries`, `site_breakdown`, `site_goals`,
+`site_props`, `site_funnel`: `(session, site, span, filters, options=...)`) are the documented interface
+other parts (the dashboard, exports, shared links, the Stats API, reports) call: without filters they use
+the planner; with filters, and for what rollups do not keep, the raw engine of filters.py within the raw
+retention tier (else 422 `filter_needs_raw_data`).
+
 A range is a preset (`day`, `7d`, `30d`, `month`, `6mo`, `12mo`) or `custom` with `from`/`to` dates, in
 the site's time zone; `to` is inclusive. The interval of the time series is the hour for one day, the
 month for 6 and 12 months, else the day. Visits: a visitor's events with gaps of at most
@@ -18,22 +24,28 @@ from __future__ import annotations
 import bisect
 import zoneinfo
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, case, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.analytics import rollups
+from pentad.apps.analytics import filters as raw
+from pentad.apps.analytics import funnels, goals, retention, rollups
 from pentad.apps.analytics.hll import Sketch
 from pentad.apps.analytics.models import (
     AnalyticsEvent,
+    AnalyticsFunnel,
     AnalyticsRollupDaily,
     AnalyticsRollupHourly,
     AnalyticsRollupMonthly,
+    AnalyticsSite,
 )
+from pentad.apps.analytics.settings import AnalyticsSettings
 from pentad.core.cache import Cache
+from pentad.core.context import AppContext
 from pentad.core.errors import BadRequest
 
 Period = Literal["day", "7d", "30d", "month", "6mo", "12mo", "custom"]
@@ -56,17 +68,25 @@ DIMENSIONS = {
 }
 Dimension = Literal[
     "pages",
+    "entry_pages",
+    "exit_pages",
     "sources",
     "referrers",
-    "countries",
-    "devices",
-    "browsers",
-    "os",
     "utm_source",
     "utm_medium",
     "utm_campaign",
+    "utm_content",
+    "utm_term",
+    "countries",
+    "regions",
+    "cities",
+    "devices",
+    "browsers",
+    "os",
     "events",
 ]
+"""Breakdown dimensions: those in rollups.DIMS come from rollups when unfiltered, the others (entry and
+exit pages, UTM content and term, regions, cities) from raw events."""
 NONE_LABELS = {"sources": "Direct / None", "referrers": "Direct / None"}
 ACQUISITION = frozenset({"sources", "referrers", "utm_source", "utm_medium", "utm_campaign"})
 """Dimensions of how a visit arrived: a visit counts under its first event's value (the later pages of a
@@ -589,3 +609,187 @@ async def breakdown(
         Row(value if value is not None else label, count, agg.pageviews, agg.events)
         for value, count, agg in counted[:limit]
     ]
+
+
+# ------------------------------------------------------------------ the site-level interface
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the site-level functions need besides the site and range: the visit timeout, the server's
+    default retention tiers, and the planner's clock and cache (`options_for` builds them)."""
+
+    session_timeout: int = 1800
+    default_tiers: Mapping[str, str] = field(default_factory=lambda: dict(retention.DEFAULT))
+    planning: Planning = Planning()
+
+
+def options_for(context: AppContext, site: AnalyticsSite, now: datetime | None = None) -> Options:
+    settings = context.app_settings(AnalyticsSettings)
+    return Options(
+        session_timeout=settings.session_timeout,
+        default_tiers=settings.default_tiers,
+        planning=Planning(now=now, cache=context.cache, site_version=site.version),
+    )
+
+
+async def raw_selection(
+    session: AsyncSession,
+    site: AnalyticsSite,
+    span: Range,
+    filters: Sequence[raw.Filter],
+    options: Options,
+    rules: Sequence[goals.GoalRule] | None = None,
+    columns: Sequence[str] = (),
+) -> raw.Selection:
+    """The range's visits from raw events with the filters applied, reading the base columns, the
+    filters' and `columns`; 422 `filter_needs_raw_data` when the raw tier no longer covers the range."""
+    tiers = retention.effective(site.retention, options.default_tiers)
+    retention.ensure_raw_available(span.start_ms, tiers, options.planning.now)
+    if rules is None:
+        rules = await site_goal_rules(session, site) if any(f.dimension == "goal" for f in filters) else []
+    visits = await raw.load_visits(
+        session,
+        site.key,
+        span.start_ms,
+        span.end_ms,
+        options.session_timeout,
+        filters,
+        raw.needed_columns(filters, columns),
+    )
+    return raw.select_visits(visits, filters, rules)
+
+
+async def site_goal_rules(session: AsyncSession, site: AnalyticsSite) -> list[goals.GoalRule]:
+    return [goals.rule_of(goal) for goal in await goals.list_goals(session, site.id)]
+
+
+async def site_totals(
+    session: AsyncSession,
+    site: AnalyticsSite,
+    span: Range,
+    filters: Sequence[raw.Filter] = (),
+    options: Options | None = None,
+) -> Totals:
+    """Top stats over the range (rollups when unfiltered, raw events with filters)."""
+    options = options or Options()
+    if not filters:
+        return await totals(session, site.key, span, options.session_timeout, options.planning)
+    counts = raw.totals_of(await raw_selection(session, site, span, filters, options))
+    return Totals(
+        visitors=counts.visitors,
+        visits=counts.visits,
+        pageviews=counts.pageviews,
+        events=counts.events,
+        bounces=counts.bounces,
+        duration_ms=counts.duration_ms,
+    )
+
+
+async def site_timeseries(
+    session: AsyncSession,
+    site: AnalyticsSite,
+    span: Range,
+    filters: Sequence[raw.Filter] = (),
+    options: Options | None = None,
+) -> list[Point]:
+    """Visitors and pageviews per interval of the range."""
+    options = options or Options()
+    if not filters:
+        return await timeseries(session, site.key, span, options.session_timeout, options.planning)
+    starts = span.buckets()
+    edges = [int(start.timestamp() * 1000) for start in starts]
+    found = raw.timeseries_of(await raw_selection(session, site, span, filters, options), edges)
+    return [Point(start, visitors, views) for start, (visitors, views) in zip(starts, found, strict=True)]
+
+
+async def site_breakdown(
+    session: AsyncSession,
+    site: AnalyticsSite,
+    span: Range,
+    dimension: str,
+    filters: Sequence[raw.Filter] = (),
+    options: Options | None = None,
+    *,
+    limit: int = 10,
+) -> list[Row]:
+    """The top values of a dimension (query.Dimension) by visitors."""
+    options = options or Options()
+    if not filters and dimension in rollups.DIMS:
+        return await breakdown(
+            session,
+            site.key,
+            span,
+            dimension,
+            limit=limit,
+            session_timeout=options.session_timeout,
+            planning=options.planning,
+        )
+    column = raw.BREAKDOWNS[dimension][1]
+    selection = await raw_selection(session, site, span, filters, options, columns=[column])
+    found = raw.breakdown_of(selection, dimension)
+    label = NONE_LABELS.get(dimension, "(unknown)")
+    return [
+        Row(value if value is not None else label, len(bucket.visitors), bucket.pageviews, bucket.events)
+        for value, bucket in raw.ranked(found, limit)
+    ]
+
+
+async def site_goals(
+    session: AsyncSession,
+    site: AnalyticsSite,
+    span: Range,
+    filters: Sequence[raw.Filter] = (),
+    options: Options | None = None,
+) -> list[goals.Conversion]:
+    """Every goal of the site with its conversions over the range (raw events)."""
+    options = options or Options()
+    rules = await site_goal_rules(session, site)
+    selection = await raw_selection(
+        session, site, span, filters, options, rules, ["revenue_micros", "currency"]
+    )
+    pairs = zip((visit.visitor_id for visit in selection.visits), selection.counted, strict=True)
+    return goals.conversions_of(rules, selection.visitors, pairs)
+
+
+@dataclass(frozen=True)
+class PropRow:
+    value: str
+    visitors: int
+    events: int
+
+
+async def site_props(
+    session: AsyncSession,
+    site: AnalyticsSite,
+    span: Range,
+    filters: Sequence[raw.Filter] = (),
+    options: Options | None = None,
+    *,
+    key: str | None = None,
+    limit: int = 10,
+) -> list[PropRow]:
+    """Custom event properties: the keys (key None), or one key's values, with the visitors and events
+    that carried them."""
+    options = options or Options()
+    found = raw.props_of(await raw_selection(session, site, span, filters, options, columns=["props"]), key)
+    return [
+        PropRow(str(value), len(bucket.visitors), bucket.events + bucket.pageviews)
+        for value, bucket in raw.ranked(found, limit)
+    ]
+
+
+async def site_funnel(
+    session: AsyncSession,
+    site: AnalyticsSite,
+    span: Range,
+    funnel: AnalyticsFunnel,
+    filters: Sequence[raw.Filter] = (),
+    options: Options | None = None,
+) -> tuple[int, list[funnels.StepResult]]:
+    """(units in the range, per-step results) of a funnel of the site."""
+    options = options or Options()
+    rules = await site_goal_rules(session, site)
+    steps = funnels.compile_steps(funnel, rules)
+    selection = await raw_selection(session, site, span, filters, options, rules)
+    return funnels.report(selection, steps, funnel.scope)

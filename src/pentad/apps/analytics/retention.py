@@ -5,6 +5,10 @@ A site's `retention` is `{"raw": "60d", "hourly": "2y", "daily": "forever", "mon
 a unit — `h` hours, `d` days, `w` weeks, `mo` months, `y` years — or `forever`; each tier keeps at least
 as long as the one before (raw ≤ hourly ≤ daily ≤ monthly). The cron job `analytics.enforce_retention`
 (daily) deletes what is older, raw events and sessions in chunks of DELETE_CHUNK rows per transaction.
+
+On PostgreSQL raw events are partitioned by month (RAW_EVENTS, migration analytics_0005): a month every
+site's raw tier has passed is dropped whole first (`drop_expired_raw`), so the chunked deletes only have
+the months some site still keeps, or the days of a month that has not wholly expired, to do.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
-from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy import ColumnElement, Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.analytics import rollups
@@ -29,6 +34,7 @@ from pentad.apps.analytics.models import (
     AnalyticsSession,
     AnalyticsSite,
 )
+from pentad.core.db import partitions
 from pentad.core.errors import AppError
 
 TIERS = ("raw", "hourly", "daily", "monthly")
@@ -37,6 +43,12 @@ DEFAULT = {"raw": "60d", "hourly": "2y", "daily": FOREVER, "monthly": FOREVER}
 DELETE_CHUNK = 5000
 _DURATION = re.compile(r"^([1-9][0-9]{0,4})(h|d|w|mo|y)$")
 _APPROX_HOURS = {"h": 1, "d": 24, "w": 24 * 7, "mo": 24 * 30, "y": 24 * 365}
+
+RAW_EVENTS = partitions.PartitionedTable(
+    cast(Table, AnalyticsEvent.__table__), "ts", "month", ahead=2, engines=("postgresql",), epoch="ms"
+)
+"""Raw events: a partition a month on PostgreSQL, made ahead by the core's cron job; a plain table on
+SQLite and MariaDB. No `retention` of its own: the sites' tiers decide (drop_expired_raw)."""
 
 
 class RawDataExpired(AppError):
@@ -137,6 +149,8 @@ class Pruned:
     hourly: int = 0
     daily: int = 0
     monthly: int = 0
+    partitions: int = 0
+    """Whole months of raw events dropped (PostgreSQL; their rows are not in `events`)."""
 
 
 async def _chunked_delete(
@@ -148,8 +162,25 @@ async def _chunked_delete(
     query = select(table.id).where(table.site_key == site_key, condition).limit(DELETE_CHUNK)
     ids = list((await session.scalars(query)).all())
     if ids:
-        await session.execute(delete(table).where(table.id.in_(ids)))
+        # The condition again: on a partitioned table it keeps the delete to the partitions it names.
+        await session.execute(delete(table).where(table.id.in_(ids), condition))
     return len(ids)
+
+
+async def drop_expired_raw(
+    session: AsyncSession, default: Mapping[str, str], now: datetime, pruned: Pruned
+) -> None:
+    """Drop the months of raw events that every site's raw tier has passed, whole (PostgreSQL; elsewhere
+    nothing): the partitions that end at or before the earliest of the sites' raw floors, and the default
+    partition's rows of those months. One site keeping raw events forever keeps every month."""
+    stored = (await session.scalars(select(AnalyticsSite.retention))).all()
+    floors = [raw_floor_ms(effective(tiers, default), now) for tiers in stored]
+    if not floors or min(floors) == 0:
+        return
+    cutoff = datetime.fromtimestamp(min(floors) / 1000, UTC)
+    dropped = await partitions.drop_expired(session, RAW_EVENTS, cutoff)
+    pruned.partitions += len(dropped.partitions)
+    pruned.events += dropped.default_rows
 
 
 async def prune_site_step(

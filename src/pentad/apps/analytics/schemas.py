@@ -134,3 +134,114 @@ class DropsRead(BaseModel):
     period: str
     total: int
     reasons: list[DropCount]
+
+
+# ------------------------------------------------------------------ goals, funnels, shared links
+
+GoalKind = Literal["pageview", "event"]
+
+
+def _pattern(value: str) -> str:
+    value = value.strip()
+    if not value.startswith("/") or len(value) > 500:
+        raise ValueError("a path pattern starts with / (`*` matches anything), at most 500 characters")
+    return value
+
+
+class GoalCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: GoalKind = Field(description="`pageview`: a page matching `path`; `event`: a custom event.")
+    path: str | None = Field(None, description="For `pageview`: a path pattern, `*` matching anything.")
+    event_name: str | None = Field(
+        None, min_length=1, max_length=120, description="For `event`: the custom event's name."
+    )
+    name: str | None = Field(
+        None, min_length=1, max_length=120, description="Display name (default: the event or `Visit <path>`)."
+    )
+    currency: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z]{3}$",
+        description="Count the revenue of completing events in this ISO 4217 currency.",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _check_path(cls, value: str | None) -> str | None:
+        return None if value is None else _pattern(value)
+
+    @field_validator("currency")
+    @classmethod
+    def _upper(cls, value: str | None) -> str | None:
+        return None if value is None else value.upper()
+
+    def model_post_init(self, _context: object) -> None:
+        if self.kind == "pageview" and (self.path is None or self.event_name is not None):
+            raise ValueError("a pageview goal has a `path` and no `event_name`")
+        if self.kind == "event" and (self.event_name is None or self.path is not None):
+            raise ValueError("an event goal has an `event_name` and no `path`")
+
+
+class GoalRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    kind: GoalKind
+    name: str
+    path: str | None = Field(validation_alias="path_pattern")
+    event_name: str | None
+    currency: str | None
+    created_at: datetime
+
+
+class FunnelStep(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    goal_id: uuid.UUID | None = Field(None, description="A goal of the site.")
+    path: str | None = Field(None, description="Or a pageview path pattern (`*` matches anything).")
+
+    @field_validator("path")
+    @classmethod
+    def _check_path(cls, value: str | None) -> str | None:
+        return None if value is None else _pattern(value)
+
+    def model_post_init(self, _context: object) -> None:
+        if (self.goal_id is None) == (self.path is None):
+            raise ValueError("a step is a `goal_id` or a `path`, not both")
+
+
+class FunnelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=120)
+    steps: list[FunnelStep] = Field(min_length=2, max_length=8, description="2 to 8 steps, in order.")
+    scope: Literal["visit", "day"] = Field(
+        "visit", description="Steps within one visit, or within one day of a visitor."
+    )
+
+
+class FunnelRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    steps: list[FunnelStep]
+    scope: Literal["visit", "day"]
+    created_at: datetime
+
+
+class ShareCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field("", max_length=120, description="What the link is for (shown to owners only).")
+    password: str | None = Field(
+        None, min_length=8, max_length=256, description="Protect the link with a password (stored hashed)."
+    )
+
+
+class ShareRead(BaseModel):
+    id: uuid.UUID
+    label: str
+    url: str = Field(description="The link: anyone holding it sees the site's dashboard, read-only.")
+    password_protected: bool
+    created_at: datetime

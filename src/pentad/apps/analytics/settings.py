@@ -76,6 +76,29 @@ class AnalyticsSettings(BaseModel):
         "(h, d, w, mo, y or forever; raw ≤ hourly ≤ daily ≤ monthly; tiers not named keep these).",
     )
 
+    ga4_endpoint: str = Field(
+        "https://www.google-analytics.com",
+        description="Base URL of GA4's Measurement Protocol (`/mp/collect`, `/debug/mp/collect`).",
+    )
+    ga4_batch: int = Field(
+        500, ge=25, le=5000, description="Most events one `analytics.ga4_forward` job carries."
+    )
+    ga4_max_attempts: int = Field(
+        8,
+        ge=1,
+        le=20,
+        description="Tries of a GA4 request that fails with 5xx, 429 or no answer, then dropped.",
+    )
+    ga4_import_max_bytes: int = Field(
+        50 * 1024 * 1024, ge=1024, description="Largest GA4 CSV export an owner may upload, bytes (else 413)."
+    )
+    report_hour: int = Field(
+        8,
+        ge=0,
+        le=23,
+        description="Hour (site time zone) from which weekly and monthly e-mail reports go out.",
+    )
+
     @field_validator("default_retention", mode="before")
     @classmethod
     def _check_default_retention(cls, value: Any) -> str:

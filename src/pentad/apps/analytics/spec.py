@@ -4,7 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pentad.apps.analytics import endpoints, ingest, pages, permissions, tasks
+from pentad.apps.analytics import (
+    endpoints,
+    ga4,
+    ga4_import,
+    ingest,
+    keys,
+    live,
+    pages,
+    permissions,
+    reports,
+    retention,
+    sharing,
+    stats_api,
+    tasks,
+    topics,
+)
 from pentad.apps.analytics.events import DOMAIN_EVENTS
 from pentad.apps.analytics.queries import QUERIES
 from pentad.apps.analytics.registry import SITE_REGISTRY
@@ -17,19 +32,32 @@ APP = AppSpec(
     name=APP_NAME,
     title="Analytics",
     description="Cookieless first-party web analytics: a 1 KB tracker, durable ingest, dashboards.",
-    routers=[ingest.router, endpoints.router],
-    pages=[pages.router],
+    routers=[
+        ingest.router,
+        endpoints.router,
+        keys.router,
+        stats_api.router,
+        ga4.router,
+        reports.router,
+        ga4_import.router,
+    ],
+    credential_schemes=keys.CREDENTIAL_SCHEMES,
+    pages=[sharing.router, pages.router, reports.pages],
     migrations=PACKAGE / "migrations" / "versions",
     permissions=permissions.ALL,
     role_permissions={"member": [permissions.ANALYTICS_USE]},
     resource_roles={permissions.SITE_RESOURCE: permissions.SITE_ROLES},
     ingest=[ingest.EVENTS, ingest.DROPS],
-    resources=[SITE_REGISTRY],
+    resources=[SITE_REGISTRY, live.LIVE_SITES],
+    topics=topics.TOPICS,
+    services=[live.LIVE_SERVICE],
     home_path="/analytics",
     static_dir=PACKAGE / "static",
     settings=AnalyticsSettings,
-    jobs=tasks.JOBS,
-    cron=tasks.CRON,
+    jobs=[*tasks.JOBS, *ga4.JOBS, *ga4_import.JOBS, *reports.JOBS],
+    cron=[*tasks.CRON, *reports.CRON],
+    mail_templates=PACKAGE / "templates" / "analytics" / "mail",
+    partitioned_tables=[retention.RAW_EVENTS],
     events=DOMAIN_EVENTS,
     queries=QUERIES,
 )

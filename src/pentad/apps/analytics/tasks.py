@@ -63,6 +63,7 @@ async def run_retention(platform: AppContext, now: datetime | None = None) -> re
     pruned = retention.Pruned()
     async with platform.database.transaction() as session:
         keys = [int(key) for key in (await session.scalars(select(AnalyticsSite.key))).all()]
+        await retention.drop_expired_raw(session, settings.default_tiers, moment, pruned)
     for key in keys:
         more = True
         while more:

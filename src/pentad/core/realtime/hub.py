@@ -74,6 +74,10 @@ CLOSE_TIMEOUT = 5.0
 """Seconds the close frame may wait for a congested socket before the connection is abandoned."""
 TOPIC_LINGER = 5.0
 """Seconds a topic without local subscribers stays subscribed at the broker (reconnects come back)."""
+EVERY_SUBSCRIBER = "*"
+"""In a recheck's principal ids (with a topic): every connection subscribed to it, whoever it is (a
+resource that stopped being public: who read it through that alone cannot be listed)."""
+
 LATENCY_SAMPLE = 16
 """The latency histogram takes one delivery in this many per connection (an observation costs ~1 µs)."""
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -509,6 +513,7 @@ class Hub:
         """Another node (or this one) changed who may read: check this node's affected connections."""
         wanted = set(principal_ids)
         if topic is None:
+            wanted.discard(EVERY_SUBSCRIBER)  # "everyone's whole connection" is never asked for
             for connection in list(self.connections):
                 if self._belongs(connection, wanted) and self.revalidate is not None:
                     self._spawn(self.revalidate(connection, True))  # noqa: FBT003
@@ -519,17 +524,28 @@ class Hub:
         local = self._topics.get(topic)
         if local is None:
             return
+        affected: list[Connection] = []
         for connection in list(local.live):
             if self._belongs(connection, wanted):
                 del local.live[connection]
                 local.held[connection] = []
+                affected.append(connection)
+        affected.extend(c for c in list(local.buffering) if self._belongs(c, wanted))
+        if EVERY_SUBSCRIBER in wanted:
+            # One check after another: a topic's whole audience must not open as many transactions at once.
+            self._spawn(self._recheck_all(affected, local))
+        else:
+            for connection in affected:
                 self._spawn(self._recheck(connection, local))
-        for connection in list(local.buffering):
-            if self._belongs(connection, wanted):
-                self._spawn(self._recheck(connection, local))
+
+    async def _recheck_all(self, connections: list[Connection], local: LocalTopic) -> None:
+        for connection in connections:
+            await self._recheck(connection, local)
 
     @staticmethod
     def _belongs(connection: Connection, principal_ids: set[str]) -> bool:
+        if EVERY_SUBSCRIBER in principal_ids:
+            return True
         return connection.principal is not None and str(connection.principal.id) in principal_ids
 
     async def _recheck(self, connection: Connection, local: LocalTopic) -> None:

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from pentad.core.context import AppContext
 from pentad.core.db.engine import Database
 from pentad.core.db.hooks import on_commit
-from pentad.core.realtime.hub import Hub
+from pentad.core.realtime.hub import EVERY_SUBSCRIBER, Hub
 from pentad.core.realtime.ordering import Ticket
 from pentad.core.realtime.topics import TopicSpec
 
@@ -135,6 +135,18 @@ def recheck(
 
     async def send() -> None:
         await hub.recheck(ids, topic)
+
+    on_commit(session, send)
+
+
+def recheck_topic(session: AsyncSession, topic: str) -> None:
+    """Once `session` commits, authorise every subscription to `topic` again, on every node, whoever holds
+    it: for a resource that stopped being readable by some who could not be listed (a public camera made
+    private: anyone may have watched). Those refused get `unsubscribed`; costs one check per subscriber."""
+    hub = hub_of(session)
+
+    async def send() -> None:
+        await hub.recheck([EVERY_SUBSCRIBER], topic)
 
     on_commit(session, send)
 

@@ -1,0 +1,22 @@
+"""What the product adds to every flush of `analytics.events` (ingest.flush_events calls `on_flush` in
+the transaction that stores the batch): goal completions become `analytics.goals_completed` events
+(goals.py), and the sites that got events are noted for the live frames (live.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pentad.apps.analytics import goals, live
+from pentad.core.context import AppContext
+from pentad.core.ingest import FlushContext
+
+
+async def on_flush(flush: FlushContext, rows: Sequence[Any]) -> None:
+    await goals.emit_completions(flush.session, rows)
+    context: AppContext | None
+    try:
+        context = flush.context
+    except RuntimeError:  # an Ingest not bound to a platform (unit tests of the flush)
+        context = None
+    live.note_flushed(context, {row.site_key for row in rows})

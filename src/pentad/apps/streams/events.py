@@ -1,0 +1,111 @@
+"""Realtime events of the streams app, and its domain events.
+
+`streams.camera.{camera_id}`: what happens to one camera (online, offline; health, viewers, recordings and
+exports as the media plane lands), for whoever may view it: a role on it, anyone for a public or unlisted
+camera, or a playback token of it.
+`streams.directory`: public cameras going online, offline or away (the grid), for anyone with `streams.watch`.
+`streams.user.{user_id}`: one account's own affairs (keys made or revoked, roles given or taken).
+
+Domain events (no subscribers of our own): `streams.stream_started`, `streams.stream_ended`, declared now
+with `streams.recording_stored` and `streams.viewer_session_ended`, which the media plane emits later.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel
+
+from pentad.core.events import DomainEvent
+
+DIRECTORY_TOPIC = "streams.directory"
+
+
+def camera_topic(camera_id: uuid.UUID) -> str:
+    return f"streams.camera.{camera_id}"
+
+
+def user_topic(user_id: uuid.UUID) -> str:
+    return f"streams.user.{user_id}"
+
+
+# ------------------------------------------------------------------ realtime payloads
+
+
+class CameraLive(BaseModel):
+    """On the camera's topic (and the directory's, for a public camera)."""
+
+    type: Literal["camera.online", "camera.offline"]
+    camera_id: uuid.UUID
+    session_id: uuid.UUID
+    reason: str | None = None
+    """Why it went offline (`publisher_left`, `key_revoked`, `camera_deleted`, …)."""
+
+
+class CameraChanged(BaseModel):
+    """On the camera's topic; on the directory too when it became, stayed or stopped being public."""
+
+    type: Literal["camera.updated", "camera.deleted"]
+    camera_id: uuid.UUID
+    name: str
+    visibility: str
+
+
+class KeyChanged(BaseModel):
+    """On the topics of the camera's managers: a stream key was made or revoked (never the key itself)."""
+
+    type: Literal["key.created", "key.revoked"]
+    camera_id: uuid.UUID
+    key_id: uuid.UUID
+    hint: str
+
+
+class GrantChanged(BaseModel):
+    """On the topic of the account whose role changed."""
+
+    type: Literal["grant.added", "grant.removed"]
+    camera_id: uuid.UUID
+    role: str | None
+
+
+# ------------------------------------------------------------------ domain events
+
+
+class StreamStarted(BaseModel):
+    camera_id: uuid.UUID
+    session_id: uuid.UUID
+    engine: str
+    source: str
+
+
+class StreamEnded(BaseModel):
+    camera_id: uuid.UUID
+    session_id: uuid.UUID
+    engine: str
+    source: str
+    duration_s: float
+    reason: str
+
+
+class RecordingStored(BaseModel):
+    camera_id: uuid.UUID
+    segment_count: int
+    bytes: int
+
+
+class ViewerSessionEnded(BaseModel):
+    camera_id: uuid.UUID
+    protocol: Literal["hls", "webrtc"]
+    seconds: float
+
+
+STREAM_STARTED = DomainEvent("streams.stream_started", StreamStarted, "A camera started streaming.")
+STREAM_ENDED = DomainEvent("streams.stream_ended", StreamEnded, "A camera's live stream ended.")
+RECORDING_STORED = DomainEvent(
+    "streams.recording_stored", RecordingStored, "Recorded segments stored in the last hour (a roll-up)."
+)
+VIEWER_SESSION_ENDED = DomainEvent(
+    "streams.viewer_session_ended", ViewerSessionEnded, "A viewer stopped watching a camera."
+)
+DOMAIN_EVENTS = (STREAM_STARTED, STREAM_ENDED, RECORDING_STORED, VIEWER_SESSION_ENDED)

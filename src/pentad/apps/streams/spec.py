@@ -1,0 +1,33 @@
+"""The streams app's AppSpec: what it hands the core (pentad.apps.INSTALLED names this module).
+
+Session 1 part B: the control plane (cameras, keys, roles, playback tokens, topics, domain events). The
+media plane (services, media routes, jobs, pages) adds its entries to these lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pentad.apps.streams import endpoints, pages, permissions, topics
+from pentad.apps.streams.events import DOMAIN_EVENTS
+from pentad.apps.streams.playback import PLAYBACK_SCHEME
+from pentad.apps.streams.settings import APP_NAME, StreamsSettings
+from pentad.core.apps import AppSpec
+
+PACKAGE = Path(__file__).parent
+
+APP = AppSpec(
+    name=APP_NAME,
+    title="Streams",
+    description="Camera streaming: RTMP/RTSP in, HLS and WebRTC out, recording.",
+    routers=[endpoints.router],
+    pages=[pages.router],
+    migrations=PACKAGE / "migrations" / "versions",
+    permissions=permissions.ALL,
+    role_permissions={"member": [permissions.STREAMS_USE, permissions.STREAMS_WATCH]},
+    resource_roles={permissions.CAMERA_RESOURCE: permissions.CAMERA_ROLES},
+    credential_schemes=[PLAYBACK_SCHEME],
+    topics=topics.TOPICS,
+    events=DOMAIN_EVENTS,
+    settings=StreamsSettings,
+    home_path="/streams",
+)
