@@ -29,7 +29,7 @@ from pentad.core.platform import Platform
 from tests.apps.ads.serving import BRITAIN, FIREFOX, GERMANY, Setup, beacon, decide, impressions, setup
 from tests.apps.ads.support import Account, account, grant
 from tests.conftest import make_settings
-from tests.factories import DEFAULT_PASSWORD
+from tests.factories import DEFAULT_PASSWORD, run_due_jobs
 
 
 async def _deliver(client: httpx.AsyncClient, platform: Platform, ads: Setup) -> None:
@@ -259,3 +259,29 @@ async def test_the_report_pages_show_the_table_chart_data_and_csv_to_readers_onl
     await client.post("/login", data={"email": stranger.user.email, "password": DEFAULT_PASSWORD})
     for path in (f"/ads/sites/{ads.site_id}/report", f"/ads/campaigns/{ads.campaign_id}/report.csv"):
         assert (await client.get(path)).status_code == 404, path
+
+
+async def test_with_analytics_a_goal_completed_on_the_site_becomes_the_clicked_campaigns_conversion(
+    client: httpx.AsyncClient, owner: Account, platform: Platform
+) -> None:
+    """End to end through the real analytics app: its ingest flush emits `analytics.goals_completed`, ads'
+    subscriber attributes it to the click of the same visitor."""
+    ads = await setup(client, owner, conversion_goals=["Signup"])
+    tracked = await client.post("/api/analytics/sites", json={"domain": ads.domain}, headers=owner.headers)
+    assert tracked.status_code == 201, tracked.text
+    goal = await client.post(
+        f"/api/analytics/sites/{tracked.json()['id']}/goals",
+        json={"kind": "pageview", "path": "/welcome", "name": "Signup"},
+        headers=owner.headers,
+    )
+    assert goal.status_code == 201, goal.text
+    answer = (await decide(client, ads.zone_id)).json()  # from GERMANY with FIREFOX, as _pageview posts
+    await client.get(answer["ad"]["click"].replace(platform.base_url, ""))
+    await _pageview(client, ads.domain, "/welcome", GERMANY)
+    await platform.ingest.flush()
+    await run_due_jobs(platform)
+
+    stats = (await client.get(f"/api/ads/campaigns/{ads.campaign_id}/stats", headers=owner.headers)).json()
+    report = (await client.get(f"/api/ads/campaigns/{ads.campaign_id}/report", headers=owner.headers)).json()
+    assert (stats["clicks"], stats["conversions"]) == (1, 1)
+    assert report["totals"]["conversions"] == 1
