@@ -58,6 +58,8 @@ def test_variants_are_never_wider_than_the_original_and_keep_its_shape() -> None
         (100, fmt) for fmt in ["avif", "webp", "png"][-len(formats) :]
     }
     assert render(_image(100, 50, "GIF", "P"), "image/gif") == {}  # an animation would be lost
+    palette = render(_image(400, 200, "PNG", "P"), "image/png")  # converted for AVIF and WebP
+    assert sorted(palette) == sorted((320, fmt) for fmt in [*formats[:-1], "png"])
 
 
 async def test_an_uploaded_image_gets_immutable_variants_offered_as_picture_sources(

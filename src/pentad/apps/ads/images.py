@@ -85,6 +85,8 @@ def render(data: bytes, content_type: str) -> dict[tuple[int, str], bytes]:
             frame = resized
             if fmt == "jpeg" and frame.mode not in ("RGB", "L"):
                 frame = frame.convert("RGB")
+            elif fmt in ("avif", "webp") and frame.mode not in ("RGB", "RGBA"):
+                frame = frame.convert("RGBA")  # palette, grey-alpha, 16-bit: what the encoders take
             buffer = io.BytesIO()
             frame.save(buffer, format=fmt.upper(), **SAVE_OPTIONS[fmt])
             found[(width, fmt)] = buffer.getvalue()

@@ -134,8 +134,7 @@ async def decide(
     day, utc_day, minute = _day(local), _day(at), int(at.timestamp()) // 60
     live = [campaign for campaign in zone.campaigns if campaign.runs_at(at) and campaign.targeting(facts)]
     cache = context.cache
-    if count:
-        await cache.incr(zone_requests_key(zone.id, int(at.timestamp()) // 3600), 1, REQUESTS_TTL)
+    await cache.incr(zone_requests_key(zone.id, int(at.timestamp()) // 3600), 1, REQUESTS_TTL)
     keys: list[str] = []
     for campaign in live:
         keys += [daily_key(campaign.id, day, what) for what in ("imp", "clk", "spend")]
