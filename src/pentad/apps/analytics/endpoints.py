@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.analytics import query, repository
+from pentad.apps.analytics import query, repository, store
 from pentad.apps.analytics.access import access_site
 from pentad.apps.analytics.actions.sites import SiteService, site_read
 from pentad.apps.analytics.permissions import ANALYTICS_USE, SITE_MANAGE
@@ -204,7 +204,9 @@ async def stats_aggregate(
     site = (await access_site(session, platform, principal, site_id)).site
     span = query.resolve_range(period, site.timezone, start=start, end=end)
     timeout = platform.app_settings(AnalyticsSettings).session_timeout
-    planning = query.Planning(cache=platform.cache, site_version=site.version)
+    planning = query.Planning(
+        cache=platform.cache, site_version=site.version, store=store.event_store(platform)
+    )
     found = await query.totals(session, site.key, span, timeout, planning)
     comparison = None
     if compare is not None:
@@ -256,7 +258,9 @@ async def stats_timeseries(
     site = (await access_site(session, platform, principal, site_id)).site
     span = query.resolve_range(period, site.timezone, start=start, end=end)
     timeout = platform.app_settings(AnalyticsSettings).session_timeout
-    planning = query.Planning(cache=platform.cache, site_version=site.version)
+    planning = query.Planning(
+        cache=platform.cache, site_version=site.version, store=store.event_store(platform)
+    )
     points = await query.timeseries(session, site.key, span, timeout, planning)
     return Timeseries(
         period=period,
@@ -281,7 +285,9 @@ async def stats_breakdown(
     site = (await access_site(session, platform, principal, site_id)).site
     span = query.resolve_range(period, site.timezone, start=start, end=end)
     timeout = platform.app_settings(AnalyticsSettings).session_timeout
-    planning = query.Planning(cache=platform.cache, site_version=site.version)
+    planning = query.Planning(
+        cache=platform.cache, site_version=site.version, store=store.event_store(platform)
+    )
     rows = await query.breakdown(
         session, site.key, span, dimension, limit=limit, session_timeout=timeout, planning=planning
     )

@@ -28,6 +28,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from pentad.apps.analytics import store
 from pentad.apps.analytics.models import AnalyticsDirtyBucket, AnalyticsDrop, AnalyticsEvent
 from pentad.apps.analytics.registry import site_registry
 from pentad.apps.analytics.settings import APP_NAME, AnalyticsSettings
@@ -116,6 +117,8 @@ async def flush_events(context: FlushContext, rows: Sequence[BaseModel]) -> None
     """Store a batch of events (one executemany INSERT) and mark their (site, hour) buckets dirty for the
     rollups, in the transaction that records the batch (so a replayed batch is never stored twice)."""
     if not rows:
+        return
+    if await store.flush_elsewhere(context, rows):  # PENTAD_ANALYTICS__STORE=clickhouse (store/)
         return
     session = context.session
     await session.execute(insert(AnalyticsEvent), [row.model_dump() for row in rows])

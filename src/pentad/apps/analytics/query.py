@@ -20,7 +20,7 @@ import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import ColumnElement, case, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +35,9 @@ from pentad.apps.analytics.models import (
 )
 from pentad.core.cache import Cache
 from pentad.core.errors import BadRequest
+
+if TYPE_CHECKING:
+    from pentad.apps.analytics.store.base import EventStore
 
 Period = Literal["day", "7d", "30d", "month", "6mo", "12mo", "custom"]
 Interval = Literal["hour", "day", "month"]
@@ -391,6 +394,8 @@ class Planning:
     now: datetime | None = None
     cache: Cache | None = None
     site_version: int = 0
+    store: EventStore | None = None
+    """Where to ask instead (store/: the ClickHouse store answers from its raw events); None: here."""
 
 
 def plan(span: Range, now_ms: int, dirty: set[int], max_tier: Interval) -> list[Part] | None:
@@ -522,6 +527,8 @@ async def totals(
 ) -> Totals:
     """Top stats over the range, from rollups and the open or dirty hours."""
     planning = planning or Planning()
+    if planning.store is not None:
+        return await planning.store.totals(session, site_key, span, session_timeout, planning)
     parts = await _parts(session, site_key, span, "month", planning.now)
     if parts is None:
         return await raw_totals(session, site_key, span, session_timeout)
@@ -544,6 +551,8 @@ async def timeseries(
 ) -> list[Point]:
     """Visitors and pageviews per interval, from rollups no coarser than the interval."""
     planning = planning or Planning()
+    if planning.store is not None:
+        return await planning.store.timeseries(session, site_key, span, session_timeout, planning)
     parts = await _parts(session, site_key, span, span.interval, planning.now)
     if parts is None:
         return await raw_timeseries(session, site_key, span)
@@ -573,6 +582,16 @@ async def breakdown(
 ) -> list[Row]:
     """The top values of a dimension by visitors, from rollups."""
     planning = planning or Planning()
+    if planning.store is not None:
+        return await planning.store.breakdown(
+            session,
+            site_key,
+            span,
+            dimension,
+            limit=limit,
+            session_timeout=session_timeout,
+            planning=planning,
+        )
     parts = await _parts(session, site_key, span, "month", planning.now)
     if parts is None:
         return await raw_breakdown(

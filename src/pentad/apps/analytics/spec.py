@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pentad.apps.analytics import endpoints, ingest, pages, permissions, tasks
+from pentad.apps.analytics import endpoints, ingest, pages, permissions, store, tasks
 from pentad.apps.analytics.registry import SITE_REGISTRY
 from pentad.apps.analytics.settings import APP_NAME, AnalyticsSettings
 from pentad.core.apps import AppSpec
@@ -22,7 +22,8 @@ APP = AppSpec(
     role_permissions={"member": [permissions.ANALYTICS_USE]},
     resource_roles={permissions.SITE_RESOURCE: permissions.SITE_ROLES},
     ingest=[ingest.EVENTS, ingest.DROPS],
-    resources=[SITE_REGISTRY],
+    resources=[SITE_REGISTRY, store.CLICKHOUSE],
+    health_checks=[store.CLICKHOUSE_CHECK],
     home_path="/analytics",
     static_dir=PACKAGE / "static",
     settings=AnalyticsSettings,
