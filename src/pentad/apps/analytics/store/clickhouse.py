@@ -214,11 +214,15 @@ def _day_floor(ms: int) -> int:
     return ms // rollups.DAY_MS * rollups.DAY_MS
 
 
+def _daily(span: query.Range) -> bool:
+    """Whether the range is whole UTC hours (the planner reads rollups), not e.g. Asia/Kolkata days."""
+    return not (span.start_ms % rollups.HOUR_MS or span.end_ms % rollups.HOUR_MS)
+
+
 def _window(span: query.Range, session_timeout: int) -> tuple[int, int]:
-    """The events visits are rebuilt from. On a range of whole UTC hours, as rollups.py does: the UTC days
-    around it, widened by the session timeout (a visit started before the range counts its visit there,
-    its events here). Otherwise as query.py's raw functions: the range alone."""
-    if span.start_ms % rollups.HOUR_MS or span.end_ms % rollups.HOUR_MS:
+    """The events visits are rebuilt from: the UTC days of the range widened by the session timeout, or
+    the range alone (see `_visits`)."""
+    if not _daily(span):
         return span.start_ms, span.end_ms
     timeout_ms = session_timeout * 1000
     return _day_floor(span.start_ms) - timeout_ms, _day_floor(span.end_ms - 1) + rollups.DAY_MS + timeout_ms
@@ -293,29 +297,44 @@ class ClickHouseEventStore:
 
     # -------------------------------------------------------------- visits
 
-    def _visits(self, columns: Mapping[str, str] | None = None, values: Sequence[str] = ()) -> str:
-        """One row per visit in the window: visitor_id, start, end (unix ms), all_views, all_customs (of
-        the whole visit), views, customs (its events in the range), and each of `columns` (alias →
-        aggregate over the visit's events: `t` its time, `pv` 1 for a pageview, `v` the tuple of
-        `values`, columns of each event, e.g. `argMin(tuple(v.1), t)` for the first one's)."""
+    def _visits(
+        self, span: query.Range, columns: Mapping[str, str] | None = None, values: Sequence[str] = ()
+    ) -> str:
+        """One row per visit: visitor_id, start, end (unix ms), all_views, all_customs (of the whole
+        visit), views, customs (its events in the range), started (1 when the visit counts as one of the
+        range's), and each of `columns` (alias → aggregate over the visit's events: `t` the time, `pv` 1
+        for a pageview, `v` the tuple of `values`, e.g. `argMin(tuple(v.1), t)` for the first one's).
+
+        On whole UTC hours (the rollups' case) visits are rebuilt per UTC day from the day's window,
+        widened by the session timeout (an event near midnight is in two windows, counted in its own
+        day's), and a visit counts in the day it starts in, as rollups.compute_hours does; otherwise from
+        the range's events alone, as query.py's raw functions do."""
         extra = "".join(f", {expression} AS {alias}" for alias, expression in (columns or {}).items())
+        if _daily(span):
+            days = (
+                "arrayFilter(d -> ts_ms >= d * 86400000 - %(gap)s AND ts_ms < (d + 1) * 86400000 + %(gap)s,"
+                " [intDiv(ts_ms, 86400000) - 1, intDiv(ts_ms, 86400000), intDiv(ts_ms, 86400000) + 1])"
+            )
+            own = "intDiv(t, 86400000) = day"
+            started = "intDiv(min(t), 86400000) = day AND min(t) >= %(start)s AND min(t) < %(end)s"
+        else:
+            days, own, started = "[toInt64(0)]", "1", "1"
+        in_range = f"{own} AND t >= %(start)s AND t < %(end)s"
         return (
             "SELECT visitor_id, min(t) AS start, max(t) AS end, countIf(pv) AS all_views,"
-            " countIf(NOT pv) AS all_customs,"
-            " countIf(pv AND t >= %(start)s AND t < %(end)s) AS views,"
-            " countIf(NOT pv AND t >= %(start)s AND t < %(end)s) AS customs"
-            f"{extra}"
-            " FROM (SELECT visitor_id, event.1 AS t, event.2 AS pv, event.3 AS v, visit FROM ("
-            "SELECT visitor_id,"
+            f" countIf(NOT pv) AS all_customs, countIf(pv AND {in_range}) AS views,"
+            f" countIf(NOT pv AND {in_range}) AS customs, {started} AS started{extra}"
+            " FROM (SELECT visitor_id, day, event.1 AS t, event.2 AS pv, event.3 AS v, visit FROM ("
+            "SELECT visitor_id, day,"
             f" arraySort(x -> x.1, groupArray((ts_ms, name = 'pageview', tuple({', '.join(values) or '0'}))))"
             " AS events,"
             " arrayCumSum(arrayMap((gap, i) -> i = 1 OR gap > %(gap)s,"
             " arrayDifference(arrayMap(x -> x.1, events)), arrayEnumerate(events))) AS visits"
-            f" FROM {self.table}"
+            f" FROM (SELECT *, arrayJoin({days}) AS day FROM {self.table}"
             " WHERE site_key = %(site)s AND ts >= %(wfirst)s AND ts <= %(wlast)s"
-            " AND ts_ms >= %(wstart)s AND ts_ms < %(wend)s"
-            " GROUP BY visitor_id) ARRAY JOIN events AS event, visits AS visit)"
-            " GROUP BY visitor_id, visit"
+            " AND ts_ms >= %(wstart)s AND ts_ms < %(wend)s)"
+            " GROUP BY visitor_id, day) ARRAY JOIN events AS event, visits AS visit)"
+            " GROUP BY visitor_id, day, visit"
         )
 
     def _params(self, site_key: int, span: query.Range, session_timeout: int) -> dict[str, Any]:
@@ -349,12 +368,11 @@ class ClickHouseEventStore:
         session_timeout: int,
         planning: query.Planning | None = None,
     ) -> query.Totals:
-        started = "start >= %(start)s AND start < %(end)s"
         rows = await self.client.execute(
-            "SELECT uniqExactIf(visitor_id, views + customs > 0), countIf(" + started + "),"
-            " countIf(" + started + " AND all_views <= 1 AND all_customs = 0),"
-            " sumIf(end - start, " + started + "), sum(views), sum(customs)"
-            f" FROM ({self._visits()})",
+            "SELECT uniqExactIf(visitor_id, views + customs > 0), countIf(started),"
+            " countIf(started AND all_views <= 1 AND all_customs = 0),"
+            " sumIf(end - start, started), sum(views), sum(customs)"
+            f" FROM ({self._visits(span)})",
             self._params(site_key, span, session_timeout),
         )
         visitors, visits, bounces, duration, views, customs = rows[0]
@@ -376,31 +394,33 @@ class ClickHouseEventStore:
         planning: query.Planning | None = None,
     ) -> list[query.Point]:
         """Per interval; an event counts in the interval its UTC hour starts in (as query.py's raw
-        statistics; the same as where it is whenever the zone's midnights are on UTC hours)."""
+        statistics; the same as where it is whenever the zone's midnights are on UTC hours, where the
+        server names the local hour, day or month itself)."""
         zone = span.start.tzinfo
         assert isinstance(zone, zoneinfo.ZoneInfo)
-        hour = "toDateTime(intDiv(ts_ms, 3600000) * 3600)"
-        key = {
-            "hour": "intDiv(ts_ms, 3600000)",
-            "day": f"toYYYYMMDD({hour}, %(zone)s)",
-            "month": f"toYYYYMM({hour}, %(zone)s)",
-        }[span.interval]
-        params = {**self._params(site_key, span, session_timeout), "zone": zone.key}
+        starts = span.buckets()
+        edges = [int(start.timestamp() * 1000) for start in starts]
+        hour = "intDiv(ts_ms, 3600000)"
+        if not _daily(span):  # e.g. Asia/Kolkata: the bucket by the edges (each a few, these are rare)
+            key = f"greatest(arrayCount(edge -> edge <= {hour} * 3600000, %(edges)s), 1) - 1"
+        else:
+            key = {
+                "hour": hour,
+                "day": f"toYYYYMMDD(toDateTime({hour} * 3600), %(zone)s)",
+                "month": f"toYYYYMM(toDateTime({hour} * 3600), %(zone)s)",
+            }[span.interval]
         rows = await self.client.execute(
             f"SELECT {key} AS bucket, uniqExact(visitor_id), countIf(name = 'pageview')"
             f" FROM {self.table} WHERE {self._in_range()} GROUP BY bucket",
-            params,
+            {**self._params(site_key, span, session_timeout), "zone": zone.key, "edges": edges},
         )
-        starts = span.buckets()
-        edges = [int(start.timestamp() * 1000) for start in starts]
         points = [query.Point(start, 0, 0) for start in starts]
         for bucket, visitors, views in rows:
-            moment = _bucket_start(span.interval, int(bucket), zone)
-            index = max(bisect.bisect_right(edges, moment) - 1, 0)
-            point = points[index]
-            points[index] = query.Point(
-                point.start, point.visitors + int(visitors), point.pageviews + int(views)
-            )
+            if _daily(span):
+                index = bisect.bisect_right(edges, _bucket_start(span.interval, int(bucket), zone)) - 1
+            else:
+                index = int(bucket)
+            points[index] = query.Point(starts[index], int(visitors), int(views))
         return points
 
     async def breakdown(
@@ -420,7 +440,7 @@ class ClickHouseEventStore:
             found = await self.client.execute(
                 "SELECT first.1 AS value, uniqExactIf(visitor_id, views + customs > 0) AS visitors,"
                 " sum(views), sum(customs)"
-                f" FROM ({self._visits({'first': 'argMin(tuple(v.1), t)'}, (column,))})"
+                f" FROM ({self._visits(span, {'first': 'argMin(tuple(v.1), t)'}, (column,))})"
                 " GROUP BY value HAVING visitors > 0"
                 " ORDER BY visitors DESC, isNull(value), value LIMIT %(limit)s",
                 params,
@@ -449,8 +469,8 @@ class ClickHouseEventStore:
         pick = {"entry": "argMin", "exit": "argMax"}[kind]
         found = await self.client.execute(
             "SELECT page.1 AS value, uniqExact(visitor_id) AS visitors, count()"
-            f" FROM ({self._visits({'page': f'{pick}If(tuple(v.1), t, pv)'}, ('path',))})"
-            " WHERE start >= %(start)s AND start < %(end)s AND all_views > 0"
+            f" FROM ({self._visits(span, {'page': f'{pick}If(tuple(v.1), t, pv)'}, ('path',))})"
+            " WHERE started AND all_views > 0"
             " GROUP BY value ORDER BY visitors DESC, value LIMIT %(limit)s",
             {**self._params(site_key, span, session_timeout), "limit": limit},
         )
