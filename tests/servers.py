@@ -154,8 +154,11 @@ def clickhouse_running(root: Path) -> Iterator[ClickHouseServer]:
     (root / "config.xml").write_text(_CLICKHOUSE_CONFIG.format(**values))
     (root / "users.xml").write_text(_CLICKHOUSE_USERS.format(**values))
     command = [binary, f"--config-file={root / 'config.xml'}"]
-    with running(command, f"http://{HOST}:{server.http_port}/ping", root / "server.log", cwd=root):
-        yield server
+    with running(command, f"http://{HOST}:{server.http_port}/ping", root / "server.log", cwd=root) as process:
+        try:
+            yield server
+        finally:
+            process.kill()  # its data is thrown away: no need to wait for a clean shutdown
 
 
 @pytest.fixture(scope="session")

@@ -262,9 +262,11 @@ class ClickHouseEventStore:
     async def prune(self, floors: Mapping[int, int]) -> int:
         """Drop the months no site keeps, delete older events of the others; the rows removed. Sites not
         in `floors` are left alone."""
+        if not any(floors.values()):
+            return 0
         found = await self.client.execute(
             f"SELECT toYYYYMM(ts) AS month, site_key, max(ts_ms), countIf(ts_ms < transform(site_key,"
-            f" %(keys)s, %(floors)s, toInt64(0))) FROM {self.table} GROUP BY month, site_key",
+            f" %(keys)s, %(floors)s, toUInt64(0))) FROM {self.table} GROUP BY month, site_key",
             {"keys": list(floors), "floors": [int(floor) for floor in floors.values()]},
         )
         months: dict[int, bool] = {}
