@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from pentad.apps.analytics import query, store
 from pentad.apps.analytics.ingest import EVENTS, EventRow
 from pentad.apps.analytics.models import AnalyticsEvent, AnalyticsSite
-from pentad.apps.analytics.settings import ClickHouseSettings
+from pentad.apps.analytics.settings import AnalyticsSettings, ClickHouseSettings
 from pentad.apps.analytics.store.clickhouse import (
     EVENTS_TABLE,
     ClickHouse,
@@ -29,7 +29,7 @@ from pentad.apps.analytics.store.clickhouse import (
     FunnelStep,
 )
 from pentad.apps.analytics.tasks import run_retention
-from pentad.core.config import Settings
+from pentad.core.config import Settings, SettingsError
 from pentad.core.ingest import FlushContext
 from pentad.core.platform import Platform
 from tests.apps.analytics.conftest import Account, account
@@ -318,3 +318,32 @@ async def test_a_server_that_does_not_answer_is_a_503_not_an_answer(clickhouse: 
     assert "not-the-password" not in repr(wrong.settings)
     await nowhere.close()
     await wrong.close()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PENTAD_ANALYTICS__STORE", "mongodb"),
+        ("PENTAD_ANALYTICS__CLICKHOUSE__URL", "http://127.0.0.1:8123"),
+        ("PENTAD_ANALYTICS__CLICKHOUSE__URL", "clickhouse://user:secret@127.0.0.1:9000"),
+        ("PENTAD_ANALYTICS__CLICKHOUSE__DATABASE", "pentad; DROP DATABASE system"),
+    ],
+)
+def test_bad_clickhouse_settings_are_refused_by_name(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(variable, value)
+    settings = Settings(data_dir=tmp_path, apps=["analytics"])  # type: ignore[call-arg]
+    with pytest.raises(SettingsError, match=variable):
+        settings.app_settings("analytics", AnalyticsSettings)
+
+
+def test_the_password_is_a_secret(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PENTAD_ANALYTICS__STORE", "clickhouse")
+    monkeypatch.setenv("PENTAD_ANALYTICS__CLICKHOUSE__PASSWORD", "s3cret-clickhouse")
+    settings = Settings(data_dir=tmp_path, apps=["analytics"])  # type: ignore[call-arg]
+    found = settings.app_settings("analytics", AnalyticsSettings)
+    assert found.store == "clickhouse"
+    assert found.clickhouse.password is not None
+    assert found.clickhouse.password.get_secret_value() == "s3cret-clickhouse"
+    assert "s3cret-clickhouse" not in repr(found) + str(found.model_dump())

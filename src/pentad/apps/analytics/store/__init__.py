@@ -68,16 +68,24 @@ CLICKHOUSE: Final[ResourceSpec[ClickHouseEventStore | None]] = ResourceSpec(
 """This process's ClickHouse store (None with the SQL store)."""
 
 
+def _clickhouse(context: AppContext) -> ClickHouseEventStore | None:
+    """This process's ClickHouse store, None with the SQL store (which needs no resource open)."""
+    if context.app_settings(AnalyticsSettings).store != "clickhouse":
+        return None
+    found: ClickHouseEventStore | None = context.resource(CLICKHOUSE)
+    return found
+
+
 def event_store(context: AppContext) -> EventStore:
     """The store of this deployment."""
-    found = context.resource(CLICKHOUSE)
+    found = _clickhouse(context)
     return SQL_STORE if found is None else found
 
 
 async def flush_elsewhere(context: FlushContext, rows: Sequence[BaseModel]) -> bool:
     """Store an `analytics.events` batch outside the database when the deployment says so (True), else
     leave it to the SQL flush (False)."""
-    found: ClickHouseEventStore | None = context.context.resource(CLICKHOUSE)
+    found = _clickhouse(context.context)
     if found is None:
         return False
     await found.insert(context, rows)
@@ -87,7 +95,7 @@ async def flush_elsewhere(context: FlushContext, rows: Sequence[BaseModel]) -> b
 async def prune_raw(context: AppContext, now: datetime | None = None) -> int:
     """Apply every site's raw tier to the events store outside the database (0 with the SQL store, which
     retention.prune_site_step prunes)."""
-    found: ClickHouseEventStore | None = context.resource(CLICKHOUSE)
+    found = _clickhouse(context)
     if found is None:
         return 0
     settings = context.app_settings(AnalyticsSettings)
@@ -103,7 +111,7 @@ async def prune_raw(context: AppContext, now: datetime | None = None) -> int:
 
 async def delete_site_events(context: AppContext, site_key: int) -> None:
     """A deleted site's events outside the database (nothing with the SQL store)."""
-    found: ClickHouseEventStore | None = context.resource(CLICKHOUSE)
+    found = _clickhouse(context)
     if found is not None:
         await found.delete_site(site_key)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import time
 import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from datetime import date, datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+import structlog
 from clickhouse_driver import Client
 from clickhouse_driver.errors import Error as DriverError
 from pydantic import BaseModel
@@ -40,6 +42,8 @@ from pentad.apps.analytics import query, rollups
 from pentad.apps.analytics.settings import ClickHouseSettings
 from pentad.core.errors import AppError
 from pentad.core.ingest import FlushContext
+
+logger = structlog.get_logger("pentad.analytics.clickhouse")
 
 EVENTS_TABLE: Final = "analytics_events"
 SCHEMA_TABLE: Final = "pentad_schema"
@@ -156,6 +160,11 @@ class ClickHouse:
                 rows: list[tuple[Any, ...]] = await asyncio.to_thread(client.execute, sql, params)
             except (DriverError, OSError, EOFError) as error:
                 client.disconnect()
+                logger.warning(
+                    "analytics_clickhouse_failed",
+                    error=type(error).__name__,
+                    code=getattr(error, "code", None),
+                )
                 raise ClickHouseUnavailable(
                     "The analytics events store (ClickHouse) did not answer; try again shortly."
                 ) from error
@@ -183,7 +192,7 @@ class ClickHouse:
                 await self.execute(statement.format(db=self.database))
             await self.execute(
                 f"INSERT INTO {self.database}.{SCHEMA_TABLE} (version, applied_at) VALUES",
-                [(version, datetime.now().replace(microsecond=0))],
+                [(version, int(time.time()))],
             )
             current = version
         return current
