@@ -274,8 +274,8 @@ class ClickHouseEventStore:
         if not any(floors.values()):
             return 0
         found = await self.client.execute(
-            f"SELECT toYYYYMM(ts) AS month, site_key, max(ts_ms), countIf(ts_ms < transform(site_key,"
-            f" %(keys)s, %(floors)s, toUInt64(0))) FROM {self.table} GROUP BY month, site_key",
+            f"SELECT toYYYYMM(ts) AS part_month, site_key, max(ts_ms), countIf(ts_ms < transform(site_key,"
+            f" %(keys)s, %(floors)s, toUInt64(0))) FROM {self.table} GROUP BY part_month, site_key",
             {"keys": list(floors), "floors": [int(floor) for floor in floors.values()]},
         )
         months: dict[int, bool] = {}
@@ -311,7 +311,7 @@ class ClickHouseEventStore:
     def _visits(
         self, span: query.Range, columns: Mapping[str, str] | None = None, values: Sequence[str] = ()
     ) -> str:
-        """One row per visit: visitor_id, start, end (unix ms), all_views, all_customs (of the whole
+        """One row per visit: visitor_id, first_t, last_t (unix ms), all_views, all_customs (of the whole
         visit), views, customs (its events in the range), started (1 when the visit counts as one of the
         range's), and each of `columns` (alias → aggregate over the visit's events: `t` the time, `pv` 1
         for a pageview, `v` the tuple of `values`, e.g. `argMin(tuple(v.1), t)` for the first one's).
@@ -326,26 +326,26 @@ class ClickHouseEventStore:
                 "arrayFilter(d -> ts_ms >= d * 86400000 - %(gap)s AND ts_ms < (d + 1) * 86400000 + %(gap)s,"
                 " [intDiv(ts_ms, 86400000) - 1, intDiv(ts_ms, 86400000), intDiv(ts_ms, 86400000) + 1])"
             )
-            own = "intDiv(t, 86400000) = day"
-            started = "intDiv(min(t), 86400000) = day AND min(t) >= %(start)s AND min(t) < %(end)s"
+            own = "intDiv(t, 86400000) = wday"
+            started = "intDiv(min(t), 86400000) = wday AND min(t) >= %(start)s AND min(t) < %(end)s"
         else:
             days, own, started = "[toInt64(0)]", "1", "1"
         in_range = f"{own} AND t >= %(start)s AND t < %(end)s"
         return (
-            "SELECT visitor_id, min(t) AS start, max(t) AS end, countIf(pv) AS all_views,"
+            "SELECT visitor_id, min(t) AS first_t, max(t) AS last_t, countIf(pv) AS all_views,"
             f" countIf(NOT pv) AS all_customs, countIf(pv AND {in_range}) AS views,"
             f" countIf(NOT pv AND {in_range}) AS customs, {started} AS started{extra}"
-            " FROM (SELECT visitor_id, day, event.1 AS t, event.2 AS pv, event.3 AS v, visit FROM ("
-            "SELECT visitor_id, day,"
+            " FROM (SELECT visitor_id, wday, event.1 AS t, event.2 AS pv, event.3 AS v, visit FROM ("
+            "SELECT visitor_id, wday,"
             f" arraySort(x -> x.1, groupArray((ts_ms, name = 'pageview', tuple({', '.join(values) or '0'}))))"
             " AS events,"
             " arrayCumSum(arrayMap((gap, i) -> i = 1 OR gap > %(gap)s,"
             " arrayDifference(arrayMap(x -> x.1, events)), arrayEnumerate(events))) AS visits"
-            f" FROM (SELECT *, arrayJoin({days}) AS day FROM {self.table}"
+            f" FROM (SELECT *, arrayJoin({days}) AS wday FROM {self.table}"
             " WHERE site_key = %(site)s AND ts >= %(wfirst)s AND ts <= %(wlast)s"
             " AND ts_ms >= %(wstart)s AND ts_ms < %(wend)s)"
-            " GROUP BY visitor_id, day) ARRAY JOIN events AS event, visits AS visit)"
-            " GROUP BY visitor_id, day, visit"
+            " GROUP BY visitor_id, wday) ARRAY JOIN events AS event, visits AS visit)"
+            " GROUP BY visitor_id, wday, visit"
         )
 
     def _params(self, site_key: int, span: query.Range, session_timeout: int) -> dict[str, Any]:
@@ -382,7 +382,7 @@ class ClickHouseEventStore:
         rows = await self.client.execute(
             "SELECT uniqExactIf(visitor_id, views + customs > 0), countIf(started),"
             " countIf(started AND all_views <= 1 AND all_customs = 0),"
-            " sumIf(end - start, started), sum(views), sum(customs)"
+            " sumIf(last_t - first_t, started), sum(views), sum(customs)"
             f" FROM ({self._visits(span)})",
             self._params(site_key, span, session_timeout),
         )
@@ -449,9 +449,9 @@ class ClickHouseEventStore:
         params = {**self._params(site_key, span, session_timeout), "limit": limit}
         if dimension in query.ACQUISITION:
             found = await self.client.execute(
-                "SELECT first.1 AS value, uniqExactIf(visitor_id, views + customs > 0) AS visitors,"
+                "SELECT opening.1 AS value, uniqExactIf(visitor_id, views + customs > 0) AS visitors,"
                 " sum(views), sum(customs)"
-                f" FROM ({self._visits(span, {'first': 'argMin(tuple(v.1), t)'}, (column,))})"
+                f" FROM ({self._visits(span, {'opening': 'argMin(tuple(v.1), t)'}, (column,))})"
                 " GROUP BY value HAVING visitors > 0"
                 " ORDER BY visitors DESC, isNull(value), value LIMIT %(limit)s",
                 params,
