@@ -29,12 +29,10 @@ import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import structlog
-from clickhouse_driver import Client
-from clickhouse_driver.errors import Error as DriverError
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,6 +40,9 @@ from pentad.apps.analytics import query, rollups
 from pentad.apps.analytics.settings import ClickHouseSettings
 from pentad.core.errors import AppError
 from pentad.core.ingest import FlushContext
+
+if TYPE_CHECKING:
+    from clickhouse_driver import Client
 
 logger = structlog.get_logger("pentad.analytics.clickhouse")
 
@@ -154,6 +155,9 @@ class ClickHouse:
 
     async def execute(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
         """Rows of a query (`%(name)s` parameters), or the insert of `params` rows."""
+        from clickhouse_driver import Client  # imported when a store is in use, not with the app
+        from clickhouse_driver.errors import Error as DriverError
+
         async with self._slots:
             client = self._idle.pop() if self._idle else Client(**self._args)
             try:
