@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.analytics import query
+from pentad.apps.analytics import query, store
 from pentad.apps.analytics.keys import KEY_PRINCIPAL, stats_site
 from pentad.apps.analytics.models import AnalyticsEvent, AnalyticsSite
 from pentad.apps.analytics.permissions import ANALYTICS_USE, SITE_READ
@@ -165,7 +165,10 @@ def resolve(site: AnalyticsSite, period: str, date_text: str | None) -> query.Ra
 
 def _planning(platform: Platform, site: AnalyticsSite) -> tuple[int, query.Planning]:
     timeout = platform.app_settings(AnalyticsSettings).session_timeout
-    return timeout, query.Planning(cache=platform.cache, site_version=site.version)
+    planning = query.Planning(
+        cache=platform.cache, site_version=site.version, store=store.external_store(platform)
+    )
+    return timeout, planning
 
 
 @router.get("/aggregate", summary="Totals of a site over a period (Plausible v1 aggregate)")
