@@ -159,6 +159,10 @@ async def test_events_go_to_clickhouse_and_the_dashboard_answers_from_there(
         "newsletter": (1, 1),
         "Direct / None": (1, 2),
     }
+    # what only the raw-event path answers is refused plainly, never answered from the empty SQL table
+    filtered = await client.get(f"{base}/aggregate?period=7d&filter=page:is:/pricing", headers=owner.headers)
+    assert filtered.status_code == 422
+    assert filtered.json()["code"] == "store_cannot_answer"
     # the owner's only: a stranger learns nothing, not even that the site exists
     stranger = await account(platform)
     assert (await client.get(f"{base}/aggregate?period=7d", headers=stranger.headers)).status_code == 404
