@@ -19,6 +19,7 @@ from pentad.core.db.engine import Database
 from pentad.core.platform import Platform
 from tests.conftest import make_settings
 from tests.factories import bearer, create_user, issue_api_key
+from tests.servers import clickhouse  # noqa: F401  (one ClickHouse server per run, for the store tests)
 
 
 @pytest.fixture

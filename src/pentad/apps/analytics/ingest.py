@@ -28,7 +28,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from pentad.apps.analytics import ga4, hooks
+from pentad.apps.analytics import ga4, hooks, store
 from pentad.apps.analytics.models import AnalyticsDirtyBucket, AnalyticsDrop, AnalyticsEvent
 from pentad.apps.analytics.registry import site_registry
 from pentad.apps.analytics.settings import APP_NAME, AnalyticsSettings
@@ -118,13 +118,15 @@ async def flush_events(context: FlushContext, rows: Sequence[BaseModel]) -> None
     rollups, in the transaction that records the batch (so a replayed batch is never stored twice)."""
     if not rows:
         return
-    session = context.session
-    await session.execute(insert(AnalyticsEvent), [row.model_dump() for row in rows])
-    hours = sorted({(row.site_key, row.ts // 3_600_000) for row in rows if isinstance(row, EventRow)})
-    await session.execute(
-        _insert_ignore(session, AnalyticsDirtyBucket),
-        [{"site_key": site_key, "hour": hour} for site_key, hour in hours],
-    )
+    # PENTAD_ANALYTICS__STORE=clickhouse (store/) keeps the events there; goals and GA4 follow either way.
+    if not await store.flush_elsewhere(context, rows):
+        session = context.session
+        await session.execute(insert(AnalyticsEvent), [row.model_dump() for row in rows])
+        hours = sorted({(row.site_key, row.ts // 3_600_000) for row in rows if isinstance(row, EventRow)})
+        await session.execute(
+            _insert_ignore(session, AnalyticsDirtyBucket),
+            [{"site_key": site_key, "hour": hour} for site_key, hour in hours],
+        )
     await hooks.on_flush(context, rows)
     await ga4.enqueue_forwarding(context, rows)
 

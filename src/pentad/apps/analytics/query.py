@@ -27,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import ColumnElement, case, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,6 +47,9 @@ from pentad.apps.analytics.settings import AnalyticsSettings
 from pentad.core.cache import Cache
 from pentad.core.context import AppContext
 from pentad.core.errors import BadRequest
+
+if TYPE_CHECKING:
+    from pentad.apps.analytics.store.base import EventStore
 
 Period = Literal["day", "7d", "30d", "month", "6mo", "12mo", "custom"]
 Interval = Literal["hour", "day", "month"]
@@ -411,6 +414,8 @@ class Planning:
     now: datetime | None = None
     cache: Cache | None = None
     site_version: int = 0
+    store: EventStore | None = None
+    """Where to ask instead (store/: the ClickHouse store answers from its raw events); None: here."""
 
 
 def plan(span: Range, now_ms: int, dirty: set[int], max_tier: Interval) -> list[Part] | None:
@@ -542,6 +547,8 @@ async def totals(
 ) -> Totals:
     """Top stats over the range, from rollups and the open or dirty hours."""
     planning = planning or Planning()
+    if planning.store is not None:
+        return await planning.store.totals(session, site_key, span, session_timeout, planning)
     parts = await _parts(session, site_key, span, "month", planning.now)
     if parts is None:
         return await raw_totals(session, site_key, span, session_timeout)
@@ -564,6 +571,8 @@ async def timeseries(
 ) -> list[Point]:
     """Visitors and pageviews per interval, from rollups no coarser than the interval."""
     planning = planning or Planning()
+    if planning.store is not None:
+        return await planning.store.timeseries(session, site_key, span, session_timeout, planning)
     parts = await _parts(session, site_key, span, span.interval, planning.now)
     if parts is None:
         return await raw_timeseries(session, site_key, span)
@@ -593,6 +602,16 @@ async def breakdown(
 ) -> list[Row]:
     """The top values of a dimension by visitors, from rollups."""
     planning = planning or Planning()
+    if planning.store is not None:
+        return await planning.store.breakdown(
+            session,
+            site_key,
+            span,
+            dimension,
+            limit=limit,
+            session_timeout=session_timeout,
+            planning=planning,
+        )
     parts = await _parts(session, site_key, span, "month", planning.now)
     if parts is None:
         return await raw_breakdown(
@@ -624,12 +643,15 @@ class Options:
     planning: Planning = Planning()
 
 
-def options_for(context: AppContext, site: AnalyticsSite, now: datetime | None = None) -> Options:
+def options_for(
+    context: AppContext, site: AnalyticsSite, now: datetime | None = None, store: EventStore | None = None
+) -> Options:
+    """`store`: the deployment's events store when it is not this database (store.external_store)."""
     settings = context.app_settings(AnalyticsSettings)
     return Options(
         session_timeout=settings.session_timeout,
         default_tiers=settings.default_tiers,
-        planning=Planning(now=now, cache=context.cache, site_version=site.version),
+        planning=Planning(now=now, cache=context.cache, site_version=site.version, store=store),
     )
 
 
@@ -644,6 +666,13 @@ async def raw_selection(
 ) -> raw.Selection:
     """The range's visits from raw events with the filters applied, reading the base columns, the
     filters' and `columns`; 422 `filter_needs_raw_data` when the raw tier no longer covers the range."""
+    if options.planning.store is not None:
+        raise BadRequest(
+            "This deployment keeps raw events in ClickHouse, which answers the unfiltered panels; "
+            "filters, goals, funnels, properties and entry/exit pages are not answered from it yet.",
+            status=422,
+            code="store_cannot_answer",
+        )
     tiers = retention.effective(site.retention, options.default_tiers)
     retention.ensure_raw_available(span.start_ms, tiers, options.planning.now)
     if rules is None:

@@ -34,7 +34,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.analytics import query
+from pentad.apps.analytics import query, store
 from pentad.apps.analytics.access import access_site, site_permissions
 from pentad.apps.analytics.models import AnalyticsReportSubscription, AnalyticsSite
 from pentad.apps.analytics.permissions import ANALYTICS_USE, SITE_MANAGE, SITE_READ
@@ -129,7 +129,9 @@ async def report_context(
 ) -> dict[str, Any]:
     """What the report templates show for the site over [first, last]."""
     timeout = platform.app_settings(AnalyticsSettings).session_timeout
-    planning = query.Planning(cache=platform.cache, site_version=site.version)
+    planning = query.Planning(
+        cache=platform.cache, site_version=site.version, store=store.external_store(platform)
+    )
     span = query.resolve_range("custom", site.timezone, start=first, end=last)
     found = await query.totals(session, site.key, span, timeout, planning)
     before = await query.totals(session, site.key, query.compare_range(span, "previous"), timeout, planning)

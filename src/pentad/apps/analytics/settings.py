@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from pentad.core.config import CommaList
 
@@ -33,6 +33,25 @@ def _check_default_tiers(value: dict[str, str]) -> dict[str, str]:
     from pentad.apps.analytics.retention import DEFAULT, validate_tiers
 
     return validate_tiers({**DEFAULT, **value}, complete=True)
+
+
+class ClickHouseSettings(BaseModel):
+    """Where the ClickHouse events store is (PENTAD_ANALYTICS__CLICKHOUSE__<NAME>; store/clickhouse.py)."""
+
+    url: str = Field(
+        "clickhouse://127.0.0.1:9000",
+        pattern=r"^clickhouses?://[^/?#@\s]+$",
+        description="Server of the native protocol: `clickhouse://host:port` (`clickhouses://` for TLS).",
+    )
+    database: str = Field(
+        "pentad",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$",
+        description="Database of the events table (created at start if missing).",
+    )
+    user: str = Field("default", min_length=1, max_length=64, description="ClickHouse user.")
+    password: SecretStr | None = Field(None, description="Password of that user.")
+    timeout: float = Field(10.0, gt=0, le=600, description="Connect and per-query timeout, seconds.")
+    pool: int = Field(4, ge=1, le=64, description="Connections each process keeps open.")
 
 
 class AnalyticsSettings(BaseModel):
@@ -98,6 +117,12 @@ class AnalyticsSettings(BaseModel):
         le=23,
         description="Hour (site time zone) from which weekly and monthly e-mail reports go out.",
     )
+    store: Literal["sql", "clickhouse"] = Field(
+        "sql",
+        description="Where raw events go and dashboards read them: `sql` (the database, with rollups) or "
+        "`clickhouse` (PENTAD_ANALYTICS__CLICKHOUSE__*, queried raw).",
+    )
+    clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
 
     @field_validator("default_retention", mode="before")
     @classmethod

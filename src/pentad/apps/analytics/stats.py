@@ -13,7 +13,7 @@ from fastapi import Query
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.analytics import query
+from pentad.apps.analytics import query, store
 from pentad.apps.analytics.filters import BREAKDOWN_FILTER, Filter, parse_filters
 from pentad.apps.analytics.models import AnalyticsFunnel, AnalyticsSite
 from pentad.core.context import AppContext
@@ -53,7 +53,8 @@ class Ask:
         filters: list[str] | None = None,
     ) -> Ask:
         span = query.resolve_range(period, site.timezone, start=start, end=end)
-        return cls(site, span, parse_filters(filters or []), query.options_for(context, site), period)
+        options = query.options_for(context, site, store=store.external_store(context))
+        return cls(site, span, parse_filters(filters or []), options, period)
 
 
 class Compared(BaseModel):

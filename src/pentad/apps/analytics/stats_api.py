@@ -8,9 +8,8 @@ API key whose scopes hold `analytics.use` and `analytics.site.read`). A site the
 the per-principal limit applies too).
 
 Differences from Plausible: errors are problem+json (`detail` carries what Plausible puts in `error`);
-`filters` are parsed in Plausible's syntax (`event:page==/blog;visit:country==DE`) but the planner
-answers unfiltered numbers only, so a request with filters is 400 `filters_unsupported` rather than a
-wrong answer; breakdown metrics are visitors, pageviews and events.
+`filters` in Plausible's syntax (`event:page==/blog;visit:country==DE`) are answered from raw events as
+the dashboard's filters are (no `|` alternatives); breakdown metrics are visitors, pageviews and events.
 """
 
 from __future__ import annotations
@@ -23,11 +22,18 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.analytics import query
+from pentad.apps.analytics import query, store
+from pentad.apps.analytics.filters import (
+    MAX_FILTERS,
+    PROP_PREFIX,
+    VISIT_DIMENSIONS,
+    Filter,
+    Operator,
+    parse_filter,
+)
 from pentad.apps.analytics.keys import KEY_PRINCIPAL, stats_site
 from pentad.apps.analytics.models import AnalyticsEvent, AnalyticsSite
 from pentad.apps.analytics.permissions import ANALYTICS_USE, SITE_READ
-from pentad.apps.analytics.settings import AnalyticsSettings
 from pentad.core.auth.dependencies import Authenticator, db_session
 from pentad.core.auth.principal import Principal
 from pentad.core.errors import BadRequest, PermissionDenied, problem_responses
@@ -63,7 +69,15 @@ PROPERTIES: dict[str, tuple[str, str]] = {
     "visit:utm_campaign": ("utm_campaign", "utm_campaign"),
 }
 """Plausible's property → (the planner's dimension, the key of the value in each result)."""
-FILTER_OPERATORS = ("!=", "==", "~")
+FILTER_OPERATORS: dict[str, Operator] = {"!=": "is_not", "==": "is", "~": "contains"}
+"""Plausible's v1 filter operators → ours (filters.py); `|` alternatives are not read."""
+FILTER_PROPERTIES: dict[str, str] = {
+    "event:page": "page",
+    "event:name": "event",
+    "event:goal": "goal",
+    **{f"visit:{name}": name for name in VISIT_DIMENSIONS},
+}
+"""Plausible's filter property → our filter dimension; `event:props:<key>` → `prop.<key>`."""
 
 
 class StatsReader(Authenticator):
@@ -103,29 +117,31 @@ FiltersParam = Annotated[
 ]
 
 
-def parse_filters(text: str | None) -> list[tuple[str, str, str]]:
-    """`prop==value;prop!=value` → (property, operator, value) triples; 400 for one we cannot read."""
-    found: list[tuple[str, str, str]] = []
+def parse_filters(text: str | None) -> tuple[Filter, ...]:
+    """`event:page==/blog;visit:country!=DE;event:props:plan~pro` → our filters; 400 for one we cannot
+    read. Filtered answers come from raw events, as on the dashboard (422 past the raw tier)."""
+    found: list[Filter] = []
     for part in filter(None, (piece.strip() for piece in (text or "").split(";"))):
-        for operator in FILTER_OPERATORS:
-            name, sep, value = part.partition(operator)
-            if sep:
-                break
-        else:
+        marks = sorted((part.find(mark), mark) for mark in FILTER_OPERATORS if mark in part)
+        mark = marks[0][1] if marks else None  # the first one in the text: values may hold the others
+        if mark is None:
             raise StatsError(f"Cannot read the filter {part!r}: write property==value.", code="bad_filter")
+        name, _, value = part.partition(mark)
+        operator = FILTER_OPERATORS[mark]
         name = name.strip()
-        if name not in PROPERTIES and not name.startswith("event:props:"):
-            raise StatsError(f"Unknown filter property {name!r}.", code="bad_filter")
-        found.append((name, operator, value.strip()))
-    return found
-
-
-def _no_filters(text: str | None) -> None:
-    if parse_filters(text):
-        raise StatsError(
-            "Filters are not supported by this server's Stats API yet; ask without `filters`.",
-            code="filters_unsupported",
-        )
+        if name.startswith("event:props:") and name[len("event:props:") :]:
+            dimension = PROP_PREFIX + name[len("event:props:") :]
+        elif name in FILTER_PROPERTIES:
+            dimension = FILTER_PROPERTIES[name]
+        else:
+            raise StatsError(
+                f"Unknown filter property {name!r}; use {', '.join(FILTER_PROPERTIES)} or event:props:<key>.",
+                code="bad_filter",
+            )
+        found.append(parse_filter(f"{dimension}:{operator}:{value.strip()}"))
+    if len(found) > MAX_FILTERS:
+        raise StatsError(f"At most {MAX_FILTERS} filters.", code="bad_filter")
+    return tuple(found)
 
 
 def _metrics(text: str, allowed: tuple[str, ...]) -> list[str]:
@@ -163,9 +179,8 @@ def resolve(site: AnalyticsSite, period: str, date_text: str | None) -> query.Ra
     return query.resolve_range(period, site.timezone, now=now)
 
 
-def _planning(platform: Platform, site: AnalyticsSite) -> tuple[int, query.Planning]:
-    timeout = platform.app_settings(AnalyticsSettings).session_timeout
-    return timeout, query.Planning(cache=platform.cache, site_version=site.version)
+def _options(platform: Platform, site: AnalyticsSite) -> query.Options:
+    return query.options_for(platform, site, store=store.external_store(platform))
 
 
 @router.get("/aggregate", summary="Totals of a site over a period (Plausible v1 aggregate)")
@@ -184,16 +199,16 @@ async def aggregate(
     platform = get_platform(request)
     site = await stats_site(session, platform, principal, site_id)
     chosen = _metrics(metrics, AGGREGATE_METRICS)
-    _no_filters(filters)
+    wanted = parse_filters(filters)
     span = resolve(site, period, date_text)
-    timeout, planning = _planning(platform, site)
-    found = await query.totals(session, site.key, span, timeout, planning)
+    options = _options(platform, site)
+    found = await query.site_totals(session, site, span, wanted, options)
     results: dict[str, dict[str, Any]] = {name: {"value": getattr(found, name)} for name in chosen}
     if compare is not None:
         if compare != "previous_period":
             raise StatsError("compare takes `previous_period`.", code="bad_compare")
-        before = await query.totals(
-            session, site.key, query.compare_range(span, "previous"), timeout, planning
+        before = await query.site_totals(
+            session, site, query.compare_range(span, "previous"), wanted, options
         )
         for name in chosen:
             results[name]["change"] = query.percent_change(getattr(found, name), getattr(before, name))
@@ -216,7 +231,7 @@ async def timeseries(
     platform = get_platform(request)
     site = await stats_site(session, platform, principal, site_id)
     chosen = _metrics(metrics, TIMESERIES_METRICS)
-    _no_filters(filters)
+    chosen_filters = parse_filters(filters)
     span = resolve(site, period, date_text)
     wanted = {"date": "day", "day": "day", "month": "month", "hour": "hour"}.get(
         interval or "", span.interval
@@ -226,8 +241,7 @@ async def timeseries(
             f"The period {period!r} is answered per {span.interval}; leave `interval` out.",
             code="bad_interval",
         )
-    timeout, planning = _planning(platform, site)
-    points = await query.timeseries(session, site.key, span, timeout, planning)
+    points = await query.site_timeseries(session, site, span, chosen_filters, _options(platform, site))
 
     def label(start: datetime) -> str:
         if span.interval == "hour":
@@ -264,12 +278,11 @@ async def breakdown(
             f"Unknown property {property!r}; use one of {', '.join(PROPERTIES)}.", code="bad_property"
         )
     chosen = _metrics(metrics, BREAKDOWN_METRICS)
-    _no_filters(filters)
+    wanted = parse_filters(filters)
     span = resolve(site, period, date_text)
     dimension, key = PROPERTIES[property]
-    timeout, planning = _planning(platform, site)
-    rows = await query.breakdown(
-        session, site.key, span, dimension, limit=limit * page, session_timeout=timeout, planning=planning
+    rows = await query.site_breakdown(
+        session, site, span, dimension, wanted, _options(platform, site), limit=limit * page
     )
     return {
         "results": [

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from pentad.apps.analytics import retention, rollups
+from pentad.apps.analytics import retention, rollups, store
 from pentad.apps.analytics.models import AnalyticsSite
 from pentad.apps.analytics.settings import AnalyticsSettings
 from pentad.core.context import AppContext, JobContext
@@ -73,6 +73,7 @@ async def run_retention(platform: AppContext, now: datetime | None = None) -> re
                     break
                 tiers = retention.effective(site.retention, settings.default_tiers)
                 more = await retention.prune_site_step(session, site, tiers, moment, pruned)
+    pruned.events += await store.prune_raw(platform, moment)
     return pruned
 
 

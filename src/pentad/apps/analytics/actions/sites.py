@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.analytics import grants, repository, retention
+from pentad.apps.analytics import grants, repository, retention, store
 from pentad.apps.analytics.access import access_site, site_permissions
 from pentad.apps.analytics.exceptions import DomainTaken, SiteNotFound
 from pentad.apps.analytics.models import AnalyticsSite
@@ -99,6 +99,7 @@ class SiteService:
     async def delete(self, site_id: uuid.UUID) -> None:
         site = await self._managed(site_id)
         await repository.delete_site_data(self.session, site.key)
+        await store.delete_site_events(self.platform, site.key)
         await grants.forget_site(self.session, self.platform, site.id, self.actor)
         await self.session.delete(site)
         audit.record(self.session, self.actor, "analytics.site.delete", resource_type="analytics.site",
