@@ -224,6 +224,8 @@ async def _traffic(
         return None, "Analytics is not enabled on this server."
     if not answer["tracked"]:
         return None, f"Analytics does not track {domain}."
+    if answer.get("unavailable"):
+        return None, str(answer["unavailable"])
     return {row["key"]: (row["pageviews"], row["visitors"]) for row in answer["rows"]}, None
 
 

@@ -7,7 +7,7 @@ importing analytics: `context.query(session, "analytics.page_traffic", {...})`.
   visitors (as the dashboard's pages panel);
 - `by: "medium"`: pageviews and visitors per source category (direct, search, social, email, paid,
   referral: the core's classification, the one ads records with each impression), from the raw events, so
-  only within the site's raw retention.
+  only within the site's raw retention, and not with the ClickHouse store (`unavailable` says so).
 
 Dates are whole days in the analytics site's time zone, `until` inclusive. A domain analytics does not
 track answers `tracked: false` and no rows.
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.analytics import query
 from pentad.apps.analytics.models import AnalyticsEvent, AnalyticsSite
-from pentad.apps.analytics.settings import AnalyticsSettings
+from pentad.apps.analytics.store import external_store
 from pentad.core.context import AppContext
 from pentad.core.queries import QuerySpec
 
@@ -53,6 +53,7 @@ class PageTrafficOut(BaseModel):
     tracked: bool = Field(description="Whether analytics tracks the domain.")
     timezone: str | None
     rows: list[TrafficRow]
+    unavailable: str | None = Field(None, description="Why these rows cannot be given (then none are).")
 
 
 async def page_traffic(context: AppContext, session: AsyncSession, ask: PageTrafficIn) -> PageTrafficOut:
@@ -60,17 +61,28 @@ async def page_traffic(context: AppContext, session: AsyncSession, ask: PageTraf
     if site is None:
         return PageTrafficOut(tracked=False, timezone=None, rows=[])
     span = query.resolve_range("custom", site.timezone, start=ask.since, end=ask.until)
+    store = external_store(context)
     if ask.by == "page":
+        options = query.options_for(context, site, store=store)
         found = await query.breakdown(
             session,
             site.key,
             span,
             "pages",
             limit=ask.limit,
-            session_timeout=context.app_settings(AnalyticsSettings).session_timeout,
+            session_timeout=options.session_timeout,
+            planning=options.planning,
         )
         rows = [TrafficRow(key=row.value, visitors=row.visitors, pageviews=row.pageviews) for row in found]
         return PageTrafficOut(tracked=True, timezone=site.timezone, rows=rows)
+    if store is not None:
+        return PageTrafficOut(
+            tracked=True,
+            timezone=site.timezone,
+            rows=[],
+            unavailable="Traffic per source category comes from raw events, which this server keeps in "
+            f"its {store.name} store.",
+        )
     grouped = await session.execute(
         select(AnalyticsEvent.medium, func.count(distinct(AnalyticsEvent.visitor_id)), func.count())
         .where(
