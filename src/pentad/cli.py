@@ -17,7 +17,7 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar, cast
 
 import click
 
@@ -62,6 +62,29 @@ def _warn_of_unknown_settings() -> None:
         return  # the command itself stops with the error
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
+
+
+def _log_to_stderr() -> None:
+    """A command's output is its stdout (scripts read it); log lines of a command go to stderr. `serve`,
+    `worker` and `run-service` send theirs to stdout again, as a server's log."""
+    from pentad.core.config import LogSettings, SettingsError, load_settings
+    from pentad.core.logging import configure_logging
+
+    try:
+        log = load_settings().log
+    except SettingsError:
+        log = LogSettings()
+    configure_logging(log, stream=cast(TextIO, _CurrentStderr()))
+
+
+class _CurrentStderr:
+    """Whatever `sys.stderr` is when a line is written (a test runner swaps it per command)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def _platform() -> Platform:
@@ -121,6 +144,7 @@ def main() -> None:
     """Pentad: a self-hosted real-time platform."""
     # Files Pentad creates (database, uploads, generated keys) are readable by its own user only.
     os.umask(0o077)
+    _log_to_stderr()
     _warn_of_unknown_settings()
 
 
