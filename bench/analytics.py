@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import gzip
 import json
+import math
 import os
 import random
 import shutil
@@ -87,6 +88,7 @@ INGEST_RATE = float(os.environ.get("BENCH_INGEST_RATE", "2000"))
 DASHBOARD_EVENTS = int(os.environ.get("BENCH_DASHBOARD_EVENTS", "10000000"))
 DASHBOARD_LOADS = int(os.environ.get("BENCH_DASHBOARD_LOADS", "30"))
 GENERATE_BATCH = 5000
+HOUR_MS = 3_600_000
 AIM = {
     "ingest_per_s": 2000,
     "ingest_p99_ms": 25.0,
@@ -382,34 +384,43 @@ SOURCES = (
 
 
 def _visits(rng: random.Random, start_ms: int, end_ms: int, events: int, visitors: int) -> Iterator[EventRow]:
-    """Visits of 1 to 6 pageviews (a tenth with a custom event) from a pool of returning visitors, at
-    random moments of [start_ms, end_ms), until `events` rows; each visit's events 10 to 120 s apart."""
-    made = 0
-    span = end_ms - start_ms
-    while made < events:
-        visitor = rng.randrange(visitors)
-        vrng = random.Random(visitor)  # a visitor keeps their country, device and browser
-        device, os_name, browser = vrng.choice(DEVICES)
-        country = vrng.choice(COUNTRIES)
-        referrer, source, medium = rng.choice(SOURCES)
-        ts = start_ms + rng.randrange(span)
-        for step in range(min(rng.choice((1, 1, 1, 2, 2, 3, 4, 6)), events - made)):
-            first = step == 0
-            custom = not first and rng.random() < 0.1
-            page = int(rng.paretovariate(1.2)) % 2000
-            yield EventRow.model_construct(
-                site_key=0, ts=min(ts, end_ms - 1), visitor_id=visitor * 7919 + 1, hostname=DOMAIN,
-                name="Signup" if custom else "pageview", path=f"/p/{page}",
-                referrer_host=referrer if first else None, referrer_path="/" if referrer and first else None,
-                source=source if first else None, medium=medium if first else "direct",
-                utm_source=None, utm_medium=None, utm_campaign=None, utm_content=None, utm_term=None,
-                country=country, region=None, city=None, device=device, browser=browser,
-                browser_version="131", os=os_name, os_version=None,
-                props={"plan": rng.choice(("free", "pro"))} if custom else None,
-                revenue_micros=None, currency=None,
-            )  # fmt: skip
-            made += 1
-            ts += rng.randrange(10_000, 120_000)
+    """About `events` rows in visits of 1 to 6 pageviews (a tenth with a custom event) from a pool of
+    returning visitors, hour by hour over [start_ms, end_ms) with a daily swing (in time order, as they
+    would arrive); each visit's events 10 to 120 s apart."""
+    hours = max(1, (end_ms - start_ms) // HOUR_MS)
+    weights = [1 + 0.6 * math.sin(2 * math.pi * (hour % 24) / 24) for hour in range(hours)]
+    per_weight = events / sum(weights)
+    carry = 0.0
+    for hour, weight in enumerate(weights):
+        quota = weight * per_weight + carry
+        count = int(quota)
+        carry = quota - count
+        made = 0
+        while made < count:
+            visitor = rng.randrange(visitors)
+            vrng = random.Random(visitor)  # a visitor keeps their country, device and browser
+            device, os_name, browser = vrng.choice(DEVICES)
+            country = vrng.choice(COUNTRIES)
+            referrer, source, medium = rng.choice(SOURCES)
+            ts = start_ms + hour * HOUR_MS + rng.randrange(HOUR_MS)
+            for step in range(min(rng.choice((1, 1, 1, 2, 2, 3, 4, 6)), count - made)):
+                first = step == 0
+                custom = not first and rng.random() < 0.1
+                page = int(rng.paretovariate(1.2)) % 2000
+                yield EventRow.model_construct(
+                    site_key=0, ts=min(ts, end_ms - 1), visitor_id=visitor * 7919 + 1, hostname=DOMAIN,
+                    name="Signup" if custom else "pageview", path=f"/p/{page}",
+                    referrer_host=referrer if first else None,
+                    referrer_path="/" if referrer and first else None,
+                    source=source if first else None, medium=medium if first else "direct",
+                    utm_source=None, utm_medium=None, utm_campaign=None, utm_content=None, utm_term=None,
+                    country=country, region=None, city=None, device=device, browser=browser,
+                    browser_version="131", os=os_name, os_version=None,
+                    props={"plan": rng.choice(("free", "pro"))} if custom else None,
+                    revenue_micros=None, currency=None,
+                )  # fmt: skip
+                made += 1
+                ts += rng.randrange(10_000, 120_000)
 
 
 async def _generate(data_dir: Path, events: int) -> dict[str, Any]:
@@ -428,11 +439,13 @@ async def _generate(data_dir: Path, events: int) -> dict[str, Any]:
     rng = random.Random(5)
     recent = _visits(rng, now_ms - 30 * day, now_ms, events, max(1000, events // 8))
     older = _visits(rng, now_ms - 365 * day, now_ms - 30 * day, events // 10, max(1000, events // 40))
+    counted = {"recent": 0, "older": 0}
     started = time.perf_counter()
     written = 0
     batch: list[EventRow] = []
-    for stream in (recent, older):
+    for name, stream in (("older", older), ("recent", recent)):  # in time order
         for row in stream:
+            counted[name] += 1
             row.site_key = site_key
             batch.append(row)
             if len(batch) == GENERATE_BATCH:
@@ -453,7 +466,7 @@ async def _generate(data_dir: Path, events: int) -> dict[str, Any]:
     rolled = time.perf_counter() - started
     await platform.close()
     return {
-        "events": written, "recent_events": events, "older_events": written - events,
+        "events": written, "recent_events": counted["recent"], "older_events": counted["older"],
         "flush_seconds": round(flushed, 1), "rollup_seconds": round(rolled, 1),
         "rollup_hours": report.hours, "rollup_days": report.days, "rollup_months": report.months,
         "flush_events_per_s": round(written / flushed), "api_key": key, "site_id": site_id,
