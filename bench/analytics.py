@@ -18,6 +18,7 @@
   the data costs.
 - `size`: the tracker as served, gzip -9 and brotli, beside a pageview-only beacon script.
 
+    BENCH_ANALYTICS_PARTS=dataset .venv/bin/python bench/analytics.py   # generate the data set only
     .venv/bin/python bench/analytics.py       # all parts at the scale (generation: see results)
     BENCH_ANALYTICS_PARTS=ingest BENCH_SECONDS=3 .venv/bin/python bench/analytics.py
     BENCH_ANALYTICS_PARTS=dashboard BENCH_DASHBOARD_EVENTS=200000 .venv/bin/python bench/analytics.py
