@@ -118,7 +118,7 @@ async def flush_events(context: FlushContext, rows: Sequence[BaseModel]) -> None
     if not rows:
         return
     session = context.session
-    await session.execute(insert(AnalyticsEvent), [row.model_dump() for row in rows])
+    await session.execute(insert(AnalyticsEvent.__table__), [row.model_dump() for row in rows])
     hours = sorted({(row.site_key, row.ts // 3_600_000) for row in rows if isinstance(row, EventRow)})
     await session.execute(
         _insert_ignore(session, AnalyticsDirtyBucket),
