@@ -328,6 +328,11 @@ def part_size(_work_dir: Path) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- results
 
 
+def _load(part: dict[str, Any]) -> str:
+    found = part.get("load_average")
+    return f", load average {found:.1f}" if found is not None else ""
+
+
 def _x(value: float | None, base: float | None) -> str:
     return f"{value / base:.2f}x" if value and base else "-"
 
@@ -346,7 +351,7 @@ def markdown(result: dict[str, Any]) -> str:
         at, base = decide["decide"], decide["healthz"]
         statuses = ", ".join(f"{code}: {n}" for code, n in sorted((at["statuses"] or {}).items()))
         lines += [
-            f"## Decisions over HTTP ({decide['measured_at']})",
+            f"## Decisions over HTTP ({decide['measured_at']}{_load(decide)})",
             "",
             f"`pentad serve` (one worker, SQLite, memory cache, pinned to CPU 1; chat.py's load generator on "
             f"CPU 0); {decide['campaigns']} campaigns with {decide['creatives']} creatives in "
@@ -373,7 +378,7 @@ def markdown(result: dict[str, Any]) -> str:
     if size:
         loader = size["loader"]
         lines += [
-            f"## Loader size ({size['measured_at']})",
+            f"## Loader size ({size['measured_at']}{_load(size)})",
             "",
             f"loader.js as served: {loader['raw']} B raw, {loader['gzip']} B gzip -9, {loader['brotli']} B "
             "brotli 11 (the plan's budget: <= 2048 B gzipped).",
@@ -383,7 +388,7 @@ def markdown(result: dict[str, Any]) -> str:
     if cpu:
         base = cpu["healthz_cpu_us"]
         lines += [
-            f"## In-process CPU ({cpu['measured_at']})",
+            f"## In-process CPU ({cpu['measured_at']}{_load(cpu)})",
             "",
             f"{cpu['rounds']} of each, one zone, {cpu['campaigns']} campaigns, httpx's ASGI transport "
             "(client "
@@ -417,7 +422,8 @@ def main() -> int:
             for name in PARTS:
                 log(f"== ads: {name}")
                 figures = parts[name](Path(directory))
-                result[name] = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), **figures}
+                stamp_now = datetime.now(UTC).isoformat(timespec="seconds")
+                result[name] = {"measured_at": stamp_now, "load_average": os.getloadavg()[0], **figures}
     except BenchmarkError as exc:
         log(f"bench/ads.py: {exc}")
         return 1
