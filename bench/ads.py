@@ -333,6 +333,10 @@ def _load(part: dict[str, Any]) -> str:
     return f", load average {found:.1f}" if found is not None else ""
 
 
+def _per_s(ms: float | None) -> str:
+    return f"{1000 / ms:,.0f}/s" if ms else "-"
+
+
 def _x(value: float | None, base: float | None) -> str:
     return f"{value / base:.2f}x" if value and base else "-"
 
@@ -357,7 +361,9 @@ def markdown(result: dict[str, Any]) -> str:
             f"CPU 0); {decide['campaigns']} campaigns with {decide['creatives']} creatives in "
             f"{decide['zones']} "
             f"zones (targeting on devices, paths, key-values, countries; frequency caps on half), "
-            f"{decide['visitors']} visitors. Open loop at {decide['rate']:.0f}/s for {decide['seconds']} s.",
+            f"{decide['visitors']} visitors. Open loop at {decide['rate']:.0f}/s for {decide['seconds']} s. "
+            "On a shared machine the pinned core is shared too: latencies then measure the neighbours; the "
+            "server's CPU per request (read from /proc) is the figure that carries over.",
             "",
             "| | GET /api/ads/decide | baseline GET /healthz | ratio |",
             "|---|---:|---:|---:|",
@@ -368,7 +374,10 @@ def markdown(result: dict[str, Any]) -> str:
             f"| server CPU per request | {at['server_cpu_ms_per_request']} ms | "
             f"{base['server_cpu_ms_per_request']} ms | "
             f"{_x(at['server_cpu_ms_per_request'], base['server_cpu_ms_per_request'])} |",
-            f"| failed | {at['failed']} | {base['failed']} | |",
+            f"| one core's capacity at that CPU (1 / CPU per request) | "
+            f"{_per_s(at['server_cpu_ms_per_request'])} | {_per_s(base['server_cpu_ms_per_request'])} | |",
+            f"| failed (incl. still unanswered 60 s after the last request) | {at['failed']} | "
+            f"{base['failed']} | |",
             "",
             f"Answers: {statuses} (204: no eligible ad, e.g. every campaign capped for that visitor). "
             f"Aim: p99 < {AIM['decide_p99_ms']:.0f} ms at {AIM['decide_rate']}/s.",
