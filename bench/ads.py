@@ -328,7 +328,7 @@ def part_size(_work_dir: Path) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- results
 
 
-def _load(part: dict[str, Any]) -> str:
+def _loadavg(part: dict[str, Any]) -> str:
     found = part.get("load_average")
     return f", load average {found:.1f}" if found is not None else ""
 
@@ -355,7 +355,7 @@ def markdown(result: dict[str, Any]) -> str:
         at, base = decide["decide"], decide["healthz"]
         statuses = ", ".join(f"{code}: {n}" for code, n in sorted((at["statuses"] or {}).items()))
         lines += [
-            f"## Decisions over HTTP ({decide['measured_at']}{_load(decide)})",
+            f"## Decisions over HTTP ({decide['measured_at']}{_loadavg(decide)})",
             "",
             f"`pentad serve` (one worker, SQLite, memory cache, pinned to CPU 1; chat.py's load generator on "
             f"CPU 0); {decide['campaigns']} campaigns with {decide['creatives']} creatives in "
@@ -387,7 +387,7 @@ def markdown(result: dict[str, Any]) -> str:
     if size:
         loader = size["loader"]
         lines += [
-            f"## Loader size ({size['measured_at']}{_load(size)})",
+            f"## Loader size ({size['measured_at']}{_loadavg(size)})",
             "",
             f"loader.js as served: {loader['raw']} B raw, {loader['gzip']} B gzip -9, {loader['brotli']} B "
             "brotli 11 (the plan's budget: <= 2048 B gzipped).",
@@ -397,7 +397,7 @@ def markdown(result: dict[str, Any]) -> str:
     if cpu:
         base = cpu["healthz_cpu_us"]
         lines += [
-            f"## In-process CPU ({cpu['measured_at']}{_load(cpu)})",
+            f"## In-process CPU ({cpu['measured_at']}{_loadavg(cpu)})",
             "",
             f"{cpu['rounds']} of each, one zone, {cpu['campaigns']} campaigns, httpx's ASGI transport "
             "(client "

@@ -591,7 +591,7 @@ def part_size(_work_dir: Path) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- results
 
 
-def _load(part: dict[str, Any]) -> str:
+def _loadavg(part: dict[str, Any]) -> str:
     found = part.get("load_average")
     return f", load average {found:.1f}" if found is not None else ""
 
@@ -611,7 +611,7 @@ def _ingest_lines(ingest: dict[str, Any]) -> list[str]:
     done, base_done = sat["completed_per_s"], base_sat["completed_per_s"]
     same = "equal" if ingest["accepted"] == ingest["stored"] else "NOT EQUAL"
     return [
-        f"## Ingest over HTTP ({ingest['measured_at']}{_load(ingest)})",
+        f"## Ingest over HTTP ({ingest['measured_at']}{_loadavg(ingest)})",
         "",
         "`pentad serve` (one worker, SQLite, pinned to CPU 1; chat.py's load generator on CPU 0), events "
         "from 2,000 address/agent/page combinations through a trusted proxy (X-Forwarded-For). On a shared "
@@ -642,7 +642,7 @@ def _ingest_lines(ingest: dict[str, Any]) -> list[str]:
 def _dashboard_lines(dashboard: dict[str, Any]) -> list[str]:
     gen = dashboard["generation"]
     lines = [
-        f"## Dashboard over {gen['events']:,} events ({dashboard['measured_at']}{_load(dashboard)})",
+        f"## Dashboard over {gen['events']:,} events ({dashboard['measured_at']}{_loadavg(dashboard)})",
         "",
         f"{gen['recent_events']:,} events over the last 30 days and {gen['older_events']:,} over the 335 "
         f"days before, one site, written through `flush_events` ({gen['flush_seconds']} s, "
@@ -679,7 +679,7 @@ def _dashboard_lines(dashboard: dict[str, Any]) -> list[str]:
 
 def _size_lines(size: dict[str, Any]) -> list[str]:
     lines = [
-        f"## Tracker size ({size['measured_at']}{_load(size)})",
+        f"## Tracker size ({size['measured_at']}{_loadavg(size)})",
         "",
         "| script | raw | gzip -9 | brotli 11 |",
         "|---|---:|---:|---:|",
@@ -699,7 +699,7 @@ def _cpu_lines(cpu: dict[str, Any]) -> list[str]:
     ingest, base = cpu["ingest_cpu_us"], cpu["healthz_cpu_us"]
     rollups, raw = cpu["totals_rollups_cpu_ms"], cpu["totals_raw_cpu_ms"]
     return [
-        f"## In-process CPU ({cpu['measured_at']}{_load(cpu)})",
+        f"## In-process CPU ({cpu['measured_at']}{_loadavg(cpu)})",
         "",
         f"{cpu['events']} events from varied addresses and agents over 23 h, through httpx's ASGI "
         "transport (client and server CPU together, no sockets).",
