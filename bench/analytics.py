@@ -668,6 +668,13 @@ def _dashboard_lines(dashboard: dict[str, Any]) -> list[str]:
             f"{panel.rsplit('/', 1)[-1]} {worst['p95_ms']} ms | {found.get('server_cpu_ms_per_load')} ms | "
             f"{base} ms | {base_cpu} ms | {_x(load['p95_ms'], base)} |"
         )
+    if gen["recent_events"] < 10_000_000:
+        lines += [
+            "",
+            f"This data set is smaller than the issue's 10 M events in 30 days (BENCH_DASHBOARD_EVENTS="
+            f"{gen['recent_events'] + 1:,}); generate the full one on a quiet machine with "
+            "`BENCH_ANALYTICS_PARTS=dataset .venv/bin/python bench/analytics.py` (bench/README.md).",
+        ]
     lines += [
         "",
         f"Aim: 30 days p95 < {AIM['dashboard_30d_p95_ms']:.0f} ms, 365 days < "
