@@ -1568,6 +1568,7 @@ def templates(config: dict[str, Any]) -> list[Template]:
         head = f"{spec['method']} {spec['path']} HTTP/1.1\r\nHost: {config['host']}:{config['port']}\r\n"
         if spec["token"]:
             head += f"Authorization: Bearer {spec['token']}\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in spec.get("headers", {}).items())
         body = spec["body"]
         if body is not None:
             head += "Content-Type: application/json\r\n"

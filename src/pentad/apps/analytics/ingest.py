@@ -18,12 +18,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
@@ -104,6 +104,10 @@ class DropRow(BaseModel):
     count: int = 1
 
 
+EVENTS_TABLE = cast(Table, AnalyticsEvent.__table__)
+"""Inserted as a Table: the ORM's bulk INSERT path costs ~5x the CPU per row for the same rows."""
+
+
 def _insert_ignore(session: AsyncSession, table: Any) -> Any:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -121,7 +125,7 @@ async def flush_events(context: FlushContext, rows: Sequence[BaseModel]) -> None
     # PENTAD_ANALYTICS__STORE=clickhouse (store/) keeps the events there; goals and GA4 follow either way.
     if not await store.flush_elsewhere(context, rows):
         session = context.session
-        await session.execute(insert(AnalyticsEvent), [row.model_dump() for row in rows])
+        await session.execute(insert(EVENTS_TABLE), [row.model_dump() for row in rows])
         hours = sorted({(row.site_key, row.ts // 3_600_000) for row in rows if isinstance(row, EventRow)})
         await session.execute(
             _insert_ignore(session, AnalyticsDirtyBucket),
