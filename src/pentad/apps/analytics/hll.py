@@ -99,16 +99,18 @@ class Sketch:
             estimate = M * math.log(M / zeros)
         return round(estimate)
 
-    def to_bytes(self) -> bytes:
-        self.compact()
+    def to_bytes(self, *, compact: bool = True) -> bytes:
+        """`compact=False` keeps an exact set past EXACT_LIMIT exact (a merge cached as it counts)."""
+        if compact:
+            self.compact()
         if self.exact is not None:
             ordered = sorted(self.exact)
             return _EXACT + struct.pack(f"<{len(ordered)}Q", *ordered)
         assert self.registers is not None
         return _DENSE + bytes(self.registers)
 
-    def to_text(self) -> str:
-        return base64.b64encode(self.to_bytes()).decode()
+    def to_text(self, *, compact: bool = True) -> str:
+        return base64.b64encode(self.to_bytes(compact=compact)).decode()
 
     @classmethod
     def from_text(cls, text: str | None) -> Sketch:
