@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import random
+from datetime import date
 
 import pytest
 from sqlalchemy import delete
@@ -74,9 +75,11 @@ async def test_cached_merges_answer_like_raw_events_cold_and_warm(
     await run_rollups(platform, now=NOW)
     cache = MemoryCache(default_ttl=60, max_entries=1000)
     planning = query.Planning(now=NOW, cache=cache, site_version=1)
+    # a closed month (February), closed days, closed hours of today and the open hour
+    spans: list[tuple[str, date | None, date | None]] = [("custom", date(2026, 2, 1), date(2026, 3, 20))]
     async with platform.database.transaction() as session:
-        await compare_all(session, key, "UTC", planning=planning)  # cold: fills the cache
-        await compare_all(session, key, "UTC", planning=planning)  # warm: answers from it
+        await compare_all(session, key, "UTC", spans, planning)  # cold: fills the cache
+        await compare_all(session, key, "UTC", spans, planning)  # warm: answers from it
 
 
 async def test_ranges_differing_only_in_where_the_gap_is_do_not_share_a_cache_entry(
