@@ -12,7 +12,7 @@ from datetime import date
 import pytest
 from sqlalchemy import delete
 
-from pentad.apps.analytics import query
+from pentad.apps.analytics import query, rollups
 from pentad.apps.analytics.hll import _ALPHA, EXACT_LIMIT, M, P, Sketch, register_max
 from pentad.apps.analytics.models import AnalyticsDirtyBucket
 from pentad.apps.analytics.tasks import run_rollups
@@ -75,11 +75,26 @@ async def test_cached_merges_answer_like_raw_events_cold_and_warm(
     await run_rollups(platform, now=NOW)
     cache = MemoryCache(default_ttl=60, max_entries=1000)
     planning = query.Planning(now=NOW, cache=cache, site_version=1)
-    # a closed month (February), closed days, closed hours of today and the open hour
-    spans: list[tuple[str, date | None, date | None]] = [("custom", date(2026, 2, 1), date(2026, 3, 20))]
+    # closed days, closed hours of today and the open hour: exact, as raw events count
+    spans: list[tuple[str, date | None, date | None]] = [("30d", None, None)]
     async with platform.database.transaction() as session:
         await compare_all(session, key, "UTC", spans, planning)  # cold: fills the cache
         await compare_all(session, key, "UTC", spans, planning)  # warm: answers from it
+        # with a closed month (February; its stored sketches are estimates): as the uncached planner
+        span = query.resolve_range("custom", "UTC", start=date(2026, 2, 1), end=date(2026, 3, 20), now=NOW)
+        uncached = query.Planning(now=NOW)
+        expected = await query.totals(session, key, span, TIMEOUT, uncached)
+        for _ in range(2):
+            assert await query.totals(session, key, span, TIMEOUT, planning) == expected
+        for dimension in rollups.DIMS:
+            expected_rows = await query.breakdown(
+                session, key, span, dimension, limit=1000, session_timeout=TIMEOUT, planning=uncached
+            )
+            for _ in range(2):
+                rows = await query.breakdown(
+                    session, key, span, dimension, limit=1000, session_timeout=TIMEOUT, planning=planning
+                )
+                assert rows == expected_rows, dimension
 
 
 async def test_ranges_differing_only_in_where_the_gap_is_do_not_share_a_cache_entry(

@@ -11,7 +11,7 @@ reads each rank's number of registers with `bytes.count`.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import math
 import struct
@@ -110,11 +110,11 @@ class Sketch:
         return _DENSE + bytes(self.registers)
 
     def to_text(self, *, compact: bool = True) -> str:
-        return base64.b64encode(self.to_bytes(compact=compact)).decode()
+        return binascii.b2a_base64(self.to_bytes(compact=compact), newline=False).decode()
 
     @classmethod
     def from_text(cls, text: str | None) -> Sketch:
-        return cls.from_bytes(base64.b64decode(text) if text else None)
+        return cls.from_bytes(binascii.a2b_base64(text) if text else None)
 
     @classmethod
     def from_bytes(cls, raw: bytes | None) -> Sketch:
