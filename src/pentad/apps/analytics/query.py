@@ -22,9 +22,10 @@ duration is from its first to its last event.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import zoneinfo
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -456,6 +457,8 @@ def plan(span: Range, now_ms: int, dirty: set[int], max_tier: Interval) -> list[
 
 
 def _encode(found: dict[int, dict[rollups.Key, rollups.Agg]]) -> list[Any]:
+    """JSON for the cache. Sketches keep their form (an exact set merged past EXACT_LIMIT stays exact),
+    so a cached merge counts as the merge it stands for."""
     return [
         [
             bucket,
@@ -469,7 +472,7 @@ def _encode(found: dict[int, dict[rollups.Key, rollups.Agg]]) -> list[Any]:
                     a.bounces,
                     a.duration_ms,
                     a.revenue_micros,
-                    a.sketch.to_text(),
+                    a.sketch.to_text(compact=False),
                 ]
                 for (dim, value), a in aggs.items()
             ],
@@ -487,25 +490,52 @@ def _decode(raw: list[Any]) -> dict[int, dict[rollups.Key, rollups.Agg]]:
     }
 
 
-async def _stored(
+def _stored_by_tier(parts: list[Part]) -> dict[str, list[int]]:
+    return {tier: [p.bucket for p in parts if p.tier == tier] for tier in ("month", "day", "hour")}
+
+
+async def _cached(
     session: AsyncSession,
     site_key: int,
-    tier: str,
-    buckets: list[int],
+    what: str,
+    by_tier: dict[str, list[int]],
     dims: tuple[int, ...],
     planning: Planning,
+    load: Callable[[], Awaitable[dict[int, dict[rollups.Key, rollups.Agg]]]],
 ) -> dict[int, dict[rollups.Key, rollups.Agg]]:
-    async def load() -> list[Any]:
-        return _encode(await rollups.read_rollups(session, _TABLES[tier], site_key, buckets, dims))
+    """`load()`, through the cache when there is one. The key names every stored bucket (a digest: a dirty
+    hour inside a range leaves a gap, so first, last and count would not tell two ranges apart), the
+    site's version and the rollup epoch (a rollup run or a site change invalidates the entry)."""
+    if planning.cache is None or not any(by_tier.values()):
+        return await load()
 
-    if planning.cache is None or not buckets:
-        return _decode(await load())
+    async def encoded() -> list[Any]:
+        return _encode(await load())
+
     epoch = await rollups.rollup_epoch(session)
+    buckets = ";".join(f"{tier}:{','.join(map(str, found))}" for tier, found in by_tier.items())
+    digest = hashlib.blake2b(buckets.encode(), digest_size=16).hexdigest()
     key = (
-        f"analytics:rollup:{site_key}:{planning.site_version}:{epoch}:{tier}:"
-        f"{buckets[0]}-{buckets[-1]}:{len(buckets)}:{','.join(map(str, dims))}"
+        f"analytics:rollup:{what}:{site_key}:{planning.site_version}:{epoch}:{digest}:"
+        f"{','.join(map(str, dims))}"
     )
-    return _decode(await planning.cache.get_or_set(key, CACHE_TTL, load))
+    return _decode(await planning.cache.get_or_set(key, CACHE_TTL, encoded))
+
+
+async def _raw_parts(
+    session: AsyncSession, site_key: int, parts: list[Part], dims: tuple[int, ...], session_timeout: int
+) -> list[tuple[int, dict[rollups.Key, rollups.Agg]]]:
+    """The rows of `dims` of the raw parts (the open hour, hours still dirty), from raw events."""
+    found: list[tuple[int, dict[rollups.Key, rollups.Agg]]] = []
+    raw_days: dict[int, list[int]] = defaultdict(list)
+    for part in parts:
+        if part.tier == "raw":
+            raw_days[part.bucket * rollups.HOUR_MS // rollups.DAY_MS].append(part.bucket)
+    for hours in raw_days.values():
+        result = await rollups.compute_hours(session, site_key, hours, session_timeout)
+        for hour, aggs in result.aggs.items():
+            found.append((hour * rollups.HOUR_MS, {k: v for k, v in aggs.items() if k[0] in dims}))
+    return found
 
 
 async def _collect(
@@ -517,20 +547,49 @@ async def _collect(
     planning: Planning,
 ) -> list[tuple[int, dict[rollups.Key, rollups.Agg]]]:
     """Every part's rows of `dims`, with the part's start (unix ms)."""
-    found: list[tuple[int, dict[rollups.Key, rollups.Agg]]] = []
-    for tier in ("month", "day", "hour"):
-        chosen = [part for part in parts if part.tier == tier]
-        stored = await _stored(session, site_key, tier, [p.bucket for p in chosen], dims, planning)
-        found.extend((part.start_ms, stored.get(part.bucket, {})) for part in chosen)
-    raw_days: dict[int, list[int]] = defaultdict(list)
-    for part in parts:
-        if part.tier == "raw":
-            raw_days[part.bucket * rollups.HOUR_MS // rollups.DAY_MS].append(part.bucket)
-    for hours in raw_days.values():
-        result = await rollups.compute_hours(session, site_key, hours, session_timeout)
-        for hour, aggs in result.aggs.items():
-            found.append((hour * rollups.HOUR_MS, {k: v for k, v in aggs.items() if k[0] in dims}))
+    by_tier = _stored_by_tier(parts)
+
+    async def load() -> dict[int, dict[rollups.Key, rollups.Agg]]:
+        found: dict[int, dict[rollups.Key, rollups.Agg]] = {}
+        for tier, buckets in by_tier.items():
+            stored = await rollups.read_rollups(session, _TABLES[tier], site_key, buckets, dims)
+            found.update((_TIER_RANK[tier] << 40 | bucket, aggs) for bucket, aggs in stored.items())
+        return found
+
+    stored = await _cached(session, site_key, "parts", by_tier, dims, planning, load)
+    found = [
+        (part.start_ms, stored.get(_TIER_RANK[part.tier] << 40 | part.bucket, {}))
+        for part in parts
+        if part.tier != "raw"
+    ]
+    found.extend(await _raw_parts(session, site_key, parts, dims, session_timeout))
     return found
+
+
+async def _merged(
+    session: AsyncSession,
+    site_key: int,
+    parts: list[Part],
+    dims: tuple[int, ...],
+    session_timeout: int,
+    planning: Planning,
+) -> dict[rollups.Key, rollups.Agg]:
+    """Every part's rows of `dims` merged over the whole range. The merge of the stored (closed) parts is
+    cached as one entry: a warm answer decodes one sketch per value instead of one per value and bucket."""
+    by_tier = _stored_by_tier(parts)
+
+    async def load() -> dict[int, dict[rollups.Key, rollups.Agg]]:
+        merged: dict[rollups.Key, rollups.Agg] = {}
+        for tier, buckets in by_tier.items():
+            stored = await rollups.read_rollups(session, _TABLES[tier], site_key, buckets, dims)
+            for aggs in stored.values():
+                rollups.merge_into(merged, aggs)
+        return {0: merged}
+
+    merged = (await _cached(session, site_key, "merged", by_tier, dims, planning, load)).get(0, {})
+    for _, aggs in await _raw_parts(session, site_key, parts, dims, session_timeout):
+        rollups.merge_into(merged, aggs)
+    return merged
 
 
 async def _parts(
@@ -552,10 +611,8 @@ async def totals(
     parts = await _parts(session, site_key, span, "month", planning.now)
     if parts is None:
         return await raw_totals(session, site_key, span, session_timeout)
-    merged = rollups.Agg()
-    for _, aggs in await _collect(session, site_key, parts, (rollups.TOTALS,), session_timeout, planning):
-        if (rollups.TOTALS, "") in aggs:
-            merged.merge(aggs[(rollups.TOTALS, "")])
+    found = await _merged(session, site_key, parts, (rollups.TOTALS,), session_timeout, planning)
+    merged = found.get((rollups.TOTALS, ""), rollups.Agg())
     return Totals(
         visitors=merged.sketch.count(),
         visits=merged.visits,
@@ -618,9 +675,7 @@ async def breakdown(
             session, site_key, span, dimension, limit=limit, session_timeout=session_timeout
         )
     dim = rollups.DIMS[dimension]
-    merged: dict[rollups.Key, rollups.Agg] = {}
-    for _, aggs in await _collect(session, site_key, parts, (dim,), session_timeout, planning):
-        rollups.merge_into(merged, aggs)
+    merged = await _merged(session, site_key, parts, (dim,), session_timeout, planning)
     counted = [(value, agg.sketch.count(), agg) for (_, value), agg in merged.items()]
     counted.sort(key=lambda item: (-item[1], item[0] is None, item[0] or ""))
     label = NONE_LABELS.get(dimension, "(unknown)")
