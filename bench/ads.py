@@ -70,8 +70,8 @@ AGENTS = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Mobile Safari/537.36",
 )
-CAMPAIGNS = 5
-"""Campaigns of the in-process `cpu` part (one zone)."""
+CAMPAIGNS = int(os.environ.get("BENCH_ADS_CPU_CAMPAIGNS", "50"))
+"""Campaigns of the in-process `cpu` part (one zone; the `decide` part's count, so its CPU compares)."""
 SCALE_CAMPAIGNS, SCALE_CREATIVES, SCALE_ZONES, VISITORS = 50, 4, 4, 2000
 """The `decide` part: 50 campaigns x 4 creatives in 4 zones, 2,000 visitors."""
 AIM = {"decide_p99_ms": 10.0, "decide_rate": 1000}
@@ -137,8 +137,10 @@ async def _measure_cpu(data_dir: Path) -> dict[str, Any]:
                 {
                     "name": f"Campaign {index}", "zone_ids": [zone], "pricing": "cpm",
                     "rate_micros": 2_000_000,
-                    "starts_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(), "pacing": "asap",
-                    "priority": 5, "weight": index + 1, "frequency_cap": 1000,
+                    "starts_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+                    "pacing": "asap" if index % 2 else "even", "priority": 1 + index % 5,
+                    "weight": 1 + index % 4, "frequency_cap": 1000 if index % 2 else None,
+                    "daily_impressions": 1_000_000 if index % 3 == 0 else None,
                     "targeting": {"paths": ["/news/**"]} if index % 2 else {},
                 },
             )  # fmt: skip

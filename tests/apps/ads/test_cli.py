@@ -49,7 +49,7 @@ def test_sites_and_advertisers_are_created_for_an_owner_listed_and_tokens_checke
     assert taken.returncode != 0
     assert "another site already has this domain" in taken.stderr.lower()
     assert "Created advertiser Acme" in advertiser.stdout
-    # only the rows: the start-up log line (analytics is off, so ads' goal subscriber is skipped) goes to stderr
+    # only the rows: the start-up log line (analytics is off: no goal subscriber) goes to stderr
     assert sites.count("\n") == 1
     assert "news.example.com\tUTC\tNews" in sites
     assert "\tAcme\t" in advertisers

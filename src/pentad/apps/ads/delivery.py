@@ -16,10 +16,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pentad.apps.ads.decision import Candidate
 from pentad.apps.ads.models import (
     AdsCampaign,
     AdsCreative,
@@ -68,6 +70,49 @@ class CampaignEntry:
     weight: int
     targeting: Predicate
     creatives: tuple[CreativeEntry, ...]
+    # Precomputed once per snapshot load, so a decision formats no uuid and tests no setting it need not:
+    daily_prefix: str = field(init=False, repr=False, compare=False)
+    """`ads:d:<id>:`, the day's counters (serving.daily_key) are this + day + `:imp|clk|spend`."""
+    frequency_prefix: str = field(init=False, repr=False, compare=False)
+    """`ads:f:<id>:`, the visitor's day counter (serving.frequency_key) is this + UTC day + `:` + visitor."""
+    minute_prefix: str = field(init=False, repr=False, compare=False)
+    """`ads:m:<id>:`, its eligible requests of a unix minute (serving.minute_key) are this + minute."""
+    total_key: str = field(init=False, repr=False, compare=False)
+    """Its all-time spend counter (budgets.total_key)."""
+    paced_per_minute: bool = field(init=False, repr=False, compare=False)
+    """Even pacing that needs last minute's eligible requests (the daily budget is in spend or
+    impressions): only such a campaign counts them."""
+    counted: bool = field(init=False, repr=False, compare=False)
+    """Any counter to read before serving it (a daily limit, a frequency cap, a total budget)."""
+    candidate: Candidate = field(init=False, repr=False, compare=False)
+    """Its selection candidate when nothing holds it back (serve probability 1, its first creative: the
+    creative is drawn among `creatives` once the campaign is selected)."""
+
+    def __post_init__(self) -> None:
+        key = str(self.id)
+        daily = (
+            self.daily_budget_micros is not None
+            or self.daily_impressions is not None
+            or self.daily_clicks is not None
+        )
+        per_impression = self.daily_budget_micros is not None and self.pricing == "cpm"
+        per_impression = per_impression or (
+            self.daily_budget_micros is None and self.daily_impressions is not None
+        )
+        paced = self.pacing != "asap" and per_impression
+        values = {
+            "daily_prefix": f"ads:d:{key}:",
+            "frequency_prefix": f"ads:f:{key}:",
+            "minute_prefix": f"ads:m:{key}:",
+            "total_key": f"ads:t:{key}:spend",  # budgets.total_key (which imports this module)
+            "paced_per_minute": paced,
+            "counted": daily or self.frequency_cap is not None or self.budget_micros is not None,
+            "candidate": Candidate(
+                self.creatives[0].id if self.creatives else self.id, self.id, self.priority, self.weight, 1.0
+            ),
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
     def runs_at(self, at: datetime) -> bool:
         return self.starts_at <= at and (self.ends_at is None or at < self.ends_at)
@@ -88,6 +133,13 @@ class ZoneEntry:
     campaigns: tuple[CampaignEntry, ...]
     profile: tuple[float, ...] = FLAT_PROFILE
     """Its hourly traffic profile (local hours) for even pacing; flat until ads.pacing_snapshot wrote one."""
+    tzinfo: ZoneInfo = field(init=False, repr=False, compare=False)
+    requests_prefix: str = field(init=False, repr=False, compare=False)
+    """`ads:zr:<id>:`, its decision requests of a unix hour (serving.zone_requests_key) are this + hour."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tzinfo", ZoneInfo(self.timezone))
+        object.__setattr__(self, "requests_prefix", f"ads:zr:{self.id}:")
 
     def shows_on(self, path: str) -> bool:
         return self.pages is None or self.pages.fullmatch(path) is not None

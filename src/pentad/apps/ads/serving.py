@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response
 
-from pentad.apps.ads.budgets import add_spend, total_key
+from pentad.apps.ads.budgets import add_spend
 from pentad.apps.ads.decision import Candidate, Selection, select_creative
 from pentad.apps.ads.delivery import CampaignEntry, CreativeEntry, ZoneEntry, delivery_snapshot
 from pentad.apps.ads.html5 import entry_url
@@ -128,23 +128,50 @@ class Decision:
 async def decide(
     context: AppContext, zone: ZoneEntry, facts: RequestFacts, visitor_id: int, *, count: bool
 ) -> Decision:
-    """Pick the creative for one request (module docstring); `count` records it against the caps."""
+    """Pick the creative for one request (module docstring); `count` records it against the caps.
+
+    Only the counters a live campaign's settings use are read (its daily limits, frequency cap, total
+    budget, and last minute's eligible requests for even pacing on spend or impressions), in one
+    `get_many`; only such an evenly paced campaign counts this request as eligible for the minute."""
     at = facts.at
-    local = at.astimezone(ZoneInfo(zone.timezone))
-    day, utc_day, minute = _day(local), _day(at), int(at.timestamp()) // 60
+    local = at.astimezone(zone.tzinfo)
+    day, utc_day = _day(local), _day(at)
+    stamp = int(at.timestamp())
+    minute = stamp // 60
     live = [campaign for campaign in zone.campaigns if campaign.runs_at(at) and campaign.targeting(facts)]
     cache = context.cache
-    await cache.incr(zone_requests_key(zone.id, int(at.timestamp()) // 3600), 1, REQUESTS_TTL)
+    await cache.incr(f"{zone.requests_prefix}{stamp // 3600}", 1, REQUESTS_TTL)
     keys: list[str] = []
+    visitor_suffix = f"{utc_day}:{visitor_id}"
+    last_minute_suffix = str(minute - 1)
     for campaign in live:
-        keys += [daily_key(campaign.id, day, what) for what in ("imp", "clk", "spend")]
-        keys += [frequency_key(campaign.id, utc_day, visitor_id), minute_key(campaign.id, minute - 1)]
-        keys.append(total_key(campaign.id))
-    values = [int(value or 0) for value in await cache.get_many(keys)] if keys else []
+        if not campaign.counted and not campaign.paced_per_minute:
+            continue
+        if campaign.daily_impressions is not None:
+            keys.append(f"{campaign.daily_prefix}{day}:imp")
+        if campaign.daily_clicks is not None:
+            keys.append(f"{campaign.daily_prefix}{day}:clk")
+        if campaign.daily_budget_micros is not None:
+            keys.append(f"{campaign.daily_prefix}{day}:spend")
+        if campaign.frequency_cap is not None:
+            keys.append(campaign.frequency_prefix + visitor_suffix)
+        if campaign.paced_per_minute:
+            keys.append(campaign.minute_prefix + last_minute_suffix)
+        if campaign.budget_micros is not None:
+            keys.append(campaign.total_key)
+    values = iter([int(value or 0) for value in await cache.get_many(keys)] if keys else ())
     candidates: list[Candidate] = []
-    chosen_creative: dict[uuid.UUID, CreativeEntry] = {}
-    for index, campaign in enumerate(live):
-        served, clicks, spend, seen, last_minute, total = values[index * 6 : index * 6 + 6]
+    minute_suffix = str(minute)
+    for campaign in live:
+        if not campaign.counted and not campaign.paced_per_minute:
+            candidates.append(campaign.candidate)
+            continue
+        served = next(values) if campaign.daily_impressions is not None else 0
+        clicks = next(values) if campaign.daily_clicks is not None else 0
+        spend = next(values) if campaign.daily_budget_micros is not None else 0
+        seen = next(values) if campaign.frequency_cap is not None else 0
+        last_minute = next(values) if campaign.paced_per_minute else 0
+        total = next(values) if campaign.budget_micros is not None else 0
         probability = 0.0
         spent = campaign.budget_micros is not None and total >= campaign.budget_micros
         if not spent and not capped(campaign, served, clicks, spend, seen):
@@ -157,12 +184,15 @@ async def decide(
                 local_now=local,
                 expected_next_minute=last_minute * unit_per_impression(campaign),
             )
-            await cache.incr(minute_key(campaign.id, minute), 1, 180)
-        creative = _rng.choice(campaign.creatives)
-        chosen_creative[creative.id] = creative
-        candidates.append(
-            Candidate(creative.id, campaign.id, campaign.priority, campaign.weight, probability)
-        )
+            if campaign.paced_per_minute:
+                await cache.incr(campaign.minute_prefix + minute_suffix, 1, 180)
+        if probability >= 1:
+            candidates.append(campaign.candidate)
+        else:
+            candidate = campaign.candidate
+            candidates.append(
+                Candidate(candidate.creative_id, campaign.id, campaign.priority, campaign.weight, probability)
+            )
     house = zone.house
     selection = select_creative(candidates, facts, _rng, house.id if house is not None else None)
     if selection is None:
@@ -170,11 +200,12 @@ async def decide(
     if selection.house:
         return Decision(selection, house, None)
     campaign = next(entry for entry in live if entry.id == selection.campaign_id)
+    creative = campaign.creatives[0] if len(campaign.creatives) == 1 else _rng.choice(campaign.creatives)
     if count:
-        await cache.incr(daily_key(campaign.id, day, "imp"), 1, DAY_TTL)
+        await cache.incr(f"{campaign.daily_prefix}{day}:imp", 1, DAY_TTL)
         if campaign.frequency_cap is not None:
-            await cache.incr(frequency_key(campaign.id, utc_day, visitor_id), 1, DAY_TTL)
-    return Decision(selection, chosen_creative[selection.creative_id], campaign)
+            await cache.incr(campaign.frequency_prefix + visitor_suffix, 1, DAY_TTL)
+    return Decision(Selection(creative.id, campaign.id, house=False), creative, campaign)
 
 
 # ------------------------------------------------------------------ request helpers
