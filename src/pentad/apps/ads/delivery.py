@@ -70,6 +70,8 @@ class CampaignEntry:
     weight: int
     targeting: Predicate
     creatives: tuple[CreativeEntry, ...]
+    targets_all: bool = False
+    """Its targeting sets nothing (so `targeting` is not called)."""
     # Precomputed once per snapshot load, so a decision formats no uuid and tests no setting it need not:
     daily_prefix: str = field(init=False, repr=False, compare=False)
     """`ads:d:<id>:`, the day's counters (serving.daily_key) are this + day + `:imp|clk|spend`."""
@@ -137,8 +139,13 @@ class ZoneEntry:
     requests_prefix: str = field(init=False, repr=False, compare=False)
     """`ads:zr:<id>:`, its decision requests of a unix hour (serving.zone_requests_key) are this + hour."""
 
+    campaign_of: dict[uuid.UUID, CampaignEntry] = field(init=False, repr=False, compare=False)
+    """Creative id → the campaign serving it here (the beacon's look-up)."""
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "tzinfo", ZoneInfo(self.timezone))
+        campaign_of = {creative.id: entry for entry in self.campaigns for creative in entry.creatives}
+        object.__setattr__(self, "campaign_of", campaign_of)
         object.__setattr__(self, "requests_prefix", f"ads:zr:{self.id}:")
 
     def shows_on(self, path: str) -> bool:
@@ -170,6 +177,9 @@ def _pages(patterns: list[str]) -> re.Pattern[str] | None:
     if not patterns:
         return None
     return re.compile("|".join(f"(?:{glob_pattern(pattern).pattern})" for pattern in patterns))
+
+
+EVERYONE = Targeting()
 
 
 async def load_zones(session: AsyncSession) -> dict[uuid.UUID, ZoneEntry]:
@@ -207,8 +217,9 @@ async def load_zones(session: AsyncSession) -> dict[uuid.UUID, ZoneEntry]:
             if campaign.status != "active" or campaign.exhausted_at is not None or not fitting:
                 continue
             key = (campaign_id, site.timezone)
+            targeting = Targeting.model_validate(campaign.targeting)
             if key not in compiled:
-                compiled[key] = compile_targeting(Targeting.model_validate(campaign.targeting), site.timezone)
+                compiled[key] = compile_targeting(targeting, site.timezone)
             entries.append(
                 CampaignEntry(
                     id=campaign.id,
@@ -226,6 +237,7 @@ async def load_zones(session: AsyncSession) -> dict[uuid.UUID, ZoneEntry]:
                     weight=campaign.weight,
                     targeting=compiled[key],
                     creatives=fitting,
+                    targets_all=targeting == EVERYONE,
                 )
             )
         house = by_id.get(zone.house_creative_id) if zone.house_creative_id is not None else None

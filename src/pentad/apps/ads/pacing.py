@@ -50,19 +50,23 @@ def serve_probability(
     profile: Sequence[float],
     local_now: datetime,
     expected_next_minute: float,
+    elapsed: float | None = None,
 ) -> float:
     """The probability of serving the campaign to the next eligible request, in [0, 1].
 
     `daily_budget` None means no daily limit (always 1). `expected_next_minute` is what serving every
     eligible request for the next minute would deliver (in the budget's unit); when it is not positive
-    there is nothing to pace against, so a campaign behind its line is served."""
+    there is nothing to pace against, so a campaign behind its line is served. `elapsed` is
+    `elapsed_share(profile, local_now)` when the caller computed it once for many campaigns."""
     if daily_budget is None:
         return 1.0
     if delivered >= daily_budget:
         return 0.0
     if mode == "asap":
         return 1.0
-    gap = allowed_by_now(daily_budget, profile, local_now) - delivered
+    if elapsed is None:
+        elapsed = elapsed_share(profile, local_now)
+    gap = daily_budget * elapsed - delivered
     if gap <= 0:
         return 0.0
     if expected_next_minute <= 0:

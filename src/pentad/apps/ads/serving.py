@@ -36,7 +36,7 @@ from pentad.apps.ads.delivery import CampaignEntry, CreativeEntry, ZoneEntry, de
 from pentad.apps.ads.html5 import entry_url
 from pentad.apps.ads.images import picture_sources
 from pentad.apps.ads.impressions import IMPRESSIONS_STREAM, ImpressionRow
-from pentad.apps.ads.pacing import serve_probability
+from pentad.apps.ads.pacing import elapsed_share, serve_probability
 from pentad.apps.ads.settings import APP_NAME, AdsSettings
 from pentad.apps.ads.targeting import UTM_KEYS, RequestFacts
 from pentad.apps.ads.tokens import TOKEN_BYTES, ExpiredToken, InvalidToken, TokenSigner
@@ -138,7 +138,11 @@ async def decide(
     day, utc_day = _day(local), _day(at)
     stamp = int(at.timestamp())
     minute = stamp // 60
-    live = [campaign for campaign in zone.campaigns if campaign.runs_at(at) and campaign.targeting(facts)]
+    live = [
+        campaign
+        for campaign in zone.campaigns
+        if campaign.runs_at(at) and (campaign.targets_all or campaign.targeting(facts))
+    ]
     cache = context.cache
     await cache.incr(f"{zone.requests_prefix}{stamp // 3600}", 1, REQUESTS_TTL)
     keys: list[str] = []
@@ -162,6 +166,7 @@ async def decide(
     values = iter([int(value or 0) for value in await cache.get_many(keys)] if keys else ())
     candidates: list[Candidate] = []
     minute_suffix = str(minute)
+    elapsed: float | None = None  # the share of the day's traffic gone by, once for every even campaign
     for campaign in live:
         if not campaign.counted and not campaign.paced_per_minute:
             candidates.append(campaign.candidate)
@@ -176,14 +181,20 @@ async def decide(
         spent = campaign.budget_micros is not None and total >= campaign.budget_micros
         if not spent and not capped(campaign, served, clicks, spend, seen):
             budget, delivered = pacing_budget(campaign, served, clicks, spend)
-            probability = serve_probability(
-                "asap" if campaign.pacing == "asap" else "even",
-                daily_budget=budget,
-                delivered=delivered,
-                profile=zone.profile,
-                local_now=local,
-                expected_next_minute=last_minute * unit_per_impression(campaign),
-            )
+            if budget is None:
+                probability = 1.0
+            else:
+                if elapsed is None and campaign.pacing != "asap":
+                    elapsed = elapsed_share(zone.profile, local)
+                probability = serve_probability(
+                    "asap" if campaign.pacing == "asap" else "even",
+                    daily_budget=budget,
+                    delivered=delivered,
+                    profile=zone.profile,
+                    local_now=local,
+                    expected_next_minute=last_minute * unit_per_impression(campaign),
+                    elapsed=elapsed,
+                )
             if campaign.paced_per_minute:
                 await cache.incr(campaign.minute_prefix + minute_suffix, 1, 180)
         if probability >= 1:
@@ -436,9 +447,7 @@ async def viewable_beacon(request: Request) -> Response:
     first = await platform.cache.incr(f"ads:v:{token.impression_id}", 1, settings.impression_token_ttl + 60)
     if first != 1 or zone is None:
         return Response(status_code=204, headers=NO_STORE)
-    campaign = next(
-        (entry for entry in zone.campaigns if any(c.id == token.creative_id for c in entry.creatives)), None
-    )
+    campaign = zone.campaign_of.get(token.creative_id)
     if zone.house is not None and zone.house.id == token.creative_id:
         campaign = None
     now = time.time()
