@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 from urllib.parse import parse_qsl, urlsplit
+from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
@@ -40,6 +41,7 @@ from pentad.apps.ads.pacing import elapsed_share, serve_probability
 from pentad.apps.ads.settings import APP_NAME, AdsSettings
 from pentad.apps.ads.targeting import UTM_KEYS, RequestFacts
 from pentad.apps.ads.tokens import TOKEN_BYTES, ExpiredToken, InvalidToken, TokenSigner
+from pentad.core.cache import Cache
 from pentad.core.context import AppContext
 from pentad.core.cors import CorsPolicy
 from pentad.core.errors import problem_response
@@ -56,6 +58,7 @@ BEACON_CORS = CorsPolicy(origins="*", credentials=False, methods=("POST",))
 DROPPED_HEADER: Final = "Pentad-Dropped"
 DAY_TTL: Final = 2 * 86_400
 REQUESTS_TTL: Final = 3 * 3600
+MINUTE_TTL: Final = 180
 MAX_KEYS: Final = 20
 
 router = APIRouter(prefix="/api/ads", tags=["ads serving"])
@@ -79,6 +82,7 @@ def frequency_key(campaign_id: uuid.UUID, utc_day: str, visitor_id: int) -> str:
 
 
 def minute_key(campaign_id: uuid.UUID, minute: int) -> str:
+    """The requests of a unix minute an evenly paced campaign was eligible for (`_EligibleThisMinute`)."""
     return f"ads:m:{campaign_id}:{minute}"
 
 
@@ -118,6 +122,38 @@ def capped(campaign: CampaignEntry, served: int, clicks: int, spend: int, seen: 
     )
 
 
+class _EligibleThisMinute:
+    """This process's count of the requests each evenly paced campaign (`paced_per_minute`) was eligible
+    for in the current unix minute. Added up in memory and written to the campaign's minute counter
+    (`minute_key`, which pacing reads back as last minute's) by the first decision of a later minute: one
+    counter write per campaign and minute instead of one per campaign and request. With several workers,
+    last minute's figure is complete once each has answered a request in the new minute."""
+
+    __slots__ = ("counts", "minute")
+
+    def __init__(self, minute: int) -> None:
+        self.minute = minute
+        self.counts: dict[str, int] = {}
+        """minute_prefix → eligible requests of `minute`."""
+
+
+_eligible: WeakKeyDictionary[Cache, _EligibleThisMinute] = WeakKeyDictionary()
+"""Per cache (each app has its own), so apps in one process do not mix their counts."""
+
+
+async def _eligible_counts(cache: Cache, minute: int) -> dict[str, int]:
+    """The counts to add this request's eligible campaigns to, after writing out an ended minute's."""
+    state = _eligible.get(cache)
+    if state is None:
+        state = _eligible[cache] = _EligibleThisMinute(minute)
+    if minute > state.minute:
+        ended, done = state.minute, state.counts
+        state.minute, state.counts = minute, {}
+        for prefix, eligible in done.items():
+            await cache.incr(f"{prefix}{ended}", eligible, MINUTE_TTL)
+    return state.counts
+
+
 @dataclass(frozen=True)
 class Decision:
     selection: Selection | None
@@ -132,7 +168,8 @@ async def decide(
 
     Only the counters a live campaign's settings use are read (its daily limits, frequency cap, total
     budget, and last minute's eligible requests for even pacing on spend or impressions), in one
-    `get_many`; only such an evenly paced campaign counts this request as eligible for the minute."""
+    `get_many`; only such an evenly paced campaign counts this request as eligible for the minute, in
+    memory (`_EligibleThisMinute`)."""
     at = facts.at
     local = at.astimezone(zone.tzinfo)
     day, utc_day = _day(local), _day(at)
@@ -145,6 +182,7 @@ async def decide(
     ]
     cache = context.cache
     await cache.incr(f"{zone.requests_prefix}{stamp // 3600}", 1, REQUESTS_TTL)
+    eligible = await _eligible_counts(cache, minute)
     keys: list[str] = []
     visitor_suffix = f"{utc_day}:{visitor_id}"
     last_minute_suffix = str(minute - 1)
@@ -165,7 +203,6 @@ async def decide(
             keys.append(campaign.total_key)
     values = iter([int(value or 0) for value in await cache.get_many(keys)] if keys else ())
     candidates: list[Candidate] = []
-    minute_suffix = str(minute)
     elapsed: float | None = None  # the share of the day's traffic gone by, once for every even campaign
     for campaign in live:
         if not campaign.counted and not campaign.paced_per_minute:
@@ -196,7 +233,8 @@ async def decide(
                     elapsed=elapsed,
                 )
             if campaign.paced_per_minute:
-                await cache.incr(campaign.minute_prefix + minute_suffix, 1, 180)
+                prefix = campaign.minute_prefix
+                eligible[prefix] = eligible.get(prefix, 0) + 1
         if probability >= 1:
             candidates.append(campaign.candidate)
         else:
