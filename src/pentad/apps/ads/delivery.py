@@ -30,7 +30,7 @@ from pentad.apps.ads.models import (
     AdsTrafficProfile,
     AdsZone,
 )
-from pentad.apps.ads.pacing import FLAT_PROFILE, normalised
+from pentad.apps.ads.pacing import FLAT_PROFILE, hour_starts, normalised
 from pentad.apps.ads.settings import AdsSettings
 from pentad.apps.ads.targeting import Predicate, Targeting, compile_targeting, glob_pattern
 from pentad.core.context import AppContext, ResourceSpec
@@ -142,8 +142,14 @@ class ZoneEntry:
     campaign_of: dict[uuid.UUID, CampaignEntry] = field(init=False, repr=False, compare=False)
     """Creative id → the campaign serving it here (the beacon's look-up)."""
 
+    shares: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    """`profile` normalised, and the share of the day gone by at each hour's start (pacing.hour_starts)."""
+    hour_starts: tuple[float, ...] = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "tzinfo", ZoneInfo(self.timezone))
+        object.__setattr__(self, "shares", normalised(self.profile))
+        object.__setattr__(self, "hour_starts", hour_starts(self.shares))
         campaign_of = {creative.id: entry for entry in self.campaigns for creative in entry.creatives}
         object.__setattr__(self, "campaign_of", campaign_of)
         object.__setattr__(self, "requests_prefix", f"ads:zr:{self.id}:")
@@ -202,7 +208,7 @@ async def load_zones(session: AsyncSession) -> dict[uuid.UUID, ZoneEntry]:
             select(AdsTrafficProfile.zone_id, AdsTrafficProfile.weights)
         )
     }
-    compiled: dict[tuple[uuid.UUID, str], Predicate] = {}
+    compiled: dict[tuple[str, str], Predicate] = {}
     found: dict[uuid.UUID, ZoneEntry] = {}
     for zone in zones:
         site = sites[zone.site_id]
@@ -216,8 +222,8 @@ async def load_zones(session: AsyncSession) -> dict[uuid.UUID, ZoneEntry]:
             )
             if campaign.status != "active" or campaign.exhausted_at is not None or not fitting:
                 continue
-            key = (campaign_id, site.timezone)
             targeting = Targeting.model_validate(campaign.targeting)
+            key = (targeting.model_dump_json(), site.timezone)  # one predicate per distinct targeting
             if key not in compiled:
                 compiled[key] = compile_targeting(targeting, site.timezone)
             entries.append(

@@ -18,6 +18,7 @@ recorded; a repeated token is accepted (204) and ignored.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 import uuid
@@ -37,9 +38,9 @@ from pentad.apps.ads.delivery import CampaignEntry, CreativeEntry, ZoneEntry, de
 from pentad.apps.ads.html5 import entry_url
 from pentad.apps.ads.images import picture_sources
 from pentad.apps.ads.impressions import IMPRESSIONS_STREAM, ImpressionRow
-from pentad.apps.ads.pacing import elapsed_share, serve_probability
+from pentad.apps.ads.pacing import elapsed_share_of, serve_probability
 from pentad.apps.ads.settings import APP_NAME, AdsSettings
-from pentad.apps.ads.targeting import UTM_KEYS, RequestFacts
+from pentad.apps.ads.targeting import UTM_KEYS, Predicate, RequestFacts
 from pentad.apps.ads.tokens import TOKEN_BYTES, ExpiredToken, InvalidToken, TokenSigner
 from pentad.core.cache import Cache
 from pentad.core.context import AppContext
@@ -175,11 +176,18 @@ async def decide(
     day, utc_day = _day(local), _day(at)
     stamp = int(at.timestamp())
     minute = stamp // 60
-    live = [
-        campaign
-        for campaign in zone.campaigns
-        if campaign.runs_at(at) and (campaign.targets_all or campaign.targeting(facts))
-    ]
+    live: list[CampaignEntry] = []
+    matched: dict[Predicate, bool] = {}  # campaigns with the same targeting share its predicate
+    for campaign in zone.campaigns:
+        if not campaign.runs_at(at):
+            continue
+        if not campaign.targets_all:
+            hit = matched.get(campaign.targeting)
+            if hit is None:
+                hit = matched[campaign.targeting] = campaign.targeting(facts)
+            if not hit:
+                continue
+        live.append(campaign)
     cache = context.cache
     await cache.incr(f"{zone.requests_prefix}{stamp // 3600}", 1, REQUESTS_TTL)
     eligible = await _eligible_counts(cache, minute)
@@ -222,7 +230,7 @@ async def decide(
                 probability = 1.0
             else:
                 if elapsed is None and campaign.pacing != "asap":
-                    elapsed = elapsed_share(zone.profile, local)
+                    elapsed = elapsed_share_of(zone.shares, zone.hour_starts, local)
                 probability = serve_probability(
                     "asap" if campaign.pacing == "asap" else "even",
                     daily_budget=budget,
@@ -277,6 +285,12 @@ def _origin_allowed(request: Request, zone: ZoneEntry) -> bool:
                 return False
             return zone.allows_host(host)
     return True
+
+
+@functools.lru_cache(maxsize=4)
+def _signer(signing_secret: bytes) -> TokenSigner:
+    """The platform's signer, its keys derived once (not on every decision and beacon)."""
+    return TokenSigner(signing_secret)
 
 
 def _keys(values: list[str]) -> dict[str, str]:
@@ -407,7 +421,7 @@ async def decide_route(
             return Response(status_code=204, headers=NO_STORE)
         return JSONResponse(body, headers=NO_STORE)
     impression_id = uuid.uuid4()
-    signer = TokenSigner(platform.signing_secret)
+    signer = _signer(platform.signing_secret)
     creative_id = decision.creative.id
     click = signer.sign(
         "click",
@@ -474,7 +488,7 @@ async def viewable_beacon(request: Request) -> Response:
     settings = platform.app_settings(AdsSettings)
     raw = (await request.body())[: 2 * TOKEN_BYTES + 1]
     try:
-        token = TokenSigner(platform.signing_secret).verify("impression", raw.decode("ascii").strip())
+        token = _signer(platform.signing_secret).verify("impression", raw.decode("ascii").strip())
     except (InvalidToken, ExpiredToken) as exc:
         return _problem(request, 400, exc.code, exc.message)
     except UnicodeDecodeError:
