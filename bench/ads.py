@@ -1,10 +1,11 @@
 """ads at the issue's scale, each figure beside a baseline measured in the same run. Three parts
 (BENCH_ADS_PARTS, default all; a part not run keeps its previous figures in the results):
 
-- `cpu`: in-process on SQLite, the CPU of one ad decision on the public decide route (visitor facts, the
-  in-memory delivery snapshot, targeting, frequency and daily caps through the cache, selection, signed
-  tokens, the served row appended to ingest) and of one viewable-impression beacon, each beside the CPU
-  of `GET /healthz` through the same stack and client.
+- `cpu`: in-process on SQLite, BENCH_ADS_CPU_CAMPAIGNS (50) campaigns in one zone (even pacing, daily
+  limits, frequency caps and a path targeting on some), the CPU of one ad decision on the public decide
+  route (visitor facts, the in-memory delivery snapshot, targeting, frequency and daily caps through the
+  cache, selection, signed tokens, the served row appended to ingest) and of one viewable-impression
+  beacon, each beside the CPU of `GET /healthz` through the same stack and client.
 - `decide`: over HTTP against a real `pentad serve` (one worker, SQLite, memory cache, pinned to CPU 1;
   chat.py's load generator on CPU 0): GET /api/ads/decide open loop at BENCH_DECIDE_RATE (1,000)/s for
   BENCH_SECONDS (10) s over 50 campaigns with 200 creatives in 4 zones (targeting on devices, paths,
