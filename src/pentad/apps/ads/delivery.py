@@ -85,7 +85,8 @@ class CampaignEntry:
     """Even pacing that needs last minute's eligible requests (the daily budget is in spend or
     impressions): only such a campaign counts them."""
     counted: bool = field(init=False, repr=False, compare=False)
-    """Any counter to read before serving it (a daily limit, a frequency cap, a total budget)."""
+    """Any counter to read before serving it (a daily limit, a frequency cap, a total budget; so every
+    `paced_per_minute` campaign)."""
     candidate: Candidate = field(init=False, repr=False, compare=False)
     """Its selection candidate when nothing holds it back (serve probability 1, its first creative: the
     creative is drawn among `creatives` once the campaign is selected)."""

@@ -195,7 +195,7 @@ async def decide(
     visitor_suffix = f"{utc_day}:{visitor_id}"
     last_minute_suffix = str(minute - 1)
     for campaign in live:
-        if not campaign.counted and not campaign.paced_per_minute:
+        if not campaign.counted:
             continue
         if campaign.daily_impressions is not None:
             keys.append(f"{campaign.daily_prefix}{day}:imp")
@@ -213,7 +213,7 @@ async def decide(
     candidates: list[Candidate] = []
     elapsed: float | None = None  # the share of the day's traffic gone by, once for every even campaign
     for campaign in live:
-        if not campaign.counted and not campaign.paced_per_minute:
+        if not campaign.counted:
             candidates.append(campaign.candidate)
             continue
         served = next(values) if campaign.daily_impressions is not None else 0
