@@ -1,10 +1,11 @@
 """ads at the issue's scale, each figure beside a baseline measured in the same run. Three parts
 (BENCH_ADS_PARTS, default all; a part not run keeps its previous figures in the results):
 
-- `cpu`: in-process on SQLite, the CPU of one ad decision on the public decide route (visitor facts, the
-  in-memory delivery snapshot, targeting, frequency and daily caps through the cache, selection, signed
-  tokens, the served row appended to ingest) and of one viewable-impression beacon, each beside the CPU
-  of `GET /healthz` through the same stack and client.
+- `cpu`: in-process on SQLite, BENCH_ADS_CPU_CAMPAIGNS (50) campaigns in one zone (even pacing, daily
+  limits, frequency caps and a path targeting on some), the CPU of one ad decision on the public decide
+  route (visitor facts, the in-memory delivery snapshot, targeting, frequency and daily caps through the
+  cache, selection, signed tokens, the served row appended to ingest) and of one viewable-impression
+  beacon, each beside the CPU of `GET /healthz` through the same stack and client.
 - `decide`: over HTTP against a real `pentad serve` (one worker, SQLite, memory cache, pinned to CPU 1;
   chat.py's load generator on CPU 0): GET /api/ads/decide open loop at BENCH_DECIDE_RATE (1,000)/s for
   BENCH_SECONDS (10) s over 50 campaigns with 200 creatives in 4 zones (targeting on devices, paths,
@@ -70,8 +71,8 @@ AGENTS = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Mobile Safari/537.36",
 )
-CAMPAIGNS = 5
-"""Campaigns of the in-process `cpu` part (one zone)."""
+CAMPAIGNS = int(os.environ.get("BENCH_ADS_CPU_CAMPAIGNS", "50"))
+"""Campaigns of the in-process `cpu` part (one zone; the `decide` part's count, so its CPU compares)."""
 SCALE_CAMPAIGNS, SCALE_CREATIVES, SCALE_ZONES, VISITORS = 50, 4, 4, 2000
 """The `decide` part: 50 campaigns x 4 creatives in 4 zones, 2,000 visitors."""
 AIM = {"decide_p99_ms": 10.0, "decide_rate": 1000}
@@ -137,8 +138,10 @@ async def _measure_cpu(data_dir: Path) -> dict[str, Any]:
                 {
                     "name": f"Campaign {index}", "zone_ids": [zone], "pricing": "cpm",
                     "rate_micros": 2_000_000,
-                    "starts_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(), "pacing": "asap",
-                    "priority": 5, "weight": index + 1, "frequency_cap": 1000,
+                    "starts_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+                    "pacing": "asap" if index % 2 else "even", "priority": 1 + index % 5,
+                    "weight": 1 + index % 4, "frequency_cap": 1000 if index % 2 else None,
+                    "daily_impressions": 1_000_000 if index % 3 == 0 else None,
                     "targeting": {"paths": ["/news/**"]} if index % 2 else {},
                 },
             )  # fmt: skip

@@ -6,7 +6,15 @@ from datetime import datetime
 
 import pytest
 
-from pentad.apps.ads.pacing import FLAT_PROFILE, allowed_by_now, elapsed_share, normalised, serve_probability
+from pentad.apps.ads.pacing import (
+    FLAT_PROFILE,
+    allowed_by_now,
+    elapsed_share,
+    elapsed_share_of,
+    hour_starts,
+    normalised,
+    serve_probability,
+)
 
 EVENING_HEAVY = (0.0,) * 18 + (1.0,) * 6  # all traffic between 18:00 and 24:00
 
@@ -65,3 +73,11 @@ def test_no_daily_budget_means_no_pacing() -> None:
         )
         == 1.0
     )
+
+
+def test_the_zone_precomputed_share_is_the_elapsed_share() -> None:
+    shares = normalised(EVENING_HEAVY)
+    for hour, minute in ((0, 0), (18, 0), (19, 30), (23, 59)):
+        expected = elapsed_share(EVENING_HEAVY, at(hour, minute))
+        assert elapsed_share_of(shares, hour_starts(shares), at(hour, minute)) == expected
+    assert hour_starts(shares)[19] == pytest.approx(1 / 6)

@@ -16,10 +16,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pentad.apps.ads.decision import Candidate
 from pentad.apps.ads.models import (
     AdsCampaign,
     AdsCreative,
@@ -28,7 +30,7 @@ from pentad.apps.ads.models import (
     AdsTrafficProfile,
     AdsZone,
 )
-from pentad.apps.ads.pacing import FLAT_PROFILE, normalised
+from pentad.apps.ads.pacing import FLAT_PROFILE, hour_starts, normalised
 from pentad.apps.ads.settings import AdsSettings
 from pentad.apps.ads.targeting import Predicate, Targeting, compile_targeting, glob_pattern
 from pentad.core.context import AppContext, ResourceSpec
@@ -68,6 +70,52 @@ class CampaignEntry:
     weight: int
     targeting: Predicate
     creatives: tuple[CreativeEntry, ...]
+    targets_all: bool = False
+    """Its targeting sets nothing (so `targeting` is not called)."""
+    # Precomputed once per snapshot load, so a decision formats no uuid and tests no setting it need not:
+    daily_prefix: str = field(init=False, repr=False, compare=False)
+    """`ads:d:<id>:`, the day's counters (serving.daily_key) are this + day + `:imp|clk|spend`."""
+    frequency_prefix: str = field(init=False, repr=False, compare=False)
+    """`ads:f:<id>:`, the visitor's day counter (serving.frequency_key) is this + UTC day + `:` + visitor."""
+    minute_prefix: str = field(init=False, repr=False, compare=False)
+    """`ads:m:<id>:`, its eligible requests of a unix minute (serving.minute_key) are this + minute."""
+    total_key: str = field(init=False, repr=False, compare=False)
+    """Its all-time spend counter (budgets.total_key)."""
+    paced_per_minute: bool = field(init=False, repr=False, compare=False)
+    """Even pacing that needs last minute's eligible requests (the daily budget is in spend or
+    impressions): only such a campaign counts them."""
+    counted: bool = field(init=False, repr=False, compare=False)
+    """Any counter to read before serving it (a daily limit, a frequency cap, a total budget; so every
+    `paced_per_minute` campaign)."""
+    candidate: Candidate = field(init=False, repr=False, compare=False)
+    """Its selection candidate when nothing holds it back (serve probability 1, its first creative: the
+    creative is drawn among `creatives` once the campaign is selected)."""
+
+    def __post_init__(self) -> None:
+        key = str(self.id)
+        daily = (
+            self.daily_budget_micros is not None
+            or self.daily_impressions is not None
+            or self.daily_clicks is not None
+        )
+        per_impression = self.daily_budget_micros is not None and self.pricing == "cpm"
+        per_impression = per_impression or (
+            self.daily_budget_micros is None and self.daily_impressions is not None
+        )
+        paced = self.pacing != "asap" and per_impression
+        values = {
+            "daily_prefix": f"ads:d:{key}:",
+            "frequency_prefix": f"ads:f:{key}:",
+            "minute_prefix": f"ads:m:{key}:",
+            "total_key": f"ads:t:{key}:spend",  # budgets.total_key (which imports this module)
+            "paced_per_minute": paced,
+            "counted": daily or self.frequency_cap is not None or self.budget_micros is not None,
+            "candidate": Candidate(
+                self.creatives[0].id if self.creatives else self.id, self.id, self.priority, self.weight, 1.0
+            ),
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
     def runs_at(self, at: datetime) -> bool:
         return self.starts_at <= at and (self.ends_at is None or at < self.ends_at)
@@ -88,6 +136,24 @@ class ZoneEntry:
     campaigns: tuple[CampaignEntry, ...]
     profile: tuple[float, ...] = FLAT_PROFILE
     """Its hourly traffic profile (local hours) for even pacing; flat until ads.pacing_snapshot wrote one."""
+    tzinfo: ZoneInfo = field(init=False, repr=False, compare=False)
+    requests_prefix: str = field(init=False, repr=False, compare=False)
+    """`ads:zr:<id>:`, its decision requests of a unix hour (serving.zone_requests_key) are this + hour."""
+
+    campaign_of: dict[uuid.UUID, CampaignEntry] = field(init=False, repr=False, compare=False)
+    """Creative id → the campaign serving it here (the beacon's look-up)."""
+
+    shares: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    """`profile` normalised, and the share of the day gone by at each hour's start (pacing.hour_starts)."""
+    hour_starts: tuple[float, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tzinfo", ZoneInfo(self.timezone))
+        object.__setattr__(self, "shares", normalised(self.profile))
+        object.__setattr__(self, "hour_starts", hour_starts(self.shares))
+        campaign_of = {creative.id: entry for entry in self.campaigns for creative in entry.creatives}
+        object.__setattr__(self, "campaign_of", campaign_of)
+        object.__setattr__(self, "requests_prefix", f"ads:zr:{self.id}:")
 
     def shows_on(self, path: str) -> bool:
         return self.pages is None or self.pages.fullmatch(path) is not None
@@ -120,6 +186,9 @@ def _pages(patterns: list[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{glob_pattern(pattern).pattern})" for pattern in patterns))
 
 
+EVERYONE = Targeting()
+
+
 async def load_zones(session: AsyncSession) -> dict[uuid.UUID, ZoneEntry]:
     """The whole serving setup, as the decision route needs it."""
     sites = {site.id: site for site in await session.scalars(select(AdsSite))}
@@ -140,7 +209,7 @@ async def load_zones(session: AsyncSession) -> dict[uuid.UUID, ZoneEntry]:
             select(AdsTrafficProfile.zone_id, AdsTrafficProfile.weights)
         )
     }
-    compiled: dict[tuple[uuid.UUID, str], Predicate] = {}
+    compiled: dict[tuple[str, str], Predicate] = {}
     found: dict[uuid.UUID, ZoneEntry] = {}
     for zone in zones:
         site = sites[zone.site_id]
@@ -154,9 +223,10 @@ async def load_zones(session: AsyncSession) -> dict[uuid.UUID, ZoneEntry]:
             )
             if campaign.status != "active" or campaign.exhausted_at is not None or not fitting:
                 continue
-            key = (campaign_id, site.timezone)
+            targeting = Targeting.model_validate(campaign.targeting)
+            key = (targeting.model_dump_json(), site.timezone)  # one predicate per distinct targeting
             if key not in compiled:
-                compiled[key] = compile_targeting(Targeting.model_validate(campaign.targeting), site.timezone)
+                compiled[key] = compile_targeting(targeting, site.timezone)
             entries.append(
                 CampaignEntry(
                     id=campaign.id,
@@ -174,6 +244,7 @@ async def load_zones(session: AsyncSession) -> dict[uuid.UUID, ZoneEntry]:
                     weight=campaign.weight,
                     targeting=compiled[key],
                     creatives=fitting,
+                    targets_all=targeting == EVERYONE,
                 )
             )
         house = by_id.get(zone.house_creative_id) if zone.house_creative_id is not None else None

@@ -29,12 +29,27 @@ def normalised(profile: Sequence[float]) -> tuple[float, ...]:
     return tuple(weight / total for weight in profile)
 
 
+def hour_starts(shares: Sequence[float]) -> tuple[float, ...]:
+    """The share of a day's traffic gone by at the start of each local hour (running sums of `shares`, a
+    normalised profile)."""
+    starts, total = [], 0.0
+    for share in shares:
+        starts.append(total)
+        total += share
+    return tuple(starts)
+
+
 def elapsed_share(profile: Sequence[float], local_now: datetime) -> float:
     """The share of a day's traffic that has gone by at `local_now` (the site's local time)."""
     shares = normalised(profile)
+    return elapsed_share_of(shares, hour_starts(shares), local_now)
+
+
+def elapsed_share_of(shares: Sequence[float], starts: Sequence[float], local_now: datetime) -> float:
+    """`elapsed_share` from the normalised profile and its `hour_starts`, computed once (ZoneEntry)."""
     hour = local_now.hour
     into_hour = (local_now.minute * 60 + local_now.second + local_now.microsecond / 1e6) / 3600
-    return min(1.0, sum(shares[:hour]) + shares[hour] * into_hour)
+    return min(1.0, starts[hour] + shares[hour] * into_hour)
 
 
 def allowed_by_now(daily_budget: float, profile: Sequence[float], local_now: datetime) -> float:
@@ -50,19 +65,23 @@ def serve_probability(
     profile: Sequence[float],
     local_now: datetime,
     expected_next_minute: float,
+    elapsed: float | None = None,
 ) -> float:
     """The probability of serving the campaign to the next eligible request, in [0, 1].
 
     `daily_budget` None means no daily limit (always 1). `expected_next_minute` is what serving every
     eligible request for the next minute would deliver (in the budget's unit); when it is not positive
-    there is nothing to pace against, so a campaign behind its line is served."""
+    there is nothing to pace against, so a campaign behind its line is served. `elapsed` is
+    `elapsed_share(profile, local_now)` when the caller computed it once for many campaigns."""
     if daily_budget is None:
         return 1.0
     if delivered >= daily_budget:
         return 0.0
     if mode == "asap":
         return 1.0
-    gap = allowed_by_now(daily_budget, profile, local_now) - delivered
+    if elapsed is None:
+        elapsed = elapsed_share(profile, local_now)
+    gap = daily_budget * elapsed - delivered
     if gap <= 0:
         return 0.0
     if expected_next_minute <= 0:

@@ -18,6 +18,7 @@ recorded; a repeated token is accepted (204) and ignored.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 import uuid
@@ -25,21 +26,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 from urllib.parse import parse_qsl, urlsplit
+from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response
 
-from pentad.apps.ads.budgets import add_spend, total_key
+from pentad.apps.ads.budgets import add_spend
 from pentad.apps.ads.decision import Candidate, Selection, select_creative
 from pentad.apps.ads.delivery import CampaignEntry, CreativeEntry, ZoneEntry, delivery_snapshot
 from pentad.apps.ads.html5 import entry_url
 from pentad.apps.ads.images import picture_sources
 from pentad.apps.ads.impressions import IMPRESSIONS_STREAM, ImpressionRow
-from pentad.apps.ads.pacing import serve_probability
+from pentad.apps.ads.pacing import elapsed_share_of, serve_probability
 from pentad.apps.ads.settings import APP_NAME, AdsSettings
-from pentad.apps.ads.targeting import UTM_KEYS, RequestFacts
+from pentad.apps.ads.targeting import UTM_KEYS, Predicate, RequestFacts
 from pentad.apps.ads.tokens import TOKEN_BYTES, ExpiredToken, InvalidToken, TokenSigner
+from pentad.core.cache import Cache
 from pentad.core.context import AppContext
 from pentad.core.cors import CorsPolicy
 from pentad.core.errors import problem_response
@@ -56,6 +59,7 @@ BEACON_CORS = CorsPolicy(origins="*", credentials=False, methods=("POST",))
 DROPPED_HEADER: Final = "Pentad-Dropped"
 DAY_TTL: Final = 2 * 86_400
 REQUESTS_TTL: Final = 3 * 3600
+MINUTE_TTL: Final = 180
 MAX_KEYS: Final = 20
 
 router = APIRouter(prefix="/api/ads", tags=["ads serving"])
@@ -79,6 +83,7 @@ def frequency_key(campaign_id: uuid.UUID, utc_day: str, visitor_id: int) -> str:
 
 
 def minute_key(campaign_id: uuid.UUID, minute: int) -> str:
+    """The requests of a unix minute an evenly paced campaign was eligible for (`_EligibleThisMinute`)."""
     return f"ads:m:{campaign_id}:{minute}"
 
 
@@ -118,6 +123,38 @@ def capped(campaign: CampaignEntry, served: int, clicks: int, spend: int, seen: 
     )
 
 
+class _EligibleThisMinute:
+    """This process's count of the requests each evenly paced campaign (`paced_per_minute`) was eligible
+    for in the current unix minute. Added up in memory and written to the campaign's minute counter
+    (`minute_key`, which pacing reads back as last minute's) by the first decision of a later minute: one
+    counter write per campaign and minute instead of one per campaign and request. With several workers,
+    last minute's figure is complete once each has answered a request in the new minute."""
+
+    __slots__ = ("counts", "minute")
+
+    def __init__(self, minute: int) -> None:
+        self.minute = minute
+        self.counts: dict[str, int] = {}
+        """minute_prefix → eligible requests of `minute`."""
+
+
+_eligible: WeakKeyDictionary[Cache, _EligibleThisMinute] = WeakKeyDictionary()
+"""Per cache (each app has its own), so apps in one process do not mix their counts."""
+
+
+async def _eligible_counts(cache: Cache, minute: int) -> dict[str, int]:
+    """The counts to add this request's eligible campaigns to, after writing out an ended minute's."""
+    state = _eligible.get(cache)
+    if state is None:
+        state = _eligible[cache] = _EligibleThisMinute(minute)
+    if minute > state.minute:
+        ended, done = state.minute, state.counts
+        state.minute, state.counts = minute, {}
+        for prefix, eligible in done.items():
+            await cache.incr(f"{prefix}{ended}", eligible, MINUTE_TTL)
+    return state.counts
+
+
 @dataclass(frozen=True)
 class Decision:
     selection: Selection | None
@@ -128,41 +165,91 @@ class Decision:
 async def decide(
     context: AppContext, zone: ZoneEntry, facts: RequestFacts, visitor_id: int, *, count: bool
 ) -> Decision:
-    """Pick the creative for one request (module docstring); `count` records it against the caps."""
+    """Pick the creative for one request (module docstring); `count` records it against the caps.
+
+    Only the counters a live campaign's settings use are read (its daily limits, frequency cap, total
+    budget, and last minute's eligible requests for even pacing on spend or impressions), in one
+    `get_many`; only such an evenly paced campaign counts this request as eligible for the minute, in
+    memory (`_EligibleThisMinute`)."""
     at = facts.at
-    local = at.astimezone(ZoneInfo(zone.timezone))
-    day, utc_day, minute = _day(local), _day(at), int(at.timestamp()) // 60
-    live = [campaign for campaign in zone.campaigns if campaign.runs_at(at) and campaign.targeting(facts)]
+    local = at.astimezone(zone.tzinfo)
+    day, utc_day = _day(local), _day(at)
+    stamp = int(at.timestamp())
+    minute = stamp // 60
+    live: list[CampaignEntry] = []
+    matched: dict[Predicate, bool] = {}  # campaigns with the same targeting share its predicate
+    for campaign in zone.campaigns:
+        if not campaign.runs_at(at):
+            continue
+        if not campaign.targets_all:
+            hit = matched.get(campaign.targeting)
+            if hit is None:
+                hit = matched[campaign.targeting] = campaign.targeting(facts)
+            if not hit:
+                continue
+        live.append(campaign)
     cache = context.cache
-    await cache.incr(zone_requests_key(zone.id, int(at.timestamp()) // 3600), 1, REQUESTS_TTL)
+    await cache.incr(f"{zone.requests_prefix}{stamp // 3600}", 1, REQUESTS_TTL)
+    eligible = await _eligible_counts(cache, minute)
     keys: list[str] = []
+    visitor_suffix = f"{utc_day}:{visitor_id}"
+    last_minute_suffix = str(minute - 1)
     for campaign in live:
-        keys += [daily_key(campaign.id, day, what) for what in ("imp", "clk", "spend")]
-        keys += [frequency_key(campaign.id, utc_day, visitor_id), minute_key(campaign.id, minute - 1)]
-        keys.append(total_key(campaign.id))
-    values = [int(value or 0) for value in await cache.get_many(keys)] if keys else []
+        if not campaign.counted:
+            continue
+        if campaign.daily_impressions is not None:
+            keys.append(f"{campaign.daily_prefix}{day}:imp")
+        if campaign.daily_clicks is not None:
+            keys.append(f"{campaign.daily_prefix}{day}:clk")
+        if campaign.daily_budget_micros is not None:
+            keys.append(f"{campaign.daily_prefix}{day}:spend")
+        if campaign.frequency_cap is not None:
+            keys.append(campaign.frequency_prefix + visitor_suffix)
+        if campaign.paced_per_minute:
+            keys.append(campaign.minute_prefix + last_minute_suffix)
+        if campaign.budget_micros is not None:
+            keys.append(campaign.total_key)
+    values = iter([int(value or 0) for value in await cache.get_many(keys)] if keys else ())
     candidates: list[Candidate] = []
-    chosen_creative: dict[uuid.UUID, CreativeEntry] = {}
-    for index, campaign in enumerate(live):
-        served, clicks, spend, seen, last_minute, total = values[index * 6 : index * 6 + 6]
+    elapsed: float | None = None  # the share of the day's traffic gone by, once for every even campaign
+    for campaign in live:
+        if not campaign.counted:
+            candidates.append(campaign.candidate)
+            continue
+        served = next(values) if campaign.daily_impressions is not None else 0
+        clicks = next(values) if campaign.daily_clicks is not None else 0
+        spend = next(values) if campaign.daily_budget_micros is not None else 0
+        seen = next(values) if campaign.frequency_cap is not None else 0
+        last_minute = next(values) if campaign.paced_per_minute else 0
+        total = next(values) if campaign.budget_micros is not None else 0
         probability = 0.0
         spent = campaign.budget_micros is not None and total >= campaign.budget_micros
         if not spent and not capped(campaign, served, clicks, spend, seen):
             budget, delivered = pacing_budget(campaign, served, clicks, spend)
-            probability = serve_probability(
-                "asap" if campaign.pacing == "asap" else "even",
-                daily_budget=budget,
-                delivered=delivered,
-                profile=zone.profile,
-                local_now=local,
-                expected_next_minute=last_minute * unit_per_impression(campaign),
+            if budget is None:
+                probability = 1.0
+            else:
+                if elapsed is None and campaign.pacing != "asap":
+                    elapsed = elapsed_share_of(zone.shares, zone.hour_starts, local)
+                probability = serve_probability(
+                    "asap" if campaign.pacing == "asap" else "even",
+                    daily_budget=budget,
+                    delivered=delivered,
+                    profile=zone.profile,
+                    local_now=local,
+                    expected_next_minute=last_minute * unit_per_impression(campaign),
+                    elapsed=elapsed,
+                )
+            if campaign.paced_per_minute:
+                prefix = campaign.minute_prefix
+                eligible[prefix] = eligible.get(prefix, 0) + 1
+        if probability >= 1:
+            candidates.append(campaign.candidate)
+        else:
+            candidate = campaign.candidate
+            candidates.append(
+                Candidate(candidate.creative_id, campaign.id, campaign.priority, campaign.weight, probability)
             )
-            await cache.incr(minute_key(campaign.id, minute), 1, 180)
-        creative = _rng.choice(campaign.creatives)
-        chosen_creative[creative.id] = creative
-        candidates.append(
-            Candidate(creative.id, campaign.id, campaign.priority, campaign.weight, probability)
-        )
     house = zone.house
     selection = select_creative(candidates, facts, _rng, house.id if house is not None else None)
     if selection is None:
@@ -170,11 +257,12 @@ async def decide(
     if selection.house:
         return Decision(selection, house, None)
     campaign = next(entry for entry in live if entry.id == selection.campaign_id)
+    creative = campaign.creatives[0] if len(campaign.creatives) == 1 else _rng.choice(campaign.creatives)
     if count:
-        await cache.incr(daily_key(campaign.id, day, "imp"), 1, DAY_TTL)
+        await cache.incr(f"{campaign.daily_prefix}{day}:imp", 1, DAY_TTL)
         if campaign.frequency_cap is not None:
-            await cache.incr(frequency_key(campaign.id, utc_day, visitor_id), 1, DAY_TTL)
-    return Decision(selection, chosen_creative[selection.creative_id], campaign)
+            await cache.incr(campaign.frequency_prefix + visitor_suffix, 1, DAY_TTL)
+    return Decision(Selection(creative.id, campaign.id, house=False), creative, campaign)
 
 
 # ------------------------------------------------------------------ request helpers
@@ -197,6 +285,12 @@ def _origin_allowed(request: Request, zone: ZoneEntry) -> bool:
                 return False
             return zone.allows_host(host)
     return True
+
+
+@functools.lru_cache(maxsize=4)
+def _signer(signing_secret: bytes) -> TokenSigner:
+    """The platform's signer, its keys derived once (not on every decision and beacon)."""
+    return TokenSigner(signing_secret)
 
 
 def _keys(values: list[str]) -> dict[str, str]:
@@ -327,7 +421,7 @@ async def decide_route(
             return Response(status_code=204, headers=NO_STORE)
         return JSONResponse(body, headers=NO_STORE)
     impression_id = uuid.uuid4()
-    signer = TokenSigner(platform.signing_secret)
+    signer = _signer(platform.signing_secret)
     creative_id = decision.creative.id
     click = signer.sign(
         "click",
@@ -394,7 +488,7 @@ async def viewable_beacon(request: Request) -> Response:
     settings = platform.app_settings(AdsSettings)
     raw = (await request.body())[: 2 * TOKEN_BYTES + 1]
     try:
-        token = TokenSigner(platform.signing_secret).verify("impression", raw.decode("ascii").strip())
+        token = _signer(platform.signing_secret).verify("impression", raw.decode("ascii").strip())
     except (InvalidToken, ExpiredToken) as exc:
         return _problem(request, 400, exc.code, exc.message)
     except UnicodeDecodeError:
@@ -405,9 +499,7 @@ async def viewable_beacon(request: Request) -> Response:
     first = await platform.cache.incr(f"ads:v:{token.impression_id}", 1, settings.impression_token_ttl + 60)
     if first != 1 or zone is None:
         return Response(status_code=204, headers=NO_STORE)
-    campaign = next(
-        (entry for entry in zone.campaigns if any(c.id == token.creative_id for c in entry.creatives)), None
-    )
+    campaign = zone.campaign_of.get(token.creative_id)
     if zone.house is not None and zone.house.id == token.creative_id:
         campaign = None
     now = time.time()
