@@ -451,14 +451,14 @@ async def _generate(data_dir: Path, events: int) -> dict[str, Any]:
             batch.append(row)
             if len(batch) == GENERATE_BATCH:
                 async with platform.database.transaction() as session:
-                    await flush_events(FlushContext(session, None, EVENTS, uuid.uuid4(), replay=False), batch)
+                    await flush_events(FlushContext(session, platform, EVENTS, uuid.uuid4(), replay=False), batch)
                 written += len(batch)
                 batch = []
                 if written % 500_000 == 0:
                     log(f"  generated {written} events in {time.perf_counter() - started:.0f} s")
     if batch:
         async with platform.database.transaction() as session:
-            await flush_events(FlushContext(session, None, EVENTS, uuid.uuid4(), replay=False), batch)
+            await flush_events(FlushContext(session, platform, EVENTS, uuid.uuid4(), replay=False), batch)
         written += len(batch)
     flushed = time.perf_counter() - started
     log(f"  {written} events flushed in {flushed:.0f} s; rolling up")
