@@ -451,7 +451,8 @@ async def _generate(data_dir: Path, events: int) -> dict[str, Any]:
             batch.append(row)
             if len(batch) == GENERATE_BATCH:
                 async with platform.database.transaction() as session:
-                    await flush_events(FlushContext(session, platform, EVENTS, uuid.uuid4(), replay=False), batch)
+                    flush = FlushContext(session, platform, EVENTS, uuid.uuid4(), replay=False)
+                    await flush_events(flush, batch)
                 written += len(batch)
                 batch = []
                 if written % 500_000 == 0:
