@@ -1,5 +1,5 @@
 """The events store the deployment chose (`PENTAD_ANALYTICS__STORE`), and the hooks the rest of the app
-calls: the ingest flush (`flush_elsewhere`), the planner (`event_store` → `Planning.store`), retention
+calls: the ingest flush (`flush_elsewhere`), the planner (`external_store` → `Planning.store`), retention
 (`prune_raw`), site deletion (`delete_site_events`). With the SQL store every hook is a no-op, so the code
 around them runs as it always did.
 
@@ -23,7 +23,6 @@ from pentad.apps.analytics.models import AnalyticsSite
 from pentad.apps.analytics.settings import AnalyticsSettings
 from pentad.apps.analytics.store.base import EventStore
 from pentad.apps.analytics.store.clickhouse import ClickHouse, ClickHouseEventStore
-from pentad.apps.analytics.store.sql import SQL_STORE, SqlEventStore
 from pentad.core.context import AppContext, ResourceSpec
 from pentad.core.health import HealthCheck, HealthContext
 from pentad.core.ingest import FlushContext
@@ -35,9 +34,7 @@ __all__ = [
     "CLICKHOUSE_CHECK",
     "ClickHouseEventStore",
     "EventStore",
-    "SqlEventStore",
     "delete_site_events",
-    "event_store",
     "external_store",
     "flush_elsewhere",
     "prune_raw",
@@ -80,12 +77,6 @@ def _clickhouse(context: AppContext) -> ClickHouseEventStore | None:
 def external_store(context: AppContext) -> EventStore | None:
     """The store of this deployment when it is not the database (the planner asks it instead), else None."""
     return _clickhouse(context)
-
-
-def event_store(context: AppContext) -> EventStore:
-    """The store of this deployment."""
-    found = _clickhouse(context)
-    return SQL_STORE if found is None else found
 
 
 async def flush_elsewhere(context: FlushContext, rows: Sequence[BaseModel]) -> bool:

@@ -1,9 +1,10 @@
 """The events store: where raw events go and what answers the dashboard's questions about them.
 
-`PENTAD_ANALYTICS__STORE` picks one per deployment: `sql` (store/sql.py: the database, with rollups and the
-query planner of query.py) or `clickhouse` (store/clickhouse.py: a ClickHouse server, every question answered
-from raw events). Both give the same answers to the same events (tests/apps/analytics/test_store_parity.py);
-query.py hands a question to `Planning.store` when one is set.
+`PENTAD_ANALYTICS__STORE` picks one per deployment: `sql` (the database, with rollups and the query
+planner of query.py, which answers itself: `Planning.store` stays None) or `clickhouse`
+(store/clickhouse.py: a ClickHouse server, every question answered from raw events). Both give the same
+answers to the same events (tests/apps/analytics/test_store_parity.py); query.py hands a question to
+`Planning.store` when one is set.
 """
 
 from __future__ import annotations
