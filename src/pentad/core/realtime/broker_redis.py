@@ -30,8 +30,6 @@ import orjson
 import redis.asyncio
 import structlog
 from redis.asyncio.client import PubSub
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from pentad.core.realtime.brokers import (
@@ -44,6 +42,7 @@ from pentad.core.realtime.brokers import (
     presence_frame,
 )
 from pentad.core.realtime.protocol import Member
+from pentad.core.realtime.redis_clients import redis_pair
 from pentad.core.realtime.topics import TopicSpec
 
 logger = structlog.get_logger("pentad.realtime")
@@ -193,19 +192,8 @@ def _ttl_ms(spec: TopicSpec) -> int:
 
 class RedisBroker(Broker):
     def __init__(self, url: str) -> None:
-        # Commands retry once (a pooled connection may be stale after a Redis restart). The subscriber
-        # never retries by itself: a broken subscription must surface here, since events may be lost.
-        self._redis = redis.asyncio.Redis.from_url(
-            url,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            socket_timeout=COMMAND_TIMEOUT,
-            retry=Retry(NoBackoff(), 1),
-        )
-        self._subscriber = redis.asyncio.Redis.from_url(
-            url,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            socket_timeout=COMMAND_TIMEOUT,
-            retry=Retry(NoBackoff(), 0),
+        self._redis, self._subscriber = redis_pair(
+            url, connect_timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT
         )
         self._publish = self._redis.register_script(PUBLISH_SCRIPT)
         self._history = self._redis.register_script(HISTORY_SCRIPT)

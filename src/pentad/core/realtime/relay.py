@@ -51,11 +51,10 @@ from typing import Any
 import redis.asyncio
 import structlog
 from redis.asyncio.client import PubSub
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from pentad.core.errors import ServiceUnavailable
+from pentad.core.realtime.redis_clients import redis_pair
 
 logger = structlog.get_logger("pentad.relay")
 
@@ -408,17 +407,8 @@ class RedisRelay(Relay):
         super().__init__(max_message_bytes)
         self.lease_seconds = lease_seconds
         self.prefix = prefix
-        self._redis = redis.asyncio.Redis.from_url(
-            url,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            socket_timeout=COMMAND_TIMEOUT,
-            retry=Retry(NoBackoff(), 1),
-        )
-        self._subscriber = redis.asyncio.Redis.from_url(
-            url,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            socket_timeout=COMMAND_TIMEOUT,
-            retry=Retry(NoBackoff(), 0),
+        self._redis, self._subscriber = redis_pair(
+            url, connect_timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT
         )
         self._acquire = self._redis.register_script(ACQUIRE_SCRIPT)
         self._renew = self._redis.register_script(RENEW_SCRIPT)
