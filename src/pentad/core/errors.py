@@ -151,17 +151,29 @@ def _clean_errors(raw: list[Any]) -> list[dict[str, Any]]:
     return cleaned
 
 
+def app_error_response(exc: AppError, request_id: str | None) -> Response:
+    """The problem+json answer to an AppError (the app's handler, and direct routes: core/web/direct.py)."""
+    return problem_response(
+        exc.status, exc.code, exc.message, request_id=request_id, headers=exc.headers, **exc.extra
+    )
+
+
+def http_error_response(exc: StarletteHTTPException, request_id: str | None) -> Response:
+    """The problem+json answer to Starlette's HTTPException (a 405, a body over its limit)."""
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    return problem_response(
+        exc.status_code,
+        _STATUS_CODES.get(exc.status_code, "http_error"),
+        detail,
+        request_id=request_id,
+        headers=dict(exc.headers or {}),
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_app_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AppError)
-        return problem_response(
-            exc.status,
-            exc.code,
-            exc.message,
-            request_id=_request_id(request),
-            headers=exc.headers,
-            **exc.extra,
-        )
+        return app_error_response(exc, _request_id(request))
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -186,14 +198,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-        return problem_response(
-            exc.status_code,
-            _STATUS_CODES.get(exc.status_code, "http_error"),
-            detail,
-            request_id=_request_id(request),
-            headers=dict(exc.headers or {}),
-        )
+        return http_error_response(exc, _request_id(request))
 
     app.add_exception_handler(AppError, on_app_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -118,6 +118,9 @@ class RoutePolicy:
     """This route's own CORS (core/cors.py) instead of PENTAD_SECURITY__CORS_ORIGINS."""
     compress: bool | None = None
     """False: never compress this route's responses (core/web/compression.py); None/True: as usual."""
+    direct: bool = False
+    """Served from the edge, past the transaction, router and dependency layers (core/web/direct.py): for a
+    hot anonymous endpoint that takes only the Request. Declared per route; an app default never sets it."""
 
     def __post_init__(self) -> None:
         if self.public is not None and not self.public.strip():
@@ -135,6 +138,7 @@ class RoutePolicy:
             permissions={**base.permissions, **self.permissions},
             cors=self.cors if self.cors is not None else base.cors,
             compress=self.compress if self.compress is not None else base.compress,
+            direct=self.direct,
         )
 
 
@@ -150,10 +154,11 @@ def route_policy(
     permissions: Mapping[str, str] | None = None,
     cors: CorsPolicy | None = None,
     compress: bool | None = None,
+    direct: bool = False,
 ) -> Callable[[Endpoint], Endpoint]:
     """Declare the policy of the endpoint below it (put it under the `@router.<method>` line)."""
     policy = RoutePolicy(
-        public, rate_limit, body_limit, dict(csp or {}), dict(permissions or {}), cors, compress
+        public, rate_limit, body_limit, dict(csp or {}), dict(permissions or {}), cors, compress, direct
     )
 
     def declare(endpoint: Endpoint) -> Endpoint:

@@ -199,6 +199,7 @@ router = APIRouter(prefix="/api/analytics", tags=["analytics"])
     public="the tracker on any visitor's browser posts events anonymously",
     rate_limit=INGEST_RATE,
     body_limit=BODY_CAP,
+    direct=True,  # every page view of every site lands here: served from the edge (core/web/direct.py)
 )
 async def collect(request: Request) -> Response:
     platform = get_platform(request)

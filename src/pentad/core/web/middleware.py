@@ -13,6 +13,7 @@ import uuid
 
 import structlog
 from fastapi import FastAPI
+from starlette._utils import get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pentad.core.cors import ACAO, add_vary
@@ -29,6 +30,7 @@ from pentad.core.security import (
     scope_client_address,
 )
 from pentad.core.web.compression import ResponseCompression, compressible, preferred_encoding
+from pentad.core.web.direct import DirectTable, direct_routes
 from pentad.core.web.nul_guard import NulGuardMiddleware
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -47,7 +49,8 @@ def install_middleware(app: FastAPI, platform: Platform, policies: RoutePolicies
     guard, the request's transaction, the error boundary. The route policies (core/policy.py, resolved by
     create_app) tell the middlewares each route's limits and headers; CORS preflights are answered by the
     route gate (core/policy.py, core/cors.py), PENTAD_SECURITY__CORS_ORIGINS being the CORS of every route
-    that declares none."""
+    that declares none. Direct routes (core/web/direct.py) are served from the edge, past the inner layers.
+    """
     settings = platform.settings
     # add_middleware puts each new layer outside the ones added before it.
     app.add_middleware(ErrorBoundaryMiddleware)
@@ -60,6 +63,7 @@ def install_middleware(app: FastAPI, platform: Platform, policies: RoutePolicies
         EdgeMiddleware,
         metrics=platform.metrics,
         policies=policies,
+        direct=direct_routes(app, policies, settings.security.max_body_bytes),
         client=ClientAddressMiddleware(app, trusted_proxies=settings.security.trusted_proxies),
         security=SecurityHeadersMiddleware(
             app, hsts_max_age=settings.security.hsts_max_age, policies=policies
@@ -116,8 +120,10 @@ class EdgeMiddleware:
         client: ClientAddressMiddleware,
         security: SecurityHeadersMiddleware,
         ratelimit: RateLimitMiddleware | None,
+        direct: DirectTable | None = None,
     ) -> None:
         self.app = app
+        self.direct = direct or {}
         self.metrics = metrics
         self.policies = policies
         self.client = client
@@ -199,8 +205,11 @@ class EdgeMiddleware:
         in_flight = self.metrics.http_requests_in_flight
         in_flight.inc()
         started = time.perf_counter()
+        target = self.app
+        if self.direct:
+            target = self.direct.get((scope["method"], get_route_path(scope)), target)
         try:
-            await self.app(scope, receive, send_at_the_edge)
+            await target(scope, receive, send_at_the_edge)
         finally:
             seconds = time.perf_counter() - started
             in_flight.dec()
