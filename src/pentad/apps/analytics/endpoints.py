@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -49,7 +48,7 @@ Member = Annotated[Principal, Depends(require(ANALYTICS_USE))]
 PeriodQuery = stats.PeriodQuery
 FromQuery = stats.FromQuery
 ToQuery = stats.ToQuery
-FilterQuery = stats.FilterQuery
+RangeQuery = stats.RangeQuery
 
 
 def _service(request: Request, session: AsyncSession, principal: Principal) -> SiteService:
@@ -198,14 +197,11 @@ async def _ask(
     session: AsyncSession,
     principal: Principal,
     site_id: uuid.UUID,
-    period: str,
-    start: date | None,
-    end: date | None,
-    filters: list[str],
+    asked: stats.RangeParams,
 ) -> stats.Ask:
     platform = get_platform(request)
     site = (await access_site(session, platform, principal, site_id)).site
-    return stats.Ask.of(platform, site, period, start, end, filters)
+    return stats.Ask.of(platform, site, asked)
 
 
 @router.get("/sites/{site_id}/stats/aggregate", summary="Top stats over a range")
@@ -214,16 +210,13 @@ async def stats_aggregate(
     request: Request,
     session: Session,
     principal: Member,
-    period: PeriodQuery = "30d",
-    start: FromQuery = None,
-    end: ToQuery = None,
-    filters: FilterQuery = [],  # noqa: B006 (FastAPI copies defaults)
+    asked: RangeQuery,
     compare: Annotated[
         query.Comparison | None,
         Query(description="Also answer for the previous period of the same length, or a year earlier."),
     ] = None,
 ) -> stats.Aggregate:
-    ask = await _ask(request, session, principal, site_id, period, start, end, filters)
+    ask = await _ask(request, session, principal, site_id, asked)
     return await stats.aggregate(session, ask, compare)
 
 
@@ -233,12 +226,9 @@ async def stats_timeseries(
     request: Request,
     session: Session,
     principal: Member,
-    period: PeriodQuery = "30d",
-    start: FromQuery = None,
-    end: ToQuery = None,
-    filters: FilterQuery = [],  # noqa: B006
+    asked: RangeQuery,
 ) -> stats.Timeseries:
-    ask = await _ask(request, session, principal, site_id, period, start, end, filters)
+    ask = await _ask(request, session, principal, site_id, asked)
     return await stats.timeseries(session, ask)
 
 
@@ -249,13 +239,10 @@ async def stats_breakdown(
     request: Request,
     session: Session,
     principal: Member,
-    period: PeriodQuery = "30d",
-    start: FromQuery = None,
-    end: ToQuery = None,
-    filters: FilterQuery = [],  # noqa: B006
+    asked: RangeQuery,
     limit: Annotated[int, Query(ge=1, le=1000, description="How many rows.")] = 10,
 ) -> stats.Breakdown:
-    ask = await _ask(request, session, principal, site_id, period, start, end, filters)
+    ask = await _ask(request, session, principal, site_id, asked)
     return await stats.breakdown(session, ask, dimension, limit)
 
 
@@ -271,12 +258,9 @@ async def stats_goals(
     request: Request,
     session: Session,
     principal: Member,
-    period: PeriodQuery = "30d",
-    start: FromQuery = None,
-    end: ToQuery = None,
-    filters: FilterQuery = [],  # noqa: B006
+    asked: RangeQuery,
 ) -> stats.Goals:
-    ask = await _ask(request, session, principal, site_id, period, start, end, filters)
+    ask = await _ask(request, session, principal, site_id, asked)
     return await stats.goals(session, ask)
 
 
@@ -286,14 +270,11 @@ async def stats_props(
     request: Request,
     session: Session,
     principal: Member,
-    period: PeriodQuery = "30d",
-    start: FromQuery = None,
-    end: ToQuery = None,
-    filters: FilterQuery = [],  # noqa: B006
+    asked: RangeQuery,
     key: Annotated[str | None, Query(max_length=300, description="List this property's values.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="How many rows.")] = 10,
 ) -> stats.Props:
-    ask = await _ask(request, session, principal, site_id, period, start, end, filters)
+    ask = await _ask(request, session, principal, site_id, asked)
     return await stats.props(session, ask, key, limit)
 
 
@@ -304,13 +285,10 @@ async def funnel_report(
     request: Request,
     session: Session,
     principal: Member,
-    period: PeriodQuery = "30d",
-    start: FromQuery = None,
-    end: ToQuery = None,
-    filters: FilterQuery = [],  # noqa: B006
+    asked: RangeQuery,
 ) -> stats.FunnelReport:
     site, funnel = await _goals(request, session, principal).funnel(site_id, funnel_id)
-    ask = stats.Ask.of(get_platform(request), site, period, start, end, filters)
+    ask = stats.Ask.of(get_platform(request), site, asked)
     return await stats.funnel(session, ask, funnel)
 
 
@@ -331,12 +309,9 @@ async def export_panel(
     request: Request,
     session: Session,
     principal: Member,
-    period: PeriodQuery = "30d",
-    start: FromQuery = None,
-    end: ToQuery = None,
-    filters: FilterQuery = [],  # noqa: B006
+    asked: RangeQuery,
 ) -> StreamingResponse:
-    ask = await _ask(request, session, principal, site_id, period, start, end, filters)
+    ask = await _ask(request, session, principal, site_id, asked)
     return await export.export_response(session, ask, panel)
 
 

@@ -236,13 +236,10 @@ async def _shared_ask(
     request: Request,
     session: AsyncSession,
     slug: str,
-    period: str,
-    start: stats.FromQuery,
-    end: stats.ToQuery,
-    filters: list[str],
+    asked: stats.RangeParams,
 ) -> stats.Ask:
     site = await _open_site(request, session, slug)
-    return stats.Ask.of(get_platform(request), site, period, start, end, filters)
+    return stats.Ask.of(get_platform(request), site, asked)
 
 
 @router.get(API + "/stats/aggregate")
@@ -251,13 +248,10 @@ async def shared_aggregate(
     slug: Slug,
     request: Request,
     session: Session,
-    period: stats.PeriodQuery = "30d",
-    start: stats.FromQuery = None,
-    end: stats.ToQuery = None,
-    filters: stats.FilterQuery = [],  # noqa: B006
+    asked: stats.RangeQuery,
     compare: str | None = None,
 ) -> stats.Aggregate:
-    ask = await _shared_ask(request, session, slug, period, start, end, filters)
+    ask = await _shared_ask(request, session, slug, asked)
     return await stats.aggregate(session, ask, compare)
 
 
@@ -267,12 +261,9 @@ async def shared_timeseries(
     slug: Slug,
     request: Request,
     session: Session,
-    period: stats.PeriodQuery = "30d",
-    start: stats.FromQuery = None,
-    end: stats.ToQuery = None,
-    filters: stats.FilterQuery = [],  # noqa: B006
+    asked: stats.RangeQuery,
 ) -> stats.Timeseries:
-    ask = await _shared_ask(request, session, slug, period, start, end, filters)
+    ask = await _shared_ask(request, session, slug, asked)
     return await stats.timeseries(session, ask)
 
 
@@ -283,13 +274,10 @@ async def shared_breakdown(
     dimension: Dimension,
     request: Request,
     session: Session,
-    period: stats.PeriodQuery = "30d",
-    start: stats.FromQuery = None,
-    end: stats.ToQuery = None,
-    filters: stats.FilterQuery = [],  # noqa: B006
+    asked: stats.RangeQuery,
     limit: int = 10,
 ) -> stats.Breakdown:
-    ask = await _shared_ask(request, session, slug, period, start, end, filters)
+    ask = await _shared_ask(request, session, slug, asked)
     return await stats.breakdown(session, ask, dimension, max(1, min(limit, 100)))
 
 
@@ -306,12 +294,9 @@ async def shared_goals(
     slug: Slug,
     request: Request,
     session: Session,
-    period: stats.PeriodQuery = "30d",
-    start: stats.FromQuery = None,
-    end: stats.ToQuery = None,
-    filters: stats.FilterQuery = [],  # noqa: B006
+    asked: stats.RangeQuery,
 ) -> stats.Goals:
-    ask = await _shared_ask(request, session, slug, period, start, end, filters)
+    ask = await _shared_ask(request, session, slug, asked)
     return await stats.goals(session, ask)
 
 
@@ -321,13 +306,10 @@ async def shared_props(
     slug: Slug,
     request: Request,
     session: Session,
-    period: stats.PeriodQuery = "30d",
-    start: stats.FromQuery = None,
-    end: stats.ToQuery = None,
-    filters: stats.FilterQuery = [],  # noqa: B006
+    asked: stats.RangeQuery,
     key: str | None = None,
 ) -> stats.Props:
-    ask = await _shared_ask(request, session, slug, period, start, end, filters)
+    ask = await _shared_ask(request, session, slug, asked)
     return await stats.props(session, ask, key, 10)
 
 
@@ -348,12 +330,9 @@ async def shared_funnel_report(
     funnel_id: uuid.UUID,
     request: Request,
     session: Session,
-    period: stats.PeriodQuery = "30d",
-    start: stats.FromQuery = None,
-    end: stats.ToQuery = None,
-    filters: stats.FilterQuery = [],  # noqa: B006
+    asked: stats.RangeQuery,
 ) -> stats.FunnelReport:
-    ask = await _shared_ask(request, session, slug, period, start, end, filters)
+    ask = await _shared_ask(request, session, slug, asked)
     funnel = await session.get(AnalyticsFunnel, funnel_id)
     if funnel is None or funnel.site_id != ask.site.id:
         raise NotFound("No such funnel on this site.", code="funnel_not_found")
@@ -367,10 +346,7 @@ async def shared_export(
     panel: str,
     request: Request,
     session: Session,
-    period: stats.PeriodQuery = "30d",
-    start: stats.FromQuery = None,
-    end: stats.ToQuery = None,
-    filters: stats.FilterQuery = [],  # noqa: B006
+    asked: stats.RangeQuery,
 ) -> Response:
-    ask = await _shared_ask(request, session, slug, period, start, end, filters)
+    ask = await _shared_ask(request, session, slug, asked)
     return await export_response(session, ask, panel)

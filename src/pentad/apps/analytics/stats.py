@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Depends, Query
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +32,23 @@ FilterQuery = Annotated[
 ]
 
 
+class RangeParams:
+    """A statistics request's range and filters: the query parameters `period`, `from`, `to` and `filter`
+    (`RangeQuery` makes a route take them)."""
+
+    def __init__(
+        self,
+        period: PeriodQuery = "30d",
+        start: FromQuery = None,
+        end: ToQuery = None,
+        filters: FilterQuery = [],  # noqa: B006 (FastAPI copies defaults)
+    ) -> None:
+        self.period, self.start, self.end, self.filters = period, start, end, filters
+
+
+RangeQuery = Annotated[RangeParams, Depends()]
+
+
 @dataclass(frozen=True)
 class Ask:
     """One statistics request: the site, its range and filters, and the query options."""
@@ -47,14 +64,11 @@ class Ask:
         cls,
         context: AppContext,
         site: AnalyticsSite,
-        period: str,
-        start: date | None,
-        end: date | None,
-        filters: list[str] | None = None,
+        asked: RangeParams,
     ) -> Ask:
-        span = query.resolve_range(period, site.timezone, start=start, end=end)
+        span = query.resolve_range(asked.period, site.timezone, start=asked.start, end=asked.end)
         options = query.options_for(context, site, store=store.external_store(context))
-        return cls(site, span, parse_filters(filters or []), options, period)
+        return cls(site, span, parse_filters(asked.filters), options, asked.period)
 
 
 class Compared(BaseModel):
