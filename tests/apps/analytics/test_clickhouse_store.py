@@ -36,7 +36,7 @@ from tests.apps.analytics.conftest import Account, account
 from tests.apps.analytics.test_ingest import event, post
 from tests.apps.analytics.test_store_parity import clickhouse_store, drop
 from tests.conftest import make_settings
-from tests.factories import free_port
+from tests.factories import bearer, free_port
 from tests.servers import ClickHouseServer
 
 pytestmark = pytest.mark.one_engine
@@ -159,6 +159,23 @@ async def test_events_go_to_clickhouse_and_the_dashboard_answers_from_there(
         "newsletter": (1, 1),
         "Direct / None": (1, 2),
     }
+    # who is on the site now (the live panel and topic) comes from ClickHouse too
+    live = (await client.get(f"{base}/live", headers=owner.headers)).json()
+    assert (live["visitors"], live["pageviews"]) == (3, 4)
+    assert [(page["path"], page["visitors"]) for page in live["top_pages"]] == [
+        ("/pricing", 2),
+        ("/", 1),
+        ("/blog/1", 1),
+    ]
+    made = await client.post(
+        "/api/analytics/keys", json={"name": "reporting", "site_ids": [site["id"]]}, headers=owner.headers
+    )
+    realtime = await client.get(
+        "/api/analytics/v1/stats/realtime/visitors",
+        params={"site_id": site["domain"]},
+        headers=bearer(made.json()["key"]),
+    )
+    assert realtime.json() == 3
     # what only the raw-event path answers is refused plainly, never answered from the empty SQL table
     filtered = await client.get(f"{base}/aggregate?period=7d&filter=page:is:/pricing", headers=owner.headers)
     assert filtered.status_code == 422

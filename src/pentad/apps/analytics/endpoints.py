@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import StreamingResponse
 
-from pentad.apps.analytics import export, query, repository, stats
+from pentad.apps.analytics import export, query, repository, stats, store
 from pentad.apps.analytics.access import access_site
 from pentad.apps.analytics.actions.goals import GoalService
 from pentad.apps.analytics.actions.sites import SiteService, site_read
@@ -249,7 +249,7 @@ async def stats_breakdown(
 @router.get("/sites/{site_id}/stats/live", summary="Visitors on the site now (the last 5 minutes)")
 async def stats_live(site_id: SiteId, request: Request, session: Session, principal: Member) -> LiveFrame:
     site = (await access_site(session, get_platform(request), principal, site_id)).site
-    return await live_frame(session, site.key)
+    return await live_frame(session, site.key, store=store.external_store(get_platform(request)))
 
 
 @router.get("/sites/{site_id}/stats/goals", summary="Goal conversions over a range")

@@ -25,6 +25,8 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.analytics.models import AnalyticsEvent, AnalyticsSite
+from pentad.apps.analytics.store import external_store
+from pentad.apps.analytics.store.base import EventStore
 from pentad.core.context import AppContext, ResourceSpec
 from pentad.core.realtime.publish import publish_now
 from pentad.core.services import ServiceContext, ServiceSpec
@@ -55,9 +57,21 @@ class LiveFrame(BaseModel):
     at: datetime
 
 
-async def live_frame(session: AsyncSession, site_key: int, now: datetime | None = None) -> LiveFrame:
+async def live_frame(
+    session: AsyncSession, site_key: int, now: datetime | None = None, store: EventStore | None = None
+) -> LiveFrame:
+    """The site's frame now; `store`: the deployment's events store when it is not this database
+    (store.external_store), which then answers."""
     moment = now or datetime.now(UTC)
     since = int(moment.timestamp() * 1000) - LIVE_WINDOW * 1000
+    if store is not None:
+        visitors, views, top = await store.live(site_key, since, TOP_PAGES)
+        return LiveFrame(
+            visitors=visitors,
+            pageviews=views,
+            top_pages=[LivePage(path=path, visitors=count) for path, count in top],
+            at=moment,
+        )
     recent = [AnalyticsEvent.site_key == site_key, AnalyticsEvent.ts >= since]
     counts = (
         await session.execute(
@@ -69,13 +83,13 @@ async def live_frame(session: AsyncSession, site_key: int, now: datetime | None 
             ).where(*recent)
         )
     ).one()
-    visitors = func.count(distinct(AnalyticsEvent.visitor_id))
+    uniques = func.count(distinct(AnalyticsEvent.visitor_id))
     pages = (
         await session.execute(
-            select(AnalyticsEvent.path, visitors)
+            select(AnalyticsEvent.path, uniques)
             .where(*recent, AnalyticsEvent.name == PAGEVIEW)
             .group_by(AnalyticsEvent.path)
-            .order_by(visitors.desc(), AnalyticsEvent.path)
+            .order_by(uniques.desc(), AnalyticsEvent.path)
             .limit(TOP_PAGES)
         )
     ).all()
@@ -133,7 +147,8 @@ async def publish_due(context: AppContext) -> int:
     async with context.database.transaction(writes=False) as session:
         sites = (await session.execute(select(AnalyticsSite.key, AnalyticsSite.id).where(
             AnalyticsSite.key.in_(keys)))).all()  # fmt: skip
-        frames = [(site_id, await live_frame(session, key)) for key, site_id in sites]
+        external = external_store(context)
+        frames = [(site_id, await live_frame(session, key, store=external)) for key, site_id in sites]
     for site_id, frame in frames:
         await publish_now(context, live_topic(site_id), frame)
     return len(frames)

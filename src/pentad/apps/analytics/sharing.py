@@ -38,6 +38,7 @@ from pentad.apps.analytics.models import AnalyticsFunnel, AnalyticsShare, Analyt
 from pentad.apps.analytics.permissions import SITE_MANAGE
 from pentad.apps.analytics.query import Dimension
 from pentad.apps.analytics.schemas import ShareCreate, ShareRead
+from pentad.apps.analytics.store import external_store
 from pentad.core import audit
 from pentad.core.audit import Actor
 from pentad.core.auth.dependencies import db_session
@@ -285,7 +286,7 @@ async def shared_breakdown(
 @route_policy(public=PUBLIC)
 async def shared_live(slug: Slug, request: Request, session: Session) -> LiveFrame:
     site = await _open_site(request, session, slug)
-    return await live_frame(session, site.key)
+    return await live_frame(session, site.key, store=external_store(get_platform(request)))
 
 
 @router.get(API + "/stats/goals")

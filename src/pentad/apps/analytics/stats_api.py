@@ -295,8 +295,13 @@ async def breakdown(
 @router.get("/realtime/visitors", summary="Visitors in the last 5 minutes (Plausible v1 realtime)")
 @route_policy(rate_limit=STATS_API_RATE)
 async def realtime_visitors(request: Request, session: Session, principal: Reader, site_id: SiteQuery) -> int:
-    site = await stats_site(session, get_platform(request), principal, site_id)
+    platform = get_platform(request)
+    site = await stats_site(session, platform, principal, site_id)
     since = int((datetime.now(UTC) - REALTIME_WINDOW).timestamp() * 1000)
+    external = store.external_store(platform)
+    if external is not None:
+        visitors, _, _ = await external.live(site.key, since, 0)
+        return visitors
     count = await session.scalar(
         select(func.count(distinct(AnalyticsEvent.visitor_id))).where(
             AnalyticsEvent.site_key == site.key, AnalyticsEvent.ts >= since

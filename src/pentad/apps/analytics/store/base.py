@@ -58,6 +58,11 @@ class EventStore(Protocol):
         """The top values of a dimension (query.DIMENSIONS) by visitors."""
         ...
 
+    async def live(self, site_key: int, since_ms: int, top: int) -> tuple[int, int, list[tuple[str, int]]]:
+        """Who is on the site now: (visitors with an event since `since_ms`, pageviews since then, the
+        `top` pages by visitors as (path, visitors)) — live.py's frame."""
+        ...
+
     async def prune(self, floors: Mapping[int, int]) -> int:
         """Delete each site's raw events older than its floor (site key → unix ms; 0 keeps all); how
         many were removed. The SQL store prunes in retention.py's transactions instead (returns 0)."""

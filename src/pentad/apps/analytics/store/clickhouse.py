@@ -478,6 +478,21 @@ class ClickHouseEventStore:
             for value, visitors, views, customs in found
         ]
 
+    async def live(self, site_key: int, since_ms: int, top: int) -> tuple[int, int, list[tuple[str, int]]]:
+        recent = "site_key = %(site)s AND ts >= %(first)s AND ts_ms >= %(since)s"
+        params = {"site": site_key, "first": since_ms // 1000, "since": since_ms, "top": top}
+        counts = await self.client.execute(
+            f"SELECT uniqExact(visitor_id), countIf(name = 'pageview') FROM {self.table} WHERE {recent}",
+            params,
+        )
+        pages = await self.client.execute(
+            f"SELECT path, uniqExact(visitor_id) AS visitors FROM {self.table}"
+            f" WHERE {recent} AND name = 'pageview' GROUP BY path ORDER BY visitors DESC, path LIMIT %(top)s",
+            params,
+        )
+        visitors, views = counts[0] if counts else (0, 0)
+        return int(visitors), int(views), [(str(path), int(count)) for path, count in pages]
+
     async def visit_pages(self, site_key: int, span: query.Range, kind: str, *, limit: int = 10,
                           session_timeout: int) -> list[VisitPageRow]:  # fmt: skip
         """Entry (`entry`) or exit (`exit`) pages: the first or last page of the visits that start in the
