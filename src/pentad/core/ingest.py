@@ -82,6 +82,11 @@ class FlushContext:
         self.replay = replay
 
     @property
+    def bound(self) -> bool:
+        """Whether the Ingest is bound to a platform (`context` answers); only a flush's unit test is not."""
+        return self._context is not None
+
+    @property
     def context(self) -> AppContext:
         if self._context is None:
             raise RuntimeError("this Ingest is not bound to a platform (Ingest.bind)")

@@ -176,6 +176,13 @@ async def test_events_go_to_clickhouse_and_the_dashboard_answers_from_there(
         headers=bearer(made.json()["key"]),
     )
     assert realtime.json() == 3
+    # the panels rollups do not keep come from ClickHouse when unfiltered
+    entry = (await client.get(f"{base}/breakdown/entry_pages?period=7d", headers=owner.headers)).json()
+    assert [(r["value"], r["visitors"]) for r in entry["rows"]] == [("/", 2), ("/blog/1", 1), ("/pricing", 1)]
+    keys = (await client.get(f"{base}/props?period=7d", headers=owner.headers)).json()
+    assert [(r["value"], r["visitors"], r["events"]) for r in keys["rows"]] == [("plan", 1, 1)]
+    plans = (await client.get(f"{base}/props?period=7d&key=plan", headers=owner.headers)).json()
+    assert [(r["value"], r["visitors"]) for r in plans["rows"]] == [("pro", 1)]
     # what only the raw-event path answers is refused plainly, never answered from the empty SQL table
     filtered = await client.get(f"{base}/aggregate?period=7d&filter=page:is:/pricing", headers=owner.headers)
     assert filtered.status_code == 422
@@ -264,14 +271,19 @@ async def test_funnels_entry_exit_pages_and_properties(ch_store: ClickHouseEvent
     with pytest.raises(ValueError, match="2 to 8"):
         await ch_store.funnel(1, span, steps[:1], window=60)
 
-    entry = await ch_store.visit_pages(1, span, "entry", session_timeout=600)
-    # visitor 3's second visit has no pageview: no entry page
-    assert [(r.value, r.visitors, r.visits) for r in entry] == [("/", 3, 3), ("/pricing/annual", 1, 1)]
-    exits = await ch_store.visit_pages(1, span, "exit", session_timeout=600)
-    assert [(r.value, r.visitors, r.visits) for r in exits] == [("/pricing", 3, 3), ("/", 1, 1)]
+    def rows(found: list[query.Row]) -> list[tuple[str, int, int, int]]:
+        return [(row.value, row.visitors, row.pageviews, row.events) for row in found]
+
+    async def pages(kind: str) -> list[tuple[str, int, int, int]]:
+        return rows(await ch_store.breakdown(None, 1, span, kind, session_timeout=600))  # type: ignore[arg-type]
+
+    # a visit's first event's page (visitor 3's second visit is its sign-up alone), and its last one's
+    assert await pages("entry_pages") == [("/", 3, 6, 1), ("/pricing", 1, 0, 1), ("/pricing/annual", 1, 2, 0)]
+    assert await pages("exit_pages") == [("/pricing", 3, 6, 2), ("/", 1, 2, 0)]
 
     plans = await ch_store.props(1, span, "plan", event="Signup")
-    assert [(r.value, r.visitors, r.events) for r in plans] == [("basic", 1, 1), ("pro", 1, 1)]
+    assert plans == [("basic", 1, 1), ("pro", 1, 1)]
+    assert await ch_store.props(1, span, None) == [("plan", 2, 2)]
     assert await ch_store.props(1, span, "missing") == []
     earlier = query.resolve_range("custom", "UTC", start=span.start.date() - timedelta(days=30),
                                   end=span.start.date() - timedelta(days=1))  # fmt: skip

@@ -8,15 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from pentad.apps.analytics import goals, live
-from pentad.core.context import AppContext
 from pentad.core.ingest import FlushContext
 
 
 async def on_flush(flush: FlushContext, rows: Sequence[Any]) -> None:
     await goals.emit_completions(flush.session, rows)
-    context: AppContext | None
-    try:
-        context = flush.context
-    except RuntimeError:  # an Ingest not bound to a platform (unit tests of the flush)
-        context = None
-    live.note_flushed(context, {row.site_key for row in rows})
+    live.note_flushed(flush.context if flush.bound else None, {row.site_key for row in rows})

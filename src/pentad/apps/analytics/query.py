@@ -724,7 +724,7 @@ async def raw_selection(
     if options.planning.store is not None:
         raise BadRequest(
             "This deployment keeps raw events in ClickHouse, which answers the unfiltered panels; "
-            "filters, goals, funnels, properties and entry/exit pages are not answered from it yet.",
+            "filters, goals and funnels are not answered from it yet.",
             status=422,
             code="store_cannot_answer",
         )
@@ -799,7 +799,8 @@ async def site_breakdown(
 ) -> list[Row]:
     """The top values of a dimension (query.Dimension) by visitors."""
     options = options or Options()
-    if not filters and dimension in rollups.DIMS:
+    # Unfiltered: rollups, or the deployment's events store, which answers the raw-only dimensions too.
+    if not filters and (dimension in rollups.DIMS or options.planning.store is not None):
         return await breakdown(
             session,
             site.key,
@@ -856,6 +857,9 @@ async def site_props(
     """Custom event properties: the keys (key None), or one key's values, with the visitors and events
     that carried them."""
     options = options or Options()
+    external = options.planning.store
+    if not filters and external is not None:
+        return [PropRow(*row) for row in await external.props(site.key, span, key, limit=limit)]
     found = raw.props_of(await raw_selection(session, site, span, filters, options, columns=["props"]), key)
     return [
         PropRow(str(value), len(bucket.visitors), bucket.events + bucket.pageviews)

@@ -55,12 +55,20 @@ class EventStore(Protocol):
         session_timeout: int,
         planning: Planning,
     ) -> list[Row]:
-        """The top values of a dimension (query.DIMENSIONS) by visitors."""
+        """The top values of a dimension (query.Dimension: the rollups' ones, and the raw-only ones when
+        the store is not the database) by visitors."""
         ...
 
     async def live(self, site_key: int, since_ms: int, top: int) -> tuple[int, int, list[tuple[str, int]]]:
         """Who is on the site now: (visitors with an event since `since_ms`, pageviews since then, the
         `top` pages by visitors as (path, visitors)) — live.py's frame."""
+        ...
+
+    async def props(
+        self, site_key: int, span: Range, key: str | None, *, event: str | None = None, limit: int = 10
+    ) -> list[tuple[str, int, int]]:
+        """Custom property keys (`key` None) or one key's values, of events named `event` (or of all):
+        (value, visitors, events carrying it), by visitors, then events, then value."""
         ...
 
     async def prune(self, floors: Mapping[int, int]) -> int:

@@ -112,20 +112,6 @@ class FunnelStep:
     value: str
 
 
-@dataclass(frozen=True)
-class PropRow:
-    value: str
-    visitors: int
-    events: int
-
-
-@dataclass(frozen=True)
-class VisitPageRow:
-    value: str
-    visitors: int
-    visits: int
-
-
 def connection_args(settings: ClickHouseSettings) -> dict[str, Any]:
     """clickhouse-driver `Client` arguments from the settings."""
     parts = urlsplit(settings.url)
@@ -450,13 +436,14 @@ class ClickHouseEventStore:
         session_timeout: int,
         planning: query.Planning | None = None,
     ) -> list[query.Row]:
-        column = rollups.COLUMNS[dimension]
+        column = BREAKDOWN_COLUMNS[dimension]
         params = {**self._params(site_key, span, session_timeout), "limit": limit}
-        if dimension in query.ACQUISITION:
+        if dimension in VISIT_BREAKDOWNS:
+            pick = "argMax" if dimension == "exit_pages" else "argMin"
             found = await self.client.execute(
                 "SELECT opening.1 AS value, uniqExactIf(visitor_id, views + customs > 0) AS visitors,"
                 " sum(views), sum(customs)"
-                f" FROM ({self._visits(span, {'opening': 'argMin(tuple(v.1), t)'}, (column,))})"
+                f" FROM ({self._visits(span, {'opening': f'{pick}(tuple(v.1), t)'}, (column,))})"
                 " GROUP BY value HAVING visitors > 0"
                 " ORDER BY visitors DESC, isNull(value), value LIMIT %(limit)s",
                 params,
@@ -493,32 +480,27 @@ class ClickHouseEventStore:
         visitors, views = counts[0] if counts else (0, 0)
         return int(visitors), int(views), [(str(path), int(count)) for path, count in pages]
 
-    async def visit_pages(self, site_key: int, span: query.Range, kind: str, *, limit: int = 10,
-                          session_timeout: int) -> list[VisitPageRow]:  # fmt: skip
-        """Entry (`entry`) or exit (`exit`) pages: the first or last page of the visits that start in the
-        range, by visitors."""
-        pick = {"entry": "argMin", "exit": "argMax"}[kind]
-        found = await self.client.execute(
-            "SELECT page.1 AS value, uniqExact(visitor_id) AS visitors, count()"
-            f" FROM ({self._visits(span, {'page': f'{pick}If(tuple(v.1), t, pv)'}, ('path',))})"
-            " WHERE started AND all_views > 0"
-            " GROUP BY value ORDER BY visitors DESC, value LIMIT %(limit)s",
-            {**self._params(site_key, span, session_timeout), "limit": limit},
-        )
-        return [VisitPageRow(str(value), int(visitors), int(visits)) for value, visitors, visits in found]
-
     async def props(
-        self, site_key: int, span: query.Range, key: str, *, event: str | None = None, limit: int = 10
-    ) -> list[PropRow]:
-        """The values of custom property `key` (of events named `event`, or of all), by visitors."""
+        self,
+        site_key: int,
+        span: query.Range,
+        key: str | None,
+        *,
+        event: str | None = None,
+        limit: int = 10,
+    ) -> list[tuple[str, int, int]]:
         named = " AND name = %(event)s" if event is not None else ""
+        if key is None:
+            value, carried = "arrayJoin(props.key)", "notEmpty(props.key)"
+        else:
+            value, carried = "props.value[indexOf(props.key, %(key)s)]", "has(props.key, %(key)s)"
         found = await self.client.execute(
-            "SELECT props.value[indexOf(props.key, %(key)s)] AS value, uniqExact(visitor_id) AS visitors,"
-            f" count() FROM {self.table} WHERE {self._in_range()} AND has(props.key, %(key)s){named}"
-            " GROUP BY value ORDER BY visitors DESC, value LIMIT %(limit)s",
+            f"SELECT {value} AS value, uniqExact(visitor_id) AS visitors, count() AS events"
+            f" FROM {self.table} WHERE {self._in_range()} AND {carried}{named}"
+            " GROUP BY value ORDER BY visitors DESC, events DESC, value LIMIT %(limit)s",
             {**self._params(site_key, span, 0), "key": key, "event": event, "limit": limit},
         )
-        return [PropRow(str(value), int(visitors), int(count)) for value, visitors, count in found]
+        return [(str(value), int(visitors), int(count)) for value, visitors, count in found]
 
     async def funnel(
         self, site_key: int, span: query.Range, steps: Sequence[FunnelStep], *, window: int
@@ -548,6 +530,20 @@ class ClickHouseEventStore:
             for index in range(int(level)):
                 reached[index] += int(count)
         return reached
+
+
+BREAKDOWN_COLUMNS: Final = {
+    **rollups.COLUMNS,
+    "entry_pages": "path",
+    "exit_pages": "path",
+    "utm_content": "utm_content",
+    "utm_term": "utm_term",
+    "regions": "region",
+    "cities": "city",
+}
+"""Every breakdown the store answers (filters.BREAKDOWNS: the rollups' and the raw-only ones) → column."""
+VISIT_BREAKDOWNS: Final = query.ACQUISITION | {"entry_pages", "exit_pages", "utm_content", "utm_term"}
+"""Counted under a visit's first event's value (its last one's for exit pages), as filters.py does."""
 
 
 def _like(pattern: str) -> str:
