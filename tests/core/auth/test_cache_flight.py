@@ -22,7 +22,7 @@ from pentad.core.auth.cache import UNSYNCED_TTL, Loader, PrincipalCache, forget_
 from pentad.core.auth.exceptions import InvalidToken
 from pentad.core.auth.principal import Principal
 from pentad.core.db.engine import Database
-from pentad.core.db.hooks import discard_after_commit, run_after_commit
+from pentad.core.db.hooks import run_after_commit, run_after_rollback
 from pentad.core.platform import Platform
 from tests.conftest import make_settings
 from tests.core.conftest import RedisScratch
@@ -228,7 +228,7 @@ async def test_a_rolled_back_change_forgets_only_once() -> None:
     session = AsyncSession()
     forget_on_commit(session, cache, principal.id)
     cache.put("token", principal)
-    discard_after_commit(session)
+    await run_after_rollback(session)
     await run_after_commit(session)
     assert cache.get("token") is principal
 

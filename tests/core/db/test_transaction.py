@@ -1,5 +1,5 @@
 """One transaction per request: committed before the response starts, rolled back on errors, side
-effects run only after a commit."""
+effects run only after a commit, and what was done outside the database undone after a rollback."""
 
 from __future__ import annotations
 
@@ -20,11 +20,12 @@ from pentad.core.auth.dependencies import db_session, request_session
 from pentad.core.auth.models import User
 from pentad.core.config import Settings
 from pentad.core.db.engine import Database
-from pentad.core.db.hooks import commit_even_on_error, on_commit
+from pentad.core.db.hooks import commit_even_on_error, on_commit, on_rollback
 from pentad.core.errors import Conflict
 from pentad.core.platform import get_platform
 
 announced: list[str] = []
+undone: list[str] = []
 refusals: list[str] = []
 router = APIRouter(prefix="/api/tx")
 
@@ -35,7 +36,11 @@ def _write(session: AsyncSession, marker: str) -> None:
     async def announce() -> None:
         announced.append(marker)
 
+    async def undo() -> None:
+        undone.append(marker)
+
     on_commit(session, announce)
+    on_rollback(session, undo)
 
 
 @router.post("/ok/{marker}", status_code=201)
@@ -98,6 +103,7 @@ async def tx_client(
     settings: Settings, database: Database
 ) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
     announced.clear()
+    undone.clear()
     app = create_app(settings, database=database, apps=[AppSpec(name="tx", title="tx", routers=[router])])
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -118,6 +124,7 @@ async def test_success_commits_then_announces(
     assert (await client.post(f"/api/tx/ok/{marker}")).status_code == 201
     assert await _stored(database, marker) == 1
     assert announced == [marker]
+    assert undone == []
 
 
 @pytest.mark.parametrize(("route", "status"), [("refused", 409), ("crash", 500)])
@@ -133,6 +140,7 @@ async def test_errors_roll_back_and_announce_nothing(
     assert response.json()["request_id"] == response.headers["x-request-id"]
     assert await _stored(database, marker) == 0
     assert announced == []
+    assert undone == [marker]
 
 
 async def test_a_service_may_keep_its_writes_on_error(
@@ -142,6 +150,7 @@ async def test_a_service_may_keep_its_writes_on_error(
     marker = uuid.uuid4().hex
     assert (await client.post(f"/api/tx/kept/{marker}")).status_code == 409
     assert await _stored(database, marker) == 1
+    assert undone == []
 
 
 async def test_a_failed_commit_is_reported_not_hidden(
@@ -157,6 +166,7 @@ async def test_a_failed_commit_is_reported_not_hidden(
     assert response.json()["code"] == "commit_failed"
     assert await _stored(database, marker) == 0
     assert announced == []
+    assert undone == [marker]
 
 
 async def test_a_streaming_body_works_in_transactions_of_its_own(
@@ -174,3 +184,20 @@ async def test_a_streaming_body_works_in_transactions_of_its_own(
         "the request's transaction ended when its response started: a streaming body opens "
         "platform.database.transaction() per unit of work"
     ]
+
+
+async def test_a_transaction_of_its_own_undoes_on_failure_only(database: Database) -> None:
+    """platform.database.transaction(): a job's or a stream's unit of work."""
+    undone.clear()
+    announced.clear()
+    async with database.transaction() as session:
+        _write(session, "kept")
+
+    async def failing() -> None:
+        async with database.transaction() as session:
+            _write(session, "failed")
+            raise RuntimeError("bug")
+
+    with pytest.raises(RuntimeError, match="bug"):
+        await failing()
+    assert (announced, undone) == (["kept"], ["failed"])

@@ -25,6 +25,7 @@ from pentad.apps.chat.models import ChatAttachment
 from pentad.core.db.base import uuid7
 from pentad.core.db.hooks import on_commit
 from pentad.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from pentad.core.storage import delete_on_rollback
 from pentad.core.storage.base import UnsupportedContentType, media_type_essence
 
 IMAGE_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WEBP"}
@@ -166,6 +167,7 @@ class AttachmentService:
                 raise
             attachment.thumbnail_key = thumbnail_key
             attachment.width, attachment.height = thumbnail.width, thumbnail.height
+        delete_on_rollback(self.session, self.storage, [key, *filter(None, [attachment.thumbnail_key])])
         self.session.add(attachment)
         await self.session.flush()
         return await self.chat.views.attachment(attachment)

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from pentad.core.config import DatabaseSettings
-from pentad.core.db.hooks import run_after_commit
+from pentad.core.db.hooks import run_after_commit, run_after_rollback
 
 # SQLite transactions that will write must take the write lock up front (BEGIN IMMEDIATE): a deferred
 # transaction that read first and then writes fails at once with "database is locked" if another writer
@@ -244,7 +244,8 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self, *, writes: bool = True) -> AsyncIterator[AsyncSession]:
-        """A session whose work commits on success, then runs its after-commit hooks.
+        """A session whose work commits on success, then runs its after-commit hooks (on failure: rolls
+        back and runs its after-rollback hooks).
 
         `writes=False` declares read-only work, which on SQLite does not take the write lock."""
         with write_intent(writes=writes):
@@ -254,6 +255,7 @@ class Database:
                     await session.commit()
                 except BaseException:
                     await session.rollback()
+                    await run_after_rollback(session)
                     raise
         await run_after_commit(session)
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pentad.core.db.engine import write_intent
-from pentad.core.db.hooks import KEEP_KEY, discard_after_commit, run_after_commit
+from pentad.core.db.hooks import KEEP_KEY, run_after_commit, run_after_rollback
 
 if TYPE_CHECKING:
     from pentad.core.db.engine import Database
@@ -55,15 +55,19 @@ class RequestTransaction:
             if keep:
                 await run_after_commit(session)
             else:
-                discard_after_commit(session)
+                await run_after_rollback(session)
             return
         try:
             if keep:
-                await session.commit()
+                try:
+                    await session.commit()
+                except BaseException:
+                    await run_after_rollback(session)
+                    raise
                 await run_after_commit(session)
             else:
                 await session.rollback()
-                discard_after_commit(session)
+                await run_after_rollback(session)
         finally:
             await session.close()
 

@@ -8,11 +8,14 @@ ContentTypeMismatch 415, RangeNotSatisfiable 416, StorageUnavailable 503.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Collection
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from pentad.core.config import Settings
+from pentad.core.db.hooks import on_rollback
 from pentad.core.storage.base import (
     SIGNATURES,
     ContentTypeMismatch,
@@ -111,6 +114,18 @@ class Storage(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def delete_on_rollback(session: AsyncSession, storage: Storage, keys: Sequence[str]) -> None:
+    """Delete the objects just put under `keys` if the session's transaction does not commit (the row
+    that would point at them is refused, or its commit fails): a refused upload leaves no file behind."""
+    pending = list(keys)
+
+    async def delete() -> None:
+        for key in pending:
+            await storage.delete(key)
+
+    on_rollback(session, delete)
 
 
 def build_storage(settings: Settings, signing_secret: bytes) -> Storage:

@@ -21,6 +21,7 @@ from pentad.core import audit
 from pentad.core.db.base import uuid7
 from pentad.core.errors import BadRequest, PayloadTooLarge
 from pentad.core.jobs.queue import enqueue
+from pentad.core.storage import delete_on_rollback
 
 IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
 MAX_PIXELS = 40_000_000
@@ -134,6 +135,7 @@ async def do_upload_image_creative(
     await ads.platform.storage.put(
         key, _one_chunk(content), content_type=content_type, max_bytes=len(content)
     )
+    delete_on_rollback(ads.session, ads.platform.storage, [key])
     if formats_for(content_type):
         await enqueue(ads.session, RENDER_VARIANTS, {"creative_id": str(creative.id)})
     _recorded(ads, "ads.creative.create", advertiser_id, creative.id)
@@ -163,6 +165,7 @@ async def do_upload_html5_creative(
     ads.session.add(creative)
     await ads.session.flush()
     stored = await html5.store(ads.platform.storage, creative_id, files)
+    delete_on_rollback(ads.session, ads.platform.storage, stored["keys"])
     creative.variants = stored
     _recorded(ads, "ads.creative.create", advertiser_id, creative.id)
     return creative
