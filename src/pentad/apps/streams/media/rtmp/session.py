@@ -30,6 +30,14 @@ READ_SIZE = 65536
 PUBLISH_STREAM_ID = 1
 
 logger = structlog.get_logger("pentad.streams.rtmp")
+_ALREADY_LOGGED = frozenset(
+    {
+        "handshake_timeout", "truncated_handshake", "bad_handshake", "idle_timeout", "bad_chunk_stream",
+        "bad_amf0", "amf3_unsupported", "command_before_connect", "play_refused", "unknown_application",
+        "refused", "disconnected", "closed", "unpublished",
+    }
+)  # fmt: skip
+"""Reasons whose own log line was written where they arose (or that are a normal end)."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,7 @@ class RtmpSession:
         if publication is not None:
             self.log.info("rtmp_publish_ended", camera_id=str(publication.camera_id), reason=reason)
             await self.host.close_stream(publication, reason)
-        elif reason not in ("disconnected", "closed", "unpublished"):
+        elif reason not in _ALREADY_LOGGED:
             self.log.info("rtmp_closed", reason=reason)
         self.writer.close()
         with contextlib.suppress(ConnectionError, OSError):
