@@ -5,6 +5,7 @@ hostile peer never gets more than a log line."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -161,6 +162,25 @@ async def test_a_silent_publisher_is_dropped(served: tuple[RtmpServer, Host]) ->
     await publisher.frame(video(0, keyframe=True))
     await asyncio.wait_for(host.ended.wait(), 10)
     assert host.closed[0][1] == "idle_timeout"
+    await publisher.close()
+
+
+async def test_a_publisher_above_the_bitrate_limit_is_dropped(served: tuple[RtmpServer, Host]) -> None:
+    server, host = served
+    server.limits = SessionLimits(
+        handshake_timeout=1, idle_timeout=5, keyframe_timeout=5, max_bitrate_kbps=100, bitrate_window=0.2
+    )
+    publisher = await _publisher(server)
+    await publisher.publish(GOOD_KEY)
+    big = MediaFrame.parse(VIDEO, 0, b"\x17\x01\x00\x00\x00" + b"\x00" * 20_000)  # 160 kbit a frame
+    with capture_logs() as logs:
+        async with asyncio.timeout(30):
+            while not host.ended.is_set():
+                with contextlib.suppress(ConnectionError):
+                    await publisher.frame(big)
+                await asyncio.sleep(0.02)
+    assert host.closed[0][1] == "bitrate_exceeded"
+    assert any(log["event"] == "rtmp_bitrate_exceeded" for log in logs)
     await publisher.close()
 
 
