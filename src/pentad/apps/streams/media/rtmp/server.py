@@ -77,7 +77,7 @@ class RtmpServer:
         if self._server is not None:
             self._server.close()
         for session in list(self.sessions):
-            await session._drop("shutdown")
+            await session.drop("shutdown")
         tasks = list(self.sessions.values())
         if tasks:
             with contextlib.suppress(TimeoutError):

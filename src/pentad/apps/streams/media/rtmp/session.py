@@ -260,9 +260,7 @@ class RtmpSession:
         if self.publication is not None:
             raise Closing("second_publish")
         raw_key = args[0] if args and isinstance(args[0], str) else ""
-        publication = await self.host.open_stream(
-            raw_key, engine=self.engine, peer=self.peer, drop=self._drop
-        )
+        publication = await self.host.open_stream(raw_key, engine=self.engine, peer=self.peer, drop=self.drop)
         if publication is None:
             await self._status(stream_id, "error", "NetStream.Publish.BadName", "publishing refused")
             raise Closing("refused")
@@ -303,9 +301,9 @@ class RtmpSession:
             return
         if relay.has_video:
             self.log.warning("rtmp_no_keyframe", camera_id=str(publication.camera_id))
-            await self._drop("no_keyframe")
+            await self.drop("no_keyframe")
 
-    async def _drop(self, reason: str) -> None:
+    async def drop(self, reason: str) -> None:
         """Disconnect this publisher (the host calls it on key revocation, the watchdog without keyframes)."""
         if self._drop_reason is None:
             self._drop_reason = reason
