@@ -12,7 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
+from pentad.apps.streams.media import disk
 from pentad.apps.streams.media.engines.base import Publication
 from pentad.apps.streams.media.packager import hls_dir
 from pentad.apps.streams.media.service import Grant, MediaService
@@ -214,3 +216,15 @@ async def test_a_packager_that_cannot_start_ends_the_session(
     assert await _open(service, control.key()) is None
     assert [reason for _, reason in control.closed] == ["packager_failed"]
     assert service.streams == {}
+
+
+async def test_a_full_disk_refuses_new_streams(
+    media: tuple[MediaService, Control, Processes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service, control, processes = media
+    monkeypatch.setattr(disk, "free_bytes", lambda path: disk.MIN_FREE_FOR_LIVE - 1)
+    with capture_logs() as logs:
+        assert await _open(service, control.key()) is None
+    assert any(log.get("reason") == "disk_full" for log in logs)
+    assert processes.started == {}
+    assert control.closed == []  # refused before any session was opened
