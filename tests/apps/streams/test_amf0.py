@@ -70,6 +70,7 @@ def test_ecma_array_undefined_and_long_string() -> None:
         b"\x0a\x00\x00\x00\x01" * 40,  # nested deeper than MAX_DEPTH
         b"\x00\x00\x00",  # truncated number
     ],
+    ids=["long-string", "cut-object", "huge-array", "amf3", "marker", "not-utf8", "too-deep", "cut-number"],
 )
 def test_garbage_is_refused(garbage: bytes) -> None:
     with pytest.raises(amf0.Amf0Error):

@@ -104,6 +104,7 @@ def test_abort_discards_a_partial_message() -> None:
             "chunk streams",
         ),
     ],
+    ids=["no-full-header", "chunk-size-huge", "chunk-size-zero", "message-too-large", "too-many-streams"],
 )
 def test_hostile_streams_are_refused(data: bytes, message: str) -> None:
     with pytest.raises(ChunkError, match=message):
@@ -120,7 +121,7 @@ def test_handshake_answers_c1_with_s0_s1_s2() -> None:
     assert answer[1 + handshake.PACKET_SIZE :] == c0c1[1:]  # S2 echoes C1
 
 
-@pytest.mark.parametrize("first", [b"G", b"\x16", b"\x06", b""])
+@pytest.mark.parametrize("first", [b"G", b"\x16", b"\x06", b""], ids=["http", "tls", "rtmpe", "nothing"])
 def test_handshake_refuses_other_protocols(first: bytes) -> None:
     with pytest.raises(handshake.HandshakeError):
         handshake.check_c0(first)
