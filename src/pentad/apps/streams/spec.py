@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pentad.apps.streams import endpoints, pages, permissions, topics
+from pentad.apps.streams import endpoints, pages, permissions, services, topics
 from pentad.apps.streams.events import DOMAIN_EVENTS
 from pentad.apps.streams.playback import PLAYBACK_SCHEME
 from pentad.apps.streams.settings import APP_NAME, StreamsSettings
@@ -29,5 +29,6 @@ APP = AppSpec(
     topics=topics.TOPICS,
     events=DOMAIN_EVENTS,
     settings=StreamsSettings,
+    services=services.SERVICES,
     home_path="/streams",
 )
