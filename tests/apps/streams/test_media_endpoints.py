@@ -99,7 +99,7 @@ def test_every_relative_uri_of_a_playlist_carries_the_token_and_no_other_server_
 async def test_a_public_camera_plays_for_anyone_with_cacheable_segments_that_start_on_keyframes(
     client: httpx.AsyncClient, platform: Platform, owner: Account, sample: Path, tmp_path: Path
 ) -> None:
-    camera_id, _ = await _live_camera(client, platform, owner, sample, visibility="public")
+    camera_id, session_id = await _live_camera(client, platform, owner, sample, visibility="public")
     playlist = await client.get(f"/streams/media/{camera_id}/index.m3u8", headers=ORIGIN)
     assert playlist.status_code == 200, playlist.text
     assert playlist.headers["content-type"] == PLAYLIST_TYPE
@@ -109,18 +109,20 @@ async def test_a_public_camera_plays_for_anyone_with_cacheable_segments_that_sta
     assert playlist.text.startswith("#EXTM3U")
     uris = playlist_uris(playlist.text)
     assert len(uris) >= 3
-    assert all(uri.startswith("seg_") and "?" not in uri for uri in uris)  # nothing to carry
+    # No token to carry; the live session, so a later stream's seg_000000.ts is another URL.
+    assert all(uri.startswith("seg_") and uri.endswith(f".ts?s={session_id.hex}") for uri in uris)
 
     for index, uri in enumerate(uris):
         segment = await client.get(f"/streams/media/{camera_id}/{uri}", headers=ORIGIN)
+        name = uri.split("?")[0]
         assert segment.status_code == 200, segment.text
         assert segment.headers["content-type"] == "video/mp2t"
         assert segment.headers["cache-control"] == "public, max-age=31536000, immutable"
         assert segment.headers["access-control-allow-origin"] == "*"
-        assert segment.content == (sample / uri).read_bytes()
+        assert segment.content == (sample / name).read_bytes()
         served = tmp_path / f"served_{index}.ts"
         served.write_bytes(segment.content)
-        assert starts_on_keyframe(served), uri
+        assert starts_on_keyframe(served), name
     streams = probe_streams(str(tmp_path / "served_0.ts"))
     assert streams["video"]["codec_name"] == "h264"
     assert streams["audio"]["codec_name"] == "aac"
@@ -138,7 +140,7 @@ async def test_a_public_camera_plays_for_anyone_with_cacheable_segments_that_sta
 async def test_a_private_camera_plays_only_with_a_token_of_that_camera(
     client: httpx.AsyncClient, platform: Platform, owner: Account, sample: Path
 ) -> None:
-    a_id, _ = await _live_camera(client, platform, owner, sample, name="A")
+    a_id, a_session = await _live_camera(client, platform, owner, sample, name="A")
     b_id, _ = await _live_camera(client, platform, owner, sample, name="B")
     issued = await client.post(f"/api/streams/cameras/{a_id}/playback-token", headers=owner.headers)
     assert issued.status_code == 200, issued.text
@@ -173,7 +175,7 @@ async def test_a_private_camera_plays_only_with_a_token_of_that_camera(
     assert playlist.headers["cache-control"] == "no-cache"
     uris = playlist_uris(playlist.text)
     assert uris
-    assert all(uri.endswith(f"?token={token}") for uri in uris)
+    assert all(uri.endswith(f".ts?s={a_session.hex}&token={token}") for uri in uris)
     for uri in uris:  # the rewritten URIs are what hls.js asks for
         served = await client.get(f"/streams/media/{a_id}/{uri}")
         assert served.status_code == 200, served.text
@@ -251,6 +253,15 @@ async def test_offline_cameras_and_paths_outside_the_camera_are_404(
     assert offline.status_code == 404
     assert offline.json()["code"] == "stream_offline"
     assert (await client.get(f"/streams/media/{camera_id}/{other_segment}")).status_code == 404
+    # The camera streams again: the same segment names, other URLs (browsers keep segments forever).
+    key = await make_key(client, owner, camera_id)
+    grant = await authorize_publish(platform, key["key"])
+    assert grant is not None
+    again = await start_session(platform, grant, engine="builtin")
+    replayed = await client.get(f"/streams/media/{camera_id}/index.m3u8")
+    assert replayed.status_code == 200
+    assert playlist_uris(replayed.text)[0] == f"{other_segment}?s={again.hex}"
+    assert again != session_id
     # A deleted camera plays nowhere.
     assert (await client.delete(f"/api/streams/cameras/{other_id}", headers=owner.headers)).status_code == 204
     assert (await client.get(f"/streams/media/{other_id}/index.m3u8")).status_code == 404
@@ -259,7 +270,7 @@ async def test_offline_cameras_and_paths_outside_the_camera_are_404(
 async def test_a_ladder_master_playlist_carries_the_token_into_its_renditions(
     client: httpx.AsyncClient, platform: Platform, owner: Account, sample: Path
 ) -> None:
-    camera_id, _ = await _live_camera(client, platform, owner, sample)
+    camera_id, session_id = await _live_camera(client, platform, owner, sample)
     camera_dir = camera_hls_dir(platform, uuid.UUID(camera_id))
     shutil.copytree(sample, camera_dir / "360p")
     (camera_dir / "index.m3u8").write_text(
@@ -272,11 +283,12 @@ async def test_a_ladder_master_playlist_carries_the_token_into_its_renditions(
     ).json()["token"]
     master = await client.get(f"/streams/media/{camera_id}/index.m3u8", params={"token": token})
     assert master.status_code == 200
-    assert playlist_uris(master.text) == [f"360p/index.m3u8?token={token}"]
-    rendition = await client.get(f"/streams/media/{camera_id}/360p/index.m3u8?token={token}")
+    carried = f"s={session_id.hex}&token={token}"
+    assert playlist_uris(master.text) == [f"360p/index.m3u8?{carried}"]
+    rendition = await client.get(f"/streams/media/{camera_id}/360p/index.m3u8?{carried}")
     assert rendition.status_code == 200
     segment_uri = playlist_uris(rendition.text)[0]
-    assert segment_uri.endswith(f"?token={token}")
+    assert segment_uri.endswith(f".ts?{carried}")
     segment = await client.get(f"/streams/media/{camera_id}/360p/{segment_uri}")
     assert segment.status_code == 200
     assert segment.content == (sample / segment_uri.split("?")[0]).read_bytes()

@@ -1,6 +1,6 @@
 """Live HLS of a camera: `/streams/media/{camera_id}/…` playlists and segments, and hls.js for the player.
 
-The media plane writes each live camera's HLS under `<MEDIA_DIR>/<camera id>/` (a media playlist
+The media plane writes each live camera's HLS under `<MEDIA_DIR>/hls/<camera id>/` (a media playlist
 `index.m3u8` and its segments; a ladder adds one folder per rendition under a master `index.m3u8`). These
 routes serve that folder, never anything else:
 
@@ -8,8 +8,9 @@ routes serve that folder, never anything else:
   in the query (`?token=psp_…`, from `POST /api/streams/cameras/{id}/playback-token`). A token of another
   camera is 403 `playback_token_scope`, an expired or tampered one 401 `playback_token_invalid`, none 401
   `playback_token_required` (access.authorize_playback decides). The token is in the URL because a player
-  (hls.js, Safari, ffmpeg, VLC) sends no headers of ours; every URI of a playlist served with a token is
-  rewritten to carry it, so the segments and variant playlists it names play too.
+  (hls.js, Safari, ffmpeg, VLC) sends no headers of ours; every relative URI of a playlist served with a
+  token is rewritten to carry it, so the segments and variant playlists it names play too. The URIs also
+  carry the live session (`s=`), so a segment name reused by a later stream is another URL.
 - Only names the packager makes are served: one optional rendition folder and a file name of letters,
   digits, `_` and `-` with a known media extension (anything else, `..` included, is 404 before the disk
   is touched), resolved and checked to stay inside the camera's folder (a symlink cannot lead out).
@@ -83,8 +84,8 @@ def media_dir(platform: AppContext) -> Path:
 
 
 def camera_hls_dir(platform: AppContext, camera_id: uuid.UUID) -> Path:
-    """Where the media plane writes the camera's live HLS."""
-    return media_dir(platform) / str(camera_id)
+    """Where the media plane writes the camera's live HLS: `<MEDIA_DIR>/hls/<camera id>`."""
+    return media_dir(platform) / "hls" / str(camera_id)
 
 
 def _not_found() -> NotFound:
@@ -160,7 +161,8 @@ async def media_file(
         raise _not_found()
     platform = get_platform(request)
     camera = await authorize_playback(session, platform, camera_id, token=token or None)
-    if not await repository.live_camera_ids(session, [camera.id]):
+    live = await repository.open_sessions(session, camera.id)
+    if not live:
         raise NotFound("The camera is not streaming now.", code="stream_offline")
     path = await anyio.to_thread.run_sync(_confined, camera_hls_dir(platform, camera.id), media_path)
     if path is None:
@@ -170,7 +172,11 @@ async def media_file(
         text = await _read_playlist(path)
         if text is None:
             raise _not_found()
-        carried = f"token={quote(token, safe='')}" if token else ""
+        # The stream's session in every URI: a new stream numbers its segments from 0 again, and a
+        # browser must not play a segment it kept (immutable) from an earlier stream under that name.
+        carried = f"s={min(row.id for row in live).hex}"
+        if token:
+            carried += f"&token={quote(token, safe='')}"
         return Response(
             rewrite_playlist(text, carried),
             media_type=PLAYLIST_TYPE,
