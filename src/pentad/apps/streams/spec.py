@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pentad.apps.streams import endpoints, media_endpoints, pages, permissions, topics
+from pentad.apps.streams import endpoints, media_endpoints, pages, permissions, services, topics
 from pentad.apps.streams.events import DOMAIN_EVENTS
 from pentad.apps.streams.playback import PLAYBACK_SCHEME
 from pentad.apps.streams.settings import APP_NAME, StreamsSettings
@@ -30,5 +30,6 @@ APP = AppSpec(
     events=DOMAIN_EVENTS,
     settings=StreamsSettings,
     static_dir=PACKAGE / "static",
+    services=services.SERVICES,
     home_path="/streams",
 )

@@ -1,0 +1,208 @@
+"""The media plane of one node, engine-agnostic: it authorises publishers, opens and closes their
+streams (session, relay, HLS packager) and drops publishers whose key was revoked. The `streams.ingest`
+service (apps/streams/services.py) runs `run_media` with the control plane's callbacks.
+
+Engines (ENGINES, chosen by PENTAD_STREAMS__ENGINE) call `open_stream` / `close_stream`
+(engines/base.py StreamHost)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+
+from pentad.apps.streams.media import disk
+from pentad.apps.streams.media.engines.base import Drop, IngestEngine, Publication, StreamHost
+from pentad.apps.streams.media.engines.builtin import BuiltinEngine
+from pentad.apps.streams.media.packager import HlsPackager, Processes
+from pentad.apps.streams.media.relay import StreamRelay
+from pentad.apps.streams.settings import StreamsSettings
+
+REVOCATION_POLL_SECONDS = 1.0
+"""How often the keys of live publishers are checked again (a revoked key's publisher is dropped)."""
+
+logger = structlog.get_logger("pentad.streams.media")
+
+
+class Grant(Protocol):
+    """What the control plane says of an accepted key (actions/publish.py PublishGrant)."""
+
+    @property
+    def camera_id(self) -> uuid.UUID: ...
+
+    @property
+    def key_id(self) -> uuid.UUID: ...
+
+
+class ControlPlane(Protocol):
+    """The database side, as callbacks (the media plane imports no repository)."""
+
+    async def authorize(self, raw_key: str) -> Grant | None: ...
+
+    async def started(self, grant: Grant, *, engine: str) -> uuid.UUID: ...
+
+    async def ended(self, session_id: uuid.UUID, reason: str, *, bytes_in: int) -> None: ...
+
+    async def revoked(self, key_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        """Of these keys, those that no longer authorise publishing."""
+        ...
+
+
+@dataclass(eq=False)
+class _Live:
+    publication: Publication
+    packager: HlsPackager
+
+
+class MediaService(StreamHost):
+    def __init__(
+        self,
+        settings: StreamsSettings,
+        control: ControlPlane,
+        *,
+        root: Path,
+        socket_dir: Path,
+        processes: Processes,
+    ) -> None:
+        self.settings = settings
+        self.control = control
+        self.root = root
+        self.socket_dir = socket_dir
+        self.processes = processes
+        self.streams: dict[uuid.UUID, _Live] = {}
+        self._opening: set[uuid.UUID] = set()
+
+    async def open_stream(self, raw_key: str, *, engine: str, peer: str, drop: Drop) -> Publication | None:
+        log = logger.bind(peer=peer, engine=engine)
+        try:
+            grant = await self.control.authorize(raw_key)
+        except Exception as exc:
+            log.warning("publish_refused", reason="control_plane_unavailable", error=type(exc).__name__)
+            return None
+        if grant is None:
+            log.warning("publish_refused", reason="unknown_or_revoked_key")
+            return None
+        camera_id = grant.camera_id
+        log = log.bind(camera_id=str(camera_id))
+        if camera_id in self._opening:
+            log.warning("publish_refused", reason="already_publishing")
+            return None
+        self._opening.add(camera_id)
+        try:
+            previous = self.streams.get(camera_id)
+            if previous is not None:
+                # The newest publisher wins (an encoder reconnecting while its old connection lingers).
+                log.info("publisher_replaced")
+                await previous.publication.drop("replaced")
+                await self.close_stream(previous.publication, "replaced")
+            if len(self.streams) >= self.settings.max_streams:
+                log.warning("publish_refused", reason="capacity", max_streams=self.settings.max_streams)
+                return None
+            if not disk.has_room(self.root):
+                log.warning("publish_refused", reason="disk_full")
+                return None
+            session_id = await self.control.started(grant, engine=engine)
+            relay = StreamRelay(camera_id)
+            publication = Publication(camera_id, session_id, grant.key_id, engine, relay, drop)
+            packager = HlsPackager(
+                relay,
+                settings=self.settings,
+                root=self.root,
+                socket_dir=self.socket_dir,
+                processes=self.processes,
+            )
+            try:
+                await packager.start()
+            except Exception as exc:
+                log.error("publish_failed", reason="packager_failed", error=str(exc))
+                relay.close()
+                await self.control.ended(session_id, "packager_failed", bytes_in=0)
+                return None
+            self.streams[camera_id] = _Live(publication, packager)
+            log.info("stream_opened", session_id=str(session_id))
+            return publication
+        finally:
+            self._opening.discard(camera_id)
+
+    async def close_stream(self, publication: Publication, reason: str) -> None:
+        if publication.closed:
+            return
+        publication.closed = True
+        live = self.streams.get(publication.camera_id)
+        if live is not None and live.publication is publication:
+            del self.streams[publication.camera_id]
+        publication.relay.close()
+        if live is not None:
+            await live.packager.stop()
+        try:
+            await self.control.ended(publication.session_id, reason, bytes_in=publication.relay.bytes_in)
+        except Exception as exc:
+            logger.warning(
+                "session_end_failed", session_id=str(publication.session_id), error=type(exc).__name__
+            )
+        logger.info("stream_closed", camera_id=str(publication.camera_id), reason=reason)
+
+    async def drop_revoked(self) -> int:
+        """Drop the publishers whose key no longer authorises them; how many."""
+        live = {item.publication.key_id: item.publication for item in list(self.streams.values())}
+        if not live:
+            return 0
+        revoked = await self.control.revoked(live.keys())
+        for key_id in revoked:
+            publication = live[key_id]
+            logger.warning("publisher_dropped", camera_id=str(publication.camera_id), reason="key_revoked")
+            await publication.drop("key_revoked")
+        return len(revoked)
+
+    async def watch_revocations(self) -> None:
+        while True:
+            await asyncio.sleep(REVOCATION_POLL_SECONDS)
+            try:
+                await self.drop_revoked()
+            except Exception as exc:  # the database may be down for a while; keep watching
+                logger.warning("revocation_check_failed", error=type(exc).__name__)
+
+
+def _prepare(root: Path) -> Path:
+    """MEDIA_DIR made; a private (0700) folder for the packagers' sockets, short enough for a socket path."""
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="pentad-media-"))
+
+
+ENGINES: Mapping[str, Callable[[StreamsSettings, StreamHost], IngestEngine]] = {"builtin": BuiltinEngine}
+"""Engine constructors by PENTAD_STREAMS__ENGINE (the nginx engine adds its line)."""
+
+
+async def run_media(
+    settings: StreamsSettings, control: ControlPlane, *, root: Path, processes: Any, log: Any
+) -> None:
+    """The media plane until cancelled: the engine listening, publishers' streams packaged."""
+    factory = ENGINES.get(settings.engine)
+    if factory is None:
+        raise RuntimeError(f"the {settings.engine!r} ingest engine is not available yet")
+    socket_dir = await asyncio.to_thread(_prepare, root)
+    media = MediaService(settings, control, root=root, socket_dir=socket_dir, processes=processes)
+    engine = factory(settings, media)
+    watcher: asyncio.Task[None] | None = None
+    try:
+        await engine.start()
+        log.info("media_started", engine=engine.name, media_dir=str(root))
+        watcher = asyncio.create_task(media.watch_revocations())
+        await asyncio.Event().wait()
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        await engine.close()
+        for live in list(media.streams.values()):
+            await media.close_stream(live.publication, "shutdown")
+        shutil.rmtree(socket_dir, ignore_errors=True)

@@ -1,0 +1,61 @@
+"""The streams app's long-running services (AppSpec.services).
+
+`streams.ingest` (placement `serve`, one per node, critical): the media plane (media/service.py) with the
+engine PENTAD_STREAMS__ENGINE, fed the control plane's answers (actions/publish.py) as callbacks."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Collection
+from pathlib import Path
+
+from pentad.apps.streams import repository
+from pentad.apps.streams.actions.publish import PublishGrant, authorize_publish, end_session, start_session
+from pentad.apps.streams.media.packager import media_root
+from pentad.apps.streams.media.service import Grant, run_media
+from pentad.apps.streams.settings import StreamsSettings
+from pentad.core.context import AppContext
+from pentad.core.services import ServiceContext, ServiceSpec
+
+
+class DatabaseControlPlane:
+    """media/service.py's ControlPlane over the app's actions."""
+
+    def __init__(self, platform: AppContext, node: str) -> None:
+        self.platform = platform
+        self.node = node
+
+    async def authorize(self, raw_key: str) -> Grant | None:
+        return await authorize_publish(self.platform, raw_key)
+
+    async def started(self, grant: Grant, *, engine: str) -> uuid.UUID:
+        assert isinstance(grant, PublishGrant)
+        return await start_session(self.platform, grant, engine=engine, node=self.node)
+
+    async def ended(self, session_id: uuid.UUID, reason: str, *, bytes_in: int) -> None:
+        await end_session(self.platform, session_id, reason, bytes_in=bytes_in)
+
+    async def revoked(self, key_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        gone = set()
+        async with self.platform.database.transaction(writes=False) as session:
+            for key_id in key_ids:
+                key = await repository.get_key(session, key_id)
+                if key is None or key.revoked_at is not None:
+                    gone.add(key_id)
+        return gone
+
+
+async def run_ingest(context: ServiceContext) -> None:
+    settings = context.platform.app_settings(StreamsSettings)
+    root = media_root(settings, Path(context.platform.data_dir))
+    control = DatabaseControlPlane(context.platform, socket.gethostname())
+    await run_media(settings, control, root=root, processes=context.processes, log=context.log)
+
+
+SERVICES = [
+    # The child backoff (ffmpeg restarts) is the service's: PROCESS_BACKOFF_BASE/MAX's defaults.
+    ServiceSpec(
+        "streams.ingest", run_ingest, placement="serve", critical=True, backoff_base=0.5, backoff_max=30.0
+    ),
+]
