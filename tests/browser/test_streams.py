@@ -10,7 +10,6 @@ Run it alone with `pytest tests/browser/test_streams.py -m browser`.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -76,20 +75,22 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
     email, password = "owner@example.com", secrets.token_urlsafe(18)
     _pentad(env, data_dir, "migrate")
     _pentad(env, data_dir, "user", "create", "--email", email, "--password", password, "--name", "Owner")
-    ids = []
-    keys = []
-    for visibility in ("public", "private"):
-        created = _pentad(
-            env, data_dir, "streams", "cameras", "create", f"{visibility} yard", "--owner", email,
-            "--visibility", visibility,
-        )  # fmt: skip
-        found = re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", created)
-        assert found, created
-        ids.append(found.group(0))
-        key = re.search(r"psk_[A-Za-z0-9_-]{43}", _pentad(env, data_dir, "streams", "keys", "create", ids[-1]))
-        assert key, "no key printed"
-        keys.append(key.group(0))
     with serving(env, data_dir, http_port, data_dir / "server.log") as base_url:
+        login = httpx.post(f"{base_url}/api/auth/login", json={"email": email, "password": password})
+        assert login.status_code == 200, login.text
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        ids, keys = [], []
+        for visibility in ("public", "private"):
+            camera = httpx.post(
+                f"{base_url}/api/streams/cameras",
+                json={"name": f"{visibility} yard", "visibility": visibility},
+                headers=headers,
+            )
+            assert camera.status_code == 201, camera.text
+            ids.append(camera.json()["id"])
+            key = httpx.post(f"{base_url}/api/streams/cameras/{ids[-1]}/keys", json={}, headers=headers)
+            assert key.status_code == 201, key.text
+            keys.append(key.json()["key"])
         with (
             child(
                 publish_command(f"rtmp://127.0.0.1:{rtmp_port}/live/{keys[0]}", size="320x180"),
@@ -100,7 +101,9 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
                 data_dir / "publisher-private.log",
             ),
         ):
-            wait_for(lambda: _live(base_url, ids[0]), "the public camera's HLS", 30, log=data_dir / "server.log")
+            wait_for(
+                lambda: _live(base_url, ids[0]), "the public camera's HLS", 30, log=data_dir / "server.log"
+            )
             yield Stage(base_url, email, password, ids[0], ids[1])
 
 
@@ -122,7 +125,9 @@ async def _plays(page: Page) -> None:
     assert quality[1] == 320
 
 
-async def test_chromium_plays_a_public_camera_anonymously_and_a_private_one_with_its_token(stage: Stage) -> None:
+async def test_chromium_plays_a_public_camera_anonymously_and_a_private_one_with_its_token(
+    stage: Stage,
+) -> None:
     _chromium_or_skip()
     problems: list[str] = []
 

@@ -39,6 +39,7 @@ from starlette.responses import FileResponse, Response
 import pentad
 from pentad.apps.streams import repository
 from pentad.apps.streams.access import OPEN_VISIBILITIES, authorize_playback
+from pentad.apps.streams.media.packager import hls_dir, media_root
 from pentad.apps.streams.settings import StreamsSettings
 from pentad.core.auth.dependencies import db_session
 from pentad.core.context import AppContext
@@ -77,15 +78,9 @@ CameraId = Annotated[uuid.UUID, PathParam(description="Camera id.")]
 Session = Annotated[AsyncSession, Depends(db_session)]
 
 
-def media_dir(platform: AppContext) -> Path:
-    """MEDIA_DIR, or `<data dir>/streams`."""
-    configured = platform.app_settings(StreamsSettings).media_dir
-    return Path(configured) if configured else Path(platform.data_dir) / "streams"
-
-
 def camera_hls_dir(platform: AppContext, camera_id: uuid.UUID) -> Path:
-    """Where the media plane writes the camera's live HLS: `<MEDIA_DIR>/hls/<camera id>`."""
-    return media_dir(platform) / "hls" / str(camera_id)
+    """Where the media plane writes the camera's live HLS: `<MEDIA_DIR>/hls/<camera id>` (packager.py)."""
+    return hls_dir(media_root(platform.app_settings(StreamsSettings), platform.data_dir), camera_id)
 
 
 def _not_found() -> NotFound:
