@@ -27,7 +27,14 @@ import httpx
 import pytest
 import websockets
 
-from tests.apps.streams.support import child, needs_ffmpeg, playlist_uris, publish_command
+from tests.apps.streams.support import (
+    child,
+    needs_ffmpeg,
+    playlist_uris,
+    probe_streams,
+    publish_command,
+    starts_on_keyframe,
+)
 from tests.factories import free_port
 from tests.servers import HOST, VENV_BIN, log_tail, running
 
@@ -203,6 +210,14 @@ async def test_the_stream_key_appears_nowhere_in_what_the_builtin_engine_produce
                     playlist = await get(playlist_url)
                     for uri in playlist_uris(playlist.text):
                         assert (await get(f"{base}/streams/media/{camera_id}/{uri}")).status_code == 200
+                        # A real HLS client reads the engine's segments through the media route.
+                        assert await asyncio.to_thread(
+                            starts_on_keyframe, f"{base}/streams/media/{camera_id}/{uri}"
+                        ), uri
+                    streams = await asyncio.to_thread(probe_streams, playlist_url)
+                    assert streams["video"]["codec_name"] == "h264"
+                    assert (streams["video"]["width"], streams["video"]["height"]) == (320, 180)
+                    assert streams["audio"]["codec_name"] == "aac"
                     await get(f"{base}/api/streams/cameras/{camera_id}", headers=admin)
                     await get(f"{base}/api/streams/cameras", headers=admin)
                     await get(f"{base}/api/streams/directory", headers=admin)
