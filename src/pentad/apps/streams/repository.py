@@ -107,3 +107,9 @@ async def open_sessions(session: AsyncSession, camera_id: uuid.UUID) -> list[Str
         StreamsSession.camera_id == camera_id, StreamsSession.ended_at.is_(None)
     )
     return list((await session.scalars(query)).all())
+
+
+async def open_session_ids_on_node(session: AsyncSession, node: str) -> list[uuid.UUID]:
+    """Sessions a node has not ended (at its media plane's start: left open by a crash)."""
+    query = select(StreamsSession.id).where(StreamsSession.node == node, StreamsSession.ended_at.is_(None))
+    return list((await session.scalars(query)).all())

@@ -36,6 +36,14 @@ class DatabaseControlPlane:
     async def ended(self, session_id: uuid.UUID, reason: str, *, bytes_in: int) -> None:
         await end_session(self.platform, session_id, reason, bytes_in=bytes_in)
 
+    async def end_abandoned(self) -> int:
+        """End the sessions this node left open when it died (one media plane per node: none is live now)."""
+        async with self.platform.database.transaction(writes=False) as session:
+            stale = await repository.open_session_ids_on_node(session, self.node)
+        for session_id in stale:
+            await end_session(self.platform, session_id, "node_restarted")
+        return len(stale)
+
     async def revoked(self, key_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
         gone = set()
         async with self.platform.database.transaction(writes=False) as session:

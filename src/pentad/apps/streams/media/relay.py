@@ -42,6 +42,7 @@ class Subscription:
         if self._queue.qsize() >= MAX_QUEUE:
             self.lagged = True
             self._finish()
+            self.relay._subscribers.discard(self)
             return
         self._queue.put_nowait(frame)
 

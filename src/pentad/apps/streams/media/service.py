@@ -55,6 +55,10 @@ class ControlPlane(Protocol):
         """Of these keys, those that no longer authorise publishing."""
         ...
 
+    async def end_abandoned(self) -> int:
+        """End the sessions a previous run of this node left open (it was killed); how many."""
+        ...
+
 
 @dataclass(eq=False)
 class _Live:
@@ -193,6 +197,9 @@ async def run_media(
     engine = factory(settings, media)
     watcher: asyncio.Task[None] | None = None
     try:
+        abandoned = await control.end_abandoned()
+        if abandoned:
+            log.warning("abandoned_sessions_ended", count=abandoned)
         await engine.start()
         log.info("media_started", engine=engine.name, media_dir=str(root))
         watcher = asyncio.create_task(media.watch_revocations())

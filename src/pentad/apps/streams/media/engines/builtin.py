@@ -29,6 +29,7 @@ class BuiltinEngine:
                 handshake_timeout=settings.handshake_timeout,
                 idle_timeout=settings.idle_timeout,
                 keyframe_timeout=settings.keyframe_timeout,
+                max_bitrate_kbps=settings.max_bitrate_kbps,
             ),
             max_connections=settings.max_streams * CONNECTIONS_PER_STREAM + 8,
         )

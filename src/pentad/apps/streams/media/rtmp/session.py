@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,14 @@ READ_SIZE = 65536
 PUBLISH_STREAM_ID = 1
 
 logger = structlog.get_logger("pentad.streams.rtmp")
+_ALREADY_LOGGED = frozenset(
+    {
+        "handshake_timeout", "truncated_handshake", "bad_handshake", "idle_timeout", "bad_chunk_stream",
+        "bad_amf0", "amf3_unsupported", "command_before_connect", "play_refused", "unknown_application",
+        "refused", "disconnected", "closed", "unpublished", "bitrate_exceeded",
+    }
+)  # fmt: skip
+"""Reasons whose own log line was written where they arose (or that are a normal end)."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,9 @@ class SessionLimits:
     handshake_timeout: float
     idle_timeout: float
     keyframe_timeout: float
+    max_bitrate_kbps: int = 0
+    """Media faster than this, averaged over `bitrate_window` seconds, drops the publisher (0: no limit)."""
+    bitrate_window: float = 5.0
 
 
 class Closing(Exception):
@@ -73,6 +85,8 @@ class RtmpSession:
         self.publication: Publication | None = None
         self._drop_reason: str | None = None
         self._watchdog: asyncio.Task[None] | None = None
+        self._window_start = 0.0
+        self._window_bytes = 0
 
     async def run(self) -> None:
         reason = "closed"
@@ -97,7 +111,7 @@ class RtmpSession:
         if publication is not None:
             self.log.info("rtmp_publish_ended", camera_id=str(publication.camera_id), reason=reason)
             await self.host.close_stream(publication, reason)
-        elif reason not in ("disconnected", "closed", "unpublished"):
+        elif reason not in _ALREADY_LOGGED:
             self.log.info("rtmp_closed", reason=reason)
         self.writer.close()
         with contextlib.suppress(ConnectionError, OSError):
@@ -163,6 +177,7 @@ class RtmpSession:
         if kind in (chunks.AUDIO, chunks.VIDEO):
             if self.publication is not None:
                 self.publication.relay.push(MediaFrame.parse(kind, message.timestamp, message.body))
+                self._meter(len(message.body))
         elif kind == chunks.DATA_AMF0:
             self._data(message)
         elif kind == chunks.COMMAND_AMF0:
@@ -257,7 +272,28 @@ class RtmpSession:
             chunks.user_control(chunks.STREAM_BEGIN, stream_id),
         )
         await self._status(stream_id, "status", "NetStream.Publish.Start", "publishing")
+        self._window_start, self._window_bytes = time.monotonic(), 0
         self._watchdog = asyncio.create_task(self._keyframe_watchdog(publication))
+
+    def _meter(self, size: int) -> None:
+        if not self.limits.max_bitrate_kbps:
+            return
+        now = time.monotonic()
+        self._window_bytes += size
+        elapsed = now - self._window_start
+        if elapsed < self.limits.bitrate_window:
+            return
+        kbps = self._window_bytes * 8 / 1000 / elapsed
+        self._window_start, self._window_bytes = now, 0
+        if kbps > self.limits.max_bitrate_kbps:
+            camera = str(self.publication.camera_id) if self.publication else None
+            self.log.warning(
+                "rtmp_bitrate_exceeded",
+                camera_id=camera,
+                kbps=round(kbps),
+                limit=self.limits.max_bitrate_kbps,
+            )
+            raise Closing("bitrate_exceeded")
 
     async def _keyframe_watchdog(self, publication: Publication) -> None:
         relay = publication.relay

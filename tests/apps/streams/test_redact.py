@@ -1,0 +1,22 @@
+"""Stream keys scrubbed from text that came from outside, before it reaches a log line."""
+
+from __future__ import annotations
+
+from pentad.apps.streams.media.redact import REDACTED, peer_text, redact, redact_processor
+
+KEY = "psk_" + "Ab-_9" * 8 + "xyz"
+
+
+def test_keys_are_redacted_wherever_they_are() -> None:
+    assert redact(f"rtmp://host/live/{KEY}?vhost=x") == f"rtmp://host/live/{REDACTED}?vhost=x"
+    assert redact("psk_abc") == REDACTED  # a cut key too
+    assert redact("no key here") == "no key here"
+    assert peer_text(f"\x00{KEY} " + "x" * 500) == "?" + REDACTED + " " + "x" * (200 - 2 - len(REDACTED))
+
+
+def test_the_log_processor_scrubs_nested_values() -> None:
+    event = {"event": f"refused {KEY}", "args": [KEY, 3], "extra": {"url": f"/live/{KEY}"}, "n": 1}
+    scrubbed = redact_processor(None, "info", event)
+    assert KEY not in repr(scrubbed)
+    assert scrubbed["n"] == 1
+    assert scrubbed["args"] == [REDACTED, 3]
