@@ -1,8 +1,9 @@
 """Chromium watches live cameras with hls.js on /streams/watch/{id}, against a real `pentad serve` with
 the built-in RTMP engine and a synthetic camera (ffmpeg's test picture and a tone) publishing to it: an
 anonymous visitor plays a public camera; the owner, signed in, plays a private one through its playback
-token (carried by the playlists into every segment URL). Playing means the video's currentTime advances
-and frames are decoded.
+token (carried by the playlists into every segment URL), and keeps playing past the token's expiry
+because the page renews it (tokens live 10 s here). Playing means the video's currentTime advances and
+frames are decoded.
 
 Run it alone with `pytest tests/browser/test_streams.py -m browser`.
 """
@@ -10,6 +11,7 @@ Run it alone with `pytest tests/browser/test_streams.py -m browser`.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -27,6 +29,8 @@ from tests.servers import VENV_BIN, serving
 
 pytestmark = [pytest.mark.browser, needs_ffmpeg]
 
+TOKEN_TTL = 10
+"""Seconds a playback token lives here (the least the setting allows): the player renews it at 2/3."""
 PLAY_MS = 30_000
 """How long a player may take to show advancing video (it takes a few seconds: one playlist, two segments)."""
 
@@ -71,6 +75,8 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
         "PENTAD_SERVER__BASE_URL": f"http://127.0.0.1:{http_port}",
         "PENTAD_STREAMS__RTMP_HOST": "127.0.0.1",
         "PENTAD_STREAMS__RTMP_PORT": str(rtmp_port),
+        # Short-lived playback tokens, so the private camera's player has to renew its token mid-watch.
+        "PENTAD_STREAMS__PLAYBACK_TOKEN_TTL": str(TOKEN_TTL),
     }
     email, password = "owner@example.com", secrets.token_urlsafe(18)
     _pentad(env, data_dir, "migrate")
@@ -155,10 +161,21 @@ async def test_chromium_plays_a_public_camera_anonymously_and_a_private_one_with
             await _sign_in(page, stage.email, stage.password)
             await page.wait_for_url(f"**/streams/watch/{stage.private_id}")
             requested.clear()
+            refused: list[str] = []
+            page.on("response", lambda r: refused.append(r.url) if r.status >= 400 else None)
             await _plays(page)
+            # Watch past the first token's expiry: the player renews it and keeps playing.
+            start = await page.evaluate("() => document.getElementById('player').currentTime")
+            await page.wait_for_function(
+                f"() => document.getElementById('player').currentTime > {start} + {TOKEN_TTL + 3}",
+                timeout=PLAY_MS + TOKEN_TTL * 1000,
+            )
             media = [url for url in requested if f"/streams/media/{stage.private_id}/" in url]
             assert any(".ts?" in url for url in media), media
             assert all("token=psp_" in url for url in media), media
+            tokens = {re.search(r"token=(psp_[A-Za-z0-9_-]+)", url).group(1) for url in media}  # type: ignore[union-attr]
+            assert len(tokens) >= 2, "the player never renewed its token"
+            assert refused == []
         finally:
             await browser.close()
     assert problems == []
