@@ -1,6 +1,7 @@
-"""The streams pages (session 1: a minimal camera list with key management; the grid, player, timeline
-and health view come with the media plane): `/streams` lists your cameras and adds one,
-`/streams/cameras/{id}` shows a camera and, to its owners, its stream keys (a new key shown once)."""
+"""The streams pages (session 1: a minimal camera list with key management and the player; the grid,
+timeline and health view come with the media plane): `/streams` lists your cameras and adds one,
+`/streams/cameras/{id}` shows a camera and, to its owners, its stream keys (a new key shown once),
+`/streams/watch/{id}` plays it live with hls.js (static/streams-player.js)."""
 
 from __future__ import annotations
 
@@ -13,21 +14,28 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from pentad.apps.streams import repository
+from pentad.apps.streams.access import OPEN_VISIBILITIES, camera_access
 from pentad.apps.streams.actions import cameras, keys
 from pentad.apps.streams.actions.context import StreamsContext
 from pentad.apps.streams.permissions import STREAMS_USE
+from pentad.apps.streams.playback import issue_token
 from pentad.apps.streams.schemas import CameraCreate, KeyCreated
+from pentad.apps.streams.settings import StreamsSettings
 from pentad.core.auth.dependencies import db_session, request_actor
 from pentad.core.auth.principal import Principal
 from pentad.core.errors import AppError
 from pentad.core.platform import get_platform
+from pentad.core.policy import route_policy
 from pentad.core.web.pages.kit import (
     TEMPLATES_DIR,
     PageAccess,
+    SignInRequired,
     failure_context,
     parse_form,
     render_page,
     see_other,
+    session_principal,
 )
 
 templates = Jinja2Templates(directory=[Path(__file__).parent / "templates", TEMPLATES_DIR])
@@ -108,3 +116,42 @@ async def revoke_key_form(
 ) -> Response:
     await keys.do_revoke_key(_context(request, session, principal), camera_id, key_id)
     return see_other(f"/streams/cameras/{camera_id}")
+
+
+PLAYER_CSP = {"media-src": "'self' blob:", "worker-src": "'self' blob:", "connect-src": "'self'"}
+"""hls.js feeds the video element through Media Source (a blob: URL) and parses in a blob: worker."""
+
+
+@router.get("/streams/watch/{camera_id}")
+@route_policy(public="anyone may watch a public or unlisted camera; private ones need a role", csp=PLAYER_CSP)
+async def watch_page(camera_id: uuid.UUID, request: Request, session: Session) -> Response:
+    """The live player. A private camera's page needs a signed-in viewer and carries a playback token,
+    which the player renews (POST /api/streams/cameras/{id}/playback-token) before it expires."""
+    platform = get_platform(request)
+    principal = await session_principal(request)
+    camera = await repository.get_camera(session, camera_id)
+    if camera is not None and camera.visibility not in OPEN_VISIBILITIES:
+        if principal is None:
+            raise SignInRequired(request.url.path)
+        try:
+            await camera_access(session, platform, principal, camera_id)
+        except AppError:
+            camera = None
+    if camera is None:
+        return render_page(
+            request, "error.html", principal, renderer=templates, status_code=404,
+            title="No such camera", message="No such camera, or it is not shared with you.",
+        )  # fmt: skip
+    settings = platform.app_settings(StreamsSettings)
+    base = (settings.public_media_url or "").rstrip("/")  # unset: this site, whatever its address
+    source = f"{base}/streams/media/{camera.id}/index.m3u8"
+    token: str | None = None
+    if camera.visibility not in OPEN_VISIBILITIES:
+        token = issue_token(platform.signing_secret, camera.id, settings.playback_token_ttl)
+        source = f"{source}?token={token}"
+    live = bool(await repository.live_camera_ids(session, [camera.id]))
+    return render_page(
+        request, "streams_player.html", principal, renderer=templates,
+        camera=camera, live=live, source=source, token=token,
+        token_ttl=settings.playback_token_ttl,
+    )  # fmt: skip

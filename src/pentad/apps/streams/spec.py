@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pentad.apps.streams import endpoints, pages, permissions, services, topics
+from pentad.apps.streams import endpoints, media_endpoints, pages, permissions, services, topics
 from pentad.apps.streams.events import DOMAIN_EVENTS
 from pentad.apps.streams.playback import PLAYBACK_SCHEME
 from pentad.apps.streams.settings import APP_NAME, StreamsSettings
@@ -19,7 +19,7 @@ APP = AppSpec(
     name=APP_NAME,
     title="Streams",
     description="Camera streaming: RTMP/RTSP in, HLS and WebRTC out, recording.",
-    routers=[endpoints.router],
+    routers=[endpoints.router, media_endpoints.router],
     pages=[pages.router],
     migrations=PACKAGE / "migrations" / "versions",
     permissions=permissions.ALL,
@@ -29,6 +29,7 @@ APP = AppSpec(
     topics=topics.TOPICS,
     events=DOMAIN_EVENTS,
     settings=StreamsSettings,
+    static_dir=PACKAGE / "static",
     services=services.SERVICES,
     home_path="/streams",
 )

@@ -1,0 +1,181 @@
+"""Chromium watches live cameras with hls.js on /streams/watch/{id}, against a real `pentad serve` with
+the built-in RTMP engine and a synthetic camera (ffmpeg's test picture and a tone) publishing to it: an
+anonymous visitor plays a public camera; the owner, signed in, plays a private one through its playback
+token (carried by the playlists into every segment URL), and keeps playing past the token's expiry
+because the page renews it (tokens live 10 s here). Playing means the video's currentTime advances and
+frames are decoded.
+
+Run it alone with `pytest tests/browser/test_streams.py -m browser`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import ConsoleMessage, Page, async_playwright
+
+from tests.apps.streams.support import child, needs_ffmpeg, playlist_uris, publish_command, wait_for
+from tests.browser.test_account_flow import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, _chromium_or_skip, _sign_in
+from tests.factories import free_port
+from tests.servers import VENV_BIN, serving
+
+pytestmark = [pytest.mark.browser, needs_ffmpeg]
+
+TOKEN_TTL = 10
+"""Seconds a playback token lives here (the least the setting allows): the player renews it at 2/3."""
+PLAY_MS = 30_000
+"""How long a player may take to show advancing video (it takes a few seconds: one playlist, two segments)."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    base_url: str
+    email: str
+    password: str
+    public_id: str
+    private_id: str
+
+
+def _pentad(env: dict[str, str], cwd: Path, *args: str) -> str:
+    done = subprocess.run(
+        [str(VENV_BIN / "pentad"), *args], env=env, cwd=cwd, check=True, capture_output=True, timeout=60
+    )
+    return done.stdout.decode()
+
+
+def _live(base_url: str, camera_id: str, query: str = "") -> bool:
+    """Does the camera's playlist list at least two segments (enough for hls.js to start)?"""
+    try:
+        response = httpx.get(f"{base_url}/streams/media/{camera_id}/index.m3u8{query}", timeout=5)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200 and len(playlist_uris(response.text)) >= 2
+
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
+    """`pentad serve` (SQLite, the built-in RTMP engine on a free port), an owner with a public and a
+    private camera, and a synthetic camera publishing to each."""
+    data_dir = tmp_path_factory.mktemp("streams-browser")
+    rtmp_port, http_port = free_port(), free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PENTAD_")}
+    env |= {
+        "PENTAD_DATA_DIR": str(data_dir),
+        "PENTAD_DATABASE__URL": f"sqlite+aiosqlite:///{data_dir / 'pentad.db'}",
+        "PENTAD_LOG__LEVEL": "WARNING",
+        "PENTAD_APPS": "streams",
+        "PENTAD_SERVER__BASE_URL": f"http://127.0.0.1:{http_port}",
+        "PENTAD_STREAMS__RTMP_HOST": "127.0.0.1",
+        "PENTAD_STREAMS__RTMP_PORT": str(rtmp_port),
+        # Short-lived playback tokens, so the private camera's player has to renew its token mid-watch.
+        "PENTAD_STREAMS__PLAYBACK_TOKEN_TTL": str(TOKEN_TTL),
+    }
+    email, password = "owner@example.com", secrets.token_urlsafe(18)
+    _pentad(env, data_dir, "migrate")
+    _pentad(env, data_dir, "user", "create", "--email", email, "--password", password, "--name", "Owner")
+    with serving(env, data_dir, http_port, data_dir / "server.log") as base_url:
+        login = httpx.post(f"{base_url}/api/auth/login", json={"email": email, "password": password})
+        assert login.status_code == 200, login.text
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        ids, keys = [], []
+        for visibility in ("public", "private"):
+            camera = httpx.post(
+                f"{base_url}/api/streams/cameras",
+                json={"name": f"{visibility} yard", "visibility": visibility},
+                headers=headers,
+            )
+            assert camera.status_code == 201, camera.text
+            ids.append(camera.json()["id"])
+            key = httpx.post(f"{base_url}/api/streams/cameras/{ids[-1]}/keys", json={}, headers=headers)
+            assert key.status_code == 201, key.text
+            keys.append(key.json()["key"])
+        with (
+            child(
+                publish_command(f"rtmp://127.0.0.1:{rtmp_port}/live/{keys[0]}", size="320x180"),
+                data_dir / "publisher-public.log",
+            ),
+            child(
+                publish_command(f"rtmp://127.0.0.1:{rtmp_port}/live/{keys[1]}", size="320x180"),
+                data_dir / "publisher-private.log",
+            ),
+        ):
+            wait_for(
+                lambda: _live(base_url, ids[0]), "the public camera's HLS", 30, log=data_dir / "server.log"
+            )
+            yield Stage(base_url, email, password, ids[0], ids[1])
+
+
+async def _plays(page: Page) -> None:
+    """The player's video advances: currentTime moves past 1 s and on, with frames decoded."""
+    await page.wait_for_function(
+        "() => { const v = document.getElementById('player'); return v && v.currentTime > 1 }",
+        timeout=PLAY_MS,
+    )
+    first = await page.evaluate("() => document.getElementById('player').currentTime")
+    await page.wait_for_function(
+        f"() => document.getElementById('player').currentTime > {first} + 1", timeout=PLAY_MS
+    )
+    quality = await page.evaluate(
+        "() => { const q = document.getElementById('player').getVideoPlaybackQuality();"
+        " return [q.totalVideoFrames, document.getElementById('player').videoWidth] }"
+    )
+    assert quality[0] > 0
+    assert quality[1] == 320
+
+
+async def test_chromium_plays_a_public_camera_anonymously_and_a_private_one_with_its_token(
+    stage: Stage,
+) -> None:
+    _chromium_or_skip()
+    problems: list[str] = []
+
+    def watch(message: ConsoleMessage) -> None:
+        if message.type == "error" and ".map" not in message.text:
+            problems.append(message.text)
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(base_url=stage.base_url)
+            page = await context.new_page()
+            page.on("console", watch)
+            requested: list[str] = []
+            page.on("request", lambda request: requested.append(request.url))
+
+            await page.goto(f"/streams/watch/{stage.public_id}")
+            await _plays(page)
+            assert await page.get_by_test_id("player-status").inner_text() == "Live"
+            await page.screenshot(path=str(SCREENSHOTS / "streams-player-public.png"))
+
+            # The private camera: anonymous visitors are sent to sign in; the owner plays it with a token.
+            await page.goto(f"/streams/watch/{stage.private_id}")
+            assert "/login" in page.url
+            await _sign_in(page, stage.email, stage.password)
+            await page.wait_for_url(f"**/streams/watch/{stage.private_id}")
+            requested.clear()
+            refused: list[str] = []
+            page.on("response", lambda r: refused.append(r.url) if r.status >= 400 else None)
+            await _plays(page)
+            # Watch past the first token's expiry: the player renews it and keeps playing.
+            start = await page.evaluate("() => document.getElementById('player').currentTime")
+            await page.wait_for_function(
+                f"() => document.getElementById('player').currentTime > {start} + {TOKEN_TTL + 3}",
+                timeout=PLAY_MS + TOKEN_TTL * 1000,
+            )
+            media = [url for url in requested if f"/streams/media/{stage.private_id}/" in url]
+            assert any(".ts?" in url for url in media), media
+            assert all("token=psp_" in url for url in media), media
+            tokens = {re.search(r"token=(psp_[A-Za-z0-9_-]+)", url).group(1) for url in media}  # type: ignore[union-attr]
+            assert len(tokens) >= 2, "the player never renewed its token"
+            assert refused == []
+        finally:
+            await browser.close()
+    assert problems == []
