@@ -74,7 +74,10 @@ def running(
 
 @contextlib.contextmanager
 def serving(env: dict[str, str], cwd: Path, port: int, log_path: Path) -> Iterator[str]:
-    """`pentad serve` on a loopback port until the block ends, whatever happens in it."""
+    """`pentad serve` on a loopback port until the block ends, whatever happens in it. Its RTMP ingest
+    (streams) gets a free port of its own unless `env` names one: two servers never fight over 1935."""
+    if "PENTAD_STREAMS__RTMP_PORT" not in env:
+        env = {**env, "PENTAD_STREAMS__RTMP_PORT": str(free_port())}
     command = [str(VENV_BIN / "pentad"), "serve", "--host", HOST, "--port", str(port), "--workers", "1"]
     base_url = f"http://{HOST}:{port}"
     with running(command, f"{base_url}/healthz", log_path, env=env, cwd=cwd):

@@ -33,6 +33,7 @@ BAD_CAMERAS: list[tuple[dict[str, object], int, str]] = [
     ({"name": "a", "source": "rtsp", "rtsp_url": "rtsp://"}, 422, "validation_failed"),
     ({"name": "a", "source": "rtsp", "rtsp_url": "rtsp://cam example/"}, 422, "validation_failed"),
     ({"name": "a", "retention_days": 0}, 422, "validation_failed"),
+    ({"name": "a", "retention_bytes": 2**63}, 422, "validation_failed"),  # past the BIGINT column
     ({"name": "a", "source": "rtsp"}, 400, "rtsp_url_required"),
     ({"name": "a", "rtsp_url": "rtsp://203.0.113.7/"}, 400, "rtsp_url_unexpected"),
     ({"name": "a", "source": "rtsp", "rtsp_url": "rtsp://10.0.0.5/live"}, 400, "rtsp_target_not_allowed"),

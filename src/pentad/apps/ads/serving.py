@@ -463,6 +463,10 @@ async def decide_route(
     return JSONResponse(body, headers=NO_STORE)
 
 
+BEACON_BODY_LIMIT = 1024
+"""Bytes a viewability beacon may carry (an impression token is far smaller)."""
+
+
 @router.post(
     "/v",
     status_code=204,
@@ -472,6 +476,7 @@ async def decide_route(
         204: {"description": "Recorded (a repeated token is accepted and ignored)."},
         400: {"description": "Not an impression token of ours, or expired."},
         403: {"description": "The page is not on the zone's site."},
+        413: {"description": f"Larger than {BEACON_BODY_LIMIT} bytes."},
     },
     openapi_extra={
         "requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}
@@ -480,7 +485,7 @@ async def decide_route(
 @route_policy(
     public="the loader posts the signed impression token it was given",
     rate_limit=BEACON_RATE,
-    body_limit=1024,
+    body_limit=BEACON_BODY_LIMIT,
     cors=BEACON_CORS,
 )
 async def viewable_beacon(request: Request) -> Response:

@@ -17,6 +17,8 @@ RtspTransport = Literal["tcp", "udp"]
 CameraRole = Literal["viewer", "operator", "owner"]
 
 RTSP_SCHEMES = ("rtsp", "rtsps")
+MAX_RETENTION_BYTES = 2**62
+"""A camera's recording budget fits the database's BIGINT with room to add to it (4 EiB)."""
 
 
 def check_rtsp_url(value: str) -> str:
@@ -59,7 +61,7 @@ class CameraCreate(BaseModel):
         None, ge=1, le=36_500, description="None: the RECORDING__RETENTION_DAYS default."
     )
     retention_bytes: int | None = Field(
-        None, ge=1, description="None: the RECORDING__RETENTION_BYTES default."
+        None, ge=1, le=MAX_RETENTION_BYTES, description="None: the RECORDING__RETENTION_BYTES default."
     )
     thumbnail_interval: int | None = Field(None, ge=1, le=3600, description="None: THUMBNAIL_INTERVAL.")
     rtsp_url: str | None = Field(
@@ -87,7 +89,7 @@ class CameraUpdate(BaseModel):
     profile: Profile | None = None
     recording_mode: RecordingMode | None = None
     retention_days: int | None = Field(None, ge=1, le=36_500)
-    retention_bytes: int | None = Field(None, ge=1)
+    retention_bytes: int | None = Field(None, ge=1, le=MAX_RETENTION_BYTES)
     thumbnail_interval: int | None = Field(None, ge=1, le=3600)
     rtsp_url: str | None = Field(None, max_length=2000)
     rtsp_transport: RtspTransport | None = None

@@ -72,6 +72,8 @@ class LiveRequest(Protocol):
 
 CLOSE_TIMEOUT = 5.0
 """Seconds the close frame may wait for a congested socket before the connection is abandoned."""
+STOP_GRACE_SECONDS = 5.0
+"""At shutdown, how long the rechecks and catch-ups in flight may take to finish before they are cancelled."""
 TOPIC_LINGER = 5.0
 """Seconds a topic without local subscribers stays subscribed at the broker (reconnects come back)."""
 EVERY_SUBSCRIBER = "*"
@@ -432,8 +434,15 @@ class Hub:
             self._maintenance = None
         for connection in list(self.connections):
             connection.close(CloseCode.SERVICE_RESTART, "server shutting down")
-        for task in list(self._background):
-            task.cancel()
+        # Rechecks and catch-ups in flight finish first (each is one short read): one cancelled in the
+        # middle of a query could leave its database connection unusable. What is still running after the
+        # grace period is cancelled.
+        pending = list(self._background)
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=STOP_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     async def close(self) -> None:
         await self.broker.close()
