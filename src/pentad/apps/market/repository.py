@@ -167,14 +167,14 @@ async def get_corporation(session: AsyncSession, corporation_id: int) -> MarketN
 async def system_securities(session: AsyncSession) -> dict[int, float]:
     """Every solar system's true security status."""
     rows = await session.execute(select(MarketSystem.id, MarketSystem.security))
-    return dict(rows.tuples())
+    return {row[0]: row[1] for row in rows}
 
 
 async def stargate_graph(session: AsyncSession) -> dict[int, list[int]]:
     """The stargate graph: each system's neighbours (sorted, each once)."""
     rows = await session.execute(select(MarketStargate.system_id, MarketStargate.dest_system_id))
     graph: dict[int, set[int]] = {}
-    for system, destination in rows.tuples():
+    for system, destination in rows:
         graph.setdefault(system, set()).add(destination)
         graph.setdefault(destination, set())
     return {system: sorted(neighbours) for system, neighbours in graph.items()}
@@ -186,7 +186,7 @@ async def fee_skill_ids(session: AsyncSession, names: Sequence[str]) -> dict[str
     rows = await session.execute(
         select(MarketType.name, MarketType.id).where(MarketType.name.in_(list(names)))
     )
-    found = dict(rows.tuples())
+    found: dict[str, int] = {row[0]: row[1] for row in rows}
     return {name: found[name] for name in names if name in found}
 
 
