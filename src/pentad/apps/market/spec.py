@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
-from pentad.apps.market import permissions
+from pentad.apps.market import endpoints, permissions
 from pentad.apps.market.models import PARTITIONED
 from pentad.apps.market.settings import APP_NAME, MarketSettings
 from pentad.core.apps import AppSpec
@@ -26,7 +26,7 @@ from pentad.core.realtime.topics import TopicSpec
 
 PACKAGE = Path(__file__).parent
 
-ROUTERS: list[APIRouter] = []
+ROUTERS: list[APIRouter] = [endpoints.router]
 PAGES: list[APIRouter] = []
 JOBS: list[JobSpec] = []
 CRON: list[CronSpec] = []
