@@ -256,3 +256,14 @@ async def test_a_failure_while_writing_rolls_the_whole_import_back(
             await sde.import_sde(session, export)
     async with database.transaction() as session:
         assert await _snapshot(session) == before
+
+
+async def test_the_first_run_imports_once(database: Database, export: Path) -> None:
+    _write(export, "_sde", [{"_key": "sde", "buildNumber": 3141592}])
+    async with database.transaction() as session:
+        first = await sde.ensure_static_data(session, str(export))
+        again = await sde.ensure_static_data(session, None)
+    assert first is not None
+    assert first.build == "3141592"
+    assert first.source == str(export)
+    assert again is None

@@ -538,3 +538,13 @@ async def import_sde(session: AsyncSession, path: Path, *, source: str | None = 
 async def import_subset(session: AsyncSession) -> MarketSdeImport:
     """Import the shipped subset (first run, tests)."""
     return await import_sde(session, SUBSET, source="shipped subset")
+
+
+async def ensure_static_data(session: AsyncSession, sde_path: str | None) -> MarketSdeImport | None:
+    """First run (the market's scheduler calls it): when no import was ever made, import `sde_path` (the
+    SDE_PATH setting) or else the shipped subset; None when static data is already there."""
+    if await repository.latest_import(session) is not None:
+        return None
+    if sde_path:
+        return await import_sde(session, Path(sde_path))
+    return await import_subset(session)
