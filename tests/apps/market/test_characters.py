@@ -287,6 +287,20 @@ async def test_an_sso_outage_at_callback_is_503(
     assert await raw_rows(platform, "market_characters") == []
 
 
+async def test_a_forged_access_token_is_refused(
+    client: httpx.AsyncClient, platform: Platform, alice: Account, fake: FakeSso
+) -> None:
+    fake.forge_tokens = True
+    returned = await consent(await start(client, alice))
+    response = await client.get(CALLBACK, headers=alice, params=returned)
+    assert response.status_code == 502
+    assert response.json()["code"] == "sso_failed"
+    assert "bad signature" in response.json()["detail"]
+    assert await raw_rows(platform, "market_characters") == []
+    [burned] = await raw_rows(platform, "market_sso_states")
+    assert burned["used_at"] is not None
+
+
 @pytest.mark.one_engine
 async def test_return_to_must_be_a_local_path(
     client: httpx.AsyncClient, platform: Platform, alice: Account, fake: FakeSso
@@ -374,6 +388,7 @@ async def test_refresh_rotates_the_stored_token(
 ) -> None:
     character = await link(client, alice, TRADER, fake)
     first = await stored_token(platform, character["id"])
+    fake.rotate_keys()  # the SSO's new signing keys: the app fetches its JWKS again
     await run_job(platform, REFRESH_TOKEN, {"character": character["id"]})
     second = await stored_token(platform, character["id"])
     assert second is not None

@@ -128,6 +128,8 @@ class FakeSso:
         self.keys = {"RS256": _new_key("RS256"), "ES256": _new_key("ES256")}
         self.signing = "RS256"
         self.signed_in: int | None = None
+        self.forge_tokens = False
+        """Sign access tokens with a key the JWKS does not hold (under a published kid): a forger's."""
         self._deny_next = False
         self._failures: list[int] = []
         self._lock = threading.Lock()
@@ -194,6 +196,7 @@ class FakeSso:
         self.hits.clear()
         self._failures.clear()
         self._deny_next = False
+        self.forge_tokens = False
         self.signing = "RS256"
 
     def mint(
@@ -331,8 +334,9 @@ class FakeSso:
     def _issue(self, client: Client, character_id: int, scopes: list[str]) -> dict[str, Any]:
         refresh = _b64url(secrets.token_bytes(24))
         self.grants[refresh] = Grant(client.client_id, character_id, scopes)
+        forged = _new_key(self.signing, kid=self.keys[self.signing].kid) if self.forge_tokens else None
         return {
-            "access_token": self.mint(character_id, client.client_id, scopes=scopes),
+            "access_token": self.mint(character_id, client.client_id, scopes=scopes, key=forged),
             "expires_in": ACCESS_LIFETIME,
             "token_type": "Bearer",
             "refresh_token": refresh,

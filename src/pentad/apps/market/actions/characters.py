@@ -261,40 +261,42 @@ async def do_complete_link(
         logger.error("market_sso_refused", error=refused.error, status=refused.status)
         raise SsoFailed(refused.error or f"HTTP {refused.status}") from None
     token = await _verify(market.platform, config, tokens.access_token)
-    character = await market.session.scalar(
-        select(MarketCharacter)
-        .where(MarketCharacter.user_id == user_id, MarketCharacter.character_id == token.character_id)
-        .with_for_update()
-    )
-    created = character is None
-    if character is None:
-        character = MarketCharacter(id=uuid7(), user_id=user_id, character_id=token.character_id)
-        market.session.add(character)
-    elif character.owner_hash != token.owner_hash:
-        logger.info("market_character_owner_changed", character_id=token.character_id)
-    character.name = token.name
-    character.owner_hash = token.owner_hash
-    character.scopes = list(token.scopes)
-    character.status = OK
-    character.access_expires_at = token.expires_at
-    character.refresh_token = market.platform.keyring.encrypt(
-        tokens.refresh_token, context=_token_context(character.id)
-    )
-    await market.session.flush()
-    if created:
-        await grant_role(
-            market.session, market.platform, user_id, CHARACTER_RESOURCE, character.id, "owner",
-            actor=market.audit_actor,
-        )  # fmt: skip
-    audit.record(
-        market.session,
-        market.audit_actor,
-        "market.character.link",
-        resource_type=CHARACTER_RESOURCE,
-        resource_id=character.id,
-        character_id=token.character_id,
-        relinked=not created,
-    )
+    # Only the state's burn is kept when something below fails: the character is written in a savepoint.
+    async with market.session.begin_nested():
+        character = await market.session.scalar(
+            select(MarketCharacter)
+            .where(MarketCharacter.user_id == user_id, MarketCharacter.character_id == token.character_id)
+            .with_for_update()
+        )
+        created = character is None
+        if character is None:
+            character = MarketCharacter(id=uuid7(), user_id=user_id, character_id=token.character_id)
+            market.session.add(character)
+        elif character.owner_hash != token.owner_hash:
+            logger.info("market_character_owner_changed", character_id=token.character_id)
+        character.name = token.name
+        character.owner_hash = token.owner_hash
+        character.scopes = list(token.scopes)
+        character.status = OK
+        character.access_expires_at = token.expires_at
+        character.refresh_token = market.platform.keyring.encrypt(
+            tokens.refresh_token, context=_token_context(character.id)
+        )
+        await market.session.flush()
+        if created:
+            await grant_role(
+                market.session, market.platform, user_id, CHARACTER_RESOURCE, character.id, "owner",
+                actor=market.audit_actor,
+            )  # fmt: skip
+        audit.record(
+            market.session,
+            market.audit_actor,
+            "market.character.link",
+            resource_type=CHARACTER_RESOURCE,
+            resource_id=character.id,
+            character_id=token.character_id,
+            relinked=not created,
+        )
     return character, row.return_to or "/market"
 
 
