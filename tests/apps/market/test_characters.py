@@ -4,6 +4,7 @@ transferred characters in `needs_reauth`, unlinking with revocation, and the den
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -27,6 +28,7 @@ from pentad.core.crypto import column_context
 from pentad.core.db.base import utcnow
 from pentad.core.db.engine import Database
 from pentad.core.jobs.queue import enqueue
+from pentad.core.logging import configure_logging
 from pentad.core.platform import Platform
 from tests.conftest import make_settings
 from tests.factories import bearer, create_user, issue_api_key, run_due_jobs
@@ -474,3 +476,51 @@ async def test_linking_without_a_client_id_is_409(
     assert response.status_code == 409
     assert response.json()["code"] == "sso_not_configured"
     assert await raw_rows(platform, "market_sso_states") == []
+
+
+@pytest.mark.one_engine
+async def test_tokens_codes_and_states_never_reach_the_logs(
+    tmp_path: Path, database_url: str, database: Database, fake: FakeSso
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        apps=["market"],
+        ratelimit={"enabled": False},
+        log={"level": "INFO", "json_format": True},
+        market={"esi_client_id": CLIENT_ID, "sso_base_url": fake.base_url},
+    )
+    app = create_app(settings, database=database, apps=[APP])
+    lines = io.StringIO()
+    configure_logging(settings.log, stream=lines)  # every log line of the app, its jobs and its SSO client
+    platform: Platform = app.state.platform
+    await platform.open_resources()
+    fake.reset()
+    fake.register(CLIENT_ID, platform.base_url.rstrip("/") + CALLBACK)
+    who = await account(platform)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        character = await link(client, who, TRADER, fake)
+        first = await stored_token(platform, character["id"])
+        await run_job(platform, REFRESH_TOKEN, {"character": character["id"]})
+        second = await stored_token(platform, character["id"])
+        fake.revoke_character(TRADER)
+        await run_job(platform, REFRESH_TOKEN, {"character": character["id"]})
+        assert (
+            await client.delete(f"/api/market/characters/{character['id']}", headers=who)
+        ).status_code == 204
+    await platform.resources.close()
+    configure_logging(make_settings(tmp_path, database_url).log)
+    # The test's own clients (the browser, the ASGI client) log their URLs through httpx: not the app's.
+    logged = "\n".join(
+        line
+        for line in lines.getvalue().splitlines()
+        if not (
+            '"logger":"httpx"' in line and ("http://testserver/" in line or "/v2/oauth/authorize?" in line)
+        )
+    )
+    assert "market_character_needs_reauth" in logged  # the app's INFO lines were captured
+    assert "/v2/oauth/token" in logged  # and its SSO client's requests
+    for secret in (first, second, *fake.codes):
+        assert secret is not None
+        assert secret not in logged
