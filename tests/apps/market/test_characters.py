@@ -433,6 +433,33 @@ async def test_an_sso_outage_during_refresh_changes_nothing(
     assert job["status"] == "queued"
 
 
+async def test_a_rotated_token_is_kept_when_the_jwks_cannot_be_fetched(
+    client: httpx.AsyncClient, platform: Platform, alice: Account, fake: FakeSso
+) -> None:
+    character = await link(client, alice, TRADER, fake)
+    link_id = uuid.UUID(character["id"])
+    long_ago = utcnow() - timedelta(days=1)
+    async with platform.database.transaction() as session:
+        await session.execute(
+            update(MarketCharacter).where(MarketCharacter.id == link_id).values(access_expires_at=long_ago)
+        )
+    fake.rotate_keys()  # new kid: the app must fetch the JWKS, which is down
+    fake.jwks_down = True
+    await run_job(platform, REFRESH_TOKEN, {"character": character["id"]})
+    # The SSO rotated the refresh token: the new one is stored (the old one is dead at the SSO).
+    rotated = await stored_token(platform, character["id"])
+    assert fake.active_refresh_tokens(TRADER) == [rotated]
+    [listed] = (await client.get("/api/market/characters", headers=alice)).json()
+    assert listed["status"] == "ok"
+    assert listed["token_expires_at"].startswith(long_ago.date().isoformat())  # still due for the check
+    fake.jwks_down = False
+    await run_job(platform, REFRESH_TOKEN, {"character": character["id"]})
+    assert await stored_token(platform, character["id"]) not in (rotated, None)
+    [listed] = (await client.get("/api/market/characters", headers=alice)).json()
+    assert listed["status"] == "ok"
+    assert listed["token_expires_at"] > utcnow().isoformat()
+
+
 async def test_a_transferred_character_needs_reauth(
     client: httpx.AsyncClient, platform: Platform, alice: Account, fake: FakeSso
 ) -> None:

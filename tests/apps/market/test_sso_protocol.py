@@ -22,7 +22,7 @@ from pentad.apps.market.sso import (
     new_state,
     new_verifier,
 )
-from pentad.apps.market.sso_jwks import JwksCache, TokenInvalid
+from pentad.apps.market.sso_jwks import JwksCache, JwksUnavailable, TokenInvalid
 from tests.fakes.market.sso import FakeSso, _new_key
 
 CLIENT_ID = "pentad-test"
@@ -260,7 +260,8 @@ async def test_unsigned_and_mismatched_algorithms_are_refused(fake: FakeSso) -> 
 
 
 async def test_an_unknown_kid_refetches_the_jwks_once(fake: FakeSso) -> None:
-    cache = JwksCache(fake.base_url)
+    now = [0.0]
+    cache = JwksCache(fake.base_url, cooldown=60, clock=lambda: now[0])
     await cache.verify(fake.mint(CHARACTER, CLIENT_ID), CLIENT_ID)
     await cache.verify(fake.mint(CHARACTER, CLIENT_ID), CLIENT_ID)
     assert cache.fetches == 1
@@ -268,10 +269,30 @@ async def test_an_unknown_kid_refetches_the_jwks_once(fake: FakeSso) -> None:
     fake.rotate_keys()
     assert (await cache.verify(fake.mint(CHARACTER, CLIENT_ID), CLIENT_ID)).character_id == CHARACTER
     assert cache.fetches == 2
-    # Tokens naming keys nobody publishes: one refetch per cooldown, not one per token.
+    # A key nobody publishes: within the cooldown it cannot be checked (no fetch, no verdict) ...
     stranger = _new_key("RS256", kid="nobody-publishes-this")
     for _ in range(3):
-        with pytest.raises(TokenInvalid, match="unknown signing key"):
+        with pytest.raises(JwksUnavailable):
             await cache.verify(fake.mint(CHARACTER, CLIENT_ID, key=stranger), CLIENT_ID)
     assert cache.fetches == 2
-    assert fake.hits["jwks"] == 2
+    # ... after it, one refetch, and a fresh JWKS without the kid is a verdict.
+    now[0] += 61
+    with pytest.raises(TokenInvalid, match="unknown signing key"):
+        await cache.verify(fake.mint(CHARACTER, CLIENT_ID, key=stranger), CLIENT_ID)
+    with pytest.raises(JwksUnavailable):
+        await cache.verify(fake.mint(CHARACTER, CLIENT_ID, key=stranger), CLIENT_ID)
+    assert cache.fetches == 3
+    assert fake.hits["jwks"] == 3
+
+
+async def test_a_failed_jwks_fetch_is_unavailable_and_tried_again(fake: FakeSso) -> None:
+    cache = JwksCache(fake.base_url, cooldown=60)
+    await cache.verify(fake.mint(CHARACTER, CLIENT_ID), CLIENT_ID)
+    fake.rotate_keys()
+    fake.jwks_down = True
+    with pytest.raises(JwksUnavailable):
+        await cache.verify(fake.mint(CHARACTER, CLIENT_ID), CLIENT_ID)
+    fake.jwks_down = False
+    assert (await cache.verify(fake.mint(CHARACTER, CLIENT_ID), CLIENT_ID)).character_id == CHARACTER
+    with pytest.raises(JwksUnavailable):
+        await JwksCache("http://127.0.0.1:9").verify(fake.mint(CHARACTER, CLIENT_ID), CLIENT_ID)

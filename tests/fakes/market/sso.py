@@ -128,6 +128,8 @@ class FakeSso:
         self.keys = {"RS256": _new_key("RS256"), "ES256": _new_key("ES256")}
         self.signing = "RS256"
         self.signed_in: int | None = None
+        self.jwks_down = False
+        """The JWKS endpoint answers 503."""
         self.forge_tokens = False
         """Sign access tokens with a key the JWKS does not hold (under a published kid): a forger's."""
         self._deny_next = False
@@ -197,6 +199,7 @@ class FakeSso:
         self._failures.clear()
         self._deny_next = False
         self.forge_tokens = False
+        self.jwks_down = False
         self.signing = "RS256"
 
     def mint(
@@ -272,6 +275,8 @@ class FakeSso:
 
     async def _jwks(self, request: Request) -> Response:
         self.hits["jwks"] += 1
+        if self.jwks_down:
+            return JSONResponse({"error": "server_error"}, status_code=503)
         return JSONResponse(
             {"keys": [key.public_jwk() for key in self.keys.values()], "SkipUnresolvedJsonWebKeys": True}
         )

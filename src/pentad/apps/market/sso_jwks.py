@@ -9,7 +9,8 @@ owner hash. A token that fails any check raises `TokenInvalid` with a short reas
 The JWKS is found through the SSO's metadata (`/.well-known/oauth-authorization-server` → `jwks_uri`),
 kept for `ttl` seconds, and fetched again at once when a token names a key it does not hold (the SSO
 rotated its keys). Unknown key ids cannot make us hammer the SSO: a refetch for an unknown kid happens at
-most once per `cooldown` seconds, and concurrent verifications share one fetch.
+most once per `cooldown` seconds (in between, such a token cannot be checked: JwksUnavailable, not a
+verdict), and concurrent verifications share one fetch.
 """
 
 from __future__ import annotations
@@ -137,17 +138,19 @@ class JwksCache:
         self.fetches += 1
 
     async def key(self, kid: str) -> jwt.PyJWK:
-        """The key `kid`, fetching the JWKS when the cache is empty or stale, or once (per cooldown) when
-        the kid is unknown. TokenInvalid when the SSO does not publish it."""
+        """The key `kid`, fetching the JWKS when the cache is empty or stale, or when the kid is unknown
+        (the SSO rotated its keys). TokenInvalid when a fresh JWKS does not hold it; JwksUnavailable when
+        the JWKS cannot be fetched, or an unknown kid comes within `cooldown` seconds of the last refetch
+        for one (it cannot be checked now; never a verdict on the token)."""
         async with self._lock:
             now = self._clock()
             if self._fetched_at is None or now - self._fetched_at >= self.ttl:
                 await self._fetch()
-            elif kid not in self._keys and (
-                self._unknown_refetch_at is None or now - self._unknown_refetch_at >= self.cooldown
-            ):
-                self._unknown_refetch_at = now
+            elif kid not in self._keys:
+                if self._unknown_refetch_at is not None and now - self._unknown_refetch_at < self.cooldown:
+                    raise JwksUnavailable("unknown signing key; the JWKS was fetched moments ago")
                 await self._fetch()
+                self._unknown_refetch_at = now
             found = self._keys.get(kid)
         if found is None:
             raise TokenInvalid("unknown signing key")

@@ -343,17 +343,21 @@ async def _revoke_or_queue(market: MarketContext, token: str) -> None:
 
 @dataclass(frozen=True)
 class Refreshed:
-    """A fresh access token (kept in memory only) for the character, or None when it needs reauth."""
+    """A fresh access token (kept in memory only) for the character, or None: the character needs reauth,
+    or (`retry`) the token could not be checked now — the rotated refresh token is stored all the same."""
 
     access_token: str | None
     character: MarketCharacter
+    retry: bool = False
 
 
 async def do_refresh(market: MarketContext, character: MarketCharacter) -> Refreshed:
     """Trade the character's refresh token for a new access token and store the rotated refresh token.
     The caller locks the row (get_own_character(lock=True) or `lock_character`), so two processes never
-    spend the same refresh token. A refused refresh token or a changed owner hash sets `needs_reauth`
-    (the token is dropped); an unreachable SSO raises SsoUnavailable and changes nothing."""
+    spend the same refresh token. A refused refresh token, an access token that fails its checks or a
+    changed owner hash sets `needs_reauth` (the token is dropped); an unreachable SSO raises
+    SsoUnavailable and changes nothing. Once the SSO has answered, nothing raises: the rotated refresh
+    token (the old one is dead at the SSO) must reach the database with the caller's commit."""
     if character.status != OK or character.refresh_token is None:
         return Refreshed(None, character)
     config = sso_config(market.platform)
@@ -368,13 +372,22 @@ async def do_refresh(market: MarketContext, character: MarketCharacter) -> Refre
     except SsoError as refused:
         logger.error("market_sso_refused", error=refused.error, status=refused.status)
         raise SsoFailed(refused.error or f"HTTP {refused.status}") from None
-    token = await _verify(market.platform, config, tokens.access_token)
-    if token.character_id != character.character_id or token.owner_hash != character.owner_hash:
-        await _needs_reauth(market, character, "owner_changed")
-        return Refreshed(None, character)
     character.refresh_token = market.platform.keyring.encrypt(
         tokens.refresh_token, context=_token_context(character.id)
     )
+    await market.session.flush()
+    try:
+        token = await market.platform.resource(SSO_RUNTIME).jwks.verify(tokens.access_token, config.client_id)
+    except JwksUnavailable:
+        logger.warning("market_sso_jwks_unavailable", character_id=character.character_id)
+        return Refreshed(None, character, retry=True)
+    except TokenInvalid as error:
+        logger.warning("market_sso_token_invalid", reason=error.reason)
+        await _needs_reauth(market, character, "token_invalid")
+        return Refreshed(None, character)
+    if token.character_id != character.character_id or token.owner_hash != character.owner_hash:
+        await _needs_reauth(market, character, "owner_changed")
+        return Refreshed(None, character)
     character.scopes = list(token.scopes)
     character.access_expires_at = token.expires_at
     await market.session.flush()
