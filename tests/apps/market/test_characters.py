@@ -19,7 +19,7 @@ from sqlalchemy import select, text, update
 
 from pentad.app import create_app
 from pentad.apps.market.actions.characters import NEEDS_REAUTH
-from pentad.apps.market.models import MarketCharacter
+from pentad.apps.market.models import MarketCharacter, MarketSsoState
 from pentad.apps.market.spec import APP
 from pentad.apps.market.sso_tasks import CHECK_TOKENS, REFRESH_TOKEN
 from pentad.core.auth.models import User
@@ -481,10 +481,20 @@ async def test_the_hourly_check_refreshes_only_stale_characters(
             .where(MarketCharacter.id == uuid.UUID(trader["id"]))
             .values(access_expires_at=utcnow() - timedelta(days=1))
         )
+    await start(client, alice)  # a login never finished
+    async with platform.database.transaction() as session:
+        await session.execute(
+            update(MarketSsoState)
+            .where(MarketSsoState.used_at.is_(None))
+            .values(expires_at=utcnow() - timedelta(2))
+        )
     stale, fresh = await stored_token(platform, trader["id"]), await stored_token(platform, hauler["id"])
     await run_job(platform, CHECK_TOKENS, {})
     assert await stored_token(platform, trader["id"]) != stale
     assert await stored_token(platform, hauler["id"]) == fresh
+    states = await raw_rows(platform, "market_sso_states")
+    assert len(states) == 2  # the two finished logins (used, not yet expired a day); the abandoned one went
+    assert all(state["used_at"] is not None for state in states)
 
 
 @pytest.mark.one_engine

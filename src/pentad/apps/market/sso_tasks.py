@@ -2,7 +2,8 @@
 
 - `market.check_tokens` (cron, hourly): every character in `ok` whose last access token was issued more
   than REFRESH_AFTER ago gets a `market.refresh_token` job (one per character: dedupe key), so a revoked
-  link shows `needs_reauth` to its user within hours, not at the next sync.
+  link shows `needs_reauth` to its user within hours, not at the next sync; login states expired for a
+  day are deleted.
 - `market.refresh_token` `{"character": <link id>}`: refresh one character's tokens (rotation stored; a
   refused token sets `needs_reauth`). The SSO being down is a wait (`RetryLater`), not a failure.
 - `market.revoke_token` (secret `{"token"}`): revoke a refresh token whose character was unlinked while
@@ -17,12 +18,12 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 
 from pentad.apps.market.actions import characters
 from pentad.apps.market.actions.context import MarketContext
 from pentad.apps.market.exceptions import SsoNotConfigured, SsoUnavailable
-from pentad.apps.market.models import MarketCharacter
+from pentad.apps.market.models import MarketCharacter, MarketSsoState
 from pentad.apps.market.sso import InvalidGrant, SsoError
 from pentad.apps.market.sso import SsoUnavailable as SsoDown
 from pentad.core.audit import SYSTEM
@@ -40,11 +41,16 @@ REFRESH_AFTER = timedelta(hours=12)
 """A character whose last access token was issued longer ago than this is refreshed by the hourly check.
 (Access tokens live 20 minutes, so `access_expires_at` tells when the last refresh was.)"""
 SSO_DOWN_WAIT = 300.0
+STATE_KEEP = timedelta(days=1)
+"""Expired login states are deleted by the hourly check this long after they expired."""
 
 
 async def check_tokens(context: JobContext, payload: dict[str, Any]) -> None:
-    cutoff = utcnow() - REFRESH_AFTER
+    now = utcnow()
+    cutoff = now - REFRESH_AFTER
     async with context.platform.database.transaction() as session:
+        # Logins started and never finished (a user's next start clears their own too).
+        await session.execute(delete(MarketSsoState).where(MarketSsoState.expires_at < now - STATE_KEEP))
         due = await session.scalars(
             select(MarketCharacter.id).where(
                 MarketCharacter.status == characters.OK,
