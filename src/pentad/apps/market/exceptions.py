@@ -1,9 +1,10 @@
-"""The market app's errors a client can act on (problem+json with a stable `code`). Later parts add theirs
-here (CharacterNotFound, ReauthRequired, NoMarketData, BudgetExhausted, …; plan §2)."""
+"""The market app's errors a client can act on (problem+json with a stable `code`)."""
 
 from __future__ import annotations
 
-from pentad.core.errors import AppError
+from typing import Any
+
+from pentad.core.errors import AppError, BadRequest, Conflict, NotFound, ServiceUnavailable
 
 
 class UnknownType(AppError):
@@ -16,3 +17,61 @@ class SdeMissing(AppError):
     """No static data has been imported yet (`pentad market sde import`)."""
 
     status, code = 409, "sde_missing"
+
+
+class CharacterNotFound(NotFound):
+    code = "character_not_found"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("No such character among yours.", **kwargs)
+
+
+class SsoNotConfigured(Conflict):
+    code = "sso_not_configured"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            "Linking EVE characters is not set up here: an admin must set PENTAD_MARKET__ESI_CLIENT_ID.",
+            **kwargs,
+        )
+
+
+class SsoStateInvalid(BadRequest):
+    code = "sso_state_invalid"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            "This sign-in link is unknown, used, expired or was started by another session; start again.",
+            **kwargs,
+        )
+
+
+class SsoDenied(BadRequest):
+    code = "sso_denied"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("EVE SSO did not give access (the request was declined); start again.", **kwargs)
+
+
+class SsoCodeRefused(BadRequest):
+    code = "sso_code_refused"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("EVE SSO refused the sign-in code (expired or used); start again.", **kwargs)
+
+
+class SsoUnavailable(ServiceUnavailable):
+    code = "sso_unavailable"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("EVE SSO cannot be reached right now; try again in a few minutes.", **kwargs)
+
+
+class SsoFailed(AppError):
+    """The SSO answered something we cannot accept: a token that fails verification, or a refusal of our
+    own client credentials (a configuration problem for the admins)."""
+
+    status, code = 502, "sso_failed"
+
+    def __init__(self, reason: str, **kwargs: Any) -> None:
+        super().__init__(f"EVE SSO's answer could not be accepted ({reason}).", **kwargs)

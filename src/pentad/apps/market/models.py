@@ -52,7 +52,7 @@ SERIAL = BigInteger().with_variant(Integer(), "sqlite")
 """An auto-incrementing 64-bit key (SQLite only autoincrements an INTEGER PRIMARY KEY)."""
 
 STATION_KINDS = ("npc", "structure")
-CHARACTER_STATUSES = ("ok", "reauth_required", "revoked")
+CHARACTER_STATUSES = ("ok", "needs_reauth")
 SNAPSHOT_STATUSES = ("ok", "failed")
 RUN_STATUSES = ("running", "ok", "not_modified", "failed", "deferred")
 ORDER_STATES = ("open", "expired", "cancelled", "filled")

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
-from pentad.apps.market import endpoints, permissions
+from pentad.apps.market import endpoints, permissions, sso_endpoints, sso_tasks
+from pentad.apps.market.actions.characters import SSO_RUNTIME
 from pentad.apps.market.models import PARTITIONED
 from pentad.apps.market.settings import APP_NAME, MarketSettings
 from pentad.core.apps import AppSpec
@@ -33,6 +34,10 @@ CRON: list[CronSpec] = []
 TOPICS: list[TopicSpec] = []
 EVENTS: list[DomainEvent] = []  # type: ignore[type-arg]
 SUBSCRIBERS: list[EventSubscriber] = []
+
+ROUTERS.extend([sso_endpoints.router, sso_endpoints.callback_router])  # market-sso
+JOBS.extend(sso_tasks.JOBS)  # market-sso
+CRON.extend(sso_tasks.CRON)  # market-sso
 
 APP = AppSpec(
     name=APP_NAME,
@@ -52,5 +57,6 @@ APP = AppSpec(
     subscribers=SUBSCRIBERS,
     settings=MarketSettings,
     partitioned_tables=PARTITIONED,
+    resources=[SSO_RUNTIME],  # market-sso
     home_path=None,
 )
