@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
 from pentad.apps.market.esi.client import EsiClient, EsiConfig
 from pentad.apps.market.esi.governor import Governor
@@ -14,6 +14,8 @@ from tests.fakes.market.esi import FakeEsi, serving
 
 CONTACT = "ops@pentad.test"
 COMPATIBILITY_DATE = date(2025, 12, 16)
+FROZEN_AT = datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC)
+"""Where the fake's clock stands in each test: mid-minute, so the error window does not roll over."""
 
 
 @dataclass

@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import math
 import random
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -151,6 +152,9 @@ class FakeEsi:
         self.error_limit = error_limit
         self.expires_in = expires_in
         self.offset = timedelta()
+        self.frozen: datetime | None = None
+        self.epoch = 0
+        """Counts resets: a request that hung across one is not recorded for the next test."""
         self.books: dict[int, Generation] = {}
         self.generators: dict[int, tuple[int, int, int]] = {}
         self.faults: list[Fault] = []
@@ -169,14 +173,21 @@ class FakeEsi:
     # --- controls ---------------------------------------------------------------------------------------
 
     def now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
+        return (self.frozen or datetime.now(UTC)) + self.offset
+
+    def freeze(self, moment: datetime) -> None:
+        """Stop the fake's clock at `moment`; from then on only `advance` moves it."""
+        self.frozen = moment
+        self.offset = timedelta()
 
     def advance(self, seconds: float) -> None:
         """Move the fake's clock (Date, Expires, Last-Modified, the limit windows) forward."""
         self.offset += timedelta(seconds=seconds)
 
     def reset(self) -> None:
+        self.epoch += 1
         self.offset = timedelta()
+        self.frozen = None
         self.books.clear()
         self.generators.clear()
         self.faults.clear()
@@ -258,11 +269,13 @@ class FakeEsi:
         }
 
     def _error_window(self) -> tuple[int, int]:
+        """Errors left in this minute's window, and the seconds until it resets."""
         now = self._clock()
-        while self.errors and self.errors[0] <= now - 60:
+        window_start = now - now % 60
+        while self.errors and self.errors[0] < window_start:
             self.errors.popleft()
-        reset = int(60 - (now % 60)) or 60
-        return self.error_limit - len(self.errors), reset
+        reset = math.ceil(window_start + 60 - now)
+        return self.error_limit - len(self.errors), max(reset, 1)
 
     def _error_headers(self, status: int) -> dict[str, str]:
         if status >= 400 and status != 420:
@@ -312,7 +325,10 @@ class FakeEsi:
         region_id = int(request.path_params["region_id"])
         page_text = request.query_params.get("page", "1")
         page = int(page_text) if page_text.isdigit() else 0
+        epoch = self.epoch
         response = await self._orders(request, region_id, page)
+        if epoch != self.epoch:
+            return response
         self.requests.append(
             Seen(
                 path=request.url.path,

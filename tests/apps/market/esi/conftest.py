@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.apps.market.esi_support import FakeEsiServer, start_fake_esi
+from tests.apps.market.esi_support import FROZEN_AT, FakeEsiServer, start_fake_esi
 
 
 @pytest.fixture(scope="session")
@@ -16,5 +16,6 @@ async def fake_esi_server() -> AsyncIterator[FakeEsiServer]:
 @pytest.fixture
 def esi(fake_esi_server: FakeEsiServer) -> FakeEsiServer:
     fake_esi_server.fake.reset()
+    fake_esi_server.fake.freeze(FROZEN_AT)
     fake_esi_server.sleeps.clear()
     return fake_esi_server

@@ -165,7 +165,7 @@ async def test_420_stops_every_route_until_the_error_reset(esi: FakeEsiServer) -
     _book(esi)
     now = esi.fake.now().timestamp()
     esi.fake.errors.extend([now] * esi.fake.error_limit)
-    async with esi.client() as client:
+    async with esi.client(max_wait=0) as client:
         with pytest.raises(EsiErrorLimited) as raised:
             await client.get(ORDERS, params=PAGE_1)
         assert raised.value.retry_after is not None
