@@ -78,6 +78,12 @@ INSTALLED: dict[str, InstalledApp] = {
         cli="pentad.apps.streams.cli:streams",
         cli_help="Streams cameras and their stream keys.",
     ),
+    "market": InstalledApp(
+        spec="pentad.apps.market.spec:APP",
+        settings="pentad.apps.market.settings:MarketSettings",
+        cli="pentad.apps.market.cli:market",
+        cli_help="Market static data (EVE SDE) and trade hubs.",
+    ),
 }
 
 

@@ -1,0 +1,56 @@
+"""The market app's AppSpec: what it hands the core (pentad.apps.INSTALLED names this module).
+
+Session 1 builds it in parts; each part adds its pieces to the lists below with one line (an import and an
+entry), so the parts merge without touching each other's lines:
+
+- ROUTERS: REST routers (market-sso: `sso_endpoints.router`; later: scans, advisor, alerts, admin).
+- PAGES: server-rendered pages.
+- JOBS, CRON: background work (market-esi: `*ingest_tasks.JOBS`, `*ingest_tasks.CRON`; market-sso: the
+  token refresh job).
+- TOPICS, EVENTS, SUBSCRIBERS: realtime topics, domain events and their handlers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+
+from pentad.apps.market import permissions
+from pentad.apps.market.models import PARTITIONED
+from pentad.apps.market.settings import APP_NAME, MarketSettings
+from pentad.core.apps import AppSpec
+from pentad.core.events import DomainEvent, EventSubscriber
+from pentad.core.jobs.registry import CronSpec, JobSpec
+from pentad.core.realtime.topics import TopicSpec
+
+PACKAGE = Path(__file__).parent
+
+ROUTERS: list[APIRouter] = []
+PAGES: list[APIRouter] = []
+JOBS: list[JobSpec] = []
+CRON: list[CronSpec] = []
+TOPICS: list[TopicSpec] = []
+EVENTS: list[DomainEvent] = []  # type: ignore[type-arg]
+SUBSCRIBERS: list[EventSubscriber] = []
+
+APP = AppSpec(
+    name=APP_NAME,
+    title="Market",
+    description="EVE Online market assistant: ESI and SSO in; station trading, hauling, orders, P&L, "
+    "alerts and an AI advisor out.",
+    routers=ROUTERS,
+    pages=PAGES,
+    migrations=PACKAGE / "migrations" / "versions",
+    permissions=permissions.ALL,
+    role_permissions={"member": [permissions.MARKET_USE, permissions.MARKET_ADVISOR]},
+    resource_roles={permissions.CHARACTER_RESOURCE: permissions.CHARACTER_ROLES},
+    topics=TOPICS,
+    jobs=JOBS,
+    cron=CRON,
+    events=EVENTS,
+    subscribers=SUBSCRIBERS,
+    settings=MarketSettings,
+    partitioned_tables=PARTITIONED,
+    home_path=None,
+)
