@@ -17,6 +17,8 @@ from pathlib import Path
 from fastapi import APIRouter
 
 from pentad.apps.market import permissions
+from pentad.apps.market.esi.resource import ESI_CLIENT
+from pentad.apps.market.ingest import orders as ingest_orders
 from pentad.apps.market.models import PARTITIONED
 from pentad.apps.market.settings import APP_NAME, MarketSettings
 from pentad.core.apps import AppSpec
@@ -28,8 +30,8 @@ PACKAGE = Path(__file__).parent
 
 ROUTERS: list[APIRouter] = []
 PAGES: list[APIRouter] = []
-JOBS: list[JobSpec] = []
-CRON: list[CronSpec] = []
+JOBS: list[JobSpec] = [*ingest_orders.JOBS]
+CRON: list[CronSpec] = [*ingest_orders.CRON]
 TOPICS: list[TopicSpec] = []
 EVENTS: list[DomainEvent] = []  # type: ignore[type-arg]
 SUBSCRIBERS: list[EventSubscriber] = []
@@ -52,5 +54,6 @@ APP = AppSpec(
     subscribers=SUBSCRIBERS,
     settings=MarketSettings,
     partitioned_tables=PARTITIONED,
+    resources=[ESI_CLIENT],
     home_path=None,
 )

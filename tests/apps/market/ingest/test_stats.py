@@ -11,7 +11,9 @@ JITA, AMARR = 60003760, 60008494
 TRITANIUM, PYERITE = 34, 35
 
 
-def _order(order_id: int, type_id: int, location: int, is_buy: bool, price: float, remain: int, age_minutes: int) -> Order:
+def _order(
+    order_id: int, type_id: int, location: int, is_buy: bool, price: float, remain: int, age_minutes: int
+) -> Order:
     return Order(order_id, type_id, location, 30000142, is_buy, price, remain, remain * 2, 1, "station",
                  CAPTURED - timedelta(minutes=age_minutes), 90, 1)  # fmt: skip
 

@@ -21,7 +21,7 @@ A refresh (`refresh_region`, run by the job `market.refresh_region`, the cron jo
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,9 +32,13 @@ import structlog
 from pentad.apps.market.esi.client import EsiClient
 from pentad.apps.market.esi.errors import EsiError, EsiInconsistentPages
 from pentad.apps.market.esi.pages import PagedResult, PreviousPages, fetch_pages
+from pentad.apps.market.esi.resource import ESI_CLIENT
 from pentad.apps.market.ingest import store
 from pentad.apps.market.ingest.stats import Order, book_stats
-from pentad.core.context import AppContext
+from pentad.apps.market.settings import MarketSettings
+from pentad.core.context import AppContext, JobContext
+from pentad.core.jobs.queue import enqueue
+from pentad.core.jobs.registry import CronSpec, JobSpec, RetryLater
 
 logger = structlog.get_logger(__name__)
 
@@ -123,14 +127,18 @@ async def refresh_region(
         previous = PreviousPages(state.snapshot.etags, state.snapshot.last_modified, None)
     try:
         result = await fetch_pages(
-            client, orders_path(region_id), params={"order_type": "all"}, previous=previous, parse=parse_orders_page
+            client,
+            orders_path(region_id),
+            params={"order_type": "all"},
+            previous=previous,
+            parse=parse_orders_page,
         )
         if result.not_modified:
             return await _not_modified(context, region_id, result, started, now())
         orders, copied = await _assemble(context, client, region_id, state, result)
     except EsiError as error:
         return await _record_failure(context, region_id, started, now(), error)
-    captured_at = now()
+    captured_at = now().replace(microsecond=0)  # whole seconds: every engine stores it the same
     stats = book_stats(orders, captured_at)
     try:
         async with context.database.transaction() as session:
@@ -155,16 +163,17 @@ async def refresh_region(
                 detail=f"{copied} unchanged page(s) copied" if copied else None,
                 pages=result.pages,
                 rows=len(orders),
+                snapshot_id=snapshot_id,
             )
     except Exception as error:
-        await _store_run(context, region_id, started, now(), "failed", f"storing failed: {type(error).__name__}")
+        await _store_run(
+            context, region_id, started, now(), "failed", f"storing failed: {type(error).__name__}"
+        )
         raise
     logger.info(
         "market_snapshot_stored", region_id=region_id, pages=result.pages, orders=len(orders), copied=copied
     )
-    return RefreshOutcome(
-        region_id, "ok", result.pages, len(orders), copied, snapshot_id, result.expires_at
-    )
+    return RefreshOutcome(region_id, "ok", result.pages, len(orders), copied, snapshot_id, result.expires_at)
 
 
 async def _assemble(
@@ -204,7 +213,11 @@ async def _assemble(
 
 
 async def _not_modified(
-    context: AppContext, region_id: int, result: PagedResult[list[Order]], started: datetime, finished: datetime
+    context: AppContext,
+    region_id: int,
+    result: PagedResult[list[Order]],
+    started: datetime,
+    finished: datetime,
 ) -> RefreshOutcome:
     async with context.database.transaction() as session:
         await store.extend_expiry(session, region_id, result.expires_at)
@@ -249,7 +262,9 @@ async def _store_run(
         )
 
 
-def schedule_delay(expires_at: datetime | None, now: datetime, rand: Callable[[], float] = random.random) -> timedelta:
+def schedule_delay(
+    expires_at: datetime | None, now: datetime, rand: Callable[[], float] = random.random
+) -> timedelta:
     """How long after now to refresh a region whose book expires at `expires_at`: just after it, with a
     few seconds of jitter so the hubs do not all go at once (ESI: schedule after Expires, never on a fixed
     */5 cron)."""
@@ -259,6 +274,74 @@ def schedule_delay(expires_at: datetime | None, now: datetime, rand: Callable[[]
     return expires_at - now + jitter
 
 
-def hub_regions(regions: Sequence[int]) -> list[int]:
-    """The distinct regions of the hubs, in order."""
-    return list(dict.fromkeys(regions))
+def hub_regions(settings: MarketSettings) -> list[int]:
+    """The distinct regions of the trade hubs, in order."""
+    return list(dict.fromkeys(hub.region_id for hub in settings.hub_list))
+
+
+def downtime_left(settings: MarketSettings, now: datetime) -> float:
+    """Seconds until EVE's daily downtime window ends, 0 outside it (ESI answers errors during it)."""
+    start, end = settings.downtime_window
+    today = now.date()
+    begins = datetime.combine(today, start, UTC)
+    ends = datetime.combine(today, end, UTC)
+    if begins <= now < ends:
+        return (ends - now).total_seconds()
+    return 0.0
+
+
+# --- jobs --------------------------------------------------------------------------------------------------
+
+REFRESH_REGION = "market.refresh_region"
+SCHEDULE = "market.schedule"
+SCHEDULE_EVERY = 60
+ESI_QUEUE = "market_esi"
+
+
+def refresh_dedupe_key(region_id: int) -> str:
+    return f"{REFRESH_REGION}:{region_id}"
+
+
+async def refresh_region_job(context: JobContext, payload: dict[str, Any]) -> None:
+    """`market.refresh_region {region_id, force?}`: refresh one region's book; ESI asking us to wait (429,
+    420, 5xx, inconsistent pages) or the daily downtime re-queues the job for then (RetryLater, no attempt
+    spent)."""
+    region_id = int(payload["region_id"])
+    settings = context.platform.app_settings(MarketSettings)
+    waiting = downtime_left(settings, _utcnow())
+    if waiting > 0:
+        raise RetryLater(waiting + 5, reason="EVE daily downtime")
+    client = context.resource(ESI_CLIENT)
+    if client is None:
+        logger.warning("market_esi_not_configured", region_id=region_id)
+        return
+    outcome = await refresh_region(context.platform, client, region_id, force=bool(payload.get("force")))
+    if outcome.status == "deferred" and outcome.retry_after is not None:
+        raise RetryLater(max(outcome.retry_after, 1.0), reason=outcome.detail)
+
+
+async def schedule_job(context: JobContext, payload: dict[str, Any]) -> None:
+    """`market.schedule` (every minute): each hub region gets one pending refresh, due just after its
+    stored book's Expires (ESI: schedule from Expires, never a fixed */5 cron)."""
+    settings = context.platform.app_settings(MarketSettings)
+    if settings.contact is None:
+        return
+    regions = hub_regions(settings)
+    now = _utcnow()
+    async with context.platform.database.transaction() as session:
+        expiry = await store.expiries(session, regions)
+        for region_id in regions:
+            await enqueue(
+                session,
+                REFRESH_REGION,
+                {"region_id": region_id},
+                delay=schedule_delay(expiry.get(region_id), now),
+                dedupe_key=refresh_dedupe_key(region_id),
+            )
+
+
+JOBS = (
+    JobSpec(REFRESH_REGION, refresh_region_job, queue=ESI_QUEUE, timeout=600, max_attempts=5),
+    JobSpec(SCHEDULE, schedule_job, timeout=60),
+)
+CRON = (CronSpec(SCHEDULE, every=SCHEDULE_EVERY),)

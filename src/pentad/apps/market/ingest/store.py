@@ -61,14 +61,6 @@ class RegionState:
     snapshot: SnapshotRef | None
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    from datetime import UTC
-
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
 async def region_state(session: AsyncSession, region_id: int) -> RegionState | None:
     row = (
         await session.execute(
@@ -90,8 +82,8 @@ async def region_state(session: AsyncSession, region_id: int) -> RegionState | N
     snapshot = None
     if snapshot_id is not None:
         etags = {int(page): str(etag) for page, etag in (etag_set or {}).items()}
-        snapshot = SnapshotRef(snapshot_id, _aware(captured_at), _aware(last_modified), etags)  # type: ignore[arg-type]
-    return RegionState(region_id, _aware(expires_at), snapshot)
+        snapshot = SnapshotRef(snapshot_id, captured_at, last_modified, etags)
+    return RegionState(region_id, expires_at, snapshot)
 
 
 async def _target(session: AsyncSession, spec: PartitionedTable, captured_at: datetime) -> Table:
@@ -102,7 +94,9 @@ async def _target(session: AsyncSession, spec: PartitionedTable, captured_at: da
     return target
 
 
-async def snapshot_pages(session: AsyncSession, snapshot: SnapshotRef, pages: Sequence[int]) -> dict[int, list[Order]]:
+async def snapshot_pages(
+    session: AsyncSession, snapshot: SnapshotRef, pages: Sequence[int]
+) -> dict[int, list[Order]]:
     """The orders of `pages` in `snapshot`, by page (a page the snapshot no longer holds is absent)."""
     connection = await session.connection()
     table = insert_target(ORDERS, connection.dialect.name, snapshot.captured_at)
@@ -122,7 +116,7 @@ async def snapshot_pages(session: AsyncSession, snapshot: SnapshotRef, pages: Se
     for row in result:
         order = Order(
             int(row[0]), int(row[1]), int(row[2]), int(row[3]), bool(row[4]), float(row[5]), int(row[6]),
-            int(row[7]), int(row[8]), str(row[9]), _aware(row[10]), int(row[11]), int(row[12]),
+            int(row[7]), int(row[8]), str(row[9]), row[10], int(row[11]), int(row[12]),
         )  # fmt: skip
         by_page.setdefault(order.page, []).append(order)
     return by_page
@@ -155,6 +149,7 @@ async def store_snapshot(
     await session.flush()
     snapshot_id = snapshot.id
     target = await _target(session, ORDERS, captured_at)
+    # Batches of plain dicts: SQLAlchemy sends each as one executemany (insertmanyvalues where it helps).
     for start in range(0, len(orders), BATCH_ROWS):
         batch = orders[start : start + BATCH_ROWS]
         await session.execute(
@@ -188,7 +183,6 @@ async def store_snapshot(
                 {
                     "captured_at": captured_at,
                     "snapshot_id": snapshot_id,
-                    "region_id": region_id,
                     "location_id": s.location_id,
                     "type_id": s.type_id,
                     "best_bid": s.best_bid,
@@ -202,25 +196,37 @@ async def store_snapshot(
                 for s in stats[start : start + BATCH_ROWS]
             ],
         )
-    await _point_region_at(session, region_id, snapshot_id, expires_at)
+    values = {
+        "current_snapshot_id": snapshot_id,
+        "captured_at": captured_at,
+        "expires_at": expires_at,
+        "last_modified": last_modified,
+    }
+    changed = await session.execute(
+        update(MarketRegionState).where(MarketRegionState.region_id == region_id).values(**values)
+    )
+    if changed.rowcount == 0:  # type: ignore[attr-defined]
+        session.add(MarketRegionState(region_id=region_id, **values))
+        await session.flush()
     return snapshot_id
 
 
-async def _point_region_at(session: AsyncSession, region_id: int, snapshot_id: Any, expires_at: datetime | None) -> None:
-    changed = await session.execute(
-        update(MarketRegionState)
-        .where(MarketRegionState.region_id == region_id)
-        .values(current_snapshot_id=snapshot_id, expires_at=expires_at)
+async def expiries(session: AsyncSession, region_ids: Sequence[int]) -> dict[int, datetime | None]:
+    """When each region's stored book expires (regions never refreshed are absent)."""
+    rows = await session.execute(
+        select(MarketRegionState.region_id, MarketRegionState.expires_at).where(
+            MarketRegionState.region_id.in_(list(region_ids))
+        )
     )
-    if changed.rowcount == 0:  # type: ignore[attr-defined]
-        session.add(MarketRegionState(region_id=region_id, current_snapshot_id=snapshot_id, expires_at=expires_at))
-        await session.flush()
+    return {int(region_id): expires_at for region_id, expires_at in rows}
 
 
 async def extend_expiry(session: AsyncSession, region_id: int, expires_at: datetime | None) -> None:
     """The book did not change: only its expiry moves."""
     await session.execute(
-        update(MarketRegionState).where(MarketRegionState.region_id == region_id).values(expires_at=expires_at)
+        update(MarketRegionState)
+        .where(MarketRegionState.region_id == region_id)
+        .values(expires_at=expires_at)
     )
 
 
@@ -235,9 +241,11 @@ async def add_run(
     detail: str | None,
     pages: int,
     rows: int,
+    snapshot_id: Any = None,
 ) -> None:
     session.add(
         MarketIngestRun(
+            snapshot_id=snapshot_id,
             kind=kind,
             scope=scope,
             started_at=started,
