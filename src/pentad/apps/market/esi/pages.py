@@ -14,20 +14,27 @@ the whole fetch starts again, at most `inconsistent_restarts` times, then EsiInc
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, TypeVar
+from functools import partial
+from typing import Any, Generic, TypeVar
 
 import structlog
 
-from pentad.apps.market.esi.client import CacheState, EsiClient, EsiResponse, Parse, parse_json
+from pentad.apps.market.esi.client import CacheState, EsiClient, EsiResponse, parse_json
 from pentad.apps.market.esi.errors import EsiInconsistentPages, EsiMalformed
 from pentad.apps.market.esi.governor import INGEST, Lane
 
 logger = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+PageParse = Callable[[int, bytes], T]
+"""Turns page N's body into data (ValueError, TypeError or KeyError when it is malformed)."""
+
+
+def json_page(page: int, body: bytes) -> Any:
+    return parse_json(body)
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ async def fetch_pages(
     params: Mapping[str, str | int] | None = None,
     previous: PreviousPages | None = None,
     lane: Lane = INGEST,
-    parse: Parse[T] = parse_json,
+    parse: PageParse[T] = json_page,
     token: str | None = None,
 ) -> PagedResult[T]:
     """Every page of `path` from one generation (see the module's doc); raises EsiError subclasses."""
@@ -79,7 +86,7 @@ async def fetch_pages(
             params=_with_page(params, 1),
             state=CacheState(previous.etags.get(1), previous.expires_at, previous.last_modified),
             lane=lane,
-            parse=parse,
+            parse=partial(parse, 1),
             token=token,
         )
         if first.not_modified and (
@@ -117,7 +124,7 @@ async def fetch_pages(
                     params=_with_page(params, page),
                     state=CacheState(etag) if etag else None,
                     lane=lane,
-                    parse=parse,
+                    parse=partial(parse, page),
                     token=token,
                     ignore_expires=True,
                 )

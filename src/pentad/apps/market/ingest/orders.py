@@ -24,6 +24,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import orjson
@@ -56,9 +57,9 @@ def _issued(value: Any) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def parse_orders_page(body: bytes) -> list[Order]:
-    """One page of `GET /markets/{region_id}/orders/` as Orders (page 0 until placed); ValueError,
-    TypeError or KeyError when it is not the JSON ESI promises (the client retries such a page)."""
+def parse_orders_page(page: int, body: bytes) -> list[Order]:
+    """Page `page` of `GET /markets/{region_id}/orders/` as Orders; ValueError, TypeError or KeyError when
+    it is not the JSON ESI promises (the client retries such a page)."""
     items = orjson.loads(body)
     if not isinstance(items, list):
         raise TypeError("an orders page is a JSON array")
@@ -76,7 +77,7 @@ def parse_orders_page(body: bytes) -> list[Order]:
             str(item["range"]),
             _issued(item["issued"]),
             int(item["duration"]),
-            0,
+            page,
         )
         for item in items
     ]
@@ -190,11 +191,14 @@ async def _assemble(
     if unchanged and state is not None and state.snapshot is not None:
         async with context.database.transaction(writes=False) as session:
             copied = await store.snapshot_pages(session, state.snapshot, unchanged)
+    from_snapshot = len([page for page in unchanged if copied.get(page)])
     for page in unchanged:
         if copied.get(page):
             continue
         answer = await client.get(
-            orders_path(region_id), params={"order_type": "all", "page": page}, parse=parse_orders_page
+            orders_path(region_id),
+            params={"order_type": "all", "page": page},
+            parse=partial(parse_orders_page, page),
         )
         if answer.data is None or answer.last_modified != result.last_modified:
             raise EsiInconsistentPages(
@@ -208,8 +212,8 @@ async def _assemble(
         rows = result.data.get(page)
         if rows is None:
             rows = copied.get(page, [])
-        orders.extend(order._replace(page=page) for order in rows)
-    return orders, len([page for page in unchanged if page in copied])
+        orders.extend(rows)
+    return orders, from_snapshot
 
 
 async def _not_modified(
