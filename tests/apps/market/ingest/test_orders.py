@@ -5,7 +5,7 @@ forward, and statistics match the stored orders."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -269,3 +269,15 @@ class _JobContext:
 
     def resource(self, spec: Any) -> Any:
         return self.client
+
+
+async def test_the_refresh_job_waits_out_the_daily_downtime(
+    platform: Platform, esi: FakeEsiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest, "_utcnow", lambda: datetime(2026, 3, 2, 11, 0, tzinfo=UTC))
+    async with esi.client() as client:
+        with pytest.raises(RetryLater) as raised:
+            await ingest.refresh_region_job(_JobContext(platform, client), {"region_id": REGION})  # type: ignore[arg-type]
+    assert raised.value.seconds == 20 * 60 + 5  # until 11:20 UTC, and a little
+    assert raised.value.reason == "EVE daily downtime"
+    assert esi.fake.requests == []
