@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
+from pentad.apps.market.ingest.cli import ingest
+
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -109,3 +111,6 @@ def hubs() -> None:
 
     for line in _run(work):
         click.echo(line)
+
+
+market.add_command(ingest)

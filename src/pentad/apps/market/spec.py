@@ -18,6 +18,8 @@ from fastapi import APIRouter
 
 from pentad.apps.market import endpoints, permissions, sso_endpoints, sso_tasks
 from pentad.apps.market.actions.characters import SSO_RUNTIME
+from pentad.apps.market.esi.resource import ESI_CLIENT
+from pentad.apps.market.ingest import orders as ingest_orders
 from pentad.apps.market.models import PARTITIONED
 from pentad.apps.market.settings import APP_NAME, MarketSettings
 from pentad.core.apps import AppSpec
@@ -29,15 +31,15 @@ PACKAGE = Path(__file__).parent
 
 ROUTERS: list[APIRouter] = [endpoints.router]
 PAGES: list[APIRouter] = []
-JOBS: list[JobSpec] = []
-CRON: list[CronSpec] = []
+JOBS: list[JobSpec] = [*ingest_orders.JOBS]
+CRON: list[CronSpec] = [*ingest_orders.CRON]
 TOPICS: list[TopicSpec] = []
 EVENTS: list[DomainEvent] = []  # type: ignore[type-arg]
 SUBSCRIBERS: list[EventSubscriber] = []
 
-ROUTERS.extend([sso_endpoints.router, sso_endpoints.callback_router])  # market-sso
-JOBS.extend(sso_tasks.JOBS)  # market-sso
-CRON.extend(sso_tasks.CRON)  # market-sso
+ROUTERS.extend([sso_endpoints.router, sso_endpoints.callback_router])
+JOBS.extend(sso_tasks.JOBS)
+CRON.extend(sso_tasks.CRON)
 
 APP = AppSpec(
     name=APP_NAME,
@@ -57,6 +59,6 @@ APP = AppSpec(
     subscribers=SUBSCRIBERS,
     settings=MarketSettings,
     partitioned_tables=PARTITIONED,
-    resources=[SSO_RUNTIME],  # market-sso
+    resources=[ESI_CLIENT, SSO_RUNTIME],
     home_path=None,
 )
