@@ -15,6 +15,7 @@ from pentad.apps.market import sde
 from pentad.apps.market.spec import APP
 from pentad.core.config import Settings
 from pentad.core.db.engine import Database
+from tests.apps.market.esi_support import FROZEN_AT, FakeEsiServer, start_fake_esi
 from tests.conftest import make_settings
 
 
@@ -48,3 +49,19 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 @pytest.fixture
 def app(settings: Settings, database: Database) -> FastAPI:
     return create_app(settings, database=database, apps=[APP])
+
+
+@pytest.fixture(scope="session")
+async def fake_esi_server() -> AsyncIterator[FakeEsiServer]:
+    """The fake ESI (tests/fakes/market/esi.py) on a loopback port, one for the whole run."""
+    async for server in start_fake_esi():
+        yield server
+
+
+@pytest.fixture
+def esi(fake_esi_server: FakeEsiServer) -> FakeEsiServer:
+    """The fake ESI, reset, its clock frozen at FROZEN_AT."""
+    fake_esi_server.fake.reset()
+    fake_esi_server.fake.freeze(FROZEN_AT)
+    fake_esi_server.sleeps.clear()
+    return fake_esi_server

@@ -3,7 +3,6 @@ and a platform serving the market app against it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,22 +12,8 @@ from pentad.app import create_app
 from pentad.apps.market.spec import APP
 from pentad.core.config import Settings
 from pentad.core.db.engine import Database
-from tests.apps.market.esi_support import CONTACT, FROZEN_AT, FakeEsiServer, start_fake_esi
+from tests.apps.market.esi_support import CONTACT, FakeEsiServer
 from tests.conftest import make_settings
-
-
-@pytest.fixture(scope="session")
-async def fake_esi_server() -> AsyncIterator[FakeEsiServer]:
-    async for server in start_fake_esi():
-        yield server
-
-
-@pytest.fixture
-def esi(fake_esi_server: FakeEsiServer) -> FakeEsiServer:
-    fake_esi_server.fake.reset()
-    fake_esi_server.fake.freeze(FROZEN_AT)
-    fake_esi_server.sleeps.clear()
-    return fake_esi_server
 
 
 @pytest.fixture
