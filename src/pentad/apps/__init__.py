@@ -84,6 +84,12 @@ INSTALLED: dict[str, InstalledApp] = {
         cli="pentad.apps.market.cli:market",
         cli_help="Market static data (EVE SDE) and trade hubs.",
     ),
+    "panel": InstalledApp(
+        spec="pentad.apps.panel.spec:APP",
+        settings="pentad.apps.panel.settings:PanelSettings",
+        cli="pentad.apps.panel.cli:panel",
+        cli_help="Panel nodes, enrolment tokens and templates.",
+    ),
 }
 
 
