@@ -118,10 +118,10 @@ def test_order_rows_from_the_database_walk_as_they_are() -> None:
 
 @pytest.mark.parametrize("quantity", [0, -5, 2.5, True])
 def test_a_quantity_must_be_whole_units(quantity: object) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="whole number of units"):
         walk(SELLS, quantity, "buy")  # type: ignore[arg-type]
 
 
 def test_the_side_must_be_buy_or_sell() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="side is 'buy' or 'sell'"):
         walk(SELLS, 1, "hold")  # type: ignore[arg-type]

@@ -3,6 +3,7 @@ in analysis/fees.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -138,18 +139,17 @@ def test_skills_and_standings_come_from_esi_shaped_data() -> None:
 
 
 @pytest.mark.parametrize(
-    "build",
+    ("build", "message"),
     [
-        lambda: FeeSkills(accounting=6),
-        lambda: FeeSkills(broker_relations=-1),
-        lambda: OwnerStandings(faction=D("10.01")),
-        lambda: OwnerStandings(corporation=D("NaN")),
-        lambda: fee_rates(UNSKILLED, broker_override=1.5),
-        lambda: fee_rates(UNSKILLED).broker_fee(-1),
-        lambda: fee_rates(UNSKILLED).sales_tax_on(D("Infinity")),
+        (lambda: FeeSkills(accounting=6), "accounting must be a skill level"),
+        (lambda: FeeSkills(broker_relations=-1), "broker_relations must be a skill level"),
+        (lambda: OwnerStandings(faction=D("10.01")), "faction standing must lie between"),
+        (lambda: OwnerStandings(corporation=D("NaN")), "corporation standing must lie between"),
+        (lambda: fee_rates(UNSKILLED, broker_override=1.5), "broker fee rate is a fraction"),
+        (lambda: fee_rates(UNSKILLED).broker_fee(-1), "ISK value must be a finite amount"),
+        (lambda: fee_rates(UNSKILLED).sales_tax_on(D("Infinity")), "ISK value must be a finite amount"),
     ],
 )
-def test_impossible_inputs_are_refused(build: object) -> None:
-    assert callable(build)
-    with pytest.raises(ValueError):
+def test_impossible_inputs_are_refused(build: Callable[[], object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         build()
