@@ -13,6 +13,7 @@ from pentad.apps.market.analysis.fees import (
     FeeSkills,
     OwnerStandings,
     fee_rates,
+    fee_rates_at,
 )
 from pentad.apps.market.settings import MarketSettings
 
@@ -153,3 +154,27 @@ def test_skills_and_standings_come_from_esi_shaped_data() -> None:
 def test_impossible_inputs_are_refused(build: Callable[[], object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build()
+
+
+class _Station:
+    def __init__(self, kind: str, owner: int | None, faction: int | None, override: float | None) -> None:
+        self.kind, self.owner_corp_id, self.faction_id, self.broker_fee_override = (
+            kind,
+            owner,
+            faction,
+            override,
+        )
+
+
+def test_rates_at_a_station_use_its_owner_and_kind() -> None:
+    standings = {500001: 2.26, 1000035: 5.12, 500004: -2.0}
+    jita = _Station("npc", 1000035, 500001, None)  # Caldari Navy, Caldari State
+    assert fee_rates_at(jita, FeeSkills(broker_relations=5), standings).broker == D("0.013298")  # as above
+    dodixie = _Station("npc", 1000120, 500004, None)  # Federation Navy, Gallente Federation (-2.0)
+    # 3 % - 1.5 % + 0.03 % x 2 - 0.02 % x 0 = 1.56 %
+    assert fee_rates_at(dodixie, FeeSkills(broker_relations=5), standings).broker == D("0.0156")
+    keepstar = _Station("structure", 98000001, None, 0.02)
+    at_structure = fee_rates_at(keepstar, MAXED, standings)
+    assert (at_structure.kind, at_structure.broker) == ("structure", D("0.02"))
+    unknown_rate = fee_rates_at(_Station("structure", None, None, None), MAXED, standings)
+    assert unknown_rate.broker == D("0.01")  # STRUCTURE_BROKER_FEE

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
+from pentad.apps.market import repository, sde
+from pentad.apps.market.analysis.fees import FeeSkills, fee_rates_at
 from pentad.apps.market.analysis.routes import (
+    PREFERENCES,
     RouteGraph,
     UnknownSystem,
     display_security,
@@ -66,6 +71,19 @@ def test_no_high_sec_route_means_none(graph: RouteGraph) -> None:
     assert graph.jumps(3, 4) == 1
 
 
+def test_safer_stays_in_high_sec_where_it_can_and_leaves_it_where_it_must(graph: RouteGraph) -> None:
+    # 1 -> 4: via 3 costs 1 + 50 (into 3) + 1 = 52; around via 5 and 6 costs 4: the secure road
+    safer = graph.route(1, 4, "safer")
+    assert safer is not None
+    assert safer.systems == (1, 2, 5, 6, 4)
+    # 1 -> 8: no high-sec road; around then through 7: 1+1+1+1+50+1 = 55 beats 1+50+1+50+1 = 103 via 3
+    beyond = graph.route(1, 8, "safer")
+    assert beyond is not None
+    assert (beyond.systems, beyond.jumps, beyond.lowest_security) == ((1, 2, 5, 6, 4, 7, 8), 6, 0.4)
+    assert graph.jumps(3, 4, "safer") == 1  # starting in low-sec is no obstacle
+    assert graph.route(1, 9, "safer") is None
+
+
 def test_a_system_without_gates_is_unreachable(graph: RouteGraph) -> None:
     assert graph.route(1, 9) is None
     assert graph.route(9, 1, "secure") is None
@@ -91,7 +109,7 @@ def test_unknown_systems_and_preferences_are_refused(graph: RouteGraph) -> None:
         graph.route(1, 404)
     with pytest.raises(UnknownSystem, match="404"):
         graph.route(404, 1, "secure")
-    with pytest.raises(ValueError, match="preference is one of shortest, secure"):
+    with pytest.raises(ValueError, match="preference is one of shortest, secure, safer"):
         graph.route(1, 4, "fastest")  # type: ignore[arg-type]
 
 
@@ -123,10 +141,31 @@ async def test_routes_over_the_shipped_subset(static_db: Database) -> None:
     # five hubs, every ordered pair, both preferences: all connected in the subset
     hubs = [JITA, AMARR, DODIXIE, RENS, HEK]
     for origin in hubs:
-        for preference in ("shortest", "secure"):
+        for preference in PREFERENCES:
             found = graph.routes_from(origin, hubs, preference)
             assert all(route is not None for route in found.values())
             here = found[origin]
             assert here is not None
             assert here.jumps == 0
     assert graph.jumps(JITA, AMARR) == graph.jumps(AMARR, JITA)
+
+
+@pytest.mark.one_engine
+async def test_a_new_import_replaces_the_cached_graph_and_stations_price_their_fees(
+    static_db: Database,
+) -> None:
+    async with static_db.transaction(writes=False) as session:
+        before = await load_graph(session)
+        jita = await repository.get_station(session, 60003760)
+    assert jita is not None
+    # Jita 4-4 belongs to Caldari Navy (1000035) of the Caldari State (500001):
+    # 3 % - 0.3 % x 4 - 0.03 % x 10 - 0.02 % x 10 = 3 % - 1.2 % - 0.3 % - 0.2 % = 1.3 %
+    rates = fee_rates_at(jita, FeeSkills(broker_relations=4), {500001: 10.0, 1000035: 10.0})
+    assert rates.broker == Decimal("0.013")
+    async with static_db.transaction() as session:
+        await sde.import_subset(session)
+    async with static_db.transaction(writes=False) as session:
+        after = await load_graph(session)
+        assert await load_graph(session) is after
+    assert after is not before
+    assert after.neighbours == before.neighbours

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal
+from typing import Literal, Protocol
 
 from pentad.apps.market.settings import MarketSettings
 
@@ -243,3 +243,30 @@ def fee_rates(
         skills=skills,
         standings=standings if kind == "npc" and broker_override is None else OwnerStandings(),
     )
+
+
+class StationLike(Protocol):
+    """What the fees need of a station (a `MarketStation` row fits)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def owner_corp_id(self) -> int | None: ...
+    @property
+    def faction_id(self) -> int | None: ...
+    @property
+    def broker_fee_override(self) -> float | None: ...
+
+
+def fee_rates_at(
+    station: StationLike,
+    skills: FeeSkills,
+    standings: Mapping[int, float],
+    bases: FeeBases | None = None,
+) -> FeeRates:
+    """The fee rates of a character at `station`: its kind (NPC station or structure), its broker fee
+    override if one is recorded, and the character's standings (by `from_id`) towards its owner
+    corporation and faction."""
+    kind: StationKind = "structure" if station.kind == "structure" else "npc"
+    owner = OwnerStandings.for_owner(standings, station.owner_corp_id, station.faction_id)
+    return fee_rates(skills, owner, bases, kind=kind, broker_override=station.broker_fee_override)

@@ -3,19 +3,23 @@
 Preferences:
 
 - `shortest`: fewest jumps, whatever the security (breadth-first search).
+- `safer`: EVE's "prefer safer": every jump into a low- or null-sec system costs LOW_SEC_COST jumps, so
+  the route stays in high-sec unless that is more than 50 times longer or impossible (Dijkstra).
 - `secure`: fewest jumps through high-sec systems only — origin and destination included; None when no
   such route exists. High-sec is the security *as EVE displays it* being 0.5 or more, i.e. a true
   security of 0.45 or more (EVE developer documentation, "System Security",
   https://developers.eveonline.com/docs/guides/system-security/): a 0.45 system is shown and flown as
   0.5, which tools comparing the raw value with 0.5 get wrong.
 
-Ties between equally short routes go to the lower system ids, so a route is the same on every run. The
+Ties between equally good routes are broken the same way on every run (neighbours are searched in id
+order). The
 graph is loaded once per process and static-data import (`load_graph`), and each origin's search tree is
 kept, so a five-hub hauling search runs five searches per preference at most.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,8 +31,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.market import repository
 
-Preference = Literal["shortest", "secure"]
-PREFERENCES: tuple[Preference, ...] = ("shortest", "secure")
+Preference = Literal["shortest", "secure", "safer"]
+PREFERENCES: tuple[Preference, ...] = ("shortest", "secure", "safer")
+LOW_SEC_COST = 50
+"""What entering a system below high-sec weighs under `safer`, in jumps (docs/plans/market.md §3)."""
 HIGH_SEC = 0.5
 """Lowest displayed security of a high-sec system."""
 TREE_CACHE = 512
@@ -108,6 +114,13 @@ class RouteGraph:
         tree = self._trees.get(key)
         if tree is not None:
             return tree
+        tree = self._safer_tree(origin) if preference == "safer" else self._bfs_tree(origin, preference)
+        if len(self._trees) >= TREE_CACHE:
+            self._trees.clear()
+        self._trees[key] = tree
+        return tree
+
+    def _bfs_tree(self, origin: int, preference: Preference) -> dict[int, int]:
         allowed = self.high_sec if preference == "secure" else None
         tree = {}
         if allowed is None or origin in allowed:
@@ -119,9 +132,22 @@ class RouteGraph:
                     if there not in tree and (allowed is None or there in allowed):
                         tree[there] = here
                         queue.append(there)
-        if len(self._trees) >= TREE_CACHE:
-            self._trees.clear()
-        self._trees[key] = tree
+        return tree
+
+    def _safer_tree(self, origin: int) -> dict[int, int]:
+        """Dijkstra where a jump into a high-sec system costs 1 and into any other LOW_SEC_COST; ties
+        go to the lower predecessor id (heap order on (cost, system, predecessor))."""
+        tree: dict[int, int] = {}
+        heap = [(0, origin, origin)]
+        while heap:
+            cost, here, before = heapq.heappop(heap)
+            if here in tree:
+                continue
+            tree[here] = before
+            for there in self.neighbours[here]:
+                if there not in tree:
+                    step = 1 if there in self.high_sec else LOW_SEC_COST
+                    heapq.heappush(heap, (cost + step, there, here))
         return tree
 
     def route(self, origin: int, destination: int, preference: Preference = "shortest") -> Route | None:
