@@ -175,9 +175,9 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-async def run_ffmpeg(argv: list[str], timeout: float) -> bytes:
+async def run_ffmpeg(argv: list[str], time_limit: float) -> bytes:
     """The JPEG ffmpeg writes to stdout; SnapshotFailed when it cannot start, fails, writes no JPEG or
-    runs longer than `timeout` seconds (then its process group is killed and reaped)."""
+    runs longer than `time_limit` seconds (then its process group is killed and reaped)."""
     try:
         process = await asyncio.create_subprocess_exec(
             *argv,
@@ -192,12 +192,12 @@ async def run_ffmpeg(argv: list[str], timeout: float) -> bytes:
         logger.error("snapshot_ffmpeg_unavailable", binary=argv[0], error=str(exc))
         raise SnapshotFailed("ffmpeg could not be started for the snapshot.") from exc
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(time_limit):
             out, err = await process.communicate()
     except TimeoutError:
         _kill_group(process.pid)
         await process.wait()
-        logger.warning("snapshot_ffmpeg_timeout", timeout=timeout)
+        logger.warning("snapshot_ffmpeg_timeout", time_limit=time_limit)
         raise SnapshotFailed(
             "Taking the snapshot took too long; try again.", code="snapshot_timeout"
         ) from None
@@ -231,7 +231,7 @@ class SnapshotRequest:
     """Start of the live session (epoch seconds): a file older than this is of an earlier stream."""
     ffmpeg: str
     max_age: float
-    timeout: float = SNAPSHOT_TIMEOUT
+    time_limit: float = SNAPSHOT_TIMEOUT
 
 
 _inflight: dict[Path, asyncio.Future[bytes]] = {}
@@ -271,7 +271,7 @@ async def _take(request: SnapshotRequest) -> bytes:
         raise SnapshotFailed(
             "The stream has no complete segment yet; try again in a moment.", code="snapshot_not_ready"
         )
-    data = await run_ffmpeg(snapshot_argv(request.ffmpeg, segment), request.timeout)
+    data = await run_ffmpeg(snapshot_argv(request.ffmpeg, segment), request.time_limit)
     await asyncio.to_thread(_store, request.target, data)
     return data
 
