@@ -205,7 +205,6 @@ async def run_ffmpeg(argv: list[str], time_limit: float) -> bytes:
         _kill_group(process.pid)
         await process.wait()
         raise
-    _kill_group(process.pid)  # anything it started and left behind
     if process.returncode != 0 or not out.startswith(JPEG_MAGIC) or len(out) > MAX_JPEG_BYTES:
         logger.warning(
             "snapshot_ffmpeg_failed",
@@ -272,7 +271,10 @@ async def _take(request: SnapshotRequest) -> bytes:
             "The stream has no complete segment yet; try again in a moment.", code="snapshot_not_ready"
         )
     data = await run_ffmpeg(snapshot_argv(request.ffmpeg, segment), request.time_limit)
-    await asyncio.to_thread(_store, request.target, data)
+    try:
+        await asyncio.to_thread(_store, request.target, data)
+    except OSError as exc:  # a full disk: the picture is good, it is just not kept for the next viewer
+        logger.warning("snapshot_not_kept", camera_id=str(request.camera_id), error=str(exc))
     return data
 
 
