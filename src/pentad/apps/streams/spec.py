@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pentad.apps.streams import endpoints, media_endpoints, pages, permissions, services, topics
+from pentad.apps.streams import (
+    endpoints,
+    images_endpoints,
+    media_endpoints,
+    pages,
+    permissions,
+    services,
+    topics,
+)
 from pentad.apps.streams.events import DOMAIN_EVENTS
 from pentad.apps.streams.playback import PLAYBACK_SCHEME
 from pentad.apps.streams.settings import APP_NAME, StreamsSettings
@@ -19,7 +27,7 @@ APP = AppSpec(
     name=APP_NAME,
     title="Streams",
     description="Camera streaming: RTMP/RTSP in, HLS and WebRTC out, recording.",
-    routers=[endpoints.router, media_endpoints.router],
+    routers=[endpoints.router, images_endpoints.router, media_endpoints.router],
     pages=[pages.router],
     migrations=PACKAGE / "migrations" / "versions",
     permissions=permissions.ALL,
