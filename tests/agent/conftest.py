@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,13 @@ def agent_settings(data_dir: Path, **overrides: Any) -> AgentSettings:
     return AgentSettings(**values)
 
 
+async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
+    """Poll `check` until it is true (fails after WAIT seconds): for what has no event to wait on."""
+    async with asyncio.timeout(WAIT):
+        while not await check():  # noqa: ASYNC110 (a process's end or a file's content: no event)
+            await asyncio.sleep(0.05)
+
+
 class Events:
     """Collects a Runtime's events; `wait_for` returns the first (new) one matching."""
 
@@ -94,7 +101,9 @@ class Events:
     async def wait_line(self, server_id: str, text: str, start: int = 0) -> ConsoleBatch:
         event = await self.wait_for(
             lambda e: (
-                isinstance(e, ConsoleBatch) and e.server_id == server_id and any(text in l for l in e.lines)
+                isinstance(e, ConsoleBatch)
+                and e.server_id == server_id
+                and any(text in line for line in e.lines)
             ),
             start,
         )

@@ -11,7 +11,10 @@ from pentad.agent.runtime import AgentError, Runtime
 from pentad.panel_wire.serverspec import ServerSpec, StopSpec
 from tests.agent.conftest import Events
 
-ECHO = 'echo "booting"; echo "ready on ${PORT}"; while read line; do [ "$line" = stop ] && exit 0; echo "got: $line"; done'
+ECHO = (
+    'echo "booting"; echo "ready on ${PORT}"; '
+    'while read line; do [ "$line" = stop ] && exit 0; echo "got: $line"; done'
+)
 
 
 async def test_start_console_and_stop_with_the_stop_command(opened: tuple[Runtime, Events]) -> None:
@@ -143,12 +146,12 @@ async def test_install_script_runs_in_the_sandbox_and_streams(opened: tuple[Runt
         server_id="inst",
         startup="cat ./game.txt",
         env={"GREETING": "hello"},
-        install_script='cd /mnt/server && echo "installing $GREETING" && echo "$GREETING from install" > game.txt',
+        install_script='cd /mnt/server; echo "installing $GREETING"; echo "$GREETING from install" >game.txt',
     )
     assert await runtime.install(spec) == 0
     await events.wait_state("inst", "offline")
     assert "installing hello" in events.lines("inst")
-    assert [s for s in events.states("inst")] == [("installing", "install"), ("offline", "install")]
+    assert events.states("inst") == [("installing", "install"), ("offline", "install")]
     assert (runtime.settings.servers_dir / "inst" / "game.txt").read_text() == "hello from install\n"
 
     failing = spec.model_copy(update={"install_script": "echo broken >&2; exit 4"})

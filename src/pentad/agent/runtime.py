@@ -130,7 +130,7 @@ class Runtime:
             if blocked is not None and sandbox.identity(settings, "probe").uid is not None:
                 raise AgentError(
                     "sandbox_unavailable",
-                    f"{blocked} is not traversable by other users (o+x): game uids cannot reach their folders",
+                    f"{blocked} is not traversable by other users (o+x): game uids cannot reach their folder",
                 )
         elif not settings.allow_unsandboxed:
             raise AgentError("sandbox_unavailable", "sandbox=none needs allow_unsandboxed=true")
@@ -410,7 +410,7 @@ class Runtime:
             self._set_state(server, ServerState.RUNNING, "done_line")
         server.reader = asyncio.create_task(self._read(server, client))
 
-    async def stop(self, server_id: str, *, timeout: float | None = None) -> ServerStatus:
+    async def stop(self, server_id: str, *, timeout: float | None = None) -> ServerStatus:  # noqa: ASYNC109
         """Send the stop command (or signal) of the spec; after `timeout` (spec.stop_timeout, else
         settings.stop_timeout) SIGTERM, after kill_timeout more SIGKILL; each step is a console line.
         Returns once the game exited (state OFFLINE, reason "stop"). Stopping a stopped server is a no-op."""
@@ -535,8 +535,8 @@ class Runtime:
         self._stats.forget(server_id)
         if self.limits is not None:
             self.limits.release(server_id)
-        await asyncio.to_thread(shutil.rmtree, self._folder(server_id), True)
-        await asyncio.to_thread(shutil.rmtree, self._run_dir(server_id), True)
+        await asyncio.to_thread(shutil.rmtree, self._folder(server_id), ignore_errors=True)
+        await asyncio.to_thread(shutil.rmtree, self._run_dir(server_id), ignore_errors=True)
         del self._servers[server.server_id]
 
     # ------------------------------------------------------------------ shims
@@ -580,11 +580,11 @@ class Runtime:
             state = read_state(self._run_dir(server.server_id)) or {}
             exit_frame = {"exit_code": state.get("exit_code"), "signal": state.get("signal"), "lost": True}
         await self._exited(
-            server, exit_frame.get("exit_code"), exit_frame.get("signal"), bool(exit_frame.get("lost"))
+            server, exit_frame.get("exit_code"), exit_frame.get("signal"), lost=bool(exit_frame.get("lost"))
         )
 
     async def _exited(
-        self, server: _Server, exit_code: int | None, signum: int | None, lost: bool = False
+        self, server: _Server, exit_code: int | None, signum: int | None, *, lost: bool = False
     ) -> None:
         """The game exited: stopped or killed as asked, or a crash, restarted by policy unless it loops."""
         self.batcher.flush(server.server_id)
@@ -614,8 +614,8 @@ class Runtime:
         if len(server.crashes) > self.settings.crash_max_restarts:
             self.batcher.add_notice(
                 server.server_id,
-                f"[pentad] crash loop: {len(server.crashes)} crashes within {self.settings.crash_window:g} s; "
-                "not restarting",
+                f"[pentad] crash loop: {len(server.crashes)} crashes within "
+                f"{self.settings.crash_window:g} s; not restarting",
             )
             self._set_state(server, ServerState.CRASHED, "crash_loop", exit_code=exit_code, signal=signum)
             server.exited.set()
@@ -717,9 +717,9 @@ class Runtime:
         with contextlib.suppress(ShimError):
             await server.client.signal(signum, target)
 
-    async def _wait_exit(self, server: _Server, timeout: float) -> bool:
+    async def _wait_exit(self, server: _Server, seconds: float) -> bool:
         try:
-            await asyncio.wait_for(server.exited.wait(), timeout)
+            await asyncio.wait_for(server.exited.wait(), seconds)
         except TimeoutError:
             return False
         return True
@@ -732,8 +732,8 @@ class Runtime:
                     continue
                 try:
                     sample = await asyncio.to_thread(self._sample, server)
-                except Exception:  # a vanished process between two lines must not end the loop
-                    log.exception("stats_failed server=%s", server.server_id)
+                except Exception as exc:  # a game that exits between two lines must not end the loop
+                    log.debug("stats_skipped server=%s error=%r", server.server_id, exc)
                     continue
                 self._queue.put_nowait(sample)
                 limit = sample.memory_limit_bytes
@@ -792,9 +792,12 @@ async def _econ_send(port: int | None, password: str, line: str) -> None:
         await asyncio.wait_for(reader.readuntil(b"password:"), 5)
         writer.write(password.encode() + b"\n")
         await writer.drain()
-        answer = await asyncio.wait_for(reader.readuntil(b"\n"), 5)
-        if b"successful" not in answer:
-            raise AgentError("not_running", "econ refused the password")
+        while True:  # frames end with "\n\0\0"; the prompt's end comes first
+            answer = await asyncio.wait_for(reader.readuntil(b"\n"), 5)
+            if b"successful" in answer:
+                break
+            if b"rong password" in answer or b"denied" in answer:
+                raise AgentError("not_running", "econ refused the password")
         writer.write(line.encode() + b"\n")
         await writer.drain()
         await asyncio.sleep(0.05)  # let the game read the line before the socket closes

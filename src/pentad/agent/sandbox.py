@@ -144,7 +144,7 @@ def bwrap_argv(
     for path in ETC_FILES:
         argv += ["--ro-bind-try", path, path]
     argv += ["--ro-bind", str(passwd), "/etc/passwd", "--ro-bind", str(group), "/etc/group"]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/home"]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/home"]  # noqa: S108 (inside)
     argv += ["--bind", str(server_dir), mount_at]
     for host, inside in extra_ro:
         argv += ["--ro-bind", str(host), inside]

@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import resource
+import select
 import selectors
 import signal
 import socket
@@ -144,7 +145,7 @@ class Shim:
         self.listener.bind(str(sock_path))
         os.chmod(sock_path, 0o600)
         self.listener.listen(16)
-        self.listener.setblocking(False)
+        self.listener.settimeout(0.0)
         self.selector.register(self.listener, selectors.EVENT_READ, "listen")
 
         argv = list(self.launch["argv"])
@@ -162,22 +163,29 @@ class Shim:
             cwd=self.launch.get("cwd") or None,
             env=self.launch.get("env") or {},
             pass_fds=pass_fds,
-            preexec_fn=self._prepare_child,  # noqa: PLW1509 (the shim has one thread)
+            preexec_fn=self._prepare_child,
             start_new_session=True,
         )
         if info_w is not None:
             os.close(info_w)
         if self.info_fd is not None:
-            os.set_blocking(self.info_fd, False)
-            self.selector.register(self.info_fd, selectors.EVENT_READ, "info")
-        assert self.proc.stdout is not None and self.proc.stdin is not None
+            # bwrap writes {"child-pid": …} once the sandbox exists: wait for it, so that state.json names
+            # the sandbox's init before anyone may ask to kill it (EOF: bwrap failed; its output says why).
+            ready, _, _ = select.select([self.info_fd], [], [], 30.0)
+            if ready:
+                self._read_info()
+            if self.info_fd is not None:
+                os.set_blocking(self.info_fd, False)
+                self.selector.register(self.info_fd, selectors.EVENT_READ, "info")
+        assert self.proc.stdout is not None
+        assert self.proc.stdin is not None
         os.set_blocking(self.proc.stdout.fileno(), False)
         os.set_blocking(self.proc.stdin.fileno(), True)
         self.selector.register(self.proc.stdout, selectors.EVENT_READ, "stdout")
         self.state = {
             "shim_pid": os.getpid(),
             "game_pid": self.proc.pid,
-            "sandbox_pid": None,
+            "sandbox_pid": self.sandbox_pid,
             "started_at": time.time(),
             "running": True,
             "exit_code": None,
@@ -237,17 +245,17 @@ class Shim:
                 self._record_exit(self.proc.returncode)
                 exited_at = time.monotonic()
             # The exit is final once the output is drained (or a straggler holds stdout for too long).
-            if exited_at is not None and (not self.stdout_open or time.monotonic() - exited_at > 1.0):
-                if self.ever_attached or time.monotonic() - exited_at > FIRST_ATTACH_WAIT:
-                    self._finish()
-                    return
+            drained = exited_at is not None and (not self.stdout_open or time.monotonic() - exited_at > 1.0)
+            if drained and (self.ever_attached or time.monotonic() - (exited_at or 0.0) > FIRST_ATTACH_WAIT):
+                self._finish()
+                return
 
     def _accept(self) -> None:
         try:
             sock, _ = self.listener.accept()
         except BlockingIOError:
             return
-        sock.setblocking(False)
+        sock.settimeout(0.0)
         client = _Client(sock)
         self.clients[sock.fileno()] = client
         self.selector.register(sock, selectors.EVENT_READ, client)
@@ -261,15 +269,18 @@ class Shim:
         if data:
             with contextlib.suppress(ValueError, TypeError):
                 self.sandbox_pid = int(json.loads(data.decode()).get("child-pid"))
-                self.state["sandbox_pid"] = self.sandbox_pid
-                write_json(self.run_dir / STATE_NAME, self.state)
+                if self.state:
+                    self.state["sandbox_pid"] = self.sandbox_pid
+                    write_json(self.run_dir / STATE_NAME, self.state)
             return
-        self.selector.unregister(self.info_fd)
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(self.info_fd)
         os.close(self.info_fd)
         self.info_fd = None
 
     def _read_stdout(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
+        assert self.proc is not None
+        assert self.proc.stdout is not None
         try:
             data = os.read(self.proc.stdout.fileno(), READ_CHUNK)
         except BlockingIOError:
@@ -379,7 +390,8 @@ class Shim:
             line = str(request["line"])
             if "\n" in line or "\x00" in line:
                 return {"ok": False, "error": "bad_line"}
-            assert self.proc is not None and self.proc.stdin is not None
+            assert self.proc is not None
+            assert self.proc.stdin is not None
             if self.proc.poll() is not None:
                 return {"ok": False, "error": "not_running"}
             try:

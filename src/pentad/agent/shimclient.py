@@ -26,11 +26,10 @@ class ShimError(Exception):
         self.code = code
 
 
-async def launch(run_dir: Path, launch: dict[str, Any], *, timeout: float = 30.0) -> int:
+async def launch(run_dir: Path, launch: dict[str, Any], *, timeout: float = 30.0) -> int:  # noqa: ASYNC109
     """Write launch.json and start a shim for it; returns the shim's pid once it listens and the game was
     started (ShimError "launch_failed" with the shim's reason otherwise)."""
-    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_json(run_dir / LAUNCH_NAME, launch)
+    await asyncio.to_thread(_write_launch, run_dir, launch)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-I",
@@ -51,6 +50,11 @@ async def launch(run_dir: Path, launch: dict[str, Any], *, timeout: float = 30.0
         reason = answer or err.decode(errors="replace").strip() or f"exit status {process.returncode}"
         raise ShimError("launch_failed", reason)
     return int(answer.split()[1])
+
+
+def _write_launch(run_dir: Path, launch: dict[str, Any]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_json(run_dir / LAUNCH_NAME, launch)
 
 
 class ShimClient:
@@ -98,7 +102,7 @@ class ShimClient:
             self._pending.clear()
             self._frames.put_nowait(None)
 
-    async def request(self, op: str, timeout: float = 10.0, **fields: Any) -> dict[str, Any]:
+    async def request(self, op: str, timeout: float = 10.0, **fields: Any) -> dict[str, Any]:  # noqa: ASYNC109
         """One request; the reply (ShimError with the shim's error word when it says ok: false)."""
         if self.closed:
             raise ShimError("gone", "the shim closed the connection")
