@@ -1,6 +1,6 @@
 """`pentad agent …`: run the agent daemon (`run`), show what it runs (`status`). Other commands of the
-agent (`enrol`, by pentad.agent.enrol) are named in COMMANDS and loaded when they run; `run` hands the
-Runtime to the panel link (pentad.agent.link:run_link) when it is installed."""
+agent (`enrol`, by pentad.agent.enrol) are named in COMMANDS and loaded when they run; `run` runs the
+panel link (pentad.agent.link:run_agent) when it is installed."""
 
 from __future__ import annotations
 
@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from pentad.agent.runtime import Runtime
     from pentad.agent.settings import AgentSettings
 
 # More sub-commands: name -> "module:attribute" of a click command (loaded on demand).
 COMMANDS: dict[str, str] = {"enrol": "pentad.agent.enrol:enrol"}
-# The panel link: `async def run_link(settings, runtime) -> None`, runs until cancelled.
-LINK = "pentad.agent.link:run_link"
+# The panel link: `async def run_agent(settings) -> None` opens the Runtime and runs until cancelled.
+LINK = "pentad.agent.link:run_agent"
 
 
 class _AgentGroup(click.Group):
@@ -76,22 +75,16 @@ def run() -> None:
 
 
 async def _run(settings: AgentSettings) -> None:
-    from pentad.agent.runtime import AgentError, Runtime
+    """The panel link's `run_agent(settings)` (it opens the Runtime and holds the link) until SIGTERM or
+    SIGINT; without a link installed, the Runtime alone (servers supervised, nothing reported)."""
+    from pentad.agent.runtime import AgentError
 
-    runtime = Runtime(settings)
-    try:
-        await runtime.open()
-    except AgentError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     link = _load(LINK)
-    work = asyncio.create_task(link(settings, runtime) if link is not None else _standalone(runtime))
-    logging.getLogger("pentad.agent").info(
-        "agent_started servers=%d link=%s", len(runtime.servers()), "panel" if link else "none"
-    )
+    work = asyncio.create_task(link(settings) if link is not None else _standalone(settings))
     waiter = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait([work, waiter], return_when=asyncio.FIRST_COMPLETED)
@@ -99,19 +92,31 @@ async def _run(settings: AgentSettings) -> None:
         for task in (work, waiter):
             task.cancel()
         await asyncio.gather(work, waiter, return_exceptions=True)
-        await runtime.close()
-    if work.done() and not work.cancelled() and work.exception() is not None:
-        raise click.ClickException(f"agent link failed: {work.exception()}")
+    if work.cancelled() or work.exception() is None:
+        return
+    error = work.exception()
+    if isinstance(error, AgentError):
+        raise click.ClickException(f"{error.code}: {error.message}")
+    raise click.ClickException(f"agent stopped: {type(error).__name__}: {error}")
 
 
-async def _standalone(runtime: Runtime) -> None:
-    """Without a panel link: supervise the servers (crash policy), log their state changes."""
+async def _standalone(settings: AgentSettings) -> None:
+    """Without a panel link: re-attach and supervise the servers (crash policy), log their state changes."""
     from pentad.agent.events import StateChanged
+    from pentad.agent.runtime import Runtime
 
     log = logging.getLogger("pentad.agent")
-    async for event in runtime.events():
-        if isinstance(event, StateChanged):
-            log.info("server_state server=%s state=%s reason=%s", event.server_id, event.state, event.reason)
+    runtime = Runtime(settings)
+    await runtime.open()
+    log.info("agent_started servers=%d link=none", len(runtime.servers()))
+    try:
+        async for event in runtime.events():
+            if isinstance(event, StateChanged):
+                log.info(
+                    "server_state server=%s state=%s reason=%s", event.server_id, event.state, event.reason
+                )
+    finally:
+        await runtime.close()
 
 
 @agent.command()
