@@ -119,8 +119,8 @@ def files_dir(settings: AgentSettings, server_id: str, who: Identity) -> Path:
     install script), readable by the game's uid (bwrap runs as that uid), by no other server's."""
     folder = settings.data_dir / "sandbox" / server_id
     folder.parent.mkdir(mode=0o711, exist_ok=True)
-    folder.parent.chmod(0o711)  # modes set explicitly: `pentad` runs with umask 077
     folder.mkdir(mode=0o750, exist_ok=True)
+    folder.parent.chmod(0o711)  # `pentad` runs with umask 077: the modes above would lose their x bits
     folder.chmod(0o750)
     if who.uid is not None and who.gid is not None:
         os.chown(folder, 0, who.gid)
