@@ -3,9 +3,14 @@ agent's data folder or credential, and runs as its own uid without capabilities.
 
 from __future__ import annotations
 
-from pentad.agent.runtime import Runtime
+from pathlib import Path
+
+import pytest
+
+from pentad.agent.events import ServerState
+from pentad.agent.runtime import AgentError, Runtime
 from pentad.panel_wire.serverspec import ServerSpec
-from tests.agent.conftest import Events
+from tests.agent.conftest import Events, agent_settings
 
 PROBE = """
 for target in "$SIBLING/secret.txt" "$CREDENTIAL" "$DATA/run" /home/container/../other; do
@@ -61,3 +66,32 @@ async def test_each_server_has_its_own_uid_owning_its_folder(opened: tuple[Runti
     two = (runtime.settings.servers_dir / "two").stat()
     assert one.st_uid != two.st_uid
     assert one.st_mode & 0o007 == 0  # no access for other uids
+
+
+async def test_the_agent_refuses_to_start_without_a_working_sandbox(data_root: Path) -> None:
+    """No silent fallback: bwrap that cannot run, or sandbox=none without allow_unsandboxed, stop open()."""
+    broken = Runtime(agent_settings(data_root / "a", bwrap_path=Path("/bin/false")))
+    with pytest.raises(AgentError) as refused:
+        await broken.open()
+    assert refused.value.code == "sandbox_unavailable"
+    assert "bwrap cannot run here" in refused.value.message
+    unsandboxed = Runtime(agent_settings(data_root / "b", sandbox="none"))
+    with pytest.raises(AgentError) as refused:
+        await unsandboxed.open()
+    assert refused.value.message == "sandbox=none needs allow_unsandboxed=true"
+
+
+async def test_unsandboxed_only_when_allowed_and_it_still_supervises(data_root: Path) -> None:
+    runtime = Runtime(agent_settings(data_root / "agent", sandbox="none", allow_unsandboxed=True))
+    await runtime.open()
+    events = Events(runtime)
+    try:
+        assert runtime.facts()["sandbox"] == "none"
+        await runtime.start(ServerSpec(server_id="plain", startup="echo up; sleep 1000 & wait"))
+        await events.wait_line("plain", "up")
+        status = await runtime.stop("plain")  # SIGTERM to the game's process group: sh and its sleep
+        assert (status.state, status.signal) == (ServerState.OFFLINE, 15)
+    finally:
+        await runtime.kill("plain")
+        await events.close()
+        await runtime.close()
