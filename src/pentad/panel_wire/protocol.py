@@ -13,6 +13,12 @@ The agent connects to `/api/panel/agent/socket` with `Authorization: Bearer pnd_
     agent -> panel   state      a server's state change (from, to, reason, exit code / signal)
     both ways        error      a protocol error that does not end the link (e.g. a frame it cannot read)
 
+Calls answer once their action has *begun*: install -> `installing`, start -> `starting`, stop ->
+`stopping`, restart -> `starting`, kill -> `offline`; each reply's result is a ServerReport.
+What follows (running once a `done` pattern matched, offline, crashed, install_failed) comes as `state`
+frames. send_command answers `{}`, console_history a ConsoleHistory, state a ServerReport.
+Errors use codes the panel shows: not_installed, not_running, already_running, unknown_server, busy.
+
 Every frame is one JSON object with the discriminator `t`. `encode` / `decode` turn frames into text and
 back; `decode` raises `FrameError` (never pydantic's ValidationError) for anything that is not a valid
 frame, so a garbage frame from either side is answered with an `error` frame, not a crash.

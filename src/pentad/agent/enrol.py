@@ -1,0 +1,119 @@
+"""`pentad agent enrol URL TOKEN`: swap a one-time enrolment token for this node's credential.
+
+The panel answers POST /api/panel/agent/enrol with the node's id and its credential (`pnd_…`, shown once;
+the panel keeps only its hash). The agent stores it in `<data dir>/credential.json`, mode 0600 in a 0700
+folder, written to a temporary file and renamed so a crash never leaves half a credential. The sandbox
+mounts only each server's own folder, so no game ever sees this file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from pentad.panel_wire.protocol import ENROL_PATH, EnrolRequest, EnrolResponse
+
+CREDENTIAL_FILE = "credential.json"
+
+
+class EnrolError(Exception):
+    """Enrolment failed; the message says why (the panel's problem detail when it answered)."""
+
+
+@dataclass(frozen=True)
+class NodeCredential:
+    panel_url: str
+    node_id: str
+    node_name: str
+    credential: str
+
+    def __repr__(self) -> str:  # the credential never reaches a log line
+        return f"NodeCredential(panel_url={self.panel_url!r}, node_id={self.node_id!r})"
+
+
+def credential_path(data_dir: Path, credential_file: Path | None = None) -> Path:
+    return credential_file if credential_file is not None else data_dir / CREDENTIAL_FILE
+
+
+def save_credential(path: Path, credential: NodeCredential) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        json.dump(
+            {
+                "panel_url": credential.panel_url,
+                "node_id": credential.node_id,
+                "node_name": credential.node_name,
+                "credential": credential.credential,
+            },
+            file,
+        )
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+
+
+def load_credential(path: Path) -> NodeCredential:
+    """The stored credential (EnrolError when there is none or it cannot be read)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return NodeCredential(
+            panel_url=str(data["panel_url"]),
+            node_id=str(data["node_id"]),
+            node_name=str(data.get("node_name", "")),
+            credential=str(data["credential"]),
+        )
+    except FileNotFoundError:
+        raise EnrolError(f"no node credential at {path}: run `pentad agent enrol URL TOKEN` first") from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise EnrolError(f"cannot read the node credential at {path}: {error}") from None
+
+
+def _problem(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        return f"{body.get('code', response.status_code)}: {body.get('detail') or body.get('title')}"
+    except ValueError:
+        return f"HTTP {response.status_code}"
+
+
+def enrol(
+    panel_url: str,
+    token: str,
+    path: Path,
+    *,
+    facts: dict[str, object] | None = None,
+    timeout: float = 15.0,
+    transport: httpx.BaseTransport | None = None,
+) -> NodeCredential:
+    """Enrol this node with the panel at `panel_url` and store its credential at `path`."""
+    base = panel_url.rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise EnrolError("the panel URL starts with http:// or https://")
+    request = EnrolRequest(token=token, facts=dict(facts or {}))
+    try:
+        with httpx.Client(timeout=timeout, transport=transport) as client:
+            response = client.post(
+                f"{base}{ENROL_PATH}",
+                content=request.model_dump_json(),
+                headers={"content-type": "application/json"},
+            )
+    except httpx.HTTPError as error:
+        raise EnrolError(f"cannot reach the panel at {base}: {error}") from None
+    if response.status_code != 200:
+        raise EnrolError(f"the panel refused the enrolment ({_problem(response)})")
+    try:
+        answer = EnrolResponse.model_validate_json(response.content)
+    except ValueError:
+        raise EnrolError("the panel's answer is not an enrolment response") from None
+    credential = NodeCredential(base, answer.node_id, answer.node_name, answer.credential)
+    save_credential(path, credential)
+    return credential

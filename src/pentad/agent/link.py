@@ -1,0 +1,282 @@
+"""The agent's one WebSocket to the panel: dial out, authenticate, heartbeat, reconnect, dispatch calls.
+
+    link = AgentLink(credential, runtime, agent_version="0.1.0", facts=facts)
+    runtime.set_sink(link.emit)          # console batches, stats and state changes go out through the link
+    await link.run()                     # until cancelled; reconnects with backoff whenever the link drops
+
+The agent always dials (it works behind NAT; nodes open no port). A session: connect with
+`Authorization: Bearer pnd_…`, send `hello` (protocol version, facts, every server the runtime runs so
+the panel reconciles its view), wait for `welcome` (its heartbeat settings), then until the link drops:
+answer the panel's `call`s (each in its own task, so a long install does not hold a console command back),
+send `heartbeat` every `heartbeat_interval`, and treat `heartbeat_timeout` of silence from the panel as a
+dead link. Reconnects wait with equal-jitter exponential backoff (0.5 s doubling to `reconnect_max`,
+half fixed, half random, so a restarted panel is not hit by every agent at once); a session that got its
+welcome resets it. A panel that refuses the credential (4401/4403) or the protocol (4400) is retried too,
+at the slowest pace: an operator may fix it without restarting the agent.
+
+What the runtime emits while the link is down is dropped, not queued: console history is re-read from
+the shim's ring (`console_history` call), and the next hello carries every server's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from pentad.agent.enrol import NodeCredential
+from pentad.panel_wire import protocol as wire
+
+logger = logging.getLogger("pentad.agent.link")
+
+OUTBOX_SIZE = 2048
+"""Frames waiting to be written; beyond it console batches and stats are dropped (never calls' replies)."""
+CLOSE_CODES_REFUSED = {wire.CLOSE_UNAUTHORISED, wire.CLOSE_FORBIDDEN, wire.CLOSE_PROTOCOL_MISMATCH}
+
+AgentEvent = wire.ConsoleBatch | wire.Stats | wire.StateChange
+
+
+class CallError(Exception):
+    """Raised by a runtime method to answer a call with ok=false and this code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Runtime(Protocol):
+    """What the link needs from the agent's runtime (pentad.agent.runtime.Runtime fits it through
+    `RuntimeDispatcher`). Each call method returns its result (a frame or a dict) or raises CallError."""
+
+    async def servers(self) -> list[wire.ServerReport]: ...
+
+    async def call(
+        self, method: str, server_id: str | None, params: wire.Frame
+    ) -> wire.Frame | dict[str, Any] | None: ...
+
+
+def url_of(panel_url: str) -> str:
+    """ws(s)://… of the panel's agent socket for its http(s):// base URL."""
+    base = panel_url.rstrip("/")
+    if base.startswith("https://"):
+        return "wss://" + base.removeprefix("https://") + wire.SOCKET_PATH
+    if base.startswith("http://"):
+        return "ws://" + base.removeprefix("http://") + wire.SOCKET_PATH
+    raise ValueError("the panel URL starts with http:// or https://")
+
+
+class Backoff:
+    """Equal-jitter exponential backoff: attempt n waits d/2 + random(0, d/2), d = min(max, first * 2^n)."""
+
+    def __init__(self, first: float = 0.5, maximum: float = 30.0) -> None:
+        self.first = first
+        self.maximum = maximum
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.maximum, self.first * (2**self.attempt))
+        self.attempt = min(self.attempt + 1, 32)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def slowest(self) -> float:
+        self.attempt = 32
+        return self.next_delay()
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class AgentLink:
+    def __init__(
+        self,
+        credential: NodeCredential,
+        runtime: Runtime,
+        *,
+        agent_version: str,
+        facts: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
+        reconnect_first: float = 0.5,
+        reconnect_max: float = 30.0,
+        open_timeout: float = 10.0,
+    ) -> None:
+        self.credential = credential
+        self.runtime = runtime
+        self.agent_version = agent_version
+        self._facts = facts
+        self.backoff = Backoff(reconnect_first, reconnect_max)
+        self.open_timeout = open_timeout
+        self.connected = asyncio.Event()
+        self.sessions = 0
+        """Sessions that got a welcome (tests and `pentad agent status` read it)."""
+        self.welcome: wire.Welcome | None = None
+        self._outbox: asyncio.Queue[str] | None = None
+        self._dropped = 0
+
+    def facts(self) -> dict[str, Any]:
+        if callable(self._facts):
+            return self._facts()
+        return dict(self._facts or {})
+
+    def emit(self, event: AgentEvent) -> None:
+        """Send a console batch, stats or a state change if the link is up (dropped otherwise: see above)."""
+        outbox = self._outbox
+        if outbox is None or not self.connected.is_set():
+            return
+        try:
+            outbox.put_nowait(wire.encode(event))
+        except asyncio.QueueFull:
+            self._dropped += 1
+            if self._dropped in (1, 100) or self._dropped % 10_000 == 0:
+                logger.warning("agent_link_outbox_full dropped=%d", self._dropped)
+
+    async def run(self) -> None:
+        """Connect, and reconnect whenever the link drops, until cancelled."""
+        while True:
+            refused = False
+            try:
+                refused = await self._session()
+            except asyncio.CancelledError:
+                raise
+            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError, wire.FrameError) as error:
+                logger.info("agent_link_down reason=%s", _describe(error))
+            except Exception:
+                logger.exception("agent_link_failed")
+            finally:
+                self.connected.clear()
+                self._outbox = None
+            delay = self.backoff.slowest() if refused else self.backoff.next_delay()
+            logger.info("agent_link_reconnect in=%.2fs", delay)
+            await asyncio.sleep(delay)
+
+    async def _session(self) -> bool:
+        """One connection, until it drops; True when the panel refused us (credential, protocol)."""
+        headers = {"Authorization": f"Bearer {self.credential.credential}"}
+        try:
+            websocket = await connect(
+                url_of(self.credential.panel_url),
+                additional_headers=headers,
+                open_timeout=self.open_timeout,
+                max_size=wire.MAX_FRAME_BYTES,
+                ping_interval=None,  # the protocol's own heartbeat, both ways
+                user_agent_header=f"pentad-agent/{self.agent_version}",
+            )
+        except InvalidStatus as error:
+            logger.warning("agent_link_refused status=%s", error.response.status_code)
+            return True
+        async with websocket:
+            hello = wire.Hello(
+                node_id=self.credential.node_id,
+                agent_version=self.agent_version,
+                facts=self.facts(),
+                servers=await self.runtime.servers(),
+            )
+            await websocket.send(wire.encode(hello))
+            try:
+                async with asyncio.timeout(self.open_timeout):
+                    first = wire.decode_panel_frame(await websocket.recv())
+            except ConnectionClosed as closed:
+                return _refused(closed)
+            if not isinstance(first, wire.Welcome):
+                logger.warning("agent_link_no_welcome frame=%s", first.t)
+                return isinstance(first, wire.Error)
+            self.welcome = first
+            self.backoff.reset()
+            self.sessions += 1
+            self._outbox = asyncio.Queue(OUTBOX_SIZE)
+            self.connected.set()
+            logger.info("agent_link_up node=%s session=%d", self.credential.node_id, self.sessions)
+            try:
+                await self._serve(websocket, first, self._outbox)
+            except ConnectionClosed as closed:
+                return _refused(closed)
+        return False
+
+    async def _serve(
+        self, websocket: ClientConnection, welcome: wire.Welcome, outbox: asyncio.Queue[str]
+    ) -> None:
+        calls: set[asyncio.Task[None]] = set()
+        last_heard = time.monotonic()
+
+        async def reader() -> None:
+            nonlocal last_heard
+            async for message in websocket:
+                last_heard = time.monotonic()
+                try:
+                    frame = wire.decode_panel_frame(message)
+                except wire.FrameError as error:
+                    outbox.put_nowait(wire.encode(wire.Error(code=error.code, message=error.message)))
+                    continue
+                if isinstance(frame, wire.Call):
+                    task = asyncio.create_task(self._answer(frame, outbox))
+                    calls.add(task)
+                    task.add_done_callback(calls.discard)
+                elif isinstance(frame, wire.Error):
+                    logger.warning("agent_link_panel_error code=%s message=%s", frame.code, frame.message)
+
+        async def writer() -> None:
+            while True:
+                await websocket.send(await outbox.get())
+
+        async def heartbeat() -> None:
+            while True:
+                await asyncio.sleep(welcome.heartbeat_interval)
+                if time.monotonic() - last_heard > welcome.heartbeat_timeout:
+                    logger.info("agent_link_panel_silent after=%.1fs", time.monotonic() - last_heard)
+                    await websocket.close(1001, "heartbeat timeout")
+                    return
+                await _put(outbox, wire.encode(wire.Heartbeat(at=time.time())))
+
+        tasks = [asyncio.create_task(job()) for job in (reader, writer, heartbeat)]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        finally:
+            for task in [*tasks, *calls]:
+                task.cancel()
+            for task in [*tasks, *calls]:
+                with contextlib.suppress(BaseException):
+                    await task
+        await websocket.close()
+
+    async def _answer(self, call: wire.Call, outbox: asyncio.Queue[str]) -> None:
+        try:
+            params = call.typed_params()
+            result = await self.runtime.call(call.method, call.server_id, params)
+            reply = wire.ok_reply(call.id, result)
+        except wire.FrameError as error:
+            reply = wire.error_reply(call.id, error.code, error.message)
+        except CallError as error:
+            reply = wire.error_reply(call.id, error.code, error.message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            logger.exception("agent_call_failed method=%s server=%s", call.method, call.server_id)
+            reply = wire.error_reply(call.id, "agent_error", f"{type(error).__name__}: {error}"[:500])
+        await _put(outbox, wire.encode(reply))
+
+
+async def _put(outbox: asyncio.Queue[str], text: str) -> None:
+    """Replies and heartbeats wait for room (console and stats are the ones dropped when it is full)."""
+    await outbox.put(text)
+
+
+def _refused(closed: ConnectionClosed) -> bool:
+    code = closed.rcvd.code if closed.rcvd is not None else None
+    if code in CLOSE_CODES_REFUSED:
+        logger.warning(
+            "agent_link_refused code=%s reason=%s", code, closed.rcvd.reason if closed.rcvd else ""
+        )
+        return True
+    return False
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:300]

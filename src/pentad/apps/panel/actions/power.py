@@ -1,0 +1,266 @@
+"""Power actions (start, stop, restart, kill) and install, sent to the server's node's agent.
+
+Rules, checked before anything is sent:
+- the caller holds the action's key on the server (`control.start`, `control.stop` for stop and kill,
+  `control.restart`; `settings.reinstall` for install);
+- the server's state allows it: start only when it is not running (offline, crashed, disk_exceeded),
+  stop when it runs (starting, running, stopping — stopping again escalates nothing but is harmless),
+  restart unless it is stopping, kill always (Pterodactyl #2986: a kill button that does nothing);
+  start and restart need an installed, unsuspended server;
+- one power action per server at a time (Pterodactyl #3903): a second one answers 409
+  `power_action_pending` naming the pending action. The lock is a cache counter (cluster-wide with
+  Redis) that expires with the call's timeout, so a lost answer never blocks the server for good; kill
+  ignores it.
+
+The agent answers once the action has begun (`starting`, `stopping`, `installing`); what follows (running,
+offline, crashed, install_failed) arrives as state frames on the agent's socket, is stored by the agent
+link and published on `panel.server.{id}.state`. Every action sent is audited on the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from pentad.apps.panel import agent_link, repository
+from pentad.apps.panel.actions.context import PanelContext
+from pentad.apps.panel.models import PanelServer
+from pentad.apps.panel.settings import PanelSettings
+from pentad.apps.panel.permissions import (
+    SERVER_REINSTALL,
+    SERVER_RESOURCE,
+    SERVER_RESTART,
+    SERVER_START,
+    SERVER_STOP,
+)
+from pentad.core import audit
+from pentad.core.context import AppContext
+from pentad.core.crypto import column_context
+from pentad.core.errors import Conflict
+from pentad.panel_wire import protocol as wire
+
+PowerAction = Literal["start", "stop", "restart", "kill"]
+
+PERMISSIONS = {"start": SERVER_START, "stop": SERVER_STOP, "restart": SERVER_RESTART, "kill": SERVER_STOP}
+ALLOWED_FROM: dict[str, frozenset[str]] = {
+    "start": frozenset({"offline", "crashed", "disk_exceeded"}),
+    "stop": frozenset({"starting", "running", "stopping"}),
+    "restart": frozenset({"offline", "crashed", "disk_exceeded", "starting", "running"}),
+    "kill": frozenset(wire.SERVER_STATES),
+}
+NEEDS_INSTALLED = frozenset({"start", "restart"})
+KILL_GRACE = 10.0
+"""SIGTERM to SIGKILL, seconds (after the stop command's timeout)."""
+
+
+class PowerActionPending(Conflict):
+    code = "power_action_pending"
+
+    def __init__(self, pending: str, **kwargs: Any) -> None:
+        super().__init__(
+            f"Another power action ({pending}) is being processed for this server; wait for it to finish.",
+            pending=pending,
+            **kwargs,
+        )
+
+
+class PowerStateConflict(Conflict):
+    code = "invalid_power_state"
+
+    def __init__(self, action: str, state: str, **kwargs: Any) -> None:
+        super().__init__(
+            f"The server is {state}: it cannot {action} now.", action=action, state=state, **kwargs
+        )
+
+
+class ServerNotInstalled(Conflict):
+    code = "server_not_installed"
+
+    def __init__(self, status: str, **kwargs: Any) -> None:
+        super().__init__(
+            f"The server is {status.replace('_', ' ')}: install it first.", status=status, **kwargs
+        )
+
+
+class PowerResult(BaseModel):
+    server_id: uuid.UUID
+    action: str
+    state: str
+    """The state the agent reported once the action began."""
+
+
+# --- what the agent needs to run a server ---
+
+
+def stop_spec(stop: str, timeout: float) -> wire.StopSpec:
+    """A template's stop (`^C` / `^^C`: SIGINT, as Pterodactyl; `^X` style: that signal; empty: SIGTERM;
+    anything else: a console command)."""
+    text = stop.strip()
+    if text in ("^C", "^^C"):
+        return wire.StopSpec(type="signal", value="SIGINT", timeout=timeout)
+    if not text:
+        return wire.StopSpec(type="signal", value="SIGTERM", timeout=timeout)
+    if text.startswith("^") and text[1:].upper().startswith("SIG"):
+        return wire.StopSpec(type="signal", value=text[1:].upper(), timeout=timeout)
+    return wire.StopSpec(type="command", value=text, timeout=timeout)
+
+
+async def server_spec(platform: AppContext, session: Any, server: PanelServer) -> wire.ServerSpec:
+    """Everything the agent needs to install and run `server`: its template's commands, its variables'
+    values (decrypted here: they are the game's own settings, passed in its environment), its ports (the
+    primary allocation first) and limits."""
+    settings_timeout = float(platform.app_settings(PanelSettings).stop_timeout)
+    template = await repository.get_template(session, server.template_id)
+    if template is None:  # templates in use cannot be deleted (RESTRICT); this is a broken row
+        raise ServerNotInstalled("without a template")
+    variables = await repository.list_template_variables(session, [template.id])
+    values = {
+        value.variable_id: value for value in await repository.list_server_variables(session, server.id)
+    }
+    environment: dict[str, str] = {}
+    for variable in variables:
+        stored = values.get(variable.id)
+        environment[variable.env_name] = (
+            platform.keyring.decrypt(
+                stored.value_enc, context=column_context("panel_server_variables", "value_enc", stored.id)
+            )
+            if stored is not None
+            else variable.default_value
+        )
+    allocations = await repository.list_allocations(session, server_id=server.id)
+    allocations.sort(
+        key=lambda allocation: (allocation.id != server.allocation_id, allocation.ip, allocation.port)
+    )
+    ports = [wire.Port(ip=allocation.ip, port=allocation.port) for allocation in allocations]
+    if ports:
+        environment.setdefault("SERVER_IP", ports[0].ip)
+        environment.setdefault("SERVER_PORT", str(ports[0].port))
+    environment.setdefault("SERVER_MEMORY", str(server.memory_mb))
+    environment.setdefault("P_SERVER_UUID", str(server.id))
+    return wire.ServerSpec(
+        server_id=str(server.id),
+        startup=server.startup or template.startup,
+        environment=environment,
+        stop=stop_spec(template.stop, settings_timeout),
+        done=list(template.done or []),
+        ports=ports,
+        limits=wire.Limits(
+            memory_mb=server.memory_mb, cpu_percent=server.cpu_percent, disk_mb=server.disk_mb
+        ),
+        install_script=template.install_script or None,
+        install_entrypoint=template.install_entrypoint or "bash",
+        config_files=template.config_files or None,
+        file_denylist=list(template.file_denylist or []),
+        console_input="econ" if template.console_input == "econ" else "stdin",
+        restart_on_crash=server.restart_on_crash,
+    )
+
+
+# --- the lock ---
+
+
+def _lock_key(server_id: uuid.UUID) -> str:
+    return f"panel:power:{server_id}"
+
+
+@contextlib.asynccontextmanager
+async def power_lock(
+    platform: AppContext, server_id: uuid.UUID, action: str, ttl: float
+) -> AsyncIterator[None]:
+    """One power action per server at a time (PowerActionPending names the one in flight)."""
+    key = _lock_key(server_id)
+    if await platform.cache.incr(key, 1, ttl=ttl) != 1:
+        pending = await platform.cache.get(f"{key}:action")
+        raise PowerActionPending(str(pending or "unknown"))
+    await platform.cache.set(f"{key}:action", action, ttl=ttl)
+    try:
+        yield
+    finally:
+        await platform.cache.delete(key)
+        await platform.cache.delete(f"{key}:action")
+
+
+# --- actions ---
+
+
+def check_power(server: PanelServer, action: str) -> None:
+    if action in NEEDS_INSTALLED:
+        if server.suspended_at is not None:
+            raise ServerNotInstalled("suspended")
+        if server.status != "installed":
+            raise ServerNotInstalled(server.status)
+    if server.state not in ALLOWED_FROM[action]:
+        raise PowerStateConflict(action, server.state)
+
+
+def call_timeout(context: PanelContext, action: str) -> float:
+    base = context.settings.agent_command_timeout
+    if action in ("stop", "restart"):
+        return base + context.settings.stop_timeout + KILL_GRACE
+    return base
+
+
+async def do_power(context: PanelContext, server_id: uuid.UUID, action: PowerAction) -> PowerResult:
+    access = await context.access(server_id, PERMISSIONS[action])
+    server = access.server
+    check_power(server, action)
+    params: wire.Frame
+    if action == "start":
+        params = wire.StartParams(spec=await server_spec(context.platform, context.session, server))
+    elif action == "restart":
+        params = wire.RestartParams(spec=await server_spec(context.platform, context.session, server))
+    elif action == "stop":
+        params = wire.StopParams()
+    else:
+        params = wire.KillParams()
+    timeout = call_timeout(context, action)
+    if action == "kill":
+        result = await agent_link.call(
+            context.platform, server.node_id, action, server.id, params, timeout=timeout
+        )
+    else:
+        async with power_lock(context.platform, server.id, action, timeout + 5):
+            result = await agent_link.call(
+                context.platform, server.node_id, action, server.id, params, timeout=timeout
+            )
+    report = wire.ServerReport.model_validate(result) if result else None
+    audit.record(
+        context.session,
+        context.audit_actor,
+        f"panel.server.power.{action}",
+        resource_type=SERVER_RESOURCE,
+        resource_id=server.id,
+    )
+    return PowerResult(server_id=server.id, action=action, state=report.state if report else server.state)
+
+
+async def do_install(context: PanelContext, server_id: uuid.UUID, *, reinstall: bool = False) -> PowerResult:
+    """Run the template's install script on the node (the outcome arrives as state frames)."""
+    access = await context.access(server_id, SERVER_REINSTALL)
+    server = access.server
+    if server.state not in ("offline", "crashed", "disk_exceeded"):
+        raise PowerStateConflict("install", server.state)
+    spec = await server_spec(context.platform, context.session, server)
+    timeout = context.settings.agent_command_timeout
+    async with power_lock(context.platform, server.id, "install", timeout + 5):
+        result = await agent_link.call(
+            context.platform,
+            server.node_id,
+            "install",
+            server.id,
+            wire.InstallParams(spec=spec, reinstall=reinstall),
+            timeout=timeout,
+        )
+    report = wire.ServerReport.model_validate(result) if result else None
+    audit.record(
+        context.session,
+        context.audit_actor,
+        "panel.server.reinstall" if reinstall else "panel.server.install",
+        resource_type=SERVER_RESOURCE,
+        resource_id=server.id,
+    )
+    return PowerResult(server_id=server.id, action="install", state=report.state if report else "installing")
