@@ -1,9 +1,10 @@
 """`pentad agent enrol URL TOKEN`: swap a one-time enrolment token for this node's credential.
 
 The panel answers POST /api/panel/agent/enrol with the node's id and its credential (`pnd_…`, shown once;
-the panel keeps only its hash). The agent stores it in `<data dir>/credential.json`, mode 0600 in a 0700
-folder, written to a temporary file and renamed so a crash never leaves half a credential. The sandbox
-mounts only each server's own folder, so no game ever sees this file.
+the panel keeps only its hash). The agent stores it (JSON: panel URL, node id and name, credential) at
+AgentSettings.credential_path (`<data dir>/credential`), mode 0600 in a 0700 folder, written to a
+temporary file and renamed so a crash never leaves half a credential. The sandbox mounts only each
+server's own folder, so no game ever sees this file.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import httpx
 
+from pentad.agent.settings import AgentSettings
 from pentad.panel_wire.protocol import ENROL_PATH, EnrolRequest, EnrolResponse
-
-CREDENTIAL_FILE = "credential.json"
 
 
 class EnrolError(Exception):
@@ -34,10 +35,6 @@ class NodeCredential:
 
     def __repr__(self) -> str:  # the credential never reaches a log line
         return f"NodeCredential(panel_url={self.panel_url!r}, node_id={self.node_id!r})"
-
-
-def credential_path(data_dir: Path, credential_file: Path | None = None) -> Path:
-    return credential_file if credential_file is not None else data_dir / CREDENTIAL_FILE
 
 
 def save_credential(path: Path, credential: NodeCredential) -> None:
@@ -117,3 +114,40 @@ def enrol(
     credential = NodeCredential(base, answer.node_id, answer.node_name, answer.credential)
     save_credential(path, credential)
     return credential
+
+
+def configured_credential(settings: AgentSettings) -> NodeCredential:
+    """The credential the agent connects with: PENTAD_AGENT__NODE_CREDENTIAL with PENTAD_AGENT__PANEL_URL
+    (containers; the node id then comes from the panel), else the file `enrol` wrote."""
+    if settings.node_credential is not None:
+        if not settings.panel_url:
+            raise EnrolError("PENTAD_AGENT__NODE_CREDENTIAL needs PENTAD_AGENT__PANEL_URL too")
+        return NodeCredential(settings.panel_url, "", "", settings.node_credential.get_secret_value())
+    stored = load_credential(settings.credential_path)
+    if settings.panel_url and settings.panel_url.rstrip("/") != stored.panel_url:
+        return NodeCredential(
+            settings.panel_url.rstrip("/"), stored.node_id, stored.node_name, stored.credential
+        )
+    return stored
+
+
+@click.command("enrol")
+@click.argument("url", required=False)
+@click.argument("token", required=False)
+@click.option("--panel", "panel_option", help="The panel's URL (instead of the URL argument).")
+@click.option("--token", "token_option", help="The enrolment token (instead of the TOKEN argument).")
+def enrol_command(
+    url: str | None, token: str | None, panel_option: str | None, token_option: str | None
+) -> None:
+    """Enrol this host with the panel at URL using a one-time TOKEN (pne_…) from the panel's admin."""
+    url = url or panel_option
+    token = token or token_option
+    if not url or not token:
+        raise click.UsageError("give the panel's URL and the enrolment token: pentad agent enrol URL TOKEN")
+    settings = AgentSettings()
+    path = settings.credential_path
+    try:
+        credential = enrol(url, token, path, facts={"hostname": os.uname().nodename})
+    except EnrolError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"enrolled as node {credential.node_name} ({credential.node_id}); credential stored in {path}")

@@ -15,7 +15,9 @@ class ServerState(StrEnum):
     STARTING = "starting"  # the game runs, its "done" line not seen yet
     RUNNING = "running"
     STOPPING = "stopping"  # stop command or signal sent, waiting for the exit
-    CRASHED = "crashed"  # crash loop: exited unexpectedly crash_max_restarts times in crash_window; no restarts
+    CRASHED = (
+        "crashed"  # crash loop: exited unexpectedly crash_max_restarts times in crash_window; no restarts
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """The agent's one WebSocket to the panel: dial out, authenticate, heartbeat, reconnect, dispatch calls.
 
-    link = AgentLink(credential, runtime, agent_version="0.1.0", facts=facts)
-    runtime.set_sink(link.emit)          # console batches, stats and state changes go out through the link
-    await link.run()                     # until cancelled; reconnects with backoff whenever the link drops
+    link = AgentLink(credential, runtime, agent_version="0.1.0")
+    await link.run()        # until cancelled: reconnects with backoff whenever the link drops, and
+                            # forwards runtime.events() (console batches, stats, state changes)
 
 The agent always dials (it works behind NAT; nodes open no port). A session: connect with
 `Authorization: Bearer pnd_…`, send `hello` (protocol version, facts, every server the runtime runs so
@@ -22,20 +22,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from pentad.agent.enrol import NodeCredential
+from pentad.agent.enrol import NodeCredential, configured_credential
+from pentad.agent.events import (
+    ConsoleBatch,
+    RuntimeEvent,
+    ServerState,
+    ServerStatus,
+    StateChanged,
+)
+from pentad.agent.runtime import AgentError
+from pentad.agent.runtime import Runtime as RealRuntime
+from pentad.agent.settings import AgentSettings
 from pentad.panel_wire import protocol as wire
+from pentad.panel_wire.serverspec import ServerSpec
 
 logger = logging.getLogger("pentad.agent.link")
 
+AGENT_VERSION = importlib.metadata.version("pentad")
 OUTBOX_SIZE = 2048
 """Frames waiting to be written; beyond it console batches and stats are dropped (never calls' replies)."""
 CLOSE_CODES_REFUSED = {wire.CLOSE_UNAUTHORISED, wire.CLOSE_FORBIDDEN, wire.CLOSE_PROTOCOL_MISMATCH}
@@ -43,24 +56,74 @@ CLOSE_CODES_REFUSED = {wire.CLOSE_UNAUTHORISED, wire.CLOSE_FORBIDDEN, wire.CLOSE
 AgentEvent = wire.ConsoleBatch | wire.Stats | wire.StateChange
 
 
-class CallError(Exception):
-    """Raised by a runtime method to answer a call with ok=false and this code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 class Runtime(Protocol):
-    """What the link needs from the agent's runtime (pentad.agent.runtime.Runtime fits it through
-    `RuntimeDispatcher`). Each call method returns its result (a frame or a dict) or raises CallError."""
+    """What the link needs of the agent's runtime (pentad.agent.runtime.Runtime; tests pass their own)."""
 
-    async def servers(self) -> list[wire.ServerReport]: ...
+    def facts(self) -> dict[str, Any]: ...
 
-    async def call(
-        self, method: str, server_id: str | None, params: wire.Frame
-    ) -> wire.Frame | dict[str, Any] | None: ...
+    def servers(self) -> list[ServerStatus]: ...
+
+    def status(self, server_id: str) -> ServerStatus: ...
+
+    def events(self) -> AsyncIterator[RuntimeEvent]: ...
+
+    async def install(self, spec: ServerSpec) -> int: ...
+
+    async def start(self, spec: ServerSpec | str) -> ServerStatus: ...
+
+    async def stop(self, server_id: str, *, timeout: float | None = None) -> ServerStatus: ...  # noqa: ASYNC109
+
+    async def restart(self, spec: ServerSpec | str) -> ServerStatus: ...
+
+    async def kill(self, server_id: str) -> ServerStatus: ...
+
+    async def send_command(self, server_id: str, line: str) -> None: ...
+
+    async def console_history(self, server_id: str, lines: int = 100) -> list[str]: ...
+
+
+def report(status: ServerStatus) -> wire.ServerReport:
+    return wire.ServerReport(
+        server_id=status.server_id,
+        state=status.state.value,
+        pid=status.game_pid,
+        started_at=status.started_at,
+        exit_code=status.exit_code,
+        exit_signal=status.signal,
+        restarts=status.crash_count,
+    )
+
+
+def frame_of(event: RuntimeEvent) -> AgentEvent:
+    """A runtime event as the frame the panel reads."""
+    if isinstance(event, ConsoleBatch):
+        return wire.ConsoleBatch(
+            server_id=event.server_id,
+            lines=list(event.lines)[: wire.MAX_BATCH_LINES],
+            dropped=event.dropped,
+            source="install" if event.source == "install" else "game",
+        )
+    if isinstance(event, StateChanged):
+        return wire.StateChange(
+            server_id=event.server_id,
+            state=event.state.value,
+            previous=event.previous.value,
+            reason=event.reason,
+            exit_code=event.exit_code,
+            exit_signal=event.signal,
+        )
+    return wire.Stats(
+        server_id=event.server_id,
+        state=event.state.value,
+        cpu_percent=event.cpu_percent,
+        memory_bytes=event.memory_bytes,
+        memory_limit_bytes=event.memory_limit_bytes,
+        disk_bytes=event.disk_bytes,
+        net_rx_bytes=event.net_rx_bytes,
+        net_tx_bytes=event.net_tx_bytes,
+        net_unavailable=event.net_reason,
+        uptime_s=event.uptime_seconds,
+    )
 
 
 def url_of(panel_url: str) -> str:
@@ -82,7 +145,7 @@ class Backoff:
         self.attempt = 0
 
     def next_delay(self) -> float:
-        ceiling = min(self.maximum, self.first * (2**self.attempt))
+        ceiling = min(self.maximum, self.first * 2.0**self.attempt)
         self.attempt = min(self.attempt + 1, 32)
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
@@ -101,7 +164,6 @@ class AgentLink:
         runtime: Runtime,
         *,
         agent_version: str,
-        facts: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
         reconnect_first: float = 0.5,
         reconnect_max: float = 30.0,
         open_timeout: float = 10.0,
@@ -109,7 +171,6 @@ class AgentLink:
         self.credential = credential
         self.runtime = runtime
         self.agent_version = agent_version
-        self._facts = facts
         self.backoff = Backoff(reconnect_first, reconnect_max)
         self.open_timeout = open_timeout
         self.connected = asyncio.Event()
@@ -118,11 +179,7 @@ class AgentLink:
         self.welcome: wire.Welcome | None = None
         self._outbox: asyncio.Queue[str] | None = None
         self._dropped = 0
-
-    def facts(self) -> dict[str, Any]:
-        if callable(self._facts):
-            return self._facts()
-        return dict(self._facts or {})
+        self._installs: set[asyncio.Task[None]] = set()
 
     def emit(self, event: AgentEvent) -> None:
         """Send a console batch, stats or a state change if the link is up (dropped otherwise: see above)."""
@@ -137,7 +194,21 @@ class AgentLink:
                 logger.warning("agent_link_outbox_full dropped=%d", self._dropped)
 
     async def run(self) -> None:
-        """Connect, and reconnect whenever the link drops, until cancelled."""
+        """Connect, and reconnect whenever the link drops, until cancelled; meanwhile forward the runtime's
+        events (dropped while the link is down)."""
+        pump = asyncio.create_task(self._pump())
+        try:
+            await self._connect_forever()
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+
+    async def _pump(self) -> None:
+        async for event in self.runtime.events():
+            self.emit(frame_of(event))
+
+    async def _connect_forever(self) -> None:
         while True:
             refused = False
             try:
@@ -174,8 +245,8 @@ class AgentLink:
             hello = wire.Hello(
                 node_id=self.credential.node_id,
                 agent_version=self.agent_version,
-                facts=self.facts(),
-                servers=await self.runtime.servers(),
+                facts=self.runtime.facts(),
+                servers=[report(status) for status in self.runtime.servers()],
             )
             await websocket.send(wire.encode(hello))
             try:
@@ -248,12 +319,11 @@ class AgentLink:
 
     async def _answer(self, call: wire.Call, outbox: asyncio.Queue[str]) -> None:
         try:
-            params = call.typed_params()
-            result = await self.runtime.call(call.method, call.server_id, params)
+            result = await self._dispatch(call)
             reply = wire.ok_reply(call.id, result)
         except wire.FrameError as error:
             reply = wire.error_reply(call.id, error.code, error.message)
-        except CallError as error:
+        except AgentError as error:
             reply = wire.error_reply(call.id, error.code, error.message)
         except asyncio.CancelledError:
             raise
@@ -261,6 +331,50 @@ class AgentLink:
             logger.exception("agent_call_failed method=%s server=%s", call.method, call.server_id)
             reply = wire.error_reply(call.id, "agent_error", f"{type(error).__name__}: {error}"[:500])
         await _put(outbox, wire.encode(reply))
+
+    async def _dispatch(self, call: wire.Call) -> wire.Frame | dict[str, Any] | None:
+        params = call.typed_params()
+        runtime = self.runtime
+        server_id = call.server_id or ""
+        if not server_id:
+            raise wire.FrameError("bad_params", "the call names no server")
+        if isinstance(params, wire.InstallParams):
+            return self._install(params.spec)
+        if isinstance(params, wire.StartParams):
+            return report(await runtime.start(params.spec))
+        if isinstance(params, wire.StopParams):
+            return report(await runtime.stop(server_id, timeout=params.timeout))
+        if isinstance(params, wire.RestartParams):
+            return report(await runtime.restart(params.spec))
+        if isinstance(params, wire.KillParams):
+            return report(await runtime.kill(server_id))
+        if isinstance(params, wire.SendCommandParams):
+            await runtime.send_command(server_id, params.command)
+            return {}
+        if isinstance(params, wire.ConsoleHistoryParams):
+            lines = await runtime.console_history(server_id, params.lines)
+            return wire.ConsoleHistory(server_id=server_id, lines=lines)
+        return report(runtime.status(server_id))
+
+    def _install(self, spec: ServerSpec) -> wire.ServerReport:
+        """Installs run for minutes: answer once begun (the runtime reports installing -> offline, or the
+        failure, as state changes), and keep the task until it ends."""
+        state = self.runtime.status(spec.server_id).state
+        if state not in (ServerState.OFFLINE, ServerState.CRASHED):
+            raise AgentError("busy", f"the server is {state.value}: stop it before installing")
+        task = asyncio.create_task(self._run_install(spec))
+        self._installs.add(task)
+        task.add_done_callback(self._installs.discard)
+        return wire.ServerReport(server_id=spec.server_id, state="installing")
+
+    async def _run_install(self, spec: ServerSpec) -> None:
+        try:
+            code = await self.runtime.install(spec)
+            logger.info("agent_install_done server=%s exit=%s", spec.server_id, code)
+        except AgentError as error:
+            logger.warning("agent_install_refused server=%s code=%s", spec.server_id, error.code)
+        except Exception:
+            logger.exception("agent_install_failed server=%s", spec.server_id)
 
 
 async def _put(outbox: asyncio.Queue[str], text: str) -> None:
@@ -280,3 +394,16 @@ def _refused(closed: ConnectionClosed) -> bool:
 
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:300]
+
+
+async def run_agent(settings: AgentSettings) -> None:
+    """`pentad agent run`: open the runtime (re-attaching to the shims that kept running), then hold the
+    link to the panel until cancelled; closing detaches from the shims, the games keep running."""
+    credential = configured_credential(settings)
+    runtime = RealRuntime(settings)
+    await runtime.open()
+    link = AgentLink(credential, runtime, agent_version=AGENT_VERSION, reconnect_max=settings.reconnect_max)
+    try:
+        await link.run()
+    finally:
+        await runtime.close()

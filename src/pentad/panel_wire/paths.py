@@ -135,7 +135,9 @@ def write_bytes(root: Path | str, path: str, data: bytes, mode: int = 0o644) -> 
         if info is not None and (not stat.S_ISREG(info.st_mode) or info.st_nlink > 1):
             raise PathRefused(path, "symlink" if stat.S_ISLNK(info.st_mode) else "not_a_file")
         temp = f".{parts[-1][:200]}.pentad-{os.getpid()}.tmp"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+        fd = os.open(
+            temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd
+        )
         try:
             with os.fdopen(fd, "wb") as file:
                 file.write(data)

@@ -33,6 +33,8 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from pentad.panel_wire.serverspec import ServerSpec
+
 PROTOCOL_VERSION: Final = 1
 """Bumped on any incompatible change; a panel refuses a hello with another major version (4400)."""
 
@@ -71,51 +73,6 @@ class Frame(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-# --- what the panel sends about a server so the agent can run it ---
-
-
-class Port(Frame):
-    ip: str = "0.0.0.0"  # noqa: S104 - a game server listens on every address of its node by default
-    port: int = Field(ge=1, le=65535)
-
-
-class StopSpec(Frame):
-    """How to stop the game: `command` writes `value` to the console, `signal` sends the signal named in
-    `value` (e.g. SIGINT for a Pterodactyl `^C`). After `timeout` seconds: SIGTERM, then SIGKILL."""
-
-    type: Literal["command", "signal"] = "signal"
-    value: str = "SIGTERM"
-    timeout: float = Field(30.0, ge=0)
-
-
-class Limits(Frame):
-    memory_mb: int = Field(0, ge=0, description="0: unlimited")
-    cpu_percent: int = Field(0, ge=0, description="100 = one core; 0: unlimited")
-    disk_mb: int = Field(0, ge=0, description="0: unlimited")
-
-
-class ServerSpec(Frame):
-    """Everything an agent needs to install and run one server. `startup` and `install_script` keep the
-    egg's `{{VARIABLE}}` placeholders; the agent substitutes `environment` (plus SERVER_IP, SERVER_PORT,
-    SERVER_MEMORY, as Wings does) when it runs them."""
-
-    server_id: str
-    startup: str
-    environment: dict[str, str] = Field(default_factory=dict)
-    stop: StopSpec = Field(default_factory=StopSpec)
-    done: list[str] = Field(
-        default_factory=list, description="regexes; a console line matching one = running"
-    )
-    ports: list[Port] = Field(default_factory=list, description="the first is the default allocation")
-    limits: Limits = Field(default_factory=Limits)
-    install_script: str | None = None
-    install_entrypoint: str = "bash"
-    config_files: Any = Field(default=None, description="the egg's config.files, parsed JSON")
-    file_denylist: list[str] = Field(default_factory=list)
-    console_input: Literal["stdin", "econ"] = "stdin"
-    restart_on_crash: bool = True
-
-
 # --- call parameters (panel -> agent) ---
 
 
@@ -129,7 +86,7 @@ class StartParams(Frame):
 
 
 class StopParams(Frame):
-    timeout: float | None = Field(None, ge=0, description="None: the spec's stop timeout")
+    timeout: float | None = Field(None, gt=0, description="None: the spec's stop timeout")
 
 
 class RestartParams(Frame):
@@ -249,6 +206,7 @@ class ConsoleBatch(Frame):
     server_id: str
     lines: list[str] = Field(max_length=MAX_BATCH_LINES)
     dropped: int = Field(0, ge=0, description="lines the agent's throttle dropped before this batch")
+    source: Literal["game", "install"] = "game"
 
 
 class Stats(Frame):

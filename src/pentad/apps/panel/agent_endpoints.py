@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.panel.actions import nodes
@@ -20,6 +20,7 @@ from pentad.apps.panel.credentials import NODE_PRINCIPAL
 from pentad.apps.panel.permissions import PANEL_AGENT
 from pentad.core.auth.dependencies import Authenticator, db_session
 from pentad.core.errors import problem_responses
+from pentad.core.platform import get_platform
 from pentad.core.policy import RateLimitClass, route_policy
 from pentad.core.realtime.live import AppSocket
 from pentad.panel_wire import protocol as wire
@@ -37,9 +38,15 @@ router = APIRouter(
 @router.post("/enrol", summary="Swap a one-time enrolment token for the node's credential (agents call it)")
 @route_policy(public="the one-time enrolment token in the body is the credential", rate_limit=ENROL_RATE)
 async def enrol(
-    data: wire.EnrolRequest, session: Annotated[AsyncSession, Depends(db_session)]
+    data: wire.EnrolRequest, request: Request, session: Annotated[AsyncSession, Depends(db_session)]
 ) -> wire.EnrolResponse:
-    node, credential = await nodes.enrol_node(session, data.token, data.facts)
+    node, credential = await nodes.enrol_node(
+        session,
+        data.token,
+        data.facts,
+        platform=get_platform(request),
+        ip_address=request.client.host if request.client else None,
+    )
     return wire.EnrolResponse(node_id=str(node.id), node_name=node.name, credential=credential)
 
 

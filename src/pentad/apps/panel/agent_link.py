@@ -162,7 +162,7 @@ async def serve_agent(socket: AppSocket) -> None:
         message = f"this panel speaks protocol {wire.PROTOCOL_VERSION}, not {hello.protocol}"
         await _refuse(socket, "protocol_mismatch", message, wire.CLOSE_PROTOCOL_MISMATCH)
         return
-    if hello.node_id != str(node_id):
+    if hello.node_id and hello.node_id != str(node_id):  # empty: "whichever node my credential is"
         await _refuse(socket, "wrong_node", "this credential belongs to another node", wire.CLOSE_WRONG_NODE)
         return
     await AgentSession(platform, socket, node_id, settings).run(hello)
@@ -443,11 +443,15 @@ def apply_state(
     exit_signal: int | None = None,
 ) -> None:
     """Store a state the agent reported and publish the change. Install states change the server's life
-    status (installing, install_failed → installed once it leaves them); power states its `state`."""
+    status (installing; install_failed when the install ends with reason install_failed, else installed);
+    power states its `state`."""
     previous_state, previous_status = server.state, server.status
     if state in INSTALL_STATES:
         server.status = state
         server.state = "offline"
+    elif reason == "install_failed":
+        server.status = "install_failed"
+        server.state = state
     else:
         if server.status == "installing" and reason != "reconciled":
             server.status = "installed"
