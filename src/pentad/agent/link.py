@@ -236,6 +236,7 @@ class AgentLink:
                 open_timeout=self.open_timeout,
                 max_size=wire.MAX_FRAME_BYTES,
                 ping_interval=None,  # the protocol's own heartbeat, both ways
+                close_timeout=2.0,
                 user_agent_header=f"pentad-agent/{self.agent_version}",
             )
         except InvalidStatus as error:
@@ -300,7 +301,7 @@ class AgentLink:
                 await asyncio.sleep(welcome.heartbeat_interval)
                 if time.monotonic() - last_heard > welcome.heartbeat_timeout:
                     logger.info("agent_link_panel_silent after=%.1fs", time.monotonic() - last_heard)
-                    await websocket.close(1001, "heartbeat timeout")
+                    websocket.transport.abort()  # a silent panel would not answer a close either
                     return
                 await _put(outbox, wire.encode(wire.Heartbeat(at=time.time())))
 
