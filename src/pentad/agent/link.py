@@ -243,31 +243,31 @@ class AgentLink:
             logger.warning("agent_link_refused status=%s", error.response.status_code)
             return True
         async with websocket:
-            hello = wire.Hello(
-                node_id=self.credential.node_id,
-                agent_version=self.agent_version,
-                facts=self.runtime.facts(),
-                servers=[report(status) for status in self.runtime.servers()],
-            )
-            await websocket.send(wire.encode(hello))
             try:
-                async with asyncio.timeout(self.open_timeout):
-                    first = wire.decode_panel_frame(await websocket.recv())
+                return await self._converse(websocket)
             except ConnectionClosed as closed:
                 return _refused(closed)
-            if not isinstance(first, wire.Welcome):
-                logger.warning("agent_link_no_welcome frame=%s", first.t)
-                return isinstance(first, wire.Error)
-            self.welcome = first
-            self.backoff.reset()
-            self.sessions += 1
-            self._outbox = asyncio.Queue(OUTBOX_SIZE)
-            self.connected.set()
-            logger.info("agent_link_up node=%s session=%d", self.credential.node_id, self.sessions)
-            try:
-                await self._serve(websocket, first, self._outbox)
-            except ConnectionClosed as closed:
-                return _refused(closed)
+
+    async def _converse(self, websocket: ClientConnection) -> bool:
+        hello = wire.Hello(
+            node_id=self.credential.node_id,
+            agent_version=self.agent_version,
+            facts=self.runtime.facts(),
+            servers=[report(status) for status in self.runtime.servers()],
+        )
+        await websocket.send(wire.encode(hello))
+        async with asyncio.timeout(self.open_timeout):
+            first = wire.decode_panel_frame(await websocket.recv())
+        if not isinstance(first, wire.Welcome):
+            logger.warning("agent_link_no_welcome frame=%s", first.t)
+            return isinstance(first, wire.Error)
+        self.welcome = first
+        self.backoff.reset()
+        self.sessions += 1
+        self._outbox = asyncio.Queue(OUTBOX_SIZE)
+        self.connected.set()
+        logger.info("agent_link_up node=%s session=%d", self.credential.node_id, self.sessions)
+        await self._serve(websocket, first, self._outbox)
         return False
 
     async def _serve(
