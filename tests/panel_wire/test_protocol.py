@@ -25,7 +25,7 @@ def test_every_agent_frame_round_trips() -> None:
 
 
 def test_calls_carry_typed_params() -> None:
-    spec = wire.ServerSpec(server_id="s", startup="./run {{PORT}}", ports=[wire.Port(port=8303)])
+    spec = wire.ServerSpec(server_id="s", startup="./run {{PORT}}", env={"PORT": "8303"})
     call = wire.Call(id=7, method="start", server_id="s", params={"spec": spec.model_dump(mode="json")})
     decoded = wire.decode_panel_frame(wire.encode(call))
     assert isinstance(decoded, wire.Call)
