@@ -225,7 +225,7 @@ async def test_the_link_reconnects_when_the_panel_drops_it_or_goes_silent() -> N
         if hellos == 1:
             await connection.close(1012, "panel restarting")  # dropped at once
         elif hellos == 2:
-            await asyncio.sleep(WAIT)  # silent: the agent gives up after heartbeat_timeout
+            await connection.wait_closed()  # silent: the agent gives up after heartbeat_timeout
         else:
             third.set()
             await connection.wait_closed()
