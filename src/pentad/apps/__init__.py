@@ -78,6 +78,12 @@ INSTALLED: dict[str, InstalledApp] = {
         cli="pentad.apps.streams.cli:streams",
         cli_help="Streams cameras and their stream keys.",
     ),
+    "panel": InstalledApp(
+        spec="pentad.apps.panel.spec:APP",
+        settings="pentad.apps.panel.settings:PanelSettings",
+        cli="pentad.apps.panel.cli:panel",
+        cli_help="Panel nodes, enrolment tokens and templates.",
+    ),
 }
 
 

@@ -1,0 +1,83 @@
+"""Who may do what with a game server: the one place the panel decides it (actions, topics and, later, the
+file manager and backups all ask here).
+
+A caller holds a server's permissions (`panel.server.<key>`, Pterodactyl's keys) through core grants of
+the server's roles (resource type `panel.server`: `owner`, or one role per key for subusers);
+`panel.admin` holds every key on every server. An API key with scopes keeps only what its scopes name.
+A server the caller holds no key on does not exist for them (404); one they may see but not change in
+this way answers 403.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pentad.apps.panel import repository
+from pentad.apps.panel.exceptions import ServerNotFound, ServerPermission
+from pentad.apps.panel.models import PanelServer
+from pentad.apps.panel.permissions import PANEL_ADMIN, SERVER_PERMISSIONS, SERVER_RESOURCE
+from pentad.core.auth.grants import granted_permissions
+from pentad.core.auth.permissions import Permission
+from pentad.core.auth.principal import Principal
+from pentad.core.context import AppContext
+
+EVERYTHING = frozenset(permission.key for permission in SERVER_PERMISSIONS.values())
+
+
+@dataclass(frozen=True)
+class ServerAccess:
+    server: PanelServer
+    permissions: frozenset[str]
+    """The `panel.server.*` keys the caller holds on this server."""
+
+    def has(self, permission: Permission) -> bool:
+        return permission.key in self.permissions
+
+    @property
+    def keys(self) -> list[str]:
+        """The Pterodactyl keys held (`control.console`, …), sorted."""
+        prefix = SERVER_RESOURCE + "."
+        return sorted(key.removeprefix(prefix) for key in self.permissions)
+
+
+def _scoped(principal: Principal, permissions: frozenset[str]) -> frozenset[str]:
+    return permissions & principal.scopes if principal.scopes is not None else permissions
+
+
+async def server_permissions(
+    session: AsyncSession, platform: AppContext, principal: Principal | None, server: PanelServer
+) -> frozenset[str]:
+    """What the caller may do with the server (None: the system, everything)."""
+    if principal is None:
+        return EVERYTHING
+    if principal.has(PANEL_ADMIN):
+        return _scoped(principal, EVERYTHING)
+    if not principal.is_user:
+        return frozenset()
+    held = await granted_permissions(
+        session, platform.permissions, principal.id, SERVER_RESOURCE, str(server.id)
+    )
+    return _scoped(principal, held)
+
+
+async def server_access(
+    session: AsyncSession,
+    platform: AppContext,
+    principal: Principal | None,
+    server_id: uuid.UUID,
+    permission: Permission | None = None,
+) -> ServerAccess:
+    """The server if the caller holds any key on it (and `permission`, when given): ServerNotFound (404)
+    when they hold none, ServerPermission (403) when they lack `permission`."""
+    server = await repository.get_server(session, server_id)
+    if server is None:
+        raise ServerNotFound()
+    permissions = await server_permissions(session, platform, principal, server)
+    if not permissions:
+        raise ServerNotFound()
+    if permission is not None and permission.key not in permissions:
+        raise ServerPermission()
+    return ServerAccess(server, permissions)

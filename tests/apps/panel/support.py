@@ -1,0 +1,64 @@
+"""Helpers of the panel tests: accounts with API keys, nodes, enrolled agents, templates and servers made
+over the API, and a snapshot of the panel tables (to show that a refused request changed nothing)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from pentad.core.auth.models import User
+from pentad.core.db.base import Base
+from pentad.core.platform import Platform
+from tests.factories import bearer, create_admin, create_user, issue_api_key
+
+
+@dataclass
+class Account:
+    user: User
+    headers: dict[str, str]
+
+    @property
+    def id(self) -> str:
+        return str(self.user.id)
+
+    @property
+    def email(self) -> str:
+        return self.user.email
+
+
+async def account(
+    platform: Platform, *, admin: bool = False, roles: tuple[str, ...] = ("member",)
+) -> Account:
+    user = await (create_admin(platform) if admin else create_user(platform, roles=roles))
+    return Account(user, bearer(await issue_api_key(platform, user)))
+
+
+SNAPSHOT_TABLES = sorted(
+    name for name in Base.metadata.tables if name.startswith("panel_") or name in ("audit_events", "grants")
+)
+
+
+async def snapshot(platform: Platform) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    async with platform.database.transaction(writes=False) as session:
+        for name in SNAPSHOT_TABLES:
+            rows = (await session.execute(select(Base.metadata.tables[name]))).all()
+            found[name] = sorted(repr(tuple(row)) for row in rows)
+    return found
+
+
+async def rows(platform: Platform, table: str) -> list[dict[str, Any]]:
+    async with platform.database.transaction(writes=False) as session:
+        result = await session.execute(select(Base.metadata.tables[table]))
+        return [dict(row._mapping) for row in result]
+
+
+async def make_node(client: httpx.AsyncClient, admin: Account, **fields: Any) -> dict[str, Any]:
+    body = {"name": "node-a", "memory_mb": 8192, "disk_mb": 102_400, "cpu_percent": 400, **fields}
+    response = await client.post("/api/panel/nodes", json=body, headers=admin.headers)
+    assert response.status_code == 201, response.text
+    node: dict[str, Any] = response.json()
+    return node
