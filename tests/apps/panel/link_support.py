@@ -47,6 +47,7 @@ def panel_settings(data_dir: Path, database_url: str, **panel: Any) -> Settings:
         apps=["panel"],
         ratelimit={"enabled": False},
         jobs={"in_process_worker": False},
+        realtime={"auth_timeout": 1.0},
         panel={
             "heartbeat_interval": HEARTBEAT,
             "heartbeat_timeout": HEARTBEAT_TIMEOUT,

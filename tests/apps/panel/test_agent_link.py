@@ -202,7 +202,9 @@ async def test_an_agent_comes_online_reconciles_its_servers_and_goes_offline(
     assert (await server_row(panel.platform, running.id)).state == "running"
 
 
-async def test_a_silent_agent_is_offline_within_the_heartbeat_timeout(panel: ServedPanel, tmp_path: Path) -> None:
+async def test_a_silent_agent_is_offline_within_the_heartbeat_timeout(
+    panel: ServedPanel, tmp_path: Path
+) -> None:
     credential = await enrolled(panel, tmp_path)
     headers = bearer(credential.credential)
     async with connect(panel.socket_url, additional_headers=headers, open_timeout=WAIT) as socket:
@@ -218,7 +220,9 @@ async def test_a_silent_agent_is_offline_within_the_heartbeat_timeout(panel: Ser
     await wait_node_status(panel.platform, credential.node_id, "offline")
 
 
-async def test_node_watch_marks_nodes_whose_panel_process_died_offline(panel: ServedPanel, tmp_path: Path) -> None:
+async def test_node_watch_marks_nodes_whose_panel_process_died_offline(
+    panel: ServedPanel, tmp_path: Path
+) -> None:
     credential = await enrolled(panel, tmp_path)
     async with panel.platform.database.transaction() as session:
         node = await repository.get_node(session, uuid.UUID(credential.node_id))
@@ -268,7 +272,9 @@ async def test_a_call_to_a_node_without_its_agent_is_409_node_offline(
     server = await make_server(panel.platform, credential.node_id, owner)
     with pytest.raises(NodeOffline):
         await call(panel.platform, uuid.UUID(credential.node_id), "state", server.id)
-    response = await http.post(f"/api/panel/servers/{server.id}/power", json={"action": "start"}, headers=headers)
+    response = await http.post(
+        f"/api/panel/servers/{server.id}/power", json={"action": "start"}, headers=headers
+    )
     assert response.status_code == 409, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["code"] == "node_offline"
@@ -358,7 +364,7 @@ async def test_one_power_action_at_a_time_and_kill_always(
             await asyncio.sleep(0.01)
         second = await http.post(f"{base}/power", json={"action": "restart"}, headers=headers)
         assert second.status_code == 409
-        assert second.json()["code"] == "power_action_pending"
+        assert second.json()["code"] == "power_action_pending", second.json()
         assert second.json()["pending"] == "start"
         killed = await http.post(f"{base}/power", json={"action": "kill"}, headers=headers)
         assert killed.status_code == 200
@@ -378,7 +384,12 @@ async def test_an_agent_that_does_not_answer_is_504(panel: ServedPanel, tmp_path
         runtime.gate = asyncio.Event()
         with pytest.raises(AgentTimeout):
             await call(
-                panel.platform, uuid.UUID(credential.node_id), "stop", server.id, wire.StopParams(), timeout=0.3
+                panel.platform,
+                uuid.UUID(credential.node_id),
+                "stop",
+                server.id,
+                wire.StopParams(),
+                timeout=0.3,
             )
         runtime.gate.set()
 
@@ -406,7 +417,7 @@ async def test_power_console_and_topics_deny_side(
         await connected(link)
         runtime.states[str(server.id)] = ServerState.RUNNING
         async with panel.platform.database.transaction() as session:
-                row = await repository.get_server(session, server.id)
+            row = await repository.get_server(session, server.id)
             assert row is not None
             row.state = "running"
 
@@ -421,7 +432,9 @@ async def test_power_console_and_topics_deny_side(
             response = await http.request(method, f"{base}{path}", json=body, headers=stranger_headers)
             assert response.status_code == 404, (path, response.text)
         for action in ("start", "stop", "restart", "kill"):
-            response = await http.post(f"{base}/power", json={"action": action}, headers=bearer(keys["console"]))
+            response = await http.post(
+                f"{base}/power", json={"action": action}, headers=bearer(keys["console"])
+            )
             assert response.status_code == 403, (action, response.text)
         response = await http.post(f"{base}/command", json={"command": "x"}, headers=bearer(keys["watcher"]))
         assert response.status_code == 403
@@ -442,7 +455,9 @@ async def test_power_console_and_topics_deny_side(
             assert not node["ok"]
         finally:
             await socket.close()
-    admin_socket, admin = await hub_peer(panel, await issue_api_key(panel.platform, await create_admin(panel.platform)))
+    admin_socket, admin = await hub_peer(
+        panel, await issue_api_key(panel.platform, await create_admin(panel.platform))
+    )
     try:
         assert (await admin.request("subscribe", topic=f"panel.node.{credential.node_id}.status"))["ok"]
     finally:

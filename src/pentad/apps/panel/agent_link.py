@@ -33,6 +33,7 @@ import itertools
 import json
 import time
 import uuid
+from collections.abc import Coroutine
 from datetime import datetime
 from typing import Any
 
@@ -192,6 +193,7 @@ class AgentSession:
         self.last_seen_written = 0.0
         self.replaced = False
         self.outbox: asyncio.Queue[str] = asyncio.Queue(4096)
+        self.writes: asyncio.Queue[Coroutine[Any, Any, None]] = asyncio.Queue(4096)
         self.log = logger.bind(node_id=str(node_id), link=self.link_id[:8])
 
     async def run(self, hello: wire.Hello) -> None:
@@ -231,6 +233,7 @@ class AgentSession:
             asyncio.create_task(self._write()),
             asyncio.create_task(self._forward(inbox)),
             asyncio.create_task(self._watch()),
+            asyncio.create_task(self._write_database()),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -274,18 +277,13 @@ class AgentSession:
             await publish_now(self.platform, state_topic(server_id), stats)
         elif isinstance(frame, wire.StateChange):
             server_id = await self._own_server(frame.server_id)
-            async with self.platform.database.transaction() as session:
-                server = await repository.get_server(session, server_id)
-                if server is not None:
-                    apply_state(
-                        session, server, frame.state, frame.reason, frame.exit_code, frame.exit_signal
-                    )
+            self._store(self._store_state(server_id, frame))
         elif isinstance(frame, wire.Reply):
             future = self.pending.pop(frame.id, None)
             if future is not None and not future.done():
                 future.set_result(frame)
         elif isinstance(frame, wire.Heartbeat):
-            await self._seen()
+            self._seen()
         elif isinstance(frame, wire.Error):
             self.log.warning("agent_error_frame", code=frame.code, detail=frame.message[:200])
         else:
@@ -304,6 +302,30 @@ class AgentSession:
                 raise wire.FrameError("unknown_server", f"no server {server_id} on this node")
             self.servers.add(server_id)
         return server_id
+
+    async def _store_state(self, server_id: uuid.UUID, frame: wire.StateChange) -> None:
+        async with self.platform.database.transaction() as session:
+            server = await repository.get_server(session, server_id)
+            if server is not None:
+                apply_state(session, server, frame.state, frame.reason, frame.exit_code, frame.exit_signal)
+
+    def _store(self, work: Coroutine[Any, Any, None]) -> None:
+        """Database writes run one after another in their own task, never in the reader: a request that
+        holds the write lock (SQLite) while it waits for this agent's reply must not keep the reply
+        unread behind a state change waiting for that lock."""
+        try:
+            self.writes.put_nowait(work)
+        except asyncio.QueueFull:
+            work.close()
+            self.log.warning("agent_writes_dropped")
+
+    async def _write_database(self) -> None:
+        while True:
+            work = await self.writes.get()
+            try:
+                await work
+            except Exception:
+                self.log.exception("agent_state_not_stored")
 
     # -- panel -> agent
 
@@ -362,11 +384,14 @@ class AgentSession:
 
     # -- node status
 
-    async def _seen(self) -> None:
+    def _seen(self) -> None:
         now = time.monotonic()
         if now - self.last_seen_written < self.settings.heartbeat_interval / 2:
             return
         self.last_seen_written = now
+        self._store(self._store_seen())
+
+    async def _store_seen(self) -> None:
         async with self.platform.database.transaction() as session:
             node = await repository.get_node(session, self.node_id)
             if node is not None and node.facts.get("link") == self.link_id:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from pentad.apps.panel import agent_link
 from pentad.apps.panel.actions.context import PanelContext
+from pentad.apps.panel.actions.power import release_database
 from pentad.apps.panel.permissions import SERVER_CONSOLE, SERVER_RESOURCE
 from pentad.core import audit
 from pentad.core.errors import BadRequest, Conflict
@@ -55,15 +56,17 @@ async def do_send_command(context: PanelContext, server_id: uuid.UUID, command: 
     server = access.server
     if server.state not in RUNNING_STATES:
         raise ServerNotRunning(server.state)
+    server_id, node_id = server.id, server.node_id
+    await release_database(context.session)
     await agent_link.call(
-        context.platform, server.node_id, "send_command", server.id, wire.SendCommandParams(command=text)
+        context.platform, node_id, "send_command", server_id, wire.SendCommandParams(command=text)
     )
     audit.record(
         context.session,
         context.audit_actor,
         "panel.server.console.command",
         resource_type=SERVER_RESOURCE,
-        resource_id=server.id,
+        resource_id=server_id,
         command=text[:500],
     )
 

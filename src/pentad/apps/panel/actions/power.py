@@ -20,16 +20,17 @@ link and published on `panel.server.{id}.state`. Every action sent is audited on
 from __future__ import annotations
 
 import contextlib
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.panel import agent_link, repository
 from pentad.apps.panel.actions.context import PanelContext
 from pentad.apps.panel.models import PanelServer
-from pentad.apps.panel.settings import PanelSettings
 from pentad.apps.panel.permissions import (
     SERVER_REINSTALL,
     SERVER_RESOURCE,
@@ -37,11 +38,14 @@ from pentad.apps.panel.permissions import (
     SERVER_START,
     SERVER_STOP,
 )
+from pentad.apps.panel.settings import PanelSettings
 from pentad.core import audit
 from pentad.core.context import AppContext
 from pentad.core.crypto import column_context
 from pentad.core.errors import Conflict
+from pentad.panel_wire import configfiles
 from pentad.panel_wire import protocol as wire
+from pentad.panel_wire.serverspec import ConsoleInput, ServerLimits, ServerSpec, StopSpec
 
 PowerAction = Literal["start", "stop", "restart", "kill"]
 
@@ -95,25 +99,31 @@ class PowerResult(BaseModel):
 
 # --- what the agent needs to run a server ---
 
-
-def stop_spec(stop: str, timeout: float) -> wire.StopSpec:
-    """A template's stop (`^C` / `^^C`: SIGINT, as Pterodactyl; `^X` style: that signal; empty: SIGTERM;
-    anything else: a console command)."""
-    text = stop.strip()
-    if text in ("^C", "^^C"):
-        return wire.StopSpec(type="signal", value="SIGINT", timeout=timeout)
-    if not text:
-        return wire.StopSpec(type="signal", value="SIGTERM", timeout=timeout)
-    if text.startswith("^") and text[1:].upper().startswith("SIG"):
-        return wire.StopSpec(type="signal", value=text[1:].upper(), timeout=timeout)
-    return wire.StopSpec(type="command", value=text, timeout=timeout)
+BUILD_PLACEHOLDER = re.compile(r"\{\{\s*(server\.build\.[A-Za-z0-9_.]+)\s*\}\}")
+DONE_REGEX_FEATURE = "done_regex"
+"""A template whose `features` list this has its `done` entries as regexes; else they are substrings
+(Wings matches them with strings.Contains)."""
 
 
-async def server_spec(platform: AppContext, session: Any, server: PanelServer) -> wire.ServerSpec:
+def resolve_build(text: str, build: dict[str, str]) -> str:
+    """`{{server.build.default.port}}`-style placeholders replaced by the server's values (the agent
+    resolves only `{{VARIABLE}}` ones, from the environment); unknown ones stay as written."""
+    return BUILD_PLACEHOLDER.sub(lambda match: build.get(match.group(1), match.group(0)), text)
+
+
+def _resolve_find(value: Any, build: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return resolve_build(value, build)
+    if isinstance(value, dict):
+        return {key: _resolve_find(item, build) for key, item in value.items()}
+    return value
+
+
+async def server_spec(platform: AppContext, session: Any, server: PanelServer) -> ServerSpec:
     """Everything the agent needs to install and run `server`: its template's commands, its variables'
-    values (decrypted here: they are the game's own settings, passed in its environment), its ports (the
-    primary allocation first) and limits."""
-    settings_timeout = float(platform.app_settings(PanelSettings).stop_timeout)
+    values (decrypted here: they are the game's own settings, passed in its environment), its primary
+    allocation as SERVER_IP / SERVER_PORT, its limits."""
+    settings = platform.app_settings(PanelSettings)
     template = await repository.get_template(session, server.template_id)
     if template is None:  # templates in use cannot be deleted (RESTRICT); this is a broken row
         raise ServerNotInstalled("without a template")
@@ -121,10 +131,10 @@ async def server_spec(platform: AppContext, session: Any, server: PanelServer) -
     values = {
         value.variable_id: value for value in await repository.list_server_variables(session, server.id)
     }
-    environment: dict[str, str] = {}
+    env: dict[str, str] = {}
     for variable in variables:
         stored = values.get(variable.id)
-        environment[variable.env_name] = (
+        env[variable.env_name] = (
             platform.keyring.decrypt(
                 stored.value_enc, context=column_context("panel_server_variables", "value_enc", stored.id)
             )
@@ -135,28 +145,49 @@ async def server_spec(platform: AppContext, session: Any, server: PanelServer) -
     allocations.sort(
         key=lambda allocation: (allocation.id != server.allocation_id, allocation.ip, allocation.port)
     )
-    ports = [wire.Port(ip=allocation.ip, port=allocation.port) for allocation in allocations]
-    if ports:
-        environment.setdefault("SERVER_IP", ports[0].ip)
-        environment.setdefault("SERVER_PORT", str(ports[0].port))
-    environment.setdefault("SERVER_MEMORY", str(server.memory_mb))
-    environment.setdefault("P_SERVER_UUID", str(server.id))
-    return wire.ServerSpec(
+    build = {"server.build.memory": str(server.memory_mb), "server.build.disk": str(server.disk_mb)}
+    if allocations:
+        primary = allocations[0]
+        build |= {"server.build.default.ip": primary.ip, "server.build.default.port": str(primary.port)}
+        env.setdefault("SERVER_IP", primary.ip)
+        env.setdefault("SERVER_PORT", str(primary.port))
+    env.setdefault("SERVER_MEMORY", str(server.memory_mb))
+    env.setdefault("P_SERVER_UUID", str(server.id))
+    done = [
+        pattern if DONE_REGEX_FEATURE in (template.features or []) else re.escape(pattern)
+        for pattern in template.done or []
+    ]
+    try:
+        files = configfiles.from_egg(_resolve_find(template.config_files or None, build))
+    except configfiles.ConfigFileError as error:
+        raise Conflict(
+            f"The server's template has a broken config file entry: {error}", code="template_invalid"
+        ) from None
+    console_input = ConsoleInput(kind="econ" if template.console_input == "econ" else "stdin")
+    if console_input.kind == "econ":
+        port = env.get("ECON_PORT")
+        console_input = ConsoleInput(
+            kind="econ",
+            port=int(port) if port and port.isdigit() else None,
+            password=env.get("ECON_PASSWORD"),
+        )
+    return ServerSpec(
         server_id=str(server.id),
-        startup=server.startup or template.startup,
-        environment=environment,
-        stop=stop_spec(template.stop, settings_timeout),
-        done=list(template.done or []),
-        ports=ports,
-        limits=wire.Limits(
+        startup=resolve_build(server.startup or template.startup, build),
+        env=env,
+        stop=StopSpec.from_egg(template.stop) if template.stop.strip() else StopSpec(),
+        done=done,
+        console_input=console_input,
+        limits=ServerLimits(
             memory_mb=server.memory_mb, cpu_percent=server.cpu_percent, disk_mb=server.disk_mb
         ),
         install_script=template.install_script or None,
-        install_entrypoint=template.install_entrypoint or "bash",
-        config_files=template.config_files or None,
-        file_denylist=list(template.file_denylist or []),
-        console_input="econ" if template.console_input == "econ" else "stdin",
+        install_entrypoint=template.install_entrypoint
+        if template.install_entrypoint in ("bash", "sh", "ash")
+        else "bash",
+        config_files=files,
         restart_on_crash=server.restart_on_crash,
+        stop_timeout=float(settings.stop_timeout),
     )
 
 
@@ -204,6 +235,35 @@ def call_timeout(context: PanelContext, action: str) -> float:
     return base
 
 
+async def release_database(session: AsyncSession) -> None:
+    """End the request's read before waiting for an agent (up to a stop timeout and more): no transaction
+    (on SQLite: the write lock, taken by every POST) is held while a remote process works. Nothing was
+    written before this point; what the action writes afterwards (its audit event) goes in a new
+    transaction committed with the request. Loaded rows expire: read what is needed before."""
+    await session.rollback()
+
+
+async def _ask_agent(
+    context: PanelContext,
+    target: tuple[uuid.UUID, uuid.UUID],
+    method: wire.CallMethod,
+    params: wire.Frame,
+    *,
+    timeout: float,  # noqa: ASYNC109 - passed on to the relay
+    locked: bool = True,
+) -> wire.ServerReport | None:
+    server_id, node_id = target
+    await release_database(context.session)
+    if locked:
+        async with power_lock(context.platform, server_id, method, timeout + 5):
+            result = await agent_link.call(
+                context.platform, node_id, method, server_id, params, timeout=timeout
+            )
+    else:
+        result = await agent_link.call(context.platform, node_id, method, server_id, params, timeout=timeout)
+    return wire.ServerReport.model_validate(result) if result else None
+
+
 async def do_power(context: PanelContext, server_id: uuid.UUID, action: PowerAction) -> PowerResult:
     access = await context.access(server_id, PERMISSIONS[action])
     server = access.server
@@ -217,25 +277,18 @@ async def do_power(context: PanelContext, server_id: uuid.UUID, action: PowerAct
         params = wire.StopParams()
     else:
         params = wire.KillParams()
-    timeout = call_timeout(context, action)
-    if action == "kill":
-        result = await agent_link.call(
-            context.platform, server.node_id, action, server.id, params, timeout=timeout
-        )
-    else:
-        async with power_lock(context.platform, server.id, action, timeout + 5):
-            result = await agent_link.call(
-                context.platform, server.node_id, action, server.id, params, timeout=timeout
-            )
-    report = wire.ServerReport.model_validate(result) if result else None
+    target, state = (server.id, server.node_id), server.state
+    report = await _ask_agent(
+        context, target, action, params, timeout=call_timeout(context, action), locked=action != "kill"
+    )
     audit.record(
         context.session,
         context.audit_actor,
         f"panel.server.power.{action}",
         resource_type=SERVER_RESOURCE,
-        resource_id=server.id,
+        resource_id=target[0],
     )
-    return PowerResult(server_id=server.id, action=action, state=report.state if report else server.state)
+    return PowerResult(server_id=target[0], action=action, state=report.state if report else state)
 
 
 async def do_install(context: PanelContext, server_id: uuid.UUID, *, reinstall: bool = False) -> PowerResult:
@@ -245,22 +298,16 @@ async def do_install(context: PanelContext, server_id: uuid.UUID, *, reinstall: 
     if server.state not in ("offline", "crashed", "disk_exceeded"):
         raise PowerStateConflict("install", server.state)
     spec = await server_spec(context.platform, context.session, server)
-    timeout = context.settings.agent_command_timeout
-    async with power_lock(context.platform, server.id, "install", timeout + 5):
-        result = await agent_link.call(
-            context.platform,
-            server.node_id,
-            "install",
-            server.id,
-            wire.InstallParams(spec=spec, reinstall=reinstall),
-            timeout=timeout,
-        )
-    report = wire.ServerReport.model_validate(result) if result else None
+    target = (server.id, server.node_id)
+    params = wire.InstallParams(spec=spec, reinstall=reinstall)
+    report = await _ask_agent(
+        context, target, "install", params, timeout=context.settings.agent_command_timeout
+    )
     audit.record(
         context.session,
         context.audit_actor,
         "panel.server.reinstall" if reinstall else "panel.server.install",
         resource_type=SERVER_RESOURCE,
-        resource_id=server.id,
+        resource_id=target[0],
     )
-    return PowerResult(server_id=server.id, action="install", state=report.state if report else "installing")
+    return PowerResult(server_id=target[0], action="install", state=report.state if report else "installing")
