@@ -233,7 +233,9 @@ async def test_the_link_reconnects_when_the_panel_drops_it_or_goes_silent() -> N
     async with scripted_panel(panel) as url, running(make_link(url, runtime)) as link:
         async with asyncio.timeout(WAIT):
             await third.wait()
-            while link.sessions < 3:
+            while True:
+                if link.sessions >= 3:
+                    break
                 await asyncio.sleep(0.01)
         assert link.sessions == 3
 
@@ -250,7 +252,9 @@ async def test_a_refused_credential_is_retried_at_the_slowest_pace() -> None:
         link = AgentLink(credential, runtime, agent_version="9.9", reconnect_first=0.01, reconnect_max=60)
         async with running(link):
             async with asyncio.timeout(WAIT):
-                while not refusals or link.backoff.attempt < 32:
+                while True:
+                    if refusals and link.backoff.attempt >= 32:
+                        break
                     await asyncio.sleep(0.01)
     assert refusals == ["refused"]  # closed 4401 at once; the next try waits 30-60 s, not 0.01 s
     assert link.sessions == 0

@@ -101,7 +101,9 @@ async def served_panel(settings: Settings, port: int | None = None) -> AsyncIter
 async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
     try:
         async with asyncio.timeout(WAIT):
-            while not await check():
+            while True:
+                if await check():
+                    return
                 await asyncio.sleep(0.02)
     except TimeoutError:
         raise AssertionError(f"timed out waiting for {what}") from None

@@ -86,7 +86,7 @@ class ServerNotInstalled(Conflict):
 
     def __init__(self, status: str, **kwargs: Any) -> None:
         super().__init__(
-            f"The server is {status.replace('_', ' ')}: install it first.", status=status, **kwargs
+            f"The server is {status.replace('_', ' ')}: install it first.", server_status=status, **kwargs
         )
 
 
