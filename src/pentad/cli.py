@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar, cast
 
 import click
 
+from pentad.agent.cli import agent
 from pentad.apps import INSTALLED, enabled_apps, enabled_names
 from pentad.core.auth.permissions import ADMIN, GLOBAL_ROLES, MEMBER
 
@@ -57,7 +58,10 @@ def _warn_of_unknown_settings() -> None:
 
     try:
         settings = load_settings()
-        warnings = unknown_settings(settings, {name: app.load_settings() for name, app in INSTALLED.items()})
+        from pentad.agent.settings import AgentSettings
+
+        apps = {name: app.load_settings() for name, app in INSTALLED.items()}
+        warnings = unknown_settings(settings, {**apps, "agent": AgentSettings})
     except SettingsError:
         return  # the command itself stops with the error
     for warning in warnings:
@@ -645,3 +649,6 @@ def keys_rotate() -> None:
 
     count = _run(work)
     click.echo(f"Re-encrypted {count} value(s).")
+
+
+main.add_command(agent)  # `pentad agent …` (pentad/agent/cli.py; loads nothing of the platform)

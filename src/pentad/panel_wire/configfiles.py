@@ -183,6 +183,8 @@ def _set_path(node: Any, path: list[str], value: Any) -> Any:
         if isinstance(node, list):
             return [_set_path(item, rest, value) for item in node]
         return node
+    if node is None:
+        node = {}
     if isinstance(node, list) and head.isdigit() and int(head) < len(node):
         node[int(head)] = _set_path(node[int(head)], rest, value)
         return node

@@ -77,7 +77,7 @@ def _open_dir_below(fd: int, part: str, path: str) -> int:
         raise _refusal(exc, path) from None
 
 
-def _refusal(exc: OSError, path: str) -> OSError:
+def _refusal(exc: OSError, path: str) -> Exception:
     if exc.errno in (errno.ELOOP, errno.ENOTDIR):
         return PathRefused(path, "symlink_or_not_a_folder")
     return exc
