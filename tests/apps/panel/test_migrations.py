@@ -1,5 +1,5 @@
-"""panel_0001 goes up and down cleanly on every engine: its tables appear, take rows, and are gone after
-the downgrade (the core's stay)."""
+"""panel_0001 goes up and down cleanly on every engine: its tables appear with the shipped templates, take
+rows, and are gone after the downgrade (the core's stay)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,16 @@ import uuid
 from datetime import UTC, datetime
 
 from alembic import command
-from sqlalchemy import insert, inspect
+from sqlalchemy import func, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pentad.apps.panel.models import PanelAllocation, PanelNode, PanelServer, PanelTemplate
+from pentad.apps.panel.models import (
+    PanelAllocation,
+    PanelNode,
+    PanelServer,
+    PanelTemplate,
+    PanelTemplateVariable,
+)
 from pentad.apps.panel.spec import APP
 from pentad.core.config import DatabaseSettings
 from pentad.core.db.engine import create_engine
@@ -45,6 +51,14 @@ async def test_panel_0001_up_and_down(scratch_url: str) -> None:
         assert tables >= TABLES
         assert "users" in tables
         async with engine.begin() as connection:
+            shipped = (await connection.execute(select(PanelTemplate.slug, PanelTemplate.source))).all()
+            assert sorted(shipped) == [
+                ("generic", "builtin"),
+                ("minetest", "builtin"),
+                ("teeworlds", "builtin"),
+            ]
+            variables = await connection.scalar(select(func.count()).select_from(PanelTemplateVariable))
+            assert variables == 9
             now = datetime(2026, 12, 5, tzinfo=UTC)
             await connection.execute(
                 insert(PanelNode.__table__).values(
@@ -55,7 +69,7 @@ async def test_panel_0001_up_and_down(scratch_url: str) -> None:
             )  # fmt: skip
             await connection.execute(
                 insert(PanelTemplate.__table__).values(
-                    id=TEMPLATE, slug="generic", name="Generic", description="", author="", source="builtin",
+                    id=TEMPLATE, slug="mine", name="Mine", description="", author="", source="builtin",
                     egg_format="PTDL_v2", startup="./run", stop="^C", done=[], config_files={},
                     install_script="", install_entrypoint="bash", file_denylist=[], console_input="stdin",
                     docker_images={}, features=[], warnings=[], raw_egg={}, created_at=now, updated_at=now,

@@ -18,13 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pentad.apps.panel import repository
 from pentad.apps.panel.exceptions import ServerNotFound, ServerPermission
 from pentad.apps.panel.models import PanelServer
-from pentad.apps.panel.permissions import PANEL_ADMIN, SERVER_PERMISSIONS, SERVER_RESOURCE
+from pentad.apps.panel.permissions import PANEL_ADMIN, SERVER_PERMISSIONS, SERVER_RESOURCE, SERVER_VIEW
 from pentad.core.auth.grants import granted_permissions
 from pentad.core.auth.permissions import Permission
 from pentad.core.auth.principal import Principal
 from pentad.core.context import AppContext
 
-EVERYTHING = frozenset(permission.key for permission in SERVER_PERMISSIONS.values())
+EVERYTHING = frozenset({SERVER_VIEW.key, *(permission.key for permission in SERVER_PERMISSIONS.values())})
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class ServerAccess:
     def keys(self) -> list[str]:
         """The Pterodactyl keys held (`control.console`, …), sorted."""
         prefix = SERVER_RESOURCE + "."
-        return sorted(key.removeprefix(prefix) for key in self.permissions)
+        return sorted(key.removeprefix(prefix) for key in self.permissions if key != SERVER_VIEW.key)
 
 
 def _scoped(principal: Principal, permissions: frozenset[str]) -> frozenset[str]:
@@ -70,13 +70,14 @@ async def server_access(
     server_id: uuid.UUID,
     permission: Permission | None = None,
 ) -> ServerAccess:
-    """The server if the caller holds any key on it (and `permission`, when given): ServerNotFound (404)
-    when they hold none, ServerPermission (403) when they lack `permission`."""
+    """The server if the caller may see it (any role on it: `panel.server.view`) and holds `permission`
+    when given: ServerNotFound (404) when they may not see it, ServerPermission (403) when they lack
+    `permission`."""
     server = await repository.get_server(session, server_id)
     if server is None:
         raise ServerNotFound()
     permissions = await server_permissions(session, platform, principal, server)
-    if not permissions:
+    if SERVER_VIEW.key not in permissions:
         raise ServerNotFound()
     if permission is not None and permission.key not in permissions:
         raise ServerPermission()

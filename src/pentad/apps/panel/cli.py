@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TextIO, TypeVar
 
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.panel import repository
-from pentad.apps.panel.actions import nodes
+from pentad.apps.panel.actions import nodes, templates
 from pentad.apps.panel.actions.context import PanelContext
+from pentad.apps.panel.exceptions import InvalidEgg
 from pentad.apps.panel.schemas import EnrolmentTokenCreate
 from pentad.apps.panel.spec import APP
 from pentad.core import audit
@@ -74,3 +75,48 @@ def nodes_list() -> None:
 
     for line in _run(work):
         click.echo(line)
+
+
+@panel.command("templates")
+def templates_list() -> None:
+    """Every template: id, slug, source, variables, name."""
+
+    async def work(context: PanelContext) -> list[str]:
+        return [
+            f"{t.id}\t{t.slug}\t{t.source}\t{len(t.variables)}\t{t.name}"
+            for t in await templates.list_templates(context)
+        ]
+
+    for line in _run(work):
+        click.echo(line)
+
+
+@panel.group("template")
+def template_group() -> None:
+    """Templates (eggs)."""
+
+
+@template_group.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option("--slug", default=None, help="The template's slug (default: made from the egg's name).")
+@click.option("--replace", is_flag=True, help="Update the template of the same slug if it exists.")
+def template_import(file: TextIO, slug: str | None, replace: bool) -> None:  # noqa: FBT001 - a click flag
+    """Import a Pterodactyl/Pelican egg export (JSON FILE, `-` for stdin); prints the template's id and
+    slug, and the import's warnings on stderr."""
+    text = file.read()
+
+    async def work(context: PanelContext) -> tuple[str, str, bool, list[str]]:
+        parsed = templates.read_egg_file(text)
+        if slug is not None:
+            parsed.slug = slug
+        template, created = await templates.do_save_egg(context, parsed, replace=replace, source="egg")
+        return str(template.id), template.slug, created, parsed.warnings
+
+    try:
+        template_id, saved_slug, created, warnings = _run(work)
+    except InvalidEgg as exc:
+        details = "\n".join(f"  {issue['msg']}" for issue in exc.extra.get("errors", []))
+        raise click.ClickException(f"{exc.message}\n{details}") from None
+    click.echo(f"{template_id}\t{saved_slug}\t{'created' if created else 'replaced'}")
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)

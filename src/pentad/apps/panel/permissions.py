@@ -7,7 +7,8 @@ implies it, and no user route takes it.
 
 Per server (resource type `panel.server`), Pterodactyl's subuser keys: each is a resource role holding the
 one permission of the same name (`control.console` grants `panel.server.control.console`), and `owner`
-holds them all. A subuser is granted the roles of the keys it has.
+holds them all. Every role also holds `panel.server.view` (see the server at all), which is what "my
+servers" lists by. A subuser is granted the roles of the keys it has.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ SERVER_PERMISSIONS: dict[str, Permission] = {
     key: Permission(f"{SERVER_RESOURCE}.{key}", description) for key, description in SERVER_KEYS.items()
 }
 
+SERVER_VIEW = Permission(
+    f"{SERVER_RESOURCE}.view", "See the server: its name, state and limits (every role on it includes this)."
+)
 SERVER_CONSOLE = SERVER_PERMISSIONS["control.console"]
 SERVER_START = SERVER_PERMISSIONS["control.start"]
 SERVER_STOP = SERVER_PERMISSIONS["control.stop"]
@@ -74,9 +78,9 @@ SERVER_WEBSOCKET = SERVER_PERMISSIONS["websocket.connect"]
 OWNER_ROLE = "owner"
 
 SERVER_ROLES: dict[str, tuple[Permission, ...]] = {
-    OWNER_ROLE: tuple(SERVER_PERMISSIONS.values()),
-    **{key: (permission,) for key, permission in SERVER_PERMISSIONS.items()},
+    OWNER_ROLE: (SERVER_VIEW, *SERVER_PERMISSIONS.values()),
+    **{key: (SERVER_VIEW, permission) for key, permission in SERVER_PERMISSIONS.items()},
 }
-"""The resource roles on `panel.server`: `owner` (every key) and one role per key."""
+"""The resource roles on `panel.server`: `owner` (every key) and one role per key, each with the view."""
 
-ALL = (PANEL_USE, PANEL_SERVERS_CREATE, PANEL_ADMIN, PANEL_AGENT, *SERVER_PERMISSIONS.values())
+ALL = (PANEL_USE, PANEL_SERVERS_CREATE, PANEL_ADMIN, PANEL_AGENT, SERVER_VIEW, *SERVER_PERMISSIONS.values())

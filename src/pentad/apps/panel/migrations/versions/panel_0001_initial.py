@@ -6,12 +6,17 @@ Revises:
 Create Date: 2026-12-05 03:48:27.101525
 """
 
+import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
 
 import pentad.core.db.base
+from pentad.apps.panel.eggs import parse_egg
+from pentad.core.db.base import uuid7
 
 revision: str = "panel_0001"
 down_revision: str | Sequence[str] | None = None
@@ -235,6 +240,61 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_panel_server_variables_variable_id"), ["variable_id"], unique=False
         )
+
+    _import_builtin_templates()
+
+
+def _import_builtin_templates() -> None:
+    """The shipped templates (apps/panel/builtin_templates/*.json, as this revision found them); later
+    changes to them come with their own revision."""
+    folder = Path(__file__).parent.parent.parent / "builtin_templates"
+    now = datetime.now(UTC)
+    templates = sa.table(
+        "panel_templates",
+        *(sa.column(name) for name in ("slug", "name", "description", "author", "source", "egg_uuid")),
+        *(sa.column(name) for name in ("egg_format", "startup", "stop", "install_script")),
+        *(sa.column(name) for name in ("install_entrypoint", "console_input")),
+        *(sa.column(name, sa.JSON()) for name in ("done", "config_files", "file_denylist", "docker_images")),
+        *(sa.column(name, sa.JSON()) for name in ("features", "warnings", "raw_egg")),
+        sa.column("id", sa.Uuid()),
+        sa.column("created_at", pentad.core.db.base.UTCDateTime()),
+        sa.column("updated_at", pentad.core.db.base.UTCDateTime()),
+    )
+    variables = sa.table(
+        "panel_template_variables",
+        *(sa.column(name) for name in ("env_name", "name", "description", "default_value", "rules")),
+        sa.column("user_viewable", sa.Boolean()),
+        sa.column("user_editable", sa.Boolean()),
+        sa.column("sort", sa.Integer()),
+        sa.column("id", sa.Uuid()),
+        sa.column("template_id", sa.Uuid()),
+    )
+    for path in sorted(folder.glob("*.json")):
+        egg = parse_egg(json.loads(path.read_text()))
+        template_id = uuid7()
+        op.bulk_insert(
+            templates,
+            [
+                {
+                    **egg.template_fields(),
+                    "id": template_id,
+                    "source": "builtin",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            ],
+        )
+        op.bulk_insert(
+            variables,
+            [
+                {
+                    "id": uuid7(), "template_id": template_id, "env_name": v.env_name, "name": v.name,
+                    "description": v.description, "default_value": v.default_value, "rules": v.rules,
+                    "user_viewable": v.user_viewable, "user_editable": v.user_editable, "sort": v.sort,
+                }
+                for v in egg.variables
+            ],
+        )  # fmt: skip
 
 
 def downgrade() -> None:
