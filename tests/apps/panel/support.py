@@ -62,3 +62,40 @@ async def make_node(client: httpx.AsyncClient, admin: Account, **fields: Any) ->
     assert response.status_code == 201, response.text
     node: dict[str, Any] = response.json()
     return node
+
+
+async def make_token(client: httpx.AsyncClient, admin: Account, **body: Any) -> dict[str, Any]:
+    response = await client.post(
+        "/api/panel/enrolment-tokens", json=body or {"node_name": "node-e"}, headers=admin.headers
+    )
+    assert response.status_code == 201, response.text
+    token: dict[str, Any] = response.json()
+    return token
+
+
+async def enrol(platform: Platform, raw_token: str, facts: dict[str, Any] | None = None) -> tuple[str, str]:
+    """What the agent link's enrolment route does: the node's id and its raw `pnd_…` credential."""
+    from pentad.apps.panel.actions.nodes import enrol_node
+
+    async with platform.database.transaction() as session:
+        node, credential = await enrol_node(session, raw_token, facts or {}, platform=platform)
+        return str(node.id), credential
+
+
+async def make_allocations(
+    client: httpx.AsyncClient, admin: Account, node_id: str, *ports: str, ip: str = "0.0.0.0"
+) -> list[dict[str, Any]]:
+    response = await client.post(
+        f"/api/panel/nodes/{node_id}/allocations",
+        json={"ip": ip, "ports": list(ports)},
+        headers=admin.headers,
+    )
+    assert response.status_code == 201, response.text
+    found: list[dict[str, Any]] = response.json()
+    return found
+
+
+async def template_id(client: httpx.AsyncClient, who: Account, slug: str) -> str:
+    response = await client.get("/api/panel/templates", headers=who.headers)
+    assert response.status_code == 200, response.text
+    return next(t["id"] for t in response.json() if t["slug"] == slug)
