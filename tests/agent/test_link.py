@@ -265,7 +265,7 @@ def test_the_credential_file_is_private_and_replaced_whole(tmp_path: Path) -> No
     enrol.save_credential(path, enrol.NodeCredential("http://p", "n1", "one", "pnd_a"))
     enrol.save_credential(path, enrol.NodeCredential("http://p", "n1", "one", "pnd_b"))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o711  # passable by game uids, not listable
     assert enrol.load_credential(path).credential == "pnd_b"
     assert "pnd_b" not in repr(enrol.load_credential(path))
     assert [p.name for p in path.parent.iterdir()] == ["credential"]

@@ -2,7 +2,7 @@
 
 The panel answers POST /api/panel/agent/enrol with the node's id and its credential (`pnd_…`, shown once;
 the panel keeps only its hash). The agent stores it (JSON: panel URL, node id and name, credential) at
-AgentSettings.credential_path (`<data dir>/credential`), mode 0600 in a 0700 folder, written to a
+AgentSettings.credential_path (`<data dir>/credential`), mode 0600, written to a
 temporary file and renamed so a crash never leaves half a credential. The sandbox mounts only each
 server's own folder, so no game ever sees this file.
 """
@@ -38,7 +38,9 @@ class NodeCredential:
 
 
 def save_credential(path: Path, credential: NodeCredential) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # 0711: the folder is usually the agent's data folder, which game uids must pass through to reach
+    # their server folders (never list); the file itself is 0600
+    path.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     with contextlib.suppress(FileNotFoundError):
         temporary.unlink()

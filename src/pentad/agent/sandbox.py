@@ -86,6 +86,8 @@ def files_dir(settings: AgentSettings, server_id: str, who: Identity) -> Path:
     folder = settings.data_dir / "sandbox" / server_id
     folder.parent.mkdir(mode=0o711, exist_ok=True)
     folder.mkdir(mode=0o750, exist_ok=True)
+    folder.parent.chmod(0o711)  # `pentad` runs with umask 077: the modes above would lose their x bits
+    folder.chmod(0o750)
     if who.uid is not None and who.gid is not None:
         os.chown(folder, 0, who.gid)
     return folder
