@@ -292,6 +292,24 @@ async def test_a_teeworlds_server_from_the_shipped_template(stack: Stack) -> Non
     await wait_for(stack, server_id, state="offline")
 
 
+async def test_the_any_command_template_runs_its_command(stack: Stack) -> None:
+    server_id = await create_server(stack, "generic", [free_port(socket.SOCK_STREAM)])
+    response = await stack.http.post(
+        f"/api/panel/servers/{server_id}/install", json={}, headers=stack.headers
+    )
+    assert response.status_code == 202, response.text
+    await wait_for(stack, server_id, status="installed", state="offline")
+    await power(stack, server_id, "start")
+    await wait_for(stack, server_id, state="running")  # its default command printed the done text, `ready`
+    response = await stack.http.post(
+        f"/api/panel/servers/{server_id}/command", json={"command": "hi"}, headers=stack.headers
+    )
+    assert response.status_code == 204, response.text
+    await wait_console(stack, server_id, "got: hi")
+    await power(stack, server_id, "kill")
+    await wait_for(stack, server_id, state="offline")
+
+
 async def test_a_pterodactyl_egg_runs_without_docker(stack: Stack) -> None:
     response = await stack.http.post(
         "/api/panel/templates/import", json={"egg": SHELL_EGG, "slug": "echo-console"}, headers=stack.headers

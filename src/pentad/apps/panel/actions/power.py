@@ -99,6 +99,7 @@ class PowerResult(BaseModel):
 
 # --- what the agent needs to run a server ---
 
+VARIABLE_PLACEHOLDER = re.compile(r"\{\{\s*(?:env\.|server\.build\.env\.)?([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 BUILD_PLACEHOLDER = re.compile(r"\{\{\s*(server\.build\.[A-Za-z0-9_.]+)\s*\}\}")
 DONE_REGEX_FEATURE = "done_regex"
 """A template whose `features` list this has its `done` entries as regexes; else they are substrings
@@ -109,6 +110,11 @@ def resolve_build(text: str, build: dict[str, str]) -> str:
     """`{{server.build.default.port}}`-style placeholders replaced by the server's values (the agent
     resolves only `{{VARIABLE}}` ones, from the environment); unknown ones stay as written."""
     return BUILD_PLACEHOLDER.sub(lambda match: build.get(match.group(1), match.group(0)), text)
+
+
+def resolve_variables(text: str, env: dict[str, str]) -> str:
+    """`{{VARIABLE}}` placeholders in a `done` text replaced by the server's values."""
+    return VARIABLE_PLACEHOLDER.sub(lambda match: env.get(match.group(1), match.group(0)), text)
 
 
 def _resolve_find(value: Any, build: dict[str, str]) -> Any:
@@ -154,9 +160,17 @@ async def server_spec(platform: AppContext, session: Any, server: PanelServer) -
     env.setdefault("SERVER_MEMORY", str(server.memory_mb))
     env.setdefault("P_SERVER_UUID", str(server.id))
     done = [
-        pattern if DONE_REGEX_FEATURE in (template.features or []) else re.escape(pattern)
+        pattern
+        if DONE_REGEX_FEATURE in (template.features or [])
+        else re.escape(resolve_variables(pattern, env))
         for pattern in template.done or []
     ]
+    startup = resolve_build(server.startup or template.startup, build)
+    whole = VARIABLE_PLACEHOLDER.fullmatch(startup.strip())
+    if whole is not None and whole.group(1) in env:
+        # an "any command" template: the variable is the command line itself, so it is given to the shell
+        # as written (the agent expands other placeholders as variables, never re-parsed as shell syntax)
+        startup = env[whole.group(1)]
     try:
         files = configfiles.from_egg(_resolve_find(template.config_files or None, build))
     except configfiles.ConfigFileError as error:
@@ -173,7 +187,7 @@ async def server_spec(platform: AppContext, session: Any, server: PanelServer) -
         )
     return ServerSpec(
         server_id=str(server.id),
-        startup=resolve_build(server.startup or template.startup, build),
+        startup=startup,
         env=env,
         stop=StopSpec.from_egg(template.stop) if template.stop.strip() else StopSpec(),
         done=done,
