@@ -19,7 +19,7 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,11 +140,20 @@ async def run_command(*argv: str, env: dict[str, str]) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+def games_home() -> Iterator[Path]:
+    """Outside pytest's 0700 temporary folders: game uids pass through every folder above theirs."""
     require_bwrap()
-    # outside pytest's 0700 temporary folders: game uids pass through every folder above theirs
     home = Path(tempfile.mkdtemp(prefix="pentad-games-test-", dir="/tmp"))
     home.chmod(0o711)
+    try:
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+async def stack(games_home: Path) -> AsyncIterator[Stack]:
+    home = games_home
     url = f"sqlite+aiosqlite:///{home / 'panel.db'}"
     await upgrade_async(url, ALL_APPS)
     async with served_panel(panel_settings(home / "panel", url, agent_command_timeout=15.0)) as panel:
@@ -197,7 +206,6 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
                     ValueError, KeyError, TypeError, ProcessLookupError, PermissionError
                 ):
                     os.kill(int(json.loads(state_file.read_text())["shim_pid"]), signal.SIGKILL)
-            shutil.rmtree(home, ignore_errors=True)
 
 
 async def create_server(stack: Stack, template_slug: str, ports: list[int], **variables: str) -> str:

@@ -339,8 +339,11 @@ class AgentSession:
 
     async def _forward(self, inbox: Any) -> None:
         """Relay requests for this node become calls to the agent; its replies go back to the asker."""
+        asks: set[asyncio.Task[None]] = set()
         async for message in inbox:
-            asyncio.create_task(self._ask(message))  # noqa: RUF006 - ends with its reply or its timeout
+            task = asyncio.create_task(self._ask(message))  # ends with its reply or its timeout
+            asks.add(task)
+            task.add_done_callback(asks.discard)
 
     async def _ask(self, message: RelayMessage) -> None:
         call_id = next(self.ids)
