@@ -224,8 +224,18 @@ class AgentSession:
             for future in self.pending.values():
                 if not future.done():
                     future.set_result(wire.error_reply(0, "node_offline", "the agent disconnected"))
-            if not self.replaced:
-                await asyncio.shield(self._go_offline())
+            await asyncio.shield(self._finish_writes())
+
+    async def _finish_writes(self) -> None:
+        """What the agent reported before leaving is stored, then the node marked offline."""
+        while not self.writes.empty():
+            work = self.writes.get_nowait()
+            try:
+                await work
+            except Exception:
+                self.log.exception("agent_state_not_stored")
+        if not self.replaced:
+            await self._go_offline()
 
     async def _serve(self, inbox: Any) -> None:
         tasks = [
