@@ -103,20 +103,19 @@ def template_group() -> None:
 def template_import(file: TextIO, slug: str | None, replace: bool) -> None:  # noqa: FBT001 - a click flag
     """Import a Pterodactyl/Pelican egg export (JSON FILE, `-` for stdin); prints the template's id and
     slug, and the import's warnings on stderr."""
-    text = file.read()
+    try:
+        parsed = templates.read_egg_file(file.read())
+    except InvalidEgg as exc:
+        details = "".join(f"\n  {issue['msg']}" for issue in exc.extra.get("errors", []))
+        raise click.ClickException(exc.message + details) from None
+    if slug is not None:
+        parsed.slug = slug
 
     async def work(context: PanelContext) -> tuple[str, str, bool, list[str]]:
-        parsed = templates.read_egg_file(text)
-        if slug is not None:
-            parsed.slug = slug
         template, created = await templates.do_save_egg(context, parsed, replace=replace, source="egg")
         return str(template.id), template.slug, created, parsed.warnings
 
-    try:
-        template_id, saved_slug, created, warnings = _run(work)
-    except InvalidEgg as exc:
-        details = "\n".join(f"  {issue['msg']}" for issue in exc.extra.get("errors", []))
-        raise click.ClickException(f"{exc.message}\n{details}") from None
+    template_id, saved_slug, created, warnings = _run(work)
     click.echo(f"{template_id}\t{saved_slug}\t{'created' if created else 'replaced'}")
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
