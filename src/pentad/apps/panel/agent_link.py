@@ -40,7 +40,8 @@ from typing import Any
 import structlog
 from starlette.websockets import WebSocketDisconnect
 
-from pentad.apps.panel import repository
+from pentad.apps.panel import events, repository
+from pentad.apps.panel.events import NODE_STATUS_CHANGED, SERVER_CRASHED, SERVER_STATE_CHANGED
 from pentad.apps.panel.models import PanelNode, PanelServer
 from pentad.apps.panel.settings import PanelSettings
 from pentad.apps.panel.topics import (
@@ -55,6 +56,7 @@ from pentad.apps.panel.topics import (
 from pentad.core.context import AppContext
 from pentad.core.db.base import utcnow
 from pentad.core.errors import AppError, Conflict
+from pentad.core.events import emit
 from pentad.core.realtime.live import AppSocket
 from pentad.core.realtime.publish import publish, publish_now
 from pentad.core.realtime.relay import LeaseLost, NoHolder, RelayMessage, RelayTimeout
@@ -317,7 +319,9 @@ class AgentSession:
         async with self.platform.database.transaction() as session:
             server = await repository.get_server(session, server_id)
             if server is not None:
-                apply_state(session, server, frame.state, frame.reason, frame.exit_code, frame.exit_signal)
+                await apply_state(
+                    session, server, frame.state, frame.reason, frame.exit_code, frame.exit_signal
+                )
 
     def _store(self, work: Coroutine[Any, Any, None]) -> None:
         """Database writes run one after another in their own task, never in the reader: a request that
@@ -410,7 +414,7 @@ class AgentSession:
             if node is not None and node.facts.get("link") == self.link_id:
                 node.last_seen_at = utcnow()
                 if node.status == "offline":  # marked offline by node_watch during a stall: back now
-                    set_node_status(session, node, "online", "heartbeat")
+                    await set_node_status(session, node, "online", "heartbeat")
 
     async def _come_online(self, hello: wire.Hello) -> None:
         reported = {report.server_id: report for report in hello.servers}
@@ -426,16 +430,18 @@ class AgentSession:
                 "connected_at": utcnow().isoformat(),
             }
             node.last_seen_at = utcnow()
-            set_node_status(session, node, "online", "agent connected", agent_version=hello.agent_version)
+            await set_node_status(
+                session, node, "online", "agent connected", agent_version=hello.agent_version
+            )
             for server in await repository.list_servers(session, node_id=self.node_id, limit=100_000):
                 self.servers.add(server.id)
                 report = reported.pop(str(server.id), None)
                 if report is not None:
-                    apply_state(
+                    await apply_state(
                         session, server, report.state, "reconciled", report.exit_code, report.exit_signal
                     )
                 elif server.state != "offline":
-                    apply_state(session, server, "offline", "not running on its node")
+                    await apply_state(session, server, "offline", "not running on its node")
         for unknown in reported:
             self.log.warning("agent_reports_unknown_server", server_id=unknown[:40])
         self.last_seen_written = time.monotonic()
@@ -445,13 +451,13 @@ class AgentSession:
             async with self.platform.database.transaction() as session:
                 node = await repository.get_node(session, self.node_id)
                 if node is not None and node.facts.get("link") == self.link_id and node.status == "online":
-                    set_node_status(session, node, "offline", "agent disconnected")
+                    await set_node_status(session, node, "offline", "agent disconnected")
             self.log.info("agent_disconnected")
         except Exception:
             self.log.exception("agent_offline_not_recorded")
 
 
-def set_node_status(
+async def set_node_status(
     session: Any, node: PanelNode, status: str, reason: str, *, agent_version: str | None = None
 ) -> None:
     """Change a node's status and publish it (after the commit) on its status topic."""
@@ -459,6 +465,11 @@ def set_node_status(
     if previous == status:
         return
     node.status = status
+    await emit(
+        session,
+        NODE_STATUS_CHANGED.name,
+        events.NodeStatusChanged(node_id=node.id, status=status, previous=previous, reason=reason),
+    )
     publish(
         session,
         node_topic(node.id),
@@ -472,7 +483,7 @@ def set_node_status(
     )
 
 
-def apply_state(
+async def apply_state(
     session: Any,
     server: PanelServer,
     state: str,
@@ -499,6 +510,26 @@ def apply_state(
         return
     server.state_reason = reason[:200] or None
     server.state_changed_at = utcnow()
+    if server.state != previous_state:
+        await emit(
+            session,
+            SERVER_STATE_CHANGED.name,
+            events.ServerStateChanged(
+                server_id=server.id,
+                node_id=server.node_id,
+                state=server.state,
+                previous=previous_state,
+                reason=reason,
+            ),
+        )
+    if server.state == "crashed" and previous_state != "crashed":
+        await emit(
+            session,
+            SERVER_CRASHED.name,
+            events.ServerCrashed(
+                server_id=server.id, node_id=server.node_id, exit_code=exit_code, exit_signal=exit_signal
+            ),
+        )
     publish(
         session,
         state_topic(server.id),

@@ -26,7 +26,7 @@ async def sweep_stale_nodes(platform: AppContext) -> list[str]:
     async with platform.database.transaction() as session:
         nodes = stale_nodes(await repository.list_nodes(session), utcnow(), settings.heartbeat_timeout)
         for node in nodes:
-            set_node_status(session, node, "offline", "no heartbeat")
+            await set_node_status(session, node, "offline", "no heartbeat")
     return [node.name for node in nodes]
 
 

@@ -11,7 +11,15 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from pentad.apps.panel import agent_endpoints, control_endpoints, endpoints, permissions, services, topics
+from pentad.apps.panel import (
+    agent_endpoints,
+    control_endpoints,
+    endpoints,
+    events,
+    permissions,
+    services,
+    topics,
+)
 from pentad.apps.panel.credentials import NODE_SCHEME
 from pentad.apps.panel.settings import APP_NAME, PanelSettings
 from pentad.core.apps import AppSpec
@@ -27,7 +35,7 @@ TOPICS: list[TopicSpec] = [*topics.TOPICS]
 SERVICES: list[ServiceSpec] = [*services.SERVICES]
 JOBS: list[JobSpec] = []
 CRON: list[CronSpec] = []
-EVENTS: list[DomainEvent[Any]] = []
+EVENTS: list[DomainEvent[Any]] = [*events.LINK_EVENTS]
 
 APP = AppSpec(
     name=APP_NAME,
