@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal
@@ -180,10 +181,11 @@ async def server_spec(platform: AppContext, session: Any, server: PanelServer) -
     console_input = ConsoleInput(kind="econ" if template.console_input == "econ" else "stdin")
     if console_input.kind == "econ":
         port = env.get("ECON_PORT")
+        if not env.get("ECON_PASSWORD"):
+            # no password chosen: one for this run, known to the game (its startup) and the agent only
+            env["ECON_PASSWORD"] = secrets.token_hex(12)  # teeworlds keeps at most 31 characters
         console_input = ConsoleInput(
-            kind="econ",
-            port=int(port) if port and port.isdigit() else None,
-            password=env.get("ECON_PASSWORD"),
+            kind="econ", port=int(port) if port and port.isdigit() else None, password=env["ECON_PASSWORD"]
         )
     return ServerSpec(
         server_id=str(server.id),
