@@ -26,8 +26,9 @@ from websockets.exceptions import ConnectionClosed
 from pentad.agent import enrol
 from pentad.agent.events import ServerState
 from pentad.apps.panel import repository
+from pentad.apps.panel.actions.power import server_spec
 from pentad.apps.panel.agent_link import AgentTimeout, NodeOffline, call
-from pentad.apps.panel.models import PanelNodeCredential
+from pentad.apps.panel.models import PanelNodeCredential, PanelTemplateVariable
 from pentad.apps.panel.services import sweep_stale_nodes
 from pentad.core.db.base import utcnow
 from pentad.core.db.migrate import upgrade_async
@@ -483,3 +484,46 @@ async def test_the_agent_reconnects_after_the_panel_restarts(
         async with served_panel(settings, port=port) as second:
             await connected(link, 2)
             await wait_node_status(second.platform, credential.node_id, "online")
+
+
+async def test_the_server_spec_the_agent_gets(panel: ServedPanel, tmp_path: Path) -> None:
+    owner = await create_user(panel.platform, roles=("member",))
+    credential = await enrolled(panel, tmp_path)
+    server = await make_server(panel.platform, credential.node_id, owner)
+    async with panel.platform.database.transaction() as session:
+        row = await repository.get_server(session, server.id)
+        assert row is not None
+        template = await repository.get_template(session, row.template_id)
+        assert template is not None
+        template.stop = "^C"
+        template.done = ["Done (", "{{NAME}} is up"]
+        template.config_files = {
+            "server.properties": {
+                "parser": "properties",
+                "find": {"server-port": "{{server.build.default.port}}"},
+            }
+        }
+        spec = await server_spec(panel.platform, session, row)
+        template.startup = "{{CMD}}"
+        template.console_input = "econ"
+        session.add(
+            PanelTemplateVariable(
+                template_id=template.id, env_name="CMD", name="c", default_value="./x 'a b'"
+            )
+        )
+        await session.flush()
+        any_command = await server_spec(panel.platform, session, row)
+        port = (await repository.list_allocations(session, server_id=row.id))[0].port
+
+    assert spec.server_id == str(server.id)
+    assert spec.stop.kind == "signal"
+    assert spec.stop.value == "SIGINT"
+    assert spec.done == [r"Done\ \(", r"\{\{NAME\}\}\ is\ up"]  # substrings; an unknown variable stays
+    assert spec.env["SERVER_PORT"] == str(port)
+    assert spec.config_files[0].find == {"server-port": str(port)}
+    assert spec.limits.memory_mb == 512
+    assert spec.stop_timeout == 1.0
+    assert any_command.startup == "./x 'a b'"  # the whole command line, given to the shell as written
+    assert any_command.console_input.kind == "econ"
+    assert any_command.console_input.password  # one per start when the server has none
+    assert any_command.env["ECON_PASSWORD"] == any_command.console_input.password
