@@ -29,6 +29,8 @@ class FakeRuntime:
         self.commands: list[tuple[str, str]] = []
         self.history: dict[str, list[str]] = {}
         self.queue: asyncio.Queue[RuntimeEvent] = asyncio.Queue()
+        self.install_exit = 0
+        """The exit status installs end with (not 0: the state change says install_failed)."""
         self.gate: asyncio.Event | None = None
         """When set (and not yet open), start and stop wait for it: a power action stays in flight."""
 
@@ -79,8 +81,9 @@ class FakeRuntime:
         self.specs[spec.server_id] = spec
         self.change(spec.server_id, ServerState.INSTALLING, "install")
         self.print(spec.server_id, "installing…")
-        self.change(spec.server_id, ServerState.OFFLINE, "install")
-        return 0
+        reason = "install" if self.install_exit == 0 else "install_failed"
+        self.change(spec.server_id, ServerState.OFFLINE, reason, exit_code=self.install_exit)
+        return self.install_exit
 
     async def start(self, spec: ServerSpec | str) -> ServerStatus:
         server_id = spec if isinstance(spec, str) else spec.server_id

@@ -527,3 +527,47 @@ async def test_the_server_spec_the_agent_gets(panel: ServedPanel, tmp_path: Path
     assert any_command.console_input.kind == "econ"
     assert any_command.console_input.password  # one per start when the server has none
     assert any_command.env["ECON_PASSWORD"] == any_command.console_input.password
+
+
+async def test_an_install_ends_installed_or_install_failed(
+    panel: ServedPanel, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    owner = await create_user(panel.platform, roles=("member",))
+    headers = bearer(await issue_api_key(panel.platform, owner))
+    credential = await enrolled(panel, tmp_path)
+    good = await make_server(panel.platform, credential.node_id, owner, status="installing")
+    bad = await make_server(panel.platform, credential.node_id, owner, status="installing")
+    async with agent(credential) as (link, runtime):
+        await connected(link)
+        response = await http.post(
+            f"/api/panel/servers/{good.id}/power", json={"action": "start"}, headers=headers
+        )
+        assert response.status_code == 409
+        assert response.json()["code"] == "server_not_installed"
+
+        response = await http.post(f"/api/panel/servers/{good.id}/install", json={}, headers=headers)
+        assert response.status_code == 202, response.text
+        assert response.json()["state"] == "installing"
+
+        async def installed() -> bool:
+            return (await server_row(panel.platform, good.id)).status == "installed"
+
+        await eventually(installed, "installed")
+
+        runtime.install_exit = 1
+        response = await http.post(f"/api/panel/servers/{bad.id}/install", json={}, headers=headers)
+        assert response.status_code == 202, response.text
+
+        async def failed() -> bool:
+            return (await server_row(panel.platform, bad.id)).status == "install_failed"
+
+        await eventually(failed, "install_failed")
+        response = await http.post(
+            f"/api/panel/servers/{bad.id}/power", json={"action": "start"}, headers=headers
+        )
+        assert response.json()["code"] == "server_not_installed"
+        assert response.json()["server_status"] == "install_failed"
+        response = await http.post(
+            f"/api/panel/servers/{good.id}/power", json={"action": "start"}, headers=headers
+        )
+        assert response.status_code == 200, response.text
