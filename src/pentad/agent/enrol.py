@@ -40,7 +40,9 @@ class NodeCredential:
 def save_credential(path: Path, credential: NodeCredential) -> None:
     # 0711: the folder is usually the agent's data folder, which game uids must pass through to reach
     # their server folders (never list); the file itself is 0600
-    path.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True)
+        path.parent.chmod(0o711)  # explicitly: `pentad` runs with umask 077
     temporary = path.with_name(f".{path.name}.tmp")
     with contextlib.suppress(FileNotFoundError):
         temporary.unlink()
