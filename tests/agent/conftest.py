@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -16,6 +18,7 @@ import pytest
 from pentad.agent.events import ConsoleBatch, RuntimeEvent, StateChanged
 from pentad.agent.runtime import Runtime
 from pentad.agent.settings import AgentSettings
+from pentad.agent.shim import pid_alive, read_state
 from tests.databases import REQUIRE_SERVICES
 
 WAIT = 30.0  # seconds before a wait fails the test (a hang, never a speed check)
@@ -139,19 +142,30 @@ def data_root() -> Iterator[Path]:
     try:
         yield root
     finally:
+        # A failed test may leave shims behind (they outlive everything by design): end them by pid.
+        for state_file in root.glob("*/run/*/state.json"):
+            state = read_state(state_file.parent) or {}
+            for key in ("game_pid", "shim_pid"):
+                pid = state.get(key)
+                if state.get("running") and isinstance(pid, int) and pid_alive(pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
         shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
 async def opened(data_root: Path) -> AsyncIterator[tuple[Runtime, Events]]:
-    """A bwrap-sandboxed Runtime on a fresh data folder; every server it started is killed afterwards."""
+    """A bwrap-sandboxed Runtime on a fresh data folder, under the umask `pentad` sets (077); every
+    server it started is killed afterwards."""
     require_bwrap()
+    umask = os.umask(0o077)
     runtime = Runtime(agent_settings(data_root / "agent"))
     await runtime.open()
     events = Events(runtime)
     try:
         yield runtime, events
     finally:
+        os.umask(umask)
         for status in runtime.servers():
             await runtime.kill(status.server_id)
         await events.close()

@@ -3,11 +3,13 @@ whose excess output is dropped with a visible marker while the game keeps runnin
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pentad.agent.console import ConsoleBatcher, dropped_marker
-from pentad.agent.events import ConsoleBatch, ServerState
-from pentad.agent.runtime import Runtime
+from pentad.agent.events import ConsoleBatch, ServerState, StateChanged
+from pentad.agent.runtime import EVENTS_MAX, Runtime
 from pentad.panel_wire.serverspec import ServerSpec
-from tests.agent.conftest import Events, eventually
+from tests.agent.conftest import Events, agent_settings, eventually
 
 
 class Clock:
@@ -98,3 +100,18 @@ async def test_a_flooding_game_keeps_running_and_its_excess_is_dropped(
         return "still alive" in await runtime.console_history("flood", 1)
 
     await eventually(echoed)
+
+
+async def test_events_wait_bounded_while_nobody_reads(data_root: Path) -> None:
+    """Without a panel link reading events, console batches stop queueing at EVENTS_MAX; state changes
+    still queue."""
+    runtime = Runtime(agent_settings(data_root / "agent"))
+    for n in range(EVENTS_MAX + 5):
+        runtime.batcher.add_notice("s1", f"line {n}")
+    assert runtime.events_dropped == 5
+    runtime._emit(StateChanged("s1", ServerState.RUNNING, ServerState.STARTING, "done_line"))
+    events = runtime.events()
+    first = await anext(events)
+    assert isinstance(first, ConsoleBatch)
+    assert first.lines == ("line 0",)
+    await events.aclose()

@@ -28,6 +28,8 @@ async def main():
     script = 'echo started; while read line; do echo "echo: $line"; [ "$line" = die ] && exit 5; done'
     await runtime.start(ServerSpec(server_id="survivor", startup=script, done=["started"]))
     await runtime.send_command("survivor", "before the kill")
+    while "echo: before the kill" not in await runtime.console_history("survivor", 10):
+        await asyncio.sleep(0.02)  # the game runs and took the command
     print("ready", flush=True)
     await asyncio.sleep(3600)
 

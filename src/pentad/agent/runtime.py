@@ -54,6 +54,7 @@ log = logging.getLogger("pentad.agent.runtime")
 
 AGENT_VERSION = "0.1.0"
 COMMAND_MAX_BYTES = 4096
+EVENTS_MAX = 20_000
 RUNNING_STATES = (ServerState.STARTING, ServerState.RUNNING, ServerState.STOPPING)
 
 
@@ -94,11 +95,13 @@ class Runtime:
     def __init__(self, settings: AgentSettings) -> None:
         self.settings = settings
         self._servers: dict[str, _Server] = {}
-        self._queue: asyncio.Queue[RuntimeEvent] = asyncio.Queue()
+        self._events: deque[RuntimeEvent] = deque()
+        self._wakeup = asyncio.Event()
+        self.events_dropped = 0  # console batches and stats dropped while nobody read events()
         self._tasks: list[asyncio.Task[None]] = []
         self._stats = StatsCollector()
         self.batcher = ConsoleBatcher(
-            self._queue.put_nowait,
+            self._emit,
             batch_ms=settings.console_batch_ms,
             batch_lines=settings.console_batch_lines,
             lines_per_second=settings.console_lines_per_second,
@@ -127,7 +130,7 @@ class Runtime:
             except sandbox.SandboxUnavailable as exc:
                 raise AgentError("sandbox_unavailable", str(exc)) from None
             blocked = sandbox.check_traversable(settings.data_dir.parent)
-            if blocked is not None and sandbox.identity(settings, "probe").uid is not None:
+            if blocked is not None and sandbox.drops_privileges(settings):
                 raise AgentError(
                     "sandbox_unavailable",
                     f"{blocked} is not traversable by other users (o+x): game uids cannot reach their folder",
@@ -182,7 +185,24 @@ class Runtime:
         """The stream of ConsoleBatch, StateChanged and ServerStats (1 per stats_interval per running
         server). One consumer (the link); events queue while nobody reads."""
         while True:
-            yield await self._queue.get()
+            while self._events:
+                yield self._events.popleft()
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    def _emit(self, event: RuntimeEvent) -> None:
+        """Queue an event for events(). While nobody reads (no panel link) at most EVENTS_MAX wait: newer
+        console batches and stats are dropped beyond that (the shims keep the console; history restores
+        it), state changes never."""
+        if len(self._events) >= EVENTS_MAX and not isinstance(event, StateChanged):
+            self.events_dropped += 1
+            if self.events_dropped % 10_000 == 1:
+                log.warning(
+                    "agent_events_dropped count=%d (nobody reads the runtime's events)", self.events_dropped
+                )
+            return
+        self._events.append(event)
+        self._wakeup.set()
 
     def status(self, server_id: str) -> ServerStatus:
         """The server's state now (OFFLINE for a server this agent does not know)."""
@@ -221,6 +241,7 @@ class Runtime:
         write_json(run_dir / "spec.json", spec.model_dump(mode="json"))
         folder = self._folder(spec.server_id)
         folder.mkdir(mode=0o750, exist_ok=True)
+        folder.chmod(0o750)  # whatever the umask (`pentad` runs with 077)
         who = sandbox.identity(self.settings, spec.server_id)
         if who.uid is not None and who.gid is not None:
             os.chown(folder, who.uid, who.gid)
@@ -233,13 +254,16 @@ class Runtime:
         those are shown on the console and do not stop the start."""
         problems = []
         folder = self._folder(spec.server_id)
+        who = sandbox.identity(self.settings, spec.server_id)
+        owner = (who.uid, who.gid) if who.uid is not None and who.gid is not None else None
         for file in spec.config_files:
             try:
                 try:
                     text = paths.read_bytes(folder, file.path, limit=8 * 1024 * 1024).decode("utf-8")
                 except FileNotFoundError:
                     text = ""
-                paths.write_bytes(folder, file.path, configfiles.render(file, text, spec.env).encode("utf-8"))
+                new = configfiles.render(file, text, spec.env).encode("utf-8")
+                paths.write_bytes(folder, file.path, new, owner=owner)
             except (OSError, ValueError, UnicodeDecodeError) as exc:
                 problems.append(f"config file {file.path}: {exc}")
         return problems
@@ -435,7 +459,9 @@ class Runtime:
                 self.batcher.add_notice(server_id, f"[pentad] stop: {name}")
                 await server.client.signal(_signal_number(name), "game")
         except (AgentError, ShimError) as exc:
-            self.batcher.add_notice(server_id, f"[pentad] stop: {exc}; sending SIGTERM")
+            # The game cannot take its stop command (econ not up yet, stdin closed): signal it at once.
+            self.batcher.add_notice(server_id, f"[pentad] stop: {exc}; SIGTERM")
+            await self._signal(server, signal.SIGTERM, "game")
         if await self._wait_exit(server, wait):
             return self.status(server_id)
         self.batcher.add_notice(server_id, f"[pentad] stop: still running after {wait:g} s; SIGTERM")
@@ -503,16 +529,19 @@ class Runtime:
             return _log_tail(self._run_dir(server_id), lines)
 
     async def stats(self, server_id: str) -> ServerStats:
-        """One stats sample now (AgentError not_running when no game runs)."""
+        """One stats sample now, the disk usage rescanned (AgentError not_running when no game runs)."""
         server = self._server(server_id)
         if server.state not in RUNNING_STATES or server.game_pid is None:
             raise AgentError("not_running", f"server {server_id} is {server.state.value}")
-        return await asyncio.to_thread(self._sample, server)
+        return await asyncio.to_thread(self._sample, server, fresh_disk=True)
 
-    def _sample(self, server: _Server) -> ServerStats:
-        assert server.game_pid is not None
+    def _sample(self, server: _Server, *, fresh_disk: bool = False) -> ServerStats:
+        game_pid = server.game_pid
+        if game_pid is None:  # the game exited since the caller looked
+            raise AgentError("not_running", f"server {server.server_id} is {server.state.value}")
+        folder = self._folder(server.server_id)
         sample = self._stats.sample(
-            server.server_id, server.game_pid, self._folder(server.server_id), server.started_at
+            server.server_id, game_pid, folder, server.started_at, fresh_disk=fresh_disk
         )
         memory_mb = server.spec.limits.memory_mb if server.spec else 0
         return ServerStats(
@@ -535,6 +564,10 @@ class Runtime:
         self._stats.forget(server_id)
         if self.limits is not None:
             self.limits.release(server_id)
+        sandbox.release_identity(self.settings, server_id)
+        await asyncio.to_thread(
+            shutil.rmtree, self.settings.data_dir / "sandbox" / server_id, ignore_errors=True
+        )
         await asyncio.to_thread(shutil.rmtree, self._folder(server_id), ignore_errors=True)
         await asyncio.to_thread(shutil.rmtree, self._run_dir(server_id), ignore_errors=True)
         del self._servers[server.server_id]
@@ -699,7 +732,7 @@ class Runtime:
         server.state = state
         if state in (ServerState.OFFLINE, ServerState.CRASHED) or previous != state:
             self.batcher.flush(server.server_id)
-            self._queue.put_nowait(
+            self._emit(
                 StateChanged(
                     server.server_id,
                     state,
@@ -735,7 +768,7 @@ class Runtime:
                 except Exception as exc:  # a game that exits between two lines must not end the loop
                     log.debug("stats_skipped server=%s error=%r", server.server_id, exc)
                     continue
-                self._queue.put_nowait(sample)
+                self._emit(sample)
                 limit = sample.memory_limit_bytes
                 if (
                     limit

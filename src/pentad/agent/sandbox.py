@@ -6,7 +6,7 @@ the game's own uid when the agent runs as root. The host network stays (the game
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
 import subprocess
 from dataclasses import dataclass
@@ -70,14 +70,48 @@ def check_bwrap(settings: AgentSettings) -> str:
     return version.stdout.strip() or "bubblewrap"
 
 
+def drops_privileges(settings: AgentSettings) -> bool:
+    """Whether games get uids of their own (the agent runs as root and game_uid_base is set)."""
+    return settings.game_uid_base != 0 and os.geteuid() == 0
+
+
 def identity(settings: AgentSettings, server_id: str) -> Identity:
-    """The server's own uid/gid (game_uid_base + a stable number from its id) when the agent is root and
-    game_uid_base is set; otherwise the agent's user."""
-    if settings.game_uid_base == 0 or os.geteuid() != 0:
+    """The server's own uid/gid when games get their own (drops_privileges), else the agent's user. Each
+    server gets the next free number of the range on first use, kept in <data>/uids.json, so no two
+    servers of this agent ever share a uid."""
+    if not drops_privileges(settings):
         return Identity(None, None)
-    digest = int.from_bytes(hashlib.sha256(server_id.encode()).digest()[:8], "big")
-    uid = settings.game_uid_base + digest % settings.game_uid_count
+    table = settings.data_dir / "uids.json"
+    try:
+        uids: dict[str, int] = json.loads(table.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        uids = {}
+    if server_id not in uids:
+        taken = set(uids.values())
+        free = next(
+            (n for n in range(settings.game_uid_count) if settings.game_uid_base + n not in taken), None
+        )
+        if free is None:
+            raise SandboxUnavailable(f"all {settings.game_uid_count} game uids are in use")
+        uids[server_id] = settings.game_uid_base + free
+        temp = table.with_name(".uids.json.tmp")
+        temp.write_text(json.dumps(uids, sort_keys=True), encoding="utf-8")
+        os.replace(temp, table)
+    uid = int(uids[server_id])
     return Identity(uid, uid)
+
+
+def release_identity(settings: AgentSettings, server_id: str) -> None:
+    """Give the server's uid back (the server was deleted)."""
+    table = settings.data_dir / "uids.json"
+    try:
+        uids = json.loads(table.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return
+    if uids.pop(server_id, None) is not None:
+        temp = table.with_name(".uids.json.tmp")
+        temp.write_text(json.dumps(uids, sort_keys=True), encoding="utf-8")
+        os.replace(temp, table)
 
 
 def files_dir(settings: AgentSettings, server_id: str, who: Identity) -> Path:

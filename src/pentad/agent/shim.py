@@ -128,6 +128,7 @@ class Shim:
         self.proc: subprocess.Popen[bytes] | None = None
         self.sandbox_pid: int | None = None
         self.info_fd: int | None = None
+        self.info_buffer = b""
         self.stdout_open = True
         self.exit_code: int | None = None
         self.exit_signal: int | None = None
@@ -171,9 +172,11 @@ class Shim:
         if self.info_fd is not None:
             # bwrap writes {"child-pid": …} once the sandbox exists: wait for it, so that state.json names
             # the sandbox's init before anyone may ask to kill it (EOF: bwrap failed; its output says why).
-            ready, _, _ = select.select([self.info_fd], [], [], 30.0)
-            if ready:
-                self._read_info()
+            deadline = time.monotonic() + 30.0
+            while self.sandbox_pid is None and self.info_fd is not None and time.monotonic() < deadline:
+                ready, _, _ = select.select([self.info_fd], [], [], max(0.0, deadline - time.monotonic()))
+                if ready:
+                    self._read_info()
             if self.info_fd is not None:
                 os.set_blocking(self.info_fd, False)
                 self.selector.register(self.info_fd, selectors.EVENT_READ, "info")
@@ -267,11 +270,14 @@ class Shim:
         except BlockingIOError:
             return
         if data:
-            with contextlib.suppress(ValueError, TypeError):
-                self.sandbox_pid = int(json.loads(data.decode()).get("child-pid"))
-                if self.state:
-                    self.state["sandbox_pid"] = self.sandbox_pid
-                    write_json(self.run_dir / STATE_NAME, self.state)
+            # bwrap may write its JSON in pieces: parse what has come so far.
+            self.info_buffer += data
+            if self.sandbox_pid is None:
+                with contextlib.suppress(ValueError, TypeError, AttributeError):
+                    self.sandbox_pid = int(json.loads(self.info_buffer.decode()).get("child-pid"))
+                    if self.state:
+                        self.state["sandbox_pid"] = self.sandbox_pid
+                        write_json(self.run_dir / STATE_NAME, self.state)
             return
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(self.info_fd)

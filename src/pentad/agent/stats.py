@@ -60,8 +60,17 @@ class StatsCollector:
         self.disk_interval = disk_interval
         self._tracked: dict[str, _Tracked] = {}
 
-    def sample(self, server_id: str, root_pid: int, folder: Path, started_at: float | None) -> Sample:
-        """One sample of the process tree under `root_pid` (the shim's game process: bwrap, or the game)."""
+    def sample(
+        self,
+        server_id: str,
+        root_pid: int,
+        folder: Path,
+        started_at: float | None,
+        *,
+        fresh_disk: bool = False,
+    ) -> Sample:
+        """One sample of the process tree under `root_pid` (the shim's game process: bwrap, or the game);
+        the folder is rescanned when `fresh_disk` or its last scan is older than disk_interval."""
         tracked = self._tracked.get(server_id)
         if tracked is None or tracked.root_pid != root_pid:
             tracked = self._tracked[server_id] = _Tracked(root_pid)
@@ -85,7 +94,7 @@ class StatsCollector:
             current[process.pid] = process
         tracked.processes = current
         now = time.monotonic()
-        if now - tracked.disk_at >= self.disk_interval or tracked.disk_at == 0.0:
+        if fresh_disk or now - tracked.disk_at >= self.disk_interval or tracked.disk_at == 0.0:
             tracked.disk_bytes = folder_bytes(folder)
             tracked.disk_at = now
         uptime = max(0.0, time.time() - started_at) if started_at else 0.0

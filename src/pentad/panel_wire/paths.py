@@ -47,9 +47,17 @@ def parts_of(path: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def open_dir(root: Path | str, parts: list[str], *, create: bool = False, path: str = "") -> Iterator[int]:
+def open_dir(
+    root: Path | str,
+    parts: list[str],
+    *,
+    create: bool = False,
+    path: str = "",
+    owner: tuple[int, int] | None = None,
+) -> Iterator[int]:
     """A descriptor of the folder `root/parts…`, each component opened with O_NOFOLLOW below the last
-    (created with mode 0o755 when `create`). A symlink on the way is refused, never followed."""
+    (created with mode 0o755, owned by `owner` (uid, gid) when given, when `create`). A symlink on the way
+    is refused, never followed."""
     fd = os.open(root, _DIR_FLAGS)
     try:
         for part in parts:
@@ -61,6 +69,9 @@ def open_dir(root: Path | str, parts: list[str], *, create: bool = False, path: 
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(part, 0o755, dir_fd=fd)
                 next_fd = _open_dir_below(fd, part, path)
+                os.fchmod(next_fd, 0o755)  # whatever the umask
+                if owner is not None:
+                    os.fchown(next_fd, *owner)
             except OSError as exc:
                 raise _refusal(exc, path or "/".join(parts)) from None
             os.close(fd)
@@ -121,13 +132,16 @@ def read_bytes(root: Path | str, path: str, limit: int | None = None) -> bytes:
     return data
 
 
-def write_bytes(root: Path | str, path: str, data: bytes, mode: int = 0o644) -> None:
+def write_bytes(
+    root: Path | str, path: str, data: bytes, mode: int = 0o644, owner: tuple[int, int] | None = None
+) -> None:
     """Replace (or create) the file atomically: a temporary file beside it, then rename. The target, when it
-    exists, must be a regular file with one link; missing folders on the way are created."""
+    exists, must be a regular file with one link, and keeps its owner and mode; a new file gets `mode` and
+    `owner` (uid, gid), as do missing folders on the way, which are created."""
     parts = parts_of(path)
     if not parts:
         raise PathRefused(path, "is_root")
-    with open_dir(root, parts[:-1], create=True, path=path) as dir_fd:
+    with open_dir(root, parts[:-1], create=True, path=path, owner=owner) as dir_fd:
         try:
             info = os.stat(parts[-1], dir_fd=dir_fd, follow_symlinks=False)
         except FileNotFoundError:
@@ -141,9 +155,11 @@ def write_bytes(root: Path | str, path: str, data: bytes, mode: int = 0o644) -> 
         try:
             with os.fdopen(fd, "wb") as file:
                 file.write(data)
-            if info is not None:
-                os.chown(temp, info.st_uid, info.st_gid, dir_fd=dir_fd, follow_symlinks=False)
-                os.chmod(temp, stat.S_IMODE(info.st_mode), dir_fd=dir_fd, follow_symlinks=False)
+            uid_gid = (info.st_uid, info.st_gid) if info is not None else owner
+            if uid_gid is not None:
+                os.chown(temp, *uid_gid, dir_fd=dir_fd, follow_symlinks=False)
+            file_mode = stat.S_IMODE(info.st_mode) if info is not None else mode
+            os.chmod(temp, file_mode, dir_fd=dir_fd, follow_symlinks=False)
             os.rename(temp, parts[-1], src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
             with contextlib.suppress(OSError):
