@@ -291,3 +291,36 @@ async def test_server_routes_deny_side(
         assert (await client.request(method, path, json=body, headers=bearer(credential))).status_code == 403
     assert (await client.get("/api/panel/servers", headers=stranger.headers)).json() == []
     assert await snapshot(platform) == before
+
+
+async def test_the_agent_link_reads_a_server_s_whole_environment_decrypted(
+    client: httpx.AsyncClient, platform: Platform, admin: Account, member: Account
+) -> None:
+    from pentad.apps.panel import repository
+    from pentad.apps.panel.actions.context import PanelContext
+    from pentad.apps.panel.actions.servers import server_environment
+
+    server, _, _ = await _server(client, admin, member, variables={"ECON_PASSWORD": "econ-pass-42"})
+    async with platform.database.transaction(writes=False) as session:
+        row = await repository.get_server(session, uuid.UUID(server["id"]))
+        assert row is not None
+        environment = await server_environment(PanelContext(session, platform, None, audit.SYSTEM), row)
+    assert environment == {
+        "SERVER_NAME": "Pentad Teeworlds", "MAX_CLIENTS": "8", "GAMETYPE": "dm", "MAP": "dm1",
+        "ECON_PORT": "8304", "ECON_PASSWORD": "econ-pass-42",
+    }  # fmt: skip
+
+
+async def test_an_api_key_scoped_without_server_permissions_sees_no_server(
+    client: httpx.AsyncClient, platform: Platform, admin: Account, member: Account
+) -> None:
+    """Scopes narrow what a key may do: one naming only `panel.use` keeps none of the owner's server keys
+    (the core lets a key name only permissions its user holds globally, so server keys need `*`)."""
+    from tests.factories import issue_api_key
+
+    server, _, _ = await _server(client, admin, member)
+    blind = bearer(await issue_api_key(platform, member.user, scopes=["panel.use"]))
+    assert (await client.get(f"/api/panel/servers/{server['id']}", headers=blind)).status_code == 404
+    assert (await client.get("/api/panel/servers", headers=blind)).json() == []
+    full = await client.get(f"/api/panel/servers/{server['id']}", headers=member.headers)
+    assert full.json()["permissions"] == ALL_KEYS

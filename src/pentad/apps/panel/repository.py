@@ -143,7 +143,14 @@ async def existing_ports(
 async def get_allocations(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list[PanelAllocation]:
     if not ids:
         return []
-    query = select(PanelAllocation).where(PanelAllocation.id.in_(list(ids))).with_for_update()
+    """The allocations, locked (FOR UPDATE where the engine has it) and read afresh: a row this session
+    loaded before may have been taken by another server since."""
+    query = (
+        select(PanelAllocation)
+        .where(PanelAllocation.id.in_(list(ids)))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     return list((await session.scalars(query)).all())
 
 
