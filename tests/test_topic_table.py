@@ -31,6 +31,7 @@ from pentad.core.jobs.queue import enqueue
 from pentad.core.jobs.worker import PRUNE_JOB
 from pentad.core.platform import Platform
 from tests.apps.chat.sockets import connected
+from tests.apps.panel.topic_cases import PANEL_CASES
 from tests.apps.streams.topic_cases import STREAMS_CASES
 from tests.conftest import ALL_APPS
 from tests.factories import (
@@ -117,6 +118,7 @@ CASES: dict[str, Case] = {
     "chat.user.{user_id}": _own_chat_user,
     "jobs.{job_id}": _a_job,
     **STREAMS_CASES,
+    **PANEL_CASES,
 }
 
 

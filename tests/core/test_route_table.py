@@ -33,6 +33,7 @@ REVIEWED_PUBLIC = {
     ("POST", "/api/auth/password-reset"): "answers the same for every address",
     ("POST", "/api/auth/password-reset/confirm"): "the reset token is the credential",
     ("POST", "/api/chat/hooks/{hook_id}/{secret}"): "the secret in the URL is the credential",
+    ("POST", "/api/panel/agent/enrol"): "the one-time enrolment token in the body is the credential",
     ("POST", "/api/analytics/event"): "the tracker on any visitor's browser posts events anonymously",
     ("GET", "/api/ads/decide"): "the loader on any visitor's page asks anonymously for an ad",
     ("POST", "/api/ads/v"): "the loader posts the signed impression token it was given",

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pentad.agent.settings import AgentSettings
 
 # More sub-commands: name -> "module:attribute" of a click command (loaded on demand).
-COMMANDS: dict[str, str] = {"enrol": "pentad.agent.enrol:enrol"}
+COMMANDS: dict[str, str] = {"enrol": "pentad.agent.enrol:enrol_command"}
 # The panel link: `async def run_agent(settings) -> None` opens the Runtime and runs until cancelled.
 LINK = "pentad.agent.link:run_agent"
 

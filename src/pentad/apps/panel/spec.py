@@ -11,7 +11,15 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from pentad.apps.panel import endpoints, permissions
+from pentad.apps.panel import (
+    agent_endpoints,
+    control_endpoints,
+    endpoints,
+    events,
+    permissions,
+    services,
+    topics,
+)
 from pentad.apps.panel.credentials import NODE_SCHEME
 from pentad.apps.panel.settings import APP_NAME, PanelSettings
 from pentad.core.apps import AppSpec
@@ -22,12 +30,12 @@ from pentad.core.services import ServiceSpec
 
 PACKAGE = Path(__file__).parent
 
-ROUTERS: list[APIRouter] = [endpoints.router]
-TOPICS: list[TopicSpec] = []
-SERVICES: list[ServiceSpec] = []
+ROUTERS: list[APIRouter] = [endpoints.router, agent_endpoints.router, control_endpoints.router]
+TOPICS: list[TopicSpec] = [*topics.TOPICS]
+SERVICES: list[ServiceSpec] = [*services.SERVICES]
 JOBS: list[JobSpec] = []
 CRON: list[CronSpec] = []
-EVENTS: list[DomainEvent[Any]] = []
+EVENTS: list[DomainEvent[Any]] = [*events.LINK_EVENTS]
 
 APP = AppSpec(
     name=APP_NAME,
