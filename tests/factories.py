@@ -7,6 +7,7 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -65,6 +66,30 @@ async def issue_service_token(platform: Platform, scopes: Sequence[str] = ()) ->
             name=f"svc-{uuid.uuid4().hex[:8]}", scopes=list(scopes), expires_in_days=None, actor=audit.SYSTEM
         )
         return token
+
+
+@dataclass
+class Account:
+    """A user with the headers of an API key of theirs (what the app tests act as)."""
+
+    user: User
+    headers: dict[str, str]
+
+    @property
+    def id(self) -> str:
+        return str(self.user.id)
+
+    @property
+    def email(self) -> str:
+        return self.user.email
+
+
+async def account(
+    platform: Platform, *, admin: bool = False, roles: tuple[str, ...] = ("member",)
+) -> Account:
+    """A new user (an admin, or with `roles`) and an API key of theirs."""
+    user = await (create_admin(platform) if admin else create_user(platform, roles=roles))
+    return Account(user, bearer(await issue_api_key(platform, user)))
 
 
 def bearer(token: str) -> dict[str, str]:

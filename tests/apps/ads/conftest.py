@@ -14,8 +14,8 @@ from pentad.apps.ads.spec import APP
 from pentad.core.config import Settings
 from pentad.core.db.engine import Database
 from pentad.core.platform import Platform
-from tests.apps.ads.support import Account, account
 from tests.conftest import make_settings
+from tests.factories import Account, account
 
 
 @pytest.fixture

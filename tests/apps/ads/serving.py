@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from pentad.apps.ads.models import AdsClick, AdsImpression
 from pentad.core.platform import Platform
-from tests.apps.ads.support import Account, create_advertiser, create_site, create_zone
+from tests.apps.ads.support import create_advertiser, create_site, create_zone
+from tests.factories import Account
 
 FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
 IPHONE = (

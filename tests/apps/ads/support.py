@@ -3,35 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 
 from pentad.core import audit
-from pentad.core.auth.models import User
 from pentad.core.auth.service import AuthService
 from pentad.core.db.base import Base
 from pentad.core.platform import Platform
-from tests.factories import bearer, create_admin, create_user, issue_api_key
-
-
-@dataclass
-class Account:
-    user: User
-    headers: dict[str, str]
-
-    @property
-    def id(self) -> str:
-        return str(self.user.id)
-
-
-async def account(
-    platform: Platform, *, admin: bool = False, roles: tuple[str, ...] = ("member",)
-) -> Account:
-    user = await (create_admin(platform) if admin else create_user(platform, roles=roles))
-    return Account(user, bearer(await issue_api_key(platform, user)))
+from tests.factories import Account
 
 
 async def grant(platform: Platform, who: Account, resource_type: str, resource_id: str, role: str) -> None:

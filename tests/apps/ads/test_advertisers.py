@@ -7,15 +7,8 @@ import httpx
 from sqlalchemy import text
 
 from pentad.core.platform import Platform
-from tests.apps.ads.support import (
-    Account,
-    account,
-    campaign_body,
-    create_advertiser,
-    create_campaign,
-    grant,
-    snapshot,
-)
+from tests.apps.ads.support import campaign_body, create_advertiser, create_campaign, grant, snapshot
+from tests.factories import Account, account
 
 
 async def test_an_owner_creates_reads_renames_and_deletes_an_advertiser(

@@ -20,10 +20,9 @@ from pentad.apps.ads.models import AdsCampaign
 from pentad.core.config import Settings
 from pentad.core.platform import Platform
 from tests.apps.ads.serving import decide, setup
-from tests.apps.ads.support import Account, account
 from tests.conftest import make_settings
 from tests.core.auth.test_password_reset import Inbox
-from tests.factories import free_port, run_due_jobs
+from tests.factories import Account, account, free_port, run_due_jobs
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import httpx
 
 from pentad.core.platform import Platform
 from tests.apps.ads.support import (
-    Account,
     campaign_body,
     create_advertiser,
     create_campaign,
@@ -18,6 +17,7 @@ from tests.apps.ads.support import (
     grant,
     snapshot,
 )
+from tests.factories import Account
 
 
 async def test_a_campaign_keeps_what_it_was_given(client: httpx.AsyncClient, owner: Account) -> None:

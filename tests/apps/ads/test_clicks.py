@@ -11,7 +11,8 @@ import httpx
 
 from pentad.apps.ads.tokens import TokenKind, TokenSigner
 from pentad.core.platform import Platform
-from tests.apps.ads.support import Account, create_advertiser, create_campaign
+from tests.apps.ads.support import create_advertiser, create_campaign
+from tests.factories import Account
 
 DESTINATION = "https://shop.example.com/sale?utm_source=pentad&x=1"
 

@@ -26,8 +26,7 @@ from pentad.core.db.engine import Database
 from pentad.core.events import DomainEvent, emit
 from pentad.core.platform import Platform
 from tests.apps.ads.serving import campaign, decide, impressions, setup, text_ad
-from tests.apps.ads.support import Account
-from tests.factories import run_due_jobs
+from tests.factories import Account, run_due_jobs
 
 
 class Completion(BaseModel):

@@ -14,7 +14,8 @@ from PIL import Image
 from pentad.apps.ads.actions.creatives import do_delete_creative
 from pentad.apps.ads.cli import _admin_context
 from pentad.core.platform import Platform
-from tests.apps.ads.support import Account, create_advertiser, create_campaign, grant, snapshot
+from tests.apps.ads.support import create_advertiser, create_campaign, grant, snapshot
+from tests.factories import Account
 
 
 def png(width: int = 300, height: int = 250) -> bytes:

@@ -19,7 +19,8 @@ from pentad.apps.ads.serving import daily_key
 from pentad.apps.ads.tokens import TokenSigner
 from pentad.core.platform import Platform
 from tests.apps.ads.serving import beacon, clicks, decide, impressions, setup
-from tests.apps.ads.support import Account, account, grant
+from tests.apps.ads.support import grant
+from tests.factories import Account, account
 
 LOADER = Path(__file__).parents[3] / "src" / "pentad" / "apps" / "ads" / "static" / "loader.js"
 

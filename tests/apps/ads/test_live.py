@@ -13,8 +13,9 @@ from fastapi import FastAPI
 from pentad.apps.ads.live import WATCHED, publish_watched
 from pentad.core.platform import Platform
 from tests.apps.ads.serving import beacon, decide, setup
-from tests.apps.ads.support import Account, account, grant
+from tests.apps.ads.support import grant
 from tests.apps.chat.sockets import connected
+from tests.factories import Account, account
 
 
 @pytest.fixture

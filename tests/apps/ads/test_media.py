@@ -16,8 +16,8 @@ from pentad.apps.ads.images import render
 from pentad.core.platform import Platform
 from pentad.core.storage import ObjectNotFound
 from tests.apps.ads.serving import decide, setup
-from tests.apps.ads.support import Account, snapshot
-from tests.factories import run_due_jobs
+from tests.apps.ads.support import snapshot
+from tests.factories import Account, run_due_jobs
 
 SANDBOX = "sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox"
 

@@ -18,7 +18,7 @@ from pentad.apps.ads.profiles import pacing_snapshot, profile_of
 from pentad.apps.ads.serving import zone_requests_key
 from pentad.core.platform import Platform
 from tests.apps.ads.serving import decide, setup
-from tests.apps.ads.support import Account
+from tests.factories import Account
 
 DAY_ONE = datetime(2026, 12, 1, tzinfo=UTC)
 

@@ -27,9 +27,9 @@ from pentad.core.config import Settings
 from pentad.core.db.engine import Database
 from pentad.core.platform import Platform
 from tests.apps.ads.serving import BRITAIN, FIREFOX, GERMANY, Setup, beacon, decide, impressions, setup
-from tests.apps.ads.support import Account, account, grant
+from tests.apps.ads.support import grant
 from tests.conftest import make_settings
-from tests.factories import DEFAULT_PASSWORD, run_due_jobs
+from tests.factories import DEFAULT_PASSWORD, Account, account, run_due_jobs
 
 
 async def _deliver(client: httpx.AsyncClient, platform: Platform, ads: Setup) -> None:

@@ -23,7 +23,7 @@ from tests.apps.ads.serving import (
     setup,
     text_ad,
 )
-from tests.apps.ads.support import Account
+from tests.factories import Account
 
 
 async def test_a_slot_gets_the_ad_with_signed_links_and_the_impression_is_recorded_without_ip_or_agent(

@@ -7,7 +7,8 @@ import httpx
 
 from pentad.core.auth.grants import holders
 from pentad.core.platform import Platform
-from tests.apps.ads.support import Account, create_advertiser, create_site, snapshot
+from tests.apps.ads.support import create_advertiser, create_site, snapshot
+from tests.factories import Account
 
 
 async def test_a_site_owner_shares_with_a_viewer_and_takes_it_back(

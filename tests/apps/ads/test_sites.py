@@ -9,7 +9,6 @@ import httpx
 
 from pentad.core.platform import Platform
 from tests.apps.ads.support import (
-    Account,
     create_advertiser,
     create_campaign,
     create_site,
@@ -17,6 +16,7 @@ from tests.apps.ads.support import (
     grant,
     snapshot,
 )
+from tests.factories import Account
 
 
 async def test_an_owner_manages_a_site_and_its_zones(client: httpx.AsyncClient, owner: Account) -> None:

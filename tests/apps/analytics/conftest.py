@@ -4,7 +4,6 @@ by a member."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -13,12 +12,11 @@ from fastapi import FastAPI
 
 from pentad.app import create_app
 from pentad.apps.analytics.spec import APP
-from pentad.core.auth.models import User
 from pentad.core.config import Settings
 from pentad.core.db.engine import Database
 from pentad.core.platform import Platform
 from tests.conftest import make_settings
-from tests.factories import bearer, create_user, issue_api_key
+from tests.factories import Account, account
 from tests.servers import clickhouse  # noqa: F401  (one ClickHouse server per run, for the store tests)
 
 
@@ -43,17 +41,6 @@ async def app(settings: Settings, database: Database) -> FastAPI:
     # the test's one database connection while a request uses it.
     platform.ingest._start_flusher = lambda: None  # type: ignore[method-assign]
     return app
-
-
-@dataclass
-class Account:
-    user: User
-    headers: dict[str, str]
-
-
-async def account(platform: Platform, roles: tuple[str, ...] = ("member",)) -> Account:
-    user = await create_user(platform, roles=roles)
-    return Account(user, bearer(await issue_api_key(platform, user)))
 
 
 @pytest.fixture

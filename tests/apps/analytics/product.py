@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from pentad.apps.analytics.ingest import EventRow
-from tests.apps.analytics.conftest import Account
+from tests.factories import Account
 
 YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
 DAY = YESTERDAY.date().isoformat()

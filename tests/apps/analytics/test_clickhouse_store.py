@@ -32,11 +32,10 @@ from pentad.apps.analytics.tasks import run_retention
 from pentad.core.config import Settings, SettingsError
 from pentad.core.ingest import FlushContext
 from pentad.core.platform import Platform
-from tests.apps.analytics.conftest import Account, account
 from tests.apps.analytics.test_ingest import event, post
 from tests.apps.analytics.test_store_parity import clickhouse_store, drop
 from tests.conftest import make_settings
-from tests.factories import bearer, free_port
+from tests.factories import Account, account, bearer, free_port
 from tests.servers import ClickHouseServer
 
 pytestmark = pytest.mark.one_engine

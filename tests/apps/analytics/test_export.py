@@ -13,9 +13,9 @@ import httpx
 
 from pentad.apps.analytics import export
 from pentad.core.platform import Platform
-from tests.apps.analytics.conftest import Account, account
 from tests.apps.analytics.product import DAY, RANGE, add_goal, visit
 from tests.apps.analytics.test_rollups import site_key_of, store
+from tests.factories import Account, account
 
 
 def _rows(body: bytes) -> list[list[str]]:

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from pentad.core.platform import Platform
-from tests.apps.analytics.conftest import Account
 from tests.apps.analytics.product import RANGE, add_goal, visit
 from tests.apps.analytics.test_rollups import site_key_of, store
+from tests.factories import Account
 
 
 async def _seed(platform: Platform, site: dict[str, str]) -> None:

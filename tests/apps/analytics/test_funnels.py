@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 
 from pentad.apps.analytics.models import AnalyticsFunnel
 from pentad.core.platform import Platform
-from tests.apps.analytics.conftest import Account, account
 from tests.apps.analytics.product import RANGE, add_goal, visit
 from tests.apps.analytics.test_rollups import site_key_of, store
+from tests.factories import Account, account
 
 
 async def test_funnels_report_steps_in_order_within_a_visit_or_a_day(

@@ -22,9 +22,8 @@ from pentad.apps.analytics.models import AnalyticsGA4Link, AnalyticsSite
 from pentad.core.config import Settings
 from pentad.core.ingest import FlushContext
 from pentad.core.platform import Platform
-from tests.apps.analytics.conftest import Account, account
 from tests.conftest import make_settings
-from tests.factories import run_due_jobs
+from tests.factories import Account, account, run_due_jobs
 from tests.fakes.ga4 import FakeGA4, serving, validate
 
 MEASUREMENT = "G-TEST1234"

@@ -25,9 +25,8 @@ from pentad.apps.analytics.models import (
 from pentad.core.config import Settings
 from pentad.core.ingest import FlushContext
 from pentad.core.platform import Platform
-from tests.apps.analytics.conftest import Account, account
 from tests.conftest import make_settings
-from tests.factories import run_due_jobs
+from tests.factories import Account, account, run_due_jobs
 
 HEAD = """# ----------------------------------------
 # {title}

@@ -16,9 +16,9 @@ from pentad.apps.analytics import goals
 from pentad.apps.analytics.events import GoalsCompleted
 from pentad.apps.analytics.models import AnalyticsGoal
 from pentad.core.platform import Platform
-from tests.apps.analytics.conftest import Account, account
 from tests.apps.analytics.product import RANGE, YESTERDAY, add_goal, visit
 from tests.apps.analytics.test_rollups import site_key_of, store
+from tests.factories import Account, account
 
 
 async def _goal_count(platform: Platform) -> int:

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, text
 from pentad.apps.analytics.ingest import DROPPED_HEADER
 from pentad.apps.analytics.models import AnalyticsDirtyBucket, AnalyticsDrop, AnalyticsEvent
 from pentad.core.platform import Platform
-from tests.apps.analytics.conftest import Account
+from tests.factories import Account
 
 FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
 IPHONE = (

@@ -15,10 +15,9 @@ from fastapi import FastAPI
 from pentad.apps.analytics import live
 from pentad.apps.analytics.ingest import EventRow
 from pentad.core.platform import Platform
-from tests.apps.analytics.conftest import Account, account
 from tests.apps.analytics.test_rollups import site_key_of, store
 from tests.apps.chat.sockets import connected, settle
-from tests.factories import bearer, issue_api_key
+from tests.factories import Account, account, bearer, issue_api_key
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ import httpx
 
 from pentad.core.auth.models import User
 from pentad.core.platform import Platform
-from tests.apps.analytics.conftest import Account, account
-from tests.factories import DEFAULT_PASSWORD
+from tests.factories import DEFAULT_PASSWORD, Account, account
 
 
 async def _sign_in(client: httpx.AsyncClient, user: User) -> None:

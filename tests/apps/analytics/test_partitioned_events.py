@@ -23,9 +23,8 @@ from pentad.core.db.migrate import alembic_config, upgrade_async
 from pentad.core.jobs.models import Job, JobStatus
 from pentad.core.jobs.queue import enqueue
 from pentad.core.platform import Platform
-from tests.apps.analytics.conftest import Account
 from tests.apps.analytics.test_rollups import NOW, TIMEOUT, seeded_rows, site_key_of, store
-from tests.factories import run_due_jobs
+from tests.factories import Account, run_due_jobs
 
 INSERT = (
     "INSERT INTO analytics_events (site_key, ts, visitor_id, name, hostname, path)"

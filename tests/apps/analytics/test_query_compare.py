@@ -11,8 +11,8 @@ import httpx
 from pentad.apps.analytics import query
 from pentad.apps.analytics.tasks import run_rollups
 from pentad.core.platform import Platform
-from tests.apps.analytics.conftest import Account, account
 from tests.apps.analytics.test_rollups import NOW, TIMEOUT, seeded_rows, site_key_of, store
+from tests.factories import Account, account
 
 
 def test_compared_ranges() -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import update
 from pentad.apps.analytics.models import AnalyticsSite
 from pentad.apps.analytics.registry import SiteRegistry, compile_excluded, site_registry
 from pentad.core.platform import Platform
-from tests.apps.analytics.conftest import Account
+from tests.factories import Account
 
 
 def test_excluded_path_patterns() -> None:

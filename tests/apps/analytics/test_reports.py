@@ -24,10 +24,9 @@ from pentad.apps.analytics.models import AnalyticsReportSubscription, AnalyticsS
 from pentad.core.config import Settings
 from pentad.core.ingest import FlushContext
 from pentad.core.platform import Platform
-from tests.apps.analytics.conftest import Account, account
 from tests.conftest import make_settings
 from tests.core.auth.test_password_reset import Inbox
-from tests.factories import free_port, run_due_jobs
+from tests.factories import Account, account, free_port, run_due_jobs
 
 BASE = "https://pentad.test"
 

@@ -21,8 +21,8 @@ from pentad.apps.analytics.models import (
 )
 from pentad.apps.analytics.tasks import run_retention, run_rollups
 from pentad.core.platform import Platform
-from tests.apps.analytics.conftest import Account, account
 from tests.apps.analytics.test_rollups import NOW, TIMEOUT, seeded_rows, site_key_of, store
+from tests.factories import Account, account
 from tests.test_cli import env
 from tests.test_cli import pentad_here as pentad
 

@@ -30,7 +30,7 @@ from pentad.apps.analytics.tasks import run_rollups
 from pentad.core.cache import MemoryCache
 from pentad.core.ingest import FlushContext
 from pentad.core.platform import Platform
-from tests.apps.analytics.conftest import Account
+from tests.factories import Account
 
 NOW = datetime(2026, 3, 20, 14, 25, tzinfo=UTC)
 TIMEOUT = 600  # the analytics tests' session timeout (conftest)

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from pentad.apps.analytics import sharing
 from pentad.apps.analytics.models import AnalyticsShare
 from pentad.core.platform import Platform
-from tests.apps.analytics.conftest import Account, account
 from tests.apps.analytics.product import RANGE, add_goal, visit
 from tests.apps.analytics.test_rollups import site_key_of, store
+from tests.factories import Account, account
 
 
 async def test_public_and_password_links(

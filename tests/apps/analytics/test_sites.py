@@ -10,7 +10,7 @@ from pentad.apps.analytics.models import AnalyticsSite
 from pentad.apps.analytics.permissions import SITE_RESOURCE
 from pentad.core.auth.grants import holders
 from pentad.core.platform import Platform
-from tests.apps.analytics.conftest import Account, account
+from tests.factories import Account, account
 
 
 async def _sites(platform: Platform) -> list[tuple[str, str, int]]:

@@ -17,8 +17,7 @@ from pentad.apps.analytics.ingest import EVENTS, EventRow, flush_events
 from pentad.apps.analytics.models import AnalyticsSite, AnalyticsStatsKey
 from pentad.core.ingest import FlushContext
 from pentad.core.platform import Platform
-from tests.apps.analytics.conftest import Account, account
-from tests.factories import DEFAULT_PASSWORD, bearer
+from tests.factories import DEFAULT_PASSWORD, Account, account, bearer
 
 API = "/api/analytics/v1/stats"
 

@@ -21,8 +21,8 @@ from pentad.apps.analytics.store.clickhouse import ClickHouse, ClickHouseEventSt
 from pentad.apps.analytics.tasks import run_rollups
 from pentad.core.ingest import FlushContext
 from pentad.core.platform import Platform
-from tests.apps.analytics.conftest import Account
 from tests.apps.analytics.test_rollups import NOW, TIMEOUT, seeded_rows, site_key_of, store
+from tests.factories import Account
 from tests.servers import ClickHouseServer
 
 pytestmark = pytest.mark.one_engine

@@ -3,38 +3,14 @@ over the API, and a snapshot of the panel tables (to show that a refused request
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 
-from pentad.core.auth.models import User
 from pentad.core.db.base import Base
 from pentad.core.platform import Platform
-from tests.factories import bearer, create_admin, create_user, issue_api_key
-
-
-@dataclass
-class Account:
-    user: User
-    headers: dict[str, str]
-
-    @property
-    def id(self) -> str:
-        return str(self.user.id)
-
-    @property
-    def email(self) -> str:
-        return self.user.email
-
-
-async def account(
-    platform: Platform, *, admin: bool = False, roles: tuple[str, ...] = ("member",)
-) -> Account:
-    user = await (create_admin(platform) if admin else create_user(platform, roles=roles))
-    return Account(user, bearer(await issue_api_key(platform, user)))
-
+from tests.factories import Account
 
 SNAPSHOT_TABLES = sorted(
     name for name in Base.metadata.tables if name.startswith("panel_") or name in ("audit_events", "grants")

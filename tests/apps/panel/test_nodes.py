@@ -18,16 +18,8 @@ from pentad.apps.panel.models import PanelEnrolmentToken
 from pentad.core.auth.exceptions import InvalidToken
 from pentad.core.db.base import utcnow
 from pentad.core.platform import Platform
-from tests.apps.panel.support import (
-    Account,
-    enrol,
-    make_allocations,
-    make_node,
-    make_token,
-    rows,
-    snapshot,
-)
-from tests.factories import bearer
+from tests.apps.panel.support import enrol, make_allocations, make_node, make_token, rows, snapshot
+from tests.factories import Account, bearer
 
 FACTS = {"cores": 4, "memory_mb": 7900, "disk_mb": 50_000, "kernel": "6.18", "limits_backend": "rlimits",
          "sandbox": "bwrap", "agent_version": "0.1", "protocol": 1}  # fmt: skip

@@ -16,8 +16,6 @@ from pentad.core import audit
 from pentad.core.auth.grants import grant_role
 from pentad.core.platform import Platform
 from tests.apps.panel.support import (
-    Account,
-    account,
     enrol,
     make_allocations,
     make_node,
@@ -26,7 +24,7 @@ from tests.apps.panel.support import (
     snapshot,
     template_id,
 )
-from tests.factories import bearer
+from tests.factories import Account, account, bearer
 
 ALL_KEYS = sorted(SERVER_KEYS)
 

@@ -13,7 +13,8 @@ import httpx
 from click.testing import CliRunner
 
 from pentad.core.platform import Platform
-from tests.apps.panel.support import Account, rows, snapshot
+from tests.apps.panel.support import rows, snapshot
+from tests.factories import Account
 
 EGG: dict[str, Any] = json.loads(
     (Path(__file__).parent / "data" / "eggs" / "egg-python-generic.json").read_text()

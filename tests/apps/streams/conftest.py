@@ -15,8 +15,8 @@ from pentad.apps.streams.spec import APP
 from pentad.core.config import Settings
 from pentad.core.db.engine import Database
 from pentad.core.platform import Platform
-from tests.apps.streams.support import Account, account
 from tests.conftest import make_settings
+from tests.factories import Account, account
 
 
 @pytest.fixture

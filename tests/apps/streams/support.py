@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,32 +18,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from pentad.core.auth.models import User
 from pentad.core.db.base import Base
 from pentad.core.platform import Platform
 from tests.databases import REQUIRE_SERVICES
-from tests.factories import bearer, create_admin, create_user, issue_api_key
-
-
-@dataclass
-class Account:
-    user: User
-    headers: dict[str, str]
-
-    @property
-    def id(self) -> str:
-        return str(self.user.id)
-
-    @property
-    def email(self) -> str:
-        return self.user.email
-
-
-async def account(
-    platform: Platform, *, admin: bool = False, roles: tuple[str, ...] = ("member",)
-) -> Account:
-    user = await (create_admin(platform) if admin else create_user(platform, roles=roles))
-    return Account(user, bearer(await issue_api_key(platform, user)))
+from tests.factories import Account
 
 
 async def make_camera(client: httpx.AsyncClient, owner: Account, **fields: Any) -> dict[str, Any]:

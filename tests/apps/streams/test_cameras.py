@@ -9,7 +9,8 @@ import httpx
 
 from pentad.apps.streams.views import rtsp_context
 from pentad.core.platform import Platform
-from tests.apps.streams.support import Account, account, make_camera, rows, share, snapshot
+from tests.apps.streams.support import make_camera, rows, share, snapshot
+from tests.factories import Account, account
 
 RTSP = "rtsp://admin:s3cret-Pass@93.184.216.34:554/stream1"
 

@@ -12,7 +12,8 @@ import httpx
 from pentad.apps.streams.actions.keys import hash_key
 from pentad.apps.streams.actions.publish import authorize_publish, end_session, start_session
 from pentad.core.platform import Platform
-from tests.apps.streams.support import Account, make_camera, make_key, rows, snapshot
+from tests.apps.streams.support import make_camera, make_key, rows, snapshot
+from tests.factories import Account
 
 KEY = re.compile(r"^psk_[A-Za-z0-9_-]{43}$")
 

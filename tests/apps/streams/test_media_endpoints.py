@@ -18,8 +18,6 @@ from pentad.apps.streams.media_endpoints import camera_hls_dir, rewrite_playlist
 from pentad.apps.streams.playback import issue_token
 from pentad.core.platform import Platform
 from tests.apps.streams.support import (
-    Account,
-    account,
     make_camera,
     make_hls,
     make_key,
@@ -30,7 +28,7 @@ from tests.apps.streams.support import (
     snapshot,
     starts_on_keyframe,
 )
-from tests.factories import DEFAULT_PASSWORD, bearer
+from tests.factories import DEFAULT_PASSWORD, Account, account, bearer
 
 pytestmark = needs_ffmpeg
 

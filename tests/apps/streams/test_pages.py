@@ -11,8 +11,8 @@ import httpx
 from pentad.apps.streams.actions.publish import authorize_publish
 from pentad.core.auth.models import User
 from pentad.core.platform import Platform
-from tests.apps.streams.support import account, make_camera, share
-from tests.factories import DEFAULT_PASSWORD
+from tests.apps.streams.support import make_camera, share
+from tests.factories import DEFAULT_PASSWORD, account
 
 
 async def _sign_in(client: httpx.AsyncClient, user: User) -> None:

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 
 from pentad.core.platform import Platform
-from tests.apps.streams.support import Account, account, make_camera, make_key, share, snapshot
-from tests.factories import bearer, issue_api_key
+from tests.apps.streams.support import make_camera, make_key, share, snapshot
+from tests.factories import Account, account, bearer, issue_api_key
 
 Action = Callable[[httpx.AsyncClient, dict[str, Any], Account], Awaitable[httpx.Response]]
 

@@ -20,8 +20,8 @@ from pentad.apps.streams.exceptions import (
 from pentad.apps.streams.playback import issue_token, read_token
 from pentad.core.auth.service import AuthService
 from pentad.core.platform import Platform
-from tests.apps.streams.support import Account, make_camera, share
-from tests.factories import bearer
+from tests.apps.streams.support import make_camera, share
+from tests.factories import Account, bearer
 
 SECRET = b"s" * 32
 

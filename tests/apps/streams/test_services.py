@@ -21,7 +21,8 @@ from pentad.apps.streams.media.service import Grant, MediaService
 from pentad.apps.streams.services import DatabaseControlPlane
 from pentad.apps.streams.settings import StreamsSettings
 from pentad.core.platform import Platform
-from tests.apps.streams.support import Account, make_camera, make_key, rows
+from tests.apps.streams.support import make_camera, make_key, rows
+from tests.factories import Account
 
 # ------------------------------------------------------------------ the control plane, on the database
 

@@ -32,7 +32,6 @@ from pentad.core.config import Settings
 from pentad.core.platform import Platform
 from tests.apps.streams.support import (
     FFMPEG,
-    Account,
     make_camera,
     make_hls,
     make_key,
@@ -43,6 +42,7 @@ from tests.apps.streams.support import (
     snapshot,
 )
 from tests.conftest import make_settings
+from tests.factories import Account
 
 pytestmark = needs_ffmpeg
 

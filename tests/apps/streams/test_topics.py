@@ -11,8 +11,8 @@ from fastapi import FastAPI
 from pentad.apps.streams.actions.publish import authorize_publish, end_session, start_session
 from pentad.core.platform import Platform
 from tests.apps.chat.sockets import connected, settle
-from tests.apps.streams.support import Account, make_camera, make_key, share
-from tests.factories import issue_api_key
+from tests.apps.streams.support import make_camera, make_key, share
+from tests.factories import Account, issue_api_key
 
 
 def _token(who: Account) -> str:
