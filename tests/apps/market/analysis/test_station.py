@@ -213,6 +213,37 @@ async def test_the_scan_reads_the_current_snapshot_and_history_volumes(static_db
         _stored(2, STEADY, False, 110.00, 1000),
         _stored(3, WEEKLY, True, 100.00, 50),
         _stored(4, WEEKLY, False, 160.00, 50),
+        # No history: the book's activity, as in test_without_history_the_books_activity_gives_the_volume.
+        Order(
+            6,
+            NO_HISTORY,
+            JITA,
+            JITA_SYSTEM,
+            True,
+            100.00,
+            100,
+            300,
+            1,
+            "region",
+            CAPTURED - timedelta(days=2),
+            90,
+            1,
+        ),
+        Order(
+            7,
+            NO_HISTORY,
+            JITA,
+            JITA_SYSTEM,
+            False,
+            110.00,
+            100,
+            150,
+            1,
+            "region",
+            CAPTURED - timedelta(hours=12),
+            90,
+            1,
+        ),
         # Elsewhere in the region: not part of Jita's scan.
         Order(5, STEADY, 60003761, JITA_SYSTEM, False, 1.00, 5, 5, 1, "region", OLD, 90, 1),
     ]
@@ -231,9 +262,10 @@ async def test_the_scan_reads_the_current_snapshot_and_history_volumes(static_db
         scan = await station_scan(session, JITA, FORGE, TRAINED)
     assert scan is not None
     assert scan.captured_at.replace(tzinfo=UTC) == CAPTURED
-    # As in the hand-worked tests above: 294.09 and 3.61 a day.
+    # As in the hand-worked tests above: 294.09, 220.57 and 3.61 a day.
     assert [(t.type_id, t.daily_profit, t.best_ask) for t in scan.trades] == [
         (STEADY, Decimal("294.09"), Decimal("110.00")),
+        (NO_HISTORY, Decimal("220.57"), Decimal("110.00")),
         (WEEKLY, Decimal("3.61"), Decimal("160.00")),
     ]
 

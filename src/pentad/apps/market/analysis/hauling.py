@@ -78,6 +78,10 @@ class Haul:
         return self.route.jumps
 
 
+def _price(order: BookOrder) -> Decimal:
+    return order.price
+
+
 def covers(order: BookOrderRow, destination: HubPlace, graph: RouteGraph | None) -> bool:
     """Whether the buy `order` can be sold into at `destination`."""
     if order.location_id == destination.station_id:
@@ -97,9 +101,8 @@ def covers(order: BookOrderRow, destination: HubPlace, graph: RouteGraph | None)
 
 
 def _profitable_units(asks: Sequence[BookOrder], bids: Sequence[BookOrder], tax: Decimal) -> int:
-    """Units for which the next cheapest ask is below the next highest bid after tax."""
-    asks = sorted(asks, key=lambda o: o.price)
-    bids = sorted(bids, key=lambda o: -o.price)
+    """Units for which the next cheapest ask is below the next highest bid after tax (`asks` cheapest
+    first, `bids` highest first)."""
     units, i, j = 0, 0, 0
     ask_left = asks[0].volume_remain if asks else 0
     bid_left = bids[0].volume_remain if bids else 0
@@ -120,9 +123,9 @@ def _profitable_units(asks: Sequence[BookOrder], bids: Sequence[BookOrder], tax:
 
 
 def _affordable_units(asks: Sequence[BookOrder], collateral: Decimal) -> int:
-    """The most units whose cost, cheapest asks first, stays within `collateral`."""
+    """The most units whose cost, cheapest asks first (as given), stays within `collateral`."""
     units, spent = 0, Decimal(0)
-    for order in sorted(asks, key=lambda o: o.price):
+    for order in asks:
         if order.price <= 0:
             continue
         fit = min(order.volume_remain, int((collateral - spent) // order.price))
@@ -144,7 +147,9 @@ def haul(
     rates: FeeRates,
     limits: HaulLimits,
 ) -> Haul | None:
-    """One type's haul from `source` to `destination`; None when no unit makes a profit."""
+    """One type's haul from `source` to `destination`; None when no unit makes a profit. `asks`: the sell
+    orders at the source, cheapest first; `bids`: the buy orders covering the destination, highest first
+    (equal prices oldest first)."""
     q = _profitable_units(asks, bids, rates.sales_tax)
     limited_by = "book"
     if volume_m3 > 0:
@@ -215,7 +220,12 @@ def search(
                     sells.setdefault(order.type_id, []).append(book)
             elif covers(order, hub, graph):
                 buys.setdefault(order.type_id, []).append(book)
+        for ladder in sells.values():
+            ladder.sort(key=_price)
+        for ladder in buys.values():
+            ladder.sort(key=_price, reverse=True)
         asks_at[hub.key], bids_for[hub.key] = sells, buys
+    keep = 1 - rates.sales_tax
     found: list[Haul] = []
     for source in hubs:
         for destination in hubs:
@@ -227,14 +237,11 @@ def search(
             if route is None:
                 continue
             bids = bids_for[destination.key]
-            for type_id, asks in asks_at[source.key].items():
-                wanted = bids.get(type_id)
-                if not wanted:
-                    continue
-                best_ask = min(order.price for order in asks)
-                best_bid = max(order.price for order in wanted)
-                if best_ask >= best_bid:
-                    continue
+            asks_here = asks_at[source.key]
+            for type_id in sorted(asks_here.keys() & bids.keys()):
+                asks, wanted = asks_here[type_id], bids[type_id]
+                if asks[0].price >= wanted[0].price * keep:
+                    continue  # not even the best pair pays the tax
                 found_haul = haul(
                     type_id,
                     source,
