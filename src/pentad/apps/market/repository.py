@@ -6,25 +6,34 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import and_, delete, func, insert, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import NullType
 
 from pentad.apps.market.models import (
+    BOOK_STATS,
+    ORDERS,
     MarketConstellation,
     MarketGroup,
     MarketMarketGroup,
     MarketNpcCorporation,
     MarketRegion,
+    MarketRegionState,
     MarketSdeImport,
     MarketStargate,
     MarketStation,
     MarketSystem,
     MarketType,
+    MarketTypeVolume,
 )
 from pentad.apps.market.settings import Hub
 from pentad.core.db.base import utcnow
+from pentad.core.db.partitions import insert_target
 
 if TYPE_CHECKING:
     from pentad.apps.market.sde import SdeData
@@ -219,3 +228,145 @@ async def resolve_hubs(session: AsyncSession, hubs: Sequence[Hub]) -> list[HubIn
         region = await get_region(session, hub.region_id)
         infos.append(HubInfo(hub, station, system, region))
     return infos
+
+
+# --- order books: what the station scan and the hauling search read --------------------------------------
+
+
+class BookOrderRow(NamedTuple):
+    """One order of a region's current book (prices exact, as stored)."""
+
+    order_id: int
+    type_id: int
+    location_id: int
+    system_id: int
+    is_buy: bool
+    price: Decimal
+    volume_remain: int
+    volume_total: int
+    min_volume: int
+    range: str
+    issued: datetime
+
+
+class BookStatRow(NamedTuple):
+    location_id: int
+    type_id: int
+    best_bid: Decimal | None
+    best_ask: Decimal | None
+    bid_count: int
+    ask_count: int
+    bid_units: int
+    ask_units: int
+    updates_last_hour: int
+
+
+@dataclass(frozen=True)
+class CurrentBook:
+    """The orders and per-type statistics of a region's current snapshot at some stations."""
+
+    region_id: int
+    snapshot_id: int
+    captured_at: datetime
+    orders: list[BookOrderRow]
+    stats: list[BookStatRow]
+
+
+def _decimal(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _moment(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+async def current_book(
+    session: AsyncSession,
+    region_id: int,
+    location_ids: Sequence[int],
+    *,
+    ranged_buys: bool = False,
+    with_stats: bool = True,
+) -> CurrentBook | None:
+    """The region's current snapshot at `location_ids`: its orders (one query on the book index) and its
+    book statistics (one query). `ranged_buys`: also the region's buy orders placed elsewhere whose range
+    reaches beyond their own station (the caller decides which of them cover a station). None when the
+    region has no snapshot yet."""
+    state = await session.get(MarketRegionState, region_id)
+    if state is None or state.current_snapshot_id is None or state.captured_at is None:
+        return None
+    snapshot_id, captured_at = state.current_snapshot_id, state.captured_at
+    connection = await session.connection()
+    engine = connection.dialect.name
+
+    async def exists(table: Any) -> bool:
+        if table is ORDERS.table or table is BOOK_STATS.table:
+            return True
+        return bool(await connection.run_sync(lambda sync: sync.dialect.has_table(sync, table.name)))
+
+    locations = list(location_ids)
+    orders: list[BookOrderRow] = []
+    table = insert_target(ORDERS, engine, captured_at)
+    if locations and await exists(table):
+        where: ColumnElement[bool] = table.c.location_id.in_(locations)
+        if ranged_buys:
+            where = or_(where, and_(table.c.is_buy.is_(True), table.c.range != "station"))
+        raw = [type_coerce(table.c[name], NullType()) for name in ("price", "issued")]
+        rows = await session.execute(
+            select(
+                table.c.order_id, table.c.type_id, table.c.location_id, table.c.system_id, table.c.is_buy,
+                raw[0], table.c.volume_remain, table.c.volume_total, table.c.min_volume, table.c.range,
+                raw[1],
+            )
+            .where(table.c.captured_at == captured_at, table.c.snapshot_id == snapshot_id, where)
+            .order_by(table.c.issued, table.c.order_id)
+        )  # fmt: skip
+        # Price and time come back as the driver gives them (the column types' result processors cost more
+        # than the scan itself at a hub's 100k+ orders): converted here once each.
+        orders = [
+            BookOrderRow(
+                r[0], r[1], r[2], r[3], bool(r[4]), _decimal(r[5]), r[6], r[7], r[8], r[9], _moment(r[10]),
+            )
+            for r in rows
+        ]  # fmt: skip
+    stats: list[BookStatRow] = []
+    stats_table = insert_target(BOOK_STATS, engine, captured_at)
+    if with_stats and locations and await exists(stats_table):
+        c = stats_table.c
+        rows = await session.execute(
+            select(
+                c.location_id, c.type_id, c.best_bid, c.best_ask, c.bid_count, c.ask_count, c.bid_units,
+                c.ask_units, c.updates_last_hour,
+            ).where(c.captured_at == captured_at, c.snapshot_id == snapshot_id, c.location_id.in_(locations))
+        )  # fmt: skip
+        stats = [
+            BookStatRow(
+                int(r[0]), int(r[1]), None if r[2] is None else Decimal(r[2]),
+                None if r[3] is None else Decimal(r[3]), int(r[4]), int(r[5]), int(r[6]), int(r[7]),
+                int(r[8]),
+            )
+            for r in rows
+        ]  # fmt: skip
+    return CurrentBook(region_id, int(snapshot_id), captured_at, orders, stats)
+
+
+async def daily_volumes(session: AsyncSession, region_id: int) -> dict[int, float]:
+    """Each type's average daily volume over the last 7 days in the region (from history), where known."""
+    rows = await session.execute(
+        select(MarketTypeVolume.type_id, MarketTypeVolume.avg_volume_7d).where(
+            MarketTypeVolume.region_id == region_id
+        )
+    )
+    return {int(type_id): float(volume) for type_id, volume in rows}
+
+
+async def packaged_volumes(session: AsyncSession, type_ids: Sequence[int]) -> dict[int, float]:
+    """Packaged volume (m3) of each type (its volume where no packaged volume is recorded)."""
+    if not type_ids:
+        return {}
+    rows = await session.execute(
+        select(MarketType.id, MarketType.packaged_volume_m3, MarketType.volume_m3).where(
+            MarketType.id.in_(set(type_ids))
+        )
+    )
+    return {int(r[0]): float(r[1] or r[2] or 0.0) for r in rows}
