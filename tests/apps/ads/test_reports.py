@@ -116,6 +116,9 @@ async def test_a_site_report_without_analytics_has_the_ads_figures_and_leaves_th
         f"/api/ads/sites/{ads.site_id}/report?since=9999-12-01&until=9999-12-31", headers=owner.headers
     )
     assert (far.status_code, far.json()["code"]) == (400, "invalid_range")
+    for query in ("until=0001-01-01", "until=0001-01-01&since=0001-01-01", "until=9999-12-31"):
+        ancient = await client.get(f"/api/ads/sites/{ads.site_id}/report.csv?{query}", headers=owner.headers)
+        assert (ancient.status_code, ancient.json()["code"]) == (400, "invalid_range")  # never a 500
     assert (
         await client.get(f"/api/ads/sites/{ads.site_id}/report?by=zone", headers=owner.headers)
     ).status_code == 422

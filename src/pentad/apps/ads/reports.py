@@ -134,7 +134,7 @@ def resolve_days(since: date | None, until: date | None, timezone: str) -> tuple
     """The range asked for (default: the last 30 days up to today), checked."""
     today = datetime.now(ZoneInfo(timezone)).date()
     last = until or today
-    first = since or last - timedelta(days=29)
+    first = since or (last - timedelta(days=29) if last > EARLIEST + timedelta(days=29) else EARLIEST)
     if first > last or (last - first).days >= MAX_DAYS or first < EARLIEST or last > LATEST:
         raise BadRequest(
             f"`since` must not come after `until`, at most {MAX_DAYS} days apart, between {EARLIEST} and "

@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from sqlalchemy import ColumnElement, case, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,6 +55,10 @@ if TYPE_CHECKING:
 Period = Literal["day", "7d", "30d", "month", "6mo", "12mo", "custom"]
 Interval = Literal["hour", "day", "month"]
 PAGEVIEW = "pageview"
+EARLIEST_DAY: Final = date(1970, 1, 2)
+LATEST_DAY: Final = date(2199, 12, 31)
+"""A custom range's bounds: any real traffic, with room to compare with the range before (no date
+arithmetic overflows)."""
 MAX_CUSTOM_DAYS = 731
 
 DIMENSIONS = {
@@ -170,6 +174,10 @@ def resolve_range(
             raise BadRequest("A custom range needs `from` and `to` dates, `from` first.", code="bad_range")
         if (end - start).days >= MAX_CUSTOM_DAYS:
             raise BadRequest(f"A custom range is at most {MAX_CUSTOM_DAYS} days.", code="bad_range")
+        if start < EARLIEST_DAY or end > LATEST_DAY:
+            raise BadRequest(
+                f"A custom range lies between {EARLIEST_DAY} and {LATEST_DAY}.", code="bad_range"
+            )
         first, last = start, end + timedelta(days=1)
         interval = "hour" if last - first == timedelta(days=1) else "day"
     else:
