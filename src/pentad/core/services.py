@@ -283,6 +283,13 @@ def _die_with_parent(parent: int, rlimits: Sequence[tuple[int, tuple[int, int]]]
         resource.setrlimit(which, values)
 
 
+def dies_with_this_process() -> Callable[[], None]:
+    """A `preexec_fn` for a one-off child started outside `context.processes` (e.g. with
+    asyncio.create_subprocess_exec): the child is SIGKILLed when this process dies, even by SIGKILL."""
+    parent = os.getpid()
+    return lambda: _die_with_parent(parent)
+
+
 def die_with_supervisor() -> None:
     """In a worker process of `pentad serve --workers N` (which uvicorn's supervisor starts through
     multiprocessing): be SIGKILLed when the supervisor dies, so that a SIGKILLed `pentad serve` takes its

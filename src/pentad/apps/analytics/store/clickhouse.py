@@ -472,10 +472,15 @@ class ClickHouseEventStore:
             f"SELECT uniqExact(visitor_id), countIf(name = 'pageview') FROM {self.table} WHERE {recent}",
             params,
         )
-        pages = await self.client.execute(
-            f"SELECT path, uniqExact(visitor_id) AS visitors FROM {self.table}"
-            f" WHERE {recent} AND name = 'pageview' GROUP BY path ORDER BY visitors DESC, path LIMIT %(top)s",
-            params,
+        pages = (
+            []
+            if top <= 0
+            else await self.client.execute(
+                f"SELECT path, uniqExact(visitor_id) AS visitors FROM {self.table}"
+                f" WHERE {recent} AND name = 'pageview'"
+                " GROUP BY path ORDER BY visitors DESC, path LIMIT %(top)s",
+                params,
+            )
         )
         visitors, views = counts[0] if counts else (0, 0)
         return int(visitors), int(views), [(str(path), int(count)) for path, count in pages]

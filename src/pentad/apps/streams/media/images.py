@@ -27,22 +27,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import re
 import signal
-import sys
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import structlog
 
 from pentad.core.errors import AppError
-from pentad.core.services import child_environment
+from pentad.core.services import child_environment, dies_with_this_process
 
 SNAPSHOT_FOLDER: Final = "snapshots"
 SNAPSHOT_TIMEOUT: Final = 10.0
@@ -55,7 +52,6 @@ PLAYLIST_NAME: Final = "index.m3u8"
 SEGMENT_URI: Final = re.compile(r"(?:([A-Za-z0-9_-]{1,64})/)?([A-Za-z0-9_-]{1,128}\.(?:ts|m4s|mp4))")
 VARIANT_URI: Final = re.compile(r"([A-Za-z0-9_-]{1,64})/index\.m3u8")
 BANDWIDTH: Final = re.compile(r"(?:^|[:,])BANDWIDTH=(\d+)")
-PR_SET_PDEATHSIG: Final = 1
 
 logger = structlog.get_logger("pentad.streams.images")
 
@@ -148,28 +144,6 @@ def snapshot_argv(ffmpeg: str, segment: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def _load_prctl() -> Any:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _load_prctl()
-
-
-def _die_with(parent: int) -> Callable[[], None]:
-    def preexec() -> None:  # in the child, between fork and exec: SIGKILL when Pentad dies
-        if _PRCTL is not None:
-            _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return preexec
-
-
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
@@ -186,7 +160,7 @@ async def run_ffmpeg(argv: list[str], time_limit: float) -> bytes:
             stderr=asyncio.subprocess.PIPE,
             env=child_environment(),
             start_new_session=True,
-            preexec_fn=_die_with(os.getpid()),
+            preexec_fn=dies_with_this_process(),
         )
     except OSError as exc:
         logger.error("snapshot_ffmpeg_unavailable", binary=argv[0], error=str(exc))
