@@ -9,6 +9,7 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from pentad.apps.market.esi.resource import EsiNotConfigured, esi_config
 from pentad.apps.market.settings import MarketSettings
 from pentad.core.config import Settings
 
@@ -26,13 +27,13 @@ def test_defaults_are_usable() -> None:
     assert settings.hub("nowhere") is None
     assert settings.downtime_window == (time(10, 58), time(11, 20))
     assert (settings.sales_tax_base, settings.broker_fee_base) == (0.075, 0.03)
-    assert settings.user_agent is None  # no contact: ESI is not called
+    with pytest.raises(EsiNotConfigured):  # no contact: ESI is not called
+        esi_config(settings)
     assert "esi-markets.read_character_orders.v1" in settings.scopes
 
 
 def test_the_user_agent_names_the_app_and_the_contact() -> None:
-    agent = MarketSettings(contact="ops@example.com").user_agent
-    assert agent is not None
+    agent = esi_config(MarketSettings(contact="ops@example.com")).user_agent
     assert agent.startswith("Pentad-market/")
     assert agent.endswith(" (ops@example.com)")
 

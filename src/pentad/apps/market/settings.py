@@ -303,16 +303,3 @@ class MarketSettings(BaseModel):
         """DOWNTIME as (start, end) UTC times of day."""
         start, end = self.downtime.split("-")
         return time.fromisoformat(start), time.fromisoformat(end)
-
-    @property
-    def user_agent(self) -> str | None:
-        """The ESI User-Agent, or None while CONTACT is unset (ESI must not be called then)."""
-        if self.contact is None:
-            return None
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            release = version("pentad")
-        except PackageNotFoundError:  # pragma: no cover - a source tree without metadata
-            release = "0"
-        return f"Pentad-market/{release} ({self.contact})"
