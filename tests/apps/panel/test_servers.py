@@ -295,14 +295,13 @@ async def test_the_agent_link_reads_a_server_s_whole_environment_decrypted(
     client: httpx.AsyncClient, platform: Platform, admin: Account, member: Account
 ) -> None:
     from pentad.apps.panel import repository
-    from pentad.apps.panel.actions.context import PanelContext
     from pentad.apps.panel.actions.servers import server_environment
 
     server, _, _ = await _server(client, admin, member, variables={"ECON_PASSWORD": "econ-pass-42"})
     async with platform.database.transaction(writes=False) as session:
         row = await repository.get_server(session, uuid.UUID(server["id"]))
         assert row is not None
-        environment = await server_environment(PanelContext(session, platform, None, audit.SYSTEM), row)
+        environment = await server_environment(platform, session, row)
     assert environment == {
         "SERVER_NAME": "Pentad Teeworlds", "MAX_CLIENTS": "8", "GAMETYPE": "dm", "MAP": "dm1",
         "ECON_PORT": "8304", "ECON_PASSWORD": "econ-pass-42",

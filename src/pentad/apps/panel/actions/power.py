@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.panel import agent_link, repository
 from pentad.apps.panel.actions.context import PanelContext
+from pentad.apps.panel.actions.servers import server_environment
 from pentad.apps.panel.models import PanelServer
 from pentad.apps.panel.permissions import (
     SERVER_REINSTALL,
@@ -42,7 +43,6 @@ from pentad.apps.panel.permissions import (
 from pentad.apps.panel.settings import PanelSettings
 from pentad.core import audit
 from pentad.core.context import AppContext
-from pentad.core.crypto import column_context
 from pentad.core.errors import Conflict
 from pentad.panel_wire import configfiles
 from pentad.panel_wire import protocol as wire
@@ -134,20 +134,7 @@ async def server_spec(platform: AppContext, session: Any, server: PanelServer) -
     template = await repository.get_template(session, server.template_id)
     if template is None:  # templates in use cannot be deleted (RESTRICT); this is a broken row
         raise ServerNotInstalled("without a template")
-    variables = await repository.list_template_variables(session, [template.id])
-    values = {
-        value.variable_id: value for value in await repository.list_server_variables(session, server.id)
-    }
-    env: dict[str, str] = {}
-    for variable in variables:
-        stored = values.get(variable.id)
-        env[variable.env_name] = (
-            platform.keyring.decrypt(
-                stored.value_enc, context=column_context("panel_server_variables", "value_enc", stored.id)
-            )
-            if stored is not None
-            else variable.default_value
-        )
+    env = await server_environment(platform, session, server)
     allocations = await repository.list_allocations(session, server_id=server.id)
     allocations.sort(
         key=lambda allocation: (allocation.id != server.allocation_id, allocation.ip, allocation.port)

@@ -7,6 +7,8 @@ import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from pentad.apps.panel import repository, rules
 from pentad.apps.panel.access import ServerAccess
 from pentad.apps.panel.actions.context import PanelContext
@@ -46,6 +48,7 @@ from pentad.apps.panel.schemas import (
 from pentad.apps.panel.views import server_read, variable_context
 from pentad.core import audit
 from pentad.core.auth.grants import delete_resource_grants, grant_role, resource_ids_for
+from pentad.core.context import AppContext
 from pentad.core.db.base import uuid7
 from pentad.core.errors import BadRequest
 
@@ -332,13 +335,19 @@ def _decrypt(panel: PanelContext, row: PanelServerVariable) -> str:
     return panel.platform.keyring.decrypt(row.value_enc, context=variable_context(row.id))
 
 
-async def server_environment(panel: PanelContext, server: PanelServer) -> dict[str, str]:
+async def server_environment(
+    platform: AppContext, session: AsyncSession, server: PanelServer
+) -> dict[str, str]:
     """Every variable of the server with its value (decrypted): what its process gets in its environment.
-    For the agent link; never shown to users as a whole."""
-    variables = await repository.list_template_variables(panel.session, [server.template_id])
-    stored = await _values(panel, server.id)
+    For the agent link (power.server_spec); never shown to users as a whole."""
+    variables = await repository.list_template_variables(session, [server.template_id])
+    stored = {row.variable_id: row for row in await repository.list_server_variables(session, server.id)}
+    keyring = platform.keyring
     return {
-        v.env_name: _decrypt(panel, stored[v.id]) if v.id in stored else v.default_value for v in variables
+        v.env_name: keyring.decrypt(stored[v.id].value_enc, context=variable_context(stored[v.id].id))
+        if v.id in stored
+        else v.default_value
+        for v in variables
     }
 
 
