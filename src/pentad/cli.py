@@ -477,6 +477,7 @@ def worker(*, concurrency: int | None, burst: bool, queues: tuple[str, ...]) -> 
     It also flushes the ingest streams' spools that crashed processes left behind."""
     from pentad.core.jobs.worker import Worker
     from pentad.core.logging import configure_logging
+    from pentad.core.web.metrics_port import MetricsPort
 
     async def main() -> None:
         platform = _platform()
@@ -493,13 +494,21 @@ def worker(*, concurrency: int | None, burst: bool, queues: tuple[str, ...]) -> 
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, runner.stop)
+        jobs = platform.settings.jobs
+        metrics_port = None
+        if jobs.metrics_port is not None and not burst:
+            metrics_port = MetricsPort(platform, jobs.metrics_host, jobs.metrics_port)
         try:
             await platform.open_resources()
             await platform.ingest.start()
+            if metrics_port is not None:
+                await metrics_port.start()
             if not burst:
                 await platform.services.start(("worker",))
             await runner.run(until_idle=burst)
         finally:
+            if metrics_port is not None:
+                await metrics_port.close()
             await platform.close()
 
     try:

@@ -255,6 +255,17 @@ class JobsSettings(BaseModel):
     retention_days: int = Field(
         7, ge=1, description="Finished jobs (succeeded or dead) are deleted after this many days."
     )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="`pentad worker` serves its Prometheus metrics (the job series, the database pool, its "
+        "services) on this port at GET /metrics, to a service token with `core.metrics.read`, as "
+        "`pentad serve` does; unset: not served (a web node's in-process worker is on its /metrics).",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address the worker's metrics port binds to (`0.0.0.0` in a container)."
+    )
 
 
 class StorageSettings(BaseModel):

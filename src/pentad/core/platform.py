@@ -116,6 +116,7 @@ class Platform:
             ],
             [ROTATE_SALTS_CRON, *maintain_cron(apps), *(entry for spec in apps for entry in spec.cron)],
             events,
+            metrics,
         )
         bind_events(database, events)
         platform = cls(

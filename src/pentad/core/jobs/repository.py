@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, Executable, and_, delete, insert, or_, select, update
+from sqlalchemy import CursorResult, Executable, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -83,6 +83,16 @@ async def any_claimable(
     """Whether lock_claimable would find a job; a plain read that takes no lock."""
     query = select(Job.id).where(_claimable(names, exclude, now)).limit(1)
     return await session.scalar(query) is not None
+
+
+async def due_backlog(session: AsyncSession, now: datetime) -> dict[str, tuple[int, datetime]]:
+    """Job kind → (queued jobs due by `now`, the earliest `run_at` among them)."""
+    query = (
+        select(Job.name, func.count(), func.min(Job.run_at))
+        .where(Job.status == JobStatus.QUEUED, Job.run_at <= now)
+        .group_by(Job.name)
+    )
+    return {name: (count, first) for name, count, first in (await session.execute(query)).all()}
 
 
 async def lock_claimable(

@@ -26,6 +26,7 @@ import os
 import random
 import secrets
 import socket
+import time
 import traceback
 import uuid
 from collections import Counter
@@ -42,10 +43,12 @@ from pentad.core.context import AppContext, JobContext, ResourceSpec
 from pentad.core.db.base import utcnow
 from pentad.core.events import EventRegistry
 from pentad.core.jobs import repository
+from pentad.core.jobs.metrics import JobMetrics
 from pentad.core.jobs.models import JobStatus
 from pentad.core.jobs.queue import DOORBELL, enqueue, secret_context
 from pentad.core.jobs.registry import CronSpec, JobRegistry, JobSpec, RetryLater
 from pentad.core.jobs.schemas import JobProgress
+from pentad.core.metrics import Metrics
 from pentad.core.realtime.publish import publish
 from pentad.core.realtime.topics import TopicAccess, TopicSpec
 
@@ -199,6 +202,7 @@ class Worker:
         self._stopping = False
         self._seen_ticks: dict[str, datetime] = {}
         self._known_schedules: set[str] = set()
+        self.metrics: JobMetrics = platform.jobs.metrics
 
     @property
     def lease(self) -> timedelta:
@@ -229,6 +233,8 @@ class Worker:
                 # A job that ends while the claim looks frees room the claim did not see (a kind at its
                 # concurrency): only a claim that began with nothing running can prove the burst is done.
                 busy = bool(self._running)
+                if self.metrics.refresh_due():
+                    await self._guarded(self._measure_backlog(), "job_backlog_failed")
                 started = await self._guarded(self._fill(), "job_claim_failed")
                 # A failed claim (a lock wait timed out on a busy SQLite file) says nothing about idleness;
                 # a database that keeps failing ends a burst with an error rather than a false "all done".
@@ -275,6 +281,16 @@ class Worker:
                 claim.task = asyncio.create_task(self._execute(claim), name=f"job {claim.name}")
             started += len(claims)
         return started
+
+    async def _measure_backlog(self) -> int:
+        """The due jobs of this worker's queues, for `pentad_jobs_due` / `pentad_jobs_oldest_due_seconds`."""
+        now = utcnow()
+        async with self.platform.database.transaction(writes=False) as session:
+            backlog = await repository.due_backlog(session, now)
+        queues = self.queues or frozenset(self.registry.queues)
+        queue_of = {spec.name: spec.queue for spec in self.registry.specs}
+        self.metrics.set_due(backlog, queue_of, frozenset(queues), now)
+        return len(backlog)
 
     def _limit_of(self, spec: JobSpec) -> int:
         return spec.concurrency or self.concurrency
@@ -335,6 +351,8 @@ class Worker:
         assert spec is not None
         log = logger.bind(job_id=str(claim.job_id), job=claim.name, attempt=claim.attempt, worker=self.id)
         deadline = asyncio.timeout(spec.timeout)
+        began = time.monotonic()
+        self.metrics.running.inc()
         try:
             try:
                 async with deadline:
@@ -343,6 +361,8 @@ class Worker:
                 if claim.cancelled_for is None:
                     raise
                 await self._after_cancel(claim, log)
+                outcome = "requeued" if claim.cancelled_for == "shutdown" else "abandoned"
+                self.metrics.ended(claim.name, outcome, time.monotonic() - began)
             except RetryLater as later:
                 claim.handler_done = True
                 await self._finish(
@@ -354,18 +374,22 @@ class Worker:
                     last_error=later.reason,
                 )
                 log.info("job_retry_later", retry_in=later.seconds)
+                self.metrics.ended(claim.name, "later", time.monotonic() - began)
             except Exception as exc:
                 claim.handler_done = True
                 error = f"Timed out after {spec.timeout} seconds." if deadline.expired() else _describe(exc)
-                await self._record_failure(claim, spec, exc, error, log)
+                outcome = await self._record_failure(claim, spec, exc, error, log)
+                self.metrics.ended(claim.name, outcome, time.monotonic() - began)
             else:
                 claim.handler_done = True
                 await self._finish(claim, log, status=JobStatus.SUCCEEDED, secret=None)
                 log.info("job_succeeded")
+                self.metrics.ended(claim.name, "succeeded", time.monotonic() - began)
         except Exception:
             # Recording the outcome failed (database gone): the lease runs out and the job runs again.
             log.warning("job_outcome_not_stored", exc_info=True)
         finally:
+            self.metrics.running.dec()
             self._running.pop(claim.job_id, None)
             self._wake.set()
 
@@ -380,17 +404,17 @@ class Worker:
         if not kept:
             log.warning("job_lease_lost", outcome=str(values.get("status")))
 
-    async def _record_failure(
-        self, claim: Claim, spec: JobSpec, exc: Exception, error: str, log: Any
-    ) -> None:
+    async def _record_failure(self, claim: Claim, spec: JobSpec, exc: Exception, error: str, log: Any) -> str:
+        """Dead-letter the job or queue its retry; returns the outcome (`dead` or `retry`)."""
         if claim.attempt >= spec.attempts_allowed(self.platform, self.settings.max_attempts):
             await self._finish(claim, log, status=JobStatus.DEAD, last_error=error)
             log.warning("job_dead", error=type(exc).__name__)
-            return
+            return "dead"
         delay = retry_delay(claim.attempt, self.settings.backoff_base, self.settings.backoff_max)
         run_at = utcnow() + timedelta(seconds=delay)
         await self._finish(claim, log, status=JobStatus.QUEUED, run_at=run_at, last_error=error)
         log.warning("job_failed", error=type(exc).__name__, retry_in=round(delay, 3))
+        return "retry"
 
     async def _after_cancel(self, claim: Claim, log: Any) -> None:
         if claim.cancelled_for == "shutdown":
@@ -497,19 +521,25 @@ class Jobs:
     """The platform's jobs: the registry of kinds and schedules, the domain events whose deliveries are
     jobs, and the workers this process started (stopped by `close()`)."""
 
-    def __init__(self, registry: JobRegistry, events: EventRegistry) -> None:
+    def __init__(self, registry: JobRegistry, events: EventRegistry, metrics: JobMetrics) -> None:
         self.registry = registry
         self.events = events
+        self.metrics = metrics
         self._workers: list[tuple[Worker, asyncio.Task[None]]] = []
 
     @classmethod
     def build(
-        cls, settings: JobsSettings, jobs: Sequence[JobSpec], cron: Sequence[CronSpec], events: EventRegistry
+        cls,
+        settings: JobsSettings,
+        jobs: Sequence[JobSpec],
+        cron: Sequence[CronSpec],
+        events: EventRegistry,
+        metrics: Metrics,
     ) -> Jobs:
         """The core's jobs (pruning, on a schedule), `jobs` and `cron` (the core's other kinds and the
         apps'), and one job kind per event subscriber."""
         kinds = [prune_job(settings.retention_days), *jobs, *events.job_specs()]
-        return cls(JobRegistry(kinds, [PRUNE_SCHEDULE, *cron]), events)
+        return cls(JobRegistry(kinds, [PRUNE_SCHEDULE, *cron]), events, JobMetrics(metrics))
 
     def start_worker(self, platform: JobHost) -> Worker:
         """Run a worker in the background of this process (`pentad serve`)."""
