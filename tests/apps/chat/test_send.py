@@ -12,6 +12,7 @@ import httpx
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from pentad.core.platform import Platform
 from tests.apps.chat.factories import ChatTenantFixture, send
 
 MAX_STATEMENTS_PER_SEND = {"sqlite": 4, "postgresql": 4, "mysql": 5}
@@ -98,3 +99,25 @@ async def test_a_cached_chat_user_costs_no_statement_and_follows_every_change(
     assert gone.status_code == 401
     history = await client.get(f"/api/chat/channels/{channel}/messages", headers=bob.headers)
     assert [m["text"] for m in history.json()["messages"]] == []
+
+
+async def test_sends_are_counted_on_metrics_once_committed_and_refusals_are_not(
+    client: httpx.AsyncClient, tenant: ChatTenantFixture, platform: Platform
+) -> None:
+    def sent() -> float:
+        value = platform.metrics.registry.get_sample_value("pentad_chat_messages_sent_total")
+        return value or 0.0
+
+    alice, bob = await tenant.user("alice"), await tenant.user("bob")
+    channel = (await tenant.channel(alice, bob, kind="private", name="counted"))["id"]
+    before = sent()
+    await send(client, alice, channel, "one")
+    await send(client, bob, channel, "two")
+    assert sent() == before + 2
+
+    await client.patch(f"/api/chat/channels/{channel}", json={"slow_mode_seconds": 60}, headers=alice.headers)
+    held = await client.post(
+        f"/api/chat/channels/{channel}/messages", json={"text": "too soon"}, headers=bob.headers
+    )
+    assert held.status_code == 429
+    assert sent() == before + 2

@@ -16,7 +16,9 @@ from pentad.apps.chat.events import MentionEvent, MessageEvent, channel_topic, e
 from pentad.apps.chat.exceptions import ClientIdReused, SlowMode
 from pentad.apps.chat.models import ChatMember, ChatMessage
 from pentad.apps.chat.permissions import CHANNEL_MODERATE
+from pentad.apps.chat.settings import APP_NAME
 from pentad.core.db.base import utcnow
+from pentad.core.db.hooks import on_commit
 from pentad.core.errors import BadRequest
 from pentad.core.realtime.publish import publish
 
@@ -106,7 +108,18 @@ async def do_send_message(
         await webhooks.dispatch(session, chat.actor.tenant.id, "message.new", view)
     await emit_message_sent(session, chat.actor.tenant.id, message)
     await notifications.message_posted(session, chat.platform, access.channel, view, mentioned)
+    count_when_committed(chat)
     return view, True
+
+
+def count_when_committed(chat: ChatContext) -> None:
+    """`pentad_chat_messages_sent_total` counts the send once it has committed (a refused one never)."""
+    sent = chat.platform.metrics.for_app(APP_NAME).counter("messages_sent", "Chat messages posted.")
+
+    async def count() -> None:
+        sent.inc()
+
+    on_commit(chat.session, count)
 
 
 def notify_message_new(
