@@ -14,6 +14,7 @@ import secrets
 import shutil
 import signal
 import sys
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -239,12 +240,32 @@ def _ensure_first_admin(settings: Settings) -> None:
 
 
 @main.command()
-def migrate() -> None:
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Change nothing: exit 0 when the schema is up to date for this version, 1 when migrations are "
+    "pending (a pod's init step waits on it while the migration job runs).",
+)
+@click.option(
+    "--wait",
+    type=click.IntRange(0, 86400),
+    default=0,
+    help="With --check: keep checking every 2 s for up to this many seconds.",
+)
+def migrate(check: bool, wait: int) -> None:
     """Bring the database schema up to date (core and enabled apps)."""
     from pentad.core.crypto import CryptoError, load_keyring
-    from pentad.core.db.migrate import upgrade
+    from pentad.core.db.migrate import pending, upgrade
 
     settings = _settings()
+    if check:
+        deadline = time.monotonic() + wait
+        while missing := pending(settings.database.url, enabled_apps(settings)):
+            if time.monotonic() >= deadline:
+                raise click.ClickException("migrations pending: " + ", ".join(missing))
+            time.sleep(2)
+        click.echo("Database is up to date.")
+        return
     try:
         keyring = load_keyring(settings)
     except CryptoError:
