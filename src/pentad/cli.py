@@ -252,7 +252,7 @@ def _ensure_first_admin(settings: Settings) -> None:
     default=0,
     help="With --check: keep checking every 2 s for up to this many seconds.",
 )
-def migrate(check: bool, wait: int) -> None:
+def migrate(*, check: bool, wait: int) -> None:
     """Bring the database schema up to date (core and enabled apps)."""
     from pentad.core.crypto import CryptoError, load_keyring
     from pentad.core.db.migrate import pending, upgrade
