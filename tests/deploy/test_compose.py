@@ -1,0 +1,123 @@
+"""deploy/compose: a valid Compose file (the compose-spec JSON schema), every secret it needs documented in
+.env.example, every file it mounts present, Pentad's environment accepted by `pentad config show`, and
+the nginx in front a configuration nginx itself accepts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.deploy.support import ROOT, VALID_SECRETS, config_show, env_example, interpolate
+
+COMPOSE = ROOT / "deploy" / "compose"
+SCHEMA = Path(__file__).with_name("compose-spec.json")
+"""The Compose specification's schema (github.com/compose-spec/compose-spec, schema/compose-spec.json,
+Apache-2.0), kept here because the tests run offline."""
+PENTAD_SERVICES = {"migrate", "metrics-token", "web", "worker"}
+
+
+def _filled() -> dict[str, str]:
+    values = env_example(COMPOSE / ".env.example")
+    return {
+        name: value or VALID_SECRETS.get(name, f"example-{name.lower()}-value")
+        for name, value in values.items()
+    }
+
+
+def _compose(values: dict[str, str] | None = None) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(
+        interpolate((COMPOSE / "compose.yaml").read_text(), values or _filled())
+    )
+    return document
+
+
+def test_the_compose_file_follows_the_compose_specification() -> None:
+    document = _compose()
+    jsonschema.Draft7Validator(json.loads(SCHEMA.read_text())).validate(document)
+    services = document["services"]
+    assert PENTAD_SERVICES | {"postgres", "redis", "minio", "nginx", "prometheus", "grafana"} <= set(services)
+    assert services["web"]["deploy"]["replicas"] == 2
+    # The web and worker start only after the migration has completed.
+    for name in ("web", "worker"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    # A typo'd field is caught by the same check.
+    services["web"]["deplyo"] = {}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft7Validator(json.loads(SCHEMA.read_text())).validate(document)
+
+
+def test_every_required_variable_is_documented_and_refused_when_empty() -> None:
+    text = (COMPOSE / "compose.yaml").read_text()
+    documented = env_example(COMPOSE / ".env.example")
+    required = {line.split("${", 1)[1].split(":?", 1)[0] for line in text.splitlines() if ":?" in line}
+    assert required, "the compose file requires its secrets"
+    assert required <= set(documented)
+    for name in required:
+        values = _filled()
+        values[name] = ""
+        with pytest.raises(KeyError, match=name):
+            _compose(values)
+
+
+def test_every_mounted_file_exists() -> None:
+    for name, service in _compose()["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                assert (COMPOSE / source).exists(), f"{name} mounts {source}, which is missing"
+
+
+@pytest.mark.parametrize("service", sorted(PENTAD_SERVICES))
+def test_pentad_accepts_each_service_environment(service: str) -> None:
+    environment = {key: str(value) for key, value in _compose()["services"][service]["environment"].items()}
+    shown = config_show(environment)
+    assert shown.returncode == 0, shown.stderr
+    assert "unknown setting" not in shown.stderr, shown.stderr
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="Debian's nginx is not installed")
+def test_nginx_accepts_the_proxy_configuration(tmp_path: Path) -> None:
+    # `nginx -t` resolves upstream names: the compose network's `web` becomes loopback here.
+    server = (
+        (COMPOSE / "nginx" / "pentad.conf").read_text().replace("server web:8000", "server 127.0.0.1:8000")
+    )
+    server = server.replace("listen 80;", "listen 127.0.0.1:18080;")
+    (tmp_path / "pentad.conf").write_text(server)
+    temp = "\n".join(f"{kind}_temp_path {tmp_path}/{kind};" for kind in ("proxy", "fastcgi", "uwsgi", "scgi"))
+    (tmp_path / "nginx.conf").write_text(
+        "pid nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\naccess_log off;\n"
+        f"client_body_temp_path {tmp_path}/body;\n{temp}\ninclude {tmp_path}/pentad.conf;\n}}\n"
+    )
+    checked = subprocess.run(
+        ["nginx", "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "test is successful" in checked.stderr
+
+
+def test_prometheus_scrapes_the_web_replicas_and_the_worker_with_the_token() -> None:
+    document = _compose()
+    config = yaml.safe_load((COMPOSE / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {"pentad-web", "pentad-worker"}
+    token_mount = next(
+        volume.split(":")[1]
+        for volume in document["services"]["prometheus"]["volumes"]
+        if "prometheus-token" in volume
+    )
+    worker_port = document["services"]["worker"]["environment"]["PENTAD_JOBS__METRICS_PORT"]
+    for job in jobs.values():
+        assert job["authorization"]["credentials_file"].startswith(token_mount + "/")
+    assert jobs["pentad-worker"]["dns_sd_configs"][0]["port"] == int(worker_port)
+    assert jobs["pentad-web"]["dns_sd_configs"][0]["names"] == ["web"]
