@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 WEB_STAMP := web/node_modules/.installed
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install run test test-fast lint format bench clean
+.PHONY: help install run test test-fast lint format bench cluster clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ format: install ## Apply ruff's fixes and formatting
 
 bench: install ## Run the benchmarks; results go to bench/results/
 	bash bench/run
+
+cluster: install ## 3 nodes + 2 workers behind nginx on PostgreSQL and Redis, until Ctrl-C (needs nginx, redis-server)
+	$(BIN)/python -m tests.cluster
 
 clean: ## Remove the virtual environment and local state
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
