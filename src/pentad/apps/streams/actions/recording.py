@@ -182,9 +182,7 @@ async def get_timeline(
         .order_by(StreamsSegment.start_us)
         .limit(TIMELINE_SEGMENTS)
     )
-    rows = [
-        (s, d, b) for s, d, b in (await streams.session.execute(query)).tuples() if s + d * 1000 > begin_us
-    ]
+    rows = [(s, d, b) for s, d, b in (await streams.session.execute(query)).all() if s + d * 1000 > begin_us]
     return Timeline(
         camera_id=camera.id,
         start=begin,

@@ -163,8 +163,11 @@ class CameraRecorder:
         if recording_id is None:
             return []
         kept: list[RecordedSegment] = []
+        # A playlist without wall-clock times: the newest segment ended just now, the others before it.
+        cursor = datetime.now(UTC) - timedelta(seconds=sum(s.duration for s in new))
         for listed in new:
-            start = listed.start or datetime.now(UTC) - timedelta(seconds=listed.duration)
+            start = listed.start or cursor
+            cursor = start + timedelta(seconds=listed.duration)
             start_us = microseconds(start)
             key = segment_key(self.camera_id, recording_id, start_us)
             try:
@@ -191,6 +194,7 @@ def remove_files(root: Path, keys: Sequence[str]) -> int:
             removed += 1
         except FileNotFoundError:
             continue
-        with contextlib.suppress(OSError):
-            path.parent.rmdir()  # the recording's folder, once empty
+        if key.startswith(RECORDINGS_FOLDER + "/"):
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()  # the recording's folder, once empty
     return removed
