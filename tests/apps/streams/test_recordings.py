@@ -159,7 +159,8 @@ async def test_operators_start_and_stop_recording_and_others_may_not(
     async with connected(app, token) as socket:
         assert (await socket.request("subscribe", topic=f"streams.camera.{camera['id']}"))["ok"]
         first = await _on_demand(client, operator, camera["id"])
-        assert first["mode"] == "on_demand" and first["ended_at"] is None
+        assert first["mode"] == "on_demand"
+        assert first["ended_at"] is None
         again = await _on_demand(client, owner, camera["id"])
         assert again["id"] == first["id"]  # already recording: nothing new
         started = await socket.event(f"streams.camera.{camera['id']}")
@@ -241,7 +242,8 @@ async def test_recorded_segments_outlive_the_live_window_and_play_back_by_range(
     assert timeline.status_code == 200, timeline.text
     body = timeline.json()
     (one,) = body["spans"]
-    assert one["segments"] == 4 and one["bytes"] == size == body["stored_bytes"]
+    assert one["segments"] == 4
+    assert one["bytes"] == size == body["stored_bytes"]
     assert datetime.fromisoformat(one["start"]) == T0
     assert 3.5 < (datetime.fromisoformat(one["end"]) - T0).total_seconds() < 4.5
     listed = await client.get(f"/api/streams/cameras/{camera['id']}/segments?{span}", headers=owner.headers)
@@ -284,9 +286,11 @@ async def test_recorded_segments_outlive_the_live_window_and_play_back_by_range(
     assert played.headers["content-type"] == "application/vnd.apple.mpegurl"
     assert played.headers["cache-control"] == "no-cache"
     text = played.text
-    assert "#EXT-X-PLAYLIST-TYPE:VOD" in text and text.rstrip().endswith("#EXT-X-ENDLIST")
+    assert "#EXT-X-PLAYLIST-TYPE:VOD" in text
+    assert text.rstrip().endswith("#EXT-X-ENDLIST")
     uris = playlist_uris(text)
-    assert len(uris) == 4 and all(uri.endswith(f"token={token['token']}") for uri in uris)
+    assert len(uris) == 4
+    assert all(uri.endswith(f"token={token['token']}") for uri in uris)
 
     # The segments, fetched as a player would, play as a whole in ffprobe (H.264 + AAC, ~4 s).
     local = tmp_path / "vod"
@@ -340,8 +344,8 @@ async def test_an_export_is_a_job_with_progress_on_the_camera_topic_and_a_downlo
         (await client.post(url, json={"start": body["end"], "end": body["start"]}, headers=owner.headers)),
         (await client.post(url, json={"start": _iso(T0), "end": _iso(T0 + timedelta(hours=2))},
                            headers=owner.headers)),
-        (await client.post(url, json={"start": _iso(T0 - timedelta(hours=1)), "end": _iso(T0 - timedelta(minutes=1))},
-                           headers=owner.headers)),
+        (await client.post(url, json={"start": _iso(T0 - timedelta(hours=1)),
+                                      "end": _iso(T0 - timedelta(minutes=1))}, headers=owner.headers)),
         (await client.post(url, json={"start": "noon"}, headers=owner.headers)),
     ]  # fmt: skip
     assert [(r.status_code, r.json().get("code")) for r in refused[:5]] == [
@@ -371,11 +375,15 @@ async def test_an_export_is_a_job_with_progress_on_the_camera_topic_and_a_downlo
             if frame["data"]["type"] == "export.progress":
                 assert frame["data"]["export_id"] == export["id"]
                 statuses.append(frame["data"]["status"])
-        assert statuses[0] == "queued" and "running" in statuses and statuses[-1] == "done"
-        assert frame["data"]["progress"] == 1.0 and frame["data"]["size_bytes"] > 0
+        assert statuses[0] == "queued"
+        assert "running" in statuses
+        assert statuses[-1] == "done"
+        assert frame["data"]["progress"] == 1.0
+        assert frame["data"]["size_bytes"] > 0
 
     done = (await client.get(f"/api/streams/exports/{export['id']}", headers=owner.headers)).json()
-    assert done["status"] == "done" and done["download_url"] == f"/api/streams/exports/{export['id']}/file"
+    assert done["status"] == "done"
+    assert done["download_url"] == f"/api/streams/exports/{export['id']}/file"
     assert (await client.get(url, headers=owner.headers)).json()[0]["id"] == export["id"]
     for who in (viewer, stranger):
         denied = await client.get(done["download_url"], headers=who.headers)
