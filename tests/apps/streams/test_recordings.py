@@ -369,7 +369,7 @@ async def test_an_export_is_a_job_with_progress_on_the_camera_topic_and_a_downlo
         not_yet = await client.get(f"/api/streams/exports/{export['id']}/file", headers=owner.headers)
         assert (not_yet.status_code, not_yet.json()["code"]) == (409, "export_not_ready")
         await run_due_jobs(platform)
-        statuses = []
+        statuses: list[str] = []
         while not statuses or statuses[-1] not in ("done", "failed"):
             frame = await socket.event(topic)
             if frame["data"]["type"] == "export.progress":
