@@ -59,10 +59,10 @@ def test_a_continuous_camera_is_recorded_played_back_by_range_and_exported(
     _, key = node.new_key(camera)
     with publishing(node.rtmp_url(key), tmp_path / "publisher.log", seconds=PUBLISH_SECONDS):
         node.wait(lambda: _live_segments(node, camera) >= 1, "the stream is live")
-        recordings, _ = _timeline(node, camera)
         node.wait(lambda: _timeline(node, camera)[0], "a recording started with the stream")
         (recording,) = _timeline(node, camera)[0]
-        assert recording[2] == "continuous" and recording[4] == "recording"
+        assert recording[2] == "continuous"
+        assert recording[4] == "recording"
         node.wait(lambda: all(r[4] != "recording" for r in _timeline(node, camera)[0]), "the stream ended",
                   timeout=PUBLISH_SECONDS + 20)  # fmt: skip
     (recording,) = _timeline(node, camera)[0]
@@ -104,7 +104,8 @@ def test_a_continuous_camera_is_recorded_played_back_by_range_and_exported(
         "--end", (middle + timedelta(seconds=3)).strftime(stamp), "--timeout", "60",
     )  # fmt: skip
     path = Path(exported.split("file: ")[1].strip())
-    assert path.is_file() and path.suffix == ".mp4"
+    assert path.is_file()
+    assert path.suffix == ".mp4"
     streams = probe_streams(str(path))
     assert (streams["video"]["codec_name"], streams["audio"]["codec_name"]) == ("h264", "aac")
     duration = float(probe(str(path), "-show_entries", "format=duration")["format"]["duration"])
