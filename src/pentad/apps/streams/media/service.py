@@ -96,6 +96,7 @@ class MediaService(StreamHost):
         self.settings = settings
         self.control = control
         self.recording = recording
+        self.recording_paused = False
         self.root = root
         self.socket_dir = socket_dir
         self.processes = processes
@@ -207,8 +208,13 @@ class MediaService(StreamHost):
             disk.has_room, self.root, self.settings.recording.min_free_bytes
         ):
             # Below RECORDING__MIN_FREE_BYTES nothing is kept (live HLS goes on); segments are only noted.
-            logger.warning("recording_paused", reason="disk_full", cameras=len(open_recordings))
+            if not self.recording_paused:
+                logger.warning("recording_paused", reason="disk_full", cameras=len(open_recordings))
+            self.recording_paused = True
             open_recordings = {}
+        elif open_recordings and self.recording_paused:
+            logger.info("recording_resumed")
+            self.recording_paused = False
         stored = 0
         for camera_id, item in live.items():
             assert item.recorder is not None
