@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Final
+from typing import Annotated, Final, Protocol
 from urllib.parse import quote
 
 import anyio
@@ -37,7 +38,6 @@ from pentad.apps.streams.media_endpoints import (
     PUBLIC_SEGMENT_CACHE,
     rewrite_playlist,
 )
-from pentad.apps.streams.models import StreamsSegment
 from pentad.apps.streams.permissions import STREAMS_USE, STREAMS_WATCH
 from pentad.apps.streams.schemas import ExportCreate, ExportRead, RecordingRead, SegmentRead, Timeline
 from pentad.apps.streams.settings import StreamsSettings
@@ -151,7 +151,21 @@ async def export_file(export_id: ExportId, request: Request, session: Session, p
 # ------------------------------------------------------------------ VOD playback of a range
 
 
-def vod_playlist(segments: list[StreamsSegment]) -> str:
+class PlaylistSegment(Protocol):
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def recording_id(self) -> uuid.UUID: ...
+
+    @property
+    def start_us(self) -> int: ...
+
+    @property
+    def duration_ms(self) -> int: ...
+
+
+def vod_playlist(segments: Sequence[PlaylistSegment]) -> str:
     """An HLS VOD playlist of recorded segments (time order): their wall-clock starts, a discontinuity
     wherever one does not follow on from the previous (a gap, another recording)."""
     longest = max(s.duration_ms for s in segments) / 1000
@@ -163,7 +177,7 @@ def vod_playlist(segments: list[StreamsSegment]) -> str:
         "#EXT-X-MEDIA-SEQUENCE:0",
         "#EXT-X-INDEPENDENT-SEGMENTS",
     ]
-    previous: StreamsSegment | None = None
+    previous: PlaylistSegment | None = None
     for segment in segments:
         follows = (
             previous is not None
@@ -201,7 +215,7 @@ async def vod(
     platform = get_platform(request)
     camera = await authorize_playback(session, platform, camera_id, token=token or None)
     begin, finish = recording.check_range(start, end, recording.VOD_MAX)
-    found = await repository.segments_between(
+    found = await repository.segment_spans_between(
         session, camera.id, microseconds(begin), microseconds(finish), limit=100_000
     )
     if not found:

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy import ColumnElement, Row, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.streams.models import (
@@ -172,9 +172,10 @@ async def recordings_between(
     return list((await session.scalars(query)).all())
 
 
-SEGMENT_SPAN_US = 600 * 1_000_000
-"""No segment is longer than this (RECORDING segments are HLS segments: a GOP or so): a range query looks
-this far before its start for a segment that began earlier and reaches into it."""
+SEGMENT_SPAN_US = 60 * 1_000_000
+"""No segment is longer than this (recorded segments are HLS segments: a GOP or so, HLS_SEGMENT_SECONDS at
+most 10): a range query looks this far before its start for a segment that began earlier and reaches into
+it."""
 
 
 async def segments_between(
@@ -193,6 +194,33 @@ async def segments_between(
     found = [
         row
         for row in (await session.scalars(query)).all()
+        if row.start_us + row.duration_ms * 1000 > start_us
+    ]
+    return found[:limit]
+
+
+async def segment_spans_between(
+    session: AsyncSession, camera_id: uuid.UUID, start_us: int, end_us: int, limit: int
+) -> list[Row[int, uuid.UUID, int, int]]:
+    """(id, recording_id, start_us, duration_ms) of the segments overlapping [start_us, end_us), in time
+    order: what a playlist needs, without loading whole rows."""
+    query = (
+        select(
+            StreamsSegment.id,
+            StreamsSegment.recording_id,
+            StreamsSegment.start_us,
+            StreamsSegment.duration_ms,
+        )
+        .where(
+            StreamsSegment.camera_id == camera_id,
+            StreamsSegment.start_us < end_us,
+            StreamsSegment.start_us > start_us - SEGMENT_SPAN_US,
+        )
+        .order_by(StreamsSegment.start_us, StreamsSegment.id)
+    )
+    found = [
+        row
+        for row in (await session.execute(query)).all()
         if row.start_us + row.duration_ms * 1000 > start_us
     ]
     return found[:limit]
