@@ -480,3 +480,22 @@ def test_a_vod_playlist_marks_gaps_and_other_recordings_as_discontinuities() -> 
     assert text.count("#EXT-X-DISCONTINUITY") == 2
     assert text.count("#EXT-X-PROGRAM-DATE-TIME") == 3
     assert "#EXT-X-TARGETDURATION:1" in text
+
+
+async def test_an_export_whose_files_are_gone_fails_and_says_so(
+    client: httpx.AsyncClient, platform: Platform, owner: Account, sample: Path
+) -> None:
+    camera = await make_camera(client, owner)
+    started = await _on_demand(client, owner, camera["id"])
+    kept = await _record(platform, camera["id"], uuid.UUID(started["id"]), sample, T0)
+    body = {"start": _iso(T0), "end": _iso(T0 + timedelta(seconds=2))}
+    made = await client.post(f"/api/streams/cameras/{camera['id']}/exports", json=body, headers=owner.headers)
+    assert made.status_code == 202, made.text
+    root = media_root(platform.app_settings(StreamsSettings), platform.data_dir)
+    for segment in kept:
+        (root / segment.storage_key).unlink()
+    await run_due_jobs(platform)
+    failed = (await client.get(f"/api/streams/exports/{made.json()['id']}", headers=owner.headers)).json()
+    assert (failed["status"], failed["download_url"]) == ("failed", None)
+    download = await client.get(f"/api/streams/exports/{made.json()['id']}/file", headers=owner.headers)
+    assert (download.status_code, download.json()["code"]) == (409, "export_not_ready")

@@ -247,6 +247,14 @@ async def export_range(context: JobContext, payload: dict[str, Any]) -> None:
         code, errors = await _run_ffmpeg(export_argv(settings.ffmpeg, listing, partial), total_us, report)
     except OSError as exc:
         code, errors = -1, str(exc)
+    except BaseException:  # timed out or shut down: the last attempt must not leave it `running`
+        partial.unlink(missing_ok=True)
+        if context.attempt >= context.max_attempts:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(
+                    _progress(platform, export_id, camera_id, "failed", 0.0, error="interrupted")
+                )
+        raise
     finally:
         listing.unlink(missing_ok=True)
     if code != 0 or not partial.is_file():
