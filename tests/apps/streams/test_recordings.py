@@ -115,15 +115,6 @@ def test_the_playlist_parser_reads_durations_and_wall_clock_starts() -> None:
     assert found[1].start == datetime(2026, 12, 5, 7, 10, 1, 501_000, tzinfo=UTC)
 
 
-@pytest.mark.one_engine
-def test_timeline_spans_merge_adjacent_segments_and_split_at_gaps() -> None:
-    second = 1_000_000
-    spans = recording.spans_of([(0, 1000, 10), (second, 1000, 10), (2 * second + 200_000, 1000, 10),
-                                (10 * second, 1000, 5)])  # fmt: skip
-    assert [(s.segments, s.bytes) for s in spans] == [(3, 30), (1, 5)]
-    assert spans[0].end == recording.from_us(3 * second + 200_000)
-
-
 # ------------------------------------------------------------------ start, stop, continuous
 
 
@@ -499,3 +490,22 @@ async def test_an_export_whose_files_are_gone_fails_and_says_so(
     assert (failed["status"], failed["download_url"]) == ("failed", None)
     download = await client.get(f"/api/streams/exports/{made.json()['id']}/file", headers=owner.headers)
     assert (download.status_code, download.json()["code"]) == (409, "export_not_ready")
+
+
+async def test_the_timeline_merges_adjacent_segments_into_spans_and_splits_at_gaps(
+    client: httpx.AsyncClient, platform: Platform, owner: Account, sample: Path
+) -> None:
+    camera = await make_camera(client, owner)
+    started = uuid.UUID((await _on_demand(client, owner, camera["id"]))["id"])
+    first = await _record(platform, camera["id"], started, sample, T0)
+    ends = T0 + timedelta(milliseconds=sum(s.duration_ms for s in first))
+    await _record(platform, camera["id"], started, sample, ends)  # follows on: one span
+    await _record(platform, camera["id"], started, sample, T0 + timedelta(seconds=30))  # after a gap
+    query = f"start={_iso(T0 + timedelta(seconds=2))}&end={_iso(T0 + timedelta(minutes=1))}"
+    found = await client.get(f"/api/streams/cameras/{camera['id']}/recordings?{query}", headers=owner.headers)
+    spans = found.json()["spans"]
+    # The first span starts with the segment holding the range's start (T0 + 2 s), not before.
+    assert [s["segments"] for s in spans] == [6, 4]
+    assert datetime.fromisoformat(spans[0]["start"]) == T0 + timedelta(seconds=2)
+    assert datetime.fromisoformat(spans[1]["start"]) == T0 + timedelta(seconds=30)
+    assert spans[0]["bytes"] == sum(s.size_bytes for s in first[2:]) + sum(s.size_bytes for s in first)

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Row, delete, or_, select, update
+from sqlalchemy import ColumnElement, Row, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.streams.models import (
@@ -224,6 +224,49 @@ async def segment_spans_between(
         if row.start_us + row.duration_ms * 1000 > start_us
     ]
     return found[:limit]
+
+
+async def timeline_spans(
+    session: AsyncSession, camera_id: uuid.UUID, start_us: int, end_us: int, tolerance_us: int
+) -> list[tuple[int, int, int, int]]:
+    """(start µs, end µs, segments, bytes) of each stretch of the camera's segments overlapping
+    [start_us, end_us) with no gap longer than `tolerance_us`, in time order. Computed by the database
+    (gaps and islands with window functions: SQLite 3.25+, PostgreSQL, MariaDB 10.2+), so a day of
+    one-second segments is a few rows, not 86,400."""
+    ends = StreamsSegment.start_us + StreamsSegment.duration_ms * 1000
+    order = (StreamsSegment.start_us, StreamsSegment.id)
+    previous_end = func.lag(ends).over(order_by=order)
+    marked = (
+        select(
+            StreamsSegment.start_us.label("s"),
+            ends.label("e"),
+            StreamsSegment.size_bytes.label("b"),
+            StreamsSegment.id.label("i"),
+            case(
+                (or_(previous_end.is_(None), StreamsSegment.start_us > previous_end + tolerance_us), 1),
+                else_=0,
+            ).label("new"),
+        )
+        .where(
+            StreamsSegment.camera_id == camera_id,
+            StreamsSegment.start_us < end_us,
+            StreamsSegment.start_us > start_us - SEGMENT_SPAN_US,
+            ends > start_us,
+        )
+        .subquery("marked")
+    )
+    islands = select(
+        marked.c.s,
+        marked.c.e,
+        marked.c.b,
+        func.sum(marked.c.new).over(order_by=(marked.c.s, marked.c.i), rows=(None, 0)).label("island"),
+    ).subquery("islands")
+    query = (
+        select(func.min(islands.c.s), func.max(islands.c.e), func.count(), func.sum(islands.c.b))
+        .group_by(islands.c.island)
+        .order_by(func.min(islands.c.s))
+    )
+    return [(int(a), int(b), int(c), int(d)) for a, b, c, d in (await session.execute(query)).all()]
 
 
 async def get_segment(session: AsyncSession, segment_id: int) -> StreamsSegment | None:

@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.streams import repository
@@ -36,7 +35,6 @@ TIMELINE_MAX = timedelta(days=1)
 """Longest range one timeline or segment listing covers."""
 VOD_MAX = timedelta(hours=4)
 """Longest range one VOD playlist covers (a 1-second segment per line: 14,400 lines)."""
-TIMELINE_SEGMENTS = 100_000
 SEGMENT_LIST_MAX = 5000
 RECORDINGS_MAX = 1000
 SPAN_TOLERANCE_US = 500_000
@@ -145,23 +143,6 @@ async def do_stop_recording(streams: StreamsContext, camera_id: uuid.UUID) -> in
     return stopped
 
 
-def spans_of(rows: Sequence[tuple[int, int, int]]) -> list[TimelineSpan]:
-    """(start µs, duration ms, bytes) in time order → the stretches without gaps."""
-    spans: list[TimelineSpan] = []
-    begin = finish = count = size = 0
-    for start_us, duration_ms, size_bytes in rows:
-        end_us = start_us + duration_ms * 1000
-        if count and start_us <= finish + SPAN_TOLERANCE_US:
-            finish, count, size = max(finish, end_us), count + 1, size + size_bytes
-            continue
-        if count:
-            spans.append(TimelineSpan(start=from_us(begin), end=from_us(finish), segments=count, bytes=size))
-        begin, finish, count, size = start_us, end_us, 1, size_bytes
-    if count:
-        spans.append(TimelineSpan(start=from_us(begin), end=from_us(finish), segments=count, bytes=size))
-    return spans
-
-
 async def get_timeline(
     streams: StreamsContext, camera_id: uuid.UUID, start: datetime | None, end: datetime | None
 ) -> Timeline:
@@ -171,24 +152,18 @@ async def get_timeline(
     recordings = await repository.recordings_between(
         streams.session, camera.id, begin, finish, RECORDINGS_MAX
     )
-    begin_us, finish_us = microseconds(begin), microseconds(finish)
-    query = (
-        select(StreamsSegment.start_us, StreamsSegment.duration_ms, StreamsSegment.size_bytes)
-        .where(
-            StreamsSegment.camera_id == camera.id,
-            StreamsSegment.start_us < finish_us,
-            StreamsSegment.start_us > begin_us - repository.SEGMENT_SPAN_US,
-        )
-        .order_by(StreamsSegment.start_us)
-        .limit(TIMELINE_SEGMENTS)
+    spans = await repository.timeline_spans(
+        streams.session, camera.id, microseconds(begin), microseconds(finish), SPAN_TOLERANCE_US
     )
-    rows = [(s, d, b) for s, d, b in (await streams.session.execute(query)).all() if s + d * 1000 > begin_us]
     return Timeline(
         camera_id=camera.id,
         start=begin,
         end=finish,
         recordings=[recording_read(row) for row in recordings],
-        spans=spans_of(rows),
+        spans=[
+            TimelineSpan(start=from_us(first), end=from_us(last), segments=count, bytes=size)
+            for first, last, count, size in spans
+        ],
         stored_bytes=camera.stored_bytes,
     )
 
