@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TypeVar
 
 import click
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.streams.actions import cameras, keys
+from pentad.apps.streams.actions import cameras, exports, keys, recording
 from pentad.apps.streams.actions.context import StreamsContext
-from pentad.apps.streams.schemas import CameraCreate
+from pentad.apps.streams.schemas import CameraCreate, ExportCreate, ExportRead
 from pentad.apps.streams.spec import APP
 from pentad.core import audit
 from pentad.core.auth.service import AuthService
@@ -77,10 +79,19 @@ def camera_list() -> None:
     show_default=True,
     help="How media arrives (RTSP cameras, with their credentials, are added through the API).",
 )
-def camera_create(name: str, owner: str, visibility: str, source: str) -> None:
+@click.option(
+    "--recording-mode",
+    type=click.Choice(["off", "continuous", "on_demand"]),
+    default="off",
+    show_default=True,
+    help="continuous: record whenever it is live; on_demand: when started (`recordings start`).",
+)
+def camera_create(name: str, owner: str, visibility: str, source: str, recording_mode: str) -> None:
     """Add a camera; prints its id."""
     try:
-        data = CameraCreate.model_validate({"name": name, "visibility": visibility, "source": source})
+        data = CameraCreate.model_validate(
+            {"name": name, "visibility": visibility, "source": source, "recording_mode": recording_mode}
+        )
     except ValidationError as exc:
         first = exc.errors()[0]
         raise click.ClickException(f"{first['loc'][0]}: {first['msg']}") from None
@@ -158,3 +169,118 @@ def key_revoke(camera_id: str, key_id: str) -> None:
 
     _run(work)
     click.echo(f"Revoked key {key}.")
+
+
+# ------------------------------------------------------------------ recordings and exports
+
+
+def _moment(value: str | None, what: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise click.ClickException(
+            f"{what} {value!r} is not an ISO 8601 time (e.g. 2026-12-05T08:00:00Z)."
+        ) from None
+
+
+@streams.group(name="recordings")
+def recordings_group() -> None:
+    """Recordings: the timeline of a camera, starting and stopping recording."""
+
+
+@recordings_group.command("list")
+@click.argument("camera_id")
+@click.option("--start", help="Start of the range (ISO 8601; no zone: UTC). Default: 24 h before the end.")
+@click.option("--end", help="End of the range (ISO 8601; no zone: UTC). Default: now.")
+def recordings_list(camera_id: str, start: str | None, end: str | None) -> None:
+    """A camera's recordings in a range, then the recorded spans (start, end, segments, bytes)."""
+    found = _uuid(camera_id, "Camera")
+    begin, finish = _moment(start, "Start"), _moment(end, "End")
+
+    async def work(context: StreamsContext) -> list[str]:
+        timeline = await recording.get_timeline(context, found, begin, finish)
+        lines = [
+            f"recording\t{r.id}\t{r.mode}\t{r.started_at.isoformat()}\t"
+            + (f"{r.ended_at.isoformat()}\t{r.stop_reason}" if r.ended_at else "recording")
+            for r in timeline.recordings
+        ]
+        lines += [
+            f"span\t{s.start.isoformat()}\t{s.end.isoformat()}\t{s.segments}\t{s.bytes}"
+            for s in timeline.spans
+        ]
+        return lines
+
+    for line in _run(work):
+        click.echo(line)
+
+
+@recordings_group.command("start")
+@click.argument("camera_id")
+def recordings_start(camera_id: str) -> None:
+    """Record the camera (on demand) whenever it is live, until stopped."""
+    found = _uuid(camera_id, "Camera")
+
+    async def work(context: StreamsContext) -> tuple[uuid.UUID, bool]:
+        started, new = await recording.do_start_recording(context, found)
+        return started.id, new
+
+    recording_id, new = _run(work)
+    click.echo(f"{'Started' if new else 'Already recording:'} recording {recording_id}.")
+
+
+@recordings_group.command("stop")
+@click.argument("camera_id")
+def recordings_stop(camera_id: str) -> None:
+    """Stop every recording of the camera under way."""
+    found = _uuid(camera_id, "Camera")
+
+    async def work(context: StreamsContext) -> int:
+        return await recording.do_stop_recording(context, found)
+
+    click.echo(f"Stopped {_run(work)} recording(s).")
+
+
+@streams.command("export")
+@click.argument("camera_id")
+@click.option("--start", required=True, help="Start of the range (ISO 8601; no zone: UTC).")
+@click.option("--end", required=True, help="End of the range (ISO 8601; no zone: UTC).")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the export job to finish.")
+@click.option("--timeout", default=600.0, show_default=True, help="Longest wait, seconds.")
+def export_command(camera_id: str, start: str, end: str, wait: bool, timeout: float) -> None:  # noqa: FBT001
+    """Export a recorded range as an MP4 (a job run by `pentad serve` or `pentad worker`); prints the
+    export's id and, once done, the file's path."""
+    found = _uuid(camera_id, "Camera")
+    try:
+        data = ExportCreate.model_validate({"start": _moment(start, "Start"), "end": _moment(end, "End")})
+    except ValidationError as exc:
+        raise click.ClickException(str(exc.errors()[0]["msg"])) from None
+
+    async def create(context: StreamsContext) -> ExportRead:
+        return await exports.do_create_export(context, found, data)
+
+    made = _run(create)
+    click.echo(f"Export {made.id} queued (job {made.job_id}).")
+    if not wait:
+        return
+
+    async def status(context: StreamsContext) -> tuple[ExportRead, str | None]:
+        current = await exports.get_export(context, made.id)
+        if current.status != "done":
+            return current, None
+        path, _ = await exports.export_file(context, made.id)
+        return current, str(path)
+
+    deadline = time.monotonic() + timeout
+    while True:
+        current, path = _run(status)
+        if current.status == "done":
+            click.echo(f"Export {made.id} done: {current.size_bytes} bytes")
+            click.echo(f"  file: {path}")
+            return
+        if current.status in ("failed", "expired"):
+            raise click.ClickException(f"Export {made.id} {current.status}.")
+        if time.monotonic() > deadline:
+            raise click.ClickException(f"Export {made.id} is still {current.status}; is a worker running?")
+        time.sleep(0.5)

@@ -109,3 +109,29 @@ VIEWER_SESSION_ENDED = DomainEvent(
     "streams.viewer_session_ended", ViewerSessionEnded, "A viewer stopped watching a camera."
 )
 DOMAIN_EVENTS = (STREAM_STARTED, STREAM_ENDED, RECORDING_STORED, VIEWER_SESSION_ENDED)
+
+
+# ------------------------------------------------------------------ recording (realtime, camera topic)
+
+
+class RecordingChanged(BaseModel):
+    """On the camera's topic: a recording started (continuous with a stream, or on demand) or stopped."""
+
+    type: Literal["recording.started", "recording.stopped"]
+    camera_id: uuid.UUID
+    recording_id: uuid.UUID
+    mode: str
+    reason: str | None = None
+    """Why it stopped: `stopped` (the API), `stream_ended`, `mode_changed`."""
+
+
+class ExportProgress(BaseModel):
+    """On the camera's topic: an MP4 export queued, under way (progress 0-1), done or failed."""
+
+    type: Literal["export.progress"] = "export.progress"
+    camera_id: uuid.UUID
+    export_id: uuid.UUID
+    status: str
+    progress: float
+    size_bytes: int | None = None
+    error: str | None = None

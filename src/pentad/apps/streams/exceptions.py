@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pentad.core.errors import BadRequest, NotAuthenticated, NotFound, PermissionDenied
+from pentad.core.errors import BadRequest, Conflict, NotAuthenticated, NotFound, PermissionDenied
 
 
 class CameraNotFound(NotFound):
@@ -63,3 +63,38 @@ class PlaybackTokenScope(PermissionDenied):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("This playback token is for another camera.", **kwargs)
+
+
+class RangeInvalid(BadRequest):
+    code = "range_invalid"
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+
+
+class RangeEmpty(NotFound):
+    code = "range_empty"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("Nothing was recorded in this range.", **kwargs)
+
+
+class SegmentNotFound(NotFound):
+    code = "segment_not_found"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("No such recorded segment of this camera.", **kwargs)
+
+
+class ExportNotFound(NotFound):
+    code = "export_not_found"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("No such export, or it is not yours to see.", **kwargs)
+
+
+class ExportNotReady(Conflict):
+    code = "export_not_ready"
+
+    def __init__(self, status: str, **kwargs: Any) -> None:
+        super().__init__(f"The export is {status}, there is no file to download.", **kwargs)

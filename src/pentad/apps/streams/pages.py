@@ -17,6 +17,7 @@ from starlette.responses import Response
 from pentad.apps.streams import repository
 from pentad.apps.streams.access import OPEN_VISIBILITIES, camera_access
 from pentad.apps.streams.actions import cameras, keys
+from pentad.apps.streams.actions import recording as recording_actions
 from pentad.apps.streams.actions.context import StreamsContext
 from pentad.apps.streams.permissions import STREAMS_USE
 from pentad.apps.streams.playback import issue_token
@@ -154,4 +155,37 @@ async def watch_page(camera_id: uuid.UUID, request: Request, session: Session) -
         request, "streams_player.html", principal, renderer=templates,
         camera=camera, live=live, source=source, token=token,
         token_ttl=settings.playback_token_ttl,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------ recordings: timeline, playback, export
+
+
+@router.get("/streams/cameras/{camera_id}/recordings")
+@route_policy(csp=PLAYER_CSP)
+async def recordings_page(
+    camera_id: uuid.UUID, request: Request, principal: StreamsUser, session: Session
+) -> Response:
+    """The last 24 hours of a camera's recordings as a timeline; a span plays (VOD HLS with hls.js, the
+    page's playback token for a private camera) and operators export the chosen range to an MP4."""
+    streams = _context(request, session, principal)
+    camera = await cameras.get_camera(streams, camera_id)
+    timeline = await recording_actions.get_timeline(streams, camera_id, None, None)
+    settings = streams.settings
+    token: str | None = None
+    if camera.visibility not in OPEN_VISIBILITIES:
+        token = issue_token(streams.platform.signing_secret, camera.id, settings.playback_token_ttl)
+    window = (timeline.end - timeline.start).total_seconds()
+    bars = [
+        {
+            "span": span,
+            "left": round((span.start - timeline.start).total_seconds() / window * 100, 3),
+            "width": max(round((span.end - span.start).total_seconds() / window * 100, 3), 0.2),
+        }
+        for span in timeline.spans
+    ]
+    return render_page(
+        request, "streams_recordings.html", principal, renderer=templates,
+        camera=camera, timeline=timeline, bars=bars, token=token, token_ttl=settings.playback_token_ttl,
+        vod_url=f"/streams/recordings/{camera.id}/vod.m3u8", export_max=settings.export.max_seconds,
     )  # fmt: skip

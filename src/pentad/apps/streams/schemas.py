@@ -176,3 +176,60 @@ class PlaybackToken(BaseModel):
     )
     expires_at: datetime
     urls: PlaybackUrls
+
+
+# ------------------------------------------------------------------ recording, timeline, exports
+
+
+class RecordingRead(BaseModel):
+    id: uuid.UUID
+    camera_id: uuid.UUID
+    session_id: uuid.UUID | None = Field(description="The live session a continuous recording belongs to.")
+    mode: Literal["continuous", "on_demand"]
+    started_at: datetime
+    ended_at: datetime | None = Field(description="None while it records.")
+    stop_reason: str | None
+
+
+class TimelineSpan(BaseModel):
+    """A stretch of time with recorded media and no gap longer than a second."""
+
+    start: datetime
+    end: datetime
+    segments: int
+    bytes: int
+
+
+class Timeline(BaseModel):
+    camera_id: uuid.UUID
+    start: datetime
+    end: datetime
+    recordings: list[RecordingRead]
+    spans: list[TimelineSpan]
+    stored_bytes: int = Field(description="Bytes the camera's recordings hold now, all time.")
+
+
+class SegmentRead(BaseModel):
+    id: int
+    recording_id: uuid.UUID
+    start: datetime
+    duration_ms: int
+    size_bytes: int
+
+
+class ExportCreate(BaseModel):
+    start: datetime = Field(description="Start of the range (the export starts at the segment holding it).")
+    end: datetime = Field(description="End of the range (at most EXPORT__MAX_SECONDS after the start).")
+
+
+class ExportRead(BaseModel):
+    id: uuid.UUID
+    camera_id: uuid.UUID
+    start: datetime
+    end: datetime
+    status: Literal["queued", "running", "done", "failed", "expired"]
+    job_id: uuid.UUID | None
+    size_bytes: int | None
+    created_at: datetime
+    expires_at: datetime | None = Field(description="When a finished export's file is deleted.")
+    download_url: str | None = Field(description="The MP4, once done (same credentials as this API).")

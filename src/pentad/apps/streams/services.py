@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from pentad.apps.streams import repository
+from pentad.apps.streams.actions import recording
 from pentad.apps.streams.actions.publish import PublishGrant, authorize_publish, end_session, start_session
 from pentad.apps.streams.media.packager import media_root
+from pentad.apps.streams.media.recorder import RecordedSegment
 from pentad.apps.streams.media.service import Grant, run_media
 from pentad.apps.streams.settings import StreamsSettings
 from pentad.core.context import AppContext
@@ -54,11 +56,34 @@ class DatabaseControlPlane:
         return gone
 
 
+class DatabaseRecordingControl:
+    """media/service.py's RecordingControl over actions/recording.py."""
+
+    def __init__(self, platform: AppContext) -> None:
+        self.platform = platform
+
+    async def recordings(self, live: Mapping[uuid.UUID, uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+        return await recording.reconcile_recordings(self.platform, live)
+
+    async def store_segments(self, camera_id: uuid.UUID, segments: Sequence[RecordedSegment]) -> None:
+        await recording.store_segments(self.platform, camera_id, segments)
+
+    async def stream_ended(self, camera_id: uuid.UUID, session_id: uuid.UUID) -> None:
+        await recording.end_stream_recordings(self.platform, camera_id, session_id)
+
+
 async def run_ingest(context: ServiceContext) -> None:
     settings = context.platform.app_settings(StreamsSettings)
     root = media_root(settings, Path(context.platform.data_dir))
     control = DatabaseControlPlane(context.platform, socket.gethostname())
-    await run_media(settings, control, root=root, processes=context.processes, log=context.log)
+    await run_media(
+        settings,
+        control,
+        root=root,
+        processes=context.processes,
+        log=context.log,
+        recording=DatabaseRecordingControl(context.platform),
+    )
 
 
 SERVICES = [

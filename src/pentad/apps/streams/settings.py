@@ -48,9 +48,11 @@ class RtspSettings(BaseModel):
 
 
 class RecordingSettings(BaseModel):
-    """Recording to core storage."""
+    """Recording (under MEDIA_DIR/recordings) and its retention."""
 
-    segment_seconds: int = Field(10, ge=1, le=600, description="Length of one recorded segment, seconds.")
+    segment_seconds: int = Field(
+        10, ge=1, le=600, description="Unused: recorded segments are the live HLS segments (docs/streams.md)."
+    )
     retention_days: int = Field(
         7, ge=0, le=36_500, description="Default age limit of recordings, days (0: none)."
     )

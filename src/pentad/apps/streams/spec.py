@@ -13,7 +13,9 @@ from pentad.apps.streams import (
     media_endpoints,
     pages,
     permissions,
+    recordings_endpoints,
     services,
+    tasks,
     topics,
 )
 from pentad.apps.streams.events import DOMAIN_EVENTS
@@ -27,7 +29,13 @@ APP = AppSpec(
     name=APP_NAME,
     title="Streams",
     description="Camera streaming: RTMP/RTSP in, HLS and WebRTC out, recording.",
-    routers=[endpoints.router, images_endpoints.router, media_endpoints.router],
+    routers=[
+        endpoints.router,
+        images_endpoints.router,
+        media_endpoints.router,
+        recordings_endpoints.router,
+        recordings_endpoints.media_router,
+    ],
     pages=[pages.router],
     migrations=PACKAGE / "migrations" / "versions",
     permissions=permissions.ALL,
@@ -40,4 +48,6 @@ APP = AppSpec(
     static_dir=PACKAGE / "static",
     services=services.SERVICES,
     home_path="/streams",
+    jobs=tasks.JOBS,
+    cron=tasks.CRON,
 )

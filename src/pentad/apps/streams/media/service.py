@@ -12,7 +12,7 @@ import contextlib
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,7 +22,8 @@ import structlog
 from pentad.apps.streams.media import disk
 from pentad.apps.streams.media.engines.base import Drop, IngestEngine, Publication, StreamHost
 from pentad.apps.streams.media.engines.builtin import BuiltinEngine
-from pentad.apps.streams.media.packager import HlsPackager, Processes
+from pentad.apps.streams.media.packager import HlsPackager, Processes, hls_dir
+from pentad.apps.streams.media.recorder import TICK_SECONDS, CameraRecorder, RecordedSegment
 from pentad.apps.streams.media.relay import StreamRelay
 from pentad.apps.streams.settings import StreamsSettings
 
@@ -60,10 +61,25 @@ class ControlPlane(Protocol):
         ...
 
 
+class RecordingControl(Protocol):
+    """The database side of recording (actions/recording.py), as callbacks."""
+
+    async def recordings(self, live: Mapping[uuid.UUID, uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+        """For live cameras (camera id -> session id), the open recording of each that records now."""
+        ...
+
+    async def store_segments(self, camera_id: uuid.UUID, segments: Sequence[RecordedSegment]) -> None: ...
+
+    async def stream_ended(self, camera_id: uuid.UUID, session_id: uuid.UUID) -> None:
+        """The stream ended: its continuous recording ends with it."""
+        ...
+
+
 @dataclass(eq=False)
 class _Live:
     publication: Publication
     packager: HlsPackager
+    recorder: CameraRecorder | None = None
 
 
 class MediaService(StreamHost):
@@ -75,9 +91,12 @@ class MediaService(StreamHost):
         root: Path,
         socket_dir: Path,
         processes: Processes,
+        recording: RecordingControl | None = None,
     ) -> None:
         self.settings = settings
         self.control = control
+        self.recording = recording
+        self.recording_paused = False
         self.root = root
         self.socket_dir = socket_dir
         self.processes = processes
@@ -130,7 +149,8 @@ class MediaService(StreamHost):
                 relay.close()
                 await self.control.ended(session_id, "packager_failed", bytes_in=0)
                 return None
-            self.streams[camera_id] = _Live(publication, packager)
+            recorder = CameraRecorder(camera_id, hls_dir(self.root, camera_id), self.root)
+            self.streams[camera_id] = _Live(publication, packager, recorder)
             log.info("stream_opened", session_id=str(session_id))
             return publication
         finally:
@@ -146,6 +166,7 @@ class MediaService(StreamHost):
         publication.relay.close()
         if live is not None:
             await live.packager.stop()
+            await self._record_tail(live)
         try:
             await self.control.ended(publication.session_id, reason, bytes_in=publication.relay.bytes_in)
         except Exception as exc:
@@ -174,6 +195,57 @@ class MediaService(StreamHost):
             except Exception as exc:  # the database may be down for a while; keep watching
                 logger.warning("revocation_check_failed", error=type(exc).__name__)
 
+    async def record(self) -> int:
+        """One look at every live stream: the segments of those that record now stored; how many."""
+        if self.recording is None:
+            return 0
+        live = {camera_id: item for camera_id, item in self.streams.items() if item.recorder is not None}
+        if not live:
+            return 0
+        sessions = {camera_id: item.publication.session_id for camera_id, item in live.items()}
+        open_recordings = await self.recording.recordings(sessions)
+        if open_recordings and not await asyncio.to_thread(
+            disk.has_room, self.root, self.settings.recording.min_free_bytes
+        ):
+            # Below RECORDING__MIN_FREE_BYTES nothing is kept (live HLS goes on); segments are only noted.
+            if not self.recording_paused:
+                logger.warning("recording_paused", reason="disk_full", cameras=len(open_recordings))
+            self.recording_paused = True
+            open_recordings = {}
+        elif open_recordings and self.recording_paused:
+            logger.info("recording_resumed")
+            self.recording_paused = False
+        stored = 0
+        for camera_id, item in live.items():
+            assert item.recorder is not None
+            kept = await asyncio.to_thread(item.recorder.collect, open_recordings.get(camera_id))
+            if kept:
+                await self.recording.store_segments(camera_id, kept)
+                stored += len(kept)
+        return stored
+
+    async def _record_tail(self, live: _Live) -> None:
+        """After the packager's last segment: store it (and any not yet seen), end a continuous recording."""
+        if self.recording is None or live.recorder is None:
+            return
+        camera_id, session_id = live.publication.camera_id, live.publication.session_id
+        try:
+            open_recordings = await self.recording.recordings({camera_id: session_id})
+            kept = await asyncio.to_thread(live.recorder.collect, open_recordings.get(camera_id))
+            if kept:
+                await self.recording.store_segments(camera_id, kept)
+            await self.recording.stream_ended(camera_id, session_id)
+        except Exception as exc:
+            logger.warning("recording_tail_failed", camera_id=str(camera_id), error=type(exc).__name__)
+
+    async def watch_recordings(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            try:
+                await self.record()
+            except Exception as exc:  # the database may be down for a while; keep recording
+                logger.warning("recording_check_failed", error=type(exc).__name__)
+
 
 def _prepare(root: Path) -> Path:
     """MEDIA_DIR made; a private (0700) folder for the packagers' sockets, short enough for a socket path."""
@@ -186,16 +258,25 @@ ENGINES: Mapping[str, Callable[[StreamsSettings, StreamHost], IngestEngine]] = {
 
 
 async def run_media(
-    settings: StreamsSettings, control: ControlPlane, *, root: Path, processes: Any, log: Any
+    settings: StreamsSettings,
+    control: ControlPlane,
+    *,
+    root: Path,
+    processes: Any,
+    log: Any,
+    recording: RecordingControl | None = None,
 ) -> None:
     """The media plane until cancelled: the engine listening, publishers' streams packaged."""
     factory = ENGINES.get(settings.engine)
     if factory is None:
         raise RuntimeError(f"the {settings.engine!r} ingest engine is not available yet")
     socket_dir = await asyncio.to_thread(_prepare, root)
-    media = MediaService(settings, control, root=root, socket_dir=socket_dir, processes=processes)
+    media = MediaService(
+        settings, control, root=root, socket_dir=socket_dir, processes=processes, recording=recording
+    )
     engine = factory(settings, media)
     watcher: asyncio.Task[None] | None = None
+    recorder: asyncio.Task[None] | None = None
     try:
         abandoned = await control.end_abandoned()
         if abandoned:
@@ -203,8 +284,13 @@ async def run_media(
         await engine.start()
         log.info("media_started", engine=engine.name, media_dir=str(root))
         watcher = asyncio.create_task(media.watch_revocations())
+        recorder = asyncio.create_task(media.watch_recordings())
         await asyncio.Event().wait()
     finally:
+        if recorder is not None:
+            recorder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recorder
         if watcher is not None:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
