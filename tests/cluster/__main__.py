@@ -22,7 +22,8 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pentad-cluster-") as folder:
         root = Path(folder)
         async with scratch_database("postgresql", root) as url, cluster(root, url) as running:
-            print(f"Pentad cluster at {running.url} (nginx → {len(running.serve)} nodes, {len(running.work)} workers)")
+            nodes, workers = len(running.serve), len(running.work)
+            print(f"Pentad cluster at {running.url} (nginx, {nodes} nodes, {workers} workers)")
             print(f"  sign in as {running.admin_email} / {DEFAULT_PASSWORD}")
             print(f"  logs in {root}; Ctrl-C stops everything")
             await stop.wait()

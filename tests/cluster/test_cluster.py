@@ -205,7 +205,7 @@ async def test_a_rolling_restart_under_load_answers_no_5xx_and_loses_nothing(top
 
         async def read_history() -> int:
             reads = 0
-            while not restarted.is_set():
+            while not restarted.is_set() and not rolling.done():
                 await reader.history(channel_id, limit=5)
                 reads += 1
                 await asyncio.sleep(0.05)
@@ -213,7 +213,7 @@ async def test_a_rolling_restart_under_load_answers_no_5xx_and_loses_nothing(top
 
         rolling = asyncio.create_task(roll())
         reading = asyncio.create_task(read_history())
-        attempted = await _send_steadily(sender, channel_id, "rolling", restarted.is_set)
+        attempted = await _send_steadily(sender, channel_id, "rolling", rolling.done)
         await rolling
         reads = await reading
         stored = await _history(sender, channel_id)
