@@ -174,7 +174,7 @@ async def test_a_node_killed_under_steady_sends_loses_and_doubles_nothing(topolo
     finally:
         await sender.close()
         await reader.close()
-    assert len(attempted) > 100
+    assert len(attempted) > 20  # sends went on before, during and after the crash
     _exactly_once_in_order(attempted, stored, "steady")
     assert [e.message.id for e in delivered] == [m.id for m in stored]
 
