@@ -16,9 +16,10 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
-from pentad.apps.market import endpoints, permissions, sso_endpoints, sso_tasks
+from pentad.apps.market import endpoints, permissions, sso_endpoints, sso_tasks, trader_endpoints
 from pentad.apps.market.actions.characters import SSO_RUNTIME
 from pentad.apps.market.esi.resource import ESI_CLIENT
+from pentad.apps.market.ingest import character as character_ingest
 from pentad.apps.market.ingest import orders as ingest_orders
 from pentad.apps.market.models import PARTITIONED
 from pentad.apps.market.settings import APP_NAME, MarketSettings
@@ -40,6 +41,9 @@ SUBSCRIBERS: list[EventSubscriber] = []
 ROUTERS.extend([sso_endpoints.router, sso_endpoints.callback_router])
 JOBS.extend(sso_tasks.JOBS)
 CRON.extend(sso_tasks.CRON)
+JOBS.extend(character_ingest.JOBS)
+CRON.extend(character_ingest.CRON)
+ROUTERS.append(trader_endpoints.router)
 
 APP = AppSpec(
     name=APP_NAME,

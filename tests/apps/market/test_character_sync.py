@@ -1,0 +1,310 @@
+"""A linked character's data from ESI end to end: the real SSO client refreshes the token at the fake SSO,
+the real ESI client asks the fake ESI's authenticated character routes, and one transaction stores orders,
+wallet, skills, standings and the FIFO P&L; ESI failures store nothing, a revoked token shows
+`needs_reauth`, routes are not asked again before their Expires and answer 304 after it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select, update
+
+from pentad.app import create_app
+from pentad.apps.market.ingest.character import SCHEDULE, SYNC
+from pentad.apps.market.models import (
+    MarketCharacter,
+    MarketCharOrder,
+    MarketEsiCache,
+    MarketIngestRun,
+    MarketRealized,
+    MarketSkill,
+    MarketStanding,
+    MarketWalletJournal,
+    MarketWalletTransaction,
+)
+from pentad.apps.market.spec import APP
+from pentad.core.config import Settings
+from pentad.core.db.base import utcnow
+from pentad.core.db.engine import Database
+from pentad.core.platform import Platform
+from tests.apps.market.esi_support import CONTACT, FakeEsiServer
+from tests.apps.market.trader_support import (
+    ALT,
+    CALLBACK,
+    CLIENT_ID,
+    TRADER,
+    Account,
+    account,
+    link,
+    sync,
+    token_verifier,
+)
+from tests.conftest import make_settings
+from tests.factories import run_due_jobs
+from tests.fakes.market.esi_characters import CharacterEsi, order
+from tests.fakes.market.sso import FakeSso
+
+TRITANIUM, PYERITE = 34, 35
+
+
+@pytest.fixture(scope="module")
+def sso() -> Iterator[FakeSso]:
+    fake = FakeSso()
+    fake.add_character(TRADER, "Trader Joe")
+    fake.add_character(ALT, "Alt Ernative")
+    fake.serve()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, sso: FakeSso, fake_esi_server: FakeEsiServer) -> Settings:
+    return make_settings(
+        tmp_path,
+        database_url,
+        apps=["market"],
+        ratelimit={"enabled": False},
+        market={
+            "esi_client_id": CLIENT_ID,
+            "sso_base_url": sso.base_url,
+            "contact": CONTACT,
+            "esi_base_url": fake_esi_server.url,
+            "esi_max_retries": 1,
+        },
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings, database: Database, sso: FakeSso) -> AsyncIterator[FastAPI]:
+    app = create_app(settings, database=database, apps=[APP])
+    platform: Platform = app.state.platform
+    await platform.open_resources()
+    sso.reset()
+    sso.register(CLIENT_ID, platform.base_url.rstrip("/") + CALLBACK)
+    yield app
+    await platform.resources.close()
+
+
+@pytest.fixture
+def chars(esi: FakeEsiServer, sso: FakeSso) -> CharacterEsi:
+    return CharacterEsi(esi.fake, token_verifier(sso))
+
+
+@pytest.fixture
+async def alice(platform: Platform) -> Account:
+    return await account(platform)
+
+
+def trader_data(chars: CharacterEsi) -> None:
+    data = chars.data(TRADER)
+    data.orders = [
+        order(5001, TRITANIUM, 5.5, volume_total=1000, volume_remain=400),
+        order(5002, PYERITE, 9.0, is_buy=True, volume_total=200),
+    ]
+    data.history = [
+        order(4001, TRITANIUM, 5.2, volume_total=50, volume_remain=0, state="expired"),
+        order(4002, PYERITE, 11.0, volume_total=70, volume_remain=30, state="cancelled"),
+    ]
+    data.transactions = [
+        tx(9001, "2026-02-01T10:00:00Z", TRITANIUM, 10, 100.0, True),
+        tx(9002, "2026-02-02T10:00:00Z", TRITANIUM, 5, 120.0, True),
+        tx(9003, "2026-02-03T10:00:00Z", TRITANIUM, 12, 150.0, False),
+    ]
+    data.journal = [
+        journal(7001, "2026-02-03T10:00:00Z", "transaction_tax", -54.0, 9003, "market_transaction_id"),
+        journal(7002, "2026-02-01T09:00:00Z", "brokers_fee", -30.0, 5001, "market_order_id"),
+    ]
+    data.skills = {16622: 4, 3446: 5, 16597: 3, 3443: 2}
+    data.standings = [
+        {"from_id": 1000035, "from_type": "npc_corp", "standing": 2.5},
+        {"from_id": 500001, "from_type": "faction", "standing": -1.25},
+    ]
+
+
+def tx(tid: int, date: str, type_id: int, qty: int, price: float, is_buy: bool) -> dict[str, Any]:
+    return {
+        "client_id": 90000001, "date": date, "is_buy": is_buy, "is_personal": True, "journal_ref_id": tid + 1,
+        "location_id": 60003760, "quantity": qty, "transaction_id": tid, "type_id": type_id,
+        "unit_price": price,
+    }  # fmt: skip
+
+
+def journal(ref: int, date: str, ref_type: str, amount: float, context: int, kind: str) -> dict[str, Any]:
+    return {
+        "amount": amount, "balance": 1_000_000.0, "context_id": context, "context_id_type": kind,
+        "date": date, "description": ref_type, "first_party_id": TRADER, "id": ref, "ref_type": ref_type,
+    }  # fmt: skip
+
+
+async def count(platform: Platform, model: Any, character_id: int = TRADER) -> int:
+    async with platform.database.transaction(writes=False) as session:
+        return int(
+            await session.scalar(
+                select(func.count()).select_from(model).where(model.character_id == character_id)
+            )
+            or 0
+        )
+
+
+async def runs(platform: Platform) -> list[MarketIngestRun]:
+    async with platform.database.transaction(writes=False) as session:
+        return list(
+            await session.scalars(
+                select(MarketIngestRun)
+                .where(MarketIngestRun.kind == "character")
+                .order_by(MarketIngestRun.started_at)
+            )
+        )
+
+
+async def test_a_sync_stores_everything_with_the_characters_token(
+    client: httpx.AsyncClient, platform: Platform, alice: Account, sso: FakeSso, chars: CharacterEsi
+) -> None:
+    trader_data(chars)
+    link_id = await link(client, alice, TRADER, sso)
+    outcome = await sync(platform, link_id)
+    assert outcome.status == "ok", outcome
+    seen = chars.requests(TRADER)
+    assert {s.path for s in seen} == {
+        f"/characters/{TRADER}/{p}" for p in
+        ("orders/", "orders/history/", "wallet/transactions/", "wallet/journal/", "skills/", "standings/")
+    }  # fmt: skip
+    assert all(s.status == 200 and (s.authorization or "").startswith("Bearer ey") for s in seen)
+    assert all(CONTACT in (s.user_agent or "") for s in seen)
+    async with platform.database.transaction(writes=False) as session:
+        orders = {o.order_id: o for o in await session.scalars(select(MarketCharOrder))}
+        assert {k: o.state for k, o in orders.items()} == {
+            5001: "open",
+            5002: "open",
+            4001: "filled",
+            4002: "cancelled",
+        }
+        assert orders[5002].is_buy
+        assert not orders[5001].is_buy
+        assert orders[5001].volume_remain == 400
+        assert orders[5001].price == Decimal("5.50")
+        skills = {s.skill_id: s.level for s in await session.scalars(select(MarketSkill))}
+        assert skills == {16622: 4, 3446: 5, 16597: 3, 3443: 2}
+        standings = {s.from_id: s.standing for s in await session.scalars(select(MarketStanding))}
+        assert standings == {1000035: 2.5, 500001: -1.25}
+        # FIFO by hand: 12 sold at 150 = 1800; cost 10 x 100 + 2 x 120 = 1240; tax 54 -> 506.
+        (realized,) = await session.scalars(select(MarketRealized))
+        assert (realized.quantity, realized.proceeds, realized.cost, realized.tax) == (
+            12, Decimal("1800.00"), Decimal("1240.00"), Decimal("54.00")
+        )  # fmt: skip
+        character = await session.get(MarketCharacter, link_id)
+        assert character is not None
+        assert character.last_sync is not None
+        assert character.last_sync["status"] == "ok"
+    assert await count(platform, MarketWalletTransaction) == 3
+    assert await count(platform, MarketWalletJournal) == 2
+    assert [r.status for r in await runs(platform)] == ["ok"]
+
+    # Nothing is asked again before the routes' Expires.
+    before = len(chars.requests())
+    assert (await sync(platform, link_id)).status == "ok"
+    assert len(chars.requests()) == before
+
+
+async def test_after_expires_routes_are_asked_with_their_etag_and_304_keeps_the_data(
+    client: httpx.AsyncClient, platform: Platform, alice: Account, sso: FakeSso, chars: CharacterEsi
+) -> None:
+    trader_data(chars)
+    link_id = await link(client, alice, TRADER, sso)
+    assert (await sync(platform, link_id)).status == "ok"
+    async with platform.database.transaction() as session:
+        await session.execute(update(MarketEsiCache).values(expires_at=utcnow() - timedelta(seconds=1)))
+    before = len(chars.requests())
+    chars.data(TRADER).orders[0]["volume_remain"] = 300  # only the open orders changed
+    assert (await sync(platform, link_id)).status == "ok"
+    again = chars.requests()[before:]
+    assert len(again) == 6
+    assert all(s.if_none_match for s in again)
+    assert sorted(s.status for s in again) == [200, 304, 304, 304, 304, 304]
+    async with platform.database.transaction(writes=False) as session:
+        changed = await session.scalar(select(MarketCharOrder).where(MarketCharOrder.order_id == 5001))
+        assert changed is not None
+        assert changed.volume_remain == 300
+    assert await count(platform, MarketWalletTransaction) == 3
+
+
+async def test_an_esi_failure_mid_run_stores_nothing(
+    client: httpx.AsyncClient, platform: Platform, alice: Account, sso: FakeSso, chars: CharacterEsi
+) -> None:
+    trader_data(chars)
+    link_id = await link(client, alice, TRADER, sso)
+    chars.fail("journal", 503, times=5)
+    outcome = await sync(platform, link_id)
+    assert outcome.status == "deferred"
+    assert outcome.retry_after
+    assert "esi_unavailable" in (outcome.detail or "")
+    for model in (MarketCharOrder, MarketWalletTransaction, MarketSkill):
+        assert await count(platform, model) == 0
+    async with platform.database.transaction(writes=False) as session:
+        assert await session.scalar(select(func.count()).select_from(MarketEsiCache)) == 0
+    assert [r.status for r in await runs(platform)] == ["deferred"]
+
+    chars.faults.clear()
+    chars.malformed("skills")  # one cut body: retried, then fine
+    assert (await sync(platform, link_id)).status == "ok"
+    assert await count(platform, MarketSkill) == 4
+
+
+async def test_a_revoked_token_shows_needs_reauth_and_asks_nothing(
+    client: httpx.AsyncClient, platform: Platform, alice: Account, sso: FakeSso, chars: CharacterEsi
+) -> None:
+    trader_data(chars)
+    link_id = await link(client, alice, TRADER, sso)
+    sso.revoke_character(TRADER)
+    outcome = await sync(platform, link_id)
+    assert outcome.status == "needs_reauth"
+    assert chars.requests() == []
+    listed = (await client.get("/api/market/characters", headers=alice)).json()
+    assert listed[0]["status"] == "needs_reauth"
+    status = (await client.get(f"/api/market/characters/{link_id}/sync", headers=alice)).json()
+    assert status["status"] == "needs_reauth"
+    assert "link it again" in status["detail"]
+    assert [r.status for r in await runs(platform)] == ["needs_reauth"]
+
+
+async def test_the_schedule_queues_due_characters_and_the_job_syncs(
+    client: httpx.AsyncClient, platform: Platform, alice: Account, sso: FakeSso, chars: CharacterEsi
+) -> None:
+    trader_data(chars)
+    link_id = await link(client, alice, TRADER, sso)
+    response = await client.post(f"/api/market/characters/{link_id}/sync", headers=alice)
+    assert response.status_code == 202, response.text
+    await run_due_jobs(platform)
+    status = (await client.get(f"/api/market/characters/{link_id}/sync", headers=alice)).json()
+    assert status["status"] == "ok"
+    assert status["next_at"]
+    assert await count(platform, MarketCharOrder) == 4
+    from pentad.core.jobs.queue import enqueue
+
+    async with platform.database.transaction() as session:
+        await enqueue(session, SCHEDULE, {})
+    await run_due_jobs(platform)  # not due yet: nothing queued, nothing asked
+    assert len([s for s in chars.requests() if s.path.endswith("/orders/")]) == 1
+    assert SYNC.startswith("market.")
+
+
+async def test_sync_routes_deny_others(
+    client: httpx.AsyncClient, platform: Platform, alice: Account, sso: FakeSso, chars: CharacterEsi
+) -> None:
+    link_id = await link(client, alice, TRADER, sso)
+    bob = await account(platform)
+    for method in ("GET", "POST"):
+        response = await client.request(method, f"/api/market/characters/{link_id}/sync", headers=bob)
+        assert response.status_code == 404
+        assert response.json()["code"] == "character_not_found"
+        response = await client.request(method, f"/api/market/characters/{uuid.uuid4()}/sync", headers=alice)
+        assert response.status_code == 404
+        assert (await client.request(method, f"/api/market/characters/{link_id}/sync")).status_code == 401
