@@ -15,12 +15,13 @@ from pentad.apps.market.ingest.character import SyncOutcome, sync_character
 from pentad.core.auth.models import User
 from pentad.core.platform import Platform
 from tests.factories import bearer, create_user, issue_api_key
-from tests.fakes.market.esi_characters import CharacterEsi
+from tests.fakes.market.esi_characters import CharacterEsi, order
 from tests.fakes.market.sso import FakeSso
 
 CLIENT_ID = "pentad-market-trader"
 CALLBACK = "/market/sso/callback"
 TRADER, ALT = 2112625428, 95465499
+TRITANIUM, PYERITE = 34, 35
 
 
 def token_verifier(sso: FakeSso) -> Any:
@@ -89,3 +90,44 @@ __all__ = [
     "sync",
     "token_verifier",
 ]
+
+
+def trader_data(chars: CharacterEsi) -> None:
+    data = chars.data(TRADER)
+    data.orders = [
+        order(5001, TRITANIUM, 5.5, volume_total=1000, volume_remain=400),
+        order(5002, PYERITE, 9.0, is_buy=True, volume_total=200),
+    ]
+    data.history = [
+        order(4001, TRITANIUM, 5.2, volume_total=50, volume_remain=0, state="expired"),
+        order(4002, PYERITE, 11.0, volume_total=70, volume_remain=30, state="cancelled"),
+    ]
+    data.transactions = [
+        tx(9001, "2026-02-01T10:00:00Z", TRITANIUM, 10, 100.0, True),
+        tx(9002, "2026-02-02T10:00:00Z", TRITANIUM, 5, 120.0, True),
+        tx(9003, "2026-02-03T10:00:00Z", TRITANIUM, 12, 150.0, False),
+    ]
+    data.journal = [
+        journal(7001, "2026-02-03T10:00:00Z", "transaction_tax", -54.0, 9003, "market_transaction_id"),
+        journal(7002, "2026-02-01T09:00:00Z", "brokers_fee", -30.0, 5001, "market_order_id"),
+    ]
+    data.skills = {16622: 4, 3446: 5, 16597: 3, 3443: 2}
+    data.standings = [
+        {"from_id": 1000035, "from_type": "npc_corp", "standing": 2.5},
+        {"from_id": 500001, "from_type": "faction", "standing": -1.25},
+    ]
+
+
+def tx(tid: int, date: str, type_id: int, qty: int, price: float, is_buy: bool) -> dict[str, Any]:
+    return {
+        "client_id": 90000001, "date": date, "is_buy": is_buy, "is_personal": True, "journal_ref_id": tid + 1,
+        "location_id": 60003760, "quantity": qty, "transaction_id": tid, "type_id": type_id,
+        "unit_price": price,
+    }  # fmt: skip
+
+
+def journal(ref: int, date: str, ref_type: str, amount: float, context: int, kind: str) -> dict[str, Any]:
+    return {
+        "amount": amount, "balance": 1_000_000.0, "context_id": context, "context_id_type": kind,
+        "date": date, "description": ref_type, "first_party_id": TRADER, "id": ref, "ref_type": ref_type,
+    }  # fmt: skip

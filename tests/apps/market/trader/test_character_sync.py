@@ -6,18 +6,13 @@ wallet, skills, standings and the FIFO P&L; ESI failures store nothing, a revoke
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from fastapi import FastAPI
 from sqlalchemy import func, select, update
 
-from pentad.app import create_app
 from pentad.apps.market.ingest.character import SCHEDULE, SYNC
 from pentad.apps.market.models import (
     MarketCharacter,
@@ -30,118 +25,13 @@ from pentad.apps.market.models import (
     MarketWalletJournal,
     MarketWalletTransaction,
 )
-from pentad.apps.market.spec import APP
-from pentad.core.config import Settings
 from pentad.core.db.base import utcnow
-from pentad.core.db.engine import Database
 from pentad.core.platform import Platform
-from tests.apps.market.esi_support import CONTACT, FakeEsiServer
-from tests.apps.market.trader_support import (
-    ALT,
-    CALLBACK,
-    CLIENT_ID,
-    TRADER,
-    Account,
-    account,
-    link,
-    sync,
-    token_verifier,
-)
-from tests.conftest import make_settings
+from tests.apps.market.esi_support import CONTACT
+from tests.apps.market.trader_support import TRADER, Account, account, link, sync, trader_data
 from tests.factories import run_due_jobs
-from tests.fakes.market.esi_characters import CharacterEsi, order
+from tests.fakes.market.esi_characters import CharacterEsi
 from tests.fakes.market.sso import FakeSso
-
-TRITANIUM, PYERITE = 34, 35
-
-
-@pytest.fixture(scope="module")
-def sso() -> Iterator[FakeSso]:
-    fake = FakeSso()
-    fake.add_character(TRADER, "Trader Joe")
-    fake.add_character(ALT, "Alt Ernative")
-    fake.serve()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str, sso: FakeSso, fake_esi_server: FakeEsiServer) -> Settings:
-    return make_settings(
-        tmp_path,
-        database_url,
-        apps=["market"],
-        ratelimit={"enabled": False},
-        market={
-            "esi_client_id": CLIENT_ID,
-            "sso_base_url": sso.base_url,
-            "contact": CONTACT,
-            "esi_base_url": fake_esi_server.url,
-            "esi_max_retries": 1,
-        },
-    )
-
-
-@pytest.fixture
-async def app(settings: Settings, database: Database, sso: FakeSso) -> AsyncIterator[FastAPI]:
-    app = create_app(settings, database=database, apps=[APP])
-    platform: Platform = app.state.platform
-    await platform.open_resources()
-    sso.reset()
-    sso.register(CLIENT_ID, platform.base_url.rstrip("/") + CALLBACK)
-    yield app
-    await platform.resources.close()
-
-
-@pytest.fixture
-def chars(esi: FakeEsiServer, sso: FakeSso) -> CharacterEsi:
-    return CharacterEsi(esi.fake, token_verifier(sso))
-
-
-@pytest.fixture
-async def alice(platform: Platform) -> Account:
-    return await account(platform)
-
-
-def trader_data(chars: CharacterEsi) -> None:
-    data = chars.data(TRADER)
-    data.orders = [
-        order(5001, TRITANIUM, 5.5, volume_total=1000, volume_remain=400),
-        order(5002, PYERITE, 9.0, is_buy=True, volume_total=200),
-    ]
-    data.history = [
-        order(4001, TRITANIUM, 5.2, volume_total=50, volume_remain=0, state="expired"),
-        order(4002, PYERITE, 11.0, volume_total=70, volume_remain=30, state="cancelled"),
-    ]
-    data.transactions = [
-        tx(9001, "2026-02-01T10:00:00Z", TRITANIUM, 10, 100.0, True),
-        tx(9002, "2026-02-02T10:00:00Z", TRITANIUM, 5, 120.0, True),
-        tx(9003, "2026-02-03T10:00:00Z", TRITANIUM, 12, 150.0, False),
-    ]
-    data.journal = [
-        journal(7001, "2026-02-03T10:00:00Z", "transaction_tax", -54.0, 9003, "market_transaction_id"),
-        journal(7002, "2026-02-01T09:00:00Z", "brokers_fee", -30.0, 5001, "market_order_id"),
-    ]
-    data.skills = {16622: 4, 3446: 5, 16597: 3, 3443: 2}
-    data.standings = [
-        {"from_id": 1000035, "from_type": "npc_corp", "standing": 2.5},
-        {"from_id": 500001, "from_type": "faction", "standing": -1.25},
-    ]
-
-
-def tx(tid: int, date: str, type_id: int, qty: int, price: float, is_buy: bool) -> dict[str, Any]:
-    return {
-        "client_id": 90000001, "date": date, "is_buy": is_buy, "is_personal": True, "journal_ref_id": tid + 1,
-        "location_id": 60003760, "quantity": qty, "transaction_id": tid, "type_id": type_id,
-        "unit_price": price,
-    }  # fmt: skip
-
-
-def journal(ref: int, date: str, ref_type: str, amount: float, context: int, kind: str) -> dict[str, Any]:
-    return {
-        "amount": amount, "balance": 1_000_000.0, "context_id": context, "context_id_type": kind,
-        "date": date, "description": ref_type, "first_party_id": TRADER, "id": ref, "ref_type": ref_type,
-    }  # fmt: skip
 
 
 async def count(platform: Platform, model: Any, character_id: int = TRADER) -> int:
