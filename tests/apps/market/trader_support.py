@@ -34,9 +34,12 @@ def token_verifier(sso: FakeSso) -> Any:
             if key is None:
                 return None
             claims = jwt.decode(
-                token, key.private.public_key(), algorithms=[key.algorithm], audience="EVE Online",
+                token,
+                key.private.public_key(),
+                algorithms=[key.algorithm],
+                audience="EVE Online",
                 issuer=sso.base_url,
-            )  # fmt: skip
+            )
         except jwt.PyJWTError:
             return None
         scopes = claims.get("scp", [])
@@ -120,14 +123,28 @@ def trader_data(chars: CharacterEsi) -> None:
 
 def tx(tid: int, date: str, type_id: int, qty: int, price: float, is_buy: bool) -> dict[str, Any]:
     return {
-        "client_id": 90000001, "date": date, "is_buy": is_buy, "is_personal": True, "journal_ref_id": tid + 1,
-        "location_id": 60003760, "quantity": qty, "transaction_id": tid, "type_id": type_id,
+        "client_id": 90000001,
+        "date": date,
+        "is_buy": is_buy,
+        "is_personal": True,
+        "journal_ref_id": tid + 1,
+        "location_id": 60003760,
+        "quantity": qty,
+        "transaction_id": tid,
+        "type_id": type_id,
         "unit_price": price,
-    }  # fmt: skip
+    }
 
 
 def journal(ref: int, date: str, ref_type: str, amount: float, context: int, kind: str) -> dict[str, Any]:
     return {
-        "amount": amount, "balance": 1_000_000.0, "context_id": context, "context_id_type": kind,
-        "date": date, "description": ref_type, "first_party_id": TRADER, "id": ref, "ref_type": ref_type,
-    }  # fmt: skip
+        "amount": amount,
+        "balance": 1_000_000.0,
+        "context_id": context,
+        "context_id_type": kind,
+        "date": date,
+        "description": ref_type,
+        "first_party_id": TRADER,
+        "id": ref,
+        "ref_type": ref_type,
+    }

@@ -228,8 +228,12 @@ class CharacterEsi:
         if route in self.cut:
             self.cut.discard(route)
             raw = raw[: max(len(raw) // 2, 1)]
-        return Response(raw, 200, headers={**headers, **self.fake._rate_headers(group, 200)},
-                        media_type="application/json")  # fmt: skip
+        return Response(
+            raw,
+            200,
+            headers={**headers, **self.fake._rate_headers(group, 200)},
+            media_type="application/json",
+        )
 
     def _body(self, route: str, data: CharacterData, request: Request) -> tuple[Any, int | None]:
         page_text = request.query_params.get("page", "1")
@@ -251,9 +255,13 @@ class CharacterEsi:
             return newest_first[(page - 1) * size : page * size], max(1, -(-len(newest_first) // size))
         if route == "skills":
             skills = [
-                {"skill_id": sid, "active_skill_level": lvl, "trained_skill_level": lvl,
-                 "skillpoints_in_skill": 256000 if lvl == 5 else 1000 * lvl}
+                {
+                    "skill_id": sid,
+                    "active_skill_level": lvl,
+                    "trained_skill_level": lvl,
+                    "skillpoints_in_skill": 256000 if lvl == 5 else 1000 * lvl,
+                }
                 for sid, lvl in sorted(data.skills.items())
-            ]  # fmt: skip
+            ]
             return {"skills": skills, "total_sp": sum(s["skillpoints_in_skill"] for s in skills)}, None
         return data.standings, None

@@ -16,7 +16,16 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
-from pentad.apps.market import endpoints, permissions, sso_endpoints, sso_tasks, trader_endpoints
+from pentad.apps.market import (
+    alert_endpoints,
+    alert_tasks,
+    endpoints,
+    permissions,
+    sso_endpoints,
+    sso_tasks,
+    trader_endpoints,
+)
+from pentad.apps.market import topics as market_topics
 from pentad.apps.market.actions.characters import SSO_RUNTIME
 from pentad.apps.market.esi.resource import ESI_CLIENT
 from pentad.apps.market.ingest import character as character_ingest
@@ -44,6 +53,10 @@ CRON.extend(sso_tasks.CRON)
 JOBS.extend(character_ingest.JOBS)
 CRON.extend(character_ingest.CRON)
 ROUTERS.append(trader_endpoints.router)
+ROUTERS.append(alert_endpoints.router)
+JOBS.extend(alert_tasks.JOBS)
+CRON.extend(alert_tasks.CRON)
+TOPICS.extend(market_topics.TOPICS)
 
 APP = AppSpec(
     name=APP_NAME,
@@ -63,6 +76,7 @@ APP = AppSpec(
     subscribers=SUBSCRIBERS,
     settings=MarketSettings,
     partitioned_tables=PARTITIONED,
+    mail_templates=PACKAGE / "mail_templates",
     resources=[ESI_CLIENT, SSO_RUNTIME],
     home_path=None,
 )

@@ -64,9 +64,16 @@ async def test_a_sync_stores_everything_with_the_characters_token(
     assert outcome.status == "ok", outcome
     seen = chars.requests(TRADER)
     assert {s.path for s in seen} == {
-        f"/characters/{TRADER}/{p}" for p in
-        ("orders/", "orders/history/", "wallet/transactions/", "wallet/journal/", "skills/", "standings/")
-    }  # fmt: skip
+        f"/characters/{TRADER}/{p}"
+        for p in (
+            "orders/",
+            "orders/history/",
+            "wallet/transactions/",
+            "wallet/journal/",
+            "skills/",
+            "standings/",
+        )
+    }
     assert all(s.status == 200 and (s.authorization or "").startswith("Bearer ey") for s in seen)
     assert all(CONTACT in (s.user_agent or "") for s in seen)
     async with platform.database.transaction(writes=False) as session:
@@ -88,8 +95,11 @@ async def test_a_sync_stores_everything_with_the_characters_token(
         # FIFO by hand: 12 sold at 150 = 1800; cost 10 x 100 + 2 x 120 = 1240; tax 54 -> 506.
         (realized,) = await session.scalars(select(MarketRealized))
         assert (realized.quantity, realized.proceeds, realized.cost, realized.tax) == (
-            12, Decimal("1800.00"), Decimal("1240.00"), Decimal("54.00")
-        )  # fmt: skip
+            12,
+            Decimal("1800.00"),
+            Decimal("1240.00"),
+            Decimal("54.00"),
+        )
         character = await session.get(MarketCharacter, link_id)
         assert character is not None
         assert character.last_sync is not None

@@ -42,10 +42,19 @@ def book_order(
     order_id: int, type_id: int, price: float, issued: datetime, *, is_buy: bool = False
 ) -> dict[str, Any]:
     return {
-        "duration": 90, "is_buy_order": is_buy, "issued": stamp(issued), "location_id": JITA_STATION,
-        "min_volume": 1, "order_id": order_id, "price": price, "range": "region", "system_id": JITA_SYSTEM,
-        "type_id": type_id, "volume_remain": 100, "volume_total": 100,
-    }  # fmt: skip
+        "duration": 90,
+        "is_buy_order": is_buy,
+        "issued": stamp(issued),
+        "location_id": JITA_STATION,
+        "min_volume": 1,
+        "order_id": order_id,
+        "price": price,
+        "range": "region",
+        "system_id": JITA_SYSTEM,
+        "type_id": type_id,
+        "volume_remain": 100,
+        "volume_total": 100,
+    }
 
 
 async def test_my_orders_against_the_current_book(
@@ -158,16 +167,22 @@ async def test_fees_come_from_the_characters_synced_skills_and_standings(
     async with platform.database.transaction() as session:
         await sde.import_subset(session)
     link_id = await link(client, alice, TRADER, sso)
-    before = (await client.get(f"/api/market/characters/{link_id}/fees", headers=alice,
-                               params={"station_id": JITA_STATION})).json()  # fmt: skip
+    before = (
+        await client.get(
+            f"/api/market/characters/{link_id}/fees", headers=alice, params={"station_id": JITA_STATION}
+        )
+    ).json()
     assert before["skills_synced"] is False
     assert D(before["broker_rate"]) == D("0.03")
     trader_data(
         chars
     )  # Accounting 4, Broker Relations 5, Advanced BR 3; Caldari Navy +2.5, Caldari State -1.25
     assert (await sync(platform, link_id)).status == "ok"
-    fees = (await client.get(f"/api/market/characters/{link_id}/fees", headers=alice,
-                             params={"station_id": JITA_STATION})).json()  # fmt: skip
+    fees = (
+        await client.get(
+            f"/api/market/characters/{link_id}/fees", headers=alice, params={"station_id": JITA_STATION}
+        )
+    ).json()
     assert fees["skills_synced"] is True
     assert (fees["accounting"], fees["broker_relations"], fees["advanced_broker_relations"]) == (4, 5, 3)
     # broker = 0.03 - 0.003 x 5 - 0.0003 x (-1.25) - 0.0002 x 2.5 = 0.014875
@@ -185,6 +200,7 @@ async def test_fees_come_from_the_characters_synced_skills_and_standings(
         f"/api/market/characters/{link_id}/fees", headers=bob, params={"station_id": JITA_STATION}
     )
     assert other.status_code == 404
-    missing = await client.get(f"/api/market/characters/{uuid.uuid4()}/fees", headers=alice,
-                               params={"station_id": JITA_STATION})  # fmt: skip
+    missing = await client.get(
+        f"/api/market/characters/{uuid.uuid4()}/fees", headers=alice, params={"station_id": JITA_STATION}
+    )
     assert missing.status_code == 404

@@ -41,9 +41,12 @@ class Book:
     """(location, type, is_buy) → the other orders there."""
 
 
-async def own_characters(market: MarketContext, link_id: uuid.UUID | None = None) -> list[MarketCharacter]:
-    """The caller's linked characters (one of them with `link_id`; another user's is 404)."""
-    user_id = _user(market)
+async def own_characters(
+    market: MarketContext, link_id: uuid.UUID | None = None, *, user_id: uuid.UUID | None = None
+) -> list[MarketCharacter]:
+    """The caller's linked characters (one of them with `link_id`; another user's is 404). `user_id`: a
+    job acting for that user."""
+    user_id = user_id or _user(market)
     query = select(MarketCharacter).where(MarketCharacter.user_id == user_id)
     if link_id is not None:
         query = query.where(MarketCharacter.id == link_id)
@@ -71,15 +74,20 @@ async def current_books(
         table = insert_target(ORDERS, connection.dialect.name, state.captured_at)
         columns = table.c
         rows = await market.session.execute(
-            select(columns.order_id, columns.location_id, columns.type_id, columns.is_buy, columns.price,
-                   columns.issued)
-            .where(
+            select(
+                columns.order_id,
+                columns.location_id,
+                columns.type_id,
+                columns.is_buy,
+                columns.price,
+                columns.issued,
+            ).where(
                 columns.captured_at == state.captured_at,
                 columns.snapshot_id == state.current_snapshot_id,
                 columns.location_id.in_(sorted(locations)),
                 columns.type_id.in_(sorted(types)),
             )
-        )  # fmt: skip
+        )
         sides: dict[tuple[int, int, bool], list[Competitor]] = defaultdict(list)
         for order_id, location_id, type_id, is_buy, price, issued in rows:
             if int(order_id) in own_ids:
@@ -109,9 +117,14 @@ def check_order(order: MarketCharOrder, book: Book | None) -> tuple[Decimal | No
 
 
 async def list_my_orders(
-    market: MarketContext, link_id: uuid.UUID | None = None, *, state: str = "open", limit: int = 500
+    market: MarketContext,
+    link_id: uuid.UUID | None = None,
+    *,
+    state: str = "open",
+    limit: int = 500,
+    user_id: uuid.UUID | None = None,
 ) -> list[MyOrderRead]:
-    characters = await own_characters(market, link_id)
+    characters = await own_characters(market, link_id, user_id=user_id)
     by_character = {c.character_id: c for c in characters}
     if not by_character:
         return []
@@ -125,7 +138,7 @@ async def list_my_orders(
     if not orders:
         return []
     # Every character of the user is "me": their orders are not competition.
-    mine = await own_characters(market)
+    mine = await own_characters(market, user_id=user_id)
     own_ids = set(
         await market.session.scalars(
             select(MarketCharOrder.order_id).where(
@@ -136,10 +149,12 @@ async def list_my_orders(
     )
     books = await current_books(market, [o for o in orders if o.state == "open"], own_ids)
     names = dict(
-        (await market.session.execute(
-            select(MarketType.id, MarketType.name).where(MarketType.id.in_({o.type_id for o in orders}))
-        )).all()
-    )  # fmt: skip
+        (
+            await market.session.execute(
+                select(MarketType.id, MarketType.name).where(MarketType.id.in_({o.type_id for o in orders}))
+            )
+        ).all()
+    )
     now = utcnow()
     warning = timedelta(hours=market.settings.expiry_warning_hours)
     found = []

@@ -29,9 +29,16 @@ BROKER_REF = "brokers_fee"
 
 def _item(type_id: int, name: str | None) -> PnlItem:
     return PnlItem(
-        type_id=type_id, type_name=name, quantity_sold=0, unknown_cost_quantity=0, proceeds=ZERO, cost=ZERO,
-        sales_tax=ZERO, broker_fees=ZERO, profit=ZERO,
-    )  # fmt: skip
+        type_id=type_id,
+        type_name=name,
+        quantity_sold=0,
+        unknown_cost_quantity=0,
+        proceeds=ZERO,
+        cost=ZERO,
+        sales_tax=ZERO,
+        broker_fees=ZERO,
+        profit=ZERO,
+    )
 
 
 async def get_pnl(
@@ -69,19 +76,34 @@ async def get_pnl(
             item.sales_tax += row.tax
             daily[row.date.date()] += row.proceeds - row.cost - row.tax
         fees = await market.session.execute(
-            select(MarketWalletJournal.date, MarketWalletJournal.amount, MarketWalletJournal.context_id,
-                   MarketWalletJournal.context_id_type, MarketWalletJournal.character_id)
-            .where(MarketWalletJournal.character_id.in_(ids), MarketWalletJournal.ref_type == BROKER_REF,
-                   MarketWalletJournal.date >= start, MarketWalletJournal.date < end)
-        )  # fmt: skip
+            select(
+                MarketWalletJournal.date,
+                MarketWalletJournal.amount,
+                MarketWalletJournal.context_id,
+                MarketWalletJournal.context_id_type,
+                MarketWalletJournal.character_id,
+            ).where(
+                MarketWalletJournal.character_id.in_(ids),
+                MarketWalletJournal.ref_type == BROKER_REF,
+                MarketWalletJournal.date >= start,
+                MarketWalletJournal.date < end,
+            )
+        )
         fee_rows = fees.all()
         order_ids = {int(r[2]) for r in fee_rows if r[2] is not None and r[3] == "market_order_id"}
-        order_types = dict(
-            (await market.session.execute(
-                select(MarketCharOrder.order_id, MarketCharOrder.type_id)
-                .where(MarketCharOrder.character_id.in_(ids), MarketCharOrder.order_id.in_(order_ids))
-            )).all()
-        ) if order_ids else {}  # fmt: skip
+        order_types = (
+            dict(
+                (
+                    await market.session.execute(
+                        select(MarketCharOrder.order_id, MarketCharOrder.type_id).where(
+                            MarketCharOrder.character_id.in_(ids), MarketCharOrder.order_id.in_(order_ids)
+                        )
+                    )
+                ).all()
+            )
+            if order_ids
+            else {}
+        )
         for moment, amount, context_id, context_type, _character in fee_rows:
             fee = abs(amount or ZERO)
             owner = (
@@ -105,10 +127,12 @@ async def get_pnl(
             open_value += Decimal(unit_cost) * quantity
     if items:
         names = dict(
-            (await market.session.execute(
-                select(MarketType.id, MarketType.name).where(MarketType.id.in_(list(items)))
-            )).all()
-        )  # fmt: skip
+            (
+                await market.session.execute(
+                    select(MarketType.id, MarketType.name).where(MarketType.id.in_(list(items)))
+                )
+            ).all()
+        )
         for item in items.values():
             item.type_name = names.get(item.type_id)
             item.profit = item.proceeds - item.cost - item.sales_tax - item.broker_fees

@@ -85,9 +85,15 @@ def fifo(trades: Iterable[Trade], taxes: Mapping[int, Decimal] | None = None) ->
             continue
         if trade.is_buy:
             open_lots[trade.type_id].append(
-                Lot(trade.type_id, trade.character_id, trade.transaction_id, trade.date, trade.quantity,
-                    Decimal(trade.unit_price))
-            )  # fmt: skip
+                Lot(
+                    trade.type_id,
+                    trade.character_id,
+                    trade.transaction_id,
+                    trade.date,
+                    trade.quantity,
+                    Decimal(trade.unit_price),
+                )
+            )
             continue
         lots = open_lots[trade.type_id]
         wanted = trade.quantity

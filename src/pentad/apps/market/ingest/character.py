@@ -58,10 +58,12 @@ from pentad.apps.market.models import (
     MarketWalletTransaction,
 )
 from pentad.apps.market.settings import MarketSettings
+from pentad.apps.market.topics import CharacterSynced, user_topic
 from pentad.core.audit import SYSTEM
 from pentad.core.context import AppContext, JobContext
 from pentad.core.jobs.queue import enqueue
 from pentad.core.jobs.registry import CronSpec, JobSpec, RetryLater
+from pentad.core.realtime.publish import publish
 
 logger = structlog.get_logger("pentad.market.character")
 
@@ -233,9 +235,13 @@ class _Fetcher:
         rows = list(first.data or [])
         for page in range(2, min(first.pages or 1, MAX_PAGES) + 1):
             answer = await self.client.get(
-                self.path(route), params={"page": page}, lane=self.lane, token=self.token, parse=parse,
+                self.path(route),
+                params={"page": page},
+                lane=self.lane,
+                token=self.token,
+                parse=parse,
                 ignore_expires=True,
-            )  # fmt: skip
+            )
             self.fetched.requests += 1
             rows.extend(answer.data or [])
         return rows
@@ -272,9 +278,13 @@ async def fetch_character(
             ):
                 from_id = min(r["transaction_id"] for r in batch) - 1
                 older = await client.get(
-                    fetcher.path("transactions"), params={"from_id": from_id}, lane=lane, token=token,
-                    parse=parse_transactions, ignore_expires=True,
-                )  # fmt: skip
+                    fetcher.path("transactions"),
+                    params={"from_id": from_id},
+                    lane=lane,
+                    token=token,
+                    parse=parse_transactions,
+                    ignore_expires=True,
+                )
                 fetched.requests += 1
                 batch = list(older.data or [])
                 rows.extend(batch)
@@ -459,19 +469,45 @@ async def rebuild_pnl(session: AsyncSession, character_id: int) -> int:
     await session.execute(delete(MarketFifoLot).where(MarketFifoLot.pool == pool))
     await session.execute(delete(MarketRealized).where(MarketRealized.pool == pool))
     session.add_all(
-        MarketFifoLot(pool=pool, type_id=lot.type_id, character_id=lot.character_id,
-                      transaction_id=lot.transaction_id, date=lot.date, quantity_left=lot.quantity_left,
-                      unit_cost=lot.unit_cost)
+        MarketFifoLot(
+            pool=pool,
+            type_id=lot.type_id,
+            character_id=lot.character_id,
+            transaction_id=lot.transaction_id,
+            date=lot.date,
+            quantity_left=lot.quantity_left,
+            unit_cost=lot.unit_cost,
+        )
         for lot in ledger.lots
-    )  # fmt: skip
+    )
     session.add_all(
-        MarketRealized(pool=pool, type_id=r.type_id, character_id=r.character_id,
-                       sell_transaction_id=r.sell_transaction_id, date=r.date, quantity=r.quantity,
-                       unknown_quantity=r.unknown_quantity, proceeds=r.proceeds, cost=r.cost, tax=r.tax,
-                       fees=Decimal(0))
+        MarketRealized(
+            pool=pool,
+            type_id=r.type_id,
+            character_id=r.character_id,
+            sell_transaction_id=r.sell_transaction_id,
+            date=r.date,
+            quantity=r.quantity,
+            unknown_quantity=r.unknown_quantity,
+            proceeds=r.proceeds,
+            cost=r.cost,
+            tax=r.tax,
+            fees=Decimal(0),
+        )
         for r in ledger.realized
-    )  # fmt: skip
+    )
     return len(ledger.realized)
+
+
+def notify_synced(session: AsyncSession, character: MarketCharacter, status: str, detail: str | None) -> None:
+    """`character.synced` on the user's topic (after the commit): pages refresh, or ask to link again."""
+    publish(
+        session,
+        user_topic(character.user_id),
+        CharacterSynced(
+            character=character.id, character_id=character.character_id, status=status, detail=detail
+        ),
+    )
 
 
 # one run -------------------------------------------------------------------------------------------
@@ -521,6 +557,7 @@ async def _finish(
                 last["next_at"] = (started + timedelta(seconds=retry_after)).isoformat()
             character.last_sync = last
             await _add_run(session, character.character_id, started, status, detail)
+            notify_synced(session, character, status, detail)
     logger.info("market_character_sync", status=status, detail=detail)
     return SyncOutcome(status, detail, retry_after)
 
@@ -536,9 +573,16 @@ async def _add_run(
     from pentad.apps.market.ingest import store  # the ingest's run rows, shared with the book ingest
 
     await store.add_run(
-        session, kind=KIND, scope=str(character_id), started=started, finished=_utcnow(), status=status,
-        detail=detail, pages=0, rows=rows,
-    )  # fmt: skip
+        session,
+        kind=KIND,
+        scope=str(character_id),
+        started=started,
+        finished=_utcnow(),
+        status=status,
+        detail=detail,
+        pages=0,
+        rows=rows,
+    )
 
 
 async def sync_character(
@@ -572,13 +616,17 @@ async def sync_character(
         )
     if refreshed.access_token is None:
         if refreshed.retry:
-            return await _finish(platform, link_id, started, "deferred", "EVE SSO keys unavailable",
-                                 retry_after=SSO_DOWN_WAIT)  # fmt: skip
+            return await _finish(
+                platform, link_id, started, "deferred", "EVE SSO keys unavailable", retry_after=SSO_DOWN_WAIT
+            )
         return await _finish(
-            platform, link_id, started, "needs_reauth",
+            platform,
+            link_id,
+            started,
+            "needs_reauth",
             "EVE SSO refused the character's token (revoked, expired or the character changed hands): "
             "link it again",
-        )  # fmt: skip
+        )
     paths = {route: path.replace("{id}", str(character_id)) for route, (path, _scope) in ROUTES.items()}
     async with platform.database.transaction(writes=False) as session:
         states = await _states(session, list(paths.values()))
@@ -590,9 +638,14 @@ async def sync_character(
         )
     try:
         fetched = await fetch_character(
-            client, character_id, refreshed.access_token, scopes, states,
-            lane=Lane.for_user(user_id), newest_transaction=newest,
-        )  # fmt: skip
+            client,
+            character_id,
+            refreshed.access_token,
+            scopes,
+            states,
+            lane=Lane.for_user(user_id),
+            newest_transaction=newest,
+        )
     except EsiRequestFailed as error:
         detail = f"{error.code}: {error}"
         if error.status in (401, 403):
@@ -601,8 +654,14 @@ async def sync_character(
             platform, link_id, started, "failed", detail, retry_after=MIN_INTERVAL.total_seconds()
         )
     except EsiError as error:
-        return await _finish(platform, link_id, started, "deferred", f"{error.code}: {error}",
-                             retry_after=max(error.retry_after or 60.0, 1.0))  # fmt: skip
+        return await _finish(
+            platform,
+            link_id,
+            started,
+            "deferred",
+            f"{error.code}: {error}",
+            retry_after=max(error.retry_after or 60.0, 1.0),
+        )
     finished = now()
     async with platform.database.transaction() as session:
         market = MarketContext(session, platform, None, SYSTEM)
@@ -626,6 +685,7 @@ async def sync_character(
             "requests": fetched.requests,
         }
         await _add_run(session, character_id, started, "ok", None, rows)
+        notify_synced(session, character, "ok", None)
         for hook in AFTER_SYNC:
             await hook(market, character)
     return SyncOutcome("ok", None, rows=rows)
