@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 
 from pentad.app import create_app
@@ -25,6 +26,8 @@ from tests.apps.market.trader_support import (
     token_verifier,
 )
 from tests.conftest import make_settings
+from tests.core.auth.test_password_reset import Inbox
+from tests.factories import free_port
 from tests.fakes.market.esi_characters import CharacterEsi
 from tests.fakes.market.sso import FakeSso
 
@@ -39,13 +42,41 @@ def sso() -> Iterator[FakeSso]:
     fake.stop()
 
 
+@pytest.fixture(scope="module")
+def smtp_server() -> Iterator[tuple[Inbox, int]]:
+    """A real SMTP server on loopback (aiosmtpd) for the module."""
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, sso: FakeSso, fake_esi_server: FakeEsiServer) -> Settings:
+def inbox(smtp_server: tuple[Inbox, int]) -> Inbox:
+    smtp_server[0].messages.clear()
+    return smtp_server[0]
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path,
+    database_url: str,
+    sso: FakeSso,
+    fake_esi_server: FakeEsiServer,
+    smtp_server: tuple[Inbox, int],
+) -> Settings:
     return make_settings(
         tmp_path,
         database_url,
         apps=["market"],
         ratelimit={"enabled": False},
+        mail={"host": "127.0.0.1", "port": smtp_server[1]},
+        outbound={"allowed_networks": ["127.0.0.0/8"]},
+        server={"base_url": "https://pentad.test"},
         market={
             "esi_client_id": CLIENT_ID,
             "sso_base_url": sso.base_url,
