@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ import httpx
 import structlog
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.market.actions import alerts
 from pentad.apps.market.actions.context import MarketContext
@@ -36,13 +38,15 @@ from pentad.apps.market.models import (
 )
 from pentad.apps.market.settings import MarketSettings
 from pentad.core.audit import SYSTEM
-from pentad.core.auth.models import User
-from pentad.core.context import JobContext
+from pentad.core.auth.service import AuthService
+from pentad.core.context import AppContext, JobContext
 from pentad.core.db.base import utcnow
+from pentad.core.errors import NotFound
 from pentad.core.jobs.queue import enqueue
 from pentad.core.jobs.registry import CronSpec, JobSpec, RetryLater
 from pentad.core.mail import enqueue_mail
 from pentad.core.netguard import DestinationNotAllowed, GuardedClient
+from pentad.core.platform import Platform
 from pentad.core.push import send_notification
 
 logger = structlog.get_logger("pentad.market.alerts")
@@ -95,6 +99,23 @@ def _sent_within_hour(events: list[MarketAlertEvent], now: datetime) -> int:
     return count
 
 
+@dataclass(frozen=True)
+class _Account:
+    email: str | None
+    display_name: str
+    is_active: bool
+
+
+async def _account(session: AsyncSession, platform: AppContext, user_id: uuid.UUID) -> _Account | None:
+    """The Pentad account alerts go to (through the core's accounts service)."""
+    assert isinstance(platform, Platform)
+    try:
+        user = await AuthService(session, platform).get_user(user_id)
+    except NotFound:
+        return None
+    return _Account(user.email, user.display_name, user.is_active)
+
+
 async def deliver_alert(context: JobContext, payload: dict[str, Any]) -> None:
     platform = context.platform
     settings = platform.app_settings(MarketSettings)
@@ -104,7 +125,7 @@ async def deliver_alert(context: JobContext, payload: dict[str, Any]) -> None:
         if event is None or (event.delivered or {}).get("sent") or (event.delivered or {}).get("folded"):
             return  # re-armed and deleted meanwhile, or done already
         rule = await session.get(MarketAlertRule, event.rule_id)
-        user = await session.get(User, event.user_id)
+        user = await _account(session, platform, event.user_id)
         if rule is None or user is None or not user.is_active:
             return
         prefs = await session.get(MarketUserPrefs, event.user_id)
@@ -162,7 +183,7 @@ async def alert_digest(context: JobContext, payload: dict[str, Any]) -> None:
     user_id = uuid.UUID(str(payload["user"]))
     now = utcnow()
     async with platform.database.transaction() as session:
-        user = await session.get(User, user_id)
+        user = await _account(session, platform, user_id)
         prefs = await session.get(MarketUserPrefs, user_id)
         wait = alerts.quiet_left(prefs, now)
         if wait > 0:
