@@ -24,6 +24,7 @@ from pentad.apps.market import (
     sso_endpoints,
     sso_tasks,
     trader_endpoints,
+    trader_pages,
 )
 from pentad.apps.market import topics as market_topics
 from pentad.apps.market.actions.characters import SSO_RUNTIME
@@ -57,6 +58,7 @@ ROUTERS.append(alert_endpoints.router)
 JOBS.extend(alert_tasks.JOBS)
 CRON.extend(alert_tasks.CRON)
 TOPICS.extend(market_topics.TOPICS)
+PAGES.append(trader_pages.router)
 
 APP = AppSpec(
     name=APP_NAME,
@@ -77,6 +79,7 @@ APP = AppSpec(
     settings=MarketSettings,
     partitioned_tables=PARTITIONED,
     mail_templates=PACKAGE / "mail_templates",
+    static_dir=PACKAGE / "static",
     resources=[ESI_CLIENT, SSO_RUNTIME],
     home_path=None,
 )
