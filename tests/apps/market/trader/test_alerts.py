@@ -148,9 +148,10 @@ async def test_rules_api_checks_input_and_keeps_to_the_owner(
 
     bob = await account(platform)
     assert (await client.get("/api/market/alerts/rules", headers=bob)).json() == []
-    for method, body in (("PATCH", {"enabled": True}), ("DELETE", None)):
+    attempts: list[tuple[str, dict[str, Any] | None]] = [("PATCH", {"enabled": True}), ("DELETE", None)]
+    for method, payload in attempts:
         response = await client.request(
-            method, f"/api/market/alerts/rules/{created['id']}", headers=bob, json=body
+            method, f"/api/market/alerts/rules/{created['id']}", headers=bob, json=payload
         )
         assert response.status_code == 404
         assert response.json()["code"] == "alert_rule_not_found"
