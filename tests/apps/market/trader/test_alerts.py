@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from pentad.apps.market import sde
 from pentad.apps.market.alert_tasks import DIGEST, EVALUATE_HUB
@@ -172,6 +172,13 @@ async def test_rules_api_checks_input_and_keeps_to_the_owner(
         assert (await client.put("/api/market/alerts/prefs", headers=alice, json=bad)).status_code == 400
     assert (await client.get("/api/market/alerts/prefs", headers=bob)).json()["quiet_start"] is None
 
+    metadata = Device("https://169.254.169.254/push").subscription()
+    refused = await client.post("/api/market/push/subscriptions", headers=alice, json=metadata)
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "destination_not_allowed"
+    assert (await client.post("/api/market/push/subscriptions", json=metadata)).status_code == 401
+    assert (await client.get("/api/market/push/vapid-public-key", headers=alice)).status_code == 200
+
 
 async def test_the_user_topic_is_for_its_user_only(
     app: FastAPI, platform: Platform, alice: Account, hub: None
@@ -213,6 +220,10 @@ async def test_an_undercut_alert_end_to_end(
         "/api/market/push/subscriptions", headers=alice, json=device.subscription()
     )
     assert subscribed.status_code == 201, subscribed.text
+    async with platform.database.transaction(writes=False) as session:
+        raw = (await session.execute(text("SELECT endpoint, keys FROM market_push_subscriptions"))).one()
+    assert "/push/alice" not in raw[0]  # encrypted at rest
+    assert device.subscription()["keys"]["auth"] not in raw[1]
     await rule(client, alice, kind="undercut", channels=["hub", "mail", "push"])
 
     async with connected(app, token(alice)) as socket:
