@@ -148,3 +148,17 @@ def journal(ref: int, date: str, ref_type: str, amount: float, context: int, kin
         "id": ref,
         "ref_type": ref_type,
     }
+
+
+async def expire_routes(platform: Platform) -> None:
+    """Every remembered ESI route state past its Expires (the next sync asks again, with its ETag)."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from pentad.apps.market.models import MarketEsiCache
+
+    async with platform.database.transaction() as session:
+        await session.execute(
+            update(MarketEsiCache).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )

@@ -175,6 +175,7 @@ async def set_prefs(
     quiet_start: FormField = "",
     quiet_end: FormField = "",
     alerts_per_hour: FormField = "",
+    pool_characters_for_pnl: FormField = "",
 ) -> Response:
     market = _context(request, session, principal)
 
@@ -193,6 +194,7 @@ async def set_prefs(
             quiet_start=minutes(quiet_start),
             quiet_end=minutes(quiet_end),
             alerts_per_hour=alerts_per_hour or None,
+            pool_characters_for_pnl=bool(pool_characters_for_pnl),
         )
         await alerts.do_set_prefs(market, data)
     except AppError as exc:

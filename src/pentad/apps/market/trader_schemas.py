@@ -162,3 +162,6 @@ class AlertPrefs(BaseModel):
     quiet_start: int | None = Field(None, ge=0, lt=1440, description="Minutes after local midnight.")
     quiet_end: int | None = Field(None, ge=0, lt=1440)
     alerts_per_hour: int | None = Field(None, ge=1, le=1000)
+    pool_characters_for_pnl: bool = Field(
+        False, description="P&L matches a sell on one of your characters with a buy on another (one FIFO)."
+    )

@@ -23,9 +23,11 @@ from tests.apps.market.trader_support import (
     TRITANIUM,
     Account,
     account,
+    expire_routes,
     link,
     sync,
     trader_data,
+    tx,
 )
 from tests.fakes.market.esi import JITA_REGION, JITA_STATION, JITA_SYSTEM
 from tests.fakes.market.esi_characters import CharacterEsi, order
@@ -204,3 +206,34 @@ async def test_fees_come_from_the_characters_synced_skills_and_standings(
         f"/api/market/characters/{uuid.uuid4()}/fees", headers=alice, params={"station_id": JITA_STATION}
     )
     assert missing.status_code == 404
+
+
+async def test_pooled_pnl_matches_a_sell_with_a_buy_on_another_character(
+    client: httpx.AsyncClient, platform: Platform, alice: Account, sso: FakeSso, chars: CharacterEsi
+) -> None:
+    chars.data(ALT).transactions = [tx(9101, "2026-02-01T10:00:00Z", TRITANIUM, 10, 100.0, True)]
+    chars.data(TRADER).transactions = [tx(9102, "2026-02-02T10:00:00Z", TRITANIUM, 10, 150.0, False)]
+    trader = await link(client, alice, TRADER, sso)
+    alt = await link(client, alice, ALT, sso)
+    assert (await sync(platform, trader)).status == "ok"
+    assert (await sync(platform, alt)).status == "ok"
+    window = {"until": "2026-02-03", "days": 5}
+    apart = (await client.get("/api/market/pnl", headers=alice, params=window)).json()
+    assert (apart["total"]["unknown_cost_quantity"], D(apart["total"]["profit"])) == (10, D(0))
+
+    prefs = await client.put(
+        "/api/market/alerts/prefs", headers=alice, json={"pool_characters_for_pnl": True}
+    )
+    assert prefs.status_code == 200
+    assert prefs.json()["pool_characters_for_pnl"] is True
+    pooled = (await client.get("/api/market/pnl", headers=alice, params=window)).json()
+    # 10 sold at 150 by the trader, bought at 100 by the alt: 500.
+    assert (pooled["total"]["unknown_cost_quantity"], D(pooled["total"]["profit"])) == (0, D(500))
+    one = await client.get("/api/market/pnl", headers=alice, params={**window, "character": str(trader)})
+    assert D(one.json()["total"]["cost"]) == D(1000)
+    # A later sync keeps the pool up to date.
+    chars.data(ALT).transactions.append(tx(9103, "2026-02-02T12:00:00Z", TRITANIUM, 5, 90.0, False))
+    await expire_routes(platform)
+    assert (await sync(platform, alt)).status == "ok"
+    again = (await client.get("/api/market/pnl", headers=alice, params=window)).json()
+    assert (again["total"]["unknown_cost_quantity"], D(again["total"]["proceeds"])) == (5, D(1500))

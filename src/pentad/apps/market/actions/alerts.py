@@ -38,6 +38,7 @@ from pentad.apps.market.actions.orders import list_my_orders
 from pentad.apps.market.actions.sync import character_fee_rates
 from pentad.apps.market.analysis.fees import FeeBases, FeeSkills, fee_rates
 from pentad.apps.market.exceptions import AlertRuleNotFound, BadAlertRule
+from pentad.apps.market.ingest.character import rebuild_user_pool
 from pentad.apps.market.models import (
     BOOK_STATS,
     MarketAlertEvent,
@@ -285,6 +286,7 @@ def prefs_read(prefs: MarketUserPrefs | None) -> AlertPrefs:
         quiet_start=prefs.quiet_start,
         quiet_end=prefs.quiet_end,
         alerts_per_hour=prefs.alerts_per_hour,
+        pool_characters_for_pnl=prefs.pool_characters_for_pnl,
     )
 
 
@@ -308,7 +310,12 @@ async def do_set_prefs(market: MarketContext, data: AlertPrefs) -> AlertPrefs:
     prefs.quiet_start = data.quiet_start
     prefs.quiet_end = data.quiet_end
     prefs.alerts_per_hour = data.alerts_per_hour
+    pooling = data.pool_characters_for_pnl and not prefs.pool_characters_for_pnl
+    prefs.pool_characters_for_pnl = data.pool_characters_for_pnl
     await market.session.flush()
+    if pooling:
+        await rebuild_user_pool(market.session, user_id)
+        await market.session.flush()
     return prefs_read(prefs)
 
 

@@ -14,11 +14,13 @@ from sqlalchemy import select
 
 from pentad.apps.market.actions.context import MarketContext
 from pentad.apps.market.actions.orders import own_characters
+from pentad.apps.market.ingest.character import user_pool
 from pentad.apps.market.models import (
     MarketCharOrder,
     MarketFifoLot,
     MarketRealized,
     MarketType,
+    MarketUserPrefs,
     MarketWalletJournal,
 )
 from pentad.apps.market.trader_schemas import PnlItem, PnlPoint, PnlRead
@@ -62,8 +64,14 @@ async def get_pnl(
     open_value = ZERO
     if ids:
         pools = [str(i) for i in ids]
+        prefs = await market.session.get(MarketUserPrefs, characters[0].user_id)
+        if prefs is not None and prefs.pool_characters_for_pnl:
+            pools = [user_pool(characters[0].user_id)]  # one FIFO over all the user's characters
         query = select(MarketRealized).where(
-            MarketRealized.pool.in_(pools), MarketRealized.date >= start, MarketRealized.date < end
+            MarketRealized.pool.in_(pools),
+            MarketRealized.character_id.in_(ids),
+            MarketRealized.date >= start,
+            MarketRealized.date < end,
         )
         if type_id is not None:
             query = query.where(MarketRealized.type_id == type_id)
@@ -119,7 +127,7 @@ async def get_pnl(
             items.setdefault(owner, _item(owner, None)).broker_fees += fee
             daily[moment.date()] -= fee
         lots = select(MarketFifoLot.quantity_left, MarketFifoLot.unit_cost).where(
-            MarketFifoLot.pool.in_(pools)
+            MarketFifoLot.pool.in_(pools), MarketFifoLot.character_id.in_(ids)
         )
         if type_id is not None:
             lots = lots.where(MarketFifoLot.type_id == type_id)

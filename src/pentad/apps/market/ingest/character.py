@@ -54,6 +54,7 @@ from pentad.apps.market.models import (
     MarketRealized,
     MarketSkill,
     MarketStanding,
+    MarketUserPrefs,
     MarketWalletJournal,
     MarketWalletTransaction,
 )
@@ -445,20 +446,49 @@ async def store_skills(
                 )
 
 
+def user_pool(user_id: uuid.UUID) -> str:
+    """The P&L pool of a user who pools their characters (a buy on one, a sell on another match)."""
+    return f"user:{user_id}"
+
+
 async def rebuild_pnl(session: AsyncSession, character_id: int) -> int:
     """The character's FIFO lots and realised trades, rebuilt from every stored transaction (an older
-    transaction arriving late changes every later match)."""
-    pool = str(character_id)
+    transaction arriving late changes every later match); and the pools of the users who linked it and
+    pool their characters (`pool_characters_for_pnl`)."""
+    count = await rebuild_pool(session, str(character_id), [character_id])
+    pooling = await session.scalars(
+        select(MarketCharacter.user_id)
+        .join(MarketUserPrefs, MarketUserPrefs.user_id == MarketCharacter.user_id)
+        .where(
+            MarketCharacter.character_id == character_id, MarketUserPrefs.pool_characters_for_pnl.is_(True)
+        )
+    )
+    for user_id in set(pooling):
+        await rebuild_user_pool(session, user_id)
+    return count
+
+
+async def rebuild_user_pool(session: AsyncSession, user_id: uuid.UUID) -> int:
+    linked = list(
+        await session.scalars(select(MarketCharacter.character_id).where(MarketCharacter.user_id == user_id))
+    )
+    return await rebuild_pool(session, user_pool(user_id), linked)
+
+
+async def rebuild_pool(session: AsyncSession, pool: str, character_ids: Sequence[int]) -> int:
+    """One pool's lots and realised trades from the transactions of `character_ids`."""
     trades = [
-        Trade(t.transaction_id, t.date, t.type_id, t.quantity, t.unit_price, t.is_buy, character_id)
+        Trade(t.transaction_id, t.date, t.type_id, t.quantity, t.unit_price, t.is_buy, t.character_id)
         for t in await session.scalars(
-            select(MarketWalletTransaction).where(MarketWalletTransaction.character_id == character_id)
+            select(MarketWalletTransaction).where(
+                MarketWalletTransaction.character_id.in_(list(character_ids))
+            )
         )
     ]
     taxes: dict[int, Decimal] = {}
     for context_id, amount in await session.execute(
         select(MarketWalletJournal.context_id, MarketWalletJournal.amount).where(
-            MarketWalletJournal.character_id == character_id,
+            MarketWalletJournal.character_id.in_(list(character_ids)),
             MarketWalletJournal.ref_type == TAX_REF,
             MarketWalletJournal.context_id.is_not(None),
         )
