@@ -46,6 +46,8 @@ from pentad.apps.market.esi.errors import EsiError, EsiRequestFailed
 from pentad.apps.market.esi.governor import Lane
 from pentad.apps.market.esi.resource import ESI_CLIENT
 from pentad.apps.market.exceptions import SsoNotConfigured, SsoUnavailable
+from pentad.apps.market.ingest import store
+from pentad.apps.market.ingest.orders import downtime_left
 from pentad.apps.market.models import (
     MarketCharacter,
     MarketCharOrder,
@@ -600,8 +602,6 @@ async def _add_run(
     detail: str | None,
     rows: int = 0,
 ) -> None:
-    from pentad.apps.market.ingest import store  # the ingest's run rows, shared with the book ingest
-
     await store.add_run(
         session,
         kind=KIND,
@@ -731,8 +731,6 @@ def sync_dedupe_key(link_id: uuid.UUID | str) -> str:
 async def sync_character_job(context: JobContext, payload: dict[str, Any]) -> None:
     """`market.sync_character {character: <link id>}`: one run; ESI or the SSO asking us to wait
     re-queues the job (RetryLater, no attempt spent)."""
-    from pentad.apps.market.ingest.orders import downtime_left
-
     settings = context.platform.app_settings(MarketSettings)
     waiting = downtime_left(settings, _utcnow())
     if waiting > 0:
