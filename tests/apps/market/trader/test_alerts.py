@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
 from pentad.apps.market import sde
 from pentad.apps.market.alert_tasks import DIGEST, EVALUATE_HUB
@@ -221,7 +221,9 @@ async def test_an_undercut_alert_end_to_end(
     )
     assert subscribed.status_code == 201, subscribed.text
     async with platform.database.transaction(writes=False) as session:
-        raw = (await session.execute(text("SELECT endpoint, keys FROM market_push_subscriptions"))).one()
+        raw = (
+            await session.execute(select(MarketPushSubscription.endpoint, MarketPushSubscription.keys))
+        ).one()
     assert "/push/alice" not in raw[0]  # encrypted at rest
     assert device.subscription()["keys"]["auth"] not in raw[1]
     await rule(client, alice, kind="undercut", channels=["hub", "mail", "push"])
