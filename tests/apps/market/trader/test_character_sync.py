@@ -208,3 +208,20 @@ async def test_sync_routes_deny_others(
         response = await client.request(method, f"/api/market/characters/{uuid.uuid4()}/sync", headers=alice)
         assert response.status_code == 404
         assert (await client.request(method, f"/api/market/characters/{link_id}/sync")).status_code == 401
+
+
+async def test_esi_refusing_the_token_fails_the_run_and_stores_nothing(
+    client: httpx.AsyncClient, platform: Platform, alice: Account, sso: FakeSso, chars: CharacterEsi
+) -> None:
+    trader_data(chars)
+    link_id = await link(client, alice, TRADER, sso)
+    chars.fail("standings", 403)
+    outcome = await sync(platform, link_id)
+    assert outcome.status == "failed"
+    assert "ESI refused the character's token (403)" in (outcome.detail or "")
+    assert await count(platform, MarketCharOrder) == 0
+    status = (await client.get(f"/api/market/characters/{link_id}/sync", headers=alice)).json()
+    assert status["status"] == "failed"
+    assert status["next_at"] is not None  # tried again later, not at once
+    listed = (await client.get("/api/market/characters", headers=alice)).json()
+    assert listed[0]["status"] == "ok"  # the SSO link itself is fine
