@@ -111,12 +111,17 @@ async def _own_analytics_site(client: httpx.AsyncClient, platform: Platform, own
     return f"analytics.site.{site}.live", f"/api/analytics/sites/{site}/stats/live"
 
 
+async def _own_market_user(client: httpx.AsyncClient, platform: Platform, owner: Owner) -> tuple[str, str]:
+    return f"market.user.{owner.user.id}", "/api/market/alerts/rules"
+
+
 CASES: dict[str, Case] = {
     "ads.campaign.{campaign_id}": _own_campaign,
     "analytics.site.{site_id}.live": _own_analytics_site,
     "chat.channel.{channel_id}": _own_private_channel,
     "chat.user.{user_id}": _own_chat_user,
     "jobs.{job_id}": _a_job,
+    "market.user.{user_id}": _own_market_user,
     **STREAMS_CASES,
     **PANEL_CASES,
 }

@@ -75,3 +75,31 @@ class SsoFailed(AppError):
 
     def __init__(self, reason: str, **kwargs: Any) -> None:
         super().__init__(f"EVE SSO's answer could not be accepted ({reason}).", **kwargs)
+
+
+# --- a trader's own data (character sync, orders, P&L, alerts) ---------------------------------------
+
+
+class CharacterNeedsReauth(Conflict):
+    code = "character_needs_reauth"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("EVE SSO no longer accepts this character's link: link it again first.", **kwargs)
+
+
+class UnknownStation(NotFound):
+    code = "unknown_station"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("No such station in the static data.", **kwargs)
+
+
+class AlertRuleNotFound(NotFound):
+    code = "alert_rule_not_found"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("No such alert rule among yours.", **kwargs)
+
+
+class BadAlertRule(BadRequest):
+    code = "bad_alert_rule"

@@ -16,9 +16,20 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
-from pentad.apps.market import endpoints, permissions, sso_endpoints, sso_tasks
+from pentad.apps.market import (
+    alert_endpoints,
+    alert_tasks,
+    endpoints,
+    permissions,
+    sso_endpoints,
+    sso_tasks,
+    trader_endpoints,
+    trader_pages,
+)
+from pentad.apps.market import topics as market_topics
 from pentad.apps.market.actions.characters import SSO_RUNTIME
 from pentad.apps.market.esi.resource import ESI_CLIENT
+from pentad.apps.market.ingest import character as character_ingest
 from pentad.apps.market.ingest import orders as ingest_orders
 from pentad.apps.market.models import PARTITIONED
 from pentad.apps.market.settings import APP_NAME, MarketSettings
@@ -40,6 +51,14 @@ SUBSCRIBERS: list[EventSubscriber] = []
 ROUTERS.extend([sso_endpoints.router, sso_endpoints.callback_router])
 JOBS.extend(sso_tasks.JOBS)
 CRON.extend(sso_tasks.CRON)
+JOBS.extend(character_ingest.JOBS)
+CRON.extend(character_ingest.CRON)
+ROUTERS.append(trader_endpoints.router)
+ROUTERS.append(alert_endpoints.router)
+JOBS.extend(alert_tasks.JOBS)
+CRON.extend(alert_tasks.CRON)
+TOPICS.extend(market_topics.TOPICS)
+PAGES.append(trader_pages.router)
 
 APP = AppSpec(
     name=APP_NAME,
@@ -59,6 +78,8 @@ APP = AppSpec(
     subscribers=SUBSCRIBERS,
     settings=MarketSettings,
     partitioned_tables=PARTITIONED,
+    mail_templates=PACKAGE / "mail_templates",
+    static_dir=PACKAGE / "static",
     resources=[ESI_CLIENT, SSO_RUNTIME],
     home_path=None,
 )
