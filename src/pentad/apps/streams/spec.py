@@ -15,6 +15,7 @@ from pentad.apps.streams import (
     permissions,
     services,
     topics,
+    webrtc_endpoints,
 )
 from pentad.apps.streams.events import DOMAIN_EVENTS
 from pentad.apps.streams.playback import PLAYBACK_SCHEME
@@ -27,7 +28,7 @@ APP = AppSpec(
     name=APP_NAME,
     title="Streams",
     description="Camera streaming: RTMP/RTSP in, HLS and WebRTC out, recording.",
-    routers=[endpoints.router, images_endpoints.router, media_endpoints.router],
+    routers=[endpoints.router, images_endpoints.router, media_endpoints.router, webrtc_endpoints.router],
     pages=[pages.router],
     migrations=PACKAGE / "migrations" / "versions",
     permissions=permissions.ALL,

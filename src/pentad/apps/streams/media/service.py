@@ -12,7 +12,7 @@ import contextlib
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -94,6 +94,12 @@ class MediaService(StreamHost):
         if grant is None:
             log.warning("publish_refused", reason="unknown_or_revoked_key")
             return None
+        return await self.open_granted(grant, engine=engine, peer=peer, drop=drop)
+
+    async def open_granted(self, grant: Grant, *, engine: str, peer: str, drop: Drop) -> Publication | None:
+        """Open the stream of a publisher whose key was already accepted (WHIP: the HTTP route checked
+        the key); None when refused (capacity, disk, a publisher opening on the camera)."""
+        log = logger.bind(peer=peer, engine=engine)
         camera_id = grant.camera_id
         log = log.bind(camera_id=str(camera_id))
         if camera_id in self._opening:
@@ -185,8 +191,19 @@ ENGINES: Mapping[str, Callable[[StreamsSettings, StreamHost], IngestEngine]] = {
 """Engine constructors by PENTAD_STREAMS__ENGINE (the nginx engine adds its line)."""
 
 
+Companion = Callable[[MediaService], Coroutine[Any, Any, None]]
+"""A part of the media plane that runs beside the engine on the same streams (the WebRTC hub), until
+cancelled."""
+
+
 async def run_media(
-    settings: StreamsSettings, control: ControlPlane, *, root: Path, processes: Any, log: Any
+    settings: StreamsSettings,
+    control: ControlPlane,
+    *,
+    root: Path,
+    processes: Any,
+    log: Any,
+    companions: Sequence[Companion] = (),
 ) -> None:
     """The media plane until cancelled: the engine listening, publishers' streams packaged."""
     factory = ENGINES.get(settings.engine)
@@ -196,6 +213,7 @@ async def run_media(
     media = MediaService(settings, control, root=root, socket_dir=socket_dir, processes=processes)
     engine = factory(settings, media)
     watcher: asyncio.Task[None] | None = None
+    running: list[asyncio.Task[None]] = []
     try:
         abandoned = await control.end_abandoned()
         if abandoned:
@@ -203,8 +221,14 @@ async def run_media(
         await engine.start()
         log.info("media_started", engine=engine.name, media_dir=str(root))
         watcher = asyncio.create_task(media.watch_revocations())
+        running = [asyncio.create_task(companion(media)) for companion in companions]
         await asyncio.Event().wait()
     finally:
+        for task in running:
+            task.cancel()
+        for task in running:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if watcher is not None:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
