@@ -420,3 +420,29 @@ async def test_whip_refuses_bad_keys_before_storing_anything(node: Node, client:
     for key in (node.whip_key, revoked["key"], node.public_key):
         assert key not in log
         assert key[4:20] not in log
+
+
+async def test_revoking_the_key_drops_its_whip_publisher(node: Node, client: httpx.AsyncClient) -> None:
+    made = await client.post(f"/api/streams/cameras/{node.whip_id}/keys", json={}, headers=node.headers)
+    assert made.status_code == 201, made.text
+    key = made.json()
+    pc, response = await _publish(client, node.whip_id, key["key"])
+    try:
+        assert response.status_code == 201, response.text
+        await pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
+        revoked = await client.delete(
+            f"/api/streams/cameras/{node.whip_id}/keys/{key['id']}", headers=node.headers
+        )
+        assert revoked.status_code in (200, 204), revoked.text
+
+        async def offline() -> None:
+            while True:
+                playlist = await client.get(f"/streams/media/{node.whip_id}/index.m3u8")
+                if playlist.status_code == 404 and playlist.json()["code"] == "stream_offline":
+                    return
+                await asyncio.sleep(0.2)
+
+        await asyncio.wait_for(offline(), READ_SECONDS)
+        assert (await client.delete(response.headers["location"])).status_code == 404
+    finally:
+        await pc.close()
