@@ -188,6 +188,7 @@ class WebRtcHub:
         self.grant = grant
         self.peers: dict[str, _Peer] = {}
         self.feeds: dict[uuid.UUID, OpusFeed] = {}
+        self._negotiating = 0
         use_host_addresses(self.webrtc.host_addresses)
 
     @property
@@ -266,11 +267,12 @@ class WebRtcHub:
         live = self.media.streams.get(camera_id)
         if live is None:
             raise OfferRefused("stream_offline", "The camera is not streaming now.")
-        if self.viewers >= self.webrtc.max_viewers:
+        if self.viewers + self._negotiating >= self.webrtc.max_viewers:
             logger.warning("webrtc_refused", reason="capacity", max_viewers=self.webrtc.max_viewers)
             raise OfferRefused("webrtc_capacity", "This node has as many WebRTC viewers as it takes.")
         relay = live.publication.relay
         peer = _Peer(uuid.uuid4().hex, "whep", camera_id, self._connection())
+        self._negotiating += 1  # counted against the limit while it negotiates
         try:
             await self._negotiate(peer, sdp)
             kinds = {t.kind for t in peer.pc.getTransceivers()}
@@ -288,13 +290,15 @@ class WebRtcHub:
                 peer.pc.addTrack(OpusTrack(feed))
             answer = await self._answer(peer)
         except OfferRefused:
-            await peer.pc.close()
+            await _shut(peer.pc)
             raise
         except Exception as exc:
-            await peer.pc.close()
+            await _shut(peer.pc)
             raise OfferRefused(
                 "bad_offer", f"The SDP offer cannot be answered: {type(exc).__name__}"
             ) from exc
+        finally:
+            self._negotiating -= 1
         self._register(peer)
         logger.info("whep_viewer_added", camera_id=str(camera_id), peer=peer.id, viewers=self.viewers)
         return {"session": peer.id, "sdp": answer}
@@ -314,10 +318,10 @@ class WebRtcHub:
                 raise OfferRefused("no_h264", "The offer does not send H.264 video.")
             answer = await self._answer(peer)
         except OfferRefused:
-            await peer.pc.close()
+            await _shut(peer.pc)
             raise
         except Exception as exc:
-            await peer.pc.close()
+            await _shut(peer.pc)
             raise OfferRefused(
                 "bad_offer", f"The SDP offer cannot be answered: {type(exc).__name__}"
             ) from exc
@@ -327,7 +331,7 @@ class WebRtcHub:
 
         publication = await self.media.open_granted(grant, engine="whip", peer=peer_address, drop=drop)
         if publication is None:
-            await peer.pc.close()
+            await _shut(peer.pc)
             raise OfferRefused("publish_refused", "This node cannot take the stream now.")
         peer.publication = publication
         video = _WhipVideo(publication)
@@ -355,8 +359,7 @@ class WebRtcHub:
         for task in peer.tasks:
             if task is not current:
                 task.cancel()
-        with contextlib.suppress(Exception):
-            await peer.pc.close()
+        await _shut(peer.pc)
         if peer.publication is not None:
             await self.media.close_stream(
                 peer.publication, "publisher_left" if reason == "closed" else reason
@@ -371,6 +374,16 @@ class WebRtcHub:
         for feed in self.feeds.values():
             await feed.close()
         self.feeds.clear()
+
+
+async def _shut(pc: RTCPeerConnection) -> None:
+    """Close a peer connection and stop its outgoing tracks (a sender that never started, because the
+    peer never connected, would leave its track subscribed to the relay)."""
+    for sender in pc.getSenders():
+        if sender.track is not None:
+            sender.track.stop()
+    with contextlib.suppress(Exception):
+        await pc.close()
 
 
 def _discard(codec: str, data: bytes, timestamp: int) -> None:
