@@ -62,7 +62,7 @@ from pentad.apps.streams.media.webrtc.h264 import (
 from pentad.apps.streams.media.webrtc.ice import filter_candidates, use_host_addresses
 from pentad.apps.streams.media.webrtc.tracks import OpusFeed, OpusTrack, RelayVideoTrack
 from pentad.apps.streams.settings import StreamsSettings
-from pentad.core.realtime.relay import Relay, RelayMessage
+from pentad.core.realtime.relay import Relay, RelayError, RelayMessage
 
 logger = structlog.get_logger("pentad.streams.webrtc")
 
@@ -431,13 +431,21 @@ async def serve(hub: WebRtcHub, relay: Relay, node: str) -> None:
             with contextlib.suppress(Exception):
                 await message.reply(json.dumps(result))
 
+    delay = 1.0
     try:
-        async with relay.hold(media_address(node), take_over=True) as inbox:
-            logger.info("webrtc_ready", address=media_address(node))
-            async for message in inbox:
-                task = asyncio.create_task(answer(message))
-                answering.add(task)
-                task.add_done_callback(answering.discard)
+        while True:
+            try:
+                async with relay.hold(media_address(node), take_over=True) as inbox:
+                    logger.info("webrtc_ready", address=media_address(node))
+                    delay = 1.0
+                    async for message in inbox:
+                        task = asyncio.create_task(answer(message))
+                        answering.add(task)
+                        task.add_done_callback(answering.discard)
+            except RelayError as exc:  # Redis away, or another holder took the address: hold it again
+                logger.warning("webrtc_relay_lost", error=type(exc).__name__, retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
     finally:
         for task in list(answering):
             task.cancel()
