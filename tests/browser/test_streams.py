@@ -77,6 +77,9 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
         "PENTAD_STREAMS__RTMP_PORT": str(rtmp_port),
         # Short-lived playback tokens, so the private camera's player has to renew its token mid-watch.
         "PENTAD_STREAMS__PLAYBACK_TOKEN_TTL": str(TOKEN_TTL),
+        # WebRTC on loopback only (aioice leaves 127.0.0.1 out by default).
+        "PENTAD_STREAMS__WEBRTC__HOST_ADDRESSES": "127.0.0.1",
+        "PENTAD_STREAMS__WEBRTC__ALLOWED_PEER_NETWORKS": "127.0.0.0/8",
     }
     email, password = "owner@example.com", secrets.token_urlsafe(18)
     _pentad(env, data_dir, "migrate")
@@ -150,7 +153,7 @@ async def test_chromium_plays_a_public_camera_anonymously_and_a_private_one_with
             requested: list[str] = []
             page.on("request", lambda request: requested.append(request.url))
 
-            await page.goto(f"/streams/watch/{stage.public_id}")
+            await page.goto(f"/streams/watch/{stage.public_id}?protocol=hls")
             await _plays(page)
             assert await page.get_by_test_id("player-status").inner_text() == "Live"
             await page.screenshot(path=str(SCREENSHOTS / "streams-player-public.png"))
@@ -159,7 +162,8 @@ async def test_chromium_plays_a_public_camera_anonymously_and_a_private_one_with
             await page.goto(f"/streams/watch/{stage.private_id}")
             assert "/login" in page.url
             await _sign_in(page, stage.email, stage.password)
-            await page.wait_for_url(f"**/streams/watch/{stage.private_id}")
+            await page.wait_for_url(f"**/streams/watch/{stage.private_id}*")
+            await page.goto(f"/streams/watch/{stage.private_id}?protocol=hls")  # WebRTC: the test below
             requested.clear()
             refused: list[str] = []
             page.on("response", lambda r: refused.append(r.url) if r.status >= 400 else None)
@@ -179,3 +183,52 @@ async def test_chromium_plays_a_public_camera_anonymously_and_a_private_one_with
         finally:
             await browser.close()
     assert problems == []
+
+
+WEBRTC_ARGS = [
+    *CHROMIUM_ARGS,
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+"""Chromium on loopback: offer 127.0.0.1 candidates, and real addresses rather than mDNS names."""
+
+
+async def test_chromium_plays_over_webrtc_first_and_falls_back_to_hls(stage: Stage) -> None:
+    _chromium_or_skip()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=WEBRTC_ARGS)
+        try:
+            context = await browser.new_context(base_url=stage.base_url)
+            page = await context.new_page()
+            requested: list[str] = []
+            page.on("request", lambda request: requested.append(request.url))
+            await page.goto(f"/streams/watch/{stage.public_id}")
+            await _plays(page)
+            player = page.get_by_test_id("player")
+            assert await player.get_attribute("data-protocol") == "webrtc"
+            assert await page.get_by_test_id("player-status").inner_text() == "Live · WebRTC"
+            decoded = await page.evaluate(
+                "async () => { let n = 0; (await window.pentadPeer.getStats()).forEach(r => {"
+                " if (r.type === 'inbound-rtp' && r.kind === 'video') n = r.framesDecoded; }); return n }"
+            )
+            assert decoded > 0
+            assert any(f"/streams/whep/{stage.public_id}" in url for url in requested)
+            assert not any("/streams/media/" in url for url in requested), "HLS was not needed"
+            await page.screenshot(path=str(SCREENSHOTS / "streams-player-webrtc.png"))
+
+            # WHEP refused (here: the node has no room for another WebRTC viewer): HLS plays instead.
+            await page.route(
+                "**/streams/whep/**",
+                lambda route: route.fulfill(
+                    status=503,
+                    content_type="application/problem+json",
+                    body='{"code": "webrtc_capacity", "status": 503, "title": "Service Unavailable"}',
+                ),
+            )
+            requested.clear()
+            await page.goto(f"/streams/watch/{stage.public_id}")
+            await _plays(page)
+            assert await player.get_attribute("data-protocol") == "hls"
+            assert any(".ts?" in url for url in requested), requested
+        finally:
+            await browser.close()

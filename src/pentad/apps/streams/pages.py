@@ -155,6 +155,7 @@ async def watch_page(camera_id: uuid.UUID, request: Request, session: Session) -
         request, "streams_player.html", principal, renderer=templates,
         camera=camera, live=live, source=source, token=token,
         token_ttl=settings.playback_token_ttl,
+        whep=f"{base}/streams/whep/{camera.id}",
     )  # fmt: skip
 
 

@@ -9,13 +9,16 @@ import socket
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from pentad.apps.streams import repository
 from pentad.apps.streams.actions import recording
 from pentad.apps.streams.actions.publish import PublishGrant, authorize_publish, end_session, start_session
 from pentad.apps.streams.media.packager import media_root
 from pentad.apps.streams.media.recorder import RecordedSegment
-from pentad.apps.streams.media.service import Grant, run_media
+from pentad.apps.streams.media.service import Grant, MediaService, run_media
+from pentad.apps.streams.media.webrtc.hub import WebRtcHub
+from pentad.apps.streams.media.webrtc.hub import serve as serve_webrtc
 from pentad.apps.streams.settings import StreamsSettings
 from pentad.core.context import AppContext
 from pentad.core.services import ServiceContext, ServiceSpec
@@ -72,10 +75,28 @@ class DatabaseRecordingControl:
         await recording.end_stream_recordings(self.platform, camera_id, session_id)
 
 
+def grant_from_message(data: Mapping[str, Any]) -> PublishGrant:
+    """A PublishGrant sent through the relay by the WHIP route (webrtc_endpoints.py `grant_message`)."""
+    return PublishGrant(
+        camera_id=uuid.UUID(str(data["camera_id"])),
+        key_id=uuid.UUID(str(data["key_id"])),
+        source=str(data["source"]),
+        profile=str(data["profile"]),
+        recording_mode=str(data["recording_mode"]),
+        visibility=str(data["visibility"]),
+    )
+
+
 async def run_ingest(context: ServiceContext) -> None:
     settings = context.platform.app_settings(StreamsSettings)
     root = media_root(settings, Path(context.platform.data_dir))
     control = DatabaseControlPlane(context.platform, socket.gethostname())
+    node = socket.gethostname()
+
+    async def webrtc(media: MediaService) -> None:
+        hub = WebRtcHub(media, settings, grant=grant_from_message)
+        await serve_webrtc(hub, context.platform.relay, node)
+
     await run_media(
         settings,
         control,
@@ -83,6 +104,7 @@ async def run_ingest(context: ServiceContext) -> None:
         processes=context.processes,
         log=context.log,
         recording=DatabaseRecordingControl(context.platform),
+        companions=[webrtc],
     )
 
 

@@ -17,6 +17,7 @@ from pentad.apps.streams import (
     services,
     tasks,
     topics,
+    webrtc_endpoints,
 )
 from pentad.apps.streams.events import DOMAIN_EVENTS
 from pentad.apps.streams.playback import PLAYBACK_SCHEME
@@ -35,6 +36,7 @@ APP = AppSpec(
         media_endpoints.router,
         recordings_endpoints.router,
         recordings_endpoints.media_router,
+        webrtc_endpoints.router,
     ],
     pages=[pages.router],
     migrations=PACKAGE / "migrations" / "versions",

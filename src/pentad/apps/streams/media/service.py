@@ -12,7 +12,7 @@ import contextlib
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -113,6 +113,12 @@ class MediaService(StreamHost):
         if grant is None:
             log.warning("publish_refused", reason="unknown_or_revoked_key")
             return None
+        return await self.open_granted(grant, engine=engine, peer=peer, drop=drop)
+
+    async def open_granted(self, grant: Grant, *, engine: str, peer: str, drop: Drop) -> Publication | None:
+        """Open the stream of a publisher whose key was already accepted (WHIP: the HTTP route checked
+        the key); None when refused (capacity, disk, a publisher opening on the camera)."""
+        log = logger.bind(peer=peer, engine=engine)
         camera_id = grant.camera_id
         log = log.bind(camera_id=str(camera_id))
         if camera_id in self._opening:
@@ -257,6 +263,11 @@ ENGINES: Mapping[str, Callable[[StreamsSettings, StreamHost], IngestEngine]] = {
 """Engine constructors by PENTAD_STREAMS__ENGINE (the nginx engine adds its line)."""
 
 
+Companion = Callable[[MediaService], Coroutine[Any, Any, None]]
+"""A part of the media plane that runs beside the engine on the same streams (the WebRTC hub), until
+cancelled."""
+
+
 async def run_media(
     settings: StreamsSettings,
     control: ControlPlane,
@@ -265,6 +276,7 @@ async def run_media(
     processes: Any,
     log: Any,
     recording: RecordingControl | None = None,
+    companions: Sequence[Companion] = (),
 ) -> None:
     """The media plane until cancelled: the engine listening, publishers' streams packaged."""
     factory = ENGINES.get(settings.engine)
@@ -277,6 +289,7 @@ async def run_media(
     engine = factory(settings, media)
     watcher: asyncio.Task[None] | None = None
     recorder: asyncio.Task[None] | None = None
+    running: list[asyncio.Task[None]] = []
     try:
         abandoned = await control.end_abandoned()
         if abandoned:
@@ -285,8 +298,14 @@ async def run_media(
         log.info("media_started", engine=engine.name, media_dir=str(root))
         watcher = asyncio.create_task(media.watch_revocations())
         recorder = asyncio.create_task(media.watch_recordings())
+        running = [asyncio.create_task(companion(media)) for companion in companions]
         await asyncio.Event().wait()
     finally:
+        for task in running:
+            task.cancel()
+        for task in running:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if recorder is not None:
             recorder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
