@@ -207,8 +207,14 @@ async def list_servers(
     session: Session,
     principal: Member,
     node_id: Annotated[uuid.UUID | None, Query(description="Only this node's servers.")] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=servers.LIST_LIMIT_MAX, description="Servers per page (by name).")
+    ] = servers.LIST_LIMIT_DEFAULT,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Servers skipped.")] = 0,
 ) -> list[ServerRead]:
-    return await servers.list_servers(panel_context(request, session, principal), node_id=node_id)
+    return await servers.list_servers(
+        panel_context(request, session, principal), node_id=node_id, limit=limit, offset=offset
+    )
 
 
 @router.get("/servers/{server_id}", summary="A server, with your keys on it")

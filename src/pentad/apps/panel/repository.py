@@ -129,6 +129,24 @@ async def list_allocations(
     return list((await session.scalars(query)).all())
 
 
+async def list_server_allocations(
+    session: AsyncSession, server_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, list[PanelAllocation]]:
+    """The allocations of each of the servers (one query), by server, each list in ip/port order."""
+    found: dict[uuid.UUID, list[PanelAllocation]] = {server_id: [] for server_id in server_ids}
+    if not server_ids:
+        return found
+    query = (
+        select(PanelAllocation)
+        .where(PanelAllocation.server_id.in_(list(server_ids)))
+        .order_by(PanelAllocation.ip, PanelAllocation.port, PanelAllocation.id)
+    )
+    for allocation in (await session.scalars(query)).all():
+        assert allocation.server_id is not None
+        found[allocation.server_id].append(allocation)
+    return found
+
+
 async def existing_ports(
     session: AsyncSession, node_id: uuid.UUID, ip: str, ports: Collection[int]
 ) -> list[int]:
@@ -231,6 +249,7 @@ async def list_servers(
     owner_id: uuid.UUID | None = None,
     node_id: uuid.UUID | None = None,
     limit: int = 1000,
+    offset: int = 0,
 ) -> list[PanelServer]:
     """Servers by name; `ids` with `owner_id` is their union (mine and shared with me)."""
     query = select(PanelServer)
@@ -245,7 +264,7 @@ async def list_servers(
         query = query.where(PanelServer.owner_id == owner_id)
     if node_id is not None:
         query = query.where(PanelServer.node_id == node_id)
-    query = query.order_by(PanelServer.name, PanelServer.id).limit(limit)
+    query = query.order_by(PanelServer.name, PanelServer.id).limit(limit).offset(offset)
     return list((await session.scalars(query)).all())
 
 
