@@ -83,7 +83,8 @@ async def test_the_list_costs_the_same_statements_for_two_servers_or_eight(
     assert (listed_few, listed_many) == (2, 8)
     assert cost_few == cost_many <= 4  # (a transaction opening may count as one)
     listed_all, cost_all = await _list_statements(platform, admin_principal)
-    assert listed_all == 10 and cost_all <= 3
+    assert listed_all == 10
+    assert cost_all <= 3
 
 
 async def test_a_subuser_sees_only_the_servers_shared_with_them_with_their_keys(

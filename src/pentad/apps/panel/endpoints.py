@@ -11,10 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.panel.actions import allocations, nodes, servers, templates
+from pentad.apps.panel.actions import activity, allocations, nodes, servers, subusers, templates
 from pentad.apps.panel.dependencies import panel_context
 from pentad.apps.panel.permissions import PANEL_ADMIN, PANEL_SERVERS_CREATE, PANEL_USE
 from pentad.apps.panel.schemas import (
+    ActivityRead,
     AllocationCreate,
     AllocationRead,
     EnrolmentTokenCreate,
@@ -28,6 +29,9 @@ from pentad.apps.panel.schemas import (
     ServerStartup,
     ServerUpdate,
     StartupUpdate,
+    SubuserCreate,
+    SubuserRead,
+    SubuserUpdate,
     TemplateImport,
     TemplateImported,
     TemplateRead,
@@ -255,3 +259,68 @@ async def update_startup(
     panel = panel_context(request, session, principal)
     await servers.do_update_startup(panel, server_id, data)
     return await servers.get_startup(panel, server_id)
+
+
+# ------------------------------------------------------------------ subusers, activity
+
+UserId = Annotated[uuid.UUID, Path(description="The subuser's account id.")]
+
+
+@router.get("/servers/{server_id}/users", summary="The owner and the subusers with their keys (`user.read`)")
+async def list_subusers(
+    server_id: ServerId, request: Request, session: Session, principal: Member
+) -> list[SubuserRead]:
+    return await subusers.list_subusers(panel_context(request, session, principal), server_id)
+
+
+@router.post(
+    "/servers/{server_id}/users",
+    status_code=201,
+    summary="Share the server with an existing account, with keys you hold (`user.create`)",
+)
+async def create_subuser(
+    server_id: ServerId, data: SubuserCreate, request: Request, session: Session, principal: Member
+) -> SubuserRead:
+    return await subusers.do_create_subuser(panel_context(request, session, principal), server_id, data)
+
+
+@router.put(
+    "/servers/{server_id}/users/{user_id}",
+    summary="Set a subuser's keys; you give and take only keys you hold (`user.update`)",
+)
+async def update_subuser(
+    server_id: ServerId,
+    user_id: UserId,
+    data: SubuserUpdate,
+    request: Request,
+    session: Session,
+    principal: Member,
+) -> SubuserRead:
+    panel = panel_context(request, session, principal)
+    return await subusers.do_update_subuser(panel, server_id, user_id, data)
+
+
+@router.delete(
+    "/servers/{server_id}/users/{user_id}", status_code=204, summary="Remove a subuser (`user.delete`)"
+)
+async def delete_subuser(
+    server_id: ServerId, user_id: UserId, request: Request, session: Session, principal: Member
+) -> Response:
+    await subusers.do_delete_subuser(panel_context(request, session, principal), server_id, user_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/servers/{server_id}/activity", summary="The server's activity log, newest first (`activity.read`)"
+)
+async def list_activity(
+    server_id: ServerId,
+    request: Request,
+    session: Session,
+    principal: Member,
+    before: Annotated[uuid.UUID | None, Query(description="The last event id of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=activity.ACTIVITY_LIMIT_MAX)] = 50,
+) -> list[ActivityRead]:
+    return await activity.list_activity(
+        panel_context(request, session, principal), server_id, before=before, limit=limit
+    )

@@ -364,3 +364,55 @@ class ServerRead(BaseModel):
     installed_at: datetime | None
     suspended_at: datetime | None
     created_at: datetime
+
+
+# ------------------------------------------------------------------ subusers, activity
+
+
+def _server_keys(value: list[str]) -> list[str]:
+    from pentad.apps.panel.permissions import SERVER_KEYS
+
+    unknown = sorted({key for key in value if key not in SERVER_KEYS})
+    if unknown:
+        raise ValueError(f"unknown permission keys: {', '.join(unknown)}")
+    return sorted(set(value))
+
+
+class SubuserCreate(BaseModel):
+    email: str = Field(min_length=3, max_length=320, description="An existing account's email address.")
+    permissions: list[str] = Field(
+        min_length=1, max_length=64, description="The keys to give (`control.console`, …); ones you hold."
+    )
+
+    @field_validator("permissions")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        return _server_keys(value)
+
+
+class SubuserUpdate(BaseModel):
+    permissions: list[str] = Field(min_length=1, max_length=64, description="The subuser's keys from now on.")
+
+    @field_validator("permissions")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        return _server_keys(value)
+
+
+class SubuserRead(BaseModel):
+    user_id: uuid.UUID
+    email: str
+    display_name: str
+    owner: bool = Field(description="The server's owner (every key; not a subuser).")
+    permissions: list[str]
+    since: datetime = Field(description="When the oldest of its keys was given.")
+
+
+class ActivityRead(BaseModel):
+    id: uuid.UUID
+    at: datetime
+    action: str = Field(description="What was done (`panel.server.power`, `grant.create`, …).")
+    actor_type: str = Field(description="`user`, `service` or `system`.")
+    actor_id: str | None
+    actor_label: str | None = Field(description="Who (an email address, a service's name, `system`).")
+    details: dict[str, Any]
