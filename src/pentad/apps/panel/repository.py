@@ -271,3 +271,11 @@ async def list_servers(
 async def list_server_variables(session: AsyncSession, server_id: uuid.UUID) -> list[PanelServerVariable]:
     query = select(PanelServerVariable).where(PanelServerVariable.server_id == server_id)
     return list((await session.scalars(query)).all())
+
+
+async def node_names(session: AsyncSession, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The names of the nodes (one query), by id."""
+    if not ids:
+        return {}
+    query = select(PanelNode.id, PanelNode.name).where(PanelNode.id.in_(list(ids)))
+    return {row.id: row.name for row in (await session.execute(query)).all()}

@@ -411,3 +411,8 @@ async def do_update_startup(panel: PanelContext, server_id: uuid.UUID, data: Sta
         panel.session, panel.audit_actor, "panel.server.startup_update", resource_type=SERVER_RESOURCE,
         resource_id=str(server.id), variables=sorted(data.variables),
     )  # fmt: skip
+
+
+async def node_names(panel: PanelContext, servers: Sequence[ServerRead]) -> dict[uuid.UUID, str]:
+    """The names of the nodes of the servers the caller sees (for lists and pages), by node id."""
+    return await repository.node_names(panel.session, {server.node_id for server in servers})
