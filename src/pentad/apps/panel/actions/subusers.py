@@ -47,9 +47,17 @@ async def _roles(panel: PanelContext, server_id: uuid.UUID) -> dict[uuid.UUID, l
 async def list_subusers(panel: PanelContext, server_id: uuid.UUID) -> list[SubuserRead]:
     """The owner first, then every subuser (oldest first) with its keys (`user.read`)."""
     access = await panel.access(server_id, SERVER_USER_READ)
+    return await _holders(panel, access.server.id)
+
+
+async def _holders(
+    panel: PanelContext, server_id: uuid.UUID, only: uuid.UUID | None = None
+) -> list[SubuserRead]:
     service = AuthService(panel.session, panel.platform)
     found = []
-    for user_id, held in (await _roles(panel, access.server.id)).items():
+    for user_id, held in (await _roles(panel, server_id)).items():
+        if only is not None and user_id != only:
+            continue
         user = await service.get_user(user_id)
         owner = any(holder.role == OWNER_ROLE for holder in held)
         found.append(
@@ -67,7 +75,8 @@ async def list_subusers(panel: PanelContext, server_id: uuid.UUID) -> list[Subus
 
 
 async def _subuser(panel: PanelContext, server_id: uuid.UUID, user_id: uuid.UUID) -> SubuserRead:
-    return next(s for s in await list_subusers(panel, server_id) if s.user_id == user_id)
+    """What a change made, shown to its author (who may lack `user.read`)."""
+    return (await _holders(panel, server_id, only=user_id))[0]
 
 
 async def do_create_subuser(panel: PanelContext, server_id: uuid.UUID, data: SubuserCreate) -> SubuserRead:
