@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.panel.actions import activity, allocations, nodes, servers, subusers, templates
+from pentad.apps.panel.actions import activity, allocations, nodes, schedules, servers, subusers, templates
 from pentad.apps.panel.dependencies import panel_context
 from pentad.apps.panel.permissions import PANEL_ADMIN, PANEL_SERVERS_CREATE, PANEL_USE
 from pentad.apps.panel.schemas import (
@@ -24,6 +24,9 @@ from pentad.apps.panel.schemas import (
     NodeCreate,
     NodeRead,
     NodeUpdate,
+    ScheduleRead,
+    ScheduleRunRead,
+    ScheduleWrite,
     ServerCreate,
     ServerRead,
     ServerStartup,
@@ -324,3 +327,84 @@ async def list_activity(
     return await activity.list_activity(
         panel_context(request, session, principal), server_id, before=before, limit=limit
     )
+
+
+# ------------------------------------------------------------------ schedules
+
+ScheduleId = Annotated[uuid.UUID, Path(description="Schedule id.")]
+
+
+@router.get("/servers/{server_id}/schedules", summary="The server's schedules (`schedule.read`)")
+async def list_schedules(
+    server_id: ServerId, request: Request, session: Session, principal: Member
+) -> list[ScheduleRead]:
+    return await schedules.list_schedules(panel_context(request, session, principal), server_id)
+
+
+@router.post(
+    "/servers/{server_id}/schedules",
+    status_code=201,
+    summary="Add a schedule: cron + tasks; you need the keys its tasks need (`schedule.create`)",
+)
+async def create_schedule(
+    server_id: ServerId, data: ScheduleWrite, request: Request, session: Session, principal: Member
+) -> ScheduleRead:
+    return await schedules.do_create_schedule(panel_context(request, session, principal), server_id, data)
+
+
+@router.get("/servers/{server_id}/schedules/{schedule_id}", summary="A schedule (`schedule.read`)")
+async def get_schedule(
+    server_id: ServerId, schedule_id: ScheduleId, request: Request, session: Session, principal: Member
+) -> ScheduleRead:
+    return await schedules.get_schedule(panel_context(request, session, principal), server_id, schedule_id)
+
+
+@router.put("/servers/{server_id}/schedules/{schedule_id}", summary="Replace a schedule (`schedule.update`)")
+async def update_schedule(
+    server_id: ServerId,
+    schedule_id: ScheduleId,
+    data: ScheduleWrite,
+    request: Request,
+    session: Session,
+    principal: Member,
+) -> ScheduleRead:
+    panel = panel_context(request, session, principal)
+    return await schedules.do_update_schedule(panel, server_id, schedule_id, data)
+
+
+@router.delete(
+    "/servers/{server_id}/schedules/{schedule_id}",
+    status_code=204,
+    summary="Delete a schedule (`schedule.delete`)",
+)
+async def delete_schedule(
+    server_id: ServerId, schedule_id: ScheduleId, request: Request, session: Session, principal: Member
+) -> Response:
+    await schedules.do_delete_schedule(panel_context(request, session, principal), server_id, schedule_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/servers/{server_id}/schedules/{schedule_id}/run",
+    status_code=202,
+    summary="Run a schedule's tasks now (`schedule.update`)",
+)
+async def run_schedule_now(
+    server_id: ServerId, schedule_id: ScheduleId, request: Request, session: Session, principal: Member
+) -> ScheduleRead:
+    return await schedules.do_run_now(panel_context(request, session, principal), server_id, schedule_id)
+
+
+@router.get(
+    "/servers/{server_id}/schedules/{schedule_id}/runs", summary="A schedule's latest runs (`schedule.read`)"
+)
+async def list_schedule_runs(
+    server_id: ServerId,
+    schedule_id: ScheduleId,
+    request: Request,
+    session: Session,
+    principal: Member,
+    limit: Annotated[int, Query(ge=1, le=schedules.RUNS_LIMIT_MAX)] = 20,
+) -> list[ScheduleRunRead]:
+    panel = panel_context(request, session, principal)
+    return await schedules.list_runs(panel, server_id, schedule_id, limit)

@@ -178,3 +178,19 @@ class OwnKeys(PermissionDenied):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("You cannot change your own keys on a server.", **kwargs)
+
+
+class ScheduleNotFound(NotFound):
+    code = "schedule_not_found"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("No such schedule on this server.", **kwargs)
+
+
+class ScheduleInvalid(AppError):
+    """A schedule that cannot run as asked (too frequent, a task kind not installed): 422."""
+
+    status, code = 422, "schedule_invalid"
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)

@@ -14,6 +14,8 @@ from pentad.apps.panel.models import (
     PanelEnrolmentToken,
     PanelNode,
     PanelNodeCredential,
+    PanelSchedule,
+    PanelScheduleRun,
     PanelServer,
     PanelServerVariable,
     PanelTemplate,
@@ -279,3 +281,32 @@ async def node_names(session: AsyncSession, ids: Collection[uuid.UUID]) -> dict[
         return {}
     query = select(PanelNode.id, PanelNode.name).where(PanelNode.id.in_(list(ids)))
     return {row.id: row.name for row in (await session.execute(query)).all()}
+
+
+async def get_schedule(session: AsyncSession, schedule_id: uuid.UUID) -> PanelSchedule | None:
+    return await session.get(PanelSchedule, schedule_id)
+
+
+async def list_schedules(session: AsyncSession, server_id: uuid.UUID) -> list[PanelSchedule]:
+    query = (
+        select(PanelSchedule)
+        .where(PanelSchedule.server_id == server_id)
+        .order_by(PanelSchedule.name, PanelSchedule.id)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def get_schedule_run(session: AsyncSession, run_id: uuid.UUID) -> PanelScheduleRun | None:
+    return await session.get(PanelScheduleRun, run_id)
+
+
+async def list_schedule_runs(
+    session: AsyncSession, schedule_id: uuid.UUID, limit: int
+) -> list[PanelScheduleRun]:
+    query = (
+        select(PanelScheduleRun)
+        .where(PanelScheduleRun.schedule_id == schedule_id)
+        .order_by(PanelScheduleRun.started_at.desc(), PanelScheduleRun.id.desc())
+        .limit(limit)
+    )
+    return list((await session.scalars(query)).all())

@@ -21,6 +21,7 @@ from pentad.apps.panel import (
     services,
     topics,
 )
+from pentad.apps.panel.actions import schedules
 from pentad.apps.panel.credentials import NODE_SCHEME
 from pentad.apps.panel.settings import APP_NAME, PanelSettings
 from pentad.core.apps import AppSpec
@@ -34,7 +35,7 @@ PACKAGE = Path(__file__).parent
 ROUTERS: list[APIRouter] = [endpoints.router, agent_endpoints.router, control_endpoints.router]
 TOPICS: list[TopicSpec] = [*topics.TOPICS]
 SERVICES: list[ServiceSpec] = [*services.SERVICES]
-JOBS: list[JobSpec] = []
+JOBS: list[JobSpec] = [*schedules.JOBS]
 CRON: list[CronSpec] = []
 EVENTS: list[DomainEvent[Any]] = [*events.LINK_EVENTS]
 
