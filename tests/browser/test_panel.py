@@ -41,7 +41,7 @@ from tests.apps.panel.link_support import (
 )
 from tests.browser.test_account_flow import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, _chromium_or_skip, _sign_in
 from tests.conftest import ALL_APPS
-from tests.factories import DEFAULT_PASSWORD, bearer, create_admin, create_user, issue_api_key
+from tests.factories import DEFAULT_PASSWORD, bearer, create_admin, create_user, issue_api_key, run_due_jobs
 
 pytestmark = pytest.mark.browser
 
@@ -213,6 +213,20 @@ async def test_the_panel_pages_in_chromium(stage: Stage) -> None:
             await page.reload()
             await _console_shows(page, "got: hello from chromium")
 
+            # A schedule made in the page, run now: its command reaches the game; its history shows.
+            await page.get_by_label("Schedule name").fill("Greeter")
+            await page.get_by_label("Cron (minute hour day month weekday, UTC)").fill("0 4 * * *")
+            await page.locator("#schedule-tasks").fill("command scheduled hello")
+            await page.get_by_role("button", name="Add schedule").click()
+            await page.wait_for_url(f"**/panel/servers/{stage.server_id}#schedules")
+            await page.get_by_role("button", name="Run now").click()
+            await page.wait_for_url(f"**/panel/servers/{stage.server_id}#schedules")
+            await run_due_jobs(stage.panel.platform)
+            await _console_shows(page, "got: scheduled hello")
+            await page.reload()
+            runs = page.get_by_test_id("schedules").locator(".panel-runs")
+            assert "ok" in await runs.inner_text()
+
             await page.get_by_role("button", name="Kill", exact=True).click()
             await page.wait_for_function(
                 "() => document.getElementById('server-state').textContent === 'offline'", timeout=WAIT_MS
@@ -231,6 +245,7 @@ async def test_the_panel_pages_in_chromium(stage: Stage) -> None:
             activity = await page.get_by_test_id("activity").inner_text()
             assert "panel.server.subuser_create" in activity
             assert "panel.server.power.kill" in activity
+            assert "panel.schedule.run" in activity
 
             await page.goto("/panel/nodes")
             node = page.locator(f'tr[data-node="{stage.node_id}"]')

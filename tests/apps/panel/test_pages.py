@@ -132,3 +132,44 @@ async def test_an_admin_makes_an_enrolment_token_on_the_nodes_page(
     token = re.search(r'data-testid="enrolment-token">(pne_[^<]+)<', made.text)
     assert token is not None
     assert token.group(1) not in (await client.get("/panel/nodes")).text
+
+
+async def test_the_schedules_form_adds_runs_and_deletes_a_schedule(
+    client: httpx.AsyncClient, platform: Platform, admin: Account, member: Account
+) -> None:
+    server = await _server(client, admin, member)
+    path = f"/panel/servers/{server['id']}"
+    await _sign_in(client, member.user)
+    page = await client.get(path)
+    assert "No schedules yet" in page.text
+    csrf = _csrf(page.text)
+    before = await snapshot(platform)
+    for cron, tasks in (("every day", "command hi"), ("0 4 * * *", "soon; command hi"), ("0 4 * * *", "")):
+        refused = await client.post(
+            f"{path}/schedules", data={"name": "x", "cron": cron, "tasks": tasks, "csrf_token": csrf}
+        )
+        assert refused.status_code in (400, 422), (cron, tasks)
+        assert 'role="alert"' in refused.text
+    assert await snapshot(platform) == before
+    made = await client.post(
+        f"{path}/schedules",
+        data={"name": "Nightly", "cron": "0 4 * * *", "only_when_online": "true",
+              "tasks": "command say bye\nwait 5; power restart\n", "csrf_token": csrf},
+    )  # fmt: skip
+    assert made.status_code == 303, made.text
+    listed = (await client.get(f"/api/panel/servers/{server['id']}/schedules", headers=member.headers)).json()
+    assert [(t["action"], t["payload"], t["delay_s"]) for t in listed[0]["tasks"]] == [
+        ("command", "say bye", 0),
+        ("power", "restart", 5),
+    ]
+    assert listed[0]["only_when_online"] is True
+    page = (await client.get(path)).text
+    assert "Nightly" in page
+    assert "not run yet" in page
+    schedule_id = listed[0]["id"]
+    assert (
+        await client.post(f"{path}/schedules/{schedule_id}/run", data={"csrf_token": csrf})
+    ).status_code == 303
+    gone = await client.post(f"{path}/schedules/{schedule_id}/delete", data={"csrf_token": csrf})
+    assert gone.status_code == 303
+    assert "No schedules yet" in (await client.get(path)).text

@@ -17,12 +17,13 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from pentad.apps.panel.actions import activity, nodes, servers, subusers
+from pentad.apps.panel.actions import activity, nodes, schedules, servers, subusers
 from pentad.apps.panel.actions.context import PanelContext
 from pentad.apps.panel.permissions import PANEL_ADMIN, PANEL_USE, SERVER_KEYS
 from pentad.apps.panel.schemas import (
     EnrolmentTokenCreate,
     EnrolmentTokenCreated,
+    ScheduleWrite,
     SubuserCreate,
     SubuserUpdate,
 )
@@ -33,6 +34,7 @@ from pentad.core.platform import get_platform
 from pentad.core.policy import route_policy
 from pentad.core.web.pages.kit import (
     TEMPLATES_DIR,
+    InvalidForm,
     PageAccess,
     failure_context,
     parse_form,
@@ -83,10 +85,12 @@ async def _server_page(
     keys = set(server.permissions)
     users = await subusers.list_subusers(panel, server_id) if "user.read" in keys else []
     log = await activity.list_activity(panel, server_id, limit=30) if "activity.read" in keys else []
+    timed = await schedules.list_schedules(panel, server_id) if "schedule.read" in keys else []
+    runs = {schedule.id: await schedules.list_runs(panel, server_id, schedule.id, 5) for schedule in timed}
     return render_page(
         request, "panel_server.html", principal, renderer=templates, status_code=status_code, error=error,
         server=server, keys=keys, node_name=(await servers.node_names(panel, [server])).get(server.node_id),
-        subusers=users, activity=log, all_keys=SERVER_KEYS, key_groups=KEY_GROUPS,
+        subusers=users, activity=log, all_keys=SERVER_KEYS, key_groups=KEY_GROUPS, schedules=timed, runs=runs,
     )  # fmt: skip
 
 
@@ -147,6 +151,79 @@ async def delete_subuser_form(
 ) -> Response:
     await subusers.do_delete_subuser(_context(request, session, principal), server_id, user_id)
     return see_other(f"/panel/servers/{server_id}#subusers")
+
+
+def _tasks_from_text(text: str) -> list[dict[str, object]]:
+    """The schedule form's task lines: `command say hi`, `power restart`, optionally after `wait 30;`."""
+    tasks: list[dict[str, object]] = []
+    for line in text.splitlines():
+        delay, _, rest = line.strip().rpartition(";")
+        action, _, payload = rest.strip().partition(" ")
+        if not action:
+            continue
+        words = delay.split()
+        seconds = words[1] if len(words) == 2 and words[0] == "wait" and words[1].isdigit() else None
+        if delay and seconds is None:
+            raise InvalidForm(f"Tasks: write `wait N; {action} …` to wait N seconds first.")
+        tasks.append({"action": action, "payload": payload.strip(), "delay_s": int(seconds or 0)})
+    return tasks
+
+
+async def _schedule_failure(
+    request: Request, panel: PanelContext, principal: Principal, server_id: uuid.UUID, exc: AppError
+) -> Response:
+    failure = failure_context(exc)
+    return await _server_page(
+        request, panel, principal, server_id, status_code=failure["status_code"], error=failure["error"]
+    )
+
+
+@router.post("/panel/servers/{server_id}/schedules")
+@route_policy(csp=SERVER_PAGE_CSP)
+async def create_schedule_form(
+    server_id: uuid.UUID,
+    request: Request,
+    principal: PanelUser,
+    session: Session,
+    name: Annotated[str, Form(max_length=100)] = "",
+    cron: Annotated[str, Form(max_length=100)] = "",
+    tasks: Annotated[str, Form(max_length=20_000)] = "",
+    only_when_online: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    panel = _context(request, session, principal)
+    try:
+        data = parse_form(
+            ScheduleWrite,
+            name=name,
+            cron=cron,
+            only_when_online=only_when_online == "true",
+            tasks=_tasks_from_text(tasks),
+        )
+        await schedules.do_create_schedule(panel, server_id, data)
+    except AppError as exc:
+        return await _schedule_failure(request, panel, principal, server_id, exc)
+    return see_other(f"/panel/servers/{server_id}#schedules")
+
+
+@router.post("/panel/servers/{server_id}/schedules/{schedule_id}/run")
+@route_policy(csp=SERVER_PAGE_CSP)
+async def run_schedule_form(
+    server_id: uuid.UUID, schedule_id: uuid.UUID, request: Request, principal: PanelUser, session: Session
+) -> Response:
+    panel = _context(request, session, principal)
+    try:
+        await schedules.do_run_now(panel, server_id, schedule_id)
+    except AppError as exc:
+        return await _schedule_failure(request, panel, principal, server_id, exc)
+    return see_other(f"/panel/servers/{server_id}#schedules")
+
+
+@router.post("/panel/servers/{server_id}/schedules/{schedule_id}/delete")
+async def delete_schedule_form(
+    server_id: uuid.UUID, schedule_id: uuid.UUID, request: Request, principal: PanelUser, session: Session
+) -> Response:
+    await schedules.do_delete_schedule(_context(request, session, principal), server_id, schedule_id)
+    return see_other(f"/panel/servers/{server_id}#schedules")
 
 
 async def _nodes_page(
