@@ -281,8 +281,9 @@ async def run_schedule(context: JobContext, payload: dict[str, Any]) -> None:
     trigger = "manual" if payload.get("trigger") == "manual" else "cron"
     async with platform.database.transaction() as session:
         schedule = await repository.get_schedule(session, schedule_id)
-        if schedule is None:
-            return  # deleted since
+        server = None if schedule is None else await repository.get_server(session, schedule.server_id)
+        if schedule is None or server is None:
+            return  # deleted since (with its server, or on its own)
         if trigger == "cron":
             due = datetime.fromisoformat(str(payload["due"]))
             if not schedule.enabled or schedule.next_run_at != due:
@@ -292,8 +293,6 @@ async def run_schedule(context: JobContext, payload: dict[str, Any]) -> None:
             following = {"schedule_id": str(schedule.id), "trigger": "cron", "due": tick.isoformat()}
             await enqueue(session, RUN_JOB, following, run_at=tick, dedupe_key=_tick_key(schedule.id, tick))
         schedule.last_run_at = utcnow()
-        server = await repository.get_server(session, schedule.server_id)
-        assert server is not None  # a schedule goes with its server
         run = PanelScheduleRun(
             id=uuid7(), schedule_id=schedule.id, trigger=trigger, status="running", steps=[]
         )
