@@ -47,6 +47,7 @@ pytestmark = pytest.mark.browser
 
 VENV_BIN = Path(sys.executable).parent
 WAIT_MS = 30_000
+CONNECTED = "() => document.getElementById('panel-server').dataset.link === 'connected'"
 
 
 @dataclass
@@ -197,8 +198,8 @@ async def test_the_panel_pages_in_chromium(stage: Stage) -> None:
             await page.wait_for_function(
                 "() => document.getElementById('server-state').textContent === 'running'", timeout=WAIT_MS
             )
-            await page.get_by_label("Command").fill("hello from chromium")
-            await page.get_by_label("Command").press("Enter")
+            await page.get_by_label("Command", exact=True).fill("hello from chromium")
+            await page.get_by_label("Command", exact=True).press("Enter")
             await _console_shows(page, "got: hello from chromium")
             await page.wait_for_function(
                 "() => Number(document.getElementById('cpu-chart').dataset.points) >= 2"
@@ -222,8 +223,8 @@ async def test_the_panel_pages_in_chromium(stage: Stage) -> None:
             await page.get_by_role("button", name="Run now").click()
             await page.wait_for_url(f"**/panel/servers/{stage.server_id}#schedules")
             await run_due_jobs(stage.panel.platform)
-            await _console_shows(page, "got: scheduled hello")
             await page.reload()
+            await _console_shows(page, "got: scheduled hello")
             runs = page.get_by_test_id("schedules").locator(".panel-runs")
             assert "ok" in await runs.inner_text()
 
