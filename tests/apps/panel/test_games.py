@@ -342,3 +342,44 @@ async def test_a_pterodactyl_egg_runs_without_docker(stack: Stack) -> None:
     await wait_for(stack, server_id, state="offline")
     server = await server_row(stack.panel.platform, server_id)
     assert server.state_reason is not None
+
+
+async def test_a_schedule_runs_its_chain_on_a_real_server(stack: Stack) -> None:
+    """A schedule's chain through the core job: only when online (skipped while offline), then a command
+    the game answers and a kill, in order; its history tells each step."""
+    from tests.factories import run_due_jobs
+
+    server_id = await create_server(stack, "generic", [free_port(socket.SOCK_STREAM)])
+    response = await stack.http.post(
+        f"/api/panel/servers/{server_id}/install", json={}, headers=stack.headers
+    )
+    assert response.status_code == 202, response.text
+    await wait_for(stack, server_id, status="installed", state="offline")
+    base = f"/api/panel/servers/{server_id}/schedules"
+    body = {
+        "name": "Announce and stop", "cron": "0 4 * * *", "only_when_online": True,
+        "tasks": [{"action": "command", "payload": "scheduled hello"},
+                  {"action": "power", "payload": "kill", "delay_s": 1}],
+    }  # fmt: skip
+    made = await stack.http.post(base, json=body, headers=stack.headers)
+    assert made.status_code == 201, made.text
+    runs = f"{base}/{made.json()['id']}/runs"
+
+    assert (
+        await stack.http.post(f"{base}/{made.json()['id']}/run", headers=stack.headers)
+    ).status_code == 202
+    await run_due_jobs(stack.panel.platform)
+    [skipped] = (await stack.http.get(runs, headers=stack.headers)).json()
+    assert skipped["status"] == "skipped"
+
+    await power(stack, server_id, "start")
+    await wait_for(stack, server_id, state="running")
+    assert (
+        await stack.http.post(f"{base}/{made.json()['id']}/run", headers=stack.headers)
+    ).status_code == 202
+    await run_due_jobs(stack.panel.platform)
+    latest = (await stack.http.get(runs, headers=stack.headers)).json()[0]
+    assert latest["status"] == "ok", latest
+    assert [(step["action"], step["ok"]) for step in latest["steps"]] == [("command", True), ("power", True)]
+    await wait_console(stack, server_id, "got: scheduled hello")
+    await wait_for(stack, server_id, state="offline")

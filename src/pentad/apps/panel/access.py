@@ -19,7 +19,7 @@ from pentad.apps.panel import repository
 from pentad.apps.panel.exceptions import ServerNotFound, ServerPermission
 from pentad.apps.panel.models import PanelServer
 from pentad.apps.panel.permissions import PANEL_ADMIN, SERVER_PERMISSIONS, SERVER_RESOURCE, SERVER_VIEW
-from pentad.core.auth.grants import granted_permissions
+from pentad.core.auth.grants import granted_permissions, granted_permissions_by_resource
 from pentad.core.auth.permissions import Permission
 from pentad.core.auth.principal import Principal
 from pentad.core.context import AppContext
@@ -61,6 +61,30 @@ async def server_permissions(
         session, platform.permissions, principal.id, SERVER_RESOURCE, str(server.id)
     )
     return _scoped(principal, held)
+
+
+async def held_servers(
+    session: AsyncSession, platform: AppContext, principal: Principal
+) -> dict[uuid.UUID, frozenset[str]] | None:
+    """What the caller may do with each server it may see (one query for every server): None for admins
+    (every server, every key but what an API key's scopes leave out: see `everything_for`); a person: the
+    servers granted to them, with the keys held (scopes applied), only those with the view."""
+    if principal.has(PANEL_ADMIN):
+        return None
+    if not principal.is_user:
+        return {}
+    held = await granted_permissions_by_resource(session, platform.permissions, principal.id, SERVER_RESOURCE)
+    found: dict[uuid.UUID, frozenset[str]] = {}
+    for resource_id, keys in held.items():
+        scoped = _scoped(principal, keys)
+        if SERVER_VIEW.key in scoped:
+            found[uuid.UUID(resource_id)] = scoped
+    return found
+
+
+def everything_for(principal: Principal | None) -> frozenset[str]:
+    """An admin's keys on any server (what its scopes allow)."""
+    return EVERYTHING if principal is None else _scoped(principal, EVERYTHING)
 
 
 async def server_access(

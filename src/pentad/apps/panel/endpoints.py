@@ -11,10 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.panel.actions import allocations, nodes, servers, templates
+from pentad.apps.panel.actions import activity, allocations, nodes, schedules, servers, subusers, templates
 from pentad.apps.panel.dependencies import panel_context
 from pentad.apps.panel.permissions import PANEL_ADMIN, PANEL_SERVERS_CREATE, PANEL_USE
 from pentad.apps.panel.schemas import (
+    ActivityRead,
     AllocationCreate,
     AllocationRead,
     EnrolmentTokenCreate,
@@ -23,11 +24,17 @@ from pentad.apps.panel.schemas import (
     NodeCreate,
     NodeRead,
     NodeUpdate,
+    ScheduleRead,
+    ScheduleRunRead,
+    ScheduleWrite,
     ServerCreate,
     ServerRead,
     ServerStartup,
     ServerUpdate,
     StartupUpdate,
+    SubuserCreate,
+    SubuserRead,
+    SubuserUpdate,
     TemplateImport,
     TemplateImported,
     TemplateRead,
@@ -207,8 +214,14 @@ async def list_servers(
     session: Session,
     principal: Member,
     node_id: Annotated[uuid.UUID | None, Query(description="Only this node's servers.")] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=servers.LIST_LIMIT_MAX, description="Servers per page (by name).")
+    ] = servers.LIST_LIMIT_DEFAULT,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Servers skipped.")] = 0,
 ) -> list[ServerRead]:
-    return await servers.list_servers(panel_context(request, session, principal), node_id=node_id)
+    return await servers.list_servers(
+        panel_context(request, session, principal), node_id=node_id, limit=limit, offset=offset
+    )
 
 
 @router.get("/servers/{server_id}", summary="A server, with your keys on it")
@@ -249,3 +262,149 @@ async def update_startup(
     panel = panel_context(request, session, principal)
     await servers.do_update_startup(panel, server_id, data)
     return await servers.get_startup(panel, server_id)
+
+
+# ------------------------------------------------------------------ subusers, activity
+
+UserId = Annotated[uuid.UUID, Path(description="The subuser's account id.")]
+
+
+@router.get("/servers/{server_id}/users", summary="The owner and the subusers with their keys (`user.read`)")
+async def list_subusers(
+    server_id: ServerId, request: Request, session: Session, principal: Member
+) -> list[SubuserRead]:
+    return await subusers.list_subusers(panel_context(request, session, principal), server_id)
+
+
+@router.post(
+    "/servers/{server_id}/users",
+    status_code=201,
+    summary="Share the server with an existing account, with keys you hold (`user.create`)",
+)
+async def create_subuser(
+    server_id: ServerId, data: SubuserCreate, request: Request, session: Session, principal: Member
+) -> SubuserRead:
+    return await subusers.do_create_subuser(panel_context(request, session, principal), server_id, data)
+
+
+@router.put(
+    "/servers/{server_id}/users/{user_id}",
+    summary="Set a subuser's keys; you give and take only keys you hold (`user.update`)",
+)
+async def update_subuser(
+    server_id: ServerId,
+    user_id: UserId,
+    data: SubuserUpdate,
+    request: Request,
+    session: Session,
+    principal: Member,
+) -> SubuserRead:
+    panel = panel_context(request, session, principal)
+    return await subusers.do_update_subuser(panel, server_id, user_id, data)
+
+
+@router.delete(
+    "/servers/{server_id}/users/{user_id}", status_code=204, summary="Remove a subuser (`user.delete`)"
+)
+async def delete_subuser(
+    server_id: ServerId, user_id: UserId, request: Request, session: Session, principal: Member
+) -> Response:
+    await subusers.do_delete_subuser(panel_context(request, session, principal), server_id, user_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/servers/{server_id}/activity", summary="The server's activity log, newest first (`activity.read`)"
+)
+async def list_activity(
+    server_id: ServerId,
+    request: Request,
+    session: Session,
+    principal: Member,
+    before: Annotated[uuid.UUID | None, Query(description="The last event id of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=activity.ACTIVITY_LIMIT_MAX)] = 50,
+) -> list[ActivityRead]:
+    return await activity.list_activity(
+        panel_context(request, session, principal), server_id, before=before, limit=limit
+    )
+
+
+# ------------------------------------------------------------------ schedules
+
+ScheduleId = Annotated[uuid.UUID, Path(description="Schedule id.")]
+
+
+@router.get("/servers/{server_id}/schedules", summary="The server's schedules (`schedule.read`)")
+async def list_schedules(
+    server_id: ServerId, request: Request, session: Session, principal: Member
+) -> list[ScheduleRead]:
+    return await schedules.list_schedules(panel_context(request, session, principal), server_id)
+
+
+@router.post(
+    "/servers/{server_id}/schedules",
+    status_code=201,
+    summary="Add a schedule: cron + tasks; you need the keys its tasks need (`schedule.create`)",
+)
+async def create_schedule(
+    server_id: ServerId, data: ScheduleWrite, request: Request, session: Session, principal: Member
+) -> ScheduleRead:
+    return await schedules.do_create_schedule(panel_context(request, session, principal), server_id, data)
+
+
+@router.get("/servers/{server_id}/schedules/{schedule_id}", summary="A schedule (`schedule.read`)")
+async def get_schedule(
+    server_id: ServerId, schedule_id: ScheduleId, request: Request, session: Session, principal: Member
+) -> ScheduleRead:
+    return await schedules.get_schedule(panel_context(request, session, principal), server_id, schedule_id)
+
+
+@router.put("/servers/{server_id}/schedules/{schedule_id}", summary="Replace a schedule (`schedule.update`)")
+async def update_schedule(
+    server_id: ServerId,
+    schedule_id: ScheduleId,
+    data: ScheduleWrite,
+    request: Request,
+    session: Session,
+    principal: Member,
+) -> ScheduleRead:
+    panel = panel_context(request, session, principal)
+    return await schedules.do_update_schedule(panel, server_id, schedule_id, data)
+
+
+@router.delete(
+    "/servers/{server_id}/schedules/{schedule_id}",
+    status_code=204,
+    summary="Delete a schedule (`schedule.delete`)",
+)
+async def delete_schedule(
+    server_id: ServerId, schedule_id: ScheduleId, request: Request, session: Session, principal: Member
+) -> Response:
+    await schedules.do_delete_schedule(panel_context(request, session, principal), server_id, schedule_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/servers/{server_id}/schedules/{schedule_id}/run",
+    status_code=202,
+    summary="Run a schedule's tasks now (`schedule.update`)",
+)
+async def run_schedule_now(
+    server_id: ServerId, schedule_id: ScheduleId, request: Request, session: Session, principal: Member
+) -> ScheduleRead:
+    return await schedules.do_run_now(panel_context(request, session, principal), server_id, schedule_id)
+
+
+@router.get(
+    "/servers/{server_id}/schedules/{schedule_id}/runs", summary="A schedule's latest runs (`schedule.read`)"
+)
+async def list_schedule_runs(
+    server_id: ServerId,
+    schedule_id: ScheduleId,
+    request: Request,
+    session: Session,
+    principal: Member,
+    limit: Annotated[int, Query(ge=1, le=schedules.RUNS_LIMIT_MAX)] = 20,
+) -> list[ScheduleRunRead]:
+    panel = panel_context(request, session, principal)
+    return await schedules.list_runs(panel, server_id, schedule_id, limit)

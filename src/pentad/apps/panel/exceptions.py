@@ -139,3 +139,58 @@ class EnrolmentTokenNotFound(NotFound):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("No such enrolment token (or it was used or has expired).", **kwargs)
+
+
+class SubuserNotFound(NotFound):
+    code = "subuser_not_found"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("That account is not a subuser of this server.", **kwargs)
+
+
+class SubuserExists(Conflict):
+    code = "subuser_exists"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("That account holds keys on this server already; change its keys instead.", **kwargs)
+
+
+class ServerOwnerKeys(Conflict):
+    code = "server_owner"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("The server's owner holds every key; it is not a subuser.", **kwargs)
+
+
+class KeysNotHeld(PermissionDenied):
+    code = "subuser_keys_not_held"
+
+    def __init__(self, keys: list[str], **kwargs: Any) -> None:
+        super().__init__(
+            f"You can only give or take keys you hold yourself; you do not hold: {', '.join(keys)}.",
+            keys=keys,
+            **kwargs,
+        )
+
+
+class OwnKeys(PermissionDenied):
+    code = "subuser_self"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("You cannot change your own keys on a server.", **kwargs)
+
+
+class ScheduleNotFound(NotFound):
+    code = "schedule_not_found"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("No such schedule on this server.", **kwargs)
+
+
+class ScheduleInvalid(AppError):
+    """A schedule that cannot run as asked (too frequent, a task kind not installed): 422."""
+
+    status, code = 422, "schedule_invalid"
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)

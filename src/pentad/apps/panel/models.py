@@ -194,3 +194,44 @@ class PanelServerVariable(IdMixin, Base):
     )
     value_enc: Mapped[str] = mapped_column(EncryptedText)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+SCHEDULE_RUN_STATUSES = ("running", "ok", "failed", "skipped")
+
+
+class PanelSchedule(IdMixin, TimestampMixin, Base):
+    """A server's schedule: a cron expression (UTC) and a chain of tasks run in order at each tick.
+
+    `tasks` is the chain: [{"action": "command"|"power"|"backup", "payload": str, "delay_s": int,
+    "continue_on_failure": bool}]. `next_run_at` is the tick the queued run job is for (None: disabled); a
+    run job whose tick is not the schedule's `next_run_at` is stale and does nothing."""
+
+    __tablename__ = "panel_schedules"
+
+    server_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("panel_servers.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    cron: Mapped[str] = mapped_column(String(100))
+    only_when_online: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    tasks: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    next_run_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_run_at: Mapped[datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PanelScheduleRun(IdMixin, Base):
+    """One run of a schedule (a tick, or "run now"): when, how it ended, and each task's outcome."""
+
+    __tablename__ = "panel_schedule_runs"
+    __table_args__ = (Index("ix_panel_schedule_runs_schedule_id_started_at", "schedule_id", "started_at"),)
+
+    schedule_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("panel_schedules.id", ondelete="CASCADE"))
+    trigger: Mapped[str] = mapped_column(String(16))
+    """`cron` or `manual`."""
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    """Per task: index, action, ok, detail."""

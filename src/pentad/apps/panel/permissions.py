@@ -84,3 +84,12 @@ SERVER_ROLES: dict[str, tuple[Permission, ...]] = {
 """The resource roles on `panel.server`: `owner` (every key) and one role per key, each with the view."""
 
 ALL = (PANEL_USE, PANEL_SERVERS_CREATE, PANEL_ADMIN, PANEL_AGENT, SERVER_VIEW, *SERVER_PERMISSIONS.values())
+
+SERVER_USER_READ = SERVER_PERMISSIONS["user.read"]
+SERVER_USER_CREATE = SERVER_PERMISSIONS["user.create"]
+SERVER_USER_UPDATE = SERVER_PERMISSIONS["user.update"]
+SERVER_USER_DELETE = SERVER_PERMISSIONS["user.delete"]
+SERVER_SCHEDULE_READ = SERVER_PERMISSIONS["schedule.read"]
+SERVER_SCHEDULE_CREATE = SERVER_PERMISSIONS["schedule.create"]
+SERVER_SCHEDULE_UPDATE = SERVER_PERMISSIONS["schedule.update"]
+SERVER_SCHEDULE_DELETE = SERVER_PERMISSIONS["schedule.delete"]

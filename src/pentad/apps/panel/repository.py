@@ -14,6 +14,8 @@ from pentad.apps.panel.models import (
     PanelEnrolmentToken,
     PanelNode,
     PanelNodeCredential,
+    PanelSchedule,
+    PanelScheduleRun,
     PanelServer,
     PanelServerVariable,
     PanelTemplate,
@@ -129,6 +131,24 @@ async def list_allocations(
     return list((await session.scalars(query)).all())
 
 
+async def list_server_allocations(
+    session: AsyncSession, server_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, list[PanelAllocation]]:
+    """The allocations of each of the servers (one query), by server, each list in ip/port order."""
+    found: dict[uuid.UUID, list[PanelAllocation]] = {server_id: [] for server_id in server_ids}
+    if not server_ids:
+        return found
+    query = (
+        select(PanelAllocation)
+        .where(PanelAllocation.server_id.in_(list(server_ids)))
+        .order_by(PanelAllocation.ip, PanelAllocation.port, PanelAllocation.id)
+    )
+    for allocation in (await session.scalars(query)).all():
+        assert allocation.server_id is not None
+        found[allocation.server_id].append(allocation)
+    return found
+
+
 async def existing_ports(
     session: AsyncSession, node_id: uuid.UUID, ip: str, ports: Collection[int]
 ) -> list[int]:
@@ -231,6 +251,7 @@ async def list_servers(
     owner_id: uuid.UUID | None = None,
     node_id: uuid.UUID | None = None,
     limit: int = 1000,
+    offset: int = 0,
 ) -> list[PanelServer]:
     """Servers by name; `ids` with `owner_id` is their union (mine and shared with me)."""
     query = select(PanelServer)
@@ -245,10 +266,47 @@ async def list_servers(
         query = query.where(PanelServer.owner_id == owner_id)
     if node_id is not None:
         query = query.where(PanelServer.node_id == node_id)
-    query = query.order_by(PanelServer.name, PanelServer.id).limit(limit)
+    query = query.order_by(PanelServer.name, PanelServer.id).limit(limit).offset(offset)
     return list((await session.scalars(query)).all())
 
 
 async def list_server_variables(session: AsyncSession, server_id: uuid.UUID) -> list[PanelServerVariable]:
     query = select(PanelServerVariable).where(PanelServerVariable.server_id == server_id)
+    return list((await session.scalars(query)).all())
+
+
+async def node_names(session: AsyncSession, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The names of the nodes (one query), by id."""
+    if not ids:
+        return {}
+    query = select(PanelNode.id, PanelNode.name).where(PanelNode.id.in_(list(ids)))
+    return {row.id: row.name for row in (await session.execute(query)).all()}
+
+
+async def get_schedule(session: AsyncSession, schedule_id: uuid.UUID) -> PanelSchedule | None:
+    return await session.get(PanelSchedule, schedule_id)
+
+
+async def list_schedules(session: AsyncSession, server_id: uuid.UUID) -> list[PanelSchedule]:
+    query = (
+        select(PanelSchedule)
+        .where(PanelSchedule.server_id == server_id)
+        .order_by(PanelSchedule.name, PanelSchedule.id)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def get_schedule_run(session: AsyncSession, run_id: uuid.UUID) -> PanelScheduleRun | None:
+    return await session.get(PanelScheduleRun, run_id)
+
+
+async def list_schedule_runs(
+    session: AsyncSession, schedule_id: uuid.UUID, limit: int
+) -> list[PanelScheduleRun]:
+    query = (
+        select(PanelScheduleRun)
+        .where(PanelScheduleRun.schedule_id == schedule_id)
+        .order_by(PanelScheduleRun.started_at.desc(), PanelScheduleRun.id.desc())
+        .limit(limit)
+    )
     return list((await session.scalars(query)).all())

@@ -364,3 +364,135 @@ class ServerRead(BaseModel):
     installed_at: datetime | None
     suspended_at: datetime | None
     created_at: datetime
+
+
+# ------------------------------------------------------------------ subusers, activity
+
+
+def _server_keys(value: list[str]) -> list[str]:
+    from pentad.apps.panel.permissions import SERVER_KEYS
+
+    unknown = sorted({key for key in value if key not in SERVER_KEYS})
+    if unknown:
+        raise ValueError(f"unknown permission keys: {', '.join(unknown)}")
+    return sorted(set(value))
+
+
+class SubuserCreate(BaseModel):
+    email: str = Field(min_length=3, max_length=320, description="An existing account's email address.")
+    permissions: list[str] = Field(
+        min_length=1, max_length=64, description="The keys to give (`control.console`, …); ones you hold."
+    )
+
+    @field_validator("permissions")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        return _server_keys(value)
+
+
+class SubuserUpdate(BaseModel):
+    permissions: list[str] = Field(min_length=1, max_length=64, description="The subuser's keys from now on.")
+
+    @field_validator("permissions")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        return _server_keys(value)
+
+
+class SubuserRead(BaseModel):
+    user_id: uuid.UUID
+    email: str
+    display_name: str
+    owner: bool = Field(description="The server's owner (every key; not a subuser).")
+    permissions: list[str]
+    since: datetime = Field(description="When the oldest of its keys was given.")
+
+
+class ActivityRead(BaseModel):
+    id: uuid.UUID
+    at: datetime
+    action: str = Field(description="What was done (`panel.server.power`, `grant.create`, …).")
+    actor_type: str = Field(description="`user`, `service` or `system`.")
+    actor_id: str | None
+    actor_label: str | None = Field(description="Who (an email address, a service's name, `system`).")
+    details: dict[str, Any]
+
+
+# ------------------------------------------------------------------ schedules
+
+SCHEDULE_ACTIONS = ("command", "power", "backup")
+POWER_TASKS = ("start", "stop", "restart", "kill")
+MAX_TASKS = 20
+MAX_TASK_DELAY = 900
+
+
+class ScheduleTask(BaseModel):
+    """One step of a schedule's chain, run after the previous one (and `delay_s` seconds)."""
+
+    action: str = Field(
+        description="`command` (payload: the line), `power` (payload: start/stop/restart/kill), `backup` "
+        "(when backups are installed; payload: the backup's name, may be empty)."
+    )
+    payload: str = Field("", max_length=4096)
+    delay_s: int = Field(0, ge=0, le=MAX_TASK_DELAY, description="Seconds to wait before this task.")
+    continue_on_failure: bool = Field(False, description="Go on with the chain when this task fails.")
+
+    @model_validator(mode="after")
+    def _check(self) -> ScheduleTask:
+        if self.action not in SCHEDULE_ACTIONS:
+            raise ValueError(f"action: one of {', '.join(SCHEDULE_ACTIONS)}")
+        if self.action == "power" and self.payload not in POWER_TASKS:
+            raise ValueError(f"a power task's payload is one of {', '.join(POWER_TASKS)}")
+        if self.action == "command" and (
+            not self.payload.strip() or "\n" in self.payload or "\r" in self.payload
+        ):
+            raise ValueError("a command task's payload is one line")
+        return self
+
+
+class ScheduleWrite(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    cron: str = Field(
+        min_length=9, max_length=100, description="Five cron fields (minute hour day month weekday), UTC."
+    )
+    only_when_online: bool = Field(False, description="Skip a tick while the server is not running.")
+    enabled: bool = True
+    tasks: list[ScheduleTask] = Field(min_length=1, max_length=MAX_TASKS)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _text(value)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        text = " ".join(value.split())
+        if len(text.split()) != 5 or not croniter.is_valid(text):
+            raise ValueError("give five cron fields (minute hour day month weekday), e.g. `*/30 * * * *`")
+        return text
+
+
+class ScheduleRead(BaseModel):
+    id: uuid.UUID
+    server_id: uuid.UUID
+    name: str
+    cron: str
+    only_when_online: bool
+    enabled: bool
+    tasks: list[ScheduleTask]
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    created_at: datetime
+
+
+class ScheduleRunRead(BaseModel):
+    id: uuid.UUID
+    schedule_id: uuid.UUID
+    trigger: str = Field(description="`cron` or `manual`.")
+    status: str = Field(description="`running`, `ok`, `failed` or `skipped` (the server was not running).")
+    started_at: datetime
+    finished_at: datetime | None
+    steps: list[dict[str, Any]] = Field(description="Per task run: index, action, ok, detail.")

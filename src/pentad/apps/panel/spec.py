@@ -16,10 +16,12 @@ from pentad.apps.panel import (
     control_endpoints,
     endpoints,
     events,
+    pages,
     permissions,
     services,
     topics,
 )
+from pentad.apps.panel.actions import schedules
 from pentad.apps.panel.credentials import NODE_SCHEME
 from pentad.apps.panel.settings import APP_NAME, PanelSettings
 from pentad.core.apps import AppSpec
@@ -33,7 +35,7 @@ PACKAGE = Path(__file__).parent
 ROUTERS: list[APIRouter] = [endpoints.router, agent_endpoints.router, control_endpoints.router]
 TOPICS: list[TopicSpec] = [*topics.TOPICS]
 SERVICES: list[ServiceSpec] = [*services.SERVICES]
-JOBS: list[JobSpec] = []
+JOBS: list[JobSpec] = [*schedules.JOBS]
 CRON: list[CronSpec] = []
 EVENTS: list[DomainEvent[Any]] = [*events.LINK_EVENTS]
 
@@ -42,6 +44,8 @@ APP = AppSpec(
     title="Panel",
     description="Game servers on many hosts: nodes and their agents, templates (eggs), servers.",
     routers=ROUTERS,
+    pages=[pages.router],
+    static_dir=PACKAGE / "static",
     migrations=PACKAGE / "migrations" / "versions",
     permissions=permissions.ALL,
     role_permissions={"member": [permissions.PANEL_USE]},

@@ -233,6 +233,16 @@ async def list_granted_resource_ids(
     return list((await session.scalars(query)).all())
 
 
+async def list_user_resource_roles(
+    session: AsyncSession, user_id: uuid.UUID, resource_type: str
+) -> list[tuple[str, str]]:
+    """(resource id, role) of every grant `user_id` holds on resources of `resource_type`."""
+    query = select(Grant.resource_id, Grant.role).where(
+        Grant.user_id == user_id, Grant.resource_type == resource_type
+    )
+    return [(resource_id, role) for resource_id, role in (await session.execute(query)).all()]
+
+
 async def list_resource_grants(session: AsyncSession, resource_type: str, resource_id: str) -> list[Grant]:
     query = (
         select(Grant)

@@ -10,14 +10,13 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.panel import repository, rules
-from pentad.apps.panel.access import ServerAccess
+from pentad.apps.panel.access import ServerAccess, everything_for, held_servers
 from pentad.apps.panel.actions.context import PanelContext
 from pentad.apps.panel.exceptions import (
     AllocationNotFound,
     AllocationTaken,
     InsufficientCapacity,
     NodeNotFound,
-    ServerNotFound,
     ServerPermission,
     TemplateNotFound,
     VariablesInvalid,
@@ -47,7 +46,7 @@ from pentad.apps.panel.schemas import (
 )
 from pentad.apps.panel.views import server_read, variable_context
 from pentad.core import audit
-from pentad.core.auth.grants import delete_resource_grants, grant_role, resource_ids_for
+from pentad.core.auth.grants import delete_resource_grants, grant_role
 from pentad.core.context import AppContext
 from pentad.core.db.base import uuid7
 from pentad.core.errors import BadRequest
@@ -68,27 +67,45 @@ async def get_server(panel: PanelContext, server_id: uuid.UUID) -> ServerRead:
     return await _view(panel, await panel.access(server_id))
 
 
-async def list_servers(panel: PanelContext, *, node_id: uuid.UUID | None = None) -> list[ServerRead]:
-    """Admins: every server (of a node, when given); others: those they hold a role on."""
-    if panel.is_admin:
-        servers = await repository.list_servers(panel.session, node_id=node_id)
-    elif panel.user_id is not None:
-        ids = await resource_ids_for(
-            panel.session, panel.platform.permissions, panel.user_id, SERVER_RESOURCE, SERVER_VIEW
-        )
-        servers = await repository.list_servers(
-            panel.session, ids=[uuid.UUID(i) for i in ids], node_id=node_id
-        )
+LIST_LIMIT_MAX = 500
+"""The most servers one page of GET /servers holds (`limit`; default `LIST_LIMIT_DEFAULT`)."""
+LIST_LIMIT_DEFAULT = 100
+
+
+async def list_servers(
+    panel: PanelContext,
+    *,
+    node_id: uuid.UUID | None = None,
+    limit: int = LIST_LIMIT_DEFAULT,
+    offset: int = 0,
+) -> list[ServerRead]:
+    """Admins: every server (of a node, when given); others: those they hold a role on. By name, one page
+    (`limit`, `offset`). Three queries whatever the page's size: the caller's grants, the servers, their
+    allocations."""
+    limit = max(1, min(limit, LIST_LIMIT_MAX))
+    held = (
+        None
+        if panel.principal is None
+        else await held_servers(panel.session, panel.platform, panel.principal)
+    )
+    if held is None:
+        servers = await repository.list_servers(panel.session, node_id=node_id, limit=limit, offset=offset)
+        everything = everything_for(panel.principal)
+        if SERVER_VIEW.key not in everything:
+            return []  # an API key whose scopes leave out the view of servers
+        keys = dict.fromkeys((server.id for server in servers), everything)
+    elif not held:
+        return []
     else:
-        servers = []
-    found = []
-    for server in servers:
-        try:
-            access = await panel.access(server.id)
-        except ServerNotFound:
-            continue  # an API key whose scopes leave out this server's view
-        found.append(await _view(panel, access))
-    return found
+        servers = await repository.list_servers(
+            panel.session, ids=list(held), node_id=node_id, limit=limit, offset=offset
+        )
+        keys = {server.id: held[server.id] for server in servers}
+    allocations = await repository.list_server_allocations(panel.session, [server.id for server in servers])
+    return [
+        server_read(server, allocations[server.id], ServerAccess(server, keys[server.id]).keys)
+        for server in servers
+    ]
 
 
 # ------------------------------------------------------------------ checks
@@ -394,3 +411,8 @@ async def do_update_startup(panel: PanelContext, server_id: uuid.UUID, data: Sta
         panel.session, panel.audit_actor, "panel.server.startup_update", resource_type=SERVER_RESOURCE,
         resource_id=str(server.id), variables=sorted(data.variables),
     )  # fmt: skip
+
+
+async def node_names(panel: PanelContext, servers: Sequence[ServerRead]) -> dict[uuid.UUID, str]:
+    """The names of the nodes of the servers the caller sees (for lists and pages), by node id."""
+    return await repository.node_names(panel.session, {server.node_id for server in servers})

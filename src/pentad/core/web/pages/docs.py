@@ -20,6 +20,9 @@ VENDOR_DIR = Path(pentad.__file__).resolve().parents[2] / "web" / "node_modules"
 VENDOR_FILES = {
     "swagger-ui/swagger-ui-bundle.js": "swagger-ui-dist/swagger-ui-bundle.js",
     "swagger-ui/swagger-ui.css": "swagger-ui-dist/swagger-ui.css",
+    "xterm/xterm.js": "@xterm/xterm/lib/xterm.js",
+    "xterm/xterm.css": "@xterm/xterm/css/xterm.css",
+    "xterm/addon-fit.js": "@xterm/addon-fit/lib/addon-fit.js",
     "uplot/uPlot.iife.min.js": "uplot/dist/uPlot.iife.min.js",
     "uplot/uPlot.min.css": "uplot/dist/uPlot.min.css",
 }

@@ -1,0 +1,263 @@
+"""Chromium drives the panel's pages against a served panel and a real `pentad agent` process running the
+"any command" template (its default command prints `ready` and echoes every line it reads as `got: …`):
+the servers list shows the server with its state and node; on the server page the Start button starts it,
+the console (xterm.js, fed by the hub's console topic) shows its output, a command typed in the page comes
+back in the console, the CPU and memory charts (uPlot) fill from the state topic, a reload shows the
+console's history read from the node, Kill stops it; an owner shares the server with another account
+through the subusers form and the activity log lists it; the nodes page shows the node online and makes
+an enrolment token shown once.
+
+Runs once (SQLite: this is about the browser, the agent and the hub, not the database)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import ConsoleMessage, Page, async_playwright
+
+from pentad.core.db.migrate import upgrade_async
+from tests.agent.conftest import require_bwrap
+from tests.apps.panel.link_support import (
+    ServedPanel,
+    enrolment_token,
+    eventually,
+    node_row,
+    panel_settings,
+    served_panel,
+    server_row,
+)
+from tests.browser.test_account_flow import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, _chromium_or_skip, _sign_in
+from tests.conftest import ALL_APPS
+from tests.factories import DEFAULT_PASSWORD, bearer, create_admin, create_user, issue_api_key, run_due_jobs
+
+pytestmark = pytest.mark.browser
+
+VENV_BIN = Path(sys.executable).parent
+WAIT_MS = 30_000
+CONNECTED = "() => document.getElementById('panel-server').dataset.link === 'connected'"
+
+
+@dataclass
+class Stage:
+    panel: ServedPanel
+    admin_email: str
+    friend_email: str
+    server_id: str
+    node_id: str
+
+
+@pytest.fixture(scope="module")
+def home() -> Iterator[Path]:
+    """Outside pytest's 0700 temporary folders: game uids pass through every folder above theirs."""
+    require_bwrap()
+    _chromium_or_skip()
+    folder = Path(tempfile.mkdtemp(prefix="pentad-panel-browser-", dir="/tmp"))
+    folder.chmod(0o711)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _run(*argv: str, env: dict[str, str]) -> str:
+    process = await asyncio.create_subprocess_exec(
+        *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output, _ = await process.communicate()
+    assert process.returncode == 0, output.decode(errors="replace")
+    return output.decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+async def stage(home: Path) -> AsyncIterator[Stage]:
+    url = f"sqlite+aiosqlite:///{home / 'panel.db'}"
+    await upgrade_async(url, ALL_APPS)
+    async with served_panel(panel_settings(home / "panel", url, agent_command_timeout=15.0)) as panel:
+        admin = await create_admin(panel.platform)
+        friend = await create_user(panel.platform, display_name="Friend")
+        headers = bearer(await issue_api_key(panel.platform, admin))
+        env = {
+            **os.environ,
+            "PENTAD_AGENT__DATA_DIR": str(home / "agent"),
+            "PENTAD_AGENT__STOP_TIMEOUT": "5",
+            "PENTAD_AGENT__KILL_TIMEOUT": "5",
+            "PENTAD_AGENT__STATS_INTERVAL": "0.5",
+            "PENTAD_AGENT__CGROUP_ROOT": str(home / "no-cgroup"),
+        }
+        token = await enrolment_token(panel.platform, "browser-node")
+        await _run(str(VENV_BIN / "pentad"), "agent", "enrol", panel.url, token, env=env)
+        node_id = json.loads((home / "agent" / "credential").read_text())["node_id"]
+        log = home / "agent.log"
+        with log.open("wb") as sink:
+            agent = await asyncio.create_subprocess_exec(
+                str(VENV_BIN / "pentad"), "agent", "run", env=env, stdout=sink, stderr=sink
+            )
+        try:
+
+            async def online() -> bool:
+                assert agent.returncode is None, log.read_text()
+                return (await node_row(panel.platform, node_id)).status == "online"
+
+            await eventually(online, "the agent online")
+            async with httpx.AsyncClient(base_url=panel.url, headers=headers, timeout=30) as http:
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", 0))
+                    port = probe.getsockname()[1]
+                made = await http.post(
+                    f"/api/panel/nodes/{node_id}/allocations", json={"ip": "127.0.0.1", "ports": [str(port)]}
+                )
+                assert made.status_code == 201, made.text
+                templates = (await http.get("/api/panel/templates")).json()
+                generic = next(t["id"] for t in templates if t["slug"] == "generic")
+                created = await http.post(
+                    "/api/panel/servers",
+                    json={"name": "Echo box", "node_id": node_id, "template_id": generic,
+                          "memory_mb": 256, "disk_mb": 256},
+                )  # fmt: skip
+                assert created.status_code == 201, created.text
+                server_id = created.json()["id"]
+                assert (
+                    await http.post(f"/api/panel/servers/{server_id}/install", json={})
+                ).status_code == 202
+
+                async def installed() -> bool:
+                    row = await server_row(panel.platform, server_id)
+                    assert row.status != "install_failed", log.read_text()[-3000:]
+                    return row.status == "installed" and row.state == "offline"
+
+                await eventually(installed, "the server installed")
+            yield Stage(panel, admin.email, friend.email, server_id, node_id)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                agent.terminate()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(20):
+                    await agent.wait()
+            if agent.returncode is None:
+                agent.kill()
+                await agent.wait()
+            for state_file in (home / "agent" / "run").glob("*/state.json"):  # games outlive the agent
+                with contextlib.suppress(
+                    ValueError, KeyError, TypeError, ProcessLookupError, PermissionError
+                ):
+                    os.kill(int(json.loads(state_file.read_text())["shim_pid"]), signal.SIGKILL)
+
+
+async def _console_shows(page: Page, text: str) -> None:
+    await page.wait_for_function(
+        "(text) => (document.querySelector('#console .xterm-rows')?.innerText || '').includes(text)",
+        arg=text,
+        timeout=WAIT_MS,
+    )
+
+
+async def test_the_panel_pages_in_chromium(stage: Stage) -> None:
+    problems: list[str] = []
+
+    def watch(message: ConsoleMessage) -> None:
+        if message.type == "error" and ".map" not in message.text:
+            problems.append(message.text)
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(base_url=stage.panel.url)
+            page = await context.new_page()
+            page.on("console", watch)
+            page.on("pageerror", lambda error: problems.append(str(error)))
+
+            await page.goto("/panel")
+            assert "/login" in page.url
+            await _sign_in(page, stage.admin_email, DEFAULT_PASSWORD)
+            await page.wait_for_url("**/panel")
+            row = page.locator(f'tr[data-server="{stage.server_id}"]')
+            assert "Echo box" in await row.inner_text()
+            assert "offline" in await row.inner_text()
+            assert "browser-node" in await row.inner_text()
+
+            await row.get_by_role("link", name="Echo box").click()
+            await page.wait_for_url(f"**/panel/servers/{stage.server_id}")
+            await page.wait_for_function(
+                "() => document.getElementById('panel-server').dataset.link === 'connected'"
+            )
+            await page.get_by_role("button", name="Start", exact=True).click()
+            await _console_shows(page, "ready")
+            await page.wait_for_function(
+                "() => document.getElementById('server-state').textContent === 'running'", timeout=WAIT_MS
+            )
+            await page.get_by_label("Command", exact=True).fill("hello from chromium")
+            await page.get_by_label("Command", exact=True).press("Enter")
+            await _console_shows(page, "got: hello from chromium")
+            await page.wait_for_function(
+                "() => Number(document.getElementById('cpu-chart').dataset.points) >= 2"
+                " && Number(document.getElementById('memory-chart').dataset.points) >= 2",
+                timeout=WAIT_MS,
+            )
+            assert (await page.locator("#cpu-chart canvas").count()) == 1
+            assert "MiB" in await page.get_by_test_id("stats").inner_text()
+            await page.screenshot(path=str(SCREENSHOTS / "panel-server.png"), full_page=True)
+
+            # A new page (a reconnect) shows what was said before, read from the node's history.
+            await page.reload()
+            await _console_shows(page, "got: hello from chromium")
+
+            # A schedule made in the page, run now: its command reaches the game; its history shows.
+            await page.get_by_label("Schedule name").fill("Greeter")
+            await page.get_by_label("Cron (minute hour day month weekday, UTC)").fill("0 4 * * *")
+            await page.locator("#schedule-tasks").fill("command scheduled hello")
+            await page.get_by_role("button", name="Add schedule").click()
+            await page.wait_for_url(f"**/panel/servers/{stage.server_id}#schedules")
+            await page.get_by_role("button", name="Run now").click()
+            await page.wait_for_url(f"**/panel/servers/{stage.server_id}#schedules")
+            await run_due_jobs(stage.panel.platform)
+            await page.reload()
+            await _console_shows(page, "got: scheduled hello")
+            runs = page.get_by_test_id("schedules").locator(".panel-runs")
+            assert "ok" in await runs.inner_text()
+
+            await page.get_by_role("button", name="Kill", exact=True).click()
+            await page.wait_for_function(
+                "() => document.getElementById('server-state').textContent === 'offline'", timeout=WAIT_MS
+            )
+
+            # Subusers: share the server with the friend, with two keys; the activity log tells.
+            await page.get_by_label("Share with (an account's email)").fill(stage.friend_email)
+            form = page.locator("#add-subuser")
+            await form.get_by_label("control.console", exact=True).check()
+            await form.get_by_label("websocket.connect", exact=True).check()
+            await form.get_by_role("button", name="Add subuser").click()
+            await page.wait_for_url(f"**/panel/servers/{stage.server_id}#subusers")
+            friend_row = page.get_by_test_id("subusers").locator("tr", has_text=stage.friend_email)
+            assert await friend_row.get_by_label("control.console", exact=True).is_checked()
+            assert not await friend_row.get_by_label("file.read", exact=True).is_checked()
+            activity = await page.get_by_test_id("activity").inner_text()
+            assert "panel.server.subuser_create" in activity
+            assert "panel.server.power.kill" in activity
+            assert "panel.schedule.run" in activity
+
+            await page.goto("/panel/nodes")
+            node = page.locator(f'tr[data-node="{stage.node_id}"]')
+            assert "online" in await node.inner_text()
+            await page.get_by_label("New node's name").fill("second-node")
+            await page.get_by_role("button", name="Make an enrolment token").click()
+            token = await page.get_by_test_id("enrolment-token").inner_text()
+            assert token.startswith("pne_")
+            await page.screenshot(path=str(SCREENSHOTS / "panel-nodes.png"), full_page=True)
+        finally:
+            await browser.close()
+    assert problems == []
+    friend = await server_row(stage.panel.platform, stage.server_id)
+    assert friend.state == "offline"
