@@ -12,7 +12,9 @@ import os
 import stat
 import tarfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,7 +70,7 @@ def put(files: ServerFiles, path: str, data: bytes) -> None:
     (files.root(SERVER) / path).write_bytes(data)
 
 
-def call(files: ServerFiles, params: wire.Frame) -> dict[str, object]:
+def call(files: ServerFiles, params: wire.Frame) -> dict[str, Any]:
     return file_call(files, SERVER, params)
 
 
@@ -134,12 +136,13 @@ def test_symlinks_pointing_out_are_never_followed(files: ServerFiles) -> None:
     # a folder that holds a symlink out is archived without it
     (root / "config" / "out").symlink_to(outside(files) / "secret")
     made = call(files, wire.FileArchiveParams(names=["config"]))
-    assert made["files"] == 1 and made["skipped"] == 1
+    assert made["files"] == 1
+    assert made["skipped"] == 1
 
 
 def test_list_read_write_rename_delete_mkdir(files: ServerFiles) -> None:
     listing = call(files, wire.FileListParams(path=""))["entries"]
-    assert [(entry["name"], entry["kind"]) for entry in listing] == [("config", "folder")]  # type: ignore[attr-defined,index]
+    assert [(entry["name"], entry["kind"]) for entry in listing] == [("config", "folder")]
     data = os.urandom(3 * MiB)
     for offset in range(0, len(data), wire.CHUNK_BYTES):
         chunk = data[offset : offset + wire.CHUNK_BYTES]
@@ -155,7 +158,8 @@ def test_list_read_write_rename_delete_mkdir(files: ServerFiles) -> None:
         )
     assert (files.root(SERVER) / "maps" / "big.bin").read_bytes() == data
     read = call(files, wire.FileReadParams(path="maps/big.bin", offset=MiB, length=10))
-    assert base64.b64decode(read["data"]) == data[MiB : MiB + 10] and read["size"] == len(data)  # type: ignore[arg-type]
+    assert base64.b64decode(read["data"]) == data[MiB : MiB + 10]
+    assert read["size"] == len(data)
     call(files, wire.FileMkdirParams(path="maps/old"))
     call(files, wire.FileRenameParams(source="maps/big.bin", target="maps/old/big.bin"))
     with pytest.raises(AgentError) as exists:
@@ -169,26 +173,22 @@ def test_list_read_write_rename_delete_mkdir(files: ServerFiles) -> None:
 
 
 def test_the_disk_limit_is_enforced_at_write_time_and_leaves_nothing(files: ServerFiles) -> None:
-    quota = 2 * MiB
+    quota = 2 * MiB + 4096  # config/game.cfg takes a few bytes
     put(files, "world.dat", b"w" * MiB)
     chunk = base64.b64encode(b"x" * (wire.CHUNK_BYTES)).decode()
     call(
         files,
         wire.FileUploadParams(upload_id="upload-q", path="new.bin", offset=0, data=chunk, quota_bytes=quota),
     )
+    second = wire.FileUploadParams(
+        upload_id="upload-q", path="new.bin", offset=wire.CHUNK_BYTES, data=chunk, quota_bytes=quota
+    )
+    call(files, second)  # 1 + 0.5 + 0.5 MiB: at the limit, not past it
+    third = wire.FileUploadParams(
+        upload_id="upload-q", path="new.bin", offset=2 * wire.CHUNK_BYTES, data=chunk, quota_bytes=quota
+    )
     with pytest.raises(AgentError) as refused:
-        for index in range(1, 4):
-            call(
-                files,
-                wire.FileUploadParams(
-                    upload_id="upload-q",
-                    path="new.bin",
-                    offset=index * wire.CHUNK_BYTES,
-                    data=chunk,
-                    final=index == 3,
-                    quota_bytes=quota,
-                ),
-            )
+        call(files, third)
     assert refused.value.code == "disk_quota"
     assert not (files.root(SERVER) / "new.bin").exists()
     assert list((files.settings.run_dir / SERVER / "uploads").iterdir()) == []
@@ -241,11 +241,12 @@ def test_unsafe_tar_entries_are_refused_before_anything_is_written(
 
 
 def test_unsafe_zip_entries_are_refused(files: ServerFiles) -> None:
-    for name, make in (
+    makers: tuple[tuple[str, Callable[[zipfile.ZipFile], None]], ...] = (
         ("traversal.zip", lambda z: z.writestr("../../evil", b"x")),
         ("absolute.zip", lambda z: z.writestr("/tmp/evil", b"x")),
         ("symlink.zip", lambda z: z.writestr(_symlink_info("link"), b"/etc/passwd")),
-    ):
+    )
+    for name, make in makers:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as zipped:
             make(zipped)
@@ -275,7 +276,8 @@ def test_archive_bombs_are_refused(files: ServerFiles) -> None:
     put(files, "bomb.zip", buffer.getvalue())
     with pytest.raises(AgentError) as ratio:
         call(files, wire.FileExtractParams(path="bomb.zip"))
-    assert ratio.value.code == "archive_refused" and ratio.value.message.startswith("ratio")
+    assert ratio.value.code == "archive_refused"
+    assert ratio.value.message.startswith("ratio")
     with pytest.raises(AgentError) as size:
         call(files, wire.FileExtractParams(path="bomb.zip", max_bytes=10 * MiB, max_ratio=100_000))
     assert size.value.message.startswith("too_large")
@@ -284,15 +286,17 @@ def test_archive_bombs_are_refused(files: ServerFiles) -> None:
     with pytest.raises(AgentError) as entries:
         call(files, wire.FileExtractParams(path="many.tar.gz", max_entries=20))
     assert entries.value.message.startswith("too_many_entries")
-    assert not (files.root(SERVER) / "zeros.bin").exists() and not (files.root(SERVER) / "f0").exists()
+    assert not (files.root(SERVER) / "zeros.bin").exists()
+    assert not (files.root(SERVER) / "f0").exists()
 
 
 @pytest.mark.parametrize("fmt", ["tar.gz", "zip"])
 def test_archive_then_extract_round_trips(files: ServerFiles, fmt: str) -> None:
     put(files, "config/other.cfg", b"a=2\n")
-    made = call(files, wire.FileArchiveParams(folder="config", format=fmt))  # type: ignore[arg-type]
+    made = call(files, wire.FileArchiveParams(folder="config", format=fmt))
     path = str(made["path"])
-    assert path.startswith("config/archive-") and path.endswith(fmt)
+    assert path.startswith("config/archive-")
+    assert path.endswith(fmt)
     call(files, wire.FileMkdirParams(path="restored"))
     extracted = call(files, wire.FileExtractParams(path=path, folder="restored"))
     assert extracted["files"] == 2
@@ -307,9 +311,9 @@ def test_backup_make_read_push_restore(files: ServerFiles) -> None:
     made = call(files, wire.BackupMakeParams(backup_id="backup-01", ignore=["cache/"]))
     original = archives.summarize(root)
     data = b""
-    while len(data) < int(made["size"]):  # type: ignore[call-overload]
-        chunk = call(files, wire.BackupReadParams(backup_id="backup-01", offset=len(data)))
-        data += base64.b64decode(chunk["data"])  # type: ignore[arg-type]
+    while len(data) < int(made["size"]):
+        part = call(files, wire.BackupReadParams(backup_id="backup-01", offset=len(data)))
+        data += base64.b64decode(part["data"])
     assert hashlib.sha256(data).hexdigest() == made["sha256"]
     assert made["files"] == 2  # config/game.cfg and world.dat; cache/ ignored
     call(files, wire.BackupDropParams(backup_id="backup-01"))
@@ -334,6 +338,8 @@ def test_backup_make_read_push_restore(files: ServerFiles) -> None:
         call(files, wire.BackupPushParams(backup_id="backup-02", offset=offset, data=chunk))
     restored = call(files, wire.BackupRestoreParams(backup_id="backup-02", sha256=str(made["sha256"])))
     assert restored["digest"] == made["digest"]
-    assert not (root / "new-after-backup.txt").exists() and not (root / "cache").exists()
+    assert not (root / "new-after-backup.txt").exists()
+    assert not (root / "cache").exists()
     after = archives.summarize(root)
-    assert after.files == original.files - 1 and after.digest == made["digest"]
+    assert after.files == original.files - 1
+    assert after.digest == made["digest"]
