@@ -16,6 +16,7 @@ from pentad.apps.panel import (
     control_endpoints,
     endpoints,
     events,
+    files_endpoints,
     permissions,
     services,
     topics,
@@ -31,6 +32,7 @@ from pentad.core.services import ServiceSpec
 PACKAGE = Path(__file__).parent
 
 ROUTERS: list[APIRouter] = [endpoints.router, agent_endpoints.router, control_endpoints.router]
+ROUTERS.append(files_endpoints.router)
 TOPICS: list[TopicSpec] = [*topics.TOPICS]
 SERVICES: list[ServiceSpec] = [*services.SERVICES]
 JOBS: list[JobSpec] = []
