@@ -64,6 +64,9 @@ async def agent_stack(**panel: Any) -> AsyncIterator[AgentStack]:
         url = f"sqlite+aiosqlite:///{home / 'panel.db'}"
         await upgrade_async(url, ALL_APPS)
         settings = panel_settings(home / "panel", url, agent_command_timeout=15.0, **panel)
+        # the in-process job worker runs the panel's jobs (backups), polling often
+        jobs = settings.jobs.model_copy(update={"in_process_worker": True, "poll_interval": 0.1})
+        settings = settings.model_copy(update={"jobs": jobs})
         async with served_panel(settings) as served:
             admin = await create_admin(served.platform)
             headers = bearer(await issue_api_key(served.platform, admin))

@@ -1,13 +1,16 @@
-"""The file manager through the panel's API and a real `pentad agent` process: every verb end to end,
-escapes refused (traversal, absolute paths, symlinks pointing out, archive entries with `..` or links),
-the disk limit enforced at write time with nothing left behind, the audit log, and the deny side (a
-subuser without the key gets 403, a stranger 404, and a refused request changes nothing).
+"""The file manager and backups through the panel's API and a real `pentad agent` process: every verb end
+to end, escapes refused (traversal, absolute paths, symlinks pointing out, archive entries with `..` or
+links), the disk limit enforced at write time with nothing left behind; backups made on the node, stored
+in core storage, verified, downloaded, restored (checksum and content compared), pruned past the
+retention count, a tampered backup refused at restore; the audit log, and the deny side (a subuser
+without the key gets 403, a stranger 404, and a refused request changes nothing).
 
 Runs once (its own SQLite file: the panel and the agent are separate processes' worth of work, not a
 database check)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import secrets
@@ -17,21 +20,25 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
+from pentad.apps.panel import repository
 from pentad.core.audit import AuditEvent
+from pentad.panel_wire import archives
 from tests.apps.panel.agent_process import AgentStack, agent_stack
-from tests.apps.panel.link_support import grant
+from tests.apps.panel.link_support import eventually, grant, server_row
 from tests.apps.panel.support import snapshot
 from tests.factories import Account, account
 
 MiB = 1024 * 1024
+RETENTION = 2
 
 
 @pytest.fixture(scope="module")
 async def stack() -> AsyncIterator[AgentStack]:
-    async with agent_stack() as made:
+    async with agent_stack(backup_retention=RETENTION) as made:
         yield made
 
 
@@ -311,3 +318,189 @@ async def test_subusers_need_each_key_and_strangers_see_nothing(stack: AgentStac
     assert await changeable(stack) == before
     assert sorted(os.listdir(stack.server_folder(server_id))) == ["notes.txt"]
     assert (stack.server_folder(server_id) / "notes.txt").read_bytes() == b"hello"
+
+
+# ------------------------------------------------------------------ backups
+
+
+async def installed_server(stack: AgentStack) -> str:
+    server_id = await create_server(stack)
+    response = await stack.http.post(
+        f"/api/panel/servers/{server_id}/install", json={}, headers=stack.headers
+    )
+    assert response.status_code == 202, response.text
+
+    async def installed() -> bool:
+        return (await server_row(stack.panel.platform, server_id)).status == "installed"
+
+    await eventually(installed, "the server installed")
+    return server_id
+
+
+async def backup_done(
+    stack: AgentStack, server_id: str, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    response = await stack.http.post(
+        f"/api/panel/servers/{server_id}/backups", json=body or {}, headers=stack.headers
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "pending"
+    backup_url = f"/api/panel/servers/{server_id}/backups/{response.json()['id']}"
+    found: dict[str, Any] = {}
+
+    async def finished() -> bool:
+        nonlocal found
+        found = (await stack.http.get(backup_url, headers=stack.headers)).json()
+        return found["status"] in ("ok", "failed")
+
+    await eventually(finished, "the backup made")
+    return found
+
+
+async def server_status(stack: AgentStack, server_id: str, status: str) -> None:
+    async def reached() -> bool:
+        return (await server_row(stack.panel.platform, server_id)).status == status
+
+    await eventually(reached, f"the server {status}")
+
+
+async def test_backup_verify_download_restore(stack: AgentStack) -> None:
+    server_id = await installed_server(stack)
+    folder = stack.server_folder(server_id)
+    (folder / "config").mkdir()
+    (folder / "config" / "game.cfg").write_text("port=1\n")
+    (folder / "world.dat").write_bytes(os.urandom(3 * MiB // 2))
+    (folder / "cache").mkdir()
+    (folder / "cache" / "x.log").write_text("noise")
+    kept = archives.summarize(folder)
+
+    backup = await backup_done(stack, server_id, {"name": "before", "ignore": ["cache/"]})
+    assert backup["status"] == "ok", backup
+    assert backup["verified_at"] is not None
+    assert backup["files"] == 2  # config/game.cfg, world.dat: cache/ ignored
+    stored, body = await stack.panel.platform.storage.get(f"panel/backups/{server_id}/{backup['id']}.tar.gz")
+    data = b"".join([chunk async for chunk in body])
+    assert hashlib.sha256(data).hexdigest() == backup["sha256"]
+    assert stored.size == backup["size"]
+    assert not list((stack.home / "agent" / "run" / server_id / "backups").iterdir())  # dropped on the node
+
+    response = await stack.http.get(
+        f"/api/panel/servers/{server_id}/backups/{backup['id']}/download", headers=stack.headers
+    )
+    assert response.status_code == 200, response.text
+    link = httpx.URL(response.json()["url"])  # signed for the configured base URL: ask this server
+    downloaded = await stack.http.get(link.raw_path.decode())
+    assert downloaded.status_code == 200
+    assert hashlib.sha256(downloaded.content).hexdigest() == backup["sha256"]
+
+    (folder / "world.dat").write_bytes(b"corrupted")
+    (folder / "griefed.txt").write_text("x")
+    response = await stack.http.post(
+        f"/api/panel/servers/{server_id}/backups/{backup['id']}/restore", headers=stack.headers
+    )
+    assert response.status_code == 202, response.text
+    await server_status(stack, server_id, "installed")
+    restored = archives.summarize(folder)
+    assert restored.files == kept.files - 1  # the ignored cache is not in the backup
+    assert "griefed.txt" not in os.listdir(folder)
+    assert (folder / "config" / "game.cfg").read_text() == "port=1\n"
+    assert hashlib.sha256((folder / "world.dat").read_bytes()).hexdigest() in "\n".join(kept.lines)
+    response = await stack.http.get(
+        f"/api/panel/servers/{server_id}/backups/{backup['id']}", headers=stack.headers
+    )
+    assert response.json()["restored_at"] is not None
+
+    actions = [action for action in await audit_actions(stack, server_id) if ".backup." in action]
+    assert actions == [
+        "panel.server.backup.create",
+        "panel.server.backup.made",
+        "panel.server.backup.download",
+        "panel.server.backup.restore",
+        "panel.server.backup.restored",
+    ]
+
+
+async def test_a_tampered_backup_is_refused_at_restore(stack: AgentStack) -> None:
+    server_id = await installed_server(stack)
+    folder = stack.server_folder(server_id)
+    (folder / "world.dat").write_bytes(b"world")
+    backup = await backup_done(stack, server_id)
+    assert backup["status"] == "ok"
+    key = f"panel/backups/{server_id}/{backup['id']}.tar.gz"
+
+    async def forged() -> AsyncIterator[bytes]:
+        yield tarball([(entry("world.dat"), b"forged")])
+
+    await stack.panel.platform.storage.put(key, forged(), content_type="application/gzip")
+    response = await stack.http.post(
+        f"/api/panel/servers/{server_id}/backups/{backup['id']}/restore", headers=stack.headers
+    )
+    assert response.status_code == 202, response.text
+
+    async def refused() -> bool:
+        return "panel.server.backup.restore_failed" in await audit_actions(stack, server_id)
+
+    await eventually(refused, "the restore refused")
+    await server_status(stack, server_id, "installed")
+    assert (folder / "world.dat").read_bytes() == b"world"
+
+
+async def test_retention_prunes_the_oldest_unlocked_backups(stack: AgentStack) -> None:
+    server_id = await installed_server(stack)
+    (stack.server_folder(server_id) / "a.txt").write_text("a")
+    locked = await backup_done(stack, server_id, {"name": "keep me", "locked": True})
+    made = [await backup_done(stack, server_id, {"name": f"b{n}"}) for n in range(3)]
+    assert all(backup["status"] == "ok" for backup in [locked, *made])
+    response = await stack.http.get(f"/api/panel/servers/{server_id}/backups", headers=stack.headers)
+    names = [backup["name"] for backup in response.json()]
+    assert names == ["b2", "b1", "keep me"]  # newest first; b0 pruned, the locked one kept
+    objects = [item.key async for item in stack.panel.platform.storage.list(f"panel/backups/{server_id}/")]
+    assert sorted(objects) == sorted(
+        f"panel/backups/{server_id}/{backup['id']}.tar.gz" for backup in [locked, made[1], made[2]]
+    )
+    response = await stack.http.delete(
+        f"/api/panel/servers/{server_id}/backups/{locked['id']}", headers=stack.headers
+    )
+    assert response.status_code == 409
+    assert response.json()["code"] == "backup_locked"
+    response = await stack.http.delete(
+        f"/api/panel/servers/{server_id}/backups/{made[1]['id']}", headers=stack.headers
+    )
+    assert response.status_code == 204
+    assert "panel.server.backup.prune" in await audit_actions(stack, server_id)
+
+
+async def test_backup_keys_are_needed_and_a_running_server_is_not_restored(stack: AgentStack) -> None:
+    server_id = await installed_server(stack)
+    backup = await backup_done(stack, server_id)
+    platform = stack.panel.platform
+    viewer: Account = await account(platform)
+    await grant(platform, viewer.user, uuid.UUID(server_id), "backup.read")
+    stranger: Account = await account(platform)
+    base = f"/api/panel/servers/{server_id}/backups"
+    response = await stack.http.get(base, headers=viewer.headers)
+    assert response.status_code == 200
+    assert [item["id"] for item in response.json()] == [backup["id"]]
+    before = await changeable(stack)
+    for method, path in (
+        ("POST", base),
+        ("DELETE", f"{base}/{backup['id']}"),
+        ("GET", f"{base}/{backup['id']}/download"),
+        ("POST", f"{base}/{backup['id']}/restore"),
+        ("POST", f"{base}/{backup['id']}/lock"),
+    ):
+        body = {"locked": True} if path.endswith("/lock") else {}
+        response = await stack.http.request(method, path, json=body, headers=viewer.headers)
+        assert response.status_code == 403, (method, path, response.text)
+        response = await stack.http.request(method, path, json=body, headers=stranger.headers)
+        assert response.status_code == 404, (method, path, response.text)
+    assert (await stack.http.get(base, headers=stranger.headers)).status_code == 404
+    assert await changeable(stack) == before
+
+    async with platform.database.transaction() as session:
+        row = await repository.get_server(session, uuid.UUID(server_id))
+        assert row is not None
+        row.state = "running"
+    response = await stack.http.post(f"{base}/{backup['id']}/restore", headers=stack.headers)
+    assert response.status_code == 409
+    assert response.json()["code"] == "server_not_stopped"

@@ -228,7 +228,7 @@ async def do_create_backup(context: PanelContext, server_id: uuid.UUID, data: Ba
     )
     session.add(backup)
     await session.flush()
-    await enqueue(session, MAKE_JOB, {"backup_id": str(backup.id)}, dedupe_key=f"{MAKE_JOB}:{server_id}")
+    await enqueue(session, MAKE_JOB, {"backup_id": str(backup.id)})
     _record(context, server_id, "create", backup_id=str(backup.id), name=backup.name)
     publish(session, state_topic(server_id), _event(backup, "make", "pending"))
     return view(backup)
