@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from websockets.asyncio.client import connect
 
 from pentad.apps.panel import repository
 from pentad.core.audit import AuditEvent
@@ -30,6 +31,7 @@ from pentad.panel_wire import archives
 from tests.apps.panel.agent_process import AgentStack, agent_stack
 from tests.apps.panel.link_support import eventually, grant, server_row
 from tests.apps.panel.support import snapshot
+from tests.core.realtime.conftest import Peer
 from tests.factories import Account, account
 
 MiB = 1024 * 1024
@@ -373,6 +375,11 @@ async def test_backup_verify_download_restore(stack: AgentStack) -> None:
     (folder / "cache").mkdir()
     (folder / "cache" / "x.log").write_text("noise")
     kept = archives.summarize(folder)
+    socket = await connect(stack.panel.hub_url, open_timeout=30)
+    hub = Peer(socket)
+    token = stack.headers["Authorization"].removeprefix("Bearer ")
+    assert (await hub.request("auth", token=token))["ok"]
+    assert (await hub.request("subscribe", topic=f"panel.server.{server_id}.state"))["ok"]
 
     backup = await backup_done(stack, server_id, {"name": "before", "ignore": ["cache/"]})
     assert backup["status"] == "ok", backup
