@@ -476,6 +476,11 @@ async def test_retention_prunes_the_oldest_unlocked_backups(stack: AgentStack) -
     assert response.status_code == 204
     assert "panel.server.backup.prune" in await audit_actions(stack, server_id)
 
+    # deleting the server deletes its backups' archives too
+    response = await stack.http.delete(f"/api/panel/servers/{server_id}", headers=stack.headers)
+    assert response.status_code == 204, response.text
+    assert not [item async for item in stack.panel.platform.storage.list(f"panel/backups/{server_id}/")]
+
 
 async def test_backup_keys_are_needed_and_a_running_server_is_not_restored(stack: AgentStack) -> None:
     server_id = await installed_server(stack)

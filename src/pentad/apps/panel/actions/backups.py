@@ -46,6 +46,7 @@ from pentad.apps.panel.topics import state_topic
 from pentad.core import audit
 from pentad.core.context import AppContext, JobContext
 from pentad.core.db.base import utcnow
+from pentad.core.db.hooks import on_commit
 from pentad.core.errors import Conflict, NotFound
 from pentad.core.jobs.queue import enqueue
 from pentad.core.jobs.registry import JobSpec
@@ -258,6 +259,24 @@ async def do_lock_backup(
     backup.locked = locked
     _record(context, server_id, "lock" if locked else "unlock", backup_id=str(backup_id))
     return view(backup)
+
+
+async def forget_server_backups(context: PanelContext, server_id: uuid.UUID) -> int:
+    """A server is being deleted: its backup rows go with it (CASCADE); their stored archives are deleted
+    once that commits. Returns how many."""
+    keys = [b.storage_key for b in await repository.list_backups(context.session, server_id) if b.storage_key]
+    storage = context.platform.storage
+
+    async def delete_objects() -> None:
+        for key in keys:
+            try:
+                await storage.delete(key)
+            except Exception:
+                logger.exception("panel_backup_object_not_deleted", key=key)
+
+    if keys:
+        on_commit(context.session, delete_objects)
+    return len(keys)
 
 
 async def download_link(context: PanelContext, server_id: uuid.UUID, backup_id: uuid.UUID) -> BackupDownload:
