@@ -105,6 +105,8 @@ class ServerFiles:
 
     def __init__(self, settings: AgentSettings) -> None:
         self.settings = settings
+        self._used: dict[str, int] = {}
+        """Per upload in progress: the folder's bytes without the file it replaces (for the disk limit)."""
 
     # ------------------------------------------------------------------ places
 
@@ -132,14 +134,6 @@ class ServerFiles:
 
     def usage(self, server_id: str) -> int:
         return folder_bytes(self.root(server_id))
-
-    def _check_quota(self, server_id: str, adding: int, replacing: int = 0, quota: int = 0) -> None:
-        if quota <= 0:
-            return
-        if self.usage(server_id) - replacing + adding > quota:
-            raise AgentError(
-                "disk_quota", f"the server's disk limit ({quota // (1024 * 1024)} MiB) would be exceeded"
-            )
 
     def _chown_tree(self, server_id: str, folder: Path) -> None:
         owner = self.owner(server_id)
@@ -209,11 +203,21 @@ class ServerFiles:
                         raise AgentError("bad_offset", f"the upload holds {part.tell()} bytes, not {offset}")
                     part.write(data)
                     size = part.tell()
-                replacing = self._existing_size(root, parts)
-                self._check_quota(server_id, size, replacing, quota)
+                key = f"{server_id}/{upload_id}"
+                if quota > 0:
+                    # the folder is walked once per upload (and again before placing it), not per chunk
+                    if final or offset == 0 or key not in self._used:
+                        self._used[key] = self.usage(server_id) - self._existing_size(root, parts)
+                    if self._used[key] + size > quota:
+                        raise AgentError(
+                            "disk_quota",
+                            f"the server's disk limit ({quota // (1024 * 1024)} MiB) would be exceeded",
+                        )
                 if final:
+                    self._used.pop(key, None)
                     self._place(server_id, staged, parts, path)
             except BaseException:
+                self._used.pop(f"{server_id}/{upload_id}", None)
                 staged.unlink(missing_ok=True)
                 raise
             return size
