@@ -31,6 +31,7 @@ from pentad.panel_wire import archives
 from tests.apps.panel.agent_process import AgentStack, agent_stack
 from tests.apps.panel.link_support import eventually, grant, server_row
 from tests.apps.panel.support import snapshot
+from tests.apps.panel.test_games import SHELL_EGG
 from tests.core.realtime.conftest import Peer
 from tests.factories import Account, account
 
@@ -50,7 +51,7 @@ def free_tcp_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def create_server(stack: AgentStack, *, disk_mb: int = 1024) -> str:
+async def create_server(stack: AgentStack, *, disk_mb: int = 1024, template_slug: str = "generic") -> str:
     port = free_tcp_port()
     response = await stack.http.post(
         f"/api/panel/nodes/{stack.node_id}/allocations",
@@ -60,7 +61,7 @@ async def create_server(stack: AgentStack, *, disk_mb: int = 1024) -> str:
     assert response.status_code == 201, response.text
     allocation = response.json()[0]["id"]
     templates = (await stack.http.get("/api/panel/templates", headers=stack.headers)).json()
-    template = next(item for item in templates if item["slug"] == "generic")
+    template = next(item for item in templates if item["slug"] == template_slug)
     response = await stack.http.post(
         "/api/panel/servers",
         json={
@@ -286,6 +287,32 @@ async def test_the_disk_limit_is_enforced_at_write_time(stack: AgentStack) -> No
     response = await stack.http.post(url(server_id, "/archive"), json={}, headers=stack.headers)
     assert response.status_code == 409, response.text  # nor an archive of it all
     assert sorted(os.listdir(folder)) == ["pack.tar.gz", "world.dat"]
+
+
+async def test_the_templates_deny_list_holds_for_everyone(stack: AgentStack) -> None:
+    egg = {**SHELL_EGG, "file_denylist": ["*.jar", "secret.cfg"]}
+    response = await stack.http.post(
+        "/api/panel/templates/import", json={"egg": egg, "slug": "denying"}, headers=stack.headers
+    )
+    assert response.status_code == 201, response.text
+    server_id = await create_server(stack, template_slug="denying")
+    folder = stack.server_folder(server_id)
+    assert (await upload(stack, server_id, "ok.txt", b"ok")).status_code == 201
+    (folder / "secret.cfg").write_text("rcon=hunter2")
+    for method, tail, options in [
+        ("GET", "/content", {"params": {"path": "secret.cfg"}}),
+        ("GET", "/download", {"params": {"path": "secret.cfg"}}),
+        ("PUT", "/content", {"params": {"path": "secret.cfg"}, "content": b"x"}),
+        ("POST", "/upload", {"params": {"path": "plugins/evil.jar"}, "content": b"x"}),
+        ("POST", "/rename", {"json": {"from": "ok.txt", "to": "ok.jar"}}),
+        ("POST", "/delete", {"json": {"paths": ["secret.cfg"]}}),
+    ]:
+        response = await stack.http.request(method, url(server_id, tail), headers=stack.headers, **options)
+        assert response.status_code == 403, (method, tail, response.text)
+        assert response.json()["code"] == "file_denied"
+    response = await stack.http.get(url(server_id), headers=stack.headers)
+    assert sorted(entry["name"] for entry in response.json()["entries"]) == ["ok.txt", "secret.cfg"]
+    assert (folder / "secret.cfg").read_text() == "rcon=hunter2"
 
 
 async def test_subusers_need_each_key_and_strangers_see_nothing(stack: AgentStack) -> None:

@@ -23,14 +23,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from pentad.apps.panel import agent_link
+from pentad.apps.panel import agent_link, repository
 from pentad.apps.panel.actions.context import PanelContext
 from pentad.apps.panel.actions.power import release_database
 from pentad.apps.panel.permissions import SERVER_PERMISSIONS, SERVER_RESOURCE
 from pentad.core import audit
 from pentad.core.auth.permissions import Permission
-from pentad.core.errors import AppError, BadRequest, Conflict, NotFound, PayloadTooLarge
-from pentad.panel_wire import paths
+from pentad.core.errors import AppError, BadRequest, Conflict, NotFound, PayloadTooLarge, PermissionDenied
+from pentad.panel_wire import archives, paths
 from pentad.panel_wire import protocol as wire
 
 FILE_READ = SERVER_PERMISSIONS["file.read"]
@@ -67,6 +67,10 @@ class ArchiveRefused(BadRequest):
 
 class FileTooLarge(PayloadTooLarge):
     code = "file_too_large"
+
+
+class FileDenied(PermissionDenied):
+    code = "file_denied"
 
 
 AGENT_ERRORS: dict[str, type[AppError]] = {
@@ -137,16 +141,25 @@ class Uploaded(BaseModel):
 
 
 class _Target:
-    __slots__ = ("node_id", "quota", "server_id")
+    __slots__ = ("denylist", "node_id", "quota", "server_id")
 
-    def __init__(self, server_id: uuid.UUID, node_id: uuid.UUID, quota: int) -> None:
-        self.server_id, self.node_id, self.quota = server_id, node_id, quota
+    def __init__(self, server_id: uuid.UUID, node_id: uuid.UUID, quota: int, denylist: list[str]) -> None:
+        self.server_id, self.node_id, self.quota, self.denylist = server_id, node_id, quota, denylist
 
 
-async def _target(context: PanelContext, server_id: uuid.UUID, permission: Permission) -> _Target:
+async def _target(
+    context: PanelContext, server_id: uuid.UUID, permission: Permission, *names: str
+) -> _Target:
+    """The server (the caller holding `permission` on it), with `names` checked against its template's
+    `file_denylist` (an egg's files no one may read or change through the file manager: 403 file_denied)."""
     access = await context.access(server_id, permission)
     server = access.server
-    target = _Target(server.id, server.node_id, max(server.disk_mb, 0) * MiB)
+    template = await repository.get_template(context.session, server.template_id)
+    denylist = list(template.file_denylist or []) if template is not None else []
+    target = _Target(server.id, server.node_id, max(server.disk_mb, 0) * MiB, denylist)
+    for name in names:
+        if denylist and archives.ignored(name, denylist):
+            raise FileDenied(f"{name[:200]!r} is on the template's deny list.", path=name[:200])
     await release_database(context.session)
     return target
 
@@ -213,7 +226,7 @@ async def _chunk(context: PanelContext, target: _Target, path: str, offset: int)
 async def read_file(context: PanelContext, server_id: uuid.UUID, path: str) -> bytes:
     """The whole file, for the editor (at most `file_read_max_bytes`: 413 file_too_large beyond)."""
     name = check_path(path, root_allowed=False)
-    target = await _target(context, server_id, FILE_READ_CONTENT)
+    target = await _target(context, server_id, FILE_READ_CONTENT, name)
     limit = context.settings.file_read_max_bytes
     data, size = await _chunk(context, target, name, 0)
     if size > limit:
@@ -231,7 +244,7 @@ async def download_file(
 ) -> tuple[str, int, AsyncIterator[bytes]]:
     """The file's name, size and bytes (streamed from the node chunk by chunk while they are sent)."""
     name = check_path(path, root_allowed=False)
-    target = await _target(context, server_id, FILE_READ_CONTENT)
+    target = await _target(context, server_id, FILE_READ_CONTENT, name)
     first, size = await _chunk(context, target, name, 0)
     _record(context, target, "download", path=name)
 
@@ -289,7 +302,7 @@ async def write_file(
 ) -> Uploaded:
     """Replace or create the file with the editor's content (`file.update`)."""
     name = check_path(path, root_allowed=False)
-    target = await _target(context, server_id, FILE_UPDATE)
+    target = await _target(context, server_id, FILE_UPDATE, name)
     size = await _send_file(context, target, name, stream, context.settings.file_read_max_bytes)
     _record(context, target, "write", path=name, size=size)
     return Uploaded(path=name, size=size)
@@ -301,7 +314,7 @@ async def upload_file(
     """Upload a file (`file.create`): streamed to the node, placed only once whole and within the disk
     limit; a refused upload leaves nothing in the server's folder."""
     name = check_path(path, root_allowed=False)
-    target = await _target(context, server_id, FILE_CREATE)
+    target = await _target(context, server_id, FILE_CREATE, name)
     size = await _send_file(context, target, name, stream, context.settings.upload_max_bytes)
     _record(context, target, "upload", path=name, size=size)
     return Uploaded(path=name, size=size)
@@ -317,14 +330,14 @@ async def make_folder(context: PanelContext, server_id: uuid.UUID, path: str) ->
 async def rename_file(context: PanelContext, server_id: uuid.UUID, source: str, destination: str) -> None:
     """Rename or move (`file.update`); the destination must not exist."""
     old, new = check_path(source, root_allowed=False), check_path(destination, root_allowed=False)
-    target = await _target(context, server_id, FILE_UPDATE)
+    target = await _target(context, server_id, FILE_UPDATE, old, new)
     await ask(context, target, "file_rename", wire.FileRenameParams(source=old, target=new))
     _record(context, target, "rename", source=old, destination=new)
 
 
 async def delete_files(context: PanelContext, server_id: uuid.UUID, names: list[str]) -> int:
     checked = [check_path(name, root_allowed=False) for name in names]
-    target = await _target(context, server_id, FILE_DELETE)
+    target = await _target(context, server_id, FILE_DELETE, *checked)
     result = await ask(context, target, "file_delete", wire.FileDeleteParams(paths=checked), long=True)
     _record(context, target, "delete", paths=checked[:100])
     return int(result.get("deleted", 0))
