@@ -299,14 +299,15 @@ async def test_the_templates_deny_list_holds_for_everyone(stack: AgentStack) -> 
     folder = stack.server_folder(server_id)
     assert (await upload(stack, server_id, "ok.txt", b"ok")).status_code == 201
     (folder / "secret.cfg").write_text("rcon=hunter2")
-    for method, tail, options in [
+    denied: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", "/content", {"params": {"path": "secret.cfg"}}),
         ("GET", "/download", {"params": {"path": "secret.cfg"}}),
         ("PUT", "/content", {"params": {"path": "secret.cfg"}, "content": b"x"}),
         ("POST", "/upload", {"params": {"path": "plugins/evil.jar"}, "content": b"x"}),
         ("POST", "/rename", {"json": {"from": "ok.txt", "to": "ok.jar"}}),
         ("POST", "/delete", {"json": {"paths": ["secret.cfg"]}}),
-    ]:
+    ]
+    for method, tail, options in denied:
         response = await stack.http.request(method, url(server_id, tail), headers=stack.headers, **options)
         assert response.status_code == 403, (method, tail, response.text)
         assert response.json()["code"] == "file_denied"
