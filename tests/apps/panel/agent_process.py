@@ -63,7 +63,10 @@ async def agent_stack(**panel: Any) -> AsyncIterator[AgentStack]:
     try:
         url = f"sqlite+aiosqlite:///{home / 'panel.db'}"
         await upgrade_async(url, ALL_APPS)
-        settings = panel_settings(home / "panel", url, agent_command_timeout=15.0, **panel)
+        # heartbeats patient enough for a loaded machine: a link dropped mid-upload would answer 409
+        # node_offline, which is right, but not what these tests are about
+        link = {"agent_command_timeout": 30.0, "heartbeat_interval": 1.0, "heartbeat_timeout": 20.0}
+        settings = panel_settings(home / "panel", url, **{**link, **panel})
         # the in-process job worker runs the panel's jobs (backups), polling often
         jobs = settings.jobs.model_copy(update={"in_process_worker": True, "poll_interval": 0.1})
         settings = settings.model_copy(update={"jobs": jobs})

@@ -277,7 +277,8 @@ async def test_the_disk_limit_is_enforced_at_write_time(stack: AgentStack) -> No
     assert sorted(os.listdir(folder)) == ["world.dat"]  # nothing partial
 
     pack = tarball([(entry(f"d/{n}.bin"), os.urandom(3 * MiB // 2)) for n in range(4)])
-    assert (await upload(stack, server_id, "pack.tar.gz", pack)).status_code == 201  # 9 + 6 MiB fit
+    response = await upload(stack, server_id, "pack.tar.gz", pack)
+    assert response.status_code == 201, response.text  # 9 + 6 MiB fit
     response = await stack.http.post(
         url(server_id, "/extract"), json={"path": "pack.tar.gz"}, headers=stack.headers
     )
