@@ -40,6 +40,7 @@ from pentad.agent.events import (
     ServerStatus,
     StateChanged,
 )
+from pentad.agent.files import ServerFiles, file_call
 from pentad.agent.runtime import AgentError
 from pentad.agent.runtime import Runtime as RealRuntime
 from pentad.agent.settings import AgentSettings
@@ -167,8 +168,11 @@ class AgentLink:
         reconnect_first: float = 0.5,
         reconnect_max: float = 30.0,
         open_timeout: float = 10.0,
+        files: ServerFiles | None = None,
     ) -> None:
         self.credential = credential
+        self.files = files
+        """The file manager and backups (None: file_* and backup_* calls are answered `unsupported`)."""
         self.runtime = runtime
         self.agent_version = agent_version
         self.backoff = Backoff(reconnect_first, reconnect_max)
@@ -355,7 +359,15 @@ class AgentLink:
         if isinstance(params, wire.ConsoleHistoryParams):
             lines = await runtime.console_history(server_id, params.lines)
             return wire.ConsoleHistory(server_id=server_id, lines=lines)
-        return report(runtime.status(server_id))
+        if isinstance(params, wire.StateParams):
+            return report(runtime.status(server_id))
+        if self.files is None:
+            raise AgentError("unsupported", "this agent has no file manager")
+        if isinstance(params, wire.BackupRestoreParams):
+            state = runtime.status(server_id).state
+            if state not in (ServerState.OFFLINE, ServerState.CRASHED):
+                raise AgentError("busy", f"the server is {state.value}: stop it before restoring a backup")
+        return await asyncio.to_thread(file_call, self.files, server_id, params)
 
     def _install(self, spec: ServerSpec) -> wire.ServerReport:
         """Installs run for minutes: answer once begun (the runtime reports installing -> offline, or the
@@ -403,7 +415,13 @@ async def run_agent(settings: AgentSettings) -> None:
     credential = configured_credential(settings)
     runtime = RealRuntime(settings)
     await runtime.open()
-    link = AgentLink(credential, runtime, agent_version=AGENT_VERSION, reconnect_max=settings.reconnect_max)
+    link = AgentLink(
+        credential,
+        runtime,
+        agent_version=AGENT_VERSION,
+        reconnect_max=settings.reconnect_max,
+        files=ServerFiles(settings),
+    )
     try:
         await link.run()
     finally:

@@ -19,6 +19,13 @@ What follows (running once a `done` pattern matched, offline, crashed, install_f
 frames. send_command answers `{}`, console_history a ConsoleHistory, state a ServerReport.
 Errors use codes the panel shows: not_installed, not_running, already_running, unknown_server, busy.
 
+File and backup calls (file_*, backup_*) do their work inside the server's folder on the node
+(pentad.agent.files) and answer when it is done. Bytes travel base64-encoded, at most CHUNK_BYTES per
+call: file_read / backup_read answer `{data, size}` for an offset, file_upload / backup_push append a
+chunk at an offset (the last upload chunk has `final`, which moves the staged file into place). Their
+error codes: path_refused, not_found, exists, not_a_folder, not_a_file, disk_quota, archive_refused,
+bad_offset, unknown_upload, checksum_mismatch, io_error.
+
 Every frame is one JSON object with the discriminator `t`. `encode` / `decode` turn frames into text and
 back; `decode` raises `FrameError` (never pydantic's ValidationError) for anything that is not a valid
 frame, so a garbage frame from either side is answered with an `error` frame, not a crash.
@@ -65,8 +72,31 @@ ServerState = Literal[
 SERVER_STATES: Final[tuple[str, ...]] = ServerState.__args__  # type: ignore[attr-defined]
 
 CallMethod = Literal[
-    "install", "start", "stop", "restart", "kill", "send_command", "console_history", "state"
+    "install",
+    "start",
+    "stop",
+    "restart",
+    "kill",
+    "send_command",
+    "console_history",
+    "state",
+    "file_list",
+    "file_read",
+    "file_upload",
+    "file_rename",
+    "file_delete",
+    "file_mkdir",
+    "file_archive",
+    "file_extract",
+    "backup_make",
+    "backup_read",
+    "backup_drop",
+    "backup_push",
+    "backup_restore",
 ]
+
+CHUNK_BYTES: Final = 512 * 1024
+"""Most bytes one file_read / file_upload / backup_read / backup_push call carries (base64 in the frame)."""
 
 
 class Frame(BaseModel):
@@ -109,6 +139,89 @@ class StateParams(Frame):
     pass
 
 
+# file manager and backups (pentad.agent.files does the work; quota_bytes 0 = no disk limit)
+
+RelPath = Annotated[str, Field(max_length=4096)]
+Token = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+
+
+class FileListParams(Frame):
+    path: RelPath = ""
+
+
+class FileReadParams(Frame):
+    path: RelPath
+    offset: int = Field(0, ge=0)
+    length: int = Field(CHUNK_BYTES, ge=1, le=CHUNK_BYTES)
+
+
+class FileUploadParams(Frame):
+    upload_id: Token
+    path: RelPath
+    offset: int = Field(ge=0)
+    data: str = Field(max_length=(CHUNK_BYTES * 4) // 3 + 4, description="base64")
+    final: bool = False
+    quota_bytes: int = Field(0, ge=0)
+
+
+class FileRenameParams(Frame):
+    source: RelPath
+    target: RelPath
+
+
+class FileDeleteParams(Frame):
+    paths: list[RelPath] = Field(min_length=1, max_length=1000)
+
+
+class FileMkdirParams(Frame):
+    path: RelPath
+
+
+class ArchiveLimitsParams(Frame):
+    max_entries: int = Field(100_000, ge=1)
+    max_bytes: int = Field(10 * 1024**3, ge=1)
+    max_ratio: int = Field(200, ge=1)
+    quota_bytes: int = Field(0, ge=0)
+
+
+class FileArchiveParams(Frame):
+    folder: RelPath = ""
+    names: list[RelPath] = Field(default_factory=list, max_length=1000)
+    format: Literal["tar.gz", "tar", "zip"] = "tar.gz"
+    quota_bytes: int = Field(0, ge=0)
+
+
+class FileExtractParams(ArchiveLimitsParams):
+    path: RelPath
+    folder: RelPath = ""
+
+
+class BackupMakeParams(Frame):
+    backup_id: Token
+    ignore: list[Annotated[str, Field(max_length=500)]] = Field(default_factory=list, max_length=500)
+
+
+class BackupReadParams(Frame):
+    backup_id: Token
+    offset: int = Field(0, ge=0)
+    length: int = Field(CHUNK_BYTES, ge=1, le=CHUNK_BYTES)
+
+
+class BackupDropParams(Frame):
+    backup_id: Token
+
+
+class BackupPushParams(Frame):
+    backup_id: Token
+    offset: int = Field(ge=0)
+    data: str = Field(max_length=(CHUNK_BYTES * 4) // 3 + 4, description="base64")
+
+
+class BackupRestoreParams(ArchiveLimitsParams):
+    backup_id: Token
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 CALL_PARAMS: Final[dict[str, type[Frame]]] = {
     "install": InstallParams,
     "start": StartParams,
@@ -118,6 +231,19 @@ CALL_PARAMS: Final[dict[str, type[Frame]]] = {
     "send_command": SendCommandParams,
     "console_history": ConsoleHistoryParams,
     "state": StateParams,
+    "file_list": FileListParams,
+    "file_read": FileReadParams,
+    "file_upload": FileUploadParams,
+    "file_rename": FileRenameParams,
+    "file_delete": FileDeleteParams,
+    "file_mkdir": FileMkdirParams,
+    "file_archive": FileArchiveParams,
+    "file_extract": FileExtractParams,
+    "backup_make": BackupMakeParams,
+    "backup_read": BackupReadParams,
+    "backup_drop": BackupDropParams,
+    "backup_push": BackupPushParams,
+    "backup_restore": BackupRestoreParams,
 }
 """The params model of each call method; `Call.typed_params()` validates with it."""
 

@@ -32,6 +32,7 @@ TABLES = {
     "panel_template_variables",
     "panel_servers",
     "panel_server_variables",
+    "panel_backups",
 }
 NODE = uuid.UUID("0b0e4c3a-6a3f-4d59-9c39-3a8c4e2f7a11")
 TEMPLATE = uuid.UUID("5d7f2c1e-0a9b-4c8d-8e7f-6a5b4c3d2e1f")

@@ -17,7 +17,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pentad.core.db.base import Base, EncryptedText, IdMixin, TimestampMixin, utcnow
@@ -235,3 +235,33 @@ class PanelScheduleRun(IdMixin, Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     """Per task: index, action, ok, detail."""
+
+
+BACKUP_STATUSES = ("pending", "running", "ok", "failed")
+"""pending (queued) -> running (archived on the node, copied to storage, verified) -> ok | failed."""
+
+
+class PanelBackup(IdMixin, TimestampMixin, Base):
+    """A backup of a server's folder: a tar.gz in core storage (`storage_key`), its sha256, and the digest
+    of what it holds (pentad.panel_wire.archives.TreeSummary), checked by a test restore into a scratch
+    folder before the backup is `ok`. Locked backups are never pruned by the retention count."""
+
+    __tablename__ = "panel_backups"
+    __table_args__ = (Index("ix_panel_backups_server_id_created_at", "server_id", "created_at"),)
+
+    server_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("panel_servers.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    ignore: Mapped[list[str]] = mapped_column(JSON, default=list)
+    storage_key: Mapped[str | None] = mapped_column(String(500), default=None)
+    size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    digest: Mapped[str | None] = mapped_column(String(64), default=None)
+    files: Mapped[int | None] = mapped_column(Integer, default=None)
+    bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    error: Mapped[str | None] = mapped_column(String(500), default=None)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    verified_at: Mapped[datetime | None] = mapped_column(default=None)
+    restored_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.panel.models import (
     PanelAllocation,
+    PanelBackup,
     PanelEnrolmentToken,
     PanelNode,
     PanelNodeCredential,
@@ -310,3 +311,29 @@ async def list_schedule_runs(
         .limit(limit)
     )
     return list((await session.scalars(query)).all())
+
+
+# --- backups ---
+
+
+async def get_backup(session: AsyncSession, server_id: uuid.UUID, backup_id: uuid.UUID) -> PanelBackup | None:
+    backup = await session.get(PanelBackup, backup_id)
+    return backup if backup is not None and backup.server_id == server_id else None
+
+
+async def list_backups(session: AsyncSession, server_id: uuid.UUID) -> list[PanelBackup]:
+    """The server's backups, newest first."""
+    query = (
+        select(PanelBackup)
+        .where(PanelBackup.server_id == server_id)
+        .order_by(PanelBackup.created_at.desc(), PanelBackup.id.desc())
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def busy_backup(session: AsyncSession, server_id: uuid.UUID) -> PanelBackup | None:
+    """A backup of the server still pending or running, if any."""
+    query = select(PanelBackup).where(
+        PanelBackup.server_id == server_id, PanelBackup.status.in_(("pending", "running"))
+    )
+    return (await session.scalars(query.limit(1))).first()

@@ -89,3 +89,9 @@ class PanelSettings(BaseModel):
     market_trusted_keys: CommaList = Field(
         default_factory=list, description="Ed25519 public keys (base64) trusted to sign plugin indexes."
     )
+    file_operation_timeout: float = Field(
+        300.0,
+        gt=0,
+        le=86_400,
+        description="How long the panel waits for an agent's archive, extract, delete or backup, seconds.",
+    )

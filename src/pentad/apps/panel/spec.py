@@ -13,15 +13,17 @@ from fastapi import APIRouter
 
 from pentad.apps.panel import (
     agent_endpoints,
+    backup_endpoints,
     control_endpoints,
     endpoints,
     events,
+    files_endpoints,
     pages,
     permissions,
     services,
     topics,
 )
-from pentad.apps.panel.actions import schedules
+from pentad.apps.panel.actions import backups, schedules
 from pentad.apps.panel.credentials import NODE_SCHEME
 from pentad.apps.panel.settings import APP_NAME, PanelSettings
 from pentad.core.apps import AppSpec
@@ -33,9 +35,11 @@ from pentad.core.services import ServiceSpec
 PACKAGE = Path(__file__).parent
 
 ROUTERS: list[APIRouter] = [endpoints.router, agent_endpoints.router, control_endpoints.router]
+ROUTERS.append(files_endpoints.router)
+ROUTERS.append(backup_endpoints.router)
 TOPICS: list[TopicSpec] = [*topics.TOPICS]
 SERVICES: list[ServiceSpec] = [*services.SERVICES]
-JOBS: list[JobSpec] = [*schedules.JOBS]
+JOBS: list[JobSpec] = [*schedules.JOBS, *backups.JOBS]
 CRON: list[CronSpec] = []
 EVENTS: list[DomainEvent[Any]] = [*events.LINK_EVENTS]
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.panel import repository, rules
 from pentad.apps.panel.access import ServerAccess, everything_for, held_servers
+from pentad.apps.panel.actions import backups
 from pentad.apps.panel.actions.context import PanelContext
 from pentad.apps.panel.exceptions import (
     AllocationNotFound,
@@ -330,6 +331,7 @@ async def do_delete_server(panel: PanelContext, server_id: uuid.UUID) -> None:
     if not panel.is_admin and server.owner_id != panel.user_id:
         raise ServerPermission("Only the server's owner or a panel admin may delete it.")
     await repository.release_allocations(panel.session, server.id)
+    await backups.forget_server_backups(panel, server.id)  # their stored archives, once this commits
     await delete_resource_grants(
         panel.session, panel.platform, SERVER_RESOURCE, server.id, actor=panel.audit_actor
     )

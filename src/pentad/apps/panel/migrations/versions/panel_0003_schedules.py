@@ -1,7 +1,7 @@
 """panel: schedules (cron + task chain) and their runs
 
 Revision ID: panel_0003
-Revises: panel_0001
+Revises: panel_0002
 Create Date: 2026-12-05 07:30:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import pentad.core.db.base
 
 revision: str = "panel_0003"
-down_revision: str | Sequence[str] | None = "panel_0001"
+down_revision: str | Sequence[str] | None = "panel_0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
