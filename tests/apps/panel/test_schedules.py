@@ -176,7 +176,7 @@ async def test_schedules_refuse_bad_input_and_keys_the_author_does_not_hold(
         (member, {**good, "tasks": [{"action": "command", "payload": "x", "delay_s": 901}]}, 422,
          "validation_failed"),
         (member, {**good, "tasks": [{"action": "rm", "payload": "-rf"}]}, 422, "validation_failed"),
-        (member, {**good, "tasks": [{"action": "backup", "payload": ""}]}, 422, "schedule_invalid"),
+        (helper, {**good, "tasks": [{"action": "backup", "payload": ""}]}, 403, "subuser_keys_not_held"),
         (member, {**good, "tasks": [{"action": "command", "payload": "x", "delay_s": 900}] * 4}, 422,
          "schedule_invalid"),
         (helper, {**good, "tasks": [{"action": "power", "payload": "start"}]}, 403, "subuser_keys_not_held"),

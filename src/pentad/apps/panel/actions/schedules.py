@@ -1,5 +1,5 @@
 """Schedules: a cron expression (five fields, UTC) and a chain of tasks (send a command, a power action,
-a backup once the backups part registers its task) run in order, each after its delay; a failed task ends
+make a backup) run in order, each after its delay; a failed task ends
 the chain unless it says `continue_on_failure`; "only when online" skips a tick while the server is not
 running. Every run is kept with each task's outcome (the history) and audited on the server.
 
@@ -12,8 +12,8 @@ needs, besides `schedule.create`/`schedule.update`, the key each task would need
 (`control.console` for a command, `control.start` for a start, …), so a schedule gives nobody more than
 they hold.
 
-Extension point: `register_task(action, runner, key)` adds a task kind (the backups part registers
-`backup`); until then a schedule with a backup task is refused (422 `schedule_invalid`)."""
+Extension point: `register_task(action, runner, key)` adds a task kind; `backup` queues a backup (the
+backups part's job) and needs `backup.create`."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from croniter import croniter
 
 from pentad.apps.panel import repository
 from pentad.apps.panel.access import ServerAccess
-from pentad.apps.panel.actions import console, power
+from pentad.apps.panel.actions import backups, console, power
 from pentad.apps.panel.actions.context import PanelContext
 from pentad.apps.panel.exceptions import KeysNotHeld, ScheduleInvalid, ScheduleNotFound
 from pentad.apps.panel.models import PanelSchedule, PanelScheduleRun
@@ -89,9 +89,16 @@ async def _power(panel: PanelContext, server_id: uuid.UUID, payload: str) -> str
     return f"{payload}: {result.state}"
 
 
+async def _backup(panel: PanelContext, server_id: uuid.UUID, payload: str) -> str:
+    """A backup named `payload` (empty: the date), made by the backups part's job."""
+    created = await backups.do_create_backup(panel, server_id, backups.BackupCreate(name=payload[:200]))
+    return f"backup {created.id} queued"
+
+
 POWER_KEYS = {"start": SERVER_START, "stop": SERVER_STOP, "kill": SERVER_STOP, "restart": SERVER_RESTART}
 register_task("command", _command, lambda _: SERVER_CONSOLE)
 register_task("power", _power, lambda payload: POWER_KEYS[payload])
+register_task("backup", _backup, lambda _: backups.BACKUP_CREATE)
 
 
 # ------------------------------------------------------------------ views and checks
