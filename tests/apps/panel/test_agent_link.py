@@ -180,8 +180,14 @@ async def test_an_agent_comes_online_reconciles_its_servers_and_goes_offline(
     runtime = FakeRuntime()
     runtime.states[str(running.id)] = ServerState.RUNNING
 
+    def agents_connected() -> float:
+        value = panel.platform.metrics.registry.get_sample_value("pentad_panel_agents_connected")
+        return value or 0.0
+
+    before = agents_connected()
     async with agent(credential, runtime) as (link, _):
         await connected(link)
+        assert agents_connected() == before + 1
         node = await node_row(panel.platform, credential.node_id)
         assert node.status == "online"
         assert node.facts["limits_backend"] == "rlimits"
@@ -199,6 +205,7 @@ async def test_an_agent_comes_online_reconciles_its_servers_and_goes_offline(
 
         await eventually(heard_again, "a heartbeat")
     await wait_node_status(panel.platform, credential.node_id, "offline")
+    assert agents_connected() == before
     # the game keeps running while its agent is away: its state is not guessed
     assert (await server_row(panel.platform, running.id)).state == "running"
 

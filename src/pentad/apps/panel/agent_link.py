@@ -43,7 +43,7 @@ from starlette.websockets import WebSocketDisconnect
 from pentad.apps.panel import events, repository
 from pentad.apps.panel.events import NODE_STATUS_CHANGED, SERVER_CRASHED, SERVER_STATE_CHANGED
 from pentad.apps.panel.models import PanelNode, PanelServer
-from pentad.apps.panel.settings import PanelSettings
+from pentad.apps.panel.settings import APP_NAME, PanelSettings
 from pentad.apps.panel.topics import (
     ConsoleOutput,
     NodeStatusChanged,
@@ -168,7 +168,14 @@ async def serve_agent(socket: AppSocket) -> None:
     if hello.node_id and hello.node_id != str(node_id):  # empty: "whichever node my credential is"
         await _refuse(socket, "wrong_node", "this credential belongs to another node", wire.CLOSE_WRONG_NODE)
         return
-    await AgentSession(platform, socket, node_id, settings).run(hello)
+    connected = platform.metrics.for_app(APP_NAME).gauge(
+        "agents_connected", "Agents (nodes) connected to this process right now."
+    )
+    connected.inc()
+    try:
+        await AgentSession(platform, socket, node_id, settings).run(hello)
+    finally:
+        connected.dec()
 
 
 async def _refuse(socket: AppSocket, code: str, message: str, close_code: int) -> None:
