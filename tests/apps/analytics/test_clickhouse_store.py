@@ -2,8 +2,9 @@
 with PENTAD_ANALYTICS__STORE=clickhouse the tracker's events go to ClickHouse (not the database) and the
 dashboard answers from there, for its owner only; the schema is made at start, versioned and idempotent; a
 replayed batch — whole or partly stored — is stored exactly once; retention drops whole months and deletes a
-site's older events; a deleted site's events go; funnels (each step after the last one, within a visit or a visitor's day), entry and exit pages and custom
-properties; a server that does not answer is a 503 and a failing /readyz, never a wrong answer."""
+site's older events; a deleted site's events go; funnels (each step after the last one, within a visit or
+a visitor's day), entry and exit pages and custom properties; filters and goals; a server that does not
+answer is a 503 and a failing /readyz, never a wrong answer."""
 
 from __future__ import annotations
 
@@ -205,7 +206,10 @@ async def test_events_go_to_clickhouse_and_the_dashboard_answers_from_there(
     funnels = f"/api/analytics/sites/{site['id']}/funnels"
     made_funnel = await client.post(
         funnels,
-        json={"name": "Flow", "steps": [{"path": "/"}, {"path": "/pricing"}, {"goal_id": signup.json()["id"]}]},
+        json={
+            "name": "Flow",
+            "steps": [{"path": "/"}, {"path": "/pricing"}, {"goal_id": signup.json()["id"]}],
+        },
         headers=owner.headers,
     )
     report = await client.get(f"{funnels}/{made_funnel.json()['id']}/report?period=7d", headers=owner.headers)
