@@ -135,24 +135,26 @@ class _Sql:
 
 @dataclass(frozen=True)
 class Frame:
-    """The SQL of a filtered question: the range's events (`ev`), its visits (`vis`, when the filters
-    need visits), which visits are kept and which events counted."""
+    """The SQL of a filtered question: the range's events (`ev`; with visits rebuilt, each event carries
+    its visit's number, first values and filter flags), which events belong to kept visits (`kept`) and
+    which count (`counted`), and `vis`: one row per kept visit (when asked for)."""
 
     sql: _Sql
-    ev: CTE
+    ev: Subquery | CTE
     vis: Subquery | None
     kept: ColumnElement[bool]
     counted: ColumnElement[bool]
     pv: ColumnElement[int]
 
     def counted_events(self, *columns: ColumnElement[Any]) -> Any:
-        """SELECT `columns` FROM the counted events (of kept visits)."""
-        if self.vis is None:
-            return select(*columns).select_from(self.ev).where(self.counted)
-        joined = self.ev.join(
-            self.vis, and_(self.ev.c.visitor_id == self.vis.c.visitor_id, self.ev.c.visit == self.vis.c.visit)
-        )
-        return select(*columns).select_from(joined).where(self.kept, self.counted)
+        """SELECT `columns` FROM the counted events of kept visits."""
+        return select(*columns).select_from(self.ev).where(self.kept, self.counted)
+
+
+def _satisfied_by_read(check: Filter) -> bool:
+    """A visitor's fact (`country:is:DE`) narrows the read itself: every event read has the value, so
+    each visit's first one has it (filters.load_visits reads the same way)."""
+    return check.dimension in VISITOR_FACTS and check.operator == "is" and check.value != NONE_VALUE
 
 
 def frame(
@@ -169,31 +171,34 @@ def frame(
     firsts: Sequence[str] = (),
 ) -> Frame:
     """The question's SQL parts. `columns`: event columns the question reads besides visitor, time, name
-    and path; `visits`: rebuild visits even when the filters do not need them (totals, visit panels);
-    `firsts`: columns whose value at each visit's first event `vis` gives (`v_<column>`)."""
+    and path; `visits`: rebuild visits even when the filters do not need them and give `vis` (totals,
+    visit panels); `firsts`: columns whose value at each visit's first event `vis` gives (`v_<column>`,
+    `v_exit` the last page).
+
+    Visits take three window passes (no join: MariaDB and SQLite would nest loops over it): LAG/LEAD
+    mark each visit's first and last event, a running SUM numbers the visits, and aggregates over
+    (visitor, visit) hand every event its visit's first values and filter flags."""
     sql = _Sql(dialect)
     event_filters = [f for f in filters if not f.on_visit]
     narrowing = [f for f in event_filters if f.operator != "is_not"]
-    visits = visits or any(f.on_visit or f.operator == "is_not" for f in filters)
-    visit_columns = sorted(
-        ({VISIT_DIMENSIONS[f.dimension] for f in filters if f.on_visit} | set(firsts)) - {"exit"}
-    )
-    wanted = ["visitor_id", "ts", "name", "path", *sorted(set(columns) | set(visit_columns))]
-    wanted = list(dict.fromkeys(wanted))
+    visit_filters = [f for f in filters if f.on_visit and not _satisfied_by_read(f)]
+    visits = visits or bool(visit_filters) or any(f.operator == "is_not" for f in event_filters)
+    visit_columns = sorted(({VISIT_DIMENSIONS[f.dimension] for f in visit_filters} | set(firsts)) - {"exit"})
+    wanted = list(dict.fromkeys(["visitor_id", "ts", "name", "path", *sorted({*columns, *visit_columns})]))
     conditions: list[ColumnElement[bool]] = [
         AnalyticsEvent.site_key == site_key,
         AnalyticsEvent.ts >= start_ms,
         AnalyticsEvent.ts < end_ms,
     ]
-    for check in filters:  # as filters.load_visits narrows its read
-        if check.dimension in VISITOR_FACTS and check.operator == "is" and check.value != NONE_VALUE:
-            conditions.append(getattr(AnalyticsEvent, check.dimension) == check.value)
+    for check in filters:
+        if _satisfied_by_read(check):
+            conditions.append(sql.text(getattr(AnalyticsEvent, check.dimension)) == check.value)
     read: list[Any] = [AnalyticsEvent.id, *(getattr(AnalyticsEvent, name) for name in wanted)]
     if not visits:
-        ev = select(*read).where(*conditions).cte("ev")
-        c: Column = lambda name: ev.c[name]  # noqa: E731
+        plain = select(*read).where(*conditions).cte("ev")
+        c: Column = lambda name: plain.c[name]  # noqa: E731
         counted = and_(true(), *(sql.event_test(check, c, rules) for check in narrowing))
-        return Frame(sql, ev, None, true(), counted, case((c("name") == PAGEVIEW, 1), else_=0))
+        return Frame(sql, plain, None, true(), counted, case((c("name") == PAGEVIEW, 1), else_=0))
     order = (AnalyticsEvent.ts, AnalyticsEvent.id)
     gap = session_timeout * 1000
     before = func.lag(AnalyticsEvent.ts).over(partition_by=AnalyticsEvent.visitor_id, order_by=order)
@@ -210,45 +215,53 @@ def frame(
     number = func.sum(base.c.brk).over(
         partition_by=base.c.visitor_id, order_by=(base.c.ts, base.c.id), rows=(None, 0)
     )
-    ev = select(base, number.label("visit")).cte("ev")
-    c = lambda name: ev.c[name]  # noqa: E731
-    pv = case((c("name") == PAGEVIEW, 1), else_=0)
-    counted = and_(true(), *(sql.event_test(check, c, rules) for check in narrowing))
-    counted_flag = case((counted, 1), else_=0)
-    flags: list[Any] = [
-        func.max(case((sql.event_test(check, c, rules), 1), else_=0)).label(f"f{index}")
+    numbered = select(base, number.label("visit")).subquery("numbered")
+    n: Column = lambda name: numbered.c[name]  # noqa: E731
+    per_visit = (n("visitor_id"), n("visit"))
+    counted_here = and_(true(), *(sql.event_test(check, n, rules) for check in narrowing))
+    carried: list[Any] = [
+        case((n("name") == PAGEVIEW, 1), else_=0).label("pv"),
+        case((counted_here, 1), else_=0).label("cnt"),
+        func.max(case((n("lst") == 1, n("path")))).over(partition_by=per_visit).label("v_exit"),
+        *(
+            func.max(case((n("brk") == 1, n(name)))).over(partition_by=per_visit).label(f"v_{name}")
+            for name in visit_columns
+        ),
+        *(
+            func.max(case((sql.event_test(check, n, rules), 1), else_=0))
+            .over(partition_by=per_visit)
+            .label(f"f{index}")
+            for index, check in enumerate(event_filters)
+        ),
+    ]
+    ev = select(numbered, *carried).subquery("ev")
+    kept: list[ColumnElement[bool]] = [
+        ev.c[f"f{index}"] == (0 if check.operator == "is_not" else 1)
         for index, check in enumerate(event_filters)
     ]
-    first_values: list[Any] = [
-        func.max(case((c("brk") == 1, c(name)))).label(f"v_{name}") for name in visit_columns
-    ]
+    for check in visit_filters:
+        column = VISIT_DIMENSIONS[check.dimension]
+        passed = sql.test(check, ev.c["v_exit" if column == "exit" else f"v_{column}"])
+        kept.append(not_(passed) if check.operator == "is_not" else passed)
+    keep = and_(true(), *kept)
     vis = (
         select(
-            c("visitor_id"),
-            c("visit"),
-            func.min(c("ts")).label("vstart"),
-            func.max(c("ts")).label("vend"),
-            func.sum(pv).label("views"),
+            ev.c.visitor_id,
+            ev.c.visit,
+            func.min(ev.c.ts).label("vstart"),
+            func.max(ev.c.ts).label("vend"),
+            func.sum(ev.c.pv).label("views"),
             func.count().label("size"),
-            func.sum(counted_flag * pv).label("cviews"),
-            func.sum(counted_flag * (1 - pv)).label("cevents"),
-            func.max(case((c("lst") == 1, c("path")))).label("v_exit"),
-            *first_values,
-            *flags,
+            func.sum(ev.c.cnt * ev.c.pv).label("cviews"),
+            func.sum(ev.c.cnt * (1 - ev.c.pv)).label("cevents"),
+            func.max(ev.c.v_exit).label("v_exit"),
+            *(func.max(ev.c[f"v_{name}"]).label(f"v_{name}") for name in visit_columns),
         )
-        .group_by(c("visitor_id"), c("visit"))
+        .where(keep)
+        .group_by(ev.c.visitor_id, ev.c.visit)
         .subquery("vis")
     )
-    kept: list[ColumnElement[bool]] = []
-    for index, check in enumerate(event_filters):
-        kept.append(vis.c[f"f{index}"] == (0 if check.operator == "is_not" else 1))
-    for check in filters:
-        if check.on_visit:
-            column = VISIT_DIMENSIONS[check.dimension]
-            value = vis.c["v_exit"] if column == "exit" else vis.c[f"v_{column}"]
-            passed = sql.test(check, value)
-            kept.append(not_(passed) if check.operator == "is_not" else passed)
-    return Frame(sql, ev, vis, and_(true(), *kept), counted, pv)
+    return Frame(sql, ev, vis, keep, ev.c.cnt == 1, ev.c.pv)
 
 
 # ------------------------------------------------------------------ answers
@@ -293,7 +306,7 @@ async def totals(
                 func.sum(vis.c.cevents),
                 func.sum(bounce),
                 func.sum(vis.c.vend - vis.c.vstart),
-            ).where(parts.kept)
+            )
         )
     ).one()
     return Found(*(_int(value) for value in row))
@@ -380,16 +393,12 @@ async def breakdown(
         assert vis is not None
         value = vis.c.v_exit if column == "exit" else vis.c[f"v_{column}"]
         grouped = parts.sql.text(value).label("value")
-        query = (
-            select(
-                grouped,
-                func.count(distinct(vis.c.visitor_id)),
-                func.sum(vis.c.cviews),
-                func.sum(vis.c.cevents),
-            )
-            .where(parts.kept)
-            .group_by(grouped)
-        )
+        query = select(
+            grouped,
+            func.count(distinct(vis.c.visitor_id)),
+            func.sum(vis.c.cviews),
+            func.sum(vis.c.cevents),
+        ).group_by(grouped)
     else:
         parts = frame(dialect, site_key, start_ms, end_ms, session_timeout, filters, rules, [column])
         ev = parts.ev
@@ -475,7 +484,8 @@ async def visitors(
 ) -> int:
     """The visitors of the kept visits (a totals' first number, without rebuilding visits when at most
     one event filter and no visit filter apply: then a visit is kept exactly when it has a counted event)."""
-    if any(f.on_visit or f.operator == "is_not" for f in filters) or len(filters) > 1:
+    needs_visits = any((f.on_visit and not _satisfied_by_read(f)) or f.operator == "is_not" for f in filters)
+    if needs_visits or sum(not f.on_visit for f in filters) > 1:
         found = await totals(session, site_key, start_ms, end_ms, session_timeout, filters, rules)
         return found.visitors
     parts = frame(dialect_of(session), site_key, start_ms, end_ms, session_timeout, filters, rules)
