@@ -43,6 +43,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from pentad.apps.analytics.filters import (
     BREAKDOWNS,
@@ -199,6 +200,23 @@ def frame(
         c: Column = lambda name: plain.c[name]  # noqa: E731
         counted = and_(true(), *(sql.event_test(check, c, rules) for check in narrowing))
         return Frame(sql, plain, None, true(), counted, case((c("name") == PAGEVIEW, 1), else_=0))
+    # A kept visit has an event passing each `is`/`contains` filter (its first event for a visit's
+    # dimension, its last for the exit page): only the visitors with such events need their visits
+    # rebuilt, all of their events in the range (so visits stay as they are).
+    other = aliased(AnalyticsEvent)
+    o: Column = lambda name: getattr(other, name)  # noqa: E731
+    for check in filters:
+        if check.operator == "is_not" or _satisfied_by_read(check):
+            continue
+        if check.on_visit:
+            column = VISIT_DIMENSIONS[check.dimension]
+            passing = sql.test(check, o("path" if column == "exit" else column))
+        else:
+            passing = sql.event_test(check, o, rules)
+        having = select(other.visitor_id).where(
+            other.site_key == site_key, other.ts >= start_ms, other.ts < end_ms, passing
+        )
+        conditions.append(AnalyticsEvent.visitor_id.in_(having))
     order = (AnalyticsEvent.ts, AnalyticsEvent.id)
     gap = session_timeout * 1000
     before = func.lag(AnalyticsEvent.ts).over(partition_by=AnalyticsEvent.visitor_id, order_by=order)
