@@ -17,6 +17,12 @@
   requests, in the same pattern, to `GET /healthz`: the HTTP stack's floor, so the ratio is what reading
   the data costs.
 - `size`: the tracker as served, gzip -9 and brotli, beside a pageview-only beacon script.
+- `filtered`: in-process on SQLite, BENCH_FILTERED_EVENTS (1,000,000) events over the last 30 days
+  (cached under bench/.cache/), a filtered dashboard load over 30 days — top stats, time series, the seven
+  breakdowns and the goal conversions — for three kinds of filter (a visitor's fact, a page, a visit's
+  source): answered by the database (pushdown.py: window functions and GROUP BYs) beside the baseline,
+  the same answers from filters.py's Python engine (the range's events read into Python), which must
+  agree. Wall and CPU per load (CPU is robust on a shared machine).
 
     BENCH_ANALYTICS_PARTS=dataset .venv/bin/python bench/analytics.py   # generate the data set only
     .venv/bin/python bench/analytics.py       # all parts at the issue's scale (generation: see results)
@@ -54,7 +60,7 @@ import chat
 import realtime_fanout
 from pentad.app import create_app
 from pentad.apps import enabled_apps
-from pentad.apps.analytics import query
+from pentad.apps.analytics import filters, query
 from pentad.apps.analytics.ingest import EVENTS, EventRow, flush_events
 from pentad.apps.analytics.models import AnalyticsSite
 from pentad.apps.analytics.settings import AnalyticsSettings
@@ -78,7 +84,7 @@ VENV_BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 DOMAIN = "shop.example"
 EMAIL = "bench@example.com"
-ALL_PARTS = ("cpu", "ingest", "dashboard", "size")
+ALL_PARTS = ("cpu", "ingest", "dashboard", "size", "filtered")
 EXTRA_PARTS = ("dataset",)
 """`dataset`: only generate the dashboard's data set into bench/.cache/ (a long job best run ahead)."""
 PARTS = [part.strip() for part in os.environ.get("BENCH_ANALYTICS_PARTS", ",".join(ALL_PARTS)).split(",")]
@@ -89,6 +95,9 @@ INGEST_RATE = float(os.environ.get("BENCH_INGEST_RATE", "2000"))
 DASHBOARD_EVENTS = int(os.environ.get("BENCH_DASHBOARD_EVENTS", "10000000"))
 DASHBOARD_LOADS = int(os.environ.get("BENCH_DASHBOARD_LOADS", "30"))
 GENERATE_BATCH = 5000
+FILTERED_EVENTS = int(os.environ.get("BENCH_FILTERED_EVENTS", "1000000"))
+FILTERED_LOADS = int(os.environ.get("BENCH_FILTERED_LOADS", "3"))
+FILTER_SETS = (("country:is:DE",), ("page:is:/p/1",), ("source:is:Google",))
 HOUR_MS = 3_600_000
 AIM = {
     "ingest_per_s": 2000,
@@ -567,6 +576,164 @@ def part_dashboard(work_dir: Path) -> dict[str, Any]:
     return figures
 
 
+# ----------------------------------------------------------------------------- part: filtered
+
+
+async def _generate_filtered(data_dir: Path, events: int) -> dict[str, Any]:
+    """`events` events over the last 30 days (no rollups: filtered answers read raw events), and goals."""
+    settings = _settings(data_dir)
+    await asyncio.to_thread(upgrade, settings.database.url, enabled_apps(settings))
+    app = create_app(settings)
+    platform = app.state.platform
+    await platform.open_resources()
+    key, site_id = await _owner_and_site(app)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        for goal in ({"kind": "event", "event_name": "Signup"}, {"kind": "pageview", "path": "/p/1*"}):
+            made = await client.post(
+                f"/api/analytics/sites/{site_id}/goals", json=goal, headers={"Authorization": f"Bearer {key}"}
+            )
+            if made.status_code != 201:
+                raise BenchmarkError(f"adding a goal answered {made.status_code}: {made.text[:300]}")
+    async with platform.database.transaction() as session:
+        site_key = (await session.execute(select(AnalyticsSite.key))).scalar_one()
+    now_ms = int(time.time() * 1000)
+    rng = random.Random(11)
+    started = time.perf_counter()
+    batch: list[EventRow] = []
+    written = 0
+    for row in _visits(rng, now_ms - 30 * 86_400_000, now_ms, events, max(1000, events // 8)):
+        row.site_key = site_key
+        batch.append(row)
+        if len(batch) == GENERATE_BATCH:
+            async with platform.database.transaction() as session:
+                await flush_events(FlushContext(session, platform, EVENTS, uuid.uuid4(), replay=False), batch)
+            written += len(batch)
+            batch = []
+    if batch:
+        async with platform.database.transaction() as session:
+            await flush_events(FlushContext(session, platform, EVENTS, uuid.uuid4(), replay=False), batch)
+        written += len(batch)
+    flushed = time.perf_counter() - started
+    await platform.close()
+    return {
+        "events": written,
+        "flush_seconds": round(flushed, 1),
+        "site_id": site_id,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+async def _filtered_loads(data_dir: Path, site_id: str) -> dict[str, Any]:
+    platform = create_app(_settings(data_dir)).state.platform
+    await platform.open_resources()
+    try:
+        async with platform.database.transaction() as session:
+            site = (
+                await session.execute(select(AnalyticsSite).where(AnalyticsSite.id == uuid.UUID(site_id)))
+            ).scalar_one()
+            session.expunge(site)
+        span = query.resolve_range("30d", "UTC")
+        in_sql = query.options_for(platform, site)
+        python = query.Options(in_sql.session_timeout, in_sql.default_tiers, in_sql.planning, pushdown=False)
+
+        async def load(
+            chosen: tuple[filters.Filter, ...], options: query.Options
+        ) -> tuple[Any, dict[str, float]]:
+            answers: list[Any] = []
+            timings: dict[str, float] = {}
+            async with platform.database.transaction(writes=False) as session:
+                for name in ("aggregate", "timeseries", *PANELS, "goals"):
+                    started = time.perf_counter()
+                    if name == "aggregate":
+                        answers.append(await query.site_totals(session, site, span, chosen, options))
+                    elif name == "timeseries":
+                        answers.append(await query.site_timeseries(session, site, span, chosen, options))
+                    elif name == "goals":
+                        answers.append(await query.site_goals(session, site, span, chosen, options))
+                    else:
+                        answers.append(await query.site_breakdown(session, site, span, name, chosen, options))
+                    timings[name] = round((time.perf_counter() - started) * 1000, 1)
+            return answers, timings
+
+        figures: dict[str, Any] = {}
+        for texts in FILTER_SETS:
+            chosen = filters.parse_filters(texts)
+            label = "&".join(texts)
+            log(f"  filtered: {label}")
+            cpu, wall = time.process_time(), time.perf_counter()
+            expected, python_timings = await load(chosen, python)
+            python_figures = {
+                "wall_ms": round((time.perf_counter() - wall) * 1000, 1),
+                "cpu_ms": round((time.process_time() - cpu) * 1000, 1),
+                "slowest": max(python_timings.items(), key=lambda item: item[1]),
+            }
+            walls: list[float] = []
+            cpus: list[float] = []
+            sql_timings: dict[str, float] = {}
+            for _ in range(FILTERED_LOADS):
+                cpu, wall = time.process_time(), time.perf_counter()
+                answers, sql_timings = await load(chosen, in_sql)
+                walls.append((time.perf_counter() - wall) * 1000)
+                cpus.append((time.process_time() - cpu) * 1000)
+                if answers != expected:
+                    raise BenchmarkError(f"filtered answers differ between SQL and Python for {label}")
+            figures[label] = {
+                "visits": expected[0].visits,
+                "python": python_figures,
+                "sql": {
+                    "wall_ms": round(sorted(walls)[len(walls) // 2], 1),
+                    "cpu_ms": round(sorted(cpus)[len(cpus) // 2], 1),
+                    "slowest": max(sql_timings.items(), key=lambda item: item[1]),
+                },
+            }
+        return figures
+    finally:
+        await platform.close()
+
+
+def part_filtered(_work_dir: Path) -> dict[str, Any]:
+    folder = CACHE / f"analytics-filtered-{FILTERED_EVENTS}"
+    manifest_path = folder / "manifest.json"
+    manifest: dict[str, Any] | None = None
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+        if datetime.now(UTC) - datetime.fromisoformat(manifest["generated_at"]) > timedelta(days=2):
+            manifest = None
+    if manifest is None:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        log(f"  generating {FILTERED_EVENTS} events over 30 days in {folder}")
+        manifest = asyncio.run(_generate_filtered(folder, FILTERED_EVENTS))
+        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    figures = asyncio.run(_filtered_loads(folder, manifest["site_id"]))
+    return {"generation": {k: v for k, v in manifest.items() if k != "site_id"}, "sets": figures}
+
+
+def _filtered_lines(filtered: dict[str, Any]) -> list[str]:
+    gen = filtered["generation"]
+    lines = [
+        f"## Filtered dashboard over {gen['events']:,} events, 30 days ({filtered['measured_at']}"
+        f"{_loadavg(filtered)})",
+        "",
+        "In-process on SQLite; one load = top stats, time series, the 7 breakdowns and the goal conversions, "
+        f"with the filter. SQL: pushdown.py (median of {FILTERED_LOADS} loads); baseline: the same answers "
+        "from filters.py's Python engine (the range's events read into Python), checked equal.",
+        "",
+        "| filter | visits kept | SQL wall | SQL CPU | slowest SQL panel | Python wall | Python CPU "
+        "| speed-up (CPU) |",
+        "|---|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for label, found in filtered["sets"].items():
+        sql, python = found["sql"], found["python"]
+        lines.append(
+            f"| `{label}` | {found['visits']:,} | {sql['wall_ms']} ms | {sql['cpu_ms']} ms | "
+            f"{sql['slowest'][0]} {sql['slowest'][1]} ms | {python['wall_ms']} ms | {python['cpu_ms']} ms | "
+            f"{_x(python['cpu_ms'], sql['cpu_ms'])} |"
+        )
+    return [*lines, ""]
+
+
 # ----------------------------------------------------------------------------- part: size
 
 
@@ -733,7 +900,13 @@ def markdown(result: dict[str, Any]) -> str:
         "`.venv/bin/python bench/analytics.py`",
         "",
     ]
-    render = {"ingest": _ingest_lines, "dashboard": _dashboard_lines, "size": _size_lines, "cpu": _cpu_lines}
+    render = {
+        "ingest": _ingest_lines,
+        "dashboard": _dashboard_lines,
+        "size": _size_lines,
+        "cpu": _cpu_lines,
+        "filtered": _filtered_lines,
+    }
     for part, lines_of in render.items():
         if result.get(part):
             lines += lines_of(result[part])
@@ -752,7 +925,13 @@ def main() -> int:
         result = json.loads(path.read_text())
     result = {key: value for key, value in result.items() if key in ALL_PARTS}
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    parts = {"cpu": part_cpu, "ingest": part_ingest, "dashboard": part_dashboard, "size": part_size}
+    parts = {
+        "cpu": part_cpu,
+        "ingest": part_ingest,
+        "dashboard": part_dashboard,
+        "size": part_size,
+        "filtered": part_filtered,
+    }
     if PARTS == ["dataset"]:
         _dataset(DASHBOARD_EVENTS)
         return 0

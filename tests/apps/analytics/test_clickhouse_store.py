@@ -2,8 +2,9 @@
 with PENTAD_ANALYTICS__STORE=clickhouse the tracker's events go to ClickHouse (not the database) and the
 dashboard answers from there, for its owner only; the schema is made at start, versioned and idempotent; a
 replayed batch — whole or partly stored — is stored exactly once; retention drops whole months and deletes a
-site's older events; a deleted site's events go; funnels (windowFunnel), entry and exit pages and custom
-properties; a server that does not answer is a 503 and a failing /readyz, never a wrong answer."""
+site's older events; a deleted site's events go; funnels (each step after the last one, within a visit or
+a visitor's day), entry and exit pages and custom properties; filters and goals; a server that does not
+answer is a 503 and a failing /readyz, never a wrong answer."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import pytest
 from sqlalchemy import func, select
 
 from pentad.apps.analytics import query, store
+from pentad.apps.analytics.funnels import Step
+from pentad.apps.analytics.goals import GoalRule, compile_pattern
 from pentad.apps.analytics.ingest import EVENTS, EventRow
 from pentad.apps.analytics.models import AnalyticsEvent, AnalyticsSite
 from pentad.apps.analytics.settings import AnalyticsSettings, ClickHouseSettings
@@ -26,7 +29,6 @@ from pentad.apps.analytics.store.clickhouse import (
     ClickHouse,
     ClickHouseEventStore,
     ClickHouseUnavailable,
-    FunnelStep,
 )
 from pentad.apps.analytics.tasks import run_retention
 from pentad.core.config import Settings, SettingsError
@@ -182,10 +184,37 @@ async def test_events_go_to_clickhouse_and_the_dashboard_answers_from_there(
     assert [(r["value"], r["visitors"], r["events"]) for r in keys["rows"]] == [("plan", 1, 1)]
     plans = (await client.get(f"{base}/props?period=7d&key=plan", headers=owner.headers)).json()
     assert [(r["value"], r["visitors"]) for r in plans["rows"]] == [("pro", 1)]
-    # what only the raw-event path answers is refused plainly, never answered from the empty SQL table
+    # filters, goals and funnels are answered by ClickHouse too (never from the empty SQL table)
     filtered = await client.get(f"{base}/aggregate?period=7d&filter=page:is:/pricing", headers=owner.headers)
-    assert filtered.status_code == 422
-    assert filtered.json()["code"] == "store_cannot_answer"
+    assert filtered.status_code == 200, filtered.text
+    assert {k: filtered.json()[k] for k in ("visitors", "visits", "pageviews", "events")} == {
+        "visitors": 2,
+        "visits": 2,
+        "pageviews": 2,
+        "events": 1,
+    }
+    signup = await client.post(
+        f"/api/analytics/sites/{site['id']}/goals",
+        json={"kind": "event", "event_name": "Signup"},
+        headers=owner.headers,
+    )
+    assert signup.status_code == 201, signup.text
+    conversions = (await client.get(f"{base}/goals?period=7d", headers=owner.headers)).json()
+    assert [(g["visitors"], g["completions"], g["conversion_rate"]) for g in conversions["goals"]] == [
+        (1, 1, 33.3)
+    ]
+    funnels = f"/api/analytics/sites/{site['id']}/funnels"
+    made_funnel = await client.post(
+        funnels,
+        json={
+            "name": "Flow",
+            "steps": [{"path": "/"}, {"path": "/pricing"}, {"goal_id": signup.json()["id"]}],
+        },
+        headers=owner.headers,
+    )
+    report = await client.get(f"{funnels}/{made_funnel.json()['id']}/report?period=7d", headers=owner.headers)
+    assert report.status_code == 200, report.text
+    assert (report.json()["units"], [step["units"] for step in report.json()["steps"]]) == (4, [2, 1, 1])
     # the owner's only: a stranger learns nothing, not even that the site exists
     stranger = await account(platform)
     assert (await client.get(f"{base}/aggregate?period=7d", headers=stranger.headers)).status_code == 404
@@ -264,11 +293,18 @@ async def test_funnels_entry_exit_pages_and_properties(ch_store: ClickHouseEvent
     ]
     await ch_store.insert(_context(), rows)
     span = query.resolve_range("7d", "UTC", now=NOW)
-    steps = [FunnelStep("page", "/"), FunnelStep("page", "/pricing*"), FunnelStep("event", "Signup")]
-    assert await ch_store.funnel(1, span, steps, window=3600) == [4, 3, 1]
-    assert await ch_store.funnel(1, span, steps, window=3 * 3600) == [4, 3, 2]
-    with pytest.raises(ValueError, match="2 to 8"):
-        await ch_store.funnel(1, span, steps[:1], window=60)
+    signup = GoalRule(uuid.uuid4(), "Signed up", "event", "Signup", None, None)
+    steps = [
+        Step("Visit /", pattern=compile_pattern("/"), path="/"),
+        Step("Visit /pricing*", pattern=compile_pattern("/pricing*"), path="/pricing*"),
+        Step("Signed up", goal=signup),
+    ]
+    # within a visit (10 minutes): visitor 3's sign-up is a visit of its own; within the visitor's day
+    # it completes the funnel; visitor 4 reached "/" only after "/pricing/annual"
+    visit = await ch_store.filtered_funnel(1, span, 600, [], [signup], steps, "visit")
+    assert visit == (5, [(4, 4), (3, 3), (1, 1)])
+    day = await ch_store.filtered_funnel(1, span, 600, [], [signup], steps, "day")
+    assert day == (4, [(4, 4), (3, 3), (2, 2)])
 
     def rows(found: list[query.Row]) -> list[tuple[str, int, int, int]]:
         return [(row.value, row.visitors, row.pageviews, row.events) for row in found]
@@ -286,7 +322,7 @@ async def test_funnels_entry_exit_pages_and_properties(ch_store: ClickHouseEvent
     assert await ch_store.props(1, span, "missing") == []
     earlier = query.resolve_range("custom", "UTC", start=span.start.date() - timedelta(days=30),
                                   end=span.start.date() - timedelta(days=1))  # fmt: skip
-    assert await ch_store.funnel(1, earlier, steps, window=3600) == [0, 0, 0]
+    assert await ch_store.filtered_funnel(1, earlier, 600, [], [signup], steps, "day") == (0, [(0, 0)] * 3)
 
 
 async def test_retention_drops_old_months_and_deletes_a_sites_older_events(

@@ -33,6 +33,8 @@ class Step:
     label: str
     goal: GoalRule | None = None
     pattern: re.Pattern[str] | None = None
+    path: str | None = None
+    """The path pattern `pattern` was compiled from (`*` wildcards)."""
 
     def matches(self, event: dict[str, Any]) -> bool:
         if self.goal is not None:
@@ -52,7 +54,8 @@ def compile_steps(funnel: AnalyticsFunnel, goals: Sequence[GoalRule]) -> list[St
                 raise FunnelInvalid(f"Step {number} names a goal that no longer exists; edit the funnel.")
             steps.append(Step(goal.name, goal=goal))
         else:
-            steps.append(Step(f"Visit {raw['path']}", pattern=compile_pattern(str(raw["path"]))))
+            path = str(raw["path"])
+            steps.append(Step(f"Visit {path}", pattern=compile_pattern(path), path=path))
     return steps
 
 
@@ -94,17 +97,25 @@ def report(selection: Selection, steps: Sequence[Step], scope: str) -> tuple[int
                 reached[position] += 1
                 visitors[position].add(visitor)
                 position += 1
-    results: list[StepResult] = []
+    return total, results(
+        steps, total, [(count, len(seen)) for count, seen in zip(reached, visitors, strict=True)]
+    )
+
+
+def results(steps: Sequence[Step], total: int, counts: Sequence[tuple[int, int]]) -> list[StepResult]:
+    """The report's steps from (units, visitors) reaching each step, of `total` units."""
+    reached = [units for units, _ in counts]
+    found: list[StepResult] = []
     for index, step in enumerate(steps):
         before = total if index == 0 else reached[index - 1]
-        results.append(
+        found.append(
             StepResult(
                 label=step.label,
                 units=reached[index],
-                visitors=len(visitors[index]),
+                visitors=counts[index][1],
                 conversion_rate=round(100 * reached[index] / before, 1) if before else None,
                 overall_rate=round(100 * reached[index] / reached[0], 1) if reached[0] else None,
                 dropoff=0 if index == 0 else reached[index - 1] - reached[index],
             )
         )
-    return total, results
+    return found

@@ -51,6 +51,8 @@ class GoalRule:
     event_name: str | None
     pattern: re.Pattern[str] | None
     currency: str | None
+    path_pattern: str | None = None
+    """The pattern `pattern` was compiled from (`*` wildcards), for the stores that match in SQL."""
 
     def matches(self, name: str, path: str) -> bool:
         if self.kind == PAGEVIEW:
@@ -72,6 +74,7 @@ def rule_of(goal: AnalyticsGoal) -> GoalRule:
         event_name=goal.event_name,
         pattern=compile_pattern(goal.path_pattern) if goal.path_pattern else None,
         currency=goal.currency,
+        path_pattern=goal.path_pattern,
     )
 
 

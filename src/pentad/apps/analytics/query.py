@@ -34,7 +34,7 @@ from sqlalchemy import ColumnElement, case, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.analytics import filters as raw
-from pentad.apps.analytics import funnels, goals, retention, rollups
+from pentad.apps.analytics import funnels, goals, pushdown, retention, rollups
 from pentad.apps.analytics.hll import Sketch
 from pentad.apps.analytics.models import (
     AnalyticsEvent,
@@ -704,6 +704,9 @@ class Options:
     session_timeout: int = 1800
     default_tiers: Mapping[str, str] = field(default_factory=lambda: dict(retention.DEFAULT))
     planning: Planning = Planning()
+    pushdown: bool = True
+    """Filtered answers computed by the database (pushdown.py) where it can; False: by filters.py in
+    Python (the reference the SQL is tested against)."""
 
 
 def options_for(
@@ -731,13 +734,11 @@ async def raw_selection(
     filters' and `columns`; 422 `filter_needs_raw_data` when the raw tier no longer covers the range."""
     if options.planning.store is not None:
         raise BadRequest(
-            "This deployment keeps raw events in ClickHouse, which answers the unfiltered panels; "
-            "filters, goals and funnels are not answered from it yet.",
+            "This deployment keeps raw events in ClickHouse, which answers this question itself.",
             status=422,
             code="store_cannot_answer",
         )
-    tiers = retention.effective(site.retention, options.default_tiers)
-    retention.ensure_raw_available(span.start_ms, tiers, options.planning.now)
+    _ensure_raw(site, span, options)
     if rules is None:
         rules = await site_goal_rules(session, site) if any(f.dimension == "goal" for f in filters) else []
     visits = await raw.load_visits(
@@ -756,6 +757,31 @@ async def site_goal_rules(session: AsyncSession, site: AnalyticsSite) -> list[go
     return [goals.rule_of(goal) for goal in await goals.list_goals(session, site.id)]
 
 
+def _ensure_raw(site: AnalyticsSite, span: Range, options: Options) -> None:
+    """422 `filter_needs_raw_data` when the site's raw tier no longer covers the range."""
+    tiers = retention.effective(site.retention, options.default_tiers)
+    retention.ensure_raw_available(span.start_ms, tiers, options.planning.now)
+
+
+async def _filter_rules(
+    session: AsyncSession, site: AnalyticsSite, filters: Sequence[raw.Filter]
+) -> list[goals.GoalRule]:
+    return await site_goal_rules(session, site) if any(f.dimension == "goal" for f in filters) else []
+
+
+def _in_sql(session: AsyncSession, filters: Sequence[raw.Filter], options: Options) -> bool:
+    """Whether the database answers a filtered question itself (pushdown.py)."""
+    return (
+        options.planning.store is None
+        and options.pushdown
+        and pushdown.supported(filters, pushdown.dialect_of(session))
+    )
+
+
+def _external(options: Options) -> EventStore | None:
+    return options.planning.store
+
+
 async def site_totals(
     session: AsyncSession,
     site: AnalyticsSite,
@@ -767,6 +793,25 @@ async def site_totals(
     options = options or Options()
     if not filters:
         return await totals(session, site.key, span, options.session_timeout, options.planning)
+    external = _external(options)
+    if external is not None:
+        _ensure_raw(site, span, options)
+        rules = await _filter_rules(session, site, filters)
+        return await external.filtered_totals(site.key, span, options.session_timeout, filters, rules)
+    if _in_sql(session, filters, options):
+        _ensure_raw(site, span, options)
+        rules = await _filter_rules(session, site, filters)
+        found = await pushdown.totals(
+            session, site.key, span.start_ms, span.end_ms, options.session_timeout, filters, rules
+        )
+        return Totals(
+            visitors=found.visitors,
+            visits=found.visits,
+            pageviews=found.pageviews,
+            events=found.events,
+            bounces=found.bounces,
+            duration_ms=found.duration_ms,
+        )
     counts = raw.totals_of(await raw_selection(session, site, span, filters, options))
     return Totals(
         visitors=counts.visitors,
@@ -791,7 +836,21 @@ async def site_timeseries(
         return await timeseries(session, site.key, span, options.session_timeout, options.planning)
     starts = span.buckets()
     edges = [int(start.timestamp() * 1000) for start in starts]
-    found = raw.timeseries_of(await raw_selection(session, site, span, filters, options), edges)
+    external = _external(options)
+    if external is not None:
+        _ensure_raw(site, span, options)
+        rules = await _filter_rules(session, site, filters)
+        found = await external.filtered_timeseries(
+            site.key, span, options.session_timeout, filters, rules, edges
+        )
+    elif _in_sql(session, filters, options):
+        _ensure_raw(site, span, options)
+        rules = await _filter_rules(session, site, filters)
+        found = await pushdown.timeseries(
+            session, site.key, span.start_ms, span.end_ms, options.session_timeout, filters, rules, edges
+        )
+    else:
+        found = raw.timeseries_of(await raw_selection(session, site, span, filters, options), edges)
     return [Point(start, visitors, views) for start, (visitors, views) in zip(starts, found, strict=True)]
 
 
@@ -818,10 +877,39 @@ async def site_breakdown(
             session_timeout=options.session_timeout,
             planning=options.planning,
         )
+    label = NONE_LABELS.get(dimension, "(unknown)")
+    external = _external(options)
+    if external is not None or _in_sql(session, filters, options):
+        _ensure_raw(site, span, options)
+        rules = await _filter_rules(session, site, filters)
+        if external is not None:
+            groups = await external.filtered_breakdown(
+                site.key, span, options.session_timeout, filters, rules, dimension, limit
+            )
+        else:
+            groups = await pushdown.breakdown(
+                session,
+                site.key,
+                span.start_ms,
+                span.end_ms,
+                options.session_timeout,
+                filters,
+                rules,
+                dimension,
+                limit,
+            )
+        return [
+            Row(
+                group.value if group.value is not None else label,
+                group.visitors,
+                group.pageviews,
+                group.events,
+            )
+            for group in groups
+        ]
     column = raw.BREAKDOWNS[dimension][1]
     selection = await raw_selection(session, site, span, filters, options, columns=[column])
     found = raw.breakdown_of(selection, dimension)
-    label = NONE_LABELS.get(dimension, "(unknown)")
     return [
         Row(value if value is not None else label, len(bucket.visitors), bucket.pageviews, bucket.events)
         for value, bucket in raw.ranked(found, limit)
@@ -838,6 +926,29 @@ async def site_goals(
     """Every goal of the site with its conversions over the range (raw events)."""
     options = options or Options()
     rules = await site_goal_rules(session, site)
+    external = _external(options)
+    if external is not None or _in_sql(session, filters, options):
+        _ensure_raw(site, span, options)
+        if external is not None:
+            visitors, counts = await external.filtered_goals(
+                site.key, span, options.session_timeout, filters, rules
+            )
+        else:
+            args = (session, site.key, span.start_ms, span.end_ms, options.session_timeout, filters, rules)
+            counts = await pushdown.goals(*args)
+            visitors = await pushdown.visitors(*args)
+        return [
+            goals.Conversion(
+                goal_id=rule.id,
+                name=rule.name,
+                visitors=count.visitors,
+                completions=count.completions,
+                conversion_rate=round(100 * count.visitors / visitors, 1) if visitors else None,
+                revenue_micros=count.revenue_micros if rule.currency else None,
+                currency=rule.currency,
+            )
+            for rule, count in zip(rules, counts, strict=True)
+        ]
     selection = await raw_selection(
         session, site, span, filters, options, rules, ["revenue_micros", "currency"]
     )
@@ -868,6 +979,13 @@ async def site_props(
     external = options.planning.store
     if not filters and external is not None:
         return [PropRow(*row) for row in await external.props(site.key, span, key, limit=limit)]
+    if external is not None:
+        _ensure_raw(site, span, options)
+        rules = await _filter_rules(session, site, filters)
+        stored = await external.filtered_props(
+            site.key, span, options.session_timeout, filters, rules, key, limit
+        )
+        return [PropRow(*row) for row in stored]
     found = raw.props_of(await raw_selection(session, site, span, filters, options, columns=["props"]), key)
     return [
         PropRow(str(value), len(bucket.visitors), bucket.events + bucket.pageviews)
@@ -887,5 +1005,12 @@ async def site_funnel(
     options = options or Options()
     rules = await site_goal_rules(session, site)
     steps = funnels.compile_steps(funnel, rules)
+    external = _external(options)
+    if external is not None:
+        _ensure_raw(site, span, options)
+        units, reached = await external.filtered_funnel(
+            site.key, span, options.session_timeout, filters, rules, steps, funnel.scope
+        )
+        return units, funnels.results(steps, units, reached)
     selection = await raw_selection(session, site, span, filters, options, rules)
     return funnels.report(selection, steps, funnel.scope)

@@ -16,6 +16,10 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 if TYPE_CHECKING:
+    from pentad.apps.analytics.filters import Filter
+    from pentad.apps.analytics.funnels import Step
+    from pentad.apps.analytics.goals import GoalRule
+    from pentad.apps.analytics.pushdown import GoalCount, Group
     from pentad.apps.analytics.query import Planning, Point, Range, Row, Totals
     from pentad.core.ingest import FlushContext
 
@@ -69,6 +73,81 @@ class EventStore(Protocol):
     ) -> list[tuple[str, int, int]]:
         """Custom property keys (`key` None) or one key's values, of events named `event` (or of all):
         (value, visitors, events carrying it), by visitors, then events, then value."""
+        ...
+
+    # Filtered questions (filters.py's rules: visits from the range's events, kept by every filter; the
+    # counted events those matching every `is`/`contains` event filter), goals, funnels. `rules`: the
+    # site's goals (for `goal` filters, conversions and goal steps).
+
+    async def filtered_totals(
+        self,
+        site_key: int,
+        span: Range,
+        session_timeout: int,
+        filters: Sequence[Filter],
+        rules: Sequence[GoalRule],
+    ) -> Totals: ...
+
+    async def filtered_timeseries(
+        self,
+        site_key: int,
+        span: Range,
+        session_timeout: int,
+        filters: Sequence[Filter],
+        rules: Sequence[GoalRule],
+        edges: Sequence[int],
+    ) -> list[tuple[int, int]]:
+        """(visitors, pageviews) per interval starting at each of `edges` (unix ms)."""
+        ...
+
+    async def filtered_breakdown(
+        self,
+        site_key: int,
+        span: Range,
+        session_timeout: int,
+        filters: Sequence[Filter],
+        rules: Sequence[GoalRule],
+        dimension: str,
+        limit: int,
+    ) -> list[Group]:
+        """The top `limit` values of a breakdown (filters.BREAKDOWNS), ranked as filters.ranked."""
+        ...
+
+    async def filtered_goals(
+        self,
+        site_key: int,
+        span: Range,
+        session_timeout: int,
+        filters: Sequence[Filter],
+        rules: Sequence[GoalRule],
+    ) -> tuple[int, list[GoalCount]]:
+        """(visitors of the kept visits, per rule its conversions)."""
+        ...
+
+    async def filtered_props(
+        self,
+        site_key: int,
+        span: Range,
+        session_timeout: int,
+        filters: Sequence[Filter],
+        rules: Sequence[GoalRule],
+        key: str | None,
+        limit: int,
+    ) -> list[tuple[str, int, int]]:
+        """As `props`, over the counted events of the kept visits."""
+        ...
+
+    async def filtered_funnel(
+        self,
+        site_key: int,
+        span: Range,
+        session_timeout: int,
+        filters: Sequence[Filter],
+        rules: Sequence[GoalRule],
+        steps: Sequence[Step],
+        scope: str,
+    ) -> tuple[int, list[tuple[int, int]]]:
+        """(units, per step the (units, visitors) that reached it), as funnels.report."""
         ...
 
     async def prune(self, floors: Mapping[int, int]) -> int:

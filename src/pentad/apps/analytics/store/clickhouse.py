@@ -5,7 +5,11 @@ protocol (clickhouse-driver; ClickHouse 18.16 and later: the SQL here avoids wha
 what they removed). Every dashboard question is answered from the raw events: no rollups, no sessions
 table. Visits are rebuilt per query from each visitor's sorted events (arrays: `arrayDifference` for the
 gaps, `arrayCumSum` for the visit numbers), with the same rules and windows as rollups.py, so both stores
-give the same answers; funnels use `windowFunnel`.
+give the same answers. Filtered questions, goals, funnels and properties follow filters.py's rules: visits
+rebuilt from the range's events, kept by their first (or last) event's values and by whether one of their
+events matches, the counted events filtered per visit with `arrayFilter`; a funnel walks each visit's (or
+visitor-day's) sorted events with nested `arrayFirstIndex` (each step after the previous one's event),
+which is funnels.py's rule — not `windowFunnel`'s (a time window from the first step).
 
 The schema is created and migrated by the store when a process opens it (`pentad_schema` in the database
 holds the versions applied; every step is idempotent, so processes starting together do no harm).
@@ -27,7 +31,6 @@ import bisect
 import time
 import zoneinfo
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
@@ -36,13 +39,25 @@ import structlog
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.analytics import query, rollups
+from pentad.apps.analytics import pushdown, query, rollups
+from pentad.apps.analytics.filters import (
+    BREAKDOWNS,
+    NONE_VALUE,
+    PAGEVIEW,
+    PROP_PREFIX,
+    VISIT_DIMENSIONS,
+    VISITOR_FACTS,
+    Filter,
+)
+from pentad.apps.analytics.goals import GoalRule
 from pentad.apps.analytics.settings import ClickHouseSettings
 from pentad.core.errors import AppError
 from pentad.core.ingest import FlushContext
 
 if TYPE_CHECKING:
     from clickhouse_driver import Client
+
+    from pentad.apps.analytics.funnels import Step
 
 logger = structlog.get_logger("pentad.analytics.clickhouse")
 
@@ -101,15 +116,6 @@ class ClickHouseUnavailable(AppError):
     """The ClickHouse server did not answer (down, unreachable, or refused the query)."""
 
     status, code = 503, "events_store_unavailable"
-
-
-@dataclass(frozen=True)
-class FunnelStep:
-    """One step of a funnel: a pageview of `value` (a path; `*` matches any characters) or a custom event
-    named `value`."""
-
-    kind: str
-    value: str
 
 
 def connection_args(settings: ClickHouseSettings) -> dict[str, Any]:
@@ -507,34 +513,229 @@ class ClickHouseEventStore:
         )
         return [(str(value), int(visitors), int(count)) for value, visitors, count in found]
 
-    async def funnel(
-        self, site_key: int, span: query.Range, steps: Sequence[FunnelStep], *, window: int
-    ) -> list[int]:
-        """How many visitors reached each step, in order, each within `window` seconds of the first
-        (`windowFunnel`)."""
-        if not 2 <= len(steps) <= 8:
-            raise ValueError("a funnel has 2 to 8 steps")
-        params: dict[str, Any] = {**self._params(site_key, span, 0), "window": window}
-        conditions = []
-        for index, step in enumerate(steps):
-            params[f"step{index}"] = _like(step.value) if step.kind == "page" else step.value
-            conditions.append(
-                f"name = 'pageview' AND path LIKE %(step{index})s"
-                if step.kind == "page"
-                else f"name = %(step{index})s"
-            )
-        found = await self.client.execute(
-            "SELECT level, count() FROM (SELECT visitor_id,"
-            f" windowFunnel(%(window)s)(ts, {', '.join(conditions)}) AS level"
-            f" FROM {self.table} WHERE {self._in_range()} GROUP BY visitor_id)"
-            " GROUP BY level",
-            params,
+    # -------------------------------------------------------------- filtered answers (filters.py's rules)
+
+    def _kept(self, site_key: int, span: query.Range, session_timeout: int, ask: _Ask) -> str:
+        """One row per kept visit of the range: visitor_id, `evs` (its events as tuples of `ask.columns`,
+        in time order) and `cevs` (its counted events). Visits are rebuilt from the range's events alone,
+        as filters.load_visits does (a visit begun before the range starts at its first event in it)."""
+        ask.params.update(self._params(site_key, span, session_timeout))
+        narrowed = "".join(
+            f" AND {check.dimension} = {ask.param(check.value)}"
+            for check in ask.filters
+            if check.dimension in VISITOR_FACTS and check.operator == "is" and check.value != NONE_VALUE
         )
-        reached = [0] * len(steps)
-        for level, count in found:
-            for index in range(int(level)):
-                reached[index] += int(count)
-        return reached
+        fields = ", ".join(ask.columns)
+        visits = (
+            "SELECT visitor_id, visit, arraySort(x -> tupleElement(x, 1), groupArray(event)) AS evs FROM ("
+            "SELECT visitor_id, event, visit FROM (SELECT visitor_id,"
+            f" arraySort(x -> tupleElement(x, 1), groupArray(tuple({fields}))) AS events,"
+            " arrayCumSum(arrayMap((gap, i) -> i = 1 OR gap > %(gap)s,"
+            " arrayDifference(arrayMap(x -> tupleElement(x, 1), events)), arrayEnumerate(events))) AS visits"
+            f" FROM {self.table} WHERE {self._in_range()}{narrowed} GROUP BY visitor_id)"
+            " ARRAY JOIN events AS event, visits AS visit) GROUP BY visitor_id, visit"
+        )
+        kept: list[str] = []
+        for check in ask.filters:
+            if check.on_visit:
+                column = VISIT_DIMENSIONS[check.dimension]
+                value = ask.last("path") if column == "exit" else ask.first(column)
+                passed = ask.test(check, value)
+            else:
+                passed = f"arrayExists(x -> {ask.event_test(check, 'x')}, evs)"
+            kept.append(f"NOT ({passed})" if check.operator == "is_not" else passed)
+        narrowing = [ask.event_test(f, "x") for f in ask.filters if not f.on_visit and f.operator != "is_not"]
+        counted = f"arrayFilter(x -> {' AND '.join(narrowing)}, evs)" if narrowing else "evs"
+        where = f" WHERE {' AND '.join(kept)}" if kept else ""
+        return f"SELECT visitor_id, evs, {counted} AS cevs FROM ({visits}){where}"
+
+    async def filtered_totals(
+        self,
+        site_key: int,
+        span: query.Range,
+        session_timeout: int,
+        filters: Sequence[Filter],
+        rules: Sequence[GoalRule],
+    ) -> query.Totals:
+        ask = _Ask(filters, rules)
+        views = f"arrayCount(x -> {ask.is_view('x')}, evs)"
+        rows = await self.client.execute(
+            "SELECT uniqExact(visitor_id), count(),"
+            f" sum(arrayCount(x -> {ask.is_view('x')}, cevs)), sum(length(cevs)),"
+            f" countIf({views} <= 1 AND {views} = length(evs)),"
+            f" sum({ask.last('ts_ms')} - {ask.first('ts_ms')})"
+            f" FROM ({self._kept(site_key, span, session_timeout, ask)})",
+            ask.params,
+        )
+        visitors, visits, views_counted, counted, bounces, duration = rows[0]
+        return query.Totals(
+            visitors=int(visitors),
+            visits=int(visits),
+            pageviews=int(views_counted),
+            events=int(counted) - int(views_counted),
+            bounces=int(bounces),
+            duration_ms=int(duration),
+        )
+
+    async def filtered_timeseries(
+        self,
+        site_key: int,
+        span: query.Range,
+        session_timeout: int,
+        filters: Sequence[Filter],
+        rules: Sequence[GoalRule],
+        edges: Sequence[int],
+    ) -> list[tuple[int, int]]:
+        """(visitors, pageviews) per interval starting at each of `edges`, of the counted events."""
+        ask = _Ask(filters, rules)
+        kept = self._kept(site_key, span, session_timeout, ask)
+        rows = await self.client.execute(
+            "SELECT greatest(arrayCount(edge -> edge <= tupleElement(e, 1), %(edges)s), 1) - 1 AS bucket,"
+            f" uniqExact(visitor_id), countIf({ask.is_view('e')})"
+            f" FROM ({kept}) ARRAY JOIN cevs AS e GROUP BY bucket",
+            {**ask.params, "edges": list(edges)},
+        )
+        found = [(0, 0) for _ in edges]
+        for bucket, visitors, views in rows:
+            found[int(bucket)] = (int(visitors), int(views))
+        return found
+
+    async def filtered_breakdown(
+        self,
+        site_key: int,
+        span: query.Range,
+        session_timeout: int,
+        filters: Sequence[Filter],
+        rules: Sequence[GoalRule],
+        dimension: str,
+        limit: int,
+    ) -> list[pushdown.Group]:
+        per, column = BREAKDOWNS[dimension]
+        ask = _Ask(filters, rules, [] if column == "exit" else [column])
+        kept = self._kept(site_key, span, session_timeout, ask)
+        if per == "visit":
+            value = ask.last("path") if column == "exit" else ask.first(column)
+            views = f"sum(arrayCount(x -> {ask.is_view('x')}, cevs))"
+            sql = (
+                f"SELECT {value} AS value, uniqExact(visitor_id), {views}, sum(length(cevs)) - {views}"
+                f" FROM ({kept}) GROUP BY value"
+            )
+        else:
+            view = ask.is_view("e")
+            only = {"pages": f" WHERE {view}", "events": f" WHERE NOT {view}"}.get(dimension, "")
+            sql = (
+                f"SELECT {ask.element('e', column)} AS value, uniqExact(visitor_id), countIf({view}),"
+                f" countIf(NOT {view}) FROM ({kept}) ARRAY JOIN cevs AS e{only} GROUP BY value"
+            )
+        rows = await self.client.execute(sql, ask.params)
+        groups = [
+            pushdown.Group(None if value is None else str(value), int(visitors), int(views), int(customs))
+            for value, visitors, views, customs in rows
+        ]
+        return pushdown.ranked(groups, limit)
+
+    async def filtered_goals(
+        self,
+        site_key: int,
+        span: query.Range,
+        session_timeout: int,
+        filters: Sequence[Filter],
+        rules: Sequence[GoalRule],
+    ) -> tuple[int, list[pushdown.GoalCount]]:
+        """(visitors of the kept visits, per goal: visitors who completed it, completions, revenue in its
+        currency), over the counted events."""
+        ask = _Ask(filters, rules, ["revenue_micros", "currency"])
+        aggregates: list[str] = []
+        for rule in rules:
+            matched = ask.goal(rule, "x")
+            paid = "0"
+            if rule.currency is not None:
+                currency = ask.equals(ask.element("x", "currency"), rule.currency)
+                paid = (
+                    f"arraySum(arrayMap(x -> if({matched} AND {currency},"
+                    f" ifNull({ask.element('x', 'revenue_micros')}, 0), 0), cevs))"
+                )
+            aggregates.append(
+                f"uniqExactIf(visitor_id, arrayExists(x -> {matched}, cevs)),"
+                f" sum(arrayCount(x -> {matched}, cevs)), sum({paid})"
+            )
+        kept = self._kept(site_key, span, session_timeout, ask)
+        rows = await self.client.execute(
+            f"SELECT {', '.join(['uniqExact(visitor_id)', *aggregates])} FROM ({kept})", ask.params
+        )
+        row = rows[0]
+        return int(row[0]), [
+            pushdown.GoalCount(rule.id, int(row[1 + 3 * i]), int(row[2 + 3 * i]), int(row[3 + 3 * i]))
+            for i, rule in enumerate(rules)
+        ]
+
+    async def filtered_props(
+        self,
+        site_key: int,
+        span: query.Range,
+        session_timeout: int,
+        filters: Sequence[Filter],
+        rules: Sequence[GoalRule],
+        key: str | None,
+        limit: int,
+    ) -> list[tuple[str, int, int]]:
+        """Property keys (key None) or one key's values over the counted events: (value, visitors,
+        events carrying it), as filters.props_of."""
+        ask = _Ask(filters, rules, ["props.key", "props.value"])
+        keys, values = ask.element("e", "props.key"), ask.element("e", "props.value")
+        if key is None:
+            value, carried = f"arrayJoin({keys})", f"notEmpty({keys})"
+        else:
+            name = ask.param(key)
+            value, carried = f"{values}[indexOf({keys}, {name})]", f"has({keys}, {name})"
+        kept = self._kept(site_key, span, session_timeout, ask)
+        rows = await self.client.execute(
+            f"SELECT {value} AS value, uniqExact(visitor_id), count() FROM ({kept}) ARRAY JOIN cevs AS e"
+            f" WHERE {carried} GROUP BY value",
+            ask.params,
+        )
+        groups = [pushdown.Group(str(found), int(visitors), int(count), 0) for found, visitors, count in rows]
+        return [
+            (str(group.value), group.visitors, group.pageviews) for group in pushdown.ranked(groups, limit)
+        ]
+
+    async def filtered_funnel(
+        self,
+        site_key: int,
+        span: query.Range,
+        session_timeout: int,
+        filters: Sequence[Filter],
+        rules: Sequence[GoalRule],
+        steps: Sequence[Step],
+        scope: str,
+    ) -> tuple[int, list[tuple[int, int]]]:
+        """(units, per step (units, visitors) that reached it) of the kept visits (scope `visit`) or of
+        each visitor's kept visits together (`day`): each unit advances one step each time an event
+        matches the next step, in time order (funnels.report), written as nested `arrayFirstIndex`."""
+        ask = _Ask(filters, rules)
+        kept = self._kept(site_key, span, session_timeout, ask)
+        if scope != "visit":
+            kept = (
+                "SELECT visitor_id, arraySort(x -> tupleElement(x, 1), groupArrayArray(evs)) AS evs"
+                f" FROM ({kept}) GROUP BY visitor_id"
+            )
+        positions: list[str] = []
+        for index, step in enumerate(steps):
+            matched = ask.step(step, "x")
+            if index == 0:
+                positions.append(f"arrayFirstIndex(x -> {matched}, evs) AS p0")
+            else:
+                positions.append(
+                    f"if(p{index - 1} = 0, 0, arrayFirstIndex((x, i) -> i > p{index - 1} AND {matched},"
+                    f" evs, arrayEnumerate(evs))) AS p{index}"
+                )
+        counts = ", ".join(f"countIf(p{i} > 0), uniqExactIf(visitor_id, p{i} > 0)" for i in range(len(steps)))
+        rows = await self.client.execute(
+            f"SELECT count(), {counts} FROM (SELECT visitor_id, {', '.join(positions)} FROM ({kept}))",
+            ask.params,
+        )
+        row = rows[0]
+        return int(row[0]), [(int(row[1 + 2 * i]), int(row[2 + 2 * i])) for i in range(len(steps))]
 
 
 BREAKDOWN_COLUMNS: Final = {
@@ -566,3 +767,89 @@ def _bucket_start(interval: str, bucket: int, zone: zoneinfo.ZoneInfo) -> int:
     else:
         day = date(bucket // 100, bucket % 100, 1)
     return int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp() * 1000)
+
+
+class _Ask:
+    """The SQL pieces of one filtered question: its parameters, and the event tuples' columns (time,
+    name, path, then what the filters and the question read)."""
+
+    def __init__(
+        self, filters: Sequence[Filter], rules: Sequence[GoalRule], columns: Sequence[str] = ()
+    ) -> None:
+        self.filters = filters
+        self.rules = rules
+        wanted = ["ts_ms", "name", "path"]
+        for check in filters:
+            if check.on_visit and VISIT_DIMENSIONS[check.dimension] != "exit":
+                wanted.append(VISIT_DIMENSIONS[check.dimension])
+            elif check.dimension.startswith(PROP_PREFIX):
+                wanted += ["props.key", "props.value"]
+        wanted += columns
+        self.columns = list(dict.fromkeys(wanted))
+        self.params: dict[str, Any] = {}
+
+    def param(self, value: Any) -> str:
+        name = f"q{len(self.params)}"
+        self.params[name] = value
+        return f"%({name})s"
+
+    def element(self, event: str, column: str) -> str:
+        return f"tupleElement({event}, {self.columns.index(column) + 1})"
+
+    def first(self, column: str) -> str:
+        """The visit's first event's value."""
+        return self.element("arrayElement(evs, 1)", column)
+
+    def last(self, column: str) -> str:
+        return self.element("arrayElement(evs, -1)", column)
+
+    def is_view(self, event: str) -> str:
+        return f"{self.element(event, 'name')} = 'pageview'"
+
+    def equals(self, value: str, expected: str) -> str:
+        return f"ifNull({value} = {self.param(expected)}, 0)"
+
+    def test(self, check: Filter, value: str) -> str:
+        """`Filter.test` (never NULL, so NOT negates it)."""
+        if check.operator == "contains":
+            return f"ifNull(position(lowerUTF8({value}), {self.param(check.value.lower())}) > 0, 0)"
+        if check.value == NONE_VALUE:
+            return f"isNull({value})"
+        return self.equals(value, check.value)
+
+    def pattern(self, event: str, pattern: str) -> str:
+        """A pageview of a path pattern (`*`: any characters)."""
+        return f"({self.is_view(event)} AND {self.element(event, 'path')} LIKE {self.param(_like(pattern))})"
+
+    def goal(self, rule: GoalRule, event: str) -> str:
+        if rule.kind == PAGEVIEW:
+            if rule.path_pattern is None:
+                return "0"
+            return self.pattern(event, rule.path_pattern)
+        return f"{self.element(event, 'name')} = {self.param(rule.event_name or '')}"
+
+    def step(self, step: Step, event: str) -> str:
+        if step.goal is not None:
+            return self.goal(step.goal, event)
+        assert step.path is not None
+        return self.pattern(event, step.path)
+
+    def event_test(self, check: Filter, event: str) -> str:
+        """Whether an event passes an event filter's `is`/`contains` comparison (filters._event_passes)."""
+        name = self.element(event, "name")
+        if check.dimension == "page":
+            return self.test(check, self.element(event, "path"))
+        if check.dimension == "event":
+            if check.operator != "contains" and check.value == NONE_VALUE:
+                return f"{name} = 'pageview'"
+            return f"({name} != 'pageview' AND {self.test(check, name)})"
+        if check.dimension == "goal":
+            if check.operator != "contains" and check.value == NONE_VALUE:
+                return f"NOT ({' OR '.join(['0', *(self.goal(rule, event) for rule in self.rules)])})"
+            chosen = [self.goal(rule, event) for rule in self.rules if check.test(rule.name)]
+            return f"({' OR '.join(['0', *chosen])})"
+        keys, values = self.element(event, "props.key"), self.element(event, "props.value")
+        key = self.param(check.dimension[len(PROP_PREFIX) :])
+        if check.operator != "contains" and check.value == NONE_VALUE:
+            return f"NOT has({keys}, {key})"
+        return f"(has({keys}, {key}) AND {self.test(check, f'{values}[indexOf({keys}, {key})]')})"
