@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType
 
+from pentad.apps.market.analysis.depth import BookOrder
 from pentad.apps.market.models import (
     BOOK_STATS,
     ORDERS,
@@ -370,3 +371,99 @@ async def packaged_volumes(session: AsyncSession, type_ids: Sequence[int]) -> di
         )
     )
     return {int(r[0]): float(r[1] or r[2] or 0.0) for r in rows}
+
+
+# --- hauling: the top of each side of a hub's book --------------------------------------------------------
+
+
+Ladders = dict[int, list[BookOrder]]
+"""One side of a hub's book by type id, each type's orders in walking order."""
+
+
+@dataclass(frozen=True)
+class BidCover:
+    """Which buy orders of a region can be sold into at a station: those at the station, those ranging
+    over the region, those ranging over the station's system, and those with a range of N jumps placed in
+    one of `within[N]` (the systems at most N jumps from the station's; "N" as ESI writes it)."""
+
+    station_id: int
+    system_id: int
+    within: dict[str, list[int]]
+
+
+@dataclass(frozen=True)
+class HubLadders:
+    """A hub's current book as hauling reads it: per type, the sell orders at the station cheapest first,
+    and the buy orders that can be sold into there highest first (equal prices oldest first), each side
+    cut to its top `depth` orders."""
+
+    snapshot_id: int
+    captured_at: datetime
+    asks: Ladders
+    bids: Ladders
+
+
+async def hub_ladders(
+    session: AsyncSession, region_id: int, cover: BidCover, depth: int
+) -> HubLadders | None:
+    """The top `depth` orders of each side of every type's book at `cover.station_id` in the region's
+    current snapshot (two queries; the ranking is the database's window function, so the rest of a deep
+    book never leaves it). None when the region has no snapshot yet."""
+    state = await session.get(MarketRegionState, region_id)
+    if state is None or state.current_snapshot_id is None or state.captured_at is None:
+        return None
+    snapshot_id, captured_at = state.current_snapshot_id, state.captured_at
+    connection = await session.connection()
+    table = insert_target(ORDERS, connection.dialect.name, captured_at)
+    if table is not ORDERS.table and not await connection.run_sync(
+        lambda sync: sync.dialect.has_table(sync, table.name)
+    ):
+        return HubLadders(int(snapshot_id), captured_at, {}, {})
+    c = table.c
+    current = and_(c.captured_at == captured_at, c.snapshot_id == snapshot_id)
+    covered: list[ColumnElement[bool]] = [
+        c.location_id == cover.station_id,
+        c.range == "region",
+        and_(c.range == "solarsystem", c.system_id == cover.system_id),
+    ]
+    covered.extend(
+        and_(c.range == jumps, c.system_id.in_(systems)) for jumps, systems in cover.within.items() if systems
+    )
+    sides: list[Ladders] = []
+    for is_buy, where in (
+        (False, and_(c.location_id == cover.station_id, c.is_buy.is_(False))),
+        (True, and_(c.is_buy.is_(True), or_(*covered))),
+    ):
+        price_order = c.price.desc() if is_buy else c.price.asc()
+        rank = func.row_number().over(partition_by=c.type_id, order_by=(price_order, c.issued, c.order_id))
+        ranked = (
+            select(
+                c.type_id, c.order_id, type_coerce(c.price, NullType()).label("price"), c.volume_remain,
+                c.min_volume, rank.label("rank"),
+            )
+            .where(current, where, c.price > 0)
+            .subquery()
+        )  # fmt: skip
+        result = await session.execute(
+            select(ranked.c.type_id, ranked.c.order_id, ranked.c.price, ranked.c.volume_remain,
+                   ranked.c.min_volume)
+            .where(ranked.c.rank <= depth)
+            .order_by(ranked.c.type_id, ranked.c.rank)
+        )  # fmt: skip
+        rows = result.all()
+        ladders: Ladders = {}
+        ladder: list[BookOrder] = []
+        last = None
+        for type_id, order_id, price, remain, minimum in rows:
+            if type_id != last:
+                ladder = ladders[type_id] = []
+                last = type_id
+            ladder.append(BookOrder(order_id, _decimal(price), remain, minimum))
+        sides.append(ladders)
+    return HubLadders(int(snapshot_id), captured_at, sides[0], sides[1])
+
+
+async def region_system_ids(session: AsyncSession, region_id: int) -> list[int]:
+    """The solar systems of a region."""
+    rows = await session.scalars(select(MarketSystem.id).where(MarketSystem.region_id == region_id))
+    return [int(system) for system in rows]
