@@ -75,3 +75,19 @@ class SsoFailed(AppError):
 
     def __init__(self, reason: str, **kwargs: Any) -> None:
         super().__init__(f"EVE SSO's answer could not be accepted ({reason}).", **kwargs)
+
+
+class UnknownHub(NotFound):
+    code = "unknown_hub"
+
+    def __init__(self, key: str, **kwargs: Any) -> None:
+        super().__init__(f"No trade hub {key!r} is configured here (see /api/market/hubs).", **kwargs)
+
+
+class NoMarketData(AppError):
+    """The hub's region has no stored order book yet (the first ingest has not run)."""
+
+    status, code = 409, "no_market_data"
+
+    def __init__(self, key: str, **kwargs: Any) -> None:
+        super().__init__(f"No order book of hub {key!r} is stored yet; try again in a few minutes.", **kwargs)

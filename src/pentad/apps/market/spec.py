@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
-from pentad.apps.market import endpoints, permissions, sso_endpoints, sso_tasks
+from pentad.apps.market import endpoints, permissions, scan_endpoints, sso_endpoints, sso_tasks
 from pentad.apps.market.actions.characters import SSO_RUNTIME
 from pentad.apps.market.esi.resource import ESI_CLIENT
 from pentad.apps.market.ingest import orders as ingest_orders
@@ -40,6 +40,7 @@ SUBSCRIBERS: list[EventSubscriber] = []
 ROUTERS.extend([sso_endpoints.router, sso_endpoints.callback_router])
 JOBS.extend(sso_tasks.JOBS)
 CRON.extend(sso_tasks.CRON)
+ROUTERS.append(scan_endpoints.router)
 
 APP = AppSpec(
     name=APP_NAME,
