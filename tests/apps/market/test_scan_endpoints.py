@@ -79,7 +79,8 @@ async def test_hauling_answers_the_analysis_and_caches_it(
     assert (haul["type_name"], haul["source"], haul["destination"], haul["units"], haul["limited_by"]) == (
         "Tritanium", "jita", "amarr", 500, "cargo")  # fmt: skip
     assert [Decimal(haul[k]) for k in ("cost", "revenue", "tax", "profit", "profit_per_jump")] == [
-        Decimal("2000.00"), Decimal("2500.00"), Decimal("84.38"), Decimal("415.62"), Decimal("27.71")]  # fmt: skip
+        Decimal("2000.00"), Decimal("2500.00"), Decimal("84.38"), Decimal("415.62"),
+        Decimal("27.71")]  # fmt: skip
     assert haul["jumps"] == 15
     again = await client.get("/api/market/hauling", params=params, headers=headers)
     assert again.json() == body
@@ -112,7 +113,8 @@ async def test_station_trading_at_a_hub(
     assert (body["hub"], body["station_id"], body["region_id"]) == ("jita", JITA_STATION, JITA_REGION)
     # Broker: 3 % - 5 x 0.3 % - 2.5 x 0.03 % = 1.425 %; tax 7.5 % x (1 - 0.55) = 3.375 %.
     assert {k: Decimal(v) for k, v in body["rates"].items()} == {
-        "broker": Decimal("0.01425"), "sales_tax": Decimal("0.03375"), "relist": Decimal("0.007125")}  # fmt: skip
+        "broker": Decimal("0.01425"), "sales_tax": Decimal("0.03375"),
+        "relist": Decimal("0.007125")}  # fmt: skip
     (trade,) = body["trades"]
     assert (trade["type_name"], Decimal(trade["best_bid"]), Decimal(trade["best_ask"])) == (
         "Tritanium", Decimal("3.00"), Decimal("4.00"))  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -18,6 +18,7 @@ from sqlalchemy.types import NullType
 from pentad.apps.market.analysis.depth import BookOrder
 from pentad.apps.market.models import (
     BOOK_STATS,
+    HISTORY,
     ORDERS,
     MarketConstellation,
     MarketGroup,
@@ -34,7 +35,7 @@ from pentad.apps.market.models import (
 )
 from pentad.apps.market.settings import Hub
 from pentad.core.db.base import utcnow
-from pentad.core.db.partitions import insert_target
+from pentad.core.db.partitions import insert_target, tables_for
 
 if TYPE_CHECKING:
     from pentad.apps.market.sde import SdeData
@@ -467,3 +468,73 @@ async def region_system_ids(session: AsyncSession, region_id: int) -> list[int]:
     """The solar systems of a region."""
     rows = await session.scalars(select(MarketSystem.id).where(MarketSystem.region_id == region_id))
     return [int(system) for system in rows]
+
+
+# --- what the advisor's tools read ------------------------------------------------------------------------
+
+
+async def type_book(
+    session: AsyncSession, region_id: int, station_id: int, type_id: int
+) -> tuple[datetime, list[BookOrder], list[BookOrder]] | None:
+    """One type's orders at a station in the region's current snapshot: when it was captured, its sell
+    orders cheapest first and its buy orders at the station highest first (equal prices oldest first).
+    None when the region has no snapshot yet."""
+    state = await session.get(MarketRegionState, region_id)
+    if state is None or state.current_snapshot_id is None or state.captured_at is None:
+        return None
+    connection = await session.connection()
+    table = insert_target(ORDERS, connection.dialect.name, state.captured_at)
+    if table is not ORDERS.table and not await connection.run_sync(
+        lambda sync: sync.dialect.has_table(sync, table.name)
+    ):
+        return state.captured_at, [], []
+    c = table.c
+    rows = await session.execute(
+        select(c.is_buy, c.order_id, type_coerce(c.price, NullType()), c.volume_remain, c.min_volume)
+        .where(
+            c.captured_at == state.captured_at,
+            c.snapshot_id == state.current_snapshot_id,
+            c.location_id == station_id,
+            c.type_id == type_id,
+        )
+        .order_by(c.issued, c.order_id)
+    )
+    asks: list[BookOrder] = []
+    bids: list[BookOrder] = []
+    for is_buy, order_id, price, remain, minimum in rows:
+        # SQLite hands back 4.00 as 4: prices are shown to the cent.
+        cents = _decimal(price).quantize(Decimal("0.01"))
+        (bids if is_buy else asks).append(BookOrder(order_id, cents, remain, minimum))
+    asks.sort(key=lambda order: order.price)
+    bids.sort(key=lambda order: order.price, reverse=True)
+    return state.captured_at, asks, bids
+
+
+class HistoryRow(NamedTuple):
+    date: date
+    average: Decimal
+    highest: Decimal
+    lowest: Decimal
+    volume: int
+    order_count: int
+
+
+async def price_history(session: AsyncSession, region_id: int, type_id: int, since: date) -> list[HistoryRow]:
+    """A type's daily history in a region from `since` on, oldest first."""
+    start = datetime.combine(since, time(0), tzinfo=UTC)
+    end = datetime.now(UTC) + timedelta(days=1)
+    found: list[HistoryRow] = []
+    for table in await tables_for(session, HISTORY, start, end):
+        c = table.c
+        rows = await session.execute(
+            select(c.date, c.average, c.highest, c.lowest, c.volume, c.order_count).where(
+                c.region_id == region_id, c.type_id == type_id, c.date >= since
+            )
+        )
+        for r in rows:
+            day = r[0] if isinstance(r[0], date) else date.fromisoformat(str(r[0]))
+            found.append(
+                HistoryRow(day, _decimal(r[1]), _decimal(r[2]), _decimal(r[3]), int(r[4]), int(r[5]))
+            )
+    found.sort(key=lambda row: row.date)
+    return found

@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 CharacterStatus = Literal["ok", "needs_reauth"]
 
@@ -175,3 +175,84 @@ class HaulingRead(BaseModel):
     sales_tax: Decimal
     books: dict[str, datetime] = Field(description="When each region's book read was captured.")
     hauls: list[HaulRead]
+
+
+# --- the AI advisor --------------------------------------------------------------------------------------
+
+AiProvider = Literal["anthropic", "openai"]
+
+
+class AdvisorQuestion(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, max_length=2000, description="A trading question.")
+    conversation_id: uuid.UUID | None = Field(
+        None, description="Continue this conversation (default: a new one)."
+    )
+
+
+class AdvisorAttempt(BaseModel):
+    provider: str
+    reason: str = Field(description="Why this provider did not answer (timeout, overloaded, …).")
+
+
+class AdvisorToolCall(BaseModel):
+    name: str
+    input: dict[str, Any]
+
+
+class AdvisorAnswerRead(BaseModel):
+    conversation_id: uuid.UUID
+    message_id: uuid.UUID
+    text: str
+    provider: Literal["anthropic", "openai", "offline"] = Field(
+        description="Who answered: a model, or the offline answer from the data when no model could."
+    )
+    own_key: bool = Field(description="Whether the user's own key paid for it.")
+    cached: bool = Field(description="Reused: the same question on the same market data within the hour.")
+    grounded: bool = Field(description="Every ISK figure in the text came from a tool result.")
+    attempts: list[AdvisorAttempt] = Field(description="Providers that failed before this answer.")
+    tool_calls: list[AdvisorToolCall]
+    tokens_in: int
+    tokens_out: int
+
+
+class AdvisorMessageRead(BaseModel):
+    id: uuid.UUID
+    role: Literal["user", "assistant"]
+    text: str
+    status: str
+    provider: str | None
+    grounded: bool | None
+    error: str | None
+    created_at: datetime
+
+
+class ConversationRead(BaseModel):
+    id: uuid.UUID
+    title: str
+    updated_at: datetime
+
+
+class ConversationDetail(ConversationRead):
+    messages: list[AdvisorMessageRead]
+
+
+class AiKeyWrite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: SecretStr = Field(description="Your API key of the provider (stored encrypted, never shown again).")
+
+
+class AiKeyRead(BaseModel):
+    provider: AiProvider
+    last4: str = Field(description="The key's last four characters, to tell keys apart.")
+    created_at: datetime
+
+
+class AdvisorUsageRead(BaseModel):
+    day: str
+    platform_tokens: int
+    platform_budget: int
+    own_key_tokens: int
+    own_key_budget: int

@@ -16,7 +16,14 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
-from pentad.apps.market import endpoints, permissions, scan_endpoints, sso_endpoints, sso_tasks
+from pentad.apps.market import (
+    advisor_endpoints,
+    endpoints,
+    permissions,
+    scan_endpoints,
+    sso_endpoints,
+    sso_tasks,
+)
 from pentad.apps.market.actions.characters import SSO_RUNTIME
 from pentad.apps.market.esi.resource import ESI_CLIENT
 from pentad.apps.market.ingest import orders as ingest_orders
@@ -41,6 +48,7 @@ ROUTERS.extend([sso_endpoints.router, sso_endpoints.callback_router])
 JOBS.extend(sso_tasks.JOBS)
 CRON.extend(sso_tasks.CRON)
 ROUTERS.append(scan_endpoints.router)
+ROUTERS.append(advisor_endpoints.router)
 
 APP = AppSpec(
     name=APP_NAME,
