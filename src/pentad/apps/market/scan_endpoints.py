@@ -12,7 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pentad.apps.market.actions import scans
 from pentad.apps.market.actions.context import MarketContext
 from pentad.apps.market.permissions import MARKET_USE
-from pentad.apps.market.schemas import HaulingRead, HaulingRequest, StationScanRead, StationScanRequest
+from pentad.apps.market.schemas import (
+    HaulingRead,
+    HaulingRequest,
+    HistoryRead,
+    StationScanRead,
+    StationScanRequest,
+)
 from pentad.core.auth.dependencies import db_session, request_actor, require
 from pentad.core.auth.principal import Principal
 from pentad.core.errors import problem_responses
@@ -59,3 +65,16 @@ async def hauling(
     """Units worth moving between every ordered pair of the hubs (depth-aware prices on both books,
     capped by the cargo hold and the collateral), over the route preference given."""
     return await scans.get_hauls(_context(request, session, principal), query)
+
+
+@router.get("/hubs/{hub}/history/{type_id}", summary="Daily price history of a type in a hub's region")
+async def history(
+    request: Request,
+    session: Session,
+    principal: Trader,
+    hub: HubKey,
+    type_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="EVE type id.")],
+    days: Annotated[int, Query(ge=1, le=400, description="How many days back.")] = 90,
+) -> HistoryRead:
+    """Average, highest and lowest price, volume and order count a day (ESI's market history)."""
+    return await scans.get_history(_context(request, session, principal), hub, type_id, days)

@@ -256,3 +256,20 @@ class AdvisorUsageRead(BaseModel):
     platform_budget: int
     own_key_tokens: int
     own_key_budget: int
+
+
+class HistoryDayRead(BaseModel):
+    date: str
+    average: Decimal
+    highest: Decimal
+    lowest: Decimal
+    volume: int
+    order_count: int
+
+
+class HistoryRead(BaseModel):
+    hub: str
+    region_id: int
+    type_id: int
+    type_name: str
+    days: list[HistoryDayRead]

@@ -19,6 +19,7 @@ from fastapi import APIRouter
 from pentad.apps.market import (
     advisor_endpoints,
     endpoints,
+    pages,
     permissions,
     scan_endpoints,
     sso_endpoints,
@@ -49,6 +50,7 @@ JOBS.extend(sso_tasks.JOBS)
 CRON.extend(sso_tasks.CRON)
 ROUTERS.append(scan_endpoints.router)
 ROUTERS.append(advisor_endpoints.router)
+PAGES.append(pages.router)
 
 APP = AppSpec(
     name=APP_NAME,
@@ -69,5 +71,6 @@ APP = AppSpec(
     settings=MarketSettings,
     partitioned_tables=PARTITIONED,
     resources=[ESI_CLIENT, SSO_RUNTIME],
-    home_path=None,
+    home_path="/market",
+    static_dir=PACKAGE / "static",
 )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,13 +17,15 @@ from pentad.apps.market.analysis.fees import FeeBases, FeeRates, FeeSkills, Owne
 from pentad.apps.market.analysis.hauling import HaulLimits, hauling_search, hub_places
 from pentad.apps.market.analysis.routes import Preference
 from pentad.apps.market.analysis.station import ScanFilters, station_scan
-from pentad.apps.market.exceptions import NoMarketData, UnknownHub
+from pentad.apps.market.exceptions import NoMarketData, UnknownHub, UnknownType
 from pentad.apps.market.models import MarketRegionState
 from pentad.apps.market.schemas import (
     FeeRatesRead,
     HaulingRead,
     HaulingRequest,
     HaulRead,
+    HistoryDayRead,
+    HistoryRead,
     StationScanRead,
     StationScanRequest,
     StationTradeRead,
@@ -158,3 +160,18 @@ async def get_hauls(market: MarketContext, request: HaulingRequest) -> HaulingRe
     question = request.model_dump(mode="json")
     cached = await market.platform.cache.get_or_set(_key("hauling", versions, question), SCAN_CACHE_TTL, load)
     return HaulingRead.model_validate(cached)
+
+
+async def get_history(market: MarketContext, key: str, type_id: int, days: int) -> HistoryRead:
+    """A type's daily history in the hub's region over the last `days` days (the price chart's data)."""
+    hub = check_hub(market, key)
+    row = await repository.get_type(market.session, type_id)
+    if row is None:
+        raise UnknownType(f"No item type {type_id} in the static data.")
+    since = datetime.now(UTC).date() - timedelta(days=days)
+    rows = await repository.price_history(market.session, hub.region_id, type_id, since)
+    return HistoryRead(
+        hub=key, region_id=hub.region_id, type_id=type_id, type_name=row.name,
+        days=[HistoryDayRead(date=r.date.isoformat(), average=r.average, highest=r.highest, lowest=r.lowest,
+                             volume=r.volume, order_count=r.order_count) for r in rows],
+    )  # fmt: skip

@@ -20,6 +20,8 @@ VENDOR_DIR = Path(pentad.__file__).resolve().parents[2] / "web" / "node_modules"
 VENDOR_FILES = {
     "swagger-ui/swagger-ui-bundle.js": "swagger-ui-dist/swagger-ui-bundle.js",
     "swagger-ui/swagger-ui.css": "swagger-ui-dist/swagger-ui.css",
+    "uplot/uPlot.iife.min.js": "uplot/dist/uPlot.iife.min.js",
+    "uplot/uPlot.min.css": "uplot/dist/uPlot.min.css",
 }
 """The only files of web/node_modules served, as /static/vendor/<key>."""
 
