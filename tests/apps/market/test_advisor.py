@@ -82,7 +82,7 @@ def settings(
         "anthropic_api_key": PLATFORM_ANTHROPIC, "anthropic_model": "claude-test",
         "anthropic_base_url": fake_anthropic[1], "openai_api_key": PLATFORM_OPENAI,
         "openai_model": "gpt-test",
-        "openai_base_url": f"{fake_openai[1]}/v1", "ai_first_token_timeout": 0.5, "ai_total_timeout": 5,
+        "openai_base_url": f"{fake_openai[1]}/v1", "ai_first_token_timeout": 3, "ai_total_timeout": 30,
         "ai_breaker_failures": 100,
     } | market_overrides  # fmt: skip
     return make_settings(tmp_path, database_url, apps=["market"], ratelimit={"enabled": False}, market=market)
