@@ -103,3 +103,49 @@ class AlertRuleNotFound(NotFound):
 
 class BadAlertRule(BadRequest):
     code = "bad_alert_rule"
+
+
+class UnknownHub(NotFound):
+    code = "unknown_hub"
+
+    def __init__(self, key: str, **kwargs: Any) -> None:
+        super().__init__(f"No trade hub {key!r} is configured here (see /api/market/hubs).", **kwargs)
+
+
+class NoMarketData(AppError):
+    """The hub's region has no stored order book yet (the first ingest has not run)."""
+
+    status, code = 409, "no_market_data"
+
+    def __init__(self, key: str, **kwargs: Any) -> None:
+        super().__init__(f"No order book of hub {key!r} is stored yet; try again in a few minutes.", **kwargs)
+
+
+class ConversationNotFound(NotFound):
+    code = "conversation_not_found"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("No such advisor conversation among yours.", **kwargs)
+
+
+class AiBudgetExhausted(AppError):
+    """The user spent the day's AI tokens on every key the advisor could use."""
+
+    status, code = 429, "ai_budget_exhausted"
+
+    def __init__(self, resets_at: str, **kwargs: Any) -> None:
+        super().__init__(f"You have used today's AI advisor budget; it renews at {resets_at} UTC.", **kwargs)
+
+
+class AiKeyInvalid(BadRequest):
+    code = "ai_key_invalid"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("That does not look like an API key of this provider.", **kwargs)
+
+
+class AiKeyNotFound(NotFound):
+    code = "ai_key_not_found"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("You have no key stored for that provider.", **kwargs)

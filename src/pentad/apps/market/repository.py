@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -15,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType
 
+from pentad.apps.market.analysis.depth import BookOrder
 from pentad.apps.market.models import (
     BOOK_STATS,
+    HISTORY,
     ORDERS,
     MarketConstellation,
     MarketGroup,
@@ -33,7 +35,7 @@ from pentad.apps.market.models import (
 )
 from pentad.apps.market.settings import Hub
 from pentad.core.db.base import utcnow
-from pentad.core.db.partitions import insert_target
+from pentad.core.db.partitions import insert_target, tables_for
 
 if TYPE_CHECKING:
     from pentad.apps.market.sde import SdeData
@@ -370,3 +372,169 @@ async def packaged_volumes(session: AsyncSession, type_ids: Sequence[int]) -> di
         )
     )
     return {int(r[0]): float(r[1] or r[2] or 0.0) for r in rows}
+
+
+# --- hauling: the top of each side of a hub's book --------------------------------------------------------
+
+
+Ladders = dict[int, list[BookOrder]]
+"""One side of a hub's book by type id, each type's orders in walking order."""
+
+
+@dataclass(frozen=True)
+class BidCover:
+    """Which buy orders of a region can be sold into at a station: those at the station, those ranging
+    over the region, those ranging over the station's system, and those with a range of N jumps placed in
+    one of `within[N]` (the systems at most N jumps from the station's; "N" as ESI writes it)."""
+
+    station_id: int
+    system_id: int
+    within: dict[str, list[int]]
+
+
+@dataclass(frozen=True)
+class HubLadders:
+    """A hub's current book as hauling reads it: per type, the sell orders at the station cheapest first,
+    and the buy orders that can be sold into there highest first (equal prices oldest first), each side
+    cut to its top `depth` orders."""
+
+    snapshot_id: int
+    captured_at: datetime
+    asks: Ladders
+    bids: Ladders
+
+
+async def hub_ladders(
+    session: AsyncSession, region_id: int, cover: BidCover, depth: int
+) -> HubLadders | None:
+    """The top `depth` orders of each side of every type's book at `cover.station_id` in the region's
+    current snapshot (two queries; the ranking is the database's window function, so the rest of a deep
+    book never leaves it). None when the region has no snapshot yet."""
+    state = await session.get(MarketRegionState, region_id)
+    if state is None or state.current_snapshot_id is None or state.captured_at is None:
+        return None
+    snapshot_id, captured_at = state.current_snapshot_id, state.captured_at
+    connection = await session.connection()
+    table = insert_target(ORDERS, connection.dialect.name, captured_at)
+    if table is not ORDERS.table and not await connection.run_sync(
+        lambda sync: sync.dialect.has_table(sync, table.name)
+    ):
+        return HubLadders(int(snapshot_id), captured_at, {}, {})
+    c = table.c
+    current = and_(c.captured_at == captured_at, c.snapshot_id == snapshot_id)
+    covered: list[ColumnElement[bool]] = [
+        c.location_id == cover.station_id,
+        c.range == "region",
+        and_(c.range == "solarsystem", c.system_id == cover.system_id),
+    ]
+    covered.extend(
+        and_(c.range == jumps, c.system_id.in_(systems)) for jumps, systems in cover.within.items() if systems
+    )
+    sides: list[Ladders] = []
+    for is_buy, where in (
+        (False, and_(c.location_id == cover.station_id, c.is_buy.is_(False))),
+        (True, and_(c.is_buy.is_(True), or_(*covered))),
+    ):
+        price_order = c.price.desc() if is_buy else c.price.asc()
+        rank = func.row_number().over(partition_by=c.type_id, order_by=(price_order, c.issued, c.order_id))
+        ranked = (
+            select(
+                c.type_id, c.order_id, type_coerce(c.price, NullType()).label("price"), c.volume_remain,
+                c.min_volume, rank.label("rank"),
+            )
+            .where(current, where, c.price > 0)
+            .subquery()
+        )  # fmt: skip
+        result = await session.execute(
+            select(ranked.c.type_id, ranked.c.order_id, ranked.c.price, ranked.c.volume_remain,
+                   ranked.c.min_volume)
+            .where(ranked.c.rank <= depth)
+            .order_by(ranked.c.type_id, ranked.c.rank)
+        )  # fmt: skip
+        rows = result.all()
+        ladders: Ladders = {}
+        ladder: list[BookOrder] = []
+        last = None
+        for type_id, order_id, price, remain, minimum in rows:
+            if type_id != last:
+                ladder = ladders[type_id] = []
+                last = type_id
+            ladder.append(BookOrder(order_id, _decimal(price), remain, minimum))
+        sides.append(ladders)
+    return HubLadders(int(snapshot_id), captured_at, sides[0], sides[1])
+
+
+async def region_system_ids(session: AsyncSession, region_id: int) -> list[int]:
+    """The solar systems of a region."""
+    rows = await session.scalars(select(MarketSystem.id).where(MarketSystem.region_id == region_id))
+    return [int(system) for system in rows]
+
+
+# --- what the advisor's tools read ------------------------------------------------------------------------
+
+
+async def type_book(
+    session: AsyncSession, region_id: int, station_id: int, type_id: int
+) -> tuple[datetime, list[BookOrder], list[BookOrder]] | None:
+    """One type's orders at a station in the region's current snapshot: when it was captured, its sell
+    orders cheapest first and its buy orders at the station highest first (equal prices oldest first).
+    None when the region has no snapshot yet."""
+    state = await session.get(MarketRegionState, region_id)
+    if state is None or state.current_snapshot_id is None or state.captured_at is None:
+        return None
+    connection = await session.connection()
+    table = insert_target(ORDERS, connection.dialect.name, state.captured_at)
+    if table is not ORDERS.table and not await connection.run_sync(
+        lambda sync: sync.dialect.has_table(sync, table.name)
+    ):
+        return state.captured_at, [], []
+    c = table.c
+    rows = await session.execute(
+        select(c.is_buy, c.order_id, type_coerce(c.price, NullType()), c.volume_remain, c.min_volume)
+        .where(
+            c.captured_at == state.captured_at,
+            c.snapshot_id == state.current_snapshot_id,
+            c.location_id == station_id,
+            c.type_id == type_id,
+        )
+        .order_by(c.issued, c.order_id)
+    )
+    asks: list[BookOrder] = []
+    bids: list[BookOrder] = []
+    for is_buy, order_id, price, remain, minimum in rows:
+        # SQLite hands back 4.00 as 4: prices are shown to the cent.
+        cents = _decimal(price).quantize(Decimal("0.01"))
+        (bids if is_buy else asks).append(BookOrder(order_id, cents, remain, minimum))
+    asks.sort(key=lambda order: order.price)
+    bids.sort(key=lambda order: order.price, reverse=True)
+    return state.captured_at, asks, bids
+
+
+class HistoryRow(NamedTuple):
+    date: date
+    average: Decimal
+    highest: Decimal
+    lowest: Decimal
+    volume: int
+    order_count: int
+
+
+async def price_history(session: AsyncSession, region_id: int, type_id: int, since: date) -> list[HistoryRow]:
+    """A type's daily history in a region from `since` on, oldest first."""
+    start = datetime.combine(since, time(0), tzinfo=UTC)
+    end = datetime.now(UTC) + timedelta(days=1)
+    found: list[HistoryRow] = []
+    for table in await tables_for(session, HISTORY, start, end):
+        c = table.c
+        rows = await session.execute(
+            select(c.date, c.average, c.highest, c.lowest, c.volume, c.order_count).where(
+                c.region_id == region_id, c.type_id == type_id, c.date >= since
+            )
+        )
+        for r in rows:
+            day = r[0] if isinstance(r[0], date) else date.fromisoformat(str(r[0]))
+            found.append(
+                HistoryRow(day, _decimal(r[1]), _decimal(r[2]), _decimal(r[3]), int(r[4]), int(r[5]))
+            )
+    found.sort(key=lambda row: row.date)
+    return found

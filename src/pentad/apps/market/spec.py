@@ -17,10 +17,13 @@ from pathlib import Path
 from fastapi import APIRouter
 
 from pentad.apps.market import (
+    advisor_endpoints,
     alert_endpoints,
     alert_tasks,
     endpoints,
+    pages,
     permissions,
+    scan_endpoints,
     sso_endpoints,
     sso_tasks,
     trader_endpoints,
@@ -59,6 +62,9 @@ JOBS.extend(alert_tasks.JOBS)
 CRON.extend(alert_tasks.CRON)
 TOPICS.extend(market_topics.TOPICS)
 PAGES.append(trader_pages.router)
+ROUTERS.append(scan_endpoints.router)
+ROUTERS.append(advisor_endpoints.router)
+PAGES.append(pages.router)
 
 APP = AppSpec(
     name=APP_NAME,
@@ -81,5 +87,5 @@ APP = AppSpec(
     mail_templates=PACKAGE / "mail_templates",
     static_dir=PACKAGE / "static",
     resources=[ESI_CLIENT, SSO_RUNTIME],
-    home_path=None,
+    home_path="/market",
 )

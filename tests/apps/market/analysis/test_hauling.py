@@ -16,17 +16,19 @@ from decimal import Decimal
 
 import pytest
 
+from pentad.apps.market import repository
 from pentad.apps.market.analysis.fees import FeeRates, FeeSkills, fee_rates
 from pentad.apps.market.analysis.hauling import (
     Haul,
     HaulLimits,
     HubPlace,
+    bid_cover,
     covers,
     hauling_search,
     hub_places,
     search,
 )
-from pentad.apps.market.analysis.routes import Preference, RouteGraph
+from pentad.apps.market.analysis.routes import Preference, RouteGraph, load_graph
 from pentad.apps.market.ingest import store
 from pentad.apps.market.ingest.stats import Order, book_stats
 from pentad.apps.market.repository import BookOrderRow
@@ -219,3 +221,61 @@ async def test_the_search_reads_both_hubs_current_books(static_db: Database) -> 
     )
     # 5 jumps through low-sec: 415.62 / 5 = 83.124 -> 83.12.
     assert (shortest.jumps, shortest.profit_per_jump) == (5, Decimal("83.12"))
+
+
+async def test_the_database_ranks_each_side_and_filters_ranged_buys(static_db: Database) -> None:
+    """repository.hub_ladders: the top `depth` orders per side and type, in walking order; a buy order
+    placed elsewhere counts at the hub only when its range reaches it (as `covers` decides)."""
+    captured = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    old = captured - timedelta(days=1)
+    async with static_db.transaction() as session:
+        hubs = await hub_places(session, [JITA, AMARR])
+        graph = await load_graph(session)
+        amarr = hubs[1]
+        region = await repository.region_system_ids(session, AMARR.region_id)
+        by_distance: dict[int, int] = {}
+        for system in region:
+            jumps = graph.jumps(system, amarr.system_id, "shortest") if system in graph else None
+            if jumps is not None:
+                by_distance.setdefault(jumps, system)
+        near, far = by_distance[1], by_distance[max(by_distance)]
+        assert max(by_distance) > 1
+        js, jsys = JITA.station_id, 30000142
+        jita = [Order(1, TRITANIUM, js, jsys, False, 4.00, 1000, 1000, 1, "region", old, 90, 1),
+                Order(2, TRITANIUM, js, jsys, False, 3.50, 10, 10, 1, "region", old, 90, 1),
+                Order(3, TRITANIUM, js, jsys, False, 3.00, 0, 10, 1, "region", old, 90, 1)]  # fmt: skip
+        ams = AMARR.station_id
+        amarr_orders = [
+            Order(10, TRITANIUM, ams, amarr.system_id, True, 5.00, 600, 600, 1, "station", old, 90, 1),
+            Order(11, TRITANIUM, 1, near, True, 6.00, 100, 100, 1, "1", old, 90, 1),  # one jump, range 1: in
+            Order(12, TRITANIUM, 2, far, True, 7.00, 100, 100, 1, "1", old, 90, 1),  # too far: out
+            Order(13, TRITANIUM, 3, far, True, 5.50, 100, 100, 1, "region", old, 90, 1),  # the region: in
+            Order(14, TRITANIUM, 4, far, True, 8.00, 100, 100, 1, "station", old, 90, 1),  # elsewhere: out
+        ]  # fmt: skip
+        for region_id, orders in ((JITA.region_id, jita), (AMARR.region_id, amarr_orders)):
+            await store.store_snapshot(
+                session, region_id=region_id, captured_at=captured, last_modified=None, expires_at=None,
+                pages=1, etags={}, orders=orders, stats=book_stats(orders, captured),
+            )  # fmt: skip
+    async with static_db.transaction(writes=False) as session:
+        cover = bid_cover(amarr, graph, region)
+        ladders = await repository.hub_ladders(session, AMARR.region_id, cover, depth=10)
+        assert ladders is not None
+        assert [(o.order_id, o.price) for o in ladders.bids[TRITANIUM]] == [
+            (11, Decimal("6.00")), (13, Decimal("5.50")), (10, Decimal("5.00"))]  # fmt: skip
+        top = await repository.hub_ladders(session, AMARR.region_id, cover, depth=2)
+        assert top is not None
+        assert [o.order_id for o in top.bids[TRITANIUM]] == [11, 13]
+        jita_ladders = await repository.hub_ladders(
+            session, JITA.region_id, bid_cover(hubs[0], graph, []), depth=10
+        )
+        assert jita_ladders is not None
+        # Cheapest first; an order with nothing left is still listed (the walk passes it by).
+        assert [o.order_id for o in jita_ladders.asks[TRITANIUM]] == [3, 2, 1]
+        # The search over those ladders agrees with the pure search over every row.
+        (haul,) = await hauling_search(session, hubs, TRAINED, HaulLimits(5, Decimal(10**6)))
+    # 500 units (5 m3 / 0.01): 10 @ 3.50 + 490 @ 4.00 = 1995.00 bought; sold 100 @ 6.00, 100 @ 5.50,
+    # 300 @ 5.00 = 2650.00; tax 3.375 % = 89.4375 -> 89.44; profit 565.56.
+    assert (haul.units, haul.cost, haul.revenue, haul.profit) == (
+        500, Decimal("1995.00"), Decimal("2650.00"), Decimal("565.56"))  # fmt: skip
+    assert [take.order_id for take in haul.sell_fill.takes] == [11, 13, 10]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 Side = Literal["buy", "sell"]
 """What the trader does: `buy` walks the sell orders, `sell` walks the buy orders."""
@@ -35,8 +35,9 @@ class OrderLike(Protocol):
     def min_volume(self) -> int: ...
 
 
-@dataclass(frozen=True)
-class BookOrder:
+class BookOrder(NamedTuple):
+    """One order of a ladder (a named tuple: the hauling search builds one per order of five books)."""
+
     order_id: int
     price: Decimal
     volume_remain: int
@@ -101,6 +102,17 @@ def walk(orders: Iterable[OrderLike], quantity: int, side: Side) -> Fill:
     book = [(order, _price(order)) for order in orders if order.volume_remain > 0]
     # sorted() is stable: equal prices keep the caller's (time) order.
     book.sort(key=(lambda item: item[1]) if side == "buy" else (lambda item: -item[1]))
+    return _walk(book, quantity, side)
+
+
+def walk_sorted(orders: Iterable[BookOrder], quantity: int, side: Side) -> Fill:
+    """`walk` over a ladder already in walking order (cheapest first to buy, highest first to sell; equal
+    prices oldest first) with Decimal prices: the same answer without sorting the book again (the hauling
+    search walks the same ladders for many pairs of hubs)."""
+    return _walk(((order, order.price) for order in orders), quantity, side)
+
+
+def _walk(book: Iterable[tuple[OrderLike, Decimal]], quantity: int, side: Side) -> Fill:
     left = quantity
     cost = Decimal(0)
     takes: list[Take] = []
@@ -108,10 +120,13 @@ def walk(orders: Iterable[OrderLike], quantity: int, side: Side) -> Fill:
     for order, price in book:
         if left == 0:
             break
-        if side == "sell" and left < min(order.min_volume, order.volume_remain):
+        remain = order.volume_remain
+        if remain <= 0:
+            continue
+        if side == "sell" and left < min(order.min_volume, remain):
             skipped.append(order.order_id)
             continue
-        units = min(left, order.volume_remain)
+        units = min(left, remain)
         takes.append(Take(order.order_id, price, units))
         cost += price * units
         left -= units

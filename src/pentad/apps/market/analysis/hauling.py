@@ -22,14 +22,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.market import repository
-from pentad.apps.market.analysis.depth import BookOrder, Fill, walk
+from pentad.apps.market.analysis.depth import BookOrder, Fill, walk_sorted
 from pentad.apps.market.analysis.fees import FeeRates
 from pentad.apps.market.analysis.routes import Preference, Route, RouteGraph, load_graph
-from pentad.apps.market.repository import BookOrderRow
+from pentad.apps.market.repository import BidCover, BookOrderRow, Ladders
 from pentad.apps.market.settings import Hub
 
 CENT = Decimal("0.01")
@@ -100,17 +101,44 @@ def covers(order: BookOrderRow, destination: HubPlace, graph: RouteGraph | None)
     return jumps is not None and jumps <= int(order.range)
 
 
-def _profitable_units(asks: Sequence[BookOrder], bids: Sequence[BookOrder], tax: Decimal) -> int:
-    """Units for which the next cheapest ask is below the next highest bid after tax (`asks` cheapest
-    first, `bids` highest first)."""
-    units, i, j = 0, 0, 0
+DEPTH = 200
+"""Orders of each side of a type's book the search reads at each hub (the best ones). Enough for a
+freighter's hold or a billion ISK of collateral on any real book; a haul needing more is priced on these
+(fewer units at the best prices: never a profit the book does not hold)."""
+
+NUMERIC_RANGES = ("1", "2", "3", "4", "5", "10", "20", "30", "40")
+"""The jump ranges a buy order may have (besides station, solarsystem and region)."""
+
+
+def _units_to_move(
+    asks: Sequence[BookOrder],
+    bids: Sequence[BookOrder],
+    keep: Decimal,
+    cargo_units: int | None,
+    collateral: Decimal,
+) -> tuple[int, str]:
+    """The units worth moving and what set them, in one walk of the top of both ladders (`asks` cheapest
+    first, `bids` highest first): unit by unit while ``ask < bid x keep``, stopping as soon as the hold
+    (`cargo_units`, None: no limit) or the collateral (the cheapest asks' cost) is reached. Same answer as
+    ``min(profitable units, cargo units, affordable units)``; when the hold and the collateral allow the
+    same number of units, the hold is named."""
+    units, spent = 0, Decimal(0)
+    i = j = 0
     ask_left = asks[0].volume_remain if asks else 0
     bid_left = bids[0].volume_remain if bids else 0
     while i < len(asks) and j < len(bids):
-        if asks[i].price >= bids[j].price * (1 - tax):
+        price = asks[i].price
+        if price >= bids[j].price * keep:
             break
-        take = min(ask_left, bid_left)
+        take = ask_left if ask_left < bid_left else bid_left
+        room = None if cargo_units is None else cargo_units - units
+        afford = int((collateral - spent) // price)
+        if (room is not None and take > room) or take > afford:
+            if room is not None and room <= afford:
+                return units + room, "cargo"
+            return units + afford, "collateral"
         units += take
+        spent += take * price
         ask_left -= take
         bid_left -= take
         if ask_left == 0:
@@ -119,21 +147,58 @@ def _profitable_units(asks: Sequence[BookOrder], bids: Sequence[BookOrder], tax:
         if bid_left == 0:
             j += 1
             bid_left = bids[j].volume_remain if j < len(bids) else 0
-    return units
+    return units, "book"
 
 
-def _affordable_units(asks: Sequence[BookOrder], collateral: Decimal) -> int:
-    """The most units whose cost, cheapest asks first (as given), stays within `collateral`."""
-    units, spent = 0, Decimal(0)
-    for order in asks:
-        if order.price <= 0:
-            continue
-        fit = min(order.volume_remain, int((collateral - spent) // order.price))
-        units += fit
-        spent += fit * order.price
-        if fit < order.volume_remain:
+def _walked(ladder: Sequence[BookOrder], quantity: int, *, selling: bool) -> tuple[int, Decimal]:
+    """Units filled and their ISK, as `walk_sorted` finds them (without recording the takes)."""
+    left, cost = quantity, Decimal(0)
+    for order in ladder:
+        if left == 0:
             break
-    return units
+        remain = order.volume_remain
+        if remain <= 0 or (selling and left < order.min_volume and left < remain):
+            continue
+        units = left if left < remain else remain
+        cost += order.price * units
+        left -= units
+    return quantity - left, cost
+
+
+class _Outcome(NamedTuple):
+    units: int
+    limited_by: str
+    cost: Decimal
+    revenue: Decimal
+    tax: Decimal
+    profit: Decimal
+    profit_per_jump: Decimal
+
+
+def _evaluate(
+    asks: Sequence[BookOrder],
+    bids: Sequence[BookOrder],
+    jumps: int,
+    volume_m3: float,
+    rates: FeeRates,
+    limits: HaulLimits,
+) -> _Outcome | None:
+    cargo_units = None
+    if volume_m3 > 0:
+        cargo_units = int(Decimal(repr(limits.cargo_m3)) // Decimal(repr(volume_m3)))
+    q, limited_by = _units_to_move(asks, bids, 1 - rates.sales_tax, cargo_units, limits.collateral)
+    if q < 1:
+        return None
+    q, revenue = _walked(bids, q, selling=True)
+    if q < 1:
+        return None
+    _, cost = _walked(asks, q, selling=False)
+    tax = rates.sales_tax_on(revenue)
+    profit = revenue - tax - cost
+    if profit <= 0:
+        return None
+    per_jump = (profit / max(jumps, 1)).quantize(CENT, rounding=ROUND_HALF_UP)
+    return _Outcome(q, limited_by, cost, revenue, tax, profit, per_jump)
 
 
 def haul(
@@ -149,47 +214,43 @@ def haul(
 ) -> Haul | None:
     """One type's haul from `source` to `destination`; None when no unit makes a profit. `asks`: the sell
     orders at the source, cheapest first; `bids`: the buy orders covering the destination, highest first
-    (equal prices oldest first)."""
-    q = _profitable_units(asks, bids, rates.sales_tax)
-    limited_by = "book"
-    if volume_m3 > 0:
-        cargo_units = int(Decimal(repr(limits.cargo_m3)) // Decimal(repr(volume_m3)))
-        if cargo_units < q:
-            q, limited_by = cargo_units, "cargo"
-    affordable = _affordable_units(asks, limits.collateral)
-    if affordable < q:
-        q, limited_by = affordable, "collateral"
-    if q < 1:
+    (equal prices oldest first); prices are Decimals above zero."""
+    outcome = _evaluate(asks, bids, route.jumps, volume_m3, rates, limits)
+    if outcome is None:
         return None
-    sell_fill = walk(bids, q, "sell")
-    if sell_fill.filled < 1:
-        return None
-    q = sell_fill.filled
-    buy_fill = walk(asks, q, "buy")
-    tax = rates.sales_tax_on(sell_fill.cost)
-    profit = sell_fill.cost - tax - buy_fill.cost
-    if profit <= 0:
-        return None
-    jumps = route.jumps
+    return _haul(type_id, source.key, destination.key, route, asks, bids, volume_m3, outcome)
+
+
+def _haul(
+    type_id: int,
+    source: str,
+    destination: str,
+    route: Route,
+    asks: Sequence[BookOrder],
+    bids: Sequence[BookOrder],
+    volume_m3: float,
+    outcome: _Outcome,
+) -> Haul:
+    q = outcome.units
     per_m3 = None
     if volume_m3 > 0:
-        per_m3 = (profit / (q * Decimal(repr(volume_m3)))).quantize(CENT, rounding=ROUND_HALF_UP)
+        per_m3 = (outcome.profit / (q * Decimal(repr(volume_m3)))).quantize(CENT, rounding=ROUND_HALF_UP)
     return Haul(
         type_id=type_id,
-        source=source.key,
-        destination=destination.key,
+        source=source,
+        destination=destination,
         route=route,
         units=q,
-        cost=buy_fill.cost,
-        revenue=sell_fill.cost,
-        tax=tax,
-        profit=profit,
-        profit_per_jump=(profit / max(jumps, 1)).quantize(CENT, rounding=ROUND_HALF_UP),
+        cost=outcome.cost,
+        revenue=outcome.revenue,
+        tax=outcome.tax,
+        profit=outcome.profit,
+        profit_per_jump=outcome.profit_per_jump,
         profit_per_m3=per_m3,
         volume_m3=volume_m3,
-        buy_fill=buy_fill,
-        sell_fill=sell_fill,
-        limited_by=limited_by,
+        buy_fill=walk_sorted(asks, q, "buy"),
+        sell_fill=walk_sorted(bids, q, "sell"),
+        limited_by=outcome.limited_by,
     )
 
 
@@ -208,12 +269,14 @@ def search(
     type, source, destination). `orders`: by hub key, its region's current orders at the hub plus the
     region's ranged buy orders; `volumes`: packaged volume by type; `rates`: the hauler's fee rates (only
     the sales tax applies: both trades take existing orders)."""
-    asks_at: dict[str, dict[int, list[BookOrder]]] = {}
-    bids_for: dict[str, dict[int, list[BookOrder]]] = {}
+    asks_at: dict[str, Ladders] = {}
+    bids_for: dict[str, Ladders] = {}
     for hub in hubs:
-        sells: dict[int, list[BookOrder]] = {}
-        buys: dict[int, list[BookOrder]] = {}
+        sells: Ladders = {}
+        buys: Ladders = {}
         for order in orders.get(hub.key, ()):
+            if order.price <= 0:
+                continue
             book = BookOrder(order.order_id, order.price, order.volume_remain, order.min_volume)
             if not order.is_buy:
                 if order.location_id == hub.station_id:
@@ -225,8 +288,27 @@ def search(
         for ladder in buys.values():
             ladder.sort(key=_price, reverse=True)
         asks_at[hub.key], bids_for[hub.key] = sells, buys
+    return search_ladders(hubs, asks_at, bids_for, volumes, graph, rates, limits, preference=preference,
+                          limit=limit)  # fmt: skip
+
+
+def search_ladders(
+    hubs: Sequence[HubPlace],
+    asks_at: Mapping[str, Ladders],
+    bids_for: Mapping[str, Ladders],
+    volumes: Mapping[int, float],
+    graph: RouteGraph,
+    rates: FeeRates,
+    limits: HaulLimits,
+    *,
+    preference: Preference = "secure",
+    limit: int | None = None,
+) -> list[Haul]:
+    """`search` over ladders already built: by hub key, each type's sell orders at the hub cheapest
+    first (`asks_at`) and the buy orders covering the hub highest first (`bids_for`)."""
     keep = 1 - rates.sales_tax
-    found: list[Haul] = []
+    # Every candidate is priced without recording its fills; only the hauls answered get them.
+    found: list[tuple[Decimal, Decimal, int, str, str, Route, _Outcome]] = []
     for source in hubs:
         for destination in hubs:
             if source.key == destination.key:
@@ -236,27 +318,46 @@ def search(
             route = graph.route(source.system_id, destination.system_id, preference)
             if route is None:
                 continue
-            bids = bids_for[destination.key]
-            asks_here = asks_at[source.key]
-            for type_id in sorted(asks_here.keys() & bids.keys()):
+            bids = bids_for.get(destination.key, {})
+            asks_here = asks_at.get(source.key, {})
+            for type_id in asks_here.keys() & bids.keys():
                 asks, wanted = asks_here[type_id], bids[type_id]
                 if asks[0].price >= wanted[0].price * keep:
                     continue  # not even the best pair pays the tax
-                found_haul = haul(
-                    type_id,
-                    source,
-                    destination,
-                    route,
-                    asks,
-                    wanted,
-                    volumes.get(type_id, 0.0),
-                    rates,
-                    limits,
-                )
-                if found_haul is not None:
-                    found.append(found_haul)
-    found.sort(key=lambda h: (-h.profit_per_jump, -h.profit, h.type_id, h.source, h.destination))
-    return found if limit is None else found[:limit]
+                outcome = _evaluate(asks, wanted, route.jumps, volumes.get(type_id, 0.0), rates, limits)
+                if outcome is not None:
+                    found.append((-outcome.profit_per_jump, -outcome.profit, type_id, source.key,
+                                  destination.key, route, outcome))  # fmt: skip
+    found.sort(key=lambda item: item[:5])
+    chosen = found if limit is None else found[:limit]
+    return [
+        _haul(type_id, source_key, destination_key, route, asks_at[source_key][type_id],
+              bids_for[destination_key][type_id], volumes.get(type_id, 0.0), outcome)
+        for _, _, type_id, source_key, destination_key, route, outcome in chosen
+    ]  # fmt: skip
+
+
+def bid_cover(hub: HubPlace, graph: RouteGraph, region_systems: Iterable[int]) -> BidCover:
+    """Which of its region's buy orders can be sold into at `hub` (repository.hub_ladders' filter): for
+    each jump range, the region's systems at most that many jumps from the hub's (shortest route)."""
+    distance: dict[int, int] = {}
+    if hub.system_id in graph:
+        distance[hub.system_id] = 0
+        frontier = [hub.system_id]
+        reach = int(NUMERIC_RANGES[-1])
+        for step in range(1, reach + 1):
+            following = []
+            for here in frontier:
+                for there in graph.neighbours[here]:
+                    if there not in distance:
+                        distance[there] = step
+                        following.append(there)
+            frontier = following
+            if not frontier:
+                break
+    systems = sorted(set(region_systems) & distance.keys())
+    within = {jumps: [s for s in systems if distance[s] <= int(jumps)] for jumps in NUMERIC_RANGES}
+    return BidCover(hub.station_id, hub.system_id, within)
 
 
 async def hauling_search(
@@ -267,19 +368,23 @@ async def hauling_search(
     *,
     preference: Preference = "secure",
     limit: int | None = None,
+    depth: int = DEPTH,
 ) -> list[Haul]:
     """The hauling search over the hubs' regions' current snapshots (a region without one contributes
-    nothing): one orders query per hub, one for the types' volumes."""
-    orders: dict[str, list[BookOrderRow]] = {}
-    for hub in hubs:
-        book = await repository.current_book(
-            session, hub.region_id, [hub.station_id], ranged_buys=True, with_stats=False
-        )
-        orders[hub.key] = book.orders if book is not None else []
-    type_ids = sorted({order.type_id for rows in orders.values() for order in rows})
-    volumes = await repository.packaged_volumes(session, type_ids)
+    nothing): per hub two queries for the top `depth` orders of each side of each type, ranked by the
+    database (repository.hub_ladders), one for the types' volumes."""
     graph = await load_graph(session)
-    return search(hubs, orders, volumes, graph, rates, limits, preference=preference, limit=limit)
+    asks_at: dict[str, Ladders] = {}
+    bids_for: dict[str, Ladders] = {}
+    for hub in hubs:
+        systems = await repository.region_system_ids(session, hub.region_id)
+        book = await repository.hub_ladders(session, hub.region_id, bid_cover(hub, graph, systems), depth)
+        asks_at[hub.key] = book.asks if book is not None else {}
+        bids_for[hub.key] = book.bids if book is not None else {}
+    type_ids = sorted({t for side in (*asks_at.values(), *bids_for.values()) for t in side})
+    volumes = await repository.packaged_volumes(session, type_ids)
+    return search_ladders(hubs, asks_at, bids_for, volumes, graph, rates, limits, preference=preference,
+                          limit=limit)  # fmt: skip
 
 
 async def hub_places(session: AsyncSession, hubs: Sequence[Hub]) -> list[HubPlace]:
