@@ -12,8 +12,10 @@ from typing import Any
 import httpx
 
 from pentad.apps.market import sde
+from pentad.apps.market.advisor.tools import ToolBox
 from pentad.apps.market.esi.resource import ESI_CLIENT
 from pentad.apps.market.ingest.orders import refresh_region
+from pentad.core.auth.principal import Principal
 from pentad.core.platform import Platform
 from tests.apps.market.esi_support import FakeEsiServer
 from tests.apps.market.trader_support import (
@@ -115,6 +117,18 @@ async def test_my_orders_against_the_current_book(
 
     everyone = (await client.get("/api/market/orders", headers=alice)).json()
     assert {o["order_id"] for o in everyone} == {5001, 5002, 5003, 6001}
+
+    # The advisor's `my_orders` tool answers from the same data, undercut orders first.
+    principal = Principal(
+        kind="user", id=alice.user.id, label=alice.user.email, roles=frozenset({"member"}),
+        permissions=frozenset({"market.use", "market.advisor"}), via="api_key", credential_id=uuid.uuid4(),
+    )  # fmt: skip
+    answer = await ToolBox(platform, principal, principal.actor()).call("my_orders", {})
+    assert (answer["open_orders"], answer["undercut"]) == (4, sum(o["undercut"] for o in everyone))
+    assert [o["undercut"] for o in answer["orders"]] == sorted(
+        (o["undercut"] for o in answer["orders"]), reverse=True
+    )
+    assert {o["price_isk"] for o in answer["orders"]} == {str(D(o["price"])) for o in everyone}
 
     # The deny side: another user sees none of it, and cannot name alice's character.
     bob = await account(platform)

@@ -5,8 +5,8 @@ A tool is a `ToolSpec`: a name, a description, a JSON schema for its input, and 
 caller's `MarketContext` (a read-only transaction of its own) and the parsed input, answering a JSON-able
 dict. Bad input or missing data is an answer too (`{"error": ...}`), so the model can say so.
 
-Character tools (`my_orders`, `pnl`) are hooks: `CHARACTER_TOOLS` holds placeholders answering that the
-data is not available yet; the character-data part replaces them with `register(ToolSpec(...))`."""
+Character tools (`my_orders`, `pnl`) answer from the synced character data (actions/orders.py,
+actions/pnl.py), as the API does; with nothing synced they say so."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from pentad.apps.market import repository
-from pentad.apps.market.actions import scans
+from pentad.apps.market.actions import orders, pnl, scans
 from pentad.apps.market.actions.context import MarketContext
 from pentad.apps.market.analysis.depth import Side, walk_sorted
 from pentad.apps.market.exceptions import NoMarketData, UnknownHub
@@ -164,8 +164,43 @@ async def price_history(market: MarketContext, args: dict[str, Any]) -> dict[str
     }  # fmt: skip
 
 
-async def _not_yet(market: MarketContext, args: dict[str, Any]) -> dict[str, Any]:
-    return {"available": False, "reason": "Your characters' orders and wallet are not synced here yet."}
+async def my_orders(market: MarketContext, args: dict[str, Any]) -> dict[str, Any]:
+    """The user's open orders, undercut ones first (actions/orders.py, the API's own answer)."""
+    found = await orders.list_my_orders(market, limit=200)
+    if not found:
+        return {"available": False, "reason": "No linked character has synced orders yet."}
+    found.sort(key=lambda o: (not o.undercut, o.expires_at))
+    return {
+        "open_orders": len(found),
+        "undercut": sum(o.undercut for o in found),
+        "orders": [
+            {"type": o.type_name, "side": "buy" if o.is_buy else "sell", "price_isk": str(o.price),
+             "best_competitor_isk": str(o.best_competitor) if o.best_competitor is not None else None,
+             "undercut": o.undercut, "filled": round(o.filled, 3), "remaining": o.volume_remain,
+             "expires_at": o.expires_at.isoformat(), "expiring": o.expiring}
+            for o in found[:20]
+        ],
+    }  # fmt: skip
+
+
+async def profit_and_loss(market: MarketContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Realised P&L per item over `days` (FIFO, actions/pnl.py, the API's own answer)."""
+    days = max(1, min(int(args.get("days", 30)), 365))
+    report = await pnl.get_pnl(market, days=days)
+    if not report.items:
+        return {"available": False, "reason": f"No sales recorded in the last {days} days."}
+    items = sorted(report.items, key=lambda item: item.profit, reverse=True)
+    return {
+        "since": report.since.isoformat(), "until": report.until.isoformat(),
+        "total_profit_isk": str(report.total.profit), "total_proceeds_isk": str(report.total.proceeds),
+        "open_lots_cost_isk": str(report.open_lots_value),
+        "items": [
+            {"type": item.type_name, "sold": item.quantity_sold, "profit_isk": str(item.profit),
+             "proceeds_isk": str(item.proceeds), "cost_isk": str(item.cost),
+             "fees_and_tax_isk": str(item.sales_tax + item.broker_fees)}
+            for item in items[:20]
+        ],
+    }  # fmt: skip
 
 
 TOOLS: dict[str, ToolSpec] = {
@@ -196,12 +231,11 @@ TOOLS: dict[str, ToolSpec] = {
                  _obj({"hub": HUB, "type": TYPE, "days": {"type": "integer", "minimum": 1, "maximum": 365}},
                       ["hub", "type"]), price_history),
         ToolSpec("my_orders", "The user's characters' open market orders (undercut, expiry, fill progress).",
-                 _obj({}), _not_yet),
-        ToolSpec("pnl", "The user's realised profit and loss per item (FIFO cost basis).", _obj({}),
-                 _not_yet),
+                 _obj({}), my_orders),
+        ToolSpec("pnl", "The user's realised profit and loss per item (FIFO cost basis).",
+                 _obj({"days": {"type": "integer", "minimum": 1, "maximum": 365}}), profit_and_loss),
     )
 }  # fmt: skip
-CHARACTER_TOOLS = ("my_orders", "pnl")
 
 
 def register(spec: ToolSpec) -> None:
