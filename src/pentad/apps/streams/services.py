@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pentad.apps.streams import repository
 from pentad.apps.streams.actions.publish import PublishGrant, authorize_publish, end_session, start_session
+from pentad.apps.streams.media.engines.nginx_config import callback_secret
 from pentad.apps.streams.media.packager import media_root
 from pentad.apps.streams.media.service import Grant, run_media
 from pentad.apps.streams.settings import StreamsSettings
@@ -58,7 +59,14 @@ async def run_ingest(context: ServiceContext) -> None:
     settings = context.platform.app_settings(StreamsSettings)
     root = media_root(settings, Path(context.platform.data_dir))
     control = DatabaseControlPlane(context.platform, socket.gethostname())
-    await run_media(settings, control, root=root, processes=context.processes, log=context.log)
+    await run_media(
+        settings,
+        control,
+        root=root,
+        processes=context.processes,
+        log=context.log,
+        callback_secret=callback_secret(context.platform.signing_secret),
+    )
 
 
 SERVICES = [

@@ -22,6 +22,7 @@ import structlog
 from pentad.apps.streams.media import disk
 from pentad.apps.streams.media.engines.base import Drop, IngestEngine, Publication, StreamHost
 from pentad.apps.streams.media.engines.builtin import BuiltinEngine
+from pentad.apps.streams.media.engines.nginx import NginxEngine
 from pentad.apps.streams.media.packager import HlsPackager, Processes
 from pentad.apps.streams.media.relay import StreamRelay
 from pentad.apps.streams.settings import StreamsSettings
@@ -75,8 +76,10 @@ class MediaService(StreamHost):
         root: Path,
         socket_dir: Path,
         processes: Processes,
+        callback_secret: str | None = None,
     ) -> None:
         self.settings = settings
+        self.callback_secret = callback_secret
         self.control = control
         self.root = root
         self.socket_dir = socket_dir
@@ -181,19 +184,35 @@ def _prepare(root: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix="pentad-media-"))
 
 
-ENGINES: Mapping[str, Callable[[StreamsSettings, StreamHost], IngestEngine]] = {"builtin": BuiltinEngine}
+ENGINES: Mapping[str, Callable[[StreamsSettings, StreamHost], IngestEngine]] = {
+    "builtin": BuiltinEngine,
+    "nginx": NginxEngine,
+}
 """Engine constructors by PENTAD_STREAMS__ENGINE (the nginx engine adds its line)."""
 
 
 async def run_media(
-    settings: StreamsSettings, control: ControlPlane, *, root: Path, processes: Any, log: Any
+    settings: StreamsSettings,
+    control: ControlPlane,
+    *,
+    root: Path,
+    processes: Any,
+    log: Any,
+    callback_secret: str | None = None,
 ) -> None:
     """The media plane until cancelled: the engine listening, publishers' streams packaged."""
     factory = ENGINES.get(settings.engine)
     if factory is None:
         raise RuntimeError(f"the {settings.engine!r} ingest engine is not available yet")
     socket_dir = await asyncio.to_thread(_prepare, root)
-    media = MediaService(settings, control, root=root, socket_dir=socket_dir, processes=processes)
+    media = MediaService(
+        settings,
+        control,
+        root=root,
+        socket_dir=socket_dir,
+        processes=processes,
+        callback_secret=callback_secret,
+    )
     engine = factory(settings, media)
     watcher: asyncio.Task[None] | None = None
     try:
