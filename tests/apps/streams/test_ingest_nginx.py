@@ -21,24 +21,19 @@ import httpx
 import pytest
 
 from pentad.apps.streams.media.packager import SEGMENT_PATTERN
-from tests.apps.streams.media_node import MediaNode, child_argvs, node_env, publishing, require_ffmpeg
-from tests.databases import REQUIRE_SERVICES
+from tests.apps.streams.media_node import (
+    NGINX,
+    MediaNode,
+    child_argvs,
+    node_env,
+    publishing,
+    require_ffmpeg,
+    require_nginx,
+)
 from tests.factories import free_port
 from tests.servers import HOST, VENV_BIN, running
 
 pytestmark = pytest.mark.slow
-
-NGINX = "/usr/sbin/nginx"
-MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
-
-
-def require_nginx() -> None:
-    """Skip (fail in CI) without nginx and libnginx-mod-rtmp: `apt-get install nginx libnginx-mod-rtmp`."""
-    if not (Path(NGINX).exists() and Path(MODULE).exists()):
-        message = "nginx or libnginx-mod-rtmp is not installed (apt-get install nginx libnginx-mod-rtmp)"
-        if REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 class NginxNode(MediaNode):
