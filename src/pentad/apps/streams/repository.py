@@ -113,3 +113,17 @@ async def open_session_ids_on_node(session: AsyncSession, node: str) -> list[uui
     """Sessions a node has not ended (at its media plane's start: left open by a crash)."""
     query = select(StreamsSession.id).where(StreamsSession.node == node, StreamsSession.ended_at.is_(None))
     return list((await session.scalars(query)).all())
+
+
+async def rtsp_cameras(session: AsyncSession) -> list[StreamsCamera]:
+    """Cameras pulled over RTSP (not deleted, with a URL), oldest first."""
+    query = (
+        select(StreamsCamera)
+        .where(
+            StreamsCamera.deleted_at.is_(None),
+            StreamsCamera.source == "rtsp",
+            StreamsCamera.rtsp_url_enc.is_not(None),
+        )
+        .order_by(StreamsCamera.id)
+    )
+    return list((await session.execute(query)).scalars())

@@ -35,7 +35,8 @@ class Publication:
 
     camera_id: uuid.UUID
     session_id: uuid.UUID
-    key_id: uuid.UUID
+    key_id: uuid.UUID | None
+    """The stream key it published with (None: pulled, e.g. over RTSP)."""
     engine: str
     relay: StreamRelay
     drop: Drop
