@@ -226,7 +226,7 @@ def test_the_callbacks_refuse_whoever_lacks_the_secret_and_bad_input(node: Nginx
     good = f"?secret={secret}"
     assert httpx.get(f"{base}/on_publish{good}", timeout=10).status_code == 405
     assert _post(f"{base}/elsewhere{good}", publish).status_code == 404
-    bad_bodies = [
+    bad_bodies: list[bytes | str] = [
         b"\xff\xfe",  # not ASCII
         "app=live&call=publish",  # no name, no client id
         publish.replace("call=publish", "call=play"),  # not what this callback is for
