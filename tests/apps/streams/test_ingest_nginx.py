@@ -265,11 +265,20 @@ def test_nginx_is_restarted_when_it_dies(node: NginxNode, tmp_path: Path) -> Non
     assert pid is not None, child_argvs(node.pid)
     os.kill(pid, signal.SIGKILL)
     node.wait(lambda: node.nginx_pid() not in (None, pid), "a new nginx")
+    node.wait(lambda: _accepts(node.rtmp_port), "the new nginx listens")
     with publishing(node.rtmp_url(key), tmp_path / "after.log") as publisher:
         node.wait(lambda: len(_segments(node.playlist(camera))) >= 2, "a stream through the new nginx")
         assert publisher.poll() is None
     services = httpx.get(f"{node.base_url}/readyz", timeout=10).json()["services"]
     assert services["streams.ingest"]["status"] == "running"
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection((HOST, port), timeout=2).close()
+    except OSError:
+        return False
+    return True
 
 
 def test_the_cli_writes_a_config_nginx_accepts(node: NginxNode, tmp_path: Path) -> None:
@@ -297,3 +306,57 @@ def test_the_cli_writes_a_config_nginx_accepts(node: NginxNode, tmp_path: Path) 
         timeout=30,
     )
     assert checked.returncode == 0, checked.stderr
+
+
+def _descendants(pid: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        current = frontier.pop()
+        kids = [child for child, parent in parents.items() if parent == current]
+        found += kids
+        frontier += kids
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+def test_a_sigkilled_server_leaves_no_nginx_or_ffmpeg_behind(tmp_path: Path) -> None:
+    """nginx runs as one process with the parent-death signal: killed with Pentad, it frees the RTMP port,
+    and the restarted server's nginx takes it again."""
+    require_ffmpeg()
+    require_nginx()
+    env = node_env(tmp_path) | {"PENTAD_STREAMS__ENGINE": "nginx"}
+    node = NginxNode(env, tmp_path / "serve.log", free_port())
+    node.prepare()
+    camera = node.new_camera()
+    _, key = node.new_key(camera)
+    orphans: list[int] = []
+    try:
+        with node.serving() as server, publishing(node.rtmp_url(key), tmp_path / "first.log"):
+            node.wait(lambda: len(_segments(node.playlist(camera))) >= 1, "the stream is packaged")
+            orphans = _descendants(server.pid)
+            names = " ".join(Path(f"/proc/{pid}/comm").read_text().strip() for pid in orphans)
+            assert "nginx" in names
+            assert names.count("ffmpeg") >= 2  # the pull and the packager
+            server.send_signal(signal.SIGKILL)
+            server.wait(timeout=30)
+            node.wait(lambda: all(_gone(pid) for pid in orphans), "nginx and ffmpeg died with the server")
+        node.log = tmp_path / "restarted.log"
+        with node.serving(), publishing(node.rtmp_url(key), tmp_path / "second.log"):
+            node.wait(lambda: node.camera_state(camera) == "live", "live again through a new nginx")
+            assert node.log_events("abandoned_sessions_ended")
+    finally:
+        for pid in orphans:
+            if not _gone(pid):
+                os.kill(pid, signal.SIGKILL)
