@@ -1,6 +1,6 @@
 """The nginx-rtmp engine without nginx: the config it writes (no HLS, no key in any log format, the
 callbacks' secret, single process when Pentad runs it), and its callbacks' checks of who calls (the
-end-to-end half, with nginx, is test_ingest_nginx.py)."""
+end-to-end half, with nginx, is test_ingest_nginx.py); and the RTSP pull's ffconcat list."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from pentad.apps.streams.media.engines import nginx_config
 from pentad.apps.streams.media.engines.base import Drop, Publication
 from pentad.apps.streams.media.engines.nginx import CallbackError, NginxEngine
+from pentad.apps.streams.media.rtsp import PullSource, concat_list
 from pentad.apps.streams.settings import StreamsSettings
 
 SECRET = "s3cr3t-for-the-callbacks"
@@ -101,3 +102,17 @@ async def test_a_refused_key_is_answered_403(tmp_path: Path) -> None:
     assert host.opened == ["nginx"]
     assert engine.live() == {}
     assert await engine.drop(uuid.uuid4(), "key_revoked") is False
+
+
+def test_the_rtsp_list_names_only_an_rtsp_url() -> None:
+    settings = StreamsSettings()
+    camera = uuid.uuid4()
+    text = concat_list(PullSource(camera, "rtsp://u:it's@10.0.0.5/x"), settings)
+    assert text.splitlines()[1] == "file 'rtsp://u:it'\\''s@10.0.0.5/x'"
+    assert "option rtsp_transport tcp" in text
+    assert "it's" not in repr(PullSource(camera, "rtsp://u:it's@10.0.0.5/x"))
+    for bad in ("file:///etc/passwd", "rtsp://h/x\nfile '/etc/passwd'", "http://h/x"):
+        with pytest.raises(ValueError, match="rtsp"):
+            concat_list(PullSource(camera, bad), settings)
+    with pytest.raises(ValueError, match="transport"):
+        concat_list(PullSource(camera, "rtsp://h/x", "http"), settings)

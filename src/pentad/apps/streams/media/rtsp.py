@@ -72,7 +72,12 @@ def _quote(url: str) -> str:
 
 
 def concat_list(source: PullSource, settings: StreamsSettings) -> str:
-    """The ffconcat file naming the camera's URL and its RTSP options."""
+    """The ffconcat file naming the camera's URL and its RTSP options. ValueError for anything but an
+    rtsp(s):// URL of printable characters (the API checks it too; this list must name nothing else)."""
+    if not source.url.lower().startswith(("rtsp://", "rtsps://")) or not source.url.isprintable():
+        raise ValueError("not an rtsp:// URL")
+    if source.transport not in ("tcp", "udp"):
+        raise ValueError("unknown RTSP transport")
     rtsp = settings.rtsp
     return (
         "ffconcat version 1.0\n"
@@ -139,7 +144,11 @@ class RtspPuller:
 
     async def run(self) -> None:
         """Pull until cancelled."""
-        await asyncio.to_thread(self._write_list)
+        try:
+            await asyncio.to_thread(self._write_list)
+        except ValueError as exc:
+            self.log.error("rtsp_url_invalid", error=str(exc))
+            return
         try:
             while True:
                 delivered = await self._attempt()
