@@ -41,6 +41,19 @@ def require_ffmpeg() -> None:
         pytest.skip(message)
 
 
+NGINX = "/usr/sbin/nginx"
+NGINX_RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+
+
+def require_nginx() -> None:
+    """Skip (fail in CI) without nginx and libnginx-mod-rtmp: `apt-get install nginx libnginx-mod-rtmp`."""
+    if not (Path(NGINX).exists() and Path(NGINX_RTMP_MODULE).exists()):
+        message = "nginx or libnginx-mod-rtmp is not installed (apt-get install nginx libnginx-mod-rtmp)"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 def node_env(root: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PENTAD_")}
     data = root / "data"

@@ -7,7 +7,8 @@ dir (the SQLite database and its WAL included: only the key's hash is stored), t
 HTTP response body and header the test received, every hub frame, the command lines of the server's
 children (ffmpeg), and /metrics.
 
-(nginx-rtmp's half of the issue's leak test comes with that engine, session 2.)
+The same scenario runs on the nginx-rtmp engine (nginx as the server's child, its prefix under the data
+dir: config, logs, pid), so both engines are covered.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import httpx
 import pytest
 import websockets
 
+from tests.apps.streams.media_node import require_nginx
 from tests.apps.streams.support import (
     child,
     needs_ffmpeg,
@@ -118,6 +120,20 @@ async def _hub(base_url: str, token: str, topics: list[str], frames: list[str]) 
 async def test_the_stream_key_appears_nowhere_in_what_the_builtin_engine_produces(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
+    await _leak_scenario(tmp_path_factory, "builtin")
+
+
+async def test_the_stream_key_appears_nowhere_in_what_the_nginx_engine_produces(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The same on nginx-rtmp: its config, error and access logs, pid file (all under the data dir here,
+    MEDIA_DIR's default), the callbacks' answers as nginx got them (logged nowhere but tested through the
+    publishers' outcome), and nginx and the pull among the server's children."""
+    require_nginx()
+    await _leak_scenario(tmp_path_factory, "nginx")
+
+
+async def _leak_scenario(tmp_path_factory: pytest.TempPathFactory, engine: str) -> None:
     data_dir = tmp_path_factory.mktemp("key-leak-data")
     outside = tmp_path_factory.mktemp("key-leak-test")  # the publishers' own logs: they hold the key
     rtmp_port, http_port = free_port(), free_port()
@@ -130,6 +146,7 @@ async def test_the_stream_key_appears_nowhere_in_what_the_builtin_engine_produce
         "PENTAD_SERVER__BASE_URL": f"http://127.0.0.1:{http_port}",
         "PENTAD_STREAMS__RTMP_HOST": "127.0.0.1",
         "PENTAD_STREAMS__RTMP_PORT": str(rtmp_port),
+        "PENTAD_STREAMS__ENGINE": engine,
     }
     email, password = "admin@example.com", secrets.token_urlsafe(18)
     _pentad(env, data_dir, "migrate")
@@ -228,6 +245,9 @@ async def test_the_stream_key_appears_nowhere_in_what_the_builtin_engine_produce
                     assert any(b"ffmpeg" in line for line in argv), (
                         "the packager is not a child of the server"
                     )
+                    if engine == "nginx":
+                        assert any(b"nginx" in line for line in argv), "nginx is not a child of the server"
+                        assert any(b"rtmp://" in line for line in argv), "no pull from nginx"
                 await _until(
                     lambda: any('"camera.offline"' in frame for frame in frames), "camera.offline", server_log
                 )
@@ -251,6 +271,9 @@ async def test_the_stream_key_appears_nowhere_in_what_the_builtin_engine_produce
         if path.is_file():
             produced[f"file {path}"] = path.read_bytes()
     assert any(label.endswith(".ts") for label in produced), "the engine wrote no HLS"
+    if engine == "nginx":
+        assert any(label.endswith("nginx.conf") for label in produced), "nginx's config was not searched"
+        assert any(label.endswith("rtmp_access.log") for label in produced), "nginx's log was not searched"
     log = produced["server log"]
     assert log.count(b'"publish_refused"') == 2, "the refused keys were not refused by the engine"
     assert b'"stream_opened"' in log

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pentad.apps.streams.media.redact import REDACTED, peer_text, redact, redact_processor
+from pentad.apps.streams.media.redact import REDACTED, RedactingLog, peer_text, redact, redact_processor
 
 KEY = "psk_" + "Ab-_9" * 8 + "xyz"
 
@@ -20,3 +20,25 @@ def test_the_log_processor_scrubs_nested_values() -> None:
     assert KEY not in repr(scrubbed)
     assert scrubbed["n"] == 1
     assert scrubbed["args"] == [REDACTED, 3]
+
+
+def test_url_credentials_are_redacted() -> None:
+    line = "[concat @ 0x1] Impossible to open 'rtsp://admin:it%27s%20secret@10.0.0.5:554/stream1'"
+    assert redact(line) == "[concat @ 0x1] Impossible to open 'rtsp://****@10.0.0.5:554/stream1'"
+    assert redact("rtsp://10.0.0.5/x and http://u@h/") == "rtsp://10.0.0.5/x and http://****@h/"
+
+
+def test_the_redacting_log_scrubs_what_children_print() -> None:
+    seen: list[tuple[str, dict[str, object]]] = []
+
+    class Log:
+        def bind(self, **values: object) -> Log:
+            seen.append(("bind", values))
+            return self
+
+        def info(self, event: str, **values: object) -> None:
+            seen.append((event, values))
+
+    log = RedactingLog(Log()).bind(child="rtsp:1")
+    log.info("service_output", line=f"rtsp://u:pw@h/x {KEY}")
+    assert seen[-1] == ("service_output", {"line": f"rtsp://****@h/x {REDACTED}"})

@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 from pentad.apps.streams.media import disk
 from pentad.apps.streams.media.engines.base import Publication
 from pentad.apps.streams.media.packager import hls_dir
+from pentad.apps.streams.media.rtsp import PullSource
 from pentad.apps.streams.media.service import Grant, MediaService
 from pentad.apps.streams.services import DatabaseControlPlane
 from pentad.apps.streams.settings import StreamsSettings
@@ -111,6 +112,12 @@ class Control:
 
     async def end_abandoned(self) -> int:
         return 0
+
+    async def pull_sources(self) -> list[PullSource]:
+        return []
+
+    async def pull_started(self, camera_id: uuid.UUID, *, engine: str) -> uuid.UUID | None:
+        return uuid.uuid4()
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -284,3 +285,54 @@ def export_command(camera_id: str, start: str, end: str, wait: bool, timeout: fl
         if time.monotonic() > deadline:
             raise click.ClickException(f"Export {made.id} is still {current.status}; is a worker running?")
         time.sleep(0.5)
+
+
+@streams.command("nginx-config")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write the config here (mode 0600: it holds the callbacks' secret). Default: standard output.",
+)
+@click.option(
+    "--managed/--system",
+    default=False,
+    show_default=True,
+    help="--managed: the foreground, single-process form Pentad runs itself (NGINX__MANAGE); "
+    "--system: for an nginx run by systemd.",
+)
+def nginx_config_command(output: str | None, *, managed: bool) -> None:
+    """The nginx.conf of the nginx-rtmp ingest engine (ENGINE=nginx): publishers on RTMP_HOST:RTMP_PORT,
+    on_publish / on_publish_done / on_update calling Pentad on NGINX__CALLBACK_HOST:CALLBACK_PORT with a
+    shared secret; nginx writes no HLS (Pentad packages the stream under the camera's id)."""
+    from pathlib import Path
+
+    from pentad.apps.streams.media.engines import nginx_config
+    from pentad.apps.streams.media.packager import media_root
+    from pentad.apps.streams.settings import StreamsSettings
+    from pentad.core.cli_support import build_platform
+
+    platform = build_platform([APP])
+    try:
+        settings = platform.app_settings(StreamsSettings)
+        if settings.nginx.callback_port == 0:
+            raise click.ClickException(
+                "Set PENTAD_STREAMS__NGINX__CALLBACK_PORT: an nginx of the system calls Pentad on a fixed"
+                " port."
+            )
+        prefix = nginx_config.nginx_prefix(settings, media_root(settings, Path(platform.settings.data_dir)))
+        text = nginx_config.render(
+            settings,
+            prefix=prefix,
+            callback_port=settings.nginx.callback_port,
+            secret=nginx_config.callback_secret(platform.signing_secret),
+            managed=managed,
+        )
+    finally:
+        asyncio.run(platform.close())
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    nginx_config.write(Path(output), text)
+    click.echo(f"Wrote {output} (nginx -t -p {prefix} -c {output} checks it).", err=True)

@@ -333,3 +333,17 @@ async def expired_exports(session: AsyncSession, now: datetime, limit: int) -> l
         .limit(limit)
     )
     return list((await session.scalars(query)).all())
+
+
+async def rtsp_cameras(session: AsyncSession) -> list[StreamsCamera]:
+    """Cameras pulled over RTSP (not deleted, with a URL), oldest first."""
+    query = (
+        select(StreamsCamera)
+        .where(
+            StreamsCamera.deleted_at.is_(None),
+            StreamsCamera.source == "rtsp",
+            StreamsCamera.rtsp_url_enc.is_not(None),
+        )
+        .order_by(StreamsCamera.id)
+    )
+    return list((await session.execute(query)).scalars())

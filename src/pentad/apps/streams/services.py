@@ -14,12 +14,15 @@ from typing import Any
 from pentad.apps.streams import repository
 from pentad.apps.streams.actions import recording
 from pentad.apps.streams.actions.publish import PublishGrant, authorize_publish, end_session, start_session
+from pentad.apps.streams.media.engines.nginx_config import callback_secret
 from pentad.apps.streams.media.packager import media_root
 from pentad.apps.streams.media.recorder import RecordedSegment
+from pentad.apps.streams.media.rtsp import PullSource
 from pentad.apps.streams.media.service import Grant, MediaService, run_media
 from pentad.apps.streams.media.webrtc.hub import WebRtcHub
 from pentad.apps.streams.media.webrtc.hub import serve as serve_webrtc
 from pentad.apps.streams.settings import StreamsSettings
+from pentad.apps.streams.views import rtsp_context
 from pentad.core.context import AppContext
 from pentad.core.services import ServiceContext, ServiceSpec
 
@@ -48,6 +51,26 @@ class DatabaseControlPlane:
         for session_id in stale:
             await end_session(self.platform, session_id, "node_restarted")
         return len(stale)
+
+    async def pull_sources(self) -> list[PullSource]:
+        async with self.platform.database.transaction(writes=False) as session:
+            cameras = await repository.rtsp_cameras(session)
+        sources = []
+        for camera in cameras:
+            assert camera.rtsp_url_enc is not None
+            url = self.platform.keyring.decrypt(camera.rtsp_url_enc, context=rtsp_context(camera.id))
+            sources.append(PullSource(camera.id, url, camera.rtsp_transport))
+        return sources
+
+    async def pull_started(self, camera_id: uuid.UUID, *, engine: str) -> uuid.UUID | None:
+        async with self.platform.database.transaction(writes=False) as session:
+            camera = await repository.get_camera(session, camera_id)
+        if camera is None or camera.source != "rtsp":
+            return None
+        grant = PublishGrant(
+            camera.id, None, camera.source, camera.profile, camera.recording_mode, camera.visibility
+        )
+        return await start_session(self.platform, grant, engine=engine, node=self.node)
 
     async def revoked(self, key_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
         gone = set()
@@ -105,6 +128,7 @@ async def run_ingest(context: ServiceContext) -> None:
         log=context.log,
         recording=DatabaseRecordingControl(context.platform),
         companions=[webrtc],
+        callback_secret=callback_secret(context.platform.signing_secret),
     )
 
 

@@ -101,12 +101,33 @@ class NginxSettings(BaseModel):
     module: str = Field(
         "/usr/lib/nginx/modules/ngx_rtmp_module.so", description="nginx-rtmp's module file (load_module)."
     )
-    hls: bool = Field(True, description="nginx-rtmp writes the HLS of passthrough streams itself.")
+    hls: bool = Field(
+        False,
+        description="Unused: nginx never writes HLS (its files would carry the stream key, nginx-rtmp"
+        " #777); Pentad's packager does.",
+    )
     callback_networks: CommaList = Field(
         default_factory=lambda: ["127.0.0.0/8", "::1/128"],
         description="CIDRs whose nginx may call the on_publish / on_publish_done / on_update routes.",
     )
     update_interval: int = Field(5, ge=1, le=300, description="nginx's on_update interval, seconds.")
+    application: str = Field(
+        "live", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="nginx-rtmp application publishers use."
+    )
+    callback_host: str = Field(
+        "127.0.0.1",
+        description="Address Pentad answers nginx's callbacks on (loopback unless nginx is remote).",
+    )
+    callback_port: int = Field(
+        0,
+        ge=0,
+        le=65_535,
+        description="Port of the callbacks; 0: any free port (only with `MANAGE`: Pentad writes the"
+        " config at start).",
+    )
+    prefix: str | None = Field(
+        None, description="nginx's prefix (config, pid, logs). Unset: `<MEDIA_DIR>/nginx`."
+    )
 
     @field_validator("callback_networks")
     @classmethod

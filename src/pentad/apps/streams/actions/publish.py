@@ -41,7 +41,8 @@ class PublishGrant:
     """What an accepted publisher may do: publish to this camera, with its settings."""
 
     camera_id: uuid.UUID
-    key_id: uuid.UUID
+    key_id: uuid.UUID | None
+    """None for a pulled camera (RTSP), which has no key."""
     source: str
     profile: str
     recording_mode: str

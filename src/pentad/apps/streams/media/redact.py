@@ -16,9 +16,14 @@ REDACTED = "psk_[redacted]"
 MAX_PEER_TEXT = 200
 
 
+# The user information of a URL (`rtsp://user:password@camera/…`: an RTSP camera's credentials).
+URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s'\"]*@")
+
+
 def redact(text: str) -> str:
-    """`text` with every stream key (or anything shaped like the start of one) replaced."""
-    return KEY_PATTERN.sub(REDACTED, text)
+    """`text` with every stream key (or anything shaped like the start of one) and every URL's
+    credentials replaced."""
+    return URL_CREDENTIALS.sub(r"\1****@", KEY_PATTERN.sub(REDACTED, text))
 
 
 def peer_text(value: object) -> str:
@@ -43,3 +48,28 @@ def redact_processor(logger: Any, method: str, event: MutableMapping[str, Any]) 
     for name, value in list(event.items()):
         event[name] = _scrub(value)
     return event
+
+
+LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical", "msg"})
+
+
+class RedactingLog:
+    """A structlog logger whose events are redacted (`redact`) before they are logged: what the media
+    plane's supervised children print (ffmpeg names its input, an RTSP URL with credentials) goes through
+    it."""
+
+    def __init__(self, log: Any) -> None:
+        self._log = log
+
+    def bind(self, **values: Any) -> RedactingLog:
+        return RedactingLog(self._log.bind(**_scrub(values)))
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._log, name)
+        if name not in LOG_METHODS:
+            return method
+
+        def log(event: Any = None, *args: Any, **values: Any) -> Any:
+            return method(_scrub(event), *args, **_scrub(values))
+
+        return log

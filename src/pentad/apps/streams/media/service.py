@@ -22,9 +22,12 @@ import structlog
 from pentad.apps.streams.media import disk
 from pentad.apps.streams.media.engines.base import Drop, IngestEngine, Publication, StreamHost
 from pentad.apps.streams.media.engines.builtin import BuiltinEngine
+from pentad.apps.streams.media.engines.nginx import NginxEngine
 from pentad.apps.streams.media.packager import HlsPackager, Processes, hls_dir
 from pentad.apps.streams.media.recorder import TICK_SECONDS, CameraRecorder, RecordedSegment
+from pentad.apps.streams.media.redact import RedactingLog
 from pentad.apps.streams.media.relay import StreamRelay
+from pentad.apps.streams.media.rtsp import PullSource, RtspPulls
 from pentad.apps.streams.settings import StreamsSettings
 
 REVOCATION_POLL_SECONDS = 1.0
@@ -40,7 +43,7 @@ class Grant(Protocol):
     def camera_id(self) -> uuid.UUID: ...
 
     @property
-    def key_id(self) -> uuid.UUID: ...
+    def key_id(self) -> uuid.UUID | None: ...
 
 
 class ControlPlane(Protocol):
@@ -58,6 +61,14 @@ class ControlPlane(Protocol):
 
     async def end_abandoned(self) -> int:
         """End the sessions a previous run of this node left open (it was killed); how many."""
+        ...
+
+    async def pull_sources(self) -> list[PullSource]:
+        """The cameras this node pulls (RTSP), with their decrypted URLs."""
+        ...
+
+    async def pull_started(self, camera_id: uuid.UUID, *, engine: str) -> uuid.UUID | None:
+        """A pulled camera's stream began: its session, or None when the camera may no longer be pulled."""
         ...
 
 
@@ -92,8 +103,10 @@ class MediaService(StreamHost):
         socket_dir: Path,
         processes: Processes,
         recording: RecordingControl | None = None,
+        callback_secret: str | None = None,
     ) -> None:
         self.settings = settings
+        self.callback_secret = callback_secret
         self.control = control
         self.recording = recording
         self.recording_paused = False
@@ -162,6 +175,51 @@ class MediaService(StreamHost):
         finally:
             self._opening.discard(camera_id)
 
+    async def open_pulled(
+        self, camera_id: uuid.UUID, relay: StreamRelay, *, engine: str, peer: str, drop: Drop
+    ) -> Publication | None:
+        """A pulled camera's stream (RTSP): the same session, relay and packager as a publisher's, without a
+        key. None when refused, having logged why."""
+        log = logger.bind(peer=peer, engine=engine, camera_id=str(camera_id))
+        if camera_id in self._opening or camera_id in self.streams:
+            log.warning("pull_refused", reason="already_live")
+            return None
+        if len(self.streams) >= self.settings.max_streams:
+            log.warning("pull_refused", reason="capacity", max_streams=self.settings.max_streams)
+            return None
+        if not disk.has_room(self.root):
+            log.warning("pull_refused", reason="disk_full")
+            return None
+        self._opening.add(camera_id)
+        try:
+            try:
+                session_id = await self.control.pull_started(camera_id, engine=engine)
+            except Exception as exc:
+                log.warning("pull_refused", reason="control_plane_unavailable", error=type(exc).__name__)
+                return None
+            if session_id is None:
+                log.warning("pull_refused", reason="camera_not_pulled")
+                return None
+            publication = Publication(camera_id, session_id, None, engine, relay, drop)
+            packager = HlsPackager(
+                relay,
+                settings=self.settings,
+                root=self.root,
+                socket_dir=self.socket_dir,
+                processes=self.processes,
+            )
+            try:
+                await packager.start()
+            except Exception as exc:
+                log.error("publish_failed", reason="packager_failed", error=str(exc))
+                await self.control.ended(session_id, "packager_failed", bytes_in=0)
+                return None
+            self.streams[camera_id] = _Live(publication, packager)
+            log.info("stream_opened", session_id=str(session_id))
+            return publication
+        finally:
+            self._opening.discard(camera_id)
+
     async def close_stream(self, publication: Publication, reason: str) -> None:
         if publication.closed:
             return
@@ -183,7 +241,11 @@ class MediaService(StreamHost):
 
     async def drop_revoked(self) -> int:
         """Drop the publishers whose key no longer authorises them; how many."""
-        live = {item.publication.key_id: item.publication for item in list(self.streams.values())}
+        live = {
+            item.publication.key_id: item.publication
+            for item in list(self.streams.values())
+            if item.publication.key_id is not None
+        }
         if not live:
             return 0
         revoked = await self.control.revoked(live.keys())
@@ -259,7 +321,10 @@ def _prepare(root: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix="pentad-media-"))
 
 
-ENGINES: Mapping[str, Callable[[StreamsSettings, StreamHost], IngestEngine]] = {"builtin": BuiltinEngine}
+ENGINES: Mapping[str, Callable[[StreamsSettings, StreamHost], IngestEngine]] = {
+    "builtin": BuiltinEngine,
+    "nginx": NginxEngine,
+}
 """Engine constructors by PENTAD_STREAMS__ENGINE (the nginx engine adds its line)."""
 
 
@@ -277,18 +342,29 @@ async def run_media(
     log: Any,
     recording: RecordingControl | None = None,
     companions: Sequence[Companion] = (),
+    callback_secret: str | None = None,
 ) -> None:
     """The media plane until cancelled: the engine listening, publishers' streams packaged."""
     factory = ENGINES.get(settings.engine)
     if factory is None:
         raise RuntimeError(f"the {settings.engine!r} ingest engine is not available yet")
+    if hasattr(processes, "log") and not isinstance(processes.log, RedactingLog):
+        # ffmpeg prints the URL it reads (an RTSP camera's, with credentials): its lines are redacted.
+        processes.log = RedactingLog(processes.log)
     socket_dir = await asyncio.to_thread(_prepare, root)
     media = MediaService(
-        settings, control, root=root, socket_dir=socket_dir, processes=processes, recording=recording
+        settings,
+        control,
+        root=root,
+        socket_dir=socket_dir,
+        processes=processes,
+        recording=recording,
+        callback_secret=callback_secret,
     )
     engine = factory(settings, media)
     watcher: asyncio.Task[None] | None = None
     recorder: asyncio.Task[None] | None = None
+    pulls: asyncio.Task[None] | None = None
     running: list[asyncio.Task[None]] = []
     try:
         abandoned = await control.end_abandoned()
@@ -298,6 +374,7 @@ async def run_media(
         log.info("media_started", engine=engine.name, media_dir=str(root))
         watcher = asyncio.create_task(media.watch_revocations())
         recorder = asyncio.create_task(media.watch_recordings())
+        pulls = asyncio.create_task(RtspPulls(settings, media, control.pull_sources).run())
         running = [asyncio.create_task(companion(media)) for companion in companions]
         await asyncio.Event().wait()
     finally:
@@ -306,14 +383,11 @@ async def run_media(
         for task in running:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if recorder is not None:
-            recorder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await recorder
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+        for single in (pulls, recorder, watcher):
+            if single is not None:
+                single.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await single
         await engine.close()
         for live in list(media.streams.values()):
             await media.close_stream(live.publication, "shutdown")

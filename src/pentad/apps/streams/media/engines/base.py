@@ -19,8 +19,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
+from pentad.apps.streams.media.packager import Processes
 from pentad.apps.streams.media.relay import StreamRelay
 
 Drop = Callable[[str], Awaitable[None]]
@@ -33,7 +35,8 @@ class Publication:
 
     camera_id: uuid.UUID
     session_id: uuid.UUID
-    key_id: uuid.UUID
+    key_id: uuid.UUID | None
+    """The stream key it published with (None: pulled, e.g. over RTSP)."""
     engine: str
     relay: StreamRelay
     drop: Drop
@@ -42,6 +45,15 @@ class Publication:
 
 class StreamHost(Protocol):
     """What an engine calls (media/service.py's MediaService)."""
+
+    root: Path
+    """MEDIA_DIR."""
+    socket_dir: Path
+    """The media plane's private (0700) folder for unix sockets."""
+    processes: Processes
+    """The service's supervised children (engines that run programs: nginx, its pulls)."""
+    callback_secret: str | None
+    """The shared secret of an external engine's callbacks (nginx-rtmp), when the service has one."""
 
     async def open_stream(self, raw_key: str, *, engine: str, peer: str, drop: Drop) -> Publication | None:
         """Authorise the key and open the stream (session, relay, packager); None when refused, having
