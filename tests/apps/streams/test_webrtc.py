@@ -370,7 +370,7 @@ async def test_whip_publisher_becomes_hls_and_whep(node: Node, client: httpx.Asy
             while not await asyncio.to_thread(_playlist_ok, node.base_url, node.whip_id, ""):  # noqa: ASYNC110
                 await asyncio.sleep(0.3)
 
-        await asyncio.wait_for(listed(), 40)
+        await asyncio.wait_for(listed(), 90)  # a loaded CI machine is slow to start the packager
         streams = await asyncio.to_thread(
             probe_streams, f"{node.base_url}/streams/media/{node.whip_id}/index.m3u8"
         )

@@ -16,9 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-import anthropic
 import httpx
-import openai
 
 from pentad.apps.market.advisor.tools import ToolBox
 
@@ -63,6 +61,11 @@ class Provider(Protocol):
 
 def _reason(error: BaseException) -> str:
     """A short, key-free reason for a provider error."""
+    # The SDKs are imported when first used (as here, once a provider exists): importing them costs every
+    # `pentad` command and server start seconds, and most never ask the advisor anything.
+    import anthropic
+    import openai
+
     if isinstance(error, ProviderFailed):
         return error.reason
     if isinstance(error, asyncio.TimeoutError | anthropic.APITimeoutError | openai.APITimeoutError):
@@ -125,6 +128,8 @@ class AnthropicProvider:
         self.own_key = own_key
         self.model = model
         self.timeouts = timeouts
+        import anthropic
+
         self.client = anthropic.AsyncAnthropic(
             api_key=api_key,
             base_url=base_url,
@@ -219,6 +224,8 @@ class OpenAIProvider:
         self.own_key = own_key
         self.model = model
         self.timeouts = timeouts
+        import openai
+
         self.client = openai.AsyncOpenAI(
             api_key=api_key,
             base_url=base_url,
