@@ -4,10 +4,6 @@ OpenAPI schemas (strict: no unknown fields), and the manifests keep the promises
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -15,8 +11,8 @@ import pytest
 import yaml
 
 from tests.deploy.kustomize import pod_spec, render
+from tests.deploy.support import ROOT, VALID_SECRETS, config_show
 
-ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 OVERLAYS = ["staging", "production"]
 KUBERNETES_VERSION = "1.33.0"
@@ -112,22 +108,8 @@ def test_the_configuration_is_every_setting_pentad_knows_and_valid() -> None:
     config = _by_kind(documents, "ConfigMap")["pentad-config"]["data"]
     secret = yaml.safe_load((KUBERNETES / "base" / "secret.example.yaml").read_text())["stringData"]
     assert not set(config) & set(secret)
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("PENTAD_")}
-    environment.update(config)
-    environment.update(secret)
-    environment.update(
-        PENTAD_CRYPTO__KEYS="k1:" + "A" * 43 + "=",
-        PENTAD_AUTH__SECRET_KEY="s" * 48,
-        PENTAD_DATA_DIR=str(Path(os.environ.get("TMPDIR", "/tmp"))),
-    )
-    shown = subprocess.run(
-        [str(Path(sys.executable).parent / "pentad"), "config", "show"],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    keys = {name: VALID_SECRETS[name] for name in ("PENTAD_CRYPTO__KEYS", "PENTAD_AUTH__SECRET_KEY")}
+    shown = config_show({**config, **secret, **keys})
     assert shown.returncode == 0, shown.stderr
     assert "unknown setting" not in shown.stderr, shown.stderr
     assert "warning" not in shown.stderr.lower(), shown.stderr
