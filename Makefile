@@ -8,6 +8,10 @@ UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 WEB_STAMP := web/node_modules/.installed
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Every `pentad` process (the tests start hundreds) would otherwise compile all of Pentad and its
+# libraries again: with PYTHONDONTWRITEBYTECODE set, as on some CI images, nothing is cached in
+# __pycache__ and each start pays seconds of compiling. The install also compiles the libraries.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help install run test test-fast lint format bench cluster clean
 
@@ -16,7 +20,7 @@ help: ## Show this help
 
 $(STAMP): pyproject.toml uv.lock
 	@test -x $(BIN)/uv || { python3 -m venv $(VENV) && $(BIN)/pip install -q "uv==$(UV_VERSION)"; }
-	$(BIN)/uv sync --frozen --quiet
+	$(BIN)/uv sync --frozen --quiet --compile-bytecode
 	@touch $(STAMP)
 
 # Front-end libraries for /static/vendor; --ignore-scripts: no package runs code (or phones home) at install.

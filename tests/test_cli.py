@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import pentad.apps as pentad_apps
 from pentad.core.config import DatabaseSettings
 from pentad.core.db.engine import Database
 from pentad.core.jobs.queue import enqueue
@@ -23,15 +25,34 @@ from tests.servers import serving
 PENTAD = [sys.executable, "-m", "pentad"]
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
+def _environment(folder: Path) -> dict[str, str]:
     values = {k: v for k, v in os.environ.items() if not k.startswith("PENTAD_")}
     values.update(
-        PENTAD_DATA_DIR=str(tmp_path),
-        PENTAD_DATABASE__URL=f"sqlite+aiosqlite:///{tmp_path}/pentad.db",
+        PENTAD_DATA_DIR=str(folder),
+        PENTAD_DATABASE__URL=f"sqlite+aiosqlite:///{folder}/pentad.db",
         PENTAD_LOG__LEVEL="WARNING",
     )
     return values
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return _environment(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One `pentad migrate` per module (every app's migrations take seconds); tests copy its result."""
+    folder = tmp_path_factory.mktemp("migrated")
+    pentad(_environment(folder), "migrate")
+    return folder / "pentad.db"
+
+
+@pytest.fixture
+def migrated(env: dict[str, str], migrated_database: Path, tmp_path: Path) -> dict[str, str]:
+    """`env` with its database already migrated to the heads (what `pentad migrate` leaves)."""
+    shutil.copy(migrated_database, tmp_path / "pentad.db")
+    return env
 
 
 def pentad(
@@ -74,8 +95,8 @@ def pentad_here(
 
 
 def test_user_and_api_key_lifecycle(env: dict[str, str]) -> None:
-    assert "up to date" in pentad(env, "migrate").stdout
-    pentad(
+    assert "up to date" in pentad(env, "migrate").stdout  # a real process; the rest run in this one
+    pentad_here(
         env,
         "user",
         "create",
@@ -86,27 +107,27 @@ def test_user_and_api_key_lifecycle(env: dict[str, str]) -> None:
         "--role",
         "admin",
     )
-    listed = pentad(env, "user", "list").stdout
+    listed = pentad_here(env, "user", "list").stdout
     assert "ops@example.com\tadmin,member\tactive" in listed
 
-    created = pentad(env, "apikey", "create", "--email", "ops@example.com", "--name", "deploy")
+    created = pentad_here(env, "apikey", "create", "--email", "ops@example.com", "--name", "deploy")
     token = created.stdout.strip()
     assert token.startswith("pak_")
     assert "shown only now" in created.stderr
-    keys = pentad(env, "apikey", "list").stdout
+    keys = pentad_here(env, "apikey", "list").stdout
     assert "deploy" in keys
     assert token not in keys
     key_id = keys.split("\t", 1)[0]
-    pentad(env, "apikey", "revoke", key_id)
-    assert "revoked" in pentad(env, "apikey", "list").stdout
+    pentad_here(env, "apikey", "revoke", key_id)
+    assert "revoked" in pentad_here(env, "apikey", "list").stdout
 
-    pentad(env, "user", "create", "--email", "m@example.com", "--password", "another long password")
-    pentad(env, "user", "disable", "m@example.com")
-    assert "m@example.com\tmember\tdisabled" in pentad(env, "user", "list").stdout
+    pentad_here(env, "user", "create", "--email", "m@example.com", "--password", "another long password")
+    pentad_here(env, "user", "disable", "m@example.com")
+    assert "m@example.com\tmember\tdisabled" in pentad_here(env, "user", "list").stdout
 
 
-def test_errors_are_one_clear_line(env: dict[str, str]) -> None:
-    pentad(env, "migrate")
+def test_errors_are_one_clear_line(migrated: dict[str, str]) -> None:
+    env = migrated
     weak = pentad(env, "user", "create", "--email", "w@example.com", "--password", "short", check=False)
     assert weak.returncode != 0
     assert "at least 12 characters" in weak.stderr
@@ -160,12 +181,12 @@ def test_the_database_follows_the_data_directory(env: dict[str, str], tmp_path: 
     assert list(work.iterdir()) == []
 
 
-def test_links_point_at_the_port_given_to_serve(env: dict[str, str], tmp_path: Path) -> None:
+def test_links_point_at_the_port_given_to_serve(migrated: dict[str, str], tmp_path: Path) -> None:
     """`pentad serve --port P` without PENTAD_SERVER__BASE_URL: an attachment's link is served on P."""
-    env = {**env, "PENTAD_APPS": "chat", "PENTAD_ADMIN__PASSWORD": "a long admin password"}
-    pentad(env, "migrate")
-    pentad(env, "chat", "tenant", "create", "acme", "--name", "Acme")
-    server_key = pentad(env, "chat", "key", "create", "acme", "--name", "backend").stdout.splitlines()[-1]
+    env = {**migrated, "PENTAD_APPS": "chat", "PENTAD_ADMIN__PASSWORD": "a long admin password"}
+    pentad_here(env, "chat", "tenant", "create", "acme", "--name", "Acme")
+    created = pentad_here(env, "chat", "key", "create", "acme", "--name", "backend")
+    server_key = created.stdout.splitlines()[-1]
     with serving(env, tmp_path, free_port(), tmp_path / "server.log") as base_url:
         backend = httpx.Client(
             base_url=base_url, headers={"Authorization": f"Bearer {server_key}"}, timeout=10
@@ -187,24 +208,24 @@ def test_links_point_at_the_port_given_to_serve(env: dict[str, str], tmp_path: P
         assert httpx.get(link, timeout=10).content == b"hello from ann"
 
 
-def test_keys_rotate_moves_secrets_to_the_new_key(env: dict[str, str], tmp_path: Path) -> None:
-    pentad(env, "migrate")
-    pentad(env, "user", "list")  # the first command that opens the platform generates the key file
+def test_keys_rotate_moves_secrets_to_the_new_key(migrated: dict[str, str], tmp_path: Path) -> None:
+    env = migrated
+    pentad_here(env, "user", "list")  # the first command that opens the platform generates the key file
     old = (tmp_path / "encryption-keys").read_text().strip()
-    new = pentad(env, "keys", "generate").stdout.strip()
+    new = pentad_here(env, "keys", "generate").stdout.strip()
     rotated_env = {**env, "PENTAD_CRYPTO__KEYS": f"{new},{old}"}
-    assert "Re-encrypted 0 value(s)." in pentad(rotated_env, "keys", "rotate").stdout
+    assert "Re-encrypted 0 value(s)." in pentad_here(rotated_env, "keys", "rotate").stdout
 
 
-def test_grant_on_unknown_resource_type_is_refused(env: dict[str, str]) -> None:
-    pentad(env, "migrate")
-    pentad(env, "user", "create", "--email", "g@example.com", "--password", "a long cli password")
-    refused = pentad(
+def test_grant_on_unknown_resource_type_is_refused(migrated: dict[str, str]) -> None:
+    env = migrated
+    pentad_here(env, "user", "create", "--email", "g@example.com", "--password", "a long cli password")
+    refused = pentad_here(
         env, "user", "grant", "g@example.com", "owner", "--resource", "nothing.here:1", check=False
     )
     assert refused.returncode != 0
     assert "Unknown role" in refused.stderr
-    granted = pentad(
+    granted = pentad_here(
         env, "user", "grant", "g@example.com", "moderator", "--resource", f"chat.channel:{uuid.uuid4()}"
     )
     assert granted.returncode == 0
@@ -222,30 +243,31 @@ async def _enqueue_unsendable_mail(url: str) -> uuid.UUID:
     return job_id
 
 
-def test_worker_runs_due_jobs_and_dead_ones_are_retried(env: dict[str, str]) -> None:
-    env = {**env, "PENTAD_JOBS__MAX_ATTEMPTS": "1"}
-    pentad(env, "migrate")
+def test_worker_runs_due_jobs_and_dead_ones_are_retried(migrated: dict[str, str]) -> None:
+    env = {**migrated, "PENTAD_JOBS__MAX_ATTEMPTS": "1"}
     job_id = asyncio.run(_enqueue_unsendable_mail(env["PENTAD_DATABASE__URL"]))
     pentad(env, "worker", "--burst")
-    dead = pentad(env, "jobs", "list", "--status", "dead").stdout
+    dead = pentad_here(env, "jobs", "list", "--status", "dead").stdout
     assert dead.startswith(f"{job_id}\tcore.send_mail\tdead\t1\t")
     assert "LookupError" in dead
-    assert pentad(env, "jobs", "retry", str(job_id)).stdout.strip() == f"Queued job {job_id} again."
-    assert f"{job_id}\tcore.send_mail\tqueued\t0\t" in pentad(env, "jobs", "list").stdout
-    again = pentad(env, "jobs", "retry", str(job_id), check=False)
+    assert pentad_here(env, "jobs", "retry", str(job_id)).stdout.strip() == f"Queued job {job_id} again."
+    assert f"{job_id}\tcore.send_mail\tqueued\t0\t" in pentad_here(env, "jobs", "list").stdout
+    again = pentad_here(env, "jobs", "retry", str(job_id), check=False)
     assert again.returncode != 0
     assert "Only dead jobs can be retried" in again.stderr
 
 
-def test_addresses_sign_in_would_refuse_are_refused_everywhere(env: dict[str, str]) -> None:
-    pentad(env, "migrate")
-    refused = pentad(
+def test_addresses_sign_in_would_refuse_are_refused_everywhere(migrated: dict[str, str]) -> None:
+    env = migrated
+    refused = pentad_here(
         env, "user", "create", "--email", "ops@example.test", "--password", "a long cli password", check=False
     )
     assert refused.returncode != 0
     assert "special-use" in refused.stderr
-    assert "ops@example.test" not in pentad(env, "user", "list").stdout
-    bad_admin = pentad({**env, "PENTAD_ADMIN__EMAIL": "root@pentad.local"}, "config", "show", check=False)
+    assert "ops@example.test" not in pentad_here(env, "user", "list").stdout
+    bad_admin = pentad_here(
+        {**env, "PENTAD_ADMIN__EMAIL": "root@pentad.local"}, "config", "show", check=False
+    )
     assert bad_admin.returncode != 0
     assert "PENTAD_ADMIN__EMAIL" in bad_admin.stderr or "admin" in bad_admin.stderr.lower()
 
@@ -263,11 +285,14 @@ def test_the_database_and_generated_secrets_are_private(env: dict[str, str], tmp
 
 
 def test_the_generated_first_admin_password_goes_to_a_private_file(
-    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    migrated: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from pentad.cli import FIRST_ADMIN_PASSWORD_FILE, _ensure_first_admin, _settings
 
-    pentad(env, "migrate")
+    env = migrated
     for name in [k for k in os.environ if k.startswith("PENTAD_")]:
         monkeypatch.delenv(name)
     for name, value in env.items():
@@ -281,15 +306,15 @@ def test_the_generated_first_admin_password_goes_to_a_private_file(
     stderr = capsys.readouterr().err
     assert str(secret_file) in stderr
     assert password not in stderr  # not a terminal: a supervisor would keep it
-    assert "admin@example.com\tadmin,member\tactive" in pentad(env, "user", "list").stdout
+    assert "admin@example.com\tadmin,member\tactive" in pentad_here(env, "user", "list").stdout
 
 
-def test_an_operator_can_hand_out_a_reset_link(env: dict[str, str]) -> None:
-    pentad(env, "migrate")
-    pentad(env, "user", "create", "--email", "r@example.com", "--password", "a long cli password")
-    printed = pentad(env, "user", "reset-link", "r@example.com").stdout
+def test_an_operator_can_hand_out_a_reset_link(migrated: dict[str, str]) -> None:
+    env = migrated
+    pentad_here(env, "user", "create", "--email", "r@example.com", "--password", "a long cli password")
+    printed = pentad_here(env, "user", "reset-link", "r@example.com").stdout
     assert "/reset-password?token=" in printed
-    unknown = pentad(env, "user", "reset-link", "nobody@example.com", check=False)
+    unknown = pentad_here(env, "user", "reset-link", "nobody@example.com", check=False)
     assert unknown.returncode != 0
 
 
@@ -334,3 +359,40 @@ def test_help_lists_each_installed_apps_group_by_its_declared_help(env: dict[str
     unknown = _loaded_after(env, "chatt")
     assert unknown["exit"] != 0
     assert "No such command 'chatt'" in str(unknown["output"])
+
+
+ROUTES_LOADED_AFTER = """
+import json, sys
+from click.testing import CliRunner
+from pentad.cli import main
+result = CliRunner().invoke(main, sys.argv[2:])
+watched = json.loads(sys.argv[1])
+loaded = [module for module in watched if module in sys.modules]
+platform = "pentad.core.platform" in sys.modules
+print(json.dumps({"exit": result.exit_code, "output": result.output, "loaded": loaded, "platform": platform}))
+"""
+
+
+def test_commands_that_need_the_platform_load_no_routes_nor_pages(env: dict[str, str]) -> None:
+    """`pentad user list` (like `pentad worker`) needs every app's models, jobs and settings, not the
+    endpoint modules whose routes FastAPI builds at import (seconds): those load only with a web app."""
+    apps = Path(pentad_apps.__file__).parent
+    routes = sorted(
+        ".".join(("pentad.apps", *path.relative_to(apps).with_suffix("").parts))
+        for pattern in ("*endpoints.py", "*pages.py")
+        for path in apps.glob(f"*/{pattern}")
+    )
+    assert "pentad.apps.chat.endpoints" in routes
+    pentad(env, "migrate")
+    ran = subprocess.run(
+        [sys.executable, "-c", ROUTES_LOADED_AFTER, json.dumps(routes), "user", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    outcome = json.loads(ran.stdout)
+    assert outcome["exit"] == 0, outcome["output"]
+    assert outcome["platform"] is True
+    assert outcome["loaded"] == []

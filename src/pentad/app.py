@@ -95,7 +95,7 @@ def create_app(
         app.include_router(router)
     app.include_router(jobs_router)
     for spec in specs:
-        for router in spec.routers:
+        for router in spec.api_routers():
             app.include_router(router)
     app.include_router(jobs_pages)
     # A bare ASGI app (Starlette routes it as one); the annotation only knows WebSocket handlers.
@@ -108,7 +108,7 @@ def create_app(
             context.endpoint: spec.route_policy
             for spec in specs
             if spec.route_policy is not None
-            for router in (*spec.routers, *spec.pages)
+            for router in (*spec.api_routers(), *spec.page_routers())
             for context in iter_route_contexts(router.routes)
             if context.endpoint is not None
         },

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,9 @@ from pentad.core.queries import QuerySpec
 from pentad.core.realtime.topics import TopicSpec
 from pentad.core.services import ServiceSpec
 
+Routers = Sequence[APIRouter] | Callable[[], Sequence[APIRouter]]
+"""An app's routers, or a function that imports and returns them (AppSpec.routers and .pages)."""
+
 
 @dataclass(frozen=True)
 class AppSpec:
@@ -30,6 +33,9 @@ class AppSpec:
 
     routers: REST routers (mounted as given, normally under /api/<name>).
     pages: routers of server-rendered pages (normally under /<name>).
+    Either may be a function returning the routers, so that the endpoint modules (seconds of imports: FastAPI
+    builds every route's models) load only when a web app is built, not for `pentad worker` or the CLI;
+    `api_routers()` and `page_routers()` give them either way.
     migrations: folder of Alembic version files for the app's own branch (depends on core).
     permissions: the app's named permissions; role_permissions adds them to global roles;
     resource_roles defines per-resource roles (e.g. channel owner) for the core grant mechanism.
@@ -57,8 +63,8 @@ class AppSpec:
     name: str
     title: str
     description: str = ""
-    routers: Sequence[APIRouter] = ()
-    pages: Sequence[APIRouter] = ()
+    routers: Routers = ()
+    pages: Routers = ()
     migrations: Path | None = None
     permissions: Sequence[Permission] = ()
     role_permissions: Mapping[str, Sequence[Permission]] = field(default_factory=dict)
@@ -80,3 +86,15 @@ class AppSpec:
     resources: Sequence[ResourceSpec[Any]] = ()
     queries: Sequence[QuerySpec] = ()
     partitioned_tables: Sequence[PartitionedTable] = ()
+
+    def api_routers(self) -> tuple[APIRouter, ...]:
+        """The REST routers (importing them now when `routers` is a function)."""
+        return _resolve(self.routers)
+
+    def page_routers(self) -> tuple[APIRouter, ...]:
+        """The page routers (importing them now when `pages` is a function)."""
+        return _resolve(self.pages)
+
+
+def _resolve(routers: Routers) -> tuple[APIRouter, ...]:
+    return tuple(routers() if callable(routers) else routers)

@@ -26,7 +26,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02  # type: ignore[import-untyped]
 from pydantic import BaseModel, Field, field_validator
-from pywebpush import WebPusher  # type: ignore[import-untyped]
 from sqlalchemy import String
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -198,6 +197,10 @@ async def send_notification(
     client = client or GuardedClient(platform.outbound)
     destination = await client.check(endpoint)
     signer = await _signer(platform)
+    # pywebpush brings requests, urllib3 and aiohttp (0.7 s of imports): loaded on the first push, not in
+    # every process that merely names the push tables.
+    from pywebpush import WebPusher  # type: ignore[import-untyped]
+
     body = WebPusher({"endpoint": endpoint, "keys": dict(keys)}).encode(payload, "aes128gcm")["body"]
     claims = {"sub": subject, "aud": destination.origin, "exp": int(time.time()) + VAPID_TOKEN_LIFETIME}
     headers = {

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fastapi import APIRouter
+
 from pentad.apps.analytics import (
-    endpoints,
     ga4,
     ga4_import,
     ingest,
     keys,
     live,
-    pages,
     permissions,
     reports,
     retention,
-    sharing,
-    stats_api,
     store,
     tasks,
     topics,
@@ -29,11 +27,12 @@ from pentad.core.apps import AppSpec
 
 PACKAGE = Path(__file__).parent
 
-APP = AppSpec(
-    name=APP_NAME,
-    title="Analytics",
-    description="Cookieless first-party web analytics: a 1 KB tracker, durable ingest, dashboards.",
-    routers=[
+
+def routers() -> list[APIRouter]:
+    """The REST routers, imported when a web app is built (not by `pentad worker` or the CLI)."""
+    from pentad.apps.analytics import endpoints, stats_api
+
+    return [
         ingest.router,
         endpoints.router,
         keys.router,
@@ -41,9 +40,23 @@ APP = AppSpec(
         ga4.router,
         reports.router,
         ga4_import.router,
-    ],
+    ]
+
+
+def pages() -> list[APIRouter]:
+    """The pages, imported when a web app is built."""
+    from pentad.apps.analytics import pages, sharing
+
+    return [sharing.router, pages.router, reports.pages]
+
+
+APP = AppSpec(
+    name=APP_NAME,
+    title="Analytics",
+    description="Cookieless first-party web analytics: a 1 KB tracker, durable ingest, dashboards.",
+    routers=routers,
     credential_schemes=keys.CREDENTIAL_SCHEMES,
-    pages=[sharing.router, pages.router, reports.pages],
+    pages=pages,
     migrations=PACKAGE / "migrations" / "versions",
     permissions=permissions.ALL,
     role_permissions={"member": [permissions.ANALYTICS_USE]},

@@ -4,17 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pentad.apps.chat import (
-    attachments_endpoints,
-    integrations_endpoints,
-    pages,
-    permissions,
-    search_endpoints,
-    tasks,
-)
-from pentad.apps.chat.endpoints import router
+from fastapi import APIRouter
+
+from pentad.apps.chat import permissions, tasks
 from pentad.apps.chat.events import DOMAIN_EVENTS
-from pentad.apps.chat.server_endpoints import admin_router, server_router
 from pentad.apps.chat.settings import APP_NAME, ChatSettings
 from pentad.apps.chat.tenancy import CREDENTIAL_SCHEMES
 from pentad.apps.chat.topics import TOPICS
@@ -22,19 +15,40 @@ from pentad.core.apps import AppSpec
 
 PACKAGE = Path(__file__).parent
 
+
+def routers() -> list[APIRouter]:
+    """The REST routers, imported when a web app is built (not by `pentad worker` or the CLI)."""
+    from pentad.apps.chat import (
+        attachments_endpoints,
+        endpoints,
+        integrations_endpoints,
+        search_endpoints,
+        server_endpoints,
+    )
+
+    return [
+        endpoints.router,
+        search_endpoints.router,
+        attachments_endpoints.router,
+        integrations_endpoints.router,
+        server_endpoints.admin_router,
+        server_endpoints.server_router,
+    ]
+
+
+def pages() -> list[APIRouter]:
+    """The pages, imported when a web app is built."""
+    from pentad.apps.chat import pages
+
+    return [pages.router]
+
+
 APP = AppSpec(
     name=APP_NAME,
     title="Chat",
     description="Channels, direct messages, threads, reactions, read receipts, search and moderation.",
-    routers=[
-        router,
-        search_endpoints.router,
-        attachments_endpoints.router,
-        integrations_endpoints.router,
-        admin_router,
-        server_router,
-    ],
-    pages=[pages.router],
+    routers=routers,
+    pages=pages,
     migrations=PACKAGE / "migrations" / "versions",
     permissions=permissions.ALL,
     role_permissions={"member": [permissions.CHAT_USE]},

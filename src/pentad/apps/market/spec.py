@@ -3,8 +3,7 @@
 Session 1 builds it in parts; each part adds its pieces to the lists below with one line (an import and an
 entry), so the parts merge without touching each other's lines:
 
-- ROUTERS: REST routers (market-sso: `sso_endpoints.router`; later: scans, advisor, alerts, admin).
-- PAGES: server-rendered pages.
+- routers(), pages(): the REST routers and pages, imported only when a web app is built.
 - JOBS, CRON: background work (market-esi: `*ingest_tasks.JOBS`, `*ingest_tasks.CRON`; market-sso: the
   token refresh job).
 - TOPICS, EVENTS, SUBSCRIBERS: realtime topics, domain events and their handlers.
@@ -16,19 +15,7 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
-from pentad.apps.market import (
-    advisor_endpoints,
-    alert_endpoints,
-    alert_tasks,
-    endpoints,
-    pages,
-    permissions,
-    scan_endpoints,
-    sso_endpoints,
-    sso_tasks,
-    trader_endpoints,
-    trader_pages,
-)
+from pentad.apps.market import alert_tasks, permissions, sso_tasks
 from pentad.apps.market import topics as market_topics
 from pentad.apps.market.actions.characters import SSO_RUNTIME
 from pentad.apps.market.esi.resource import ESI_CLIENT
@@ -43,36 +30,57 @@ from pentad.core.realtime.topics import TopicSpec
 
 PACKAGE = Path(__file__).parent
 
-ROUTERS: list[APIRouter] = [endpoints.router]
-PAGES: list[APIRouter] = []
 JOBS: list[JobSpec] = [*ingest_orders.JOBS]
 CRON: list[CronSpec] = [*ingest_orders.CRON]
 TOPICS: list[TopicSpec] = []
 EVENTS: list[DomainEvent] = []  # type: ignore[type-arg]
 SUBSCRIBERS: list[EventSubscriber] = []
 
-ROUTERS.extend([sso_endpoints.router, sso_endpoints.callback_router])
 JOBS.extend(sso_tasks.JOBS)
 CRON.extend(sso_tasks.CRON)
 JOBS.extend(character_ingest.JOBS)
 CRON.extend(character_ingest.CRON)
-ROUTERS.append(trader_endpoints.router)
-ROUTERS.append(alert_endpoints.router)
 JOBS.extend(alert_tasks.JOBS)
 CRON.extend(alert_tasks.CRON)
 TOPICS.extend(market_topics.TOPICS)
-PAGES.append(trader_pages.router)
-ROUTERS.append(scan_endpoints.router)
-ROUTERS.append(advisor_endpoints.router)
-PAGES.append(pages.router)
+
+
+def routers() -> list[APIRouter]:
+    """The REST routers, imported when a web app is built (not by `pentad worker` or the CLI)."""
+    from pentad.apps.market import (
+        advisor_endpoints,
+        alert_endpoints,
+        endpoints,
+        scan_endpoints,
+        sso_endpoints,
+        trader_endpoints,
+    )
+
+    return [
+        endpoints.router,
+        sso_endpoints.router,
+        sso_endpoints.callback_router,
+        trader_endpoints.router,
+        alert_endpoints.router,
+        scan_endpoints.router,
+        advisor_endpoints.router,
+    ]
+
+
+def pages() -> list[APIRouter]:
+    """The pages, imported when a web app is built."""
+    from pentad.apps.market import pages, trader_pages
+
+    return [trader_pages.router, pages.router]
+
 
 APP = AppSpec(
     name=APP_NAME,
     title="Market",
     description="EVE Online market assistant: ESI and SSO in; station trading, hauling, orders, P&L, "
     "alerts and an AI advisor out.",
-    routers=ROUTERS,
-    pages=PAGES,
+    routers=routers,
+    pages=pages,
     migrations=PACKAGE / "migrations" / "versions",
     permissions=permissions.ALL,
     role_permissions={"member": [permissions.MARKET_USE, permissions.MARKET_ADVISOR]},

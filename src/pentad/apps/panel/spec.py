@@ -1,8 +1,8 @@
 """The panel app's AppSpec: what it hands the core (pentad.apps.INSTALLED names this module).
 
 Session 1 part B built the control plane (nodes, enrolment, allocations, templates, servers). The agent
-link, power, console and the later parts add their routers, topics, services, jobs and events to the lists
-below, one entry each."""
+link, power, console and the later parts add their routers (to `routers()`, imported only when a web app is
+built), topics, services, jobs and events to the lists below, one entry each."""
 
 from __future__ import annotations
 
@@ -11,18 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from pentad.apps.panel import (
-    agent_endpoints,
-    backup_endpoints,
-    control_endpoints,
-    endpoints,
-    events,
-    files_endpoints,
-    pages,
-    permissions,
-    services,
-    topics,
-)
+from pentad.apps.panel import events, permissions, services, topics
 from pentad.apps.panel.actions import backups, schedules
 from pentad.apps.panel.credentials import NODE_SCHEME
 from pentad.apps.panel.settings import APP_NAME, PanelSettings
@@ -34,9 +23,33 @@ from pentad.core.services import ServiceSpec
 
 PACKAGE = Path(__file__).parent
 
-ROUTERS: list[APIRouter] = [endpoints.router, agent_endpoints.router, control_endpoints.router]
-ROUTERS.append(files_endpoints.router)
-ROUTERS.append(backup_endpoints.router)
+
+def routers() -> list[APIRouter]:
+    """The REST routers, imported when a web app is built (not by `pentad worker`, the agent or the CLI)."""
+    from pentad.apps.panel import (
+        agent_endpoints,
+        backup_endpoints,
+        control_endpoints,
+        endpoints,
+        files_endpoints,
+    )
+
+    return [
+        endpoints.router,
+        agent_endpoints.router,
+        control_endpoints.router,
+        files_endpoints.router,
+        backup_endpoints.router,
+    ]
+
+
+def pages() -> list[APIRouter]:
+    """The pages, imported when a web app is built."""
+    from pentad.apps.panel import pages
+
+    return [pages.router]
+
+
 TOPICS: list[TopicSpec] = [*topics.TOPICS]
 SERVICES: list[ServiceSpec] = [*services.SERVICES]
 JOBS: list[JobSpec] = [*schedules.JOBS, *backups.JOBS]
@@ -47,8 +60,8 @@ APP = AppSpec(
     name=APP_NAME,
     title="Panel",
     description="Game servers on many hosts: nodes and their agents, templates (eggs), servers.",
-    routers=ROUTERS,
-    pages=[pages.router],
+    routers=routers,
+    pages=pages,
     static_dir=PACKAGE / "static",
     migrations=PACKAGE / "migrations" / "versions",
     permissions=permissions.ALL,

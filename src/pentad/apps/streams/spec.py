@@ -7,17 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fastapi import APIRouter
+
 from pentad.apps.streams import (
-    endpoints,
-    images_endpoints,
-    media_endpoints,
-    pages,
     permissions,
-    recordings_endpoints,
     services,
     tasks,
     topics,
-    webrtc_endpoints,
 )
 from pentad.apps.streams.events import DOMAIN_EVENTS
 from pentad.apps.streams.playback import PLAYBACK_SCHEME
@@ -26,19 +22,40 @@ from pentad.core.apps import AppSpec
 
 PACKAGE = Path(__file__).parent
 
-APP = AppSpec(
-    name=APP_NAME,
-    title="Streams",
-    description="Camera streaming: RTMP/RTSP in, HLS and WebRTC out, recording.",
-    routers=[
+
+def routers() -> list[APIRouter]:
+    """The REST and media routers, imported when a web app is built (not by `pentad worker` or the CLI)."""
+    from pentad.apps.streams import (
+        endpoints,
+        images_endpoints,
+        media_endpoints,
+        recordings_endpoints,
+        webrtc_endpoints,
+    )
+
+    return [
         endpoints.router,
         images_endpoints.router,
         media_endpoints.router,
         recordings_endpoints.router,
         recordings_endpoints.media_router,
         webrtc_endpoints.router,
-    ],
-    pages=[pages.router],
+    ]
+
+
+def pages() -> list[APIRouter]:
+    """The pages, imported when a web app is built."""
+    from pentad.apps.streams import pages
+
+    return [pages.router]
+
+
+APP = AppSpec(
+    name=APP_NAME,
+    title="Streams",
+    description="Camera streaming: RTMP/RTSP in, HLS and WebRTC out, recording.",
+    routers=routers,
+    pages=pages,
     migrations=PACKAGE / "migrations" / "versions",
     permissions=permissions.ALL,
     role_permissions={"member": [permissions.STREAMS_USE, permissions.STREAMS_WATCH]},

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from functools import cache
 
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 _hasher = PasswordHash((Argon2Hasher(),))
-# Verified against when the account does not exist, so both paths cost the same time.
-_DUMMY_HASH = _hasher.hash("pentad-timing-equaliser")
 
 MAX_PASSWORD_LENGTH = 1024
 
@@ -18,9 +17,16 @@ async def hash_password(password: str) -> str:
     return await asyncio.to_thread(_hasher.hash, password)
 
 
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the account does not exist, so both paths cost the same time. Made on first
+    use: an argon2 hash costs a few hundred milliseconds, which every `pentad` process would pay at import."""
+    return _hasher.hash("pentad-timing-equaliser")
+
+
 async def verify_password(password: str, password_hash: str | None) -> bool:
     """Constant-work check; argon2 runs in a thread so it does not stall the event loop."""
-    target = password_hash or _DUMMY_HASH
+    target = password_hash if password_hash else await asyncio.to_thread(_dummy_hash)
     valid = await asyncio.to_thread(_hasher.verify, password, target)
     return valid and password_hash is not None
 

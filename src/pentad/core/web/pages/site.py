@@ -35,7 +35,7 @@ def install_pages(app: FastAPI, platform: Platform) -> None:
     for router in ROUTERS:
         app.include_router(router)
     for spec in platform.apps:
-        for pages in spec.pages:
+        for pages in spec.page_routers():
             app.include_router(pages)
         if spec.static_dir is not None:
             register_static(spec.name, spec.static_dir)
