@@ -29,6 +29,9 @@ from pentad.core.policy import (
 from tests.conftest import make_settings
 from tests.factories import access_token, bearer, create_user, issue_api_key, issue_service_token
 
+# Route policy does not depend on the database engine: it runs on one.
+pytestmark = pytest.mark.one_engine
+
 INGEST = RateLimitClass("ingest", "100/minute")
 PLAYER_CSP = {"media-src": "'self' blob:", "worker-src": "'self' blob:", "frame-ancestors": "*"}
 WHIP_PERMISSIONS = {"camera": "(self)", "microphone": "(self)"}

@@ -21,6 +21,9 @@ from tests.apps.chat.factories import create_tenant
 from tests.conftest import ALL_APPS, make_settings
 from tests.factories import access_token, bearer, create_user, issue_api_key, issue_service_token
 
+# The route table's guards do not depend on the database engine: they run on one.
+pytestmark = pytest.mark.one_engine
+
 # The reviewed list of operations anyone may call. Routes declare themselves public next to their
 # definition (`@route_policy(public="why")`, core/policy.py); this copy makes every addition or removal
 # show up in review, and test_the_public_operations_are_the_reviewed_ones fails until it is updated.

@@ -16,6 +16,9 @@ from pentad.core.db.engine import Database
 from pentad.core.security import CONTENT_SECURITY_POLICY, client_address
 from tests.conftest import make_settings
 
+# Headers, proxies and body limits do not depend on the database engine: they run on one.
+pytestmark = pytest.mark.one_engine
+
 probe = APIRouter(prefix="/probe")
 
 

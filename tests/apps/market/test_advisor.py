@@ -30,6 +30,9 @@ from tests.factories import bearer, create_user, issue_api_key
 from tests.fakes.market import anthropic_api, openai_api
 from tests.fakes.market.llm_common import Text, ToolCall
 
+# The advisor's providers, failover and budgets do not depend on the database engine: they run on one.
+pytestmark = pytest.mark.one_engine
+
 JITA_STATION, JITA_SYSTEM, JITA_REGION = 60003760, 30000142, 10000002
 TRITANIUM = 34
 CAPTURED = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=3)

@@ -24,6 +24,9 @@ from pentad.core.db.engine import Database
 from pentad.core.logging import configure_logging
 from tests.conftest import make_settings
 
+# The middleware stack does not depend on the database engine: it runs on one.
+pytestmark = pytest.mark.one_engine
+
 SERVICE_ID = uuid.UUID("00000000-0000-4000-8000-00000000beef")
 
 probe = APIRouter(prefix="/probe")

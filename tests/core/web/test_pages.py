@@ -24,6 +24,9 @@ from pentad.core.web.pages.kit import safe_next
 from pentad.core.web.pages.site import PUBLIC_PAGES, ROUTERS
 from tests.factories import DEFAULT_PASSWORD, age_sign_in, bearer, create_admin, create_user, totp_now
 
+# The web shell does not depend on the database engine: it runs on one (the rest of the suite covers each).
+pytestmark = pytest.mark.one_engine
+
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
 
 
