@@ -243,7 +243,7 @@ async def test_the_report_pages_show_the_table_chart_data_and_csv_to_readers_onl
     campaign_page = await client.get(f"/ads/campaigns/{ads.campaign_id}/report?by=source")
     exported = await client.get(f"/ads/sites/{ads.site_id}/report.csv?by=source")
     bad = await client.get(f"/ads/sites/{ads.site_id}/report?since=yesterday")
-    chart = await client.get("/ads/vendor/uPlot.iife.min.js")
+    chart = await client.get("/static/vendor/uplot/uPlot.iife.min.js")
 
     assert page.status_code == 200
     assert '<th scope="row">/news/a</th>' in page.text

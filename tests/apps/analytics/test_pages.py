@@ -61,7 +61,7 @@ async def test_a_member_adds_a_site_through_the_page_and_sees_its_dashboard(
     parts = [
         'data-stat="visitors"', 'data-stat="bounce_rate"', 'id="chart"', 'data-breakdown="pages"',
         'data-breakdown="sources"', 'data-breakdown="countries"', 'data-breakdown="devices"', "data-drops",
-        "/analytics/vendor/uPlot.iife.min.js", "/static/analytics/dashboard.js",
+        "/static/vendor/uplot/uPlot.iife.min.js", "/static/analytics/dashboard.js",
     ]  # fmt: skip
     for part in parts:
         assert part in html, part

@@ -86,7 +86,3 @@ async def test_the_script_is_served_with_long_lived_caching(client: httpx.AsyncC
     stale = await client.get("/analytics/js/t.00000000.js")
     assert stale.status_code == 404
 
-    for name in ("uPlot.iife.min.js", "uPlot.min.css"):
-        vendor = await client.get(f"/analytics/vendor/{name}")
-        assert vendor.status_code == 200, name
-    assert (await client.get("/analytics/vendor/package.json")).status_code == 404

@@ -1,6 +1,6 @@
 """The report pages: `/ads/sites/{id}/report` and `/ads/campaigns/{id}/report` (a daily chart drawn with
-uPlot, the table per page or source, a CSV download), for those who may read the reports; and uPlot
-itself under /ads/vendor (ads serves its own copy: it must work without analytics)."""
+uPlot, the table per page or source, a CSV download), for those who may read the reports. uPlot comes from
+the core's /static/vendor, so the pages work without analytics."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 
-import pentad
 from pentad.apps.ads import reports
 from pentad.apps.ads.actions.context import AdsContext
 from pentad.apps.ads.permissions import ADS_USE
@@ -23,7 +22,6 @@ from pentad.core.auth.dependencies import db_session, request_actor
 from pentad.core.auth.principal import Principal
 from pentad.core.errors import AppError, BadRequest, NotFound
 from pentad.core.platform import get_platform
-from pentad.core.policy import UNLIMITED, route_policy
 from pentad.core.web.pages.kit import TEMPLATES_DIR, PageAccess, failure_context, render_page
 
 templates = Jinja2Templates(directory=[Path(__file__).parent / "templates", TEMPLATES_DIR])
@@ -33,11 +31,6 @@ AdsUser = Annotated[Principal, Depends(PageAccess(ADS_USE))]
 Session = Annotated[AsyncSession, Depends(db_session)]
 Text = Annotated[str, Query(max_length=20)]
 
-VENDOR_DIR = Path(pentad.__file__).resolve().parents[2] / "web" / "node_modules"
-VENDOR_FILES = {
-    "uPlot.iife.min.js": "uplot/dist/uPlot.iife.min.js",
-    "uPlot.min.css": "uplot/dist/uPlot.min.css",
-}
 
 
 def _params(by: str, since: str, until: str) -> tuple[reports.By, date | None, date | None]:
@@ -129,13 +122,3 @@ async def campaign_report_csv(
     ads = _context(request, session, principal)
     report = await reports.campaign_report(ads, campaign_id, *_params(by, since, until))
     return reports.csv_response(report, "ads-campaign")
-
-
-@router.get("/ads/vendor/{name}")
-@route_policy(public="the charting library the report pages load", rate_limit=UNLIMITED)
-async def vendor_file(name: str) -> Response:
-    relative = VENDOR_FILES.get(name)
-    path = VENDOR_DIR / relative if relative else None
-    if path is None or not path.is_file():
-        raise NotFound("No such file.")
-    return FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})

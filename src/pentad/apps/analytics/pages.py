@@ -10,9 +10,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 
-import pentad
 from pentad.apps.analytics.access import access_site
 from pentad.apps.analytics.actions.sites import SiteService
 from pentad.apps.analytics.permissions import ANALYTICS_USE, SITE_MANAGE
@@ -40,12 +39,6 @@ router = APIRouter(include_in_schema=False)
 AnalyticsUser = Annotated[Principal, Depends(PageAccess(ANALYTICS_USE))]
 Session = Annotated[AsyncSession, Depends(db_session)]
 
-VENDOR_DIR = Path(pentad.__file__).resolve().parents[2] / "web" / "node_modules"
-VENDOR_FILES = {
-    "uPlot.iife.min.js": "uplot/dist/uPlot.iife.min.js",
-    "uPlot.min.css": "uplot/dist/uPlot.min.css",
-}
-"""The files of web/node_modules the dashboard loads, as /analytics/vendor/<key>."""
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
@@ -78,16 +71,6 @@ async def tracker_versioned(digest: str, request: Request) -> Response:
     if digest != tracker.digest:
         raise NotFound("No such version of the tracker.")
     return _script(request, tracker, IMMUTABLE)
-
-
-@router.get("/analytics/vendor/{name}")
-@route_policy(public="a charting library the dashboard loads", rate_limit=UNLIMITED)
-async def vendor_file(name: str) -> Response:
-    relative = VENDOR_FILES.get(name)
-    path = VENDOR_DIR / relative if relative else None
-    if path is None or not path.is_file():
-        raise NotFound("No such file.")
-    return FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
 
 
 @router.get("/analytics")
