@@ -5,6 +5,7 @@ the nginx in front a configuration nginx itself accepts."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,11 +16,14 @@ import pytest
 import yaml
 
 from tests.deploy.support import ROOT, VALID_SECRETS, config_show, env_example, interpolate
+from tests.factories import free_port
+from tests.servers import VENV_BIN
 
 COMPOSE = ROOT / "deploy" / "compose"
 SCHEMA = Path(__file__).with_name("compose-spec.json")
 """The Compose specification's schema (github.com/compose-spec/compose-spec, schema/compose-spec.json,
 Apache-2.0), kept here because the tests run offline."""
+RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
 PENTAD_SERVICES = {"migrate", "metrics-token", "web", "worker", "streams", "streams-nginx-config"}
 
 
@@ -155,3 +159,46 @@ def test_the_streams_node_runs_nginx_rtmp_beside_it_and_gets_the_media_routes() 
     media = config.split("location /streams/media/", 1)[1].split("}", 1)[0]
     assert "proxy_pass http://pentad_streams;" in media
     assert "server streams:8000" in config
+
+
+@pytest.mark.skipif(
+    shutil.which("nginx") is None or not Path(RTMP_MODULE).exists(),
+    reason="Debian's nginx with libnginx-mod-rtmp is not installed",
+)
+def test_nginx_rtmp_accepts_the_config_the_streams_node_writes(tmp_path: Path) -> None:
+    """What `streams-nginx-config` runs, with the streams node's environment (its prefix and port moved to
+    this machine's free ones, the database to a file), passes `nginx -t` with the rtmp module."""
+    environment = {
+        key: str(value)
+        for key, value in _compose()["services"]["streams-nginx-config"]["environment"].items()
+    }
+    prefix = tmp_path / "nginx-rtmp"
+    environment.update(
+        PENTAD_STREAMS__NGINX__PREFIX=str(prefix),
+        PENTAD_STREAMS__RTMP_HOST="127.0.0.1",
+        PENTAD_STREAMS__RTMP_PORT=str(free_port()),
+        PENTAD_DATABASE__URL=f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}",
+        PENTAD_DATA_DIR=str(tmp_path),
+    )
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("PENTAD_")}
+    written = subprocess.run(
+        [str(VENV_BIN / "pentad"), "streams", "nginx-config", "--managed", "-o", str(prefix / "nginx.conf")],
+        env={**clean, **environment},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert written.returncode == 0, written.stderr
+    assert (prefix / "nginx.conf").stat().st_mode & 0o077 == 0
+    (prefix / "logs").mkdir()
+    checked = subprocess.run(
+        ["nginx", "-t", "-e", "stderr", "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "test is successful" in checked.stderr
