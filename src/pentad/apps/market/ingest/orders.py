@@ -129,20 +129,21 @@ def _count(context: AppContext, status: str, orders: int = 0) -> None:
     outcome, orders stored, and when a book was last known current (ESI errors: `_record_failure`)."""
     if status == "not_due":
         return
-    metrics = context.metrics.for_app(APP_NAME)
-    metrics.counter(
+    context.metrics.for_app(APP_NAME).counter(
         "region_refreshes",
         "Region order-book refreshes, by outcome (ok, not_modified, deferred, failed).",
         ["outcome"],
     ).labels(status).inc()
     if status in {"ok", "not_modified"}:
-        metrics.gauge(
+        context.metrics.for_app(APP_NAME).gauge(
             "book_current_timestamp_seconds",
             "When a region's order book was last stored or confirmed unchanged by ESI (Unix time).",
             multiprocess_mode="max",
         ).set(time.time())
     if status == "ok":
-        metrics.counter("orders_stored", "Market orders stored in new region snapshots.").inc(orders)
+        context.metrics.for_app(APP_NAME).counter(
+            "orders_stored", "Market orders stored in new region snapshots."
+        ).inc(orders)
 
 
 async def _refresh_region(
