@@ -154,7 +154,10 @@ def test_the_streams_node_runs_nginx_rtmp_beside_it_and_gets_the_media_routes() 
     assert f"-o {prefix}/nginx.conf" in services["streams-nginx-config"]["command"][0]
     assert any(volume.endswith(":" + prefix) for volume in rtmp["volumes"])
     assert (ROOT / "deploy" / "docker" / rtmp["build"]["dockerfile"]).exists()
-    # The web replicas are not the media node: nginx sends the media routes to `streams` only.
+    # The web replicas are not the media node: no media plane, and nginx sends the media routes to
+    # `streams` only.
+    assert services["web"]["environment"]["PENTAD_STREAMS__MEDIA_PLANE"] == "false"
+    assert "PENTAD_STREAMS__MEDIA_PLANE" not in environment
     config = (COMPOSE / "nginx" / "pentad.conf").read_text()
     media = config.split("location /streams/media/", 1)[1].split("}", 1)[0]
     assert "proxy_pass http://pentad_streams;" in media

@@ -173,6 +173,10 @@ def test_the_streams_node_runs_nginx_rtmp_in_its_pod_with_rtmp_exposed_and_the_m
     labels = streams["spec"]["template"]["metadata"]["labels"]
     for service in ("pentad-streams", "pentad-streams-rtmp"):
         assert services[service]["spec"]["selector"].items() <= labels.items()
+    # The web pods run no media plane: the streams node is the only one.
+    (web,) = pod_spec(_by_kind(documents, "Deployment")["pentad-web"])["containers"]  # type: ignore[index]
+    assert {"name": "PENTAD_STREAMS__MEDIA_PLANE", "value": "false"} in web["env"]
+    assert "PENTAD_STREAMS__MEDIA_PLANE" not in config
     policy = _by_kind(documents, "NetworkPolicy")["pentad-streams"]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
 
