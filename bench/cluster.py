@@ -180,14 +180,21 @@ async def main() -> dict[str, Any]:
     return runs
 
 
+def _command() -> str:
+    """The command of this run, with the settings it was given."""
+    given = [f"{name}={os.environ[name]}" for name in sorted(os.environ) if name.startswith("BENCH_")]
+    return " ".join([*given, ".venv/bin/python bench/cluster.py"])
+
+
 def report(runs: dict[str, Any]) -> str:
     base = runs.get("1")
     lines = [
         "# cluster: chat through nginx on 1, 2 and 3 nodes",
         "",
-        f"Run {datetime.now(UTC).isoformat(timespec='seconds')} (load average {os.getloadavg()[0]:.2f}), "
+        f"Run {datetime.now(UTC).isoformat(timespec='seconds')} (load average {runs['load_average_1m']:.2f} "
+        "at the end of the run), "
         f"{DURATION} s per run, {SENDERS} closed-loop senders, {SUBSCRIBERS} subscribers on /ws, "
-        "PostgreSQL + Redis, one worker. `.venv/bin/python bench/cluster.py`",
+        f"PostgreSQL + Redis, one worker. `{_command()}`",
         "",
         "| nodes | sends/s | ratio to 1 node | fan-out p50 | fan-out p99 | delivered |",
         "|---:|---:|---:|---:|---:|---:|",
@@ -201,11 +208,22 @@ def report(runs: dict[str, Any]) -> str:
         )
     if "recovery" in runs:
         rec = runs["recovery"]
+        top = max(NODE_COUNTS)
+        live = runs[str(top)]["fanout_p99_ms"] / 1000
         lines += [
             "",
             f"Back and caught up after a node is killed (SIGKILL), {rec['kills']} kills x "
             f"{rec['clients']} clients: p50 {rec['p50_s']:.2f} s, p95 {rec['p95_s']:.2f} s, "
-            f"**p99 {rec['p99_s']:.2f} s**, max {rec['max_s']:.2f} s (aim p99 < 3 s).",
+            f"**p99 {rec['p99_s']:.2f} s**, max {rec['max_s']:.2f} s (aim p99 < 3 s); baseline of the same "
+            f"run: a live delivery's p99 on {top} nodes is {live:.2f} s, so recovery p99 is "
+            f"{rec['p99_s'] / live:.1f}x a live delivery's.",
+        ]
+    if runs["load_average_1m"] > (os.cpu_count() or 1):
+        lines += [
+            "",
+            f"The machine was busy (load average above its {os.cpu_count()} cores, other work on it): the "
+            "sends/s and fan-out figures are mostly that load's and the ratios are noise; compare runs on a "
+            "quiet machine.",
         ]
     lines += [
         "",
@@ -219,6 +237,7 @@ def report(runs: dict[str, Any]) -> str:
 
 if __name__ == "__main__":
     results = asyncio.run(main())
+    results["load_average_1m"] = os.getloadavg()[0]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "cluster.json").write_text(json.dumps(results, indent=2) + "\n")
     table = report(results)

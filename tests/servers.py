@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -29,6 +30,29 @@ def log_tail(log_path: Path, lines: int = 20, width: int = 1200) -> str:
     return "\n".join(
         line if len(line) <= width else f"{line[:300]} … {line[-(width - 300) :]}" for line in tail
     )
+
+
+async def wait_until_ready(
+    url: str,
+    process: asyncio.subprocess.Process,
+    log_path: Path,
+    *,
+    name: str,
+    within: float = STARTUP_TIMEOUT_SECONDS,
+) -> str | None:
+    """Poll `url` until it answers 2xx (None), or say why not: `process` exited, or did not come up within
+    `within` seconds (with the tail of its log). The asynchronous twin of `running()`'s wait."""
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(timeout=2) as client:
+        while True:
+            if process.returncode is not None:
+                return f"{name} exited with {process.returncode}:\n{log_tail(log_path)}"
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url)).is_success:
+                    return None
+            if time.monotonic() > deadline:
+                return f"{name} did not come up:\n{log_tail(log_path)}"
+            await asyncio.sleep(0.1)
 
 
 @contextlib.contextmanager

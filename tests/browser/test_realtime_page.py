@@ -12,14 +12,12 @@ import asyncio
 import re
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
-import httpx
 import pytest
 from playwright.async_api import ConsoleMessage, Page, async_playwright, expect
 
@@ -40,7 +38,7 @@ from tests.core.realtime.conftest import (
 )
 from tests.core.realtime.realtime_app import Note
 from tests.factories import free_port
-from tests.servers import STARTUP_TIMEOUT_SECONDS
+from tests.servers import wait_until_ready
 
 pytestmark = pytest.mark.browser
 
@@ -272,16 +270,11 @@ class PageServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        async with httpx.AsyncClient(base_url=self.http_url, timeout=2) as client:
-            while True:
-                if self.process.returncode is not None or time.monotonic() > deadline:
-                    pytest.fail(f"pentad serve did not come up:\n{self.log.read_text()}")
-                try:
-                    (await client.get("/healthz")).raise_for_status()
-                    return
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.1)
+        failure = await wait_until_ready(
+            f"{self.http_url}/healthz", self.process, self.log, name="pentad serve"
+        )
+        if failure is not None:
+            pytest.fail(failure)
 
     async def kill(self) -> None:
         if self.process is not None:

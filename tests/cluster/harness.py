@@ -22,15 +22,17 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from tests.factories import DEFAULT_PASSWORD, TEST_CRYPTO_KEYS, TEST_SECRET_KEY, free_port
 from tests.sdk.live_chat import create_tenant_key
-from tests.servers import HOST, STARTUP_TIMEOUT_SECONDS, VENV_BIN, log_tail
+from tests.servers import HOST, STARTUP_TIMEOUT_SECONDS, VENV_BIN, log_tail, wait_until_ready
 
 REPO = Path(__file__).resolve().parents[2]
 LEASE_SECONDS = 5
 """Job leases in the cluster: a killed worker's job runs again on the other after at most this."""
+
+
+RESTART_TIMEOUT_SECONDS = 2 * STARTUP_TIMEOUT_SECONDS
+"""A node restarted mid-scenario starts while the others carry the load on the same small machine."""
 
 
 class ClusterError(Exception):
@@ -66,18 +68,12 @@ class Process:
             await self._wait_ready(self.ready_url)
 
     async def _wait_ready(self, url: str) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        async with httpx.AsyncClient(timeout=2) as client:
-            while True:
-                assert self.process is not None
-                if self.process.returncode is not None:
-                    raise ClusterError(f"{self.name} exited:\n{log_tail(self.log_path)}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(url)).status_code == 200:
-                        return
-                if time.monotonic() > deadline:
-                    raise ClusterError(f"{self.name} did not come up:\n{log_tail(self.log_path)}")
-                await asyncio.sleep(0.1)
+        assert self.process is not None
+        failure = await wait_until_ready(
+            url, self.process, self.log_path, name=self.name, within=RESTART_TIMEOUT_SECONDS
+        )
+        if failure is not None:
+            raise ClusterError(failure)
 
     @property
     def pid(self) -> int:
@@ -120,7 +116,11 @@ def _binary(name: str, fallback: str) -> str:
 
 
 def _nginx_config(prefix: Path, port: int, upstreams: list[int]) -> str:
-    servers = "\n".join(f"        server {HOST}:{p} max_fails=1 fail_timeout=5s;" for p in upstreams)
+    # max_fails=0, as deploy/compose/nginx/pentad.conf: no passive marking down. A node that refuses
+    # costs one refused connect and the request goes to the next; marking it down would keep a restarted
+    # node out for fail_timeout per WebSocket (a WebSocket counts as a success only when it closes), so the
+    # clients of the next node to die would find "no live upstreams" for tens of seconds.
+    servers = "\n".join(f"        server {HOST}:{p} max_fails=0;" for p in upstreams)
     temp = "\n".join(
         f"    {kind}_temp_path {prefix}/{kind};" for kind in ("proxy", "fastcgi", "uwsgi", "scgi")
     )
@@ -152,6 +152,7 @@ http {{
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection $connection_upgrade;
             proxy_read_timeout 3600s;
+            proxy_connect_timeout 2s;
             proxy_next_upstream error timeout http_502 http_503;
             proxy_next_upstream_tries 3;
         }}

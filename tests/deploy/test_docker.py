@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.deploy.support import ROOT, VALID_SECRETS, config_show
 
 DOCKER = ROOT / "deploy" / "docker"
@@ -30,9 +32,10 @@ def _instructions() -> list[tuple[str, str]]:
     return found
 
 
-def test_hadolint_passes() -> None:
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "nginx-rtmp.Dockerfile"])
+def test_hadolint_passes(dockerfile: str) -> None:
     linted = subprocess.run(
-        [str(HADOLINT), "--config", str(DOCKER / ".hadolint.yaml"), str(DOCKERFILE)],
+        [str(HADOLINT), "--config", str(DOCKER / ".hadolint.yaml"), str(DOCKER / dockerfile)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -114,3 +117,11 @@ def test_pentad_accepts_the_images_environment() -> None:
     shown = config_show({**environment, **VALID_SECRETS})
     assert shown.returncode == 0, shown.stderr
     assert "unknown setting" not in shown.stderr, shown.stderr
+
+
+def test_the_nginx_rtmp_image_is_non_root_and_runs_the_config_pentad_writes() -> None:
+    text = (DOCKER / "nginx-rtmp.Dockerfile").read_text()
+    assert "libnginx-mod-rtmp" in text
+    assert "USER 10001:10001" in text
+    assert not SECRET_NAMES.search(re.sub(r"#.*", "", text))
+    assert '"-c", "/var/lib/nginx-rtmp/nginx.conf"' in text

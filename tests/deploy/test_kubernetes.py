@@ -39,6 +39,7 @@ def test_each_overlay_renders_objects_valid_for_kubernetes(overlay: str) -> None
             "PodDisruptionBudget",
             "Service",
             "ServiceAccount",
+            "StatefulSet",
         }
     )
     for doc in documents:
@@ -128,3 +129,66 @@ def test_the_operator_rules_are_the_alert_rules() -> None:
         port["name"] for doc in base if doc["kind"] == "Service" for port in doc["spec"]["ports"]
     }
     assert ports <= service_ports
+
+
+def test_the_streams_node_runs_nginx_rtmp_in_its_pod_with_rtmp_exposed_and_the_media_routes() -> None:
+    documents = render(KUBERNETES / "overlays" / "production")
+    (streams,) = _by_kind(documents, "StatefulSet").values()
+    pod = pod_spec(streams)
+    assert pod is not None
+    assert streams["spec"]["replicas"] == 1
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    containers = {container["name"]: container for container in pod["containers"]}
+    assert set(containers) == {"streams", "nginx-rtmp"}
+    assert containers["nginx-rtmp"]["image"] == "ghcr.io/pentad/pentad-nginx-rtmp:0.1.0"
+    init = {container["name"]: container for container in pod["initContainers"]}
+    assert init["wait-for-schema"]["args"][:2] == ["migrate", "--check"]
+    # The config nginx-rtmp runs is written by Pentad from the node's own settings, where nginx reads it.
+    config = _by_kind(documents, "ConfigMap")["pentad-streams-config"]["data"]
+    prefix = config["PENTAD_STREAMS__NGINX__PREFIX"]
+    assert f"-o {prefix}/nginx.conf" in init["nginx-config"]["args"][0]
+    for container in [*init.values(), *containers.values()]:
+        assert container["resources"]["limits"]["memory"], container["name"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    for container in [*init.values(), containers["streams"]]:
+        refs = [
+            source.get("configMapRef", source.get("secretRef"))["name"] for source in container["envFrom"]
+        ]
+        assert refs == ["pentad-config", "pentad-streams-config", "pentad-secrets"]
+    mounts = {m["name"]: m["mountPath"] for m in containers["nginx-rtmp"]["volumeMounts"]}
+    assert mounts["nginx-rtmp"] == prefix
+    assert containers["streams"]["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # RTMP on a LoadBalancer to the pod's nginx-rtmp port; HLS and snapshots through the Ingress to the node.
+    services = _by_kind(documents, "Service")
+    rtmp = services["pentad-streams-rtmp"]
+    assert rtmp["spec"]["type"] == "LoadBalancer"
+    assert rtmp["spec"]["ports"][0]["port"] == int(config["PENTAD_STREAMS__RTMP_PORT"])
+    assert rtmp["spec"]["ports"][0]["targetPort"] == "rtmp"
+    paths = {
+        path["path"]: path["backend"]["service"]["name"]
+        for rule in _by_kind(documents, "Ingress")["pentad"]["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert paths == {"/": "pentad-web", "/streams/media/": "pentad-streams"}
+    labels = streams["spec"]["template"]["metadata"]["labels"]
+    for service in ("pentad-streams", "pentad-streams-rtmp"):
+        assert services[service]["spec"]["selector"].items() <= labels.items()
+    # The web pods run no media plane: the streams node is the only one.
+    (web,) = pod_spec(_by_kind(documents, "Deployment")["pentad-web"])["containers"]  # type: ignore[index]
+    assert {"name": "PENTAD_STREAMS__MEDIA_PLANE", "value": "false"} in web["env"]
+    assert "PENTAD_STREAMS__MEDIA_PLANE" not in config
+    policy = _by_kind(documents, "NetworkPolicy")["pentad-streams"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+
+
+def test_the_streams_configuration_is_valid_for_pentad() -> None:
+    documents = render(KUBERNETES / "overlays" / "production")
+    configs = _by_kind(documents, "ConfigMap")
+    secret = yaml.safe_load((KUBERNETES / "base" / "secret.example.yaml").read_text())["stringData"]
+    keys = {name: VALID_SECRETS[name] for name in ("PENTAD_CRYPTO__KEYS", "PENTAD_AUTH__SECRET_KEY")}
+    streams = configs["pentad-streams-config"]["data"]
+    assert not set(streams) & set(configs["pentad-config"]["data"])
+    shown = config_show({**configs["pentad-config"]["data"], **streams, **secret, **keys})
+    assert shown.returncode == 0, shown.stderr
+    assert "unknown setting" not in shown.stderr, shown.stderr
+    assert "warning" not in shown.stderr.lower(), shown.stderr

@@ -14,15 +14,17 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from pentad.apps import INSTALLED, enabled_apps
 from pentad.apps.streams.media import disk
 from pentad.apps.streams.media.engines.base import Publication
 from pentad.apps.streams.media.packager import hls_dir
 from pentad.apps.streams.media.rtsp import PullSource
 from pentad.apps.streams.media.service import Grant, MediaService
-from pentad.apps.streams.services import DatabaseControlPlane
+from pentad.apps.streams.services import SERVICES, DatabaseControlPlane
 from pentad.apps.streams.settings import StreamsSettings
 from pentad.core.platform import Platform
 from tests.apps.streams.support import make_camera, make_key, rows
+from tests.conftest import make_settings
 from tests.factories import Account
 
 # ------------------------------------------------------------------ the control plane, on the database
@@ -236,3 +238,16 @@ async def test_a_full_disk_refuses_new_streams(
     assert any(log.get("reason") == "disk_full" for log in logs)
     assert processes.started == {}
     assert control.closed == []  # refused before any session was opened
+
+
+def test_the_media_plane_runs_unless_the_node_is_told_it_is_not_a_media_node(tmp_path: Path) -> None:
+    """Web nodes of a deployment with a streams node set MEDIA_PLANE=false (docs/deploy.md): their
+    `pentad serve` then never starts `streams.ingest` (no second pull of an RTSP camera, no RTMP port)."""
+    (ingest,) = SERVICES
+    assert ingest.enabled is not None
+    for given, runs in (({}, True), ({"media_plane": False}, False)):
+        settings = make_settings(
+            tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}", apps=["streams"], streams=given
+        )
+        platform = Platform.build(settings, enabled_apps(settings), installed=INSTALLED)
+        assert ingest.enabled(platform) is runs

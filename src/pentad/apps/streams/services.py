@@ -1,7 +1,8 @@
 """The streams app's long-running services (AppSpec.services).
 
-`streams.ingest` (placement `serve`, one per node, critical): the media plane (media/service.py) with the
-engine PENTAD_STREAMS__ENGINE, fed the control plane's answers (actions/publish.py) as callbacks."""
+`streams.ingest` (placement `serve`, one per node, critical; off with MEDIA_PLANE=false): the media plane
+(media/service.py) with the engine PENTAD_STREAMS__ENGINE, fed the control plane's answers
+(actions/publish.py) as callbacks."""
 
 from __future__ import annotations
 
@@ -134,7 +135,15 @@ async def run_ingest(context: ServiceContext) -> None:
 
 SERVICES = [
     # The child backoff (ffmpeg restarts) is the service's: PROCESS_BACKOFF_BASE/MAX's defaults.
+    # Off on the web nodes of a deployment with a streams node (MEDIA_PLANE): one node pulls each RTSP
+    # camera and holds the live media, the others reach it over the relay.
     ServiceSpec(
-        "streams.ingest", run_ingest, placement="serve", critical=True, backoff_base=0.5, backoff_max=30.0
+        "streams.ingest",
+        run_ingest,
+        placement="serve",
+        critical=True,
+        backoff_base=0.5,
+        backoff_max=30.0,
+        enabled=lambda context: context.app_settings(StreamsSettings).media_plane,
     ),
 ]

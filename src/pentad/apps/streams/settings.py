@@ -156,6 +156,11 @@ class LatencyProbeSettings(BaseModel):
 class StreamsSettings(BaseModel):
     """The streams app (apps/streams): ingest, HLS, WebRTC, recording, playback tokens."""
 
+    media_plane: bool = Field(
+        True,
+        description="Run the media plane (`streams.ingest`: RTMP ingest, RTSP pulls, HLS, WebRTC) in this"
+        " node's `pentad serve`. False on web nodes of a deployment with a streams node (docs/deploy.md).",
+    )
     engine: Literal["builtin", "nginx"] = Field(
         "builtin", description="Ingest engine: the built-in RTMP server or nginx-rtmp."
     )

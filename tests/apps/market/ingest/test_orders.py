@@ -281,3 +281,38 @@ async def test_the_refresh_job_waits_out_the_daily_downtime(
     assert raised.value.seconds == 20 * 60 + 5  # until 11:20 UTC, and a little
     assert raised.value.reason == "EVE daily downtime"
     assert esi.fake.requests == []
+
+
+async def test_refreshes_orders_and_esi_errors_are_counted_on_metrics(
+    platform: Platform, esi: FakeEsiServer
+) -> None:
+    """The figures the dashboards and the stale-ingest alert read (deploy/grafana, deploy/prometheus)."""
+    registry = platform.metrics.registry
+
+    def sample(name: str, **labels: str) -> float:
+        return registry.get_sample_value(f"pentad_market_{name}", labels) or 0.0
+
+    before = {
+        outcome: sample("region_refreshes_total", outcome=outcome)
+        for outcome in ("ok", "not_modified", "deferred")
+    }
+    orders_before = sample("orders_stored_total")
+    errors_before = sample("esi_errors_total", code="esi_unavailable")
+    esi.fake.set_book(REGION, make_orders(REGION, count=50, locations=LOCATIONS), page_size=20)
+    assert (await _refresh(platform, esi)).status == "ok"
+    assert (await _refresh(platform, esi)).status == "not_due"  # asked nothing: not a refresh
+    esi.fake.advance(301)
+    assert (await _refresh(platform, esi)).status == "not_modified"
+    current = sample("book_current_timestamp_seconds")
+    assert current > 0
+    esi.fake.advance(301)
+    esi.fake.inject("status", status=503, page=1, times=100)
+    assert (await _refresh(platform, esi)).status == "deferred"
+
+    assert sample("region_refreshes_total", outcome="ok") == before["ok"] + 1
+    assert sample("region_refreshes_total", outcome="not_modified") == before["not_modified"] + 1
+    assert sample("region_refreshes_total", outcome="deferred") == before["deferred"] + 1
+    assert sample("orders_stored_total") == orders_before + 50
+    assert sample("esi_errors_total", code="esi_unavailable") == errors_before + 1
+    # A failed refresh does not make the book look current.
+    assert sample("book_current_timestamp_seconds") == current

@@ -21,6 +21,7 @@ A refresh (`refresh_region`, run by the job `market.refresh_region`, the cron jo
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,7 +37,7 @@ from pentad.apps.market.esi.pages import PagedResult, PreviousPages, fetch_pages
 from pentad.apps.market.esi.resource import ESI_CLIENT
 from pentad.apps.market.ingest import store
 from pentad.apps.market.ingest.stats import Order, book_stats
-from pentad.apps.market.settings import MarketSettings
+from pentad.apps.market.settings import APP_NAME, MarketSettings
 from pentad.core.context import AppContext, JobContext
 from pentad.core.jobs.queue import enqueue
 from pentad.core.jobs.registry import CronSpec, JobSpec, RetryLater
@@ -112,7 +113,47 @@ async def refresh_region(
     now: Callable[[], datetime] = _utcnow,
 ) -> RefreshOutcome:
     """Refresh one region's book (see the module's doc). ESI trouble ends in a `deferred` or `failed`
-    outcome with its run row stored; a database failure rolls back, stores a `failed` run and raises."""
+    outcome with its run row stored; a database failure rolls back, stores a `failed` run and raises.
+    Counted on /metrics (`_count`)."""
+    try:
+        outcome = await _refresh_region(context, client, region_id, force=force, now=now)
+    except Exception:
+        _count(context, "failed")
+        raise
+    _count(context, outcome.status, outcome.rows)
+    return outcome
+
+
+def _count(context: AppContext, status: str, orders: int = 0) -> None:
+    """The ingest's figures for the dashboards and alerts (deploy/grafana, deploy/prometheus): refreshes by
+    outcome, orders stored, and when a book was last known current (ESI errors: `_record_failure`)."""
+    if status == "not_due":
+        return
+    context.metrics.for_app(APP_NAME).counter(
+        "region_refreshes",
+        "Region order-book refreshes, by outcome (ok, not_modified, deferred, failed).",
+        ["outcome"],
+    ).labels(status).inc()
+    if status in {"ok", "not_modified"}:
+        context.metrics.for_app(APP_NAME).gauge(
+            "book_current_timestamp_seconds",
+            "When a region's order book was last stored or confirmed unchanged by ESI (Unix time).",
+            multiprocess_mode="max",
+        ).set(time.time())
+    if status == "ok":
+        context.metrics.for_app(APP_NAME).counter(
+            "orders_stored", "Market orders stored in new region snapshots."
+        ).inc(orders)
+
+
+async def _refresh_region(
+    context: AppContext,
+    client: EsiClient,
+    region_id: int,
+    *,
+    force: bool,
+    now: Callable[[], datetime],
+) -> RefreshOutcome:
     started = now()
     async with context.database.transaction(writes=False) as session:
         state = await store.region_state(session, region_id)
@@ -244,6 +285,9 @@ async def _record_failure(
 ) -> RefreshOutcome:
     status = "deferred" if error.retry_after is not None else "failed"
     detail = f"{error.code}: {error}"
+    context.metrics.for_app(APP_NAME).counter(
+        "esi_errors", "ESI errors that ended a region refresh, by the error's code.", ["code"]
+    ).labels(error.code).inc()
     await _store_run(context, region_id, started, finished, status, detail)
     logger.warning("market_snapshot_not_stored", region_id=region_id, status=status, detail=detail)
     return RefreshOutcome(region_id, status, retry_after=error.retry_after, detail=detail)
