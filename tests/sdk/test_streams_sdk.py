@@ -194,7 +194,7 @@ async def test_live_events_snapshot_recording_and_export_with_progress(stage: St
                 events, lambda e: e.type == "camera.offline", "camera.offline at the end of the stream"
             )
             assert isinstance(offline, CameraLiveEvent)
-            assert offline.session_id == online.session_id  # type: ignore[union-attr]
+            assert offline.session_id == online.session_id
         events.close()
 
         # The timeline holds what was recorded; export 3 seconds of it, following the job's progress.
