@@ -208,7 +208,7 @@ async def test_chromium_plays_over_webrtc_first_and_falls_back_to_hls(stage: Sta
             assert await player.get_attribute("data-protocol") == "webrtc"
             assert await page.get_by_test_id("player-status").inner_text() == "Live · WebRTC"
             decoded = await page.evaluate(
-                "async () => { let n = 0; (await window.pentadPeer.getStats()).forEach(r => {"
+                "async () => { let n = 0; (await window.pentadStreamsPlayer.peer.getStats()).forEach(r => {"
                 " if (r.type === 'inbound-rtp' && r.kind === 'video') n = r.framesDecoded; }); return n }"
             )
             assert decoded > 0

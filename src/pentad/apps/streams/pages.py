@@ -190,3 +190,32 @@ async def recordings_page(
         camera=camera, timeline=timeline, bars=bars, token=token, token_ttl=settings.playback_token_ttl,
         vod_url=f"/streams/recordings/{camera.id}/vod.m3u8", export_max=settings.export.max_seconds,
     )  # fmt: skip
+
+
+# ------------------------------------------------------------------ the camera grid
+
+
+GRID_CSP = PLAYER_CSP
+"""The grid plays a tile live with the SDK's player (hls.js through Media Source, or WebRTC)."""
+
+
+@router.get("/streams/grid")
+@route_policy(csp=GRID_CSP)
+async def grid_page(request: Request, principal: StreamsUser, session: Session) -> Response:
+    """Every camera you may see as a tile: live ones show their latest snapshot (renewed every few
+    seconds) and play live with the SDK's player (static/streams-sdk.js) while hovered or after a click;
+    leaving the tile stops the player. A private camera's tile carries a playback token of that camera."""
+    streams = _context(request, session, principal)
+    found = await cameras.list_cameras(streams)
+    settings = streams.settings
+    base = (settings.public_media_url or "").rstrip("/")
+    tiles = []
+    for camera in sorted(found, key=lambda c: (not c.live, c.name.lower())):
+        token = None
+        if camera.visibility not in OPEN_VISIBILITIES:
+            token = issue_token(streams.platform.signing_secret, camera.id, settings.playback_token_ttl)
+        tiles.append({"camera": camera, "token": token})
+    return render_page(
+        request, "streams_grid.html", principal, renderer=templates,
+        tiles=tiles, media_base=base, token_ttl=settings.playback_token_ttl,
+    )  # fmt: skip
