@@ -232,3 +232,81 @@ async def test_chromium_plays_over_webrtc_first_and_falls_back_to_hls(stage: Sta
             assert any(".ts?" in url for url in requested), requested
         finally:
             await browser.close()
+
+
+async def _tile_plays(page: Page, camera_id: str) -> None:
+    """The tile's own <video> advances with frames decoded."""
+    video = f"document.querySelector('[data-camera-id=\"{camera_id}\"] video')"
+    await page.wait_for_function(
+        f"() => {{ const v = {video}; return v && v.currentTime > 1 }}", timeout=PLAY_MS
+    )
+    first = await page.evaluate(f"() => {video}.currentTime")
+    await page.wait_for_function(f"() => {video} && {video}.currentTime > {first} + 1", timeout=PLAY_MS)
+    assert await page.evaluate(f"() => {video}.getVideoPlaybackQuality().totalVideoFrames") > 0
+
+
+async def test_the_camera_grid_shows_snapshots_that_play_live_on_hover_or_click(stage: Stage) -> None:
+    _chromium_or_skip()
+    problems: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=WEBRTC_ARGS)
+        try:
+            context = await browser.new_context(base_url=stage.base_url)
+            page = await context.new_page()
+            page.on(
+                "console",
+                lambda m: problems.append(m.text) if m.type == "error" and ".map" not in m.text else None,
+            )
+            page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+            await page.goto("/streams/grid")
+            assert "/login" in page.url
+            await _sign_in(page, stage.email, stage.password)
+            await page.goto("/streams/grid")
+            tiles = page.get_by_test_id("tile")
+            assert await tiles.count() == 2
+            # Both cameras are live: each tile shows its snapshot (the private one through its token).
+            for camera_id in (stage.public_id, stage.private_id):
+                await page.wait_for_function(
+                    f"() => {{ const i = document.querySelector('[data-camera-id=\"{camera_id}\"] img');"
+                    " return i && i.complete && i.naturalWidth === 320 }",
+                    timeout=PLAY_MS,
+                )
+            private_src = await page.locator(f'[data-camera-id="{stage.private_id}"] img').get_attribute(
+                "src"
+            )
+            assert private_src is not None
+            assert "token=psp_" in private_src
+            assert not await page.locator("[data-testid=tile] video").count()
+            await page.screenshot(path=str(SCREENSHOTS / "streams-grid.png"))
+
+            # Hover the private camera: it plays live in its tile; move away: the player stops and goes.
+            requests: list[tuple[str, str]] = []
+            page.on("request", lambda request: requests.append((request.method, request.url)))
+            tile = page.locator(f'[data-camera-id="{stage.private_id}"]')
+            await tile.hover()
+            await _tile_plays(page, stage.private_id)
+            assert await tile.get_attribute("data-playing") == "true"
+            protocol = await tile.locator("video").get_attribute("data-protocol")
+            assert protocol in ("webrtc", "hls")
+            await page.screenshot(path=str(SCREENSHOTS / "streams-grid-hover.png"))
+            await page.mouse.move(1, 1)
+            await page.wait_for_function(
+                f"() => !document.querySelector('[data-camera-id=\"{stage.private_id}\"] video')"
+            )
+            assert await tile.get_attribute("data-playing") == "false"
+            if protocol == "webrtc":  # the WHEP session is ended, not left to time out
+                assert any(method == "DELETE" and "/streams/whep/" in url for method, url in requests)
+
+            # A click keeps the public camera playing after the pointer leaves; a second click stops it.
+            public = page.locator(f'[data-camera-id="{stage.public_id}"]')
+            await public.click()
+            await page.mouse.move(1, 1)
+            await _tile_plays(page, stage.public_id)
+            assert await public.get_attribute("data-playing") == "true"
+            await public.click()
+            await page.wait_for_function(
+                f"() => !document.querySelector('[data-camera-id=\"{stage.public_id}\"] video')"
+            )
+        finally:
+            await browser.close()
+    assert problems == []

@@ -325,10 +325,20 @@ export class StreamsPlayer extends EventTarget {
   }
 
   _closePeer() {
-    if (this.peer) this.peer.close();
+    // End the WHEP session first, then close the connection: closed first, the server would drop the
+    // session by itself and answer the DELETE 404.
+    const pc = this.peer;
+    const session = this._session;
     this.peer = null;
-    if (this._session) fetch(this._session, { method: "DELETE", keepalive: true }).catch(() => {});
     this._session = null;
+    if (!pc) return;
+    if (!session) {
+      pc.close();
+      return;
+    }
+    const close = () => pc.close();
+    window.setTimeout(close, 2000);
+    fetch(session, { method: "DELETE", keepalive: true, credentials: "omit" }).then(close, close);
   }
 
   _setProtocol(protocol) {
