@@ -8,7 +8,7 @@ import { StreamsClient, StreamsPlayer } from "./streams-sdk.js";
 const SNAPSHOT_MS = 5000;
 const STATE_MS = 15000;
 
-const grid = document.querySelector(".streams-grid");
+const grid = /** @type {HTMLElement | null} */ (document.querySelector(".streams-grid"));
 const api = new StreamsClient({ baseUrl: window.location.origin });
 const media = new StreamsClient({ baseUrl: grid?.dataset.mediaBase || window.location.origin });
 const tokenTtlMs = Number(grid?.dataset.tokenTtl || "300") * 1000;

@@ -4,8 +4,9 @@
 // through the page's cookie session before it expires.
 import { StreamsClient, StreamsPlayer } from "./streams-sdk.js";
 
-const video = document.getElementById("player");
+const video = /** @type {HTMLVideoElement} */ (document.getElementById("player"));
 const status = document.getElementById("player-status");
+const wanted = new URLSearchParams(window.location.search).get("protocol");
 const player = new StreamsPlayer(video, {
   client: new StreamsClient({ baseUrl: window.location.origin }),
   cameraId: video.dataset.cameraId,
@@ -13,7 +14,7 @@ const player = new StreamsPlayer(video, {
   whep: video.dataset.whep,
   token: video.dataset.token || null,
   tokenTtl: Number(video.dataset.tokenTtl || "300"),
-  protocol: new URLSearchParams(window.location.search).get("protocol") ?? "auto",
+  protocol: wanted === "hls" || wanted === "webrtc" ? wanted : "auto",
 });
 player.addEventListener("status", (event) => {
   if (status) status.textContent = event.detail.text;
