@@ -8,6 +8,10 @@ the same through its own loop."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,6 +35,7 @@ from pentad_streams import (
 )
 from tests.apps.streams.media_node import OWNER, PASSWORD, MediaNode, node_env, publishing, require_ffmpeg
 from tests.apps.streams.support import probe_streams
+from tests.databases import REQUIRE_SERVICES
 from tests.factories import free_port
 
 pytestmark = pytest.mark.slow
@@ -264,3 +269,36 @@ def test_the_blocking_client_does_the_same_with_its_own_loop(stage: Stage, tmp_p
         nobody.list_cameras()
     assert anonymous.value.status == 401
     assert uuid.UUID(str(camera.id))
+
+
+PHP = shutil.which("php")
+PHP_TEST = Path(__file__).resolve().parents[2] / "sdk" / "php" / "tests" / "client_test.php"
+
+
+def test_the_php_client_against_the_same_server(stage: Stage) -> None:
+    """sdk/php/tests/client_test.php (Debian's php-cli) drives cameras, keys, roles, tokens and recordings;
+    what it reports made is then checked here over the Python SDK."""
+    if PHP is None:
+        if REQUIRE_SERVICES:
+            pytest.fail("php-cli is not installed (apt-get install php-cli)")
+        pytest.skip("php-cli is not installed (apt-get install php-cli)")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PENTAD_URL": stage.node.base_url,
+        "PENTAD_OWNER_TOKEN": stage.owner_token,
+        "PENTAD_STRANGER_TOKEN": stage.stranger_token,
+        "PENTAD_STRANGER_EMAIL": STRANGER,
+    }
+    done = subprocess.run([PHP, str(PHP_TEST)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr == ""
+    summary = json.loads(done.stdout.splitlines()[-1])
+    assert summary["failures"] == 0
+    with StreamsClient(stage.node.base_url, stage.owner_token) as owner:
+        camera = owner.get_camera(summary["camera_id"])
+        assert (camera.name, camera.visibility) == ("PHP back yard", "private")
+        assert all(key.revoked_at is not None for key in owner.list_keys(camera.id))
+        assert [grant.role for grant in owner.list_grants(camera.id)] == ["owner"]  # the viewer is gone
+        with pytest.raises(StreamsAPIError) as deleted:
+            owner.get_camera(summary["deleted_id"])
+        assert deleted.value.status == 404
