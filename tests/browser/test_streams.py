@@ -242,7 +242,9 @@ async def _tile_plays(page: Page, camera_id: str) -> None:
     )
     first = await page.evaluate(f"() => {video}.currentTime")
     await page.wait_for_function(f"() => {video} && {video}.currentTime > {first} + 1", timeout=PLAY_MS)
-    assert await page.evaluate(f"() => {video}.getVideoPlaybackQuality().totalVideoFrames") > 0
+    await page.wait_for_function(
+        f"() => {video}.getVideoPlaybackQuality().totalVideoFrames > 0", timeout=PLAY_MS
+    )
 
 
 async def test_the_camera_grid_shows_snapshots_that_play_live_on_hover_or_click(stage: Stage) -> None:
@@ -310,3 +312,63 @@ async def test_the_camera_grid_shows_snapshots_that_play_live_on_hover_or_click(
         finally:
             await browser.close()
     assert problems == []
+
+
+async def test_the_browser_sdk_element_plays_and_its_client_speaks_problem_json(stage: Stage) -> None:
+    """The SDK as a third-party page would use it: imported as a module, <pentad-stream-player> plays a
+    public camera while it is in the page and lets go when removed; StreamsClient reads the API and turns
+    a refusal into StreamsApiError with the problem's code."""
+    _chromium_or_skip()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = await (await browser.new_context(base_url=stage.base_url)).new_page()
+            await page.goto(f"/streams/watch/{stage.public_id}?protocol=hls")
+            refused = await page.evaluate(
+                """async (cameraId) => {
+                    const sdk = await import("/static/streams/streams-sdk.js");
+                    try { await new sdk.StreamsClient().getCamera(cameraId); } catch (error) {
+                        return [error instanceof sdk.StreamsApiError, error.status, error.code];
+                    }
+                }""",
+                stage.public_id,
+            )
+            assert refused == [True, 401, "not_authenticated"]  # the API wants an account; watching does not
+            await page.goto(f"/streams/watch/{stage.private_id}")
+            await _sign_in(page, stage.email, stage.password)
+            await page.wait_for_url(f"**/streams/watch/{stage.private_id}*")
+            answer = await page.evaluate(
+                """async ([publicId, privateId]) => {
+                    const sdk = await import("/static/streams/streams-sdk.js");
+                    const client = new sdk.StreamsClient();  // the page's cookie session and CSRF token
+                    const camera = await client.getCamera(publicId);
+                    const token = await client.playbackToken(privateId);
+                    let missing = null;
+                    try { await client.getCamera(crypto.randomUUID()); } catch (error) {
+                        missing = [error.status, error.code];
+                    }
+                    sdk.defineStreamsPlayer();
+                    const element = document.createElement("pentad-stream-player");
+                    element.setAttribute("camera-id", publicId);
+                    element.setAttribute("protocol", "hls");
+                    element.id = "sdk-element";
+                    document.body.prepend(element);  // on screen, so its frames are decoded
+                    return [camera.name, camera.live, token.token.slice(0, 4), missing];
+                }""",
+                [stage.public_id, stage.private_id],
+            )
+            assert answer[:3] == ["public yard", True, "psp_"]
+            assert answer[3][0] == 404
+            video = "document.querySelector('#sdk-element video')"
+            await page.wait_for_function(f"() => {video} && {video}.currentTime > 1", timeout=PLAY_MS)
+            assert await page.evaluate(f"() => {video}.dataset.protocol") == "hls"
+            await page.wait_for_function(
+                f"() => {video}.getVideoPlaybackQuality().totalVideoFrames > 0", timeout=PLAY_MS
+            )
+            await page.evaluate(
+                "() => { const e = document.getElementById('sdk-element');"
+                " window.kept = e.player; e.remove() }"
+            )
+            assert await page.evaluate("() => [window.kept.status, window.kept.hls]") == ["stopped", None]
+        finally:
+            await browser.close()
