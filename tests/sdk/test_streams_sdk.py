@@ -151,6 +151,21 @@ async def test_cameras_and_keys_and_what_others_may_not_do(stage: Stage) -> None
         assert bad_url.value.status == 422
         assert await owner.get_camera(camera.id) == before
 
+        # A token provider: asked again when the server refuses its token, over REST and on the hub.
+        for use in ("rest", "hub"):
+            given: list[str] = []
+
+            def provider(given: list[str] = given) -> str:
+                given.append("bad-token" if not given else stage.owner_token)
+                return given[-1]
+
+            async with AsyncStreamsClient(base, token_provider=provider, backoff_max=0.5) as renewing:
+                if use == "rest":
+                    assert camera.id in {c.id for c in await renewing.my_cameras()}
+                else:
+                    await renewing.subscribe_camera(other.id)
+            assert given == ["bad-token", stage.owner_token], use
+
         await owner.delete_camera(other.id)
         with pytest.raises(StreamsAPIError) as gone:
             await owner.get_camera(other.id)
