@@ -225,6 +225,9 @@ async def test_live_events_snapshot_recording_and_export_with_progress(stage: St
         assert sum(span.segments for span in timeline.spans) >= 5
         segments = await owner.segments(camera.id, timeline.spans[0].start, timeline.spans[-1].end)
         assert len(segments) == sum(span.segments for span in timeline.spans)
+        # Playback by time: the VOD playlist of the private camera plays with a playback token.
+        vod = owner.vod_url(camera.id, timeline.spans[0].start, timeline.spans[0].end, token.token)
+        assert probe_streams(vod)["video"]["codec_name"] == "h264"
         start = timeline.spans[0].start + timedelta(seconds=2)
         progress: list[ExportProgressEvent] = []
         async with asyncio.timeout(WAIT):
