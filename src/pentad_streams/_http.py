@@ -90,7 +90,8 @@ def api_error(response: httpx.Response) -> StreamsAPIError:
 def ws_url(base_url: str) -> str:
     """The hub's /ws URL of a server root (http → ws, https → wss)."""
     scheme, _, rest = base_url.rstrip("/").partition("://")
-    return f"{ {'https': 'wss', 'http': 'ws'}.get(scheme, scheme) }://{rest}/ws"
+    ws_scheme = {"https": "wss", "http": "ws"}.get(scheme, scheme)
+    return f"{ws_scheme}://{rest}/ws"
 
 
 class HttpApi:

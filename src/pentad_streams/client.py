@@ -76,7 +76,8 @@ PONG = '{"op":"pong"}'
 CLOSE_TIMEOUT = 2.0
 FATAL_CODES = frozenset({4000, 4004})
 """Close codes after which reconnecting cannot help (a bad frame, revoked credentials)."""
-RENEWABLE_CODES = frozenset({4001, 4003})
+AUTH_FAILED = 4001
+RENEWABLE_CODES = frozenset({AUTH_FAILED, 4003})
 """Close codes after which only a fresh token helps (a provider's)."""
 EXPORT_POLL_SECONDS = 5.0
 """wait_export() asks the API this often too, in case an event was missed (the hub is best effort)."""
@@ -570,7 +571,12 @@ class AsyncStreamsClient:
         self.close_code = None
         reader = asyncio.create_task(self._read(ws))
         try:
-            result = await self._request(ws, {"op": "auth", "token": token})
+            try:
+                result = await self._request(ws, {"op": "auth", "token": token})
+            except StreamsRealtimeError as exc:
+                if exc.code == "auth_failed":
+                    self.close_code = AUTH_FAILED  # a provider's fresh token may help; a fixed one not
+                raise
             self.principal_id = str(result["principal"]["id"])
             user_topic = f"streams.user.{self.principal_id}"
             if self._want_user_topic and user_topic not in self._topics:

@@ -27,6 +27,10 @@ export class StreamsApiError extends Error {
   }
 }
 
+function pageCsrfToken() {
+  return document.querySelector('meta[name="csrf-token"]')?.getAttribute("content") ?? null;
+}
+
 function sdkOrigin() {
   return new URL(".", import.meta.url).origin;
 }
@@ -40,7 +44,7 @@ export class StreamsClient {
     this.credentials = options.credentials ?? (bearer ? "omit" : "same-origin");
     // Without a token: the page's own cookie session, whose writes need the page's CSRF token.
     this.csrfToken =
-      options.csrfToken ?? (bearer ? null : document.querySelector('meta[name="csrf-token"]')?.content ?? null);
+      options.csrfToken ?? (bearer || typeof document === "undefined" ? null : pageCsrfToken());
   }
 
   async _headers(json) {
