@@ -166,6 +166,11 @@ async def test_cameras_and_keys_and_what_others_may_not_do(stage: Stage) -> None
                     await renewing.subscribe_camera(other.id)
             assert given == ["bad-token", stage.owner_token], use
 
+        # A fixed token the hub refuses: no endless reconnecting, the client says it is closed.
+        async with AsyncStreamsClient(base, "not-a-token", backoff_max=0.5) as refused_client:
+            with pytest.raises(StreamsClosedError):
+                await refused_client.subscribe_directory()
+
         await owner.delete_camera(other.id)
         with pytest.raises(StreamsAPIError) as gone:
             await owner.get_camera(other.id)
