@@ -23,6 +23,7 @@ import pytest
 
 from pentad_streams import (
     AsyncStreamsClient,
+    CameraChangedEvent,
     CameraLiveEvent,
     EventStream,
     ExportProgressEvent,
@@ -165,6 +166,19 @@ async def test_cameras_and_keys_and_what_others_may_not_do(stage: Stage) -> None
                 else:
                     await renewing.subscribe_camera(other.id)
             assert given == ["bad-token", stage.owner_token], use
+
+        # The socket drops: the client reconnects and resumes the topic; every change arrives once, in order.
+        changes = owner.events("camera.updated")
+        await owner.subscribe_camera(camera.id)
+        assert owner._ws is not None
+        await owner._ws.close()
+        await owner.update_camera(camera.id, name="Renamed while away")
+        await owner.update_camera(camera.id, name="Back again")
+        names: list[str] = []
+        while not names or names[-1] != "Back again":
+            event = await _until(changes, lambda e: isinstance(e, CameraChangedEvent), "camera.updated")
+            names.append(event.name)  # type: ignore[union-attr]
+        assert names == ["Renamed while away", "Back again"]
 
         # A fixed token the hub refuses: no endless reconnecting, the client says it is closed.
         async with AsyncStreamsClient(base, "not-a-token", backoff_max=0.5) as refused_client:
