@@ -14,7 +14,7 @@ import asyncio
 import concurrent.futures
 import queue
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -133,7 +133,7 @@ class StreamsClient:
             raise StreamsClosedError("The client is closed.")
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
-    def _call_soon(self, function: Any) -> None:
+    def _call_soon(self, function: Callable[[], object]) -> None:
         if not self._loop.is_closed():
             self._loop.call_soon_threadsafe(function)
 

@@ -1,7 +1,9 @@
 """The streams pages (session 1: a minimal camera list with key management and the player; the grid,
 timeline and health view come with the media plane): `/streams` lists your cameras and adds one,
 `/streams/cameras/{id}` shows a camera and, to its owners, its stream keys (a new key shown once),
-`/streams/watch/{id}` plays it live with hls.js (static/streams-player.js)."""
+`/streams/watch/{id}` plays it live with hls.js (static/streams-player.js).
+`/streams/grid` shows every camera one may see as a snapshot tile that plays live on hover or click (the
+browser SDK's player, static/streams-sdk.js)."""
 
 from __future__ import annotations
 
@@ -195,12 +197,8 @@ async def recordings_page(
 # ------------------------------------------------------------------ the camera grid
 
 
-GRID_CSP = PLAYER_CSP
-"""The grid plays a tile live with the SDK's player (hls.js through Media Source, or WebRTC)."""
-
-
 @router.get("/streams/grid")
-@route_policy(csp=GRID_CSP)
+@route_policy(csp=PLAYER_CSP)
 async def grid_page(request: Request, principal: StreamsUser, session: Session) -> Response:
     """Every camera you may see as a tile: live ones show their latest snapshot (renewed every few
     seconds) and play live with the SDK's player (static/streams-sdk.js) while hovered or after a click;
