@@ -22,6 +22,7 @@ import httpx
 import pytest
 from playwright.async_api import ConsoleMessage, Page, async_playwright
 
+from pentad_streams import AsyncStreamsClient
 from tests.apps.streams.support import child, needs_ffmpeg, playlist_uris, publish_command, wait_for
 from tests.browser.test_account_flow import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, _chromium_or_skip, _sign_in
 from tests.factories import free_port
@@ -359,6 +360,30 @@ async def test_the_browser_sdk_element_plays_and_its_client_speaks_problem_json(
             )
             assert answer[:3] == ["public yard", True, "psp_"]
             assert answer[3][0] == 404
+            # Live events: the client follows the camera over the hub (its socket token: the cookie session).
+            await page.evaluate(
+                """async (cameraId) => {
+                    const sdk = await import("/static/streams/streams-sdk.js");
+                    window.seen = [];
+                    window.watcher = new sdk.StreamsClient();
+                    window.watcher.watchCamera(cameraId, (event) => window.seen.push(event));
+                    await window.watcher.realtime.connect();
+                }""",
+                stage.public_id,
+            )
+            async with httpx.AsyncClient(base_url=stage.base_url) as http:
+                login = await http.post(
+                    "/api/auth/login", json={"email": stage.email, "password": stage.password}
+                )
+            async with AsyncStreamsClient(stage.base_url, login.json()["access_token"]) as owner:
+                for name in ("public yard, renamed", "public yard"):
+                    await owner.update_camera(stage.public_id, name=name)
+            await page.wait_for_function("() => window.seen.length >= 2", timeout=PLAY_MS)
+            seen = await page.evaluate("() => window.seen.map((e) => [e.type, e.camera_id, e.name])")
+            assert seen == [
+                ["camera.updated", stage.public_id, "public yard, renamed"],
+                ["camera.updated", stage.public_id, "public yard"],
+            ]
             video = "document.querySelector('#sdk-element video')"
             await page.wait_for_function(f"() => {video} && {video}.currentTime > 1", timeout=PLAY_MS)
             assert await page.evaluate(f"() => {video}.dataset.protocol") == "hls"

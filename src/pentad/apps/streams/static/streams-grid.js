@@ -2,11 +2,10 @@
 // (fetched again every SNAPSHOT_MS) and plays live with the SDK's StreamsPlayer while the pointer is on it,
 // or from a click (or Enter) until the next one; leaving the tile stops the player and frees its
 // connection. A private camera's tile carries a playback token, renewed through the page's session.
-// The cameras' live state is asked for again every STATE_MS, so tiles follow cameras going on and off.
+// Tiles follow their cameras going on and off through the cameras' live events (the SDK's watchCamera).
 import { StreamsClient, StreamsPlayer } from "./streams-sdk.js";
 
 const SNAPSHOT_MS = 5000;
-const STATE_MS = 15000;
 
 const grid = /** @type {HTMLElement | null} */ (document.querySelector(".streams-grid"));
 const api = new StreamsClient({ baseUrl: window.location.origin });
@@ -150,10 +149,11 @@ window.setInterval(() => {
   for (const tile of tiles.values()) tile.refreshSnapshot();
 }, SNAPSHOT_MS);
 
-window.setInterval(async () => {
-  try {
-    for (const camera of await api.listCameras()) tiles.get(camera.id)?.setLive(camera.live);
-  } catch (error) {
-    console.warn(error);
-  }
-}, STATE_MS);
+// Cameras going on and off, live from each camera's topic (the hub resumes them after a reconnection).
+for (const tile of tiles.values()) {
+  api.watchCamera(tile.cameraId, (event) => {
+    if (event.type === "camera.online") tile.setLive(true);
+    else if (event.type === "camera.offline") tile.setLive(false);
+    else if (event.type === "camera.deleted") tile.element.remove();
+  });
+}

@@ -156,6 +156,53 @@ export interface StreamsClientOptions {
   credentials?: RequestCredentials;
 }
 
+/** What the hub's topics carry (docs/streams.md, "Live events"). */
+export type StreamsEvent =
+  | { type: "camera.online" | "camera.offline"; camera_id: Uuid; session_id: Uuid; reason: string | null }
+  | { type: "camera.updated" | "camera.deleted"; camera_id: Uuid; name: string; visibility: Visibility }
+  | { type: "key.created" | "key.revoked"; camera_id: Uuid; key_id: Uuid; hint: string }
+  | { type: "grant.added" | "grant.removed"; camera_id: Uuid; role: CameraRole | null }
+  | {
+      type: "recording.started" | "recording.stopped";
+      camera_id: Uuid;
+      recording_id: Uuid;
+      mode: string;
+      reason: string | null;
+    }
+  | {
+      type: "export.progress";
+      camera_id: Uuid;
+      export_id: Uuid;
+      status: string;
+      progress: number;
+      size_bytes: number | null;
+      error: string | null;
+    };
+
+export interface HubFrame {
+  topic: string;
+  seq: number;
+  epoch: string;
+  ts: number;
+  data: StreamsEvent;
+}
+
+export interface WatchOptions {
+  /** Resume after an event seen earlier (with its epoch). */
+  since?: number | null;
+  epoch?: string | null;
+  /** Events may have been missed: read the state again over REST. */
+  onRecoveryFailed?: (topic: string) => void;
+  /** The hub refused or ended the subscription (e.g. `forbidden`). */
+  onError?: (topic: string, error: Error) => void;
+}
+
+export interface RealtimeConnection {
+  readonly state: "idle" | "connecting" | "connected" | "disconnected" | "closed";
+  connect(): Promise<void>;
+  close(): void;
+}
+
 export declare class StreamsClient {
   readonly baseUrl: string;
   token: string | null;
@@ -183,6 +230,14 @@ export declare class StreamsClient {
   createExport(cameraId: Uuid, start: When, end: When): Promise<Export>;
   listExports(cameraId: Uuid): Promise<Export[]>;
   getExport(exportId: Uuid): Promise<Export>;
+  /** The hub connection, made on first use. */
+  readonly realtime: RealtimeConnection;
+  /** Follow a camera's live events; returns the function that stops. */
+  watchCamera(cameraId: Uuid, handler: (event: StreamsEvent, frame: HubFrame) => void, options?: WatchOptions): () => void;
+  /** Follow the public cameras going online, offline or away. */
+  watchDirectory(handler: (event: StreamsEvent, frame: HubFrame) => void, options?: WatchOptions): () => void;
+  /** Close the hub connection. */
+  close(): void;
   hlsUrl(cameraId: Uuid, token?: string | null): string;
   whepUrl(cameraId: Uuid): string;
   snapshotUrl(cameraId: Uuid, token?: string | null): string;

@@ -14,6 +14,10 @@
 // it expires and swapped into every later request. hls.js is loaded from the SDK's own server
 // (/streams/vendor/hls.min.mjs) the first time HLS is needed.
 // <pentad-stream-player camera-id="…"> wraps the player as an element (defineStreamsPlayer()).
+// Live events (watchCamera, watchDirectory) come over the hub (/static/js/realtime.js): one socket per
+// client, resumed after a reconnection so that no event is missed or delivered twice.
+
+import { RealtimeClient } from "../js/realtime.js";
 
 const HLS_MODULE = "/streams/vendor/hls.min.mjs";
 
@@ -153,6 +157,50 @@ export class StreamsClient {
   }
   getExport(exportId) {
     return this.request("GET", `/api/streams/exports/${exportId}`);
+  }
+
+  /** The hub connection, made on first use (the core's RealtimeClient). */
+  get realtime() {
+    if (!this._realtime) {
+      const url = `${this.baseUrl}/ws`;
+      this._realtime =
+        this.token && !this.tokenProvider
+          ? new RealtimeClient({ url, token: this.token })
+          : new RealtimeClient({ url, getToken: () => this._socketToken() });
+    }
+    return this._realtime;
+  }
+
+  async _socketToken() {
+    if (this.tokenProvider) {
+      this.token = await this.tokenProvider();
+      return this.token;
+    }
+    // The page's cookie session: a short-lived access token for the socket.
+    return (await this.request("POST", "/api/auth/session-token")).access_token;
+  }
+
+  _watch(topic, handler, options) {
+    const stop = this.realtime.subscribe(topic, (frame) => handler(frame.data, frame), options);
+    this.realtime.connect().catch((error) => console.warn(error));
+    return stop;
+  }
+
+  /** Follow a camera's live events (camera.online/offline/updated/deleted, recording.*, export.progress);
+   * handler(event, frame). Returns the function that stops following. */
+  watchCamera(cameraId, handler, options) {
+    return this._watch(`streams.camera.${cameraId}`, handler, options);
+  }
+
+  /** Follow the public cameras going online, offline or away. */
+  watchDirectory(handler, options) {
+    return this._watch("streams.directory", handler, options);
+  }
+
+  /** Close the hub connection (REST calls keep working; the next watch opens a new one). */
+  close() {
+    this._realtime?.close();
+    this._realtime = null;
   }
 
   hlsUrl(cameraId, token) {
