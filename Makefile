@@ -40,11 +40,12 @@ test: install ## Run the whole test suite (SQLite, plus PostgreSQL and MariaDB w
 test-fast: install ## Run the test suite on SQLite only
 	PENTAD_TEST_DATABASES=sqlite $(BIN)/pytest -m "not browser and not slow"
 
-lint: install ## ruff (lint + format check), mypy --strict, import-linter
+lint: install ## ruff (lint + format check), mypy --strict, import-linter, tsc (the streams browser SDK)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	web/node_modules/.bin/tsc --noEmit -p web/tsconfig.json
 
 format: install ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests bench

@@ -22,6 +22,7 @@ import httpx
 import pytest
 from playwright.async_api import ConsoleMessage, Page, async_playwright
 
+from pentad_streams import AsyncStreamsClient
 from tests.apps.streams.support import child, needs_ffmpeg, playlist_uris, publish_command, wait_for
 from tests.browser.test_account_flow import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, _chromium_or_skip, _sign_in
 from tests.factories import free_port
@@ -208,7 +209,7 @@ async def test_chromium_plays_over_webrtc_first_and_falls_back_to_hls(stage: Sta
             assert await player.get_attribute("data-protocol") == "webrtc"
             assert await page.get_by_test_id("player-status").inner_text() == "Live · WebRTC"
             decoded = await page.evaluate(
-                "async () => { let n = 0; (await window.pentadPeer.getStats()).forEach(r => {"
+                "async () => { let n = 0; (await window.pentadStreamsPlayer.peer.getStats()).forEach(r => {"
                 " if (r.type === 'inbound-rtp' && r.kind === 'video') n = r.framesDecoded; }); return n }"
             )
             assert decoded > 0
@@ -230,5 +231,169 @@ async def test_chromium_plays_over_webrtc_first_and_falls_back_to_hls(stage: Sta
             await _plays(page)
             assert await player.get_attribute("data-protocol") == "hls"
             assert any(".ts?" in url for url in requested), requested
+        finally:
+            await browser.close()
+
+
+async def _tile_plays(page: Page, camera_id: str) -> None:
+    """The tile's own <video> advances with frames decoded."""
+    video = f"document.querySelector('[data-camera-id=\"{camera_id}\"] video')"
+    await page.wait_for_function(
+        f"() => {{ const v = {video}; return v && v.currentTime > 1 }}", timeout=PLAY_MS
+    )
+    first = await page.evaluate(f"() => {video}.currentTime")
+    await page.wait_for_function(f"() => {video} && {video}.currentTime > {first} + 1", timeout=PLAY_MS)
+    await page.wait_for_function(
+        f"() => {video}.getVideoPlaybackQuality().totalVideoFrames > 0", timeout=PLAY_MS
+    )
+
+
+async def test_the_camera_grid_shows_snapshots_that_play_live_on_hover_or_click(stage: Stage) -> None:
+    _chromium_or_skip()
+    problems: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=WEBRTC_ARGS)
+        try:
+            context = await browser.new_context(base_url=stage.base_url)
+            page = await context.new_page()
+            page.on(
+                "console",
+                lambda m: problems.append(m.text) if m.type == "error" and ".map" not in m.text else None,
+            )
+            page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+            await page.goto("/streams/grid")
+            assert "/login" in page.url
+            await _sign_in(page, stage.email, stage.password)
+            await page.goto("/streams/grid")
+            tiles = page.get_by_test_id("tile")
+            assert await tiles.count() == 2
+            # Both cameras are live: each tile shows its snapshot (the private one through its token).
+            for camera_id in (stage.public_id, stage.private_id):
+                await page.wait_for_function(
+                    f"() => {{ const i = document.querySelector('[data-camera-id=\"{camera_id}\"] img');"
+                    " return i && i.complete && i.naturalWidth === 320 }",
+                    timeout=PLAY_MS,
+                )
+            private_src = await page.locator(f'[data-camera-id="{stage.private_id}"] img').get_attribute(
+                "src"
+            )
+            assert private_src is not None
+            assert "token=psp_" in private_src
+            assert not await page.locator("[data-testid=tile] video").count()
+            await page.screenshot(path=str(SCREENSHOTS / "streams-grid.png"))
+
+            # Hover the private camera: it plays live in its tile; move away: the player stops and goes.
+            requests: list[tuple[str, str]] = []
+            page.on("request", lambda request: requests.append((request.method, request.url)))
+            tile = page.locator(f'[data-camera-id="{stage.private_id}"]')
+            await tile.hover()
+            await _tile_plays(page, stage.private_id)
+            assert await tile.get_attribute("data-playing") == "true"
+            protocol = await tile.locator("video").get_attribute("data-protocol")
+            assert protocol in ("webrtc", "hls")
+            await page.screenshot(path=str(SCREENSHOTS / "streams-grid-hover.png"))
+            await page.mouse.move(1, 1)
+            await page.wait_for_function(
+                f"() => !document.querySelector('[data-camera-id=\"{stage.private_id}\"] video')"
+            )
+            assert await tile.get_attribute("data-playing") == "false"
+            if protocol == "webrtc":  # the WHEP session is ended, not left to time out
+                assert any(method == "DELETE" and "/streams/whep/" in url for method, url in requests)
+
+            # A click keeps the public camera playing after the pointer leaves; a second click stops it.
+            public = page.locator(f'[data-camera-id="{stage.public_id}"]')
+            await public.click()
+            await page.mouse.move(1, 1)
+            await _tile_plays(page, stage.public_id)
+            assert await public.get_attribute("data-playing") == "true"
+            await public.click()
+            await page.wait_for_function(
+                f"() => !document.querySelector('[data-camera-id=\"{stage.public_id}\"] video')"
+            )
+        finally:
+            await browser.close()
+    assert problems == []
+
+
+async def test_the_browser_sdk_element_plays_and_its_client_speaks_problem_json(stage: Stage) -> None:
+    """The SDK as a third-party page would use it: imported as a module, <pentad-stream-player> plays a
+    public camera while it is in the page and lets go when removed; StreamsClient reads the API and turns
+    a refusal into StreamsApiError with the problem's code."""
+    _chromium_or_skip()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = await (await browser.new_context(base_url=stage.base_url)).new_page()
+            await page.goto(f"/streams/watch/{stage.public_id}?protocol=hls")
+            refused = await page.evaluate(
+                """async (cameraId) => {
+                    const sdk = await import("/static/streams/streams-sdk.js");
+                    try { await new sdk.StreamsClient().getCamera(cameraId); } catch (error) {
+                        return [error instanceof sdk.StreamsApiError, error.status, error.code];
+                    }
+                }""",
+                stage.public_id,
+            )
+            assert refused == [True, 401, "not_authenticated"]  # the API wants an account; watching does not
+            await page.goto(f"/streams/watch/{stage.private_id}")
+            await _sign_in(page, stage.email, stage.password)
+            await page.wait_for_url(f"**/streams/watch/{stage.private_id}*")
+            answer = await page.evaluate(
+                """async ([publicId, privateId]) => {
+                    const sdk = await import("/static/streams/streams-sdk.js");
+                    const client = new sdk.StreamsClient();  // the page's cookie session and CSRF token
+                    const camera = await client.getCamera(publicId);
+                    const token = await client.playbackToken(privateId);
+                    let missing = null;
+                    try { await client.getCamera(crypto.randomUUID()); } catch (error) {
+                        missing = [error.status, error.code];
+                    }
+                    sdk.defineStreamsPlayer();
+                    const element = document.createElement("pentad-stream-player");
+                    element.setAttribute("camera-id", publicId);
+                    element.setAttribute("protocol", "hls");
+                    element.id = "sdk-element";
+                    document.body.prepend(element);  // on screen, so its frames are decoded
+                    return [camera.name, camera.live, token.token.slice(0, 4), missing];
+                }""",
+                [stage.public_id, stage.private_id],
+            )
+            assert answer[:3] == ["public yard", True, "psp_"]
+            assert answer[3][0] == 404
+            # Live events: the client follows the camera over the hub (its socket token: the cookie session).
+            await page.evaluate(
+                """async (cameraId) => {
+                    const sdk = await import("/static/streams/streams-sdk.js");
+                    window.seen = [];
+                    window.watcher = new sdk.StreamsClient();
+                    window.watcher.watchCamera(cameraId, (event) => window.seen.push(event));
+                    await window.watcher.realtime.connect();
+                }""",
+                stage.public_id,
+            )
+            async with httpx.AsyncClient(base_url=stage.base_url) as http:
+                login = await http.post(
+                    "/api/auth/login", json={"email": stage.email, "password": stage.password}
+                )
+            async with AsyncStreamsClient(stage.base_url, login.json()["access_token"]) as owner:
+                for name in ("public yard, renamed", "public yard"):
+                    await owner.update_camera(stage.public_id, name=name)
+            await page.wait_for_function("() => window.seen.length >= 2", timeout=PLAY_MS)
+            seen = await page.evaluate("() => window.seen.map((e) => [e.type, e.camera_id, e.name])")
+            assert seen == [
+                ["camera.updated", stage.public_id, "public yard, renamed"],
+                ["camera.updated", stage.public_id, "public yard"],
+            ]
+            video = "document.querySelector('#sdk-element video')"
+            await page.wait_for_function(f"() => {video} && {video}.currentTime > 1", timeout=PLAY_MS)
+            assert await page.evaluate(f"() => {video}.dataset.protocol") == "hls"
+            await page.wait_for_function(
+                f"() => {video}.getVideoPlaybackQuality().totalVideoFrames > 0", timeout=PLAY_MS
+            )
+            await page.evaluate(
+                "() => { const e = document.getElementById('sdk-element');"
+                " window.kept = e.player; e.remove() }"
+            )
+            assert await page.evaluate("() => [window.kept.status, window.kept.hls]") == ["stopped", None]
         finally:
             await browser.close()

@@ -321,7 +321,10 @@ async def test_the_player_page_plays_open_cameras_for_anyone_and_private_ones_fo
     assert script.startswith("/static/streams/streams-player.js?v=")
     player = await client.get(script)
     assert player.status_code == 200
-    assert 'from "/streams/vendor/hls.min.mjs"' in player.text
+    assert 'from "./streams-sdk.js"' in player.text  # the browser SDK's player
+    sdk = await client.get("/static/streams/streams-sdk.js")
+    assert sdk.status_code == 200
+    assert '"/streams/vendor/hls.min.mjs"' in sdk.text
     hls = await client.get("/streams/vendor/hls.min.mjs")
     assert hls.status_code == 200
     assert hls.headers["content-type"].startswith("text/javascript")
@@ -347,6 +350,6 @@ async def test_the_player_page_plays_open_cameras_for_anyone_and_private_ones_fo
     assert watched.headers["cache-control"] == "no-store"
     source = watched.text.split('data-src="', 1)[1].split('"', 1)[0]
     assert source.startswith(f"/streams/media/{private_id}/index.m3u8?token=psp_")
-    assert f'data-token-url="/api/streams/cameras/{private_id}/playback-token"' in watched.text
+    assert f'data-camera-id="{private_id}"' in watched.text  # the player renews the token for it
     client.cookies.clear()
     assert (await client.get(source)).status_code == 200  # the page's token plays it

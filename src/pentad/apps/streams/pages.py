@@ -1,7 +1,9 @@
 """The streams pages (session 1: a minimal camera list with key management and the player; the grid,
 timeline and health view come with the media plane): `/streams` lists your cameras and adds one,
 `/streams/cameras/{id}` shows a camera and, to its owners, its stream keys (a new key shown once),
-`/streams/watch/{id}` plays it live with hls.js (static/streams-player.js)."""
+`/streams/watch/{id}` plays it live with hls.js (static/streams-player.js).
+`/streams/grid` shows every camera one may see as a snapshot tile that plays live on hover or click (the
+browser SDK's player, static/streams-sdk.js)."""
 
 from __future__ import annotations
 
@@ -189,4 +191,29 @@ async def recordings_page(
         request, "streams_recordings.html", principal, renderer=templates,
         camera=camera, timeline=timeline, bars=bars, token=token, token_ttl=settings.playback_token_ttl,
         vod_url=f"/streams/recordings/{camera.id}/vod.m3u8", export_max=settings.export.max_seconds,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------ the camera grid
+
+
+@router.get("/streams/grid")
+@route_policy(csp=PLAYER_CSP)
+async def grid_page(request: Request, principal: StreamsUser, session: Session) -> Response:
+    """Every camera you may see as a tile: live ones show their latest snapshot (renewed every few
+    seconds) and play live with the SDK's player (static/streams-sdk.js) while hovered or after a click;
+    leaving the tile stops the player. A private camera's tile carries a playback token of that camera."""
+    streams = _context(request, session, principal)
+    found = await cameras.list_cameras(streams)
+    settings = streams.settings
+    base = (settings.public_media_url or "").rstrip("/")
+    tiles = []
+    for camera in sorted(found, key=lambda c: (not c.live, c.name.lower())):
+        token = None
+        if camera.visibility not in OPEN_VISIBILITIES:
+            token = issue_token(streams.platform.signing_secret, camera.id, settings.playback_token_ttl)
+        tiles.append({"camera": camera, "token": token})
+    return render_page(
+        request, "streams_grid.html", principal, renderer=templates,
+        tiles=tiles, media_base=base, token_ttl=settings.playback_token_ttl,
     )  # fmt: skip
