@@ -85,4 +85,3 @@ async def test_the_script_is_served_with_long_lived_caching(client: httpx.AsyncC
     assert hashed.headers["cache-control"] == "public, max-age=31536000, immutable"
     stale = await client.get("/analytics/js/t.00000000.js")
     assert stale.status_code == 404
-

@@ -32,7 +32,6 @@ Session = Annotated[AsyncSession, Depends(db_session)]
 Text = Annotated[str, Query(max_length=20)]
 
 
-
 def _params(by: str, since: str, until: str) -> tuple[reports.By, date | None, date | None]:
     if by not in ("page", "source"):
         raise BadRequest("Break the report down by page or by source.", code="invalid_report")
