@@ -358,11 +358,6 @@ async def _publish(
     return pc, response
 
 
-@pytest.mark.xfail(
-    reason="known bug (stop 20 note): a WHIP stream whose first keyframe is missed gets no other one, "
-    "so no HLS playlist appears; it passes about half the runs",
-    strict=False,
-)
 async def test_whip_publisher_becomes_hls_and_whep(node: Node, client: httpx.AsyncClient) -> None:
     pc, response = await _publish(client, node.whip_id, node.whip_key)
     try:

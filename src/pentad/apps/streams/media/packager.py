@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import structlog
 
 from pentad.apps.streams.media import flv
-from pentad.apps.streams.media.relay import StreamRelay
+from pentad.apps.streams.media.relay import StreamRelay, Subscription
 from pentad.apps.streams.settings import StreamsSettings
 
 HLS_FOLDER = "hls"
@@ -174,8 +174,14 @@ class HlsPackager:
         task = asyncio.current_task()
         if task is not None:
             self._feeding.add(task)
-        subscription = self.relay.subscribe()
+        subscription: Subscription | None = None
         try:
+            # The FLV header says which tracks come: ffmpeg waits (probing for up to 5 s) for a track it
+            # announces, so it is written once the stream's metadata or first keyframe tells.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.keyframe_timeout):
+                    await self.relay.described.wait()
+            subscription = self.relay.subscribe()
             writer.write(flv.file_header(audio=self.relay.has_audio, video=self.relay.has_video))
             async for frame in subscription:
                 writer.write(flv.tag(frame))
@@ -185,7 +191,8 @@ class HlsPackager:
         except (ConnectionError, OSError) as exc:
             self.log.info("hls_feed_closed", error=type(exc).__name__)
         finally:
-            subscription.close()
+            if subscription is not None:
+                subscription.close()
             self._writers.discard(writer)
             if task is not None:
                 self._feeding.discard(task)
