@@ -27,7 +27,10 @@ receiver is registered and be dropped. Browsers (and aiortc) then send the next 
 (an RTCP PLI) or after hundreds of frames. So `_KeyframeRequests` sends a PLI to the sources the
 receiver hears (RTCRtpReceiver.getSynchronizationSources) as soon as media arrives without a keyframe,
 every KEYFRAME_RETRY until one comes, then every HLS_SEGMENT_SECONDS (segment length); a request that
-fails is logged. Audio of a WHIP publisher is not kept yet (FLV has no Opus)."""
+fails is logged. A WHIP publisher's Opus becomes AAC (tracks.OpusToAac, PyAV) on the relay, so HLS and
+recordings carry AAC like an RTMP camera's and WHEP viewers get Opus from it as from any stream.
+Transcoding here, not in the packager's ffmpeg: the relay is FLV-shaped and Debian's FFmpeg 5.1 reads
+no Opus in FLV."""
 
 from __future__ import annotations
 
@@ -51,7 +54,7 @@ from aiortc import (
 )
 
 from pentad.apps.streams.media.engines.base import Publication
-from pentad.apps.streams.media.frames import DATA, VIDEO, MediaFrame
+from pentad.apps.streams.media.frames import AUDIO, DATA, VIDEO, MediaFrame
 from pentad.apps.streams.media.rtmp import amf0
 from pentad.apps.streams.media.service import Grant, MediaService
 from pentad.apps.streams.media.webrtc.h264 import (
@@ -65,7 +68,13 @@ from pentad.apps.streams.media.webrtc.h264 import (
     nal_type,
 )
 from pentad.apps.streams.media.webrtc.ice import filter_candidates, use_host_addresses
-from pentad.apps.streams.media.webrtc.tracks import OpusFeed, OpusTrack, RelayVideoTrack
+from pentad.apps.streams.media.webrtc.tracks import (
+    OPUS_RATE,
+    OpusFeed,
+    OpusToAac,
+    OpusTrack,
+    RelayVideoTrack,
+)
 from pentad.apps.streams.settings import StreamsSettings
 from pentad.core.realtime.relay import Relay, RelayError, RelayMessage
 
@@ -112,8 +121,10 @@ class _WhipVideo:
     """A WHIP publisher's H.264 access units -> FLV frames on its relay, from the first keyframe that
     comes with its parameter sets. `heard` is set once any access unit has come."""
 
-    def __init__(self, publication: Publication) -> None:
+    def __init__(self, publication: Publication, *, audio: bool = False) -> None:
         self.publication = publication
+        self.audio = audio
+        """The publisher sends audio too (the metadata says so, so the packager expects it)."""
         self.heard = asyncio.Event()
         self.sps: bytes | None = None
         self.pps: bytes | None = None
@@ -147,7 +158,8 @@ class _WhipVideo:
         relay = self.publication.relay
         milliseconds = (timestamp // 90) & 0xFFFFFFFF
         if not self.started:
-            metadata = amf0.encode_all("onMetaData", amf0.EcmaArray(videocodecid=7.0, encoder="whip"))
+            codecs = {"videocodecid": 7.0} | ({"audiocodecid": 10.0} if self.audio else {})
+            metadata = amf0.encode_all("onMetaData", amf0.EcmaArray(**codecs, encoder="whip"))
             relay.push(MediaFrame.parse(DATA, 0, metadata))
             logger.info("whip_video_started", camera_id=str(self.publication.camera_id), skipped=self.skipped)
         if self.sent_config != (self.sps, self.pps):
@@ -158,6 +170,29 @@ class _WhipVideo:
         self.frames += 1
         self.last_frame = time.monotonic()
         relay.push(MediaFrame.parse(VIDEO, milliseconds, flv_video_payload(media, keyframe=keyframe)))
+
+
+class _WhipAudio:
+    """A WHIP publisher's Opus -> AAC frames on its relay, once its video started (the relay's streams
+    start at a video keyframe). A publisher's audio and video clocks both count from their first RTP
+    packet, which come together when the connection starts."""
+
+    def __init__(self, video: _WhipVideo, bitrate: int) -> None:
+        self.video = video
+        self.bitrate = bitrate
+        self.transcoder: OpusToAac | None = None
+        self.frames = 0
+
+    def __call__(self, codec: str, data: bytes, timestamp: int) -> None:
+        if codec.lower() != "opus" or not self.video.started:
+            return
+        relay = self.video.publication.relay
+        if self.transcoder is None:
+            self.transcoder = OpusToAac(self.bitrate)
+            relay.push(MediaFrame.parse(AUDIO, timestamp * 1000 // OPUS_RATE, self.transcoder.config))
+        for milliseconds, body in self.transcoder.feed(data, timestamp):
+            self.frames += 1
+            relay.push(MediaFrame.parse(AUDIO, milliseconds, body))
 
 
 @dataclass(eq=False)
@@ -349,10 +384,15 @@ class WebRtcHub:
             await _shut(peer.pc)
             raise OfferRefused("publish_refused", "This node cannot take the stream now.")
         peer.publication = publication
-        video = _WhipVideo(publication)
+        audio = any(t.kind == "audio" and t.direction != "inactive" for t in peer.pc.getTransceivers())
+        video = _WhipVideo(publication, audio=audio)
         peer.video = video
         for transceiver in peer.pc.getTransceivers():
-            sink: Callable[[str, bytes, int], None] = video if transceiver.kind == "video" else _discard
+            sink: Callable[[str, bytes, int], None] = _discard
+            if transceiver.kind == "video":
+                sink = video
+            elif transceiver.kind == "audio":
+                sink = _WhipAudio(video, self.webrtc.aac_bitrate)
             _tap(transceiver.receiver, sink)
             if transceiver.kind == "video":
                 log = logger.bind(camera_id=str(peer.camera_id), peer=peer.id)
