@@ -82,6 +82,7 @@ async def test_a_restarted_node_ends_the_sessions_it_left_open(
 class FakeGrant:
     camera_id: uuid.UUID
     key_id: uuid.UUID
+    profile: str = "passthrough"
 
 
 @dataclass

@@ -49,9 +49,10 @@ class PullSource:
     camera_id: uuid.UUID
     url: str
     transport: str = "tcp"
+    profile: str = "passthrough"
 
     def __repr__(self) -> str:  # keep the URL out of any accidental repr
-        return f"PullSource({self.camera_id}, transport={self.transport})"
+        return f"PullSource({self.camera_id}, transport={self.transport}, profile={self.profile})"
 
 
 class PullHost(Protocol):
@@ -60,7 +61,14 @@ class PullHost(Protocol):
     processes: Processes
 
     async def open_pulled(
-        self, camera_id: uuid.UUID, relay: StreamRelay, *, engine: str, peer: str, drop: Drop
+        self,
+        camera_id: uuid.UUID,
+        relay: StreamRelay,
+        *,
+        engine: str,
+        peer: str,
+        drop: Drop,
+        profile: str = "passthrough",
     ) -> Publication | None: ...
 
     async def close_stream(self, publication: Publication, reason: str) -> None: ...
@@ -193,7 +201,12 @@ class RtspPuller:
                 self.log.info("rtsp_no_media", exited=waiting_exit.done())
                 return False
             publication = await self.host.open_pulled(
-                self.source.camera_id, relay, engine=ENGINE, peer="rtsp", drop=drop
+                self.source.camera_id,
+                relay,
+                engine=ENGINE,
+                peer="rtsp",
+                drop=drop,
+                profile=self.source.profile,
             )
             if publication is None:
                 return True  # refused (camera gone, capacity): the host said why

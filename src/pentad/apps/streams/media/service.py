@@ -23,7 +23,7 @@ from pentad.apps.streams.media import disk
 from pentad.apps.streams.media.engines.base import Drop, IngestEngine, Publication, StreamHost
 from pentad.apps.streams.media.engines.builtin import BuiltinEngine
 from pentad.apps.streams.media.engines.nginx import NginxEngine
-from pentad.apps.streams.media.packager import HlsPackager, Processes, hls_dir
+from pentad.apps.streams.media.packager import HlsPackager, Processes
 from pentad.apps.streams.media.recorder import TICK_SECONDS, CameraRecorder, RecordedSegment
 from pentad.apps.streams.media.redact import RedactingLog
 from pentad.apps.streams.media.relay import StreamRelay
@@ -44,6 +44,11 @@ class Grant(Protocol):
 
     @property
     def key_id(self) -> uuid.UUID | None: ...
+
+    @property
+    def profile(self) -> str:
+        """passthrough or ladder (media/ladder.py)."""
+        ...
 
 
 class ControlPlane(Protocol):
@@ -160,6 +165,7 @@ class MediaService(StreamHost):
                 root=self.root,
                 socket_dir=self.socket_dir,
                 processes=self.processes,
+                profile=grant.profile,
             )
             try:
                 await packager.start()
@@ -168,7 +174,7 @@ class MediaService(StreamHost):
                 relay.close()
                 await self.control.ended(session_id, "packager_failed", bytes_in=0)
                 return None
-            recorder = CameraRecorder(camera_id, hls_dir(self.root, camera_id), self.root)
+            recorder = CameraRecorder(camera_id, packager.recorded_dir, self.root)
             self.streams[camera_id] = _Live(publication, packager, recorder)
             log.info("stream_opened", session_id=str(session_id))
             return publication
@@ -176,7 +182,14 @@ class MediaService(StreamHost):
             self._opening.discard(camera_id)
 
     async def open_pulled(
-        self, camera_id: uuid.UUID, relay: StreamRelay, *, engine: str, peer: str, drop: Drop
+        self,
+        camera_id: uuid.UUID,
+        relay: StreamRelay,
+        *,
+        engine: str,
+        peer: str,
+        drop: Drop,
+        profile: str = "passthrough",
     ) -> Publication | None:
         """A pulled camera's stream (RTSP): the same session, relay and packager as a publisher's, without a
         key. None when refused, having logged why."""
@@ -207,6 +220,7 @@ class MediaService(StreamHost):
                 root=self.root,
                 socket_dir=self.socket_dir,
                 processes=self.processes,
+                profile=profile,
             )
             try:
                 await packager.start()

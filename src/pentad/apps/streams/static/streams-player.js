@@ -74,6 +74,9 @@ function playWithHlsJs() {
     liveSyncDurationCount: 2,
     lowLatencyMode: true,
     enableWorker: false,
+    // A ladder camera's index.m3u8 is a master playlist: hls.js picks the rendition by bandwidth, never
+    // one taller than the player shows.
+    capLevelToPlayerSize: true,
     // Every URL hls.js asks for gets the current token (the playlists carry the one they were fetched with).
     xhrSetup(xhr, url) {
       xhr.open("GET", withToken(url), true);
@@ -82,6 +85,10 @@ function playWithHlsJs() {
   hls.on(Hls.Events.MANIFEST_PARSED, () => {
     say("Live");
     video.play().catch(() => say("Live: press play"));
+  });
+  hls.on(Hls.Events.LEVEL_SWITCHED, (_event, data) => {
+    const level = hls.levels[data.level];
+    if (hls.levels.length > 1 && level && level.height) video.dataset.rendition = `${level.height}p`;
   });
   hls.on(Hls.Events.ERROR, (_event, data) => {
     if (!data.fatal) return;
