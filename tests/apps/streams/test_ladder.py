@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pentad.apps.streams.media.ladder import ladder_argv
+from pentad.apps.streams.settings import StreamsSettings
 from tests.apps.streams.media_node import (
     OWNER,
     PASSWORD,
@@ -159,9 +161,11 @@ def test_nothing_of_a_private_ladder_plays_without_its_token(ladder: Ladder) -> 
         assert good.status_code == 200, (path, good.text)
     segment = httpx.get(ladder.url(segment_path), params={"s": session, "token": ladder.token})
     assert segment.headers["cache-control"].startswith("private")
-    # Paths outside what the ladder writes stay closed, token or not.
-    for path in ("../index.m3u8", "360p/../../x.m3u8", "720p/index.m3u8", "360p/360p/index.m3u8"):
-        assert httpx.get(ladder.url(path), params={"token": ladder.token}).status_code == 404, path
+    # What the ladder does not write is not found, with the token (traversal: test_media_endpoints.py).
+    for path in ("720p/index.m3u8", "360p/360p/index.m3u8", "360p/seg_999999.ts", "360p/index.m3u8.tmp"):
+        missing = httpx.get(ladder.url(path), params={"s": session, "token": ladder.token})
+        assert missing.status_code == 404, path
+        assert missing.json()["code"] == "media_not_found"
 
 
 def test_the_ladder_runs_one_supervised_ffmpeg_per_stream(ladder: Ladder) -> None:
@@ -174,3 +178,18 @@ def test_the_ladder_runs_one_supervised_ffmpeg_per_stream(ladder: Ladder) -> Non
     assert sorted(p.name for p in media.iterdir() if p.is_dir()) == sorted(RUNGS)
     for path in media.rglob("*"):
         assert ladder.key not in path.name
+
+
+def test_the_rendition_map_names_audio_only_when_the_stream_has_some() -> None:
+    settings = StreamsSettings(ladder="480:1200,720:2800,360:700")
+    with_audio = ladder_argv(settings, "unix:/x.sock", Path("/m/hls/c"), audio=True)
+    silent = ladder_argv(settings, "unix:/x.sock", Path("/m/hls/c"), audio=False)
+    streams = with_audio[with_audio.index("-var_stream_map") + 1]
+    assert streams == "v:0,a:0,name:720p v:1,a:1,name:480p v:2,a:2,name:360p"
+    assert silent[silent.index("-var_stream_map") + 1] == "v:0,name:720p v:1,name:480p v:2,name:360p"
+    assert with_audio.count("0:a") == 3
+    assert "0:a" not in silent
+    assert with_audio[-1] == "/m/hls/c/%v/index.m3u8"
+    assert with_audio[with_audio.index("-master_pl_name") + 1] == "index.m3u8"
+    assert "expr:gte(t,n_forced*1)" in with_audio
+    assert [with_audio[with_audio.index(f"-b:v:{i}") + 1] for i in range(3)] == ["2800k", "1200k", "700k"]
