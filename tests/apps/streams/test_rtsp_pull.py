@@ -8,6 +8,7 @@ media dir."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import signal
@@ -16,10 +17,12 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
+import websockets
 
 from tests.apps.streams.media_node import (
     OWNER,
@@ -165,7 +168,27 @@ def test_an_rtsp_camera_is_pulled_and_survives_its_server_restarting(node: Media
     assert answers[-1].json()["rtsp_url"] != url
 
 
-def test_a_camera_that_never_answers_is_retried_with_backoff_and_logged(node: MediaNode) -> None:
+async def _unreachable_events(node: MediaNode, token: str, camera: str, count: int) -> list[dict[str, Any]]:
+    """The first `count` `camera.unreachable` events on the camera's hub topic."""
+    found: list[dict[str, Any]] = []
+    async with websockets.connect(node.base_url.replace("http://", "ws://") + "/ws") as socket:
+        await socket.send(json.dumps({"op": "auth", "id": 1, "token": token}))
+        assert json.loads(await socket.recv())["ok"]
+        await socket.send(json.dumps({"op": "subscribe", "id": 2, "topic": f"streams.camera.{camera}"}))
+        assert json.loads(await socket.recv())["ok"]
+        async with asyncio.timeout(60):
+            async for frame in socket:
+                data = json.loads(frame).get("data") or {}
+                if data.get("type") == "camera.unreachable":
+                    found.append(data)
+                    if len(found) == count:
+                        return found
+    return found
+
+
+def test_a_camera_that_never_answers_is_retried_with_backoff_logged_and_told_on_its_topic(
+    node: MediaNode,
+) -> None:
     admin = _login(node, "admin@example.com")
     silent = free_port()  # nothing listens there
     made = httpx.post(
@@ -181,6 +204,12 @@ def test_a_camera_that_never_answers_is_retried_with_backoff_and_logged(node: Me
     )
     assert made.status_code == 201, made.text
     camera = made.json()["id"]
+    # The camera's watchers are told of each failure with the backoff state.
+    events = asyncio.run(_unreachable_events(node, admin["Authorization"].removeprefix("Bearer "), camera, 2))
+    assert [event["camera_id"] for event in events] == [camera, camera]
+    assert events[1]["attempt"] == events[0]["attempt"] + 1
+    assert 0 < events[0]["retry_in"] <= events[1]["retry_in"] <= 2.0
+    assert set(events[0]) == {"type", "camera_id", "attempt", "retry_in"}
     node.wait(
         lambda: len([line for line in node.log_events("rtsp_unreachable") if camera in line]) >= 2,
         "failed tries logged",

@@ -120,6 +120,9 @@ class Control:
     async def pull_started(self, camera_id: uuid.UUID, *, engine: str) -> uuid.UUID | None:
         return uuid.uuid4()
 
+    async def pull_unreachable(self, camera_id: uuid.UUID, *, attempt: int, retry_in: float) -> None:
+        return None
+
 
 @dataclass
 class Processes:

@@ -9,7 +9,8 @@ PULL_POLL_SECONDS: a new camera starts, a changed URL restarts, a deleted one st
     first video keyframe within CONNECT_TIMEOUT + READ_TIMEOUT -> host.open_pulled(...) (session, packager)
     ffmpeg exits (the camera went silent for READ_TIMEOUT, refused, closed) -> the stream closes
     wait BACKOFF_BASE * 2^failures (capped at BACKOFF_MAX, jittered) and try again; a pull that delivered
-    media resets the count. Each failure is a `rtsp_unreachable` warning (attempt, next delay).
+    media resets the count. Each failure is a `rtsp_unreachable` warning (attempt, next delay) and a
+    `camera.unreachable` event on the camera's topic (the same figures).
 
 The URL holds the camera's credentials: it is decrypted by the control plane only to be written into a
 0600 file in the media plane's private folder (never on a command line, which every local user can read
@@ -72,6 +73,8 @@ class PullHost(Protocol):
     ) -> Publication | None: ...
 
     async def close_stream(self, publication: Publication, reason: str) -> None: ...
+
+    async def pull_unreachable(self, camera_id: uuid.UUID, *, attempt: int, retry_in: float) -> None: ...
 
 
 def _quote(url: str) -> str:
@@ -166,6 +169,9 @@ class RtspPuller:
                 delay = backoff(self.settings, self.failures)
                 if not delivered:
                     self.log.warning("rtsp_unreachable", attempt=self.failures, retry_in=round(delay, 2))
+                    await self.host.pull_unreachable(
+                        self.source.camera_id, attempt=self.failures, retry_in=delay
+                    )
                 else:
                     self.log.info("rtsp_reconnecting", retry_in=round(delay, 2))
                 await asyncio.sleep(delay)

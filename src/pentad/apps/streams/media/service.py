@@ -76,6 +76,10 @@ class ControlPlane(Protocol):
         """A pulled camera's stream began: its session, or None when the camera may no longer be pulled."""
         ...
 
+    async def pull_unreachable(self, camera_id: uuid.UUID, *, attempt: int, retry_in: float) -> None:
+        """A pulled camera failed again (its watchers get a `camera.unreachable` event)."""
+        ...
+
 
 class RecordingControl(Protocol):
     """The database side of recording (actions/recording.py), as callbacks."""
@@ -233,6 +237,13 @@ class MediaService(StreamHost):
             return publication
         finally:
             self._opening.discard(camera_id)
+
+    async def pull_unreachable(self, camera_id: uuid.UUID, *, attempt: int, retry_in: float) -> None:
+        """An RTSP camera failed again: the control plane tells its watchers (the puller logged it)."""
+        try:
+            await self.control.pull_unreachable(camera_id, attempt=attempt, retry_in=retry_in)
+        except Exception as exc:  # the database may be away; the puller goes on
+            logger.warning("rtsp_event_failed", camera_id=str(camera_id), error=type(exc).__name__)
 
     async def close_stream(self, publication: Publication, reason: str) -> None:
         if publication.closed:
