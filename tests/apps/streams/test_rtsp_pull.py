@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -24,6 +26,9 @@ import httpx
 import pytest
 import websockets
 
+from pentad.apps.streams.media.rtsp import PullSource, pinned_url
+from pentad.apps.streams.settings import RtspSettings, StreamsSettings
+from pentad.core.netguard import DestinationNotAllowed
 from tests.apps.streams.media_node import (
     OWNER,
     PASSWORD,
@@ -221,3 +226,53 @@ def test_a_camera_that_never_answers_is_retried_with_backoff_logged_and_told_on_
     services = httpx.get(f"{node.base_url}/readyz", timeout=10).json()["services"]
     assert services["streams.ingest"]["status"] == "running"
     assert OWNER
+
+
+def test_a_host_name_that_resolves_to_a_private_address_is_refused_when_the_puller_connects(
+    node: MediaNode,
+) -> None:
+    """An owner may not pull from a private address: a literal one is refused when saved; a name that
+    resolves to one (DNS can say anything, and say it later) is refused by the puller each time it
+    would connect, and ffmpeg never starts."""
+    name = socket.gethostname()
+    if any(ipaddress.ip_address(info[4][0]).is_global for info in socket.getaddrinfo(name, 554)):
+        pytest.skip(f"this machine's name {name!r} resolves to a public address")
+    owner = _login(node, OWNER)
+    literal = httpx.post(
+        f"{node.base_url}/api/streams/cameras",
+        json={"name": "Literal", "visibility": "private", "source": "rtsp", "rtsp_url": f"rtsp://{HOST}:9/x"},
+        headers=owner,
+        timeout=30,
+    )
+    assert literal.status_code == 400, literal.text
+    made = httpx.post(
+        f"{node.base_url}/api/streams/cameras",
+        json={"name": "Named", "visibility": "private", "source": "rtsp", "rtsp_url": f"rtsp://{name}:9/x"},
+        headers=owner,
+        timeout=30,
+    )
+    assert made.status_code == 201, made.text
+    camera = made.json()["id"]
+    node.wait(
+        lambda: len([line for line in node.log_events("rtsp_target_refused") if camera in line]) >= 2,
+        "the private target refused at each try",
+        timeout=60,
+    )
+    refused = [json.loads(line) for line in node.log_events("rtsp_target_refused") if camera in line]
+    assert "private or reserved" in refused[0]["reason"]
+    assert not any(f"rtsp:{camera}" in line for line in node.log_events("service_child_started"))
+    assert node.camera_state(uuid.UUID(camera)) == "offline"
+
+
+async def test_the_url_given_to_ffmpeg_names_the_checked_address_not_the_host_name() -> None:
+    settings = StreamsSettings()
+    source = PullSource(uuid.uuid4(), "rtsp://user:p%40ss@localhost:8554/live?x=1", allow_private=True)
+    assert await pinned_url(source, settings) == "rtsp://user:p%40ss@127.0.0.1:8554/live?x=1"
+    with pytest.raises(DestinationNotAllowed):
+        await pinned_url(PullSource(source.camera_id, source.url), settings)  # not approved as private
+    with pytest.raises(DestinationNotAllowed):  # approved, but private addresses are now switched off
+        await pinned_url(source, StreamsSettings(rtsp=RtspSettings(allow_private=False)))
+    with pytest.raises(DestinationNotAllowed):
+        await pinned_url(
+            PullSource(source.camera_id, "rtsp://no-such-host.invalid/x", allow_private=True), settings
+        )

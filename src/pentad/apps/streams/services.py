@@ -65,7 +65,9 @@ class DatabaseControlPlane:
         for camera in cameras:
             assert camera.rtsp_url_enc is not None
             url = self.platform.keyring.decrypt(camera.rtsp_url_enc, context=rtsp_context(camera.id))
-            sources.append(PullSource(camera.id, url, camera.rtsp_transport, camera.profile))
+            sources.append(
+                PullSource(camera.id, url, camera.rtsp_transport, camera.profile, camera.rtsp_private_allowed)
+            )
         return sources
 
     async def pull_started(self, camera_id: uuid.UUID, *, engine: str) -> uuid.UUID | None:

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
@@ -35,6 +36,7 @@ from pentad.apps.streams.media.feed import FlvFeed
 from pentad.apps.streams.media.packager import Processes
 from pentad.apps.streams.media.relay import StreamRelay
 from pentad.apps.streams.settings import StreamsSettings
+from pentad.core.netguard import DestinationNotAllowed, resolve_host
 
 CHILD_PREFIX = "rtsp:"
 ENGINE = "rtsp"
@@ -51,6 +53,8 @@ class PullSource:
     url: str
     transport: str = "tcp"
     profile: str = "passthrough"
+    allow_private: bool = False
+    """A streams admin saved the URL while private addresses were allowed (RTSP__ALLOW_PRIVATE)."""
 
     def __repr__(self) -> str:  # keep the URL out of any accidental repr
         return f"PullSource({self.camera_id}, transport={self.transport}, profile={self.profile})"
@@ -82,17 +86,39 @@ def _quote(url: str) -> str:
     return "'" + url.replace("'", "'\\''") + "'"
 
 
-def concat_list(source: PullSource, settings: StreamsSettings) -> str:
-    """The ffconcat file naming the camera's URL and its RTSP options. ValueError for anything but an
-    rtsp(s):// URL of printable characters (the API checks it too; this list must name nothing else)."""
-    if not source.url.lower().startswith(("rtsp://", "rtsps://")) or not source.url.isprintable():
+ANY_ADDRESS = ("0.0.0.0/0", "::/0")
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
+
+
+async def pinned_url(source: PullSource, settings: StreamsSettings) -> str:
+    """The camera's URL with its host resolved now, checked, and replaced by the address ffmpeg is to
+    connect to (so a second lookup cannot answer something else). The address must be public, unless a
+    streams admin saved the URL while RTSP__ALLOW_PRIVATE allowed private ones (and it still does).
+    DestinationNotAllowed when it is not (or does not resolve)."""
+    parts = urlsplit(source.url)
+    host = parts.hostname or ""
+    port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower(), 554)
+    private = source.allow_private and settings.rtsp.allow_private
+    address = (await resolve_host(host, port, ANY_ADDRESS if private else ()))[0]
+    user, at, _ = parts.netloc.rpartition("@")
+    pinned = f"[{address}]" if ":" in address else address
+    netloc = f"{user}{at}{pinned}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def concat_list(source: PullSource, settings: StreamsSettings, url: str | None = None) -> str:
+    """The ffconcat file naming the camera's URL (or `url`, the pinned one) and its RTSP options.
+    ValueError for anything but an rtsp(s):// URL of printable characters (the API checks it too; this
+    list must name nothing else)."""
+    url = source.url if url is None else url
+    if not url.lower().startswith(("rtsp://", "rtsps://")) or not url.isprintable():
         raise ValueError("not an rtsp:// URL")
     if source.transport not in ("tcp", "udp"):
         raise ValueError("unknown RTSP transport")
     rtsp = settings.rtsp
     return (
         "ffconcat version 1.0\n"
-        f"file {_quote(source.url)}\n"
+        f"file {_quote(url)}\n"
         f"option rtsp_transport {source.transport}\n"
         f"option timeout {int(rtsp.read_timeout * 1_000_000)}\n"
     )
@@ -146,17 +172,17 @@ class RtspPuller:
         self._list_path = host.socket_dir / f"{source.camera_id.hex}.ffconcat"
         self._socket_path = host.socket_dir / f"{source.camera_id.hex}.rtsp.sock"
 
-    def _write_list(self) -> None:
+    def _write_list(self, url: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._list_path.unlink()
         descriptor = os.open(self._list_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as file:
-            file.write(concat_list(self.source, self.settings))
+            file.write(concat_list(self.source, self.settings, url))
 
     async def run(self) -> None:
         """Pull until cancelled."""
         try:
-            await asyncio.to_thread(self._write_list)
+            concat_list(self.source, self.settings)
         except ValueError as exc:
             self.log.error("rtsp_url_invalid", error=str(exc))
             return
@@ -181,6 +207,12 @@ class RtspPuller:
 
     async def _attempt(self) -> bool:
         """One connection: True when it delivered media (then ended)."""
+        try:
+            url = await pinned_url(self.source, self.settings)
+        except DestinationNotAllowed as exc:
+            self.log.warning("rtsp_target_refused", reason=str(exc))
+            return False
+        await asyncio.to_thread(self._write_list, url)
         relay = StreamRelay(self.source.camera_id)
         feed = FlvFeed(self._socket_path, relay.push, label=str(self.source.camera_id))
         publication: Publication | None = None
