@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 
 from alembic import command
-from sqlalchemy import insert, inspect
+from sqlalchemy import insert, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pentad.apps.streams.models import StreamsCamera, StreamsRecording, StreamsSegment
@@ -69,5 +69,39 @@ async def test_streams_0001_up_and_down(scratch_url: str) -> None:
 
         await upgrade_async(scratch_url, [APP])
         assert await _tables(engine) >= TABLES
+    finally:
+        await engine.dispose()
+
+
+async def _camera_columns(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as connection:
+        columns = await connection.run_sync(lambda sync: inspect(sync).get_columns("streams_cameras"))
+    return {column["name"] for column in columns}
+
+
+async def test_streams_0002_adds_the_private_approval_defaulting_to_false(scratch_url: str) -> None:
+    await upgrade_async(scratch_url, [APP])
+    engine = create_engine(DatabaseSettings(url=scratch_url))
+    try:
+        assert "rtsp_private_allowed" in await _camera_columns(engine)
+        async with engine.begin() as connection:
+            now = datetime(2026, 12, 5, tzinfo=UTC)
+            await connection.execute(
+                text(
+                    "INSERT INTO streams_cameras (id, owner_id, name, visibility, source, profile,"
+                    " recording_mode, stored_bytes, rtsp_transport, created_at, updated_at) VALUES"
+                    " (:id, :id, 'cam', 'public', 'rtsp', 'passthrough', 'off', 0, 'tcp', :now, :now)"
+                ),
+                {"id": CAMERA.hex if scratch_url.startswith("sqlite") else str(CAMERA), "now": now},
+            )
+            approved = (
+                await connection.execute(text("SELECT rtsp_private_allowed FROM streams_cameras"))
+            ).all()
+        assert [bool(row[0]) for row in approved] == [False]  # rows of before the column are not approved
+
+        await asyncio.to_thread(command.downgrade, alembic_config(scratch_url, [APP]), "streams_0001")
+        assert "rtsp_private_allowed" not in await _camera_columns(engine)
+        await upgrade_async(scratch_url, [APP])
+        assert "rtsp_private_allowed" in await _camera_columns(engine)
     finally:
         await engine.dispose()

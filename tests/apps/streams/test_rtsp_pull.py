@@ -8,19 +8,27 @@ media dir."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import ipaddress
 import json
 import signal
+import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
+import websockets
 
+from pentad.apps.streams.media.rtsp import PullSource, pinned_url
+from pentad.apps.streams.settings import RtspSettings, StreamsSettings
+from pentad.core.netguard import DestinationNotAllowed
 from tests.apps.streams.media_node import (
     OWNER,
     PASSWORD,
@@ -165,7 +173,27 @@ def test_an_rtsp_camera_is_pulled_and_survives_its_server_restarting(node: Media
     assert answers[-1].json()["rtsp_url"] != url
 
 
-def test_a_camera_that_never_answers_is_retried_with_backoff_and_logged(node: MediaNode) -> None:
+async def _unreachable_events(node: MediaNode, token: str, camera: str, count: int) -> list[dict[str, Any]]:
+    """The first `count` `camera.unreachable` events on the camera's hub topic."""
+    found: list[dict[str, Any]] = []
+    async with websockets.connect(node.base_url.replace("http://", "ws://") + "/ws") as socket:
+        await socket.send(json.dumps({"op": "auth", "id": 1, "token": token}))
+        assert json.loads(await socket.recv())["ok"]
+        await socket.send(json.dumps({"op": "subscribe", "id": 2, "topic": f"streams.camera.{camera}"}))
+        assert json.loads(await socket.recv())["ok"]
+        async with asyncio.timeout(60):
+            async for frame in socket:
+                data = json.loads(frame).get("data") or {}
+                if data.get("type") == "camera.unreachable":
+                    found.append(data)
+                    if len(found) == count:
+                        return found
+    return found
+
+
+def test_a_camera_that_never_answers_is_retried_with_backoff_logged_and_told_on_its_topic(
+    node: MediaNode,
+) -> None:
     admin = _login(node, "admin@example.com")
     silent = free_port()  # nothing listens there
     made = httpx.post(
@@ -181,6 +209,12 @@ def test_a_camera_that_never_answers_is_retried_with_backoff_and_logged(node: Me
     )
     assert made.status_code == 201, made.text
     camera = made.json()["id"]
+    # The camera's watchers are told of each failure with the backoff state.
+    events = asyncio.run(_unreachable_events(node, admin["Authorization"].removeprefix("Bearer "), camera, 2))
+    assert [event["camera_id"] for event in events] == [camera, camera]
+    assert events[1]["attempt"] == events[0]["attempt"] + 1
+    assert 0 < events[0]["retry_in"] <= events[1]["retry_in"] <= 2.0
+    assert set(events[0]) == {"type", "camera_id", "attempt", "retry_in"}
     node.wait(
         lambda: len([line for line in node.log_events("rtsp_unreachable") if camera in line]) >= 2,
         "failed tries logged",
@@ -192,3 +226,53 @@ def test_a_camera_that_never_answers_is_retried_with_backoff_and_logged(node: Me
     services = httpx.get(f"{node.base_url}/readyz", timeout=10).json()["services"]
     assert services["streams.ingest"]["status"] == "running"
     assert OWNER
+
+
+def test_a_host_name_that_resolves_to_a_private_address_is_refused_when_the_puller_connects(
+    node: MediaNode,
+) -> None:
+    """An owner may not pull from a private address: a literal one is refused when saved; a name that
+    resolves to one (DNS can say anything, and say it later) is refused by the puller each time it
+    would connect, and ffmpeg never starts."""
+    name = socket.gethostname()
+    if any(ipaddress.ip_address(info[4][0]).is_global for info in socket.getaddrinfo(name, 554)):
+        pytest.skip(f"this machine's name {name!r} resolves to a public address")
+    owner = _login(node, OWNER)
+    literal = httpx.post(
+        f"{node.base_url}/api/streams/cameras",
+        json={"name": "Literal", "visibility": "private", "source": "rtsp", "rtsp_url": f"rtsp://{HOST}:9/x"},
+        headers=owner,
+        timeout=30,
+    )
+    assert literal.status_code == 400, literal.text
+    made = httpx.post(
+        f"{node.base_url}/api/streams/cameras",
+        json={"name": "Named", "visibility": "private", "source": "rtsp", "rtsp_url": f"rtsp://{name}:9/x"},
+        headers=owner,
+        timeout=30,
+    )
+    assert made.status_code == 201, made.text
+    camera = made.json()["id"]
+    node.wait(
+        lambda: len([line for line in node.log_events("rtsp_target_refused") if camera in line]) >= 2,
+        "the private target refused at each try",
+        timeout=60,
+    )
+    refused = [json.loads(line) for line in node.log_events("rtsp_target_refused") if camera in line]
+    assert "private or reserved" in refused[0]["reason"]
+    assert not any(f"rtsp:{camera}" in line for line in node.log_events("service_child_started"))
+    assert node.camera_state(uuid.UUID(camera)) == "offline"
+
+
+async def test_the_url_given_to_ffmpeg_names_the_checked_address_not_the_host_name() -> None:
+    settings = StreamsSettings()
+    source = PullSource(uuid.uuid4(), "rtsp://user:p%40ss@localhost:8554/live?x=1", allow_private=True)
+    assert await pinned_url(source, settings) == "rtsp://user:p%40ss@127.0.0.1:8554/live?x=1"
+    with pytest.raises(DestinationNotAllowed):
+        await pinned_url(PullSource(source.camera_id, source.url), settings)  # not approved as private
+    with pytest.raises(DestinationNotAllowed):  # approved, but private addresses are now switched off
+        await pinned_url(source, StreamsSettings(rtsp=RtspSettings(allow_private=False)))
+    with pytest.raises(DestinationNotAllowed):
+        await pinned_url(
+            PullSource(source.camera_id, "rtsp://no-such-host.invalid/x", allow_private=True), settings
+        )

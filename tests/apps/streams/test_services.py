@@ -84,6 +84,7 @@ async def test_a_restarted_node_ends_the_sessions_it_left_open(
 class FakeGrant:
     camera_id: uuid.UUID
     key_id: uuid.UUID
+    profile: str = "passthrough"
 
 
 @dataclass
@@ -120,6 +121,9 @@ class Control:
 
     async def pull_started(self, camera_id: uuid.UUID, *, engine: str) -> uuid.UUID | None:
         return uuid.uuid4()
+
+    async def pull_unreachable(self, camera_id: uuid.UUID, *, attempt: int, retry_in: float) -> None:
+        return None
 
 
 @dataclass

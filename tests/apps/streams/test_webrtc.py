@@ -5,15 +5,17 @@ as the other peer, on loopback (WEBRTC__HOST_ADDRESSES=127.0.0.1, ALLOWED_PEER_N
 - WHEP: aiortc decodes the forwarded H.264 (at the publisher's size) and the Opus audio; a private camera
   plays with its playback token (header or query) and with nothing else (the deny side); the viewer limit;
   a viewer that goes away without DELETE is cleaned up; DELETE, PATCH (405) and bad offers.
-- WHIP: aiortc publishes H.264 with the camera's key and the stream becomes HLS (ffprobe reads it) and
-  plays over WHEP; a wrong, another camera's or a revoked key is refused before anything is stored; the
-  key appears nowhere in the server's log.
+- WHIP: aiortc publishes H.264 and an Opus tone with the camera's key and the stream becomes HLS with AAC
+  sound (ffprobe reads it) and plays over WHEP with Opus; a wrong, another camera's or a revoked key is
+  refused before anything is stored; the key appears nowhere in the server's log.
 """
 
 from __future__ import annotations
 
 import array
 import asyncio
+import fractions
+import math
 import os
 import secrets
 import subprocess
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import av
 import httpx
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
@@ -344,11 +347,38 @@ class _Camera(VideoStreamTrack):
         return frame.reformat(width=320, height=240)
 
 
+class _Tone(MediaStreamTrack):
+    """A browser-like microphone: a 440 Hz tone, 20 ms frames in real time (aiortc encodes them as Opus)."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.samples = 0
+        self.started: float | None = None
+
+    async def recv(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self.started is None:
+            self.started = loop.time()
+        await asyncio.sleep(max(0.0, self.started + self.samples / 48_000 - loop.time()))
+        wave = [int(8000 * math.sin(2 * math.pi * 440 * (self.samples + n) / 48_000)) for n in range(960)]
+        frame = av.AudioFrame(format="s16", layout="mono", samples=960)
+        frame.planes[0].update(array.array("h", wave).tobytes())
+        frame.sample_rate = 48_000
+        frame.pts = self.samples
+        frame.time_base = fractions.Fraction(1, 48_000)
+        self.samples += 960
+        return frame
+
+
 async def _publish(
-    client: httpx.AsyncClient, camera_id: str, key: str
+    client: httpx.AsyncClient, camera_id: str, key: str, *, audio: bool = False
 ) -> tuple[RTCPeerConnection, httpx.Response]:
     pc = RTCPeerConnection()
     pc.addTransceiver(_Camera(), direction="sendonly")
+    if audio:
+        pc.addTransceiver(_Tone(), direction="sendonly")
     await pc.setLocalDescription(await pc.createOffer())
     response = await client.post(
         f"/streams/whip/{camera_id}",
@@ -358,13 +388,10 @@ async def _publish(
     return pc, response
 
 
-@pytest.mark.xfail(
-    reason="known bug (stop 20 note): a WHIP stream whose first keyframe is missed gets no other one, "
-    "so no HLS playlist appears; it passes about half the runs",
-    strict=False,
-)
 async def test_whip_publisher_becomes_hls_and_whep(node: Node, client: httpx.AsyncClient) -> None:
-    pc, response = await _publish(client, node.whip_id, node.whip_key)
+    """A browser camera (H.264 and Opus): HLS keeps its H.264 as sent and carries its sound as AAC;
+    WHEP viewers get both back (Opus)."""
+    pc, response = await _publish(client, node.whip_id, node.whip_key, audio=True)
     try:
         assert response.status_code == 201, response.text
         location = response.headers["location"]
@@ -381,10 +408,18 @@ async def test_whip_publisher_becomes_hls_and_whep(node: Node, client: httpx.Asy
         )
         assert streams["video"]["codec_name"] == "h264"
         assert (streams["video"]["width"], streams["video"]["height"]) == (320, 240)
-        # The browser camera plays over WebRTC too.
+        assert streams["audio"]["codec_name"] == "aac"
+        assert streams["audio"]["sample_rate"] == "48000"
+        # The browser camera plays over WebRTC too, with its sound.
         viewer = await _watch(client, node.whip_id)
-        (video,) = await asyncio.wait_for(asyncio.gather(_frames(viewer.tracks["video"], 5)), READ_SECONDS)
+        assert set(viewer.tracks) == {"video", "audio"}
+        video, audio = await asyncio.wait_for(
+            asyncio.gather(_frames(viewer.tracks["video"], 5), _frames(viewer.tracks["audio"], 50)),
+            READ_SECONDS,
+        )
         assert (video[0].width, video[0].height) == (320, 240)
+        assert "opus/48000" in viewer.pc.remoteDescription.sdp
+        assert any(max(map(abs, array.array("h", bytes(frame.planes[0])))) > 1000 for frame in audio[-10:])
         await _end(client, viewer)
         # DELETE ends the publisher: the camera goes offline.
         ended = await client.delete(location)

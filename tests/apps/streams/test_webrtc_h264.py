@@ -4,11 +4,15 @@ ffmpeg's x264 where it matters. No database."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import uuid
+from typing import Any
 
 import aioice.ice
 import pytest
+import structlog
+from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 
 from pentad.apps.streams.media.engines.base import Publication
 from pentad.apps.streams.media.frames import DATA, VIDEO, MediaFrame
@@ -25,7 +29,7 @@ from pentad.apps.streams.media.webrtc.h264 import (
     nal_type,
     parse_avc_config,
 )
-from pentad.apps.streams.media.webrtc.hub import _WhipVideo
+from pentad.apps.streams.media.webrtc.hub import _h264_only, _KeyframeRequests, _tap, _WhipVideo
 from pentad.apps.streams.media.webrtc.ice import filter_candidates, use_host_addresses
 from pentad.apps.streams.media.webrtc.tracks import RelayVideoTrack
 from tests.apps.streams.support import needs_ffmpeg
@@ -179,3 +183,55 @@ def test_remote_candidates_outside_the_allowed_networks_are_dropped() -> None:
     assert "candidate:4" not in kept
     assert "a=end-of-candidates" in kept
     assert filter_candidates(sdp, []) == sdp
+
+
+class _Camera(VideoStreamTrack):
+    """A browser-like camera: aiortc encodes its 320x240 frames as H.264 (a keyframe first, then only
+    on demand or every few hundred frames)."""
+
+    async def recv(self) -> Any:
+        frame = await super().recv()
+        return frame.reformat(width=320, height=240)
+
+
+async def test_a_whip_publisher_whose_first_keyframe_is_lost_is_asked_for_another_at_once() -> None:
+    """The first keyframe of a WHIP publisher can be lost (it is sent before this side's receiver is
+    registered): a PLI goes out as soon as media comes without one, and the stream starts at the next."""
+    relay = StreamRelay(uuid.uuid4())
+    video = _WhipVideo(Publication(uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), "whip", relay, _no_drop))
+    lost: list[int] = []
+
+    def lossy(codec: str, data: bytes, timestamp: int) -> None:
+        if not lost and any(nal_type(nal) == 5 for nal in annexb_nals(data)):
+            lost.append(timestamp)  # the first keyframe never arrives
+            return
+        video(codec, data, timestamp)
+
+    use_host_addresses(["127.0.0.1"])
+    publisher, server = RTCPeerConnection(), RTCPeerConnection()
+    requests: asyncio.Task[None] | None = None
+    try:
+        publisher.addTransceiver(_Camera(), direction="sendonly")
+        await publisher.setLocalDescription(await publisher.createOffer())
+        await server.setRemoteDescription(RTCSessionDescription(publisher.localDescription.sdp, "offer"))
+        assert _h264_only(server)
+        await server.setLocalDescription(await server.createAnswer())
+        (transceiver,) = server.getTransceivers()
+        _tap(transceiver.receiver, lossy)
+        # An interval far beyond the test: any keyframe request seen here is one of the early ones.
+        asking = _KeyframeRequests(transceiver.receiver, video, 3600, structlog.get_logger("test"))
+        requests = asyncio.create_task(asking.run())
+        await publisher.setRemoteDescription(RTCSessionDescription(server.localDescription.sdp, "answer"))
+        await asyncio.wait_for(relay.first_keyframe.wait(), 30)
+    finally:
+        if requests is not None:
+            requests.cancel()
+        await publisher.close()
+        await server.close()
+        use_host_addresses([])
+    assert lost  # the first keyframe was there, and dropped
+    assert asking.sent >= 1
+    assert asking.failures == 0
+    assert video.started
+    assert video.skipped >= 1
+    assert relay.metadata["videocodecid"] == 7

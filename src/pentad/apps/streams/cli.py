@@ -87,12 +87,20 @@ def camera_list() -> None:
     show_default=True,
     help="continuous: record whenever it is live; on_demand: when started (`recordings start`).",
 )
-def camera_create(name: str, owner: str, visibility: str, source: str, recording_mode: str) -> None:
+@click.option(
+    "--profile",
+    type=click.Choice(["passthrough", "ladder"]),
+    default="passthrough",
+    show_default=True,
+    help="passthrough: HLS of the stream as sent; ladder: renditions of PENTAD_STREAMS__LADDER and a master.",
+)
+def camera_create(
+    name: str, owner: str, visibility: str, source: str, recording_mode: str, profile: str
+) -> None:
     """Add a camera; prints its id."""
+    fields = {"name": name, "visibility": visibility, "source": source, "recording_mode": recording_mode}
     try:
-        data = CameraCreate.model_validate(
-            {"name": name, "visibility": visibility, "source": source, "recording_mode": recording_mode}
-        )
+        data = CameraCreate.model_validate(fields | {"profile": profile})
     except ValidationError as exc:
         first = exc.errors()[0]
         raise click.ClickException(f"{first['loc'][0]}: {first['msg']}") from None

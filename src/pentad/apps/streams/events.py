@@ -69,6 +69,17 @@ class GrantChanged(BaseModel):
     role: str | None
 
 
+class CameraUnreachable(BaseModel):
+    """On the camera's topic: a pulled (RTSP) camera could not be reached or sent no media; the puller
+    tries again in `retry_in` seconds (exponential backoff: RTSP__BACKOFF_BASE doubling up to
+    RTSP__BACKOFF_MAX). `attempt` counts the failures in a row."""
+
+    type: Literal["camera.unreachable"] = "camera.unreachable"
+    camera_id: uuid.UUID
+    attempt: int
+    retry_in: float
+
+
 # ------------------------------------------------------------------ domain events
 
 

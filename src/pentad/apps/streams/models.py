@@ -14,7 +14,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pentad.core.db.base import Base, EncryptedText, IdMixin, TimestampMixin, utcnow
@@ -48,6 +48,9 @@ class StreamsCamera(IdMixin, TimestampMixin, Base):
     thumbnail_interval: Mapped[int | None] = mapped_column(Integer, default=None)
     rtsp_url_enc: Mapped[str | None] = mapped_column(EncryptedText, default=None)
     rtsp_transport: Mapped[str] = mapped_column(String(8), default="tcp")
+    rtsp_private_allowed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The RTSP URL was saved by a streams admin while RTSP__ALLOW_PRIVATE allowed private addresses: the
+    puller may connect to one (checked again when it connects, streams_0002)."""
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 

@@ -14,7 +14,13 @@ from typing import Any
 
 from pentad.apps.streams import repository
 from pentad.apps.streams.actions import recording
-from pentad.apps.streams.actions.publish import PublishGrant, authorize_publish, end_session, start_session
+from pentad.apps.streams.actions.publish import (
+    PublishGrant,
+    authorize_publish,
+    end_session,
+    pull_unreachable,
+    start_session,
+)
 from pentad.apps.streams.media.engines.nginx_config import callback_secret
 from pentad.apps.streams.media.packager import media_root
 from pentad.apps.streams.media.recorder import RecordedSegment
@@ -60,7 +66,9 @@ class DatabaseControlPlane:
         for camera in cameras:
             assert camera.rtsp_url_enc is not None
             url = self.platform.keyring.decrypt(camera.rtsp_url_enc, context=rtsp_context(camera.id))
-            sources.append(PullSource(camera.id, url, camera.rtsp_transport))
+            sources.append(
+                PullSource(camera.id, url, camera.rtsp_transport, camera.profile, camera.rtsp_private_allowed)
+            )
         return sources
 
     async def pull_started(self, camera_id: uuid.UUID, *, engine: str) -> uuid.UUID | None:
@@ -72,6 +80,9 @@ class DatabaseControlPlane:
             camera.id, None, camera.source, camera.profile, camera.recording_mode, camera.visibility
         )
         return await start_session(self.platform, grant, engine=engine, node=self.node)
+
+    async def pull_unreachable(self, camera_id: uuid.UUID, *, attempt: int, retry_in: float) -> None:
+        await pull_unreachable(self.platform, camera_id, attempt=attempt, retry_in=retry_in)
 
     async def revoked(self, key_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
         gone = set()

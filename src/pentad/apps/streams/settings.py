@@ -86,6 +86,12 @@ class WebRtcSettings(BaseModel):
     stun_urls: CommaList = Field(default_factory=list, description="STUN servers (empty: none are asked).")
     max_viewers: int = Field(200, ge=0, description="Most WebRTC viewers on one node.")
     opus_bitrate: int = Field(96_000, ge=6_000, le=510_000, description="Bit rate of the Opus audio, bit/s.")
+    aac_bitrate: int = Field(
+        128_000,
+        ge=16_000,
+        le=512_000,
+        description="Bit rate of the AAC made of a WHIP publisher's Opus, bit/s.",
+    )
 
     @field_validator("allowed_peer_networks")
     @classmethod

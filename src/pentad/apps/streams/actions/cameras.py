@@ -27,8 +27,9 @@ LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
 
 def check_rtsp_target(streams: StreamsContext, url: str) -> None:
     """Camera owners may pull only from public addresses; streams admins from private ones too, while
-    RTSP__ALLOW_PRIVATE says so. Host names are resolved and checked again by the puller when it
-    connects; here a literal address or a local name is refused at once."""
+    RTSP__ALLOW_PRIVATE says so (noted on the camera, `rtsp_private_allowed`). Host names are resolved and
+    checked by the puller each time it connects (media/rtsp.py pinned_url); here a literal address or a
+    local name is refused at once."""
     if streams.is_admin and streams.settings.rtsp.allow_private:
         return
     host = (urlsplit(url).hostname or "").rstrip(".").lower()
@@ -40,6 +41,11 @@ def check_rtsp_target(streams: StreamsContext, url: str) -> None:
         return
     if not is_public_address(address):
         raise RtspTargetNotAllowed()
+
+
+def private_approved(streams: StreamsContext) -> bool:
+    """Would this caller's RTSP URL be pulled from a private address (see check_rtsp_target)?"""
+    return streams.is_admin and streams.settings.rtsp.allow_private
 
 
 def _check_source(source: str, rtsp_url: str | None) -> None:
@@ -61,6 +67,7 @@ async def do_create_camera(streams: StreamsContext, data: CameraCreate, owner_id
     )
     if data.rtsp_url is not None:
         camera.rtsp_url_enc = streams.platform.keyring.encrypt(data.rtsp_url, context=rtsp_context(camera.id))
+        camera.rtsp_private_allowed = private_approved(streams)
     streams.session.add(camera)
     await streams.session.flush()
     await grant_role(
@@ -141,6 +148,7 @@ async def do_update_camera(streams: StreamsContext, camera_id: uuid.UUID, data: 
         rtsp_url = changes.pop("rtsp_url")
         if rtsp_url is not None:
             check_rtsp_target(streams, rtsp_url)
+        camera.rtsp_private_allowed = rtsp_url is not None and private_approved(streams)
     else:
         rtsp_url = (
             None

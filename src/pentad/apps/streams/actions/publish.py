@@ -23,6 +23,7 @@ from pentad.apps.streams.events import (
     STREAM_ENDED,
     STREAM_STARTED,
     CameraLive,
+    CameraUnreachable,
     StreamEnded,
     StreamStarted,
     camera_topic,
@@ -66,6 +67,18 @@ async def authorize_publish(platform: AppContext, raw_key: str) -> PublishGrant 
         return PublishGrant(
             camera.id, key.id, camera.source, camera.profile, camera.recording_mode, camera.visibility
         )
+
+
+async def pull_unreachable(
+    platform: AppContext, camera_id: uuid.UUID, *, attempt: int, retry_in: float
+) -> None:
+    """Tell the camera's watchers that its RTSP source failed again (a `camera.unreachable` event)."""
+    async with platform.database.transaction() as session:
+        camera = await repository.get_camera(session, camera_id)
+        if camera is None:
+            return
+        event = CameraUnreachable(camera_id=camera_id, attempt=attempt, retry_in=round(retry_in, 2))
+        publish(session, camera_topic(camera_id), event)
 
 
 def _notify_live(session: AsyncSession, camera: StreamsCamera | None, event: CameraLive) -> None:

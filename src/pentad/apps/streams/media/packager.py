@@ -31,8 +31,9 @@ from typing import Any, Protocol
 
 import structlog
 
-from pentad.apps.streams.media import flv
-from pentad.apps.streams.media.relay import StreamRelay
+from pentad.apps.streams.media import flv, ladder
+from pentad.apps.streams.media.ladder import LADDER
+from pentad.apps.streams.media.relay import StreamRelay, Subscription
 from pentad.apps.streams.settings import StreamsSettings
 
 HLS_FOLDER = "hls"
@@ -115,9 +116,11 @@ class HlsPackager:
         root: Path,
         socket_dir: Path,
         processes: Processes,
+        profile: str = "passthrough",
     ) -> None:
         self.relay = relay
         self.settings = settings
+        self.ladder = profile == LADDER
         self.out_dir = hls_dir(root, relay.camera_id)
         self.socket_path = socket_dir / f"{relay.camera_id.hex}.sock"
         self.processes = processes
@@ -127,11 +130,21 @@ class HlsPackager:
         self._server: asyncio.Server | None = None
         self._feeding: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._launching: asyncio.Task[None] | None = None
+
+    @property
+    def recorded_dir(self) -> Path:
+        """The folder whose media playlist the recorder follows: a ladder's highest rendition."""
+        return self.out_dir / ladder.rungs(self.settings)[0].name if self.ladder else self.out_dir
 
     async def start(self) -> None:
         await asyncio.to_thread(self._prepare)
         self._server = await asyncio.start_unix_server(self._connected, path=str(self.socket_path))
         self.socket_path.chmod(0o600)
+        if self.ladder:
+            # Its rendition map names the audio only when there is some: started once the tracks are known.
+            self._launching = asyncio.create_task(self._launch_ladder())
+            return
         argv = hls_argv(self.settings, f"unix:{self.socket_path}", self.out_dir)
         try:
             await self.processes.start(self.child_key, argv, restart=True)
@@ -139,6 +152,21 @@ class HlsPackager:
             await self._close_server()
             raise
         self.log.info("hls_packager_started", folder=str(self.out_dir))
+
+    async def _launch_ladder(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settings.keyframe_timeout):
+                await self.relay.described.wait()
+        if self.relay.closed:
+            return
+        source = f"unix:{self.socket_path}"
+        argv = ladder.ladder_argv(self.settings, source, self.out_dir, audio=self.relay.has_audio)
+        try:
+            await self.processes.start(self.child_key, argv, restart=True)
+        except Exception as exc:
+            self.log.error("hls_packager_failed", profile=LADDER, error=str(exc))
+            return
+        self.log.info("hls_packager_started", folder=str(self.out_dir), profile=LADDER)
 
     def _prepare(self) -> None:
         shutil.rmtree(self.out_dir, ignore_errors=True)
@@ -148,6 +176,10 @@ class HlsPackager:
 
     async def stop(self) -> None:
         """Ends the FLV feed (ffmpeg writes the last segment and EXT-X-ENDLIST), then stops the child."""
+        if self._launching is not None:
+            self._launching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._launching
         await self._close_server()
         for task in list(self._feeding):
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
@@ -174,8 +206,14 @@ class HlsPackager:
         task = asyncio.current_task()
         if task is not None:
             self._feeding.add(task)
-        subscription = self.relay.subscribe()
+        subscription: Subscription | None = None
         try:
+            # The FLV header says which tracks come: ffmpeg waits (probing for up to 5 s) for a track it
+            # announces, so it is written once the stream's metadata or first keyframe tells.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.keyframe_timeout):
+                    await self.relay.described.wait()
+            subscription = self.relay.subscribe()
             writer.write(flv.file_header(audio=self.relay.has_audio, video=self.relay.has_video))
             async for frame in subscription:
                 writer.write(flv.tag(frame))
@@ -185,7 +223,8 @@ class HlsPackager:
         except (ConnectionError, OSError) as exc:
             self.log.info("hls_feed_closed", error=type(exc).__name__)
         finally:
-            subscription.close()
+            if subscription is not None:
+                subscription.close()
             self._writers.discard(writer)
             if task is not None:
                 self._feeding.discard(task)

@@ -80,6 +80,9 @@ class StreamRelay:
         self._gop: list[MediaFrame] = []
         self._subscribers: set[Subscription] = set()
         self.first_keyframe = asyncio.Event()
+        self.described = asyncio.Event()
+        """Set once what the stream carries is known (has_audio, has_video): its metadata or its first
+        keyframe came, or it ended."""
 
     @property
     def has_audio(self) -> bool:
@@ -103,10 +106,12 @@ class StreamRelay:
             self._config[frame.kind] = frame
             if frame.kind == DATA:
                 self.metadata = _metadata(frame.payload)
+                self.described.set()
         elif frame.kind == VIDEO and frame.keyframe:
             self._gop = [frame]
             self.keyframes += 1
             self.first_keyframe.set()
+            self.described.set()
         elif self._gop:
             if len(self._gop) >= MAX_GOP_FRAMES:
                 self._gop = []
@@ -133,6 +138,7 @@ class StreamRelay:
     def close(self) -> None:
         """The publisher is gone: every subscription ends after the frames it holds."""
         self.closed = True
+        self.described.set()
         for subscription in list(self._subscribers):
             subscription._finish()
         self._subscribers.clear()

@@ -9,7 +9,8 @@ PULL_POLL_SECONDS: a new camera starts, a changed URL restarts, a deleted one st
     first video keyframe within CONNECT_TIMEOUT + READ_TIMEOUT -> host.open_pulled(...) (session, packager)
     ffmpeg exits (the camera went silent for READ_TIMEOUT, refused, closed) -> the stream closes
     wait BACKOFF_BASE * 2^failures (capped at BACKOFF_MAX, jittered) and try again; a pull that delivered
-    media resets the count. Each failure is a `rtsp_unreachable` warning (attempt, next delay).
+    media resets the count. Each failure is a `rtsp_unreachable` warning (attempt, next delay) and a
+    `camera.unreachable` event on the camera's topic (the same figures).
 
 The URL holds the camera's credentials: it is decrypted by the control plane only to be written into a
 0600 file in the media plane's private folder (never on a command line, which every local user can read
@@ -26,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
@@ -34,6 +36,7 @@ from pentad.apps.streams.media.feed import FlvFeed
 from pentad.apps.streams.media.packager import Processes
 from pentad.apps.streams.media.relay import StreamRelay
 from pentad.apps.streams.settings import StreamsSettings
+from pentad.core.netguard import DestinationNotAllowed, resolve_host
 
 CHILD_PREFIX = "rtsp:"
 ENGINE = "rtsp"
@@ -49,9 +52,12 @@ class PullSource:
     camera_id: uuid.UUID
     url: str
     transport: str = "tcp"
+    profile: str = "passthrough"
+    allow_private: bool = False
+    """A streams admin saved the URL while private addresses were allowed (RTSP__ALLOW_PRIVATE)."""
 
     def __repr__(self) -> str:  # keep the URL out of any accidental repr
-        return f"PullSource({self.camera_id}, transport={self.transport})"
+        return f"PullSource({self.camera_id}, transport={self.transport}, profile={self.profile})"
 
 
 class PullHost(Protocol):
@@ -60,10 +66,19 @@ class PullHost(Protocol):
     processes: Processes
 
     async def open_pulled(
-        self, camera_id: uuid.UUID, relay: StreamRelay, *, engine: str, peer: str, drop: Drop
+        self,
+        camera_id: uuid.UUID,
+        relay: StreamRelay,
+        *,
+        engine: str,
+        peer: str,
+        drop: Drop,
+        profile: str = "passthrough",
     ) -> Publication | None: ...
 
     async def close_stream(self, publication: Publication, reason: str) -> None: ...
+
+    async def pull_unreachable(self, camera_id: uuid.UUID, *, attempt: int, retry_in: float) -> None: ...
 
 
 def _quote(url: str) -> str:
@@ -71,17 +86,39 @@ def _quote(url: str) -> str:
     return "'" + url.replace("'", "'\\''") + "'"
 
 
-def concat_list(source: PullSource, settings: StreamsSettings) -> str:
-    """The ffconcat file naming the camera's URL and its RTSP options. ValueError for anything but an
-    rtsp(s):// URL of printable characters (the API checks it too; this list must name nothing else)."""
-    if not source.url.lower().startswith(("rtsp://", "rtsps://")) or not source.url.isprintable():
+ANY_ADDRESS = ("0.0.0.0/0", "::/0")
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
+
+
+async def pinned_url(source: PullSource, settings: StreamsSettings) -> str:
+    """The camera's URL with its host resolved now, checked, and replaced by the address ffmpeg is to
+    connect to (so a second lookup cannot answer something else). The address must be public, unless a
+    streams admin saved the URL while RTSP__ALLOW_PRIVATE allowed private ones (and it still does).
+    DestinationNotAllowed when it is not (or does not resolve)."""
+    parts = urlsplit(source.url)
+    host = parts.hostname or ""
+    port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower(), 554)
+    private = source.allow_private and settings.rtsp.allow_private
+    address = (await resolve_host(host, port, ANY_ADDRESS if private else ()))[0]
+    user, at, _ = parts.netloc.rpartition("@")
+    pinned = f"[{address}]" if ":" in address else address
+    netloc = f"{user}{at}{pinned}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def concat_list(source: PullSource, settings: StreamsSettings, url: str | None = None) -> str:
+    """The ffconcat file naming the camera's URL (or `url`, the pinned one) and its RTSP options.
+    ValueError for anything but an rtsp(s):// URL of printable characters (the API checks it too; this
+    list must name nothing else)."""
+    url = source.url if url is None else url
+    if not url.lower().startswith(("rtsp://", "rtsps://")) or not url.isprintable():
         raise ValueError("not an rtsp:// URL")
     if source.transport not in ("tcp", "udp"):
         raise ValueError("unknown RTSP transport")
     rtsp = settings.rtsp
     return (
         "ffconcat version 1.0\n"
-        f"file {_quote(source.url)}\n"
+        f"file {_quote(url)}\n"
         f"option rtsp_transport {source.transport}\n"
         f"option timeout {int(rtsp.read_timeout * 1_000_000)}\n"
     )
@@ -135,17 +172,17 @@ class RtspPuller:
         self._list_path = host.socket_dir / f"{source.camera_id.hex}.ffconcat"
         self._socket_path = host.socket_dir / f"{source.camera_id.hex}.rtsp.sock"
 
-    def _write_list(self) -> None:
+    def _write_list(self, url: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._list_path.unlink()
         descriptor = os.open(self._list_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as file:
-            file.write(concat_list(self.source, self.settings))
+            file.write(concat_list(self.source, self.settings, url))
 
     async def run(self) -> None:
         """Pull until cancelled."""
         try:
-            await asyncio.to_thread(self._write_list)
+            concat_list(self.source, self.settings)
         except ValueError as exc:
             self.log.error("rtsp_url_invalid", error=str(exc))
             return
@@ -158,6 +195,9 @@ class RtspPuller:
                 delay = backoff(self.settings, self.failures)
                 if not delivered:
                     self.log.warning("rtsp_unreachable", attempt=self.failures, retry_in=round(delay, 2))
+                    await self.host.pull_unreachable(
+                        self.source.camera_id, attempt=self.failures, retry_in=delay
+                    )
                 else:
                     self.log.info("rtsp_reconnecting", retry_in=round(delay, 2))
                 await asyncio.sleep(delay)
@@ -167,6 +207,12 @@ class RtspPuller:
 
     async def _attempt(self) -> bool:
         """One connection: True when it delivered media (then ended)."""
+        try:
+            url = await pinned_url(self.source, self.settings)
+        except DestinationNotAllowed as exc:
+            self.log.warning("rtsp_target_refused", reason=str(exc))
+            return False
+        await asyncio.to_thread(self._write_list, url)
         relay = StreamRelay(self.source.camera_id)
         feed = FlvFeed(self._socket_path, relay.push, label=str(self.source.camera_id))
         publication: Publication | None = None
@@ -193,7 +239,12 @@ class RtspPuller:
                 self.log.info("rtsp_no_media", exited=waiting_exit.done())
                 return False
             publication = await self.host.open_pulled(
-                self.source.camera_id, relay, engine=ENGINE, peer="rtsp", drop=drop
+                self.source.camera_id,
+                relay,
+                engine=ENGINE,
+                peer="rtsp",
+                drop=drop,
+                profile=self.source.profile,
             )
             if publication is None:
                 return True  # refused (camera gone, capacity): the host said why

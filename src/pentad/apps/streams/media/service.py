@@ -23,7 +23,7 @@ from pentad.apps.streams.media import disk
 from pentad.apps.streams.media.engines.base import Drop, IngestEngine, Publication, StreamHost
 from pentad.apps.streams.media.engines.builtin import BuiltinEngine
 from pentad.apps.streams.media.engines.nginx import NginxEngine
-from pentad.apps.streams.media.packager import HlsPackager, Processes, hls_dir
+from pentad.apps.streams.media.packager import HlsPackager, Processes
 from pentad.apps.streams.media.recorder import TICK_SECONDS, CameraRecorder, RecordedSegment
 from pentad.apps.streams.media.redact import RedactingLog
 from pentad.apps.streams.media.relay import StreamRelay
@@ -44,6 +44,11 @@ class Grant(Protocol):
 
     @property
     def key_id(self) -> uuid.UUID | None: ...
+
+    @property
+    def profile(self) -> str:
+        """passthrough or ladder (media/ladder.py)."""
+        ...
 
 
 class ControlPlane(Protocol):
@@ -69,6 +74,10 @@ class ControlPlane(Protocol):
 
     async def pull_started(self, camera_id: uuid.UUID, *, engine: str) -> uuid.UUID | None:
         """A pulled camera's stream began: its session, or None when the camera may no longer be pulled."""
+        ...
+
+    async def pull_unreachable(self, camera_id: uuid.UUID, *, attempt: int, retry_in: float) -> None:
+        """A pulled camera failed again (its watchers get a `camera.unreachable` event)."""
         ...
 
 
@@ -160,6 +169,7 @@ class MediaService(StreamHost):
                 root=self.root,
                 socket_dir=self.socket_dir,
                 processes=self.processes,
+                profile=grant.profile,
             )
             try:
                 await packager.start()
@@ -168,7 +178,7 @@ class MediaService(StreamHost):
                 relay.close()
                 await self.control.ended(session_id, "packager_failed", bytes_in=0)
                 return None
-            recorder = CameraRecorder(camera_id, hls_dir(self.root, camera_id), self.root)
+            recorder = CameraRecorder(camera_id, packager.recorded_dir, self.root)
             self.streams[camera_id] = _Live(publication, packager, recorder)
             log.info("stream_opened", session_id=str(session_id))
             return publication
@@ -176,7 +186,14 @@ class MediaService(StreamHost):
             self._opening.discard(camera_id)
 
     async def open_pulled(
-        self, camera_id: uuid.UUID, relay: StreamRelay, *, engine: str, peer: str, drop: Drop
+        self,
+        camera_id: uuid.UUID,
+        relay: StreamRelay,
+        *,
+        engine: str,
+        peer: str,
+        drop: Drop,
+        profile: str = "passthrough",
     ) -> Publication | None:
         """A pulled camera's stream (RTSP): the same session, relay and packager as a publisher's, without a
         key. None when refused, having logged why."""
@@ -207,6 +224,7 @@ class MediaService(StreamHost):
                 root=self.root,
                 socket_dir=self.socket_dir,
                 processes=self.processes,
+                profile=profile,
             )
             try:
                 await packager.start()
@@ -219,6 +237,13 @@ class MediaService(StreamHost):
             return publication
         finally:
             self._opening.discard(camera_id)
+
+    async def pull_unreachable(self, camera_id: uuid.UUID, *, attempt: int, retry_in: float) -> None:
+        """An RTSP camera failed again: the control plane tells its watchers (the puller logged it)."""
+        try:
+            await self.control.pull_unreachable(camera_id, attempt=attempt, retry_in=retry_in)
+        except Exception as exc:  # the database may be away; the puller goes on
+            logger.warning("rtsp_event_failed", camera_id=str(camera_id), error=type(exc).__name__)
 
     async def close_stream(self, publication: Publication, reason: str) -> None:
         if publication.closed:

@@ -431,6 +431,9 @@ export class StreamsPlayer extends EventTarget {
       liveSyncDurationCount: 2,
       lowLatencyMode: true,
       enableWorker: false,
+      // A ladder camera's index.m3u8 is a master playlist: hls.js picks the rendition by bandwidth, never
+      // one taller than the player shows.
+      capLevelToPlayerSize: true,
       // Every URL hls.js asks for gets the current token (the playlists carry the one they were fetched with).
       xhrSetup(xhr, url) {
         xhr.open("GET", player._withToken(url), true);
@@ -439,6 +442,10 @@ export class StreamsPlayer extends EventTarget {
     hls.on(Hls.Events.MANIFEST_PARSED, () => {
       this._say("live", "Live");
       this.video.play().catch(() => this._say("live", "Live: press play"));
+    });
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_event, data) => {
+      const level = hls.levels[data.level];
+      if (hls.levels.length > 1 && level && level.height) this.video.dataset.rendition = `${level.height}p`;
     });
     hls.on(Hls.Events.ERROR, (_event, data) => {
       if (!data.fatal) return;

@@ -20,9 +20,17 @@ queue is replaced by a tap (`_EncodedTap`) that takes the reassembled access uni
 its jitter buffer instead, and nothing is decoded. That reaches into aiortc's internals (the name-mangled
 `_RTCRtpReceiver__decoder_queue`), pinned to aiortc 1.16 and tested by tests/apps/streams/test_webrtc.py.
 The units become FLV frames on a relay opened like any publisher's (MediaService.open_granted), so the
-packager makes HLS of it and WHEP viewers can watch it. A keyframe is asked for (RTCP PLI) every
-HLS_SEGMENT_SECONDS, since HLS segments start on keyframes and browsers send them only on demand. Audio
-of a WHIP publisher is not kept yet (FLV has no Opus)."""
+packager makes HLS of it and WHEP viewers can watch it. Nothing is kept before the first keyframe (HLS
+segments start on keyframes), and a publisher's first keyframe is easily missed: it is the very first
+frame its encoder makes, sent as soon as its side of DTLS is up, so it can reach this node before the
+receiver is registered and be dropped. Browsers (and aiortc) then send the next one only on demand
+(an RTCP PLI) or after hundreds of frames. So `_KeyframeRequests` sends a PLI to the sources the
+receiver hears (RTCRtpReceiver.getSynchronizationSources) as soon as media arrives without a keyframe,
+every KEYFRAME_RETRY until one comes, then every HLS_SEGMENT_SECONDS (segment length); a request that
+fails is logged. A WHIP publisher's Opus becomes AAC (tracks.OpusToAac, PyAV) on the relay, so HLS and
+recordings carry AAC like an RTMP camera's and WHEP viewers get Opus from it as from any stream.
+Transcoding here, not in the packager's ffmpeg: the relay is FLV-shaped and Debian's FFmpeg 5.1 reads
+no Opus in FLV."""
 
 from __future__ import annotations
 
@@ -46,7 +54,7 @@ from aiortc import (
 )
 
 from pentad.apps.streams.media.engines.base import Publication
-from pentad.apps.streams.media.frames import DATA, VIDEO, MediaFrame
+from pentad.apps.streams.media.frames import AUDIO, DATA, VIDEO, MediaFrame
 from pentad.apps.streams.media.rtmp import amf0
 from pentad.apps.streams.media.service import Grant, MediaService
 from pentad.apps.streams.media.webrtc.h264 import (
@@ -60,7 +68,13 @@ from pentad.apps.streams.media.webrtc.h264 import (
     nal_type,
 )
 from pentad.apps.streams.media.webrtc.ice import filter_candidates, use_host_addresses
-from pentad.apps.streams.media.webrtc.tracks import OpusFeed, OpusTrack, RelayVideoTrack
+from pentad.apps.streams.media.webrtc.tracks import (
+    OPUS_RATE,
+    OpusFeed,
+    OpusToAac,
+    OpusTrack,
+    RelayVideoTrack,
+)
 from pentad.apps.streams.settings import StreamsSettings
 from pentad.core.realtime.relay import Relay, RelayError, RelayMessage
 
@@ -69,6 +83,8 @@ logger = structlog.get_logger("pentad.streams.webrtc")
 CONNECT_TIMEOUT = 30.0
 """A peer that has not connected this long after its answer is closed."""
 WATCH_INTERVAL = 1.0
+KEYFRAME_RETRY = 0.25
+"""How often a WHIP publisher is asked for a keyframe while none has come (seconds)."""
 
 
 class OfferRefused(Exception):
@@ -85,30 +101,43 @@ class _EncodedTap(queue.Queue[Any]):
     def __init__(self, sink: Callable[[str, bytes, int], None]) -> None:
         super().__init__()
         self.sink = sink
+        self.failures = 0
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:  # noqa: FBT001, FBT002
         if item is None:  # the receiver stopping: let its decoder thread end
             super().put(item, block, timeout)
             return
         codec, frame = item
-        self.sink(codec.name, bytes(frame.data), int(frame.timestamp))
+        try:
+            self.sink(codec.name, bytes(frame.data), int(frame.timestamp))
+        except Exception as exc:
+            # An exception here would end aiortc's DTLS receive loop: the publisher's whole connection
+            # would stop silently. One bad frame is logged and skipped instead.
+            self.failures += 1
+            logger.warning("whip_frame_failed", error=type(exc).__name__, failures=self.failures)
 
 
 class _WhipVideo:
-    """A WHIP publisher's H.264 access units -> FLV frames on its relay."""
+    """A WHIP publisher's H.264 access units -> FLV frames on its relay, from the first keyframe that
+    comes with its parameter sets. `heard` is set once any access unit has come."""
 
-    def __init__(self, publication: Publication) -> None:
+    def __init__(self, publication: Publication, *, audio: bool = False) -> None:
         self.publication = publication
+        self.audio = audio
+        """The publisher sends audio too (the metadata says so, so the packager expects it)."""
+        self.heard = asyncio.Event()
         self.sps: bytes | None = None
         self.pps: bytes | None = None
         self.sent_config: tuple[bytes, bytes] | None = None
         self.started = False
+        self.skipped = 0
         self.last_frame = time.monotonic()
         self.frames = 0
 
     def __call__(self, codec: str, data: bytes, timestamp: int) -> None:
         if codec != "H264":
             return
+        self.heard.set()
         nals = annexb_nals(data)
         keyframe = False
         media = []
@@ -121,15 +150,18 @@ class _WhipVideo:
             elif kind != NAL_AUD:
                 keyframe = keyframe or kind == NAL_IDR
                 media.append(nal)
-        if not media or self.sps is None or self.pps is None:
+        if not self.started and not (keyframe and self.sps and self.pps):
+            self.skipped += 1  # the stream starts at a keyframe that comes with its parameter sets
             return
-        if not self.started and not keyframe:
+        if not media or self.sps is None or self.pps is None:
             return
         relay = self.publication.relay
         milliseconds = (timestamp // 90) & 0xFFFFFFFF
         if not self.started:
-            metadata = amf0.encode_all("onMetaData", amf0.EcmaArray(videocodecid=7.0, encoder="whip"))
+            codecs = {"videocodecid": 7.0} | ({"audiocodecid": 10.0} if self.audio else {})
+            metadata = amf0.encode_all("onMetaData", amf0.EcmaArray(**codecs, encoder="whip"))
             relay.push(MediaFrame.parse(DATA, 0, metadata))
+            logger.info("whip_video_started", camera_id=str(self.publication.camera_id), skipped=self.skipped)
         if self.sent_config != (self.sps, self.pps):
             payload = flv_sequence_header(self.sps, self.pps)
             relay.push(MediaFrame.parse(VIDEO, milliseconds, payload))
@@ -138,6 +170,29 @@ class _WhipVideo:
         self.frames += 1
         self.last_frame = time.monotonic()
         relay.push(MediaFrame.parse(VIDEO, milliseconds, flv_video_payload(media, keyframe=keyframe)))
+
+
+class _WhipAudio:
+    """A WHIP publisher's Opus -> AAC frames on its relay, once its video started (the relay's streams
+    start at a video keyframe). A publisher's audio and video clocks both count from their first RTP
+    packet, which come together when the connection starts."""
+
+    def __init__(self, video: _WhipVideo, bitrate: int) -> None:
+        self.video = video
+        self.bitrate = bitrate
+        self.transcoder: OpusToAac | None = None
+        self.frames = 0
+
+    def __call__(self, codec: str, data: bytes, timestamp: int) -> None:
+        if codec.lower() != "opus" or not self.video.started:
+            return
+        relay = self.video.publication.relay
+        if self.transcoder is None:
+            self.transcoder = OpusToAac(self.bitrate)
+            relay.push(MediaFrame.parse(AUDIO, timestamp * 1000 // OPUS_RATE, self.transcoder.config))
+        for milliseconds, body in self.transcoder.feed(data, timestamp):
+            self.frames += 1
+            relay.push(MediaFrame.parse(AUDIO, milliseconds, body))
 
 
 @dataclass(eq=False)
@@ -245,9 +300,7 @@ class WebRtcHub:
         peer.tasks.append(asyncio.create_task(self._watch(peer)))
 
     async def _watch(self, peer: _Peer) -> None:
-        """Close a peer that never connects, a WHIP publisher that goes quiet, and ask WHIP publishers
-        for keyframes."""
-        last_pli = time.monotonic()
+        """Close a peer that never connects and a WHIP publisher that goes quiet."""
         while not peer.closed:
             await asyncio.sleep(WATCH_INTERVAL)
             now = time.monotonic()
@@ -259,9 +312,6 @@ class WebRtcHub:
                 if video is not None and now - video.last_frame > self.settings.idle_timeout:
                     await self._close(peer, "idle")
                     return
-                if now - last_pli >= self.settings.hls_segment_seconds:
-                    last_pli = now
-                    await _request_keyframe(peer.pc)
 
     async def whep_offer(self, camera_id: uuid.UUID, sdp: str) -> dict[str, Any]:
         live = self.media.streams.get(camera_id)
@@ -334,11 +384,21 @@ class WebRtcHub:
             await _shut(peer.pc)
             raise OfferRefused("publish_refused", "This node cannot take the stream now.")
         peer.publication = publication
-        video = _WhipVideo(publication)
+        audio = any(t.kind == "audio" and t.direction != "inactive" for t in peer.pc.getTransceivers())
+        video = _WhipVideo(publication, audio=audio)
         peer.video = video
         for transceiver in peer.pc.getTransceivers():
-            sink: Callable[[str, bytes, int], None] = video if transceiver.kind == "video" else _discard
+            sink: Callable[[str, bytes, int], None] = _discard
+            if transceiver.kind == "video":
+                sink = video
+            elif transceiver.kind == "audio":
+                sink = _WhipAudio(video, self.webrtc.aac_bitrate)
             _tap(transceiver.receiver, sink)
+            if transceiver.kind == "video":
+                log = logger.bind(camera_id=str(peer.camera_id), peer=peer.id)
+                interval = self.settings.hls_segment_seconds
+                requests = _KeyframeRequests(transceiver.receiver, video, interval, log)
+                peer.tasks.append(asyncio.create_task(requests.run()))
         self._register(peer)
         logger.info("whip_publisher_added", camera_id=str(grant.camera_id), peer=peer.id)
         return {"session": peer.id, "sdp": answer}
@@ -399,14 +459,48 @@ def _tap(receiver: RTCRtpReceiver, sink: Callable[[str, bytes, int], None]) -> N
     setattr(receiver, attribute, _EncodedTap(sink))
 
 
-async def _request_keyframe(pc: RTCPeerConnection) -> None:
-    for transceiver in pc.getTransceivers():
-        if transceiver.kind != "video":
-            continue
-        receiver = transceiver.receiver
-        for ssrc in list(getattr(receiver, "_RTCRtpReceiver__active_ssrc", {})):
-            with contextlib.suppress(Exception):
-                await receiver._send_rtcp_pli(ssrc)
+class _KeyframeRequests:
+    """Asks a WHIP publisher for keyframes (RTCP PLI): at once when its media arrives without one, every
+    KEYFRAME_RETRY until one comes, then every `interval` (HLS segments start on keyframes)."""
+
+    def __init__(self, receiver: RTCRtpReceiver, video: _WhipVideo, interval: float, log: Any) -> None:
+        self.receiver = receiver
+        self.video = video
+        self.interval = interval
+        self.log = log
+        self.sent = 0
+        self.failures = 0
+
+    async def run(self) -> None:
+        """Until cancelled (the peer closing cancels it)."""
+        await self.video.heard.wait()  # media came: the receiver knows its source now
+        while True:
+            if self.video.started:
+                await asyncio.sleep(self.interval)
+                await self.request()
+            else:
+                await self.request()
+                await asyncio.sleep(KEYFRAME_RETRY)
+
+    async def request(self) -> None:
+        """One PLI to each source the receiver heard in the last seconds (its media SSRC; a
+        retransmission SSRC, when heard, is named too and ignored by the sender)."""
+        for source in self.receiver.getSynchronizationSources():
+            try:
+                # aiortc has no public call for it: the receiver's own PLI (what its jitter buffer sends).
+                await self.receiver._send_rtcp_pli(source.source)
+            except Exception as exc:
+                self.failures += 1
+                self.log.warning(
+                    "whip_keyframe_request_failed",
+                    ssrc=source.source,
+                    error=type(exc).__name__,
+                    failures=self.failures,
+                )
+            else:
+                self.sent += 1
+                if self.sent == 1:
+                    self.log.info("whip_keyframe_requested", ssrc=source.source, started=self.video.started)
 
 
 def media_address(node: str) -> str:

@@ -217,6 +217,56 @@ class _AacToOpus:
         return out
 
 
+AAC_FRAME = 1024
+FLV_AAC = 0xAF
+"""The first byte of an FLV AAC audio body: AAC, 44 kHz, 16 bits, stereo (FLV's fixed flags for AAC)."""
+
+
+class OpusToAac:
+    """A WHIP publisher's Opus packets (48 kHz RTP clock) in, FLV AAC audio bodies out (HLS, recordings
+    and the RTMP-shaped relay carry AAC: Debian's FFmpeg 5.1 reads no Opus in FLV). `config` is the
+    AudioSpecificConfig body to send before the first frame."""
+
+    def __init__(self, bitrate: int) -> None:
+        self.decoder = av.CodecContext.create("opus", "r")
+        self.decoder.sample_rate = OPUS_RATE
+        self.decoder.layout = "stereo"
+        self.resampler = av.AudioResampler(
+            format="fltp", layout="stereo", rate=OPUS_RATE, frame_size=AAC_FRAME
+        )
+        encoder = av.CodecContext.create("aac", "w")
+        encoder.sample_rate = OPUS_RATE
+        encoder.layout = "stereo"
+        encoder.format = "fltp"
+        encoder.bit_rate = bitrate
+        encoder.time_base = OPUS_TIME_BASE
+        encoder.open()
+        self.encoder = encoder
+        self.config = bytes([FLV_AAC, 0]) + bytes(encoder.extradata or b"")
+        self.start: int | None = None
+        self.samples = 0
+
+    def feed(self, packet: bytes, timestamp: int) -> list[tuple[int, bytes]]:
+        """(milliseconds, FLV AAC body) for each AAC frame that this Opus packet completes; the clock
+        starts at the first packet's RTP timestamp (48 kHz)."""
+        if self.start is None:
+            self.start = timestamp
+        out: list[tuple[int, bytes]] = []
+        try:
+            decoded = self.decoder.decode(av.Packet(packet))
+        except av.FFmpegError:
+            return out
+        for frame in decoded:
+            for chunk in self.resampler.resample(frame):
+                chunk.pts = self.samples
+                chunk.time_base = OPUS_TIME_BASE
+                self.samples += chunk.samples
+                for encoded in self.encoder.encode(chunk):
+                    position = self.start + max(0, encoded.pts or 0)
+                    out.append((position * 1000 // OPUS_RATE, bytes([FLV_AAC, 1]) + bytes(encoded)))
+        return out
+
+
 class OpusTrack(MediaStreamTrack):
     """One viewer's Opus packets from the stream's OpusFeed."""
 
