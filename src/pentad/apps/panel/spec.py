@@ -20,14 +20,16 @@ from pentad.apps.panel import (
     files_endpoints,
     pages,
     permissions,
+    plugins_endpoints,
     services,
     topics,
 )
-from pentad.apps.panel.actions import backups, schedules
+from pentad.apps.panel.actions import backups, plugins, schedules
 from pentad.apps.panel.credentials import NODE_SCHEME
+from pentad.apps.panel.plugins import host as plugin_host
 from pentad.apps.panel.settings import APP_NAME, PanelSettings
 from pentad.core.apps import AppSpec
-from pentad.core.events import DomainEvent
+from pentad.core.events import DomainEvent, EventSubscriber
 from pentad.core.jobs.registry import CronSpec, JobSpec
 from pentad.core.realtime.topics import TopicSpec
 from pentad.core.services import ServiceSpec
@@ -37,11 +39,15 @@ PACKAGE = Path(__file__).parent
 ROUTERS: list[APIRouter] = [endpoints.router, agent_endpoints.router, control_endpoints.router]
 ROUTERS.append(files_endpoints.router)
 ROUTERS.append(backup_endpoints.router)
+ROUTERS.append(plugins_endpoints.router)
 TOPICS: list[TopicSpec] = [*topics.TOPICS]
 SERVICES: list[ServiceSpec] = [*services.SERVICES]
+SERVICES.extend(plugin_host.SERVICES)
 JOBS: list[JobSpec] = [*schedules.JOBS, *backups.JOBS]
 CRON: list[CronSpec] = []
 EVENTS: list[DomainEvent[Any]] = [*events.LINK_EVENTS]
+EVENTS.extend(events.PLUGIN_EVENTS)
+SUBSCRIBERS: list[EventSubscriber] = [*plugins.SUBSCRIBERS]
 
 APP = AppSpec(
     name=APP_NAME,
@@ -60,5 +66,6 @@ APP = AppSpec(
     jobs=JOBS,
     cron=CRON,
     events=EVENTS,
+    subscribers=SUBSCRIBERS,
     settings=PanelSettings,
 )
