@@ -19,10 +19,11 @@ from typing import Any
 import httpx
 import pytest
 import structlog
+from sqlalchemy import delete
 
 from pentad.apps.panel.actions.plugins import dispatch_event
 from pentad.apps.panel.events import SERVER_STATE_CHANGED, ServerStateChanged
-from pentad.apps.panel.models import PanelPlugin
+from pentad.apps.panel.models import PanelPlugin, PanelTrustedPublisher
 from pentad.apps.panel.plugins.host import PluginHost
 from pentad.apps.panel.plugins.manifest import parse_manifest
 from pentad.apps.panel.plugins.market import build_package, unpack
@@ -39,22 +40,28 @@ from tests.apps.panel.plugin_support import EXAMPLES, Market, plugin_folder, sta
 from tests.apps.panel.support import make_allocations, make_node, rows, template_id
 from tests.apps.panel.test_plugins import install, trust
 from tests.conftest import ALL_APPS
+from tests.databases import scratch_database, selected_databases
 from tests.factories import Account
 
-pytestmark = pytest.mark.one_engine
 WAIT = 30.0
 
 
 @pytest.fixture(scope="module")
-async def own_url(scratch_url: str) -> str:
-    await upgrade_async(scratch_url, ALL_APPS)
-    return scratch_url
+async def own_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A migrated database of this module's, on the first selected engine (the host's work does not depend
+    on the engine)."""
+    async with scratch_database(selected_databases()[0], tmp_path_factory.mktemp("host-db")) as url:
+        await upgrade_async(url, ALL_APPS)
+        yield url
 
 
 @pytest.fixture
 async def database(own_url: str) -> AsyncIterator[Database]:
     database = Database.from_settings(DatabaseSettings(url=own_url))
     yield database
+    async with database.transaction() as session:  # the next test starts without plugins
+        await session.execute(delete(PanelPlugin))
+        await session.execute(delete(PanelTrustedPublisher))
     await database.engine.dispose()
 
 
