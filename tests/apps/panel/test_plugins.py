@@ -97,8 +97,16 @@ async def test_browse_install_approve_enable_update_remove(
 ) -> None:
     market.publish(EXAMPLES / "webhook_notifier")
     market.publish(EXAMPLES / "auto_restart")
+    broken = {
+        **market.entries[0],
+        "manifest": {**market.entries[0]["manifest"], "capabilities": ["root.shell"]},
+    }
+    market.entries.append(broken)
+    market.sign()
     listing = (await client.get("/api/panel/plugins/market", headers=admin.headers)).json()
-    assert listing["errors"] == []
+    assert [error["message"].split(":")[0] for error in listing["errors"]] == [
+        "/plugins/2/manifest/capabilities"
+    ]
     assert {p["manifest"]["id"] for p in listing["plugins"]} == {"webhook-notifier", "auto-restart"}
 
     await trust(client, admin, market)

@@ -186,11 +186,13 @@ async def browse(context: PanelContext) -> MarketListing:
     offers: list[MarketOffer] = []
     errors: list[MarketError] = []
     for source in context.settings.market_sources:
+        problems: list[str] = []
         try:
-            found = await market.fetch_index(source, list(context.settings.market_trusted_keys))
+            found = await market.fetch_index(source, list(context.settings.market_trusted_keys), problems)
         except AppError as exc:
             errors.append(MarketError(source=source, code=exc.code, message=exc.message))
             continue
+        errors += [MarketError(source=source, code="invalid_entry", message=text) for text in problems]
         offers += [
             MarketOffer(
                 source=source,

@@ -84,6 +84,7 @@ class Running:
     plugin_id: str
     version: str
     granted: frozenset[str]
+    settings: str | None
     socket_path: str
     server: asyncio.Server | None = None
     child: ChildProcess | None = None
@@ -136,12 +137,18 @@ class PluginHost:
         await asyncio.Event().wait()
 
     async def sync(self) -> None:
-        """Start what should run and is not (or runs an older version or grant), stop what should not."""
+        """Start what should run and is not; restart what runs another version, grant or settings; stop what
+        should not run."""
         async with self.platform.database.transaction(writes=False) as session:
             wanted = {p.plugin_id: p for p in await list_plugins(session) if runnable(p)}
         for plugin_id, running in list(self.running.items()):
             plugin = wanted.get(plugin_id)
-            if plugin is None or plugin.version != running.version or set(plugin.granted) != running.granted:
+            changed = plugin is not None and (
+                plugin.version != running.version
+                or set(plugin.granted) != running.granted
+                or plugin.settings_enc != running.settings
+            )
+            if plugin is None or changed:
                 await self.stop(plugin_id)
         for plugin_id, plugin in wanted.items():
             if plugin_id not in self.running and plugin.status != "failed":
@@ -151,7 +158,11 @@ class PluginHost:
         plugin_id = plugin.plugin_id
         folder = plugin_directory(self.settings, self.platform, plugin_id)
         running = Running(
-            plugin_id, plugin.version, frozenset(plugin.granted), str(self.runtime / f"{plugin_id}.sock")
+            plugin_id,
+            plugin.version,
+            frozenset(plugin.granted),
+            plugin.settings_enc,
+            str(self.runtime / f"{plugin_id}.sock"),
         )
         self.running[plugin_id] = running
         with contextlib.suppress(FileNotFoundError):

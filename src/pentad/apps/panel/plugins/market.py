@@ -30,7 +30,7 @@ from urllib.parse import urljoin
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pentad.apps.panel.plugins.manifest import MANIFEST_FILE, Manifest, parse_manifest
+from pentad.apps.panel.plugins.manifest import MANIFEST_FILE, InvalidManifest, Manifest, parse_manifest
 from pentad.apps.panel.plugins.signing import SignatureInvalid, sign, verify, verify_any
 from pentad.core.errors import AppError, BadRequest
 
@@ -107,9 +107,12 @@ def _client() -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=False, trust_env=False)
 
 
-async def fetch_index(source: str, trusted_keys: list[str]) -> list[MarketPlugin]:
+async def fetch_index(
+    source: str, trusted_keys: list[str], problems: list[str] | None = None
+) -> list[MarketPlugin]:
     """The plugins a source offers, once its index's signature checked; entries that are not valid are
-    left out (a market's typo does not hide the rest)."""
+    left out (a market's typo does not hide the rest) and described in `problems` (JSON pointers into the
+    index: `/plugins/2/manifest/capabilities: ...`)."""
     async with _client() as client:
         data = await _get(client, source, MAX_INDEX_BYTES)
         signature = (await _get(client, source + ".sig", 1024)).decode(errors="replace")
@@ -124,11 +127,19 @@ async def fetch_index(source: str, trusted_keys: list[str]) -> list[MarketPlugin
     except (ValueError, KeyError, TypeError, AssertionError):
         raise MarketUnreachable(f"{source} is not a plugin index.") from None
     found = []
-    for raw in entries:
+    for number, raw in enumerate(entries):
         try:
             entry = IndexEntry.model_validate(raw)
             manifest = parse_manifest(entry.manifest)
-        except (ValidationError, AppError):
+        except ValidationError as exc:
+            if problems is not None:
+                problems += [
+                    f"/plugins/{number}/{'/'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+                ]
+            continue
+        except InvalidManifest as exc:
+            if problems is not None:
+                problems += [f"/plugins/{number}/manifest{issue['msg']}" for issue in exc.extra["errors"]]
             continue
         found.append(
             MarketPlugin(
