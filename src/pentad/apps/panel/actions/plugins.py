@@ -39,6 +39,7 @@ from pentad.core.context import JobContext
 from pentad.core.db.base import utcnow, uuid7
 from pentad.core.errors import AppError, BadRequest, Conflict, NotFound, PermissionDenied, ServiceUnavailable
 from pentad.core.events import Event, EventSubscriber
+from pentad.core.realtime.relay import RelayError
 
 PLUGIN_RESOURCE = "panel.plugin"
 ROUTE_TIMEOUT_MARGIN = 1.0
@@ -404,12 +405,10 @@ async def call_route(
             relay_address(plugin_id), json.dumps({"kind": "http", "request": request}), timeout=timeout
         )
         answer = json.loads(raw)
-    except (TimeoutError, ValueError, AppError) as exc:
+    except (RelayError, TimeoutError, ValueError) as exc:  # NoHolder: not running; RelayTimeout
         raise PluginNotRunning(
             f"The plugin is not running or did not answer ({type(exc).__name__})."
         ) from None
-    except Exception as exc:  # the relay's NoHolder and friends
-        raise PluginNotRunning(f"The plugin is not running ({type(exc).__name__}).") from None
     response = answer.get("response") if isinstance(answer, dict) and answer.get("ok") else None
     if not isinstance(response, dict):
         raise PluginNotRunning("The plugin could not answer.", error=str(answer.get("error", ""))[:300])

@@ -38,6 +38,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from pentad.apps.panel import repository
+from pentad.apps.panel.actions.console import do_send_command
+from pentad.apps.panel.actions.context import PanelContext
+from pentad.apps.panel.actions.power import do_power
 from pentad.apps.panel.events import PLUGIN_STATUS_CHANGED, PluginStatusChanged
 from pentad.apps.panel.models import PanelPlugin
 from pentad.apps.panel.plugins.capabilities import METHODS, widened
@@ -52,6 +55,7 @@ from pentad.core import audit
 from pentad.core.context import AppContext
 from pentad.core.errors import AppError
 from pentad.core.events import emit
+from pentad.core.realtime.relay import RelayError
 from pentad.core.services import ChildLimits, ChildProcess, ServiceContext, ServiceSpec
 from pentad_panel_plugin import rpc
 
@@ -128,7 +132,8 @@ class PluginHost:
             shutil.rmtree(self.runtime, ignore_errors=True)
 
     async def _listen_for_wake(self) -> None:
-        with contextlib.suppress(Exception):
+        # Another process's host holds it (several workers on a node): this one syncs on its timer only.
+        with contextlib.suppress(RelayError):
             async with self.platform.relay.hold(WAKE_ADDRESS, wait=1.0) as inbox:
                 async for message in inbox:
                     self.wake.set()
@@ -228,7 +233,10 @@ class PluginHost:
         finally:
             reader_task.cancel()
             running.tasks.discard(reader_task)
-            self._close(running)
+            if running.writer is writer:
+                self._close(running)
+            else:  # already closed (a kill), maybe replaced by the restarted process's connection
+                writer.close()
 
     async def _initialize(self, running: Running) -> None:
         async with self.platform.database.transaction(writes=False) as session:
@@ -374,10 +382,6 @@ class PluginHost:
             )  # fmt: skip
 
     async def _panel_method(self, running: Running, method: str, params: dict[str, Any]) -> Any:
-        from pentad.apps.panel.actions.console import do_send_command
-        from pentad.apps.panel.actions.context import PanelContext
-        from pentad.apps.panel.actions.power import do_power
-
         if method == "log":
             self.log.info(
                 "panel_plugin_log", plugin=running.plugin_id, message=str(params.get("message"))[:500]
@@ -445,16 +449,26 @@ class PluginHost:
         if reply is not None:
             await reply(json.dumps(answer))
 
+    @staticmethod
+    def _connected_since(running: Running, generation: int) -> bool:
+        """The connection that started a loop is still the plugin's."""
+        return running.writer is not None and running.connections == generation
+
     async def _ping(self, running: Running) -> None:
+        generation = running.connections
         with contextlib.suppress(PluginTimeout, ConnectionError, rpc.RpcError):
-            while running.writer is not None:
+            while self._connected_since(running, generation):
                 await asyncio.sleep(self.settings.plugin_ping_interval)
-                await self.call(running, "ping", {})
+                if self._connected_since(running, generation):
+                    await self.call(running, "ping", {})
 
     async def _schedule(self, running: Running, name: str, every: float) -> None:
+        generation = running.connections
         with contextlib.suppress(PluginTimeout, ConnectionError):
-            while running.writer is not None:
+            while self._connected_since(running, generation):
                 await asyncio.sleep(every)
+                if not self._connected_since(running, generation):
+                    return
                 try:
                     await self.call(running, "schedule", {"name": name})
                 except rpc.RpcError as exc:
@@ -529,7 +543,7 @@ async def plugin_host(context: ServiceContext) -> None:
 
 async def wake_host(platform: AppContext) -> None:
     """Ask the plugin host to look at the plugins' rows now (it does every SYNC_INTERVAL anyway)."""
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(RelayError):
         await platform.relay.send(WAKE_ADDRESS, "sync")
 
 
