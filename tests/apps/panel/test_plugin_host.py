@@ -11,7 +11,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,7 @@ async def database(own_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def market(tmp_path: Path) -> AsyncIterator[Market] | Any:
+def market(tmp_path: Path) -> Iterator[Market]:
     folder = tmp_path / "market"
     folder.mkdir()
     with static_host(folder) as url:

@@ -1,14 +1,13 @@
-"""Plugins: a real signed marketplace on a loopback static host; install, approve, enable, update, remove
-over the API (audited), the refusals (bad index signature, tampered package, unknown publisher, bad package
-signature, approval and capability widening, non-admins), and the host running real plugin processes:
-capability deny side on every panel method, crash, hang, memory blow-up and garbage output, events to the
-webhook notifier example POSTing to a loopback listener."""
+"""Plugins: a real signed marketplace on a loopback static host; browse, install, approve, enable, update,
+remove over the API (audited), and the refusals (an index signed by an untrusted key, a tampered package, an
+unknown publisher, a bad package signature, enabling before approval, an update asking for more, non-admins,
+bad input: 4xx problem+json, nothing changed); manifests' JSON pointers; the publisher tools (keygen,
+publish, sign-index) making a market the panel verifies; the SDK harness on the auto-restart example.
+(The host with real plugin processes: test_plugin_host.py.)"""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,17 +54,6 @@ def settings(tmp_path: Path, database_url: str, market: Market) -> Settings:
         plugin_garbage_limit=3,
         plugin_memory_mb=400,
     )
-
-
-async def eventually(check: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + WAIT
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"never happened: {what}")
-        await asyncio.sleep(0.05)
 
 
 async def trust(client: httpx.AsyncClient, admin: Account, market: Market) -> None:
