@@ -24,6 +24,7 @@ from sqlalchemy import delete
 from pentad.apps.panel.actions.plugins import dispatch_event
 from pentad.apps.panel.events import SERVER_STATE_CHANGED, ServerStateChanged
 from pentad.apps.panel.models import PanelPlugin, PanelTrustedPublisher
+from pentad.apps.panel.plugins import sandbox
 from pentad.apps.panel.plugins.host import PluginHost
 from pentad.apps.panel.plugins.manifest import parse_manifest
 from pentad.apps.panel.plugins.market import build_package, unpack
@@ -116,6 +117,14 @@ async def probe(request, panel):
         except RpcError as exc:
             outcomes[method] = exc.code
     return Response(outcomes)
+
+@plugin.route("POST", "/read")
+async def read(request, panel):
+    try:
+        with open(request.json()) as file:
+            return Response({"read": file.read()})
+    except OSError as exc:
+        return Response({"error": type(exc).__name__})
 
 @plugin.route("POST", "/crash")
 async def crash(request, panel):
@@ -263,6 +272,15 @@ async def test_host_enforces_capabilities_and_survives_crash_hang_memory_and_gar
         denied = [r for r in await rows(platform, "audit_events") if r["action"] == "panel.plugin.denied"]
         assert sorted(r["details"]["method"] for r in denied) == ["console.send", "servers.power"]
         assert (await client.post(f"{url}/probe", json=calls)).status_code == 401
+
+        # In bubblewrap (where it runs), the panel's data folder is out of sight.
+        secret = Path(platform.settings.data_dir) / "secret.txt"
+        secret.write_text("the panel's")
+        seen = (await client.post(f"{url}/read", json=str(secret), headers=member.headers)).json()
+        if sandbox.bwrap_path() is not None:
+            assert seen == {"error": "FileNotFoundError"}
+        else:
+            assert seen == {"read": "the panel's"}
 
         # Garbage on its socket: stopped as failed, with the reason, not restarted.
         failed = await eventually(await _status_is(platform, "garbage", "failed"), "garbage fails the plugin")

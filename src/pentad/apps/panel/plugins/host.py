@@ -43,6 +43,7 @@ from pentad.apps.panel.actions.context import PanelContext
 from pentad.apps.panel.actions.power import do_power
 from pentad.apps.panel.events import PLUGIN_STATUS_CHANGED, PluginStatusChanged
 from pentad.apps.panel.models import PanelPlugin
+from pentad.apps.panel.plugins import sandbox
 from pentad.apps.panel.plugins.capabilities import METHODS, widened
 from pentad.apps.panel.plugins.store import (
     get_plugin,
@@ -184,10 +185,20 @@ class PluginHost:
         command = [sys.executable, "-m", "pentad_panel_plugin.runner", "--socket", running.socket_path]
         command += ["--entry", str(plugin.manifest["entry"])]
         try:
+            bwrap = sandbox.choose(self.settings.plugin_sandbox)
+            if bwrap is not None:
+                command = sandbox.wrap(
+                    bwrap,
+                    command,
+                    data_dir=self.platform.data_dir,
+                    plugin_dir=folder,
+                    socket_dir=self.runtime,
+                )
+            self.log.info("panel_plugin_starting", plugin=plugin_id, sandbox="bwrap" if bwrap else "none")
             running.child = await self.context.processes.start(
                 f"plugin:{plugin_id}", command, cwd=folder, restart=True, limits=limits
             )
-        except (OSError, AppError, ValueError) as exc:
+        except (OSError, AppError, ValueError, sandbox.SandboxUnavailable) as exc:
             await self._fail(running, f"could not be started: {exc}")
             return
         running.tasks.add(asyncio.create_task(self._hold_address(running)))
