@@ -21,6 +21,7 @@ from pentad.core.platform import Platform
 from tests.apps.panel.link_support import panel_settings
 from tests.apps.panel.plugin_support import EXAMPLES, Market, plugin_folder, static_host
 from tests.apps.panel.support import rows, snapshot
+from tests.apps.panel.test_pages import _csrf, _sign_in
 from tests.factories import Account
 
 WAIT = 30.0
@@ -225,6 +226,9 @@ async def test_non_admins_are_refused_and_bad_input_is_4xx(
         ("POST", "/api/panel/plugins/auto-restart/update", None),
         ("PUT", "/api/panel/plugins/auto-restart/settings", {"settings": {}}),
         ("DELETE", "/api/panel/plugins/auto-restart", None),
+        ("GET", "/api/panel/plugins/auto-restart", None),
+        ("GET", "/api/panel/plugins/publishers", None),
+        ("POST", "/api/panel/plugins/publishers/remove", {"publisher": "x-y", "public_key": "k"}),
         ("GET", "/api/panel/plugins/auto-restart/ui", None),
     ]
     for method, url, body in calls:
@@ -338,3 +342,26 @@ async def test_publisher_tools_make_a_market_the_panel_verifies(tmp_path: Path) 
         assert {offer.publisher_key for offer in offers} == {publisher.output.strip()}
         with pytest.raises(IndexSignatureInvalid):
             await fetch_index(url + "index.json", [publisher.output.strip()])
+
+
+async def test_the_plugins_page_is_for_admins_and_its_forms_need_the_csrf_token(
+    client: httpx.AsyncClient, platform: Platform, admin: Account, member: Account, market: Market
+) -> None:
+    market.publish(EXAMPLES / "auto_restart")
+    anonymous = await client.get("/panel/plugins")
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"].startswith("/login")
+    await _sign_in(client, member.user)
+    assert (await client.get("/panel/plugins")).status_code == 403
+    await _sign_in(client, admin.user)
+    page = await client.get("/panel/plugins")
+    assert page.status_code == 200
+    assert "Install Auto-restart crashed servers" in page.text
+    before = await snapshot(platform)
+    form = {"source": market.source, "plugin_id": "auto-restart"}
+    assert (await client.post("/panel/plugins/install", data=form)).status_code == 403
+    assert await snapshot(platform) == before
+    await trust(client, admin, market)
+    installed = await client.post("/panel/plugins/install", data={**form, "csrf_token": _csrf(page.text)})
+    assert installed.status_code == 303
+    assert "Approve 3 capabilities" in (await client.get("/panel/plugins")).text
