@@ -7,24 +7,32 @@ publish, sign-index) making a market the panel verifies; the SDK harness on the 
 
 from __future__ import annotations
 
+import importlib.util
+import io
+import json
+import stat
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
-from pentad.apps.panel.plugins.market import IndexSignatureInvalid
+from pentad.apps.panel.cli import panel
+from pentad.apps.panel.plugins.manifest import InvalidManifest, parse_manifest
+from pentad.apps.panel.plugins.market import IndexSignatureInvalid, PackageRefused, fetch_index, unpack
 from pentad.apps.panel.plugins.signing import keygen
 from pentad.core.config import Settings
 from pentad.core.platform import Platform
+from pentad_panel_plugin import RpcError
+from pentad_panel_plugin.testing import Harness
 from tests.apps.panel.link_support import panel_settings
 from tests.apps.panel.plugin_support import EXAMPLES, Market, plugin_folder, static_host
 from tests.apps.panel.support import rows, snapshot
 from tests.apps.panel.test_pages import _csrf, _sign_in
 from tests.factories import Account
-
-WAIT = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +264,6 @@ async def test_non_admins_are_refused_and_bad_input_is_4xx(
 
 @pytest.mark.one_engine
 def test_manifest_errors_carry_json_pointers() -> None:
-    from pentad.apps.panel.plugins.manifest import InvalidManifest, parse_manifest
 
     with pytest.raises(InvalidManifest) as caught:
         parse_manifest(
@@ -276,10 +283,6 @@ def test_manifest_errors_carry_json_pointers() -> None:
 
 @pytest.mark.one_engine
 async def test_sdk_harness_runs_the_auto_restart_example() -> None:
-    import importlib.util
-
-    from pentad_panel_plugin import RpcError
-    from pentad_panel_plugin.testing import Harness
 
     spec = importlib.util.spec_from_file_location(
         "auto_restart", EXAMPLES / "auto_restart" / "auto_restart.py"
@@ -306,10 +309,6 @@ async def test_sdk_harness_runs_the_auto_restart_example() -> None:
 
 
 async def test_publisher_tools_make_a_market_the_panel_verifies(tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    from pentad.apps.panel.cli import panel
-    from pentad.apps.panel.plugins.market import fetch_index
 
     runner = CliRunner()
     keys = tmp_path / "keys"
@@ -365,3 +364,34 @@ async def test_the_plugins_page_is_for_admins_and_its_forms_need_the_csrf_token(
     installed = await client.post("/panel/plugins/install", data={**form, "csrf_token": _csrf(page.text)})
     assert installed.status_code == 303
     assert "Approve 3 capabilities" in (await client.get("/panel/plugins")).text
+
+
+def test_unpacking_refuses_escapes_links_and_a_manifest_other_than_the_index_s(tmp_path: Path) -> None:
+
+    manifest_text = (EXAMPLES / "auto_restart" / "pentad-plugin.json").read_text()
+    manifest = parse_manifest(json.loads(manifest_text))
+
+    def package(name: str, data: str = "x", mode: int = 0o100644) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("pentad-plugin.json", manifest_text)
+            entry = zipfile.ZipInfo(name)
+            entry.external_attr = mode << 16
+            archive.writestr(entry, data)
+        return buffer.getvalue()
+
+    target = tmp_path / "plugins" / "auto-restart"
+    for bad in (
+        package("../evil.py"),
+        package("/etc/evil"),
+        package("link", "/etc/passwd", stat.S_IFLNK | 0o777),
+    ):
+        with pytest.raises(PackageRefused):
+            unpack(bad, target, manifest)
+    other = parse_manifest({**json.loads(manifest_text), "capabilities": ["servers.read"]})
+    with pytest.raises(PackageRefused):
+        unpack(package("ok.py"), target, other)
+    assert not (tmp_path / "evil.py").exists()
+    assert not target.exists()
+    unpack(package("ok.py"), target, manifest)
+    assert (target / "ok.py").read_text() == "x"
