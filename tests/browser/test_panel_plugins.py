@@ -1,8 +1,8 @@
 """Chromium on the plugins page of a served panel (its plugin host running as a worker service) with a
 real signed marketplace on a loopback static host: the market lists the webhook notifier, Install puts it
 in the installed list waiting for approval, Approve lists and grants its capabilities, Enable starts its
-process (status `running`), its UI page shows in a sandboxed frame that cannot read the panel's cookies,
-Disable stops it.
+process (its status follows the hub's `panel.plugins` topic to `running` without a reload), its UI page
+shows in a sandboxed frame that cannot read the panel's cookies, Disable stops it.
 
 Runs once (SQLite: this is about the browser and the plugin process, not the database)."""
 
@@ -25,6 +25,8 @@ from tests.factories import DEFAULT_PASSWORD, bearer, create_admin, issue_api_ke
 pytestmark = pytest.mark.browser
 
 WAIT_MS = 30_000
+STATUS_IS = """(status) => document.querySelector(
+  "[data-plugin='webhook-notifier'] [data-testid='plugin-status']").textContent.trim() === status"""
 
 
 @dataclass
@@ -86,13 +88,12 @@ async def test_install_approve_enable_and_the_sandboxed_frame(stage: Stage) -> N
             assert await row.get_by_text("(not approved)").count() == 0
             await row.get_by_role("button", name="Enable").click()
 
+            # The status follows the hub's panel.plugins topic: no reload.
             status = row.get_by_test_id("plugin-status")
-            for _ in range(120):
-                if (await status.text_content() or "").strip() == "running":
-                    break
-                await page.wait_for_timeout(250)
-                await page.reload()
-            assert (await status.text_content() or "").strip() == "running"
+            await page.wait_for_function(
+                "() => document.getElementById('panel-plugins').dataset.link === 'connected'"
+            )
+            await page.wait_for_function(STATUS_IS, arg="running")
 
             frame_element = page.locator("iframe[data-plugin-frame='webhook-notifier']")
             assert await frame_element.get_attribute("sandbox") == "allow-scripts"
@@ -101,11 +102,7 @@ async def test_install_approve_enable_and_the_sandboxed_frame(stage: Stage) -> N
             assert await frame.locator("#origin").text_content() == "origin: null, cookies: blocked"
 
             await row.get_by_role("button", name="Disable").click()
-            for _ in range(120):
-                if (await status.text_content() or "").strip() == "stopped":
-                    break
-                await page.wait_for_timeout(250)
-                await page.reload()
+            await page.wait_for_function(STATUS_IS, arg="stopped")
             assert (await status.text_content() or "").strip() == "stopped"
         finally:
             await browser.close()

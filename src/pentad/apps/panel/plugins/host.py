@@ -13,7 +13,8 @@ plugin (mode 0700 folder). JSON-RPC 2.0, one object per line, both ways (pentad_
   and restarted with backoff.
 - A plugin that writes more than `plugin_garbage_limit` malformed frames a minute, or one frame larger
   than `plugin_max_frame_bytes`, is stopped as `failed` until an admin enables it again.
-Every status change is written to the plugin's row, logged and emitted as `panel.plugin_status_changed`.
+Every status change is written to the plugin's row, logged, emitted as `panel.plugin_status_changed` and
+published on the admins' topic `panel.plugins`.
 
 The host holds the relay address `panel.plugin.<id>` while the plugin runs: domain events (the
 `panel.plugin_dispatch` subscriber) and HTTP route calls (plugins_endpoints) reach it there.
@@ -52,10 +53,12 @@ from pentad.apps.panel.plugins.store import (
     plugin_settings,
 )
 from pentad.apps.panel.settings import PanelSettings
+from pentad.apps.panel.topics import PLUGINS_TOPIC, PluginStatus
 from pentad.core import audit
 from pentad.core.context import AppContext
 from pentad.core.errors import AppError
 from pentad.core.events import emit
+from pentad.core.realtime.publish import publish
 from pentad.core.realtime.relay import RelayError
 from pentad.core.services import ChildLimits, ChildProcess, ServiceContext, ServiceSpec
 from pentad_panel_plugin import rpc
@@ -531,6 +534,8 @@ class PluginHost:
             plugin.status, plugin.status_reason = status, reason
             if restarted:
                 plugin.restarts += 1
+            update = PluginStatus(plugin_id=plugin_id, status=status, reason=reason, restarts=plugin.restarts)
+            publish(session, PLUGINS_TOPIC, update)
             await emit(
                 session,
                 PLUGIN_STATUS_CHANGED.name,
