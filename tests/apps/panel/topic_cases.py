@@ -1,6 +1,6 @@
 """The panel topic families as tests/test_topic_table.py walks them: each makes a resource of the owner (an
 admin) and returns its topic and the REST path reading the same data (the server's stats for both server
-topics: they need the same keys; the node for its status topic)."""
+topics: they need the same keys; the node for its status topic; the plugins list for the plugins topic)."""
 
 from __future__ import annotations
 
@@ -39,8 +39,13 @@ async def _node_status(client: httpx.AsyncClient, platform: Platform, owner: Own
     return f"panel.node.{node.id}.status", f"/api/panel/nodes/{node.id}"
 
 
+async def _plugins(client: httpx.AsyncClient, platform: Platform, owner: Owner) -> tuple[str, str]:
+    return "panel.plugins", "/api/panel/plugins"
+
+
 PANEL_CASES = {
     "panel.server.{server_id}.console": _server_console,
     "panel.server.{server_id}.state": _server_state,
     "panel.node.{node_id}.status": _node_status,
+    "panel.plugins": _plugins,
 }

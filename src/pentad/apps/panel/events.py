@@ -50,3 +50,18 @@ SERVER_CRASHED = DomainEvent(
     "A server crashed too often in a row and is not restarted any more.",
 )
 LINK_EVENTS: list[DomainEvent[Any]] = [NODE_STATUS_CHANGED, SERVER_STATE_CHANGED, SERVER_CRASHED]
+
+
+class PluginStatusChanged(BaseModel):
+    plugin_id: str
+    status: str
+    previous: str | None
+    reason: str
+
+
+PLUGIN_STATUS_CHANGED = DomainEvent(
+    "panel.plugin_status_changed",
+    PluginStatusChanged,
+    "A plugin started, stopped, crashed (restarted with backoff) or failed (stopped for bad output).",
+)
+PLUGIN_EVENTS: list[DomainEvent[Any]] = [PLUGIN_STATUS_CHANGED]

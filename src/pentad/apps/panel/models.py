@@ -265,3 +265,46 @@ class PanelBackup(IdMixin, TimestampMixin, Base):
     completed_at: Mapped[datetime | None] = mapped_column(default=None)
     verified_at: Mapped[datetime | None] = mapped_column(default=None)
     restored_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+PLUGIN_STATUSES = ("stopped", "starting", "running", "crashed", "failed")
+"""Written by the plugin host: stopped (disabled, or waiting for approval) -> starting -> running; crashed
+(it died or hung: restarted with backoff), failed (garbage on its socket: stopped until enabled again)."""
+
+
+class PanelPlugin(IdMixin, TimestampMixin, Base):
+    """An installed plugin: its manifest, where it came from, what it asks for (`requested`) and what an
+    admin approved (`granted`). It runs only when `enabled` and every requested capability is granted.
+    Its settings (webhook URLs and the like) are encrypted at rest."""
+
+    __tablename__ = "panel_plugins"
+
+    plugin_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[str] = mapped_column(String(32))
+    publisher: Mapped[str] = mapped_column(String(64))
+    publisher_key: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(2000))
+    package_sha256: Mapped[str] = mapped_column(String(64))
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    requested: Mapped[list[str]] = mapped_column(JSON, default=list)
+    granted: Mapped[list[str]] = mapped_column(JSON, default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="stopped")
+    status_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    restarts: Mapped[int] = mapped_column(Integer, default=0)
+    settings_enc: Mapped[str | None] = mapped_column(EncryptedText, default=None)
+    approved_by: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    approved_at: Mapped[datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PanelTrustedPublisher(IdMixin, TimestampMixin, Base):
+    """A publisher's ed25519 public key an admin trusts to sign plugin packages."""
+
+    __tablename__ = "panel_trusted_publishers"
+    __table_args__ = (UniqueConstraint("publisher", "public_key"),)
+
+    publisher: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(String(100))
+    added_by: Mapped[uuid.UUID | None] = mapped_column(default=None)

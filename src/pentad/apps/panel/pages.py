@@ -1,13 +1,16 @@
 """The panel's pages: `/panel` lists your game servers (state, node, limits), `/panel/servers/{id}` is a
 server's page (the live console in xterm.js with its history and a command line, power buttons, CPU and
 memory charts in uPlot from the hub's topics, subusers and the activity log), `/panel/nodes` the nodes with
-their status and capacity and one-time enrolment tokens (admins). The live parts are static/panel-server.js
+their status and capacity and one-time enrolment tokens (admins), `/panel/plugins` the plugins (admins:
+the marketplaces' offers, install, capability approval, enable/disable, update, remove, status, and each
+plugin's UI page in a sandboxed frame). The live parts are static/panel-server.js
 talking to the API and the hub; the forms (subusers, tokens) post here with the session's CSRF token and
 call the same actions as the API."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -17,9 +20,10 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from pentad.apps.panel.actions import activity, nodes, schedules, servers, subusers
+from pentad.apps.panel.actions import activity, nodes, plugins, schedules, servers, subusers
 from pentad.apps.panel.actions.context import PanelContext
 from pentad.apps.panel.permissions import PANEL_ADMIN, PANEL_USE, SERVER_KEYS
+from pentad.apps.panel.plugins.capabilities import CAPABILITIES
 from pentad.apps.panel.schemas import (
     EnrolmentTokenCreate,
     EnrolmentTokenCreated,
@@ -260,3 +264,94 @@ async def create_token_form(
             request, panel, principal, status_code=failure["status_code"], error=failure["error"]
         )
     return await _nodes_page(request, panel, principal, created=created)
+
+
+# Plugins (admins).
+
+
+async def _plugins_page(
+    request: Request,
+    panel: PanelContext,
+    principal: Principal,
+    *,
+    status_code: int = 200,
+    error: str | None = None,
+) -> Response:
+    return render_page(
+        request, "panel_plugins.html", principal, renderer=templates, status_code=status_code, error=error,
+        installed=await plugins.list_installed(panel), market=await plugins.browse(panel),
+        capabilities=CAPABILITIES,
+    )  # fmt: skip
+
+
+async def _plugin_action(
+    request: Request, panel: PanelContext, principal: Principal, action: Awaitable[object]
+) -> Response:
+    try:
+        await action
+    except AppError as exc:
+        failure = failure_context(exc)
+        return await _plugins_page(
+            request, panel, principal, status_code=failure["status_code"], error=failure["error"]
+        )
+    return see_other("/panel/plugins")
+
+
+@router.get("/panel/plugins")
+async def plugins_page(request: Request, principal: PanelAdmin, session: Session) -> Response:
+    return await _plugins_page(request, _context(request, session, principal), principal)
+
+
+@router.post("/panel/plugins/install")
+async def install_plugin_form(
+    request: Request,
+    principal: PanelAdmin,
+    session: Session,
+    source: Annotated[str, Form(max_length=2000)] = "",
+    plugin_id: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    panel = _context(request, session, principal)
+    data = plugins.InstallRequest(source=source, plugin_id=plugin_id)
+    return await _plugin_action(request, panel, principal, plugins.do_install(panel, data))
+
+
+@router.post("/panel/plugins/{plugin_id}/approve")
+async def approve_plugin_form(
+    plugin_id: str, request: Request, principal: PanelAdmin, session: Session
+) -> Response:
+    panel = _context(request, session, principal)
+    form = await request.form()
+    data = plugins.ApproveRequest(capabilities=[str(value) for value in form.getlist("capabilities")][:20])
+    return await _plugin_action(request, panel, principal, plugins.do_approve(panel, plugin_id, data))
+
+
+@router.post("/panel/plugins/{plugin_id}/enable")
+async def enable_plugin_form(
+    plugin_id: str, request: Request, principal: PanelAdmin, session: Session
+) -> Response:
+    panel = _context(request, session, principal)
+    return await _plugin_action(request, panel, principal, plugins.do_enable(panel, plugin_id, enabled=True))
+
+
+@router.post("/panel/plugins/{plugin_id}/disable")
+async def disable_plugin_form(
+    plugin_id: str, request: Request, principal: PanelAdmin, session: Session
+) -> Response:
+    panel = _context(request, session, principal)
+    return await _plugin_action(request, panel, principal, plugins.do_enable(panel, plugin_id, enabled=False))
+
+
+@router.post("/panel/plugins/{plugin_id}/update")
+async def update_plugin_form(
+    plugin_id: str, request: Request, principal: PanelAdmin, session: Session
+) -> Response:
+    panel = _context(request, session, principal)
+    return await _plugin_action(request, panel, principal, plugins.do_update(panel, plugin_id))
+
+
+@router.post("/panel/plugins/{plugin_id}/remove")
+async def remove_plugin_form(
+    plugin_id: str, request: Request, principal: PanelAdmin, session: Session
+) -> Response:
+    panel = _context(request, session, principal)
+    return await _plugin_action(request, panel, principal, plugins.do_remove(panel, plugin_id))

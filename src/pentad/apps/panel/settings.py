@@ -4,6 +4,8 @@ first session, so the later parts (agent link, files, backups, schedules, plugin
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from pentad.core.config import CommaList
@@ -82,6 +84,12 @@ class PanelSettings(BaseModel):
     )
     plugin_garbage_limit: int = Field(
         20, ge=1, description="Malformed frames per minute after which a plugin is stopped as `failed`."
+    )
+    plugin_sandbox: Literal["auto", "bwrap", "none"] = Field(
+        "auto",
+        description="Run plugins inside bubblewrap (the panel's data, /tmp, /home and /root hidden, the rest "
+        "read-only): `auto` when bwrap works here, `bwrap` always (a plugin fails to start without it), "
+        "`none` never.",
     )
     market_sources: CommaList = Field(
         default_factory=list, description="URLs of signed plugin indexes (marketplaces)."

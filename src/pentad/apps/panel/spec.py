@@ -12,11 +12,12 @@ from typing import Any
 from fastapi import APIRouter
 
 from pentad.apps.panel import events, permissions, services, topics
-from pentad.apps.panel.actions import backups, schedules
+from pentad.apps.panel.actions import backups, plugins, schedules
 from pentad.apps.panel.credentials import NODE_SCHEME
+from pentad.apps.panel.plugins import host as plugin_host
 from pentad.apps.panel.settings import APP_NAME, PanelSettings
 from pentad.core.apps import AppSpec
-from pentad.core.events import DomainEvent
+from pentad.core.events import DomainEvent, EventSubscriber
 from pentad.core.jobs.registry import CronSpec, JobSpec
 from pentad.core.realtime.topics import TopicSpec
 from pentad.core.services import ServiceSpec
@@ -32,6 +33,7 @@ def routers() -> list[APIRouter]:
         control_endpoints,
         endpoints,
         files_endpoints,
+        plugins_endpoints,
     )
 
     return [
@@ -40,6 +42,7 @@ def routers() -> list[APIRouter]:
         control_endpoints.router,
         files_endpoints.router,
         backup_endpoints.router,
+        plugins_endpoints.router,
     ]
 
 
@@ -52,9 +55,12 @@ def pages() -> list[APIRouter]:
 
 TOPICS: list[TopicSpec] = [*topics.TOPICS]
 SERVICES: list[ServiceSpec] = [*services.SERVICES]
+SERVICES.extend(plugin_host.SERVICES)
 JOBS: list[JobSpec] = [*schedules.JOBS, *backups.JOBS]
 CRON: list[CronSpec] = []
 EVENTS: list[DomainEvent[Any]] = [*events.LINK_EVENTS]
+EVENTS.extend(events.PLUGIN_EVENTS)
+SUBSCRIBERS: list[EventSubscriber] = [*plugins.SUBSCRIBERS]
 
 APP = AppSpec(
     name=APP_NAME,
@@ -73,5 +79,6 @@ APP = AppSpec(
     jobs=JOBS,
     cron=CRON,
     events=EVENTS,
+    subscribers=SUBSCRIBERS,
     settings=PanelSettings,
 )

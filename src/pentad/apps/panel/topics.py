@@ -7,6 +7,8 @@
 - `panel.server.{server_id}.state`: power state changes (published with the transaction that stores them)
   and 1 Hz stats (publish_now). Subscribe: `websocket.connect` on the server.
 - `panel.node.{node_id}.status`: a node going online/offline. Admins only.
+- `panel.plugins`: a plugin's status changes (starting, running, crashed with the reason, failed, stopped),
+  published with the transaction that stores them. Admins only.
 
 Clients never publish. Every refusal is a plain "no" (the hub answers `forbidden`), whether the server
 does not exist or the caller lacks a key on it, so a topic does not tell which servers exist.
@@ -40,6 +42,17 @@ def state_topic(server_id: uuid.UUID | str) -> str:
 
 def node_topic(node_id: uuid.UUID | str) -> str:
     return f"panel.node.{node_id}.status"
+
+
+PLUGINS_TOPIC = "panel.plugins"
+
+
+class PluginStatus(BaseModel):
+    type: Literal["plugin"] = "plugin"
+    plugin_id: str
+    status: str
+    reason: str | None = None
+    restarts: int = 0
 
 
 class ConsoleOutput(BaseModel):
@@ -119,6 +132,10 @@ async def _may_follow_node(access: TopicAccess) -> bool:
     return access.action == "subscribe" and access.principal.has(PANEL_ADMIN)
 
 
+async def _may_follow_plugins(access: TopicAccess) -> bool:
+    return access.action == "subscribe" and access.principal.has(PANEL_ADMIN)
+
+
 async def _send_command(call: TopicCall) -> CommandSent:
     # imported here: the console action imports the agent link, which imports this module
     from pentad.apps.panel.actions import console
@@ -145,4 +162,5 @@ TOPICS = (
     ),
     TopicSpec("panel.server.{server_id}.state", _may_follow_state, history_size=100, requires=PANEL_USE),
     TopicSpec("panel.node.{node_id}.status", _may_follow_node, history_size=100, requires=PANEL_ADMIN),
+    TopicSpec(PLUGINS_TOPIC, _may_follow_plugins, history_size=100, requires=PANEL_ADMIN),
 )

@@ -1,0 +1,1 @@
+"""Panel plugins: manifests, capabilities, signatures, the marketplace and the out-of-process host."""
