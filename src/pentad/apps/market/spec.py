@@ -31,6 +31,7 @@ from pentad.apps.market import (
 )
 from pentad.apps.market import topics as market_topics
 from pentad.apps.market.actions.characters import SSO_RUNTIME
+from pentad.apps.market.analysis.hauling import LADDERS
 from pentad.apps.market.esi.resource import ESI_CLIENT
 from pentad.apps.market.ingest import character as character_ingest
 from pentad.apps.market.ingest import orders as ingest_orders
@@ -86,6 +87,6 @@ APP = AppSpec(
     partitioned_tables=PARTITIONED,
     mail_templates=PACKAGE / "mail_templates",
     static_dir=PACKAGE / "static",
-    resources=[ESI_CLIENT, SSO_RUNTIME],
+    resources=[ESI_CLIENT, SSO_RUNTIME, LADDERS],
     home_path="/market",
 )

@@ -14,7 +14,7 @@ from typing import Any
 from pentad.apps.market import repository
 from pentad.apps.market.actions.context import MarketContext
 from pentad.apps.market.analysis.fees import FeeBases, FeeRates, FeeSkills, OwnerStandings, fee_rates
-from pentad.apps.market.analysis.hauling import HaulLimits, hauling_search, hub_places
+from pentad.apps.market.analysis.hauling import LADDERS, HaulLimits, LadderCache, hauling_search, hub_places
 from pentad.apps.market.analysis.routes import Preference
 from pentad.apps.market.analysis.station import ScanFilters, station_scan
 from pentad.apps.market.exceptions import NoMarketData, UnknownHub, UnknownType
@@ -122,6 +122,15 @@ async def get_station_scan(market: MarketContext, key: str, request: StationScan
     return StationScanRead.model_validate(cached)
 
 
+def _ladder_cache(market: MarketContext) -> LadderCache | None:
+    """The process's hub ladders per snapshot; None where the app's resources are not open (an app
+    built without its lifespan, as in tests): the search then reads the books itself."""
+    try:
+        return market.platform.resource(LADDERS)
+    except LookupError:
+        return None
+
+
 async def get_hauls(market: MarketContext, request: HaulingRequest) -> HaulingRead:
     """The hauling search between the hubs asked for (all configured hubs by default; cached per books
     and question)."""
@@ -137,8 +146,9 @@ async def get_hauls(market: MarketContext, request: HaulingRequest) -> HaulingRe
     async def load() -> dict[str, Any]:
         places = await hub_places(market.session, hubs)
         found = await hauling_search(
-            market.session, places, rates, limits, preference=preference, limit=request.limit
-        )
+            market.session, places, rates, limits, preference=preference, limit=request.limit,
+            cache=_ladder_cache(market),
+        )  # fmt: skip
         names = await repository.types_by_ids(market.session, [h.type_id for h in found])
         hauls = [
             HaulRead(
