@@ -29,6 +29,7 @@ from pentad.apps.market import (
     trader_endpoints,
     trader_pages,
 )
+from pentad.apps.market import events as market_events
 from pentad.apps.market import topics as market_topics
 from pentad.apps.market.actions.characters import SSO_RUNTIME
 from pentad.apps.market.analysis.hauling import LADDERS
@@ -62,6 +63,8 @@ ROUTERS.append(alert_endpoints.router)
 JOBS.extend(alert_tasks.JOBS)
 CRON.extend(alert_tasks.CRON)
 TOPICS.extend(market_topics.TOPICS)
+EVENTS.extend(market_events.EVENTS)
+SUBSCRIBERS.extend(alert_tasks.SUBSCRIBERS)
 PAGES.append(trader_pages.router)
 ROUTERS.append(scan_endpoints.router)
 ROUTERS.append(advisor_endpoints.router)

@@ -34,10 +34,12 @@ from pentad.apps.market.esi.client import EsiClient
 from pentad.apps.market.esi.errors import EsiError, EsiInconsistentPages
 from pentad.apps.market.esi.pages import PagedResult, PreviousPages, fetch_pages
 from pentad.apps.market.esi.resource import ESI_CLIENT
+from pentad.apps.market.events import SNAPSHOT_STORED, SnapshotStored
 from pentad.apps.market.ingest import store
 from pentad.apps.market.ingest.stats import Order, book_stats
 from pentad.apps.market.settings import MarketSettings
 from pentad.core.context import AppContext, JobContext
+from pentad.core.events import emit
 from pentad.core.jobs.queue import enqueue
 from pentad.core.jobs.registry import CronSpec, JobSpec, RetryLater
 
@@ -165,6 +167,16 @@ async def refresh_region(
                 pages=result.pages,
                 rows=len(orders),
                 snapshot_id=snapshot_id,
+            )
+            await emit(
+                session,
+                SNAPSHOT_STORED.name,
+                SnapshotStored(
+                    region_id=region_id,
+                    snapshot_id=int(snapshot_id),
+                    captured_at=captured_at,
+                    orders=len(orders),
+                ),
             )
     except Exception as error:
         await _store_run(
