@@ -179,9 +179,11 @@ async def refresh_region(
                 ),
             )
     except Exception as error:
+        finished = now()
         await _store_run(
-            context, region_id, started, now(), "failed", f"storing failed: {type(error).__name__}"
-        )
+            context, region_id, started, finished, "failed", f"storing failed: {type(error).__name__}",
+            finished + timedelta(seconds=SCHEDULE_EVERY),
+        )  # fmt: skip
         raise
     logger.info(
         "market_snapshot_stored", region_id=region_id, pages=result.pages, orders=len(orders), copied=copied
@@ -256,13 +258,23 @@ async def _record_failure(
 ) -> RefreshOutcome:
     status = "deferred" if error.retry_after is not None else "failed"
     detail = f"{error.code}: {error}"
-    await _store_run(context, region_id, started, finished, status, detail)
+    # Deferred: the job comes back when ESI said (RetryLater); failed: the schedule queues it again.
+    wait = error.retry_after if error.retry_after is not None else float(SCHEDULE_EVERY)
+    await _store_run(
+        context, region_id, started, finished, status, detail, finished + timedelta(seconds=wait)
+    )
     logger.warning("market_snapshot_not_stored", region_id=region_id, status=status, detail=detail)
     return RefreshOutcome(region_id, status, retry_after=error.retry_after, detail=detail)
 
 
 async def _store_run(
-    context: AppContext, region_id: int, started: datetime, finished: datetime, status: str, detail: str
+    context: AppContext,
+    region_id: int,
+    started: datetime,
+    finished: datetime,
+    status: str,
+    detail: str,
+    retry_at: datetime,
 ) -> None:
     async with context.database.transaction() as session:
         await store.add_run(
@@ -275,6 +287,7 @@ async def _store_run(
             detail=detail[:500],
             pages=0,
             rows=0,
+            retry_at=retry_at,
         )
 
 
