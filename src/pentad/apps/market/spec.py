@@ -35,6 +35,7 @@ from pentad.apps.market.actions.characters import SSO_RUNTIME
 from pentad.apps.market.analysis.hauling import LADDERS
 from pentad.apps.market.esi.resource import ESI_CLIENT
 from pentad.apps.market.ingest import character as character_ingest
+from pentad.apps.market.ingest import history as history_ingest
 from pentad.apps.market.ingest import orders as ingest_orders
 from pentad.apps.market.models import PARTITIONED
 from pentad.apps.market.settings import APP_NAME, MarketSettings
@@ -57,6 +58,8 @@ ROUTERS.extend([sso_endpoints.router, sso_endpoints.callback_router])
 JOBS.extend(sso_tasks.JOBS)
 CRON.extend(sso_tasks.CRON)
 JOBS.extend(character_ingest.JOBS)
+JOBS.extend(history_ingest.JOBS)
+CRON.extend(history_ingest.CRON)
 CRON.extend(character_ingest.CRON)
 ROUTERS.append(trader_endpoints.router)
 ROUTERS.append(alert_endpoints.router)

@@ -22,10 +22,10 @@ from pentad.apps.market.analysis.hauling import (
     Haul,
     HaulLimits,
     HubPlace,
+    LadderCache,
     bid_cover,
     covers,
     hauling_search,
-    LadderCache,
     hub_places,
     search,
 )

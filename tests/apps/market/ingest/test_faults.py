@@ -78,7 +78,8 @@ async def test_an_esi_fault_shows_the_data_age_and_the_retry_and_keeps_the_last_
     # The last complete book is still the one in use, whole; scans answer from it and say so.
     async with platform.database.transaction(writes=False) as session:
         state = await session.get(MarketRegionState, REGION)
-        assert state is not None and state.current_snapshot_id == first.snapshot_id
+        assert state is not None
+        assert state.current_snapshot_id == first.snapshot_id
         assert await session.scalar(select(func.count()).select_from(MarketSnapshot)) == 1
     scan = await client.get("/api/market/hubs/jita/station-trading", headers=headers)
     assert scan.status_code == 200, scan.text
@@ -89,7 +90,8 @@ async def test_an_esi_fault_shows_the_data_age_and_the_retry_and_keeps_the_last_
     assert signed_in.status_code == 303
     page = await client.get("/market")
     assert 'class="notice market-status unavailable"' in page.text
-    assert "ESI unavailable since" in page.text and "retrying at" in page.text
+    assert "ESI unavailable since" in page.text
+    assert "retrying at" in page.text
 
     # ESI is back: the next refresh stores a new book and the banner goes.
     esi.fake.faults.clear()

@@ -378,7 +378,8 @@ async def test_a_new_book_fires_alerts_right_after_its_commit(
     fired = await events(platform)
     assert sorted(e.subject_key for e in fired) == [f"order:{TRADER}:5001", f"price:jita:{TRITANIUM}:sell"]
     undercut = next(e for e in fired if e.subject_key.startswith("order:"))
-    assert undercut.detail is not None and undercut.detail["best_competitor"] == "5.40"
+    assert undercut.detail is not None
+    assert undercut.detail["best_competitor"] == "5.40"
 
 
 async def test_quiet_hours_hold_delivery_and_the_hourly_limit_folds_into_a_digest(
