@@ -265,6 +265,19 @@ async def _analysis(data_dir: Path, parts: set[str]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- results
 
 
+def _when() -> dict[str, Any]:
+    return {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average": round(os.getloadavg()[0], 2),
+    }
+
+
+def _ran(part: dict[str, Any] | None, what: str = "Measured") -> str:
+    if not part or "at" not in part:
+        return ""
+    return f" {what} {part['at']}, load average {part['load_average']}."
+
+
 def _x(value: float, base: float) -> str:
     return f"{value / base:.2f}x" if base else "-"
 
@@ -276,8 +289,11 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join([
         "# market: ingest, station scan, hauling",
         "",
-        f"Run {result['at']} (load average {result['load_average']}). `.venv/bin/python bench/market.py`; "
-        "SQLite, one process; the fake ESI in its own process on loopback.",
+        f"Last run {result['at']} (load average {result['load_average']}): "
+        f"`BENCH_MARKET_PARTS={','.join(result['parts_run'])} .venv/bin/python bench/market.py` "
+        "(parts not run keep their earlier figures; each section says when it was measured). SQLite, one process; the fake "
+        "ESI in its own process on loopback. Every figure sits beside a baseline measured in the same run: "
+        "read the ratios when the machine was busy.",
         "",
         f"## Order-book ingest ({ingest_part['pages']} pages, {ingest_part['orders']:,} orders)",
         "",
@@ -287,7 +303,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"{ingest_part['ingest_seconds']} | {ingest_part['fetch_only_seconds']} | "
         f"{_x(ingest_part['ingest_seconds'], ingest_part['fetch_only_seconds'])} |",
         "",
-        f"{ingest_part['orders_per_s']:,} orders/s stored. Aim: <= 30 s (EVETrade refreshes every 5 min).",
+        f"{ingest_part['orders_per_s']:,} orders/s stored. Aim: <= 30 s (EVETrade refreshes every 5 min)."
+        + _ran(ingest_part),
         "",
         f"## Station-trading scan and hauling ({analysis['types']:,} types, {analysis['orders_per_hub']:,} "
         "orders at each of five hubs)",
@@ -305,7 +322,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"{hubs['p95_s']} s | {_x(warm['p95_s'], hubs['p95_s'])} |",
         "",
         f"Each figure: {analysis.get('runs', RUNS)} runs after one warm-up. Cold is the first search after "
-        "a new snapshot in a process; every later search of that snapshot is warm.",
+        "a new snapshot in a process; every later search of that snapshot is warm."
+        + _ran(analysis.get("scan_run"), "Scan measured")
+        + _ran(analysis.get("hauling_run"), "Hauling measured"),
         "",
         "Aims: scan p95 < 1 s, hauling p95 < 2 s. Prices are random, so nearly every type is profitable on "
         "every hub pair: hauling's worst case.",
@@ -323,7 +342,7 @@ def main() -> int:
             log(f"bench/market.py: ingest of {PAGES} pages")
             ingest_dir = Path(work) / "ingest"
             ingest_dir.mkdir()
-            ingest_part = asyncio.run(_ingest(ingest_dir))
+            ingest_part = asyncio.run(_ingest(ingest_dir)) | _when()
             log(f"  {ingest_part}")
         analysis = previous.get("analysis") or {}
         parts = {"scan", "hauling"} if "analysis" in PARTS or not analysis else PARTS & {"scan", "hauling"}
@@ -332,7 +351,8 @@ def main() -> int:
             analysis_dir = Path(work) / "analysis"
             analysis_dir.mkdir()
             fresh = asyncio.run(_analysis(analysis_dir, parts))
-            analysis = {**analysis, **fresh, "runs": RUNS}
+            stamps = {f"{part}_run": _when() for part in parts}
+            analysis = {**analysis, **fresh, **stamps, "runs": RUNS}
             log(f"  {fresh}")
     result = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
