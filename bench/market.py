@@ -291,7 +291,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Last run {result['at']} (load average {result['load_average']}): "
         f"`BENCH_MARKET_PARTS={','.join(result['parts_run'])} .venv/bin/python bench/market.py` "
-        "(parts not run keep their earlier figures; each section says when it was measured). SQLite, one process; the fake "
+        "(parts not run keep their earlier figures; each section says when it was measured). "
+        "SQLite, one process; the fake "
         "ESI in its own process on loopback. Every figure sits beside a baseline measured in the same run: "
         "read the ratios when the machine was busy.",
         "",
