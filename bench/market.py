@@ -8,11 +8,15 @@
 - scan: `station_scan` over every type at Jita (BENCH_MARKET_TYPES types x 10 orders at each of the five
   hubs, stored as snapshots), BENCH_MARKET_RUNS runs. Baseline: reading the same station's current book
   (`repository.current_book`, the rows the scan needs) alone.
-- hauling: `hauling_search` across the five hubs; baseline: reading the five hubs' books alone.
+- hauling: `hauling_search` across the five hubs, cold (the hubs' ladders read and ranked by the database
+  for every search) and warm (the ladders of the current snapshots kept per process, analysis.hauling
+  LadderCache: what the API does after the first search of a snapshot); baseline: reading the five hubs'
+  books alone.
 
     .venv/bin/python bench/market.py
     BENCH_MARKET_PAGES=50 BENCH_MARKET_TYPES=2000 .venv/bin/python bench/market.py   # a quick look
     BENCH_MARKET_PARTS=analysis .venv/bin/python bench/market.py   # scan and hauling only (or: ingest)
+    BENCH_MARKET_PARTS=hauling .venv/bin/python bench/market.py    # hauling only (or: scan)
 
 The hauling search answers the best BENCH_MARKET_HAULS hauls (default 100, what the API answers by default);
 every candidate pair and type is still priced. A run of only some parts keeps the other parts' figures
@@ -43,7 +47,7 @@ from pentad.app import create_app
 from pentad.apps import enabled_apps
 from pentad.apps.market import repository, sde
 from pentad.apps.market.analysis.fees import FeeSkills, fee_rates
-from pentad.apps.market.analysis.hauling import HaulLimits, hauling_search, hub_places
+from pentad.apps.market.analysis.hauling import HaulLimits, LadderCache, hauling_search, hub_places
 from pentad.apps.market.analysis.station import station_scan
 from pentad.apps.market.esi.client import EsiClient, EsiConfig
 from pentad.apps.market.esi.governor import Governor
@@ -210,7 +214,7 @@ async def _timed(runs: int, work: Any) -> dict[str, float]:
     return {"p50_s": round(statistics.median(walls), 3), "p95_s": round(_pct(walls, 0.95), 3)}
 
 
-async def _analysis(data_dir: Path) -> dict[str, Any]:
+async def _analysis(data_dir: Path, parts: set[str]) -> dict[str, Any]:
     platform = await _platform(data_dir)
     started = time.perf_counter()
     stored = await _store_books(platform)
@@ -233,25 +237,45 @@ async def _analysis(data_dir: Path) -> dict[str, Any]:
         async with database.transaction(writes=False) as session:
             await hauling_search(session, places, rates, HaulLimits(60000, Decimal(10**9)), limit=HAULS)
 
+    ladders = LadderCache()
+
+    async def haul_warm() -> None:
+        async with database.transaction(writes=False) as session:
+            await hauling_search(
+                session, places, rates, HaulLimits(60000, Decimal(10**9)), limit=HAULS, cache=ladders
+            )
+
     async def read_hubs() -> None:
         async with database.transaction(writes=False) as session:
             for place in places:
                 await repository.current_book(session, place.region_id, [place.station_id], ranged_buys=True)
 
-    result = {
-        "orders_per_hub": TYPES * 10,
-        "hauls": HAULS,
-        "types": TYPES,
-        "scan": await _timed(RUNS, scan),
-        "read_station": await _timed(RUNS, read_station),
-        "hauling": await _timed(max(2, RUNS // 5), haul),
-        "read_hubs": await _timed(max(2, RUNS // 5), read_hubs),
-    }
+    result: dict[str, Any] = {"orders_per_hub": TYPES * 10, "hauls": HAULS, "types": TYPES}
+    if "scan" in parts:
+        result["scan"] = await _timed(RUNS, scan)
+        result["read_station"] = await _timed(RUNS, read_station)
+    if "hauling" in parts:
+        result["hauling"] = await _timed(RUNS, haul)
+        result["hauling_warm"] = await _timed(RUNS, haul_warm)
+        result["read_hubs"] = await _timed(RUNS, read_hubs)
     await platform.close()
     return result
 
 
 # ----------------------------------------------------------------------------- results
+
+
+def _when() -> dict[str, Any]:
+    return {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average": round(os.getloadavg()[0], 2),
+    }
+
+
+def _ran(part: dict[str, Any] | None, what: str = "Measured") -> str:
+    if not part or "at" not in part:
+        return ""
+    return f" {what} {part['at']}, load average {part['load_average']}."
 
 
 def _x(value: float, base: float) -> str:
@@ -261,11 +285,16 @@ def _x(value: float, base: float) -> str:
 def markdown(result: dict[str, Any]) -> str:
     ingest_part, analysis = result["ingest"], result["analysis"]
     scan, station, haul, hubs = (analysis[k] for k in ("scan", "read_station", "hauling", "read_hubs"))
+    warm = analysis.get("hauling_warm", {"p50_s": "-", "p95_s": 0})
     return "\n".join([
         "# market: ingest, station scan, hauling",
         "",
-        f"Run {result['at']} (load average {result['load_average']}). `.venv/bin/python bench/market.py`; "
-        "SQLite, one process; the fake ESI in its own process on loopback.",
+        f"Last run {result['at']} (load average {result['load_average']}): "
+        f"`BENCH_MARKET_PARTS={','.join(result['parts_run'])} .venv/bin/python bench/market.py` "
+        "(parts not run keep their earlier figures; each section says when it was measured). "
+        "SQLite, one process; the fake "
+        "ESI in its own process on loopback. Every figure sits beside a baseline measured in the same run: "
+        "read the ratios when the machine was busy.",
         "",
         f"## Order-book ingest ({ingest_part['pages']} pages, {ingest_part['orders']:,} orders)",
         "",
@@ -275,7 +304,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"{ingest_part['ingest_seconds']} | {ingest_part['fetch_only_seconds']} | "
         f"{_x(ingest_part['ingest_seconds'], ingest_part['fetch_only_seconds'])} |",
         "",
-        f"{ingest_part['orders_per_s']:,} orders/s stored. Aim: <= 30 s (EVETrade refreshes every 5 min).",
+        f"{ingest_part['orders_per_s']:,} orders/s stored. Aim: <= 30 s (EVETrade refreshes every 5 min)."
+        + _ran(ingest_part),
         "",
         f"## Station-trading scan and hauling ({analysis['types']:,} types, {analysis['orders_per_hub']:,} "
         "orders at each of five hubs)",
@@ -284,9 +314,18 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---:|---:|---|---:|---:|",
         f"| `station_scan`, every type at Jita | {scan['p50_s']} s | {scan['p95_s']} s | reading Jita's book "
         f"(`current_book`) | {station['p95_s']} s | {_x(scan['p95_s'], station['p95_s'])} |",
-        f"| `hauling_search`, five hubs (best {analysis.get('hauls', 'all')}) | {haul['p50_s']} s | "
-        f"{haul['p95_s']} s | reading the five books | "
+        f"| `hauling_search`, five hubs (best {analysis.get('hauls', 'all')}), cold: ladders read by the "
+        "database "
+        f"| {haul['p50_s']} s | {haul['p95_s']} s | reading the five books | "
         f"{hubs['p95_s']} s | {_x(haul['p95_s'], hubs['p95_s'])} |",
+        f"| `hauling_search`, five hubs, warm: ladders of the current snapshots kept (LadderCache) "
+        f"| {warm['p50_s']} s | {warm['p95_s']} s | reading the five books | "
+        f"{hubs['p95_s']} s | {_x(warm['p95_s'], hubs['p95_s'])} |",
+        "",
+        f"Each figure: {analysis.get('runs', RUNS)} runs after one warm-up. Cold is the first search after "
+        "a new snapshot in a process; every later search of that snapshot is warm."
+        + _ran(analysis.get("scan_run"), "Scan measured")
+        + _ran(analysis.get("hauling_run"), "Hauling measured"),
         "",
         "Aims: scan p95 < 1 s, hauling p95 < 2 s. Prices are random, so nearly every type is profitable on "
         "every hub pair: hauling's worst case.",
@@ -304,15 +343,18 @@ def main() -> int:
             log(f"bench/market.py: ingest of {PAGES} pages")
             ingest_dir = Path(work) / "ingest"
             ingest_dir.mkdir()
-            ingest_part = asyncio.run(_ingest(ingest_dir))
+            ingest_part = asyncio.run(_ingest(ingest_dir)) | _when()
             log(f"  {ingest_part}")
-        analysis = previous.get("analysis")
-        if "analysis" in PARTS or analysis is None:
-            log(f"bench/market.py: scan and hauling over {TYPES} types")
+        analysis = previous.get("analysis") or {}
+        parts = {"scan", "hauling"} if "analysis" in PARTS or not analysis else PARTS & {"scan", "hauling"}
+        if parts:
+            log(f"bench/market.py: {', '.join(sorted(parts))} over {TYPES} types")
             analysis_dir = Path(work) / "analysis"
             analysis_dir.mkdir()
-            analysis = asyncio.run(_analysis(analysis_dir))
-            log(f"  {analysis}")
+            fresh = asyncio.run(_analysis(analysis_dir, parts))
+            stamps = {f"{part}_run": _when() for part in parts}
+            analysis = {**analysis, **fresh, **stamps, "runs": RUNS}
+            log(f"  {fresh}")
     result = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average": round(os.getloadavg()[0], 2),

@@ -5,6 +5,7 @@ cache, the daily token budget, own keys encrypted at rest and never echoed, and 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from pentad.apps.market import advisor_endpoints
 from pentad.apps.market.advisor import grounding
 from pentad.apps.market.ingest import store
 from pentad.apps.market.ingest.stats import Order, book_stats
@@ -288,6 +290,50 @@ async def test_the_stream_shows_deltas_a_reset_on_failover_and_the_stored_answer
     assert kinds[-1] == "done"
     assert events[-1][1]["provider"] == "openai"
     assert events[-1][1]["text"] == "Ask me about a hub."
+
+
+async def test_an_asker_who_leaves_mid_answer_finds_the_answer_stored(
+    app: Any, platform: Platform, database: Database, claude: Any, gpt: Any
+) -> None:
+    """The connection drops after Claude's first words (then Claude fails over to OpenAI): the answer is
+    not cancelled with the request; it finishes and is stored in the conversation."""
+    await _store_jita(database)
+    headers = await _asker(platform)
+    claude.script.faults.append("midstream")
+    claude.script.turns.append(Text("Jita is great because"))
+    gpt.script.turns.append(Text("Ask me about a hub."))
+    first_words = asyncio.Event()
+    asked = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal asked
+        if not asked:
+            asked = True
+            return {"type": "http.request", "body": json.dumps({"question": "Hello?"}).encode()}
+        await first_words.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and message.get("body"):
+            first_words.set()
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/api/market/advisor/ask/stream", "raw_path": b"/api/market/advisor/ask/stream",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
+        "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"),
+                    (b"authorization", headers["Authorization"].encode())],
+    }  # fmt: skip
+    await app(scope, receive, send)
+    assert first_words.is_set()
+    leftover = set(advisor_endpoints.DETACHED)
+    assert leftover  # the request is over, its answer is not
+    await asyncio.gather(*leftover)
+    async with database.transaction(writes=False) as session:
+        stored = (
+            await session.scalars(select(MarketAiMessage).where(MarketAiMessage.role == "assistant"))
+        ).one()
+    assert (stored.text, stored.provider, stored.status) == ("Ask me about a hub.", "openai", "done")
 
 
 async def test_the_same_question_on_the_same_books_is_answered_from_the_cache(

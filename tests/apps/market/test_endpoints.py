@@ -43,6 +43,11 @@ async def test_traders_find_types_and_hubs(platform: Platform, client: httpx.Asy
         "key": "hek", "station_id": 60005686, "region_id": 10000042, "known": True,
         "station_name": "Hek VIII - Moon 12 - Boundless Creation Factory", "system_id": 30002053,
         "system_name": "Hek", "security": None, "security_display": 0.5, "region_name": "Metropolis",
+        "book": {
+            "region_id": 10000042, "state": "none", "captured_at": None, "age_minutes": None,
+            "unavailable_since": None, "retry_at": None, "reason": None, "failed_attempts": 0,
+            "message": "No market data yet: the first refresh has not finished.",
+        },
     }  # fmt: skip
 
 

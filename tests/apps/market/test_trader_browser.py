@@ -19,7 +19,7 @@ from decimal import Decimal
 import httpx
 import pytest
 from playwright.async_api import async_playwright, expect
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from pentad.apps import enabled_apps
 from pentad.apps.market.alert_tasks import EVALUATE_HUB
@@ -35,7 +35,7 @@ from pentad.core.auth.models import User
 from pentad.core.config import DatabaseSettings, Settings
 from pentad.core.db.engine import Database
 from pentad.core.db.migrate import upgrade
-from pentad.core.db.partitions import insert_rows
+from pentad.core.db.partitions import insert_rows, insert_target
 from pentad.core.jobs.queue import enqueue
 from tests.browser.test_account_flow import CHROMIUM, CHROMIUM_ARGS, DESKTOP, _chromium_or_skip, _sign_in
 from tests.factories import free_port
@@ -170,10 +170,19 @@ async def _seed(server: Server) -> None:
 
 
 async def _fire_hub_alerts(server: Server) -> None:
+    """Tritanium's best ask at Jita falls to 3.90 (as a new book would say) and the hub rules are
+    evaluated on it."""
     database = Database.from_settings(DatabaseSettings(url=server.database_url))
     try:
         async with database.transaction() as session:
-            await enqueue(session, EVALUATE_HUB)
+            state = await session.get(MarketRegionState, JITA_REGION)
+            assert state is not None
+            assert state.captured_at is not None
+            stats = insert_target(BOOK_STATS, "sqlite", state.captured_at)
+            await session.execute(
+                update(stats).where(stats.c.type_id == TRITANIUM).values(best_ask=Decimal("3.90"))
+            )
+            await enqueue(session, EVALUATE_HUB, {"region_id": JITA_REGION})
     finally:
         await database.dispose()
 
@@ -203,8 +212,8 @@ async def test_orders_pnl_and_a_live_alert_in_chromium(server: Server) -> None:
             await page.goto(f"{server.base_url}/market/alerts")
             await page.get_by_label("Kind").select_option("price_cross")
             await page.get_by_label("Parameters (JSON)").fill(
-                '{"hub": "jita", "type_id": 34, "side": "sell", "direction": "below", "price": 5}'
-            )
+                '{"hub": "jita", "type_id": 34, "side": "sell", "direction": "below", "price": 4}'
+            )  # the best ask is 4.50: nothing fires when the rule is added
             await page.get_by_role("button", name="Add rule").click()
             await expect(page.locator("[data-rule]")).to_have_count(1)
             await expect(page.locator("#alerts-live")).to_have_attribute(
@@ -213,7 +222,7 @@ async def test_orders_pnl_and_a_live_alert_in_chromium(server: Server) -> None:
             await _fire_hub_alerts(server)
             live = page.locator("#alerts-fired li[data-live]")
             await expect(live).to_have_count(1, timeout=SEEN_S * 1000)
-            await expect(live).to_contain_text("below 5.00")
+            await expect(live).to_contain_text("below 4.00")
             assert errors == []
         finally:
             await browser.close()

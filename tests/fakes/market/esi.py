@@ -38,6 +38,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 ORDERS_GROUP = "market-orders"
+HISTORY_GROUP = "market-history"
 WINDOW_SECONDS = 900
 JITA_REGION = 10000002
 JITA_STATION = 60003760
@@ -163,9 +164,12 @@ class FakeEsi:
         self.errors: deque[float] = deque()
         self.legacy_orders = False
         """True: the orders route is on the error-limit scheme instead of a rate-limit group."""
+        self.histories: dict[tuple[int, int], list[dict[str, Any]]] = {}
+        """(region, type) -> the days `/markets/{region}/history/?type_id=` answers (none: an empty list)."""
         self.app = Starlette(
             routes=[
                 Route("/markets/{region_id:int}/orders/", self.orders),
+                Route("/markets/{region_id:int}/history/", self.history),
                 Route("/status/", self.status),
             ]
         )
@@ -195,6 +199,7 @@ class FakeEsi:
         self.spends.clear()
         self.errors.clear()
         self.legacy_orders = False
+        self.histories.clear()
 
     def set_book(self, region_id: int, orders: list[dict[str, Any]], *, page_size: int = 1000) -> Generation:
         """Make `orders` the region's book: a new generation, modified now, expiring in `expires_in`."""
@@ -381,6 +386,50 @@ class FakeEsi:
         if fault is not None and fault.kind == "malformed":
             body = body[: max(len(body) // 2, 1)]
         return Response(body, 200, headers={**headers, **limit_headers(200)}, media_type="application/json")
+
+    async def history(self, request: Request) -> Response:
+        """`GET /markets/{region_id}/history/?type_id=`: the days set for the type, expiring at the next
+        11:05 UTC as ESI's do; the same faults as the orders route (matched by region)."""
+        region_id = int(request.path_params["region_id"])
+        type_text = request.query_params.get("type_id", "")
+        self.requests.append(
+            Seen(
+                path=request.url.path,
+                page=None,
+                status=200,
+                if_none_match=None,
+                user_agent=request.headers.get("user-agent"),
+                compatibility_date=request.headers.get("x-compatibility-date"),
+                authorization=None,
+            )
+        )
+        limited = self._limited(HISTORY_GROUP)
+        if limited is not None:
+            return limited
+        fault = self._fault(region_id, None)
+        if fault is not None and fault.kind == "hang":
+            await asyncio.sleep(fault.seconds)
+        if fault is not None and fault.kind == "status":
+            return self._json(
+                {"error": f"fake status {fault.status}"},
+                fault.status,
+                self._rate_headers(HISTORY_GROUP, fault.status),
+            )
+        if not type_text.isdigit():
+            return self._json({"error": "type_id is required"}, 400, self._rate_headers(HISTORY_GROUP, 400))
+        now = self.now()
+        regenerated = now.replace(hour=11, minute=5, second=0, microsecond=0)
+        expires = regenerated if regenerated > now else regenerated + timedelta(days=1)
+        headers = {"Date": http_date(now), "Expires": http_date(expires), "Cache-Control": "public"}
+        body = orjson.dumps(self.histories.get((region_id, int(type_text)), []))
+        if fault is not None and fault.kind == "malformed":
+            body = body[: max(len(body) // 2, 1)]
+        return Response(
+            body,
+            200,
+            headers={**headers, **self._rate_headers(HISTORY_GROUP, 200)},
+            media_type="application/json",
+        )
 
     async def status(self, request: Request) -> Response:
         limited = self._limited(None)

@@ -6,7 +6,12 @@ streamed); the answer is then produced while the response streams — the reques
 committed by then, so a model taking seconds holds no database lock — and stored in a transaction of its
 own. `/ask` sends the stored answer as one JSON body; `/ask/stream` sends `delta` (text as it comes),
 `tool` (a tool being called), `reset` (a provider failed: drop the text so far; `next` answers) and finally
-`done` (the stored answer, as `/ask` answers it)."""
+`done` (the stored answer, as `/ask` answers it). An asker who goes away mid-answer does not lose it: the
+answer finishes and is stored in the conversation (DETACHED).
+
+The answer is produced within the request on purpose: the stream shows progress from the first token, and
+the time without progress is bounded (AI_FIRST_TOKEN_TIMEOUT per provider, then the next one; the offline
+answer needs no network), so no request sits silent for a minute."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
+import structlog
 from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,7 +45,24 @@ from pentad.core.errors import problem_responses
 from pentad.core.platform import get_platform
 from pentad.core.policy import RateLimitClass, route_policy
 
+logger = structlog.get_logger("pentad.market.advisor")
 ADVISOR_LIMIT = RateLimitClass("market_advisor", "30/minute")
+DETACHED: set[asyncio.Task[Any]] = set()
+"""Answers whose asker went away (closed the page, lost the network): they still finish and are stored in
+the conversation, so the tokens spent are not lost and a reload shows the answer."""
+
+
+def _detach(task: asyncio.Task[Any]) -> None:
+    DETACHED.add(task)
+
+    def done(finished: asyncio.Task[Any]) -> None:
+        DETACHED.discard(finished)
+        if not finished.cancelled() and finished.exception() is not None:
+            logger.warning("market_advisor_detached_answer_failed", error=type(finished.exception()).__name__)
+
+    task.add_done_callback(done)
+
+
 STORE_FAILED = b'event: error\ndata: {"detail": "The answer could not be stored; try again."}\n\n'
 
 router = APIRouter(
@@ -81,7 +104,12 @@ async def ask(request: Request, session: Session, principal: Asker, body: Adviso
     plan = await advisor.check_ask(_context(request, session, principal), body.conversation_id)
 
     async def respond() -> AsyncIterator[bytes]:
-        stored = await _answer(request, principal, plan, body.question, asyncio.Queue())
+        task = asyncio.create_task(_answer(request, principal, plan, body.question, asyncio.Queue()))
+        try:
+            stored = await asyncio.shield(task)
+        finally:
+            if not task.done():
+                _detach(task)
         yield stored.model_dump_json().encode()
 
     return StreamingResponse(respond(), media_type="application/json")
@@ -118,7 +146,7 @@ async def ask_stream(request: Request, session: Session, principal: Asker, body:
                     return
         finally:
             if not task.done():
-                task.cancel()
+                _detach(task)
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 

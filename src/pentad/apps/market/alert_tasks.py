@@ -1,8 +1,11 @@
 """Alert jobs (core jobs; spec.py adds JOBS and CRON) and the hook that evaluates order alerts after each
 character sync.
 
-- `market.evaluate_hub_alerts` (cron, every minute): price-cross and margin rules against each hub's
-  current book (the book is refreshed on ESI's 5-minute cadence; an unchanged condition fires nothing).
+- `market.alerts_on_snapshot` (subscriber of `market.snapshot_stored`): right after a region's new book
+  commits, the price-cross and margin rules of its hubs and the order rules (undercut, expiring) of the
+  characters with open orders in the region, on that book. An unchanged condition fires nothing.
+- `market.evaluate_hub_alerts {region_id?}`: the hub rules on the current books (queued when a hub rule is
+  created or changed, so a condition that already holds fires without waiting for the next book).
 - `market.deliver_alert {event}`: mail and Web Push of one fired alert. In the user's quiet hours it waits
   (RetryLater to their end; the hub frame went out live anyway). Over the user's hourly limit
   (`alerts_per_hour`, else ALERTS_PER_HOUR) the alert is folded into one digest mail sent when the hour
@@ -28,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pentad.apps.market.actions import alerts
 from pentad.apps.market.actions.context import MarketContext
 from pentad.apps.market.actions.push import column
+from pentad.apps.market.events import SNAPSHOT_STORED, SnapshotStored
 from pentad.apps.market.ingest import character as character_ingest
 from pentad.apps.market.models import (
     MarketAlertEvent,
@@ -42,6 +46,7 @@ from pentad.core.auth.service import AuthService
 from pentad.core.context import AppContext, JobContext
 from pentad.core.db.base import utcnow
 from pentad.core.errors import NotFound
+from pentad.core.events import Event, EventSubscriber
 from pentad.core.jobs.queue import enqueue
 from pentad.core.jobs.registry import CronSpec, JobSpec, RetryLater
 from pentad.core.mail import enqueue_mail
@@ -51,7 +56,8 @@ from pentad.core.push import send_notification
 
 logger = structlog.get_logger("pentad.market.alerts")
 
-EVALUATE_HUB = "market.evaluate_hub_alerts"
+EVALUATE_HUB = alerts.EVALUATE_HUB
+ON_SNAPSHOT = "market.alerts_on_snapshot"
 DELIVER = alerts.DELIVER
 DIGEST = "market.alert_digest"
 SEND_PUSH = "market.send_push"
@@ -73,8 +79,26 @@ class AlertPush(BaseModel):
 
 
 async def evaluate_hub_alerts(context: JobContext, payload: dict[str, Any]) -> None:
+    region = payload.get("region_id")
     async with context.platform.database.transaction() as session:
-        await alerts.evaluate_hub_rules(MarketContext(session, context.platform, None, SYSTEM))
+        market = MarketContext(session, context.platform, None, SYSTEM)
+        await alerts.evaluate_hub_rules(market, None if region is None else int(region))
+
+
+async def alerts_on_snapshot(context: JobContext, event: Event[SnapshotStored]) -> None:
+    """The alerts reading a region's book, on the snapshot just stored (or a newer one: evaluation reads
+    the region's current book, so a late delivery never evaluates an older book than the newest)."""
+    region_id = event.payload.region_id
+    async with context.platform.database.transaction() as session:
+        market = MarketContext(session, context.platform, None, SYSTEM)
+        hub_fired = await alerts.evaluate_hub_rules(market, region_id)
+        order_fired = await alerts.evaluate_region_order_rules(market, region_id)
+    logger.info(
+        "market_alerts_on_snapshot",
+        region_id=region_id,
+        snapshot_id=event.payload.snapshot_id,
+        fired=hub_fired + order_fired,
+    )
 
 
 async def after_sync(market: MarketContext, character: MarketCharacter) -> None:
@@ -285,4 +309,7 @@ JOBS = (
     JobSpec(DIGEST, alert_digest, timeout=60, max_attempts=5),
     JobSpec(SEND_PUSH, send_push, timeout=60, max_attempts=5),
 )
-CRON = (CronSpec(EVALUATE_HUB, every=60),)
+CRON: tuple[CronSpec, ...] = ()
+SUBSCRIBERS = (
+    EventSubscriber(SNAPSHOT_STORED.name, alerts_on_snapshot, name=ON_SNAPSHOT, timeout=120, concurrency=1),
+)

@@ -10,12 +10,14 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.market import repository
+from pentad.apps.market.actions.context import MarketContext
+from pentad.apps.market.actions.status import book_status
 from pentad.apps.market.exceptions import UnknownType
 from pentad.apps.market.models import MarketType
 from pentad.apps.market.permissions import MARKET_ADMIN, MARKET_USE
 from pentad.apps.market.schemas import HubRead, SdeStatus, TypeRead
 from pentad.apps.market.settings import MarketSettings
-from pentad.core.auth.dependencies import db_session, require
+from pentad.core.auth.dependencies import db_session, request_actor, require
 from pentad.core.auth.principal import Principal
 from pentad.core.errors import problem_responses
 from pentad.core.platform import get_platform
@@ -67,9 +69,13 @@ async def get_type(
     return _type(row)
 
 
-@router.get("/hubs", summary="The trade hubs with their station, system and region")
-async def list_hubs(request: Request, session: Session, _principal: Trader) -> list[HubRead]:
+@router.get(
+    "/hubs",
+    summary="The trade hubs with their station, system and region, and how fresh their market data is",
+)
+async def list_hubs(request: Request, session: Session, principal: Trader) -> list[HubRead]:
     hubs = get_platform(request).app_settings(MarketSettings).hub_list
+    market = MarketContext(session, get_platform(request), principal, request_actor(request, principal))
     found = []
     for info in await repository.resolve_hubs(session, hubs):
         read = HubRead(
@@ -82,6 +88,7 @@ async def list_hubs(request: Request, session: Session, _principal: Trader) -> l
             read.security = info.system.security
             read.security_display = round(info.system.security, 1)
             read.region_name = info.region.name
+        read.book = await book_status(market, info.hub.region_id)
         found.append(read)
     return found
 

@@ -315,6 +315,8 @@ class MarketIngestRun(IdMixin, Base):
     rows: Mapped[int] = mapped_column(Integer, default=0)
     esi_errors: Mapped[int] = mapped_column(Integer, default=0)
     snapshot_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    retry_at: Mapped[datetime | None] = mapped_column(default=None)
+    """A failed or deferred run: when the next attempt is due (shown to users beside the data's age)."""
 
 
 # --- characters (EVE SSO) and their data ----------------------------------------------------------------

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from pentad.apps.market import repository
 from pentad.apps.market.actions import scans
 from pentad.apps.market.actions.context import MarketContext
+from pentad.apps.market.actions.status import book_status, hub_statuses
 from pentad.apps.market.permissions import MARKET_ADVISOR, MARKET_USE
 from pentad.apps.market.schemas import HaulingRequest, StationScanRequest
 from pentad.core.auth.dependencies import db_session, request_actor
@@ -58,8 +59,9 @@ async def dashboard(request: Request, session: Session, principal: Trader) -> Re
     for info in await repository.resolve_hubs(session, market.settings.hub_list):
         version = await scans.book_version(market, info.hub.region_id)
         hubs.append({"info": info, "version": version})
+    statuses = await hub_statuses(market, [hub.region_id for hub in market.settings.hub_list])
     return render_page(request, "market_dashboard.html", principal, renderer=templates, hubs=hubs,
-                       can_ask=principal.has(MARKET_ADVISOR))  # fmt: skip
+                       can_ask=principal.has(MARKET_ADVISOR), statuses=statuses)  # fmt: skip
 
 
 @router.get("/market/trading")
@@ -74,8 +76,10 @@ async def trading(request: Request, session: Session, principal: Trader) -> Resp
         error = f"Check the form: {invalid.errors()[0]['msg']}"
     except AppError as failure:
         error = failure.message
+    known = market.settings.hub(hub)
+    statuses = [] if known is None else [await book_status(market, known.region_id)]
     return render_page(request, "market_trading.html", principal, renderer=templates, scan=scan, error=error,
-                       hub=hub, hubs=market.settings.hub_list, form=query)  # fmt: skip
+                       hub=hub, hubs=market.settings.hub_list, form=query, statuses=statuses)  # fmt: skip
 
 
 @router.get("/market/hauling")
@@ -89,8 +93,9 @@ async def hauling(request: Request, session: Session, principal: Trader) -> Resp
         error = f"Check the form: {invalid.errors()[0]['msg']}"
     except AppError as failure:
         error = failure.message
+    statuses = await hub_statuses(market, [hub.region_id for hub in market.settings.hub_list])
     return render_page(request, "market_hauling.html", principal, renderer=templates, found=found,
-                       error=error, hubs=market.settings.hub_list, form=query)  # fmt: skip
+                       error=error, hubs=market.settings.hub_list, form=query, statuses=statuses)  # fmt: skip
 
 
 @router.get("/market/advisor")

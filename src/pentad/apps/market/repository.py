@@ -10,12 +10,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import and_, delete, func, insert, or_, select, type_coerce
+from sqlalchemy import BigInteger, and_, cast, delete, func, insert, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType
 
-from pentad.apps.market.analysis.depth import BookOrder
+from pentad.apps.market.analysis.depth import BookOrder, Level
 from pentad.apps.market.models import (
     BOOK_STATS,
     HISTORY,
@@ -377,8 +377,8 @@ async def packaged_volumes(session: AsyncSession, type_ids: Sequence[int]) -> di
 # --- hauling: the top of each side of a hub's book --------------------------------------------------------
 
 
-Ladders = dict[int, list[BookOrder]]
-"""One side of a hub's book by type id, each type's orders in walking order."""
+Ladders = dict[int, list[Level]]
+"""One side of a hub's book by type id, each type's orders in walking order (prices in cents)."""
 
 
 @dataclass(frozen=True)
@@ -402,6 +402,14 @@ class HubLadders:
     captured_at: datetime
     asks: Ladders
     bids: Ladders
+
+
+async def current_snapshot(session: AsyncSession, region_id: int) -> tuple[int, datetime] | None:
+    """The id and capture time of the region's current snapshot (None: none stored yet)."""
+    state = await session.get(MarketRegionState, region_id)
+    if state is None or state.current_snapshot_id is None or state.captured_at is None:
+        return None
+    return int(state.current_snapshot_id), state.captured_at
 
 
 async def hub_ladders(
@@ -437,29 +445,29 @@ async def hub_ladders(
     ):
         price_order = c.price.desc() if is_buy else c.price.asc()
         rank = func.row_number().over(partition_by=c.type_id, order_by=(price_order, c.issued, c.order_id))
+        # Prices leave the database as whole cents: no Decimal is made for the rows of five books.
+        cents = cast(func.round(c.price * 100), BigInteger)
         ranked = (
             select(
-                c.type_id, c.order_id, type_coerce(c.price, NullType()).label("price"), c.volume_remain,
-                c.min_volume, rank.label("rank"),
+                c.type_id, c.order_id, cents.label("cents"), c.volume_remain, c.min_volume, rank.label("rank")
             )
             .where(current, where, c.price > 0)
             .subquery()
-        )  # fmt: skip
+        )
         result = await session.execute(
-            select(ranked.c.type_id, ranked.c.order_id, ranked.c.price, ranked.c.volume_remain,
+            select(ranked.c.type_id, ranked.c.order_id, ranked.c.cents, ranked.c.volume_remain,
                    ranked.c.min_volume)
             .where(ranked.c.rank <= depth)
             .order_by(ranked.c.type_id, ranked.c.rank)
         )  # fmt: skip
-        rows = result.all()
         ladders: Ladders = {}
-        ladder: list[BookOrder] = []
+        ladder: list[Level] = []
         last = None
-        for type_id, order_id, price, remain, minimum in rows:
+        for type_id, order_id, price, remain, minimum in result.tuples():
             if type_id != last:
                 ladder = ladders[type_id] = []
                 last = type_id
-            ladder.append(BookOrder(order_id, _decimal(price), remain, minimum))
+            ladder.append(Level(order_id, int(price), remain, minimum))
         sides.append(ladders)
     return HubLadders(int(snapshot_id), captured_at, sides[0], sides[1])
 

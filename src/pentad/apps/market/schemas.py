@@ -41,6 +41,24 @@ class TypeRead(BaseModel):
     packaged_volume_m3: float
 
 
+class BookStatus(BaseModel):
+    """How fresh a region's market data is and whether ESI is answering: what every page and answer built
+    on the region's book shows beside its figures."""
+
+    region_id: int
+    state: Literal["ok", "unavailable", "none"] = Field(
+        description="`ok`: the last refresh worked; `unavailable`: the refreshes since the last good one "
+        "failed (the data shown is the last good book); `none`: no book stored yet."
+    )
+    captured_at: datetime | None = Field(description="When the book in use was captured.")
+    age_minutes: int | None = Field(description="Minutes since `captured_at`.")
+    unavailable_since: datetime | None = Field(description="When the first failing refresh started.")
+    retry_at: datetime | None = Field(description="When the next refresh is due after the failures.")
+    reason: str | None = Field(description="What the last failing refresh met (e.g. `esi_unavailable: …`).")
+    failed_attempts: int = Field(0, description="Failing refreshes since the last good one.")
+    message: str = Field(description="One sentence for a banner.")
+
+
 class HubRead(BaseModel):
     """A configured trade hub as the static data knows it (`known` false: its station or region is missing
     from the imported data, or the station is not in the configured region)."""
@@ -57,6 +75,7 @@ class HubRead(BaseModel):
         None, description="Security rounded to one decimal (≥ 0.5: high-sec)."
     )
     region_name: str | None = None
+    book: BookStatus | None = Field(None, description="The freshness of the hub region's market data.")
 
 
 class SdeStatus(BaseModel):
@@ -145,6 +164,7 @@ class StationScanRead(BaseModel):
     captured_at: datetime = Field(description="When the order book read was captured (its age matters).")
     rates: FeeRatesRead
     trades: list[StationTradeRead]
+    book_status: BookStatus | None = Field(None, description="Freshness of the book and ESI's state now.")
 
 
 class HaulRead(BaseModel):
@@ -175,6 +195,9 @@ class HaulingRead(BaseModel):
     sales_tax: Decimal
     books: dict[str, datetime] = Field(description="When each region's book read was captured.")
     hauls: list[HaulRead]
+    book_status: list[BookStatus] = Field(
+        default_factory=list, description="Freshness of each region's book and ESI's state now."
+    )
 
 
 # --- the AI advisor --------------------------------------------------------------------------------------

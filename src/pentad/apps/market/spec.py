@@ -16,10 +16,13 @@ from pathlib import Path
 from fastapi import APIRouter
 
 from pentad.apps.market import alert_tasks, permissions, sso_tasks
+from pentad.apps.market import events as market_events
 from pentad.apps.market import topics as market_topics
 from pentad.apps.market.actions.characters import SSO_RUNTIME
+from pentad.apps.market.analysis.hauling import LADDERS
 from pentad.apps.market.esi.resource import ESI_CLIENT
 from pentad.apps.market.ingest import character as character_ingest
+from pentad.apps.market.ingest import history as history_ingest
 from pentad.apps.market.ingest import orders as ingest_orders
 from pentad.apps.market.models import PARTITIONED
 from pentad.apps.market.settings import APP_NAME, MarketSettings
@@ -39,10 +42,14 @@ SUBSCRIBERS: list[EventSubscriber] = []
 JOBS.extend(sso_tasks.JOBS)
 CRON.extend(sso_tasks.CRON)
 JOBS.extend(character_ingest.JOBS)
+JOBS.extend(history_ingest.JOBS)
+CRON.extend(history_ingest.CRON)
 CRON.extend(character_ingest.CRON)
 JOBS.extend(alert_tasks.JOBS)
 CRON.extend(alert_tasks.CRON)
 TOPICS.extend(market_topics.TOPICS)
+EVENTS.extend(market_events.EVENTS)
+SUBSCRIBERS.extend(alert_tasks.SUBSCRIBERS)
 
 
 def routers() -> list[APIRouter]:
@@ -94,6 +101,6 @@ APP = AppSpec(
     partitioned_tables=PARTITIONED,
     mail_templates=PACKAGE / "mail_templates",
     static_dir=PACKAGE / "static",
-    resources=[ESI_CLIENT, SSO_RUNTIME],
+    resources=[ESI_CLIENT, SSO_RUNTIME, LADDERS],
     home_path="/market",
 )

@@ -22,6 +22,7 @@ from pentad.apps.market.analysis.hauling import (
     Haul,
     HaulLimits,
     HubPlace,
+    LadderCache,
     bid_cover,
     covers,
     hauling_search,
@@ -279,3 +280,37 @@ async def test_the_database_ranks_each_side_and_filters_ranged_buys(static_db: D
     assert (haul.units, haul.cost, haul.revenue, haul.profit) == (
         500, Decimal("1995.00"), Decimal("2650.00"), Decimal("565.56"))  # fmt: skip
     assert [take.order_id for take in haul.sell_fill.takes] == [11, 13, 10]
+
+
+async def test_kept_ladders_serve_their_snapshot_only(static_db: Database) -> None:
+    """A LadderCache answers what reading the books answers, and a newer snapshot is read, not the kept
+    ladders of the older one."""
+    captured = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    old = captured - timedelta(days=1)
+    jita = [Order(1, TRITANIUM, JITA.station_id, 30000142, False, 4.00, 1000, 1000, 1, "region", old, 90, 1)]
+    amarr = [Order(2, TRITANIUM, AMARR.station_id, 30002187, True, 5.00, 600, 600, 1, "station", old, 90, 1)]
+    dearer = [Order(3, TRITANIUM, AMARR.station_id, 30002187, True, 6.00, 600, 600, 1, "station", old, 90, 1)]
+    cache = LadderCache()
+    hold = HaulLimits(5, Decimal(10**6))
+
+    async def stored(region: int, orders: list[Order], at: datetime) -> None:
+        async with static_db.transaction() as session:
+            await store.store_snapshot(
+                session, region_id=region, captured_at=at, last_modified=None, expires_at=None, pages=1,
+                etags={}, orders=orders, stats=book_stats(orders, at),
+            )  # fmt: skip
+
+    await stored(JITA.region_id, jita, captured)
+    await stored(AMARR.region_id, amarr, captured)
+    async with static_db.transaction(writes=False) as session:
+        hubs = await hub_places(session, [JITA, AMARR])
+        read = await hauling_search(session, hubs, TRAINED, hold)
+        (kept,) = await hauling_search(session, hubs, TRAINED, hold, cache=cache)
+        (again,) = await hauling_search(session, hubs, TRAINED, hold, cache=cache)
+    assert read == [kept] == [again]
+    assert kept.revenue == Decimal("2500.00")
+    await stored(AMARR.region_id, dearer, captured + timedelta(minutes=5))
+    async with static_db.transaction(writes=False) as session:
+        (newer,) = await hauling_search(session, hubs, TRAINED, hold, cache=cache)
+    # 500 units sold at 6.00 now: revenue 3000.00.
+    assert newer.revenue == Decimal("3000.00")

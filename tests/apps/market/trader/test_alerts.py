@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from pentad.apps.market import sde
-from pentad.apps.market.alert_tasks import DIGEST, EVALUATE_HUB
+from pentad.apps.market.alert_tasks import DIGEST, EVALUATE_HUB, ON_SNAPSHOT
 from pentad.apps.market.esi.resource import ESI_CLIENT
 from pentad.apps.market.ingest.orders import refresh_region
 from pentad.apps.market.models import MarketAlertEvent, MarketPushSubscription
@@ -341,6 +341,45 @@ async def test_hub_rules_fire_from_the_current_book(
         await enqueue(session, EVALUATE_HUB)
     await run_due_jobs(platform)
     assert len(await events(platform)) == 2
+
+
+async def test_a_new_book_fires_alerts_right_after_its_commit(
+    client: httpx.AsyncClient,
+    platform: Platform,
+    alice: Account,
+    sso: FakeSso,
+    chars: CharacterEsi,
+    esi: FakeEsiServer,
+) -> None:
+    """No timer and no character sync: the snapshot's `market.snapshot_stored` event evaluates the hub
+    rules and the undercut rules on the book just committed."""
+    async with platform.database.transaction() as session:
+        await sde.import_subset(session)
+    now = datetime.now(UTC).replace(microsecond=0)
+    mine_at = now - timedelta(days=1)
+    chars.data(TRADER).orders = [order(5001, TRITANIUM, 5.5, volume_total=1000, issued=stamp(mine_at))]
+    await store_book(platform, esi, [book_order(5001, TRITANIUM, 5.5, mine_at)])
+    link_id = await link(client, alice, TRADER, sso)
+    assert (await sync(platform, link_id)).status == "ok"
+    await rule(client, alice, kind="undercut")
+    cross = {"hub": "jita", "type_id": TRITANIUM, "side": "sell", "direction": "below", "price": 5.45}
+    await rule(client, alice, kind="price_cross", params=cross)
+    await run_due_jobs(platform)  # the first book's event and the new rule's evaluation: nothing holds
+    assert await events(platform) == []
+
+    await store_book(
+        platform, esi, [book_order(5001, TRITANIUM, 5.5, mine_at), book_order(8001, TRITANIUM, 5.4, now)]
+    )
+    async with platform.database.transaction(writes=False) as session:
+        queued = list(await session.scalars(select(Job.name).where(Job.status == "queued")))
+    assert ON_SNAPSHOT in queued
+    assert EVALUATE_HUB not in queued
+    await run_due_jobs(platform)
+    fired = await events(platform)
+    assert sorted(e.subject_key for e in fired) == [f"order:{TRADER}:5001", f"price:jita:{TRITANIUM}:sell"]
+    undercut = next(e for e in fired if e.subject_key.startswith("order:"))
+    assert undercut.detail is not None
+    assert undercut.detail["best_competitor"] == "5.40"
 
 
 async def test_quiet_hours_hold_delivery_and_the_hourly_limit_folds_into_a_digest(

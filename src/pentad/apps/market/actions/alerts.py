@@ -15,7 +15,9 @@ Evaluation computes the (subject, state) pairs that hold now for each rule and s
 `market_alert_events` (unique per rule, subject and state): a new row is a firing; a pair that stopped
 holding is deleted, which re-arms the rule for that subject. So one condition alerts once, not at every
 ingest. Order rules are evaluated in a character sync's own transaction (ingest/character.py AFTER_SYNC);
-hub rules by `market.evaluate_hub_alerts` after each book snapshot (each minute, on the current snapshot).
+right after a region's new book is committed (the `market.snapshot_stored` event, alert_tasks.py), the hub
+rules of that region's hubs and the undercut/expiring rules of characters with open orders in the region
+are evaluated on it; a new or changed hub rule is evaluated at once (`market.evaluate_hub_alerts`).
 A firing publishes `alert.fired` on `market.user.{id}` (after the commit) and, for its mail and push
 channels, queues `market.deliver_alert` (alert_tasks.py: quiet hours, hourly limit with a digest, mail,
 Web Push). A rule's `cooldown` keeps it from firing again within that many seconds of its last firing.
@@ -44,6 +46,7 @@ from pentad.apps.market.models import (
     MarketAlertEvent,
     MarketAlertRule,
     MarketCharacter,
+    MarketCharOrder,
     MarketRegionState,
     MarketType,
     MarketUserPrefs,
@@ -66,6 +69,7 @@ from pentad.core.realtime.publish import publish
 MAX_RULES = 50
 MAX_TYPES = 50
 DELIVER = "market.deliver_alert"
+EVALUATE_HUB = "market.evaluate_hub_alerts"
 ORDER_KINDS = ("undercut", "expiring")
 HUB_KINDS = ("price_cross", "margin")
 
@@ -227,7 +231,19 @@ async def do_create_rule(market: MarketContext, data: AlertRuleIn) -> AlertRuleR
     )
     market.session.add(rule)
     await market.session.flush()
+    await _evaluate_soon(market, rule)
     return rule_read(rule)
+
+
+async def _evaluate_soon(market: MarketContext, rule: MarketAlertRule) -> None:
+    """A hub rule is evaluated on the current book right after its transaction commits (a condition that
+    holds already need not wait for the next snapshot)."""
+    if rule.kind not in HUB_KINDS or not rule.enabled:
+        return
+    hub = market.settings.hub(str((rule.params or {}).get("hub")))
+    if hub is not None:
+        payload = {"region_id": hub.region_id}
+        await enqueue(market.session, EVALUATE_HUB, payload, dedupe_key=f"{EVALUATE_HUB}:{hub.region_id}")
 
 
 async def do_update_rule(market: MarketContext, rule_id: uuid.UUID, data: AlertRulePatch) -> AlertRuleRead:
@@ -243,6 +259,7 @@ async def do_update_rule(market: MarketContext, rule_id: uuid.UUID, data: AlertR
     if data.cooldown is not None:
         rule.cooldown = data.cooldown
     await market.session.flush()
+    await _evaluate_soon(market, rule)
     return rule_read(rule)
 
 
@@ -508,16 +525,45 @@ async def _hub_stats(
     return state.captured_at, {int(t): (bid, ask) for t, bid, ask in rows}
 
 
-async def evaluate_hub_rules(market: MarketContext) -> int:
-    """Every enabled price_cross and margin rule against its hub's current book."""
-    settings: MarketSettings = market.settings
-    rules = list(
+async def evaluate_region_order_rules(market: MarketContext, region_id: int) -> int:
+    """After a region's new book: the order rules of every linked character with open orders in the
+    region (an order is undercut by the book, not only by the character's own sync)."""
+    character_ids = set(
         await market.session.scalars(
+            select(MarketCharOrder.character_id)
+            .where(MarketCharOrder.region_id == region_id, MarketCharOrder.state == "open")
+            .distinct()
+        )
+    )
+    fired = 0
+    for character_id in sorted(character_ids):
+        link = await market.session.scalar(
+            select(MarketCharacter)
+            .where(MarketCharacter.character_id == character_id, MarketCharacter.status == OK)
+            .limit(1)
+        )
+        if link is not None:
+            fired += await evaluate_order_rules(market, link)
+    return fired
+
+
+async def evaluate_hub_rules(market: MarketContext, region_id: int | None = None) -> int:
+    """Every enabled price_cross and margin rule against its hub's current book (only the hubs in
+    `region_id` when given)."""
+    settings: MarketSettings = market.settings
+    rules = [
+        rule
+        for rule in await market.session.scalars(
             select(MarketAlertRule).where(
                 MarketAlertRule.enabled.is_(True), MarketAlertRule.kind.in_(HUB_KINDS)
             )
         )
-    )
+        if region_id is None
+        or (
+            (hub := settings.hub(str((rule.params or {}).get("hub")))) is not None
+            and hub.region_id == region_id
+        )
+    ]
     wanted: dict[str, set[int]] = {}
     for rule in rules:
         params = rule.params or {}

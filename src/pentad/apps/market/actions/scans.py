@@ -13,8 +13,9 @@ from typing import Any
 
 from pentad.apps.market import repository
 from pentad.apps.market.actions.context import MarketContext
+from pentad.apps.market.actions.status import book_status, hub_statuses
 from pentad.apps.market.analysis.fees import FeeBases, FeeRates, FeeSkills, OwnerStandings, fee_rates
-from pentad.apps.market.analysis.hauling import HaulLimits, hauling_search, hub_places
+from pentad.apps.market.analysis.hauling import LADDERS, HaulLimits, LadderCache, hauling_search, hub_places
 from pentad.apps.market.analysis.routes import Preference
 from pentad.apps.market.analysis.station import ScanFilters, station_scan
 from pentad.apps.market.exceptions import NoMarketData, UnknownHub, UnknownType
@@ -119,7 +120,18 @@ async def get_station_scan(market: MarketContext, key: str, request: StationScan
 
     question = request.model_dump(mode="json") | {"hub": key}
     cached = await market.platform.cache.get_or_set(_key("scan", [version], question), SCAN_CACHE_TTL, load)
-    return StationScanRead.model_validate(cached)
+    answer = StationScanRead.model_validate(cached)
+    answer.book_status = await book_status(market, hub.region_id)  # now, not when the answer was cached
+    return answer
+
+
+def _ladder_cache(market: MarketContext) -> LadderCache | None:
+    """The process's hub ladders per snapshot; None where the app's resources are not open (an app
+    built without its lifespan, as in tests): the search then reads the books itself."""
+    try:
+        return market.platform.resource(LADDERS)
+    except LookupError:
+        return None
 
 
 async def get_hauls(market: MarketContext, request: HaulingRequest) -> HaulingRead:
@@ -137,8 +149,9 @@ async def get_hauls(market: MarketContext, request: HaulingRequest) -> HaulingRe
     async def load() -> dict[str, Any]:
         places = await hub_places(market.session, hubs)
         found = await hauling_search(
-            market.session, places, rates, limits, preference=preference, limit=request.limit
-        )
+            market.session, places, rates, limits, preference=preference, limit=request.limit,
+            cache=_ladder_cache(market),
+        )  # fmt: skip
         names = await repository.types_by_ids(market.session, [h.type_id for h in found])
         hauls = [
             HaulRead(
@@ -159,7 +172,9 @@ async def get_hauls(market: MarketContext, request: HaulingRequest) -> HaulingRe
 
     question = request.model_dump(mode="json")
     cached = await market.platform.cache.get_or_set(_key("hauling", versions, question), SCAN_CACHE_TTL, load)
-    return HaulingRead.model_validate(cached)
+    answer = HaulingRead.model_validate(cached)
+    answer.book_status = await hub_statuses(market, [hub.region_id for hub in hubs])
+    return answer
 
 
 async def get_history(market: MarketContext, key: str, type_id: int, days: int) -> HistoryRead:

@@ -44,6 +44,20 @@ class BookOrder(NamedTuple):
     min_volume: int = 1
 
 
+class Level(NamedTuple):
+    """One order of a ladder with its price in whole cents (ISK prices carry two decimals): the hauling
+    search sizes thousands of hauls in integer arithmetic and makes Decimals only for the ones it answers."""
+
+    order_id: int
+    cents: int
+    volume_remain: int
+    min_volume: int = 1
+
+    @property
+    def price(self) -> Decimal:
+        return Decimal(self.cents).scaleb(-2)
+
+
 @dataclass(frozen=True)
 class Take:
     """Units taken from one order at its price."""
@@ -105,7 +119,7 @@ def walk(orders: Iterable[OrderLike], quantity: int, side: Side) -> Fill:
     return _walk(book, quantity, side)
 
 
-def walk_sorted(orders: Iterable[BookOrder], quantity: int, side: Side) -> Fill:
+def walk_sorted(orders: Iterable[BookOrder | Level], quantity: int, side: Side) -> Fill:
     """`walk` over a ladder already in walking order (cheapest first to buy, highest first to sell; equal
     prices oldest first) with Decimal prices: the same answer without sorting the book again (the hauling
     search walks the same ladders for many pairs of hubs)."""

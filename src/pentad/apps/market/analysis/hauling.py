@@ -21,17 +21,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import datetime
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.market import repository
-from pentad.apps.market.analysis.depth import BookOrder, Fill, walk_sorted
+from pentad.apps.market.analysis.depth import BookOrder, Fill, Level, walk_sorted
 from pentad.apps.market.analysis.fees import FeeRates
 from pentad.apps.market.analysis.routes import Preference, Route, RouteGraph, load_graph
-from pentad.apps.market.repository import BidCover, BookOrderRow, Ladders
+from pentad.apps.market.repository import BidCover, BookOrderRow, HubLadders, Ladders
 from pentad.apps.market.settings import Hub
+from pentad.core.context import AppContext, ResourceSpec
 
 CENT = Decimal("0.01")
 
@@ -79,8 +81,8 @@ class Haul:
         return self.route.jumps
 
 
-def _price(order: BookOrder) -> Decimal:
-    return order.price
+def _cents(order: Level) -> int:
+    return order.cents
 
 
 def covers(order: BookOrderRow, destination: HubPlace, graph: RouteGraph | None) -> bool:
@@ -110,49 +112,39 @@ NUMERIC_RANGES = ("1", "2", "3", "4", "5", "10", "20", "30", "40")
 """The jump ranges a buy order may have (besides station, solarsystem and region)."""
 
 
-def _units_to_move(
-    asks: Sequence[BookOrder],
-    bids: Sequence[BookOrder],
-    keep: Decimal,
-    cargo_units: int | None,
-    collateral: Decimal,
-) -> tuple[int, str]:
-    """The units worth moving and what set them, in one walk of the top of both ladders (`asks` cheapest
-    first, `bids` highest first): unit by unit while ``ask < bid x keep``, stopping as soon as the hold
-    (`cargo_units`, None: no limit) or the collateral (the cheapest asks' cost) is reached. Same answer as
-    ``min(profitable units, cargo units, affordable units)``; when the hold and the collateral allow the
-    same number of units, the hold is named."""
-    units, spent = 0, Decimal(0)
-    i = j = 0
-    ask_left = asks[0].volume_remain if asks else 0
-    bid_left = bids[0].volume_remain if bids else 0
-    while i < len(asks) and j < len(bids):
-        price = asks[i].price
-        if price >= bids[j].price * keep:
-            break
-        take = ask_left if ask_left < bid_left else bid_left
-        room = None if cargo_units is None else cargo_units - units
-        afford = int((collateral - spent) // price)
-        if (room is not None and take > room) or take > afford:
-            if room is not None and room <= afford:
-                return units + room, "cargo"
-            return units + afford, "collateral"
-        units += take
-        spent += take * price
-        ask_left -= take
-        bid_left -= take
-        if ask_left == 0:
-            i += 1
-            ask_left = asks[i].volume_remain if i < len(asks) else 0
-        if bid_left == 0:
-            j += 1
-            bid_left = bids[j].volume_remain if j < len(bids) else 0
-    return units, "book"
+class _Terms(NamedTuple):
+    """The search's constants in whole numbers: a unit pays while ``ask x keep_den < bid x keep_num``
+    (keep = 1 - sales tax), tax in cents is ``round_half_up(revenue x tax_num / tax_den)``."""
+
+    keep_num: int
+    keep_den: int
+    tax_num: int
+    tax_den: int
+    collateral_cents: int
+    cargo_m3: Decimal
 
 
-def _walked(ladder: Sequence[BookOrder], quantity: int, *, selling: bool) -> tuple[int, Decimal]:
-    """Units filled and their ISK, as `walk_sorted` finds them (without recording the takes)."""
-    left, cost = quantity, Decimal(0)
+def _terms(rates: FeeRates, limits: HaulLimits) -> _Terms:
+    keep_num, keep_den = (1 - rates.sales_tax).as_integer_ratio()
+    tax_num, tax_den = rates.sales_tax.as_integer_ratio()
+    collateral = int((limits.collateral * 100).to_integral_value(rounding=ROUND_FLOOR))
+    return _Terms(keep_num, keep_den, tax_num, tax_den, collateral, Decimal(repr(limits.cargo_m3)))
+
+
+class _Outcome(NamedTuple):
+    units: int
+    limited_by: str
+    cost: int
+    """Cents, as are the other amounts."""
+    revenue: int
+    tax: int
+    profit: int
+    profit_per_jump: int
+
+
+def _walked(ladder: Sequence[Level], quantity: int, *, selling: bool) -> tuple[int, int]:
+    """Units filled and their cents, as `walk_sorted` finds them (without recording the takes)."""
+    left, cost = quantity, 0
     for order in ladder:
         if left == 0:
             break
@@ -160,65 +152,90 @@ def _walked(ladder: Sequence[BookOrder], quantity: int, *, selling: bool) -> tup
         if remain <= 0 or (selling and left < order.min_volume and left < remain):
             continue
         units = left if left < remain else remain
-        cost += order.price * units
+        cost += order.cents * units
         left -= units
     return quantity - left, cost
 
 
-class _Outcome(NamedTuple):
-    units: int
-    limited_by: str
-    cost: Decimal
-    revenue: Decimal
-    tax: Decimal
-    profit: Decimal
-    profit_per_jump: Decimal
-
-
 def _evaluate(
-    asks: Sequence[BookOrder],
-    bids: Sequence[BookOrder],
-    jumps: int,
-    volume_m3: float,
-    rates: FeeRates,
-    limits: HaulLimits,
+    asks: Sequence[Level], bids: Sequence[Level], jumps: int, volume_m3: float, terms: _Terms
 ) -> _Outcome | None:
+    """Size and price one candidate haul in one walk of the top of both ladders (`asks` cheapest first,
+    `bids` highest first): unit by unit while a unit pays the tax, stopping at the hold (cargo units) or
+    the collateral (the cheapest asks' cost). Same units as ``min(profitable, cargo, affordable)``; when
+    the hold and the collateral allow the same number, the hold is named. The walk's own cost and
+    revenue are the answer unless a buy order it reached has a minimum volume above one: then the bids
+    are walked again as `walk_sorted` does (such an order is skipped while fewer units are left)."""
     cargo_units = None
     if volume_m3 > 0:
-        cargo_units = int(Decimal(repr(limits.cargo_m3)) // Decimal(repr(volume_m3)))
-    q, limited_by = _units_to_move(asks, bids, 1 - rates.sales_tax, cargo_units, limits.collateral)
-    if q < 1:
+        cargo_units = int(terms.cargo_m3 // Decimal(repr(volume_m3)))
+    keep_num, keep_den = terms.keep_num, terms.keep_den
+    units = cost = revenue = 0
+    minimum = False
+    limited_by = "book"
+    i = j = 0
+    n_asks, n_bids = len(asks), len(bids)
+    ask = asks[0] if n_asks else None
+    bid = bids[0] if n_bids else None
+    ask_left = ask.volume_remain if ask is not None else 0
+    bid_left = bid.volume_remain if bid is not None else 0
+    while ask is not None and bid is not None:
+        if ask_left <= 0:
+            i += 1
+            ask = asks[i] if i < n_asks else None
+            ask_left = ask.volume_remain if ask is not None else 0
+            continue
+        if bid_left <= 0:
+            j += 1
+            bid = bids[j] if j < n_bids else None
+            bid_left = bid.volume_remain if bid is not None else 0
+            continue
+        price = ask.cents
+        if price * keep_den >= bid.cents * keep_num:
+            break
+        if bid.min_volume > 1:
+            minimum = True
+        take = ask_left if ask_left < bid_left else bid_left
+        afford = (terms.collateral_cents - cost) // price
+        room = None if cargo_units is None else cargo_units - units
+        if (room is not None and take > room) or take > afford:
+            if room is not None and room <= afford:
+                take, limited_by = room, "cargo"
+            else:
+                take, limited_by = afford, "collateral"
+            units += take
+            cost += take * price
+            revenue += take * bid.cents
+            break
+        units += take
+        cost += take * price
+        revenue += take * bid.cents
+        ask_left -= take
+        bid_left -= take
+    if units < 1:
         return None
-    q, revenue = _walked(bids, q, selling=True)
-    if q < 1:
-        return None
-    _, cost = _walked(asks, q, selling=False)
-    tax = rates.sales_tax_on(revenue)
+    q = units
+    if minimum:
+        q, revenue = _walked(bids, units, selling=True)
+        if q < 1:
+            return None
+        if q != units:
+            _, cost = _walked(asks, q, selling=False)
+    tax = (2 * revenue * terms.tax_num + terms.tax_den) // (2 * terms.tax_den)
     profit = revenue - tax - cost
     if profit <= 0:
         return None
-    per_jump = (profit / max(jumps, 1)).quantize(CENT, rounding=ROUND_HALF_UP)
-    return _Outcome(q, limited_by, cost, revenue, tax, profit, per_jump)
+    per = max(jumps, 1)
+    return _Outcome(q, limited_by, cost, revenue, tax, profit, (2 * profit + per) // (2 * per))
 
 
-def haul(
-    type_id: int,
-    source: HubPlace,
-    destination: HubPlace,
-    route: Route,
-    asks: Sequence[BookOrder],
-    bids: Sequence[BookOrder],
-    volume_m3: float,
-    rates: FeeRates,
-    limits: HaulLimits,
-) -> Haul | None:
-    """One type's haul from `source` to `destination`; None when no unit makes a profit. `asks`: the sell
-    orders at the source, cheapest first; `bids`: the buy orders covering the destination, highest first
-    (equal prices oldest first); prices are Decimals above zero."""
-    outcome = _evaluate(asks, bids, route.jumps, volume_m3, rates, limits)
-    if outcome is None:
-        return None
-    return _haul(type_id, source.key, destination.key, route, asks, bids, volume_m3, outcome)
+def _isk(cents: int) -> Decimal:
+    return Decimal(cents).scaleb(-2)
+
+
+def _level(order: BookOrder | BookOrderRow) -> Level:
+    cents = int((order.price * 100).to_integral_value(rounding=ROUND_HALF_UP))
+    return Level(order.order_id, cents, order.volume_remain, order.min_volume)
 
 
 def _haul(
@@ -226,26 +243,27 @@ def _haul(
     source: str,
     destination: str,
     route: Route,
-    asks: Sequence[BookOrder],
-    bids: Sequence[BookOrder],
+    asks: Sequence[Level],
+    bids: Sequence[Level],
     volume_m3: float,
     outcome: _Outcome,
 ) -> Haul:
     q = outcome.units
+    profit = _isk(outcome.profit)
     per_m3 = None
     if volume_m3 > 0:
-        per_m3 = (outcome.profit / (q * Decimal(repr(volume_m3)))).quantize(CENT, rounding=ROUND_HALF_UP)
+        per_m3 = (profit / (q * Decimal(repr(volume_m3)))).quantize(CENT, rounding=ROUND_HALF_UP)
     return Haul(
         type_id=type_id,
         source=source,
         destination=destination,
         route=route,
         units=q,
-        cost=outcome.cost,
-        revenue=outcome.revenue,
-        tax=outcome.tax,
-        profit=outcome.profit,
-        profit_per_jump=outcome.profit_per_jump,
+        cost=_isk(outcome.cost),
+        revenue=_isk(outcome.revenue),
+        tax=_isk(outcome.tax),
+        profit=profit,
+        profit_per_jump=_isk(outcome.profit_per_jump),
         profit_per_m3=per_m3,
         volume_m3=volume_m3,
         buy_fill=walk_sorted(asks, q, "buy"),
@@ -277,16 +295,16 @@ def search(
         for order in orders.get(hub.key, ()):
             if order.price <= 0:
                 continue
-            book = BookOrder(order.order_id, order.price, order.volume_remain, order.min_volume)
+            book = _level(order)
             if not order.is_buy:
                 if order.location_id == hub.station_id:
                     sells.setdefault(order.type_id, []).append(book)
             elif covers(order, hub, graph):
                 buys.setdefault(order.type_id, []).append(book)
         for ladder in sells.values():
-            ladder.sort(key=_price)
+            ladder.sort(key=_cents)
         for ladder in buys.values():
-            ladder.sort(key=_price, reverse=True)
+            ladder.sort(key=_cents, reverse=True)
         asks_at[hub.key], bids_for[hub.key] = sells, buys
     return search_ladders(hubs, asks_at, bids_for, volumes, graph, rates, limits, preference=preference,
                           limit=limit)  # fmt: skip
@@ -306,9 +324,10 @@ def search_ladders(
 ) -> list[Haul]:
     """`search` over ladders already built: by hub key, each type's sell orders at the hub cheapest
     first (`asks_at`) and the buy orders covering the hub highest first (`bids_for`)."""
-    keep = 1 - rates.sales_tax
-    # Every candidate is priced without recording its fills; only the hauls answered get them.
-    found: list[tuple[Decimal, Decimal, int, str, str, Route, _Outcome]] = []
+    terms = _terms(rates, limits)
+    keep_num, keep_den = terms.keep_num, terms.keep_den
+    # Every candidate is priced in cents without recording its fills; only the hauls answered get them.
+    found: list[tuple[int, int, int, str, str, Route, _Outcome]] = []
     for source in hubs:
         for destination in hubs:
             if source.key == destination.key:
@@ -322,9 +341,9 @@ def search_ladders(
             asks_here = asks_at.get(source.key, {})
             for type_id in asks_here.keys() & bids.keys():
                 asks, wanted = asks_here[type_id], bids[type_id]
-                if asks[0].price >= wanted[0].price * keep:
+                if asks[0].cents * keep_den >= wanted[0].cents * keep_num:
                     continue  # not even the best pair pays the tax
-                outcome = _evaluate(asks, wanted, route.jumps, volumes.get(type_id, 0.0), rates, limits)
+                outcome = _evaluate(asks, wanted, route.jumps, volumes.get(type_id, 0.0), terms)
                 if outcome is not None:
                     found.append((-outcome.profit_per_jump, -outcome.profit, type_id, source.key,
                                   destination.key, route, outcome))  # fmt: skip
@@ -360,6 +379,37 @@ def bid_cover(hub: HubPlace, graph: RouteGraph, region_systems: Iterable[int]) -
     return BidCover(hub.station_id, hub.system_id, within)
 
 
+class LadderCache:
+    """Each hub's ladders for its region's current snapshot, kept per process (the `market.books`
+    resource): a snapshot never changes once stored and every hauling search reads the same five hubs, so
+    the top of each book is read and ranked once per snapshot (about every 5 minutes), not once per search.
+    One entry per hub: a newer snapshot (or a re-imported map, which moves the buy orders' cover) replaces
+    it."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[int, int, int], tuple[int, datetime, RouteGraph, HubLadders]] = {}
+
+    def get(
+        self, hub: HubPlace, version: tuple[int, datetime], graph: RouteGraph, depth: int
+    ) -> HubLadders | None:
+        entry = self._entries.get((hub.region_id, hub.station_id, depth))
+        if entry is None or (entry[0], entry[1]) != version or entry[2] is not graph:
+            return None
+        return entry[3]
+
+    def put(self, hub: HubPlace, graph: RouteGraph, depth: int, ladders: HubLadders) -> None:
+        key = (hub.region_id, hub.station_id, depth)
+        self._entries[key] = (ladders.snapshot_id, ladders.captured_at, graph, ladders)
+
+
+async def _open_cache(context: AppContext) -> LadderCache:
+    return LadderCache()
+
+
+LADDERS: ResourceSpec[LadderCache] = ResourceSpec("market.books", _open_cache)
+"""The process's LadderCache (AppSpec.resources)."""
+
+
 async def hauling_search(
     session: AsyncSession,
     hubs: Sequence[HubPlace],
@@ -369,18 +419,28 @@ async def hauling_search(
     preference: Preference = "secure",
     limit: int | None = None,
     depth: int = DEPTH,
+    cache: LadderCache | None = None,
 ) -> list[Haul]:
     """The hauling search over the hubs' regions' current snapshots (a region without one contributes
     nothing): per hub two queries for the top `depth` orders of each side of each type, ranked by the
-    database (repository.hub_ladders), one for the types' volumes."""
+    database (repository.hub_ladders) — or none when `cache` holds that snapshot's ladders — and one for
+    the types' volumes."""
     graph = await load_graph(session)
     asks_at: dict[str, Ladders] = {}
     bids_for: dict[str, Ladders] = {}
     for hub in hubs:
-        systems = await repository.region_system_ids(session, hub.region_id)
-        book = await repository.hub_ladders(session, hub.region_id, bid_cover(hub, graph, systems), depth)
-        asks_at[hub.key] = book.asks if book is not None else {}
-        bids_for[hub.key] = book.bids if book is not None else {}
+        version = await repository.current_snapshot(session, hub.region_id)
+        if version is None:
+            continue
+        book = None if cache is None else cache.get(hub, version, graph, depth)
+        if book is None:
+            systems = await repository.region_system_ids(session, hub.region_id)
+            book = await repository.hub_ladders(session, hub.region_id, bid_cover(hub, graph, systems), depth)
+            if book is None:
+                continue
+            if cache is not None:
+                cache.put(hub, graph, depth, book)
+        asks_at[hub.key], bids_for[hub.key] = book.asks, book.bids
     type_ids = sorted({t for side in (*asks_at.values(), *bids_for.values()) for t in side})
     volumes = await repository.packaged_volumes(session, type_ids)
     return search_ladders(hubs, asks_at, bids_for, volumes, graph, rates, limits, preference=preference,

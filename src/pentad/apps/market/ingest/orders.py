@@ -35,10 +35,12 @@ from pentad.apps.market.esi.client import EsiClient
 from pentad.apps.market.esi.errors import EsiError, EsiInconsistentPages
 from pentad.apps.market.esi.pages import PagedResult, PreviousPages, fetch_pages
 from pentad.apps.market.esi.resource import ESI_CLIENT
+from pentad.apps.market.events import SNAPSHOT_STORED, SnapshotStored
 from pentad.apps.market.ingest import store
 from pentad.apps.market.ingest.stats import Order, book_stats
 from pentad.apps.market.settings import APP_NAME, MarketSettings
 from pentad.core.context import AppContext, JobContext
+from pentad.core.events import emit
 from pentad.core.jobs.queue import enqueue
 from pentad.core.jobs.registry import CronSpec, JobSpec, RetryLater
 
@@ -207,10 +209,22 @@ async def _refresh_region(
                 rows=len(orders),
                 snapshot_id=snapshot_id,
             )
+            await emit(
+                session,
+                SNAPSHOT_STORED.name,
+                SnapshotStored(
+                    region_id=region_id,
+                    snapshot_id=int(snapshot_id),
+                    captured_at=captured_at,
+                    orders=len(orders),
+                ),
+            )
     except Exception as error:
+        finished = now()
         await _store_run(
-            context, region_id, started, now(), "failed", f"storing failed: {type(error).__name__}"
-        )
+            context, region_id, started, finished, "failed", f"storing failed: {type(error).__name__}",
+            finished + timedelta(seconds=SCHEDULE_EVERY),
+        )  # fmt: skip
         raise
     logger.info(
         "market_snapshot_stored", region_id=region_id, pages=result.pages, orders=len(orders), copied=copied
@@ -288,13 +302,23 @@ async def _record_failure(
     context.metrics.for_app(APP_NAME).counter(
         "esi_errors", "ESI errors that ended a region refresh, by the error's code.", ["code"]
     ).labels(error.code).inc()
-    await _store_run(context, region_id, started, finished, status, detail)
+    # Deferred: the job comes back when ESI said (RetryLater); failed: the schedule queues it again.
+    wait = error.retry_after if error.retry_after is not None else float(SCHEDULE_EVERY)
+    await _store_run(
+        context, region_id, started, finished, status, detail, finished + timedelta(seconds=wait)
+    )
     logger.warning("market_snapshot_not_stored", region_id=region_id, status=status, detail=detail)
     return RefreshOutcome(region_id, status, retry_after=error.retry_after, detail=detail)
 
 
 async def _store_run(
-    context: AppContext, region_id: int, started: datetime, finished: datetime, status: str, detail: str
+    context: AppContext,
+    region_id: int,
+    started: datetime,
+    finished: datetime,
+    status: str,
+    detail: str,
+    retry_at: datetime,
 ) -> None:
     async with context.database.transaction() as session:
         await store.add_run(
@@ -307,6 +331,7 @@ async def _store_run(
             detail=detail[:500],
             pages=0,
             rows=0,
+            retry_at=retry_at,
         )
 
 

@@ -255,10 +255,12 @@ async def add_run(
     pages: int,
     rows: int,
     snapshot_id: Any = None,
+    retry_at: datetime | None = None,
 ) -> None:
     session.add(
         MarketIngestRun(
             snapshot_id=snapshot_id,
+            retry_at=retry_at,
             kind=kind,
             scope=scope,
             started_at=started,
