@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pentad.apps.streams import (
     endpoints,
+    health_endpoints,
     images_endpoints,
     media_endpoints,
     pages,
@@ -32,6 +33,7 @@ APP = AppSpec(
     description="Camera streaming: RTMP/RTSP in, HLS and WebRTC out, recording.",
     routers=[
         endpoints.router,
+        health_endpoints.router,
         images_endpoints.router,
         media_endpoints.router,
         recordings_endpoints.router,
