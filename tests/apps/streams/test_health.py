@@ -23,7 +23,7 @@ from pentad.apps.streams.settings import StreamsSettings
 from pentad.core.platform import Platform
 from tests.apps.chat.sockets import connected
 from tests.apps.streams.support import make_camera, make_key
-from tests.factories import Account
+from tests.factories import DEFAULT_PASSWORD, Account
 
 AVC_KEY = bytes([0x17, 1, 0, 0, 0]) + b"\x00" * 995
 AVC_INTER = bytes([0x27, 1, 0, 0, 0]) + b"\x00" * 245
@@ -290,3 +290,22 @@ async def test_refused_publishers_are_counted_by_reason(platform: Platform) -> N
     assert 'pentad_streams_publish_refusals_total{reason="unknown_or_revoked_key"} 1.0' in _series(
         platform, "pentad_streams_publish_refusals_total"
     )
+
+
+@pytest.mark.one_engine
+async def test_the_health_page_is_for_those_who_may_view_the_camera(
+    client: httpx.AsyncClient, platform: Platform, owner: Account, stranger: Account
+) -> None:
+    camera = await make_camera(client, owner)  # private
+    path = f"/streams/cameras/{camera['id']}/health"
+    anonymous = await client.get(path)
+    assert anonymous.status_code in (302, 303)
+    assert anonymous.headers["location"].startswith("/login")
+    for who, status in ((stranger, 404), (owner, 200)):
+        client.cookies.clear()
+        signed_in = await client.post("/login", data={"email": who.user.email, "password": DEFAULT_PASSWORD})
+        assert signed_in.status_code == 303
+        page = await client.get(path)
+        assert page.status_code == status
+    assert f'data-topic="streams.camera.{camera["id"]}"' in page.text
+    assert "/static/vendor/uplot/uPlot.iife.min.js" in page.text
