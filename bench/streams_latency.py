@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import os
 import re
@@ -32,25 +31,31 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import av
 import httpx
-from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from pentad.apps.streams.media.stamp import StampWriter, read_luma
+from pentad.apps.streams.media.latency_probe import (
+    HEIGHT,
+    POLL_MS,
+    WARM_UP_SECONDS,
+    WIDTH,
+    hls_availability,
+    percentile,
+    segment_names,
+    stamped_camera,
+    whep_latencies,
+)
+from pentad.apps.streams.media.stamp import read_luma
 from pentad.apps.streams.media.webrtc.ice import use_host_addresses
 
 RESULTS = Path(__file__).parent / "results"
 VENV_BIN = Path(sys.executable).parent
 SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "30"))
-WIDTH, HEIGHT, FPS = 640, 360, 30
-POLL_MS = 20
 HOST = "127.0.0.1"
 OWNER, PASSWORD = "bench@example.com", "a long bench password"
 
@@ -60,71 +65,6 @@ def free_port() -> int:
         probe.bind((HOST, 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
-class Camera:
-    """Stamped frames written in real time into an ffmpeg encoder publishing to `url`."""
-
-    def __init__(self, url: str, log: Path) -> None:
-        self.writer = StampWriter(WIDTH, HEIGHT)
-        self.sent: dict[int, float] = {}
-        self.stopped = threading.Event()
-        self._log = log.open("wb")
-        self.process = subprocess.Popen(
-            [
-                "ffmpeg", "-hide_banner", "-v", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p",
-                "-s", f"{WIDTH}x{HEIGHT}", "-r", str(FPS), "-i", "-",
-                "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
-                "-g", str(FPS), "-keyint_min", str(FPS), "-sc_threshold", "0", "-b:v", "800k",
-                "-f", "flv", url,
-            ],
-            stdin=subprocess.PIPE, stdout=self._log, stderr=self._log,
-        )  # fmt: skip
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        assert self.process.stdin is not None
-        start = time.monotonic()
-        number = 0
-        while not self.stopped.is_set():
-            delay = start + number / FPS - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            frame = self.writer.frame(number)
-            self.sent[number] = time.monotonic()
-            try:
-                self.process.stdin.write(frame)
-                self.process.stdin.flush()
-            except (BrokenPipeError, ValueError):
-                return
-            number += 1
-
-    def close(self) -> None:
-        self.stopped.set()
-        self._thread.join(timeout=5)
-        with contextlib.suppress(Exception):
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-        self.process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=5)
-        self.process.kill()
-        self._log.close()
-
-
-@contextlib.contextmanager
-def camera(url: str, log: Path) -> Iterator[Camera]:
-    source = Camera(url, log)
-    try:
-        yield source
-    finally:
-        source.close()
 
 
 @contextlib.contextmanager
@@ -151,46 +91,6 @@ def wait_for(check: Callable[[], object], what: str, timeout: float = 60) -> Non
     raise RuntimeError(f"timed out waiting for {what}")
 
 
-def _segments(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line and not line.startswith("#")]
-
-
-def last_frame_number(data: bytes) -> int | None:
-    """The stamp of a TS segment's last decodable frame."""
-    found = None
-    with av.open(io.BytesIO(data), mode="r", format="mpegts") as container:
-        for frame in container.decode(video=0):
-            plane = frame.planes[0]
-            number = read_luma(memoryview(plane), plane.line_size)
-            if number is not None:
-                found = number
-    return found
-
-
-def hls_availability(
-    source: Camera, read: Callable[[], str | None], fetch: Callable[[str], bytes]
-) -> list[float]:
-    """Per segment newly listed within SECONDS (polling every POLL_MS): the time it was first listed -
-    the glass time of its last frame, in ms. Each is fetched as soon as it is seen, read afterwards."""
-    known = set(_segments(read() or ""))
-    listed: list[tuple[float, bytes]] = []
-    deadline = time.monotonic() + SECONDS
-    while time.monotonic() < deadline:
-        text = read()
-        now = time.monotonic()
-        for name in _segments(text or ""):
-            if name not in known:
-                known.add(name)
-                listed.append((now, fetch(name)))
-        time.sleep(POLL_MS / 1000)
-    figures = []
-    for seen, data in listed:
-        number = last_frame_number(data)
-        if number is not None and number in source.sent:
-            figures.append((seen - source.sent[number]) * 1000)
-    return figures
-
-
 # ------------------------------------------------------------------ baseline: a bare ffmpeg RTMP server
 
 
@@ -205,7 +105,7 @@ def baseline_decode(work: Path) -> list[float]:
     latencies: list[float] = []
     with process(argv, work / "baseline-decode.log", stdout=subprocess.PIPE) as server:
         time.sleep(0.5)
-        with camera(url, work / "camera-baseline-decode.log") as source:
+        with stamped_camera(url, log=work / "camera-baseline-decode.log") as source:
             assert server.stdout is not None
             deadline = time.monotonic() + SECONDS + 5
             started = None
@@ -214,13 +114,13 @@ def baseline_decode(work: Path) -> list[float]:
                 if len(picture) < frame_size:
                     break
                 now = time.monotonic()
-                number = read_luma(picture, WIDTH)
-                if number is None or number not in source.sent:
+                latency = source.latency(read_luma(picture, WIDTH), now)
+                if latency is None:
                     continue
                 started = started or now
-                if now - started > 2:  # past the start-up
-                    latencies.append((now - source.sent[number]) * 1000)
-                if now - started > SECONDS:
+                if now - started > WARM_UP_SECONDS:
+                    latencies.append(latency)
+                if now - started > WARM_UP_SECONDS + SECONDS:
                     break
     return latencies
 
@@ -236,8 +136,11 @@ def baseline_hls(work: Path) -> list[float]:
         "-f", "hls", "-hls_time", "1", "-hls_list_size", "6", "-hls_flags", "temp_file",
         "-hls_segment_filename", str(folder / "seg_%06d.ts"), str(playlist),
     ]  # fmt: skip
-    with process(argv, work / "baseline-hls.log"), camera(url, work / "camera-baseline-hls.log") as source:
-        wait_for(lambda: playlist.exists() and len(_segments(playlist.read_text())) >= 2, "baseline HLS")
+    with (
+        process(argv, work / "baseline-hls.log"),
+        stamped_camera(url, log=work / "camera-baseline-hls.log") as source,
+    ):
+        wait_for(lambda: playlist.exists() and len(segment_names(playlist.read_text())) >= 2, "baseline HLS")
 
         def read() -> str | None:
             try:
@@ -245,7 +148,7 @@ def baseline_hls(work: Path) -> list[float]:
             except FileNotFoundError:
                 return None
 
-        return hls_availability(source, read, lambda name: (folder / name).read_bytes())
+        return hls_availability(source, read, lambda name: (folder / name).read_bytes(), SECONDS)
 
 
 # ------------------------------------------------------------------ Pentad
@@ -273,6 +176,9 @@ class Pentad:
         )
         self.env = env
         data.mkdir(parents=True)
+
+    def rtmp_url(self, key: str) -> str:
+        return f"rtmp://{HOST}:{self.rtmp_port}/live/{key}"
 
     def cli(self, *args: str) -> str:
         done = subprocess.run(
@@ -322,42 +228,10 @@ def _ok(url: str) -> bool:
         return False
 
 
-async def whep_latencies(base_url: str, camera_id: str, source: Camera) -> list[float]:
+async def _whep(base_url: str, camera_id: str, source: Any) -> list[float]:
     use_host_addresses([HOST])
-    pc = RTCPeerConnection()
-    pc.addTransceiver("video", direction="recvonly")
-    await pc.setLocalDescription(await pc.createOffer())
-    tracks: list[Any] = []
-    pc.on("track", tracks.append)
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-        answer = await client.post(
-            f"/streams/whep/{camera_id}",
-            content=pc.localDescription.sdp,
-            headers={"Content-Type": "application/sdp"},
-        )
-        assert answer.status_code == 201, answer.text
-        await pc.setRemoteDescription(RTCSessionDescription(answer.text, "answer"))
-        latencies: list[float] = []
-        try:
-            while not tracks:  # noqa: ASYNC110 (aiortc calls the handler; nothing to await)
-                await asyncio.sleep(0.01)
-            started = None
-            while True:
-                frame = await asyncio.wait_for(tracks[0].recv(), 10)
-                now = time.monotonic()
-                plane = frame.planes[0]
-                number = read_luma(memoryview(plane), plane.line_size)
-                if number is None or number not in source.sent:
-                    continue
-                started = started or now
-                if now - started > 2:
-                    latencies.append((now - source.sent[number]) * 1000)
-                if now - started > SECONDS:
-                    break
-        finally:
-            await client.delete(answer.headers["location"])
-            await pc.close()
-    return latencies
+        return await whep_latencies(client, f"/streams/whep/{camera_id}", source, SECONDS)
 
 
 def pentad_figures(work: Path) -> tuple[list[float], list[float]]:
@@ -365,7 +239,9 @@ def pentad_figures(work: Path) -> tuple[list[float], list[float]]:
     camera_id, key = server.camera()
     with (
         server.serving(),
-        camera(f"rtmp://{HOST}:{server.rtmp_port}/live/{key}", work / "camera-pentad.log") as source,
+        stamped_camera(
+            f"rtmp://{HOST}:{server.rtmp_port}/live/{key}", log=work / "camera-pentad.log"
+        ) as source,
     ):
         playlist = f"{server.base_url}/streams/media/{camera_id}/index.m3u8"
         with httpx.Client(timeout=10) as client:
@@ -374,13 +250,13 @@ def pentad_figures(work: Path) -> tuple[list[float], list[float]]:
                 response = client.get(playlist)
                 return response.text if response.status_code == 200 else None
 
-            wait_for(lambda: len(_segments(read() or "")) >= 2, "Pentad's HLS")
-            webrtc = asyncio.run(whep_latencies(server.base_url, camera_id, source))
+            wait_for(lambda: len(segment_names(read() or "")) >= 2, "Pentad's HLS")
+            webrtc = asyncio.run(_whep(server.base_url, camera_id, source))
 
             def fetch(name: str) -> bytes:
                 return client.get(httpx.URL(playlist).join(name)).content
 
-            hls = hls_availability(source, read, fetch)
+            hls = hls_availability(source, read, fetch, SECONDS)
     return webrtc, hls
 
 
