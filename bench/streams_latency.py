@@ -218,7 +218,16 @@ class Pentad:
         ]
         with process(argv, self.work / "pentad.log", env=self.env, cwd=self.work):
             wait_for(lambda: _ok(f"{self.base_url}/healthz"), "pentad serve")
+            wait_for(lambda: _accepts(self.rtmp_port), "the RTMP ingest")
             yield
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def _ok(url: str) -> bool:
