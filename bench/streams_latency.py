@@ -205,7 +205,7 @@ class Pentad:
         return camera_id[1], key[1]
 
     @contextlib.contextmanager
-    def serving(self) -> Iterator[None]:
+    def serving(self) -> Iterator[subprocess.Popen[bytes]]:
         argv = [
             str(VENV_BIN / "pentad"),
             "serve",
@@ -216,10 +216,10 @@ class Pentad:
             "--workers",
             "1",
         ]
-        with process(argv, self.work / "pentad.log", env=self.env, cwd=self.work):
+        with process(argv, self.work / "pentad.log", env=self.env, cwd=self.work) as server:
             wait_for(lambda: _ok(f"{self.base_url}/healthz"), "pentad serve")
             wait_for(lambda: _accepts(self.rtmp_port), "the RTMP ingest")
-            yield
+            yield server
 
 
 def _accepts(port: int) -> bool:
