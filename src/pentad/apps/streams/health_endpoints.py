@@ -6,26 +6,18 @@ media/health.py); the camera's hub topic carries the same as `camera.health` eve
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
 
 from pentad.apps.streams import repository
 from pentad.apps.streams.access import camera_access
 from pentad.apps.streams.actions.live import current_health
 from pentad.apps.streams.endpoints import CameraId, Session, Watcher
-from pentad.apps.streams.events import CameraHealth
+from pentad.apps.streams.schemas import HealthRead
 from pentad.core.errors import problem_responses
 from pentad.core.platform import get_platform
 
 router = APIRouter(
     prefix="/api/streams", tags=["streams"], responses=problem_responses(401, 403, 404, 422, 429)
 )
-
-
-class HealthRead(BaseModel):
-    live: bool
-    """The camera has a live stream now."""
-    health: CameraHealth | None
-    """Its latest figures; None while offline and for the first seconds of a stream."""
 
 
 @router.get("/cameras/{camera_id}/health", summary="A live camera's bitrate, frame rate, keyframes, viewers")
