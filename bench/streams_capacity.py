@@ -78,7 +78,7 @@ def publishers(clip: Path, urls: list[str], work: Path) -> Iterator[None]:
 
 def _listed(playlist: Path) -> bool:
     try:
-        return "seg_" in playlist.read_text()
+        return ".ts" in playlist.read_text()
     except FileNotFoundError:
         return False
 
