@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import psutil
 
-from streams_latency import HOST, OWNER, PASSWORD, RESULTS, Pentad, free_port, process, wait_for
+from streams_latency import HOST, OWNER, PASSWORD, RESULTS, Pentad, free_port, listening, process, wait_for
 
 STREAMS = [int(n) for n in os.environ.get("BENCH_CAPACITY_STREAMS", "1,10,30").split(",")]
 WINDOW = float(os.environ.get("BENCH_CAPACITY_WINDOW", "10"))
@@ -102,7 +102,8 @@ def baseline(clip: Path, count: int, work: Path) -> float:
                 "-hls_flags", "delete_segments+temp_file", str(out / "index.m3u8"),
             ]  # fmt: skip
             servers.append(stack.enter_context(process(argv, folder / f"server-{n}.log")))
-        time.sleep(1)
+        for server, port in zip(servers, ports, strict=True):
+            wait_for(partial(listening, server.pid, port), "ffmpeg -listen")
         urls = [f"rtmp://{HOST}:{port}/live/s" for port in ports]
         stack.enter_context(publishers(clip, urls, folder))
         wait_for(

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from pentad.apps.streams.media.latency_probe import (
     HEIGHT,
@@ -82,6 +83,15 @@ def process(argv: list[str], log: Path, **options: Any) -> Iterator[subprocess.P
                 child.wait()
 
 
+def listening(pid: int, port: int) -> bool:
+    """Does process `pid` listen on TCP `port` (asked without connecting: `ffmpeg -listen 1` takes one)?"""
+    try:
+        connections = psutil.Process(pid).net_connections(kind="tcp")
+    except psutil.Error:
+        return False
+    return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in connections)
+
+
 def wait_for(check: Callable[[], object], what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -104,7 +114,7 @@ def baseline_decode(work: Path) -> list[float]:
     ]  # fmt: skip
     latencies: list[float] = []
     with process(argv, work / "baseline-decode.log", stdout=subprocess.PIPE) as server:
-        time.sleep(0.5)
+        wait_for(lambda: listening(server.pid, port), "ffmpeg -listen")
         with stamped_camera(url, log=work / "camera-baseline-decode.log") as source:
             assert server.stdout is not None
             deadline = time.monotonic() + SECONDS + 5
@@ -136,19 +146,20 @@ def baseline_hls(work: Path) -> list[float]:
         "-f", "hls", "-hls_time", "1", "-hls_list_size", "6", "-hls_flags", "temp_file",
         "-hls_segment_filename", str(folder / "seg_%06d.ts"), str(playlist),
     ]  # fmt: skip
-    with (
-        process(argv, work / "baseline-hls.log"),
-        stamped_camera(url, log=work / "camera-baseline-hls.log") as source,
-    ):
-        wait_for(lambda: playlist.exists() and len(segment_names(playlist.read_text())) >= 2, "baseline HLS")
+    with process(argv, work / "baseline-hls.log") as server:
+        wait_for(lambda: listening(server.pid, port), "ffmpeg -listen")
+        with stamped_camera(url, log=work / "camera-baseline-hls.log") as source:
+            wait_for(
+                lambda: playlist.exists() and len(segment_names(playlist.read_text())) >= 2, "baseline HLS"
+            )
 
-        def read() -> str | None:
-            try:
-                return playlist.read_text()
-            except FileNotFoundError:
-                return None
+            def read() -> str | None:
+                try:
+                    return playlist.read_text()
+                except FileNotFoundError:
+                    return None
 
-        return hls_availability(source, read, lambda name: (folder / name).read_bytes(), SECONDS)
+            return hls_availability(source, read, lambda name: (folder / name).read_bytes(), SECONDS)
 
 
 # ------------------------------------------------------------------ Pentad
