@@ -10,7 +10,9 @@ Apps get `context.metrics.for_app("streams")`, an AppMetrics: the same construct
 `pentad_<app>_<name>`, the label names are fixed when the series is made (prometheus_client refuses
 others in `.labels()`), and asking again for a series of the same name returns it (a resource reopened in
 the same process does not register twice) unless its kind or labels differ. Label values must stay few
-(an engine, a reason, a protocol), never ids or keys: per-object figures go to the hub.
+(an engine, a reason, a protocol), never keys, and never ids of what users make in numbers: per-object
+figures go to the hub. The exception is a resource an operator provisions and watches one by one (streams'
+camera id: tens, not millions).
 
 Several worker processes (PENTAD_SERVER__WORKERS > 1): each worker counts in its own memory, and a scrape
 would see only the worker that answered it. Set PROMETHEUS_MULTIPROC_DIR to an empty, writable directory

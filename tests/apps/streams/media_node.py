@@ -66,6 +66,9 @@ def node_env(root: Path) -> dict[str, str]:
         PENTAD_STREAMS__RTMP_PORT=str(free_port()),
         PENTAD_STREAMS__MEDIA_DIR=str(root / "media"),
         PENTAD_STREAMS__HANDSHAKE_TIMEOUT="1",
+        # WebRTC on loopback only (the latency probe's viewer; aioice leaves 127.0.0.1 out by default).
+        PENTAD_STREAMS__WEBRTC__HOST_ADDRESSES="127.0.0.1",
+        PENTAD_STREAMS__WEBRTC__ALLOWED_PEER_NETWORKS="127.0.0.0/8",
     )
     return env
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -27,6 +28,7 @@ from tests.apps.streams.media_node import (
     require_ffmpeg,
 )
 from tests.factories import free_port
+from tests.servers import VENV_BIN
 
 pytestmark = pytest.mark.slow
 
@@ -212,3 +214,24 @@ def test_the_key_is_nowhere_the_node_writes(node: MediaNode, live: tuple[uuid.UU
     for argv in argvs:
         assert secret not in argv
     assert str(camera) in node.playlist(camera).as_posix()
+
+
+def test_the_probe_measures_glass_to_glass_latency(node: MediaNode) -> None:
+    """`pentad streams probe`: a stamped test picture published to a camera, read back over WHEP and HLS."""
+    camera = node.new_camera("unlisted")
+    _, key = node.new_key(camera)
+    result = subprocess.run(
+        [
+            str(VENV_BIN / "pentad"), "streams", "probe", str(camera), "--base-url", node.base_url,
+            "--rtmp-url", f"rtmp://127.0.0.1:{node.rtmp_port}/live", "--seconds", "3",
+            "--ice-address", "127.0.0.1",
+        ],
+        env={**node.env, "PENTAD_STREAMS_PROBE_KEY": key}, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(r"webrtc: \d+ decoded frames p50=[\d.]+ms p95=[\d.]+ms p99=[\d.]+ms", lines[0]), lines
+    assert re.fullmatch(r"hls: \d+ segments \(listed after their last frame\) p50=[\d.]+ms .*", lines[1]), (
+        lines
+    )
+    assert key not in result.stdout + result.stderr

@@ -23,6 +23,8 @@ import pytest
 from pentad.apps.streams.media.packager import SEGMENT_PATTERN
 from tests.apps.streams.media_node import (
     NGINX,
+    OWNER,
+    PASSWORD,
     MediaNode,
     child_argvs,
     node_env,
@@ -147,6 +149,31 @@ def test_a_publisher_through_nginx_becomes_hls_cut_on_keyframes(
     assert "hls on" not in config
     assert "record off;" in config
     assert key not in node.log.read_text()
+
+
+def test_a_stream_through_nginx_has_its_health_measured(node: NginxNode, live: tuple[uuid.UUID, str]) -> None:
+    """Pentad pulls the stream back from nginx into its relay, so the health meter sees it as on the
+    built-in engine (media/health.py)."""
+    camera, _ = live
+    login = httpx.post(f"{node.base_url}/api/auth/login", json={"email": OWNER, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+    def health() -> dict[str, object] | None:
+        answer = httpx.get(f"{node.base_url}/api/streams/cameras/{camera}/health", headers=headers)
+        assert answer.status_code == 200, answer.text
+        found: dict[str, object] | None = answer.json()["health"]
+        return found
+
+    node.wait(
+        lambda: (figures := health()) is not None and figures["keyframe_interval_s"] is not None, "health"
+    )
+    figures = health()
+    assert figures is not None
+    assert figures["engine"] == "nginx"
+    assert figures["keyframe_interval_s"] == 1.0  # the synthetic camera: a keyframe every 30 frames at 30 fps
+    assert isinstance(figures["bitrate_kbps"], int)
+    assert figures["bitrate_kbps"] > 0
 
 
 def test_nobody_else_can_play_from_nginx(node: NginxNode, live: tuple[uuid.UUID, str]) -> None:

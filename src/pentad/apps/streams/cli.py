@@ -1,8 +1,10 @@
-"""`pentad streams …`: cameras and their stream keys, as an operator (every camera, as the system)."""
+"""`pentad streams …`: cameras and their stream keys, as an operator (every camera, as the system); `probe`
+measures glass-to-glass latency through a running server (media/latency_probe.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -10,11 +12,20 @@ from datetime import datetime
 from typing import TypeVar
 
 import click
+import httpx
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.streams.actions import cameras, exports, keys, recording
 from pentad.apps.streams.actions.context import StreamsContext
+from pentad.apps.streams.media.latency_probe import (
+    hls_availability,
+    percentile,
+    segment_names,
+    stamped_camera,
+    whep_latencies,
+)
+from pentad.apps.streams.media.webrtc.ice import use_host_addresses
 from pentad.apps.streams.schemas import CameraCreate, ExportCreate, ExportRead
 from pentad.apps.streams.spec import APP
 from pentad.core import audit
@@ -344,3 +355,84 @@ def nginx_config_command(output: str | None, *, managed: bool) -> None:
         return
     nginx_config.write(Path(output), text)
     click.echo(f"Wrote {output} (nginx -t -p {prefix} -c {output} checks it).", err=True)
+
+
+@streams.command("probe")
+@click.argument("camera_id")
+@click.option(
+    "--base-url", default="http://127.0.0.1:8000", show_default=True, help="The server's HTTP address."
+)
+@click.option(
+    "--rtmp-url",
+    default="rtmp://127.0.0.1:1935/live",
+    show_default=True,
+    help="The server's RTMP ingest URL.",
+)
+@click.option(
+    "--seconds", default=10.0, show_default=True, type=click.FloatRange(1, 3600), help="Per protocol."
+)
+@click.option(
+    "--protocol",
+    "protocols",
+    multiple=True,
+    type=click.Choice(["webrtc", "hls"]),
+    default=("webrtc", "hls"),
+    show_default=True,
+)
+@click.option("--ice-address", multiple=True, help="Address(es) the WebRTC viewer offers (e.g. 127.0.0.1).")
+@click.option(
+    "--ffmpeg", default="ffmpeg", show_default=True, help="The ffmpeg binary that encodes the camera."
+)
+def probe_command(
+    camera_id: str,
+    base_url: str,
+    rtmp_url: str,
+    seconds: float,
+    protocols: tuple[str, ...],
+    ice_address: tuple[str, ...],
+    ffmpeg: str,
+) -> None:
+    """Measure glass-to-glass latency through a running server: publish a stamped test picture to a camera
+    (its stream key from PENTAD_STREAMS_PROBE_KEY, else asked for) and read the frame numbers back over
+    WebRTC (WHEP) and HLS. The camera must be public or unlisted."""
+    _uuid(camera_id, "Camera")
+    key = os.environ.get("PENTAD_STREAMS_PROBE_KEY") or click.prompt("Stream key", hide_input=True)
+    if ice_address:
+        use_host_addresses(list(ice_address))
+    media = f"{base_url.rstrip('/')}/streams"
+    playlist = f"{media}/media/{camera_id}/index.m3u8"
+    with (
+        stamped_camera(f"{rtmp_url.rstrip('/')}/{key}", ffmpeg=ffmpeg) as camera,
+        httpx.Client(timeout=10) as client,
+    ):
+
+        def read() -> str | None:
+            answer = client.get(playlist)
+            return answer.text if answer.status_code == 200 else None
+
+        deadline = time.monotonic() + 30
+        while len(segment_names(read() or "")) < 2:
+            if camera.process.poll() is not None or time.monotonic() > deadline:
+                raise click.ClickException("The camera did not go live (a wrong key, or no server there?).")
+            time.sleep(0.2)
+        results: dict[str, list[float]] = {}
+        if "webrtc" in protocols:
+
+            async def watch() -> list[float]:
+                async with httpx.AsyncClient(timeout=30) as viewer:
+                    return await whep_latencies(viewer, f"{media}/whep/{camera_id}", camera, seconds)
+
+            try:
+                results["webrtc"] = asyncio.run(watch())
+            except (RuntimeError, TimeoutError) as exc:
+                raise click.ClickException(f"WebRTC: {exc}") from None
+        if "hls" in protocols:
+            results["hls"] = hls_availability(
+                camera, read, lambda name: client.get(httpx.URL(playlist).join(name)).content, seconds
+            )
+    for protocol, values in results.items():
+        what = "decoded frames" if protocol == "webrtc" else "segments (listed after their last frame)"
+        if not values:
+            raise click.ClickException(f"{protocol}: nothing measured")
+        figures = " ".join(f"p{q}={percentile(values, q):.1f}ms" for q in (50, 95, 99))
+        click.echo(f"{protocol}: {len(values)} {what} {figures}")

@@ -1,6 +1,6 @@
 """Realtime events of the streams app, and its domain events.
 
-`streams.camera.{camera_id}`: what happens to one camera (online, offline; health, viewers, recordings and
+`streams.camera.{camera_id}`: what happens to one camera (online, offline, health, viewers, recordings and
 exports as the media plane lands), for whoever may view it: a role on it, anyone for a public or unlisted
 camera, or a playback token of it.
 `streams.directory`: public cameras going online, offline or away (the grid), for anyone with `streams.watch`.
@@ -146,3 +146,36 @@ class ExportProgress(BaseModel):
     progress: float
     size_bytes: int | None = None
     error: str | None = None
+
+
+# ------------------------------------------------------------------ health (realtime, camera topic)
+
+
+class CameraHealth(BaseModel):
+    """On the camera's topic, every 2 s while a figure changes (media/health.py says how each is measured).
+    Also what GET /api/streams/cameras/{id}/health answers while the camera is live."""
+
+    type: Literal["camera.health"] = "camera.health"
+    camera_id: uuid.UUID
+    session_id: uuid.UUID
+    engine: str
+    bitrate_kbps: int
+    fps: float
+    keyframe_interval_s: float | None
+    dropped_frames: int
+    consumer_drops: int
+    warnings: list[str]
+    """`keyframe_interval` (longer than the HLS segment), `no_keyframe`, `stalled`."""
+    uptime_s: float
+    viewers: dict[str, int]
+    """By protocol: `hls`, `webrtc`."""
+
+
+class CameraViewers(BaseModel):
+    """On the camera's topic when its viewer counts change (HLS: distinct players in the last few seconds)."""
+
+    type: Literal["camera.viewers"] = "camera.viewers"
+    camera_id: uuid.UUID
+    hls: int
+    webrtc: int
+    total: int

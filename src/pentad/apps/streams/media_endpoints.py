@@ -18,12 +18,14 @@ routes serve that folder, never anything else:
 - Playlists change every segment: `Cache-Control: no-cache`. A segment never changes once it is listed
   (the packager writes to a temporary name and renames): `public, max-age=31536000, immutable`, or
   `private, …` for a private camera so shared caches keep none.
+- Each playlist request counts its player among the camera's HLS viewers (actions/live.py).
 - Cross-origin players (an embed on another site) may read them: `Access-Control-Allow-Origin: *`
   without credentials (the token is in the URL, no cookie is needed or sent).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from pathlib import Path
@@ -39,12 +41,13 @@ from starlette.responses import FileResponse, Response
 import pentad
 from pentad.apps.streams import repository
 from pentad.apps.streams.access import OPEN_VISIBILITIES, authorize_playback
+from pentad.apps.streams.actions.live import note_hls_viewer, player_id
 from pentad.apps.streams.media.packager import hls_dir, media_root
 from pentad.apps.streams.settings import StreamsSettings
 from pentad.core.auth.dependencies import db_session
 from pentad.core.context import AppContext
 from pentad.core.cors import CorsPolicy
-from pentad.core.errors import NotFound
+from pentad.core.errors import NotFound, ServiceUnavailable
 from pentad.core.platform import get_platform
 from pentad.core.policy import UNLIMITED, RateLimitClass, route_policy
 
@@ -170,6 +173,7 @@ async def media_file(
         # The stream's session in every URI: a new stream numbers its segments from 0 again, and a
         # browser must not play a segment it kept (immutable) from an earlier stream under that name.
         carried = f"s={min(row.id for row in live).hex}"
+        await _note_viewer(platform, camera.id, request)
         if token:
             carried += f"&token={quote(token, safe='')}"
         return Response(
@@ -179,6 +183,13 @@ async def media_file(
         )
     cache = PUBLIC_SEGMENT_CACHE if camera.visibility in OPEN_VISIBILITIES else PRIVATE_SEGMENT_CACHE
     return FileResponse(path, media_type=CONTENT_TYPES[extension], headers={"Cache-Control": cache})
+
+
+async def _note_viewer(platform: AppContext, camera_id: uuid.UUID, request: Request) -> None:
+    """Count the player among the camera's HLS viewers (actions/live.py); a cache away costs no playback."""
+    address = request.client.host if request.client else ""
+    with contextlib.suppress(ServiceUnavailable):
+        await note_hls_viewer(platform, camera_id, player_id(address, request.headers.get("user-agent", "")))
 
 
 # ------------------------------------------------------------------ hls.js for the player

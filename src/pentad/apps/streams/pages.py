@@ -217,3 +217,21 @@ async def grid_page(request: Request, principal: StreamsUser, session: Session) 
         request, "streams_grid.html", principal, renderer=templates,
         tiles=tiles, media_base=base, token_ttl=settings.playback_token_ttl,
     )  # fmt: skip
+
+
+# ------------------------------------------------------------------ health view
+
+
+@router.get("/streams/cameras/{camera_id}/health")
+async def health_page(
+    camera_id: uuid.UUID, request: Request, principal: StreamsUser, session: Session
+) -> Response:
+    """A camera's live figures (bitrate, frame rate, keyframe interval, dropped frames, viewers) and a
+    chart of the last minutes, from GET /api/streams/cameras/{id}/health and then the camera's hub topic
+    (static/streams-health.js, uPlot from /static/vendor). Whoever may view the camera may see it."""
+    streams = _context(request, session, principal)
+    camera = await cameras.get_camera(streams, camera_id)
+    return render_page(
+        request, "streams_health.html", principal, renderer=templates,
+        camera=camera, segment_seconds=streams.settings.hls_segment_seconds,
+    )  # fmt: skip

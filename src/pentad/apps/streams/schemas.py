@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from pentad.apps.streams.events import CameraHealth
+
 Visibility = Literal["public", "unlisted", "private"]
 Source = Literal["rtmp", "rtsp", "whip"]
 Profile = Literal["passthrough", "ladder"]
@@ -233,3 +235,12 @@ class ExportRead(BaseModel):
     created_at: datetime
     expires_at: datetime | None = Field(description="When a finished export's file is deleted.")
     download_url: str | None = Field(description="The MP4, once done (same credentials as this API).")
+
+
+class HealthRead(BaseModel):
+    """GET /api/streams/cameras/{id}/health."""
+
+    live: bool
+    """The camera has a live stream now."""
+    health: CameraHealth | None
+    """Its latest figures (the `camera.health` event); None while offline and in a stream's first seconds."""

@@ -12,8 +12,8 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pentad.apps.streams import repository
-from pentad.apps.streams.actions import recording
+from pentad.apps.streams import metrics, repository
+from pentad.apps.streams.actions import live, recording
 from pentad.apps.streams.actions.publish import (
     PublishGrant,
     authorize_publish,
@@ -22,6 +22,7 @@ from pentad.apps.streams.actions.publish import (
     start_session,
 )
 from pentad.apps.streams.media.engines.nginx_config import callback_secret
+from pentad.apps.streams.media.health import FrameMeter, HealthMonitor, LiveStream
 from pentad.apps.streams.media.packager import media_root
 from pentad.apps.streams.media.recorder import RecordedSegment
 from pentad.apps.streams.media.rtsp import PullSource
@@ -128,9 +129,43 @@ async def run_ingest(context: ServiceContext) -> None:
     control = DatabaseControlPlane(context.platform, socket.gethostname())
     node = socket.gethostname()
 
+    hubs: list[WebRtcHub] = []
+
     async def webrtc(media: MediaService) -> None:
         hub = WebRtcHub(media, settings, grant=grant_from_message)
-        await serve_webrtc(hub, context.platform.relay, node)
+        hubs.append(hub)
+        try:
+            await serve_webrtc(hub, context.platform.relay, node)
+        finally:
+            hubs.remove(hub)
+
+    async def webrtc_viewers(cameras: Collection[uuid.UUID]) -> dict[uuid.UUID, int]:
+        counts = dict.fromkeys(cameras, 0)
+        for hub in hubs:
+            for peer in list(hub.peers.values()):
+                if peer.kind == "whep" and peer.camera_id in counts:
+                    counts[peer.camera_id] += 1
+        return counts
+
+    async def hls_viewers(cameras: Collection[uuid.UUID]) -> dict[uuid.UUID, int]:
+        return await live.hls_viewers(context.platform, cameras)
+
+    async def health(media: MediaService) -> None:
+        def streams() -> dict[uuid.UUID, tuple[LiveStream, FrameMeter]]:
+            return {
+                camera_id: (item.publication, item.publication.relay.meter)
+                for camera_id, item in media.streams.items()
+            }
+
+        monitor = HealthMonitor(
+            streams,
+            live.LiveSink(context.platform),
+            segment_seconds=settings.hls_segment_seconds,
+            viewer_counters={"hls": hls_viewers, "webrtc": webrtc_viewers},
+        )
+        await monitor.run()
+
+    refusals = metrics.refusals(context.platform)
 
     await run_media(
         settings,
@@ -139,8 +174,9 @@ async def run_ingest(context: ServiceContext) -> None:
         processes=context.processes,
         log=context.log,
         recording=DatabaseRecordingControl(context.platform),
-        companions=[webrtc],
+        companions=[webrtc, health],
         callback_secret=callback_secret(context.platform.signing_secret),
+        on_refused=lambda reason: refusals.labels(reason).inc(),
     )
 
 

@@ -27,6 +27,7 @@ def routers() -> list[APIRouter]:
     """The REST and media routers, imported when a web app is built (not by `pentad worker` or the CLI)."""
     from pentad.apps.streams import (
         endpoints,
+        health_endpoints,
         images_endpoints,
         media_endpoints,
         recordings_endpoints,
@@ -35,6 +36,7 @@ def routers() -> list[APIRouter]:
 
     return [
         endpoints.router,
+        health_endpoints.router,
         images_endpoints.router,
         media_endpoints.router,
         recordings_endpoints.router,

@@ -1,5 +1,5 @@
 """In-process fan-out of one publisher's frames to its consumers (the HLS packager now; the recorder,
-WebRTC viewers, images and the health meter later), whatever engine brought them in.
+WebRTC viewers, images) and its health meter (media/health.py), whatever engine brought them in.
 
 The relay keeps what a consumer joining mid-stream needs to start cleanly: the codec configuration frames
 (metadata, the AVC sequence header, the AAC config) and the frames since the last video keyframe (the GOP).
@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from pentad.apps.streams.media.frames import AUDIO, DATA, VIDEO, MediaFrame
+from pentad.apps.streams.media.health import FrameMeter
 from pentad.apps.streams.media.rtmp import amf0
 
 MAX_QUEUE = 1024
@@ -41,6 +42,7 @@ class Subscription:
             self._waiting_keyframe = False
         if self._queue.qsize() >= MAX_QUEUE:
             self.lagged = True
+            self.relay.meter.consumer_drops += 1
             self._finish()
             self.relay._subscribers.discard(self)
             return
@@ -83,6 +85,8 @@ class StreamRelay:
         self.described = asyncio.Event()
         """Set once what the stream carries is known (has_audio, has_video): its metadata or its first
         keyframe came, or it ended."""
+        self.meter = FrameMeter()
+        """Bitrate, frame rate, keyframe interval and drops of what passes (media/health.py)."""
 
     @property
     def has_audio(self) -> bool:
@@ -102,6 +106,7 @@ class StreamRelay:
             return
         self.frames_in += 1
         self.bytes_in += len(frame.payload)
+        self.meter.observe(frame)
         if frame.config:
             self._config[frame.kind] = frame
             if frame.kind == DATA:

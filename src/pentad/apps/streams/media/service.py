@@ -113,8 +113,11 @@ class MediaService(StreamHost):
         processes: Processes,
         recording: RecordingControl | None = None,
         callback_secret: str | None = None,
+        on_refused: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.on_refused = on_refused
+        """Told the reason of every publisher or pull refused (the publish_refusals metric)."""
         self.callback_secret = callback_secret
         self.control = control
         self.recording = recording
@@ -125,15 +128,20 @@ class MediaService(StreamHost):
         self.streams: dict[uuid.UUID, _Live] = {}
         self._opening: set[uuid.UUID] = set()
 
+    def _refuse(self, log: Any, event: str, reason: str, **details: Any) -> None:
+        log.warning(event, reason=reason, **details)
+        if self.on_refused is not None:
+            self.on_refused(reason)
+
     async def open_stream(self, raw_key: str, *, engine: str, peer: str, drop: Drop) -> Publication | None:
         log = logger.bind(peer=peer, engine=engine)
         try:
             grant = await self.control.authorize(raw_key)
         except Exception as exc:
-            log.warning("publish_refused", reason="control_plane_unavailable", error=type(exc).__name__)
+            self._refuse(log, "publish_refused", "control_plane_unavailable", error=type(exc).__name__)
             return None
         if grant is None:
-            log.warning("publish_refused", reason="unknown_or_revoked_key")
+            self._refuse(log, "publish_refused", "unknown_or_revoked_key")
             return None
         return await self.open_granted(grant, engine=engine, peer=peer, drop=drop)
 
@@ -144,7 +152,7 @@ class MediaService(StreamHost):
         camera_id = grant.camera_id
         log = log.bind(camera_id=str(camera_id))
         if camera_id in self._opening:
-            log.warning("publish_refused", reason="already_publishing")
+            self._refuse(log, "publish_refused", "already_publishing")
             return None
         self._opening.add(camera_id)
         try:
@@ -155,10 +163,10 @@ class MediaService(StreamHost):
                 await previous.publication.drop("replaced")
                 await self.close_stream(previous.publication, "replaced")
             if len(self.streams) >= self.settings.max_streams:
-                log.warning("publish_refused", reason="capacity", max_streams=self.settings.max_streams)
+                self._refuse(log, "publish_refused", "capacity", max_streams=self.settings.max_streams)
                 return None
             if not disk.has_room(self.root):
-                log.warning("publish_refused", reason="disk_full")
+                self._refuse(log, "publish_refused", "disk_full")
                 return None
             session_id = await self.control.started(grant, engine=engine)
             relay = StreamRelay(camera_id)
@@ -199,23 +207,23 @@ class MediaService(StreamHost):
         key. None when refused, having logged why."""
         log = logger.bind(peer=peer, engine=engine, camera_id=str(camera_id))
         if camera_id in self._opening or camera_id in self.streams:
-            log.warning("pull_refused", reason="already_live")
+            self._refuse(log, "pull_refused", "already_live")
             return None
         if len(self.streams) >= self.settings.max_streams:
-            log.warning("pull_refused", reason="capacity", max_streams=self.settings.max_streams)
+            self._refuse(log, "pull_refused", "capacity", max_streams=self.settings.max_streams)
             return None
         if not disk.has_room(self.root):
-            log.warning("pull_refused", reason="disk_full")
+            self._refuse(log, "pull_refused", "disk_full")
             return None
         self._opening.add(camera_id)
         try:
             try:
                 session_id = await self.control.pull_started(camera_id, engine=engine)
             except Exception as exc:
-                log.warning("pull_refused", reason="control_plane_unavailable", error=type(exc).__name__)
+                self._refuse(log, "pull_refused", "control_plane_unavailable", error=type(exc).__name__)
                 return None
             if session_id is None:
-                log.warning("pull_refused", reason="camera_not_pulled")
+                self._refuse(log, "pull_refused", "camera_not_pulled")
                 return None
             publication = Publication(camera_id, session_id, None, engine, relay, drop)
             packager = HlsPackager(
@@ -368,6 +376,7 @@ async def run_media(
     recording: RecordingControl | None = None,
     companions: Sequence[Companion] = (),
     callback_secret: str | None = None,
+    on_refused: Callable[[str], None] | None = None,
 ) -> None:
     """The media plane until cancelled: the engine listening, publishers' streams packaged."""
     factory = ENGINES.get(settings.engine)
@@ -385,6 +394,7 @@ async def run_media(
         processes=processes,
         recording=recording,
         callback_secret=callback_secret,
+        on_refused=on_refused,
     )
     engine = factory(settings, media)
     watcher: asyncio.Task[None] | None = None

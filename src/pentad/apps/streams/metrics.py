@@ -1,0 +1,63 @@
+"""The streams app's Prometheus series (core app metrics: `pentad_streams_<name>` on /metrics).
+
+Per live stream, labelled `camera` (the camera's id, never a key; a stream's series go when it ends):
+`bitrate_bits_per_second`, `frame_rate`, `keyframe_interval_seconds`, `dropped_frames_total`,
+`viewers{camera, protocol}` (protocol `hls` or `webrtc`). Per engine: `live` (streams live on this node).
+Per reason: `publish_refusals_total` (`unknown_or_revoked_key`, `capacity`, `disk_full`, …).
+They are written by the media plane's process (the `streams.ingest` service) every HEALTH_INTERVAL."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+from pentad.apps.streams.settings import APP_NAME
+from pentad.core.context import AppContext
+
+PER_CAMERA = ("camera",)
+
+
+def refusals(platform: AppContext) -> Counter:
+    return platform.metrics.for_app(APP_NAME).counter(
+        "publish_refusals", "Publishers and camera pulls refused, by reason.", ["reason"]
+    )
+
+
+def live(platform: AppContext) -> Gauge:
+    return platform.metrics.for_app(APP_NAME).gauge(
+        "live", "Streams live on this node, by ingest engine.", ["engine"]
+    )
+
+
+def bitrate(platform: AppContext) -> Gauge:
+    return platform.metrics.for_app(APP_NAME).gauge(
+        "bitrate_bits_per_second", "A live stream's bitrate over the last 5 s.", PER_CAMERA
+    )
+
+
+def frame_rate(platform: AppContext) -> Gauge:
+    return platform.metrics.for_app(APP_NAME).gauge(
+        "frame_rate", "A live stream's video frames per second over the last 5 s.", PER_CAMERA
+    )
+
+
+def keyframe_interval(platform: AppContext) -> Gauge:
+    return platform.metrics.for_app(APP_NAME).gauge(
+        "keyframe_interval_seconds", "Media time between a live stream's last two keyframes.", PER_CAMERA
+    )
+
+
+def dropped_frames(platform: AppContext) -> Counter:
+    return platform.metrics.for_app(APP_NAME).counter(
+        "dropped_frames", "Video frames missing at the source (gaps in the timestamps).", PER_CAMERA
+    )
+
+
+def viewers(platform: AppContext) -> Gauge:
+    return platform.metrics.for_app(APP_NAME).gauge(
+        "viewers", "Viewers of a live stream, by protocol (hls, webrtc).", ["camera", "protocol"]
+    )
+
+
+def per_camera(platform: AppContext) -> tuple[Gauge | Counter, ...]:
+    """The series labelled by camera alone."""
+    return (bitrate(platform), frame_rate(platform), keyframe_interval(platform), dropped_frames(platform))
