@@ -124,6 +124,8 @@ def frame_of(event: RuntimeEvent) -> AgentEvent:
         net_tx_bytes=event.net_tx_bytes,
         net_unavailable=event.net_reason,
         uptime_s=event.uptime_seconds,
+        players=event.players,
+        max_players=event.max_players,
     )
 
 
