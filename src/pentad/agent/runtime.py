@@ -558,8 +558,9 @@ class Runtime:
         )
 
     async def delete(self, server_id: str) -> None:
-        """Kill the server if it runs and remove its folder and run state."""
-        server = self._server(server_id)
+        """Kill the server if it runs and remove its folder and run state (a server this agent never ran,
+        such as one whose files a transfer left here, has only its folders removed)."""
+        server = self._server(server_id, create=True)
         await self.kill(server_id)
         self.batcher.forget(server_id)
         self._stats.forget(server_id)
@@ -571,7 +572,7 @@ class Runtime:
         )
         await asyncio.to_thread(shutil.rmtree, self._folder(server_id), ignore_errors=True)
         await asyncio.to_thread(shutil.rmtree, self._run_dir(server_id), ignore_errors=True)
-        del self._servers[server.server_id]
+        self._servers.pop(server.server_id, None)
 
     # ------------------------------------------------------------------ shims
 

@@ -63,6 +63,7 @@ class Cluster:
     nodes: list[Node] = field(default_factory=list)
     panel: asyncio.subprocess.Process | None = None
     panel_starts: int = 0
+    servers: dict[str, str] = field(default_factory=dict)  # role -> server id, for the tests that follow
 
     @property
     def url(self) -> str:
@@ -178,6 +179,7 @@ async def cluster(home: Path) -> AsyncIterator[Cluster]:
         "PENTAD_PANEL__HEARTBEAT_TIMEOUT": "10",
         "PENTAD_PANEL__AGENT_COMMAND_TIMEOUT": "30",
         "PENTAD_PANEL__STATS_INTERVAL": "0.5",
+        "PENTAD_JOBS__POLL_INTERVAL": "0.2",  # the transfer job runs in the panel's own worker
     }
     cluster = Cluster(home, free_port(socket.SOCK_STREAM), env, headers)
     await start_panel(cluster)
@@ -302,6 +304,7 @@ async def test_two_agents_survive_a_panel_restart_and_an_agent_kill(cluster: Clu
     )
     assert (await server(cluster, game))["node_id"] == first.node_id
     assert (await server(cluster, other))["node_id"] == second.node_id
+    cluster.servers = {"game": game, "other": other}
 
     # the panel restarts: both agents reconnect by themselves, their games ran on meanwhile
     await stop(cluster.panel)
@@ -364,3 +367,72 @@ def panel_gone(cluster: Cluster) -> bool:
     """The panel process is gone: its port refuses connections."""
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", cluster.port)) != 0
+
+
+async def test_a_server_moves_to_the_other_node(cluster: Cluster) -> None:
+    """A stopped server's files go from the second node to the first through the panel's storage; it
+    starts there on its new allocation, the old node's copy and allocation are gone. Refusals first."""
+    first, second = cluster.nodes
+    game, other = cluster.servers["game"], cluster.servers["other"]
+    target_port = free_port(socket.SOCK_STREAM)
+    world = os.urandom(3 * 512 * 1024 + 1234)  # several chunks each way
+    async with cluster.http() as http:
+        killed = await http.post(f"/api/panel/servers/{other}/power", json={"action": "kill"})
+        assert killed.status_code == 200, killed.text
+        await wait_server(cluster, other, second, state="offline")
+        uploaded = await http.post(
+            f"/api/panel/servers/{other}/files/upload", params={"path": "world/save.dat"}, content=world
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        made = await http.post(
+            f"/api/panel/nodes/{first.node_id}/allocations",
+            json={"ip": "127.0.0.1", "ports": [str(target_port)]},
+        )
+        assert made.status_code == 201, made.text
+        allocation = made.json()[0]["id"]
+        before = await server(cluster, other)
+
+        running = await http.post(f"/api/panel/servers/{game}/transfer", json={"node_id": second.node_id})
+        assert running.status_code == 409, running.text
+        assert running.json()["code"] == "server_not_stopped"
+        same = await http.post(f"/api/panel/servers/{other}/transfer", json={"node_id": second.node_id})
+        assert same.status_code == 409
+        assert same.json()["code"] == "transfer_same_node"
+
+        moving = await http.post(
+            f"/api/panel/servers/{other}/transfer",
+            json={"node_id": first.node_id, "allocation_id": allocation},
+        )
+        assert moving.status_code == 202, moving.text
+        assert moving.json()["status"] == "transferring"
+        started = await http.post(f"/api/panel/servers/{other}/power", json={"action": "start"})
+        assert started.status_code == 409  # not while its files move
+
+        async def settled() -> bool:
+            return str((await server(cluster, other))["status"]) != "transferring"
+
+        await eventually(settled, "the transfer's end")
+        moved = await server(cluster, other)
+        activity = (await http.get(f"/api/panel/servers/{other}/activity")).json()
+        panel_log = tail(cluster.home / f"panel-{cluster.panel_starts}.log")
+        assert moved["node_id"] == first.node_id, f"{activity[0]['details']} {panel_log[-800:]}"
+        assert moved["status"] == "installed"
+        assert [item["id"] for item in moved["allocations"]] == [allocation]
+        assert (first.data_dir / "servers" / other / "world" / "save.dat").read_bytes() == world
+        assert not (second.data_dir / "servers" / other).exists()
+        free = await http.get(f"/api/panel/nodes/{second.node_id}/allocations", params={"free": "true"})
+        assert before["allocations"][0]["id"] in {item["id"] for item in free.json()}
+
+        restarted = await http.post(f"/api/panel/servers/{other}/power", json={"action": "start"})
+        assert restarted.status_code == 200, restarted.text
+        await wait_server(cluster, other, first, state="running")
+        response = await http.post(f"/api/panel/servers/{other}/command", json={"command": "moved"})
+        assert response.status_code == 204, response.text
+
+        async def echoed() -> bool:
+            lines = (await http.get(f"/api/panel/servers/{other}/console")).json()["lines"]
+            return any("got: moved" in line for line in lines)
+
+        await eventually(echoed, "the moved server's echo")
+        actions = {entry["action"] for entry in activity}
+        assert {"panel.server.transfer", "panel.server.transfer_done"} <= actions

@@ -23,7 +23,7 @@ from pentad.apps.panel import (
     services,
     topics,
 )
-from pentad.apps.panel.actions import backups, schedules
+from pentad.apps.panel.actions import backups, schedules, transfers
 from pentad.apps.panel.credentials import NODE_SCHEME
 from pentad.apps.panel.settings import APP_NAME, PanelSettings
 from pentad.core.apps import AppSpec
@@ -40,6 +40,7 @@ ROUTERS.append(backup_endpoints.router)
 TOPICS: list[TopicSpec] = [*topics.TOPICS]
 SERVICES: list[ServiceSpec] = [*services.SERVICES]
 JOBS: list[JobSpec] = [*schedules.JOBS, *backups.JOBS]
+JOBS.extend(transfers.JOBS)
 CRON: list[CronSpec] = []
 EVENTS: list[DomainEvent[Any]] = [*events.LINK_EVENTS]
 

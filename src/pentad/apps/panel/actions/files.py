@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from pentad.apps.panel import agent_link, repository
 from pentad.apps.panel.actions.context import PanelContext
 from pentad.apps.panel.actions.power import release_database
+from pentad.apps.panel.chunks import read_ahead
 from pentad.apps.panel.permissions import SERVER_PERMISSIONS, SERVER_RESOURCE
 from pentad.core import audit
 from pentad.core.auth.permissions import Permission
@@ -232,9 +233,14 @@ async def read_file(context: PanelContext, server_id: uuid.UUID, path: str) -> b
     if size > limit:
         raise FileTooLarge(f"The file has {size} bytes; the editor opens files up to {limit}: download it.")
     received = bytearray(data)
-    while len(received) < size and data:
-        data, size = await _chunk(context, target, name, len(received))
-        received += data
+
+    async def read(offset: int) -> bytes:
+        more, _ = await _chunk(context, target, name, offset)
+        return more
+
+    if data:
+        async for more in read_ahead(read, size, start=len(data)):
+            received += more
     _record(context, target, "read", path=name)
     return bytes(received[:limit])
 
@@ -248,14 +254,16 @@ async def download_file(
     first, size = await _chunk(context, target, name, 0)
     _record(context, target, "download", path=name)
 
+    async def read(offset: int) -> bytes:
+        data, _ = await _chunk(context, target, name, offset)
+        return data
+
     async def stream() -> AsyncIterator[bytes]:
-        data, sent = first, 0
-        while data:
+        if not first:
+            return
+        yield first
+        async for data in read_ahead(read, size, start=len(first)):
             yield data
-            sent += len(data)
-            if sent >= size:
-                return
-            data, _ = await _chunk(context, target, name, sent)
 
     return name.rsplit("/", 1)[-1], size, stream()
 
