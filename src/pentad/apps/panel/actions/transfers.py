@@ -100,9 +100,9 @@ def storage_key(server_id: uuid.UUID, token: str) -> str:
 async def do_transfer_server(
     panel: PanelContext, server_id: uuid.UUID, data: TransferCreate
 ) -> TransferQueued:
+    server = (await panel.access(server_id)).server  # 404 for a server one holds no key on
     if not panel.is_admin:
         raise AdminOnly("Only panel admins may move a server to another node.")
-    server = (await panel.access(server_id)).server
     if data.node_id == server.node_id:
         raise TransferSameNode()
     if server.state not in RESTORABLE_STATES or server.status != "installed":
