@@ -24,9 +24,11 @@ async def read_ahead(
     *,
     start: int = 0,
     chunk: int = wire.READ_CHUNK_BYTES,
-    window: int = READ_AHEAD,
+    window: int | None = None,
 ) -> AsyncIterator[bytes]:
-    """The bytes from `start` to `size`, read `chunk` at a time by `read(offset)`, `window` at once."""
+    """The bytes from `start` to `size`, read `chunk` at a time by `read(offset)`, `window` (default
+    READ_AHEAD, read when called) at once."""
+    window = window or READ_AHEAD
     pending: deque[asyncio.Task[bytes]] = deque()
     offset = start
     try:
