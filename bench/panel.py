@@ -708,6 +708,10 @@ def markdown(result: dict[str, Any]) -> str:
         "process and event loop here, so the figures are a floor for the whole system on one core, not "
         "the panel's own capacity.",
         "",
+        "This bench's uvicorn reads WebSocket frames of at most PENTAD_REALTIME__MAX_MESSAGE_BYTES (64 KiB), "
+        "as `pentad serve` does (earlier runs used uvicorn's default, 16 MiB). The machine is shared: runs "
+        "taken while other work ran had every p99, baselines included, 5-15x higher.",
+        "",
         "Not measured yet: the console through the real "
         "`pentad agent` (a game process's output through the shim and the agent's throttle); the panel "
         "as a separate `pentad serve` process.",
