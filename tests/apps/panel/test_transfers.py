@@ -8,9 +8,9 @@ import uuid
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
-from pentad.apps.panel.models import PanelServer
+from pentad.apps.panel.models import PanelBackup, PanelServer
 from pentad.core.jobs.models import Job
 from pentad.core.platform import Platform
 from tests.apps.panel.support import make_allocations, make_node, snapshot, template_id
@@ -94,6 +94,14 @@ async def test_a_transfer_is_checked_and_queued(
     async with platform.database.transaction(writes=False) as session:
         assert not (await session.scalars(select(Job).where(Job.name == "panel.server_transfer"))).all()
 
+    async with platform.database.transaction() as session:
+        backup = PanelBackup(server_id=uuid.UUID(server["id"]), name="running", status="running", ignore=[])
+        session.add(backup)
+    busy = await client.post(url, json={"node_id": target["id"]}, headers=admin.headers)
+    assert (busy.status_code, busy.json()["code"]) == (409, "backup_in_progress")
+    async with platform.database.transaction() as session:
+        await session.execute(delete(PanelBackup))
+
     accepted = await client.post(url, json={"node_id": target["id"]}, headers=admin.headers)
     assert accepted.status_code == 202, accepted.text
     body = accepted.json()
@@ -110,6 +118,14 @@ async def test_a_transfer_is_checked_and_queued(
     assert started.status_code == 409
     again = await client.post(url, json={"node_id": target["id"]}, headers=admin.headers)
     assert again.json()["code"] == "server_not_stopped"
+    base = f"/api/panel/servers/{server['id']}"
+    for method, path, body in (
+        ("GET", "/files", None),
+        ("POST", "/files/folder", {"path": "new"}),
+        ("POST", "/backups", {"name": "during"}),
+    ):
+        refused = await client.request(method, base + path, json=body, headers=admin.headers)
+        assert (refused.status_code, refused.json()["code"]) == (409, "server_transferring"), path
     async with platform.database.transaction(writes=False) as session:
         jobs = (await session.scalars(select(Job).where(Job.name == "panel.server_transfer"))).all()
     assert [job.payload["allocation_id"] for job in jobs] == [free["id"]]

@@ -40,6 +40,7 @@ from pydantic import BaseModel, Field
 from pentad.apps.panel import agent_link, repository
 from pentad.apps.panel.actions.context import PanelContext
 from pentad.apps.panel.chunks import read_ahead
+from pentad.apps.panel.exceptions import ServerTransferring
 from pentad.apps.panel.models import PanelBackup, PanelServer
 from pentad.apps.panel.permissions import SERVER_PERMISSIONS, SERVER_RESOURCE
 from pentad.apps.panel.settings import PanelSettings
@@ -218,6 +219,8 @@ async def _backup(context: PanelContext, server_id: uuid.UUID, backup_id: uuid.U
 async def do_create_backup(context: PanelContext, server_id: uuid.UUID, data: BackupCreate) -> BackupRead:
     access = await context.access(server_id, BACKUP_CREATE)
     session = context.session
+    if access.server.status == "transferring":
+        raise ServerTransferring()
     if await repository.busy_backup(session, server_id) is not None:
         raise BackupBusy()
     backup = PanelBackup(

@@ -27,6 +27,7 @@ from pentad.apps.panel import agent_link, repository
 from pentad.apps.panel.actions.context import PanelContext
 from pentad.apps.panel.actions.power import release_database
 from pentad.apps.panel.chunks import read_ahead
+from pentad.apps.panel.exceptions import ServerTransferring
 from pentad.apps.panel.permissions import SERVER_PERMISSIONS, SERVER_RESOURCE
 from pentad.core import audit
 from pentad.core.auth.permissions import Permission
@@ -155,6 +156,8 @@ async def _target(
     `file_denylist` (an egg's files no one may read or change through the file manager: 403 file_denied)."""
     access = await context.access(server_id, permission)
     server = access.server
+    if server.status == "transferring":
+        raise ServerTransferring()  # what is written now might be left behind on the source node
     template = await repository.get_template(context.session, server.template_id)
     denylist = list(template.file_denylist or []) if template is not None else []
     target = _Target(server.id, server.node_id, max(server.disk_mb, 0) * MiB, denylist)

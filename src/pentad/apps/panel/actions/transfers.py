@@ -4,9 +4,10 @@ allocation_id?}` checks and reserves, the job `panel.server_transfer` moves.
 Checks (each a 4xx problem that changes nothing): the caller is a panel admin; the server is stopped
 (`offline` or `crashed`) and `installed` (409 `server_not_stopped`); the target is another node (409
 `transfer_same_node`) that exists, is not draining and has the capacity (409 `insufficient_capacity`);
-the allocation is the target's and free (the target's first free one when none is named). The allocation
-is then held for the server and the server is `transferring`: no power action, backup or file operation
-starts it meanwhile.
+the allocation is the target's and free (the target's first free one when none is named); no backup of it
+is being made (409 `backup_in_progress`). The allocation is then held for the server and the server is
+`transferring`: no power action starts it meanwhile, file and backup requests answer 409
+`server_transferring`.
 
 The job, through the panel and core storage like a backup (bulk bytes never ride a socket between
 nodes, which may not see each other): the source agent archives the folder (`backup_make`); the archive
@@ -34,7 +35,7 @@ import structlog
 from pydantic import BaseModel, Field
 
 from pentad.apps.panel import agent_link, repository
-from pentad.apps.panel.actions.backups import RESTORABLE_STATES, ServerNotStopped, parse_size
+from pentad.apps.panel.actions.backups import RESTORABLE_STATES, BackupBusy, ServerNotStopped, parse_size
 from pentad.apps.panel.actions.context import PanelContext
 from pentad.apps.panel.actions.servers import AdminOnly, check_capacity, take_allocations
 from pentad.apps.panel.chunks import read_ahead
@@ -107,6 +108,8 @@ async def do_transfer_server(
         raise TransferSameNode()
     if server.state not in RESTORABLE_STATES or server.status != "installed":
         raise ServerNotStopped(server.state, server.status)
+    if await repository.busy_backup(panel.session, server.id) is not None:
+        raise BackupBusy()
     node = await repository.get_node(panel.session, data.node_id)
     if node is None:
         raise NodeNotFound()
