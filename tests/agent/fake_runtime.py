@@ -111,6 +111,10 @@ class FakeRuntime:
         await self.stop(server_id)
         return await self.start(spec)
 
+    async def delete(self, server_id: str) -> None:
+        self.calls.append(("delete", server_id))
+        self.states.pop(server_id, None)
+
     async def kill(self, server_id: str) -> ServerStatus:
         self.calls.append(("kill", server_id))
         self.change(server_id, ServerState.OFFLINE, "kill", signal=9)

@@ -47,6 +47,22 @@ def test_a_full_batch_goes_at_once_and_batches_never_exceed_the_size() -> None:
     assert [line for batch in batches for line in batch.lines] == [str(n) for n in range(1300)]
 
 
+def test_long_lines_make_more_batches_each_small_enough_for_one_frame() -> None:
+    """The panel's server reads frames of 64 KiB: 512 lines of 8 KiB must not become one batch."""
+    from pentad.agent.console import BATCH_CHARS
+
+    console, batches, _ = batcher(lines_per_second=100_000, burst=100_000)
+    long = [f"{n:04d}" + "x" * 8000 for n in range(20)]
+    console.feed("s1", long, seq=20)
+    console.flush()
+    assert all(sum(map(len, batch.lines)) <= BATCH_CHARS for batch in batches)
+    assert [line for batch in batches for line in batch.lines] == long
+    assert len(batches) == 10
+    console.feed("s1", ["y" * (BATCH_CHARS + 5)], seq=21)  # one line longer than a batch goes alone
+    console.flush()
+    assert batches[-1].lines == ("y" * (BATCH_CHARS + 5),)
+
+
 def test_a_flood_is_throttled_with_a_visible_dropped_marker() -> None:
     console, batches, clock = batcher(lines_per_second=100, burst=100)
     console.feed("flood", [f"line {n}" for n in range(10_000)], seq=10_000)

@@ -300,7 +300,15 @@ def test_archive_then_extract_round_trips(files: ServerFiles, fmt: str) -> None:
     call(files, wire.FileMkdirParams(path="restored"))
     extracted = call(files, wire.FileExtractParams(path=path, folder="restored"))
     assert extracted["files"] == 2
-    assert (files.root(SERVER) / "restored" / "config" / "other.cfg").read_bytes() == b"a=2\n"
+    # entries are named relative to the folder archived in (as Pterodactyl's file manager does)
+    assert (files.root(SERVER) / "restored" / "other.cfg").read_bytes() == b"a=2\n"
+    assert not (files.root(SERVER) / "restored" / "config").exists()
+
+    # so an archive extracted where it was made puts its files back in place
+    picked = call(files, wire.FileArchiveParams(folder="config", names=["other.cfg"], format=fmt))
+    call(files, wire.FileDeleteParams(paths=["config/other.cfg"]))
+    call(files, wire.FileExtractParams(path=str(picked["path"]), folder="config"))
+    assert (files.root(SERVER) / "config" / "other.cfg").read_bytes() == b"a=2\n"
 
 
 def test_backup_make_read_push_restore(files: ServerFiles) -> None:

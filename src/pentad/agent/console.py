@@ -1,7 +1,8 @@
 """Console batching and throttling: lines from the shims become ConsoleBatch events of at most
-`batch_lines` lines, sent at most `batch_ms` after their first line. A per-server token bucket
-(`lines_per_second`, `burst`) keeps a flooding game from starving the host or the panel: lines beyond it
-are dropped — never the game — and the batch shows where with "[pentad] N lines dropped (throttled)"."""
+`batch_lines` lines and BATCH_CHARS characters, sent at most `batch_ms` after their first line. A per-server
+token bucket (`lines_per_second`, `burst`) keeps a flooding game from starving the host or the panel:
+lines beyond it are dropped — never the game — and the batch shows where with "[pentad] N lines dropped
+(throttled)"."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pentad.agent.events import ConsoleBatch
+
+BATCH_CHARS = 16_384
+"""Characters of lines in one batch at most (one line longer than that goes alone): its frame, JSON-escaped,
+must fit what the panel's server reads (`pentad serve`: 64 KiB frames by default)."""
 
 
 def dropped_marker(count: int) -> str:
@@ -45,6 +50,7 @@ class _Pending:
     marker_at: int | None = None  # where in `lines` the marker goes
     dropped_total: int = 0
     source: str = "game"
+    bytes: int = 0  # characters in `lines`
 
 
 class ConsoleBatcher:
@@ -94,8 +100,9 @@ class ConsoleBatcher:
         if was_empty and lines:
             pending.first_at = now
         pending.lines.extend(lines[:granted])
+        pending.bytes += sum(map(len, lines[:granted]))
         pending.seq = seq
-        while len(pending.lines) >= self.batch_lines:
+        while len(pending.lines) >= self.batch_lines or pending.bytes >= BATCH_CHARS:
             self._flush(server_id, pending, limit=self.batch_lines)
 
     def add_notice(self, server_id: str, line: str) -> None:
@@ -129,9 +136,20 @@ class ConsoleBatcher:
             self.flush_due()
 
     def _flush(self, server_id: str, pending: _Pending, limit: int | None = None) -> None:
-        if not pending.lines and not pending.dropped:
-            return
-        count = len(pending.lines) if limit is None else min(limit, len(pending.lines))
+        """Send the pending lines (at most `limit`) in batches of at most BATCH_CHARS characters each."""
+        wanted = len(pending.lines) if limit is None else min(limit, len(pending.lines))
+        while pending.lines or pending.dropped:
+            count, size = 0, 0
+            for line in pending.lines[:wanted]:
+                if count and size + len(line) > BATCH_CHARS:
+                    break
+                count, size = count + 1, size + len(line)
+            self._emit_batch(server_id, pending, count)
+            wanted -= count
+            if wanted <= 0:
+                return
+
+    def _emit_batch(self, server_id: str, pending: _Pending, count: int) -> None:
         lines = pending.lines[:count]
         dropped = 0
         if pending.dropped and pending.marker_at is not None and pending.marker_at <= count:
@@ -139,6 +157,7 @@ class ConsoleBatcher:
             lines.insert(pending.marker_at, dropped_marker(pending.dropped))
             dropped, pending.dropped, pending.marker_at = pending.dropped, 0, None
         del pending.lines[:count]
+        pending.bytes = sum(map(len, pending.lines))
         if pending.marker_at is not None:
             pending.marker_at -= count
         pending.first_at = self.clock() if pending.lines or pending.dropped else 0.0

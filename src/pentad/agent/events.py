@@ -65,6 +65,8 @@ class ServerStats:
     net_tx_bytes: int | None = None
     net_reason: str | None = "per-server network counters are not implemented yet (session 2: nftables)"
     limits_backend: str = "rlimits"
+    players: int | None = None  # from the game's status query (ServerSpec.query), when it answered
+    max_players: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

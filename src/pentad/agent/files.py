@@ -316,7 +316,8 @@ class ServerFiles:
     def archive(
         self, server_id: str, folder: str, names: list[str], fmt: archives.ArchiveFormat, *, quota: int
     ) -> dict[str, Any]:
-        """Archive `names` (inside `folder`; [] = all of it) into `folder`/archive-<time>.<fmt>."""
+        """Archive `names` (inside `folder`; [] = all of it) into `folder`/archive-<time>.<fmt>, entries
+        named relative to `folder` (extracting it there puts them back where they were)."""
         root = self.root(server_id)
         with refusals():
             base = paths.parts_of(folder)
@@ -330,7 +331,12 @@ class ServerFiles:
             try:
                 with staged.open("wb") as output:
                     summary = archives.create(
-                        root, [item for item in selection if item] or [], output, fmt, max_output=room
+                        root,
+                        [item for item in selection if item] or [],
+                        output,
+                        fmt,
+                        max_output=room,
+                        base="/".join(base),
                     )
                 self._place(server_id, staged, [*base, name], target)
             finally:

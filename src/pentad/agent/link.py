@@ -82,6 +82,8 @@ class Runtime(Protocol):
 
     async def console_history(self, server_id: str, lines: int = 100) -> list[str]: ...
 
+    async def delete(self, server_id: str) -> None: ...
+
 
 def report(status: ServerStatus) -> wire.ServerReport:
     return wire.ServerReport(
@@ -124,6 +126,8 @@ def frame_of(event: RuntimeEvent) -> AgentEvent:
         net_tx_bytes=event.net_tx_bytes,
         net_unavailable=event.net_reason,
         uptime_s=event.uptime_seconds,
+        players=event.players,
+        max_players=event.max_players,
     )
 
 
@@ -295,6 +299,7 @@ class AgentLink:
                     task.add_done_callback(calls.discard)
                 elif isinstance(frame, wire.Error):
                     logger.warning("agent_link_panel_error code=%s message=%s", frame.code, frame.message)
+            logger.info("agent_link_closed code=%s reason=%s", websocket.close_code, websocket.close_reason)
 
         async def writer() -> None:
             while True:
@@ -359,6 +364,9 @@ class AgentLink:
         if isinstance(params, wire.ConsoleHistoryParams):
             lines = await runtime.console_history(server_id, params.lines)
             return wire.ConsoleHistory(server_id=server_id, lines=lines)
+        if isinstance(params, wire.DeleteParams):
+            await runtime.delete(server_id)
+            return {}
         if isinstance(params, wire.StateParams):
             return report(runtime.status(server_id))
         if self.files is None:
@@ -397,6 +405,7 @@ async def _put(outbox: asyncio.Queue[str], text: str) -> None:
 
 def _refused(closed: ConnectionClosed) -> bool:
     code = closed.rcvd.code if closed.rcvd is not None else None
+    logger.info("agent_link_closed %s", _describe(closed))
     if code in CLOSE_CODES_REFUSED:
         logger.warning(
             "agent_link_refused code=%s reason=%s", code, closed.rcvd.reason if closed.rcvd else ""

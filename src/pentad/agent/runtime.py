@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pentad.agent import sandbox, shimclient
+from pentad.agent import query, sandbox, shimclient
 from pentad.agent.console import ConsoleBatcher
 from pentad.agent.events import (
     ConsoleBatch,
@@ -557,8 +558,9 @@ class Runtime:
         )
 
     async def delete(self, server_id: str) -> None:
-        """Kill the server if it runs and remove its folder and run state."""
-        server = self._server(server_id)
+        """Kill the server if it runs and remove its folder and run state (a server this agent never ran,
+        such as one whose files a transfer left here, has only its folders removed)."""
+        server = self._server(server_id, create=True)
         await self.kill(server_id)
         self.batcher.forget(server_id)
         self._stats.forget(server_id)
@@ -570,7 +572,7 @@ class Runtime:
         )
         await asyncio.to_thread(shutil.rmtree, self._folder(server_id), ignore_errors=True)
         await asyncio.to_thread(shutil.rmtree, self._run_dir(server_id), ignore_errors=True)
-        del self._servers[server.server_id]
+        self._servers.pop(server.server_id, None)
 
     # ------------------------------------------------------------------ shims
 
@@ -757,17 +759,33 @@ class Runtime:
             return False
         return True
 
+    async def _players(self, server: _Server) -> query.Players | None:
+        """The game's own player count, when its spec names a status query it answers (else None)."""
+        spec = server.spec
+        if spec is None or spec.query is None or server.state != ServerState.RUNNING:
+            return None
+        return await query.players(spec.query)
+
     async def _stats_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.stats_interval)
-            for server in list(self._servers.values()):
-                if server.state not in RUNNING_STATES or server.game_pid is None:
-                    continue
+            running = [
+                server
+                for server in self._servers.values()
+                if server.state in RUNNING_STATES and server.game_pid is not None
+            ]
+            # the games' status queries at once (each bounded by query.QUERY_TIMEOUT), not one after another
+            answers = await asyncio.gather(*(self._players(server) for server in running))
+            for server, answer in zip(running, answers, strict=True):
                 try:
                     sample = await asyncio.to_thread(self._sample, server)
                 except Exception as exc:  # a game that exits between two lines must not end the loop
                     log.debug("stats_skipped server=%s error=%r", server.server_id, exc)
                     continue
+                if answer is not None:
+                    sample = dataclasses.replace(
+                        sample, players=answer.players, max_players=answer.max_players
+                    )
                 self._emit(sample)
                 limit = sample.memory_limit_bytes
                 if (

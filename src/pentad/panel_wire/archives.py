@@ -300,10 +300,14 @@ def create(
     ignore: list[str] | None = None,
     max_output: int | None = None,
     exclude_top: str | None = None,
+    base: str = "",
 ) -> TreeSummary:
     """Write an archive of `names` (paths inside root; [] = the whole root) to `output`, skipping symlinks,
     special files, ignored paths and `exclude_top` (the archive itself when it is written inside root).
-    ArchiveRefused("disk_quota") once the output passes `max_output` bytes."""
+    Entries are named relative to the folder `base` (the names' folder: an archive made in a folder
+    extracts back into it); `base` itself is not an entry. ArchiveRefused("disk_quota") once the output
+    passes `max_output` bytes."""
+    prefix = base.strip("/") + "/" if base.strip("/") else ""
     patterns = ignore or []
     summary = TreeSummary()
     tops = names or [""]
@@ -337,17 +341,20 @@ def create(
             for path, dir_fd, info in entries:
                 if path == exclude_top or ignored(path, patterns):
                     continue
+                if prefix and not path.startswith(prefix):
+                    continue  # the base folder itself (names given as [base])
+                name = path.removeprefix(prefix)
                 if stat.S_ISDIR(info.st_mode):
                     summary.folders += 1
-                    summary.lines.append(f"d {path}")
+                    summary.lines.append(f"d {name}")
                     if tarred is not None:
-                        member = tarfile.TarInfo(path)
+                        member = tarfile.TarInfo(name)
                         member.type = tarfile.DIRTYPE
                         member.mode = stat.S_IMODE(info.st_mode)
                         member.mtime = int(info.st_mtime)
                         tarred.addfile(member)
                     elif zipped is not None:
-                        zipped.writestr(zipfile.ZipInfo(path + "/"), b"")
+                        zipped.writestr(zipfile.ZipInfo(name + "/"), b"")
                     continue
                 if not stat.S_ISREG(info.st_mode):
                     summary.skipped += 1
@@ -365,20 +372,20 @@ def create(
                     now = os.fstat(source.fileno())
                     reader = _HashingReader(source)
                     if tarred is not None:
-                        member = tarfile.TarInfo(path)
+                        member = tarfile.TarInfo(name)
                         member.size = now.st_size
                         member.mode = stat.S_IMODE(now.st_mode)
                         member.mtime = int(now.st_mtime)
                         tarred.addfile(member, reader)
                     elif zipped is not None:
-                        zinfo = zipfile.ZipInfo.from_file(f"/proc/self/fd/{source.fileno()}", path)
+                        zinfo = zipfile.ZipInfo.from_file(f"/proc/self/fd/{source.fileno()}", name)
                         zinfo.compress_type = zipfile.ZIP_DEFLATED
                         with zipped.open(zinfo, "w", force_zip64=True) as target:
                             while chunk := reader.read(CHUNK):
                                 target.write(chunk)
                 summary.files += 1
                 summary.bytes += reader.size
-                summary.lines.append(f"f {path} {reader.size} {reader.digest.hexdigest()}")
+                summary.lines.append(f"f {name} {reader.size} {reader.digest.hexdigest()}")
                 check_output()
     finally:
         if tarred is not None:

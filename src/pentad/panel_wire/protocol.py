@@ -93,10 +93,15 @@ CallMethod = Literal[
     "backup_drop",
     "backup_push",
     "backup_restore",
+    "delete",
 ]
 
 CHUNK_BYTES: Final = 512 * 1024
 """Most bytes one file_read / file_upload / backup_read / backup_push call carries (base64 in the frame)."""
+READ_CHUNK_BYTES: Final = 32 * 1024
+"""What one file_read / backup_read asks for by default: its reply (base64, ~44 KB) must fit the frames the
+panel's server reads (`pentad serve` refuses larger ones: PENTAD_REALTIME__MAX_MESSAGE_BYTES, 64 KiB by
+default); the panel keeps several reads in flight instead (apps/panel/chunks.py)."""
 
 
 class Frame(BaseModel):
@@ -152,7 +157,7 @@ class FileListParams(Frame):
 class FileReadParams(Frame):
     path: RelPath
     offset: int = Field(0, ge=0)
-    length: int = Field(CHUNK_BYTES, ge=1, le=CHUNK_BYTES)
+    length: int = Field(READ_CHUNK_BYTES, ge=1, le=CHUNK_BYTES)
 
 
 class FileUploadParams(Frame):
@@ -204,7 +209,7 @@ class BackupMakeParams(Frame):
 class BackupReadParams(Frame):
     backup_id: Token
     offset: int = Field(0, ge=0)
-    length: int = Field(CHUNK_BYTES, ge=1, le=CHUNK_BYTES)
+    length: int = Field(READ_CHUNK_BYTES, ge=1, le=CHUNK_BYTES)
 
 
 class BackupDropParams(Frame):
@@ -220,6 +225,11 @@ class BackupPushParams(Frame):
 class BackupRestoreParams(ArchiveLimitsParams):
     backup_id: Token
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class DeleteParams(Frame):
+    """Remove the server from this node: kill it if it runs, then its folder and run state (after a
+    transfer to another node, or when the panel deletes it)."""
 
 
 CALL_PARAMS: Final[dict[str, type[Frame]]] = {
@@ -244,6 +254,7 @@ CALL_PARAMS: Final[dict[str, type[Frame]]] = {
     "backup_drop": BackupDropParams,
     "backup_push": BackupPushParams,
     "backup_restore": BackupRestoreParams,
+    "delete": DeleteParams,
 }
 """The params model of each call method; `Call.typed_params()` validates with it."""
 

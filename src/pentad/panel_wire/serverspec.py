@@ -5,7 +5,7 @@ Runtime takes it as is. Stdlib + pydantic only (shared by both sides)."""
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -54,6 +54,23 @@ class ConsoleInput(BaseModel):
     password: str | None = None
 
 
+QueryKind = Literal["teeworlds"]
+QUERY_KINDS: tuple[str, ...] = get_args(QueryKind)
+QUERY_FEATURE = "query:"
+"""A template feature `query:<kind>` names the status query its game answers (see GameQuery)."""
+
+
+class GameQuery(BaseModel):
+    """Where the agent asks the game for its players (a template's `query:<kind>` feature; the primary
+    allocation). `host` 0.0.0.0 or :: is asked on loopback."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: QueryKind
+    host: str = Field(max_length=64)
+    port: int = Field(ge=1, le=65535)
+
+
 class ServerLimits(BaseModel):
     """Resource limits; 0 means unlimited."""
 
@@ -83,6 +100,7 @@ class ServerSpec(BaseModel):
     stop: StopSpec = StopSpec()
     done: list[str] = Field(default_factory=list)
     console_input: ConsoleInput = ConsoleInput()
+    query: GameQuery | None = None
     limits: ServerLimits = ServerLimits()
     install_script: str | None = Field(None, max_length=1_048_576)
     install_entrypoint: str = Field("bash", pattern=r"^(bash|sh|ash)$")

@@ -286,6 +286,17 @@ async def test_a_teeworlds_server_from_the_shipped_template(stack: Stack) -> Non
     answer = await udp_answer(port, TEEWORLDS_PROBE)
     assert TEEWORLDS_TOKEN in answer[:8]  # the game itself answered on its allocation
 
+    async def players_counted() -> bool:  # the agent asks the game's server-info query (query:teeworlds)
+        response = await stack.http.get(f"/api/panel/servers/{server_id}/stats", headers=stack.headers)
+        assert response.status_code == 200, response.text
+        stats = response.json()["stats"]
+        return stats is not None and stats["players"] is not None
+
+    await eventually(players_counted, "the player count in the stats")
+    response = await stack.http.get(f"/api/panel/servers/{server_id}/stats", headers=stack.headers)
+    stats = response.json()["stats"]
+    assert (stats["players"], stats["max_players"]) == (0, 8)  # nobody joined; MAX_CLIENTS 8
+
     await wait_console(stack, server_id, "[econ]: ")
     response = await stack.http.post(
         f"/api/panel/servers/{server_id}/command",

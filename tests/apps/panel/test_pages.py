@@ -6,6 +6,7 @@ test_panel.py.)"""
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import httpx
@@ -173,3 +174,50 @@ async def test_the_schedules_form_adds_runs_and_deletes_a_schedule(
     gone = await client.post(f"{path}/schedules/{schedule_id}/delete", data={"csrf_token": csrf})
     assert gone.status_code == 303
     assert "No schedules yet" in (await client.get(path)).text
+
+
+async def test_the_files_and_backups_pages_follow_the_server_s_keys(
+    client: httpx.AsyncClient, platform: Platform, admin: Account, member: Account, stranger: Account
+) -> None:
+    """The pages render for their read key, show only the buttons of the keys held, and are refused as
+    the API refuses (the live parts: tests/browser/test_panel.py)."""
+    from tests.apps.panel.link_support import grant
+
+    server = await _server(client, admin, member)
+    files, backups = f"/panel/servers/{server['id']}/files", f"/panel/servers/{server['id']}/backups"
+    for path in (files, backups):
+        anonymous = await client.get(path)
+        assert anonymous.status_code == 303
+        assert anonymous.headers["location"].startswith("/login")
+
+    await _sign_in(client, member.user)  # the owner: every key
+    owner_page = await client.get(f"/panel/servers/{server['id']}")
+    assert f'href="{files}"' in owner_page.text
+    assert f'href="{backups}"' in owner_page.text
+    page = await client.get(files)
+    assert page.status_code == 200
+    assert 'data-keys="' in page.text
+    assert 'id="upload"' in page.text
+    assert 'id="delete-selected"' in page.text
+    assert 'id="backup-form"' in (await client.get(backups)).text
+
+    # a subuser holding only the read keys: the pages, without the buttons that change anything
+    await grant(platform, stranger.user, uuid.UUID(server["id"]), "file.read", "backup.read")
+    await _sign_in(client, stranger.user)
+    page = await client.get(files)
+    assert page.status_code == 200
+    for control in ('id="upload"', 'id="delete-selected"', 'id="archive-selected"', 'id="rename-form"'):
+        assert control not in page.text
+    assert 'id="backup-form"' not in (await client.get(backups)).text
+    server_page = (await client.get(f"/panel/servers/{server['id']}")).text
+    assert f'href="{files}"' in server_page
+
+    # another account: nothing (404), one with a role but not the read key: 403
+    outsider = await account(platform)
+    await _sign_in(client, outsider.user)
+    assert (await client.get(files)).status_code == 404
+    assert (await client.get(backups)).status_code == 404
+    await grant(platform, outsider.user, uuid.UUID(server["id"]), "control.console")
+    assert (await client.get(files)).status_code == 403
+    assert (await client.get(backups)).status_code == 403
+    assert f'href="{files}"' not in (await client.get(f"/panel/servers/{server['id']}")).text

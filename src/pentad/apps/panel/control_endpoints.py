@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.panel.actions import console, power
+from pentad.apps.panel.actions import console, power, transfers
 from pentad.apps.panel.actions.context import PanelContext
 from pentad.apps.panel.agent_link import stats_key
 from pentad.apps.panel.permissions import PANEL_USE, SERVER_WEBSOCKET
@@ -95,3 +95,18 @@ async def stats(server_id: ServerId, request: Request, session: Session, princip
     await context.access(server_id, SERVER_WEBSOCKET)
     cached = await context.platform.cache.get(stats_key(server_id))
     return StatsRead(server_id=server_id, stats=ServerStats.model_validate(cached) if cached else None)
+
+
+@router.post(
+    "/{server_id}/transfer",
+    status_code=202,
+    summary="Move the stopped server to another node (panel admins; a job moves its files)",
+)
+async def transfer(
+    server_id: ServerId,
+    data: transfers.TransferCreate,
+    request: Request,
+    session: Session,
+    principal: Member,
+) -> transfers.TransferQueued:
+    return await transfers.do_transfer_server(_context(request, session, principal), server_id, data)

@@ -194,3 +194,10 @@ class ScheduleInvalid(AppError):
 
     def __init__(self, message: str, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
+
+
+class ServerTransferring(Conflict):
+    code = "server_transferring"
+
+    def __init__(self) -> None:
+        super().__init__("The server is being moved to another node; try again once it has moved.")

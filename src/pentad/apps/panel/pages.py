@@ -1,11 +1,12 @@
 """The panel's pages: `/panel` lists your game servers (state, node, limits), `/panel/servers/{id}` is a
 server's page (the live console in xterm.js with its history and a command line, power buttons, CPU and
-memory charts in uPlot from the hub's topics, subusers and the activity log), `/panel/nodes` the nodes with
-their status and capacity and one-time enrolment tokens (admins), `/panel/plugins` the plugins (admins:
-the marketplaces' offers, install, capability approval, enable/disable, update, remove, status, and each
-plugin's UI page in a sandboxed frame). The live parts are static/panel-server.js
-talking to the API and the hub; the forms (subusers, tokens) post here with the session's CSRF token and
-call the same actions as the API."""
+memory charts in uPlot from the hub's topics, subusers and the activity log), `/panel/servers/{id}/files`
+and `/panel/servers/{id}/backups` its file manager and backups, `/panel/nodes` the nodes with their status
+and capacity and one-time enrolment tokens (admins), `/panel/plugins` the plugins (admins: the
+marketplaces' offers, install, capability approval, enable/disable, update, remove, status, and each
+plugin's UI page in a sandboxed frame). The live parts are static/panel-server.js and
+static/panel-files.js talking to the API and the hub; the forms (subusers, schedules, tokens) post here
+with the session's CSRF token and call the same actions as the API."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from pentad.apps.panel.actions import activity, nodes, plugins, schedules, servers, subusers
+from pentad.apps.panel.actions.backups import BACKUP_READ
 from pentad.apps.panel.actions.context import PanelContext
+from pentad.apps.panel.actions.files import FILE_READ
 from pentad.apps.panel.permissions import PANEL_ADMIN, PANEL_USE, SERVER_KEYS
 from pentad.apps.panel.plugins.capabilities import CAPABILITIES
 from pentad.apps.panel.schemas import (
@@ -104,6 +107,42 @@ async def server_page(
     server_id: uuid.UUID, request: Request, principal: PanelUser, session: Session
 ) -> Response:
     return await _server_page(request, _context(request, session, principal), principal, server_id)
+
+
+@router.get("/panel/servers/{server_id}/files")
+async def files_page(
+    server_id: uuid.UUID, request: Request, principal: PanelUser, session: Session
+) -> Response:
+    """The file manager (file.read; the other file keys add its buttons): static/panel-files.js."""
+    panel = _context(request, session, principal)
+    await panel.access(server_id, FILE_READ)
+    server = await servers.get_server(panel, server_id)
+    return render_page(
+        request,
+        "panel_files.html",
+        principal,
+        renderer=templates,
+        server=server,
+        keys=set(server.permissions),
+    )
+
+
+@router.get("/panel/servers/{server_id}/backups")
+async def backups_page(
+    server_id: uuid.UUID, request: Request, principal: PanelUser, session: Session
+) -> Response:
+    """The backups (backup.read; the other backup keys add its buttons): static/panel-files.js."""
+    panel = _context(request, session, principal)
+    await panel.access(server_id, BACKUP_READ)
+    server = await servers.get_server(panel, server_id)
+    return render_page(
+        request,
+        "panel_backups.html",
+        principal,
+        renderer=templates,
+        server=server,
+        keys=set(server.permissions),
+    )
 
 
 async def _permissions_from_form(request: Request) -> list[str]:

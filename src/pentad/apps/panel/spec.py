@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from pentad.apps.panel import events, permissions, services, topics
-from pentad.apps.panel.actions import backups, plugins, schedules
+from pentad.apps.panel.actions import backups, plugins, schedules, transfers
 from pentad.apps.panel.credentials import NODE_SCHEME
 from pentad.apps.panel.plugins import host as plugin_host
 from pentad.apps.panel.settings import APP_NAME, PanelSettings
@@ -57,6 +57,7 @@ TOPICS: list[TopicSpec] = [*topics.TOPICS]
 SERVICES: list[ServiceSpec] = [*services.SERVICES]
 SERVICES.extend(plugin_host.SERVICES)
 JOBS: list[JobSpec] = [*schedules.JOBS, *backups.JOBS]
+JOBS.extend(transfers.JOBS)
 CRON: list[CronSpec] = []
 EVENTS: list[DomainEvent[Any]] = [*events.LINK_EVENTS]
 EVENTS.extend(events.PLUGIN_EVENTS)

@@ -39,6 +39,8 @@ from pydantic import BaseModel, Field
 
 from pentad.apps.panel import agent_link, repository
 from pentad.apps.panel.actions.context import PanelContext
+from pentad.apps.panel.chunks import read_ahead
+from pentad.apps.panel.exceptions import ServerTransferring
 from pentad.apps.panel.models import PanelBackup, PanelServer
 from pentad.apps.panel.permissions import SERVER_PERMISSIONS, SERVER_RESOURCE
 from pentad.apps.panel.settings import PanelSettings
@@ -217,6 +219,8 @@ async def _backup(context: PanelContext, server_id: uuid.UUID, backup_id: uuid.U
 async def do_create_backup(context: PanelContext, server_id: uuid.UUID, data: BackupCreate) -> BackupRead:
     access = await context.access(server_id, BACKUP_CREATE)
     session = context.session
+    if access.server.status == "transferring":
+        raise ServerTransferring()
     if await repository.busy_backup(session, server_id) is not None:
         raise BackupBusy()
     backup = PanelBackup(
@@ -378,22 +382,24 @@ async def make_backup(job: JobContext, payload: dict[str, Any]) -> None:
         digest = hashlib.sha256()
         limit = min(parse_size(settings.backup_limit), 1 << 62)
 
+        async def read(offset: int) -> bytes:
+            result = await agent_link.call(
+                platform,
+                server.node_id,
+                "backup_read",
+                server.id,
+                wire.BackupReadParams(backup_id=token, offset=offset),
+            )
+            return base64.b64decode(result["data"])
+
         async def chunks() -> AsyncIterator[bytes]:
-            offset = 0
-            while offset < size:
-                result = await agent_link.call(
-                    platform,
-                    server.node_id,
-                    "backup_read",
-                    server.id,
-                    wire.BackupReadParams(backup_id=token, offset=offset),
-                )
-                data = base64.b64decode(result["data"])
-                if not data:
-                    raise BackupFailed("the node's archive ended early")
+            copied = 0
+            async for data in read_ahead(read, size):
                 digest.update(data)
-                offset += len(data)
+                copied += len(data)
                 yield data
+            if copied != size:
+                raise BackupFailed("the node's archive ended early")
 
         stored = await platform.storage.put(key, chunks(), content_type=CONTENT_TYPE, max_bytes=limit)
         if digest.hexdigest() != sha256 or stored.size != size:

@@ -26,6 +26,8 @@ from pydantic import BaseModel, Field
 from pentad.apps.panel import agent_link, repository
 from pentad.apps.panel.actions.context import PanelContext
 from pentad.apps.panel.actions.power import release_database
+from pentad.apps.panel.chunks import read_ahead
+from pentad.apps.panel.exceptions import ServerTransferring
 from pentad.apps.panel.permissions import SERVER_PERMISSIONS, SERVER_RESOURCE
 from pentad.core import audit
 from pentad.core.auth.permissions import Permission
@@ -154,6 +156,8 @@ async def _target(
     `file_denylist` (an egg's files no one may read or change through the file manager: 403 file_denied)."""
     access = await context.access(server_id, permission)
     server = access.server
+    if server.status == "transferring":
+        raise ServerTransferring()  # what is written now might be left behind on the source node
     template = await repository.get_template(context.session, server.template_id)
     denylist = list(template.file_denylist or []) if template is not None else []
     target = _Target(server.id, server.node_id, max(server.disk_mb, 0) * MiB, denylist)
@@ -232,9 +236,14 @@ async def read_file(context: PanelContext, server_id: uuid.UUID, path: str) -> b
     if size > limit:
         raise FileTooLarge(f"The file has {size} bytes; the editor opens files up to {limit}: download it.")
     received = bytearray(data)
-    while len(received) < size and data:
-        data, size = await _chunk(context, target, name, len(received))
-        received += data
+
+    async def read(offset: int) -> bytes:
+        more, _ = await _chunk(context, target, name, offset)
+        return more
+
+    if data:
+        async for more in read_ahead(read, size, start=len(data)):
+            received += more
     _record(context, target, "read", path=name)
     return bytes(received[:limit])
 
@@ -248,14 +257,16 @@ async def download_file(
     first, size = await _chunk(context, target, name, 0)
     _record(context, target, "download", path=name)
 
+    async def read(offset: int) -> bytes:
+        data, _ = await _chunk(context, target, name, offset)
+        return data
+
     async def stream() -> AsyncIterator[bytes]:
-        data, sent = first, 0
-        while data:
+        if not first:
+            return
+        yield first
+        async for data in read_ahead(read, size, start=len(first)):
             yield data
-            sent += len(data)
-            if sent >= size:
-                return
-            data, _ = await _chunk(context, target, name, sent)
 
     return name.rsplit("/", 1)[-1], size, stream()
 

@@ -46,7 +46,15 @@ from pentad.core.context import AppContext
 from pentad.core.errors import Conflict
 from pentad.panel_wire import configfiles
 from pentad.panel_wire import protocol as wire
-from pentad.panel_wire.serverspec import ConsoleInput, ServerLimits, ServerSpec, StopSpec
+from pentad.panel_wire.serverspec import (
+    QUERY_FEATURE,
+    QUERY_KINDS,
+    ConsoleInput,
+    GameQuery,
+    ServerLimits,
+    ServerSpec,
+    StopSpec,
+)
 
 PowerAction = Literal["start", "stop", "restart", "kill"]
 
@@ -174,6 +182,14 @@ async def server_spec(platform: AppContext, session: Any, server: PanelServer) -
         console_input = ConsoleInput(
             kind="econ", port=int(port) if port and port.isdigit() else None, password=env["ECON_PASSWORD"]
         )
+    query = None
+    kinds = [
+        item.removeprefix(QUERY_FEATURE) for item in template.features or [] if item.startswith(QUERY_FEATURE)
+    ]
+    if kinds and kinds[0] in QUERY_KINDS and allocations:
+        query = GameQuery.model_validate(
+            {"kind": kinds[0], "host": allocations[0].ip, "port": allocations[0].port}
+        )
     return ServerSpec(
         server_id=str(server.id),
         startup=startup,
@@ -181,6 +197,7 @@ async def server_spec(platform: AppContext, session: Any, server: PanelServer) -
         stop=StopSpec.from_egg(template.stop) if template.stop.strip() else StopSpec(),
         done=done,
         console_input=console_input,
+        query=query,
         limits=ServerLimits(
             memory_mb=server.memory_mb, cpu_percent=server.cpu_percent, disk_mb=server.disk_mb
         ),

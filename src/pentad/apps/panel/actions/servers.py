@@ -180,7 +180,7 @@ def check_variables(
     return values
 
 
-async def _take_allocations(
+async def take_allocations(
     panel: PanelContext, node: PanelNode, primary_id: uuid.UUID | None, extra_ids: Sequence[uuid.UUID]
 ) -> list[PanelAllocation]:
     """The allocations the server gets, primary first, locked; the node's first free one when no primary is
@@ -251,7 +251,7 @@ async def do_create_server(panel: PanelContext, data: ServerCreate) -> PanelServ
     check_capacity(node, memory=data.memory_mb, disk=data.disk_mb, cpu=data.cpu_percent, usage=usage)
     variables = await repository.list_template_variables(panel.session, [template.id])
     values = check_variables(variables, data.variables, admin=panel.is_admin)
-    allocations = await _take_allocations(panel, node, data.allocation_id, data.extra_allocation_ids)
+    allocations = await take_allocations(panel, node, data.allocation_id, data.extra_allocation_ids)
     server = PanelServer(
         id=uuid7(),
         short_id=await _new_short_id(panel),
