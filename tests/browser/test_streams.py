@@ -378,8 +378,10 @@ async def test_the_browser_sdk_element_plays_and_its_client_speaks_problem_json(
             async with AsyncStreamsClient(stage.base_url, login.json()["access_token"]) as owner:
                 for name in ("public yard, renamed", "public yard"):
                     await owner.update_camera(stage.public_id, name=name)
-            await page.wait_for_function("() => window.seen.length >= 2", timeout=PLAY_MS)
-            seen = await page.evaluate("() => window.seen.map((e) => [e.type, e.camera_id, e.name])")
+            # The camera topic also carries health and viewer counts (media/health.py): follow the edits.
+            updated = "window.seen.filter((e) => e.type === 'camera.updated')"
+            await page.wait_for_function(f"() => {updated}.length >= 2", timeout=PLAY_MS)
+            seen = await page.evaluate(f"() => {updated}.map((e) => [e.type, e.camera_id, e.name])")
             assert seen == [
                 ["camera.updated", stage.public_id, "public yard, renamed"],
                 ["camera.updated", stage.public_id, "public yard"],
