@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -107,18 +107,34 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total / CLK_TCK
 
 
-async def _window(root: int) -> float:
-    """Cores used by `root` and its descendants over WINDOW seconds."""
+def _waited_seconds(pids: list[int]) -> float:
+    """Time the threads of `pids` spent runnable but waiting for a CPU (/proc/<pid>/task/*/schedstat)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
+async def _window(root: int) -> dict[str, float]:
+    """Over WINDOW seconds, `root` and its descendants: cores used, and the share of the window they
+    waited for a CPU (summed over threads: above 0 means someone else had the core)."""
     pids = _tree(root)
-    cpu, wall = _cpu_seconds(pids), time.monotonic()
+    cpu, waited, wall = _cpu_seconds(pids), _waited_seconds(pids), time.monotonic()
     await asyncio.sleep(WINDOW)
-    return (_cpu_seconds(pids) - cpu) / (time.monotonic() - wall)
+    wall = time.monotonic() - wall
+    return {
+        "cpu_core": (_cpu_seconds(pids) - cpu) / wall,
+        "cpu_wait": (_waited_seconds(pids) - waited) / wall,
+    }
 
 
 # ----------------------------------------------------------------------------------------- the server
 
 
-def _env(work: Path, http_port: int, rtmp_port: int) -> dict[str, str]:
+def _env(work: Path, http_port: int, rtmp_port: int, viewers: int) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PENTAD_")}
     return env | {
         "PENTAD_DATA_DIR": str(work / "data"),
@@ -132,7 +148,7 @@ def _env(work: Path, http_port: int, rtmp_port: int) -> dict[str, str]:
         "PENTAD_STREAMS__MEDIA_DIR": str(work / "media"),
         "PENTAD_STREAMS__WEBRTC__HOST_ADDRESSES": "127.0.0.1",
         "PENTAD_STREAMS__WEBRTC__ALLOWED_PEER_NETWORKS": "127.0.0.0/8",
-        "PENTAD_STREAMS__WEBRTC__MAX_VIEWERS": str(max(VIEWERS) + 10),
+        "PENTAD_STREAMS__WEBRTC__MAX_VIEWERS": str(viewers),
     }
 
 
@@ -149,13 +165,17 @@ def _wait(check: Any, what: str, timeout: float, log: Path) -> None:
 
 
 @contextlib.contextmanager
-def _server(work: Path, clip: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
-    """(server process, base URL, camera id) with the publisher live, until the block ends."""
+def server(
+    work: Path, publish: Callable[[str], list[str]], *, viewers: int
+) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
+    """A `pentad serve` on SERVER_CORE taking up to `viewers` WebRTC viewers, and one public camera
+    published to by `publish(rtmp_url)` on LOAD_CORE: (server process, base URL, camera id) once its HLS
+    plays, until the block ends."""
     http_port, rtmp_port = _free_port(), 0
     with socket.socket() as held:  # two distinct ports from the range
         held.bind(("127.0.0.1", http_port))
         rtmp_port = _free_port()
-    env = _env(work, http_port, rtmp_port)
+    env = _env(work, http_port, rtmp_port, viewers)
     (work / "data").mkdir()
     pentad = str(VENV_BIN / "pentad")
     email, password = "bench@example.com", secrets.token_urlsafe(18)
@@ -183,14 +203,10 @@ def _server(work: Path, clip: Path) -> Iterator[tuple[subprocess.Popen[bytes], s
         camera_id = camera.json()["id"]
         key = httpx.post(f"{base}/api/streams/cameras/{camera_id}/keys", json={}, headers=auth)
         key.raise_for_status()
-        publish = [
-            "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-stream_loop", "-1",
-            "-i", str(clip), "-c", "copy", "-f", "flv",
-            f"rtmp://127.0.0.1:{rtmp_port}/live/{key.json()['key']}",
-        ]  # fmt: skip
+        url = f"rtmp://127.0.0.1:{rtmp_port}/live/{key.json()['key']}"
         with (work / "publisher.log").open("wb") as out:
             processes.append(
-                subprocess.Popen(_pinned(LOAD_CORE, publish), stdout=out, stderr=subprocess.STDOUT)
+                subprocess.Popen(_pinned(LOAD_CORE, publish(url)), stdout=out, stderr=subprocess.STDOUT)
             )
         playlist = f"{base}/streams/media/{camera_id}/index.m3u8"
         _wait(lambda: httpx.get(playlist, timeout=5).text.count(".ts") >= 2, "the stream's HLS", 60, log)
@@ -328,7 +344,7 @@ async def _step(root: int, command: list[str], count: int) -> dict[str, Any]:
     return {
         "viewers": count,
         "connected": sum(answer["connected"] for answer in ready),
-        "cpu_core": used,
+        **used,
         "fps_per_viewer": sum(frames) / len(frames) / WINDOW if frames else 0.0,
         "lost_per_viewer": sum(lost) / len(lost) if lost else 0.0,
         "lost_max": max(lost, default=0),
@@ -436,7 +452,7 @@ async def _floor_step(clip: Path, count: int) -> dict[str, Any]:
     receiver.stdin.close()
     received = json.loads(await receiver.stdout.readline())["received"]
     await receiver.wait()
-    return {"viewers": count, "cpu_core": used, "packets_per_viewer_s": received / max(count, 1) / WINDOW}
+    return {"viewers": count, **used, "packets_per_viewer_s": received / max(count, 1) / WINDOW}
 
 
 # ------------------------------------------------------------------------------------------- the run
@@ -449,12 +465,19 @@ async def measure(work: Path) -> dict[str, Any]:
     for count in VIEWERS:
         floor[str(count)] = await _floor_step(clip, count)
     pentad: dict[str, Any] = {}
-    with _server(work, clip) as (server, base, camera_id):
+
+    def replay(url: str) -> list[str]:
+        return [
+            "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-stream_loop", "-1",
+            "-i", str(clip), "-c", "copy", "-f", "flv", url,
+        ]  # fmt: skip
+
+    with server(work, replay, viewers=max(VIEWERS) + 10) as (node, base, camera_id):
         await asyncio.sleep(2)
-        pentad["0"] = {"viewers": 0, "cpu_core": await _window(server.pid)}
+        pentad["0"] = {"viewers": 0, **await _window(node.pid)}
         command = [sys.executable, __file__, "--viewers", base, camera_id]
         for count in VIEWERS:
-            pentad[str(count)] = await _step(server.pid, command, count)
+            pentad[str(count)] = await _step(node.pid, command, count)
             await asyncio.sleep(2)  # the sessions ended
     for rows in (floor, pentad):
         idle = rows["0"]["cpu_core"]
@@ -468,9 +491,11 @@ def _table(figures: dict[str, Any]) -> list[str]:
     floor, pentad = figures["floor"], figures["pentad"]
     lines = [
         "| viewers | connected | frames/s per viewer | frames lost per viewer (max) | server CPU (cores) "
+        "| server waited for a CPU "
         "| CPU per viewer | floor: UDP fan-out CPU per viewer | ratio | viewers per core |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| 0 (ingest, HLS packager, Opus) | - | - | - | {pentad['0']['cpu_core']:.3f} | - "
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| 0 (ingest, HLS packager, Opus) | - | - | - | {pentad['0']['cpu_core']:.3f} "
+        f"| {pentad['0']['cpu_wait'] * 100:.0f} % | - "
         f"| {floor['0']['cpu_core']:.3f} cores idle | - | - |",
     ]
     for key, row in pentad.items():
@@ -485,7 +510,8 @@ def _table(figures: dict[str, Any]) -> list[str]:
         per_core = "-" if per <= 0 else f"{1 / per:.0f}" + (" (starved)" if starved else "")
         lines.append(
             f"| {row['viewers']} | {row['connected']} | {row['fps_per_viewer']:.1f} "
-            f"| {row['lost_per_viewer']:.1f} ({row['lost_max']}) | {row['cpu_core']:.3f} | {per * 100:.2f} % "
+            f"| {row['lost_per_viewer']:.1f} ({row['lost_max']}) | {row['cpu_core']:.3f} "
+            f"| {row['cpu_wait'] * 100:.0f} % | {per * 100:.2f} % "
             f"| {per_floor * 100:.3f} % | {ratio} | {per_core} |"
         )
     return lines
@@ -502,6 +528,7 @@ def main() -> int:
     if len(sys.argv) == 3 and sys.argv[1] == "--floor-receive":
         asyncio.run(floor_receiver(int(sys.argv[2])))
         return 0
+    os.sched_setaffinity(0, {int(LOAD_CORE)})  # this process is load: off the server's core
     missing = [tool for tool in ("ffmpeg", "taskset") if shutil.which(tool) is None]
     if missing:
         sys.stderr.write(f"streams_webrtc_fanout: {', '.join(missing)} not installed\n")
