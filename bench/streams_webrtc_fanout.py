@@ -277,11 +277,16 @@ async def viewers_child(base: str, camera_id: str, count: int) -> None:
         sys.stdout.write("\n")
         sys.stdout.flush()
         await reader.readline()
-        cpu = time.process_time()
+        cpu, waited = time.process_time(), _waited_seconds([os.getpid()])
         for index in range(count):
             frames[index] = lost[index] = 0
         await reader.readline()
-        report = {"frames": list(frames), "lost": list(lost), "cpu": time.process_time() - cpu}
+        report = {
+            "frames": list(frames),
+            "lost": list(lost),
+            "cpu": time.process_time() - cpu,
+            "waited": _waited_seconds([os.getpid()]) - waited,
+        }
         sys.stdout.write(json.dumps(report) + "\n")
         sys.stdout.flush()
         for pc, location in peers:
@@ -349,6 +354,7 @@ async def _step(root: int, command: list[str], count: int) -> dict[str, Any]:
         "lost_per_viewer": sum(lost) / len(lost) if lost else 0.0,
         "lost_max": max(lost, default=0),
         "viewer_processes_cpu_core": sum(report["cpu"] for report in reports) / WINDOW,
+        "viewer_processes_wait": sum(report["waited"] for report in reports) / WINDOW,
     }
 
 
@@ -491,11 +497,11 @@ def _table(figures: dict[str, Any]) -> list[str]:
     floor, pentad = figures["floor"], figures["pentad"]
     lines = [
         "| viewers | connected | frames/s per viewer | frames lost per viewer (max) | server CPU (cores) "
-        "| server waited for a CPU "
+        "| server waited for a CPU | viewers' processes: CPU, waited "
         "| CPU per viewer | floor: UDP fan-out CPU per viewer | ratio | viewers per core |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         f"| 0 (ingest, HLS packager, Opus) | - | - | - | {pentad['0']['cpu_core']:.3f} "
-        f"| {pentad['0']['cpu_wait'] * 100:.0f} % | - "
+        f"| {pentad['0']['cpu_wait'] * 100:.0f} % | - | - "
         f"| {floor['0']['cpu_core']:.3f} cores idle | - | - |",
     ]
     for key, row in pentad.items():
@@ -511,7 +517,9 @@ def _table(figures: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {row['viewers']} | {row['connected']} | {row['fps_per_viewer']:.1f} "
             f"| {row['lost_per_viewer']:.1f} ({row['lost_max']}) | {row['cpu_core']:.3f} "
-            f"| {row['cpu_wait'] * 100:.0f} % | {per * 100:.2f} % "
+            f"| {row['cpu_wait'] * 100:.0f} % "
+            f"| {row['viewer_processes_cpu_core']:.2f}, {row['viewer_processes_wait'] * 100:.0f} % "
+            f"| {per * 100:.2f} % "
             f"| {per_floor * 100:.3f} % | {ratio} | {per_core} |"
         )
     return lines
