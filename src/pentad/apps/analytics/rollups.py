@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import zoneinfo
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import repeat
@@ -191,23 +191,10 @@ async def compute_hours(
     )
     aggs: dict[int, dict[Key, Agg]] = {hour: {} for hour in wanted}
     visits: list[Visit] = []
-    columns = [getattr(AnalyticsEvent, name) for name in _EVENT_COLUMNS]
     counts: dict[int, _HourCounts] = {hour: _HourCounts() for hour in wanted}
     hashes: dict[int, int] = {}
     fact_keys: dict[tuple[Any, ...], tuple[Key, ...]] = {}
-    for chunk in _chunks(visitors):
-        rows = (
-            await session.execute(
-                select(*columns)
-                .where(
-                    AnalyticsEvent.site_key == site_key,
-                    AnalyticsEvent.visitor_id.in_(chunk),
-                    AnalyticsEvent.ts >= window[0],
-                    AnalyticsEvent.ts < window[1],
-                )
-                .order_by(AnalyticsEvent.visitor_id, AnalyticsEvent.ts)
-            )
-        ).all()
+    async for rows in _visitor_events(session, site_key, visitors, window):
         current: Visit | None = None
         acquired: tuple[Key, ...] = ()
         for raw in rows:
@@ -256,6 +243,30 @@ async def compute_hours(
         for agg in by_key.values():
             agg.sketch.compact()
     return HoursResult(aggs, visits, visitors, window, timeout_ms, touched)
+
+
+async def _visitor_events(
+    session: AsyncSession, site_key: int, visitors: Sequence[int], window: tuple[int, int]
+) -> AsyncIterator[Sequence[tuple[Any, ...]]]:
+    """The events of `visitors` in `window` (_EVENT_COLUMNS), by visitor then time, in parts. Few
+    visitors: `IN (...)` reads of up to _IN_CHUNK visitors; more: one read of the whole window, the
+    other visitors' events skipped (each `IN` read would scan the window's events again, as only
+    (site_key, ts) is indexed)."""
+    columns = [getattr(AnalyticsEvent, name) for name in _EVENT_COLUMNS]
+    in_window = (
+        AnalyticsEvent.site_key == site_key,
+        AnalyticsEvent.ts >= window[0],
+        AnalyticsEvent.ts < window[1],
+    )
+    order = (AnalyticsEvent.visitor_id, AnalyticsEvent.ts)
+    if len(visitors) <= _IN_CHUNK:
+        for chunk in _chunks(visitors):
+            query = select(*columns).where(*in_window, AnalyticsEvent.visitor_id.in_(chunk)).order_by(*order)
+            yield (await session.execute(query)).all()
+        return
+    wanted = set(visitors)
+    rows = (await session.execute(select(*columns).where(*in_window).order_by(*order))).all()
+    yield [row for row in rows if row[0] in wanted]
 
 
 class _HourCounts:
@@ -390,9 +401,12 @@ async def store_hours(session: AsyncSession, site_key: int, result: HoursResult)
     touched = set(result.touched_starts)
     timeout_ms = result.timeout_ms
     first, last = min(result.aggs) * HOUR_MS, (max(result.aggs) + 1) * HOUR_MS
+    # the days a visit starting in the window can start in (lets the primary key find the sessions)
+    days = list(range(result.window[0] // DAY_MS, (result.window[1] - 1) // DAY_MS + 1))
     for chunk in _chunks(result.visitors):
         in_window = (
             AnalyticsSession.site_key == site_key,
+            AnalyticsSession.day.in_(days),
             AnalyticsSession.visitor_id.in_(chunk),
             AnalyticsSession.start_ts >= result.window[0],
             AnalyticsSession.start_ts < result.window[1],
