@@ -400,7 +400,7 @@ def _visits(rng: random.Random, start_ms: int, end_ms: int, events: int, visitor
     hours = max(1, (end_ms - start_ms) // HOUR_MS)
     weights = [1 + 0.6 * math.sin(2 * math.pi * (hour % 24) / 24) for hour in range(hours)]
     per_weight = events / sum(weights)
-    known: dict[int, tuple[str, str, str, str]] = {}
+    known: dict[int, tuple[str, str, str, str | None]] = {}
     # copies of one row (pydantic's model_construct costs several times the copy's CPU)
     template = EventRow.model_construct(
         site_key=0, ts=0, visitor_id=0, hostname=DOMAIN, name="pageview", path="/", referrer_host=None,
