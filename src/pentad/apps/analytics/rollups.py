@@ -252,16 +252,18 @@ async def _visitor_events(
     visitors: `IN (...)` reads of up to _IN_CHUNK visitors; more: one read of the whole window, the
     other visitors' events skipped (each `IN` read would scan the window's events again, as only
     (site_key, ts) is indexed)."""
-    columns = [getattr(AnalyticsEvent, name) for name in _EVENT_COLUMNS]
+    # Core columns: an ORM-enabled select would pass every row through the ORM's loading
+    events = _table(AnalyticsEvent)
+    columns = [events.c[name] for name in _EVENT_COLUMNS]
     in_window = (
-        AnalyticsEvent.site_key == site_key,
-        AnalyticsEvent.ts >= window[0],
-        AnalyticsEvent.ts < window[1],
+        events.c.site_key == site_key,
+        events.c.ts >= window[0],
+        events.c.ts < window[1],
     )
-    order = (AnalyticsEvent.visitor_id, AnalyticsEvent.ts)
+    order = (events.c.visitor_id, events.c.ts)
     if len(visitors) <= _IN_CHUNK:
         for chunk in _chunks(visitors):
-            query = select(*columns).where(*in_window, AnalyticsEvent.visitor_id.in_(chunk)).order_by(*order)
+            query = select(*columns).where(*in_window, events.c.visitor_id.in_(chunk)).order_by(*order)
             yield (await session.execute(query)).all()
         return
     wanted = set(visitors)
@@ -380,7 +382,7 @@ async def read_rollups(
     return found
 
 
-def _table(model: RollupTable | type[AnalyticsSession]) -> Table:
+def _table(model: RollupTable | type[AnalyticsSession] | type[AnalyticsEvent]) -> Table:
     """The Core table: an executemany of plain rows (several rows per INSERT), without the ORM's
     bulk-insert bookkeeping, which costs more than the rows' numbers do."""
     return cast(Table, model.__table__)
