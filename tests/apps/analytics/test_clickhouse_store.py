@@ -415,3 +415,35 @@ def test_the_password_is_a_secret(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert found.clickhouse.password is not None
     assert found.clickhouse.password.get_secret_value() == "s3cret-clickhouse"
     assert "s3cret-clickhouse" not in repr(found) + str(found.model_dump())
+
+
+async def test_page_traffic_by_source_category_comes_from_clickhouse(
+    client: httpx.AsyncClient, platform: Platform, site: dict[str, str]
+) -> None:
+    """ads' reports ask `analytics.page_traffic` by source category: with this store the raw events are
+    in ClickHouse, and so is the answer (pageviews only; custom events do not count)."""
+    sent = [
+        ("alice", event(path="/", ago=100, r="https://www.google.com/search?q=shop")),
+        ("alice", event(path="/pricing", ago=40, r="https://www.google.com/search?q=shop")),
+        ("alice", event("Signup", path="/pricing", ago=10, r="https://www.google.com/search?q=shop")),
+        ("bob", event(path="/pricing?utm_source=newsletter&utm_medium=email", ago=30)),
+        ("carol", event(path="/", ago=3000)),
+        ("carol", event(path="/blog/1", ago=0)),
+    ]
+    for who, body in sent:
+        assert (await post(client, body, who=who)).status_code == 202
+    assert await platform.ingest.flush() == len(sent)
+    today = datetime.now(UTC).date()
+    ask = {"site_domain": site["domain"], "since": str(today - timedelta(days=1)), "until": str(today)}
+    async with platform.database.transaction(writes=False) as session:
+        answer = await platform.query(session, "analytics.page_traffic", {**ask, "by": "medium"})
+        other = await platform.query(
+            session, "analytics.page_traffic", {**ask, "site_domain": "other.example"}
+        )
+    assert answer["unavailable"] is None
+    assert [(row["key"], row["visitors"], row["pageviews"]) for row in answer["rows"]] == [
+        ("direct", 1, 2),
+        ("search", 1, 2),
+        ("email", 1, 1),
+    ]
+    assert (other["tracked"], other["rows"]) == (False, [])

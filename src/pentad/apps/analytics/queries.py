@@ -6,8 +6,8 @@ importing analytics: `context.query(session, "analytics.page_traffic", {...})`.
 - `by: "page"`: pageviews and visitors per path, from the rollups (every tier), the top `limit` paths by
   visitors (as the dashboard's pages panel);
 - `by: "medium"`: pageviews and visitors per source category (direct, search, social, email, paid,
-  referral: the core's classification, the one ads records with each impression), from the raw events, so
-  only within the site's raw retention, and not with the ClickHouse store (`unavailable` says so).
+  referral: the core's classification, the one ads records with each impression), from the raw events
+  (the database's, or the ClickHouse store's), so only within the site's raw retention.
 
 Dates are whole days in the analytics site's time zone, `until` inclusive. A domain analytics does not
 track answers `tracked: false` and no rows.
@@ -76,13 +76,9 @@ async def page_traffic(context: AppContext, session: AsyncSession, ask: PageTraf
         rows = [TrafficRow(key=row.value, visitors=row.visitors, pageviews=row.pageviews) for row in found]
         return PageTrafficOut(tracked=True, timezone=site.timezone, rows=rows)
     if store is not None:
-        return PageTrafficOut(
-            tracked=True,
-            timezone=site.timezone,
-            rows=[],
-            unavailable="Traffic per source category comes from raw events, which this server keeps in "
-            f"its {store.name} store.",
-        )
+        found_media = await store.medium_traffic(site.key, span, ask.limit)
+        rows = [TrafficRow(key=medium, visitors=v, pageviews=p) for medium, v, p in found_media]
+        return PageTrafficOut(tracked=True, timezone=site.timezone, rows=rows)
     grouped = await session.execute(
         select(AnalyticsEvent.medium, func.count(distinct(AnalyticsEvent.visitor_id)), func.count())
         .where(

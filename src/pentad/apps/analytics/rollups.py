@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import hashlib
 import zoneinfo
-from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from itertools import repeat
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.analytics.hll import Sketch, visitor_hash
@@ -76,7 +77,11 @@ COLUMNS: dict[str, str] = {
     "events": "name",
 }
 ACQUISITION = frozenset({"sources", "referrers", "utm_source", "utm_medium", "utm_campaign"})
-_EVENT_COLUMNS = ("visitor_id", "ts", "name", "revenue_micros", *sorted(set(COLUMNS.values()) - {"name"}))
+_EVENT_COLUMNS = (
+    "visitor_id", "ts", "name", "revenue_micros", "path", "country", "device", "browser", "os",
+    "source", "referrer_host", "utm_source", "utm_medium", "utm_campaign",
+)  # fmt: skip
+"""What compute_hours reads of each event (the positions below index into it)."""
 _IN_CHUNK = 500
 """Visitor ids per `IN (...)` (SQLite's and asyncpg's bind limits are far above)."""
 
@@ -184,43 +189,51 @@ async def compute_hours(
             )
         ).all()
     )
-    aggs: dict[int, dict[Key, Agg]] = {hour: defaultdict(Agg) for hour in wanted}
+    aggs: dict[int, dict[Key, Agg]] = {hour: {} for hour in wanted}
     visits: list[Visit] = []
-    columns = [getattr(AnalyticsEvent, name) for name in _EVENT_COLUMNS]
-    for chunk in _chunks(visitors):
-        rows = (
-            await session.execute(
-                select(*columns)
-                .where(
-                    AnalyticsEvent.site_key == site_key,
-                    AnalyticsEvent.visitor_id.in_(chunk),
-                    AnalyticsEvent.ts >= window[0],
-                    AnalyticsEvent.ts < window[1],
-                )
-                .order_by(AnalyticsEvent.visitor_id, AnalyticsEvent.ts)
-            )
-        ).all()
+    counts: dict[int, _HourCounts] = {hour: _HourCounts() for hour in wanted}
+    hashes: dict[int, int] = {}
+    fact_keys: dict[tuple[Any, ...], tuple[Key, ...]] = {}
+    async for rows in _visitor_events(session, site_key, visitors, window):
         current: Visit | None = None
+        acquired: tuple[Key, ...] = ()
         for raw in rows:
-            event = dict(zip(_EVENT_COLUMNS, raw, strict=True))
-            visitor, ts, is_view = int(event["visitor_id"]), int(event["ts"]), event["name"] == PAGEVIEW
+            visitor, ts, name = int(raw[0]), int(raw[1]), raw[2]
+            is_view = name == PAGEVIEW
             if current is None or current.visitor_id != visitor or ts - current.end > timeout_ms:
+                event = dict(zip(_EVENT_COLUMNS, raw, strict=True))
                 current = Visit(visitor, ts, ts, event, event["path"])
                 visits.append(current)
-            current.end, current.last_path = ts, event["path"]
+                acquired = tuple((DIMS[dim], event[COLUMNS[dim]]) for dim in _ACQUISITION_ORDER)
+            current.end, current.last_path = ts, raw[_PATH]
             if is_view:
                 current.pageviews += 1
             else:
                 current.events += 1
             hour = ts // HOUR_MS
-            if hour in wanted:
-                _count_event(aggs[hour], event, current, is_view=is_view)
+            if hour not in wanted:
+                continue
+            facts = raw[_FACTS]
+            keys_of_facts = fact_keys.get(facts)
+            if keys_of_facts is None:
+                keys_of_facts = fact_keys[facts] = tuple(zip(_FACT_DIMS, facts, strict=True))
+            what = (_PAGES, raw[_PATH]) if is_view else (_EVENTS, name)
+            keys = (_TOTAL_KEY, what, *keys_of_facts, *acquired)
+            hashed = hashes.get(visitor)
+            if hashed is None:
+                hashed = hashes[visitor] = visitor_hash(visitor)
+            counts[hour].add(keys, hashed, is_view=is_view, revenue=int(raw[_REVENUE] or 0))
+    for hour, hour_counts in counts.items():
+        hour_counts.into(aggs[hour])
     touched: set[int] = set()
     for visit in visits:
         start_hour = visit.start // HOUR_MS
         if start_hour in wanted:
+            by_key = aggs[start_hour]
             for key in _visit_keys(visit):
-                agg = aggs[start_hour][key]
+                agg = by_key.get(key)
+                if agg is None:
+                    agg = by_key[key] = Agg()
                 agg.visits += 1
                 agg.bounces += int(visit.bounce)
                 agg.duration_ms += visit.end - visit.start
@@ -229,28 +242,79 @@ async def compute_hours(
     for by_key in aggs.values():
         for agg in by_key.values():
             agg.sketch.compact()
-    return HoursResult({hour: dict(by_key) for hour, by_key in aggs.items()}, visits, visitors, window,
-                       timeout_ms, touched)  # fmt: skip
+    return HoursResult(aggs, visits, visitors, window, timeout_ms, touched)
 
 
-def _count_event(aggs: dict[Key, Agg], event: dict[str, Any], visit: Visit, *, is_view: bool) -> None:
-    visitor = int(event["visitor_id"])
-    revenue = int(event["revenue_micros"] or 0)
-    keys: list[Key] = [(TOTALS, "")]
-    for name, dim in DIMS.items():
-        if (name == "pages" and not is_view) or (name == "events" and is_view):
-            continue
-        source = visit.first if name in ACQUISITION else event
-        keys.append((dim, source[COLUMNS[name]]))
-    hashed = visitor_hash(visitor)
-    for key in keys:
-        agg = aggs[key]
-        agg.sketch.add_hash(hashed)
-        if is_view:
-            agg.pageviews += 1
-        else:
-            agg.events += 1
-        agg.revenue_micros += revenue
+async def _visitor_events(
+    session: AsyncSession, site_key: int, visitors: Sequence[int], window: tuple[int, int]
+) -> AsyncIterator[Sequence[tuple[Any, ...]]]:
+    """The events of `visitors` in `window` (_EVENT_COLUMNS), by visitor then time, in parts. Few
+    visitors: `IN (...)` reads of up to _IN_CHUNK visitors; more: one read of the whole window, the
+    other visitors' events skipped (each `IN` read would scan the window's events again, as only
+    (site_key, ts) is indexed)."""
+    # Core columns: an ORM-enabled select would pass every row through the ORM's loading
+    events = _table(AnalyticsEvent)
+    columns = [events.c[name] for name in _EVENT_COLUMNS]
+    in_window = (
+        events.c.site_key == site_key,
+        events.c.ts >= window[0],
+        events.c.ts < window[1],
+    )
+    order = (events.c.visitor_id, events.c.ts)
+    if len(visitors) <= _IN_CHUNK:
+        for chunk in _chunks(visitors):
+            query = select(*columns).where(*in_window, events.c.visitor_id.in_(chunk)).order_by(*order)
+            yield (await session.execute(query)).all()
+        return
+    wanted = set(visitors)
+    rows = (await session.execute(select(*columns).where(*in_window).order_by(*order))).all()
+    yield [row for row in rows if row[0] in wanted]
+
+
+class _HourCounts:
+    """One hour's per-key counts as the events are read: C-level counters and one set of (key, visitor
+    hash) pairs, turned into `Agg`s (with their sketches) once at the end."""
+
+    __slots__ = ("customs", "pairs", "revenue", "views")
+
+    def __init__(self) -> None:
+        self.views: Counter[Key] = Counter()
+        self.customs: Counter[Key] = Counter()
+        self.revenue: Counter[Key] = Counter()
+        self.pairs: set[tuple[Key, int]] = set()
+
+    def add(self, keys: tuple[Key, ...], hashed: int, *, is_view: bool, revenue: int) -> None:
+        (self.views if is_view else self.customs).update(keys)
+        self.pairs.update(zip(keys, repeat(hashed)))
+        if revenue:
+            for key in keys:
+                self.revenue[key] += revenue
+
+    def into(self, aggs: dict[Key, Agg]) -> None:
+        for key, hashed in self.pairs:
+            agg = aggs.get(key)
+            if agg is None:
+                agg = aggs[key] = Agg()
+            assert agg.sketch.exact is not None  # exact until compact()
+            agg.sketch.exact.add(hashed)
+        for key, count in self.views.items():
+            aggs[key].pageviews = count
+        for key, count in self.customs.items():
+            aggs[key].events = count
+        for key, revenue in self.revenue.items():
+            aggs[key].revenue_micros = revenue
+
+
+_TOTAL_KEY: Key = (TOTALS, "")
+_PAGES, _EVENTS = DIMS["pages"], DIMS["events"]
+_ACQUISITION_ORDER = tuple(name for name in DIMS if name in ACQUISITION)
+_FACT_NAMES = ("countries", "devices", "browsers", "os")
+_FACT_DIMS = tuple(DIMS[name] for name in _FACT_NAMES)
+_FACTS = slice(
+    _EVENT_COLUMNS.index(COLUMNS[_FACT_NAMES[0]]), _EVENT_COLUMNS.index(COLUMNS[_FACT_NAMES[-1]]) + 1
+)
+_PATH = _EVENT_COLUMNS.index("path")
+_REVENUE = _EVENT_COLUMNS.index("revenue_micros")
 
 
 def _visit_keys(visit: Visit) -> list[Key]:
@@ -318,13 +382,19 @@ async def read_rollups(
     return found
 
 
+def _table(model: RollupTable | type[AnalyticsSession] | type[AnalyticsEvent]) -> Table:
+    """The Core table: an executemany of plain rows (several rows per INSERT), without the ORM's
+    bulk-insert bookkeeping, which costs more than the rows' numbers do."""
+    return cast(Table, model.__table__)
+
+
 async def _replace(
     session: AsyncSession, table: RollupTable, site_key: int, bucket: int, aggs: dict[Key, Agg]
 ) -> None:
     await session.execute(delete(table).where(table.site_key == site_key, table.bucket == bucket))
     rows = _rows(site_key, bucket, aggs)
     if rows:
-        await session.execute(insert(table), rows)
+        await session.execute(insert(_table(table)), rows)
 
 
 async def store_hours(session: AsyncSession, site_key: int, result: HoursResult) -> set[int]:
@@ -333,9 +403,12 @@ async def store_hours(session: AsyncSession, site_key: int, result: HoursResult)
     touched = set(result.touched_starts)
     timeout_ms = result.timeout_ms
     first, last = min(result.aggs) * HOUR_MS, (max(result.aggs) + 1) * HOUR_MS
+    # the days a visit starting in the window can start in (lets the primary key find the sessions)
+    days = list(range(result.window[0] // DAY_MS, (result.window[1] - 1) // DAY_MS + 1))
     for chunk in _chunks(result.visitors):
         in_window = (
             AnalyticsSession.site_key == site_key,
+            AnalyticsSession.day.in_(days),
             AnalyticsSession.visitor_id.in_(chunk),
             AnalyticsSession.start_ts >= result.window[0],
             AnalyticsSession.start_ts < result.window[1],
@@ -365,7 +438,7 @@ async def store_hours(session: AsyncSession, site_key: int, result: HoursResult)
         for visit in result.visits
     ]
     if sessions:
-        await session.execute(insert(AnalyticsSession), sessions)
+        await session.execute(insert(_table(AnalyticsSession)), sessions)
     hours = sorted(result.aggs)
     await session.execute(
         delete(AnalyticsRollupHourly).where(
@@ -374,7 +447,7 @@ async def store_hours(session: AsyncSession, site_key: int, result: HoursResult)
     )
     rows = [row for hour in hours for row in _rows(site_key, hour, result.aggs[hour])]
     if rows:
-        await session.execute(insert(AnalyticsRollupHourly), rows)
+        await session.execute(insert(_table(AnalyticsRollupHourly)), rows)
     return touched - set(hours)
 
 

@@ -63,6 +63,13 @@ class EventStore(Protocol):
         the store is not the database) by visitors."""
         ...
 
+    async def medium_traffic(
+        self, site_key: int, span: Range, limit: int
+    ) -> list[tuple[str | None, int, int]]:
+        """Per source category (the events' `medium`; None: unknown): (medium, visitors, pageviews) of the
+        range's pageviews, the `limit` categories with the most pageviews (analytics.page_traffic)."""
+        ...
+
     async def live(self, site_key: int, since_ms: int, top: int) -> tuple[int, int, list[tuple[str, int]]]:
         """Who is on the site now: (visitors with an event since `since_ms`, pageviews since then, the
         `top` pages by visitors as (path, visitors)) — live.py's frame."""

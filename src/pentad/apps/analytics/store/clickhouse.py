@@ -471,6 +471,17 @@ class ClickHouseEventStore:
             for value, visitors, views, customs in found
         ]
 
+    async def medium_traffic(
+        self, site_key: int, span: query.Range, limit: int
+    ) -> list[tuple[str | None, int, int]]:
+        found = await self.client.execute(
+            "SELECT medium, uniqExact(visitor_id), count() AS views"
+            f" FROM {self.table} WHERE {self._in_range()} AND name = 'pageview'"
+            " GROUP BY medium ORDER BY views DESC, isNull(medium), medium LIMIT %(limit)s",
+            {**self._params(site_key, span, 0), "limit": limit},
+        )
+        return [(medium, int(visitors), int(views)) for medium, visitors, views in found]
+
     async def live(self, site_key: int, since_ms: int, top: int) -> tuple[int, int, list[tuple[str, int]]]:
         recent = "site_key = %(site)s AND ts >= %(first)s AND ts_ms >= %(since)s"
         params = {"site": site_key, "first": since_ms // 1000, "since": since_ms, "top": top}
