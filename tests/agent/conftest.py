@@ -55,6 +55,7 @@ def agent_settings(data_dir: Path, **overrides: Any) -> AgentSettings:
         "crash_restart_delay": 0.0,
         "stats_interval": 0.2,
         "cgroup_root": data_dir / "no-cgroup",
+        "nft_table": "pentad_agent_test",  # never the host's own agent table
         **overrides,
     }
     return AgentSettings(**values)
