@@ -22,9 +22,8 @@ from pentad.agent.events import ServerStats
 from pentad.agent.netcount import NetCounters
 from pentad.agent.runtime import Runtime
 from pentad.panel_wire.serverspec import ServerSpec
-from tests.agent.conftest import Events, agent_settings, require_bwrap
+from tests.agent.conftest import Events, agent_settings, require_bwrap, require_nft
 from tests.agent.test_games import free_port
-from tests.databases import REQUIRE_SERVICES
 
 # A game answering on its port: UDP datagrams and TCP streams echoed back.
 ECHO_GAME = """
@@ -45,22 +44,6 @@ while True:
     data, peer = udp.recvfrom(65536)
     udp.sendto(data, peer)
 """
-
-
-def nft_reason() -> str | None:
-    """None when nft can change the ruleset here, else why not."""
-    if shutil.which("nft") is None:
-        return "nft is not installed (apt-get install nftables)"
-    probe = subprocess.run(["nft", "list", "tables"], capture_output=True, check=False)
-    return None if probe.returncode == 0 else f"nft is not permitted here: {probe.stderr.decode().strip()}"
-
-
-def require_nft() -> None:
-    reason = nft_reason()
-    if reason is not None:
-        if REQUIRE_SERVICES:
-            pytest.fail(f"{reason} (PENTAD_TEST_REQUIRE_SERVICES=1)")
-        pytest.skip(reason)
 
 
 def nft_json(*args: str) -> list[dict[str, Any]]:
