@@ -108,6 +108,7 @@ async def stage(home: Path) -> AsyncIterator[Stage]:
             "PENTAD_AGENT__KILL_TIMEOUT": "5",
             "PENTAD_AGENT__STATS_INTERVAL": "0.5",
             "PENTAD_AGENT__CGROUP_ROOT": str(home / "no-cgroup"),
+            "PENTAD_AGENT__NFT_TABLE": "pentad_agent_test",  # never the host's own agent table
         }
         token = await enrolment_token(panel.platform, "browser-node")
         await _run(str(VENV_BIN / "pentad"), "agent", "enrol", panel.url, token, env=env)

@@ -166,6 +166,7 @@ async def stack(games_home: Path) -> AsyncIterator[Stack]:
             "PENTAD_AGENT__KILL_TIMEOUT": "5",
             "PENTAD_AGENT__STATS_INTERVAL": "0.5",
             "PENTAD_AGENT__CGROUP_ROOT": str(home / "no-cgroup"),
+            "PENTAD_AGENT__NFT_TABLE": "pentad_agent_test",  # never the host's own agent table
         }
         code, output = await run_command(
             str(VENV_BIN / "pentad"),
