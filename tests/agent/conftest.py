@@ -40,6 +40,22 @@ def require_bwrap() -> None:
         pytest.skip(reason)
 
 
+def nft_reason() -> str | None:
+    """None when nft can change the ruleset here, else why not."""
+    if shutil.which("nft") is None:
+        return "nft is not installed (apt-get install nftables)"
+    probe = subprocess.run(["nft", "list", "tables"], capture_output=True, check=False)
+    return None if probe.returncode == 0 else f"nft is not permitted here: {probe.stderr.decode().strip()}"
+
+
+def require_nft() -> None:
+    reason = nft_reason()
+    if reason is not None:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"{reason} (PENTAD_TEST_REQUIRE_SERVICES=1)")
+        pytest.skip(reason)
+
+
 def require_binary(path: str, package: str) -> None:
     if not os.access(path, os.X_OK):
         if REQUIRE_SERVICES:
@@ -55,6 +71,7 @@ def agent_settings(data_dir: Path, **overrides: Any) -> AgentSettings:
         "crash_restart_delay": 0.0,
         "stats_interval": 0.2,
         "cgroup_root": data_dir / "no-cgroup",
+        "nft_table": "pentad_agent_test",  # never the host's own agent table
         **overrides,
     }
     return AgentSettings(**values)

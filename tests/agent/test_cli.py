@@ -19,6 +19,7 @@ async def test_status_lists_the_servers_with_their_shims(opened: tuple[Runtime, 
     env = {
         "PENTAD_AGENT__DATA_DIR": str(runtime.settings.data_dir),
         "PENTAD_AGENT__CGROUP_ROOT": str(runtime.settings.cgroup_root),
+        "PENTAD_AGENT__NFT_TABLE": "pentad_agent_test",  # never the host's own agent table
     }
     result = CliRunner().invoke(main, ["agent", "status", "--json"], env=env)
     assert result.exit_code == 0, result.output

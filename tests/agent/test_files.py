@@ -30,7 +30,7 @@ MiB = 1024 * 1024
 
 @pytest.fixture
 def files(tmp_path: Path) -> ServerFiles:
-    settings = AgentSettings(data_dir=tmp_path / "agent", sandbox="none")
+    settings = AgentSettings(data_dir=tmp_path / "agent", sandbox="none", nft_table="pentad_agent_test")
     service = ServerFiles(settings)
     root = service.root(SERVER)
     (root / "config").mkdir()

@@ -23,7 +23,8 @@ from pentad.agent.settings import AgentSettings
 from pentad.panel_wire.serverspec import ServerSpec
 
 async def main():
-    runtime = Runtime(AgentSettings(data_dir=Path(sys.argv[1]), cgroup_root=Path(sys.argv[1]) / "none"))
+    data = Path(sys.argv[1])
+    runtime = Runtime(AgentSettings(data_dir=data, cgroup_root=data / "none", nft_table="pentad_agent_test"))
     await runtime.open()
     script = 'echo started; while read line; do echo "echo: $line"; [ "$line" = die ] && exit 5; done'
     await runtime.start(ServerSpec(server_id="survivor", startup=script, done=["started"]))

@@ -29,7 +29,7 @@ import pytest
 from playwright.async_api import ConsoleMessage, Page, async_playwright
 
 from pentad.core.db.migrate import upgrade_async
-from tests.agent.conftest import require_bwrap
+from tests.agent.conftest import nft_reason, require_bwrap
 from tests.apps.panel.link_support import (
     ServedPanel,
     enrolment_token,
@@ -108,6 +108,7 @@ async def stage(home: Path) -> AsyncIterator[Stage]:
             "PENTAD_AGENT__KILL_TIMEOUT": "5",
             "PENTAD_AGENT__STATS_INTERVAL": "0.5",
             "PENTAD_AGENT__CGROUP_ROOT": str(home / "no-cgroup"),
+            "PENTAD_AGENT__NFT_TABLE": "pentad_agent_test",  # never the host's own agent table
         }
         token = await enrolment_token(panel.platform, "browser-node")
         await _run(str(VENV_BIN / "pentad"), "agent", "enrol", panel.url, token, env=env)
@@ -221,6 +222,14 @@ async def test_the_panel_pages_in_chromium(stage: Stage) -> None:
             )
             assert (await page.locator("#cpu-chart canvas").count()) == 1
             assert "MiB" in await page.get_by_test_id("stats").inner_text()
+            if nft_reason() is None:  # the agent counts the allocation's traffic: totals, then in/out rates
+                await page.wait_for_function(
+                    "() => Number(document.getElementById('net-chart').dataset.points) >= 1", timeout=WAIT_MS
+                )
+                assert "packets" in await page.get_by_test_id("stat-net").inner_text()
+                assert "KiB/s" in await page.get_by_test_id("stat-net-rate").inner_text()
+            else:
+                assert "nft" in await page.get_by_test_id("stat-net").inner_text()
             await page.screenshot(path=str(SCREENSHOTS / "panel-server.png"), full_page=True)
 
             # A new page (a reconnect) shows what was said before, read from the node's history.

@@ -52,7 +52,8 @@ class StateChanged:
 
 @dataclass(frozen=True, slots=True)
 class ServerStats:
-    """One stats sample of a running server (the shim's game process tree)."""
+    """One stats sample of a running server (the shim's game process tree; net_*: the nftables counters
+    of its allocated ports since they were created, rx = to the server)."""
 
     server_id: str
     state: ServerState
@@ -63,7 +64,9 @@ class ServerStats:
     uptime_seconds: float
     net_rx_bytes: int | None = None
     net_tx_bytes: int | None = None
-    net_reason: str | None = "per-server network counters are not implemented yet (session 2: nftables)"
+    net_rx_packets: int | None = None
+    net_tx_packets: int | None = None
+    net_reason: str | None = None  # why the net figures are null (nft missing, not permitted, no ports)
     limits_backend: str = "rlimits"
     players: int | None = None  # from the game's status query (ServerSpec.query), when it answered
     max_players: int | None = None

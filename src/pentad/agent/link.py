@@ -124,6 +124,8 @@ def frame_of(event: RuntimeEvent) -> AgentEvent:
         disk_bytes=event.disk_bytes,
         net_rx_bytes=event.net_rx_bytes,
         net_tx_bytes=event.net_tx_bytes,
+        net_rx_packets=event.net_rx_packets,
+        net_tx_packets=event.net_tx_packets,
         net_unavailable=event.net_reason,
         uptime_s=event.uptime_seconds,
         players=event.players,

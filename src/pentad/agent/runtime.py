@@ -44,10 +44,11 @@ from pentad.agent.events import (
     StateChanged,
 )
 from pentad.agent.limits import Limits
+from pentad.agent.netcount import NetCounters, Traffic
 from pentad.agent.settings import AgentSettings
 from pentad.agent.shim import pid_alive, read_state, write_json
 from pentad.agent.shimclient import ShimClient, ShimError
-from pentad.agent.stats import NET_REASON, StatsCollector, host_facts
+from pentad.agent.stats import StatsCollector, host_facts
 from pentad.panel_wire import configfiles, paths
 from pentad.panel_wire.serverspec import SERVER_ID, ServerSpec
 
@@ -101,6 +102,11 @@ class Runtime:
         self.events_dropped = 0  # console batches and stats dropped while nobody read events()
         self._tasks: list[asyncio.Task[None]] = []
         self._stats = StatsCollector()
+        self.net = (
+            NetCounters(settings.nft_path, settings.nft_table)
+            if settings.net_counters == "nft"
+            else NetCounters.off("network counters are off (PENTAD_AGENT__NET_COUNTERS=off)")
+        )
         self.batcher = ConsoleBatcher(
             self._emit,
             batch_ms=settings.console_batch_ms,
@@ -142,6 +148,8 @@ class Runtime:
             log.warning("agent_unsandboxed: game servers run WITHOUT a sandbox (PENTAD_AGENT__SANDBOX=none)")
         self.limits = Limits(settings)
         log.info("agent_limits backend=%s reason=%s", self.limits.backend, self.limits.reason)
+        if settings.net_counters == "nft":
+            await self.net.open()
         for run_dir in sorted(settings.run_dir.iterdir()):
             if run_dir.is_dir() and SERVER_ID.match(run_dir.name):
                 await self._recover(run_dir.name)
@@ -179,6 +187,8 @@ class Runtime:
             "sandbox": self.sandbox_version or "none",
             "limits_backend": self.limits.backend if self.limits else None,
             "limits_reason": self.limits.reason if self.limits else None,
+            "net_counters": "nftables" if self.net.available else None,
+            "net_counters_reason": self.net.reason,
             "agent_version": AGENT_VERSION,
         }
 
@@ -413,6 +423,7 @@ class Runtime:
             "limits_backend": plan.backend,
             "limits_notes": list(plan.notes),
         }
+        await self.net.sync(spec.server_id, spec.ports)
         try:
             server.shim_pid = await shimclient.launch(run_dir, launch)
             client = await ShimClient.connect(run_dir)
@@ -534,9 +545,12 @@ class Runtime:
         server = self._server(server_id)
         if server.state not in RUNNING_STATES or server.game_pid is None:
             raise AgentError("not_running", f"server {server_id} is {server.state.value}")
-        return await asyncio.to_thread(self._sample, server, fresh_disk=True)
+        traffic = await self.net.read()
+        return await asyncio.to_thread(self._sample, server, traffic, fresh_disk=True)
 
-    def _sample(self, server: _Server, *, fresh_disk: bool = False) -> ServerStats:
+    def _sample(
+        self, server: _Server, traffic: dict[str, Traffic], *, fresh_disk: bool = False
+    ) -> ServerStats:
         game_pid = server.game_pid
         if game_pid is None:  # the game exited since the caller looked
             raise AgentError("not_running", f"server {server.server_id} is {server.state.value}")
@@ -545,6 +559,10 @@ class Runtime:
             server.server_id, game_pid, folder, server.started_at, fresh_disk=fresh_disk
         )
         memory_mb = server.spec.limits.memory_mb if server.spec else 0
+        net_reason = self.net.unavailable(server.server_id, server.spec.ports if server.spec else [])
+        net = traffic.get(server.server_id) if net_reason is None else None
+        if net is None and net_reason is None:
+            net_reason = "the server's nftables counters are missing"
         return ServerStats(
             server.server_id,
             server.state,
@@ -553,7 +571,11 @@ class Runtime:
             memory_limit_bytes=memory_mb * 1024 * 1024 if memory_mb else None,
             disk_bytes=sample.disk_bytes,
             uptime_seconds=sample.uptime_seconds,
-            net_reason=NET_REASON,
+            net_rx_bytes=net.rx_bytes if net else None,
+            net_tx_bytes=net.tx_bytes if net else None,
+            net_rx_packets=net.rx_packets if net else None,
+            net_tx_packets=net.tx_packets if net else None,
+            net_reason=net_reason,
             limits_backend=self.limits.backend if self.limits else "rlimits",
         )
 
@@ -564,6 +586,7 @@ class Runtime:
         await self.kill(server_id)
         self.batcher.forget(server_id)
         self._stats.forget(server_id)
+        await self.net.remove(server_id)
         if self.limits is not None:
             self.limits.release(server_id)
         sandbox.release_identity(self.settings, server_id)
@@ -682,6 +705,8 @@ class Runtime:
             spec = ServerSpec.model_validate_json((run_dir / "spec.json").read_text(encoding="utf-8"))
             server.spec = spec
             server.done = [re.compile(pattern) for pattern in spec.done]
+        if server.spec is not None:
+            await self.net.sync(server_id, server.spec.ports)  # counters kept: counting goes on
         state = read_state(run_dir)
         if state is None:
             return
@@ -776,9 +801,10 @@ class Runtime:
             ]
             # the games' status queries at once (each bounded by query.QUERY_TIMEOUT), not one after another
             answers = await asyncio.gather(*(self._players(server) for server in running))
+            traffic = await self.net.read() if running else {}
             for server, answer in zip(running, answers, strict=True):
                 try:
-                    sample = await asyncio.to_thread(self._sample, server)
+                    sample = await asyncio.to_thread(self._sample, server, traffic)
                 except Exception as exc:  # a game that exits between two lines must not end the loop
                     log.debug("stats_skipped server=%s error=%r", server.server_id, exc)
                     continue

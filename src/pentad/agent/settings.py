@@ -51,6 +51,15 @@ class AgentSettings(BaseSettings):
     crash_restart_delay: float = Field(1.0, ge=0, description="Wait before restarting a crashed server.")
     stats_interval: float = Field(1.0, gt=0, description="Seconds between stats reports.")
     install_timeout: float = Field(3600.0, gt=0, description="Longest install script run, seconds.")
+    net_counters: Literal["nft", "off"] = Field(
+        "nft", description="Per-server network counters: nftables (needs root or CAP_NET_ADMIN), or off."
+    )
+    nft_path: Path | None = Field(None, description="The nft binary (default: nft on PATH, /usr/sbin/nft).")
+    nft_table: str = Field(
+        "pentad_agent",
+        pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$",
+        description="The agent's own nftables table (inet family); one per agent on a host.",
+    )
 
     @property
     def credential_path(self) -> Path:

@@ -1,6 +1,6 @@
 """Stats of a running game server, read with psutil over the shim's game process tree: CPU % (100 = one
 core), RSS, the server folder's disk usage (rescanned at most every `disk_interval` seconds), uptime.
-Network counters are null with a reason until per-server counting exists (plan: nftables, session 2)."""
+Network counters come from nftables (pentad.agent.netcount), not from here."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-
-NET_REASON = "per-server network counters are not implemented yet (planned: nftables counters)"
 
 
 def folder_bytes(path: Path) -> int:

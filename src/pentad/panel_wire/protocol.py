@@ -356,6 +356,8 @@ class Stats(Frame):
     disk_bytes: int = 0
     net_rx_bytes: int | None = None
     net_tx_bytes: int | None = None
+    net_rx_packets: int | None = None
+    net_tx_packets: int | None = None
     net_unavailable: str | None = Field(None, description="why net is null")
     uptime_s: float = 0.0
     players: int | None = None

@@ -5,7 +5,7 @@ Runtime takes it as is. Stdlib + pydantic only (shared by both sides)."""
 from __future__ import annotations
 
 import re
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -107,6 +107,9 @@ class ServerSpec(BaseModel):
     config_files: list[ConfigFile] = Field(default_factory=list)
     restart_on_crash: bool = True
     stop_timeout: float | None = Field(None, gt=0, le=3600)
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(
+        default_factory=list, max_length=1024, description="The allocated ports (network counters, TCP+UDP)."
+    )
 
     @field_validator("server_id")
     @classmethod

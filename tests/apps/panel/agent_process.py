@@ -77,6 +77,7 @@ async def agent_stack(**panel: Any) -> AsyncIterator[AgentStack]:
                 **os.environ,
                 "PENTAD_AGENT__DATA_DIR": str(home / "agent"),
                 "PENTAD_AGENT__CGROUP_ROOT": str(home / "no-cgroup"),
+                "PENTAD_AGENT__NFT_TABLE": "pentad_agent_test",
             }
             token = await enrolment_token(served.platform, "files")
             code, output = await run_command(

@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from pentad.core.db.migrate import upgrade_async
-from tests.agent.conftest import require_binary, require_bwrap
+from tests.agent.conftest import nft_reason, require_binary, require_bwrap
 from tests.apps.panel.link_support import (
     ServedPanel,
     enrolment_token,
@@ -166,6 +166,7 @@ async def stack(games_home: Path) -> AsyncIterator[Stack]:
             "PENTAD_AGENT__KILL_TIMEOUT": "5",
             "PENTAD_AGENT__STATS_INTERVAL": "0.5",
             "PENTAD_AGENT__CGROUP_ROOT": str(home / "no-cgroup"),
+            "PENTAD_AGENT__NFT_TABLE": "pentad_agent_test",  # never the host's own agent table
         }
         code, output = await run_command(
             str(VENV_BIN / "pentad"),
@@ -296,6 +297,13 @@ async def test_a_teeworlds_server_from_the_shipped_template(stack: Stack) -> Non
     response = await stack.http.get(f"/api/panel/servers/{server_id}/stats", headers=stack.headers)
     stats = response.json()["stats"]
     assert (stats["players"], stats["max_players"]) == (0, 8)  # nobody joined; MAX_CLIENTS 8
+    if nft_reason() is None:  # the probe and the player queries went to the game's allocated port
+        assert stats["net_rx_packets"] >= 2
+        assert stats["net_tx_bytes"] > 0
+        assert stats["net_unavailable"] is None
+    else:
+        assert stats["net_rx_bytes"] is None
+        assert stats["net_unavailable"]
 
     await wait_console(stack, server_id, "[econ]: ")
     response = await stack.http.post(

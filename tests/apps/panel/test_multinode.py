@@ -193,6 +193,7 @@ async def cluster(home: Path) -> AsyncIterator[Cluster]:
                 **clean,
                 "PENTAD_AGENT__DATA_DIR": str(data_dir),
                 "PENTAD_AGENT__CGROUP_ROOT": str(home / "no-cgroup"),
+                "PENTAD_AGENT__NFT_TABLE": "pentad_agent_test",  # never the host's own agent table
                 "PENTAD_AGENT__RECONNECT_MAX": "1",
                 "PENTAD_AGENT__STOP_TIMEOUT": "10",
                 "PENTAD_AGENT__KILL_TIMEOUT": "5",

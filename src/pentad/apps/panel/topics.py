@@ -83,6 +83,8 @@ class ServerStats(BaseModel):
     disk_bytes: int
     net_rx_bytes: int | None = None
     net_tx_bytes: int | None = None
+    net_rx_packets: int | None = None
+    net_tx_packets: int | None = None
     net_unavailable: str | None = None
     uptime_s: float
     players: int | None = None

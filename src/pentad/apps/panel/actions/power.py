@@ -208,6 +208,7 @@ async def server_spec(platform: AppContext, session: Any, server: PanelServer) -
         config_files=files,
         restart_on_crash=server.restart_on_crash,
         stop_timeout=float(settings.stop_timeout),
+        ports=sorted({allocation.port for allocation in allocations}),
     )
 
 

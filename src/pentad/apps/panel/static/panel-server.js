@@ -92,29 +92,45 @@ for (const button of document.querySelectorAll("[data-power]")) {
 
 // ---------------------------------------------------------------- stats
 const charts = {};
-function chart(id, label, unit) {
+const STROKES = ["#2a7ae2", "#e2832a"];
+function chart(id, label, unit, names = [label]) {
   const element = document.getElementById(id);
   if (!element || !window.uPlot) return null;
-  const data = [[], []];
+  const data = [[], ...names.map(() => [])];
+  const series = names.map((name, index) => ({
+    label: `${name} (${unit})`, stroke: STROKES[index % STROKES.length], width: 2,
+    fill: index ? undefined : "rgba(42,122,226,0.1)",
+  }));
   const plot = new window.uPlot(
     { width: Math.max(280, element.clientWidth || 400), height: 160, title: label,
-      scales: { x: { time: true } },
-      series: [{}, { label: `${label} (${unit})`, stroke: "#2a7ae2", width: 2, fill: "rgba(42,122,226,0.1)" }] },
+      scales: { x: { time: true } }, series: [{}, ...series] },
     data, element);
   return { element, plot, data };
 }
 if (root.dataset.live) {
   charts.cpu = chart("cpu-chart", "CPU", "%");
   charts.memory = chart("memory-chart", "Memory", "MiB");
+  charts.net = chart("net-chart", "Network", "KiB/s", ["in", "out"]);
 }
 
-function push(entry, time, value) {
+function push(entry, time, ...values) {
   if (!entry) return;
   entry.data[0].push(time);
-  entry.data[1].push(value);
-  if (entry.data[0].length > CHART_POINTS) { entry.data[0].shift(); entry.data[1].shift(); }
+  values.forEach((value, index) => entry.data[index + 1].push(value));
+  if (entry.data[0].length > CHART_POINTS) for (const column of entry.data) column.shift();
   entry.plot.setData(entry.data);
   entry.element.dataset.points = String(entry.data[0].length);
+}
+
+// Rates from two samples of the agent's counters (which only grow; a drop means new counters: restart).
+let lastNet = null;
+function netRates(stats, time) {
+  if (stats.net_rx_bytes == null) { lastNet = null; return null; }
+  const previous = lastNet;
+  lastNet = { time, rx: stats.net_rx_bytes, tx: stats.net_tx_bytes };
+  if (!previous || time <= previous.time || lastNet.rx < previous.rx || lastNet.tx < previous.tx) return null;
+  const seconds = time - previous.time;
+  return { rx: (lastNet.rx - previous.rx) / seconds / 1024, tx: (lastNet.tx - previous.tx) / seconds / 1024 };
 }
 
 const mib = (bytes) => bytes / 1048576;
@@ -130,7 +146,14 @@ function showStats(stats, time) {
     `${mib(stats.memory_bytes).toFixed(1)} MiB` + (stats.memory_limit_bytes ? ` of ${mib(stats.memory_limit_bytes).toFixed(0)} MiB` : "");
   document.getElementById("stat-disk").textContent = `${mib(stats.disk_bytes).toFixed(1)} MiB`;
   document.getElementById("stat-net").textContent = stats.net_rx_bytes == null
-    ? (stats.net_unavailable || "—") : `${mib(stats.net_rx_bytes).toFixed(2)} / ${mib(stats.net_tx_bytes).toFixed(2)} MiB`;
+    ? (stats.net_unavailable || "—")
+    : `${mib(stats.net_rx_bytes).toFixed(2)} / ${mib(stats.net_tx_bytes).toFixed(2)} MiB` +
+      ` (${stats.net_rx_packets ?? 0} / ${stats.net_tx_packets ?? 0} packets)`;
+  const rates = netRates(stats, time);
+  if (rates) {
+    document.getElementById("stat-net-rate").textContent = `${rates.rx.toFixed(1)} / ${rates.tx.toFixed(1)} KiB/s`;
+    push(charts.net, time, rates.rx, rates.tx);
+  }
   document.getElementById("stat-uptime").textContent = duration(stats.uptime_s);
   document.getElementById("stat-players").textContent =
     stats.players == null ? "—" : `${stats.players}${stats.max_players == null ? "" : ` / ${stats.max_players}`}`;
