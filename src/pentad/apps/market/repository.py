@@ -4,6 +4,10 @@ skills). Later parts add their own sections (snapshots, character data, alerts, 
 
 from __future__ import annotations
 
+import hashlib
+import sys
+import zlib
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -19,6 +23,7 @@ from pentad.apps.market.analysis.depth import BookOrder, Level
 from pentad.apps.market.models import (
     BOOK_STATS,
     HISTORY,
+    HUB_LADDERS,
     ORDERS,
     MarketConstellation,
     MarketGroup,
@@ -391,6 +396,12 @@ class BidCover:
     system_id: int
     within: dict[str, list[int]]
 
+    def key(self, depth: int) -> str:
+        """A fingerprint of this cover and `depth` (what stored ladders were computed for)."""
+        within = sorted((jumps, sorted(systems)) for jumps, systems in self.within.items() if systems)
+        text = repr((depth, self.station_id, self.system_id, within))
+        return hashlib.sha256(text.encode()).hexdigest()
+
 
 @dataclass(frozen=True)
 class HubLadders:
@@ -470,6 +481,74 @@ async def hub_ladders(
             ladder.append(Level(order_id, int(price), remain, minimum))
         sides.append(ladders)
     return HubLadders(int(snapshot_id), captured_at, sides[0], sides[1])
+
+
+@dataclass(frozen=True)
+class StoredLadders:
+    """A hub's ladders as ingest stores them beside its snapshot (`market_hub_ladders`)."""
+
+    station_id: int
+    cover: str
+    """BidCover.key(depth) of the cover and depth they were computed with."""
+    asks: Ladders
+    bids: Ladders
+
+
+def pack_ladders(ladders: Ladders) -> bytes:
+    """One side of a hub's ladders as bytes: 64-bit little-endian integers, per type its id, its number of
+    orders and each order's id, cents, units left and minimum volume; zlib-compressed (fast level)."""
+    flat = array("q")
+    for type_id, ladder in ladders.items():
+        flat.append(type_id)
+        flat.append(len(ladder))
+        for level in ladder:
+            flat.extend(level)
+    if sys.byteorder == "big":
+        flat.byteswap()
+    return zlib.compress(flat.tobytes(), 1)
+
+
+def unpack_ladders(data: bytes) -> Ladders:
+    """The ladders `pack_ladders` packed."""
+    flat = array("q")
+    flat.frombytes(zlib.decompress(data))
+    if sys.byteorder == "big":
+        flat.byteswap()
+    values = flat.tolist()
+    make = Level._make
+    ladders: Ladders = {}
+    at, end = 0, len(values)
+    while at < end:
+        type_id, count = values[at], values[at + 1]
+        start, at = at + 2, at + 2 + 4 * count
+        fields = iter(values[start:at])
+        ladders[type_id] = list(map(make, zip(fields, fields, fields, fields, strict=True)))
+    return ladders
+
+
+async def stored_ladders(
+    session: AsyncSession, snapshot: tuple[int, datetime], station_id: int, cover: str
+) -> HubLadders | None:
+    """The ladders ingest stored for `station_id` in `snapshot` (id, capture time), when they were computed
+    for `cover` (BidCover.key); None otherwise (not a hub then, another map or depth, or pruned)."""
+    snapshot_id, captured_at = snapshot
+    connection = await session.connection()
+    table = insert_target(HUB_LADDERS, connection.dialect.name, captured_at)
+    if table is not HUB_LADDERS.table and not await connection.run_sync(
+        lambda sync: sync.dialect.has_table(sync, table.name)
+    ):
+        return None
+    c = table.c
+    row = (
+        await session.execute(
+            select(c.cover, c.asks, c.bids).where(
+                c.captured_at == captured_at, c.snapshot_id == snapshot_id, c.station_id == station_id
+            )
+        )
+    ).one_or_none()
+    if row is None or row[0] != cover:
+        return None
+    return HubLadders(int(snapshot_id), captured_at, unpack_ladders(row[1]), unpack_ladders(row[2]))
 
 
 async def region_system_ids(session: AsyncSession, region_id: int) -> list[int]:

@@ -31,7 +31,8 @@ from pentad.apps.market import repository
 from pentad.apps.market.analysis.depth import BookOrder, Fill, Level, walk_sorted
 from pentad.apps.market.analysis.fees import FeeRates
 from pentad.apps.market.analysis.routes import Preference, Route, RouteGraph, load_graph
-from pentad.apps.market.repository import BidCover, BookOrderRow, HubLadders, Ladders
+from pentad.apps.market.ingest.stats import Order
+from pentad.apps.market.repository import BidCover, BookOrderRow, HubLadders, Ladders, StoredLadders
 from pentad.apps.market.settings import Hub
 from pentad.core.context import AppContext, ResourceSpec
 
@@ -379,6 +380,69 @@ def bid_cover(hub: HubPlace, graph: RouteGraph, region_systems: Iterable[int]) -
     return BidCover(hub.station_id, hub.system_id, within)
 
 
+def book_ladders(orders: Iterable[Order], cover: BidCover, depth: int = DEPTH) -> tuple[Ladders, Ladders]:
+    """A hub's ladders from a whole region book in memory, as repository.hub_ladders ranks them in the
+    database: per type the sell orders at `cover.station_id` cheapest first and the buy orders `cover` lets
+    be sold into there highest first (equal prices oldest first, then by order id), prices in whole cents
+    (half up), orders priced at 0 left out, each side cut to its top `depth`."""
+    station, system = cover.station_id, cover.system_id
+    within = {jumps: frozenset(systems) for jumps, systems in cover.within.items()}
+    sells: dict[int, list[tuple[int, datetime, int, int, int]]] = {}
+    buys: dict[int, list[tuple[int, datetime, int, int, int]]] = {}
+    for order in orders:
+        if order.is_buy:
+            reach = order.range
+            if not (
+                order.location_id == station
+                or reach == "region"
+                or (reach == "solarsystem" and order.system_id == system)
+                or (reach in within and order.system_id in within[reach])
+            ):
+                continue
+            side = buys
+        elif order.location_id == station:
+            side = sells
+        else:
+            continue
+        cents = int((Decimal(repr(order.price)) * 100).to_integral_value(rounding=ROUND_HALF_UP))
+        if cents <= 0:
+            continue
+        key = -cents if side is buys else cents
+        side.setdefault(order.type_id, []).append(
+            (key, order.issued, order.order_id, order.volume_remain, order.min_volume)
+        )
+    ladders: list[Ladders] = []
+    for side in (sells, buys):
+        ranked: Ladders = {}
+        for type_id, rows in side.items():
+            rows.sort()
+            ranked[type_id] = [Level(o, abs(k), remain, least) for k, _, o, remain, least in rows[:depth]]
+        ladders.append(ranked)
+    return ladders[0], ladders[1]
+
+
+async def snapshot_ladders(
+    session: AsyncSession, hubs: Sequence[Hub], region_id: int, orders: Sequence[Order], depth: int = DEPTH
+) -> list[StoredLadders]:
+    """The ladders of the `hubs` in `region_id` over a new snapshot's `orders` (the region's whole book),
+    for ingest to store in the snapshot's own transaction (ingest/store.store_snapshot): a hauling search
+    then reads them (repository.stored_ladders) instead of ranking the book."""
+    here = [hub for hub in hubs if hub.region_id == region_id]
+    if not here:
+        return []
+    places = await hub_places(session, here)
+    if not places:
+        return []
+    graph = await load_graph(session)
+    systems = await repository.region_system_ids(session, region_id)
+    stored = []
+    for place in places:
+        cover = bid_cover(place, graph, systems)
+        asks, bids = book_ladders(orders, cover, depth)
+        stored.append(StoredLadders(place.station_id, cover.key(depth), asks, bids))
+    return stored
+
+
 class LadderCache:
     """Each hub's ladders for its region's current snapshot, kept per process (the `market.books`
     resource): a snapshot never changes once stored and every hauling search reads the same five hubs, so
@@ -422,9 +486,10 @@ async def hauling_search(
     cache: LadderCache | None = None,
 ) -> list[Haul]:
     """The hauling search over the hubs' regions' current snapshots (a region without one contributes
-    nothing): per hub two queries for the top `depth` orders of each side of each type, ranked by the
-    database (repository.hub_ladders) — or none when `cache` holds that snapshot's ladders — and one for
-    the types' volumes."""
+    nothing): per hub, the ladders `cache` holds for that snapshot, else those ingest stored beside it
+    (repository.stored_ladders: one indexed row), else the top `depth` orders of each side of each type
+    ranked by the database (repository.hub_ladders: a snapshot stored without them, a re-imported map,
+    another depth); and one query for the types' volumes."""
     graph = await load_graph(session)
     asks_at: dict[str, Ladders] = {}
     bids_for: dict[str, Ladders] = {}
@@ -435,7 +500,10 @@ async def hauling_search(
         book = None if cache is None else cache.get(hub, version, graph, depth)
         if book is None:
             systems = await repository.region_system_ids(session, hub.region_id)
-            book = await repository.hub_ladders(session, hub.region_id, bid_cover(hub, graph, systems), depth)
+            cover = bid_cover(hub, graph, systems)
+            book = await repository.stored_ladders(session, version, hub.station_id, cover.key(depth))
+            if book is None:
+                book = await repository.hub_ladders(session, hub.region_id, cover, depth)
             if book is None:
                 continue
             if cache is not None:
