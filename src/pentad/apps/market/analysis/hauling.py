@@ -19,10 +19,8 @@ volume; a type without a volume takes no cargo room.
 
 from __future__ import annotations
 
-import gc
 import heapq
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
@@ -459,25 +457,10 @@ async def snapshot_ladders(
     stored = []
     for place in places:
         cover = bid_cover(place, graph, systems)
-        with _collector_paused():
+        with repository.collector_paused():
             asks, bids = book_ladders(orders, cover, depth)
         stored.append(StoredLadders(place.station_id, cover.key(depth), asks, bids))
     return stored
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused while a book's ladders are built: the build makes tens of
-    thousands of acyclic objects beside the region's few hundred thousand orders, and each collection it
-    would trigger walks them all (the build took 2-4x longer). Nothing awaits inside, so no other task
-    runs meanwhile."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class LadderCache:
