@@ -343,6 +343,7 @@ async def test_ingest_stores_the_ladders_the_book_walk_gives(static_db: Database
             Order(15, TRITANIUM, ams, amarr.system_id, False, 3.30, 5, 5, 1, "region", old, 90, 1),
             Order(16, TRITANIUM, ams, amarr.system_id, False, 3.25, 0, 5, 1, "region", old, 90, 1),
             Order(17, 35, ams, amarr.system_id, False, 9.99, 7, 7, 1, "region", old, 90, 1),
+            Order(18, TRITANIUM, ams, amarr.system_id, False, 0.0, 5, 5, 1, "region", old, 90, 1),  # priced 0
         ]  # fmt: skip
         for region_id, orders in ((JITA.region_id, jita), (AMARR.region_id, amarr_orders)):
             ladders = await snapshot_ladders(session, [JITA, AMARR], region_id, orders)
@@ -378,7 +379,7 @@ async def test_ingest_stores_the_ladders_the_book_walk_gives(static_db: Database
         assert version is not None
         stored = await repository.stored_ladders(session, version, ams, amarr_cover.key(DEPTH))
         assert stored is not None
-        # Highest first, equal prices oldest first (12 before 11); 13 is elsewhere, 14 priced 0.
+        # Highest first, equal prices oldest first (12 before 11); 13 is elsewhere; 14 and 18 are priced 0.
         assert [(o.order_id, o.cents, o.min_volume) for o in stored.bids[TRITANIUM]] == [
             (12, 600, 1), (11, 600, 50), (10, 500, 1)]  # fmt: skip
         assert [o.order_id for o in stored.asks[TRITANIUM]] == [16, 15]

@@ -413,31 +413,25 @@ def book_ladders(orders: Iterable[Order], cover: BidCover, depth: int = DEPTH) -
 
 
 def _ranked(side: dict[int, list[Order]], depth: int, sign: int) -> Ladders:
-    """Each type's orders best first (`sign` 1: cheapest, -1: highest; then oldest, then by id), priced
-    above 0, cut to `depth`. Only the orders priced within the top `depth` are ranked in full."""
+    """Each type's orders priced above 0, best first (`sign` 1: cheapest, -1: highest; then oldest, then
+    by id), cut to `depth`. Only the orders priced within the top `depth` are ranked in full."""
     ranked: Ladders = {}
     for type_id, orders in side.items():
-        keys = [sign * round(order.price * 100) for order in orders]
-        if len(orders) > depth:
-            edge = heapq.nsmallest(depth, keys)[-1]
-            picked = [
-                (key, o.issued, o.order_id, o) for key, o in zip(keys, orders, strict=True) if key <= edge
+        priced = [(sign * cents, order) for order in orders if (cents := round(order.price * 100)) > 0]
+        if len(priced) > depth:
+            edge = heapq.nsmallest(depth, [key for key, _ in priced])[-1]
+            priced = [row for row in priced if row[0] <= edge]
+        priced.sort(key=_rank)
+        if priced:
+            ranked[type_id] = [
+                Level(order.order_id, sign * key, order.volume_remain, order.min_volume)
+                for key, order in priced[:depth]
             ]
-        else:
-            picked = [(key, o.issued, o.order_id, o) for key, o in zip(keys, orders, strict=True)]
-        picked.sort(key=_rank)
-        ladder = [
-            Level(o.order_id, sign * key, o.volume_remain, o.min_volume)
-            for key, _, _, o in picked
-            if key * sign > 0
-        ]
-        if ladder:
-            ranked[type_id] = ladder[:depth]
     return ranked
 
 
-def _rank(row: tuple[int, datetime, int, Order]) -> tuple[int, datetime, int]:
-    return row[0], row[1], row[2]
+def _rank(row: tuple[int, Order]) -> tuple[int, datetime, int]:
+    return row[0], row[1].issued, row[1].order_id
 
 
 async def snapshot_ladders(
