@@ -24,6 +24,7 @@ def test_the_spec_names_its_parts() -> None:
         ("market_orders", "captured_at", "hour"),
         ("market_book_stats", "captured_at", "day"),
         ("market_history", "date", "month"),
+        ("market_hub_ladders", "captured_at", "hour"),
     ]
 
 
