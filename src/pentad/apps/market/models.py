@@ -33,7 +33,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     Numeric,
     SmallInteger,
     String,
@@ -41,7 +40,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.mysql import LONGBLOB
+from sqlalchemy.dialects.mysql import LONGTEXT
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pentad.apps.market.settings import MarketSettings
@@ -51,8 +50,8 @@ from pentad.core.db.partitions import PartitionedTable
 
 PRICE = Numeric(20, 2)
 SERIAL = BigInteger().with_variant(Integer(), "sqlite")
-BLOB = LargeBinary().with_variant(LONGBLOB(), "mysql", "mariadb")
-"""Bytes of any size (MariaDB's plain BLOB stops at 64 KiB)."""
+LONG_TEXT = Text().with_variant(LONGTEXT(), "mysql", "mariadb")
+"""Text of any size (MariaDB's plain TEXT stops at 64 KiB)."""
 """An auto-incrementing 64-bit key (SQLite only autoincrements an INTEGER PRIMARY KEY)."""
 
 STATION_KINDS = ("npc", "structure")
@@ -259,9 +258,10 @@ class MarketHubLadder(Base):
     """Per snapshot and trade hub: the ladders hauling reads (analysis/hauling.py), computed at ingest in
     the snapshot's own transaction — each type's sell orders at the station cheapest first and the buy
     orders that can be sold into there highest first, each side cut to the search's depth — packed
-    (repository.pack_ladders). `cover` fingerprints the depth and which buy orders counted (the hub's
-    system and the systems within each jump range): a search whose own differs (a re-imported map, another
-    depth) ranks the orders itself. Partitioned like the orders (`captured_at`, one partition an hour)."""
+    (repository.pack_ladders: base64 text, as aiomysql cannot bind bytes). `cover` fingerprints the depth
+    and which buy orders counted (the hub's system and the systems within each jump range): a search whose
+    own differs (a re-imported map, another depth) ranks the orders itself. Partitioned like the orders
+    (`captured_at`, one partition an hour)."""
 
     __tablename__ = "market_hub_ladders"
 
@@ -269,8 +269,8 @@ class MarketHubLadder(Base):
     snapshot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     station_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     cover: Mapped[str] = mapped_column(String(64))
-    asks: Mapped[bytes] = mapped_column(BLOB)
-    bids: Mapped[bytes] = mapped_column(BLOB)
+    asks: Mapped[str] = mapped_column(LONG_TEXT)
+    bids: Mapped[str] = mapped_column(LONG_TEXT)
 
 
 class MarketBookStat(Base):

@@ -4,6 +4,7 @@ skills). Later parts add their own sections (snapshots, character data, alerts, 
 
 from __future__ import annotations
 
+import base64
 import gc
 import hashlib
 import sys
@@ -496,9 +497,10 @@ class StoredLadders:
     bids: Ladders
 
 
-def pack_ladders(ladders: Ladders) -> bytes:
-    """One side of a hub's ladders as bytes: 64-bit little-endian integers, per type its id, its number of
-    orders and each order's id, cents, units left and minimum volume; zlib-compressed (fast level)."""
+def pack_ladders(ladders: Ladders) -> str:
+    """One side of a hub's ladders as text: 64-bit little-endian integers — per type its id, its number of
+    orders and each order's id, cents, units left and minimum volume — zlib-compressed (fast level), in
+    base64 (a text column: the MariaDB driver, aiomysql, cannot bind bytes)."""
     flat = array("q")
     for type_id, ladder in ladders.items():
         flat.append(type_id)
@@ -507,7 +509,7 @@ def pack_ladders(ladders: Ladders) -> bytes:
             flat.extend(level)
     if sys.byteorder == "big":
         flat.byteswap()
-    return zlib.compress(flat.tobytes(), 1)
+    return base64.b64encode(zlib.compress(flat.tobytes(), 1)).decode("ascii")
 
 
 @contextmanager
@@ -525,10 +527,10 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def unpack_ladders(data: bytes) -> Ladders:
+def unpack_ladders(data: str) -> Ladders:
     """The ladders `pack_ladders` packed."""
     flat = array("q")
-    flat.frombytes(zlib.decompress(data))
+    flat.frombytes(zlib.decompress(base64.b64decode(data)))
     if sys.byteorder == "big":
         flat.byteswap()
     values = flat.tolist()

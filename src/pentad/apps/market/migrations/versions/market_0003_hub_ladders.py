@@ -19,7 +19,7 @@ down_revision: str | Sequence[str] | None = "market_0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-BLOB = sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+LONG_TEXT = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
 
 def _hub_ladders() -> partitions.PartitionedTable:
@@ -30,8 +30,8 @@ def _hub_ladders() -> partitions.PartitionedTable:
         sa.Column("snapshot_id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("station_id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("cover", sa.String(length=64), nullable=False),
-        sa.Column("asks", BLOB, nullable=False),
-        sa.Column("bids", BLOB, nullable=False),
+        sa.Column("asks", LONG_TEXT, nullable=False),
+        sa.Column("bids", LONG_TEXT, nullable=False),
         sa.PrimaryKeyConstraint("captured_at", "snapshot_id", "station_id", name="pk_market_hub_ladders"),
     )
     return partitions.PartitionedTable(table, "captured_at", "hour", ahead=2)
