@@ -8,10 +8,12 @@
 - scan: `station_scan` over every type at Jita (BENCH_MARKET_TYPES types x 10 orders at each of the five
   hubs, stored as snapshots), BENCH_MARKET_RUNS runs. Baseline: reading the same station's current book
   (`repository.current_book`, the rows the scan needs) alone.
-- hauling: `hauling_search` across the five hubs, cold (the hubs' ladders read and ranked by the database
-  for every search) and warm (the ladders of the current snapshots kept per process, analysis.hauling
-  LadderCache: what the API does after the first search of a snapshot); baseline: reading the five hubs'
-  books alone.
+- hauling: `hauling_search` across the five hubs, cold (the hubs' ladders computed at ingest and stored
+  with each snapshot, read back for every search: the first search after a new snapshot), cold without
+  them (the ladders ranked by the database for every search: a snapshot stored without them, or another
+  depth — measured with depth DEPTH + 1, which the stored ones do not match) and warm (the ladders of the
+  current snapshots kept per process, analysis.hauling LadderCache: what the API does after the first
+  search of a snapshot); baseline: reading the five hubs' books alone.
 
     .venv/bin/python bench/market.py
     BENCH_MARKET_PAGES=50 BENCH_MARKET_TYPES=2000 .venv/bin/python bench/market.py   # a quick look
@@ -47,7 +49,14 @@ from pentad.app import create_app
 from pentad.apps import enabled_apps
 from pentad.apps.market import repository, sde
 from pentad.apps.market.analysis.fees import FeeSkills, fee_rates
-from pentad.apps.market.analysis.hauling import HaulLimits, LadderCache, hauling_search, hub_places
+from pentad.apps.market.analysis.hauling import (
+    DEPTH,
+    HaulLimits,
+    LadderCache,
+    hauling_search,
+    hub_places,
+    snapshot_ladders,
+)
 from pentad.apps.market.analysis.station import station_scan
 from pentad.apps.market.esi.client import EsiClient, EsiConfig
 from pentad.apps.market.esi.governor import Governor
@@ -189,9 +198,10 @@ async def _store_books(platform: Platform) -> int:
                 book.append(Order(order_id, type_id, hub.station_id, hub.system_id, buy, price, remain,
                                   remain + rnd.randint(0, 500), 1, where, issued, 90, 1))  # fmt: skip
         async with platform.database.transaction() as session:
+            ladders = await snapshot_ladders(session, HUBS, hub.region_id, book)
             await store.store_snapshot(
                 session, region_id=hub.region_id, captured_at=captured, last_modified=None, expires_at=None,
-                pages=1, etags={}, orders=book, stats=book_stats(book, captured),
+                pages=1, etags={}, orders=book, stats=book_stats(book, captured), ladders=ladders,
             )  # fmt: skip
             if hub.key == "jita":
                 for type_id in range(1, TYPES + 1, 2):
@@ -237,6 +247,12 @@ async def _analysis(data_dir: Path, parts: set[str]) -> dict[str, Any]:
         async with database.transaction(writes=False) as session:
             await hauling_search(session, places, rates, HaulLimits(60000, Decimal(10**9)), limit=HAULS)
 
+    async def haul_ranked() -> None:
+        async with database.transaction(writes=False) as session:
+            await hauling_search(
+                session, places, rates, HaulLimits(60000, Decimal(10**9)), limit=HAULS, depth=DEPTH + 1
+            )
+
     ladders = LadderCache()
 
     async def haul_warm() -> None:
@@ -256,6 +272,7 @@ async def _analysis(data_dir: Path, parts: set[str]) -> dict[str, Any]:
         result["read_station"] = await _timed(RUNS, read_station)
     if "hauling" in parts:
         result["hauling"] = await _timed(RUNS, haul)
+        result["hauling_ranked"] = await _timed(RUNS, haul_ranked)
         result["hauling_warm"] = await _timed(RUNS, haul_warm)
         result["read_hubs"] = await _timed(RUNS, read_hubs)
     await platform.close()
@@ -286,6 +303,7 @@ def markdown(result: dict[str, Any]) -> str:
     ingest_part, analysis = result["ingest"], result["analysis"]
     scan, station, haul, hubs = (analysis[k] for k in ("scan", "read_station", "hauling", "read_hubs"))
     warm = analysis.get("hauling_warm", {"p50_s": "-", "p95_s": 0})
+    ranked = analysis.get("hauling_ranked", {"p50_s": "-", "p95_s": 0})
     return "\n".join([
         "# market: ingest, station scan, hauling",
         "",
@@ -300,7 +318,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         "| | seconds | baseline: fetch only (httpx, same concurrency) | ratio |",
         "|---|---:|---:|---:|",
-        f"| `refresh_region` end to end (fetch, parse, statistics, one snapshot transaction) | "
+        f"| `refresh_region` end to end (fetch, parse, statistics, hub ladders, one snapshot transaction) | "
         f"{ingest_part['ingest_seconds']} | {ingest_part['fetch_only_seconds']} | "
         f"{_x(ingest_part['ingest_seconds'], ingest_part['fetch_only_seconds'])} |",
         "",
@@ -314,10 +332,13 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---:|---:|---|---:|---:|",
         f"| `station_scan`, every type at Jita | {scan['p50_s']} s | {scan['p95_s']} s | reading Jita's book "
         f"(`current_book`) | {station['p95_s']} s | {_x(scan['p95_s'], station['p95_s'])} |",
-        f"| `hauling_search`, five hubs (best {analysis.get('hauls', 'all')}), cold: ladders read by the "
-        "database "
+        f"| `hauling_search`, five hubs (best {analysis.get('hauls', 'all')}), cold: the ladders stored at "
+        "ingest read back "
         f"| {haul['p50_s']} s | {haul['p95_s']} s | reading the five books | "
         f"{hubs['p95_s']} s | {_x(haul['p95_s'], hubs['p95_s'])} |",
+        f"| `hauling_search`, five hubs, cold without stored ladders: ranked by the database "
+        f"| {ranked['p50_s']} s | {ranked['p95_s']} s | reading the five books | "
+        f"{hubs['p95_s']} s | {_x(ranked['p95_s'], hubs['p95_s'])} |",
         f"| `hauling_search`, five hubs, warm: ladders of the current snapshots kept (LadderCache) "
         f"| {warm['p50_s']} s | {warm['p95_s']} s | reading the five books | "
         f"{hubs['p95_s']} s | {_x(warm['p95_s'], hubs['p95_s'])} |",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pentad.app import create_app
 from pentad.apps.market import permissions
-from pentad.apps.market.models import BOOK_STATS, HISTORY, ORDERS
+from pentad.apps.market.models import BOOK_STATS, HISTORY, HUB_LADDERS, ORDERS
 from pentad.apps.market.spec import APP
 from pentad.core.db.partitions import MAINTAIN_JOB
 from pentad.core.platform import Platform
@@ -19,11 +19,12 @@ def test_the_spec_names_its_parts() -> None:
     assert APP.name == "market"
     assert APP.migrations is not None
     assert (APP.migrations / "market_0001_initial.py").is_file()
-    assert list(APP.partitioned_tables) == [ORDERS, BOOK_STATS, HISTORY]
+    assert list(APP.partitioned_tables) == [ORDERS, BOOK_STATS, HISTORY, HUB_LADDERS]
     assert [(t.name, t.column, t.period) for t in APP.partitioned_tables] == [
         ("market_orders", "captured_at", "hour"),
         ("market_book_stats", "captured_at", "day"),
         ("market_history", "date", "month"),
+        ("market_hub_ladders", "captured_at", "hour"),
     ]
 
 
@@ -47,4 +48,5 @@ def test_members_use_the_market_and_the_advisor_admins_also_run_it(tmp_path: Pat
     assert ORDERS.retention is not None
     assert BOOK_STATS.retention is not None
     assert ORDERS.retention(platform) == timedelta(hours=3)
+    assert HUB_LADDERS.retention is ORDERS.retention  # the ladders go with their orders
     assert BOOK_STATS.retention(platform) == timedelta(days=2)

@@ -40,6 +40,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.mysql import LONGTEXT
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pentad.apps.market.settings import MarketSettings
@@ -49,6 +50,8 @@ from pentad.core.db.partitions import PartitionedTable
 
 PRICE = Numeric(20, 2)
 SERIAL = BigInteger().with_variant(Integer(), "sqlite")
+LONG_TEXT = Text().with_variant(LONGTEXT(), "mysql", "mariadb")
+"""Text of any size (MariaDB's plain TEXT stops at 64 KiB)."""
 """An auto-incrementing 64-bit key (SQLite only autoincrements an INTEGER PRIMARY KEY)."""
 
 STATION_KINDS = ("npc", "structure")
@@ -249,6 +252,25 @@ class MarketOrder(Base):
     range: Mapped[str] = mapped_column(String(16))
     issued: Mapped[datetime]
     duration: Mapped[int] = mapped_column(Integer)
+
+
+class MarketHubLadder(Base):
+    """Per snapshot and trade hub: the ladders hauling reads (analysis/hauling.py), computed at ingest in
+    the snapshot's own transaction — each type's sell orders at the station cheapest first and the buy
+    orders that can be sold into there highest first, each side cut to the search's depth — packed
+    (repository.pack_ladders: base64 text, as aiomysql cannot bind bytes). `cover` fingerprints the depth
+    and which buy orders counted (the hub's system and the systems within each jump range): a search whose
+    own differs (a re-imported map, another depth) ranks the orders itself. Partitioned like the orders
+    (`captured_at`, one partition an hour)."""
+
+    __tablename__ = "market_hub_ladders"
+
+    captured_at: Mapped[datetime] = mapped_column(primary_key=True)
+    snapshot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    station_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    cover: Mapped[str] = mapped_column(String(64))
+    asks: Mapped[str] = mapped_column(LONG_TEXT)
+    bids: Mapped[str] = mapped_column(LONG_TEXT)
 
 
 class MarketBookStat(Base):
@@ -630,9 +652,12 @@ ORDERS = PartitionedTable(
 BOOK_STATS = PartitionedTable(
     cast(Table, MarketBookStat.__table__), "captured_at", "day", ahead=2, retention=_stats_retention
 )
+HUB_LADDERS = PartitionedTable(
+    cast(Table, MarketHubLadder.__table__), "captured_at", "hour", ahead=2, retention=_orders_retention
+)
 HISTORY = PartitionedTable(
     cast(Table, MarketHistory.__table__), "date", "month", ahead=1, retention=_history_retention
 )
-PARTITIONED = (ORDERS, BOOK_STATS, HISTORY)
+PARTITIONED = (ORDERS, BOOK_STATS, HISTORY, HUB_LADDERS)
 """The market's time-partitioned tables (AppSpec.partitioned_tables): the core's cron job makes their
 periods ahead and drops those older than the retention settings."""

@@ -4,7 +4,14 @@ skills). Later parts add their own sections (snapshots, character data, alerts, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+import gc
+import hashlib
+import sys
+import zlib
+from array import array
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -19,6 +26,7 @@ from pentad.apps.market.analysis.depth import BookOrder, Level
 from pentad.apps.market.models import (
     BOOK_STATS,
     HISTORY,
+    HUB_LADDERS,
     ORDERS,
     MarketConstellation,
     MarketGroup,
@@ -391,6 +399,12 @@ class BidCover:
     system_id: int
     within: dict[str, list[int]]
 
+    def key(self, depth: int) -> str:
+        """A fingerprint of this cover and `depth` (what stored ladders were computed for)."""
+        within = sorted((jumps, sorted(systems)) for jumps, systems in self.within.items() if systems)
+        text = repr((depth, self.station_id, self.system_id, within))
+        return hashlib.sha256(text.encode()).hexdigest()
+
 
 @dataclass(frozen=True)
 class HubLadders:
@@ -470,6 +484,92 @@ async def hub_ladders(
             ladder.append(Level(order_id, int(price), remain, minimum))
         sides.append(ladders)
     return HubLadders(int(snapshot_id), captured_at, sides[0], sides[1])
+
+
+@dataclass(frozen=True)
+class StoredLadders:
+    """A hub's ladders as ingest stores them beside its snapshot (`market_hub_ladders`)."""
+
+    station_id: int
+    cover: str
+    """BidCover.key(depth) of the cover and depth they were computed with."""
+    asks: Ladders
+    bids: Ladders
+
+
+def pack_ladders(ladders: Ladders) -> str:
+    """One side of a hub's ladders as text: 64-bit little-endian integers — per type its id, its number of
+    orders and each order's id, cents, units left and minimum volume — zlib-compressed (fast level), in
+    base64 (a text column: the MariaDB driver, aiomysql, cannot bind bytes)."""
+    flat = array("q")
+    for type_id, ladder in ladders.items():
+        flat.append(type_id)
+        flat.append(len(ladder))
+        for level in ladder:
+            flat.extend(level)
+    if sys.byteorder == "big":
+        flat.byteswap()
+    return base64.b64encode(zlib.compress(flat.tobytes(), 1)).decode("ascii")
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while ladders are built or unpacked: that makes tens or
+    hundreds of thousands of acyclic objects at once, and each collection it would trigger walks every
+    object the process holds (a region's book at ingest: the build took 2-4x longer). Only around
+    synchronous code: nothing awaits inside, so no other task runs meanwhile."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def unpack_ladders(data: str) -> Ladders:
+    """The ladders `pack_ladders` packed."""
+    flat = array("q")
+    flat.frombytes(zlib.decompress(base64.b64decode(data)))
+    if sys.byteorder == "big":
+        flat.byteswap()
+    values = flat.tolist()
+    make = Level._make
+    ladders: Ladders = {}
+    at, end = 0, len(values)
+    while at < end:
+        type_id, count = values[at], values[at + 1]
+        start, at = at + 2, at + 2 + 4 * count
+        fields = iter(values[start:at])
+        ladders[type_id] = list(map(make, zip(fields, fields, fields, fields, strict=True)))
+    return ladders
+
+
+async def stored_ladders(
+    session: AsyncSession, snapshot: tuple[int, datetime], station_id: int, cover: str
+) -> HubLadders | None:
+    """The ladders ingest stored for `station_id` in `snapshot` (id, capture time), when they were computed
+    for `cover` (BidCover.key); None otherwise (not a hub then, another map or depth, or pruned)."""
+    snapshot_id, captured_at = snapshot
+    connection = await session.connection()
+    table = insert_target(HUB_LADDERS, connection.dialect.name, captured_at)
+    if table is not HUB_LADDERS.table and not await connection.run_sync(
+        lambda sync: sync.dialect.has_table(sync, table.name)
+    ):
+        return None
+    c = table.c
+    row = (
+        await session.execute(
+            select(c.cover, c.asks, c.bids).where(
+                c.captured_at == captured_at, c.snapshot_id == snapshot_id, c.station_id == station_id
+            )
+        )
+    ).one_or_none()
+    if row is None or row[0] != cover:
+        return None
+    with collector_paused():
+        asks, bids = unpack_ladders(row[1]), unpack_ladders(row[2])
+    return HubLadders(int(snapshot_id), captured_at, asks, bids)
 
 
 async def region_system_ids(session: AsyncSession, region_id: int) -> list[int]:

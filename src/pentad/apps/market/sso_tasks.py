@@ -6,6 +6,9 @@
   day are deleted.
 - `market.refresh_token` `{"character": <link id>}`: refresh one character's tokens (rotation stored; a
   refused token sets `needs_reauth`). The SSO being down is a wait (`RetryLater`), not a failure.
+- `market.mail_reauth` `{"character": <link id>}`: e-mail the user that the character needs linking again
+  (queued once per transition to `needs_reauth`, beside a `character.status` event on the user's topic);
+  nothing when it was linked again meanwhile, or the account is gone, inactive or has no address.
 - `market.revoke_token` (secret `{"token"}`): revoke a refresh token whose character was unlinked while
   the SSO was down; retried with backoff, dead-lettered after 8 attempts. The token is encrypted in the
   job row and deleted on success.
@@ -27,10 +30,14 @@ from pentad.apps.market.models import MarketCharacter, MarketSsoState
 from pentad.apps.market.sso import InvalidGrant, SsoError
 from pentad.apps.market.sso import SsoUnavailable as SsoDown
 from pentad.core.audit import SYSTEM
+from pentad.core.auth.service import AuthService
 from pentad.core.context import JobContext
 from pentad.core.db.base import utcnow
+from pentad.core.errors import NotFound
 from pentad.core.jobs.queue import enqueue
 from pentad.core.jobs.registry import CronSpec, JobSpec, RetryLater
+from pentad.core.mail import enqueue_mail
+from pentad.core.platform import Platform
 
 logger = structlog.get_logger("pentad.market.sso")
 
@@ -79,6 +86,33 @@ async def refresh_token(context: JobContext, payload: dict[str, Any]) -> None:
             raise RetryLater(SSO_DOWN_WAIT, "EVE SSO unavailable") from None
 
 
+REAUTH_MAIL_TEMPLATE = "market_reauth"
+
+
+async def mail_reauth(context: JobContext, payload: dict[str, Any]) -> None:
+    platform = context.platform
+    assert isinstance(platform, Platform)
+    async with platform.database.transaction() as session:
+        character = await session.get(MarketCharacter, uuid.UUID(str(payload["character"])))
+        if character is None or character.status != characters.NEEDS_REAUTH:
+            return  # unlinked or linked again meanwhile
+        try:
+            user = await AuthService(session, platform).get_user(character.user_id)
+        except NotFound:
+            return
+        if not user.is_active or not user.email:
+            return
+        await enqueue_mail(
+            session,
+            platform.keyring,
+            REAUTH_MAIL_TEMPLATE,
+            to=user.email,
+            name=user.display_name,
+            character=character.name,
+            link=platform.base_url.rstrip("/") + "/market",
+        )
+
+
 async def revoke_token(context: JobContext, payload: dict[str, Any]) -> None:
     token = str(context.secret()["token"])
     try:
@@ -95,6 +129,7 @@ async def revoke_token(context: JobContext, payload: dict[str, Any]) -> None:
 JOBS = [
     JobSpec(CHECK_TOKENS, check_tokens, concurrency=1, timeout=120),
     JobSpec(REFRESH_TOKEN, refresh_token, concurrency=4, timeout=60, max_attempts=5),
+    JobSpec(characters.REAUTH_MAIL_JOB, mail_reauth, timeout=60, max_attempts=5),
     JobSpec(REVOKE_TOKEN, revoke_token, concurrency=2, timeout=60, max_attempts=8),
 ]
 CRON = [CronSpec(CHECK_TOKENS, every=3600)]

@@ -50,4 +50,16 @@ class CharacterSynced(BaseModel):
     detail: str | None = None
 
 
+class CharacterStatus(BaseModel):
+    """A linked character's status changed; `needs_reauth`: EVE SSO no longer accepts the link (`reason`:
+    refresh_refused, token_invalid or owner_changed) and the user must link it again."""
+
+    type: Literal["character.status"] = "character.status"
+    character: uuid.UUID
+    character_id: int
+    name: str
+    status: str
+    reason: str
+
+
 TOPICS = (TopicSpec("market.user.{user_id}", _is_own_user_topic, history_size=100, requires=MARKET_USE),)

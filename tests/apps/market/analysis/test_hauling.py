@@ -19,15 +19,18 @@ import pytest
 from pentad.apps.market import repository
 from pentad.apps.market.analysis.fees import FeeRates, FeeSkills, fee_rates
 from pentad.apps.market.analysis.hauling import (
+    DEPTH,
     Haul,
     HaulLimits,
     HubPlace,
     LadderCache,
     bid_cover,
+    book_ladders,
     covers,
     hauling_search,
     hub_places,
     search,
+    snapshot_ladders,
 )
 from pentad.apps.market.analysis.routes import Preference, RouteGraph, load_graph
 from pentad.apps.market.ingest import store
@@ -314,3 +317,78 @@ async def test_kept_ladders_serve_their_snapshot_only(static_db: Database) -> No
         (newer,) = await hauling_search(session, hubs, TRAINED, hold, cache=cache)
     # 500 units sold at 6.00 now: revenue 3000.00.
     assert newer.revenue == Decimal("3000.00")
+
+
+async def test_ingest_stores_the_ladders_the_book_walk_gives(static_db: Database) -> None:
+    """The ladders computed at ingest (snapshot_ladders, stored with the snapshot) equal the database's
+    ranking of the stored book (hub_ladders) at each depth — ties oldest first, a zero price left out,
+    ranged buys by their reach — and a search reading them answers what ranking the books answers; a
+    search with another depth (or map) does not read them."""
+    captured = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    old = captured - timedelta(days=1)
+    async with static_db.transaction() as session:
+        hubs = await hub_places(session, [JITA, AMARR])
+        graph = await load_graph(session)
+        amarr = hubs[1]
+        region = await repository.region_system_ids(session, AMARR.region_id)
+        near = next(s for s in region if s in graph and graph.jumps(s, amarr.system_id, "shortest") == 1)
+        js, jsys, ams = JITA.station_id, 30000142, AMARR.station_id
+        jita = [Order(1, TRITANIUM, js, jsys, False, 4.00, 1000, 1000, 1, "region", old, 90, 1)]
+        amarr_orders = [
+            Order(10, TRITANIUM, ams, amarr.system_id, True, 5.00, 600, 600, 1, "station", old, 90, 1),
+            Order(11, TRITANIUM, 1, near, True, 6.00, 100, 100, 50, "1", old, 90, 1),
+            Order(12, TRITANIUM, 2, near, True, 6.00, 100, 100, 1, "1", old - timedelta(hours=1), 90, 1),
+            Order(13, TRITANIUM, 3, near, True, 7.00, 100, 100, 1, "station", old, 90, 1),  # elsewhere
+            Order(14, TRITANIUM, ams, amarr.system_id, True, 0.0, 100, 100, 1, "station", old, 90, 1),
+            Order(15, TRITANIUM, ams, amarr.system_id, False, 3.30, 5, 5, 1, "region", old, 90, 1),
+            Order(16, TRITANIUM, ams, amarr.system_id, False, 3.25, 0, 5, 1, "region", old, 90, 1),
+            Order(17, 35, ams, amarr.system_id, False, 9.99, 7, 7, 1, "region", old, 90, 1),
+            Order(18, TRITANIUM, ams, amarr.system_id, False, 0.0, 5, 5, 1, "region", old, 90, 1),  # priced 0
+        ]  # fmt: skip
+        for region_id, orders in ((JITA.region_id, jita), (AMARR.region_id, amarr_orders)):
+            ladders = await snapshot_ladders(session, [JITA, AMARR], region_id, orders)
+            assert [hub.station_id for hub in ladders] == [
+                JITA.station_id if region_id == JITA.region_id else ams
+            ]
+            await store.store_snapshot(
+                session, region_id=region_id, captured_at=captured, last_modified=None, expires_at=None,
+                pages=1, etags={}, orders=orders, stats=book_stats(orders, captured), ladders=ladders,
+            )  # fmt: skip
+    async with static_db.transaction(writes=False) as session:
+        for hub, systems in (
+            (amarr, region),
+            (hubs[0], await repository.region_system_ids(session, JITA.region_id)),
+        ):
+            cover = bid_cover(hub, graph, systems)
+            version = await repository.current_snapshot(session, hub.region_id)
+            assert version is not None
+            stored = await repository.stored_ladders(session, version, hub.station_id, cover.key(DEPTH))
+            ranked = await repository.hub_ladders(session, hub.region_id, cover, DEPTH)
+            assert stored is not None
+            assert ranked is not None
+            assert (stored.asks, stored.bids) == (ranked.asks, ranked.bids)
+            book = amarr_orders if hub is amarr else jita
+            for depth in (1, 2):
+                top = await repository.hub_ladders(session, hub.region_id, cover, depth)
+                assert top is not None
+                assert book_ladders(book, cover, depth) == (top.asks, top.bids)
+            # Stored for DEPTH only: another depth is ranked by the database.
+            assert await repository.stored_ladders(session, version, hub.station_id, cover.key(2)) is None
+        amarr_cover = bid_cover(amarr, graph, region)
+        version = await repository.current_snapshot(session, AMARR.region_id)
+        assert version is not None
+        stored = await repository.stored_ladders(session, version, ams, amarr_cover.key(DEPTH))
+        assert stored is not None
+        # Highest first, equal prices oldest first (12 before 11); 13 is elsewhere; 14 and 18 are priced 0.
+        assert [(o.order_id, o.cents, o.min_volume) for o in stored.bids[TRITANIUM]] == [
+            (12, 600, 1), (11, 600, 50), (10, 500, 1)]  # fmt: skip
+        assert [o.order_id for o in stored.asks[TRITANIUM]] == [16, 15]
+        read = await hauling_search(session, hubs, TRAINED, HaulLimits(5, Decimal(10**6)))
+        ranked_only = await hauling_search(
+            session, hubs, TRAINED, HaulLimits(5, Decimal(10**6)), depth=DEPTH + 1
+        )
+    assert read == ranked_only
+    # 500 units bought at Jita for 2000.00, sold 100 @ 6.00 (12), then 11 (minimum 50 of 400 left) 100 @
+    # 6.00 and 300 @ 5.00: 2700.00; tax 3.375 % = 91.125 -> 91.13; profit 608.87.
+    (haul,) = read
+    assert (haul.units, haul.revenue, haul.profit) == (500, Decimal("2700.00"), Decimal("608.87"))

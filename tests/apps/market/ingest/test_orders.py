@@ -12,6 +12,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pentad.apps.market import repository, sde
+from pentad.apps.market.analysis.hauling import DEPTH, bid_cover, hub_places
+from pentad.apps.market.analysis.routes import load_graph
 from pentad.apps.market.ingest import orders as ingest
 from pentad.apps.market.ingest import store
 from pentad.apps.market.models import (
@@ -21,6 +24,7 @@ from pentad.apps.market.models import (
     MarketRegionState,
     MarketSnapshot,
 )
+from pentad.apps.market.settings import Hub
 from pentad.core.db.partitions import insert_target
 from pentad.core.jobs.models import Job
 from pentad.core.jobs.registry import RetryLater
@@ -316,3 +320,31 @@ async def test_refreshes_orders_and_esi_errors_are_counted_on_metrics(
     assert sample("esi_errors_total", code="esi_unavailable") == errors_before + 1
     # A failed refresh does not make the book look current.
     assert sample("book_current_timestamp_seconds") == current
+
+
+async def test_the_hubs_ladders_are_stored_with_the_snapshot(platform: Platform, esi: FakeEsiServer) -> None:
+    """With the static data imported, a refresh stores, in the snapshot's transaction, the ladders of the
+    region's trade hub (Jita here; Amarr is elsewhere): the same as the database ranks from the stored
+    orders, so a hauling search reads them instead."""
+    async with platform.database.transaction() as session:
+        await sde.import_subset(session)
+    esi.fake.generate_book(REGION, pages=2, page_size=60, types=4, locations=LOCATIONS)
+    outcome = await _refresh(platform, esi)
+    assert outcome.status == "ok"
+    async with platform.database.transaction(writes=False) as session:
+        (jita,) = await hub_places(session, [Hub("jita", 60003760, REGION)])
+        cover = bid_cover(
+            jita, await load_graph(session), await repository.region_system_ids(session, REGION)
+        )
+        version = await repository.current_snapshot(session, REGION)
+        assert version is not None
+        assert version[0] == outcome.snapshot_id
+        stored = await repository.stored_ladders(session, version, jita.station_id, cover.key(DEPTH))
+        ranked = await repository.hub_ladders(session, REGION, cover, DEPTH)
+        assert stored is not None
+        assert ranked is not None
+        assert stored.asks
+        assert stored.bids
+        assert (stored.asks, stored.bids) == (ranked.asks, ranked.bids)
+        # Only the hubs get ladders: the other station of the book has none.
+        assert await repository.stored_ladders(session, version, 60003761, cover.key(DEPTH)) is None

@@ -22,6 +22,7 @@ from pentad.apps.market.alert_tasks import DIGEST, EVALUATE_HUB, ON_SNAPSHOT
 from pentad.apps.market.esi.resource import ESI_CLIENT
 from pentad.apps.market.ingest.orders import refresh_region
 from pentad.apps.market.models import MarketAlertEvent, MarketPushSubscription
+from pentad.apps.market.sso_tasks import REFRESH_TOKEN
 from pentad.core.jobs.models import Job
 from pentad.core.jobs.queue import enqueue
 from pentad.core.platform import Platform
@@ -422,3 +423,43 @@ async def test_quiet_hours_hold_delivery_and_the_hourly_limit_folds_into_a_diges
     assert len(inbox.messages) == 2
     assert inbox.messages[1]["Subject"] == "2 market alerts"
     assert all((e.delivered or {}).get("sent") for e in await events(platform))
+
+
+async def test_a_dead_link_is_told_once_per_transition_live_and_by_mail(
+    app: FastAPI, client: httpx.AsyncClient, platform: Platform, alice: Account, sso: FakeSso, inbox: Inbox,
+    hub: None,
+) -> None:  # fmt: skip
+    link_id = await link(client, alice, TRADER, sso)
+    sso.revoke_character(TRADER)  # the player removed our application's access
+    async with connected(app, token(alice)) as socket:
+        assert (await socket.request("subscribe", topic=f"market.user.{alice.user.id}"))["ok"]
+        async with platform.database.transaction() as session:
+            await enqueue(session, REFRESH_TOKEN, {"character": str(link_id)})
+        await run_due_jobs(platform)
+        frame = (await socket.event())["data"]
+    assert frame == {
+        "type": "character.status", "character": str(link_id), "character_id": TRADER, "name": "Trader Joe",
+        "status": "needs_reauth", "reason": "refresh_refused",
+    }  # fmt: skip
+    await run_due_jobs(platform)
+    (mail,) = inbox.messages
+    assert mail["To"] == alice.user.email
+    assert "Trader Joe" in mail["Subject"]
+    (text,) = (part for part in mail.walk() if part.get_content_type() == "text/plain")
+    body = text.get_payload(decode=True)
+    assert isinstance(body, bytes)
+    assert "https://pentad.test/market" in body.decode()
+    # Still dead: checking it again tells nobody again.
+    async with platform.database.transaction() as session:
+        await enqueue(session, REFRESH_TOKEN, {"character": str(link_id)})
+    await run_due_jobs(platform)
+    await run_due_jobs(platform)
+    assert len(inbox.messages) == 1
+    # Linked again, then sold to another EVE account: a new transition, a new mail.
+    assert await link(client, alice, TRADER, sso) == link_id
+    sso.transfer(TRADER)
+    async with platform.database.transaction() as session:
+        await enqueue(session, REFRESH_TOKEN, {"character": str(link_id)})
+    await run_due_jobs(platform)
+    await run_due_jobs(platform)
+    assert len(inbox.messages) == 2

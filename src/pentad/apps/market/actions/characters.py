@@ -49,6 +49,7 @@ from pentad.apps.market.sso import (
 )
 from pentad.apps.market.sso import SsoUnavailable as SsoDown
 from pentad.apps.market.sso_jwks import CharacterToken, JwksCache, JwksUnavailable, TokenInvalid
+from pentad.apps.market.topics import CharacterStatus, user_topic
 from pentad.core import audit
 from pentad.core.auth.grants import delete_resource_grants, grant_role
 from pentad.core.context import AppContext, ResourceSpec
@@ -57,11 +58,14 @@ from pentad.core.db.base import utcnow, uuid7
 from pentad.core.db.hooks import commit_even_on_error
 from pentad.core.errors import BadRequest
 from pentad.core.jobs.queue import SecretPayload, enqueue
+from pentad.core.realtime.publish import publish
 
 logger = structlog.get_logger("pentad.market.sso")
 
 OK = "ok"
 NEEDS_REAUTH = "needs_reauth"
+REAUTH_MAIL_JOB = "market.mail_reauth"
+"""The job mailing a user that a character of theirs must be linked again (sso_tasks.py)."""
 REVOKE_JOB = "market.revoke_token"
 
 
@@ -395,9 +399,30 @@ async def do_refresh(market: MarketContext, character: MarketCharacter) -> Refre
 
 
 async def _needs_reauth(market: MarketContext, character: MarketCharacter, reason: str) -> None:
+    """The link is dead: the token is dropped and, on the transition only, the user is told — a
+    `character.status` event on their own topic (after the commit) and an e-mail (REAUTH_MAIL_JOB)."""
+    was = character.status
     character.status = NEEDS_REAUTH
     character.refresh_token = None
     await market.session.flush()
+    if was != NEEDS_REAUTH:
+        publish(
+            market.session,
+            user_topic(character.user_id),
+            CharacterStatus(
+                character=character.id,
+                character_id=character.character_id,
+                name=character.name,
+                status=NEEDS_REAUTH,
+                reason=reason,
+            ),
+        )
+        await enqueue(
+            market.session,
+            REAUTH_MAIL_JOB,
+            {"character": str(character.id)},
+            dedupe_key=f"{REAUTH_MAIL_JOB}:{character.id}",
+        )
     logger.info("market_character_needs_reauth", character_id=character.character_id, reason=reason)
     audit.record(
         market.session,

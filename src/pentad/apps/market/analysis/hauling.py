@@ -19,6 +19,7 @@ volume; a type without a volume takes no cargo room.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +32,8 @@ from pentad.apps.market import repository
 from pentad.apps.market.analysis.depth import BookOrder, Fill, Level, walk_sorted
 from pentad.apps.market.analysis.fees import FeeRates
 from pentad.apps.market.analysis.routes import Preference, Route, RouteGraph, load_graph
-from pentad.apps.market.repository import BidCover, BookOrderRow, HubLadders, Ladders
+from pentad.apps.market.ingest.stats import Order
+from pentad.apps.market.repository import BidCover, BookOrderRow, HubLadders, Ladders, StoredLadders
 from pentad.apps.market.settings import Hub
 from pentad.core.context import AppContext, ResourceSpec
 
@@ -379,6 +381,82 @@ def bid_cover(hub: HubPlace, graph: RouteGraph, region_systems: Iterable[int]) -
     return BidCover(hub.station_id, hub.system_id, within)
 
 
+def book_ladders(orders: Iterable[Order], cover: BidCover, depth: int = DEPTH) -> tuple[Ladders, Ladders]:
+    """A hub's ladders from a whole region book in memory, as repository.hub_ladders ranks them in the
+    database: per type the sell orders at `cover.station_id` cheapest first and the buy orders `cover` lets
+    be sold into there highest first (equal prices oldest first, then by order id), prices in whole cents
+    (ESI's prices carry two decimals), orders priced at 0 left out, each side cut to its top `depth`."""
+    station, system = cover.station_id, cover.system_id
+    within = {jumps: frozenset(systems) for jumps, systems in cover.within.items()}
+    sells: dict[int, list[Order]] = {}
+    buys: dict[int, list[Order]] = {}
+    for order in orders:
+        if order.is_buy:
+            if order.location_id != station:
+                reach = order.range
+                if reach != "region" and not (
+                    order.system_id == system
+                    if reach == "solarsystem"
+                    else order.system_id in within.get(reach, ())
+                ):
+                    continue
+            side = buys
+        elif order.location_id == station:
+            side = sells
+        else:
+            continue
+        if (ladder := side.get(order.type_id)) is None:
+            side[order.type_id] = [order]
+        else:
+            ladder.append(order)
+    return _ranked(sells, depth, 1), _ranked(buys, depth, -1)
+
+
+def _ranked(side: dict[int, list[Order]], depth: int, sign: int) -> Ladders:
+    """Each type's orders priced above 0, best first (`sign` 1: cheapest, -1: highest; then oldest, then
+    by id), cut to `depth`. Only the orders priced within the top `depth` are ranked in full."""
+    ranked: Ladders = {}
+    for type_id, orders in side.items():
+        priced = [(sign * cents, order) for order in orders if (cents := round(order.price * 100)) > 0]
+        if len(priced) > depth:
+            edge = heapq.nsmallest(depth, [key for key, _ in priced])[-1]
+            priced = [row for row in priced if row[0] <= edge]
+        priced.sort(key=_rank)
+        if priced:
+            ranked[type_id] = [
+                Level(order.order_id, sign * key, order.volume_remain, order.min_volume)
+                for key, order in priced[:depth]
+            ]
+    return ranked
+
+
+def _rank(row: tuple[int, Order]) -> tuple[int, datetime, int]:
+    return row[0], row[1].issued, row[1].order_id
+
+
+async def snapshot_ladders(
+    session: AsyncSession, hubs: Sequence[Hub], region_id: int, orders: Sequence[Order], depth: int = DEPTH
+) -> list[StoredLadders]:
+    """The ladders of the `hubs` in `region_id` over a new snapshot's `orders` (the region's whole book),
+    for ingest to store in the snapshot's own transaction (ingest/store.store_snapshot): a hauling search
+    then reads them (repository.stored_ladders) instead of ranking the book."""
+    here = [hub for hub in hubs if hub.region_id == region_id]
+    if not here:
+        return []
+    places = await hub_places(session, here)
+    if not places:
+        return []
+    graph = await load_graph(session)
+    systems = await repository.region_system_ids(session, region_id)
+    stored = []
+    for place in places:
+        cover = bid_cover(place, graph, systems)
+        with repository.collector_paused():
+            asks, bids = book_ladders(orders, cover, depth)
+        stored.append(StoredLadders(place.station_id, cover.key(depth), asks, bids))
+    return stored
+
+
 class LadderCache:
     """Each hub's ladders for its region's current snapshot, kept per process (the `market.books`
     resource): a snapshot never changes once stored and every hauling search reads the same five hubs, so
@@ -422,9 +500,10 @@ async def hauling_search(
     cache: LadderCache | None = None,
 ) -> list[Haul]:
     """The hauling search over the hubs' regions' current snapshots (a region without one contributes
-    nothing): per hub two queries for the top `depth` orders of each side of each type, ranked by the
-    database (repository.hub_ladders) — or none when `cache` holds that snapshot's ladders — and one for
-    the types' volumes."""
+    nothing): per hub, the ladders `cache` holds for that snapshot, else those ingest stored beside it
+    (repository.stored_ladders: one indexed row), else the top `depth` orders of each side of each type
+    ranked by the database (repository.hub_ladders: a snapshot stored without them, a re-imported map,
+    another depth); and one query for the types' volumes."""
     graph = await load_graph(session)
     asks_at: dict[str, Ladders] = {}
     bids_for: dict[str, Ladders] = {}
@@ -435,7 +514,10 @@ async def hauling_search(
         book = None if cache is None else cache.get(hub, version, graph, depth)
         if book is None:
             systems = await repository.region_system_ids(session, hub.region_id)
-            book = await repository.hub_ladders(session, hub.region_id, bid_cover(hub, graph, systems), depth)
+            cover = bid_cover(hub, graph, systems)
+            book = await repository.stored_ladders(session, version, hub.station_id, cover.key(depth))
+            if book is None:
+                book = await repository.hub_ladders(session, hub.region_id, cover, depth)
             if book is None:
                 continue
             if cache is not None:

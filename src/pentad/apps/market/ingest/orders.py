@@ -9,9 +9,11 @@ A refresh (`refresh_region`, run by the job `market.refresh_region`, the cron jo
    same Last-Modified: the book did not change; the run is `not_modified` and only the expiry moves),
    the other pages concurrently, each parsed at once into compact `Order` tuples; a page that answers
    304 is the same as in the current snapshot and its rows are copied forward;
-3. computes the per-type statistics (ingest/stats.py);
+3. computes the per-type statistics (ingest/stats.py) and, for each trade hub in the region, the ladders
+   hauling reads (analysis/hauling.snapshot_ladders);
 4. stores, in ONE write transaction opened only after every byte was fetched: the snapshot, its orders
-   (in batches), its statistics, the region's state pointing at it, and the run row `ok`. Readers only
+   (in batches), its statistics, its hub ladders, the region's state pointing at it, and the run row
+   `ok`. Readers only
    follow the region's current snapshot, so a failure anywhere (ESI, parsing, the database) leaves the
    previous snapshot current and no row of the failed one; the run row is then written on its own as
    `deferred` (ESI asks us to wait: the job retries at the time it gave, without spending an attempt) or
@@ -31,6 +33,7 @@ from typing import Any
 import orjson
 import structlog
 
+from pentad.apps.market.analysis.hauling import snapshot_ladders
 from pentad.apps.market.esi.client import EsiClient
 from pentad.apps.market.esi.errors import EsiError, EsiInconsistentPages
 from pentad.apps.market.esi.pages import PagedResult, PreviousPages, fetch_pages
@@ -184,6 +187,9 @@ async def _refresh_region(
         return await _record_failure(context, region_id, started, now(), error)
     captured_at = now().replace(microsecond=0)  # whole seconds: every engine stores it the same
     stats = book_stats(orders, captured_at)
+    async with context.database.transaction(writes=False) as session:
+        hubs = context.app_settings(MarketSettings).hub_list
+        ladders = await snapshot_ladders(session, hubs, region_id, orders)
     try:
         async with context.database.transaction() as session:
             snapshot_id = await store.store_snapshot(
@@ -196,6 +202,7 @@ async def _refresh_region(
                 etags=result.etags,
                 orders=orders,
                 stats=stats,
+                ladders=ladders,
             )
             await store.add_run(
                 session,

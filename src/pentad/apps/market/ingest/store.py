@@ -20,11 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from pentad.apps.market.ingest.stats import BookStats, Order
 from pentad.apps.market.models import (
     BOOK_STATS,
+    HUB_LADDERS,
     ORDERS,
     MarketIngestRun,
     MarketRegionState,
     MarketSnapshot,
 )
+from pentad.apps.market.repository import StoredLadders, pack_ladders
 from pentad.core.db.partitions import PartitionedTable, insert_target
 
 BATCH_ROWS = 10_000
@@ -180,8 +182,10 @@ async def store_snapshot(
     etags: dict[int, str],
     orders: Sequence[Order],
     stats: Sequence[BookStats],
+    ladders: Sequence[StoredLadders] = (),
 ) -> Any:
-    """Store one whole snapshot and make it the region's current one; returns its id."""
+    """Store one whole snapshot (with its hubs' `ladders`, hauling.snapshot_ladders) and make it the
+    region's current one; returns its id."""
     snapshot = MarketSnapshot(
         region_id=region_id,
         captured_at=captured_at,
@@ -208,6 +212,12 @@ async def store_snapshot(
         await _target(session, BOOK_STATS, captured_at),
         constants,
         [_stats_row(row) for row in stats],
+    )
+    await _insert_rows(
+        connection,
+        await _target(session, HUB_LADDERS, captured_at),
+        constants,
+        [(hub.station_id, hub.cover, pack_ladders(hub.asks), pack_ladders(hub.bids)) for hub in ladders],
     )
     values = {
         "current_snapshot_id": snapshot_id,
