@@ -353,6 +353,42 @@ class BackupFailed(Exception):
     pass
 
 
+class ArchiveCopyFailed(Exception):
+    """A node's archive did not reach storage whole."""
+
+
+async def copy_archive_to_storage(
+    platform: AppContext, server: PanelServer, token: str, key: str, size: int, limit: int
+) -> str:
+    """The archive `token` the server's node made (a backup, or a transfer's copy) into storage at `key`,
+    read chunk by chunk with several reads in flight; its sha256. ArchiveCopyFailed when it comes short."""
+    digest = hashlib.sha256()
+
+    async def read(offset: int) -> bytes:
+        result = await agent_link.call(
+            platform,
+            server.node_id,
+            "backup_read",
+            server.id,
+            wire.BackupReadParams(backup_id=token, offset=offset),
+        )
+        return base64.b64decode(result["data"])
+
+    async def chunks() -> AsyncIterator[bytes]:
+        copied = 0
+        async for data in read_ahead(read, size):
+            digest.update(data)
+            copied += len(data)
+            yield data
+        if copied != size:
+            raise ArchiveCopyFailed("the node's archive ended early")
+
+    stored = await platform.storage.put(key, chunks(), content_type=CONTENT_TYPE, max_bytes=limit)
+    if stored.size != size:
+        raise ArchiveCopyFailed("the archive copied from the node is not whole")
+    return digest.hexdigest()
+
+
 async def make_backup(job: JobContext, payload: dict[str, Any]) -> None:
     """Job `panel.backup_make`: archive on the node, copy into storage, verify, prune (see the module)."""
     platform = job.platform
@@ -379,30 +415,8 @@ async def make_backup(job: JobContext, payload: dict[str, Any]) -> None:
         )
         size, sha256 = int(made["size"]), str(made["sha256"])
         await _progress(job, backup, "make", 0.3, "copying into storage")
-        digest = hashlib.sha256()
         limit = min(parse_size(settings.backup_limit), 1 << 62)
-
-        async def read(offset: int) -> bytes:
-            result = await agent_link.call(
-                platform,
-                server.node_id,
-                "backup_read",
-                server.id,
-                wire.BackupReadParams(backup_id=token, offset=offset),
-            )
-            return base64.b64decode(result["data"])
-
-        async def chunks() -> AsyncIterator[bytes]:
-            copied = 0
-            async for data in read_ahead(read, size):
-                digest.update(data)
-                copied += len(data)
-                yield data
-            if copied != size:
-                raise BackupFailed("the node's archive ended early")
-
-        stored = await platform.storage.put(key, chunks(), content_type=CONTENT_TYPE, max_bytes=limit)
-        if digest.hexdigest() != sha256 or stored.size != size:
+        if await copy_archive_to_storage(platform, server, token, key, size, limit) != sha256:
             raise BackupFailed("the archive copied from the node does not match its sha256")
         with contextlib.suppress(agent_link.AgentRefused, agent_link.NodeOffline, agent_link.AgentTimeout):
             await agent_link.call(
@@ -442,7 +456,7 @@ async def make_backup(job: JobContext, payload: dict[str, Any]) -> None:
 
 
 def _reason(error: Exception) -> str:
-    if isinstance(error, agent_link.AgentRefused | BackupFailed):
+    if isinstance(error, agent_link.AgentRefused | BackupFailed | ArchiveCopyFailed):
         return str(error)[:500]
     if isinstance(error, archives.ArchiveRefused):
         return f"the test restore refused the archive: {error}"[:500]

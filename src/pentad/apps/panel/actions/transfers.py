@@ -25,20 +25,24 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import secrets
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import structlog
 from pydantic import BaseModel, Field
 
 from pentad.apps.panel import agent_link, repository
-from pentad.apps.panel.actions.backups import RESTORABLE_STATES, BackupBusy, ServerNotStopped, parse_size
+from pentad.apps.panel.actions.backups import (
+    RESTORABLE_STATES,
+    ArchiveCopyFailed,
+    BackupBusy,
+    ServerNotStopped,
+    copy_archive_to_storage,
+    parse_size,
+)
 from pentad.apps.panel.actions.context import PanelContext
 from pentad.apps.panel.actions.servers import AdminOnly, check_capacity, take_allocations
-from pentad.apps.panel.chunks import read_ahead
 from pentad.apps.panel.exceptions import InsufficientCapacity, NodeNotFound
 from pentad.apps.panel.models import PanelAllocation, PanelServer
 from pentad.apps.panel.permissions import SERVER_RESOURCE
@@ -143,37 +147,6 @@ async def _progress(platform: AppContext, server_id: uuid.UUID, progress: float,
     await publish_now(platform, state_topic(server_id), event)
 
 
-async def _copy_to_storage(
-    platform: AppContext, server: PanelServer, token: str, key: str, size: int, limit: int
-) -> str:
-    """The source's archive into storage, chunk by chunk; its sha256."""
-    digest = hashlib.sha256()
-
-    async def read(offset: int) -> bytes:
-        result = await agent_link.call(
-            platform,
-            server.node_id,
-            "backup_read",
-            server.id,
-            wire.BackupReadParams(backup_id=token, offset=offset),
-        )
-        return base64.b64decode(result["data"])
-
-    async def chunks() -> AsyncIterator[bytes]:
-        copied = 0
-        async for data in read_ahead(read, size):
-            digest.update(data)
-            copied += len(data)
-            yield data
-        if copied != size:
-            raise TransferFailed("the source node's archive ended early")
-
-    stored = await platform.storage.put(key, chunks(), content_type=CONTENT_TYPE, max_bytes=limit)
-    if stored.size != size:
-        raise TransferFailed("the archive copied from the source node is not whole")
-    return digest.hexdigest()
-
-
 async def _push_from_storage(
     platform: AppContext, server_id: uuid.UUID, target: uuid.UUID, token: str, key: str
 ) -> None:
@@ -230,7 +203,7 @@ async def transfer_server(job: JobContext, payload: dict[str, Any]) -> None:
         size, sha256 = int(made["size"]), str(made["sha256"])
         await _progress(platform, server.id, 0.3, "copying into storage")
         limit = min(parse_size(settings.backup_limit), 1 << 62)
-        if await _copy_to_storage(platform, server, token, key, size, limit) != sha256:
+        if await copy_archive_to_storage(platform, server, token, key, size, limit) != sha256:
             raise TransferFailed("the archive copied from the source node does not match its sha256")
         with contextlib.suppress(agent_link.AgentRefused, agent_link.NodeOffline, agent_link.AgentTimeout):
             await agent_link.call(
@@ -274,7 +247,7 @@ async def transfer_server(job: JobContext, payload: dict[str, Any]) -> None:
 
 
 def _reason(error: Exception) -> str:
-    if isinstance(error, agent_link.AgentRefused | TransferFailed):
+    if isinstance(error, agent_link.AgentRefused | TransferFailed | ArchiveCopyFailed):
         return str(error)[:500]
     if hasattr(error, "message"):
         return str(error.message)[:500]
