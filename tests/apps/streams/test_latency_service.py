@@ -1,7 +1,7 @@
 """The continuous latency probe (`streams.latency_probe`, services.py): a real `pentad serve` with
 LATENCY_PROBE__ENABLED publishes its stamped camera through the built-in engine and reports glass-to-glass
-latency of WebRTC and HLS on /metrics and the camera's hub topic, with a stream key of its own. Off by
-default; the settings refuse an enabled probe without a camera."""
+latency of WebRTC and HLS on /metrics and the camera's hub topic, with a stream key of its own. The
+settings refuse an enabled probe without a camera (off by default: test_services.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import pytest
 import websockets
 from pydantic import ValidationError
 
-from pentad.apps.streams.services import SERVICES
 from pentad.apps.streams.settings import LatencyProbeSettings
 from tests.apps.streams.media_node import PASSWORD, MediaNode, node_env, require_ffmpeg
 from tests.factories import free_port
@@ -28,10 +27,7 @@ SAMPLES = re.compile(r'^pentad_streams_glass_to_glass_seconds_count\{protocol="(
 P95 = re.compile(r'^pentad_streams_glass_to_glass_p95_seconds\{protocol="(\w+)"\} (\S+)$', re.MULTILINE)
 
 
-def test_the_probe_is_off_by_default_and_needs_a_camera() -> None:
-    (probe,) = [spec for spec in SERVICES if spec.name == "streams.latency_probe"]
-    assert probe.enabled is not None
-    assert LatencyProbeSettings().enabled is False
+def test_an_enabled_probe_needs_a_camera_and_known_protocols() -> None:
     with pytest.raises(ValidationError, match="CAMERA is required"):
         LatencyProbeSettings(enabled=True)
     with pytest.raises(ValidationError, match="unknown protocol"):
