@@ -97,6 +97,10 @@ def test_a_running_server_reports_glass_to_glass_latency_on_metrics_and_the_came
     assert all(0 < value < 30 for value in p95.values())
     assert httpx.get(f"{node.base_url}/metrics", timeout=30).status_code in (401, 403)
 
+    services = httpx.get(f"{node.base_url}/readyz", timeout=10).json()["services"]
+    assert services["streams.latency_probe"]["status"] == "running"
+    assert services["streams.latency_probe"]["restarts"] == 0
+
     # The probe's own key, shown to the camera's managers by name, never by value.
     keys = httpx.get(f"{node.base_url}/api/streams/cameras/{camera}/keys", headers=admin, timeout=30)
     assert keys.status_code == 200, keys.text
