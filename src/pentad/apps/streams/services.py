@@ -236,16 +236,23 @@ async def run_latency_probe(context: ServiceContext) -> None:
                 values.clear()
             await latency.report_latency(context.platform, camera_id, taken)
 
+    async def encoder(camera: StampedCamera) -> None:
+        """The test camera's ffmpeg ending (the ingest refused it, went away) restarts the service."""
+        await asyncio.to_thread(camera.process.wait)  # the thread ends with the process (closed on stop)
+        raise RuntimeError(f"the latency probe's camera (ffmpeg) exited with {camera.process.returncode}")
+
+    application = settings.nginx.application if settings.engine == "nginx" else "live"
     key = await latency.probe_key(context.platform, camera_id)
     try:
         with stamped_camera(
-            f"rtmp://{host}:{settings.rtmp_port}/live/{key}", ffmpeg=settings.ffmpeg
+            f"rtmp://{host}:{settings.rtmp_port}/{application}/{key}", ffmpeg=settings.ffmpeg
         ) as camera:
             async with httpx.AsyncClient(timeout=10) as client, asyncio.TaskGroup() as tasks:
                 viewers = _probe_viewers(client, base, camera_id, camera)
                 for protocol in probe.protocols:
                     tasks.create_task(watch(protocol, viewers[protocol]))
                 tasks.create_task(report())
+                tasks.create_task(encoder(camera))
     finally:
         await latency.revoke_probe_keys(context.platform, camera_id)
 
