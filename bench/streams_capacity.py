@@ -128,7 +128,7 @@ def pentad(clip: Path, counts: list[int], work: Path, engine: str) -> tuple[floa
         login.raise_for_status()
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
         keys: list[tuple[str, str]] = []
-        for n in range(max(counts)):
+        for n in range(sum(counts)):  # fresh cameras per step: a camera just left may still be ending
             made = client.post("/api/streams/cameras", json={"name": f"cam {n}"}, headers=headers)
             made.raise_for_status()
             key = client.post(f"/api/streams/cameras/{made.json()['id']}/keys", json={}, headers=headers)
@@ -138,7 +138,7 @@ def pentad(clip: Path, counts: list[int], work: Path, engine: str) -> tuple[floa
         idle = cpu_cores([root])
         media = Path(server.env["PENTAD_DATA_DIR"]) / "streams" / "hls"
         for count in counts:
-            chosen = keys[:count]
+            chosen, keys = keys[:count], keys[count:]
             with publishers(clip, [server.rtmp_url(key) for _, key in chosen], work / f"{engine}-{count}"):
                 wait_for(partial(all_listed, media, chosen), f"{count} streams listed", 180)
                 figures[count] = cpu_cores([root])
