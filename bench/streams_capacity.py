@@ -121,7 +121,7 @@ def pentad(clip: Path, counts: list[int], work: Path, engine: str) -> tuple[floa
     server.env["PENTAD_STREAMS__ENGINE"] = engine
     server.cli("migrate")
     server.cli("user", "create", "--email", OWNER, "--password", PASSWORD)
-    server.env["PENTAD_STREAMS__MAX_STREAMS"] = str(max(counts) + 1)
+    server.env["PENTAD_STREAMS__MAX_STREAMS"] = str(sum(counts) + 1)
     figures: dict[int, float] = {}
     with server.serving() as serve, httpx.Client(base_url=server.base_url, timeout=30) as client:
         login = client.post("/api/auth/login", json={"email": OWNER, "password": PASSWORD})
