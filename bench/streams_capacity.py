@@ -1,5 +1,5 @@
-"""streams capacity: CPU per concurrent 720p passthrough stream on the built-in engine, beside a bare
-ffmpeg doing the same job per stream in the same run.
+"""streams capacity: CPU per concurrent 720p passthrough stream on each ingest engine (built-in, nginx-rtmp),
+beside a bare ffmpeg doing the same job per stream in the same run.
 
 A 1280x720 30 fps H.264 (~2.5 Mbit/s, GOP 30) + AAC clip is made once; N publishers replay it in a loop
 without re-encoding (`ffmpeg -re -stream_loop -1 -c copy -f flv`), as N cameras would, into a real
@@ -7,9 +7,12 @@ without re-encoding (`ffmpeg -re -stream_loop -1 -c copy -f flv`), as N cameras 
 Server CPU = the serve process and its children (/proc, psutil) over a WINDOW-second window once every
 stream is listed; CPU per stream = (CPU with N - CPU with none) / N. Baseline: the same N publishers into
 N `ffmpeg -listen 1 -c copy -f hls` (receiving RTMP and writing HLS, nothing else), measured the same way.
-The nginx engine is not measured here (it needs nginx-rtmp; its HLS path is the same packager).
+The nginx engine (PENTAD_STREAMS__ENGINE=nginx, nginx managed by Pentad: a child of serve) is measured the
+same way: the publishers go to nginx-rtmp, Pentad pulls each stream from it into its relay and packager;
+its figure is nginx (master and workers) + Pentad + the packagers. Needs nginx and libnginx-mod-rtmp.
 
-    .venv/bin/python bench/streams_capacity.py      (BENCH_CAPACITY_STREAMS=1,10,30 BENCH_CAPACITY_WINDOW=10)
+    .venv/bin/python bench/streams_capacity.py
+    (BENCH_CAPACITY_STREAMS=1,10,30 BENCH_CAPACITY_WINDOW=10 BENCH_CAPACITY_ENGINES=builtin,nginx)
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from streams_latency import HOST, OWNER, PASSWORD, RESULTS, Pentad, free_port, l
 
 STREAMS = [int(n) for n in os.environ.get("BENCH_CAPACITY_STREAMS", "1,10,30").split(",")]
 WINDOW = float(os.environ.get("BENCH_CAPACITY_WINDOW", "10"))
+ENGINES = os.environ.get("BENCH_CAPACITY_ENGINES", "builtin,nginx").split(",")
 
 
 def make_clip(path: Path) -> None:
@@ -112,18 +116,19 @@ def baseline(clip: Path, count: int, work: Path) -> float:
         return cpu_cores([psutil.Process(server.pid) for server in servers])
 
 
-def pentad(clip: Path, counts: list[int], work: Path) -> tuple[float, dict[int, float]]:
+def pentad(clip: Path, counts: list[int], work: Path, engine: str) -> tuple[float, dict[int, float]]:
     server = Pentad(work)
+    server.env["PENTAD_STREAMS__ENGINE"] = engine
     server.cli("migrate")
     server.cli("user", "create", "--email", OWNER, "--password", PASSWORD)
-    server.env["PENTAD_STREAMS__MAX_STREAMS"] = str(max(counts) + 1)
+    server.env["PENTAD_STREAMS__MAX_STREAMS"] = str(sum(counts) + 1)
     figures: dict[int, float] = {}
     with server.serving() as serve, httpx.Client(base_url=server.base_url, timeout=30) as client:
         login = client.post("/api/auth/login", json={"email": OWNER, "password": PASSWORD})
         login.raise_for_status()
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
         keys: list[tuple[str, str]] = []
-        for n in range(max(counts)):
+        for n in range(sum(counts)):  # fresh cameras per step: a camera just left may still be ending
             made = client.post("/api/streams/cameras", json={"name": f"cam {n}"}, headers=headers)
             made.raise_for_status()
             key = client.post(f"/api/streams/cameras/{made.json()['id']}/keys", json={}, headers=headers)
@@ -133,8 +138,8 @@ def pentad(clip: Path, counts: list[int], work: Path) -> tuple[float, dict[int, 
         idle = cpu_cores([root])
         media = Path(server.env["PENTAD_DATA_DIR"]) / "streams" / "hls"
         for count in counts:
-            chosen = keys[:count]
-            with publishers(clip, [server.rtmp_url(key) for _, key in chosen], work / f"pentad-{count}"):
+            chosen, keys = keys[:count], keys[count:]
+            with publishers(clip, [server.rtmp_url(key) for _, key in chosen], work / f"{engine}-{count}"):
                 wait_for(partial(all_listed, media, chosen), f"{count} streams listed", 180)
                 figures[count] = cpu_cores([root])
             time.sleep(3)  # the streams end before the next step
@@ -142,60 +147,66 @@ def pentad(clip: Path, counts: list[int], work: Path) -> tuple[float, dict[int, 
 
 
 def main() -> None:
+    measured: dict[str, tuple[float, dict[int, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-capacity-") as folder:
         work = Path(folder)
-        for count in STREAMS:
-            (work / f"pentad-{count}").mkdir()
         clip = work / "clip.flv"
         make_clip(clip)
         floors = {count: baseline(clip, count, work) for count in STREAMS}
-        idle, figures = pentad(clip, STREAMS, work)
+        for engine in ENGINES:
+            (work / engine).mkdir()
+            for count in STREAMS:
+                (work / engine / f"{engine}-{count}").mkdir()
+            measured[engine] = pentad(clip, STREAMS, work / engine, engine)
     rows: list[dict[str, Any]] = []
-    for count in STREAMS:
-        per_stream = (figures[count] - idle) / count * 100
-        floor = floors[count] / count * 100
-        rows.append(
-            {
-                "streams": count,
-                "pentad_cores": round(figures[count], 3),
-                "pentad_cpu_percent_per_stream": round(per_stream, 2),
-                "baseline_cores": round(floors[count], 3),
-                "baseline_cpu_percent_per_stream": round(floor, 2),
-                "vs_baseline": round(per_stream / max(floor, 0.01), 2),
-            }
-        )
+    for engine, (idle, figures) in measured.items():
+        for count in STREAMS:
+            per_stream = (figures[count] - idle) / count * 100
+            floor = floors[count] / count * 100
+            rows.append(
+                {
+                    "engine": engine,
+                    "streams": count,
+                    "idle_cores": round(idle, 3),
+                    "pentad_cores": round(figures[count], 3),
+                    "pentad_cpu_percent_per_stream": round(per_stream, 2),
+                    "baseline_cores": round(floors[count], 3),
+                    "baseline_cpu_percent_per_stream": round(floor, 2),
+                    "vs_baseline": round(per_stream / max(floor, 0.01), 2),
+                }
+            )
     load = os.getloadavg()[0]
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     command = ".venv/bin/python bench/streams_capacity.py"
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "streams_capacity.json").write_text(
-        json.dumps(
-            {"when": stamp, "load_average": load, "window_s": WINDOW, "idle_cores": idle, "rows": rows},
-            indent=2,
-        )
-        + "\n"
+        json.dumps({"when": stamp, "load_average": load, "window_s": WINDOW, "rows": rows}, indent=2) + "\n"
     )
     lines = [
-        "# streams: concurrent 720p passthrough streams, CPU per stream (built-in engine)",
+        "# streams: concurrent 720p passthrough streams, CPU per stream, by ingest engine",
         "",
         f"{stamp} · {WINDOW:g} s windows · 1280x720 30 fps ~2.5 Mbit/s + AAC, replayed with -c copy · "
         f"load average {load:.2f} · `{command}`",
         "",
-        f"Pentad idle (no stream): {idle:.3f} cores.",
+        "Idle (no stream): "
+        + ", ".join(f"{engine} {idle:.3f} cores" for engine, (idle, _) in measured.items())
+        + ". nginx: nginx-rtmp (master + workers, managed by Pentad) + Pentad's pull + packagers.",
         "",
-        "| streams | Pentad (serve + packagers) cores | CPU % of a core per stream "
+        "| engine | streams | Pentad (serve + children) cores | CPU % of a core per stream "
         "| baseline: bare ffmpeg RTMP->HLS, % per stream | vs baseline |",
-        "|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         lines.append(
-            f"| {row['streams']} | {row['pentad_cores']} | {row['pentad_cpu_percent_per_stream']} % | "
-            f"{row['baseline_cpu_percent_per_stream']} % | {row['vs_baseline']}x |"
+            f"| {row['engine']} | {row['streams']} | {row['pentad_cores']} | "
+            f"{row['pentad_cpu_percent_per_stream']} % | {row['baseline_cpu_percent_per_stream']} % | "
+            f"{row['vs_baseline']}x |"
         )
     lines += [
         "",
         "Aim (issue 10): 30 streams on one core, built-in engine <= 2 % of a core per stream. Per stream =",
-        "(cores with N streams - idle) / N; the publishers' own CPU is not counted.",
+        "(cores with N streams - idle) / N; the publishers' own CPU is not counted. The baseline (one bare",
+        "`ffmpeg -listen 1 -c copy -f hls` per stream) is measured once in the run, before the engines.",
         "",
     ]
     (RESULTS / "streams_capacity.md").write_text("\n".join(lines))

@@ -247,7 +247,7 @@ async def test_a_full_disk_refuses_new_streams(
 def test_the_media_plane_runs_unless_the_node_is_told_it_is_not_a_media_node(tmp_path: Path) -> None:
     """Web nodes of a deployment with a streams node set MEDIA_PLANE=false (docs/deploy.md): their
     `pentad serve` then never starts `streams.ingest` (no second pull of an RTSP camera, no RTMP port)."""
-    (ingest,) = SERVICES
+    (ingest,) = [spec for spec in SERVICES if spec.name == "streams.ingest"]
     assert ingest.enabled is not None
     for given, runs in (({}, True), ({"media_plane": False}, False)):
         settings = make_settings(
@@ -255,3 +255,16 @@ def test_the_media_plane_runs_unless_the_node_is_told_it_is_not_a_media_node(tmp
         )
         platform = Platform.build(settings, enabled_apps(settings), installed=INSTALLED)
         assert ingest.enabled(platform) is runs
+
+
+def test_the_latency_probe_runs_only_when_enabled(tmp_path: Path) -> None:
+    """`streams.latency_probe` is off by default; LATENCY_PROBE__ENABLED (with its camera) turns it on."""
+    (probe,) = [spec for spec in SERVICES if spec.name == "streams.latency_probe"]
+    assert probe.enabled is not None
+    on = {"latency_probe": {"enabled": True, "camera": str(uuid.uuid4())}}
+    for given, runs in (({}, False), (on, True)):
+        settings = make_settings(
+            tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}", apps=["streams"], streams=given
+        )
+        platform = Platform.build(settings, enabled_apps(settings), installed=INSTALLED)
+        assert probe.enabled(platform) is runs

@@ -171,6 +171,23 @@ class CameraHealth(BaseModel):
     """By protocol: `hls`, `webrtc`."""
 
 
+class LatencyFigures(BaseModel):
+    samples: int
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+
+
+class CameraLatency(BaseModel):
+    """On the probe camera's topic every LATENCY_PROBE__INTERVAL: glass-to-glass latency measured by the
+    `streams.latency_probe` service over that interval, per protocol (`webrtc`: decoded frames, `hls`:
+    segments newly listed; a protocol with no sample in the interval is left out)."""
+
+    type: Literal["camera.latency"] = "camera.latency"
+    camera_id: uuid.UUID
+    protocols: dict[str, LatencyFigures]
+
+
 class CameraViewers(BaseModel):
     """On the camera's topic when its viewer counts change (HLS: distinct players in the last few seconds)."""
 

@@ -2,18 +2,28 @@
 
 `streams.ingest` (placement `serve`, one per node, critical; off with MEDIA_PLANE=false): the media plane
 (media/service.py) with the engine PENTAD_STREAMS__ENGINE, fed the control plane's answers
-(actions/publish.py) as callbacks."""
+(actions/publish.py) as callbacks.
+
+`streams.latency_probe` (placement `serve`, off unless LATENCY_PROBE__ENABLED): publishes a stamped test
+camera (media/latency_probe.py) to LATENCY_PROBE__CAMERA over RTMP with a key of its own
+(actions/latency.py) and watches it through this server's HTTP address (SERVER__BASE_URL) over WebRTC
+(WHEP) and HLS without end; every LATENCY_PROBE__INTERVAL the samples go to Prometheus and the camera's
+topic. A viewer that fails (the stream not live yet, a restart) is started again after an interval."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from pentad.apps.streams import metrics, repository
-from pentad.apps.streams.actions import live, recording
+from pentad.apps.streams.actions import latency, live, recording
 from pentad.apps.streams.actions.publish import (
     PublishGrant,
     authorize_publish,
@@ -23,6 +33,7 @@ from pentad.apps.streams.actions.publish import (
 )
 from pentad.apps.streams.media.engines.nginx_config import callback_secret
 from pentad.apps.streams.media.health import FrameMeter, HealthMonitor, LiveStream
+from pentad.apps.streams.media.latency_probe import StampedCamera, hls_segments, stamped_camera, whep_frames
 from pentad.apps.streams.media.packager import media_root
 from pentad.apps.streams.media.recorder import RecordedSegment
 from pentad.apps.streams.media.rtsp import PullSource
@@ -180,6 +191,72 @@ async def run_ingest(context: ServiceContext) -> None:
     )
 
 
+def _probe_viewers(
+    client: httpx.AsyncClient, base: str, camera_id: uuid.UUID, camera: StampedCamera
+) -> dict[str, Callable[[], AsyncGenerator[float, None]]]:
+    playlist = f"{base}/media/{camera_id}/index.m3u8"
+
+    async def read() -> str | None:
+        answer = await client.get(playlist)
+        return answer.text if answer.status_code == 200 else None
+
+    async def fetch(name: str) -> bytes:
+        return (await client.get(httpx.URL(playlist).join(name))).content
+
+    return {
+        "webrtc": lambda: whep_frames(client, f"{base}/whep/{camera_id}", camera),
+        "hls": lambda: hls_segments(camera, read, fetch),
+    }
+
+
+async def run_latency_probe(context: ServiceContext) -> None:
+    settings = context.platform.app_settings(StreamsSettings)
+    probe = settings.latency_probe
+    camera_id = probe.camera
+    assert camera_id is not None  # the settings require it when enabled
+    host = "127.0.0.1" if settings.rtmp_host in ("0.0.0.0", "") else settings.rtmp_host  # noqa: S104
+    base = f"{context.platform.base_url.rstrip('/')}/streams"
+    samples: dict[str, list[float]] = {protocol: [] for protocol in probe.protocols}
+
+    async def watch(protocol: str, frames: Callable[[], AsyncGenerator[float, None]]) -> None:
+        while True:
+            try:
+                async with contextlib.aclosing(frames()) as figures:
+                    async for figure in figures:
+                        samples[protocol].append(figure)
+            except Exception as exc:  # any failure of a viewer: log it, watch again
+                context.log.info("latency_probe_viewer_restarts", protocol=protocol, error=str(exc)[:200])
+            await asyncio.sleep(probe.interval)
+
+    async def report() -> None:
+        while True:
+            await asyncio.sleep(probe.interval)
+            taken = {protocol: values[:] for protocol, values in samples.items()}
+            for values in samples.values():
+                values.clear()
+            await latency.report_latency(context.platform, camera_id, taken)
+
+    async def encoder(camera: StampedCamera) -> None:
+        """The test camera's ffmpeg ending (the ingest refused it, went away) restarts the service."""
+        await asyncio.to_thread(camera.process.wait)  # the thread ends with the process (closed on stop)
+        raise RuntimeError(f"the latency probe's camera (ffmpeg) exited with {camera.process.returncode}")
+
+    application = settings.nginx.application if settings.engine == "nginx" else "live"
+    key = await latency.probe_key(context.platform, camera_id)
+    try:
+        with stamped_camera(
+            f"rtmp://{host}:{settings.rtmp_port}/{application}/{key}", ffmpeg=settings.ffmpeg
+        ) as camera:
+            async with httpx.AsyncClient(timeout=10) as client, asyncio.TaskGroup() as tasks:
+                viewers = _probe_viewers(client, base, camera_id, camera)
+                for protocol in probe.protocols:
+                    tasks.create_task(watch(protocol, viewers[protocol]))
+                tasks.create_task(report())
+                tasks.create_task(encoder(camera))
+    finally:
+        await latency.revoke_probe_keys(context.platform, camera_id)
+
+
 SERVICES = [
     # The child backoff (ffmpeg restarts) is the service's: PROCESS_BACKOFF_BASE/MAX's defaults.
     # Off on the web nodes of a deployment with a streams node (MEDIA_PLANE): one node pulls each RTSP
@@ -192,5 +269,13 @@ SERVICES = [
         backoff_base=0.5,
         backoff_max=30.0,
         enabled=lambda context: context.app_settings(StreamsSettings).media_plane,
+    ),
+    ServiceSpec(
+        "streams.latency_probe",
+        run_latency_probe,
+        placement="serve",
+        backoff_base=1.0,
+        backoff_max=30.0,
+        enabled=lambda context: context.app_settings(StreamsSettings).latency_probe.enabled,
     ),
 ]

@@ -5,9 +5,10 @@ the first session, so the media plane's parts only read them."""
 from __future__ import annotations
 
 import ipaddress
+import uuid
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from pentad.core.config import CommaList
 
@@ -142,9 +143,14 @@ class NginxSettings(BaseModel):
 
 
 class LatencyProbeSettings(BaseModel):
-    """The continuous glass-to-glass latency probe."""
+    """The continuous glass-to-glass latency probe (the `streams.latency_probe` service)."""
 
     enabled: bool = Field(False, description="Run the probe (a stamped test stream, measured end to end).")
+    camera: uuid.UUID | None = Field(
+        None,
+        description="The probe's camera (public or unlisted, RTMP, nobody else publishing to it); required"
+        " when ENABLED. The probe gives it a stream key of its own while it runs.",
+    )
     protocols: CommaList = Field(
         default_factory=lambda: ["webrtc", "hls"], description="Protocols the probe watches."
     )
@@ -157,6 +163,14 @@ class LatencyProbeSettings(BaseModel):
         if unknown:
             raise ValueError(f"unknown protocol {unknown[0]!r} (webrtc, hls)")
         return value
+
+    @model_validator(mode="after")
+    def _camera(self) -> LatencyProbeSettings:
+        if self.enabled and self.camera is None:
+            raise ValueError("LATENCY_PROBE__CAMERA is required when the probe is enabled")
+        if not self.protocols:
+            raise ValueError("LATENCY_PROBE__PROTOCOLS needs webrtc, hls or both")
+        return self
 
 
 class StreamsSettings(BaseModel):

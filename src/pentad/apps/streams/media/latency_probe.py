@@ -19,7 +19,7 @@ import io
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -104,17 +104,16 @@ def stamped_camera(url: str, *, ffmpeg: str = "ffmpeg", log: Path | None = None)
         yield camera
 
 
-async def whep_latencies(
-    client: httpx.AsyncClient, whep_url: str, camera: StampedCamera, seconds: float
-) -> list[float]:
-    """Watch `whep_url` (POST an SDP offer, as WHEP says) for `seconds` after the warm-up; the latency of
-    every decoded frame, ms. The session is ended (DELETE) afterwards."""
+async def whep_frames(
+    client: httpx.AsyncClient, whep_url: str, camera: StampedCamera
+) -> AsyncGenerator[float, None]:
+    """Watch `whep_url` (POST an SDP offer, as WHEP says) until the caller stops iterating; the latency of
+    every decoded frame after the warm-up, ms. The session is ended (DELETE) afterwards."""
     pc = RTCPeerConnection()
     pc.addTransceiver("video", direction="recvonly")
     await pc.setLocalDescription(await pc.createOffer())
     arrived: asyncio.Queue[Any] = asyncio.Queue()
     pc.on("track", arrived.put_nowait)
-    latencies: list[float] = []
     try:
         answer = await client.post(
             whep_url, content=pc.localDescription.sdp, headers={"Content-Type": "application/sdp"}
@@ -134,9 +133,7 @@ async def whep_latencies(
                     continue
                 started = started or now
                 if now - started > WARM_UP_SECONDS:
-                    latencies.append(latency)
-                if now - started > WARM_UP_SECONDS + seconds:
-                    break
+                    yield latency
         finally:
             location = answer.headers.get("location")
             if location:
@@ -144,6 +141,23 @@ async def whep_latencies(
                     await client.delete(location)
     finally:
         await pc.close()
+
+
+async def whep_latencies(
+    client: httpx.AsyncClient, whep_url: str, camera: StampedCamera, seconds: float
+) -> list[float]:
+    """`whep_frames` for `seconds` after the warm-up."""
+    latencies: list[float] = []
+    deadline: float | None = None
+    frames = whep_frames(client, whep_url, camera)
+    try:
+        async for latency in frames:
+            latencies.append(latency)
+            deadline = deadline or time.monotonic() + seconds
+            if time.monotonic() > deadline:
+                break
+    finally:
+        await frames.aclose()
     return latencies
 
 
@@ -185,6 +199,27 @@ def hls_availability(
         if latency is not None:
             figures.append(latency)
     return figures
+
+
+async def hls_segments(
+    camera: StampedCamera, read: Callable[[], Awaitable[str | None]], fetch: Callable[[str], Awaitable[bytes]]
+) -> AsyncGenerator[float, None]:
+    """`hls_availability` without an end, for an event loop: each segment newly listed (the playlist read
+    every POLL_MS) is fetched, decoded in a thread, and its latency (listed - glass time of its last frame,
+    ms) yielded."""
+    known = set(segment_names(await read() or ""))
+    while True:
+        text = await read()
+        now = time.monotonic()
+        for name in segment_names(text or ""):
+            if name in known:
+                continue
+            known.add(name)
+            number = await asyncio.to_thread(last_frame_number, await fetch(name))
+            latency = camera.latency(number, now)
+            if latency is not None:
+                yield latency
+        await asyncio.sleep(POLL_MS / 1000)
 
 
 def percentile(values: list[float], q: float) -> float:
