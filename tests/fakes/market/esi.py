@@ -9,7 +9,9 @@ or, for routes on the older scheme, the error limit (`X-ESI-Error-Limit-Remain`,
 route answers 420). `GET /status/` is such an older route.
 
 `GET /universe/stations/{station_id}/` (public) and `GET /universe/structures/{structure_id}/` (a bearer
-token whose character can dock there: `grant_structure(token, id)`; else 403 `Forbidden`, no token 401)
+token whose character can dock there: `grant_structure(who, id)`, `who` the token itself or, once
+`verify` is set (CharacterEsi sets it), the token's character id, the token holding
+`esi-universe.read_structures.v1`; else 403, no or a bad token 401)
 answer what `stations` / `structures` hold in ESI's shape, with `Date`, `Expires` (`location_expires_in`
 on), an `ETag` (304 on a matching `If-None-Match`) and the error-limit headers; unknown ids 404. Faults
 match them by `region=<location id>`.
@@ -30,7 +32,7 @@ import hashlib
 import math
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -49,6 +51,7 @@ WINDOW_SECONDS = 900
 JITA_REGION = 10000002
 JITA_STATION = 60003760
 JITA_SYSTEM = 30000142
+STRUCTURES_SCOPE = "esi-universe.read_structures.v1"
 RANGES = ("station", "solarsystem", "region", "1", "5", "10", "20", "40")
 
 
@@ -174,8 +177,10 @@ class FakeEsi:
         """(region, type) -> the days `/markets/{region}/history/?type_id=` answers (none: an empty list)."""
         self.stations: dict[int, dict[str, Any]] = {}
         self.structures: dict[int, dict[str, Any]] = {}
-        self.structure_access: dict[str, set[int]] = {}
-        """Bearer token -> the structures its character may see."""
+        self.structure_access: dict[str | int, set[int]] = {}
+        """Bearer token (or character id, with `verify`) -> the structures its character may see."""
+        self.verify: Callable[[str], tuple[int, list[str]] | None] | None = None
+        """token -> (character id, scopes), or None for a token SSO did not issue."""
         self.location_expires_in = 3600.0
         self.app = Starlette(
             routes=[
@@ -216,6 +221,7 @@ class FakeEsi:
         self.stations.clear()
         self.structures.clear()
         self.structure_access.clear()
+        self.verify = None
         self.location_expires_in = 3600.0
 
     def set_book(self, region_id: int, orders: list[dict[str, Any]], *, page_size: int = 1000) -> Generation:
@@ -261,9 +267,9 @@ class FakeEsi:
         self.faults.append(fault)
         return fault
 
-    def grant_structure(self, token: str, structure_id: int) -> None:
-        """The character of `token` may dock at (and so see) `structure_id`."""
-        self.structure_access.setdefault(token, set()).add(structure_id)
+    def grant_structure(self, who: str | int, structure_id: int) -> None:
+        """The character of `who` (a token, or a character id with `verify`) may dock at `structure_id`."""
+        self.structure_access.setdefault(who, set()).add(structure_id)
 
     def location_requests(self) -> list[Seen]:
         return [seen for seen in self.requests if seen.path.startswith("/universe/")]
@@ -510,7 +516,15 @@ class FakeEsi:
             if not authorization.startswith("Bearer "):
                 return self._json({"error": "authentication failure"}, 401, self._error_headers(401))
             token = authorization.removeprefix("Bearer ")
-            if location_id not in self.structure_access.get(token, set()):
+            who: str | int = token
+            if self.verify is not None:
+                verified = self.verify(token)
+                if verified is None:
+                    return self._json({"error": "authentication failure"}, 401, self._error_headers(401))
+                who, scopes = verified
+                if STRUCTURES_SCOPE not in scopes:
+                    return self._json({"error": "token not valid for scope"}, 403, self._error_headers(403))
+            if location_id not in self.structure_access.get(who, set()):
                 return self._json({"error": "Forbidden"}, 403, self._error_headers(403))
         if item is None:
             what = "Structure" if needs_token else "Station"
