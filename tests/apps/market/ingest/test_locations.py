@@ -14,17 +14,21 @@ from sqlalchemy import delete, select
 from pentad.apps.market import repository
 from pentad.apps.market.esi.governor import Lane
 from pentad.apps.market.ingest import locations
+from pentad.apps.market.ingest import orders as ingest
 from pentad.apps.market.models import MarketIngestRun, MarketStation, MarketSystem
 from pentad.apps.market.sde import SdeData
 from pentad.core.jobs.models import Job
 from pentad.core.platform import Platform
 from tests.apps.market.esi_support import FROZEN_AT, FakeEsiServer
+from tests.factories import run_due_jobs
+from tests.fakes.market.esi import make_orders
 
 JITA = {"id": 30000142, "name": "Jita", "constellation_id": 20000020, "region_id": 10000002, "security": 0.95}
 STATION = 60015001
 STRUCTURE = 1_035_466_617_946
 HIDDEN = 1_040_000_000_001
 TOKEN = "access-token-of-the-character"
+REGION = 10000002
 
 
 async def _with_jita(platform: Platform) -> None:
@@ -161,3 +165,23 @@ async def test_jobs_are_queued_once_per_batch_and_structures_only_with_a_charact
     assert payloads == [(1, ""), (1, str(character)), (locations.BATCH, "")]
     assert [job.payload["location_ids"] for job in jobs if job.payload.get("character")] == [[STRUCTURE]]
     assert 60003760 not in {i for job in jobs for i in job.payload["location_ids"]}
+
+
+async def test_a_stored_book_queues_its_unknown_stations_and_the_job_names_them(
+    platform: Platform, esi: FakeEsiServer
+) -> None:
+    await _with_jita(platform)
+    _serve_places(esi)
+    esi.fake.set_book(
+        REGION, make_orders(REGION, count=40, locations=((STATION, JITA["id"]), (STRUCTURE, JITA["id"])))
+    )
+    async with esi.client(max_retries=1) as client:
+        assert (await ingest.refresh_region(platform, client, REGION, now=esi.fake.now)).status == "ok"
+    await platform.open_resources()
+    try:
+        await run_due_jobs(platform)  # the snapshot's subscriber, then the job it queued
+    finally:
+        await platform.resources.close()
+    # The station is named; the structure waits for a character's sync (no token here), nothing asked.
+    assert set(await _stations(platform)) == {STATION}
+    assert [r.path for r in esi.fake.location_requests()] == [f"/universe/stations/{STATION}/"]

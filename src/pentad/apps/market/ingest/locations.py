@@ -52,7 +52,6 @@ from pentad.apps.market.models import (
     MarketCharacter,
     MarketCharOrder,
     MarketEsiCache,
-    MarketOrder,
     MarketStation,
     MarketSystem,
 )
@@ -304,15 +303,8 @@ async def locations_on_snapshot(context: JobContext, event: Event[SnapshotStored
     """`market.snapshot_stored`: queue the unknown stations of the new book."""
     snapshot = event.payload
     async with context.platform.database.transaction() as session:
-        ids = await session.scalars(
-            select(MarketOrder.location_id)
-            .where(
-                MarketOrder.captured_at == snapshot.captured_at,
-                MarketOrder.snapshot_id == snapshot.snapshot_id,
-            )
-            .distinct()
-        )
-        await queue_resolution(session, list(ids))
+        ids = await store.snapshot_locations(session, snapshot.snapshot_id, snapshot.captured_at)
+        await queue_resolution(session, ids)
 
 
 async def after_sync(market: MarketContext, character: MarketCharacter) -> None:
