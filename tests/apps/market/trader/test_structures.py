@@ -82,3 +82,11 @@ async def test_a_sync_names_its_structures_with_the_characters_token(
     seen = {request.path: request for request in fake.location_requests()}
     assert (seen[f"/universe/structures/{STRUCTURE}/"].authorization or "").startswith("Bearer ey")
     assert seen[f"/universe/stations/{STATION}/"].authorization is None
+
+    # The API names the places with their systems (the orders page shows the same).
+    listed = (await client.get("/api/market/orders", headers=alice)).json()
+    where = {item["order_id"]: (item["location_name"], item["system_name"]) for item in listed}
+    assert where == {
+        5001: ("Jita - Trade Tower", "Jita"),
+        5002: ("Jita IV - Moon 4 - Caldari Navy Assembly Plant", "Jita"),
+    }
