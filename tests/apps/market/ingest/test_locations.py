@@ -157,7 +157,9 @@ async def test_jobs_are_queued_once_per_batch_and_structures_only_with_a_charact
             MarketStation(id=60003760, name="Jita IV - Moon 4", system_id=JITA["id"], region_id=10000002)
         )
         assert await locations.queue_resolution(session, [60003760, *stations, STRUCTURE]) == 2
-        assert await locations.queue_resolution(session, [60003760, *stations, STRUCTURE]) == 2  # deduped
+        assert (
+            await locations.queue_resolution(session, [60003760, *stations, STRUCTURE]) == 0
+        )  # pending already
         assert await locations.queue_resolution(session, [STRUCTURE], character=character) == 1
     async with platform.database.transaction(writes=False) as session:
         jobs = list(await session.scalars(select(Job).where(Job.name == locations.RESOLVE)))

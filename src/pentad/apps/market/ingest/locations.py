@@ -294,8 +294,8 @@ async def queue_resolution(
         if character is not None:
             payload["character"] = str(character)
         digest = hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
-        await enqueue(session, RESOLVE, payload, dedupe_key=f"{RESOLVE}:{digest}")
-        queued += 1
+        if await enqueue(session, RESOLVE, payload, dedupe_key=f"{RESOLVE}:{digest}") is not None:
+            queued += 1
     return queued
 
 
