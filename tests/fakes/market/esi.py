@@ -8,6 +8,14 @@ floating-window rate limit of the route's group (`X-Ratelimit-Group`, `-Limit` `
 or, for routes on the older scheme, the error limit (`X-ESI-Error-Limit-Remain`, `-Reset`; past it every
 route answers 420). `GET /status/` is such an older route.
 
+`GET /universe/stations/{station_id}/` (public) and `GET /universe/structures/{structure_id}/` (a bearer
+token whose character can dock there: `grant_structure(who, id)`, `who` the token itself or, once
+`verify` is set (CharacterEsi sets it), the token's character id, the token holding
+`esi-universe.read_structures.v1`; else 403, no or a bad token 401)
+answer what `stations` / `structures` hold in ESI's shape, with `Date`, `Expires` (`location_expires_in`
+on), an `ETag` (304 on a matching `If-None-Match`) and the error-limit headers; unknown ids 404. Faults
+match them by `region=<location id>`.
+
 Tests drive it through the `FakeEsi` control object: `set_book` / `generate_book` (a new generation),
 `inject(...)` faults (a status N times, a malformed body, a hang, a regeneration or an `X-Pages` change
 after N page requests), `advance(seconds)` of its clock, and read `requests` (everything asked, with
@@ -24,7 +32,7 @@ import hashlib
 import math
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -43,6 +51,7 @@ WINDOW_SECONDS = 900
 JITA_REGION = 10000002
 JITA_STATION = 60003760
 JITA_SYSTEM = 30000142
+STRUCTURES_SCOPE = "esi-universe.read_structures.v1"
 RANGES = ("station", "solarsystem", "region", "1", "5", "10", "20", "40")
 
 
@@ -166,11 +175,20 @@ class FakeEsi:
         """True: the orders route is on the error-limit scheme instead of a rate-limit group."""
         self.histories: dict[tuple[int, int], list[dict[str, Any]]] = {}
         """(region, type) -> the days `/markets/{region}/history/?type_id=` answers (none: an empty list)."""
+        self.stations: dict[int, dict[str, Any]] = {}
+        self.structures: dict[int, dict[str, Any]] = {}
+        self.structure_access: dict[str | int, set[int]] = {}
+        """Bearer token (or character id, with `verify`) -> the structures its character may see."""
+        self.verify: Callable[[str], tuple[int, list[str]] | None] | None = None
+        """token -> (character id, scopes), or None for a token SSO did not issue."""
+        self.location_expires_in = 3600.0
         self.app = Starlette(
             routes=[
                 Route("/markets/{region_id:int}/orders/", self.orders),
                 Route("/markets/{region_id:int}/history/", self.history),
                 Route("/status/", self.status),
+                Route("/universe/stations/{location_id:int}/", self.station),
+                Route("/universe/structures/{location_id:int}/", self.structure),
             ]
         )
 
@@ -200,6 +218,11 @@ class FakeEsi:
         self.errors.clear()
         self.legacy_orders = False
         self.histories.clear()
+        self.stations.clear()
+        self.structures.clear()
+        self.structure_access.clear()
+        self.verify = None
+        self.location_expires_in = 3600.0
 
     def set_book(self, region_id: int, orders: list[dict[str, Any]], *, page_size: int = 1000) -> Generation:
         """Make `orders` the region's book: a new generation, modified now, expiring in `expires_in`."""
@@ -243,6 +266,13 @@ class FakeEsi:
         fault = Fault(kind, **options)
         self.faults.append(fault)
         return fault
+
+    def grant_structure(self, who: str | int, structure_id: int) -> None:
+        """The character of `who` (a token, or a character id with `verify`) may dock at `structure_id`."""
+        self.structure_access.setdefault(who, set()).add(structure_id)
+
+    def location_requests(self) -> list[Seen]:
+        return [seen for seen in self.requests if seen.path.startswith("/universe/")]
 
     def page_requests(self, region_id: int | None = None) -> list[Seen]:
         prefix = "/markets/" if region_id is None else f"/markets/{region_id}/"
@@ -439,6 +469,81 @@ class FakeEsi:
         status = fault.status if fault is not None and fault.kind == "status" else 200
         body = {"players": 23_000, "server_version": "2900000", "start_time": "2026-01-01T11:05:00Z"}
         return self._json(body if status == 200 else {"error": "fake"}, status, self._error_headers(status))
+
+    async def station(self, request: Request) -> Response:
+        station_id = int(request.path_params["location_id"])
+        return await self._location(request, station_id, self.stations.get(station_id), needs_token=False)
+
+    async def structure(self, request: Request) -> Response:
+        structure_id = int(request.path_params["location_id"])
+        return await self._location(
+            request, structure_id, self.structures.get(structure_id), needs_token=True
+        )
+
+    async def _location(
+        self, request: Request, location_id: int, item: dict[str, Any] | None, *, needs_token: bool
+    ) -> Response:
+        epoch = self.epoch
+        response = await self._location_answer(request, location_id, item, needs_token=needs_token)
+        if epoch == self.epoch:
+            self.requests.append(
+                Seen(
+                    path=request.url.path,
+                    page=None,
+                    status=response.status_code,
+                    if_none_match=request.headers.get("if-none-match"),
+                    user_agent=request.headers.get("user-agent"),
+                    compatibility_date=request.headers.get("x-compatibility-date"),
+                    authorization=request.headers.get("authorization"),
+                )
+            )
+        return response
+
+    async def _location_answer(
+        self, request: Request, location_id: int, item: dict[str, Any] | None, *, needs_token: bool
+    ) -> Response:
+        limited = self._limited(None)
+        if limited is not None:
+            return limited
+        fault = self._fault(location_id, None)
+        if fault is not None and fault.kind == "hang":
+            await asyncio.sleep(fault.seconds)
+        if fault is not None and fault.kind == "status":
+            return self._json({"error": f"fake status {fault.status}"}, fault.status,
+                              self._error_headers(fault.status))  # fmt: skip
+        if needs_token:
+            authorization = request.headers.get("authorization", "")
+            if not authorization.startswith("Bearer "):
+                return self._json({"error": "authentication failure"}, 401, self._error_headers(401))
+            token = authorization.removeprefix("Bearer ")
+            who: str | int = token
+            if self.verify is not None:
+                verified = self.verify(token)
+                if verified is None:
+                    return self._json({"error": "authentication failure"}, 401, self._error_headers(401))
+                who, scopes = verified
+                if STRUCTURES_SCOPE not in scopes:
+                    return self._json({"error": "token not valid for scope"}, 403, self._error_headers(403))
+            if location_id not in self.structure_access.get(who, set()):
+                return self._json({"error": "Forbidden"}, 403, self._error_headers(403))
+        if item is None:
+            what = "Structure" if needs_token else "Station"
+            return self._json({"error": f"{what} not found"}, 404, self._error_headers(404))
+        now = self.now().replace(microsecond=0)
+        body = orjson.dumps(item)
+        etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+        headers = {
+            "Date": http_date(now),
+            "Expires": http_date(now + timedelta(seconds=self.location_expires_in)),
+            "ETag": etag,
+            "Cache-Control": "private" if needs_token else "public",
+            **self._error_headers(200),
+        }
+        if request.headers.get("if-none-match") == etag:
+            return Response(b"", 304, headers=headers)
+        if fault is not None and fault.kind == "malformed":
+            body = body[: max(len(body) // 2, 1)]
+        return Response(body, 200, headers=headers, media_type="application/json")
 
 
 @contextlib.asynccontextmanager

@@ -118,6 +118,7 @@ class CharacterEsi:
     def __init__(self, fake: FakeEsi, verify: Verify, *, batch: int = 2500, journal_page: int = 2500) -> None:
         self.fake = fake
         self.verify = verify
+        fake.verify = verify  # the structure route checks tokens the same way
         self.batch = batch
         self.journal_page = journal_page
         self.characters: dict[int, CharacterData] = {}

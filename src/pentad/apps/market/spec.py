@@ -23,6 +23,7 @@ from pentad.apps.market.analysis.hauling import LADDERS
 from pentad.apps.market.esi.resource import ESI_CLIENT
 from pentad.apps.market.ingest import character as character_ingest
 from pentad.apps.market.ingest import history as history_ingest
+from pentad.apps.market.ingest import locations as location_ingest
 from pentad.apps.market.ingest import orders as ingest_orders
 from pentad.apps.market.models import PARTITIONED
 from pentad.apps.market.settings import APP_NAME, MarketSettings
@@ -50,6 +51,8 @@ CRON.extend(alert_tasks.CRON)
 TOPICS.extend(market_topics.TOPICS)
 EVENTS.extend(market_events.EVENTS)
 SUBSCRIBERS.extend(alert_tasks.SUBSCRIBERS)
+JOBS.extend(location_ingest.JOBS)
+SUBSCRIBERS.extend(location_ingest.SUBSCRIBERS)
 
 
 def routers() -> list[APIRouter]:

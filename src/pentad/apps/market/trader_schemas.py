@@ -57,6 +57,10 @@ class MyOrderRead(BaseModel):
     type_id: int
     type_name: str | None
     location_id: int
+    location_name: str | None = Field(
+        None, description="The station or structure (None: not yet resolved through ESI, or not visible)."
+    )
+    system_name: str | None = Field(None, description="The location's solar system.")
     region_id: int
     is_buy: bool
     price: Decimal

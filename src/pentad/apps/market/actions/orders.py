@@ -21,7 +21,15 @@ from sqlalchemy import select
 from pentad.apps.market.actions.characters import _user
 from pentad.apps.market.actions.context import MarketContext
 from pentad.apps.market.exceptions import CharacterNotFound
-from pentad.apps.market.models import ORDERS, MarketCharacter, MarketCharOrder, MarketRegionState, MarketType
+from pentad.apps.market.models import (
+    ORDERS,
+    MarketCharacter,
+    MarketCharOrder,
+    MarketRegionState,
+    MarketStation,
+    MarketSystem,
+    MarketType,
+)
 from pentad.apps.market.trader_schemas import MyOrderRead
 from pentad.core.db.base import utcnow
 from pentad.core.db.partitions import insert_target
@@ -155,6 +163,17 @@ async def list_my_orders(
             )
         ).all()
     )
+    # Stations from the SDE, and those (structures too) resolved through ESI (ingest/locations.py).
+    places = {
+        station_id: (name, system_name)
+        for station_id, name, system_name in (
+            await market.session.execute(
+                select(MarketStation.id, MarketStation.name, MarketSystem.name)
+                .join(MarketSystem, MarketSystem.id == MarketStation.system_id, isouter=True)
+                .where(MarketStation.id.in_({o.location_id for o in orders}))
+            )
+        ).all()
+    }
     now = utcnow()
     warning = timedelta(hours=market.settings.expiry_warning_hours)
     found = []
@@ -171,6 +190,8 @@ async def list_my_orders(
                 type_id=order.type_id,
                 type_name=names.get(order.type_id),
                 location_id=order.location_id,
+                location_name=places.get(order.location_id, (None, None))[0],
+                system_name=places.get(order.location_id, (None, None))[1],
                 region_id=order.region_id,
                 is_buy=order.is_buy,
                 price=order.price,

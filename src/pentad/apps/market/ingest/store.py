@@ -171,6 +171,22 @@ async def snapshot_pages(
     return by_page
 
 
+async def snapshot_locations(session: AsyncSession, snapshot_id: int, captured_at: datetime) -> list[int]:
+    """The distinct location ids of a snapshot's orders (none when its partition is gone)."""
+    connection = await session.connection()
+    table = insert_target(ORDERS, connection.dialect.name, captured_at)
+    if table is not ORDERS.table and not await connection.run_sync(
+        lambda sync: sync.dialect.has_table(sync, table.name)
+    ):
+        return []
+    result = await session.scalars(
+        select(table.c.location_id)
+        .where(table.c.captured_at == captured_at, table.c.snapshot_id == snapshot_id)
+        .distinct()
+    )
+    return [int(location_id) for location_id in result]
+
+
 async def store_snapshot(
     session: AsyncSession,
     *,
