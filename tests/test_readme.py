@@ -14,6 +14,7 @@ import click
 import pytest
 from pydantic import BaseModel, SecretStr
 
+from pentad.agent.settings import AgentSettings
 from pentad.apps import INSTALLED
 from pentad.cli import main
 from pentad.core.apps import AppSpec
@@ -111,7 +112,7 @@ def test_every_app_setting_is_documented_in_the_apps_section_with_its_default(sp
 
 
 def test_every_variable_the_readme_names_is_a_setting() -> None:
-    known = set(setting_names(Settings))
+    known = set(setting_names(Settings)) | set(setting_names(AgentSettings, "PENTAD_AGENT__"))
     for spec in APPS:
         known |= set(setting_names(spec.settings, _app_prefix(spec)) if spec.settings else [])
     tabled = [name for title, text in _sections().items() for name in _rows(text)]
