@@ -88,7 +88,7 @@ INSTALLED: dict[str, InstalledApp] = {
         spec="pentad.apps.panel.spec:APP",
         settings="pentad.apps.panel.settings:PanelSettings",
         cli="pentad.apps.panel.cli:panel",
-        cli_help="Panel nodes, enrolment tokens and templates.",
+        cli_help="Panel nodes, enrolment tokens, templates and plugins.",
     ),
 }
 
