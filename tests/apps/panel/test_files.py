@@ -487,8 +487,15 @@ async def test_retention_prunes_the_oldest_unlocked_backups(stack: AgentStack) -
     locked = await backup_done(stack, server_id, {"name": "keep me", "locked": True})
     made = [await backup_done(stack, server_id, {"name": f"b{n}"}) for n in range(3)]
     assert all(backup["status"] == "ok" for backup in [locked, *made])
-    response = await stack.http.get(f"/api/panel/servers/{server_id}/backups", headers=stack.headers)
-    names = [backup["name"] for backup in response.json()]
+    names: list[str] = []
+
+    async def pruned() -> bool:  # the job marks a backup ok, then prunes past the retention count
+        nonlocal names
+        response = await stack.http.get(f"/api/panel/servers/{server_id}/backups", headers=stack.headers)
+        names = [backup["name"] for backup in response.json()]
+        return "b0" not in names
+
+    await eventually(pruned, "the oldest unlocked backup pruned")
     assert names == ["b2", "b1", "keep me"]  # newest first; b0 pruned, the locked one kept
     objects = [item.key async for item in stack.panel.platform.storage.list(f"panel/backups/{server_id}/")]
     assert sorted(objects) == sorted(
