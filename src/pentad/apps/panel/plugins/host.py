@@ -60,7 +60,7 @@ from pentad.core.errors import AppError
 from pentad.core.events import emit
 from pentad.core.realtime.publish import publish
 from pentad.core.realtime.relay import RelayError
-from pentad.core.services import ChildLimits, ChildProcess, ServiceContext, ServiceSpec
+from pentad.core.services import ChildExit, ChildLimits, ChildProcess, ServiceContext, ServiceSpec
 from pentad_panel_plugin import rpc
 
 if TYPE_CHECKING:
@@ -105,6 +105,7 @@ class Running:
     connections: int = 0
     stopping: bool = False
     kill_reason: str | None = None
+    reported_exit: ChildExit | None = None
 
 
 class PluginHost:
@@ -261,6 +262,7 @@ class PluginHost:
             {"plugin_id": running.plugin_id, "capabilities": sorted(running.granted), "settings": settings},
         )  # fmt: skip
         running.hooks = hooks if isinstance(hooks, dict) else {}
+        await self._report_exit(running)  # a restart: its crash is told before it runs again
         await self._set_status(running.plugin_id, "running", None)
         running.tasks.add(asyncio.create_task(self._ping(running)))
         if "schedule" in running.granted:
@@ -494,24 +496,27 @@ class PluginHost:
 
     async def _watch_exits(self, running: Running) -> None:
         """Report each exit of the plugin's process (the supervisor restarts it)."""
-        child = running.child
-        seen = None
-        while child is not None and not running.stopping:
+        while running.child is not None and not running.stopping:
             await asyncio.sleep(0.2)
-            exit = child.exit
-            if exit is not None and exit is not seen:
-                seen = exit
-                if running.stopping:
-                    return
-                if running.kill_reason is not None:
-                    reason, running.kill_reason = running.kill_reason, None
-                elif exit.limit_exceeded is not None:
-                    reason = f"killed by its {exit.limit_exceeded} limit"
-                elif exit.signal is not None:
-                    reason = f"ended by signal {signal.Signals(exit.signal).name}"
-                else:
-                    reason = f"exited with status {exit.returncode}"
-                await self._crashed(running, reason)
+            await self._report_exit(running)
+
+    async def _report_exit(self, running: Running) -> None:
+        """Report the process's last exit once, from the watcher or from the restarted process's start,
+        whichever comes first: a restart quicker than the watcher's poll must not have its "running" status
+        overwritten by the earlier crash."""
+        exit = running.child.exit if running.child is not None else None
+        if exit is None or exit is running.reported_exit or running.stopping:
+            return
+        running.reported_exit = exit
+        if running.kill_reason is not None:
+            reason, running.kill_reason = running.kill_reason, None
+        elif exit.limit_exceeded is not None:
+            reason = f"killed by its {exit.limit_exceeded} limit"
+        elif exit.signal is not None:
+            reason = f"ended by signal {signal.Signals(exit.signal).name}"
+        else:
+            reason = f"exited with status {exit.returncode}"
+        await self._crashed(running, reason)
 
     async def _crashed(self, running: Running, reason: str) -> None:
         self.log.warning("panel_plugin_crashed", plugin=running.plugin_id, reason=reason)
