@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import fractions
 from collections.abc import Callable
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import av
 import structlog
@@ -201,20 +201,34 @@ class _AacToOpus:
         self.samples = 0
 
     def feed(self, access_unit: bytes) -> list[Packet]:
-        out: list[Packet] = []
-        try:
-            decoded = self.decoder.decode(av.Packet(access_unit))
-        except av.FFmpegError:
-            return out
-        for frame in decoded:
-            for chunk in self.resampler.resample(frame):
-                chunk.pts = self.samples
-                chunk.time_base = OPUS_TIME_BASE
-                self.samples += chunk.samples
-                for packet in self.encoder.encode(chunk):
-                    packet.time_base = OPUS_TIME_BASE
-                    out.append(packet)
+        out = _reencoded(self, access_unit)
+        for packet in out:
+            packet.time_base = OPUS_TIME_BASE
         return out
+
+
+class _Transcoding(Protocol):
+    decoder: Any
+    resampler: Any
+    encoder: Any
+    samples: int
+
+
+def _reencoded(codec: _Transcoding, data: bytes) -> list[Packet]:
+    """`data` decoded, resampled into the encoder's frame size and encoded again, the samples counted on the
+    48 kHz clock; nothing for a packet the decoder refuses."""
+    out: list[Packet] = []
+    try:
+        decoded = codec.decoder.decode(av.Packet(data))
+    except av.FFmpegError:
+        return out
+    for frame in decoded:
+        for chunk in codec.resampler.resample(frame):
+            chunk.pts = codec.samples
+            chunk.time_base = OPUS_TIME_BASE
+            codec.samples += chunk.samples
+            out.extend(codec.encoder.encode(chunk))
+    return out
 
 
 AAC_FRAME = 1024
@@ -252,18 +266,9 @@ class OpusToAac:
         if self.start is None:
             self.start = timestamp
         out: list[tuple[int, bytes]] = []
-        try:
-            decoded = self.decoder.decode(av.Packet(packet))
-        except av.FFmpegError:
-            return out
-        for frame in decoded:
-            for chunk in self.resampler.resample(frame):
-                chunk.pts = self.samples
-                chunk.time_base = OPUS_TIME_BASE
-                self.samples += chunk.samples
-                for encoded in self.encoder.encode(chunk):
-                    position = self.start + max(0, encoded.pts or 0)
-                    out.append((position * 1000 // OPUS_RATE, bytes([FLV_AAC, 1]) + bytes(encoded)))
+        for encoded in _reencoded(self, packet):
+            position = self.start + max(0, encoded.pts or 0)
+            out.append((position * 1000 // OPUS_RATE, bytes([FLV_AAC, 1]) + bytes(encoded)))
         return out
 
 
