@@ -311,7 +311,8 @@ async def fetch_character(
 # storing -------------------------------------------------------------------------------------------
 
 
-async def _states(session: AsyncSession, paths: Sequence[str]) -> dict[str, CacheState]:
+async def cached_states(session: AsyncSession, paths: Sequence[str]) -> dict[str, CacheState]:
+    """The stored Expires/ETag state of each ESI path that has one (market_esi_cache)."""
     keys = {url_key(path): path for path in paths}
     rows = await session.scalars(select(MarketEsiCache).where(MarketEsiCache.url_key.in_(list(keys))))
     return {
@@ -320,7 +321,8 @@ async def _states(session: AsyncSession, paths: Sequence[str]) -> dict[str, Cach
     }
 
 
-async def _store_states(session: AsyncSession, states: dict[str, CacheState]) -> None:
+async def store_cached_states(session: AsyncSession, states: dict[str, CacheState]) -> None:
+    """Keep each path's Expires/ETag state, so that nothing is asked again before Expires."""
     for path, state in states.items():
         row = await session.get(MarketEsiCache, url_key(path))
         if row is None:
@@ -659,7 +661,7 @@ async def sync_character(
         )
     paths = {route: path.replace("{id}", str(character_id)) for route, (path, _scope) in ROUTES.items()}
     async with platform.database.transaction(writes=False) as session:
-        states = await _states(session, list(paths.values()))
+        states = await cached_states(session, list(paths.values()))
         newest = await session.scalar(
             select(MarketWalletTransaction.transaction_id)
             .where(MarketWalletTransaction.character_id == character_id)
@@ -703,7 +705,7 @@ async def sync_character(
         await store_skills(session, character_id, fetched.skills, fetched.standings)
         if fetched.transactions or fetched.journal:
             await rebuild_pnl(session, character_id)
-        await _store_states(session, fetched.states)
+        await store_cached_states(session, fetched.states)
         await session.flush()
         merged = {**states, **fetched.states}
         character.last_sync = {

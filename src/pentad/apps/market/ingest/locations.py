@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,7 +51,6 @@ from pentad.apps.market.ingest.orders import ESI_QUEUE
 from pentad.apps.market.models import (
     MarketCharacter,
     MarketCharOrder,
-    MarketEsiCache,
     MarketStation,
     MarketSystem,
 )
@@ -84,10 +83,6 @@ def location_path(location_id: int) -> str:
     if is_structure(location_id):
         return f"/universe/structures/{location_id}/"
     return f"/universe/stations/{location_id}/"
-
-
-def url_key(path: str) -> str:
-    return hashlib.sha256(path.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -146,22 +141,6 @@ async def unknown_locations(session: AsyncSession, location_ids: Iterable[int]) 
     return sorted(wanted - known)
 
 
-async def _states(session: AsyncSession, paths: Sequence[str]) -> dict[str, CacheState]:
-    keys = [url_key(path) for path in paths]
-    rows = await session.scalars(select(MarketEsiCache).where(MarketEsiCache.url_key.in_(keys)))
-    return {row.url: CacheState(row.etag, row.expires_at, row.last_modified) for row in rows}
-
-
-async def _store_state(session: AsyncSession, path: str, state: CacheState) -> None:
-    row = await session.get(MarketEsiCache, url_key(path))
-    if row is None:
-        row = MarketEsiCache(url_key=url_key(path), url=path)
-        session.add(row)
-    row.etag = state.etag
-    row.expires_at = state.expires_at
-    row.last_modified = state.last_modified
-
-
 async def resolve_locations(
     platform: AppContext,
     client: EsiClient,
@@ -176,7 +155,7 @@ async def resolve_locations(
     started = now()
     async with platform.database.transaction(writes=False) as session:
         unknown = (await unknown_locations(session, location_ids))[:BATCH]
-        states = await _states(session, [location_path(i) for i in unknown])
+        states = await character_ingest.cached_states(session, [location_path(i) for i in unknown])
     places: dict[int, Place] = {}
     new_states: dict[str, CacheState] = {}
     for location_id in unknown:
@@ -247,8 +226,7 @@ async def resolve_locations(
             row.owner_corp_id = place.owner_id
             row.kind = "structure" if is_structure(location_id) else "npc"
             outcome.resolved.append(location_id)
-        for path, state in new_states.items():
-            await _store_state(session, path, state)
+        await character_ingest.store_cached_states(session, new_states)
         for location_id, reason in outcome.unresolvable.items():
             retry = new_states[location_path(location_id)].expires_at
             await store.add_run(
@@ -278,7 +256,7 @@ async def queue_resolution(
         unknown = [i for i in unknown if not is_structure(i)]
     # An id a run already refused or found missing waits for its retry time (its route's Expires).
     if unknown:
-        states = await _states(session, [location_path(i) for i in unknown])
+        states = await character_ingest.cached_states(session, [location_path(i) for i in unknown])
         moment = _utcnow()
         unknown = [
             i
