@@ -429,7 +429,9 @@ def _visits(rng: random.Random, start_ms: int, end_ms: int, events: int, visitor
                 custom = not first and rng.random() < 0.1
                 page = int(rng.paretovariate(1.2)) % 2000
                 yield template.model_copy(update={
-                    "ts": min(ts, end_ms - 1), "visitor_id": visitor * 7919 + 1,
+                    # the core's ids rotate at 00:00 UTC: a returning visitor has a new one each day
+                    "visitor_id": visitor * 7919 + 1 + (min(ts, end_ms - 1) // 86_400_000) * 10**11,
+                    "ts": min(ts, end_ms - 1),
                     "name": "Signup" if custom else "pageview", "path": f"/p/{page}",
                     "referrer_host": referrer if first else None,
                     "referrer_path": "/" if referrer and first else None,

@@ -26,6 +26,7 @@ from pentad.apps.analytics.models import (
     AnalyticsSession,
     AnalyticsSite,
 )
+from pentad.apps.analytics.settings import AnalyticsSettings
 from pentad.apps.analytics.tasks import run_rollups
 from pentad.core.cache import MemoryCache
 from pentad.core.ingest import FlushContext
@@ -42,6 +43,7 @@ BROWSERS = ["Firefox", "Chrome", "Safari", None]
 SYSTEMS = ["Linux", "Windows", "iOS", "Android"]
 CAMPAIGNS = [None, "spring", "launch"]
 HOUR = 3_600_000
+DAY = 86_400_000
 
 
 def _ms(moment: datetime) -> int:
@@ -427,3 +429,42 @@ async def test_a_failed_recompute_gives_the_claimed_hours_back(
     async with platform.database.transaction() as session:
         assert await rollups.dirty_hours(session, key, 0, 10**9) == set()
         assert (await session.scalar(select(func.count()).select_from(AnalyticsRollupHourly)) or 0) > 0
+
+
+async def test_a_claim_takes_whole_days_and_each_day_is_computed_once(
+    platform: Platform, site: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch smaller than a day's dirty hours still claims the whole UTC day (a split day would be read
+    again by each half, its other hours touched by visits crossing the split); the answers are unchanged."""
+    key = await site_key_of(platform, site)
+    await store(platform, seeded_rows(key, days=3, per_day=40, seed=11))
+    async with platform.database.transaction() as session:
+        dirty = await rollups.dirty_hours(session, key, 0, 10**9)
+    days = {hour * HOUR // DAY for hour in dirty}
+    assert len(days) >= 3
+    assert len(dirty) > 2 * len(days)
+    async with platform.database.transaction() as session:
+        claimed = await rollups.claim_dirty(session, 2)
+        await session.rollback()
+    first_day = min(days)
+    assert {hour for _key, hour in claimed} == {
+        hour for hour in dirty if hour * HOUR // 86_400_000 == first_day
+    }
+
+    computed: list[frozenset[int]] = []
+    compute = rollups.compute_hours
+
+    async def counting(session: AsyncSession, site_key: int, hours: Any, gap: int) -> rollups.HoursResult:
+        computed.append(frozenset(hours))
+        return await compute(session, site_key, hours, gap)
+
+    monkeypatch.setattr(rollups, "compute_hours", counting)
+    monkeypatch.setattr(platform.app_settings(AnalyticsSettings), "rollup_batch", 2)
+    report = await run_rollups(platform, now=NOW)
+    assert report.hours == len(dirty)
+    assert sorted(computed, key=min) == [
+        frozenset(hour for hour in dirty if hour * HOUR // DAY == day) for day in sorted(days)
+    ]
+    async with platform.database.transaction() as session:
+        assert await rollups.dirty_hours(session, key, 0, 10**9) == set()
+        await compare_all(session, key, "UTC", [("custom", (NOW - timedelta(days=3)).date(), NOW.date())])

@@ -535,10 +535,11 @@ async def _lock_cursor(session: AsyncSession) -> AnalyticsRollupCursor:
 
 
 async def claim_dirty(session: AsyncSession, batch: int) -> list[tuple[int, int]]:
-    """Take up to `batch` dirty (site, hour) marks (deleted here). Commit this before recomputing: a
-    flush that stores more events for a claimed hour after the claim marks it dirty again, and the
-    recompute (a later transaction, hence a later snapshot, also on MariaDB's REPEATABLE READ) sees at
-    least every event stored before the claim."""
+    """Take up to `batch` dirty (site, hour) marks (deleted here), and the rest of the last UTC day's
+    marks of the sites claimed in it (a day is never split between two claims). Commit this before
+    recomputing: a flush that stores more events for a claimed hour after the claim marks it dirty
+    again, and the recompute (a later transaction, hence a later snapshot, also on MariaDB's REPEATABLE
+    READ) sees at least every event stored before the claim."""
     await _lock_cursor(session)
     dirty = (
         await session.execute(
@@ -548,6 +549,8 @@ async def claim_dirty(session: AsyncSession, batch: int) -> list[tuple[int, int]
         )
     ).all()
     claimed = [(int(site_key), int(hour)) for site_key, hour in dirty]
+    if len(claimed) == batch:
+        claimed.extend(await _rest_of_last_day(session, claimed))
     by_site: dict[int, list[int]] = defaultdict(list)
     for site_key, hour in claimed:
         by_site[site_key].append(hour)
@@ -559,6 +562,28 @@ async def claim_dirty(session: AsyncSession, batch: int) -> list[tuple[int, int]
                 )
             )
     return claimed
+
+
+async def _rest_of_last_day(
+    session: AsyncSession, claimed: Sequence[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """The dirty hours of the claim's last UTC day that the batch limit cut off, for the sites it claimed
+    hours of that day: a day is recomputed from one read of its events, and a day split across two batches
+    would be read twice in each (its other hours are touched by visits crossing the split)."""
+    last_day = claimed[-1][1] * HOUR_MS // DAY_MS
+    first_hour = last_day * DAY_MS // HOUR_MS
+    sites = {site_key for site_key, hour in claimed if hour >= first_hour}
+    taken = set(claimed)
+    rest = await session.execute(
+        select(AnalyticsDirtyBucket.site_key, AnalyticsDirtyBucket.hour).where(
+            AnalyticsDirtyBucket.site_key.in_(sorted(sites)),
+            AnalyticsDirtyBucket.hour >= first_hour,
+            AnalyticsDirtyBucket.hour < first_hour + DAY_MS // HOUR_MS,
+        )
+    )
+    return sorted(
+        {(int(site_key), int(hour)) for site_key, hour in rest.all()} - taken, key=lambda m: (m[1], m[0])
+    )
 
 
 async def mark_dirty(session: AsyncSession, marks: Sequence[tuple[int, int]]) -> None:
