@@ -23,7 +23,15 @@ from pentad.core.config import DatabaseSettings
 from pentad.core.context import AppContext
 from pentad.core.db.base import UTCDateTime
 from pentad.core.db.engine import Database
-from pentad.core.ingest import FlushContext, Ingest, IngestStream, UnknownStream, insert_into
+from pentad.core.ingest import (
+    INSERT_CHUNK,
+    FlushContext,
+    Ingest,
+    IngestStream,
+    UnknownStream,
+    insert_into,
+    insert_rows,
+)
 from pentad.core.jobs.models import IngestBatch
 from tests.core.jobs.conftest import REPO, StatementLog, eventually
 
@@ -101,11 +109,38 @@ async def test_ten_thousand_appends_are_stored_with_a_few_inserts(target: Target
         for start in range(0, len(rows), 100):
             await ingest.append(STREAM, *rows[start : start + 100])
         await ingest.flush()
-    assert log.inserts_into(target.table.name) == 4
+    # 4 batches (transactions), each inserted in executemany parts of INSERT_CHUNK rows
+    assert log.inserts_into(target.table.name) == 10_000 // INSERT_CHUNK
     assert log.inserts_into("jobs") == 0
     assert await target.stored() == rows
     assert await target.batches() == 4
     assert target.segments() == []
+
+
+async def test_a_big_batch_is_inserted_in_parts_with_the_event_loop_free_between_them(target: Target) -> None:
+    """Preparing rows holds the event loop: a 2,000-row statement held every request of the process for
+    ~16 ms. Other tasks run between the parts, and every row is stored in the one transaction."""
+    rows = hits(3 * INSERT_CHUNK + 7)
+    turns = 0
+    inserting = True
+
+    async def other_requests() -> None:
+        nonlocal turns
+        while inserting:
+            turns += 1
+            await asyncio.sleep(0)
+
+    async with target.database.transaction() as session:
+        neighbour = asyncio.create_task(other_requests())
+        await asyncio.sleep(0)
+        started = turns
+        with StatementLog.of(target.database.engine) as log:
+            await insert_rows(session, target.table.insert(), rows)
+        inserting = False
+        await neighbour
+    assert log.inserts_into(target.table.name) == 4
+    assert turns - started >= 4  # the neighbour ran while each part was written
+    assert await target.stored() == rows
 
 
 async def test_a_partial_batch_is_flushed_by_the_background_task_after_its_interval(target: Target) -> None:

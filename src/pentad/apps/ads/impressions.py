@@ -20,7 +20,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.ads.models import AdsCampaign, AdsClick, AdsConversion, AdsImpression, AdsStatsHourly
-from pentad.core.ingest import FlushContext, IngestStream
+from pentad.core.ingest import FlushContext, IngestStream, insert_rows
 
 IMPRESSIONS_STREAM: Final = "ads.impressions"
 CLICKS_STREAM: Final = "ads.clicks"
@@ -70,7 +70,7 @@ async def flush_impressions(context: FlushContext, rows: Sequence[BaseModel]) ->
         value["hour"] = row.ts // 3_600_000
         value["viewable_ts"] = row.ts if row.kind == "viewable" else None
         values.append(value)
-    await session.execute(insert_ignore(session, AdsImpression), values)
+    await insert_rows(session, insert_ignore(session, AdsImpression), values)
     viewable = [row for row in impressions if row.kind == "viewable"]
     if viewable:
         for row in viewable:
@@ -88,7 +88,7 @@ async def flush_clicks(context: FlushContext, rows: Sequence[BaseModel]) -> None
     if not clicks:
         return
     session = context.session
-    await session.execute(insert_ignore(session, AdsClick), [row.model_dump() for row in clicks])
+    await insert_rows(session, insert_ignore(session, AdsClick), clicks)
     found = await session.execute(
         select(AdsImpression.campaign_id, AdsImpression.hour)
         .where(AdsImpression.id.in_([row.impression_id for row in clicks]))

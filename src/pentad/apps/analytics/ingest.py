@@ -33,7 +33,7 @@ from pentad.apps.analytics.models import AnalyticsDirtyBucket, AnalyticsDrop, An
 from pentad.apps.analytics.registry import site_registry
 from pentad.apps.analytics.settings import APP_NAME, AnalyticsSettings
 from pentad.core.errors import problem_response
-from pentad.core.ingest import FlushContext, IngestStream, insert_into
+from pentad.core.ingest import FlushContext, IngestStream, insert_into, insert_rows
 from pentad.core.platform import Platform, get_platform
 from pentad.core.policy import RateLimitClass, route_policy
 from pentad.core.security import client_address
@@ -125,7 +125,7 @@ async def flush_events(context: FlushContext, rows: Sequence[BaseModel]) -> None
     # PENTAD_ANALYTICS__STORE=clickhouse (store/) keeps the events there; goals and GA4 follow either way.
     if not await store.flush_elsewhere(context, rows):
         session = context.session
-        await session.execute(insert(EVENTS_TABLE), [row.model_dump() for row in rows])
+        await insert_rows(session, insert(EVENTS_TABLE), rows)
         hours = sorted({(row.site_key, row.ts // 3_600_000) for row in rows if isinstance(row, EventRow)})
         await session.execute(
             _insert_ignore(session, AnalyticsDirtyBucket),
