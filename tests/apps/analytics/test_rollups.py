@@ -468,3 +468,56 @@ async def test_a_claim_takes_whole_days_and_each_day_is_computed_once(
     async with platform.database.transaction() as session:
         assert await rollups.dirty_hours(session, key, 0, 10**9) == set()
         await compare_all(session, key, "UTC", [("custom", (NOW - timedelta(days=3)).date(), NOW.date())])
+
+
+async def test_an_event_continuing_a_visit_recomputes_its_hours_and_nothing_more(
+    platform: Platform, site: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new event extending a visit that started an hour earlier recomputes its hour and the visit's start
+    hour (its duration changed there), not every hour the earlier visits are near (that walked back
+    through the whole day, one read of the day's events per hour, on every rollup tick)."""
+    key = await site_key_of(platform, site)
+    await store(platform, seeded_rows(key, days=2, per_day=40, seed=5))
+    await run_rollups(platform, now=NOW)
+    async with platform.database.transaction() as session:
+        crossing = (
+            await session.execute(
+                select(AnalyticsSession)
+                .where(
+                    AnalyticsSession.site_key == key,
+                    AnalyticsSession.end_ts - AnalyticsSession.start_ts < HOUR,
+                )
+                .order_by(AnalyticsSession.start_ts)
+            )
+        ).scalars()
+        visit = next(v for v in crossing if v.start_ts // HOUR != (v.end_ts + 60_000) // HOUR)
+    late = seeded_rows(key, days=0, per_day=1)[0].model_copy(
+        update={
+            "visitor_id": visit.visitor_id,
+            "ts": visit.end_ts + 60_000,
+            "name": "pageview",
+            "path": "/late",
+        }
+    )
+    await store(platform, [late])
+
+    computed: list[frozenset[int]] = []
+    compute = rollups.compute_hours
+
+    async def counting(session: AsyncSession, site_key: int, hours: Any, gap: int) -> rollups.HoursResult:
+        computed.append(frozenset(hours))
+        return await compute(session, site_key, hours, gap)
+
+    monkeypatch.setattr(rollups, "compute_hours", counting)
+    await run_rollups(platform, now=NOW)
+    assert computed == [frozenset({late.ts // HOUR}), frozenset({visit.start_ts // HOUR})]
+    monkeypatch.undo()
+    async with platform.database.transaction() as session:
+        await compare_all(session, key, "UTC", [("custom", (NOW - timedelta(days=2)).date(), NOW.date())])
+
+    computed.clear()
+    async with platform.database.transaction() as session:  # nothing new: the hour alone, once
+        session.add(AnalyticsDirtyBucket(site_key=key, hour=late.ts // HOUR))
+    monkeypatch.setattr(rollups, "compute_hours", counting)
+    await run_rollups(platform, now=NOW)
+    assert computed == [frozenset({late.ts // HOUR})]

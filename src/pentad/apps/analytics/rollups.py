@@ -21,6 +21,7 @@ referrer, UTM) count each event under its visit's first value, as the raw statis
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import zoneinfo
 from collections import Counter, defaultdict
@@ -44,6 +45,7 @@ from pentad.apps.analytics.models import (
     AnalyticsSession,
     AnalyticsSite,
 )
+from pentad.core.ingest import insert_rows
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -83,6 +85,10 @@ _EVENT_COLUMNS = (
 )  # fmt: skip
 """What compute_hours reads of each event (the positions below index into it)."""
 _IN_CHUNK = 500
+_PART_ROWS = 5000
+"""Events (or visits) handled between two turns of the event loop (about 15 ms of work). A rollup runs in
+the web process with the in-process worker: a busy day's read and computation in one piece held every
+request of the process (the ingest's included) for hundreds of milliseconds."""
 """Visitor ids per `IN (...)` (SQLite's and asyncpg's bind limits are far above)."""
 
 Key = tuple[int, str | None]
@@ -152,8 +158,6 @@ class HoursResult:
     visitors: list[int]
     window: tuple[int, int]
     timeout_ms: int
-    touched_starts: set[int]
-    """Start hours of the visits of these visitors near the hours (their numbers may have changed)."""
 
 
 def _day_window(day: int, timeout_ms: int) -> tuple[int, int]:
@@ -194,9 +198,10 @@ async def compute_hours(
     counts: dict[int, _HourCounts] = {hour: _HourCounts() for hour in wanted}
     hashes: dict[int, int] = {}
     fact_keys: dict[tuple[Any, ...], tuple[Key, ...]] = {}
+    current: Visit | None = None  # a visitor's events may continue in the next part
+    acquired: tuple[Key, ...] = ()
     async for rows in _visitor_events(session, site_key, visitors, window):
-        current: Visit | None = None
-        acquired: tuple[Key, ...] = ()
+        await asyncio.sleep(0)  # a part at a time: requests are served between them
         for raw in rows:
             visitor, ts, name = int(raw[0]), int(raw[1]), raw[2]
             is_view = name == PAGEVIEW
@@ -225,8 +230,10 @@ async def compute_hours(
             counts[hour].add(keys, hashed, is_view=is_view, revenue=int(raw[_REVENUE] or 0))
     for hour, hour_counts in counts.items():
         hour_counts.into(aggs[hour])
-    touched: set[int] = set()
-    for visit in visits:
+        await asyncio.sleep(0)
+    for number, visit in enumerate(visits):
+        if number % _PART_ROWS == 0:
+            await asyncio.sleep(0)
         start_hour = visit.start // HOUR_MS
         if start_hour in wanted:
             by_key = aggs[start_hour]
@@ -237,12 +244,11 @@ async def compute_hours(
                 agg.visits += 1
                 agg.bounces += int(visit.bounce)
                 agg.duration_ms += visit.end - visit.start
-        if visit.end >= first - timeout_ms and visit.start < last + timeout_ms:
-            touched.add(start_hour)
     for by_key in aggs.values():
         for agg in by_key.values():
             agg.sketch.compact()
-    return HoursResult(aggs, visits, visitors, window, timeout_ms, touched)
+        await asyncio.sleep(0)
+    return HoursResult(aggs, visits, visitors, window, timeout_ms)
 
 
 async def _visitor_events(
@@ -267,8 +273,9 @@ async def _visitor_events(
             yield (await session.execute(query)).all()
         return
     wanted = set(visitors)
-    rows = (await session.execute(select(*columns).where(*in_window).order_by(*order))).all()
-    yield [row for row in rows if row[0] in wanted]
+    found = await session.stream(select(*columns).where(*in_window).order_by(*order))
+    async for part in found.partitions(_PART_ROWS):
+        yield [row for row in part if row[0] in wanted]
 
 
 class _HourCounts:
@@ -392,17 +399,23 @@ async def _replace(
     session: AsyncSession, table: RollupTable, site_key: int, bucket: int, aggs: dict[Key, Agg]
 ) -> None:
     await session.execute(delete(table).where(table.site_key == site_key, table.bucket == bucket))
-    rows = _rows(site_key, bucket, aggs)
-    if rows:
-        await session.execute(insert(_table(table)), rows)
+    items = list(aggs.items())
+    for start in range(0, len(items), _PART_ROWS // 10):  # a row's sketch text costs ~10 events' work
+        await insert_rows(
+            session,
+            insert(_table(table)),
+            _rows(site_key, bucket, dict(items[start : start + _PART_ROWS // 10])),
+        )
 
 
 async def store_hours(session: AsyncSession, site_key: int, result: HoursResult) -> set[int]:
-    """Write the hours' rollup rows and their visitors' sessions; returns the start hours of the visits
-    (before and after) near the hours: the hours whose visit numbers may have changed."""
-    touched = set(result.touched_starts)
-    timeout_ms = result.timeout_ms
-    first, last = min(result.aggs) * HOUR_MS, (max(result.aggs) + 1) * HOUR_MS
+    """Write the hours' rollup rows and their visitors' sessions; returns the other hours whose numbers
+    changed with them: every hour of each visit that is not as it was (new, gone, longer, or its first
+    event moved: a late event joining two visits), as its visit numbers or its events' acquisition
+    values count there. A visit that merely continues from an earlier hour changes that hour once; the
+    earlier hours' own visits are as they were, so the recompute stops there."""
+    visit_key = tuple[int, int, int, int, int]
+    old: set[visit_key] = set()
     # the days a visit starting in the window can start in (lets the primary key find the sessions)
     days = list(range(result.window[0] // DAY_MS, (result.window[1] - 1) // DAY_MS + 1))
     for chunk in _chunks(result.visitors):
@@ -413,15 +426,23 @@ async def store_hours(session: AsyncSession, site_key: int, result: HoursResult)
             AnalyticsSession.start_ts >= result.window[0],
             AnalyticsSession.start_ts < result.window[1],
         )
-        old = await session.scalars(
-            select(AnalyticsSession.start_ts).where(
-                *in_window,
-                AnalyticsSession.end_ts >= first - timeout_ms,
-                AnalyticsSession.start_ts < last + timeout_ms,
-            )
+        found = await session.execute(
+            select(
+                AnalyticsSession.visitor_id,
+                AnalyticsSession.start_ts,
+                AnalyticsSession.end_ts,
+                AnalyticsSession.pageviews,
+                AnalyticsSession.events,
+            ).where(*in_window)
         )
-        touched.update(int(ts) // HOUR_MS for ts in old.all())
+        old.update(cast(visit_key, tuple(int(value) for value in row)) for row in found.all())
         await session.execute(delete(AnalyticsSession).where(*in_window))
+    new = {(v.visitor_id, v.start, v.end, v.pageviews, v.events) for v in result.visits}
+    touched = {
+        hour
+        for _visitor, start, end, _views, _events in old ^ new
+        for hour in range(start // HOUR_MS, end // HOUR_MS + 1)
+    }
     sessions = [
         {
             "site_key": site_key,
@@ -437,8 +458,7 @@ async def store_hours(session: AsyncSession, site_key: int, result: HoursResult)
         }
         for visit in result.visits
     ]
-    if sessions:
-        await session.execute(insert(_table(AnalyticsSession)), sessions)
+    await insert_rows(session, insert(_table(AnalyticsSession)), sessions)
     hours = sorted(result.aggs)
     await session.execute(
         delete(AnalyticsRollupHourly).where(
@@ -446,8 +466,7 @@ async def store_hours(session: AsyncSession, site_key: int, result: HoursResult)
         )
     )
     rows = [row for hour in hours for row in _rows(site_key, hour, result.aggs[hour])]
-    if rows:
-        await session.execute(insert(_table(AnalyticsRollupHourly)), rows)
+    await insert_rows(session, insert(_table(AnalyticsRollupHourly)), rows)
     return touched - set(hours)
 
 
@@ -485,6 +504,7 @@ async def rebuild_day(session: AsyncSession, site_key: int, day: date, zone: zon
     merged: dict[Key, Agg] = {}
     for aggs in (await read_rollups(session, AnalyticsRollupHourly, site_key, hours, _ALL_DIMS)).values():
         merge_into(merged, aggs)
+        await asyncio.sleep(0)
     await _replace(session, AnalyticsRollupDaily, site_key, day_number(day), merged)
 
 
@@ -494,6 +514,7 @@ async def rebuild_month(session: AsyncSession, site_key: int, first: date) -> No
     merged: dict[Key, Agg] = {}
     for aggs in (await read_rollups(session, AnalyticsRollupDaily, site_key, days, _ALL_DIMS)).values():
         merge_into(merged, aggs)
+        await asyncio.sleep(0)
     await _replace(session, AnalyticsRollupMonthly, site_key, month_number(first), merged)
 
 
