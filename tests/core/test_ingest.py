@@ -19,6 +19,7 @@ import pytest
 from pydantic import BaseModel
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 
+from pentad.core import ingest as ingest_module
 from pentad.core.config import DatabaseSettings
 from pentad.core.context import AppContext
 from pentad.core.db.base import UTCDateTime
@@ -141,6 +142,36 @@ async def test_a_big_batch_is_inserted_in_parts_with_the_event_loop_free_between
     assert log.inserts_into(target.table.name) == 4
     assert turns - started >= 4  # the neighbour ran while each part was written
     assert await target.stored() == rows
+
+
+async def test_appends_arriving_one_at_a_time_under_load_share_their_fsyncs(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """2,000 events/s arriving one at a time: a round that starts while traffic is flowing waits a moment
+    for the next appends, so a few rounds cover them all (each round is a thread hand-off and an fsync);
+    every append still returns only once its rows are fsynced."""
+    ingest = target.ingest()
+    await ingest.start()
+    rounds: list[int] = []
+    real = ingest_module._fsync_all
+
+    def counted(fds: list[int]) -> None:
+        rounds.append(len(fds))
+        real(fds)
+
+    monkeypatch.setattr(ingest_module, "_fsync_all", counted)
+    await ingest.append(STREAM, *hits(1))  # the traffic before
+    arrivals = 40
+
+    async def one(number: int) -> None:
+        await asyncio.sleep(number * 0.0005)
+        await ingest.append(STREAM, *hits(1, first=number + 1))
+        assert ingest._synced >= 1
+
+    await asyncio.gather(*(one(number) for number in range(arrivals)))
+    assert len(rounds) - 1 <= arrivals // 3  # one a round without the wait (23 measured), 8 with it
+    await ingest.flush()
+    assert len(await target.stored()) == arrivals + 1
 
 
 async def test_a_partial_batch_is_flushed_by_the_background_task_after_its_interval(target: Target) -> None:
