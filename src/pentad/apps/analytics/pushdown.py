@@ -88,6 +88,8 @@ class _Sql:
         return column.collate(BINARY_COLLATION) if self.mysql else column
 
     def equals(self, column: ColumnElement[Any], value: str) -> ColumnElement[bool]:
+        if self.mysql:  # the column's own collation first: an index on it can find the rows
+            return and_(column.is_not(None), column == value, self.text(column) == value)
         return and_(column.is_not(None), self.text(column) == value)
 
     def contains(self, column: ColumnElement[Any], value: str) -> ColumnElement[bool]:
@@ -192,8 +194,8 @@ def frame(
         AnalyticsEvent.ts < end_ms,
     ]
     for check in filters:
-        if _satisfied_by_read(check):
-            conditions.append(sql.text(getattr(AnalyticsEvent, check.dimension)) == check.value)
+        if _satisfied_by_read(check):  # country, device, browser and OS are indexed (site, fact, time)
+            conditions.append(sql.equals(getattr(AnalyticsEvent, check.dimension), check.value))
     read: list[Any] = [AnalyticsEvent.id, *(getattr(AnalyticsEvent, name) for name in wanted)]
     if not visits:
         plain = select(*read).where(*conditions).cte("ev")
