@@ -87,7 +87,8 @@ class AnalyticsSettings(BaseModel):
         200,
         ge=1,
         le=10_000,
-        description="Dirty (site, hour) buckets one `analytics.rollup` transaction drains.",
+        description="Dirty (site, hour) buckets one `analytics.rollup` transaction drains, with the rest of "
+        "its last UTC day's.",
     )
     default_retention: str = Field(
         "raw=60d,hourly=2y,daily=forever,monthly=forever",
