@@ -431,8 +431,25 @@ async def test_a_failed_recompute_gives_the_claimed_hours_back(
         assert (await session.scalar(select(func.count()).select_from(AnalyticsRollupHourly)) or 0) > 0
 
 
+@pytest.fixture
+def computed_hours(monkeypatch: pytest.MonkeyPatch) -> list[frozenset[int]]:
+    """The hour groups rollups.compute_hours is asked for, in order (it still computes them)."""
+    computed: list[frozenset[int]] = []
+    compute = rollups.compute_hours
+
+    async def recorded(session: AsyncSession, site_key: int, hours: Any, gap: int) -> rollups.HoursResult:
+        computed.append(frozenset(hours))
+        return await compute(session, site_key, hours, gap)
+
+    monkeypatch.setattr(rollups, "compute_hours", recorded)
+    return computed
+
+
 async def test_a_claim_takes_whole_days_and_each_day_is_computed_once(
-    platform: Platform, site: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    platform: Platform,
+    site: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    computed_hours: list[frozenset[int]],
 ) -> None:
     """A batch smaller than a day's dirty hours still claims the whole UTC day (a split day would be read
     again by each half, its other hours touched by visits crossing the split); the answers are unchanged."""
@@ -446,23 +463,12 @@ async def test_a_claim_takes_whole_days_and_each_day_is_computed_once(
     async with platform.database.transaction() as session:
         claimed = await rollups.claim_dirty(session, 2)
         await session.rollback()
-    first_day = min(days)
-    assert {hour for _key, hour in claimed} == {
-        hour for hour in dirty if hour * HOUR // 86_400_000 == first_day
-    }
+    assert {hour for _key, hour in claimed} == {hour for hour in dirty if hour * HOUR // DAY == min(days)}
 
-    computed: list[frozenset[int]] = []
-    compute = rollups.compute_hours
-
-    async def counting(session: AsyncSession, site_key: int, hours: Any, gap: int) -> rollups.HoursResult:
-        computed.append(frozenset(hours))
-        return await compute(session, site_key, hours, gap)
-
-    monkeypatch.setattr(rollups, "compute_hours", counting)
     monkeypatch.setattr(platform.app_settings(AnalyticsSettings), "rollup_batch", 2)
     report = await run_rollups(platform, now=NOW)
     assert report.hours == len(dirty)
-    assert sorted(computed, key=min) == [
+    assert sorted(computed_hours, key=min) == [
         frozenset(hour for hour in dirty if hour * HOUR // DAY == day) for day in sorted(days)
     ]
     async with platform.database.transaction() as session:
@@ -471,7 +477,7 @@ async def test_a_claim_takes_whole_days_and_each_day_is_computed_once(
 
 
 async def test_an_event_continuing_a_visit_recomputes_its_hours_and_nothing_more(
-    platform: Platform, site: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    platform: Platform, site: dict[str, str], computed_hours: list[frozenset[int]]
 ) -> None:
     """A new event extending a visit that started an hour earlier recomputes its hour and the visit's start
     hour (its duration changed there), not every hour the earlier visits are near (that walked back
@@ -500,24 +506,14 @@ async def test_an_event_continuing_a_visit_recomputes_its_hours_and_nothing_more
         }
     )
     await store(platform, [late])
-
-    computed: list[frozenset[int]] = []
-    compute = rollups.compute_hours
-
-    async def counting(session: AsyncSession, site_key: int, hours: Any, gap: int) -> rollups.HoursResult:
-        computed.append(frozenset(hours))
-        return await compute(session, site_key, hours, gap)
-
-    monkeypatch.setattr(rollups, "compute_hours", counting)
+    computed_hours.clear()
     await run_rollups(platform, now=NOW)
-    assert computed == [frozenset({late.ts // HOUR}), frozenset({visit.start_ts // HOUR})]
-    monkeypatch.undo()
+    assert computed_hours == [frozenset({late.ts // HOUR}), frozenset({visit.start_ts // HOUR})]
     async with platform.database.transaction() as session:
         await compare_all(session, key, "UTC", [("custom", (NOW - timedelta(days=2)).date(), NOW.date())])
 
-    computed.clear()
+    computed_hours.clear()
     async with platform.database.transaction() as session:  # nothing new: the hour alone, once
         session.add(AnalyticsDirtyBucket(site_key=key, hour=late.ts // HOUR))
-    monkeypatch.setattr(rollups, "compute_hours", counting)
     await run_rollups(platform, now=NOW)
-    assert computed == [frozenset({late.ts // HOUR})]
+    assert computed_hours == [frozenset({late.ts // HOUR})]
