@@ -24,14 +24,13 @@ from pentad.core.config import DatabaseSettings
 from pentad.core.context import AppContext
 from pentad.core.db.base import UTCDateTime
 from pentad.core.db.engine import Database
+from pentad.core.db.inserts import PART_ROWS, execute_in_parts
 from pentad.core.ingest import (
-    INSERT_CHUNK,
     FlushContext,
     Ingest,
     IngestStream,
     UnknownStream,
     insert_into,
-    insert_rows,
 )
 from pentad.core.jobs.models import IngestBatch
 from tests.core.jobs.conftest import REPO, StatementLog, eventually
@@ -110,8 +109,8 @@ async def test_ten_thousand_appends_are_stored_with_a_few_inserts(target: Target
         for start in range(0, len(rows), 100):
             await ingest.append(STREAM, *rows[start : start + 100])
         await ingest.flush()
-    # 4 batches (transactions), each inserted in executemany parts of INSERT_CHUNK rows
-    assert log.inserts_into(target.table.name) == 10_000 // INSERT_CHUNK
+    # 4 batches (transactions), each inserted in executemany parts of PART_ROWS rows
+    assert log.inserts_into(target.table.name) == 10_000 // PART_ROWS
     assert log.inserts_into("jobs") == 0
     assert await target.stored() == rows
     assert await target.batches() == 4
@@ -121,7 +120,7 @@ async def test_ten_thousand_appends_are_stored_with_a_few_inserts(target: Target
 async def test_a_big_batch_is_inserted_in_parts_with_the_event_loop_free_between_them(target: Target) -> None:
     """Preparing rows holds the event loop: a 2,000-row statement held every request of the process for
     ~16 ms. Other tasks run between the parts, and every row is stored in the one transaction."""
-    rows = hits(3 * INSERT_CHUNK + 7)
+    rows = hits(3 * PART_ROWS + 7)
     turns = 0
     inserting = True
 
@@ -136,7 +135,7 @@ async def test_a_big_batch_is_inserted_in_parts_with_the_event_loop_free_between
         await asyncio.sleep(0)
         started = turns
         with StatementLog.of(target.database.engine) as log:
-            await insert_rows(session, target.table.insert(), rows)
+            await execute_in_parts(session, target.table.insert(), rows)
         inserting = False
         await neighbour
     assert log.inserts_into(target.table.name) == 4
@@ -203,6 +202,7 @@ APPEND_THEN_WAIT = """
 import asyncio, sys
 from pentad.core.config import DatabaseSettings
 from pentad.core.db.engine import Database
+from pentad.core.db.inserts import PART_ROWS, execute_in_parts
 from pentad.core.ingest import Ingest, IngestStream, insert_into
 from sqlalchemy import Column, Integer, MetaData, Table
 from tests.core.test_ingest import STREAM, Hit, hits

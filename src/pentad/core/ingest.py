@@ -38,18 +38,19 @@ import os
 import shutil
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Executable, Table, insert
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.core.context import AppContext
 from pentad.core.db.base import uuid7
+from pentad.core.db.inserts import execute_in_parts
 from pentad.core.jobs import repository
 
 if TYPE_CHECKING:
@@ -119,32 +120,13 @@ class IngestStream:
     flush_interval: float = 1.0
 
 
-INSERT_CHUNK = 100
-"""Rows per statement of `insert_rows`. Preparing a statement's rows (model_dump, SQLAlchemy's parameter
-processing) holds the event loop, about 8 µs a row: a 2,000-row batch in one statement held every request
-of the process for ~16 ms, which was the analytics ingest's p99; in parts of 100 the longest hold is ~3 ms,
-at the same CPU per row (bench/analytics.py)."""
-
-
-async def insert_rows(
-    session: AsyncSession, statement: Executable, rows: Sequence[BaseModel] | Sequence[Mapping[str, Any]]
-) -> None:
-    """Execute `statement` (an INSERT) for `rows` (models, dumped here, or dicts) in parts of INSERT_CHUNK,
-    each an executemany (a prepared statement run over the rows by sqlite3, one pipelined round trip on
-    asyncpg, multi-row VALUES on the MySQL drivers), so the event loop serves requests between parts."""
-    for start in range(0, len(rows), INSERT_CHUNK):
-        part = rows[start : start + INSERT_CHUNK]
-        values = [row.model_dump() if isinstance(row, BaseModel) else row for row in part]
-        await session.execute(statement, values)
-
-
 def insert_into(table: Table | Any) -> FlushRows:
-    """A flush callback that inserts a batch into `table` (a Table or a mapped class) with `insert_rows`.
-    An executemany is measured 5-12x faster than SQLAlchemy compiling one VALUES list of the same rows."""
+    """A flush callback that inserts a batch into `table` (a Table or a mapped class) in executemany parts
+    (core/db/inserts.py), measured 5-12x faster than SQLAlchemy compiling one VALUES list of the rows."""
     target: Table = table if isinstance(table, Table) else table.__table__
 
     async def flush(flush: FlushContext, rows: Sequence[BaseModel]) -> None:
-        await insert_rows(flush.session, insert(target), rows)
+        await execute_in_parts(flush.session, insert(target), rows)
 
     return flush
 

@@ -28,10 +28,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.ads.impressions import insert_ignore, recompute_stats
+from pentad.apps.ads.impressions import recompute_stats
 from pentad.apps.ads.models import AdsCampaign, AdsClick, AdsConversion, AdsImpression, AdsSite
 from pentad.core.context import JobContext
 from pentad.core.db.base import uuid7
+from pentad.core.db.inserts import insert_ignore
 from pentad.core.events import Event, EventSubscriber
 
 GOALS_COMPLETED: Final = "analytics.goals_completed"

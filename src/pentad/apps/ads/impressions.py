@@ -16,11 +16,11 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel
 from sqlalchemy import and_, delete, func, insert, select, update
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.ads.models import AdsCampaign, AdsClick, AdsConversion, AdsImpression, AdsStatsHourly
-from pentad.core.ingest import FlushContext, IngestStream, insert_rows
+from pentad.core.db.inserts import execute_in_parts, insert_ignore
+from pentad.core.ingest import FlushContext, IngestStream
 
 IMPRESSIONS_STREAM: Final = "ads.impressions"
 CLICKS_STREAM: Final = "ads.clicks"
@@ -50,15 +50,6 @@ class ClickRow(BaseModel):
     campaign_id: uuid.UUID | None
 
 
-def insert_ignore(session: AsyncSession, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    return mysql.insert(table).prefix_with("IGNORE")
-
-
 async def flush_impressions(context: FlushContext, rows: Sequence[BaseModel]) -> None:
     impressions = [row for row in rows if isinstance(row, ImpressionRow)]
     if not impressions:
@@ -70,7 +61,7 @@ async def flush_impressions(context: FlushContext, rows: Sequence[BaseModel]) ->
         value["hour"] = row.ts // 3_600_000
         value["viewable_ts"] = row.ts if row.kind == "viewable" else None
         values.append(value)
-    await insert_rows(session, insert_ignore(session, AdsImpression), values)
+    await execute_in_parts(session, insert_ignore(session, AdsImpression), values)
     viewable = [row for row in impressions if row.kind == "viewable"]
     if viewable:
         for row in viewable:
@@ -88,7 +79,7 @@ async def flush_clicks(context: FlushContext, rows: Sequence[BaseModel]) -> None
     if not clicks:
         return
     session = context.session
-    await insert_rows(session, insert_ignore(session, AdsClick), clicks)
+    await execute_in_parts(session, insert_ignore(session, AdsClick), clicks)
     found = await session.execute(
         select(AdsImpression.campaign_id, AdsImpression.hour)
         .where(AdsImpression.id.in_([row.impression_id for row in clicks]))

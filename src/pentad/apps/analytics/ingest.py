@@ -18,22 +18,21 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final, cast
+from typing import Final, cast
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Table, insert
-from sqlalchemy.dialects import mysql, postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from pentad.apps.analytics import ga4, hooks, store
 from pentad.apps.analytics.models import AnalyticsDirtyBucket, AnalyticsDrop, AnalyticsEvent
 from pentad.apps.analytics.registry import site_registry
 from pentad.apps.analytics.settings import APP_NAME, AnalyticsSettings
+from pentad.core.db.inserts import execute_in_parts, insert_ignore
 from pentad.core.errors import problem_response
-from pentad.core.ingest import FlushContext, IngestStream, insert_into, insert_rows
+from pentad.core.ingest import FlushContext, IngestStream, insert_into
 from pentad.core.platform import Platform, get_platform
 from pentad.core.policy import RateLimitClass, route_policy
 from pentad.core.security import client_address
@@ -108,15 +107,6 @@ EVENTS_TABLE = cast(Table, AnalyticsEvent.__table__)
 """Inserted as a Table: the ORM's bulk INSERT path costs ~5x the CPU per row for the same rows."""
 
 
-def _insert_ignore(session: AsyncSession, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    return mysql.insert(table).prefix_with("IGNORE")
-
-
 async def flush_events(context: FlushContext, rows: Sequence[BaseModel]) -> None:
     """Store a batch of events (one executemany INSERT) and mark their (site, hour) buckets dirty for the
     rollups, in the transaction that records the batch (so a replayed batch is never stored twice)."""
@@ -125,10 +115,10 @@ async def flush_events(context: FlushContext, rows: Sequence[BaseModel]) -> None
     # PENTAD_ANALYTICS__STORE=clickhouse (store/) keeps the events there; goals and GA4 follow either way.
     if not await store.flush_elsewhere(context, rows):
         session = context.session
-        await insert_rows(session, insert(EVENTS_TABLE), rows)
+        await execute_in_parts(session, insert(EVENTS_TABLE), rows)
         hours = sorted({(row.site_key, row.ts // 3_600_000) for row in rows if isinstance(row, EventRow)})
         await session.execute(
-            _insert_ignore(session, AnalyticsDirtyBucket),
+            insert_ignore(session, AnalyticsDirtyBucket),
             [{"site_key": site_key, "hour": hour} for site_key, hour in hours],
         )
     await hooks.on_flush(context, rows)

@@ -45,7 +45,7 @@ from pentad.apps.analytics.models import (
     AnalyticsSession,
     AnalyticsSite,
 )
-from pentad.core.ingest import insert_rows
+from pentad.core.db.inserts import execute_in_parts
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -401,7 +401,7 @@ async def _replace(
     await session.execute(delete(table).where(table.site_key == site_key, table.bucket == bucket))
     items = list(aggs.items())
     for start in range(0, len(items), _PART_ROWS // 10):  # a row's sketch text costs ~10 events' work
-        await insert_rows(
+        await execute_in_parts(
             session,
             insert(_table(table)),
             _rows(site_key, bucket, dict(items[start : start + _PART_ROWS // 10])),
@@ -458,7 +458,7 @@ async def store_hours(session: AsyncSession, site_key: int, result: HoursResult)
         }
         for visit in result.visits
     ]
-    await insert_rows(session, insert(_table(AnalyticsSession)), sessions)
+    await execute_in_parts(session, insert(_table(AnalyticsSession)), sessions)
     hours = sorted(result.aggs)
     await session.execute(
         delete(AnalyticsRollupHourly).where(
@@ -466,7 +466,7 @@ async def store_hours(session: AsyncSession, site_key: int, result: HoursResult)
         )
     )
     rows = [row for hour in hours for row in _rows(site_key, hour, result.aggs[hour])]
-    await insert_rows(session, insert(_table(AnalyticsRollupHourly)), rows)
+    await execute_in_parts(session, insert(_table(AnalyticsRollupHourly)), rows)
     return touched - set(hours)
 
 
