@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import command
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pentad.apps.analytics.spec import APP
@@ -51,5 +51,38 @@ async def test_analytics_0001_up_and_down(scratch_url: str) -> None:
 
         await upgrade_async(scratch_url, [APP])
         assert await _tables(engine) >= TABLES
+    finally:
+        await engine.dispose()
+
+
+async def test_analytics_0007_marks_the_hours_of_raw_events_dirty_for_the_new_breakdowns(
+    scratch_url: str,
+) -> None:
+    """Every breakdown is rolled up from analytics_0007 on: the hours raw events cover are recomputed."""
+    config = alembic_config(scratch_url, [APP])
+    await upgrade_async(scratch_url, [APP])
+    await asyncio.to_thread(command.downgrade, config, "analytics@analytics_0006")
+    engine = create_engine(DatabaseSettings(url=scratch_url))
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO analytics_events (site_key, ts, visitor_id, name, hostname, path)"
+                    " VALUES (:site_key, :ts, -5, 'pageview', 'a.example', '/')"
+                ),
+                [
+                    {"site_key": site_key, "ts": ts}
+                    for site_key, ts in ((1, 1764806400000), (1, 1764806460000), (1, 1764813600123), (2, 5))
+                ],
+            )
+            await connection.exec_driver_sql(
+                "INSERT INTO analytics_dirty_buckets (site_key, hour) VALUES (1, 490224)"
+            )
+        await upgrade_async(scratch_url, [APP])
+        async with engine.connect() as connection:
+            found = (
+                await connection.exec_driver_sql("SELECT site_key, hour FROM analytics_dirty_buckets")
+            ).all()
+        assert sorted((int(site), int(hour)) for site, hour in found) == [(1, 490224), (1, 490226), (2, 0)]
     finally:
         await engine.dispose()

@@ -18,7 +18,7 @@ from pentad.apps.analytics.rollups import ACQUISITION, COLUMNS, DIMS, HOUR_MS, P
 from pentad.core.platform import Platform
 from tests.apps.analytics.test_rollups import NOW, TIMEOUT, _ms, seeded_rows, site_key_of, store
 
-_READ = ("visitor_id", "ts", "name", "revenue_micros", *sorted(set(COLUMNS.values()) - {"name"}))
+_READ = ("visitor_id", "ts", "name", "revenue_micros", *sorted(set(COLUMNS.values()) - {"name", "exit"}))
 
 
 async def reference_hours(session: Any, site_key: int, hours: set[int]) -> tuple[Any, Any]:
@@ -44,6 +44,7 @@ async def reference_hours(session: Any, site_key: int, hours: set[int]) -> tuple
     aggs: dict[int, dict[Key, Agg]] = {hour: defaultdict(Agg) for hour in hours}
     visits: list[rollups.Visit] = []
     current: rollups.Visit | None = None
+    counted: list[tuple[dict[str, Any], rollups.Visit]] = []
     for raw in events:
         event = dict(zip(_READ, raw, strict=True))
         visitor, ts, is_view = int(event["visitor_id"]), int(event["ts"]), event["name"] == PAGEVIEW
@@ -57,13 +58,18 @@ async def reference_hours(session: Any, site_key: int, hours: set[int]) -> tuple
             current.pageviews += 1
         else:
             current.events += 1
-        if ts // HOUR_MS not in hours:
-            continue
+        if ts // HOUR_MS in hours:
+            counted.append((event, current))
+    for event, visit in counted:  # the visits are whole now: their exit pages are known
+        visitor, ts, is_view = int(event["visitor_id"]), int(event["ts"]), event["name"] == PAGEVIEW
         keys: list[Key] = [(TOTALS, "")]
         for name, dim in DIMS.items():
             if (name == "pages" and not is_view) or (name == "events" and is_view):
                 continue
-            keys.append((dim, (current.first if name in ACQUISITION else event)[COLUMNS[name]]))
+            if name == "exit_pages":
+                keys.append((dim, visit.last_path))
+            else:
+                keys.append((dim, (visit.first if name in ACQUISITION else event)[COLUMNS[name]]))
         for key in keys:
             agg = aggs[ts // HOUR_MS][key]
             agg.sketch.add_hash(visitor_hash(visitor))
@@ -76,6 +82,7 @@ async def reference_hours(session: Any, site_key: int, hours: set[int]) -> tuple
             for key in [
                 (TOTALS, ""),
                 *((DIMS[name], visit.first[COLUMNS[name]]) for name in sorted(ACQUISITION)),
+                (DIMS["exit_pages"], visit.last_path),
             ]:
                 agg = aggs[start_hour][key]
                 agg.visits += 1

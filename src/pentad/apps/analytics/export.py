@@ -43,8 +43,7 @@ BREAKDOWN_PANELS: Final = (
     "events",
 )
 PANELS: Final = ("aggregate", "timeseries", *BREAKDOWN_PANELS, "goals", "props")
-RAW_ONLY: Final = frozenset({"goals", "props", "entry_pages", "exit_pages", "utm_content", "utm_term",
-                             "regions", "cities"})  # fmt: skip
+RAW_ONLY: Final = frozenset({"goals", "props"})
 """Panels only raw events answer: left out of the ZIP (with a note) when the raw tier no longer keeps
 the range."""
 

@@ -14,8 +14,8 @@ of its events matches (`is_not`: when none does). In the kept visits, the events
 custom events, revenue, the event panels) are those matching every `is`/`contains` event filter; visits,
 bounces and duration are the kept visits'. `(none)` as a value means "not set".
 
-Rollups hold none of this, so filtered questions, and the panels rollups do not keep (entry and exit
-pages, regions, cities, UTM content and term, goals, funnels, properties), are answered from raw events
+Rollups hold none of this, so filtered questions, and the panels rollups do not keep (goals, funnels,
+properties), are answered from raw events
 — only over ranges the raw tier still keeps (`retention.ensure_raw_available`, else 422
 `filter_needs_raw_data`). One read of the range's events, by visitor and time; filters on a visitor's
 own facts (country, region, city, device, browser, OS — the daily visitor id is a hash of the address

@@ -73,6 +73,12 @@ DIMENSIONS = {
     "utm_medium": AnalyticsEvent.utm_medium,
     "utm_campaign": AnalyticsEvent.utm_campaign,
     "events": AnalyticsEvent.name,
+    "entry_pages": AnalyticsEvent.path,
+    "exit_pages": AnalyticsEvent.path,
+    "utm_content": AnalyticsEvent.utm_content,
+    "utm_term": AnalyticsEvent.utm_term,
+    "regions": AnalyticsEvent.region,
+    "cities": AnalyticsEvent.city,
 }
 Dimension = Literal[
     "pages",
@@ -93,10 +99,11 @@ Dimension = Literal[
     "os",
     "events",
 ]
-"""Breakdown dimensions: those in rollups.DIMS come from rollups when unfiltered, the others (entry and
-exit pages, UTM content and term, regions, cities) from raw events."""
+"""Breakdown dimensions: every one is in rollups.DIMS, so an unfiltered breakdown comes from rollups."""
 NONE_LABELS = {"sources": "Direct / None", "referrers": "Direct / None"}
-ACQUISITION = frozenset({"sources", "referrers", "utm_source", "utm_medium", "utm_campaign"})
+ACQUISITION = frozenset(
+    {"sources", "referrers", "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term"}
+)
 """Dimensions of how a visit arrived: a visit counts under its first event's value (the later pages of a
 visit have the site itself, or nothing, as referrer)."""
 
@@ -334,7 +341,7 @@ async def raw_breakdown(
 ) -> list[Row]:
     """The top values of a dimension by visitors. Pages count pageviews only; `events` lists custom
     events by name; acquisition dimensions count whole visits under their first event's value."""
-    if dimension in ACQUISITION:
+    if dimension in ACQUISITION or dimension in ("entry_pages", "exit_pages"):
         return await _visit_breakdown(session, site_key, span, dimension, limit, session_timeout)
     column = DIMENSIONS[dimension]
     conditions = _in_range(site_key, span)
@@ -352,7 +359,7 @@ async def raw_breakdown(
         )
         .where(*conditions)
         .group_by(column)
-        .order_by(visitors.desc(), column)
+        .order_by(visitors.desc(), func.count().desc(), column.is_(None), column)
         .limit(limit)
     )
     label = NONE_LABELS.get(dimension, "(unknown)")
@@ -372,23 +379,35 @@ async def _visit_breakdown(
         .order_by(AnalyticsEvent.visitor_id, AnalyticsEvent.ts)
     )
     gap = session_timeout * 1000
+    exit_page = dimension == "exit_pages"
     visitors: dict[str | None, set[int]] = defaultdict(set)
     views: dict[str | None, int] = defaultdict(int)
     customs: dict[str | None, int] = defaultdict(int)
     visitor: int | None = None
     last_ts = 0
     value: str | None = None
+    visit = [0, 0]  # the current visit's pageviews and custom events
+
+    def close_visit() -> None:
+        if visitor is not None:
+            visitors[value].add(visitor)
+            views[value] += visit[0]
+            customs[value] += visit[1]
+        visit[0] = visit[1] = 0
+
     for row_visitor, ts, name, row_value in (await session.execute(query)).all():
         if row_visitor != visitor or ts - last_ts > gap:
+            close_visit()
             visitor, value = row_visitor, row_value
-            visitors[value].add(row_visitor)
+        if exit_page:
+            value = row_value
         last_ts = ts
-        if name == PAGEVIEW:
-            views[value] += 1
-        else:
-            customs[value] += 1
+        visit[0 if name == PAGEVIEW else 1] += 1
+    close_visit()
     label = NONE_LABELS.get(dimension, "(unknown)")
-    ranked = sorted(visitors, key=lambda key: (-len(visitors[key]), key is None, key or ""))[:limit]
+    ranked = sorted(
+        visitors, key=lambda key: (-len(visitors[key]), -(views[key] + customs[key]), key is None, key or "")
+    )[:limit]
     return [
         Row(key if key is not None else label, len(visitors[key]), views[key], customs[key]) for key in ranked
     ]
@@ -685,7 +704,10 @@ async def breakdown(
     dim = rollups.DIMS[dimension]
     merged = await _merged(session, site_key, parts, (dim,), session_timeout, planning)
     counted = [(value, agg.sketch.count(), agg) for (_, value), agg in merged.items()]
-    counted.sort(key=lambda item: (-item[1], item[0] is None, item[0] or ""))
+    # by visitors, then pageviews and events, then value: as the raw engines rank (filters.ranked)
+    counted.sort(
+        key=lambda item: (-item[1], -(item[2].pageviews + item[2].events), item[0] is None, item[0] or "")
+    )
     label = NONE_LABELS.get(dimension, "(unknown)")
     return [
         Row(value if value is not None else label, count, agg.pageviews, agg.events)

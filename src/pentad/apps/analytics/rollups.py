@@ -64,6 +64,12 @@ DIMS: dict[str, int] = {
     "utm_medium": 9,
     "utm_campaign": 10,
     "events": 11,
+    "entry_pages": 12,
+    "exit_pages": 13,
+    "utm_content": 14,
+    "utm_term": 15,
+    "regions": 16,
+    "cities": 17,
 }
 COLUMNS: dict[str, str] = {
     "pages": "path",
@@ -77,19 +83,38 @@ COLUMNS: dict[str, str] = {
     "utm_medium": "utm_medium",
     "utm_campaign": "utm_campaign",
     "events": "name",
+    "entry_pages": "path",
+    "exit_pages": "exit",
+    "utm_content": "utm_content",
+    "utm_term": "utm_term",
+    "regions": "region",
+    "cities": "city",
 }
-ACQUISITION = frozenset({"sources", "referrers", "utm_source", "utm_medium", "utm_campaign"})
+"""Dimension → the event column of its value (`exit`: the visit's last page)."""
+ACQUISITION = frozenset(
+    {
+        "sources",
+        "referrers",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "utm_content",
+        "utm_term",
+        "entry_pages",
+    }
+)
+"""Counted under the visit's first event's value (the exit page: under its last page)."""
 _EVENT_COLUMNS = (
-    "visitor_id", "ts", "name", "revenue_micros", "path", "country", "device", "browser", "os",
-    "source", "referrer_host", "utm_source", "utm_medium", "utm_campaign",
+    "visitor_id", "ts", "name", "revenue_micros", "path", "country", "region", "city", "device", "browser",
+    "os", "source", "referrer_host", "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term",
 )  # fmt: skip
 """What compute_hours reads of each event (the positions below index into it)."""
 _IN_CHUNK = 500
+"""Visitor ids per `IN (...)` (SQLite's and asyncpg's bind limits are far above)."""
 _PART_ROWS = 5000
 """Events (or visits) handled between two turns of the event loop (about 15 ms of work). A rollup runs in
 the web process with the in-process worker: a busy day's read and computation in one piece held every
 request of the process (the ingest's included) for hundreds of milliseconds."""
-"""Visitor ids per `IN (...)` (SQLite's and asyncpg's bind limits are far above)."""
 
 Key = tuple[int, str | None]
 """(dim, value): one rollup row."""
@@ -200,12 +225,23 @@ async def compute_hours(
     fact_keys: dict[tuple[Any, ...], tuple[Key, ...]] = {}
     current: Visit | None = None  # a visitor's events may continue in the next part
     acquired: tuple[Key, ...] = ()
+    pending: list[tuple[int, tuple[Key, ...], int, bool, int]] = []
+    """The current visit's events in the hours (their keys wait for its exit page)."""
+
+    def close_visit() -> None:
+        if current is not None and pending:
+            tail = (*acquired, (_EXIT, current.last_path))
+            for hour, head, hashed, is_view, revenue in pending:
+                counts[hour].add((*head, *tail), hashed, is_view=is_view, revenue=revenue)
+        pending.clear()
+
     async for rows in _visitor_events(session, site_key, visitors, window):
         await asyncio.sleep(0)  # a part at a time: requests are served between them
         for raw in rows:
             visitor, ts, name = int(raw[0]), int(raw[1]), raw[2]
             is_view = name == PAGEVIEW
             if current is None or current.visitor_id != visitor or ts - current.end > timeout_ms:
+                close_visit()
                 event = dict(zip(_EVENT_COLUMNS, raw, strict=True))
                 current = Visit(visitor, ts, ts, event, event["path"])
                 visits.append(current)
@@ -223,11 +259,13 @@ async def compute_hours(
             if keys_of_facts is None:
                 keys_of_facts = fact_keys[facts] = tuple(zip(_FACT_DIMS, facts, strict=True))
             what = (_PAGES, raw[_PATH]) if is_view else (_EVENTS, name)
-            keys = (_TOTAL_KEY, what, *keys_of_facts, *acquired)
             hashed = hashes.get(visitor)
             if hashed is None:
                 hashed = hashes[visitor] = visitor_hash(visitor)
-            counts[hour].add(keys, hashed, is_view=is_view, revenue=int(raw[_REVENUE] or 0))
+            pending.append(
+                (hour, (_TOTAL_KEY, what, *keys_of_facts), hashed, is_view, int(raw[_REVENUE] or 0))
+            )
+    close_visit()
     for hour, hour_counts in counts.items():
         hour_counts.into(aggs[hour])
         await asyncio.sleep(0)
@@ -313,9 +351,9 @@ class _HourCounts:
 
 
 _TOTAL_KEY: Key = (TOTALS, "")
-_PAGES, _EVENTS = DIMS["pages"], DIMS["events"]
+_PAGES, _EVENTS, _EXIT = DIMS["pages"], DIMS["events"], DIMS["exit_pages"]
 _ACQUISITION_ORDER = tuple(name for name in DIMS if name in ACQUISITION)
-_FACT_NAMES = ("countries", "devices", "browsers", "os")
+_FACT_NAMES = ("countries", "regions", "cities", "devices", "browsers", "os")
 _FACT_DIMS = tuple(DIMS[name] for name in _FACT_NAMES)
 _FACTS = slice(
     _EVENT_COLUMNS.index(COLUMNS[_FACT_NAMES[0]]), _EVENT_COLUMNS.index(COLUMNS[_FACT_NAMES[-1]]) + 1
@@ -327,6 +365,7 @@ _REVENUE = _EVENT_COLUMNS.index("revenue_micros")
 def _visit_keys(visit: Visit) -> list[Key]:
     keys: list[Key] = [(TOTALS, "")]
     keys.extend((DIMS[name], visit.first[COLUMNS[name]]) for name in sorted(ACQUISITION))
+    keys.append((_EXIT, visit.last_path))
     return keys
 
 

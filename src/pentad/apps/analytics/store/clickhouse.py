@@ -448,10 +448,10 @@ class ClickHouseEventStore:
             pick = "argMax" if dimension == "exit_pages" else "argMin"
             found = await self.client.execute(
                 "SELECT opening.1 AS value, uniqExactIf(visitor_id, views + customs > 0) AS visitors,"
-                " sum(views), sum(customs)"
+                " sum(views) AS all_views, sum(customs) AS all_customs"
                 f" FROM ({self._visits(span, {'opening': f'{pick}(tuple(v.1), t)'}, (column,))})"
                 " GROUP BY value HAVING visitors > 0"
-                " ORDER BY visitors DESC, isNull(value), value LIMIT %(limit)s",
+                " ORDER BY visitors DESC, all_views + all_customs DESC, isNull(value), value LIMIT %(limit)s",
                 params,
             )
         else:
@@ -460,9 +460,10 @@ class ClickHouseEventStore:
             )
             found = await self.client.execute(
                 f"SELECT {column} AS value, uniqExact(visitor_id) AS visitors,"
-                " countIf(name = 'pageview'), countIf(name != 'pageview')"
+                " countIf(name = 'pageview') AS all_views, countIf(name != 'pageview') AS all_customs"
                 f" FROM {self.table} WHERE {self._in_range()}{condition}"
-                " GROUP BY value ORDER BY visitors DESC, isNull(value), value LIMIT %(limit)s",
+                " GROUP BY value"
+                " ORDER BY visitors DESC, all_views + all_customs DESC, isNull(value), value LIMIT %(limit)s",
                 params,
             )
         label = query.NONE_LABELS.get(dimension, "(unknown)")
