@@ -921,7 +921,8 @@ def _dashboard_lines(dashboard: dict[str, Any]) -> list[str]:
         panel, worst = max(found["panels"].items(), key=lambda item: item[1]["p95_ms"] or 0)
         lines.append(
             f"| {title} | {found['first_load_ms']} ms | {load['p50_ms']} ms | {load['p95_ms']} ms | "
-            f"{panel.rsplit('/', 1)[-1]} {worst['p95_ms']} ms | {found.get('server_cpu_ms_per_load')} ms | "
+            f"{panel.rsplit('/', 1)[-1].split('?')[0]} {worst['p95_ms']} ms | "
+            f"{found.get('server_cpu_ms_per_load')} ms | "
             f"{base} ms | {base_cpu} ms | {_x(load['p95_ms'], base)} |"
         )
     raw = [
