@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -31,7 +32,10 @@ async def teeworlds(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[i
         yield port
     finally:
         game.kill()
-        await game.wait()
+        # A CI run once waited here for good after the kill (the loop idle, asyncio's child watcher never
+        # told): the game is SIGKILLed either way, so the suite goes on after a bounded wait.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(game.wait(), 10)
 
 
 async def test_teeworlds_tells_its_players_and_slots(teeworlds: int) -> None:
