@@ -62,24 +62,10 @@ arithmetic overflows)."""
 MAX_CUSTOM_DAYS = 731
 
 DIMENSIONS = {
-    "pages": AnalyticsEvent.path,
-    "sources": AnalyticsEvent.source,
-    "referrers": AnalyticsEvent.referrer_host,
-    "countries": AnalyticsEvent.country,
-    "devices": AnalyticsEvent.device,
-    "browsers": AnalyticsEvent.browser,
-    "os": AnalyticsEvent.os,
-    "utm_source": AnalyticsEvent.utm_source,
-    "utm_medium": AnalyticsEvent.utm_medium,
-    "utm_campaign": AnalyticsEvent.utm_campaign,
-    "events": AnalyticsEvent.name,
-    "entry_pages": AnalyticsEvent.path,
-    "exit_pages": AnalyticsEvent.path,
-    "utm_content": AnalyticsEvent.utm_content,
-    "utm_term": AnalyticsEvent.utm_term,
-    "regions": AnalyticsEvent.region,
-    "cities": AnalyticsEvent.city,
+    name: getattr(AnalyticsEvent, "path" if column == "exit" else column)
+    for name, column in rollups.COLUMNS.items()
 }
+"""Breakdown dimension → its event column (exit pages: the path, of a visit's last event)."""
 Dimension = Literal[
     "pages",
     "entry_pages",
@@ -101,9 +87,7 @@ Dimension = Literal[
 ]
 """Breakdown dimensions: every one is in rollups.DIMS, so an unfiltered breakdown comes from rollups."""
 NONE_LABELS = {"sources": "Direct / None", "referrers": "Direct / None"}
-ACQUISITION = frozenset(
-    {"sources", "referrers", "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term"}
-)
+ACQUISITION = rollups.ACQUISITION - {"entry_pages"}
 """Dimensions of how a visit arrived: a visit counts under its first event's value (the later pages of a
 visit have the site itself, or nothing, as referrer)."""
 
