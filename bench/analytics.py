@@ -11,11 +11,14 @@
 - `dashboard`: BENCH_DASHBOARD_EVENTS (10,000,000) events over the last 30 days plus a tenth as many
   over the 335 days before, written once through the real flush (`flush_events`) and rollup
   (`run_rollups`) code and cached under bench/.cache/ (generation time recorded); then a real `pentad
-  serve` and the dashboard's panel requests as its page issues them (aggregate, timeseries and drops in
-  parallel, then the seven breakdowns in parallel), for 30 days and 12 months; the first load after the
-  server starts (cold cache) and BENCH_DASHBOARD_LOADS (30) more (warm). Baseline: the same ten
-  requests, in the same pattern, to `GET /healthz`: the HTTP stack's floor, so the ratio is what reading
-  the data costs.
+  serve` and the dashboard's rolled-up requests as its page issues them (aggregate with the previous
+  period, timeseries and drops in parallel, then the 17 breakdowns in parallel), for 30 days and 12
+  months; the first load after the server starts (cold cache) and BENCH_DASHBOARD_LOADS (30) more
+  (warm). Baseline: as many requests, in the same pattern, to `GET /healthz`: the HTTP stack's floor, so
+  the ratio is what reading the data costs. Goal conversions and custom properties (raw events) are
+  timed once each, cold.
+- `tick`: one rollup tick over the dashboard's data set (its last hour made dirty again, then
+  `run_rollups`), CPU and the event loop's longest stall, beside `compute_hours` of that hour alone.
 - `size`: the tracker as served, gzip -9 and brotli, beside a pageview-only beacon script.
 - `filtered`: in-process on SQLite, BENCH_FILTERED_EVENTS (1,000,000) events over the last 30 days
   (cached under bench/.cache/), a filtered dashboard load over 30 days — top stats, time series, the seven
@@ -56,15 +59,15 @@ from urllib.parse import parse_qsl
 
 import brotli
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 import chat
 import realtime_fanout
 from pentad.app import create_app
 from pentad.apps import enabled_apps
-from pentad.apps.analytics import filters, query
+from pentad.apps.analytics import filters, query, rollups
 from pentad.apps.analytics.ingest import EVENTS, EventRow, flush_events
-from pentad.apps.analytics.models import AnalyticsSite
+from pentad.apps.analytics.models import AnalyticsDirtyBucket, AnalyticsEvent, AnalyticsSite
 from pentad.apps.analytics.settings import AnalyticsSettings
 from pentad.apps.analytics.tasks import run_rollups
 from pentad.apps.analytics.tracker import SOURCE, build
@@ -86,7 +89,7 @@ VENV_BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 DOMAIN = "shop.example"
 EMAIL = "bench@example.com"
-ALL_PARTS = ("cpu", "ingest", "dashboard", "size", "filtered")
+ALL_PARTS = ("cpu", "ingest", "dashboard", "tick", "size", "filtered")
 EXTRA_PARTS = ("dataset",)
 """`dataset`: only generate the dashboard's data set into bench/.cache/ (a long job best run ahead)."""
 PARTS = [part.strip() for part in os.environ.get("BENCH_ANALYTICS_PARTS", ",".join(ALL_PARTS)).split(",")]
@@ -822,6 +825,80 @@ def _filtered_lines(filtered: dict[str, Any]) -> list[str]:
 # ----------------------------------------------------------------------------- part: size
 
 
+# ----------------------------------------------------------------------------- part: tick
+
+
+async def _tick(folder: Path) -> dict[str, Any]:
+    """One rollup tick over the dashboard's data set: its last hour with events made dirty again and
+    drained by run_rollups (as the job does after new events), in-process, with the event loop's longest
+    stall meanwhile. Baseline: compute_hours of that hour alone, the least a tick must do."""
+    platform = create_app(_settings(folder)).state.platform
+    await platform.open_resources()
+    try:
+        timeout = platform.app_settings(AnalyticsSettings).session_timeout
+        async with platform.database.transaction(writes=False) as session:
+            site_key, last_ts = (
+                await session.execute(
+                    select(AnalyticsEvent.site_key, func.max(AnalyticsEvent.ts)).group_by(
+                        AnalyticsEvent.site_key
+                    )
+                )
+            ).one()
+            hour = int(last_ts) // HOUR_MS
+            cpu = time.process_time()
+            await rollups.compute_hours(session, site_key, {hour}, timeout)
+            baseline_ms = (time.process_time() - cpu) * 1000
+        async with platform.database.transaction() as session:
+            session.add(AnalyticsDirtyBucket(site_key=site_key, hour=hour))
+        stalls: list[float] = []
+        ticking = True
+
+        async def watch() -> None:
+            last = time.perf_counter()
+            while ticking:
+                await asyncio.sleep(0.001)
+                now = time.perf_counter()
+                stalls.append(now - last)
+                last = now
+
+        watcher = asyncio.create_task(watch())
+        cpu, wall = time.process_time(), time.perf_counter()
+        report = await run_rollups(platform)
+        tick_cpu_ms, tick_wall_ms = (time.process_time() - cpu) * 1000, (time.perf_counter() - wall) * 1000
+        ticking = False
+        await watcher
+    finally:
+        await platform.close()
+    return {
+        "hours": report.hours, "days": report.days, "months": report.months,
+        "tick_cpu_ms": round(tick_cpu_ms, 1), "tick_wall_ms": round(tick_wall_ms, 1),
+        "baseline_cpu_ms": round(baseline_ms, 1), "max_stall_ms": round(max(stalls) * 1000, 1),
+    }  # fmt: skip
+
+
+def part_tick(_work_dir: Path) -> dict[str, Any]:
+    folder, manifest = _dataset(DASHBOARD_EVENTS)
+    return {"events": manifest["events"], **asyncio.run(_tick(folder))}
+
+
+def _tick_lines(tick: dict[str, Any]) -> list[str]:
+    return [
+        f"## A rollup tick over {tick['events']:,} events ({tick['measured_at']}{_loadavg(tick)})",
+        "",
+        "The dashboard's data set; its last hour with events made dirty again and drained by `run_rollups`, "
+        "in-process (what the `analytics.rollup` job does after new events). Baseline: `compute_hours` of "
+        "that hour alone (the least a tick must do).",
+        "",
+        "| | CPU | wall | event loop's longest stall |",
+        "|---|---:|---:|---:|",
+        f"| tick ({tick['hours']} hours, {tick['days']} days, {tick['months']} months recomputed) | "
+        f"{tick['tick_cpu_ms']} ms | {tick['tick_wall_ms']} ms | {tick['max_stall_ms']} ms |",
+        f"| baseline: the hour alone | {tick['baseline_cpu_ms']} ms | | |",
+        f"| ratio | {_x(tick['tick_cpu_ms'], tick['baseline_cpu_ms'])} | | |",
+        "",
+    ]
+
+
 def part_size(_work_dir: Path) -> dict[str, Any]:
     tracker = build(tuple(AnalyticsSettings().download_extensions))
     source = SOURCE.read_bytes()
@@ -1008,6 +1085,7 @@ def markdown(result: dict[str, Any]) -> str:
     render = {
         "ingest": _ingest_lines,
         "dashboard": _dashboard_lines,
+        "tick": _tick_lines,
         "size": _size_lines,
         "cpu": _cpu_lines,
         "filtered": _filtered_lines,
@@ -1034,6 +1112,7 @@ def main() -> int:
         "cpu": part_cpu,
         "ingest": part_ingest,
         "dashboard": part_dashboard,
+        "tick": part_tick,
         "size": part_size,
         "filtered": part_filtered,
     }

@@ -362,8 +362,12 @@ class FakeEsi:
         page = int(page_text) if page_text.isdigit() else 0
         epoch = self.epoch
         response = await self._orders(request, region_id, page)
-        if epoch != self.epoch:
-            return response
+        if epoch == self.epoch:
+            self.record(request, response, page)
+        return response
+
+    def record(self, request: Request, response: Response, page: int | None) -> None:
+        """Keep a request this fake answered in `requests` (the routes leave out one a reset cut off)."""
         self.requests.append(
             Seen(
                 path=request.url.path,
@@ -375,7 +379,6 @@ class FakeEsi:
                 authorization=request.headers.get("authorization"),
             )
         )
-        return response
 
     async def _orders(self, request: Request, region_id: int, page: int) -> Response:
         group = None if self.legacy_orders else ORDERS_GROUP
@@ -486,17 +489,7 @@ class FakeEsi:
         epoch = self.epoch
         response = await self._location_answer(request, location_id, item, needs_token=needs_token)
         if epoch == self.epoch:
-            self.requests.append(
-                Seen(
-                    path=request.url.path,
-                    page=None,
-                    status=response.status_code,
-                    if_none_match=request.headers.get("if-none-match"),
-                    user_agent=request.headers.get("user-agent"),
-                    compatibility_date=request.headers.get("x-compatibility-date"),
-                    authorization=request.headers.get("authorization"),
-                )
-            )
+            self.record(request, response, None)
         return response
 
     async def _location_answer(

@@ -167,17 +167,7 @@ class CharacterEsi:
         async def handle(request: Request) -> Response:
             response = self._answer(route, request)
             page_text = request.query_params.get("page", "1")
-            self.fake.requests.append(
-                Seen(
-                    path=request.url.path,
-                    page=int(page_text) if page_text.isdigit() else 0,
-                    status=response.status_code,
-                    if_none_match=request.headers.get("if-none-match"),
-                    user_agent=request.headers.get("user-agent"),
-                    compatibility_date=request.headers.get("x-compatibility-date"),
-                    authorization=request.headers.get("authorization"),
-                )
-            )
+            self.fake.record(request, response, int(page_text) if page_text.isdigit() else 0)
             return response
 
         return handle

@@ -182,7 +182,6 @@ class HoursResult:
     visits: list[Visit]
     visitors: list[int]
     window: tuple[int, int]
-    timeout_ms: int
 
 
 def _day_window(day: int, timeout_ms: int) -> tuple[int, int]:
@@ -286,7 +285,7 @@ async def compute_hours(
         for agg in by_key.values():
             agg.sketch.compact()
         await asyncio.sleep(0)
-    return HoursResult(aggs, visits, visitors, window, timeout_ms)
+    return HoursResult(aggs, visits, visitors, window)
 
 
 async def _visitor_events(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -69,20 +70,36 @@ def settings(
     fake_esi_server: FakeEsiServer,
     smtp_server: tuple[Inbox, int],
 ) -> Settings:
+    return trader_settings(
+        tmp_path, database_url, sso, fake_esi_server, mail={"host": "127.0.0.1", "port": smtp_server[1]}
+    )
+
+
+def trader_settings(
+    tmp_path: Path,
+    database_url: str,
+    sso: FakeSso,
+    fake_esi_server: FakeEsiServer,
+    *,
+    mail: dict[str, Any] | None = None,
+    **market: Any,
+) -> Settings:
+    """The market app against the fake SSO and ESI (`market`: more of its settings)."""
     return make_settings(
         tmp_path,
         database_url,
         apps=["market"],
         ratelimit={"enabled": False},
-        mail={"host": "127.0.0.1", "port": smtp_server[1]},
         outbound={"allowed_networks": ["127.0.0.0/8"]},
         server={"base_url": "https://pentad.test"},
+        **({"mail": mail} if mail is not None else {}),
         market={
             "esi_client_id": CLIENT_ID,
             "sso_base_url": sso.base_url,
             "contact": CONTACT,
             "esi_base_url": fake_esi_server.url,
             "esi_max_retries": 1,
+            **market,
         },
     )
 

@@ -17,9 +17,9 @@ from pentad.apps.market.settings import DEFAULT_SCOPES, DEFAULT_STRUCTURE_SCOPES
 from pentad.core.config import Settings
 from pentad.core.jobs.models import Job
 from pentad.core.platform import Platform
-from tests.apps.market.esi_support import CONTACT, FakeEsiServer
-from tests.apps.market.trader_support import CLIENT_ID, TRADER, TRITANIUM, Account, link, sync
-from tests.conftest import make_settings
+from tests.apps.market.esi_support import FakeEsiServer
+from tests.apps.market.trader.conftest import trader_settings
+from tests.apps.market.trader_support import TRADER, TRITANIUM, Account, link, sync
 from tests.factories import run_due_jobs
 from tests.fakes.market.esi_characters import CharacterEsi, order
 from tests.fakes.market.sso import FakeSso
@@ -31,21 +31,12 @@ STRUCTURE = 1_035_466_617_946
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, sso: FakeSso, fake_esi_server: FakeEsiServer) -> Settings:
-    return make_settings(
+    return trader_settings(
         tmp_path,
         database_url,
-        apps=["market"],
-        ratelimit={"enabled": False},
-        outbound={"allowed_networks": ["127.0.0.0/8"]},
-        server={"base_url": "https://pentad.test"},
-        market={
-            "esi_client_id": CLIENT_ID,
-            "sso_base_url": sso.base_url,
-            "contact": CONTACT,
-            "esi_base_url": fake_esi_server.url,
-            "esi_max_retries": 1,
-            "scopes": ",".join([*DEFAULT_SCOPES, *DEFAULT_STRUCTURE_SCOPES]),
-        },
+        sso,
+        fake_esi_server,
+        scopes=",".join([*DEFAULT_SCOPES, *DEFAULT_STRUCTURE_SCOPES]),
     )
 
 
