@@ -116,6 +116,10 @@ _PART_ROWS = 5000
 the web process with the in-process worker: a busy day's read and computation in one piece held every
 request of the process (the ingest's included) for hundreds of milliseconds."""
 
+_ROW_PARTS = 500
+"""Rollup rows built between two turns of the event loop when a day or month is rebuilt (each row carries
+its sketch's text: a month of pages held requests ~50 ms when built in one piece)."""
+
 Key = tuple[int, str | None]
 """(dim, value): one rollup row."""
 
@@ -438,12 +442,9 @@ async def _replace(
 ) -> None:
     await session.execute(delete(table).where(table.site_key == site_key, table.bucket == bucket))
     items = list(aggs.items())
-    for start in range(0, len(items), _PART_ROWS // 10):  # a row's sketch text costs ~10 events' work
-        await execute_in_parts(
-            session,
-            insert(_table(table)),
-            _rows(site_key, bucket, dict(items[start : start + _PART_ROWS // 10])),
-        )
+    for start in range(0, len(items), _ROW_PARTS):
+        part = dict(items[start : start + _ROW_PARTS])
+        await execute_in_parts(session, insert(_table(table)), _rows(site_key, bucket, part))
 
 
 async def store_hours(session: AsyncSession, site_key: int, result: HoursResult) -> set[int]:
