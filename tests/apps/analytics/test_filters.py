@@ -112,10 +112,13 @@ async def test_bad_filters_and_ranges_beyond_raw_retention(
     assert refused.json()["code"] == "filter_needs_raw_data"
     assert "7d" in refused.json()["detail"]
     assert (await client.get(f"{base}/aggregate?{old}", headers=owner.headers)).status_code == 200
-    for raw_only in ("goals", "props"):
-        assert (await client.get(f"{base}/{raw_only}?{old}", headers=owner.headers)).status_code == 422
-    # every breakdown, entry pages included, is rolled up: it answers beyond the raw tier
-    assert (await client.get(f"{base}/breakdown/entry_pages?{old}", headers=owner.headers)).status_code == 200
+    # every breakdown, entry pages included, goals and properties are rolled up: they answer beyond the raw
+    # tier, and need it with a filter
+    for rolled in ("goals", "props", "breakdown/entry_pages"):
+        assert (await client.get(f"{base}/{rolled}?{old}", headers=owner.headers)).status_code == 200
+        filtered = await client.get(f"{base}/{rolled}?{old}&filter=country:is:DE", headers=owner.headers)
+        assert filtered.status_code == 422, rolled
+        assert filtered.json()["code"] == "filter_needs_raw_data"
     recent = f"period=custom&from={today - timedelta(days=5)}&to={today}"
     assert (await client.get(f"{base}/goals?{recent}", headers=owner.headers)).status_code == 200
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from alembic import command
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -55,16 +56,19 @@ async def test_analytics_0001_up_and_down(scratch_url: str) -> None:
         await engine.dispose()
 
 
-async def test_analytics_0007_marks_the_hours_of_raw_events_dirty_for_the_new_breakdowns(
-    scratch_url: str,
-) -> None:
-    """Every breakdown is rolled up from analytics_0007 on: the hours raw events cover are recomputed."""
+@pytest.mark.parametrize("before", ["analytics_0006", "analytics_0007"])
+async def test_new_rollup_rows_mark_the_hours_of_raw_events_dirty(scratch_url: str, before: str) -> None:
+    """Every breakdown is rolled up from analytics_0007 on, goals and properties from analytics_0008 on:
+    the hours raw events cover are recomputed; a property's rollup value may be longer than 2,000
+    characters."""
     config = alembic_config(scratch_url, [APP])
     await upgrade_async(scratch_url, [APP])
-    await asyncio.to_thread(command.downgrade, config, "analytics@analytics_0006")
+    await asyncio.to_thread(command.downgrade, config, f"analytics@{before}")
     engine = create_engine(DatabaseSettings(url=scratch_url))
     try:
         async with engine.begin() as connection:
+            for table in ("analytics_events", "analytics_dirty_buckets", "analytics_rollup_daily"):
+                await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 (the module shares it)
             await connection.execute(
                 text(
                     "INSERT INTO analytics_events (site_key, ts, visitor_id, name, hostname, path)"
@@ -84,5 +88,18 @@ async def test_analytics_0007_marks_the_hours_of_raw_events_dirty_for_the_new_br
                 await connection.exec_driver_sql("SELECT site_key, hour FROM analytics_dirty_buckets")
             ).all()
         assert sorted((int(site), int(hour)) for site, hour in found) == [(1, 490224), (1, 490226), (2, 0)]
+        long_value = "x" * 12_000
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO analytics_rollup_daily (site_key, dim, bucket, value_hash, value, visitors,"
+                    " visits, pageviews, events, bounces, duration_ms, revenue_micros, visitors_sketch,"
+                    " imported) VALUES (1, 19, 5, 7, :value, 1, 0, 0, 1, 0, 0, 0, '', false)"
+                ),
+                {"value": long_value},
+            )
+        async with engine.connect() as connection:
+            stored = await connection.scalar(text("SELECT value FROM analytics_rollup_daily WHERE dim = 19"))
+        assert stored == long_value
     finally:
         await engine.dispose()

@@ -18,7 +18,10 @@ from pentad.apps.analytics.rollups import ACQUISITION, COLUMNS, DIMS, HOUR_MS, P
 from pentad.core.platform import Platform
 from tests.apps.analytics.test_rollups import NOW, TIMEOUT, _ms, seeded_rows, site_key_of, store
 
-_READ = ("visitor_id", "ts", "name", "revenue_micros", *sorted(set(COLUMNS.values()) - {"name", "exit"}))
+_READ = (
+    "visitor_id", "ts", "name", "revenue_micros", "currency", "props",
+    *sorted(set(COLUMNS.values()) - {"name", "exit"}),
+)  # fmt: skip
 
 
 async def reference_hours(session: Any, site_key: int, hours: set[int]) -> tuple[Any, Any]:
@@ -70,6 +73,12 @@ async def reference_hours(session: Any, site_key: int, hours: set[int]) -> tuple
                 keys.append((dim, visit.last_path))
             else:
                 keys.append((dim, (visit.first if name in ACQUISITION else event)[COLUMNS[name]]))
+        for prop, value in (event["props"] or {}).items():
+            keys += [(rollups.PROP_KEYS, prop), (rollups.PROP_VALUES, rollups.prop_value(prop, value))]
+        if event["revenue_micros"] and event["currency"]:
+            keys.append(
+                (rollups.REVENUE, rollups.revenue_value(event["currency"], event["name"], event["path"]))
+            )
         for key in keys:
             agg = aggs[ts // HOUR_MS][key]
             agg.sketch.add_hash(visitor_hash(visitor))

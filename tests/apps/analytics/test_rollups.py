@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pentad.apps.analytics import query, rollups
+from pentad.apps.analytics import filters as raw
+from pentad.apps.analytics import goals, query, rollups
 from pentad.apps.analytics.hll import Sketch
 from pentad.apps.analytics.ingest import EVENTS, EventRow, flush_events
 from pentad.apps.analytics.models import (
@@ -54,7 +55,8 @@ def seeded_rows(
     site_key: int, days: int = 45, per_day: int = 30, seed: int = 7, now: datetime = NOW
 ) -> list[EventRow]:
     """Visitors with one to three visits a day between 06:00 and 20:00 UTC; some visits cross an hour,
-    some are a bounce, some carry custom events with revenue."""
+    some are a bounce, some carry custom events with properties and revenue (EUR or USD), the pricing
+    page's views a property."""
     rng = random.Random(seed)
     rows: list[EventRow] = []
     first_day = (now - timedelta(days=days)).date()
@@ -76,6 +78,12 @@ def seeded_rows(
                 for step in range(rng.choice((1, 1, 2, 3, 5))):
                     first = step == 0
                     custom = not first and rng.random() < 0.2
+                    path = rng.choice(PATHS)
+                    # properties: a signup's plan, the pricing page's A/B variant; revenue in two
+                    # currencies (derived from the draws above, so the sequence stays as it was)
+                    props = {"plan": "pro" if ts % 3 else "free"} if custom else None
+                    if path == "/pricing" and not custom:
+                        props = {"variant": "a" if visitor % 2 else "b"}
                     rows.append(
                         EventRow(
                             site_key=site_key,
@@ -83,7 +91,9 @@ def seeded_rows(
                             visitor_id=visitor,
                             name="Signup" if custom else "pageview",
                             hostname="shop.example",
-                            path=rng.choice(PATHS),
+                            path=path,
+                            props=props,
+                            currency=("EUR" if ts % 2 else "USD") if custom else None,
                             source=source if first else None,
                             referrer_host=referrer if first else "shop.example",
                             utm_source=source.lower() if first and campaign and source else None,
@@ -163,6 +173,43 @@ async def compare_all(
                 session, key, span, dimension, limit=1000, session_timeout=TIMEOUT, planning=planning
             )
             assert sorted(got, key=repr) == sorted(expected, key=repr), (period, dimension)
+        await compare_goals_and_props(session, key, span, planning)
+
+
+GOALS = [
+    goals.GoalRule(
+        uuid.uuid4(), "Blog", "pageview", None, goals.compile_pattern("/blog/*"), "EUR", "/blog/*"
+    ),
+    goals.GoalRule(uuid.uuid4(), "Pricing", "pageview", None, goals.compile_pattern("/pricing"), None),
+    goals.GoalRule(uuid.uuid4(), "Signup EUR", "event", "Signup", None, "EUR"),
+    goals.GoalRule(uuid.uuid4(), "Signup USD", "event", "Signup", None, "USD"),
+    goals.GoalRule(uuid.uuid4(), "Signup", "event", "Signup", None, None),
+    goals.GoalRule(uuid.uuid4(), "Any page", "event", "pageview", None, "EUR"),
+    goals.GoalRule(uuid.uuid4(), "Never", "event", "Refund", None, "EUR"),
+]
+"""Goals of every kind: patterns, currencies (the seeded revenue is in EUR and USD), an event goal of
+pageviews, one nothing completes."""
+
+
+async def compare_goals_and_props(
+    session: AsyncSession, key: int, span: query.Range, planning: query.Planning
+) -> None:
+    """The rolled-up goal conversions and custom properties equal filters.py's over raw events."""
+    visits = await raw.load_visits(
+        session, key, span.start_ms, span.end_ms, TIMEOUT, (), raw.needed_columns((), raw.COLUMNS)
+    )
+    selection = raw.select_visits(visits, (), GOALS)
+    pairs = zip((visit.visitor_id for visit in selection.visits), selection.counted, strict=True)
+    expected = goals.conversions_of(GOALS, selection.visitors, pairs)
+    assert await query.conversions(session, key, span, GOALS, TIMEOUT, planning) == expected, span
+    for prop in (None, "plan", "variant", "absent"):
+        found = raw.props_of(selection, prop)
+        want = [
+            query.PropRow(str(value), len(bucket.visitors), bucket.events + bucket.pageviews)
+            for value, bucket in raw.ranked(found, 1000)
+        ]
+        got = await query.properties(session, key, span, prop, TIMEOUT, planning, limit=1000)
+        assert got == want, (span, prop)
 
 
 @pytest.fixture

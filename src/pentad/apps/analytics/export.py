@@ -44,8 +44,9 @@ BREAKDOWN_PANELS: Final = (
 )
 PANELS: Final = ("aggregate", "timeseries", *BREAKDOWN_PANELS, "goals", "props")
 RAW_ONLY: Final = frozenset({"goals", "props"})
-"""Panels only raw events answer: left out of the ZIP (with a note) when the raw tier no longer keeps
-the range."""
+"""Panels only raw events answer in a time zone whose midnight is not on a UTC hour (hours do not add up
+to its days; the breakdowns read raw events there without a retention check): left out of the ZIP (with
+a note) when the raw tier no longer keeps the range."""
 
 Table = tuple[list[str], list[list[Any]]]
 

@@ -14,6 +14,7 @@ flushed twice (the ingest batch id), so each completion is emitted once; subscri
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections import defaultdict
@@ -25,7 +26,9 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pentad.apps.analytics import rollups
 from pentad.apps.analytics.events import GOALS_COMPLETED, MAX_COMPLETIONS, GoalCompletion, GoalsCompleted
+from pentad.apps.analytics.hll import Sketch
 from pentad.apps.analytics.models import AnalyticsGoal, AnalyticsSite
 from pentad.core.events import emit
 
@@ -53,6 +56,11 @@ class GoalRule:
     currency: str | None
     path_pattern: str | None = None
     """The pattern `pattern` was compiled from (`*` wildcards), for the stores that match in SQL."""
+
+    @property
+    def on_pages(self) -> bool:
+        """Completed by pageviews (a pageview goal, or an event goal named `pageview`)."""
+        return self.kind == PAGEVIEW or self.event_name == PAGEVIEW
 
     def matches(self, name: str, path: str) -> bool:
         if self.kind == PAGEVIEW:
@@ -157,6 +165,11 @@ class Conversion:
     currency: str | None
 
 
+def conversion_rate(uniques: int, visitors_total: int) -> float | None:
+    """Percent of the range's visitors, one decimal."""
+    return round(100 * uniques / visitors_total, 1) if visitors_total else None
+
+
 def conversions_of(
     rules: Sequence[GoalRule], visitors_total: int, visits: Iterable[tuple[int, Iterable[Any]]]
 ) -> list[Conversion]:
@@ -172,20 +185,67 @@ def conversions_of(
                     totals[rule.id] += 1
                     revenue[rule.id] += rule.revenue(event["revenue_micros"], event["currency"]) or 0
 
-    def rate(count: int) -> float | None:
-        return round(100 * count / visitors_total, 1) if visitors_total else None
-
     return [
         Conversion(
             goal_id=rule.id,
             name=rule.name,
             visitors=len(uniques[rule.id]),
             completions=totals[rule.id],
-            conversion_rate=round(100 * len(uniques[rule.id]) / visitors_total, 1)
-            if visitors_total
-            else None,
+            conversion_rate=conversion_rate(len(uniques[rule.id]), visitors_total),
             revenue_micros=revenue[rule.id] if rule.currency else None,
             currency=rule.currency,
         )
         for rule in rules
     ]
+
+
+ROLLUP_DIMS: Final = (rollups.TOTALS, rollups.DIMS["pages"], rollups.DIMS["events"], rollups.REVENUE)
+"""The rollup rows `rolled_up_conversions` reads."""
+
+
+def rolled_up_conversions(
+    rules: Sequence[GoalRule], merged: dict[rollups.Key, rollups.Agg]
+) -> list[Conversion]:
+    """Per goal, from a range's merged rollup rows of ROLLUP_DIMS: a pageview goal is the union of the
+    `pages` rows its pattern matches (their visitor sketches merged, their pageviews added), an event goal
+    its `events` row, the revenue the REVENUE rows of the goal's currency whose event it matches."""
+    total = merged.get((rollups.TOTALS, ""))
+    visitors_total = total.sketch.count() if total is not None else 0
+    pages = [(value or "", agg) for (dim, value), agg in merged.items() if dim == rollups.DIMS["pages"]]
+    revenues = [
+        (json.loads(value), agg.revenue_micros)
+        for (dim, value), agg in merged.items()
+        if dim == rollups.REVENUE and value is not None
+    ]
+    found: list[Conversion] = []
+    for rule in rules:
+        sketch = Sketch()
+        completions = 0
+        if rule.on_pages:
+            for path, agg in pages:
+                if rule.matches(PAGEVIEW, path):
+                    sketch.merge(agg.sketch)
+                    completions += agg.pageviews
+        else:
+            row = merged.get((rollups.DIMS["events"], rule.event_name))
+            if row is not None:
+                sketch.merge(row.sketch)
+                completions = row.events
+        revenue = sum(
+            micros
+            for (currency, name, path), micros in revenues
+            if currency == rule.currency and rule.matches(name, path)
+        )
+        uniques = sketch.count()
+        found.append(
+            Conversion(
+                goal_id=rule.id,
+                name=rule.name,
+                visitors=uniques,
+                completions=completions,
+                conversion_rate=conversion_rate(uniques, visitors_total),
+                revenue_micros=revenue if rule.currency else None,
+                currency=rule.currency,
+            )
+        )
+    return found

@@ -26,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
+from sqlalchemy.dialects.mysql import MEDIUMTEXT
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pentad.core.db.base import Base, EncryptedText, IdMixin, TimestampMixin
@@ -177,15 +178,16 @@ class _Rollup:
 
     `bucket` is the unix hour (hourly), the site-local day as days since 1970-01-01 (daily) or the
     site-local month as year * 12 + month - 1 (monthly). `dim` 0 is the site's totals (value ""); other
-    dims are rollups.DIMS. `value_hash` keys the row (values are up to 2,000 characters, too long for an
-    index on MariaDB); `value` None is the dimension's "(none)". Visits, bounces and duration count in the
-    bucket their visit starts in; visitors, pageviews, events and revenue in the bucket of each event."""
+    dims are rollups.DIMS and GOAL_DIMS. `value_hash` keys the row (a value is unbounded text, a property's
+    name and value together, too long for an index on MariaDB); `value` None is the dimension's "(none)".
+    Visits, bounces and duration count in the bucket their visit starts in; visitors, pageviews, events
+    and revenue in the bucket of each event."""
 
     site_key: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     dim: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     value_hash: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    value: Mapped[str | None] = mapped_column(String(2000), default=None)
+    value: Mapped[str | None] = mapped_column(Text().with_variant(MEDIUMTEXT(), "mysql"), default=None)
     visitors: Mapped[int] = mapped_column(Integer, default=0)
     visits: Mapped[int] = mapped_column(Integer, default=0)
     pageviews: Mapped[int] = mapped_column(Integer, default=0)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import json
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -513,6 +514,7 @@ async def _cached(
     dims: tuple[int, ...],
     planning: Planning,
     load: Callable[[], Awaitable[dict[int, dict[rollups.Key, rollups.Agg]]]],
+    prefix: str | None = None,
 ) -> dict[int, dict[rollups.Key, rollups.Agg]]:
     """`load()`, through the cache when there is one. The key names every stored bucket (a digest: a dirty
     hour inside a range leaves a gap, so first, last and count would not tell two ranges apart), the
@@ -525,6 +527,8 @@ async def _cached(
 
     epoch = await rollups.rollup_epoch(session)
     buckets = ";".join(f"{tier}:{','.join(map(str, found))}" for tier, found in by_tier.items())
+    if prefix is not None:
+        buckets += f";prefix:{prefix}"
     digest = hashlib.blake2b(buckets.encode(), digest_size=16).hexdigest()
     key = (
         f"analytics:rollup:{what}:{site_key}:{planning.site_version}:{epoch}:{digest}:"
@@ -534,9 +538,15 @@ async def _cached(
 
 
 async def _raw_parts(
-    session: AsyncSession, site_key: int, parts: list[Part], dims: tuple[int, ...], session_timeout: int
+    session: AsyncSession,
+    site_key: int,
+    parts: list[Part],
+    dims: tuple[int, ...],
+    session_timeout: int,
+    prefix: str | None = None,
 ) -> list[tuple[int, dict[rollups.Key, rollups.Agg]]]:
-    """The rows of `dims` of the raw parts (the open hour, hours still dirty), from raw events."""
+    """The rows of `dims` (values starting with `prefix`) of the raw parts (the open hour, hours still
+    dirty), from raw events."""
     found: list[tuple[int, dict[rollups.Key, rollups.Agg]]] = []
     raw_days: dict[int, list[int]] = defaultdict(list)
     for part in parts:
@@ -545,7 +555,16 @@ async def _raw_parts(
     for hours in raw_days.values():
         result = await rollups.compute_hours(session, site_key, hours, session_timeout)
         for hour, aggs in result.aggs.items():
-            found.append((hour * rollups.HOUR_MS, {k: v for k, v in aggs.items() if k[0] in dims}))
+            found.append(
+                (
+                    hour * rollups.HOUR_MS,
+                    {
+                        k: v
+                        for k, v in aggs.items()
+                        if k[0] in dims and (prefix is None or (k[1] or "").startswith(prefix))
+                    },
+                )
+            )
     return found
 
 
@@ -584,21 +603,25 @@ async def _merged(
     dims: tuple[int, ...],
     session_timeout: int,
     planning: Planning,
+    prefix: str | None = None,
 ) -> dict[rollups.Key, rollups.Agg]:
-    """Every part's rows of `dims` merged over the whole range. The merge of the stored (closed) parts is
-    cached as one entry: a warm answer decodes one sketch per value instead of one per value and bucket."""
+    """Every part's rows of `dims` (values starting with `prefix`) merged over the whole range. The merge
+    of the stored (closed) parts is cached as one entry: a warm answer decodes one sketch per value
+    instead of one per value and bucket."""
     by_tier = _stored_by_tier(parts)
 
     async def load() -> dict[int, dict[rollups.Key, rollups.Agg]]:
         merged: dict[rollups.Key, rollups.Agg] = {}
         for tier, buckets in by_tier.items():
-            stored = await rollups.read_rollups(session, _TABLES[tier], site_key, buckets, dims)
+            stored = await rollups.read_rollups(
+                session, _TABLES[tier], site_key, buckets, dims, prefix=prefix
+            )
             for aggs in stored.values():
                 rollups.merge_into(merged, aggs)
         return {0: merged}
 
-    merged = (await _cached(session, site_key, "merged", by_tier, dims, planning, load)).get(0, {})
-    for _, aggs in await _raw_parts(session, site_key, parts, dims, session_timeout):
+    merged = (await _cached(session, site_key, "merged", by_tier, dims, planning, load, prefix)).get(0, {})
+    for _, aggs in await _raw_parts(session, site_key, parts, dims, session_timeout, prefix):
         rollups.merge_into(merged, aggs)
     return merged
 
@@ -697,6 +720,57 @@ async def breakdown(
         Row(value if value is not None else label, count, agg.pageviews, agg.events)
         for value, count, agg in counted[:limit]
     ]
+
+
+async def conversions(
+    session: AsyncSession,
+    site_key: int,
+    span: Range,
+    rules: Sequence[goals.GoalRule],
+    session_timeout: int,
+    planning: Planning,
+) -> list[goals.Conversion] | None:
+    """Every goal's conversions over the range, from rollups; None when the range's edges are not on
+    UTC hours (raw events answer then)."""
+    parts = await _parts(session, site_key, span, "month", planning.now)
+    if parts is None:
+        return None
+    merged = await _merged(session, site_key, parts, goals.ROLLUP_DIMS, session_timeout, planning)
+    return goals.rolled_up_conversions(rules, merged)
+
+
+@dataclass(frozen=True)
+class PropRow:
+    value: str
+    visitors: int
+    events: int
+
+
+async def properties(
+    session: AsyncSession,
+    site_key: int,
+    span: Range,
+    key: str | None,
+    session_timeout: int,
+    planning: Planning,
+    *,
+    limit: int,
+) -> list[PropRow] | None:
+    """Custom property names (key None) or one property's values, ranked as breakdowns are, from
+    rollups; None when the range's edges are not on UTC hours."""
+    parts = await _parts(session, site_key, span, "month", planning.now)
+    if parts is None:
+        return None
+    dim, prefix = (
+        (rollups.PROP_KEYS, None) if key is None else (rollups.PROP_VALUES, rollups.prop_prefix(key))
+    )
+    merged = await _merged(session, site_key, parts, (dim,), session_timeout, planning, prefix)
+    counted = [
+        (value if prefix is None else json.loads(value or "[]")[1], agg.sketch.count(), agg)
+        for (_, value), agg in merged.items()
+    ]
+    counted.sort(key=lambda item: (-item[1], -(item[2].pageviews + item[2].events), item[0] or ""))
+    return [PropRow(value or "", count, agg.pageviews + agg.events) for value, count, agg in counted[:limit]]
 
 
 # ------------------------------------------------------------------ the site-level interface
@@ -929,10 +1003,15 @@ async def site_goals(
     filters: Sequence[raw.Filter] = (),
     options: Options | None = None,
 ) -> list[goals.Conversion]:
-    """Every goal of the site with its conversions over the range (raw events)."""
+    """Every goal of the site with its conversions over the range (rollups when unfiltered, raw events
+    with filters)."""
     options = options or Options()
     rules = await site_goal_rules(session, site)
     external = _external(options)
+    if not filters and external is None:
+        rolled = await conversions(session, site.key, span, rules, options.session_timeout, options.planning)
+        if rolled is not None:
+            return rolled
     if external is not None or _in_sql(session, filters, options):
         _ensure_raw(site, span, options)
         if external is not None:
@@ -949,7 +1028,7 @@ async def site_goals(
                 name=rule.name,
                 visitors=count.visitors,
                 completions=count.completions,
-                conversion_rate=round(100 * count.visitors / visitors, 1) if visitors else None,
+                conversion_rate=goals.conversion_rate(count.visitors, visitors),
                 revenue_micros=count.revenue_micros if rule.currency else None,
                 currency=rule.currency,
             )
@@ -960,13 +1039,6 @@ async def site_goals(
     )
     pairs = zip((visit.visitor_id for visit in selection.visits), selection.counted, strict=True)
     return goals.conversions_of(rules, selection.visitors, pairs)
-
-
-@dataclass(frozen=True)
-class PropRow:
-    value: str
-    visitors: int
-    events: int
 
 
 async def site_props(
@@ -985,6 +1057,12 @@ async def site_props(
     external = options.planning.store
     if not filters and external is not None:
         return [PropRow(*row) for row in await external.props(site.key, span, key, limit=limit)]
+    if not filters:
+        rolled = await properties(
+            session, site.key, span, key, options.session_timeout, options.planning, limit=limit
+        )
+        if rolled is not None:
+            return rolled
     if external is not None:
         _ensure_raw(site, span, options)
         rules = await _filter_rules(session, site, filters)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import zoneinfo
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
@@ -91,6 +92,15 @@ COLUMNS: dict[str, str] = {
     "cities": "city",
 }
 """Dimension → the event column of its value (`exit`: the visit's last page)."""
+PROP_KEYS = 18
+"""The custom property names events carried (value: the name): the properties panel's first level."""
+PROP_VALUES = 19
+"""A property's values (value: prop_value(name, value)): the panel's second level."""
+REVENUE = 20
+"""Events with revenue by currency, name and path (value: revenue_value(...)): what a goal with a
+currency counts (the other rows' revenue_micros add up every currency)."""
+GOAL_DIMS = (PROP_KEYS, PROP_VALUES, REVENUE)
+"""Rolled up for the goals and properties panels; not breakdowns (they have no event column)."""
 ACQUISITION = frozenset(
     {
         "sources",
@@ -107,6 +117,7 @@ ACQUISITION = frozenset(
 _EVENT_COLUMNS = (
     "visitor_id", "ts", "name", "revenue_micros", "path", "country", "region", "city", "device", "browser",
     "os", "source", "referrer_host", "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term",
+    "currency", "props",
 )  # fmt: skip
 """What compute_hours reads of each event (the positions below index into it)."""
 _IN_CHUNK = 500
@@ -122,6 +133,20 @@ its sketch's text: a month of pages held requests ~50 ms when built in one piece
 
 Key = tuple[int, str | None]
 """(dim, value): one rollup row."""
+
+
+def prop_value(name: str, value: str) -> str:
+    """The PROP_VALUES value of one property (JSON: no separator can be confused with the texts)."""
+    return json.dumps([name, value], ensure_ascii=False, separators=(",", ":"))
+
+
+def prop_prefix(name: str) -> str:
+    """What every PROP_VALUES value of property `name` starts with."""
+    return json.dumps([name], ensure_ascii=False, separators=(",", ":"))[:-1] + ","
+
+
+def revenue_value(currency: str, name: str, path: str) -> str:
+    return json.dumps([currency, name, path], ensure_ascii=False, separators=(",", ":"))
 
 
 def value_hash(value: str | None) -> int:
@@ -265,9 +290,11 @@ async def compute_hours(
             hashed = hashes.get(visitor)
             if hashed is None:
                 hashed = hashes[visitor] = visitor_hash(visitor)
-            pending.append(
-                (hour, (_TOTAL_KEY, what, *keys_of_facts), hashed, is_view, int(raw[_REVENUE] or 0))
-            )
+            head = (_TOTAL_KEY, what, *keys_of_facts)
+            revenue = int(raw[_REVENUE] or 0)
+            if raw[_PROPS] or (revenue and raw[_CURRENCY]):
+                head = (*head, *_goal_keys(name, raw[_PATH], revenue, raw[_CURRENCY], raw[_PROPS]))
+            pending.append((hour, head, hashed, is_view, revenue))
     close_visit()
     for hour, hour_counts in counts.items():
         hour_counts.into(aggs[hour])
@@ -363,6 +390,21 @@ _FACTS = slice(
 )
 _PATH = _EVENT_COLUMNS.index("path")
 _REVENUE = _EVENT_COLUMNS.index("revenue_micros")
+_CURRENCY = _EVENT_COLUMNS.index("currency")
+_PROPS = _EVENT_COLUMNS.index("props")
+
+
+def _goal_keys(
+    name: str, path: str, revenue: int, currency: str | None, props: dict[str, Any] | None
+) -> list[Key]:
+    """An event's PROP_KEYS, PROP_VALUES and REVENUE keys."""
+    keys: list[Key] = []
+    for prop, value in (props or {}).items():
+        keys.append((PROP_KEYS, prop))
+        keys.append((PROP_VALUES, prop_value(prop, str(value))))
+    if revenue and currency:
+        keys.append((REVENUE, revenue_value(currency, name, path)))
+    return keys
 
 
 def _visit_keys(visit: Visit) -> list[Key]:
@@ -397,9 +439,16 @@ RollupTable = type[AnalyticsRollupHourly] | type[AnalyticsRollupDaily] | type[An
 
 
 async def read_rollups(
-    session: AsyncSession, table: RollupTable, site_key: int, buckets: Sequence[int], dims: Sequence[int]
+    session: AsyncSession,
+    table: RollupTable,
+    site_key: int,
+    buckets: Sequence[int],
+    dims: Sequence[int],
+    *,
+    prefix: str | None = None,
 ) -> dict[int, dict[Key, Agg]]:
-    """The stored rows of `buckets`, by bucket."""
+    """The stored rows of `buckets`, by bucket; with `prefix`, only the values starting with it (exactly:
+    MariaDB's LIKE ignores case)."""
     found: dict[int, dict[Key, Agg]] = defaultdict(dict)
     if not buckets:
         return found
@@ -415,9 +464,13 @@ async def read_rollups(
         table.revenue_micros,
         table.visitors_sketch,
     ).where(table.site_key == site_key, table.dim.in_(list(dims)), table.bucket.in_(list(buckets)))
+    if prefix is not None:
+        query = query.where(table.value.startswith(prefix, autoescape=True))
     for bucket, dim, value, visits, views, customs, bounces, duration, revenue, sketch in (
         await session.execute(query)
     ).all():
+        if prefix is not None and not (value or "").startswith(prefix):
+            continue
         key: Key = (int(dim), "" if dim == TOTALS else value)
         found[int(bucket)][key] = Agg(
             Sketch.from_text(sketch),
@@ -557,7 +610,7 @@ async def rebuild_month(session: AsyncSession, site_key: int, first: date) -> No
     await _replace(session, AnalyticsRollupMonthly, site_key, month_number(first), merged)
 
 
-_ALL_DIMS = (TOTALS, *DIMS.values())
+_ALL_DIMS = (TOTALS, *DIMS.values(), *GOAL_DIMS)
 
 
 async def dirty_hours(session: AsyncSession, site_key: int, first: int, last: int) -> set[int]:
