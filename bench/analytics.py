@@ -12,11 +12,11 @@
   over the 335 days before, written once through the real flush (`flush_events`) and rollup
   (`run_rollups`) code and cached under bench/.cache/ (generation time recorded); then a real `pentad
   serve` and the dashboard's rolled-up requests as its page issues them (aggregate with the previous
-  period, timeseries and drops in parallel, then the 17 breakdowns in parallel), for 30 days and 12
-  months; the first load after the server starts (cold cache) and BENCH_DASHBOARD_LOADS (30) more
-  (warm). Baseline: as many requests, in the same pattern, to `GET /healthz`: the HTTP stack's floor, so
-  the ratio is what reading the data costs. Goal conversions and custom properties (raw events) are
-  timed once each, cold.
+  period, timeseries and drops in parallel, then the 17 breakdowns, the goal conversions, the custom
+  property names and one property's values in parallel), for 30 days and 12 months; the first load after
+  the server starts (cold cache) and BENCH_DASHBOARD_LOADS (30) more (warm). Baseline: as many requests,
+  in the same pattern, to `GET /healthz`: the HTTP stack's floor, so the ratio is what reading the data
+  costs.
 - `tick`: one rollup tick over the dashboard's data set (its last hour made dirty again, then
   `run_rollups`), CPU and the event loop's longest stall, beside `compute_hours` of that hour alone.
 - `size`: the tracker as served, gzip -9 and brotli, beside a pageview-only beacon script.
@@ -130,8 +130,12 @@ DASHBOARD_BREAKDOWNS = (
     "utm_content", "utm_term", "countries", "regions", "cities", "devices", "browsers", "os", "events",
 )  # fmt: skip
 """Every breakdown panel of the dashboard page (all rolled up)."""
-RAW_PANELS = ("stats/goals", "stats/props")
-"""The page's panels computed from raw events, not rolled up: timed once each (cold)."""
+GOALS = (
+    {"kind": "event", "event_name": "Signup", "currency": "EUR"},
+    {"kind": "pageview", "path": "/p/1*"},
+    {"kind": "pageview", "path": "/p/42"},
+)
+"""The data sets' goals: a custom event with revenue, a page pattern, one page."""
 """The dashboard page's breakdown panels, in its order (analytics_dashboard.html)."""
 PAGEVIEW_BEACON = (
     '(function(){fetch("https://pentad.example/api/analytics/event",{method:"POST",keepalive:true,'
@@ -167,7 +171,7 @@ def _settings(data_dir: Path, **extra: Any) -> Settings:
 
 
 async def _owner_and_site(app: Any) -> tuple[str, str]:
-    """An owner with an API key (returned) and the site DOMAIN (its id returned), in-process."""
+    """An owner with an API key (returned) and the site DOMAIN (its id returned) with GOALS, in-process."""
     platform = app.state.platform
     async with platform.database.transaction() as session:
         service = AuthService(session, platform)
@@ -184,7 +188,14 @@ async def _owner_and_site(app: Any) -> tuple[str, str]:
         )
         if created.status_code != 201:
             raise BenchmarkError(f"creating the site answered {created.status_code}: {created.text[:300]}")
-    return key, str(created.json()["id"])
+        site_id = str(created.json()["id"])
+        for goal in GOALS:
+            made = await client.post(
+                f"/api/analytics/sites/{site_id}/goals", json=goal, headers={"Authorization": f"Bearer {key}"}
+            )
+            if made.status_code != 201:
+                raise BenchmarkError(f"adding a goal answered {made.status_code}: {made.text[:300]}")
+    return key, site_id
 
 
 def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -483,6 +494,7 @@ def _visits(rng: random.Random, start_ms: int, end_ms: int, events: int, visitor
             for step in range(min(rng.choice((1, 1, 1, 2, 2, 3, 4, 6)), count - made)):
                 first = step == 0
                 custom = not first and rng.random() < 0.1
+                plan = rng.choice(("free", "pro")) if custom else None
                 page = int(rng.paretovariate(1.2)) % 2000
                 yield template.model_copy(update={
                     # the core's ids rotate at 00:00 UTC: a returning visitor has a new one each day
@@ -493,7 +505,9 @@ def _visits(rng: random.Random, start_ms: int, end_ms: int, events: int, visitor
                     "referrer_path": "/" if referrer and first else None,
                     "source": source if first else None, "medium": medium if first else "direct",
                     "country": country, "device": device, "browser": browser, "os": os_name,
-                    "props": {"plan": rng.choice(("free", "pro"))} if custom else None,
+                    "props": {"plan": plan} if custom else None,
+                    "revenue_micros": 9_000_000 if plan == "pro" else None,
+                    "currency": "EUR" if plan == "pro" else None,
                 })  # fmt: skip
                 made += 1
                 ts += rng.randrange(10_000, 120_000)
@@ -601,22 +615,6 @@ async def _page_loads(
     return whole[0], whole[1:], per_path
 
 
-async def _raw_panels(port: int, key: str, api: str, period: str) -> dict[str, dict[str, Any]]:
-    """Each of RAW_PANELS once (ms and status: 422 when the raw tier no longer covers the range)."""
-    found: dict[str, dict[str, Any]] = {}
-    headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
-    async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", headers=headers, timeout=1800) as client:
-        for panel in RAW_PANELS:
-            log(f"  raw panel {panel}, period {period}")
-            started = time.perf_counter()
-            answer = await client.get(f"{api}/{panel}", params={"period": period})
-            found[panel] = {
-                "ms": round((time.perf_counter() - started) * 1000, 1),
-                "status": answer.status_code,
-            }
-    return found
-
-
 def _pcts(values: list[float]) -> dict[str, float | None]:
     found = chat.percentiles(values)
     return {key: found[key] for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")}
@@ -632,6 +630,8 @@ def part_dashboard(work_dir: Path) -> dict[str, Any]:
         f"{api}/stats/breakdown/{panel}?limit={100 if panel == 'countries' else 10}"
         for panel in DASHBOARD_BREAKDOWNS
     ]
+    # the goals and properties panels, and a property's values (the panel's second level)
+    paths += [f"{api}/stats/goals", f"{api}/stats/props", f"{api}/stats/props?key=plan"]
     figures: dict[str, Any] = {
         "generation": {k: v for k, v in manifest.items() if k not in ("api_key", "site_id")},
         "loads": DASHBOARD_LOADS,
@@ -657,7 +657,6 @@ def part_dashboard(work_dir: Path) -> dict[str, Any]:
         for period in ("30d", "12mo"):
             log(f"  dashboard: period {period}, {DASHBOARD_LOADS} loads after the first")
             figures[period] = loaded(paths, period)
-            figures[f"{period}_raw"] = asyncio.run(_raw_panels(port, manifest["api_key"], api, period))
         log("  baseline: the same request pattern to /healthz")
         figures["healthz"] = loaded(["/healthz"] * len(paths), "30d")
         del figures["healthz"]["panels"]
@@ -674,15 +673,7 @@ async def _generate_filtered(data_dir: Path, events: int) -> dict[str, Any]:
     app = create_app(settings)
     platform = app.state.platform
     await platform.open_resources()
-    key, site_id = await _owner_and_site(app)
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-        for goal in ({"kind": "event", "event_name": "Signup"}, {"kind": "pageview", "path": "/p/1*"}):
-            made = await client.post(
-                f"/api/analytics/sites/{site_id}/goals", json=goal, headers={"Authorization": f"Bearer {key}"}
-            )
-            if made.status_code != 201:
-                raise BenchmarkError(f"adding a goal answered {made.status_code}: {made.text[:300]}")
+    _key, site_id = await _owner_and_site(app)
     async with platform.database.transaction() as session:
         site_key = (await session.execute(select(AnalyticsSite.key))).scalar_one()
     now_ms = int(time.time() * 1000)
@@ -981,9 +972,10 @@ def _dashboard_lines(dashboard: dict[str, Any]) -> list[str]:
         f"{gen['flush_events_per_s']:,} events/s) and rolled up by `run_rollups` "
         f"({gen['rollup_seconds']} s: {gen['rollup_hours']} hours, {gen['rollup_days']} days, "
         f"{gen['rollup_months']} months), generated {gen['generated_at']}. A real `pentad serve` (SQLite, "
-        f"one worker); one dashboard load = the page's {3 + len(DASHBOARD_BREAKDOWNS)} requests answered "
+        f"one worker); one dashboard load = the page's {len(dashboard['30d']['panels'])} requests answered "
         "from rollups (top stats with the previous period, time series and data quality in parallel, then "
-        f"the {len(DASHBOARD_BREAKDOWNS)} breakdowns in parallel), each timed by the client. Baseline: as "
+        f"the {len(DASHBOARD_BREAKDOWNS)} breakdowns, the goal conversions ({len(GOALS)} goals), the custom "
+        "property names and one property's values in parallel), each timed by the client. Baseline: as "
         "many `GET /healthz` in the same pattern (the HTTP stack's floor: the ratio is what the data costs).",
         "",
         "| range | first load (cold) | load p50 | load p95 | slowest panel p95 | server CPU per load "
@@ -1002,22 +994,6 @@ def _dashboard_lines(dashboard: dict[str, Any]) -> list[str]:
             f"{found.get('server_cpu_ms_per_load')} ms | "
             f"{base} ms | {base_cpu} ms | {_x(load['p95_ms'], base)} |"
         )
-    raw = [
-        f"{title}: "
-        + ", ".join(
-            f"{panel.rsplit('/', 1)[-1]} {found['ms']:,.0f} ms"
-            + ("" if found["status"] == 200 else f" ({found['status']}: beyond the raw tier)")
-            for panel, found in dashboard[f"{period}_raw"].items()
-        )
-        for period, title in (("30d", "30 days"), ("12mo", "12 months"))
-        if f"{period}_raw" in dashboard
-    ]
-    if raw:
-        lines += [
-            "",
-            "The page's panels computed from raw events (goal conversions, custom properties), one cold "
-            "request each: " + "; ".join(raw) + ".",
-        ]
     if round(gen["recent_events"], -3) < 10_000_000:  # the generator rounds a few events away
         lines += [
             "",
