@@ -1,24 +1,28 @@
 """The dashboard's fast paths give the answers of the slow ones: the sketch operations without per-register
 loops equal the per-register definitions; the planner's cached merge of closed parts answers like raw
 events (exact unions stay exact through the cache), cold and warm; two ranges whose stored buckets differ
-only by where a dirty hour leaves its gap do not share a cache entry."""
+only by where a dirty hour leaves its gap do not share a cache entry; the open hour is computed from raw
+events once for every panel of a load, and again once a new event is stored."""
 
 from __future__ import annotations
 
 import math
 import random
 from datetime import date
+from typing import Any
 
 import pytest
 from sqlalchemy import delete
 
 from pentad.apps.analytics import query, rollups
 from pentad.apps.analytics.hll import _ALPHA, EXACT_LIMIT, M, P, Sketch, register_max
+from pentad.apps.analytics.ingest import EventRow
 from pentad.apps.analytics.models import AnalyticsDirtyBucket
 from pentad.apps.analytics.tasks import run_rollups
 from pentad.core.cache import MemoryCache
 from pentad.core.platform import Platform
 from tests.apps.analytics.test_rollups import (
+    GOALS,
     NOW,
     TIMEOUT,
     _ms,
@@ -130,3 +134,55 @@ async def test_ranges_differing_only_in_where_the_gap_is_do_not_share_a_cache_en
             )
             == before
         )
+
+
+async def test_the_open_hour_is_computed_once_for_every_panel_and_again_after_a_new_event(
+    platform: Platform, site: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = await site_key_of(platform, site)
+    await store(platform, seeded_rows(key, days=2, per_day=40, seed=5))
+    await run_rollups(platform, now=NOW)
+    planning = query.Planning(now=NOW, cache=MemoryCache(default_ttl=60, max_entries=100), site_version=1)
+    uncached = query.Planning(now=NOW)
+    computed: list[set[int]] = []
+    compute_hours = rollups.compute_hours
+
+    async def counted(*args: Any, **kwargs: Any) -> rollups.HoursResult:
+        computed.append(set(args[2]))
+        return await compute_hours(*args, **kwargs)
+
+    monkeypatch.setattr(rollups, "compute_hours", counted)
+    span = query.resolve_range("30d", "UTC", now=NOW)
+    open_hour = _ms(NOW) // rollups.HOUR_MS
+
+    async def every_panel(chosen: query.Planning) -> list[Any]:
+        found: list[Any] = [await query.totals(session, key, span, TIMEOUT, chosen)]
+        found.append(await query.timeseries(session, key, span, TIMEOUT, chosen))
+        for dimension in rollups.DIMS:
+            found.append(
+                await query.breakdown(
+                    session, key, span, dimension, limit=100, session_timeout=TIMEOUT, planning=chosen
+                )
+            )
+        found.append(await query.conversions(session, key, span, GOALS, TIMEOUT, chosen))
+        for prop in (None, "plan"):
+            found.append(await query.properties(session, key, span, prop, TIMEOUT, chosen, limit=100))
+        return found
+
+    async with platform.database.transaction() as session:
+        expected = await every_panel(uncached)
+        assert computed == [{open_hour}] * len(expected)  # without a cache: once a panel
+        computed.clear()
+        assert await every_panel(planning) == expected
+        assert computed == [{open_hour}]  # with one: once for them all
+    await store(
+        platform,
+        [EventRow(site_key=key, ts=_ms(NOW) - 1000, visitor_id=77, name="pageview", hostname="shop.example",
+                  path="/just-now")],
+    )  # fmt: skip
+    async with platform.database.transaction() as session:
+        pages = await query.breakdown(
+            session, key, span, "pages", limit=100, session_timeout=TIMEOUT, planning=planning
+        )
+        assert "/just-now" in [row.value for row in pages]
+        assert computed == [{open_hour}] * 2

@@ -408,6 +408,10 @@ _TABLES: dict[str, rollups.RollupTable] = {
     "month": AnalyticsRollupMonthly,
 }
 CACHE_TTL = 3600.0
+RAW_CACHE_TTL = 60.0
+"""How long the open and dirty hours' rows computed from raw events stay cached. Their key names the
+newest event id, so a new event computes them again; the TTL bounds what a key cannot see (a batch that
+commits after a later one, on another process)."""
 
 
 @dataclass(frozen=True)
@@ -493,10 +497,15 @@ def _encode(found: dict[int, dict[rollups.Key, rollups.Agg]]) -> list[Any]:
     ]
 
 
-def _decode(raw: list[Any]) -> dict[int, dict[rollups.Key, rollups.Agg]]:
+def _decode(
+    raw: list[Any], keep: Callable[[int, str | None], bool] | None = None
+) -> dict[int, dict[rollups.Key, rollups.Agg]]:
+    """`_encode`'s rows back (with `keep`, only the (dim, value) rows it keeps)."""
     return {
         int(bucket): {
-            (int(row[0]), row[1]): rollups.Agg(Sketch.from_text(row[8]), *map(int, row[2:8])) for row in rows
+            (int(row[0]), row[1]): rollups.Agg(Sketch.from_text(row[8]), *map(int, row[2:8]))
+            for row in rows
+            if keep is None or keep(row[0], row[1])
         }
         for bucket, rows in raw
     }
@@ -543,29 +552,48 @@ async def _raw_parts(
     parts: list[Part],
     dims: tuple[int, ...],
     session_timeout: int,
+    planning: Planning,
     prefix: str | None = None,
 ) -> list[tuple[int, dict[rollups.Key, rollups.Agg]]]:
     """The rows of `dims` (values starting with `prefix`) of the raw parts (the open hour, hours still
-    dirty), from raw events."""
-    found: list[tuple[int, dict[rollups.Key, rollups.Agg]]] = []
-    raw_days: dict[int, list[int]] = defaultdict(list)
+    dirty), from raw events: every dimension computed at once and cached (RAW_CACHE_TTL) under the newest
+    event's id and the rollup epoch, so the panels of one dashboard load share one computation and a new
+    event or rollup run makes the next question compute again."""
+    by_day: dict[int, list[int]] = defaultdict(list)
     for part in parts:
         if part.tier == "raw":
-            raw_days[part.bucket * rollups.HOUR_MS // rollups.DAY_MS].append(part.bucket)
-    for hours in raw_days.values():
-        result = await rollups.compute_hours(session, site_key, hours, session_timeout)
-        for hour, aggs in result.aggs.items():
-            found.append(
-                (
-                    hour * rollups.HOUR_MS,
-                    {
-                        k: v
-                        for k, v in aggs.items()
-                        if k[0] in dims and (prefix is None or (k[1] or "").startswith(prefix))
-                    },
-                )
-            )
-    return found
+            by_day[part.bucket * rollups.HOUR_MS // rollups.DAY_MS].append(part.bucket)
+    if not by_day:
+        return []
+
+    async def compute() -> dict[int, dict[rollups.Key, rollups.Agg]]:
+        found: dict[int, dict[rollups.Key, rollups.Agg]] = {}
+        for hours in by_day.values():
+            found.update((await rollups.compute_hours(session, site_key, hours, session_timeout)).aggs)
+        return found
+
+    def keep(dim: int, value: str | None) -> bool:
+        return dim in dims and (prefix is None or (value or "").startswith(prefix))
+
+    if planning.cache is None:
+        computed = {
+            hour: {key: agg for key, agg in aggs.items() if keep(*key)}
+            for hour, aggs in (await compute()).items()
+        }
+    else:
+
+        async def encoded() -> list[Any]:
+            return _encode(await compute())
+
+        newest = await session.scalar(select(func.max(AnalyticsEvent.id)))
+        epoch = await rollups.rollup_epoch(session)
+        hours = ",".join(str(hour) for day in sorted(by_day) for hour in sorted(by_day[day]))
+        key = (
+            f"analytics:rollup:raw:{site_key}:{planning.site_version}:{epoch}:{newest}:{session_timeout}:"
+            f"{hashlib.blake2b(hours.encode(), digest_size=16).hexdigest()}"
+        )
+        computed = _decode(await planning.cache.get_or_set(key, RAW_CACHE_TTL, encoded), keep)
+    return [(hour * rollups.HOUR_MS, aggs) for hour, aggs in computed.items()]
 
 
 async def _collect(
@@ -592,7 +620,7 @@ async def _collect(
         for part in parts
         if part.tier != "raw"
     ]
-    found.extend(await _raw_parts(session, site_key, parts, dims, session_timeout))
+    found.extend(await _raw_parts(session, site_key, parts, dims, session_timeout, planning))
     return found
 
 
@@ -621,7 +649,7 @@ async def _merged(
         return {0: merged}
 
     merged = (await _cached(session, site_key, "merged", by_tier, dims, planning, load, prefix)).get(0, {})
-    for _, aggs in await _raw_parts(session, site_key, parts, dims, session_timeout, prefix):
+    for _, aggs in await _raw_parts(session, site_key, parts, dims, session_timeout, planning, prefix):
         rollups.merge_into(merged, aggs)
     return merged
 
