@@ -118,13 +118,13 @@ def _visits(visits: list[rollups.Visit]) -> list[tuple[Any, ...]]:
     )
 
 
-@pytest.mark.parametrize("in_chunk", [500, 7], ids=["in-lists", "whole-window"])
+@pytest.mark.parametrize("in_limit", [30_000, 7], ids=["in-list", "whole-window"])
 async def test_compute_hours_equals_the_per_event_reference(
-    platform: Platform, site: dict[str, str], monkeypatch: pytest.MonkeyPatch, in_chunk: int
+    platform: Platform, site: dict[str, str], monkeypatch: pytest.MonkeyPatch, in_limit: int
 ) -> None:
     key = await site_key_of(platform, site)
     await store(platform, seeded_rows(key, days=6, per_day=60, seed=11))
-    monkeypatch.setattr(rollups, "_IN_CHUNK", in_chunk)
+    monkeypatch.setattr(rollups, "_IN_LIMIT", in_limit)
     last_day = _ms(NOW) // rollups.DAY_MS
     groups = [set(range(day * 24, day * 24 + 24)) for day in range(last_day - 6, last_day + 1)]
     groups += [{(last_day - 2) * 24 + 9}, {(last_day - 3) * 24 + 12, (last_day - 3) * 24 + 15}]
