@@ -56,7 +56,7 @@ def seeded_rows(
 ) -> list[EventRow]:
     """Visitors with one to three visits a day between 06:00 and 20:00 UTC; some visits cross an hour,
     some are a bounce, some carry custom events with properties and revenue (EUR or USD), the pricing
-    page's views a property."""
+    page's views a property, some signup pageviews revenue."""
     rng = random.Random(seed)
     rows: list[EventRow] = []
     first_day = (now - timedelta(days=days)).date()
@@ -84,6 +84,8 @@ def seeded_rows(
                     props = {"plan": "pro" if ts % 3 else "free"} if custom else None
                     if path == "/pricing" and not custom:
                         props = {"variant": "a" if visitor % 2 else "b"}
+                    paid = custom or (path == "/signup" and visitor % 3 == 0)  # a paid signup page
+                    currency = ("EUR" if ts % 2 else "USD") if paid else None
                     rows.append(
                         EventRow(
                             site_key=site_key,
@@ -93,13 +95,13 @@ def seeded_rows(
                             hostname="shop.example",
                             path=path,
                             props=props,
-                            currency=("EUR" if ts % 2 else "USD") if custom else None,
+                            currency=currency,
                             source=source if first else None,
                             referrer_host=referrer if first else "shop.example",
                             utm_source=source.lower() if first and campaign and source else None,
                             utm_medium="social" if first and campaign else None,
                             utm_campaign=campaign if first else None,
-                            revenue_micros=990_000 if custom else None,
+                            revenue_micros=990_000 if paid else None,
                             **facts,
                         )
                     )
@@ -181,14 +183,17 @@ GOALS = [
         uuid.uuid4(), "Blog", "pageview", None, goals.compile_pattern("/blog/*"), "EUR", "/blog/*"
     ),
     goals.GoalRule(uuid.uuid4(), "Pricing", "pageview", None, goals.compile_pattern("/pricing"), None),
+    goals.GoalRule(
+        uuid.uuid4(), "Paid page", "pageview", None, goals.compile_pattern("/sign*"), "USD", "/sign*"
+    ),
     goals.GoalRule(uuid.uuid4(), "Signup EUR", "event", "Signup", None, "EUR"),
     goals.GoalRule(uuid.uuid4(), "Signup USD", "event", "Signup", None, "USD"),
     goals.GoalRule(uuid.uuid4(), "Signup", "event", "Signup", None, None),
     goals.GoalRule(uuid.uuid4(), "Any page", "event", "pageview", None, "EUR"),
     goals.GoalRule(uuid.uuid4(), "Never", "event", "Refund", None, "EUR"),
 ]
-"""Goals of every kind: patterns, currencies (the seeded revenue is in EUR and USD), an event goal of
-pageviews, one nothing completes."""
+"""Goals of every kind: patterns, currencies (the seeded revenue is in EUR and USD, on custom events and
+signup pageviews), an event goal of pageviews, one nothing completes."""
 
 
 async def compare_goals_and_props(

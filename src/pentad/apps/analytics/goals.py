@@ -208,7 +208,8 @@ def rolled_up_conversions(
 ) -> list[Conversion]:
     """Per goal, from a range's merged rollup rows of ROLLUP_DIMS: a pageview goal is the union of the
     `pages` rows its pattern matches (their visitor sketches merged, their pageviews added), an event goal
-    its `events` row, the revenue the REVENUE rows of the goal's currency whose event it matches."""
+    its `events` row, the revenue the REVENUE rows of the goal's currency whose event it matches (a custom
+    event's row has no path: event goals match by name)."""
     total = merged.get((rollups.TOTALS, ""))
     visitors_total = total.sketch.count() if total is not None else 0
     pages = [(value or "", agg) for (dim, value), agg in merged.items() if dim == rollups.DIMS["pages"]]
@@ -234,7 +235,7 @@ def rolled_up_conversions(
         revenue = sum(
             micros
             for (currency, name, path), micros in revenues
-            if currency == rule.currency and rule.matches(name, path)
+            if currency == rule.currency and rule.matches(name, path or "")
         )
         uniques = sketch.count()
         found.append(

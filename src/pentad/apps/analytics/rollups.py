@@ -97,8 +97,9 @@ PROP_KEYS = 18
 PROP_VALUES = 19
 """A property's values (value: prop_value(name, value)): the panel's second level."""
 REVENUE = 20
-"""Events with revenue by currency, name and path (value: revenue_value(...)): what a goal with a
-currency counts (the other rows' revenue_micros add up every currency)."""
+"""Events with revenue by currency and name, pageviews also by path (value: revenue_value(...)): what a
+goal with a currency counts (the other rows' revenue_micros add up every currency). A custom event's path
+is left out: an event goal matches by name, and purchases on every product page would make a row each."""
 GOAL_DIMS = (PROP_KEYS, PROP_VALUES, REVENUE)
 """Rolled up for the goals and properties panels; not breakdowns (they have no event column)."""
 ACQUISITION = frozenset(
@@ -149,7 +150,9 @@ def prop_prefix(name: str) -> str:
 
 
 def revenue_value(currency: str, name: str, path: str) -> str:
-    return json.dumps([currency, name, path], ensure_ascii=False, separators=(",", ":"))
+    """The REVENUE value of an event (JSON [currency, name, path], the path null but for pageviews)."""
+    kept = path if name == PAGEVIEW else None
+    return json.dumps([currency, name, kept], ensure_ascii=False, separators=(",", ":"))
 
 
 def value_hash(value: str | None) -> int:
@@ -470,9 +473,11 @@ async def read_rollups(
     ).where(table.site_key == site_key, table.dim.in_(list(dims)), table.bucket.in_(list(buckets)))
     if prefix is not None:
         query = query.where(table.value.startswith(prefix, autoescape=True))
-    for bucket, dim, value, visits, views, customs, bounces, duration, revenue, sketch in (
-        await session.execute(query)
-    ).all():
+    for number, (bucket, dim, value, visits, views, customs, bounces, duration, revenue, sketch) in enumerate(
+        (await session.execute(query)).all()
+    ):
+        if number % _PART_ROWS == _PART_ROWS - 1:
+            await asyncio.sleep(0)  # a month of rows decoded in one piece held requests ~100 ms
         if prefix is not None and not (value or "").startswith(prefix):
             continue
         key: Key = (int(dim), "" if dim == TOTALS else value)
