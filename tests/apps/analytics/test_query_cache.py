@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import delete
 
 from pentad.apps.analytics import query, rollups
-from pentad.apps.analytics.hll import _ALPHA, EXACT_LIMIT, M, P, Sketch, register_max
+from pentad.apps.analytics.hll import _ALPHA, EXACT_LIMIT, M, P, Sketch, StoredSketch, register_max
 from pentad.apps.analytics.ingest import EventRow
 from pentad.apps.analytics.models import AnalyticsDirtyBucket
 from pentad.apps.analytics.tasks import run_rollups
@@ -60,6 +60,32 @@ def test_register_max_and_count_equal_their_per_register_definitions(seed: int) 
     merged = Sketch.from_bytes(b"H" + bytes(left))
     merged.merge(Sketch.from_bytes(b"H" + bytes(right)))
     assert merged.registers == bytearray(map(max, left, right))
+
+
+@pytest.mark.parametrize("size", [5, EXACT_LIMIT * 3])
+def test_a_stored_sketch_counts_without_decoding_and_merges_like_the_sketch_it_stands_for(size: int) -> None:
+    rng = random.Random(size)
+    original = Sketch()
+    for _ in range(size):
+        original.add_hash(rng.getrandbits(64))
+    original.compact()
+    other = Sketch()
+    for _ in range(40):
+        other.add_hash(rng.getrandbits(64))
+    stored = StoredSketch(original.to_text(), original.count())
+    assert stored.count() == original.count()
+    assert not stored._decoded  # counted from the entry
+    into = Sketch()
+    into.merge(other)
+    into.merge(stored)  # decodes it
+    expected = Sketch()
+    expected.merge(other)
+    expected.merge(original)
+    assert into.count() == expected.count()
+    grown = StoredSketch(original.to_text(), original.count())
+    grown.merge(other)
+    assert grown.count() == expected.count()
+    assert grown.to_text() == expected.to_text()
 
 
 def test_an_exact_union_past_the_limit_keeps_its_form_uncompacted() -> None:

@@ -16,6 +16,7 @@ import hashlib
 import math
 import struct
 from collections.abc import Iterable
+from typing import Any
 
 P = 12
 M = 1 << P
@@ -129,6 +130,30 @@ class Sketch:
         else:
             raise ValueError("not a visitor sketch")
         return sketch
+
+
+class StoredSketch(Sketch):
+    """A sketch read back with its count beside it (the planner's cached merges): `count` answers without
+    decoding; the hashes or registers are decoded from the text when something first needs them (a merge
+    into or from it). A breakdown ranks thousands of values and merges new hours into a few."""
+
+    __slots__ = ("_count", "_decoded", "_text")
+
+    def __init__(self, text: str, count: int) -> None:  # `exact` and `registers` stay unset until needed
+        self._text = text
+        self._count = count
+        self._decoded = False
+
+    def __getattr__(self, name: str) -> Any:
+        """Only called for an unset slot: `exact` or `registers` before the first decode."""
+        if name not in ("exact", "registers"):
+            raise AttributeError(name)
+        decoded = Sketch.from_text(self._text)
+        self.exact, self.registers, self._decoded = decoded.exact, decoded.registers, True
+        return getattr(self, name)
+
+    def count(self) -> int:
+        return super().count() if self._decoded else self._count
 
 
 def register_max(mine: bytes | bytearray, other: bytes | bytearray) -> bytes:

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pentad.apps.analytics import filters as raw
 from pentad.apps.analytics import funnels, goals, pushdown, retention, rollups
-from pentad.apps.analytics.hll import Sketch
+from pentad.apps.analytics.hll import Sketch, StoredSketch
 from pentad.apps.analytics.models import (
     AnalyticsEvent,
     AnalyticsFunnel,
@@ -408,6 +408,8 @@ _TABLES: dict[str, rollups.RollupTable] = {
     "month": AnalyticsRollupMonthly,
 }
 CACHE_TTL = 3600.0
+CACHE_FORMAT = 2
+"""In every key: entries another version of the code wrote (a rolling deploy) are not read."""
 RAW_CACHE_TTL = 60.0
 """How long the open and dirty hours' rows computed from raw events stay cached. Their key names the
 newest event id, so a new event computes them again; the TTL bounds what a key cannot see (a batch that
@@ -474,7 +476,7 @@ def plan(span: Range, now_ms: int, dirty: set[int], max_tier: Interval) -> list[
 
 def _encode(found: dict[int, dict[rollups.Key, rollups.Agg]]) -> list[Any]:
     """JSON for the cache. Sketches keep their form (an exact set merged past EXACT_LIMIT stays exact),
-    so a cached merge counts as the merge it stands for."""
+    so a cached merge counts as the merge it stands for; their count is stored beside them."""
     return [
         [
             bucket,
@@ -489,6 +491,7 @@ def _encode(found: dict[int, dict[rollups.Key, rollups.Agg]]) -> list[Any]:
                     a.duration_ms,
                     a.revenue_micros,
                     a.sketch.to_text(compact=False),
+                    a.sketch.count(),
                 ]
                 for (dim, value), a in aggs.items()
             ],
@@ -498,12 +501,17 @@ def _encode(found: dict[int, dict[rollups.Key, rollups.Agg]]) -> list[Any]:
 
 
 def _decode(
-    raw: list[Any], keep: Callable[[int, str | None], bool] | None = None
+    raw: list[Any], keep: Callable[[int, str | None], bool] | None = None, *, lazy: bool = False
 ) -> dict[int, dict[rollups.Key, rollups.Agg]]:
-    """`_encode`'s rows back (with `keep`, only the (dim, value) rows it keeps)."""
+    """`_encode`'s rows back (with `keep`, only the (dim, value) rows it keeps; `lazy`: sketches decoded
+    when first merged, their count read from the entry)."""
+
+    def sketch(row: list[Any]) -> Sketch:
+        return StoredSketch(row[8], int(row[9])) if lazy else Sketch.from_text(row[8])
+
     return {
         int(bucket): {
-            (int(row[0]), row[1]): rollups.Agg(Sketch.from_text(row[8]), *map(int, row[2:8]))
+            (int(row[0]), row[1]): rollups.Agg(sketch(row), *map(int, row[2:8]))
             for row in rows
             if keep is None or keep(row[0], row[1])
         }
@@ -524,6 +532,8 @@ async def _cached(
     planning: Planning,
     load: Callable[[], Awaitable[dict[int, dict[rollups.Key, rollups.Agg]]]],
     prefix: str | None = None,
+    *,
+    lazy: bool = False,
 ) -> dict[int, dict[rollups.Key, rollups.Agg]]:
     """`load()`, through the cache when there is one. The key names every stored bucket (a digest: a dirty
     hour inside a range leaves a gap, so first, last and count would not tell two ranges apart), the
@@ -540,10 +550,10 @@ async def _cached(
         buckets += f";prefix:{prefix}"
     digest = hashlib.blake2b(buckets.encode(), digest_size=16).hexdigest()
     key = (
-        f"analytics:rollup:{what}:{site_key}:{planning.site_version}:{epoch}:{digest}:"
+        f"analytics:rollup:{CACHE_FORMAT}:{what}:{site_key}:{planning.site_version}:{epoch}:{digest}:"
         f"{','.join(map(str, dims))}"
     )
-    return _decode(await planning.cache.get_or_set(key, CACHE_TTL, encoded))
+    return _decode(await planning.cache.get_or_set(key, CACHE_TTL, encoded), lazy=lazy)
 
 
 async def _raw_parts(
@@ -556,9 +566,10 @@ async def _raw_parts(
     prefix: str | None = None,
 ) -> list[tuple[int, dict[rollups.Key, rollups.Agg]]]:
     """The rows of `dims` (values starting with `prefix`) of the raw parts (the open hour, hours still
-    dirty), from raw events: every dimension computed at once and cached (RAW_CACHE_TTL) under the newest
-    event's id and the rollup epoch, so the panels of one dashboard load share one computation and a new
-    event or rollup run makes the next question compute again."""
+    dirty), from raw events: every dimension computed at once and cached (RAW_CACHE_TTL) a dimension an
+    entry under the newest event's id and the rollup epoch, so the panels of one dashboard load share one
+    computation, each decodes only its dimensions, and a new event or rollup run makes the next question
+    compute again."""
     by_day: dict[int, list[int]] = defaultdict(list)
     for part in parts:
         if part.tier == "raw":
@@ -575,24 +586,41 @@ async def _raw_parts(
     def keep(dim: int, value: str | None) -> bool:
         return dim in dims and (prefix is None or (value or "").startswith(prefix))
 
-    if planning.cache is None:
-        computed = {
-            hour: {key: agg for key, agg in aggs.items() if keep(*key)}
-            for hour, aggs in (await compute()).items()
-        }
-    else:
-
-        async def encoded() -> list[Any]:
-            return _encode(await compute())
-
+    cache = planning.cache
+    stored: list[Any] = []
+    if cache is not None:
         newest = await session.scalar(select(func.max(AnalyticsEvent.id)))
         epoch = await rollups.rollup_epoch(session)
         hours = ",".join(str(hour) for day in sorted(by_day) for hour in sorted(by_day[day]))
-        key = (
-            f"analytics:rollup:raw:{site_key}:{planning.site_version}:{epoch}:{newest}:{session_timeout}:"
+        base = (
+            f"analytics:rollup:{CACHE_FORMAT}:raw:{site_key}:{planning.site_version}:{epoch}:{newest}:{session_timeout}:"
             f"{hashlib.blake2b(hours.encode(), digest_size=16).hexdigest()}"
         )
-        computed = _decode(await planning.cache.get_or_set(key, RAW_CACHE_TTL, encoded), keep)
+        keys = [f"{base}:{dim}" for dim in sorted(set(dims))]
+
+        async def compute_every_dim() -> bool:
+            by_dim: dict[int, dict[int, dict[rollups.Key, rollups.Agg]]] = {
+                dim: defaultdict(dict) for dim in rollups.ALL_DIMS
+            }
+            for hour, aggs in (await compute()).items():
+                for key, agg in aggs.items():
+                    by_dim[key[0]][hour][key] = agg
+            for dim, by_hour in by_dim.items():
+                await cache.set(f"{base}:{dim}", _encode(by_hour), RAW_CACHE_TTL)
+            return True
+
+        stored = await cache.get_many(keys)
+        if any(entry is None for entry in stored):
+            await cache.get_or_set(f"{base}:computed", RAW_CACHE_TTL, compute_every_dim)
+            stored = await cache.get_many(keys)
+    computed: dict[int, dict[rollups.Key, rollups.Agg]] = defaultdict(dict)
+    if stored and all(entry is not None for entry in stored):
+        for entry in stored:
+            for hour, aggs in _decode(entry, keep).items():
+                computed[hour].update(aggs)
+    else:  # no cache, or an entry already gone (an eviction between the write and the read)
+        for hour, aggs in (await compute()).items():
+            computed[hour] = {key: agg for key, agg in aggs.items() if keep(*key)}
     return [(hour * rollups.HOUR_MS, aggs) for hour, aggs in computed.items()]
 
 
@@ -648,7 +676,8 @@ async def _merged(
                 rollups.merge_into(merged, aggs)
         return {0: merged}
 
-    merged = (await _cached(session, site_key, "merged", by_tier, dims, planning, load, prefix)).get(0, {})
+    cached = await _cached(session, site_key, "merged", by_tier, dims, planning, load, prefix, lazy=True)
+    merged = cached.get(0, {})
     for _, aggs in await _raw_parts(session, site_key, parts, dims, session_timeout, planning, prefix):
         rollups.merge_into(merged, aggs)
     return merged

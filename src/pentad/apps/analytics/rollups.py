@@ -606,7 +606,7 @@ async def rebuild_day(session: AsyncSession, site_key: int, day: date, zone: zon
     start, end = local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone)
     hours = list(_hours_of(start, end))
     merged: dict[Key, Agg] = {}
-    for aggs in (await read_rollups(session, AnalyticsRollupHourly, site_key, hours, _ALL_DIMS)).values():
+    for aggs in (await read_rollups(session, AnalyticsRollupHourly, site_key, hours, ALL_DIMS)).values():
         merge_into(merged, aggs)
         await asyncio.sleep(0)
     await _replace(session, AnalyticsRollupDaily, site_key, day_number(day), merged)
@@ -616,13 +616,14 @@ async def rebuild_month(session: AsyncSession, site_key: int, first: date) -> No
     following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
     days = list(range(day_number(first), day_number(following)))
     merged: dict[Key, Agg] = {}
-    for aggs in (await read_rollups(session, AnalyticsRollupDaily, site_key, days, _ALL_DIMS)).values():
+    for aggs in (await read_rollups(session, AnalyticsRollupDaily, site_key, days, ALL_DIMS)).values():
         merge_into(merged, aggs)
         await asyncio.sleep(0)
     await _replace(session, AnalyticsRollupMonthly, site_key, month_number(first), merged)
 
 
-_ALL_DIMS = (TOTALS, *DIMS.values(), *GOAL_DIMS)
+ALL_DIMS = (TOTALS, *DIMS.values(), *GOAL_DIMS)
+"""Every dimension a bucket has rows of."""
 
 
 async def dirty_hours(session: AsyncSession, site_key: int, first: int, last: int) -> set[int]:
