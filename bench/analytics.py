@@ -66,7 +66,7 @@ import chat
 import realtime_fanout
 from pentad.app import create_app
 from pentad.apps import enabled_apps
-from pentad.apps.analytics import filters, query, rollups
+from pentad.apps.analytics import export, filters, query, rollups
 from pentad.apps.analytics.ingest import EVENTS, EventRow, flush_events
 from pentad.apps.analytics.models import AnalyticsDirtyBucket, AnalyticsEvent, AnalyticsSite
 from pentad.apps.analytics.settings import AnalyticsSettings
@@ -126,10 +126,7 @@ AGENTS = (
 REFERRERS = ("", "https://www.google.com/", "https://t.co/x", "https://news.example.org/a", "")
 PANELS = ("pages", "sources", "countries", "devices", "browsers", "os", "events")
 """The breakdowns of a filtered load (part `filtered`)."""
-DASHBOARD_BREAKDOWNS = (
-    "pages", "entry_pages", "exit_pages", "sources", "referrers", "utm_source", "utm_medium", "utm_campaign",
-    "utm_content", "utm_term", "countries", "regions", "cities", "devices", "browsers", "os", "events",
-)  # fmt: skip
+DASHBOARD_BREAKDOWNS = export.BREAKDOWN_PANELS
 """Every breakdown panel of the dashboard page (all rolled up)."""
 GOALS = (
     {"kind": "event", "event_name": "Signup", "currency": "EUR"},

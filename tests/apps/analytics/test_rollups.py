@@ -6,6 +6,7 @@ idempotent; visits a late event joins are recounted; the cache follows the rollu
 from __future__ import annotations
 
 import random
+import typing
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -176,6 +177,10 @@ async def compare_all(
             )
             assert sorted(got, key=repr) == sorted(expected, key=repr), (period, dimension)
         await compare_goals_and_props(session, key, span, planning)
+
+
+def test_every_breakdown_the_api_offers_is_rolled_up() -> None:
+    assert sorted(typing.get_args(query.Dimension)) == sorted(rollups.DIMS)
 
 
 GOALS = [

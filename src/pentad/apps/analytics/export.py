@@ -13,35 +13,18 @@ import io
 import zipfile
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from datetime import timedelta
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import StreamingResponse
 
-from pentad.apps.analytics import stats
+from pentad.apps.analytics import query, stats
 from pentad.apps.analytics.retention import RawDataExpired
 from pentad.core.errors import NotFound
 
 EXPORT_ROWS: Final = 1000
-BREAKDOWN_PANELS: Final = (
-    "pages",
-    "entry_pages",
-    "exit_pages",
-    "sources",
-    "referrers",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_content",
-    "utm_term",
-    "countries",
-    "regions",
-    "cities",
-    "devices",
-    "browsers",
-    "os",
-    "events",
-)
+BREAKDOWN_PANELS: Final = get_args(query.Dimension)
+"""Every breakdown, in the dashboard's order."""
 PANELS: Final = ("aggregate", "timeseries", *BREAKDOWN_PANELS, "goals", "props")
 RAW_ONLY: Final = frozenset({"goals", "props"})
 """Panels only raw events answer in a time zone whose midnight is not on a UTC hour (hours do not add up

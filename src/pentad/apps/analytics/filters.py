@@ -14,8 +14,8 @@ of its events matches (`is_not`: when none does). In the kept visits, the events
 custom events, revenue, the event panels) are those matching every `is`/`contains` event filter; visits,
 bounces and duration are the kept visits'. `(none)` as a value means "not set".
 
-Rollups hold none of this, so filtered questions, and the panels rollups do not keep (goals, funnels,
-properties), are answered from raw events
+Rollups hold none of this, so filtered questions, and funnels (which rollups do not keep), are answered
+from raw events
 — only over ranges the raw tier still keeps (`retention.ensure_raw_available`, else 422
 `filter_needs_raw_data`). One read of the range's events, by visitor and time; filters on a visitor's
 own facts (country, region, city, device, browser, OS — the daily visitor id is a hash of the address
@@ -418,11 +418,16 @@ def props_of(selection: Selection, key: str | None) -> dict[str | None, Bucket]:
     return found
 
 
+def rank(value: str | None, visitors: int, hits: int) -> tuple[int, int, bool, str]:
+    """Where a row stands in every ranked answer (breakdowns, properties; from rollups or raw events): by
+    visitors, then pageviews and events (`hits`), then value, "(none)" last."""
+    return -visitors, -hits, value is None, value or ""
+
+
 def ranked(found: dict[str | None, Bucket], limit: int) -> list[tuple[str | None, Bucket]]:
-    """By visitors, then events, then value; at most `limit`."""
+    """By `rank`; at most `limit`."""
     order = sorted(
         found.items(),
-        key=lambda item: (-len(item[1].visitors), -(item[1].pageviews + item[1].events), item[0] is None,
-                          item[0] or ""),
-    )  # fmt: skip
+        key=lambda item: rank(item[0], len(item[1].visitors), item[1].pageviews + item[1].events),
+    )
     return order[:limit]

@@ -86,7 +86,8 @@ Dimension = Literal[
     "os",
     "events",
 ]
-"""Breakdown dimensions: every one is in rollups.DIMS, so an unfiltered breakdown comes from rollups."""
+"""Breakdown dimensions, in the dashboard's order (export.BREAKDOWN_PANELS); every one is in rollups.DIMS
+(a test checks), so an unfiltered breakdown comes from rollups."""
 NONE_LABELS = {"sources": "Direct / None", "referrers": "Direct / None"}
 ACQUISITION = rollups.ACQUISITION - {"entry_pages"}
 """Dimensions of how a visit arrived: a visit counts under its first event's value (the later pages of a
@@ -390,9 +391,9 @@ async def _visit_breakdown(
         visit[0 if name == PAGEVIEW else 1] += 1
     close_visit()
     label = NONE_LABELS.get(dimension, "(unknown)")
-    ranked = sorted(
-        visitors, key=lambda key: (-len(visitors[key]), -(views[key] + customs[key]), key is None, key or "")
-    )[:limit]
+    ranked = sorted(visitors, key=lambda key: raw.rank(key, len(visitors[key]), views[key] + customs[key]))[
+        :limit
+    ]
     return [
         Row(key if key is not None else label, len(visitors[key]), views[key], customs[key]) for key in ranked
     ]
@@ -566,10 +567,8 @@ async def _raw_parts(
     prefix: str | None = None,
 ) -> list[tuple[int, dict[rollups.Key, rollups.Agg]]]:
     """The rows of `dims` (values starting with `prefix`) of the raw parts (the open hour, hours still
-    dirty), from raw events: every dimension computed at once and cached (RAW_CACHE_TTL) a dimension an
-    entry under the newest event's id and the rollup epoch, so the panels of one dashboard load share one
-    computation, each decodes only its dimensions, and a new event or rollup run makes the next question
-    compute again."""
+    dirty), from raw events, with their start (unix ms); through the cache when there is one
+    (`_raw_hours_cached`)."""
     by_day: dict[int, list[int]] = defaultdict(list)
     for part in parts:
         if part.tier == "raw":
@@ -577,51 +576,76 @@ async def _raw_parts(
     if not by_day:
         return []
 
-    async def compute() -> dict[int, dict[rollups.Key, rollups.Agg]]:
-        found: dict[int, dict[rollups.Key, rollups.Agg]] = {}
-        for hours in by_day.values():
-            found.update((await rollups.compute_hours(session, site_key, hours, session_timeout)).aggs)
-        return found
-
     def keep(dim: int, value: str | None) -> bool:
         return dim in dims and (prefix is None or (value or "").startswith(prefix))
 
+    found = None
+    if planning.cache is not None:
+        found = await _raw_hours_cached(session, site_key, by_day, dims, keep, session_timeout, planning)
+    if found is None:  # no cache, or an entry already gone (evicted between the write and the read)
+        computed = await _raw_hours(session, site_key, by_day, session_timeout)
+        found = {
+            hour: {key: agg for key, agg in aggs.items() if keep(*key)} for hour, aggs in computed.items()
+        }
+    return [(hour * rollups.HOUR_MS, aggs) for hour, aggs in found.items()]
+
+
+async def _raw_hours(
+    session: AsyncSession, site_key: int, by_day: dict[int, list[int]], session_timeout: int
+) -> dict[int, dict[rollups.Key, rollups.Agg]]:
+    """Every row of the hours (grouped by UTC day), by hour, from raw events (rollups.compute_hours)."""
+    found: dict[int, dict[rollups.Key, rollups.Agg]] = {}
+    for hours in by_day.values():
+        found.update((await rollups.compute_hours(session, site_key, hours, session_timeout)).aggs)
+    return found
+
+
+async def _raw_hours_cached(
+    session: AsyncSession,
+    site_key: int,
+    by_day: dict[int, list[int]],
+    dims: tuple[int, ...],
+    keep: Callable[[int, str | None], bool],
+    session_timeout: int,
+    planning: Planning,
+) -> dict[int, dict[rollups.Key, rollups.Agg]] | None:
+    """The rows `keep` keeps of the hours, by hour: every dimension computed at once (one single-flight
+    loader) and cached a dimension an entry (RAW_CACHE_TTL) under the newest event's id and the rollup
+    epoch, so the panels of one dashboard load share one computation, each decodes only its dimensions,
+    and a new event or rollup run makes the next question compute again. None when an entry is gone."""
     cache = planning.cache
-    stored: list[Any] = []
-    if cache is not None:
-        newest = await session.scalar(select(func.max(AnalyticsEvent.id)))
-        epoch = await rollups.rollup_epoch(session)
-        hours = ",".join(str(hour) for day in sorted(by_day) for hour in sorted(by_day[day]))
-        base = (
-            f"analytics:rollup:{CACHE_FORMAT}:raw:{site_key}:{planning.site_version}:{epoch}:{newest}:{session_timeout}:"
-            f"{hashlib.blake2b(hours.encode(), digest_size=16).hexdigest()}"
-        )
-        keys = [f"{base}:{dim}" for dim in sorted(set(dims))]
+    assert cache is not None
+    newest = await session.scalar(select(func.max(AnalyticsEvent.id)))
+    epoch = await rollups.rollup_epoch(session)
+    hours = ",".join(str(hour) for day in sorted(by_day) for hour in sorted(by_day[day]))
+    base = (
+        f"analytics:rollup:{CACHE_FORMAT}:raw:{site_key}:{planning.site_version}:{epoch}:{newest}:"
+        f"{session_timeout}:{hashlib.blake2b(hours.encode(), digest_size=16).hexdigest()}"
+    )
+    keys = [f"{base}:{dim}" for dim in sorted(set(dims))]
 
-        async def compute_every_dim() -> bool:
-            by_dim: dict[int, dict[int, dict[rollups.Key, rollups.Agg]]] = {
-                dim: defaultdict(dict) for dim in rollups.ALL_DIMS
-            }
-            for hour, aggs in (await compute()).items():
-                for key, agg in aggs.items():
-                    by_dim[key[0]][hour][key] = agg
-            for dim, by_hour in by_dim.items():
-                await cache.set(f"{base}:{dim}", _encode(by_hour), RAW_CACHE_TTL)
-            return True
+    async def compute_every_dim() -> bool:
+        by_dim: dict[int, dict[int, dict[rollups.Key, rollups.Agg]]] = {
+            dim: defaultdict(dict) for dim in rollups.ALL_DIMS
+        }
+        for hour, aggs in (await _raw_hours(session, site_key, by_day, session_timeout)).items():
+            for key, agg in aggs.items():
+                by_dim[key[0]][hour][key] = agg
+        for dim, by_hour in by_dim.items():
+            await cache.set(f"{base}:{dim}", _encode(by_hour), RAW_CACHE_TTL)
+        return True
 
+    stored = await cache.get_many(keys)
+    if any(entry is None for entry in stored):
+        await cache.get_or_set(f"{base}:computed", RAW_CACHE_TTL, compute_every_dim)
         stored = await cache.get_many(keys)
         if any(entry is None for entry in stored):
-            await cache.get_or_set(f"{base}:computed", RAW_CACHE_TTL, compute_every_dim)
-            stored = await cache.get_many(keys)
-    computed: dict[int, dict[rollups.Key, rollups.Agg]] = defaultdict(dict)
-    if stored and all(entry is not None for entry in stored):
-        for entry in stored:
-            for hour, aggs in _decode(entry, keep).items():
-                computed[hour].update(aggs)
-    else:  # no cache, or an entry already gone (an eviction between the write and the read)
-        for hour, aggs in (await compute()).items():
-            computed[hour] = {key: agg for key, agg in aggs.items() if keep(*key)}
-    return [(hour * rollups.HOUR_MS, aggs) for hour, aggs in computed.items()]
+            return None
+    found: dict[int, dict[rollups.Key, rollups.Agg]] = defaultdict(dict)
+    for entry in stored:
+        for hour, aggs in _decode(entry, keep).items():
+            found[hour].update(aggs)
+    return found
 
 
 async def _collect(
@@ -768,10 +792,7 @@ async def breakdown(
     dim = rollups.DIMS[dimension]
     merged = await _merged(session, site_key, parts, (dim,), session_timeout, planning)
     counted = [(value, agg.sketch.count(), agg) for (_, value), agg in merged.items()]
-    # by visitors, then pageviews and events, then value: as the raw engines rank (filters.ranked)
-    counted.sort(
-        key=lambda item: (-item[1], -(item[2].pageviews + item[2].events), item[0] is None, item[0] or "")
-    )
+    counted.sort(key=lambda item: raw.rank(item[0], item[1], item[2].pageviews + item[2].events))
     label = NONE_LABELS.get(dimension, "(unknown)")
     return [
         Row(value if value is not None else label, count, agg.pageviews, agg.events)
@@ -826,7 +847,7 @@ async def properties(
         (value if prefix is None else json.loads(value or "[]")[1], agg.sketch.count(), agg)
         for (_, value), agg in merged.items()
     ]
-    counted.sort(key=lambda item: (-item[1], -(item[2].pageviews + item[2].events), item[0] or ""))
+    counted.sort(key=lambda item: raw.rank(item[0], item[1], item[2].pageviews + item[2].events))
     return [PropRow(value or "", count, agg.pageviews + agg.events) for value, count, agg in counted[:limit]]
 
 

@@ -139,20 +139,24 @@ Key = tuple[int, str | None]
 """(dim, value): one rollup row."""
 
 
+def _json(parts: list[str | None]) -> str:
+    """A composite rollup value: compact JSON, so no separator can be confused with the texts."""
+    return json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
+
+
 def prop_value(name: str, value: str) -> str:
-    """The PROP_VALUES value of one property (JSON: no separator can be confused with the texts)."""
-    return json.dumps([name, value], ensure_ascii=False, separators=(",", ":"))
+    """The PROP_VALUES value of one property."""
+    return _json([name, value])
 
 
 def prop_prefix(name: str) -> str:
     """What every PROP_VALUES value of property `name` starts with."""
-    return json.dumps([name], ensure_ascii=False, separators=(",", ":"))[:-1] + ","
+    return _json([name])[:-1] + ","
 
 
 def revenue_value(currency: str, name: str, path: str) -> str:
-    """The REVENUE value of an event (JSON [currency, name, path], the path null but for pageviews)."""
-    kept = path if name == PAGEVIEW else None
-    return json.dumps([currency, name, kept], ensure_ascii=False, separators=(",", ":"))
+    """The REVENUE value of an event ([currency, name, path], the path null but for pageviews)."""
+    return _json([currency, name, path if name == PAGEVIEW else None])
 
 
 def value_hash(value: str | None) -> int:
